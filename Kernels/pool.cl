@@ -1,0 +1,127 @@
+// Pooling, float32 NCHW: max pool, average pool, adaptive average pool; forward and backward.
+// Window geometry is PyTorch's: output o covers input rows o*S - P ... o*S - P + KS - 1.
+// Forward: one output per work-item, global (OW, OH, Nb*C). Backward gathers, one input pixel
+// per work-item, global (W, H, Nb*C): no atomics, deterministic.
+
+// The argmax of the window of output (oy, ox) as a flat index into the plane, -1 if the window
+// holds only padding. Ties go to the first maximum in row-major order, as in PyTorch.
+inline int maxpool_argmax(__global const float* plane, int H, int W, int oy, int ox,
+                          int KH, int KW, int SH, int SW, int PH, int PW) {
+    const int y0 = oy * SH - PH, x0 = ox * SW - PW;
+    int best = -1;
+    float bestValue = -INFINITY;
+    for (int ky = 0; ky < KH; ++ky) {
+        const int iy = y0 + ky;
+        if (iy < 0 || iy >= H) continue;
+        for (int kx = 0; kx < KW; ++kx) {
+            const int ix = x0 + kx;
+            if (ix < 0 || ix >= W) continue;
+            const float v = plane[iy * W + ix];
+            if (best < 0 || v > bestValue || isnan(v)) { best = iy * W + ix; bestValue = v; if (isnan(v)) return best; }
+        }
+    }
+    return best;
+}
+
+__kernel void maxpool2d_forward(__global const float* x, __global float* y, int H, int W, int OH, int OW,
+                                int KH, int KW, int SH, int SW, int PH, int PW) {
+    const int ox = get_global_id(0), oy = get_global_id(1), nc = get_global_id(2);
+    if (ox >= OW || oy >= OH) return;
+    __global const float* plane = x + (long)nc * H * W;
+    const int a = maxpool_argmax(plane, H, W, oy, ox, KH, KW, SH, SW, PH, PW);
+    y[((long)nc * OH + oy) * OW + ox] = a < 0 ? -INFINITY : plane[a];
+}
+
+// The range of outputs o with o*S - P <= i <= o*S - P + KS - 1, clipped to [0, O).
+inline int2 pool_outputs_covering(int i, int KS, int S, int P, int O) {
+    const int lo = max(0, (i + P - KS + S) / S);
+    const int hi = min(O - 1, (i + P) / S);
+    return (int2)(lo, hi);
+}
+
+__kernel void maxpool2d_backward(__global const float* gy, __global const float* x, __global float* gx,
+                                 int H, int W, int OH, int OW, int KH, int KW, int SH, int SW, int PH, int PW) {
+    const int ix = get_global_id(0), iy = get_global_id(1), nc = get_global_id(2);
+    if (ix >= W || iy >= H) return;
+    __global const float* plane = x + (long)nc * H * W;
+    const int2 ry = pool_outputs_covering(iy, KH, SH, PH, OH);
+    const int2 rx = pool_outputs_covering(ix, KW, SW, PW, OW);
+    float sum = 0.0f;
+    for (int oy = ry.x; oy <= ry.y; ++oy)
+        for (int ox = rx.x; ox <= rx.y; ++ox)
+            if (maxpool_argmax(plane, H, W, oy, ox, KH, KW, SH, SW, PH, PW) == iy * W + ix)
+                sum += gy[((long)nc * OH + oy) * OW + ox];
+    gx[((long)nc * H + iy) * W + ix] = sum;
+}
+
+// PyTorch's divisor: the window clipped to the padded input (count_include_pad) or to the input.
+inline float avgpool_divisor(int oy, int ox, int H, int W, int KH, int KW, int SH, int SW, int PH, int PW,
+                             int countIncludePad) {
+    int y0 = oy * SH - PH, x0 = ox * SW - PW;
+    int y1 = min(y0 + KH, H + PH), x1 = min(x0 + KW, W + PW);
+    const int padded = (y1 - y0) * (x1 - x0);
+    y0 = max(y0, 0); x0 = max(x0, 0); y1 = min(y1, H); x1 = min(x1, W);
+    return countIncludePad ? (float)padded : (float)((y1 - y0) * (x1 - x0));
+}
+
+__kernel void avgpool2d_forward(__global const float* x, __global float* y, int H, int W, int OH, int OW,
+                                int KH, int KW, int SH, int SW, int PH, int PW, int countIncludePad) {
+    const int ox = get_global_id(0), oy = get_global_id(1), nc = get_global_id(2);
+    if (ox >= OW || oy >= OH) return;
+    __global const float* plane = x + (long)nc * H * W;
+    const int y0 = oy * SH - PH, x0 = ox * SW - PW;
+    float sum = 0.0f;
+    for (int iy = max(y0, 0); iy < min(y0 + KH, H); ++iy)
+        for (int ix = max(x0, 0); ix < min(x0 + KW, W); ++ix) sum += plane[iy * W + ix];
+    y[((long)nc * OH + oy) * OW + ox] = sum / avgpool_divisor(oy, ox, H, W, KH, KW, SH, SW, PH, PW, countIncludePad);
+}
+
+__kernel void avgpool2d_backward(__global const float* gy, __global float* gx, int H, int W, int OH, int OW,
+                                 int KH, int KW, int SH, int SW, int PH, int PW, int countIncludePad) {
+    const int ix = get_global_id(0), iy = get_global_id(1), nc = get_global_id(2);
+    if (ix >= W || iy >= H) return;
+    const int2 ry = pool_outputs_covering(iy, KH, SH, PH, OH);
+    const int2 rx = pool_outputs_covering(ix, KW, SW, PW, OW);
+    float sum = 0.0f;
+    for (int oy = ry.x; oy <= ry.y; ++oy)
+        for (int ox = rx.x; ox <= rx.y; ++ox)
+            sum += gy[((long)nc * OH + oy) * OW + ox] / avgpool_divisor(oy, ox, H, W, KH, KW, SH, SW, PH, PW, countIncludePad);
+    gx[((long)nc * H + iy) * W + ix] = sum;
+}
+
+// Adaptive average pool: output o averages input [floor(o*I/O), ceil((o+1)*I/O)).
+inline int adaptive_start(int o, int I, int O) { return (o * I) / O; }
+inline int adaptive_end(int o, int I, int O) { return ((o + 1) * I + O - 1) / O; }
+
+__kernel void adaptive_avgpool2d_forward(__global const float* x, __global float* y, int H, int W, int OH, int OW) {
+    const int ox = get_global_id(0), oy = get_global_id(1), nc = get_global_id(2);
+    if (ox >= OW || oy >= OH) return;
+    __global const float* plane = x + (long)nc * H * W;
+    const int y0 = adaptive_start(oy, H, OH), y1 = adaptive_end(oy, H, OH);
+    const int x0 = adaptive_start(ox, W, OW), x1 = adaptive_end(ox, W, OW);
+    float sum = 0.0f;
+    for (int iy = y0; iy < y1; ++iy) {
+        int ix = x0;
+        float4 s4 = (float4)(0.0f);
+        for (; ix + 3 < x1; ix += 4) s4 += vload4(0, plane + iy * W + ix);
+        sum += s4.x + s4.y + s4.z + s4.w;
+        for (; ix < x1; ++ix) sum += plane[iy * W + ix];
+    }
+    y[((long)nc * OH + oy) * OW + ox] = sum / (float)((y1 - y0) * (x1 - x0));
+}
+
+__kernel void adaptive_avgpool2d_backward(__global const float* gy, __global float* gx, int H, int W, int OH, int OW) {
+    const int ix = get_global_id(0), iy = get_global_id(1), nc = get_global_id(2);
+    if (ix >= W || iy >= H) return;
+    float sum = 0.0f;
+    for (int oy = 0; oy < OH; ++oy) {
+        const int y0 = adaptive_start(oy, H, OH), y1 = adaptive_end(oy, H, OH);
+        if (iy < y0 || iy >= y1) continue;
+        for (int ox = 0; ox < OW; ++ox) {
+            const int x0 = adaptive_start(ox, W, OW), x1 = adaptive_end(ox, W, OW);
+            if (ix < x0 || ix >= x1) continue;
+            sum += gy[((long)nc * OH + oy) * OW + ox] / (float)((y1 - y0) * (x1 - x0));
+        }
+    }
+    gx[((long)nc * H + iy) * W + ix] = sum;
+}

@@ -1,0 +1,91 @@
+// Reductions of each row of a [rows, cols] float32 array, and their backward passes.
+// One work-group of RWG work-items per row (global (RWG, rows)), tree reduction in local memory.
+// OP: 0 sum, 1 mean, 2 sum of squares.
+//   backward: sum gx = g; mean gx = g / cols; sum of squares gx = 2 x g
+// max_rows gives each row's maximum and the index of its first occurrence (stored as a float:
+// exact for rows shorter than 2^24); its backward routes g to that index.
+// channel_sum sums [Nb, C, HW] over Nb and HW for each channel: the bias gradient of conv2d
+// (and of linear, with HW = 1).
+
+#ifndef RWG
+#define RWG 64
+#endif
+
+__kernel __attribute__((reqd_work_group_size(RWG, 1, 1)))
+void reduce_rows(__global const float* x, __global float* y, int cols, int OP) {
+    __local float scratch[RWG];
+    const int l = get_local_id(0);
+    const long row = (long)get_group_id(1) * cols;
+    float s = 0.0f;
+    for (int j = l; j < cols; j += RWG) { const float v = x[row + j]; s += OP == 2 ? v * v : v; }
+    scratch[l] = s;
+    barrier(CLK_LOCAL_MEM_FENCE);
+    for (int h = RWG / 2; h > 0; h >>= 1) {
+        if (l < h) scratch[l] += scratch[l + h];
+        barrier(CLK_LOCAL_MEM_FENCE);
+    }
+    if (l == 0) y[get_group_id(1)] = OP == 1 ? scratch[0] / (float)cols : scratch[0];
+}
+
+__kernel void reduce_rows_backward(__global const float* gy, __global const float* x, __global float* gx,
+                                   int cols, int total, int OP) {
+    const int i = get_global_id(0);
+    if (i >= total) return;
+    const float g = gy[i / cols];
+    gx[i] = OP == 0 ? g : OP == 1 ? g / (float)cols : 2.0f * x[i] * g;
+}
+
+__kernel __attribute__((reqd_work_group_size(RWG, 1, 1)))
+void max_rows(__global const float* x, __global float* values, __global float* indices, int cols) {
+    __local float best[RWG];
+    __local int where[RWG];
+    const int l = get_local_id(0);
+    const long row = (long)get_group_id(1) * cols;
+    float m = -INFINITY;
+    int at = -1;
+    for (int j = l; j < cols; j += RWG) {
+        const float v = x[row + j];
+        if (at < 0 || v > m) { m = v; at = j; }
+    }
+    best[l] = m;
+    where[l] = at;
+    barrier(CLK_LOCAL_MEM_FENCE);
+    for (int h = RWG / 2; h > 0; h >>= 1) {
+        if (l < h) {
+            const int other = where[l + h];
+            if (other >= 0 && (where[l] < 0 || best[l + h] > best[l] || (best[l + h] == best[l] && other < where[l]))) {
+                best[l] = best[l + h];
+                where[l] = other;
+            }
+        }
+        barrier(CLK_LOCAL_MEM_FENCE);
+    }
+    if (l == 0) { values[get_group_id(1)] = best[0]; indices[get_group_id(1)] = (float)where[0]; }
+}
+
+__kernel void max_rows_backward(__global const float* gy, __global const float* indices, __global float* gx,
+                                int cols, int total) {
+    const int i = get_global_id(0);
+    if (i >= total) return;
+    const int row = i / cols;
+    gx[i] = (i - row * cols) == (int)indices[row] ? gy[row] : 0.0f;
+}
+
+__kernel __attribute__((reqd_work_group_size(RWG, 1, 1)))
+void channel_sum(__global const float* x, __global float* y, int Nb, int C, int HW) {
+    __local float scratch[RWG];
+    const int l = get_local_id(0);
+    const int c = get_group_id(1);
+    float s = 0.0f;
+    for (int n = 0; n < Nb; ++n) {
+        __global const float* plane = x + ((long)n * C + c) * HW;
+        for (int j = l; j < HW; j += RWG) s += plane[j];
+    }
+    scratch[l] = s;
+    barrier(CLK_LOCAL_MEM_FENCE);
+    for (int h = RWG / 2; h > 0; h >>= 1) {
+        if (l < h) scratch[l] += scratch[l + h];
+        barrier(CLK_LOCAL_MEM_FENCE);
+    }
+    if (l == 0) y[c] = scratch[0];
+}

@@ -1,0 +1,44 @@
+// swift-tools-version:6.0
+import PackageDescription
+
+let package = Package(
+    name: "Loupe",
+    platforms: [.macOS(.v15)],
+    products: [
+        .executable(name: "loupe", targets: ["loupe"]),
+        .library(name: "Device", targets: ["Device"]),
+        .library(name: "Backend", targets: ["Backend"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+    ],
+    targets: [
+        // C view of <CL/cl.h>; nothing else.
+        .systemLibrary(
+            name: "COpenCL",
+            pkgConfig: "OpenCL",
+            providers: [.apt(["ocl-icd-opencl-dev", "opencl-headers"])]
+        ),
+        // OpenCL objects as Swift types. Knows nothing about neural nets.
+        .target(name: "Device", dependencies: ["COpenCL"]),
+        // Turns Kernels/*.cl into Swift string constants at build time.
+        .executableTarget(name: "KernelEmbedder"),
+        .plugin(name: "EmbedKernels", capability: .buildTool(), dependencies: ["KernelEmbedder"]),
+        // Shapes, the Backend protocol, the CPU reference and the OpenCL backend.
+        .target(name: "Backend", dependencies: ["Device"], plugins: ["EmbedKernels"]),
+        // Kernel microbenchmarks (device time from profiling events).
+        .target(name: "Bench", dependencies: ["Backend", "Device"]),
+        // Subcommands: argument parsing only.
+        .target(name: "LoupeCLI", dependencies: [
+            "Backend", "Device", "Bench",
+            .product(name: "ArgumentParser", package: "swift-argument-parser"),
+        ]),
+        .executableTarget(name: "loupe", dependencies: ["LoupeCLI"]),
+        .target(name: "TestSupport", dependencies: ["Backend", "Device"], path: "Tests/TestSupport"),
+        .testTarget(name: "DeviceTests", dependencies: ["Device", "TestSupport"]),
+        .testTarget(name: "BackendTests", dependencies: ["Backend", "TestSupport"],
+                    resources: [.copy("Fixtures")]),
+        .testTarget(name: "LoupeCLITests", dependencies: ["LoupeCLI", "TestSupport"]),
+    ],
+    swiftLanguageModes: [.v6]
+)

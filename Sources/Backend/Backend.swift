@@ -1,0 +1,137 @@
+/// Every op Loupe's algorithms need, forward and backward, float32 NCHW. Two implementations:
+/// `CPUBackend` (plain Swift, the reference) and `OpenCLBackend` (any OpenCL device). Code
+/// written against this protocol runs unchanged on both, which is what makes "compare CPU and
+/// GPU" free. Every op validates shapes the same way on both (`ShapeRules`) and throws a
+/// `BackendError` naming the op and the shapes; nothing traps on bad input.
+public protocol Backend: AnyObject, Sendable {
+    /// "cpu" or the OpenCL device's name.
+    var name: String { get }
+
+    // MARK: Transfer
+    /// A tensor holding `values` (row-major, `shape.count` of them).
+    func tensor(_ values: [Float], _ shape: Shape) throws -> Tensor
+    /// The values of `tensor`, row-major. Waits for pending work on the device.
+    func values(_ tensor: Tensor) throws -> [Float]
+
+    // MARK: conv2d: x [N, Cin, H, W], weight [Cout, Cin/groups, KH, KW], bias [Cout]
+    func conv2d(_ x: Tensor, weight: Tensor, bias: Tensor?, _ p: Conv2DParams) throws -> Tensor
+    /// dL/dx from dL/dy.
+    func conv2dBackwardInput(_ gy: Tensor, weight: Tensor, inputShape: Shape, _ p: Conv2DParams) throws -> Tensor
+    /// dL/dweight from dL/dy and the forward input.
+    func conv2dBackwardWeight(_ gy: Tensor, input: Tensor, weightShape: Shape, _ p: Conv2DParams) throws -> Tensor
+    /// dL/dbias: gy summed over N, H and W, shape [Cout].
+    func conv2dBackwardBias(_ gy: Tensor) throws -> Tensor
+
+    // MARK: relu, relu6
+    func activation(_ x: Tensor, _ kind: Activation) throws -> Tensor
+    func activationBackward(_ gy: Tensor, input: Tensor, _ kind: Activation, rule: GradientRule) throws -> Tensor
+
+    // MARK: Pooling
+    func maxPool2d(_ x: Tensor, _ p: Pool2DParams) throws -> Tensor
+    /// Routes each output gradient to its window's argmax (first maximum, as PyTorch).
+    func maxPool2dBackward(_ gy: Tensor, input: Tensor, _ p: Pool2DParams) throws -> Tensor
+    func avgPool2d(_ x: Tensor, _ p: Pool2DParams) throws -> Tensor
+    func avgPool2dBackward(_ gy: Tensor, inputShape: Shape, _ p: Pool2DParams) throws -> Tensor
+    /// PyTorch's adaptive average pool: output cell o covers [floor(o*I/O), ceil((o+1)*I/O)).
+    func adaptiveAvgPool2d(_ x: Tensor, outputSize: (h: Int, w: Int)) throws -> Tensor
+    func adaptiveAvgPool2dBackward(_ gy: Tensor, inputShape: Shape) throws -> Tensor
+
+    // MARK: linear: x [N, In], weight [Out, In], bias [Out]; y = x W^T + b
+    func linear(_ x: Tensor, weight: Tensor, bias: Tensor?) throws -> Tensor
+    func linearBackwardInput(_ gy: Tensor, weight: Tensor) throws -> Tensor
+    func linearBackwardWeight(_ gy: Tensor, input: Tensor) throws -> Tensor
+    /// gy summed over the batch, shape [Out].
+    func linearBackwardBias(_ gy: Tensor) throws -> Tensor
+
+    // MARK: batchnorm2d, inference mode
+    func batchNorm2d(_ x: Tensor, _ bn: BatchNormParams) throws -> Tensor
+    func batchNorm2dBackward(_ gy: Tensor, _ bn: BatchNormParams) throws -> Tensor
+
+    // MARK: Elementwise (same shapes)
+    func add(_ a: Tensor, _ b: Tensor) throws -> Tensor
+    func mul(_ a: Tensor, _ b: Tensor) throws -> Tensor
+    func scale(_ a: Tensor, _ s: Float) throws -> Tensor
+    /// alpha * x + y
+    func axpy(_ alpha: Float, _ x: Tensor, _ y: Tensor) throws -> Tensor
+
+    // MARK: Channels (dimension 1 of NCHW)
+    func concat(_ parts: [Tensor]) throws -> Tensor
+    func split(_ x: Tensor, sizes: [Int]) throws -> [Tensor]
+
+    // MARK: Softmax over the last dimension
+    func softmax(_ x: Tensor) throws -> Tensor
+    /// From dL/dy and the forward output y.
+    func softmaxBackward(_ gy: Tensor, output: Tensor) throws -> Tensor
+    func logSoftmax(_ x: Tensor) throws -> Tensor
+    func logSoftmaxBackward(_ gy: Tensor, output: Tensor) throws -> Tensor
+
+    // MARK: Reductions over all dimensions from `axis` on; the result has shape dims[..<axis]
+    // (or [1] for axis 0).
+    func reduce(_ x: Tensor, _ op: Reduction, axis: Int) throws -> Tensor
+    func reduceBackward(_ gy: Tensor, input: Tensor, _ op: Reduction, axis: Int) throws -> Tensor
+    /// Maximum and the flat index of its first occurrence (as a float) within each row.
+    func max(_ x: Tensor, axis: Int) throws -> (values: Tensor, indices: Tensor)
+    func maxBackward(_ gy: Tensor, indices: Tensor, inputShape: Shape, axis: Int) throws -> Tensor
+}
+
+/// Shape checks and output shapes shared by both backends, so both refuse the same inputs
+/// with the same message.
+public enum ShapeRules {
+    public static func same(_ op: String, _ a: Shape, _ b: Shape) throws {
+        guard a == b else { throw BackendError(op, "shapes differ: \(a) vs \(b)") }
+    }
+
+    public static func rank4(_ op: String, _ s: Shape) throws -> (n: Int, c: Int, h: Int, w: Int) {
+        guard let v = s.nchw else { throw BackendError(op, "expected an NCHW tensor, got \(s)") }
+        return v
+    }
+
+    public static func channelVector(_ op: String, _ t: Tensor?, channels: Int, what: String) throws {
+        guard let t else { return }
+        guard t.shape == [channels] else {
+            throw BackendError(op, "\(what) has shape \(t.shape), expected [\(channels)]")
+        }
+    }
+
+    /// (rows, cols) of a reduction from `axis` on.
+    public static func rows(_ op: String, _ s: Shape, axis: Int) throws -> (rows: Int, cols: Int, out: Shape) {
+        guard axis >= 0, axis < s.rank else { throw BackendError(op, "axis \(axis) out of range for \(s)") }
+        let rows = s.dims[..<axis].reduce(1, *)
+        let cols = s.dims[axis...].reduce(1, *)
+        guard cols > 0 else { throw BackendError(op, "cannot reduce an empty tensor \(s)") }
+        return (rows, cols, axis == 0 ? [1] : Shape(Array(s.dims[..<axis])))
+    }
+
+    public static func lastDim(_ op: String, _ s: Shape) throws -> (rows: Int, cols: Int) {
+        guard s.rank >= 1, let cols = s.dims.last, cols > 0 else { throw BackendError(op, "expected a non-empty tensor, got \(s)") }
+        return (s.count / cols, cols)
+    }
+
+    public static func linear(_ op: String, x: Shape, weight: Shape) throws -> (n: Int, inF: Int, outF: Int) {
+        guard x.rank == 2, weight.rank == 2, x[1] == weight[1] else {
+            throw BackendError(op, "input \(x) and weight \(weight) must be [N, In] and [Out, In]")
+        }
+        return (x[0], x[1], weight[0])
+    }
+
+    public static func concat(_ op: String, _ parts: [Shape]) throws -> Shape {
+        guard let first = parts.first else { throw BackendError(op, "nothing to concatenate") }
+        let f = try rank4(op, first)
+        var channels = 0
+        for p in parts {
+            let v = try rank4(op, p)
+            guard v.n == f.n, v.h == f.h, v.w == f.w else {
+                throw BackendError(op, "shapes \(parts.map(\.description).joined(separator: ", ")) differ outside the channel dimension")
+            }
+            channels += v.c
+        }
+        return [f.n, channels, f.h, f.w]
+    }
+
+    public static func split(_ op: String, _ s: Shape, sizes: [Int]) throws {
+        let v = try rank4(op, s)
+        guard sizes.allSatisfy({ $0 > 0 }), sizes.reduce(0, +) == v.c else {
+            throw BackendError(op, "sizes \(sizes) do not add up to the \(v.c) channels of \(s)")
+        }
+    }
+}

@@ -1,0 +1,221 @@
+import Foundation
+
+// Linear, batchnorm, elementwise, channel and softmax ops on the CPU reference backend.
+extension CPUBackend {
+    public func linear(_ x: Tensor, weight: Tensor, bias: Tensor?) throws -> Tensor {
+        let (n, inF, outF) = try ShapeRules.linear("linear", x: x.shape, weight: weight.shape)
+        try ShapeRules.channelVector("linear", bias, channels: outF, what: "bias")
+        let xv = try host(x, "linear"), wv = try host(weight, "linear"), bv = try bias.map { try host($0, "linear") }
+        var y = [Float](repeating: 0, count: n * outF)
+        for b in 0..<n { for o in 0..<outF {
+            var s = bv?[o] ?? 0
+            for i in 0..<inF { s += xv[b * inF + i] * wv[o * inF + i] }
+            y[b * outF + o] = s
+        } }
+        return make(y, [n, outF])
+    }
+
+    public func linearBackwardInput(_ gy: Tensor, weight: Tensor) throws -> Tensor {
+        guard gy.shape.rank == 2, weight.shape.rank == 2, gy.shape[1] == weight.shape[0] else {
+            throw BackendError("linear backward input", "gradient \(gy.shape) and weight \(weight.shape) must be [N, Out] and [Out, In]")
+        }
+        let (n, outF, inF) = (gy.shape[0], weight.shape[0], weight.shape[1])
+        let gv = try host(gy, "linear backward input"), wv = try host(weight, "linear backward input")
+        var gx = [Float](repeating: 0, count: n * inF)
+        for b in 0..<n { for i in 0..<inF { for o in 0..<outF { gx[b * inF + i] += gv[b * outF + o] * wv[o * inF + i] } } }
+        return make(gx, [n, inF])
+    }
+
+    public func linearBackwardWeight(_ gy: Tensor, input: Tensor) throws -> Tensor {
+        guard gy.shape.rank == 2, input.shape.rank == 2, gy.shape[0] == input.shape[0] else {
+            throw BackendError("linear backward weight", "gradient \(gy.shape) and input \(input.shape) must be [N, Out] and [N, In]")
+        }
+        let (n, outF, inF) = (gy.shape[0], gy.shape[1], input.shape[1])
+        let gv = try host(gy, "linear backward weight"), xv = try host(input, "linear backward weight")
+        var gw = [Float](repeating: 0, count: outF * inF)
+        for b in 0..<n { for o in 0..<outF { for i in 0..<inF { gw[o * inF + i] += gv[b * outF + o] * xv[b * inF + i] } } }
+        return make(gw, [outF, inF])
+    }
+
+    public func linearBackwardBias(_ gy: Tensor) throws -> Tensor {
+        guard gy.shape.rank == 2 else { throw BackendError("linear backward bias", "expected [N, Out], got \(gy.shape)") }
+        let gv = try host(gy, "linear backward bias")
+        var gb = [Float](repeating: 0, count: gy.shape[1])
+        for b in 0..<gy.shape[0] { for o in 0..<gy.shape[1] { gb[o] += gv[b * gy.shape[1] + o] } }
+        return make(gb, [gy.shape[1]])
+    }
+
+    /// Per-channel (scale, shift) with y = x * scale + shift.
+    private func bnAffine(_ op: String, _ bn: BatchNormParams, channels: Int) throws -> (s: [Float], t: [Float]) {
+        for (t, what) in [(bn.gamma, "gamma"), (bn.beta, "beta"), (bn.mean, "running mean"), (bn.variance, "running variance")] {
+            try ShapeRules.channelVector(op, t, channels: channels, what: what)
+        }
+        let g = try host(bn.gamma, op), b = try host(bn.beta, op), m = try host(bn.mean, op), v = try host(bn.variance, op)
+        let s = (0..<channels).map { g[$0] / (v[$0] + bn.eps).squareRoot() }
+        return (s, (0..<channels).map { b[$0] - m[$0] * s[$0] })
+    }
+
+    public func batchNorm2d(_ x: Tensor, _ bn: BatchNormParams) throws -> Tensor {
+        let (n, c, h, w) = try ShapeRules.rank4("batchnorm2d", x.shape)
+        _ = try bnAffine("batchnorm2d", bn, channels: c)
+        let g = try host(bn.gamma, "batchnorm2d"), b = try host(bn.beta, "batchnorm2d")
+        let m = try host(bn.mean, "batchnorm2d"), v = try host(bn.variance, "batchnorm2d")
+        var y = try host(x, "batchnorm2d")
+        for i in 0..<n { for ch in 0..<c { for j in 0..<(h * w) {
+            let k = (i * c + ch) * h * w + j
+            y[k] = (y[k] - m[ch]) / (v[ch] + bn.eps).squareRoot() * g[ch] + b[ch]
+        } } }
+        return make(y, x.shape)
+    }
+
+    public func batchNorm2dBackward(_ gy: Tensor, _ bn: BatchNormParams) throws -> Tensor {
+        let (n, c, h, w) = try ShapeRules.rank4("batchnorm2d backward", gy.shape)
+        let (s, _) = try bnAffine("batchnorm2d backward", bn, channels: c)
+        let gv = try host(gy, "batchnorm2d backward")
+        var gx = gv
+        for b in 0..<n { for ch in 0..<c { for i in 0..<(h * w) { gx[(b * c + ch) * h * w + i] *= s[ch] } } }
+        return make(gx, gy.shape)
+    }
+
+    private func zip2(_ op: String, _ a: Tensor, _ b: Tensor, _ f: (Float, Float) -> Float) throws -> Tensor {
+        try ShapeRules.same(op, a.shape, b.shape)
+        let av = try host(a, op), bv = try host(b, op)
+        return make(zip(av, bv).map(f), a.shape)
+    }
+
+    public func add(_ a: Tensor, _ b: Tensor) throws -> Tensor { try zip2("add", a, b, +) }
+    public func mul(_ a: Tensor, _ b: Tensor) throws -> Tensor { try zip2("mul", a, b, *) }
+    public func scale(_ a: Tensor, _ s: Float) throws -> Tensor { make(try host(a, "scale").map { s * $0 }, a.shape) }
+    public func axpy(_ alpha: Float, _ x: Tensor, _ y: Tensor) throws -> Tensor { try zip2("axpy", x, y) { alpha * $0 + $1 } }
+
+    public func concat(_ parts: [Tensor]) throws -> Tensor {
+        let out = try ShapeRules.concat("concat", parts.map(\.shape))
+        let (n, _, h, w) = out.nchw!
+        var y: [Float] = []
+        y.reserveCapacity(out.count)
+        let hosts = try parts.map { try host($0, "concat") }
+        for b in 0..<n { for (p, v) in zip(parts, hosts) {
+            let size: Int = p.shape[1] * h * w
+            y.append(contentsOf: v[(b * size)..<((b + 1) * size)])
+        } }
+        return make(y, out)
+    }
+
+    public func split(_ x: Tensor, sizes: [Int]) throws -> [Tensor] {
+        try ShapeRules.split("split", x.shape, sizes: sizes)
+        let (n, c, h, w) = x.shape.nchw!
+        let xv = try host(x, "split")
+        var offset = 0
+        var parts: [Tensor] = []
+        for size in sizes {
+            var part: [Float] = []
+            for b in 0..<n {
+                let start: Int = (b * c + offset) * h * w
+                part.append(contentsOf: xv[start..<(start + size * h * w)])
+            }
+            offset += size
+            parts.append(make(part, Shape([n, size, h, w])))
+        }
+        return parts
+    }
+
+    private func rowsMap(_ op: String, _ x: Tensor, _ f: (ArraySlice<Float>) -> [Float]) throws -> Tensor {
+        let (rows, cols) = try ShapeRules.lastDim(op, x.shape)
+        let xv = try host(x, op)
+        var y: [Float] = []
+        y.reserveCapacity(xv.count)
+        for r in 0..<rows { y += f(xv[(r * cols)..<((r + 1) * cols)]) }
+        return make(y, x.shape)
+    }
+
+    public func softmax(_ x: Tensor) throws -> Tensor {
+        try rowsMap("softmax", x) { row in
+            let m = row.max()!
+            let e = row.map { Float(Foundation.exp(Double($0 - m))) }
+            let s = e.reduce(0, +)
+            return e.map { $0 / s }
+        }
+    }
+
+    public func logSoftmax(_ x: Tensor) throws -> Tensor {
+        try rowsMap("log-softmax", x) { row in
+            let m = row.max()!
+            let s = row.reduce(0.0) { $0 + Foundation.exp(Double($1 - m)) }
+            return row.map { $0 - m - Float(Foundation.log(s)) }
+        }
+    }
+
+    private func rowsBackward(_ op: String, _ gy: Tensor, _ y: Tensor, _ f: ([Float], [Float]) -> [Float]) throws -> Tensor {
+        try ShapeRules.same(op, gy.shape, y.shape)
+        let (rows, cols) = try ShapeRules.lastDim(op, gy.shape)
+        let gv = try host(gy, op), yv = try host(y, op)
+        var gx: [Float] = []
+        for r in 0..<rows { gx += f(Array(gv[(r * cols)..<((r + 1) * cols)]), Array(yv[(r * cols)..<((r + 1) * cols)])) }
+        return make(gx, gy.shape)
+    }
+
+    public func softmaxBackward(_ gy: Tensor, output: Tensor) throws -> Tensor {
+        try rowsBackward("softmax backward", gy, output) { g, y in
+            let dot = zip(g, y).reduce(0) { $0 + $1.0 * $1.1 }
+            return zip(g, y).map { $1 * ($0 - dot) }
+        }
+    }
+
+    public func logSoftmaxBackward(_ gy: Tensor, output: Tensor) throws -> Tensor {
+        try rowsBackward("log-softmax backward", gy, output) { g, y in
+            let total = g.reduce(0, +)
+            return zip(g, y).map { $0 - Foundation.exp($1) * total }
+        }
+    }
+
+    public func reduce(_ x: Tensor, _ op: Reduction, axis: Int) throws -> Tensor {
+        let (rows, cols, out) = try ShapeRules.rows("reduce", x.shape, axis: axis)
+        let xv = try host(x, "reduce")
+        let y = (0..<rows).map { r -> Float in
+            let row = xv[(r * cols)..<((r + 1) * cols)]
+            switch op {
+            case .sum: return row.reduce(0, +)
+            case .mean: return row.reduce(0, +) / Float(cols)
+            case .sumOfSquares: return row.reduce(0) { $0 + $1 * $1 }
+            }
+        }
+        return make(y, out)
+    }
+
+    public func reduceBackward(_ gy: Tensor, input: Tensor, _ op: Reduction, axis: Int) throws -> Tensor {
+        let (_, cols, out) = try ShapeRules.rows("reduce backward", input.shape, axis: axis)
+        try ShapeRules.same("reduce backward", gy.shape, out)
+        let gv = try host(gy, "reduce backward"), xv = try host(input, "reduce backward")
+        let gx = xv.indices.map { i -> Float in
+            let g = gv[i / cols]
+            switch op {
+            case .sum: return g
+            case .mean: return g / Float(cols)
+            case .sumOfSquares: return 2 * xv[i] * g
+            }
+        }
+        return make(gx, input.shape)
+    }
+
+    public func max(_ x: Tensor, axis: Int) throws -> (values: Tensor, indices: Tensor) {
+        let (rows, cols, out) = try ShapeRules.rows("max", x.shape, axis: axis)
+        let xv = try host(x, "max")
+        var values = [Float](), indices = [Float]()
+        for r in 0..<rows {
+            var best = 0
+            for j in 1..<Swift.max(cols, 1) where xv[r * cols + j] > xv[r * cols + best] { best = j }
+            values.append(xv[r * cols + best])
+            indices.append(Float(best))
+        }
+        return (make(values, out), make(indices, out))
+    }
+
+    public func maxBackward(_ gy: Tensor, indices: Tensor, inputShape: Shape, axis: Int) throws -> Tensor {
+        let (_, cols, out) = try ShapeRules.rows("max backward", inputShape, axis: axis)
+        try ShapeRules.same("max backward", gy.shape, out)
+        try ShapeRules.same("max backward", indices.shape, out)
+        let gv = try host(gy, "max backward"), iv = try host(indices, "max backward")
+        let gx = (0..<inputShape.count).map { i -> Float in i % cols == Int(iv[i / cols]) ? gv[i / cols] : 0 }
+        return make(gx, inputShape)
+    }
+}

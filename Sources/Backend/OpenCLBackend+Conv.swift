@@ -1,0 +1,110 @@
+import Device
+
+// conv2d and linear on the device: implicit-im2col matrix multiplies (conv2d.cl, linear.cl
+// over gemm.cl). Bias gradients are channel sums (reduce.cl).
+extension OpenCLBackend {
+    private func convArgs(_ x: Shape, _ w: Shape, _ y: Shape, _ p: Conv2DParams, m: Int, n: Int, k: Int) -> [KernelArgument] {
+        let (_, cin, h, wd) = x.nchw!, (cout, _, kh, kw) = w.nchw!
+        return [cin, h, wd, cout, y[2], y[3], kh, kw, p.stride.h, p.stride.w, p.padding.h, p.padding.w,
+                p.dilation.h, p.dilation.w, p.groups, m, n, k].map { .int($0) }
+    }
+
+    private func gemm(_ files: [String], _ mode: String, m: Int, n: Int, z: Int, tiling: GemmTiling,
+                      _ args: [KernelArgument]) throws {
+        let k = try kernel(files + ["gemm"], "gemm_tiled", defines: tiling.defines, flags: [mode])
+        let local = tiling.local
+        try k.launch(global: [(n + tiling.tn - 1) / tiling.tn * local[0], (m + tiling.tm - 1) / tiling.tm * local[1], z],
+                     local: local, args)
+    }
+
+    public func conv2d(_ x: Tensor, weight: Tensor, bias: Tensor?, _ p: Conv2DParams) throws -> Tensor {
+        let out = try p.outputShape(input: x.shape, weight: weight.shape)
+        try ShapeRules.channelVector("conv2d", bias, channels: out[1], what: "bias")
+        let xb = try buffer(x, "conv2d"), wb = try buffer(weight, "conv2d")
+        let bb = try bias.map { try buffer($0, "conv2d") } ?? wb
+        let (y, yb) = try empty(out, "conv2d")
+        let (cout, cig, kh, kw) = weight.shape.nchw!
+        let m = cout / p.groups, n = out[2] * out[3], k = cig * kh * kw
+        try gemm(["conv2d"], "CONV_FORWARD", m: m, n: n, z: x.shape[0] * p.groups, tiling: convTiling,
+                 [.buffer(xb), .buffer(wb), .buffer(bb), .buffer(yb), .int(bias == nil ? 0 : 1)]
+                 + convArgs(x.shape, weight.shape, out, p, m: m, n: n, k: k))
+        return y
+    }
+
+    public func conv2dBackwardInput(_ gy: Tensor, weight: Tensor, inputShape: Shape, _ p: Conv2DParams) throws -> Tensor {
+        let out = try p.outputShape(input: inputShape, weight: weight.shape, op: "conv2d backward input")
+        try ShapeRules.same("conv2d backward input", gy.shape, out)
+        let gb = try buffer(gy, "conv2d backward input"), wb = try buffer(weight, "conv2d backward input")
+        let (gx, gxb) = try empty(inputShape, "conv2d backward input")
+        let (cout, cig, kh, kw) = weight.shape.nchw!
+        let m = cig, n = inputShape[2] * inputShape[3], k = cout / p.groups * kh * kw
+        try gemm(["conv2d"], "CONV_BACKWARD_INPUT", m: m, n: n, z: inputShape[0] * p.groups, tiling: convTiling,
+                 [.buffer(gb), .buffer(wb), .buffer(gxb)] + convArgs(inputShape, weight.shape, out, p, m: m, n: n, k: k))
+        return gx
+    }
+
+    public func conv2dBackwardWeight(_ gy: Tensor, input: Tensor, weightShape: Shape, _ p: Conv2DParams) throws -> Tensor {
+        let out = try p.outputShape(input: input.shape, weight: weightShape, op: "conv2d backward weight")
+        try ShapeRules.same("conv2d backward weight", gy.shape, out)
+        let gb = try buffer(gy, "conv2d backward weight"), xb = try buffer(input, "conv2d backward weight")
+        let (gw, gwb) = try empty(weightShape, "conv2d backward weight")
+        let (cout, cig, kh, kw) = weightShape.nchw!
+        let m = cout / p.groups, n = cig * kh * kw, k = input.shape[0] * out[2] * out[3]
+        try gemm(["conv2d"], "CONV_BACKWARD_WEIGHT", m: m, n: n, z: p.groups, tiling: convTiling,
+                 [.buffer(gb), .buffer(xb), .buffer(gwb)] + convArgs(input.shape, weightShape, out, p, m: m, n: n, k: k))
+        return gw
+    }
+
+    func channelSum(_ gy: Tensor, n: Int, c: Int, hw: Int, _ op: String) throws -> Tensor {
+        let gb = try buffer(gy, op)
+        let (s, sb) = try empty([c], op)
+        try kernel(["reduce"], "channel_sum").launch(global: [64, c], local: [64, 1],
+            [.buffer(gb), .buffer(sb), .int(n), .int(c), .int(hw)])
+        return s
+    }
+
+    public func conv2dBackwardBias(_ gy: Tensor) throws -> Tensor {
+        let (n, c, h, w) = try ShapeRules.rank4("conv2d backward bias", gy.shape)
+        return try channelSum(gy, n: n, c: c, hw: h * w, "conv2d backward bias")
+    }
+
+    public func linear(_ x: Tensor, weight: Tensor, bias: Tensor?) throws -> Tensor {
+        let (n, inF, outF) = try ShapeRules.linear("linear", x: x.shape, weight: weight.shape)
+        try ShapeRules.channelVector("linear", bias, channels: outF, what: "bias")
+        let xb = try buffer(x, "linear"), wb = try buffer(weight, "linear")
+        let bb = try bias.map { try buffer($0, "linear") } ?? wb
+        let (y, yb) = try empty([n, outF], "linear")
+        try gemm(["linear"], "LINEAR_FORWARD", m: outF, n: n, z: 1, tiling: n < 32 ? .narrow : .large,
+                 [.buffer(xb), .buffer(wb), .buffer(bb), .buffer(yb), .int(bias == nil ? 0 : 1), .int(outF), .int(n), .int(inF)])
+        return y
+    }
+
+    public func linearBackwardInput(_ gy: Tensor, weight: Tensor) throws -> Tensor {
+        guard gy.shape.rank == 2, weight.shape.rank == 2, gy.shape[1] == weight.shape[0] else {
+            throw BackendError("linear backward input", "gradient \(gy.shape) and weight \(weight.shape) must be [N, Out] and [Out, In]")
+        }
+        let (n, outF, inF) = (gy.shape[0], weight.shape[0], weight.shape[1])
+        let gb = try buffer(gy, "linear backward input"), wb = try buffer(weight, "linear backward input")
+        let (gx, gxb) = try empty([n, inF], "linear backward input")
+        try gemm(["linear"], "LINEAR_BACKWARD_INPUT", m: inF, n: n, z: 1, tiling: n < 32 ? .narrow : .large,
+                 [.buffer(gb), .buffer(wb), .buffer(gxb), .int(inF), .int(n), .int(outF)])
+        return gx
+    }
+
+    public func linearBackwardWeight(_ gy: Tensor, input: Tensor) throws -> Tensor {
+        guard gy.shape.rank == 2, input.shape.rank == 2, gy.shape[0] == input.shape[0] else {
+            throw BackendError("linear backward weight", "gradient \(gy.shape) and input \(input.shape) must be [N, Out] and [N, In]")
+        }
+        let (n, outF, inF) = (gy.shape[0], gy.shape[1], input.shape[1])
+        let gb = try buffer(gy, "linear backward weight"), xb = try buffer(input, "linear backward weight")
+        let (gw, gwb) = try empty([outF, inF], "linear backward weight")
+        try gemm(["linear"], "LINEAR_BACKWARD_WEIGHT", m: outF, n: inF, z: 1, tiling: .large,
+                 [.buffer(gb), .buffer(xb), .buffer(gwb), .int(outF), .int(inF), .int(n)])
+        return gw
+    }
+
+    public func linearBackwardBias(_ gy: Tensor) throws -> Tensor {
+        guard gy.shape.rank == 2 else { throw BackendError("linear backward bias", "expected [N, Out], got \(gy.shape)") }
+        return try channelSum(gy, n: gy.shape[0], c: gy.shape[1], hw: 1, "linear backward bias")
+    }
+}

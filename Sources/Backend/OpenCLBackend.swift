@@ -1,0 +1,98 @@
+import Device
+import Foundation
+
+/// Device memory of the OpenCL backend.
+public final class OpenCLStorage: TensorStorage {
+    public let buffer: Buffer<Float>
+    init(_ buffer: Buffer<Float>) { self.buffer = buffer }
+}
+
+/// Register-blocking tile of the shared matrix multiply (gemm.cl): a work-group computes
+/// tm x tn outputs with (tn / wptn) x (tm / wptm) work-items, staging tk-deep slices.
+public struct GemmTiling: Hashable, Sendable, CustomStringConvertible {
+    public var tm, tn, tk, wptm, wptn: Int
+    public init(tm: Int, tn: Int, tk: Int, wptm: Int, wptn: Int) {
+        self.tm = tm; self.tn = tn; self.tk = tk; self.wptm = wptm; self.wptn = wptn
+    }
+    /// Default for large convolutions.
+    public static let large = GemmTiling(tm: 64, tn: 64, tk: 16, wptm: 4, wptn: 4)
+    /// For a narrow N (batch of a linear layer).
+    public static let narrow = GemmTiling(tm: 64, tn: 8, tk: 16, wptm: 4, wptn: 1)
+    var defines: [String: Int] { ["TM": tm, "TN": tn, "TK": tk, "WPTM": wptm, "WPTN": wptn] }
+    var local: [Int] { [tn / wptn, tm / wptm, 1] }
+    public var description: String { "\(tm)x\(tn)x\(tk)/\(wptm)x\(wptn)" }
+}
+
+/// Runs every op on one OpenCL device with the kernels of `Kernels/` (embedded in the binary at
+/// build time; `LOUPE_KERNEL_DIR` may point at a folder of .cl files to use instead while
+/// developing). Ops enqueue on one in-order queue and return at once; `values` waits.
+public final class OpenCLBackend: Backend {
+    public let context: Context
+    public var name: String { context.device.name }
+    /// Tiling of convolutions; settable for tuning (`loupe bench --tile`).
+    public let convTiling: GemmTiling
+
+    public init(context: Context, convTiling: GemmTiling = .large) {
+        self.context = context
+        self.convTiling = convTiling
+    }
+
+    /// A backend on `device` with a context of its own.
+    public convenience init(device: ComputeDevice, convTiling: GemmTiling = .large) throws {
+        self.init(context: try Context(device: device), convTiling: convTiling)
+    }
+
+    /// The source text of `Kernels/<file>.cl`.
+    public static func kernelSource(_ file: String) throws -> String {
+        if let dir = ProcessInfo.processInfo.environment["LOUPE_KERNEL_DIR"], !dir.isEmpty {
+            let url = URL(fileURLWithPath: dir).appendingPathComponent(file + ".cl")
+            do { return try String(contentsOf: url, encoding: .utf8) } catch {
+                throw BackendError("kernels", "LOUPE_KERNEL_DIR is set but \(url.path) cannot be read: \(error.localizedDescription)")
+            }
+        }
+        guard let source = EmbeddedKernels.sources[file] else {
+            throw BackendError("kernels", "no kernel file \(file).cl was embedded")
+        }
+        return source
+    }
+
+    /// The kernel `name` from the program made of `files` with `defines` prepended; built once
+    /// per context and define set.
+    func kernel(_ files: [String], _ name: String, defines: [String: Int] = [:], flags: [String] = []) throws -> Kernel {
+        let header = (defines.sorted { $0.key < $1.key }.map { "#define \($0.key) \($0.value)" }
+            + flags.sorted().map { "#define \($0) 1" }).joined(separator: "\n")
+        let sources = [header] + (try files.map { try OpenCLBackend.kernelSource($0) })
+        let program = try context.program(name: files.joined(separator: "+") + " {" + header.replacingOccurrences(of: "\n", with: "; ") + "}",
+                                          sources: sources)
+        return try program.kernel(name)
+    }
+
+    public func tensor(_ values: [Float], _ shape: Shape) throws -> Tensor {
+        guard values.count == shape.count else {
+            throw BackendError("tensor", "\(values.count) values for shape \(shape)")
+        }
+        return Tensor(shape: shape, storage: OpenCLStorage(try Buffer(context: context, values: values)))
+    }
+
+    public func values(_ tensor: Tensor) throws -> [Float] { try buffer(tensor, "values").read() }
+
+    func buffer(_ t: Tensor, _ op: String) throws -> Buffer<Float> {
+        guard let s = t.storage as? OpenCLStorage, s.buffer.context === context else {
+            throw BackendError(op, "tensor \(t.shape) belongs to another backend, not \(name)")
+        }
+        return s.buffer
+    }
+
+    /// An uninitialized device tensor.
+    func empty(_ shape: Shape, _ op: String) throws -> (Tensor, Buffer<Float>) {
+        do {
+            let b = try Buffer<Float>(context: context, count: shape.count)
+            return (Tensor(shape: shape, storage: OpenCLStorage(b)), b)
+        } catch {
+            throw BackendError(op, "cannot allocate \(shape) on \(name): \(error)")
+        }
+    }
+
+    /// Work-items needed to cover `n` elements 4 at a time.
+    func quads(_ n: Int) -> Int { (n + 3) / 4 }
+}

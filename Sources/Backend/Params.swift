@@ -1,0 +1,140 @@
+/// conv2d settings, PyTorch's meaning: output size per axis is
+/// (in + 2 * padding - dilation * (kernel - 1) - 1) / stride + 1.
+public struct Conv2DParams: Hashable, Sendable, CustomStringConvertible {
+    public var stride: (h: Int, w: Int)
+    public var padding: (h: Int, w: Int)
+    public var dilation: (h: Int, w: Int)
+    public var groups: Int
+
+    public init(stride: Int = 1, padding: Int = 0, dilation: Int = 1, groups: Int = 1) {
+        self.init(stride: (stride, stride), padding: (padding, padding), dilation: (dilation, dilation), groups: groups)
+    }
+
+    public init(stride: (Int, Int), padding: (Int, Int), dilation: (Int, Int) = (1, 1), groups: Int = 1) {
+        self.stride = stride
+        self.padding = padding
+        self.dilation = dilation
+        self.groups = groups
+    }
+
+    public static func == (a: Self, b: Self) -> Bool {
+        a.stride == b.stride && a.padding == b.padding && a.dilation == b.dilation && a.groups == b.groups
+    }
+    public func hash(into h: inout Hasher) {
+        for v in [stride.h, stride.w, padding.h, padding.w, dilation.h, dilation.w, groups] { h.combine(v) }
+    }
+    public var description: String {
+        "stride \(stride.h)x\(stride.w) pad \(padding.h)x\(padding.w) dil \(dilation.h)x\(dilation.w) groups \(groups)"
+    }
+
+    /// Checks `input` [N, Cin, H, W] against `weight` [Cout, Cin/groups, KH, KW] and returns the
+    /// output shape [N, Cout, OH, OW].
+    public func outputShape(input: Shape, weight: Shape, op: String = "conv2d") throws -> Shape {
+        guard let (n, cin, h, w) = input.nchw, let (cout, cig, kh, kw) = weight.nchw else {
+            throw BackendError(op, "input \(input) and weight \(weight) must both be rank 4")
+        }
+        guard groups >= 1, stride.h >= 1, stride.w >= 1, dilation.h >= 1, dilation.w >= 1,
+              padding.h >= 0, padding.w >= 0 else {
+            throw BackendError(op, "invalid settings: \(self)")
+        }
+        guard cin % groups == 0, cout % groups == 0, cig == cin / groups else {
+            throw BackendError(op, "input \(input) and weight \(weight) do not agree with \(groups) group(s): weight must be [Cout, Cin/groups, KH, KW] with Cout divisible by groups")
+        }
+        let oh = (h + 2 * padding.h - dilation.h * (kh - 1) - 1) / stride.h + 1
+        let ow = (w + 2 * padding.w - dilation.w * (kw - 1) - 1) / stride.w + 1
+        guard oh >= 1, ow >= 1, h + 2 * padding.h - dilation.h * (kh - 1) - 1 >= 0,
+              w + 2 * padding.w - dilation.w * (kw - 1) - 1 >= 0 else {
+            throw BackendError(op, "kernel \(kh)x\(kw) with \(self) does not fit input \(input)")
+        }
+        return [n, cout, oh, ow]
+    }
+}
+
+/// max / average pool settings, PyTorch's meaning (`ceil_mode`, `count_include_pad`).
+public struct Pool2DParams: Hashable, Sendable, CustomStringConvertible {
+    public var kernel: (h: Int, w: Int)
+    public var stride: (h: Int, w: Int)
+    public var padding: (h: Int, w: Int)
+    public var ceilMode: Bool
+    /// Average pool only: divide by the padded window size (PyTorch's default) or by the
+    /// number of real input pixels.
+    public var countIncludePad: Bool
+
+    public init(kernel: Int, stride: Int? = nil, padding: Int = 0, ceilMode: Bool = false, countIncludePad: Bool = true) {
+        self.kernel = (kernel, kernel)
+        self.stride = (stride ?? kernel, stride ?? kernel)
+        self.padding = (padding, padding)
+        self.ceilMode = ceilMode
+        self.countIncludePad = countIncludePad
+    }
+
+    public static func == (a: Self, b: Self) -> Bool {
+        a.kernel == b.kernel && a.stride == b.stride && a.padding == b.padding && a.ceilMode == b.ceilMode
+            && a.countIncludePad == b.countIncludePad
+    }
+    public func hash(into h: inout Hasher) {
+        for v in [kernel.h, kernel.w, stride.h, stride.w, padding.h, padding.w] { h.combine(v) }
+        h.combine(ceilMode); h.combine(countIncludePad)
+    }
+    public var description: String {
+        "kernel \(kernel.h)x\(kernel.w) stride \(stride.h)x\(stride.w) pad \(padding.h)x\(padding.w)\(ceilMode ? " ceil" : "")"
+    }
+
+    static func outputSize(_ size: Int, _ k: Int, _ s: Int, _ p: Int, ceil: Bool) -> Int {
+        let span = size + 2 * p - k
+        var out = (ceil ? (span + s - 1) / s : span / s) + 1
+        // PyTorch: the last window must start inside the input or its left padding.
+        if ceil && (out - 1) * s >= size + p { out -= 1 }
+        return out
+    }
+
+    public func outputShape(input: Shape, op: String) throws -> Shape {
+        guard let (n, c, h, w) = input.nchw else { throw BackendError(op, "input \(input) must be rank 4") }
+        guard kernel.h >= 1, kernel.w >= 1, stride.h >= 1, stride.w >= 1, padding.h >= 0, padding.w >= 0,
+              2 * padding.h <= kernel.h, 2 * padding.w <= kernel.w else {
+            throw BackendError(op, "invalid settings: \(self) (padding must be at most half the kernel)")
+        }
+        guard h + 2 * padding.h >= kernel.h, w + 2 * padding.w >= kernel.w else {
+            throw BackendError(op, "kernel \(kernel.h)x\(kernel.w) does not fit input \(input)")
+        }
+        return [n, c, Pool2DParams.outputSize(h, kernel.h, stride.h, padding.h, ceil: ceilMode),
+                Pool2DParams.outputSize(w, kernel.w, stride.w, padding.w, ceil: ceilMode)]
+    }
+}
+
+/// Inference-mode batch normalization parameters, per channel:
+/// y = (x - mean) / sqrt(variance + eps) * gamma + beta.
+public struct BatchNormParams: Sendable {
+    public let gamma: Tensor
+    public let beta: Tensor
+    public let mean: Tensor
+    public let variance: Tensor
+    public let eps: Float
+    public init(gamma: Tensor, beta: Tensor, mean: Tensor, variance: Tensor, eps: Float = 1e-5) {
+        self.gamma = gamma; self.beta = beta; self.mean = mean; self.variance = variance; self.eps = eps
+    }
+}
+
+public enum Activation: Int32, Sendable, CaseIterable {
+    /// max(x, 0)
+    case relu = 0
+    /// min(max(x, 0), 6)
+    case relu6 = 1
+}
+
+/// How an activation's backward pass treats the incoming gradient g.
+public enum GradientRule: Int32, Sendable, CaseIterable {
+    /// g * f'(x): the true gradient.
+    case standard = 0
+    /// max(g * f'(x), 0): guided backprop (input positive and gradient positive).
+    case guided = 1
+    /// max(g, 0): deconvnet (the forward mask is ignored).
+    case deconvnet = 2
+}
+
+public enum Reduction: Int32, Sendable, CaseIterable {
+    case sum = 0
+    case mean = 1
+    /// sum of x^2
+    case sumOfSquares = 2
+}

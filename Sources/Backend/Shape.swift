@@ -1,0 +1,41 @@
+/// The dimensions of a float32 tensor, outermost first (NCHW for images).
+public struct Shape: Hashable, Sendable, CustomStringConvertible, ExpressibleByArrayLiteral {
+    public var dims: [Int]
+
+    public init(_ dims: [Int]) { self.dims = dims }
+    public init(arrayLiteral dims: Int...) { self.dims = dims }
+
+    public var rank: Int { dims.count }
+    /// Number of elements.
+    public var count: Int { dims.reduce(1, *) }
+    public subscript(i: Int) -> Int { dims[i] }
+    public var description: String { "[" + dims.map(String.init).joined(separator: ", ") + "]" }
+
+    /// N, C, H, W of a rank-4 shape.
+    public var nchw: (n: Int, c: Int, h: Int, w: Int)? {
+        rank == 4 ? (dims[0], dims[1], dims[2], dims[3]) : nil
+    }
+}
+
+/// Storage owned by one backend. A tensor made by one backend is refused by another.
+public protocol TensorStorage: AnyObject, Sendable {}
+
+/// A float32 tensor: a shape and the backend storage that holds its values. Immutable: ops
+/// return new tensors.
+public struct Tensor: Sendable {
+    public let shape: Shape
+    public let storage: any TensorStorage
+
+    public init(shape: Shape, storage: any TensorStorage) {
+        self.shape = shape
+        self.storage = storage
+    }
+}
+
+/// Errors of the Backend layer: bad shapes or parameters, named with the op.
+public struct BackendError: Error, CustomStringConvertible, Sendable {
+    public let op: String
+    public let message: String
+    public init(_ op: String, _ message: String) { self.op = op; self.message = message }
+    public var description: String { "\(op): \(message)" }
+}

@@ -1,0 +1,81 @@
+import Backend
+import Testing
+import TestSupport
+
+struct ConvCase: Sendable, CustomTestStringConvertible {
+    let n, cin, cout, h, w, k, stride, pad, dilation, groups: Int
+    let bias: Bool
+    var testDescription: String {
+        "x[\(n),\(cin),\(h),\(w)] w[\(cout),\(cin / groups),\(k),\(k)] s\(stride) p\(pad) d\(dilation) g\(groups)\(bias ? " +b" : "")"
+    }
+    var params: Conv2DParams { Conv2DParams(stride: stride, padding: pad, dilation: dilation, groups: groups) }
+    var xShape: Shape { [n, cin, h, w] }
+    var wShape: Shape { [cout, cin / groups, k, k] }
+}
+
+/// Awkward settings on purpose: 1x1 and 7x7 spatial, channel counts that are not multiples of 4,
+/// stride 2 on odd sizes, padding, dilation, groups, depthwise, batch 1 and 3, more output
+/// channels than one tile.
+let convCases: [ConvCase] = [
+    ConvCase(n: 1, cin: 3, cout: 5, h: 7, w: 7, k: 3, stride: 1, pad: 1, dilation: 1, groups: 1, bias: true),
+    ConvCase(n: 3, cin: 4, cout: 6, h: 7, w: 6, k: 3, stride: 2, pad: 1, dilation: 1, groups: 2, bias: true),
+    ConvCase(n: 1, cin: 5, cout: 7, h: 1, w: 1, k: 1, stride: 1, pad: 0, dilation: 1, groups: 1, bias: false),
+    ConvCase(n: 2, cin: 6, cout: 6, h: 9, w: 9, k: 3, stride: 1, pad: 2, dilation: 2, groups: 6, bias: true),
+    ConvCase(n: 1, cin: 8, cout: 16, h: 8, w: 7, k: 3, stride: 2, pad: 1, dilation: 1, groups: 8, bias: false),
+    ConvCase(n: 3, cin: 7, cout: 70, h: 11, w: 13, k: 5, stride: 2, pad: 2, dilation: 1, groups: 1, bias: true),
+    ConvCase(n: 1, cin: 2, cout: 3, h: 5, w: 4, k: 2, stride: 1, pad: 0, dilation: 1, groups: 1, bias: true),
+    ConvCase(n: 2, cin: 9, cout: 3, h: 1, w: 1, k: 3, stride: 1, pad: 1, dilation: 1, groups: 1, bias: true),
+    ConvCase(n: 1, cin: 3, cout: 4, h: 7, w: 7, k: 7, stride: 2, pad: 3, dilation: 1, groups: 1, bias: true),
+    ConvCase(n: 1, cin: 20, cout: 66, h: 10, w: 9, k: 3, stride: 1, pad: 1, dilation: 1, groups: 1, bias: false),
+]
+
+@Suite struct ConvTests {
+    @Test(arguments: convCases)
+    func deviceMatchesReference(_ c: ConvCase) throws {
+        guard let gpu = openCL() else { return }
+        var rng = SeededRandom(seed: 11)
+        let xv = rng.floats(c.xShape.count), wv = rng.floats(c.wShape.count), bv = rng.floats(c.cout)
+        let out = try c.params.outputShape(input: c.xShape, weight: c.wShape)
+        let gv = rng.floats(out.count)
+        let (x, w, b, g) = (try cpu.tensor(xv, c.xShape), try cpu.tensor(wv, c.wShape), try cpu.tensor(bv, [c.cout]), try cpu.tensor(gv, out))
+        let (dx, dw, db, dg) = (try gpu.tensor(xv, c.xShape), try gpu.tensor(wv, c.wShape), try gpu.tensor(bv, [c.cout]), try gpu.tensor(gv, out))
+        expectClose(try gpu.values(gpu.conv2d(dx, weight: dw, bias: c.bias ? db : nil, c.params)),
+                    try cpu.values(cpu.conv2d(x, weight: w, bias: c.bias ? b : nil, c.params)), "forward")
+        expectClose(try gpu.values(gpu.conv2dBackwardInput(dg, weight: dw, inputShape: c.xShape, c.params)),
+                    try cpu.values(cpu.conv2dBackwardInput(g, weight: w, inputShape: c.xShape, c.params)), "backward input")
+        expectClose(try gpu.values(gpu.conv2dBackwardWeight(dg, input: dx, weightShape: c.wShape, c.params)),
+                    try cpu.values(cpu.conv2dBackwardWeight(g, input: x, weightShape: c.wShape, c.params)), "backward weight")
+        expectClose(try gpu.values(gpu.conv2dBackwardBias(dg)), try cpu.values(cpu.conv2dBackwardBias(g)), "backward bias")
+    }
+
+    @Test(arguments: convCases.filter { $0.xShape.count * $0.wShape.count < 200_000 })
+    func referenceBackwardMatchesFiniteDifferences(_ c: ConvCase) throws {
+        var rng = SeededRandom(seed: 12)
+        let inputs = [rng.floats(c.xShape.count), rng.floats(c.wShape.count), rng.floats(c.cout)]
+        let problems = try finiteDifferenceMismatches(inputs: inputs) { v in
+            try cpu.values(cpu.conv2d(cpu.tensor(v[0], c.xShape), weight: cpu.tensor(v[1], c.wShape),
+                                      bias: cpu.tensor(v[2], [c.cout]), c.params))
+        } backward: { v, r in
+            let out = try c.params.outputShape(input: c.xShape, weight: c.wShape)
+            let g = try cpu.tensor(r, out)
+            return [try cpu.values(cpu.conv2dBackwardInput(g, weight: cpu.tensor(v[1], c.wShape), inputShape: c.xShape, c.params)),
+                    try cpu.values(cpu.conv2dBackwardWeight(g, input: cpu.tensor(v[0], c.xShape), weightShape: c.wShape, c.params)),
+                    try cpu.values(cpu.conv2dBackwardBias(g))]
+        }
+        #expect(problems.isEmpty, "\(problems.prefix(5))")
+    }
+
+    @Test func mismatchedShapesThrowNamingTheOp() throws {
+        let x = try cpu.tensor([Float](repeating: 0, count: 2 * 3 * 4 * 4), [2, 3, 4, 4])
+        let w = try cpu.tensor([Float](repeating: 0, count: 5 * 2 * 3 * 3), [5, 2, 3, 3])
+        #expect(throws: BackendError.self) { try cpu.conv2d(x, weight: w, bias: nil, Conv2DParams()) }
+        do { _ = try cpu.conv2d(x, weight: w, bias: nil, Conv2DParams()) } catch {
+            #expect("\(error)".contains("conv2d") && "\(error)".contains("[2, 3, 4, 4]"))
+        }
+        if let gpu = openCL() {
+            let dx = try gpu.tensor(try cpu.values(x), x.shape), dw = try gpu.tensor(try cpu.values(w), w.shape)
+            #expect(throws: BackendError.self) { try gpu.conv2d(dx, weight: dw, bias: nil, Conv2DParams()) }
+            #expect(throws: BackendError.self) { try gpu.conv2d(x, weight: dw, bias: nil, Conv2DParams()) }
+        }
+    }
+}
