@@ -24,3 +24,26 @@ func expectClose(_ actual: [Float], _ expected: [Float], tolerance: Float = 1e-4
 func moved(_ t: Tensor, from: any Backend, to: any Backend) throws -> Tensor {
     try to.tensor(try from.values(t), t.shape)
 }
+
+/// Runs `op` on the CPU reference and on the device with the same inputs and compares every
+/// result tensor (shape and values).
+func expectDeviceMatchesReference(_ what: String, inputs: [([Float], Shape)], tolerance: Float = 1e-4,
+                                  sourceLocation: SourceLocation = #_sourceLocation,
+                                  _ op: (any Backend, [Tensor]) throws -> [Tensor]) throws {
+    guard let gpu = openCL() else { return }
+    let expected = try op(cpu, inputs.map { try cpu.tensor($0.0, $0.1) })
+    let actual = try op(gpu, inputs.map { try gpu.tensor($0.0, $0.1) })
+    #expect(actual.count == expected.count, sourceLocation: sourceLocation)
+    for (i, (a, e)) in zip(actual, expected).enumerated() {
+        #expect(a.shape == e.shape, "\(what) result \(i): shape \(a.shape) vs \(e.shape)", sourceLocation: sourceLocation)
+        expectClose(try gpu.values(a), try cpu.values(e), tolerance: tolerance, "\(what) result \(i)", sourceLocation: sourceLocation)
+    }
+}
+
+/// Finite-difference check on the CPU reference; `forward` and `backward` get host values.
+func expectFiniteDifferences(_ what: String, inputs: [[Float]], eps: Float = 1e-2, tolerance: Float = 2e-2,
+                             sourceLocation: SourceLocation = #_sourceLocation,
+                             forward: ([[Float]]) throws -> [Float], backward: ([[Float]], [Float]) throws -> [[Float]?]) throws {
+    let problems = try finiteDifferenceMismatches(inputs: inputs, eps: eps, tolerance: tolerance, forward: forward, backward: backward)
+    #expect(problems.isEmpty, "\(what): \(problems.prefix(5))", sourceLocation: sourceLocation)
+}

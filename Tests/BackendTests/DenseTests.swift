@@ -1,0 +1,168 @@
+import Backend
+import Testing
+import TestSupport
+
+@Suite struct LinearTests {
+    @Test(arguments: [(1, 7, 5), (3, 64, 70), (8, 33, 1000), (2, 1, 1)])
+    func deviceMatchesReferenceAndFiniteDifferences(_ n: Int, _ inF: Int, _ outF: Int) throws {
+        var rng = SeededRandom(seed: 21)
+        let x = rng.floats(n * inF), w = rng.floats(outF * inF), b = rng.floats(outF), g = rng.floats(n * outF)
+        try expectDeviceMatchesReference("linear \(n)x\(inF)->\(outF)",
+                                         inputs: [(x, [n, inF]), (w, [outF, inF]), (b, [outF]), (g, [n, outF])]) { be, t in
+            [try be.linear(t[0], weight: t[1], bias: t[2]), try be.linear(t[0], weight: t[1], bias: nil),
+             try be.linearBackwardInput(t[3], weight: t[1]), try be.linearBackwardWeight(t[3], input: t[0]),
+             try be.linearBackwardBias(t[3])]
+        }
+        guard n * inF * outF < 50_000 else { return }
+        try expectFiniteDifferences("linear", inputs: [x, w, b]) { v in
+            try cpu.values(cpu.linear(cpu.tensor(v[0], [n, inF]), weight: cpu.tensor(v[1], [outF, inF]), bias: cpu.tensor(v[2], [outF])))
+        } backward: { v, r in
+            let gy = try cpu.tensor(r, [n, outF])
+            return [try cpu.values(cpu.linearBackwardInput(gy, weight: cpu.tensor(v[1], [outF, inF]))),
+                    try cpu.values(cpu.linearBackwardWeight(gy, input: cpu.tensor(v[0], [n, inF]))),
+                    try cpu.values(cpu.linearBackwardBias(gy))]
+        }
+    }
+}
+
+@Suite struct BatchNormTests {
+    @Test(arguments: [Shape([1, 3, 7, 7]), Shape([3, 5, 1, 1]), Shape([2, 6, 5, 3])])
+    func deviceMatchesReferenceAndFiniteDifferences(_ shape: Shape) throws {
+        var rng = SeededRandom(seed: 22)
+        let c = shape[1]
+        let x = rng.floats(shape.count), g = rng.floats(shape.count)
+        let gamma = rng.floats(c), beta = rng.floats(c), mean = rng.floats(c), variance = rng.floats(c, 0.2, 2)
+        func params(_ b: any Backend) throws -> BatchNormParams {
+            BatchNormParams(gamma: try b.tensor(gamma, [c]), beta: try b.tensor(beta, [c]), mean: try b.tensor(mean, [c]),
+                            variance: try b.tensor(variance, [c]), eps: 1e-5)
+        }
+        try expectDeviceMatchesReference("batchnorm \(shape)", inputs: [(x, shape), (g, shape)]) { b, t in
+            let p = try params(b)
+            return [try b.batchNorm2d(t[0], p), try b.batchNorm2dBackward(t[1], p)]
+        }
+        let p = try params(cpu)
+        try expectFiniteDifferences("batchnorm", inputs: [x]) { v in
+            try cpu.values(cpu.batchNorm2d(cpu.tensor(v[0], shape), p))
+        } backward: { _, r in [try cpu.values(cpu.batchNorm2dBackward(cpu.tensor(r, shape), p))] }
+    }
+
+    @Test func foldingIntoTheConvolutionGivesTheSameOutput() throws {
+        var rng = SeededRandom(seed: 23)
+        let xs: Shape = [2, 3, 6, 6], ws: Shape = [4, 3, 3, 3]
+        let x = rng.floats(xs.count), w = rng.floats(ws.count), b = rng.floats(4)
+        let gamma = rng.floats(4), beta = rng.floats(4), mean = rng.floats(4), variance = rng.floats(4, 0.2, 2)
+        let p = Conv2DParams(padding: 1)
+        let bn = BatchNormParams(gamma: try cpu.tensor(gamma, [4]), beta: try cpu.tensor(beta, [4]),
+                                 mean: try cpu.tensor(mean, [4]), variance: try cpu.tensor(variance, [4]), eps: 1e-3)
+        let separate = try cpu.batchNorm2d(cpu.conv2d(cpu.tensor(x, xs), weight: cpu.tensor(w, ws), bias: cpu.tensor(b, [4]), p), bn)
+        let folded = try foldBatchNorm(weight: w, bias: b, outChannels: 4, gamma: gamma, beta: beta, mean: mean, variance: variance, eps: 1e-3)
+        let fused = try cpu.conv2d(cpu.tensor(x, xs), weight: cpu.tensor(folded.weight, ws), bias: cpu.tensor(folded.bias, [4]), p)
+        expectClose(try cpu.values(fused), try cpu.values(separate), tolerance: 1e-5, "folded conv")
+        #expect(throws: BackendError.self) {
+            try foldBatchNorm(weight: w, bias: nil, outChannels: 5, gamma: gamma, beta: beta, mean: mean, variance: variance, eps: 1e-3)
+        }
+    }
+}
+
+@Suite struct ElementwiseTests {
+    // Sizes around the 4-wide vector step: ragged tails must be handled.
+    @Test(arguments: [1, 3, 4, 5, 17, 1000, 4099])
+    func deviceMatchesReferenceAndFiniteDifferences(_ n: Int) throws {
+        var rng = SeededRandom(seed: 24)
+        let a = rng.floats(n), b = rng.floats(n)
+        try expectDeviceMatchesReference("elementwise \(n)", inputs: [(a, [n]), (b, [n])]) { be, t in
+            [try be.add(t[0], t[1]), try be.mul(t[0], t[1]), try be.scale(t[0], -2.5), try be.axpy(0.75, t[0], t[1])]
+        }
+        guard n <= 17 else { return }
+        // Backward of add is (g, g); of mul (g*b, g*a); of scale s*g; of axpy (alpha*g, g).
+        try expectFiniteDifferences("add", inputs: [a, b]) { v in
+            try cpu.values(cpu.add(cpu.tensor(v[0], [n]), cpu.tensor(v[1], [n])))
+        } backward: { _, r in [r, r] }
+        try expectFiniteDifferences("mul", inputs: [a, b]) { v in
+            try cpu.values(cpu.mul(cpu.tensor(v[0], [n]), cpu.tensor(v[1], [n])))
+        } backward: { v, r in
+            [try cpu.values(cpu.mul(cpu.tensor(r, [n]), cpu.tensor(v[1], [n]))),
+             try cpu.values(cpu.mul(cpu.tensor(r, [n]), cpu.tensor(v[0], [n])))]
+        }
+        try expectFiniteDifferences("axpy", inputs: [a, b]) { v in
+            try cpu.values(cpu.axpy(0.75, cpu.tensor(v[0], [n]), cpu.tensor(v[1], [n])))
+        } backward: { _, r in [try cpu.values(cpu.scale(cpu.tensor(r, [n]), 0.75)), r] }
+    }
+}
+
+@Suite struct ChannelTests {
+    @Test(arguments: [[1, 2, 3], [4], [5, 3]])
+    func concatAndSplitAreInversesOnBothBackends(_ sizes: [Int]) throws {
+        var rng = SeededRandom(seed: 25)
+        for (n, h, w) in [(1, 7, 7), (3, 1, 1), (2, 5, 3)] {
+            let parts = sizes.map { (rng.floats(n * $0 * h * w), Shape([n, $0, h, w])) }
+            let total: Shape = [n, sizes.reduce(0, +), h, w]
+            let g = rng.floats(total.count)
+            try expectDeviceMatchesReference("concat \(sizes) \(n)x\(h)x\(w)", inputs: parts + [(g, total)]) { b, t in
+                let joined = try b.concat(Array(t.dropLast()))
+                return [joined, try b.concat(try b.split(joined, sizes: sizes))] + (try b.split(t.last!, sizes: sizes))
+            }
+            // Backward of concat is split: check split(concat(parts)) == parts on the reference.
+            let joined = try cpu.concat(parts.map { try cpu.tensor($0.0, $0.1) })
+            for (back, original) in zip(try cpu.split(joined, sizes: sizes), parts) {
+                #expect(try cpu.values(back) == original.0)
+            }
+        }
+        #expect(throws: BackendError.self) { try cpu.split(cpu.tensor([1, 2], [1, 2, 1, 1]), sizes: [3]) }
+    }
+}
+
+@Suite struct SoftmaxAndReductionTests {
+    @Test(arguments: [Shape([1, 1000]), Shape([3, 7]), Shape([2, 1]), Shape([2, 3, 5])])
+    func softmaxDeviceMatchesReferenceAndFiniteDifferences(_ shape: Shape) throws {
+        var rng = SeededRandom(seed: 26)
+        let x = rng.floats(shape.count, -5, 5), g = rng.floats(shape.count)
+        try expectDeviceMatchesReference("softmax \(shape)", inputs: [(x, shape), (g, shape)]) { b, t in
+            let y = try b.softmax(t[0]), ly = try b.logSoftmax(t[0])
+            return [y, ly, try b.softmaxBackward(t[1], output: y), try b.logSoftmaxBackward(t[1], output: ly)]
+        }
+        guard shape.count < 100 else { return }
+        try expectFiniteDifferences("softmax", inputs: [x], eps: 1e-3) { v in
+            try cpu.values(cpu.softmax(cpu.tensor(v[0], shape)))
+        } backward: { v, r in
+            [try cpu.values(cpu.softmaxBackward(cpu.tensor(r, shape), output: cpu.softmax(cpu.tensor(v[0], shape))))]
+        }
+        try expectFiniteDifferences("log-softmax", inputs: [x], eps: 1e-3) { v in
+            try cpu.values(cpu.logSoftmax(cpu.tensor(v[0], shape)))
+        } backward: { v, r in
+            [try cpu.values(cpu.logSoftmaxBackward(cpu.tensor(r, shape), output: cpu.logSoftmax(cpu.tensor(v[0], shape))))]
+        }
+    }
+
+    @Test(arguments: [(Shape([2, 3, 4, 5]), 1), (Shape([1, 1000]), 1), (Shape([7]), 0), (Shape([3, 2, 9, 9]), 2), (Shape([2, 5]), 0)])
+    func reductionsDeviceMatchesReferenceAndFiniteDifferences(_ shape: Shape, _ axis: Int) throws {
+        var rng = SeededRandom(seed: 27)
+        let x = distinctValues(shape.count, seed: 28)
+        let rows = axis == 0 ? 1 : shape.dims[..<axis].reduce(1, *)
+        let out: Shape = axis == 0 ? [1] : Shape(Array(shape.dims[..<axis]))
+        let g = rng.floats(rows)
+        try expectDeviceMatchesReference("reduce \(shape) axis \(axis)", inputs: [(x, shape), (g, out)]) { b, t in
+            var results: [Tensor] = []
+            for op in Reduction.allCases {
+                results += [try b.reduce(t[0], op, axis: axis), try b.reduceBackward(t[1], input: t[0], op, axis: axis)]
+            }
+            let (values, indices) = try b.max(t[0], axis: axis)
+            return results + [values, indices, try b.maxBackward(t[1], indices: indices, inputShape: shape, axis: axis)]
+        }
+        // Smaller values for the smooth reductions keep the float32 loss precise enough.
+        let small = x.map { $0 / Float(Swift.max(1, shape.count / 50)) }
+        for op in Reduction.allCases {
+            try expectFiniteDifferences("\(op)", inputs: [small]) { v in
+                try cpu.values(cpu.reduce(cpu.tensor(v[0], shape), op, axis: axis))
+            } backward: { v, r in
+                [try cpu.values(cpu.reduceBackward(cpu.tensor(r, out), input: cpu.tensor(v[0], shape), op, axis: axis))]
+            }
+        }
+        try expectFiniteDifferences("max", inputs: [x]) { v in
+            try cpu.values(cpu.max(cpu.tensor(v[0], shape), axis: axis).values)
+        } backward: { v, r in
+            let (_, indices) = try cpu.max(cpu.tensor(v[0], shape), axis: axis)
+            return [try cpu.values(cpu.maxBackward(cpu.tensor(r, out), indices: indices, inputShape: shape, axis: axis))]
+        }
+    }
+}

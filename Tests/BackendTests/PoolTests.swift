@@ -1,0 +1,71 @@
+import Backend
+import Testing
+import TestSupport
+
+struct PoolCase: Sendable, CustomTestStringConvertible {
+    let shape: Shape
+    let params: Pool2DParams
+    var testDescription: String { "\(shape) \(params)\(params.countIncludePad ? "" : " exclude-pad")" }
+}
+
+let poolCases: [PoolCase] = [
+    PoolCase(shape: [1, 3, 7, 7], params: Pool2DParams(kernel: 2)),
+    PoolCase(shape: [3, 5, 7, 6], params: Pool2DParams(kernel: 3, stride: 2, padding: 1)),
+    PoolCase(shape: [2, 4, 9, 9], params: Pool2DParams(kernel: 3, stride: 2, ceilMode: true)),
+    PoolCase(shape: [1, 2, 8, 11], params: Pool2DParams(kernel: 3, stride: 2, padding: 1, ceilMode: true)),
+    PoolCase(shape: [1, 3, 1, 1], params: Pool2DParams(kernel: 1)),
+    PoolCase(shape: [2, 3, 6, 5], params: Pool2DParams(kernel: 3, stride: 1, padding: 1, countIncludePad: false)),
+    PoolCase(shape: [1, 7, 14, 14], params: Pool2DParams(kernel: 3, stride: 2, padding: 1, ceilMode: true, countIncludePad: false)),
+]
+
+/// Distinct values 0.1 apart in shuffled order: a finite-difference step of 0.01 never changes
+/// which element is a window's maximum.
+func distinctValues(_ count: Int, seed: UInt64) -> [Float] {
+    var rng = SeededRandom(seed: seed)
+    return (0..<count).map { Float($0) * 0.1 - Float(count) * 0.05 }.shuffled(using: &rng)
+}
+
+@Suite struct PoolTests {
+    @Test(arguments: poolCases)
+    func deviceMatchesReference(_ c: PoolCase) throws {
+        let out = try c.params.outputShape(input: c.shape, op: "test")
+        var rng = SeededRandom(seed: 5)
+        let x = distinctValues(c.shape.count, seed: 6), g = rng.floats(out.count)
+        try expectDeviceMatchesReference(c.testDescription, inputs: [(x, c.shape), (g, out)]) { b, t in
+            [try b.maxPool2d(t[0], c.params), try b.maxPool2dBackward(t[1], input: t[0], c.params),
+             try b.avgPool2d(t[0], c.params), try b.avgPool2dBackward(t[1], inputShape: c.shape, c.params)]
+        }
+    }
+
+    @Test(arguments: poolCases)
+    func referenceBackwardMatchesFiniteDifferences(_ c: PoolCase) throws {
+        let x = distinctValues(c.shape.count, seed: 8)
+        try expectFiniteDifferences("max \(c.testDescription)", inputs: [x]) { v in
+            try cpu.values(cpu.maxPool2d(cpu.tensor(v[0], c.shape), c.params))
+        } backward: { v, r in
+            let out = try c.params.outputShape(input: c.shape, op: "test")
+            return [try cpu.values(cpu.maxPool2dBackward(cpu.tensor(r, out), input: cpu.tensor(v[0], c.shape), c.params))]
+        }
+        try expectFiniteDifferences("avg \(c.testDescription)", inputs: [x]) { v in
+            try cpu.values(cpu.avgPool2d(cpu.tensor(v[0], c.shape), c.params))
+        } backward: { _, r in
+            let out = try c.params.outputShape(input: c.shape, op: "test")
+            return [try cpu.values(cpu.avgPool2dBackward(cpu.tensor(r, out), inputShape: c.shape, c.params))]
+        }
+    }
+
+    @Test(arguments: [(Shape([1, 3, 7, 7]), 1, 1), (Shape([2, 5, 7, 9]), 3, 4), (Shape([1, 2, 5, 5]), 7, 7), (Shape([3, 4, 1, 1]), 1, 1)])
+    func adaptiveAverage(_ shape: Shape, _ oh: Int, _ ow: Int) throws {
+        var rng = SeededRandom(seed: 9)
+        let x = rng.floats(shape.count), g = rng.floats(shape[0] * shape[1] * oh * ow)
+        let out: Shape = [shape[0], shape[1], oh, ow]
+        try expectDeviceMatchesReference("adaptive \(shape) -> \(oh)x\(ow)", inputs: [(x, shape), (g, out)]) { b, t in
+            [try b.adaptiveAvgPool2d(t[0], outputSize: (oh, ow)), try b.adaptiveAvgPool2dBackward(t[1], inputShape: shape)]
+        }
+        try expectFiniteDifferences("adaptive \(shape)", inputs: [x]) { v in
+            try cpu.values(cpu.adaptiveAvgPool2d(cpu.tensor(v[0], shape), outputSize: (oh, ow)))
+        } backward: { _, r in
+            [try cpu.values(cpu.adaptiveAvgPool2dBackward(cpu.tensor(r, out), inputShape: shape))]
+        }
+    }
+}
