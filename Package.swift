@@ -36,8 +36,7 @@ let package = Package(
         .executableTarget(name: "loupe", dependencies: ["LoupeCLI"]),
         .target(name: "TestSupport", dependencies: ["Backend", "Device"], path: "Tests/TestSupport"),
         .testTarget(name: "DeviceTests", dependencies: ["Device", "TestSupport"]),
-        .testTarget(name: "BackendTests", dependencies: ["Backend", "TestSupport"],
-                    resources: [.copy("Fixtures")]),
+        .testTarget(name: "BackendTests", dependencies: ["Backend", "TestSupport"], exclude: ["Fixtures"]),
         .testTarget(name: "LoupeCLITests", dependencies: ["LoupeCLI", "TestSupport"]),
     ],
     swiftLanguageModes: [.v6]

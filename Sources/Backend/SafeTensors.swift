@@ -1,0 +1,100 @@
+import Foundation
+
+/// A float32 array with its shape, on the host.
+public struct HostTensor: Sendable, Equatable {
+    public let shape: Shape
+    public let values: [Float]
+    public init(shape: Shape, values: [Float]) { self.shape = shape; self.values = values }
+}
+
+/// Reads the safetensors format: an 8-byte little-endian header length, a JSON header mapping
+/// names to {dtype, shape, data_offsets}, then raw little-endian data. F32 tensors are read
+/// as they are; F16, BF16 and F64 are converted to float32. Every length and offset is checked
+/// against the file, so a corrupt file throws instead of trapping.
+public struct SafeTensorsFile: Sendable {
+    public let tensors: [String: HostTensor]
+    /// The optional `__metadata__` string map.
+    public let metadata: [String: String]
+
+    public struct FormatError: Error, CustomStringConvertible, Sendable {
+        public let message: String
+        public var description: String { "safetensors: \(message)" }
+    }
+
+    public init(url: URL) throws {
+        let data: Data
+        do { data = try Data(contentsOf: url) } catch {
+            throw FormatError(message: "cannot read \(url.path): \(error.localizedDescription)")
+        }
+        try self.init(data: data)
+    }
+
+    public init(data: Data) throws {
+        let bytes = [UInt8](data)
+        guard bytes.count >= 8 else { throw FormatError(message: "file of \(bytes.count) bytes is too short") }
+        let headerLength = (0..<8).reduce(UInt64(0)) { $0 | UInt64(bytes[$1]) << (8 * UInt64($1)) }
+        guard headerLength <= UInt64(bytes.count - 8) else {
+            throw FormatError(message: "header length \(headerLength) exceeds the file (\(bytes.count) bytes)")
+        }
+        let dataStart = 8 + Int(headerLength)
+        let json: Any
+        do { json = try JSONSerialization.jsonObject(with: Data(bytes[8..<dataStart])) } catch {
+            throw FormatError(message: "header is not valid JSON")
+        }
+        guard let header = json as? [String: Any] else { throw FormatError(message: "header is not a JSON object") }
+        var tensors: [String: HostTensor] = [:]
+        var metadata: [String: String] = [:]
+        for (name, entry) in header {
+            if name == "__metadata__" {
+                metadata = (entry as? [String: String]) ?? [:]
+                continue
+            }
+            guard let info = entry as? [String: Any], let dtype = info["dtype"] as? String,
+                  let shape = info["shape"] as? [Int], let offsets = info["data_offsets"] as? [Int], offsets.count == 2 else {
+                throw FormatError(message: "tensor \(name): missing or malformed dtype, shape or data_offsets")
+            }
+            guard shape.allSatisfy({ $0 >= 0 && $0 < 1 << 31 }) else {
+                throw FormatError(message: "tensor \(name): invalid shape \(shape)")
+            }
+            let (count, overflow) = shape.reduce((1, false)) { acc, d in
+                let (p, o) = acc.0.multipliedReportingOverflow(by: d); return (p, acc.1 || o)
+            }
+            let width: Int
+            switch dtype {
+            case "F32": width = 4
+            case "F16", "BF16": width = 2
+            case "F64": width = 8
+            default: throw FormatError(message: "tensor \(name): dtype \(dtype) is not supported (F32, F16, BF16, F64)")
+            }
+            guard !overflow, offsets[0] >= 0, offsets[1] >= offsets[0], offsets[1] - offsets[0] == count * width,
+                  dataStart + offsets[1] <= bytes.count else {
+                throw FormatError(message: "tensor \(name): data_offsets \(offsets) do not hold \(shape) of \(dtype) inside the file")
+            }
+            let base = dataStart + offsets[0]
+            var values = [Float](repeating: 0, count: count)
+            for i in 0..<count {
+                let at = base + i * width
+                switch dtype {
+                case "F32":
+                    values[i] = Float(bitPattern: UInt32(bytes[at]) | UInt32(bytes[at + 1]) << 8 | UInt32(bytes[at + 2]) << 16 | UInt32(bytes[at + 3]) << 24)
+                case "F64":
+                    let bits = (0..<8).reduce(UInt64(0)) { $0 | UInt64(bytes[at + $1]) << (8 * UInt64($1)) }
+                    values[i] = Float(Double(bitPattern: bits))
+                case "BF16":
+                    values[i] = Float(bitPattern: (UInt32(bytes[at]) | UInt32(bytes[at + 1]) << 8) << 16)
+                default:
+                    values[i] = Float(Float16(bitPattern: UInt16(bytes[at]) | UInt16(bytes[at + 1]) << 8))
+                }
+            }
+            tensors[name] = HostTensor(shape: Shape(shape), values: values)
+        }
+        self.tensors = tensors
+        self.metadata = metadata
+    }
+
+    /// The tensor `name`, or an error naming it.
+    public func tensor(_ name: String) throws -> HostTensor {
+        guard let t = tensors[name] else { throw FormatError(message: "no tensor named \(name)") }
+        return t
+    }
+}
