@@ -6,13 +6,35 @@
 // Shapes: x [Nb, Cin, H, W], w [Cout, Cin/G, KH, KW], y [Nb, Cout, OH, OW].
 // Per group g: Cig = Cin/G input channels, Cog = Cout/G output channels, KK = Cig*KH*KW.
 
-#define CONV_PARAMS int Cin, int H, int W, int Cout, int OH, int OW, int KH, int KW, \
-    int SH, int SW, int PH, int PW, int DH, int DW, int G, int M, int N, int K
+#define CONV_PARAMS int Cin, int H, int W, int Cout, int OH, int OW, int kh_, int kw_, \
+    int sh_, int sw_, int ph_, int pw_, int dh_, int dw_, int G, int M, int N, int K
+
+// The window geometry may be fixed at build time (CONV_KH=3 ...): index arithmetic then
+// divides by constants instead of by kernel arguments. The arguments are used otherwise.
+#ifdef CONV_KH
+#define KH CONV_KH
+#define KW CONV_KW
+#define SH CONV_SH
+#define SW CONV_SW
+#define PH CONV_PH
+#define PW CONV_PW
+#define DH CONV_DH
+#define DW CONV_DW
+#else
+#define KH kh_
+#define KW kw_
+#define SH sh_
+#define SW sw_
+#define PH ph_
+#define PW pw_
+#define DH dh_
+#define DW dw_
+#endif
 
 // Input pixel (ci, iy, ix) of x for reduction index k = (ci, ky, kx) and output pixel p.
 inline float conv_gather_input(__global const float* x, int n, int g, int k, int p,
-                               int Cin, int H, int W, int OW, int KH, int KW,
-                               int SH, int SW, int PH, int PW, int DH, int DW, int G) {
+                               int Cin, int H, int W, int OW, int kh_, int kw_,
+                               int sh_, int sw_, int ph_, int pw_, int dh_, int dw_, int G) {
     const int Cig = Cin / G;
     const int ci = k / (KH * KW);
     const int r = k - ci * KH * KW;
@@ -37,8 +59,8 @@ inline float conv_gather_input(__global const float* x, int n, int g, int k, int
 // gx[n, g*Cig + m, q] = sum_{k=(co,ky,kx)} w[g*Cog + co, m, ky, kx] * gy[n, g*Cog + co, oy, ox]
 // where q = (iy, ix) and iy = oy*SH - PH + ky*DH (terms whose oy is not whole or in range vanish).
 inline float conv_gather_grad(__global const float* gy, int n, int g, int k, int q,
-                              int Cout, int H, int W, int OH, int OW, int KH, int KW,
-                              int SH, int SW, int PH, int PW, int DH, int DW, int G) {
+                              int Cout, int H, int W, int OH, int OW, int kh_, int kw_,
+                              int sh_, int sw_, int ph_, int pw_, int dh_, int dw_, int G) {
     const int Cog = Cout / G;
     const int co = k / (KH * KW);
     const int r = k - co * KH * KW;

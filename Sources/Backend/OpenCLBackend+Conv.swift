@@ -9,9 +9,16 @@ extension OpenCLBackend {
                 p.dilation.h, p.dilation.w, p.groups, m, n, k].map { .int($0) }
     }
 
+    /// The window geometry as build-time constants: one program per geometry (3x3 stride 1,
+    /// 1x1, ...), shared by every layer size with that geometry.
+    private func geometry(_ w: Shape, _ p: Conv2DParams) -> [String: Int] {
+        ["CONV_KH": w[2], "CONV_KW": w[3], "CONV_SH": p.stride.h, "CONV_SW": p.stride.w, "CONV_PH": p.padding.h,
+         "CONV_PW": p.padding.w, "CONV_DH": p.dilation.h, "CONV_DW": p.dilation.w]
+    }
+
     private func gemm(_ files: [String], _ mode: String, m: Int, n: Int, z: Int, tiling: GemmTiling,
-                      _ args: [KernelArgument]) throws {
-        let k = try kernel(files + ["gemm"], "gemm_tiled", defines: tiling.defines, flags: [mode])
+                      defines: [String: Int] = [:], _ args: [KernelArgument]) throws {
+        let k = try kernel(files + ["gemm"], "gemm_tiled", defines: tiling.defines.merging(defines) { a, _ in a }, flags: [mode])
         let local = tiling.local
         try k.launch(global: [(n + tiling.tn - 1) / tiling.tn * local[0], (m + tiling.tm - 1) / tiling.tm * local[1], z],
                      local: local, args)
@@ -26,6 +33,7 @@ extension OpenCLBackend {
         let (cout, cig, kh, kw) = weight.shape.nchw!
         let m = cout / p.groups, n = out[2] * out[3], k = cig * kh * kw
         try gemm(["conv2d"], "CONV_FORWARD", m: m, n: n, z: x.shape[0] * p.groups, tiling: convTiling,
+                 defines: geometry(weight.shape, p),
                  [.buffer(xb), .buffer(wb), .buffer(bb), .buffer(yb), .int(bias == nil ? 0 : 1)]
                  + convArgs(x.shape, weight.shape, out, p, m: m, n: n, k: k))
         return y
@@ -39,6 +47,7 @@ extension OpenCLBackend {
         let (cout, cig, kh, kw) = weight.shape.nchw!
         let m = cig, n = inputShape[2] * inputShape[3], k = cout / p.groups * kh * kw
         try gemm(["conv2d"], "CONV_BACKWARD_INPUT", m: m, n: n, z: inputShape[0] * p.groups, tiling: convTiling,
+                 defines: geometry(weight.shape, p),
                  [.buffer(gb), .buffer(wb), .buffer(gxb)] + convArgs(inputShape, weight.shape, out, p, m: m, n: n, k: k))
         return gx
     }
@@ -51,6 +60,7 @@ extension OpenCLBackend {
         let (cout, cig, kh, kw) = weightShape.nchw!
         let m = cout / p.groups, n = cig * kh * kw, k = input.shape[0] * out[2] * out[3]
         try gemm(["conv2d"], "CONV_BACKWARD_WEIGHT", m: m, n: n, z: p.groups, tiling: convTiling,
+                 defines: geometry(weightShape, p),
                  [.buffer(gb), .buffer(xb), .buffer(gwb)] + convArgs(input.shape, weightShape, out, p, m: m, n: n, k: k))
         return gw
     }

@@ -1,5 +1,6 @@
 import Device
 import Foundation
+import Synchronization
 
 /// Device memory of the OpenCL backend.
 public final class OpenCLStorage: TensorStorage {
@@ -15,9 +16,16 @@ public struct GemmTiling: Hashable, Sendable, CustomStringConvertible {
         self.tm = tm; self.tn = tn; self.tk = tk; self.wptm = wptm; self.wptn = wptn
     }
     /// Default for large convolutions.
-    public static let large = GemmTiling(tm: 64, tn: 64, tk: 16, wptm: 4, wptn: 4)
+    public static let large = GemmTiling(tm: 64, tn: 64, tk: 16, wptm: 8, wptn: 8)
     /// For a narrow N (batch of a linear layer).
-    public static let narrow = GemmTiling(tm: 64, tn: 8, tk: 16, wptm: 4, wptn: 1)
+    public static let narrow = GemmTiling(tm: 64, tn: 8, tk: 16, wptm: 4, wptn: 4)
+    /// `LOUPE_CONV_TILING=tm,tn,tk,wptm,wptn` overrides the default, for tuning on a new device.
+    public static func fromEnvironment() -> GemmTiling? {
+        guard let text = ProcessInfo.processInfo.environment["LOUPE_CONV_TILING"] else { return nil }
+        let v = text.split(separator: ",").compactMap { Int($0) }
+        guard v.count == 5, v.allSatisfy({ $0 > 0 }), v[0] % v[3] == 0, v[1] % v[4] == 0 else { return nil }
+        return GemmTiling(tm: v[0], tn: v[1], tk: v[2], wptm: v[3], wptn: v[4])
+    }
     var defines: [String: Int] { ["TM": tm, "TN": tn, "TK": tk, "WPTM": wptm, "WPTN": wptn] }
     var local: [Int] { [tn / wptn, tm / wptm, 1] }
     public var description: String { "\(tm)x\(tn)x\(tk)/\(wptm)x\(wptn)" }
@@ -31,14 +39,15 @@ public final class OpenCLBackend: Backend {
     public var name: String { context.device.name }
     /// Tiling of convolutions; settable for tuning (`loupe bench --tile`).
     public let convTiling: GemmTiling
+    private let recorded = Mutex<[Event]?>(nil)
 
-    public init(context: Context, convTiling: GemmTiling = .large) {
+    public init(context: Context, convTiling: GemmTiling? = nil) {
         self.context = context
-        self.convTiling = convTiling
+        self.convTiling = convTiling ?? GemmTiling.fromEnvironment() ?? .large
     }
 
     /// A backend on `device` with a context of its own.
-    public convenience init(device: ComputeDevice, convTiling: GemmTiling = .large) throws {
+    public convenience init(device: ComputeDevice, convTiling: GemmTiling? = nil) throws {
         self.init(context: try Context(device: device), convTiling: convTiling)
     }
 
@@ -58,13 +67,13 @@ public final class OpenCLBackend: Backend {
 
     /// The kernel `name` from the program made of `files` with `defines` prepended; built once
     /// per context and define set.
-    func kernel(_ files: [String], _ name: String, defines: [String: Int] = [:], flags: [String] = []) throws -> Kernel {
+    func kernel(_ files: [String], _ name: String, defines: [String: Int] = [:], flags: [String] = []) throws -> Launcher {
         let header = (defines.sorted { $0.key < $1.key }.map { "#define \($0.key) \($0.value)" }
             + flags.sorted().map { "#define \($0) 1" }).joined(separator: "\n")
         let sources = [header] + (try files.map { try OpenCLBackend.kernelSource($0) })
         let program = try context.program(name: files.joined(separator: "+") + " {" + header.replacingOccurrences(of: "\n", with: "; ") + "}",
                                           sources: sources)
-        return try program.kernel(name)
+        return Launcher(kernel: try program.kernel(name), backend: self)
     }
 
     public func tensor(_ values: [Float], _ shape: Shape) throws -> Tensor {
@@ -90,6 +99,31 @@ public final class OpenCLBackend: Backend {
             return (Tensor(shape: shape, storage: OpenCLStorage(b)), b)
         } catch {
             throw BackendError(op, "cannot allocate \(shape) on \(name): \(error)")
+        }
+    }
+
+    /// Runs `body` and returns its result with the device time of every kernel it launched,
+    /// from profiling events (seconds). Used by benchmarks; nesting is not supported.
+    public func profile<T>(_ body: () throws -> T) throws -> (result: T, deviceSeconds: Double) {
+        recorded.withLock { $0 = [] }
+        let result: T
+        do { result = try body() } catch { recorded.withLock { $0 = nil }; throw error }
+        let events = recorded.withLock { events -> [Event] in defer { events = nil }; return events ?? [] }
+        var total = 0.0
+        for e in events { total += try e.deviceSeconds() }
+        return (result, total)
+    }
+
+    fileprivate func record(_ event: Event) {
+        recorded.withLock { $0?.append(event) }
+    }
+
+    /// A kernel bound to this backend: launches are recorded while `profile` runs.
+    struct Launcher {
+        let kernel: Kernel
+        let backend: OpenCLBackend
+        func launch(global: [Int], local: [Int]? = nil, _ arguments: [KernelArgument]) throws {
+            backend.record(try kernel.launch(global: global, local: local, arguments))
         }
     }
 

@@ -1,1 +1,3 @@
 import LoupeCLI
+
+Loupe.main()

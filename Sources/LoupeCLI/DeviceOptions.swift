@@ -1,0 +1,67 @@
+import ArgumentParser
+import Backend
+import Device
+import Foundation
+
+/// Which backend a command runs on.
+public enum DeviceChoice: Equatable, Sendable, ExpressibleByArgument {
+    /// The first GPU, else the first OpenCL device, else the CPU reference (with a warning).
+    case auto
+    /// The plain-Swift CPU reference backend.
+    case cpu
+    /// The N-th OpenCL device in `loupe devices` order.
+    case opencl(Int)
+
+    public init?(argument: String) {
+        switch argument.lowercased() {
+        case "auto": self = .auto
+        case "cpu": self = .cpu
+        default:
+            let parts = argument.lowercased().split(separator: ":")
+            guard parts.count == 2, parts[0] == "opencl", let n = Int(parts[1]), n >= 0 else { return nil }
+            self = .opencl(n)
+        }
+    }
+
+    public static var defaultCompletionKind: CompletionKind { .list(["auto", "cpu", "opencl:0"]) }
+}
+
+/// A one-line user-facing error; the CLI prints it and exits non-zero.
+public struct UserError: Error, CustomStringConvertible {
+    public let description: String
+    public init(_ description: String) { self.description = description }
+}
+
+/// `--device`, shared by every command.
+public struct DeviceOptions: ParsableArguments {
+    @Option(name: .long, help: "auto (first GPU, else first OpenCL device, else CPU reference), cpu, or opencl:N (see `loupe devices`).")
+    public var device: DeviceChoice = .auto
+
+    public init() {}
+
+    /// The chosen OpenCL device, or nil for the CPU reference. `auto` without any OpenCL device
+    /// warns on stderr and falls back to the CPU reference.
+    public func openCLDevice() throws -> ComputeDevice? {
+        switch device {
+        case .cpu: return nil
+        case .auto:
+            let devices = (try? ComputeDevice.all()) ?? []
+            if let d = ComputeDevice.preferred(among: devices) { return d }
+            FileHandle.standardError.write(Data("warning: no OpenCL device found; using the CPU reference backend (slow)\n".utf8))
+            return nil
+        case .opencl(let n):
+            let devices = try ComputeDevice.all()
+            guard n < devices.count else {
+                throw UserError(devices.isEmpty ? "--device opencl:\(n): no OpenCL device found (install pocl-opencl-icd, or run `make setup`)"
+                                                : "--device opencl:\(n): only \(devices.count) OpenCL device(s), numbered 0...\(devices.count - 1)")
+            }
+            return devices[n]
+        }
+    }
+
+    /// The backend for the chosen device.
+    public func backend() throws -> any Backend {
+        guard let d = try openCLDevice() else { return CPUBackend() }
+        return try OpenCLBackend(device: d)
+    }
+}

@@ -1,0 +1,11 @@
+import ArgumentParser
+
+/// `loupe`: look inside image neural networks.
+public struct Loupe: ParsableCommand {
+    public static let configuration = CommandConfiguration(
+        commandName: "loupe",
+        abstract: "Look inside image neural networks on any OpenCL device.",
+        subcommands: [DevicesCommand.self, BenchCommand.self]
+    )
+    public init() {}
+}
