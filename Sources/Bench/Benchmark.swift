@@ -61,7 +61,7 @@ public struct Benchmark {
         let copySeconds = try (0..<3).map { _ in
             try copy.launch(global: [n / 4], [.buffer(src), .buffer(dst)]).deviceSeconds()
         }.min()!
-        return DevicePeak(gflops: Double(items * 16 * 4 * 2 * iterations) / flopSeconds / 1e9,
+        return DevicePeak(gflops: Double(items * 8 * 16 * 2 * iterations) / flopSeconds / 1e9,
                           gbPerSecond: Double(2 * n * 4) / copySeconds / 1e9)
     }
 
