@@ -103,6 +103,15 @@ a, b2 = leaf(2, 3, 4, 5), leaf(2, 3, 4, 5)
 y = a * b2
 gy, (ga, gb2) = grads(y, (a, b2))
 add("mul", {}, a=a, b=b2, y=y, gy=gy, ga=ga, gb=gb2)
+for name, fn in [("add", lambda a, b: a + b), ("axpy", lambda a, b: 0.75 * a + b)]:
+    a, b2 = leaf(3, 5), leaf(3, 5)
+    y = fn(a, b2)
+    gy, (ga, gb2) = grads(y, (a, b2))
+    add(name, dict(alpha=0.75), a=a, b=b2, y=y, gy=gy, ga=ga, gb=gb2)
+a = leaf(7)
+y = -2.5 * a
+gy, (ga,) = grads(y, (a,))
+add("scale", dict(s=-2.5), a=a, y=y, gy=gy, ga=ga)
 parts = [leaf(2, c, 3, 4) for c in (1, 3, 2)]
 y = torch.cat(parts, dim=1)
 gy, gs = grads(y, parts)

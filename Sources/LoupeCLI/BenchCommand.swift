@@ -56,7 +56,10 @@ public struct BenchCommand: ParsableCommand {
                 for r in got {
                     let row = [r.op, r.shape, "\(r.batch)", r.pass, String(format: "%.3f", r.milliseconds),
                                String(format: "%.1f %@", r.rate, r.unit), String(format: "%.1f", r.percentOfPeak), r.models.joined(separator: ",")]
-                    if !json { print(fixedRow(row)) }
+                    if !json {
+                        print(fixedRow(row))
+                        fflush(nil)
+                    }
                 }
             }
         }

@@ -84,6 +84,9 @@ import TestSupport
             [try cpu.values(cpu.mul(cpu.tensor(r, [n]), cpu.tensor(v[1], [n]))),
              try cpu.values(cpu.mul(cpu.tensor(r, [n]), cpu.tensor(v[0], [n])))]
         }
+        try expectFiniteDifferences("scale", inputs: [a]) { v in
+            try cpu.values(cpu.scale(cpu.tensor(v[0], [n]), -2.5))
+        } backward: { _, r in [try cpu.values(cpu.scale(cpu.tensor(r, [n]), -2.5))] }
         try expectFiniteDifferences("axpy", inputs: [a, b]) { v in
             try cpu.values(cpu.axpy(0.75, cpu.tensor(v[0], [n]), cpu.tensor(v[1], [n])))
         } backward: { _, r in [try cpu.values(cpu.scale(cpu.tensor(r, [n]), 0.75)), r] }
@@ -102,7 +105,19 @@ import TestSupport
                 let joined = try b.concat(Array(t.dropLast()))
                 return [joined, try b.concat(try b.split(joined, sizes: sizes))] + (try b.split(t.last!, sizes: sizes))
             }
-            // Backward of concat is split: check split(concat(parts)) == parts on the reference.
+            // Backward of concat is split (and of split, concat): finite differences on the reference.
+            let shapes = parts.map(\.1)
+            try expectFiniteDifferences("concat", inputs: parts.map(\.0)) { v in
+                try cpu.values(cpu.concat(zip(v, shapes).map { try cpu.tensor($0, $1) }))
+            } backward: { _, r in try cpu.split(cpu.tensor(r, total), sizes: sizes).map { try cpu.values($0) } }
+            try expectFiniteDifferences("split", inputs: [g]) { v in
+                try cpu.split(cpu.tensor(v[0], total), sizes: sizes).flatMap { try cpu.values($0) }
+            } backward: { _, r in
+                var offset = 0
+                let grads = try shapes.map { s -> Tensor in defer { offset += s.count }; return try cpu.tensor(Array(r[offset..<(offset + s.count)]), s) }
+                return [try cpu.values(cpu.concat(grads))]
+            }
+            // split(concat(parts)) == parts exactly.
             let joined = try cpu.concat(parts.map { try cpu.tensor($0.0, $0.1) })
             for (back, original) in zip(try cpu.split(joined, sizes: sizes), parts) {
                 #expect(try cpu.values(back) == original.0)

@@ -108,6 +108,17 @@ struct Fixture {
             try f.expect(try f.backend.mul(gy, b), "ga")
             try f.expect(try f.backend.mul(gy, a), "gb")
         }
+        try each(["add", "axpy"]) { f in
+            let a = try f.tensor("a"), b = try f.tensor("b"), gy = try f.tensor("gy")
+            try f.expect(f.name == "add" ? try f.backend.add(a, b) : try f.backend.axpy(0.75, a, b), "y")
+            // add passes the gradient through to both; axpy scales it by alpha for x.
+            try f.expect(f.name == "add" ? gy : try f.backend.scale(gy, 0.75), "ga")
+            try f.expect(gy, "gb")
+        }
+        try each(["scale"]) { f in
+            try f.expect(try f.backend.scale(try f.tensor("a"), -2.5), "y")
+            try f.expect(try f.backend.scale(try f.tensor("gy"), -2.5), "ga")
+        }
         try each(["concat"]) { f in
             try f.expect(try f.backend.concat([try f.tensor("p0"), try f.tensor("p1"), try f.tensor("p2")]), "y")
             let grads = try f.backend.split(try f.tensor("gy"), sizes: [1, 3, 2])
