@@ -16,6 +16,13 @@ extension OpenCLBackend {
          "CONV_PW": p.padding.w, "CONV_DH": p.dilation.h, "CONV_DW": p.dilation.w]
     }
 
+    /// One filter per channel (groups == Cin == Cout): the direct kernels of conv2d_depthwise.cl.
+    /// The backward-weight kernel reduces KH*KW values per work-item in local memory, so very
+    /// large windows take the general path.
+    private func isDepthwise(_ w: Shape, _ p: Conv2DParams) -> Bool {
+        w[1] == 1 && w[0] == p.groups && p.groups > 1 && w[2] * w[3] <= 64
+    }
+
     private func gemm(_ files: [String], _ mode: String, m: Int, n: Int, z: Int, tiling: GemmTiling,
                       defines: [String: Int] = [:], _ args: [KernelArgument]) throws {
         let k = try kernel(files + ["gemm"], "gemm_tiled", defines: tiling.defines.merging(defines) { a, _ in a }, flags: [mode])
@@ -30,6 +37,14 @@ extension OpenCLBackend {
         let xb = try buffer(x, "conv2d"), wb = try buffer(weight, "conv2d")
         let bb = try bias.map { try buffer($0, "conv2d") } ?? wb
         let (y, yb) = try empty(out, "conv2d")
+        if isDepthwise(weight.shape, p) {
+            let (n, c, h, w) = x.shape.nchw!
+            try kernel(["conv2d_depthwise"], "depthwise_forward", defines: geometry(weight.shape, p)).launch(
+                global: [out[3], out[2], n * c],
+                [.buffer(xb), .buffer(wb), .buffer(bb), .buffer(yb), .int(bias == nil ? 0 : 1),
+                 .int(c), .int(h), .int(w), .int(out[2]), .int(out[3])])
+            return y
+        }
         let (cout, cig, kh, kw) = weight.shape.nchw!
         let m = cout / p.groups, n = out[2] * out[3], k = cig * kh * kw
         try gemm(["conv2d"], "CONV_FORWARD", m: m, n: n, z: x.shape[0] * p.groups, tiling: convTiling,
@@ -44,6 +59,12 @@ extension OpenCLBackend {
         try ShapeRules.same("conv2d backward input", gy.shape, out)
         let gb = try buffer(gy, "conv2d backward input"), wb = try buffer(weight, "conv2d backward input")
         let (gx, gxb) = try empty(inputShape, "conv2d backward input")
+        if isDepthwise(weight.shape, p) {
+            let (n, c, h, w) = inputShape.nchw!
+            try kernel(["conv2d_depthwise"], "depthwise_backward_input", defines: geometry(weight.shape, p)).launch(
+                global: [w, h, n * c], [.buffer(gb), .buffer(wb), .buffer(gxb), .int(c), .int(h), .int(w), .int(out[2]), .int(out[3])])
+            return gx
+        }
         let (cout, cig, kh, kw) = weight.shape.nchw!
         let m = cig, n = inputShape[2] * inputShape[3], k = cout / p.groups * kh * kw
         try gemm(["conv2d"], "CONV_BACKWARD_INPUT", m: m, n: n, z: inputShape[0] * p.groups, tiling: convTiling,
@@ -57,6 +78,13 @@ extension OpenCLBackend {
         try ShapeRules.same("conv2d backward weight", gy.shape, out)
         let gb = try buffer(gy, "conv2d backward weight"), xb = try buffer(input, "conv2d backward weight")
         let (gw, gwb) = try empty(weightShape, "conv2d backward weight")
+        if isDepthwise(weightShape, p) {
+            let (n, c, h, w) = input.shape.nchw!
+            try kernel(["conv2d_depthwise"], "depthwise_backward_weight", defines: geometry(weightShape, p)).launch(
+                global: [64, c], local: [64, 1],
+                [.buffer(gb), .buffer(xb), .buffer(gwb), .int(n), .int(c), .int(h), .int(w), .int(out[2]), .int(out[3])])
+            return gw
+        }
         let (cout, cig, kh, kw) = weightShape.nchw!
         let m = cout / p.groups, n = cig * kh * kw, k = input.shape[0] * out[2] * out[3]
         try gemm(["conv2d"], "CONV_BACKWARD_WEIGHT", m: m, n: n, z: p.groups, tiling: convTiling,

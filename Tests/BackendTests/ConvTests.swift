@@ -27,6 +27,10 @@ let convCases: [ConvCase] = [
     ConvCase(n: 2, cin: 9, cout: 3, h: 1, w: 1, k: 3, stride: 1, pad: 1, dilation: 1, groups: 1, bias: true),
     ConvCase(n: 1, cin: 3, cout: 4, h: 7, w: 7, k: 7, stride: 2, pad: 3, dilation: 1, groups: 1, bias: true),
     ConvCase(n: 1, cin: 20, cout: 66, h: 10, w: 9, k: 3, stride: 1, pad: 1, dilation: 1, groups: 1, bias: false),
+    // Depthwise (the direct kernels): stride 2 on odd and even sizes, 5x5, batch 3.
+    ConvCase(n: 3, cin: 5, cout: 5, h: 8, w: 9, k: 3, stride: 2, pad: 1, dilation: 1, groups: 5, bias: true),
+    ConvCase(n: 1, cin: 4, cout: 4, h: 7, w: 7, k: 5, stride: 2, pad: 2, dilation: 1, groups: 4, bias: false),
+    ConvCase(n: 2, cin: 3, cout: 3, h: 1, w: 1, k: 3, stride: 1, pad: 1, dilation: 1, groups: 3, bias: true),
 ]
 
 @Suite struct ConvTests {

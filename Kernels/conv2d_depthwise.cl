@@ -1,0 +1,106 @@
+// Depthwise conv2d (groups == Cin == Cout, one filter per channel), float32 NCHW, forward and
+// backward. The general path (conv2d.cl) would spend a 64-row tile on each one-row group.
+// The window geometry (CONV_KH, CONV_KW, CONV_SH, CONV_SW, CONV_PH, CONV_PW, CONV_DH, CONV_DW)
+// is always compiled in, so the window loops unroll fully and PoCL vectorizes across
+// work-items; on a GPU neighbouring work-items read neighbouring pixels.
+//   y[n,c,oy,ox]  = b[c] + sum_{ky,kx} w[c,ky,kx] * x[n,c,oy*SH-PH+ky*DH, ox*SW-PW+kx*DW]
+//   gx[n,c,iy,ix] = sum over (ky,kx) with oy = (iy+PH-ky*DH)/SH whole and in range of w * gy
+//   gw[c,ky,kx]   = sum_{n,oy,ox} gy[n,c,oy,ox] * x[n,c,iy,ix]   (one work-group per channel)
+
+#define KH CONV_KH
+#define KW CONV_KW
+#define SH CONV_SH
+#define SW CONV_SW
+#define PH CONV_PH
+#define PW CONV_PW
+#define DH CONV_DH
+#define DW CONV_DW
+#ifndef RWG
+#define RWG 64
+#endif
+
+// Global (OW, OH, Nb*C).
+__kernel void depthwise_forward(__global const float* x, __global const float* w, __global const float* bias,
+                                __global float* y, int hasBias, int C, int H, int W, int OH, int OW) {
+    const int ox = get_global_id(0), oy = get_global_id(1), nc = get_global_id(2);
+    if (ox >= OW || oy >= OH) return;
+    const int c = nc % C;
+    __global const float* plane = x + (long)nc * H * W;
+    __global const float* filter = w + c * KH * KW;
+    float s = hasBias ? bias[c] : 0.0f;
+    #pragma unroll
+    for (int ky = 0; ky < KH; ++ky) {
+        const int iy = oy * SH - PH + ky * DH;
+        #pragma unroll
+        for (int kx = 0; kx < KW; ++kx) {
+            const int ix = ox * SW - PW + kx * DW;
+            const bool inside = iy >= 0 && iy < H && ix >= 0 && ix < W;
+            s = fma(filter[ky * KW + kx], inside ? plane[inside ? iy * W + ix : 0] : 0.0f, s);
+        }
+    }
+    y[((long)nc * OH + oy) * OW + ox] = s;
+}
+
+// Global (W, H, Nb*C).
+__kernel void depthwise_backward_input(__global const float* gy, __global const float* w, __global float* gx,
+                                       int C, int H, int W, int OH, int OW) {
+    const int ix = get_global_id(0), iy = get_global_id(1), nc = get_global_id(2);
+    if (ix >= W || iy >= H) return;
+    const int c = nc % C;
+    __global const float* plane = gy + (long)nc * OH * OW;
+    __global const float* filter = w + c * KH * KW;
+    float s = 0.0f;
+    #pragma unroll
+    for (int ky = 0; ky < KH; ++ky) {
+        const int ty = iy + PH - ky * DH;
+        const int oy = ty / SH;
+        #pragma unroll
+        for (int kx = 0; kx < KW; ++kx) {
+            const int tx = ix + PW - kx * DW;
+            const int ox = tx / SW;
+            const bool inside = ty >= 0 && tx >= 0 && ty % SH == 0 && tx % SW == 0 && oy < OH && ox < OW;
+            s = fma(filter[ky * KW + kx], inside ? plane[inside ? oy * OW + ox : 0] : 0.0f, s);
+        }
+    }
+    gx[((long)nc * H + iy) * W + ix] = s;
+}
+
+// Global (RWG, C), local (RWG, 1): work-item l of channel c's group walks positions l, l+RWG, ...
+// of the N*OH*OW outputs, keeping KH*KW partial sums; a tree reduction in local memory ends it.
+__kernel __attribute__((reqd_work_group_size(RWG, 1, 1)))
+void depthwise_backward_weight(__global const float* gy, __global const float* x, __global float* gw,
+                               int Nb, int C, int H, int W, int OH, int OW) {
+    __local float scratch[KH * KW][RWG];
+    const int l = get_local_id(0), c = get_group_id(1);
+    float acc[KH * KW];
+    #pragma unroll
+    for (int k = 0; k < KH * KW; ++k) acc[k] = 0.0f;
+    const int total = Nb * OH * OW;
+    for (int i = l; i < total; i += RWG) {
+        const int n = i / (OH * OW), p = i - n * OH * OW;
+        const int oy = p / OW, ox = p - oy * OW;
+        const float g = gy[((long)n * C + c) * OH * OW + p];
+        __global const float* plane = x + ((long)n * C + c) * H * W;
+        #pragma unroll
+        for (int ky = 0; ky < KH; ++ky) {
+            const int iy = oy * SH - PH + ky * DH;
+            #pragma unroll
+            for (int kx = 0; kx < KW; ++kx) {
+                const int ix = ox * SW - PW + kx * DW;
+                const bool inside = iy >= 0 && iy < H && ix >= 0 && ix < W;
+                acc[ky * KW + kx] = fma(g, inside ? plane[inside ? iy * W + ix : 0] : 0.0f, acc[ky * KW + kx]);
+            }
+        }
+    }
+    #pragma unroll
+    for (int k = 0; k < KH * KW; ++k) scratch[k][l] = acc[k];
+    barrier(CLK_LOCAL_MEM_FENCE);
+    for (int h = RWG / 2; h > 0; h >>= 1) {
+        if (l < h) {
+            #pragma unroll
+            for (int k = 0; k < KH * KW; ++k) scratch[k][l] += scratch[k][l + h];
+        }
+        barrier(CLK_LOCAL_MEM_FENCE);
+    }
+    if (l < KH * KW) gw[c * KH * KW + l] = scratch[l][0];
+}
