@@ -8,6 +8,7 @@ let package = Package(
         .executable(name: "loupe", targets: ["loupe"]),
         .library(name: "Device", targets: ["Device"]),
         .library(name: "Backend", targets: ["Backend"]),
+        .library(name: "Graph", targets: ["Graph"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
@@ -26,6 +27,8 @@ let package = Package(
         .plugin(name: "EmbedKernels", capability: .buildTool(), dependencies: ["KernelEmbedder"]),
         // Shapes, the Backend protocol, the CPU reference and the OpenCL backend.
         .target(name: "Backend", dependencies: ["Device"], plugins: ["EmbedKernels"]),
+        // The tape: records the forward pass, runs the backward pass, taps named layers.
+        .target(name: "Graph", dependencies: ["Backend"]),
         // Kernel microbenchmarks (device time from profiling events).
         .target(name: "Bench", dependencies: ["Backend", "Device"]),
         // Subcommands: argument parsing only.
@@ -37,6 +40,7 @@ let package = Package(
         .target(name: "TestSupport", dependencies: ["Backend", "Device"], path: "Tests/TestSupport"),
         .testTarget(name: "DeviceTests", dependencies: ["Device", "TestSupport"]),
         .testTarget(name: "BackendTests", dependencies: ["Backend", "TestSupport"], exclude: ["Fixtures"]),
+        .testTarget(name: "GraphTests", dependencies: ["Graph", "TestSupport"]),
         .testTarget(name: "LoupeCLITests", dependencies: ["LoupeCLI", "TestSupport"]),
     ],
     swiftLanguageModes: [.v6]

@@ -1,0 +1,127 @@
+import Backend
+
+// Each op: the forward call on the backend, and right after it the backward rule.
+extension Graph {
+    public func conv2d(_ x: Value, weight: Value, bias: Value?, _ p: Conv2DParams) throws -> Value {
+        let (xt, wt) = (tensor(x), tensor(weight))
+        let y = try backend.conv2d(xt, weight: wt, bias: bias.map(tensor), p)
+        let b = backend
+        return record(y, [x, weight] + (bias.map { [$0] } ?? [])) { gy, _, needs in
+            [needs[0] ? try b.conv2dBackwardInput(gy, weight: wt, inputShape: xt.shape, p) : nil,
+             needs[1] ? try b.conv2dBackwardWeight(gy, input: xt, weightShape: wt.shape, p) : nil]
+                + (needs.count > 2 ? [needs[2] ? try b.conv2dBackwardBias(gy) : nil] : [])
+        }
+    }
+
+    /// ReLU or ReLU6; its backward follows the pass's rule (standard, guided, deconvnet).
+    public func activation(_ x: Value, _ kind: Activation) throws -> Value {
+        let xt = tensor(x)
+        let b = backend
+        return record(try b.activation(xt, kind), [x]) { gy, rule, _ in
+            [try b.activationBackward(gy, input: xt, kind, rule: rule)]
+        }
+    }
+
+    public func maxPool2d(_ x: Value, _ p: Pool2DParams) throws -> Value {
+        let xt = tensor(x)
+        let b = backend
+        return record(try b.maxPool2d(xt, p), [x]) { gy, _, _ in [try b.maxPool2dBackward(gy, input: xt, p)] }
+    }
+
+    public func avgPool2d(_ x: Value, _ p: Pool2DParams) throws -> Value {
+        let shape = self.shape(x)
+        let b = backend
+        return record(try b.avgPool2d(tensor(x), p), [x]) { gy, _, _ in [try b.avgPool2dBackward(gy, inputShape: shape, p)] }
+    }
+
+    public func adaptiveAvgPool2d(_ x: Value, outputSize: (h: Int, w: Int)) throws -> Value {
+        let shape = self.shape(x)
+        let b = backend
+        return record(try b.adaptiveAvgPool2d(tensor(x), outputSize: outputSize), [x]) { gy, _, _ in
+            [try b.adaptiveAvgPool2dBackward(gy, inputShape: shape)]
+        }
+    }
+
+    public func linear(_ x: Value, weight: Value, bias: Value?) throws -> Value {
+        let (xt, wt) = (tensor(x), tensor(weight))
+        let b = backend
+        let y = try b.linear(xt, weight: wt, bias: bias.map(tensor))
+        return record(y, [x, weight] + (bias.map { [$0] } ?? [])) { gy, _, needs in
+            [needs[0] ? try b.linearBackwardInput(gy, weight: wt) : nil,
+             needs[1] ? try b.linearBackwardWeight(gy, input: xt) : nil]
+                + (needs.count > 2 ? [needs[2] ? try b.linearBackwardBias(gy) : nil] : [])
+        }
+    }
+
+    /// Inference-mode batchnorm; its statistics and affine parameters are constants.
+    public func batchNorm2d(_ x: Value, _ bn: BatchNormParams) throws -> Value {
+        let b = backend
+        return record(try b.batchNorm2d(tensor(x), bn), [x]) { gy, _, _ in [try b.batchNorm2dBackward(gy, bn)] }
+    }
+
+    public func add(_ a: Value, _ c: Value) throws -> Value {
+        record(try backend.add(tensor(a), tensor(c)), [a, c]) { gy, _, _ in [gy, gy] }
+    }
+
+    public func mul(_ a: Value, _ c: Value) throws -> Value {
+        let (at, ct) = (tensor(a), tensor(c))
+        let b = backend
+        return record(try b.mul(at, ct), [a, c]) { gy, _, needs in
+            [needs[0] ? try b.mul(gy, ct) : nil, needs[1] ? try b.mul(gy, at) : nil]
+        }
+    }
+
+    public func scale(_ a: Value, _ s: Float) throws -> Value {
+        let b = backend
+        return record(try b.scale(tensor(a), s), [a]) { gy, _, _ in [try b.scale(gy, s)] }
+    }
+
+    public func concat(_ parts: [Value]) throws -> Value {
+        let sizes = parts.map { shape($0)[1] }
+        let b = backend
+        return record(try b.concat(parts.map(tensor)), parts) { gy, _, _ in try b.split(gy, sizes: sizes) }
+    }
+
+    /// The same values with another shape of the same element count (no copy).
+    public func reshape(_ x: Value, _ shape: Shape) throws -> Value {
+        let old = self.shape(x)
+        guard old.count == shape.count else { throw BackendError("reshape", "cannot reshape \(old) to \(shape)") }
+        return record(Tensor(shape: shape, storage: tensor(x).storage), [x]) { gy, _, _ in
+            [Tensor(shape: old, storage: gy.storage)]
+        }
+    }
+
+    /// [N, ...] to [N, rest].
+    public func flatten(_ x: Value) throws -> Value {
+        let s = shape(x)
+        return try reshape(x, [s[0], s.count / Swift.max(s[0], 1)])
+    }
+
+    public func softmax(_ x: Value) throws -> Value {
+        let b = backend
+        let y = try b.softmax(tensor(x))
+        return record(y, [x]) { gy, _, _ in [try b.softmaxBackward(gy, output: y)] }
+    }
+
+    public func logSoftmax(_ x: Value) throws -> Value {
+        let b = backend
+        let y = try b.logSoftmax(tensor(x))
+        return record(y, [x]) { gy, _, _ in [try b.logSoftmaxBackward(gy, output: y)] }
+    }
+
+    /// Sum, mean or sum of squares over every dimension from `axis` on.
+    public func reduce(_ x: Value, _ op: Reduction, axis: Int) throws -> Value {
+        let xt = tensor(x)
+        let b = backend
+        return record(try b.reduce(xt, op, axis: axis), [x]) { gy, _, _ in [try b.reduceBackward(gy, input: xt, op, axis: axis)] }
+    }
+
+    /// y[:, c] = x[:, c] * scale[c] + shift[c] (an inference batchnorm with zero mean, unit variance).
+    public func channelAffine(_ x: Value, scale: [Float], shift: [Float]) throws -> Value {
+        let c = scale.count
+        let bn = BatchNormParams(gamma: try backend.tensor(scale, [c]), beta: try backend.tensor(shift, [c]),
+                                 mean: try backend.tensor([Float](repeating: 0, count: c), [c]),
+                                 variance: try backend.tensor([Float](repeating: 1, count: c), [c]), eps: 0)
+        return try batchNorm2d(x, bn)
+    }
+}

@@ -1,0 +1,119 @@
+import Backend
+
+/// A tape over a `Backend`: ops called on a `Graph` run at once on the backend and are recorded,
+/// so `backward` can run the backward pass from any value to the input and, when asked, to the
+/// parameters. Named taps capture a layer's activation and, after `backward`, its gradient,
+/// without changing the model. One graph is one forward pass; make a new one per pass (the
+/// tensors it holds are freed with it).
+///
+/// Everything stays on the backend: no host round trip happens during a pass.
+public final class Graph {
+    public let backend: any Backend
+    /// Whether `parameter` values get gradients (off: only the input and activations do).
+    public let parameterGradients: Bool
+
+    /// A value recorded on this graph.
+    public struct Value: Hashable, Sendable {
+        public let id: Int
+    }
+
+    /// A backward rule: from the output gradient, the gradients of the inputs whose `needs` is
+    /// true (nil elsewhere). `rule` is the activation override of this pass.
+    typealias Backward = (_ gy: Tensor, _ rule: GradientRule, _ needs: [Bool]) throws -> [Tensor?]
+
+    struct Node {
+        let inputs: [Int]
+        let backward: Backward
+    }
+
+    private(set) var tensors: [Tensor] = []
+    private var nodes: [Node?] = []
+    private var requiresGrad: [Bool] = []
+    private var tapOrder: [(name: String, id: Int)] = []
+    private var tapIndex: [String: Int] = [:]
+    /// Layer types of taps, for listings (`loupe layers`).
+    public private(set) var tapKinds: [String: String] = [:]
+
+    public init(backend: any Backend, parameterGradients: Bool = false) {
+        self.backend = backend
+        self.parameterGradients = parameterGradients
+    }
+
+    public func tensor(_ v: Value) -> Tensor { tensors[v.id] }
+    public func shape(_ v: Value) -> Shape { tensors[v.id].shape }
+
+    private func leaf(_ t: Tensor, grad: Bool) -> Value {
+        tensors.append(t)
+        nodes.append(nil)
+        requiresGrad.append(grad)
+        return Value(id: tensors.count - 1)
+    }
+
+    /// The network input; its gradient is computed.
+    public func input(_ t: Tensor) -> Value { leaf(t, grad: true) }
+    /// A value that never gets a gradient.
+    public func constant(_ t: Tensor) -> Value { leaf(t, grad: false) }
+    /// A weight: gets a gradient when `parameterGradients` is on.
+    public func parameter(_ t: Tensor) -> Value { leaf(t, grad: parameterGradients) }
+
+    /// Records `output`, computed from `inputs`, with its backward rule.
+    func record(_ output: Tensor, _ inputs: [Value], _ backward: @escaping Backward) -> Value {
+        let grad = inputs.contains { requiresGrad[$0.id] }
+        tensors.append(output)
+        nodes.append(grad ? Node(inputs: inputs.map(\.id), backward: backward) : nil)
+        requiresGrad.append(grad)
+        return Value(id: tensors.count - 1)
+    }
+
+    // MARK: Taps
+
+    /// Names `v` as the output of layer `name` (a torchvision module name, e.g. "features.10").
+    public func tap(_ name: String, _ v: Value, kind: String) {
+        if tapIndex[name] == nil { tapOrder.append((name, v.id)) }
+        else if let i = tapOrder.firstIndex(where: { $0.name == name }) { tapOrder[i].id = v.id }
+        tapIndex[name] = v.id
+        tapKinds[name] = kind
+    }
+
+    /// Tapped layer names in the order the forward pass produced them.
+    public var tapNames: [String] { tapOrder.map(\.name) }
+
+    /// The activation of layer `name`, or nil if no such tap.
+    public func tapped(_ name: String) -> Value? { tapIndex[name].map(Value.init(id:)) }
+
+    // MARK: Backward
+
+    /// Runs the backward pass from `output`, seeded with `seed` (dL/doutput; ones if nil), with
+    /// `rule` applied to every ReLU and ReLU6 of this pass. Returns the gradient of every value
+    /// that requires one.
+    public func backward(from output: Value, seed: Tensor? = nil, rule: GradientRule = .standard) throws -> Gradients {
+        let start = try seed ?? backend.tensor([Float](repeating: 1, count: shape(output).count), shape(output))
+        guard start.shape == shape(output) else {
+            throw BackendError("backward", "seed \(start.shape) does not match the output \(shape(output))")
+        }
+        var grads: [Int: Tensor] = [output.id: start]
+        for id in stride(from: output.id, through: 0, by: -1) {
+            guard let gy = grads[id], let node = nodes[id] else { continue }
+            let needs = node.inputs.map { requiresGrad[$0] }
+            let inputGrads = try node.backward(gy, rule, needs)
+            for (input, g) in zip(node.inputs, inputGrads) {
+                guard let g, requiresGrad[input] else { continue }
+                grads[input] = try grads[input].map { try backend.add($0, g) } ?? g
+            }
+            if id != output.id, !tapIndex.values.contains(id) { grads[id] = nil }
+        }
+        return Gradients(graph: self, grads: grads)
+    }
+}
+
+/// The gradients of one backward pass.
+public struct Gradients {
+    let graph: Graph
+    let grads: [Int: Tensor]
+
+    /// dL/dv, or nil if `v` got no gradient (it does not influence the output or needs none).
+    public func of(_ v: Graph.Value) -> Tensor? { grads[v.id] }
+
+    /// dL/d(activation of layer `name`).
+    public func tapped(_ name: String) -> Tensor? { graph.tapped(name).flatMap { grads[$0.id] } }
+}

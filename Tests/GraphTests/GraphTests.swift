@@ -1,0 +1,112 @@
+import Backend
+import Graph
+import Testing
+import TestSupport
+
+let cpu = CPUBackend()
+
+/// A small network that uses every graph op: conv, batchnorm, relu6, max pool, depthwise conv,
+/// residual add, concat, avg pool, adaptive pool, flatten, linear, mul, scale, log-softmax, sum.
+struct TinyNet {
+    let shapes: [Shape] = [[6, 3, 3, 3], [6], [6, 1, 3, 3], [4, 6, 1, 1], [5, 40], [5]]
+    let params: [[Float]]
+    let bn: [[Float]]
+
+    init(seed: UInt64) {
+        var rng = SeededRandom(seed: seed)
+        params = shapes.map { rng.floats($0.count, -0.5, 0.5) }
+        bn = [rng.floats(6, 0.5, 1.5), rng.floats(6), rng.floats(6), rng.floats(6, 0.5, 1.5)]
+    }
+
+    /// Returns the graph, input, parameter values and the scalar output.
+    func run(_ backend: any Backend, input: [Float], inputShape: Shape, parameters: [[Float]]? = nil,
+             parameterGradients: Bool = false) throws -> (Graph, Graph.Value, [Graph.Value], Graph.Value) {
+        let g = Graph(backend: backend, parameterGradients: parameterGradients)
+        let x = g.input(try backend.tensor(input, inputShape))
+        let p = try zip(parameters ?? params, shapes).map { g.parameter(try backend.tensor($0, $1)) }
+        let bnp = BatchNormParams(gamma: try backend.tensor(bn[0], [6]), beta: try backend.tensor(bn[1], [6]),
+                                  mean: try backend.tensor(bn[2], [6]), variance: try backend.tensor(bn[3], [6]))
+        var h = try g.conv2d(x, weight: p[0], bias: p[1], Conv2DParams(padding: 1))
+        g.tap("conv", h, kind: "Conv2d")
+        h = try g.activation(try g.batchNorm2d(h, bnp), .relu6)
+        g.tap("act", h, kind: "ReLU6")
+        h = try g.maxPool2d(h, Pool2DParams(kernel: 2))
+        let dw = try g.activation(try g.conv2d(h, weight: p[2], bias: nil, Conv2DParams(padding: 1, groups: 6)), .relu)
+        h = try g.add(h, dw)
+        g.tap("block", h, kind: "Block")
+        let a = try g.conv2d(h, weight: p[3], bias: nil, Conv2DParams())
+        let pooled = try g.avgPool2d(try g.concat([h, a]), Pool2DParams(kernel: 3, stride: 1, padding: 1))
+        let f = try g.flatten(try g.adaptiveAvgPool2d(pooled, outputSize: (2, 2)))
+        let logits = try g.linear(f, weight: p[4], bias: p[5])
+        g.tap("logits", logits, kind: "Linear")
+        let out = try g.reduce(try g.scale(try g.mul(try g.logSoftmax(logits), logits), 0.5), .sum, axis: 0)
+        return (g, x, p, out)
+    }
+}
+
+@Suite struct GraphTests {
+    let shape: Shape = [2, 3, 7, 7]
+
+    @Test func inputAndParameterGradientsMatchFiniteDifferences() throws {
+        let net = TinyNet(seed: 1)
+        var rng = SeededRandom(seed: 2)
+        let x = rng.awayFromZero(shape.count, 0.05, 1)
+        let problems = try finiteDifferenceMismatches(inputs: [x] + net.params, eps: 1e-3, samples: 8, tolerance: 3e-2) { v in
+            let (g, _, _, out) = try net.run(cpu, input: v[0], inputShape: shape, parameters: Array(v.dropFirst()))
+            return try cpu.values(g.tensor(out))
+        } backward: { v, r in
+            let (g, xv, p, out) = try net.run(cpu, input: v[0], inputShape: shape, parameters: Array(v.dropFirst()), parameterGradients: true)
+            let grads = try g.backward(from: out, seed: cpu.tensor(r, [1]))
+            return try ([xv] + p).map { try grads.of($0).map { try cpu.values($0) } }
+        }
+        #expect(problems.isEmpty, "\(problems.prefix(5))")
+    }
+
+    @Test func deviceGradientsMatchReference() throws {
+        guard let gpu = TestDevice.backend(fail: { Issue.record(Comment(rawValue: $0)) }) else { return }
+        let net = TinyNet(seed: 3)
+        var rng = SeededRandom(seed: 4)
+        let x = rng.floats(shape.count)
+        for rule in GradientRule.allCases {
+            var results: [[[Float]]] = []
+            for backend in [cpu, gpu] as [any Backend] {
+                let (g, xv, p, out) = try net.run(backend, input: x, inputShape: shape, parameterGradients: true)
+                let grads = try g.backward(from: out, rule: rule)
+                results.append(try [g.tensor(out), grads.of(xv)!, grads.tapped("act")!, grads.tapped("block")!]
+                    .map { try backend.values($0) } + p.map { try backend.values(grads.of($0)!) })
+            }
+            for (i, (a, e)) in zip(results[1], results[0]).enumerated() {
+                #expect(normalizedError(a, e) < 1e-4, "\(rule) result \(i): \(normalizedError(a, e))")
+            }
+        }
+    }
+
+    @Test func tapsHoldActivationsAndTheirGradients() throws {
+        let net = TinyNet(seed: 5)
+        var rng = SeededRandom(seed: 6)
+        let (g, x, p, out) = try net.run(cpu, input: rng.floats(shape.count), inputShape: shape)
+        #expect(g.tapNames == ["conv", "act", "block", "logits"])
+        #expect(g.shape(g.tapped("act")!) == [2, 6, 7, 7])
+        #expect(g.tapped("nope") == nil)
+        let grads = try g.backward(from: out)
+        // Chain rule through the tap: seeding the backward pass at "block" with its gradient
+        // gives the same input gradient as the full pass.
+        let fromTap = try g.backward(from: g.tapped("block")!, seed: grads.tapped("block")!)
+        #expect(try cpu.values(fromTap.of(x)!) == cpu.values(grads.of(x)!))
+        // Parameters get no gradient unless asked.
+        #expect(grads.of(p[0]) == nil)
+    }
+
+    @Test func guidedAndDeconvnetRulesApplyForOnePass() throws {
+        let g = Graph(backend: cpu)
+        let x = g.input(try cpu.tensor([-1, 2, 3, 7], [4]))
+        let y = try g.activation(try g.activation(x, .relu), .relu6)
+        let seed = try cpu.tensor([1, -1, 2, 5], [4])
+        #expect(try cpu.values(g.backward(from: y, seed: seed).of(x)!) == [0, -1, 2, 0])
+        #expect(try cpu.values(g.backward(from: y, seed: seed, rule: .guided).of(x)!) == [0, 0, 2, 0])
+        #expect(try cpu.values(g.backward(from: y, seed: seed, rule: .deconvnet).of(x)!) == [1, 0, 2, 5])
+        // The override does not stick.
+        #expect(try cpu.values(g.backward(from: y, seed: seed).of(x)!) == [0, -1, 2, 0])
+        #expect(throws: BackendError.self) { try g.backward(from: y, seed: cpu.tensor([1], [1])) }
+    }
+}
