@@ -29,6 +29,8 @@ let package = Package(
         .target(name: "Backend", dependencies: ["Device"], plugins: ["EmbedKernels"]),
         // The tape: records the forward pass, runs the backward pass, taps named layers.
         .target(name: "Graph", dependencies: ["Backend"]),
+        // Layers, architectures with torchvision parameter names, weight loaders.
+        .target(name: "Models", dependencies: ["Graph", "Backend"]),
         // Kernel microbenchmarks (device time from profiling events).
         .target(name: "Bench", dependencies: ["Backend", "Device"]),
         // Subcommands: argument parsing only.
@@ -41,6 +43,7 @@ let package = Package(
         .testTarget(name: "DeviceTests", dependencies: ["Device", "TestSupport"]),
         .testTarget(name: "BackendTests", dependencies: ["Backend", "TestSupport"], exclude: ["Fixtures"]),
         .testTarget(name: "GraphTests", dependencies: ["Graph", "TestSupport"]),
+        .testTarget(name: "ModelsTests", dependencies: ["Models", "TestSupport"], exclude: ["Fixtures"]),
         .testTarget(name: "LoupeCLITests", dependencies: ["LoupeCLI", "TestSupport"]),
     ],
     swiftLanguageModes: [.v6]

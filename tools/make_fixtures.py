@@ -9,10 +9,14 @@ stored gy, so the input gradients are exactly what each op's backward pass retur
 """
 import json
 import os
-import struct
+import sys
+
+sys.path.insert(0, os.path.dirname(__file__))
 
 import torch
 import torch.nn.functional as F
+
+from safetensors_io import write_safetensors
 
 torch.manual_seed(0)
 tensors = {}
@@ -127,25 +131,6 @@ for name, fn in [("sum", lambda t: t.sum(dim=(1, 2, 3))), ("mean", lambda t: t.m
 y, idx = x.flatten(1).max(dim=1)
 gy, (gx,) = grads(y, (x,))
 add("reduce_max", dict(axis=1), x=x, y=y, indices=idx.float(), gy=gy, gx=gx)
-
-
-def write_safetensors(path, tensors, metadata):
-    header = {"__metadata__": metadata}
-    offset = 0
-    blobs = []
-    for name in sorted(tensors):
-        t = tensors[name]
-        raw = t.numpy().astype("<f4").tobytes()
-        header[name] = {"dtype": "F32", "shape": list(t.shape), "data_offsets": [offset, offset + len(raw)]}
-        offset += len(raw)
-        blobs.append(raw)
-    text = json.dumps(header, separators=(",", ":")).encode()
-    text += b" " * (-len(text) % 8)
-    with open(path, "wb") as f:
-        f.write(struct.pack("<Q", len(text)))
-        f.write(text)
-        for raw in blobs:
-            f.write(raw)
 
 
 out = os.path.join(os.path.dirname(__file__), "..", "Tests", "BackendTests", "Fixtures", "torch_ops.safetensors")

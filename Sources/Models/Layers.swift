@@ -1,0 +1,150 @@
+import Backend
+import Graph
+
+public struct Conv2d: Module {
+    public let name: String
+    public let inChannels, outChannels, kernel: Int
+    public let params: Conv2DParams
+    public let hasBias: Bool
+    public var kind: String { "Conv2d" }
+
+    public init(_ name: String, _ inChannels: Int, _ outChannels: Int, kernel: Int, stride: Int = 1, padding: Int = 0,
+                dilation: Int = 1, groups: Int = 1, bias: Bool = true) {
+        self.name = name
+        self.inChannels = inChannels
+        self.outChannels = outChannels
+        self.kernel = kernel
+        params = Conv2DParams(stride: stride, padding: padding, dilation: dilation, groups: groups)
+        hasBias = bias
+    }
+
+    public var parameters: [ParameterSpec] {
+        let fanIn = inChannels / params.groups * kernel * kernel
+        return [ParameterSpec(name: join(name, "weight"), shape: [outChannels, inChannels / params.groups, kernel, kernel], role: .weight(fanIn: fanIn))]
+            + (hasBias ? [ParameterSpec(name: join(name, "bias"), shape: [outChannels], role: .bias(fanIn: fanIn))] : [])
+    }
+
+    public func callAsFunction(_ g: Graph, _ x: Graph.Value, _ p: ParameterStore) throws -> Graph.Value {
+        let bias = hasBias ? g.parameter(try p(join(name, "bias"))) : nil
+        return tapped(g, try g.conv2d(x, weight: g.parameter(try p(join(name, "weight"))), bias: bias, params))
+    }
+}
+
+public struct BatchNorm2d: Module {
+    public let name: String
+    public let channels: Int
+    public let eps: Float
+    public var kind: String { "BatchNorm2d" }
+
+    public init(_ name: String, _ channels: Int, eps: Float = 1e-5) {
+        self.name = name
+        self.channels = channels
+        self.eps = eps
+    }
+
+    public var parameters: [ParameterSpec] {
+        [ParameterSpec(name: join(name, "weight"), shape: [channels], role: .bnWeight),
+         ParameterSpec(name: join(name, "bias"), shape: [channels], role: .bnShift),
+         ParameterSpec(name: join(name, "running_mean"), shape: [channels], role: .bnShift),
+         ParameterSpec(name: join(name, "running_var"), shape: [channels], role: .bnVariance)]
+    }
+
+    public func callAsFunction(_ g: Graph, _ x: Graph.Value, _ p: ParameterStore) throws -> Graph.Value {
+        let bn = BatchNormParams(gamma: try p(join(name, "weight")), beta: try p(join(name, "bias")),
+                                 mean: try p(join(name, "running_mean")), variance: try p(join(name, "running_var")), eps: eps)
+        return tapped(g, try g.batchNorm2d(x, bn))
+    }
+}
+
+/// ReLU or ReLU6.
+public struct ActivationLayer: Module {
+    public let name: String
+    public let activation: Activation
+    public var kind: String { activation == .relu ? "ReLU" : "ReLU6" }
+    public var parameters: [ParameterSpec] { [] }
+    public init(_ name: String, _ activation: Activation) { self.name = name; self.activation = activation }
+    public func callAsFunction(_ g: Graph, _ x: Graph.Value, _ p: ParameterStore) throws -> Graph.Value {
+        tapped(g, try g.activation(x, activation))
+    }
+}
+
+public struct MaxPool2d: Module {
+    public let name: String
+    public let params: Pool2DParams
+    public var kind: String { "MaxPool2d" }
+    public var parameters: [ParameterSpec] { [] }
+    public init(_ name: String, kernel: Int, stride: Int? = nil, padding: Int = 0, ceilMode: Bool = false) {
+        self.name = name
+        params = Pool2DParams(kernel: kernel, stride: stride, padding: padding, ceilMode: ceilMode)
+    }
+    public func callAsFunction(_ g: Graph, _ x: Graph.Value, _ p: ParameterStore) throws -> Graph.Value {
+        tapped(g, try g.maxPool2d(x, params))
+    }
+}
+
+public struct AdaptiveAvgPool2d: Module {
+    public let name: String
+    public let size: (h: Int, w: Int)
+    public var kind: String { "AdaptiveAvgPool2d" }
+    public var parameters: [ParameterSpec] { [] }
+    public init(_ name: String, _ h: Int, _ w: Int) { self.name = name; size = (h, w) }
+    public func callAsFunction(_ g: Graph, _ x: Graph.Value, _ p: ParameterStore) throws -> Graph.Value {
+        tapped(g, try g.adaptiveAvgPool2d(x, outputSize: size))
+    }
+}
+
+public struct Linear: Module {
+    public let name: String
+    public let inFeatures, outFeatures: Int
+    public var kind: String { "Linear" }
+    public init(_ name: String, _ inFeatures: Int, _ outFeatures: Int) {
+        self.name = name; self.inFeatures = inFeatures; self.outFeatures = outFeatures
+    }
+    public var parameters: [ParameterSpec] {
+        [ParameterSpec(name: join(name, "weight"), shape: [outFeatures, inFeatures], role: .weight(fanIn: inFeatures)),
+         ParameterSpec(name: join(name, "bias"), shape: [outFeatures], role: .bias(fanIn: inFeatures))]
+    }
+    public func callAsFunction(_ g: Graph, _ x: Graph.Value, _ p: ParameterStore) throws -> Graph.Value {
+        guard g.shape(x).rank == 2, g.shape(x)[1] == inFeatures else {
+            throw ModelError("\(name): Linear expects [N, \(inFeatures)] but got \(g.shape(x)); is the input size right for this model?")
+        }
+        return tapped(g, try g.linear(x, weight: g.parameter(try p(join(name, "weight"))), bias: g.parameter(try p(join(name, "bias")))))
+    }
+}
+
+/// Dropout in inference mode: the identity (tapped, so its name can be used).
+public struct Dropout: Module {
+    public let name: String
+    public var kind: String { "Dropout" }
+    public var parameters: [ParameterSpec] { [] }
+    public init(_ name: String) { self.name = name }
+    public func callAsFunction(_ g: Graph, _ x: Graph.Value, _ p: ParameterStore) throws -> Graph.Value { tapped(g, x) }
+}
+
+/// Children named `name.0`, `name.1`, ... run in order.
+public struct Sequential: Module {
+    public let name: String
+    public let children: [any Module]
+    public let kindName: String
+    public var kind: String { kindName }
+    public init(_ name: String, kind: String = "Sequential", _ children: [any Module]) {
+        self.name = name; self.children = children; kindName = kind
+    }
+    public var parameters: [ParameterSpec] { children.flatMap(\.parameters) }
+    public func callAsFunction(_ g: Graph, _ x: Graph.Value, _ p: ParameterStore) throws -> Graph.Value {
+        var h = x
+        for child in children { h = try child(g, h, p) }
+        return tapped(g, h)
+    }
+}
+
+/// torchvision's Conv2dNormActivation / ConvBNReLU: conv (no bias), batchnorm, activation, as
+/// children 0, 1, 2.
+func convNormActivation(_ name: String, _ cin: Int, _ cout: Int, kernel: Int, stride: Int = 1, groups: Int = 1,
+                        activation: Activation = .relu6, kind: String = "Conv2dNormActivation") -> Sequential {
+    Sequential(name, kind: kind, [
+        Conv2d(join(name, "0"), cin, cout, kernel: kernel, stride: stride, padding: (kernel - 1) / 2, groups: groups, bias: false),
+        BatchNorm2d(join(name, "1"), cout),
+        ActivationLayer(join(name, "2"), activation),
+    ])
+}

@@ -1,0 +1,54 @@
+import Backend
+import Graph
+
+extension Architectures {
+    /// torchvision's mobilenet_v2 (width 1.0): features.0 conv 3x3/2, features.1-17 inverted
+    /// residual blocks, features.18 1x1 conv to 1280, then global average pool and
+    /// classifier.1 (classifier.0 is dropout).
+    static func mobilenetV2(classes: Int) -> Architecture {
+        var features: [any Module] = [convNormActivation("features.0", 3, 32, kernel: 3, stride: 2)]
+        var cin = 32
+        for (t, c, n, s) in [(1, 16, 1, 1), (6, 24, 2, 2), (6, 32, 3, 2), (6, 64, 4, 2), (6, 96, 3, 1), (6, 160, 3, 2), (6, 320, 1, 1)] {
+            for i in 0..<n {
+                features.append(InvertedResidual(name: "features.\(features.count)", inChannels: cin, outChannels: c,
+                                                 stride: i == 0 ? s : 1, expandRatio: t))
+                cin = c
+            }
+        }
+        features.append(convNormActivation("features.18", 320, 1280, kernel: 1))
+        let body: [any Module] = [Sequential("features", features), AdaptiveAvgPool2d("", 1, 1), Flatten(),
+                                  Sequential("classifier", [Dropout("classifier.0"), Linear("classifier.1", 1280, classes)])]
+        return Architecture(name: "mobilenet_v2", body: body, inputTransform: nil, lastConvLayer: "features.18")
+    }
+}
+
+/// Expand (1x1, unless the ratio is 1), depthwise 3x3, project (1x1, linear); the input is added
+/// when the stride is 1 and the channel count is unchanged. Children are named as torchvision's
+/// `conv` Sequential: conv.0 (expand), conv.1 (depthwise), conv.2 (project), conv.3 (batchnorm).
+struct InvertedResidual: Module {
+    let name: String
+    let layers: [any Module]
+    let residual: Bool
+    var kind: String { "InvertedResidual" }
+
+    init(name: String, inChannels: Int, outChannels: Int, stride: Int, expandRatio: Int) {
+        self.name = name
+        let hidden = inChannels * expandRatio
+        var layers: [any Module] = []
+        let conv = join(name, "conv")
+        if expandRatio != 1 { layers.append(convNormActivation(join(conv, "0"), inChannels, hidden, kernel: 1)) }
+        layers.append(convNormActivation(join(conv, "\(layers.count)"), hidden, hidden, kernel: 3, stride: stride, groups: hidden))
+        layers.append(Conv2d(join(conv, "\(layers.count)"), hidden, outChannels, kernel: 1, bias: false))
+        layers.append(BatchNorm2d(join(conv, "\(layers.count)"), outChannels))
+        self.layers = layers
+        residual = stride == 1 && inChannels == outChannels
+    }
+
+    var parameters: [ParameterSpec] { layers.flatMap(\.parameters) }
+
+    func callAsFunction(_ g: Graph, _ x: Graph.Value, _ p: ParameterStore) throws -> Graph.Value {
+        var h = x
+        for layer in layers { h = try layer(g, h, p) }
+        return tapped(g, residual ? try g.add(x, h) : h)
+    }
+}

@@ -1,0 +1,127 @@
+import Backend
+import Foundation
+import Graph
+
+/// An architecture with its weights on a backend.
+public struct Model: Sendable {
+    public let architecture: Architecture
+    public let parameters: ParameterStore
+    public let backend: any Backend
+
+    public init(architecture: Architecture, parameters: ParameterStore, backend: any Backend) {
+        self.architecture = architecture
+        self.parameters = parameters
+        self.backend = backend
+    }
+
+    /// Checks `weights` against the architecture (names and shapes exactly as torchvision's
+    /// state_dict; batchnorm's num_batches_tracked and GoogLeNet's auxiliary classifiers may be
+    /// present and are ignored) and uploads them. Every missing, unexpected or wrongly shaped
+    /// key is listed in one error.
+    public init(architecture: Architecture, weights: [String: HostTensor], on backend: any Backend) throws {
+        let specs = architecture.parameters
+        var missing: [String] = [], wrong: [String] = []
+        var tensors: [String: Tensor] = [:]
+        for spec in specs {
+            guard let w = weights[spec.name] else { missing.append(spec.name); continue }
+            guard w.shape == spec.shape else { wrong.append("\(spec.name) is \(w.shape), expected \(spec.shape)"); continue }
+            tensors[spec.name] = try backend.tensor(w.values, w.shape)
+        }
+        let known = Set(specs.map(\.name))
+        let unexpected = weights.keys.filter { key in
+            !known.contains(key) && !key.hasSuffix("num_batches_tracked")
+                && !(architecture.name == "googlenet" && (key.hasPrefix("aux1.") || key.hasPrefix("aux2.")))
+        }.sorted()
+        if !missing.isEmpty || !unexpected.isEmpty || !wrong.isEmpty {
+            func list(_ title: String, _ items: [String]) -> String {
+                items.isEmpty ? "" : "\n  \(title) (\(items.count)): " + items.prefix(12).joined(separator: ", ") + (items.count > 12 ? ", ..." : "")
+            }
+            throw ModelError("the weights do not fit \(architecture.name):" + list("missing", missing)
+                             + list("unexpected", unexpected) + list("wrong shape", wrong))
+        }
+        self.init(architecture: architecture, parameters: ParameterStore(tensors), backend: backend)
+    }
+
+    /// Logits for a normalized input [N, 3, H, W]; every layer is tapped on `g`.
+    public func forward(_ g: Graph, _ x: Graph.Value) throws -> Graph.Value {
+        try architecture.forward(g, x, parameters)
+    }
+
+    /// The same weights on another backend.
+    public func moved(to other: any Backend) throws -> Model {
+        var tensors: [String: Tensor] = [:]
+        for (name, t) in parameters.tensors { tensors[name] = try other.tensor(try backend.values(t), t.shape) }
+        return Model(architecture: architecture, parameters: ParameterStore(tensors), backend: other)
+    }
+}
+
+/// Reads a weight file: a PyTorch checkpoint (.pth / .pt, zip or legacy) or safetensors,
+/// recognised by content, not by extension.
+public func loadWeights(url: URL) throws -> [String: HostTensor] {
+    guard let handle = FileHandle(forReadingAtPath: url.path) else {
+        throw ModelError("cannot open \(url.path): no such file or not readable")
+    }
+    let head = [UInt8]((try? handle.read(upToCount: 9)) ?? Data())
+    try? handle.close()
+    if head.count == 9, head[8] == UInt8(ascii: "{") {
+        do { return try SafeTensorsFile(url: url).tensors } catch { throw ModelError("\(url.lastPathComponent): \(error)") }
+    }
+    return try TorchCheckpoint.load(url: url)
+}
+
+/// Where `--model` and `--arch` lead.
+public enum ModelLocator {
+    public static let defaultModel = "mobilenet_v2"
+
+    /// `$TORCH_HOME/hub/checkpoints`, where torchvision keeps downloaded weights
+    /// (TORCH_HOME defaults to ~/.cache/torch).
+    public static var checkpointDirectory: URL {
+        let env = ProcessInfo.processInfo.environment
+        let home = env["TORCH_HOME"].map { URL(fileURLWithPath: $0) }
+            ?? FileManager.default.homeDirectoryForCurrentUser.appendingPathComponent(".cache/torch")
+        return home.appendingPathComponent("hub/checkpoints")
+    }
+
+    /// The weight file and architecture for `--model` (an architecture name or a path) and
+    /// `--arch` (needed only when neither the file name nor the file's keys tell).
+    public static func resolve(model: String, arch: String?) throws -> (url: URL, arch: String?) {
+        if let arch, !Architectures.names.contains(arch) {
+            throw ModelError("unknown architecture \(arch) for --arch; known: \(Architectures.names.joined(separator: ", "))")
+        }
+        if let file = Architectures.torchvisionFiles[model] {
+            let url = checkpointDirectory.appendingPathComponent(file)
+            guard FileManager.default.fileExists(atPath: url.path) else {
+                throw ModelError("no weights for \(model): expected torchvision's file at \(url.path)"
+                                 + (model == defaultModel ? " (run `make models`)" : " (torchvision downloads it there), or pass --model PATH"))
+            }
+            return (url, model)
+        }
+        let url = URL(fileURLWithPath: model)
+        guard FileManager.default.fileExists(atPath: url.path) else {
+            let near = Architectures.names.filter { $0.hasPrefix(String(model.prefix(3))) }
+            throw ModelError("--model \(model): neither a known architecture (\(Architectures.names.joined(separator: ", "))) nor an existing file"
+                             + (near.isEmpty ? "" : "; did you mean \(near.joined(separator: " or "))?"))
+        }
+        if let arch { return (url, arch) }
+        let file = url.lastPathComponent.lowercased()
+        let named = Architectures.names.filter { file.hasPrefix($0) }.max { $0.count < $1.count }
+        return (url, named)
+    }
+
+    /// Loads the model `--model` / `--arch` name on `backend`. When the architecture is still
+    /// unknown it is the one whose parameter names and shapes the file holds.
+    public static func load(model: String = defaultModel, arch: String? = nil, on backend: any Backend) throws -> Model {
+        let (url, named) = try resolve(model: model, arch: arch)
+        let weights = try loadWeights(url: url)
+        let archName = try named ?? inferArchitecture(weights, file: url.lastPathComponent)
+        return try Model(architecture: try Architectures.make(archName), weights: weights, on: backend)
+    }
+
+    static func inferArchitecture(_ weights: [String: HostTensor], file: String) throws -> String {
+        for name in Architectures.names {
+            guard let arch = try? Architectures.make(name) else { continue }
+            if arch.parameters.allSatisfy({ weights[$0.name]?.shape == $0.shape }) { return name }
+        }
+        throw ModelError("\(file): its keys match no known architecture; pass --arch (\(Architectures.names.joined(separator: ", ")))")
+    }
+}

@@ -1,0 +1,58 @@
+import Backend
+import Graph
+
+/// A named parameter a module expects, as it appears in torchvision's state_dict.
+public struct ParameterSpec: Sendable, Equatable {
+    public let name: String
+    public let shape: Shape
+    /// How to draw it for seeded random weights (`SeededWeights`).
+    public let role: Role
+    public enum Role: Sendable, Equatable {
+        /// Conv / linear weight: uniform in [-1, 1] / sqrt(fan_in).
+        case weight(fanIn: Int)
+        /// Bias: uniform in [-1, 1] / sqrt(fan_in).
+        case bias(fanIn: Int)
+        /// BatchNorm gamma: uniform in [0.5, 1.5].
+        case bnWeight
+        /// BatchNorm beta and running mean: uniform in [-0.1, 0.1].
+        case bnShift
+        /// BatchNorm running variance: uniform in [0.5, 1.5].
+        case bnVariance
+    }
+}
+
+/// Parameters on a backend, by torchvision name.
+public struct ParameterStore: Sendable {
+    public let tensors: [String: Tensor]
+    public init(_ tensors: [String: Tensor]) { self.tensors = tensors }
+
+    public func callAsFunction(_ name: String) throws -> Tensor {
+        guard let t = tensors[name] else { throw ModelError("parameter \(name) was not loaded") }
+        return t
+    }
+}
+
+public struct ModelError: Error, CustomStringConvertible, Sendable {
+    public let description: String
+    public init(_ description: String) { self.description = description }
+}
+
+/// A layer or block of a network. `name` is its dotted torchvision module name ("features.3",
+/// "layer4.1.conv2"); its output is tapped under that name in every forward pass.
+public protocol Module: Sendable {
+    var name: String { get }
+    /// The torchvision class name ("Conv2d", "InvertedResidual").
+    var kind: String { get }
+    var parameters: [ParameterSpec] { get }
+    func callAsFunction(_ g: Graph, _ x: Graph.Value, _ p: ParameterStore) throws -> Graph.Value
+}
+
+func join(_ prefix: String, _ child: String) -> String { prefix.isEmpty ? child : prefix + "." + child }
+
+extension Module {
+    /// Runs the module and taps its output under its name.
+    func tapped(_ g: Graph, _ y: Graph.Value) -> Graph.Value {
+        if !name.isEmpty { g.tap(name, y, kind: kind) }
+        return y
+    }
+}

@@ -1,0 +1,154 @@
+import Backend
+import Foundation
+import Graph
+import Models
+import Testing
+import TestSupport
+
+let cpu = CPUBackend()
+let fixtures = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("Fixtures")
+
+func openCL() -> OpenCLBackend? { TestDevice.backend { Issue.record(Comment(rawValue: $0)) } }
+
+@Suite struct ArchitectureTests {
+    @Test(arguments: Architectures.names)
+    func parameterNamesAndShapesAreTorchvisions(_ name: String) throws {
+        let data = try Data(contentsOf: fixtures.appendingPathComponent("state_dict_keys.json"))
+        let all = try #require(try JSONSerialization.jsonObject(with: data) as? [String: [[Any]]])
+        let expected = try #require(all[name]).compactMap { pair -> (String, [Int])? in
+            let key = pair[0] as! String
+            return key.hasSuffix("num_batches_tracked") ? nil : (key, pair[1] as! [Int])
+        }
+        let ours = try Architectures.make(name).parameters
+        #expect(ours.map(\.name) == expected.map(\.0), "names differ")
+        #expect(ours.map(\.shape.dims) == expected.map(\.1), "shapes differ")
+    }
+
+    /// Seeded weights (drawn identically by tools/make_model_fixtures.py) at a small input size:
+    /// logits and the input gradient of each sample's top-1 logit match PyTorch on both backends.
+    @Test(arguments: ["alexnet", "vgg16", "resnet18", "resnet50", "mobilenet_v2", "googlenet"])
+    func logitsAndInputGradientsMatchPyTorch(_ name: String) throws {
+        let file = try SafeTensorsFile(url: fixtures.appendingPathComponent("models.safetensors"))
+        let input = try file.tensor("\(name).input"), logits = try file.tensor("\(name).logits")
+        let grad = try file.tensor("\(name).input_grad")
+        let settings = try JSONSerialization.jsonObject(with: Data(file.metadata[name]!.utf8)) as! [String: Any]
+        let seed = UInt64(settings["seed"] as! Int), targets = settings["target"] as! [Int]
+        let arch = try Architectures.make(name)
+        let backends: [any Backend] = [cpu] + (openCL().map { [$0] } ?? [])
+        for backend in backends {
+            let model = Model(architecture: arch, parameters: try SeededWeights.parameters(for: arch, seed: seed, on: backend), backend: backend)
+            let g = Graph(backend: backend)
+            let x = g.input(try backend.tensor(input.values, input.shape))
+            let y = try model.forward(g, x)
+            #expect(g.shape(y) == logits.shape)
+            let got = try backend.values(g.tensor(y))
+            #expect(normalizedError(got, logits.values) < 1e-4, "\(backend.name) \(name) logits: \(normalizedError(got, logits.values))")
+            var seedValues = [Float](repeating: 0, count: logits.shape.count)
+            for (n, t) in targets.enumerated() { seedValues[n * logits.shape[1] + t] = 1 }
+            let grads = try g.backward(from: y, seed: backend.tensor(seedValues, logits.shape))
+            let gx = try backend.values(try #require(grads.of(x)))
+            #expect(normalizedError(gx, grad.values) < 1e-3, "\(backend.name) \(name) input gradient: \(normalizedError(gx, grad.values))")
+        }
+    }
+
+    @Test func everyModuleIsTappedByItsTorchvisionName() throws {
+        let arch = try Architectures.make("mobilenet_v2")
+        let model = Model(architecture: arch, parameters: try SeededWeights.parameters(for: arch, seed: 1, on: cpu), backend: cpu)
+        let g = Graph(backend: cpu)
+        _ = try model.forward(g, g.input(try cpu.tensor([Float](repeating: 0.1, count: 3 * 32 * 32), [1, 3, 32, 32])))
+        for name in ["features.0", "features.0.2", "features.1.conv.0.0", "features.17", "features.18", "classifier.1", arch.lastConvLayer] {
+            #expect(g.tapped(name) != nil, "no tap \(name)")
+        }
+        #expect(g.shape(g.tapped("features.18")!) == [1, 1280, 1, 1])
+        #expect(g.tapKinds["features.3"] == "InvertedResidual")
+        #expect(throws: ModelError.self) { try Architectures.make("lenet") }
+    }
+}
+
+@Suite struct CheckpointTests {
+    @Test(arguments: ["tiny_zip.pth", "tiny_legacy.pth"])
+    func torchSaveFilesLoad(_ file: String) throws {
+        let loaded = try loadWeights(url: fixtures.appendingPathComponent(file))
+        let expected = try SafeTensorsFile(url: fixtures.appendingPathComponent("tiny_expected.safetensors")).tensors
+        #expect(Set(loaded.keys) == Set(expected.keys))
+        for (name, e) in expected {
+            #expect(loaded[name] == e, "\(file) \(name)")
+        }
+    }
+
+    @Test func aPickleAskingForAnyOtherGlobalIsRefusedWithoutRunningIt() throws {
+        let marker = "/tmp/loupe-pwned"
+        try? FileManager.default.removeItem(atPath: marker)
+        do {
+            _ = try loadWeights(url: fixtures.appendingPathComponent("malicious.pth"))
+            Issue.record("malicious pickle loaded")
+        } catch {
+            #expect("\(error)".contains("os.system") || "\(error)".contains("posix.system"), "\(error)")
+        }
+        #expect(!FileManager.default.fileExists(atPath: marker))
+    }
+
+    @Test(arguments: ["tiny_zip.pth", "tiny_legacy.pth"])
+    func truncatedOrCorruptCheckpointsThrow(_ file: String) throws {
+        let good = [UInt8](try Data(contentsOf: fixtures.appendingPathComponent(file)))
+        var rng = SeededRandom(seed: 9)
+        for cut in stride(from: 0, to: good.count, by: Swift.max(1, good.count / 97)) {
+            #expect(throws: (any Error).self, "\(file) cut at \(cut)") { try TorchCheckpoint.load(bytes: Array(good[..<cut])) }
+        }
+        for _ in 0..<300 {
+            var bad = good
+            for _ in 0..<4 { bad[Int.random(in: 0..<bad.count, using: &rng)] = UInt8.random(in: 0...255, using: &rng) }
+            _ = try? TorchCheckpoint.load(bytes: bad)  // loads or throws; must not trap
+        }
+    }
+
+    @Test func wrongKeysAreListedInOneError() throws {
+        let arch = try Architectures.make("resnet18")
+        var weights: [String: HostTensor] = [:]
+        for spec in arch.parameters { weights[spec.name] = HostTensor(shape: spec.shape, values: [Float](repeating: 0, count: spec.shape.count)) }
+        weights["fc.weight"] = nil
+        weights["layer1.0.conv1.weight"] = HostTensor(shape: [1], values: [0])
+        weights["extra.thing"] = HostTensor(shape: [1], values: [0])
+        do {
+            _ = try Model(architecture: arch, weights: weights, on: cpu)
+            Issue.record("bad weights accepted")
+        } catch {
+            let text = "\(error)"
+            #expect(text.contains("missing (1): fc.weight") && text.contains("unexpected (1): extra.thing")
+                    && text.contains("layer1.0.conv1.weight is [1], expected [64, 64, 3, 3]"), "\(text)")
+        }
+    }
+}
+
+/// The real MobileNetV2 (torchvision's mobilenet_v2-b0353104.pth, fetched by `make models`)
+/// on torchvision's preprocessing of Assets/chelsea.png: the logits PyTorch gives, on both backends.
+@Suite struct RealMobileNetV2Tests {
+    static func weights() -> URL? {
+        let url = ModelLocator.checkpointDirectory.appendingPathComponent("mobilenet_v2-b0353104.pth")
+        if FileManager.default.fileExists(atPath: url.path) { return url }
+        let message = "real MobileNetV2 test skipped: \(url.path) is absent (run `make models`)"
+        if ProcessInfo.processInfo.environment["LOUPE_REQUIRE_MODELS"] == "1" { Issue.record(Comment(rawValue: message)) }
+        else { FileHandle.standardError.write(Data((message + "\n").utf8)) }
+        return nil
+    }
+
+    @Test func classifiesChelseaAsPyTorchDoes() throws {
+        guard Self.weights() != nil else { return }
+        let expected = try JSONSerialization.jsonObject(with: Data(contentsOf: fixtures.appendingPathComponent("chelsea.json"))) as! [String: Any]
+        let logits = (expected["logits"] as! [Double]).map(Float.init)
+        let input = try SafeTensorsFile(url: fixtures.appendingPathComponent("chelsea_input.safetensors")).tensor("input")
+        let backends: [any Backend] = [cpu] + (openCL().map { [$0] } ?? [])
+        for backend in backends {
+            let model = try ModelLocator.load(on: backend)
+            let g = Graph(backend: backend)
+            let y = try model.forward(g, g.input(try backend.tensor(input.values, Shape([1] + input.shape.dims))))
+            let got = try backend.values(g.tensor(y))
+            #expect(normalizedError(got, logits) < 1e-4, "\(backend.name): \(normalizedError(got, logits))")
+            let probs = try backend.values(backend.softmax(g.tensor(y)))
+            let top = probs.indices.max { probs[$0] < probs[$1] }!
+            #expect(top == 285)
+            let want = ((expected["top"] as! [[String: Any]])[0]["probability"] as! Double)
+            #expect(abs(Double(probs[285]) - want) < 1e-3)
+        }
+    }
+}
