@@ -20,6 +20,11 @@ let package = Package(
             pkgConfig: "OpenCL",
             providers: [.apt(["ocl-icd-opencl-dev", "opencl-headers"])]
         ),
+        // Image codecs: libpng's simplified API and TurboJPEG (neither longjmps through Swift).
+        .systemLibrary(name: "CPNG", pkgConfig: "libpng", providers: [.apt(["libpng-dev"])]),
+        .systemLibrary(name: "CTurboJPEG", pkgConfig: "libturbojpeg", providers: [.apt(["libturbojpeg0-dev"])]),
+        // Decode / encode, resize, crop, normalize.
+        .target(name: "ImageIO", dependencies: ["CPNG", "CTurboJPEG"]),
         // OpenCL objects as Swift types. Knows nothing about neural nets.
         .target(name: "Device", dependencies: ["COpenCL"]),
         // Turns Kernels/*.cl into Swift string constants at build time.
@@ -44,6 +49,7 @@ let package = Package(
         .testTarget(name: "BackendTests", dependencies: ["Backend", "TestSupport"], exclude: ["Fixtures"]),
         .testTarget(name: "GraphTests", dependencies: ["Graph", "TestSupport"]),
         .testTarget(name: "ModelsTests", dependencies: ["Models", "TestSupport"], exclude: ["Fixtures"]),
+        .testTarget(name: "ImageIOTests", dependencies: ["ImageIO", "Backend", "TestSupport"]),
         .testTarget(name: "LoupeCLITests", dependencies: ["LoupeCLI", "TestSupport"]),
     ],
     swiftLanguageModes: [.v6]

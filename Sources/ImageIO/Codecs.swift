@@ -1,0 +1,77 @@
+import CPNG
+import CTurboJPEG
+
+/// libpng's simplified API: errors come back as a status and a message, never a longjmp.
+enum PNGCodec {
+    static func decode(_ data: [UInt8]) throws -> RGBImage {
+        var image = png_image()
+        image.version = UInt32(PNG_IMAGE_VERSION)
+        let begun = data.withUnsafeBytes { png_image_begin_read_from_memory(&image, $0.baseAddress, $0.count) }
+        guard begun != 0 else { throw ImageError("corrupt PNG: \(message(&image))") }
+        defer { png_image_free(&image) }
+        let (w, h) = (Int(image.width), Int(image.height))
+        guard w > 0, h > 0, w * h <= 1 << 28 else { throw ImageError("PNG of \(w)x\(h) pixels is too large") }
+        if image.format & UInt32(PNG_FORMAT_FLAG_LINEAR) != 0 {
+            // A 16-bit file: read its 16-bit values as they are (the simplified API would
+            // otherwise treat them as linear light and gamma-encode them) and keep the high byte.
+            image.format = UInt32(PNG_FORMAT_FLAG_COLOR | PNG_FORMAT_FLAG_LINEAR)  // PNG_FORMAT_LINEAR_RGB
+            var wide = [UInt16](repeating: 0, count: w * h * 3)
+            let finished = wide.withUnsafeMutableBytes { png_image_finish_read(&image, nil, $0.baseAddress, 0, nil) }
+            guard finished != 0 else { throw ImageError("corrupt or truncated PNG: \(message(&image))") }
+            return RGBImage(width: w, height: h, pixels: wide.map { UInt8($0 >> 8) })
+        }
+        image.format = UInt32(PNG_FORMAT_FLAG_COLOR | PNG_FORMAT_FLAG_ALPHA)  // PNG_FORMAT_RGBA
+        var rgba = [UInt8](repeating: 0, count: w * h * 4)
+        let finished = rgba.withUnsafeMutableBytes { png_image_finish_read(&image, nil, $0.baseAddress, 0, nil) }
+        guard finished != 0 else { throw ImageError("corrupt or truncated PNG: \(message(&image))") }
+        var rgb = [UInt8](repeating: 0, count: w * h * 3)
+        for i in 0..<(w * h) { rgb[3 * i] = rgba[4 * i]; rgb[3 * i + 1] = rgba[4 * i + 1]; rgb[3 * i + 2] = rgba[4 * i + 2] }
+        return RGBImage(width: w, height: h, pixels: rgb)
+    }
+
+    static func encode(_ rgb: RGBImage) throws -> [UInt8] {
+        var image = png_image()
+        image.version = UInt32(PNG_IMAGE_VERSION)
+        image.width = UInt32(rgb.width)
+        image.height = UInt32(rgb.height)
+        image.format = UInt32(PNG_FORMAT_FLAG_COLOR)  // PNG_FORMAT_RGB
+        var size: Int = 0
+        let sized = rgb.pixels.withUnsafeBytes { png_image_write_to_memory(&image, nil, &size, 0, $0.baseAddress, 0, nil) }
+        guard sized != 0, size > 0 else { throw ImageError("PNG encoding failed: \(message(&image))") }
+        var out = [UInt8](repeating: 0, count: size)
+        let written = out.withUnsafeMutableBytes { buffer in
+            rgb.pixels.withUnsafeBytes { png_image_write_to_memory(&image, buffer.baseAddress, &size, 0, $0.baseAddress, 0, nil) }
+        }
+        guard written != 0 else { throw ImageError("PNG encoding failed: \(message(&image))") }
+        return Array(out.prefix(size))
+    }
+
+    static func message(_ image: inout png_image) -> String {
+        withUnsafeBytes(of: &image.message) { raw in
+            String(decoding: raw.prefix { $0 != 0 }, as: UTF8.self)
+        }
+    }
+}
+
+/// TurboJPEG: errors are return codes with a message.
+enum JPEGCodec {
+    static func decode(_ data: [UInt8]) throws -> RGBImage {
+        guard let handle = tjInitDecompress() else { throw ImageError("cannot start the JPEG decoder") }
+        defer { tjDestroy(handle) }
+        var w: Int32 = 0, h: Int32 = 0, subsampling: Int32 = 0, colorspace: Int32 = 0
+        let header = data.withUnsafeBufferPointer {
+            tjDecompressHeader3(handle, $0.baseAddress, UInt(data.count), &w, &h, &subsampling, &colorspace)
+        }
+        guard header == 0 else { throw ImageError("corrupt JPEG: \(String(cString: tjGetErrorStr2(handle)))") }
+        guard w > 0, h > 0, Int(w) * Int(h) <= 1 << 28 else { throw ImageError("JPEG of \(w)x\(h) pixels is too large") }
+        var rgb = [UInt8](repeating: 0, count: Int(w) * Int(h) * 3)
+        let status = data.withUnsafeBufferPointer { src in
+            rgb.withUnsafeMutableBufferPointer { dst in
+                tjDecompress2(handle, src.baseAddress, UInt(data.count), dst.baseAddress, w, 0, h, Int32(TJPF_RGB.rawValue), 0)
+            }
+        }
+        // Warnings (e.g. a truncated but displayable file) are errors here: the picture is incomplete.
+        guard status == 0 else { throw ImageError("corrupt or truncated JPEG: \(String(cString: tjGetErrorStr2(handle)))") }
+        return RGBImage(width: Int(w), height: Int(h), pixels: rgb)
+    }
+}

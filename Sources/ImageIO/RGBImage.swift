@@ -1,0 +1,70 @@
+import Foundation
+
+/// An 8-bit RGB image, rows top to bottom, pixels interleaved R, G, B.
+public struct RGBImage: Sendable, Equatable {
+    public let width: Int
+    public let height: Int
+    public var pixels: [UInt8]
+
+    public init(width: Int, height: Int, pixels: [UInt8]) {
+        precondition(pixels.count == width * height * 3)
+        self.width = width
+        self.height = height
+        self.pixels = pixels
+    }
+}
+
+public struct ImageError: Error, CustomStringConvertible, Sendable {
+    public let description: String
+    public init(_ description: String) { self.description = description }
+}
+
+extension RGBImage {
+    /// Decodes PNG (any bit depth, grey, palette, alpha) or JPEG (baseline, progressive, grey,
+    /// CMYK), recognised by content. Alpha is dropped, grey is replicated, as PIL's
+    /// `convert("RGB")` does.
+    public init(contentsOf url: URL) throws {
+        let data: Data
+        do { data = try Data(contentsOf: url) } catch {
+            throw ImageError("cannot read \(url.path): \(error.localizedDescription)")
+        }
+        do { try self.init(data: [UInt8](data)) } catch let error as ImageError {
+            throw ImageError("\(url.lastPathComponent): \(error.description)")
+        }
+    }
+
+    public init(data: [UInt8]) throws {
+        if data.starts(with: [0x89, 0x50, 0x4E, 0x47, 0x0D, 0x0A, 0x1A, 0x0A]) {
+            self = try PNGCodec.decode(data)
+        } else if data.starts(with: [0xFF, 0xD8]) {
+            self = try JPEGCodec.decode(data)
+        } else {
+            throw ImageError("not an image: expected a PNG or JPEG file")
+        }
+    }
+
+    /// PNG bytes of this image.
+    public func pngData() throws -> [UInt8] { try PNGCodec.encode(self) }
+
+    /// Writes a PNG whole or not at all: to a temporary file beside `url`, then renamed.
+    public func writePNG(to url: URL) throws {
+        try writeAtomically(Data(try pngData()), to: url)
+    }
+}
+
+/// Writes `data` to a temporary file in the destination folder, then renames it over `url`, so
+/// readers never see a partial file and a failure leaves nothing behind.
+public func writeAtomically(_ data: Data, to url: URL) throws {
+    let dir = url.deletingLastPathComponent()
+    let temp = dir.appendingPathComponent(".\(url.lastPathComponent).\(UUID().uuidString).tmp")
+    do {
+        try data.write(to: temp)
+        // rename(2) replaces the destination atomically.
+        guard rename(temp.path, url.path) == 0 else {
+            throw ImageError("cannot rename \(temp.path) to \(url.path): \(String(cString: strerror(errno)))")
+        }
+    } catch {
+        try? FileManager.default.removeItem(at: temp)
+        throw ImageError("cannot write \(url.path): \(error.localizedDescription)")
+    }
+}
