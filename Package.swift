@@ -40,7 +40,7 @@ let package = Package(
         .target(name: "Bench", dependencies: ["Backend", "Device"]),
         // Subcommands: argument parsing only.
         .target(name: "LoupeCLI", dependencies: [
-            "Backend", "Device", "Bench",
+            "Backend", "Device", "Bench", "Graph", "Models", "ImageIO",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
         .executableTarget(name: "loupe", dependencies: ["LoupeCLI"]),
@@ -50,7 +50,7 @@ let package = Package(
         .testTarget(name: "GraphTests", dependencies: ["Graph", "TestSupport"]),
         .testTarget(name: "ModelsTests", dependencies: ["Models", "TestSupport"], exclude: ["Fixtures"]),
         .testTarget(name: "ImageIOTests", dependencies: ["ImageIO", "Backend", "TestSupport"]),
-        .testTarget(name: "LoupeCLITests", dependencies: ["LoupeCLI", "TestSupport"]),
+        .testTarget(name: "LoupeCLITests", dependencies: ["LoupeCLI", "Models", "TestSupport"]),
     ],
     swiftLanguageModes: [.v6]
 )

@@ -43,12 +43,12 @@ public struct BenchCommand: ParsableCommand {
         bench.runs = runs
         let peak = try bench.peak()
         if !json {
-            print("device: \(device.name) (\(device.platform.name), \(device.computeUnits) CUs)")
-            print(String(format: "measured peak: %.1f GFLOP/s (FMA), %.1f GB/s (copy)", peak.gflops, peak.gbPerSecond))
-            print("median of \(runs) run(s) after 1 warm-up; device time from OpenCL profiling events\n")
+            emit("device: \(device.name) (\(device.platform.name), \(device.computeUnits) CUs)")
+            emit(String(format: "measured peak: %.1f GFLOP/s (FMA), %.1f GB/s (copy)", peak.gflops, peak.gbPerSecond))
+            emit("median of \(runs) run(s) after 1 warm-up; device time from OpenCL profiling events\n")
         }
         var results: [BenchResult] = []
-        if !json { print(fixedRow(["op", "shape", "batch", "pass", "ms", "rate", "% peak", "models"])) }
+        if !json { emit(fixedRow(["op", "shape", "batch", "pass", "ms", "rate", "% peak", "models"])) }
         for (op, owners) in plan {
             for b in batches {
                 let got = try bench.run(op, batch: b, models: owners, peak: peak)
@@ -57,8 +57,7 @@ public struct BenchCommand: ParsableCommand {
                     let row = [r.op, r.shape, "\(r.batch)", r.pass, String(format: "%.3f", r.milliseconds),
                                String(format: "%.1f %@", r.rate, r.unit), String(format: "%.1f", r.percentOfPeak), r.models.joined(separator: ",")]
                     if !json {
-                        print(fixedRow(row))
-                        fflush(nil)
+                        emit(fixedRow(row))
                     }
                 }
             }
@@ -67,7 +66,7 @@ public struct BenchCommand: ParsableCommand {
             struct Report: Encodable { let device: String; let peak: DevicePeak; let results: [BenchResult] }
             let encoder = JSONEncoder()
             encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
-            print(String(decoding: try encoder.encode(Report(device: device.name, peak: peak, results: results)), as: UTF8.self))
+            emit(String(decoding: try encoder.encode(Report(device: device.name, peak: peak, results: results)), as: UTF8.self))
         }
     }
 }

@@ -8,7 +8,7 @@ public struct DevicesCommand: ParsableCommand {
     public init() {}
 
     public func run() throws {
-        print(try DevicesCommand.table(), terminator: "")
+        emit(try DevicesCommand.table(), terminator: "")
     }
 
     static func gib(_ bytes: UInt64) -> String { String(format: "%.1f GiB", Double(bytes) / 1_073_741_824) }

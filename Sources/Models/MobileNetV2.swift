@@ -49,6 +49,7 @@ struct InvertedResidual: Module {
     func callAsFunction(_ g: Graph, _ x: Graph.Value, _ p: ParameterStore) throws -> Graph.Value {
         var h = x
         for layer in layers { h = try layer(g, h, p) }
+        g.tap(join(name, "conv"), h, kind: "Sequential")
         return tapped(g, residual ? try g.add(x, h) : h)
     }
 }

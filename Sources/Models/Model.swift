@@ -114,13 +114,21 @@ public enum ModelLocator {
         let (url, named) = try resolve(model: model, arch: arch)
         let weights = try loadWeights(url: url)
         let archName = try named ?? inferArchitecture(weights, file: url.lastPathComponent)
-        return try Model(architecture: try Architectures.make(archName), weights: weights, on: backend)
+        // A fine-tuned classifier: the class count is the size of the last bias.
+        var classes = 1000
+        if let last = try Architectures.make(archName).parameters.last, let bias = weights[last.name], bias.shape.rank == 1 {
+            classes = bias.shape[0]
+        }
+        return try Model(architecture: try Architectures.make(archName, classes: classes), weights: weights, on: backend)
     }
 
     static func inferArchitecture(_ weights: [String: HostTensor], file: String) throws -> String {
         for name in Architectures.names {
             guard let arch = try? Architectures.make(name) else { continue }
-            if arch.parameters.allSatisfy({ weights[$0.name]?.shape == $0.shape }) { return name }
+            // Every parameter present with its shape (the classifier's class count may differ).
+            let specs = arch.parameters
+            if specs.dropLast(2).allSatisfy({ weights[$0.name]?.shape == $0.shape }),
+               specs.suffix(2).allSatisfy({ weights[$0.name] != nil }) { return name }
         }
         throw ModelError("\(file): its keys match no known architecture; pass --arch (\(Architectures.names.joined(separator: ", ")))")
     }

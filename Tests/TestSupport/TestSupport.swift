@@ -107,3 +107,15 @@ public func finiteDifferenceMismatches(
     }
     return problems
 }
+
+/// Whether torchvision's MobileNetV2 weights are installed (`make models`); when they are not,
+/// prints why a test is skipped, or calls `fail` under LOUPE_REQUIRE_MODELS=1 (CI).
+public func realWeightsPresent(fail: (String) -> Void) -> Bool {
+    let env = ProcessInfo.processInfo.environment
+    let home = env["TORCH_HOME"] ?? (NSHomeDirectory() + "/.cache/torch")
+    let path = home + "/hub/checkpoints/mobilenet_v2-b0353104.pth"
+    if FileManager.default.fileExists(atPath: path) { return true }
+    let message = "real-model test skipped: \(path) is absent (run `make models`)"
+    if env["LOUPE_REQUIRE_MODELS"] == "1" { fail(message) } else { FileHandle.standardError.write(Data((message + "\n").utf8)) }
+    return false
+}

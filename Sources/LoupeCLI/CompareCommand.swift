@@ -1,0 +1,113 @@
+import ArgumentParser
+import Backend
+import Device
+import Foundation
+import Graph
+import Models
+
+/// `loupe compare`: the same forward and backward pass on the CPU reference and on an OpenCL
+/// device, layer by layer.
+public struct CompareCommand: ParsableCommand {
+    public static let configuration = CommandConfiguration(
+        commandName: "compare",
+        abstract: "Run the forward pass and the backward pass to the input on the CPU reference and on an OpenCL device; print the error of every layer.",
+        discussion: """
+            The backward pass starts from the CPU reference's top-1 logit. For every tapped layer: max |device - cpu|, \
+            that over max |cpu| (relative error), and ||device - cpu|| / ||cpu|| (relative L2 error). Exits 1 when an \
+            activation's relative error exceeds --tolerance or a gradient's relative L2 error exceeds --gradient-tolerance. (Gradients are judged by L2: \
+            a ReLU whose input is within rounding of 0 may let the gradient through on one device and not on the other.)
+            """)
+
+    @OptionGroup public var deviceOptions: DeviceOptions
+    @OptionGroup public var modelOptions: ModelOptions
+    @OptionGroup public var imageOptions: ImageOptions
+    @Option(help: "Largest accepted relative error of an activation (max |device - cpu| / max |cpu|).")
+    public var tolerance: Float = 1e-3
+    @Option(help: "Largest accepted relative L2 error of a gradient.")
+    public var gradientTolerance: Float = 1e-2
+    @Option(help: "Comma-separated layer names to report (default: every layer).")
+    public var layers: String?
+
+    public init() {}
+
+    public struct Row {
+        public let what: String
+        public let shape: Shape
+        public let maxAbs: Float
+        /// max |device - cpu| / max |cpu|
+        public let relative: Float
+        /// ||device - cpu|| / ||cpu||
+        public let relativeL2: Float
+        public let isGradient: Bool
+        /// Activations are judged by their worst element; gradients by their L2 error, because a
+        /// ReLU whose input is within float rounding of 0 (|x| ~ 1e-7) may pass the gradient on
+        /// one device and block it on the other, and that one element says nothing about the kernels.
+        public var judged: Float { isGradient ? relativeL2 : relative }
+    }
+
+    public func run() throws {
+        guard let device = try deviceOptions.openCLDevice() else {
+            throw UserError("loupe compare needs an OpenCL device to compare with the CPU reference (see `loupe devices`)")
+        }
+        let (_, _, input, shape) = try imageOptions.load()
+        let gpu = try OpenCLBackend(device: device)
+        let reference = try modelOptions.load(on: CPUBackend())
+        let rows = try CompareCommand.compare(reference: reference, device: try reference.moved(to: gpu), input: input, shape: shape,
+                                              layers: layers?.split(separator: ",").map(String.init))
+        emit("\(reference.architecture.name): CPU reference vs \(gpu.name)")
+        var table = [["", "shape", "max abs error", "relative error", "relative L2 error"]]
+        for r in rows {
+            table.append([r.what, r.shape.description, String(format: "%.3g", r.maxAbs), String(format: "%.3g", r.relative),
+                          String(format: "%.3g", r.relativeL2)])
+        }
+        emit(formatTable(table), terminator: "")
+        let worstForward = rows.filter { !$0.isGradient }.map(\.judged).max() ?? 0
+        let worstGradient = rows.filter(\.isGradient).map(\.judged).max() ?? 0
+        let verdict = String(format: "worst relative error of activations %.3g (tolerance %.3g), worst relative L2 error of gradients %.3g (tolerance %.3g)",
+                             worstForward, tolerance, worstGradient, gradientTolerance)
+        if worstForward > tolerance || worstGradient > gradientTolerance {
+            emit("FAIL: " + verdict)
+            throw ExitCode(1)
+        }
+        emit("OK: " + verdict)
+    }
+
+    public static func compare(reference: Model, device: Model, input: [Float], shape: Shape, layers: [String]?) throws -> [Row] {
+        var passes: [(Graph, Graph.Value, Graph.Value, Gradients)] = []
+        var seedValues: [Float] = []
+        for model in [reference, device] {
+            let b = model.backend
+            let g = Graph(backend: b)
+            let x = g.input(try b.tensor(input, shape))
+            let y = try model.forward(g, x)
+            if seedValues.isEmpty {
+                let logits = try b.values(g.tensor(y))
+                let top = logits.indices.max { logits[$0] < logits[$1] }!
+                seedValues = [Float](repeating: 0, count: logits.count)
+                seedValues[top] = 1
+            }
+            passes.append((g, x, y, try g.backward(from: y, seed: try b.tensor(seedValues, g.shape(y)))))
+        }
+        let (cg, cx, cy, cgrads) = passes[0], (dg, dx, dy, dgrads) = passes[1]
+        let names = cg.tapNames
+        if let layers { for name in layers { try checkLayerName(name, in: names, model: reference.architecture.name) } }
+        func row(_ what: String, _ a: Tensor?, _ b: Tensor?) throws -> Row? {
+            guard let a, let b else { return nil }
+            let av = try reference.backend.values(a), bv = try device.backend.values(b)
+            let maxAbs = zip(av, bv).map { abs($0 - $1) }.max() ?? 0
+            let scale = Swift.max(av.map(abs).max() ?? 0, 1e-12)
+            let diff2 = zip(av, bv).reduce(0.0) { $0 + Double($1.0 - $1.1) * Double($1.0 - $1.1) }
+            let norm2 = av.reduce(0.0) { $0 + Double($1) * Double($1) }
+            return Row(what: what, shape: a.shape, maxAbs: maxAbs, relative: maxAbs / scale,
+                       relativeL2: Float((diff2 / Swift.max(norm2, 1e-30)).squareRoot()), isGradient: what.hasSuffix("(gradient)") || what == "input gradient")
+        }
+        var rows: [Row] = []
+        for name in layers ?? names {
+            if let r = try row(name, cg.tensor(cg.tapped(name)!), dg.tensor(dg.tapped(name)!)) { rows.append(r) }
+            if let r = try row(name + " (gradient)", cgrads.tapped(name), dgrads.tapped(name)) { rows.append(r) }
+        }
+        rows.append(try row("logits", cg.tensor(cy), dg.tensor(dy))!)
+        rows.append(try row("input gradient", cgrads.of(cx), dgrads.of(dx))!)
+        return rows
+    }
+}

@@ -1,0 +1,92 @@
+import ArgumentParser
+import Foundation
+import LoupeCLI
+import Models
+import Testing
+import TestSupport
+
+let repo = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("../..").standardized
+let chelsea = repo.appendingPathComponent("Assets/chelsea.png").path
+let smallImage = repo.appendingPathComponent("Tests/ImageIOTests/Fixtures/rgb.png").path
+
+/// Runs a whole command and returns what it printed.
+func run(_ arguments: [String]) throws -> String {
+    var command = try Loupe.parseAsRoot(arguments)
+    let collected = Collector()
+    try Console.$sink.withValue({ collected.append($0) }) { try command.run() }
+    return collected.text
+}
+
+final class Collector: @unchecked Sendable {
+    private let lock = NSLock()
+    private var parts: [String] = []
+    func append(_ s: String) { lock.lock(); parts.append(s); lock.unlock() }
+    var text: String { lock.lock(); defer { lock.unlock() }; return parts.joined() }
+}
+
+func weights() -> Bool { realWeightsPresent { Issue.record(Comment(rawValue: $0)) } }
+func device() -> Bool { TestDevice.backend(fail: { Issue.record(Comment(rawValue: $0)) }) != nil }
+
+@Suite(.serialized) struct ModelCommandTests {
+    @Test func classifyPrintsEgyptianCatFirstAsJSON() throws {
+        guard weights(), device() else { return }
+        let out = try run(["classify", "--image", chelsea, "--json", "--top", "3"])
+        struct Output: Decodable { struct P: Decodable { let index: Int; let label: String; let probability: Double }; let top: [P] }
+        let parsed = try JSONDecoder().decode(Output.self, from: Data(out.utf8))
+        #expect(parsed.top.count == 3)
+        #expect(parsed.top[0].index == 285 && parsed.top[0].label == "Egyptian cat")
+        #expect(abs(parsed.top[0].probability - 0.7166) < 1e-3)
+        let text = try run(["classify", "--image", chelsea, "--top", "1"])
+        #expect(text.contains("285  Egyptian cat"))
+    }
+
+    @Test func layersListsTorchvisionNamesAndShapes() throws {
+        guard device() else { return }
+        let out = try run(["layers", "--model", "resnet18", "--random-weights", "1"])
+        let line = try #require(out.split(separator: "\n").first { $0.hasPrefix("layer4.1 ") })
+        #expect(line.contains("BasicBlock") && line.contains("[1, 512, 7, 7]"))
+        #expect(out.contains("fc ") && out.contains("[1, 1000]"))
+    }
+
+    @Test func compareReportsEveryLayerAndPasses() throws {
+        guard device() else { return }
+        let out = try run(["compare", "--model", "resnet18", "--random-weights", "3", "--image", smallImage, "--no-resize"])
+        #expect(out.contains("layer4.1 (gradient)") && out.contains("input gradient") && out.contains("OK: "))
+        let some = try run(["compare", "--model", "resnet18", "--random-weights", "3", "--image", smallImage, "--no-resize",
+                            "--layers", "layer1,fc"])
+        #expect(some.contains("layer1 ") && !some.contains("layer2 "))
+    }
+
+    @Test func badInputsGetOneClearError() throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("loupe-cli-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let text = dir.appendingPathComponent("notes.png"), truncated = dir.appendingPathComponent("cut.png")
+        let badModel = dir.appendingPathComponent("resnet18-broken.pth")
+        try Data("not an image".utf8).write(to: text)
+        try Data(try Data(contentsOf: URL(fileURLWithPath: chelsea)).prefix(5000)).write(to: truncated)
+        try Data(try Data(contentsOf: repo.appendingPathComponent("Tests/ModelsTests/Fixtures/tiny_zip.pth")).prefix(900)).write(to: badModel)
+        let cases: [([String], String)] = [
+            (["classify", "--image", text.path, "--device", "cpu"], "not an image"),
+            (["classify", "--image", truncated.path, "--device", "cpu"], "PNG"),
+            (["classify", "--image", "/nonexistent.png"], "cannot read"),
+            (["classify", "--image", smallImage, "--model", "lenet5"], "neither a known architecture"),
+            (["classify", "--image", smallImage, "--model", badModel.path, "--device", "cpu"], "resnet18-broken.pth"),
+            (["classify", "--image", smallImage, "--arch", "resnet19", "--device", "cpu"], "unknown architecture resnet19"),
+            (["classify", "--image", smallImage, "--top", "0"], "--top"),
+            (["compare", "--model", "resnet18", "--random-weights", "1", "--image", smallImage, "--no-resize", "--layers", "layer4.7"],
+             "nearest: layer4"),
+        ]
+        for (arguments, needle) in cases {
+            do {
+                _ = try run(arguments)
+                Issue.record("no error for \(arguments)")
+            } catch {
+                let message = Loupe.message(for: error)
+                #expect(message.contains(needle), "\(arguments): \(message)")
+                #expect(!message.contains("\n") || needle == "PNG", "one line: \(message)")
+            }
+        }
+        #expect(try FileManager.default.contentsOfDirectory(atPath: dir.path).sorted() == ["cut.png", "notes.png", "resnet18-broken.pth"])
+    }
+}
