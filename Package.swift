@@ -37,7 +37,7 @@ let package = Package(
         // Layers, architectures with torchvision parameter names, weight loaders.
         .target(name: "Models", dependencies: ["Graph", "Backend"]),
         // Kernel microbenchmarks (device time from profiling events).
-        .target(name: "Bench", dependencies: ["Backend", "Device"]),
+        .target(name: "Bench", dependencies: ["Backend", "Device", "Graph", "Models"]),
         // Subcommands: argument parsing only.
         .target(name: "LoupeCLI", dependencies: [
             "Backend", "Device", "Bench", "Graph", "Models", "ImageIO",

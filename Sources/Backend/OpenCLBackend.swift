@@ -17,6 +17,10 @@ public struct GemmTiling: Hashable, Sendable, CustomStringConvertible {
     }
     /// Default for large convolutions.
     public static let large = GemmTiling(tm: 64, tn: 64, tk: 16, wptm: 8, wptn: 8)
+    /// For few output rows (M <= 8: the 3 input channels of a network's first conv, backward).
+    public static let fewRows = GemmTiling(tm: 8, tn: 128, tk: 16, wptm: 1, wptn: 8)
+    /// For M <= 32.
+    public static let mediumRows = GemmTiling(tm: 32, tn: 64, tk: 16, wptm: 4, wptn: 8)
     /// For a narrow N (batch of a linear layer).
     public static let narrow = GemmTiling(tm: 64, tn: 8, tk: 16, wptm: 4, wptn: 4)
     /// `LOUPE_CONV_TILING=tm,tn,tk,wptm,wptn` overrides the default, for tuning on a new device.
@@ -37,9 +41,15 @@ public struct GemmTiling: Hashable, Sendable, CustomStringConvertible {
 public final class OpenCLBackend: Backend {
     public let context: Context
     public var name: String { context.device.name }
-    /// Tiling of convolutions; settable for tuning (`loupe bench --tile`).
+    /// Tiling of convolutions with many output rows (M > 32); LOUPE_CONV_TILING overrides it.
     public let convTiling: GemmTiling
-    private let recorded = Mutex<[Event]?>(nil)
+    /// The tile for a matrix multiply with `m` rows: a 64-row tile would compute mostly padding
+    /// when m is small.
+    func tiling(rows m: Int) -> GemmTiling {
+        if GemmTiling.fromEnvironment() != nil { return convTiling }
+        return m <= 8 ? .fewRows : m <= 32 ? .mediumRows : convTiling
+    }
+    private let recorded = Mutex<[(String, Event)]?>(nil)
 
     public init(context: Context, convTiling: GemmTiling? = nil) {
         self.context = context
@@ -73,7 +83,7 @@ public final class OpenCLBackend: Backend {
         let sources = [header] + (try files.map { try OpenCLBackend.kernelSource($0) })
         let program = try context.program(name: files.joined(separator: "+") + " {" + header.replacingOccurrences(of: "\n", with: "; ") + "}",
                                           sources: sources)
-        return Launcher(kernel: try program.kernel(name), backend: self)
+        return Launcher(kernel: try program.kernel(name), backend: self, label: flags.isEmpty ? name : "\(name) \(flags.joined(separator: " "))")
     }
 
     public func tensor(_ values: [Float], _ shape: Shape) throws -> Tensor {
@@ -105,25 +115,30 @@ public final class OpenCLBackend: Backend {
     /// Runs `body` and returns its result with the device time of every kernel it launched,
     /// from profiling events (seconds). Used by benchmarks; nesting is not supported.
     public func profile<T>(_ body: () throws -> T) throws -> (result: T, deviceSeconds: Double) {
+        let (result, kernels) = try profileKernels(body)
+        return (result, kernels.reduce(0) { $0 + $1.seconds })
+    }
+
+    /// Like `profile`, with the device time of every launch and its kernel's name, in order.
+    public func profileKernels<T>(_ body: () throws -> T) throws -> (result: T, kernels: [(name: String, seconds: Double)]) {
         recorded.withLock { $0 = [] }
         let result: T
         do { result = try body() } catch { recorded.withLock { $0 = nil }; throw error }
-        let events = recorded.withLock { events -> [Event] in defer { events = nil }; return events ?? [] }
-        var total = 0.0
-        for e in events { total += try e.deviceSeconds() }
-        return (result, total)
+        let events = recorded.withLock { events -> [(String, Event)] in defer { events = nil }; return events ?? [] }
+        return (result, try events.map { ($0.0, try $0.1.deviceSeconds()) })
     }
 
-    fileprivate func record(_ event: Event) {
-        recorded.withLock { $0?.append(event) }
+    fileprivate func record(_ name: String, _ event: Event) {
+        recorded.withLock { $0?.append((name, event)) }
     }
 
     /// A kernel bound to this backend: launches are recorded while `profile` runs.
     struct Launcher {
         let kernel: Kernel
         let backend: OpenCLBackend
+        var label: String
         func launch(global: [Int], local: [Int]? = nil, _ arguments: [KernelArgument]) throws {
-            backend.record(try kernel.launch(global: global, local: local, arguments))
+            backend.record(label, try kernel.launch(global: global, local: local, arguments))
         }
     }
 

@@ -2,6 +2,7 @@ import ArgumentParser
 import Backend
 import Bench
 import Foundation
+import Models
 
 /// `loupe bench`: kernel microbenchmarks on the layer shapes of VGG16, ResNet18, MobileNetV2.
 public struct BenchCommand: ParsableCommand {
@@ -12,30 +13,77 @@ public struct BenchCommand: ParsableCommand {
     @OptionGroup public var deviceOptions: DeviceOptions
     @Option(help: "Comma-separated substrings of \"op shape\" to keep, e.g. \"conv 3x3 64->64 56x56\" or \"relu,maxpool\".")
     public var filter: String?
-    @Option(help: "Comma-separated models whose layer shapes to run: vgg16, resnet18, mobilenet_v2.")
-    public var models: String = LayerShapes.models.joined(separator: ",")
+    @Option(help: "Comma-separated networks whose layer shapes to run: vgg16, resnet18, mobilenet_v2.")
+    public var shapes: String = LayerShapes.models.joined(separator: ",")
+    @Option(help: "Time a whole network instead (forward, and forward + backward to the input), e.g. mobilenet_v2. Its weights are used when installed, seeded random weights otherwise.")
+    public var model: String?
     @Option(help: "Comma-separated batch sizes.")
     public var batch: String = "1,8"
     @Option(help: "Timed runs per measurement (the median is reported), after one warm-up run.")
     public var runs: Int = 3
+    @Flag(help: "With --model: also print the device time of each kernel over one forward + backward pass.")
+    public var kernels = false
     @Flag(help: "Print JSON instead of a table.")
     public var json = false
 
     public init() {}
 
-    public func run() throws {
-        guard let device = try deviceOptions.openCLDevice() else {
-            throw UserError("loupe bench times OpenCL kernels with profiling events; choose an OpenCL device (see `loupe devices`)")
-        }
-        let modelList = models.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }
-        for m in modelList where !LayerShapes.models.contains(m) {
-            throw UserError("unknown model \(m) for --models; choose from \(LayerShapes.models.joined(separator: ", "))")
-        }
-        let batches = try batch.split(separator: ",").map { text -> Int in
+    func batchSizes() throws -> [Int] {
+        guard runs >= 1 else { throw UserError("--runs must be at least 1") }
+        return try batch.split(separator: ",").map { text -> Int in
             guard let b = Int(text.trimmingCharacters(in: .whitespaces)), b >= 1 else { throw UserError("--batch \(batch): expected positive integers") }
             return b
         }
-        guard runs >= 1 else { throw UserError("--runs must be at least 1") }
+    }
+
+    /// `--model NAME`: whole-network timing on the chosen device (the CPU reference included).
+    func runModel(_ name: String) throws {
+        let batches = try batchSizes()
+        let backend = try deviceOptions.backend()
+        let installed = Architectures.torchvisionFiles[name].map {
+            FileManager.default.fileExists(atPath: ModelLocator.checkpointDirectory.appendingPathComponent($0).path)
+        } ?? true
+        let options = try ModelOptions.parse(["--model", name] + (installed ? [] : ["--random-weights", "1"]))
+        let model = try options.load(on: backend)
+        var results: [ModelBenchResult] = []
+        if !json {
+            emit("\(model.architecture.name) (\(installed ? "its weights" : "seeded random weights")) on \(backend.name), 224x224, median of \(runs) run(s) after 1 warm-up")
+            emit(fixedRow(["batch", "pass", "wall ms", "device ms", "ms / image"], widths: [6, 18, 11, 11, 0]))
+        }
+        for b in batches {
+            for r in try ModelBenchmark.run(model, batch: b, runs: runs) {
+                results.append(r)
+                if !json {
+                    emit(fixedRow(["\(r.batch)", r.pass, String(format: "%.1f", r.wallMilliseconds),
+                                   r.deviceMilliseconds.map { String(format: "%.1f", $0) } ?? "-",
+                                   String(format: "%.1f", r.wallMilliseconds / Double(r.batch))], widths: [6, 18, 11, 11, 0]))
+                }
+            }
+        }
+        if json {
+            let encoder = JSONEncoder()
+            encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+            emit(String(decoding: try encoder.encode(results), as: UTF8.self))
+        }
+        if kernels, !json {
+            emit("\nkernels over one forward + backward pass, batch \(batches[0]):")
+            emit(fixedRow(["device ms", "launches", "kernel"], widths: [11, 9, 0]))
+            for k in try ModelBenchmark.kernelBreakdown(model, batch: batches[0]) {
+                emit(fixedRow([String(format: "%.1f", k.milliseconds), "\(k.launches)", k.name], widths: [11, 9, 0]))
+            }
+        }
+    }
+
+    public func run() throws {
+        if let model { return try runModel(model) }
+        guard let device = try deviceOptions.openCLDevice() else {
+            throw UserError("loupe bench times OpenCL kernels with profiling events; choose an OpenCL device (see `loupe devices`)")
+        }
+        let modelList = shapes.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }
+        for m in modelList where !LayerShapes.models.contains(m) {
+            throw UserError("unknown network \(m) for --shapes; choose from \(LayerShapes.models.joined(separator: ", "))")
+        }
+        let batches = try batchSizes()
         let plan = Benchmark.plan(models: modelList, filter: filter)
         guard !plan.isEmpty else { throw UserError("--filter \(filter ?? ""): no op matches") }
 
@@ -72,8 +120,7 @@ public struct BenchCommand: ParsableCommand {
 }
 
 /// Columns of fixed width, so rows printed one at a time line up.
-func fixedRow(_ cells: [String]) -> String {
-    let widths = [9, 30, 5, 16, 10, 17, 7, 0]
+func fixedRow(_ cells: [String], widths: [Int] = [9, 30, 5, 16, 10, 17, 7, 0]) -> String {
     return zip(cells, widths).map { cell, w in
         w == 0 ? cell : cell.count >= w ? cell + " " : cell.padding(toLength: w, withPad: " ", startingAt: 0)
     }.joined(separator: " ")

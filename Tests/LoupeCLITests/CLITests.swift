@@ -24,9 +24,9 @@ import TestSupport
 
     @Test func benchRunsAFilteredShapeAndRefusesBadOptions() throws {
         guard TestDevice.backend(fail: { Issue.record(Comment(rawValue: $0)) }) != nil else { return }
-        let out = try run(["bench", "--filter", "softmax", "--models", "mobilenet_v2", "--batch", "1", "--runs", "1", "--json"])
+        let out = try run(["bench", "--filter", "softmax", "--shapes", "mobilenet_v2", "--batch", "1", "--runs", "1", "--json"])
         #expect(out.contains("\"op\" : \"softmax\"") && out.contains("\"percentOfPeak\""))
-        for bad in [["bench", "--models", "lenet"], ["bench", "--filter", "no-such-op"], ["bench", "--batch", "0"], ["bench", "--device", "opencl:99"]] {
+        for bad in [["bench", "--shapes", "lenet"], ["bench", "--filter", "no-such-op"], ["bench", "--batch", "0"], ["bench", "--device", "opencl:99"]] {
             var c = try Loupe.parseAsRoot(bad)
             #expect(throws: (any Error).self, "\(bad)") { try c.run() }
         }

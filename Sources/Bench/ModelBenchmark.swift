@@ -1,0 +1,77 @@
+import Backend
+import Foundation
+import Graph
+import Models
+
+/// Whole-network timing: forward, and forward + backward to the input (from the top-1 logit),
+/// per batch size. Wall time includes host work and waits for the result; device time sums the
+/// kernels' profiling events (OpenCL only).
+public struct ModelBenchResult: Codable, Sendable {
+    public let model: String
+    public let batch: Int
+    public let pass: String
+    public let wallMilliseconds: Double
+    public let deviceMilliseconds: Double?
+}
+
+public enum ModelBenchmark {
+    /// Device time per kernel over one forward + backward pass, largest first (OpenCL only).
+    public static func kernelBreakdown(_ model: Model, batch: Int, size: Int = 224) throws -> [(name: String, milliseconds: Double, launches: Int)] {
+        guard let cl = model.backend as? OpenCLBackend else { return [] }
+        let shape: Shape = [batch, 3, size, size]
+        let input = try cl.tensor([Float](repeating: 0.5, count: shape.count), shape)
+        func pass() throws {
+            let g = Graph(backend: cl)
+            let x = g.input(input)
+            let y = try model.forward(g, x)
+            _ = try cl.values(try g.backward(from: y).of(x)!)
+        }
+        try pass()
+        let (_, kernels) = try cl.profileKernels(pass)
+        var totals: [String: (Double, Int)] = [:]
+        for k in kernels { totals[k.name, default: (0, 0)].0 += k.seconds * 1e3; totals[k.name, default: (0, 0)].1 += 1 }
+        return totals.map { ($0.key, $0.value.0, $0.value.1) }.sorted { $0.1 > $1.1 }
+    }
+
+    public static func run(_ model: Model, batch: Int, size: Int = 224, runs: Int) throws -> [ModelBenchResult] {
+        let backend = model.backend
+        var rng = SystemRandomNumberGenerator()
+        let shape: Shape = [batch, 3, size, size]
+        let input = try backend.tensor((0..<shape.count).map { _ in Float.random(in: -2..<2, using: &rng) }, shape)
+        func forward() throws -> (Graph, Graph.Value, Graph.Value) {
+            let g = Graph(backend: backend)
+            let x = g.input(input)
+            return (g, x, try model.forward(g, x))
+        }
+        let classes = model.architecture.parameters.last!.shape[0]
+        var seedValues = [Float](repeating: 0, count: batch * classes)
+        for n in 0..<batch { seedValues[n * classes] = 1 }
+        let seed = try backend.tensor(seedValues, [batch, classes])
+        let passes: [(String, () throws -> Void)] = [
+            ("forward", { let (g, _, y) = try forward(); _ = try backend.values(g.tensor(y)) }),
+            ("forward+backward", {
+                let (g, x, y) = try forward()
+                _ = try backend.values(try g.backward(from: y, seed: seed).of(x)!)
+            }),
+        ]
+        var results: [ModelBenchResult] = []
+        for (name, body) in passes {
+            try body()  // warm-up: builds kernels
+            var walls: [Double] = [], devices: [Double] = []
+            for _ in 0..<Swift.max(runs, 1) {
+                let start = DispatchTime.now().uptimeNanoseconds
+                if let cl = backend as? OpenCLBackend {
+                    devices.append(try cl.profile(body).deviceSeconds)
+                } else {
+                    try body()
+                }
+                walls.append(Double(DispatchTime.now().uptimeNanoseconds - start) * 1e-9)
+            }
+            func median(_ v: [Double]) -> Double { let s = v.sorted(); return s[s.count / 2] }
+            results.append(ModelBenchResult(model: model.architecture.name, batch: batch, pass: name,
+                                            wallMilliseconds: median(walls) * 1e3,
+                                            deviceMilliseconds: devices.isEmpty ? nil : median(devices) * 1e3))
+        }
+        return results
+    }
+}
