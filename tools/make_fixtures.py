@@ -121,6 +121,13 @@ y = torch.cat(parts, dim=1)
 gy, gs = grads(y, parts)
 add("concat", dict(sizes=[1, 3, 2]), p0=parts[0], p1=parts[1], p2=parts[2], y=y, gy=gy, g0=gs[0], g1=gs[1], g2=gs[2])
 
+# bilinear resize (half-pixel centres) up and down, and the channel maximum
+for i, (shape, size) in enumerate([([2, 3, 5, 7], (13, 11)), ([1, 1, 7, 7], (32, 32)), ([1, 2, 9, 8], (3, 2))]):
+    x = torch.rand(*shape)
+    add(f"resize{i}", dict(size=list(size)), x=x, y=F.interpolate(x, size=size, mode="bilinear", align_corners=False))
+x = torch.randn(2, 5, 4, 3)
+add("channel_max", {}, x=x, y=x.amax(dim=1, keepdim=True))
+
 # reductions over dims 1.. of [2, 3, 4, 5]
 x = leaf(2, 3, 4, 5)
 for name, fn in [("sum", lambda t: t.sum(dim=(1, 2, 3))), ("mean", lambda t: t.mean(dim=(1, 2, 3))),

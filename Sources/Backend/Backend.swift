@@ -72,6 +72,13 @@ public protocol Backend: AnyObject, Sendable {
     /// Maximum and the flat index of its first occurrence (as a float) within each row.
     func max(_ x: Tensor, axis: Int) throws -> (values: Tensor, indices: Tensor)
     func maxBackward(_ gy: Tensor, indices: Tensor, inputShape: Shape, axis: Int) throws -> Tensor
+
+    // MARK: Post-processing of maps (forward only: nothing differentiates through them yet)
+    /// Bilinear resize of each plane with half-pixel centres, no antialiasing (PyTorch's
+    /// interpolate(mode: bilinear, align_corners: False)).
+    func resizeBilinear(_ x: Tensor, height: Int, width: Int) throws -> Tensor
+    /// The maximum over channels: [N, C, H, W] -> [N, 1, H, W].
+    func channelMax(_ x: Tensor) throws -> Tensor
 }
 
 /// Shape checks and output shapes shared by both backends, so both refuse the same inputs

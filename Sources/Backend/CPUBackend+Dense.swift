@@ -218,4 +218,32 @@ extension CPUBackend {
         let gx = (0..<inputShape.count).map { i -> Float in i % cols == Int(iv[i / cols]) ? gv[i / cols] : 0 }
         return make(gx, inputShape)
     }
+
+    public func resizeBilinear(_ x: Tensor, height oh: Int, width ow: Int) throws -> Tensor {
+        let (n, c, h, w) = try ShapeRules.rank4("resize", x.shape)
+        guard oh >= 1, ow >= 1 else { throw BackendError("resize", "size \(oh)x\(ow) must be positive") }
+        let xv = try host(x, "resize")
+        func source(_ o: Int, _ size: Int, _ out: Int) -> (Int, Int, Float) {
+            let s = Swift.max((Float(o) + 0.5) * Float(size) / Float(out) - 0.5, 0)
+            let lo = Swift.min(Int(s), size - 1)
+            return (lo, Swift.min(lo + 1, size - 1), s - Float(lo))
+        }
+        var y = [Float](repeating: 0, count: n * c * oh * ow)
+        for plane in 0..<(n * c) { for oy in 0..<oh { for ox in 0..<ow {
+            let (y0, y1, ty) = source(oy, h, oh), (x0, x1, tx) = source(ox, w, ow)
+            let p = plane * h * w
+            let top = (1 - tx) * xv[p + y0 * w + x0] + tx * xv[p + y0 * w + x1]
+            let bottom = (1 - tx) * xv[p + y1 * w + x0] + tx * xv[p + y1 * w + x1]
+            y[(plane * oh + oy) * ow + ox] = (1 - ty) * top + ty * bottom
+        } } }
+        return make(y, [n, c, oh, ow])
+    }
+
+    public func channelMax(_ x: Tensor) throws -> Tensor {
+        let (n, c, h, w) = try ShapeRules.rank4("channel max", x.shape)
+        let xv = try host(x, "channel max")
+        var y = [Float](repeating: -.infinity, count: n * h * w)
+        for b in 0..<n { for ch in 0..<c { for i in 0..<(h * w) { y[b * h * w + i] = Swift.max(y[b * h * w + i], xv[(b * c + ch) * h * w + i]) } } }
+        return make(y, [n, 1, h, w])
+    }
 }

@@ -239,4 +239,22 @@ extension OpenCLBackend {
             [.buffer(gb), .buffer(ib), .buffer(gxb), .int(cols), .int(inputShape.count)])
         return gx
     }
+
+    public func resizeBilinear(_ x: Tensor, height oh: Int, width ow: Int) throws -> Tensor {
+        let (n, c, h, w) = try ShapeRules.rank4("resize", x.shape)
+        guard oh >= 1, ow >= 1 else { throw BackendError("resize", "size \(oh)x\(ow) must be positive") }
+        let xb = try buffer(x, "resize")
+        let (y, yb) = try empty([n, c, oh, ow], "resize")
+        try kernel(["resample"], "resize_bilinear").launch(global: [ow, oh, n * c],
+            [.buffer(xb), .buffer(yb), .int(h), .int(w), .int(oh), .int(ow)])
+        return y
+    }
+
+    public func channelMax(_ x: Tensor) throws -> Tensor {
+        let (n, c, h, w) = try ShapeRules.rank4("channel max", x.shape)
+        let xb = try buffer(x, "channel max")
+        let (y, yb) = try empty([n, 1, h, w], "channel max")
+        try kernel(["resample"], "channel_max").launch(global: [h * w, n], [.buffer(xb), .buffer(yb), .int(c), .int(h * w)])
+        return y
+    }
 }

@@ -181,3 +181,16 @@ import TestSupport
         }
     }
 }
+
+@Suite struct MapPostprocessingTests {
+    @Test(arguments: [(Shape([1, 1, 7, 7]), 224, 224), (Shape([2, 3, 5, 6]), 5, 6), (Shape([1, 2, 9, 9]), 4, 17), (Shape([3, 1, 1, 1]), 3, 2)])
+    func resizeAndChannelMaxDeviceMatchesReference(_ shape: Shape, _ h: Int, _ w: Int) throws {
+        var rng = SeededRandom(seed: 31)
+        try expectDeviceMatchesReference("resize \(shape) -> \(h)x\(w)", inputs: [(rng.floats(shape.count), shape)]) { b, t in
+            [try b.resizeBilinear(t[0], height: h, width: w), try b.channelMax(t[0])]
+        }
+        // Same size is the identity.
+        let x = try cpu.tensor(rng.floats(shape.count), shape)
+        #expect(try cpu.values(cpu.resizeBilinear(x, height: shape[2], width: shape[3])) == cpu.values(x))
+    }
+}

@@ -140,6 +140,14 @@ struct Fixture {
         }
     }
 
+    @Test func resizeAndChannelMax() throws {
+        try each(["resize0", "resize1", "resize2"]) { f in
+            let size = f.settings["size"] as! [Int]
+            try f.expect(try f.backend.resizeBilinear(try f.tensor("x"), height: size[0], width: size[1]), "y", tolerance: 1e-5)
+        }
+        try each(["channel_max"]) { f in try f.expect(try f.backend.channelMax(try f.tensor("x")), "y", tolerance: 0) }
+    }
+
     @Test func corruptSafetensorsThrow() throws {
         let good = try Data(contentsOf: URL(fileURLWithPath: #filePath).deletingLastPathComponent()
             .appendingPathComponent("Fixtures/torch_ops.safetensors"))
