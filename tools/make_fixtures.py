@@ -124,7 +124,9 @@ add("concat", dict(sizes=[1, 3, 2]), p0=parts[0], p1=parts[1], p2=parts[2], y=y,
 # bilinear resize (half-pixel centres) up and down, and the channel maximum
 for i, (shape, size) in enumerate([([2, 3, 5, 7], (13, 11)), ([1, 1, 7, 7], (32, 32)), ([1, 2, 9, 8], (3, 2))]):
     x = torch.rand(*shape)
-    add(f"resize{i}", dict(size=list(size)), x=x, y=F.interpolate(x, size=size, mode="bilinear", align_corners=False))
+    add(f"resize{i}", dict(size=list(size)), x=x, y=F.interpolate(x, size=size, mode="bilinear", align_corners=False),
+        corners=F.interpolate(x, size=size, mode="bilinear", align_corners=True),
+        nearest=F.interpolate(x, size=size, mode="nearest"))
 x = torch.randn(2, 5, 4, 3)
 add("channel_max", {}, x=x, y=x.amax(dim=1, keepdim=True))
 

@@ -73,72 +73,78 @@ def build(arch):
     return getattr(torchvision.models, arch)(weights=None)
 
 
-tensors, meta = {}, {}
-cases = [("alexnet", 1, 64), ("vgg16", 1, 32), ("resnet18", 2, 32), ("resnet50", 1, 32),
-         ("mobilenet_v2", 2, 32), ("googlenet", 2, 32)]
-for arch, n, size in cases:
-    torch.manual_seed(1)
-    model = fill(build(arch))
-    x = torch.randn(n, 3, size, size, requires_grad=True)
-    logits = model(x)
-    target = logits.argmax(dim=1)
-    seed = torch.zeros_like(logits)
-    seed[torch.arange(n), target] = 1
-    (grad,) = torch.autograd.grad(logits, x, seed)
-    tensors[f"{arch}.input"] = x.detach()
-    tensors[f"{arch}.logits"] = logits.detach()
-    tensors[f"{arch}.input_grad"] = grad
-    meta[arch] = json.dumps({"seed": SEED, "target": target.tolist()})
-    print(arch, tuple(x.shape), "top-1", target.tolist())
-write_safetensors(os.path.join(OUT, "models.safetensors"), tensors, meta)
 
-keys = {}
-for arch in ["alexnet", "vgg11", "vgg13", "vgg16", "vgg19", "resnet18", "resnet34", "resnet50", "mobilenet_v2", "googlenet"]:
-    sd = build(arch).state_dict()
-    keys[arch] = [[k, list(v.shape)] for k, v in sd.items()]
-with open(os.path.join(OUT, "state_dict_keys.json"), "w") as f:
-    json.dump(keys, f, separators=(",", ":"))
+def main():
+    tensors, meta = {}, {}
+    cases = [("alexnet", 1, 64), ("vgg16", 1, 32), ("resnet18", 2, 32), ("resnet50", 1, 32),
+             ("mobilenet_v2", 2, 32), ("googlenet", 2, 32)]
+    for arch, n, size in cases:
+        torch.manual_seed(1)
+        model = fill(build(arch))
+        x = torch.randn(n, 3, size, size, requires_grad=True)
+        logits = model(x)
+        target = logits.argmax(dim=1)
+        seed = torch.zeros_like(logits)
+        seed[torch.arange(n), target] = 1
+        (grad,) = torch.autograd.grad(logits, x, seed)
+        tensors[f"{arch}.input"] = x.detach()
+        tensors[f"{arch}.logits"] = logits.detach()
+        tensors[f"{arch}.input_grad"] = grad
+        meta[arch] = json.dumps({"seed": SEED, "target": target.tolist()})
+        print(arch, tuple(x.shape), "top-1", target.tolist())
+    write_safetensors(os.path.join(OUT, "models.safetensors"), tensors, meta)
 
-# Small state_dicts written by torch.save in the zip format and the legacy format.
-torch.manual_seed(2)
-tiny = torch.nn.Sequential(torch.nn.Conv2d(2, 3, 3), torch.nn.BatchNorm2d(3), torch.nn.Linear(4, 5))
-tiny.state_dict()["1.running_var"].uniform_(0.5, 1.5)
-sd = tiny.state_dict()
-sd["half"] = torch.linspace(-1, 1, 6, dtype=torch.float16).reshape(2, 3)
-sd["view"] = torch.arange(12, dtype=torch.float32).reshape(3, 4).t()  # non-contiguous
-torch.save(sd, os.path.join(OUT, "tiny_zip.pth"))
-torch.save(sd, os.path.join(OUT, "tiny_legacy.pth"), _use_new_zipfile_serialization=False)
-write_safetensors(os.path.join(OUT, "tiny_expected.safetensors"),
-                  {k: v.float().contiguous() for k, v in sd.items()}, {})
+    keys = {}
+    for arch in ["alexnet", "vgg11", "vgg13", "vgg16", "vgg19", "resnet18", "resnet34", "resnet50", "mobilenet_v2", "googlenet"]:
+        sd = build(arch).state_dict()
+        keys[arch] = [[k, list(v.shape)] for k, v in sd.items()]
+    with open(os.path.join(OUT, "state_dict_keys.json"), "w") as f:
+        json.dump(keys, f, separators=(",", ":"))
 
-
-class Evil:
-    def __reduce__(self):
-        return (os.system, ("echo pwned > /tmp/loupe-pwned",))
+    # Small state_dicts written by torch.save in the zip format and the legacy format.
+    torch.manual_seed(2)
+    tiny = torch.nn.Sequential(torch.nn.Conv2d(2, 3, 3), torch.nn.BatchNorm2d(3), torch.nn.Linear(4, 5))
+    tiny.state_dict()["1.running_var"].uniform_(0.5, 1.5)
+    sd = tiny.state_dict()
+    sd["half"] = torch.linspace(-1, 1, 6, dtype=torch.float16).reshape(2, 3)
+    sd["view"] = torch.arange(12, dtype=torch.float32).reshape(3, 4).t()  # non-contiguous
+    torch.save(sd, os.path.join(OUT, "tiny_zip.pth"))
+    torch.save(sd, os.path.join(OUT, "tiny_legacy.pth"), _use_new_zipfile_serialization=False)
+    write_safetensors(os.path.join(OUT, "tiny_expected.safetensors"),
+                      {k: v.float().contiguous() for k, v in sd.items()}, {})
 
 
-with open(os.path.join(OUT, "malicious.pth"), "wb") as f:
-    pickle.dump({"conv.weight": Evil()}, f, protocol=2)
+    class Evil:
+        def __reduce__(self):
+            return (os.system, ("echo pwned > /tmp/loupe-pwned",))
 
-# torchvision's classification preset on the bundled photo.
-preset = transforms.Compose([transforms.Resize(256), transforms.CenterCrop(224), transforms.ToTensor(),
-                             transforms.Normalize([0.485, 0.456, 0.406], [0.229, 0.224, 0.225])])
-image = Image.open(os.path.join(ROOT, "Assets", "chelsea.png")).convert("RGB")
-x = preset(image).unsqueeze(0)
-write_safetensors(os.path.join(OUT, "chelsea_input.safetensors"), {"input": x[0]}, {})
-home = os.environ.get("TORCH_HOME", os.path.expanduser("~/.cache/torch"))
-weights = os.path.join(home, "hub", "checkpoints", "mobilenet_v2-b0353104.pth")
-if os.path.exists(weights):
-    model = torchvision.models.mobilenet_v2()
-    model.load_state_dict(torch.load(weights, weights_only=True))
-    model.eval()
-    with torch.no_grad():
-        logits = model(x)[0]
-    probs = logits.softmax(0)
-    top = probs.topk(5)
-    with open(os.path.join(OUT, "chelsea.json"), "w") as f:
-        json.dump({"top": [{"index": int(i), "probability": float(p)} for p, i in zip(top.values, top.indices)],
-                   "logits": [float(v) for v in logits]}, f)
-    print("chelsea top-5", [(int(i), round(float(p), 4)) for p, i in zip(top.values, top.indices)])
-else:
-    print("no", weights, "- run `make models` first for chelsea.json")
+
+    with open(os.path.join(OUT, "malicious.pth"), "wb") as f:
+        pickle.dump({"conv.weight": Evil()}, f, protocol=2)
+
+    # torchvision's classification preset on the bundled photo.
+    preset = transforms.Compose([transforms.Resize(256), transforms.CenterCrop(224), transforms.ToTensor(),
+                                 transforms.Normalize([0.485, 0.456, 0.406], [0.229, 0.224, 0.225])])
+    image = Image.open(os.path.join(ROOT, "Assets", "chelsea.png")).convert("RGB")
+    x = preset(image).unsqueeze(0)
+    write_safetensors(os.path.join(OUT, "chelsea_input.safetensors"), {"input": x[0]}, {})
+    home = os.environ.get("TORCH_HOME", os.path.expanduser("~/.cache/torch"))
+    weights = os.path.join(home, "hub", "checkpoints", "mobilenet_v2-b0353104.pth")
+    if os.path.exists(weights):
+        model = torchvision.models.mobilenet_v2()
+        model.load_state_dict(torch.load(weights, weights_only=True))
+        model.eval()
+        with torch.no_grad():
+            logits = model(x)[0]
+        probs = logits.softmax(0)
+        top = probs.topk(5)
+        with open(os.path.join(OUT, "chelsea.json"), "w") as f:
+            json.dump({"top": [{"index": int(i), "probability": float(p)} for p, i in zip(top.values, top.indices)],
+                       "logits": [float(v) for v in logits]}, f)
+        print("chelsea top-5", [(int(i), round(float(p), 4)) for p, i in zip(top.values, top.indices)])
+    else:
+        print("no", weights, "- run `make models` first for chelsea.json")
+
+
+if __name__ == "__main__":
+    main()

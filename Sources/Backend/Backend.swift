@@ -74,11 +74,28 @@ public protocol Backend: AnyObject, Sendable {
     func maxBackward(_ gy: Tensor, indices: Tensor, inputShape: Shape, axis: Int) throws -> Tensor
 
     // MARK: Post-processing of maps (forward only: nothing differentiates through them yet)
-    /// Bilinear resize of each plane with half-pixel centres, no antialiasing (PyTorch's
-    /// interpolate(mode: bilinear, align_corners: False)).
-    func resizeBilinear(_ x: Tensor, height: Int, width: Int) throws -> Tensor
+    /// Resize of each plane, no antialiasing, with PyTorch's interpolate modes.
+    func resize(_ x: Tensor, height: Int, width: Int, mode: ResizeMode) throws -> Tensor
+    /// [1 or M, C, H, W] x [M, 1, H, W] -> [M, C, H, W]: an image (or one per mask) times each mask.
+    func broadcastMul(_ x: Tensor, masks: Tensor) throws -> Tensor
     /// The maximum over channels: [N, C, H, W] -> [N, 1, H, W].
     func channelMax(_ x: Tensor) throws -> Tensor
+}
+
+public enum ResizeMode: Int32, Sendable {
+    /// Bilinear, half-pixel centres (align_corners=False; OpenCV's INTER_LINEAR when upsampling).
+    case bilinear = 0
+    /// Bilinear, corners aligned (align_corners=True; torch.nn.UpsamplingBilinear2d).
+    case bilinearAlignCorners = 1
+    /// Nearest: input floor(o * in / out).
+    case nearest = 2
+}
+
+extension Backend {
+    /// Bilinear resize with half-pixel centres.
+    public func resizeBilinear(_ x: Tensor, height: Int, width: Int) throws -> Tensor {
+        try resize(x, height: height, width: width, mode: .bilinear)
+    }
 }
 
 /// Shape checks and output shapes shared by both backends, so both refuse the same inputs
@@ -133,6 +150,15 @@ public enum ShapeRules {
             channels += v.c
         }
         return [f.n, channels, f.h, f.w]
+    }
+
+    public static func broadcastMul(_ op: String, _ x: Shape, _ masks: Shape) throws -> (m: Int, c: Int, hw: Int, perMask: Bool) {
+        let (n, c, h, w) = try rank4(op, x)
+        let (m, mc, mh, mw) = try rank4(op, masks)
+        guard mc == 1, mh == h, mw == w, n == 1 || n == m else {
+            throw BackendError(op, "image \(x) and masks \(masks) must be [1 or M, C, H, W] and [M, 1, H, W]")
+        }
+        return (m, c, h * w, n == m && m > 1)
     }
 
     public static func split(_ op: String, _ s: Shape, sizes: [Int]) throws {

@@ -219,12 +219,17 @@ extension CPUBackend {
         return make(gx, inputShape)
     }
 
-    public func resizeBilinear(_ x: Tensor, height oh: Int, width ow: Int) throws -> Tensor {
+    public func resize(_ x: Tensor, height oh: Int, width ow: Int, mode: ResizeMode) throws -> Tensor {
         let (n, c, h, w) = try ShapeRules.rank4("resize", x.shape)
         guard oh >= 1, ow >= 1 else { throw BackendError("resize", "size \(oh)x\(ow) must be positive") }
         let xv = try host(x, "resize")
         func source(_ o: Int, _ size: Int, _ out: Int) -> (Int, Int, Float) {
-            let s = Swift.max((Float(o) + 0.5) * Float(size) / Float(out) - 0.5, 0)
+            if mode == .nearest {
+                let i = Swift.min(Int((Float(o) * Float(size) / Float(out)).rounded(.down)), size - 1)
+                return (i, i, 0)
+            }
+            let s = mode == .bilinearAlignCorners ? (out > 1 ? Float(o) * Float(size - 1) / Float(out - 1) : 0)
+                : Swift.max((Float(o) + 0.5) * Float(size) / Float(out) - 0.5, 0)
             let lo = Swift.min(Int(s), size - 1)
             return (lo, Swift.min(lo + 1, size - 1), s - Float(lo))
         }
@@ -237,6 +242,16 @@ extension CPUBackend {
             y[(plane * oh + oy) * ow + ox] = (1 - ty) * top + ty * bottom
         } } }
         return make(y, [n, c, oh, ow])
+    }
+
+    public func broadcastMul(_ x: Tensor, masks: Tensor) throws -> Tensor {
+        let (m, c, hw, perMask) = try ShapeRules.broadcastMul("broadcast mul", x.shape, masks.shape)
+        let xv = try host(x, "broadcast mul"), mv = try host(masks, "broadcast mul")
+        var y = [Float](repeating: 0, count: m * c * hw)
+        for k in 0..<m { for ch in 0..<c { for i in 0..<hw {
+            y[(k * c + ch) * hw + i] = xv[((perMask ? k : 0) * c + ch) * hw + i] * mv[k * hw + i]
+        } } }
+        return make(y, [m, c, x.shape[2], x.shape[3]])
     }
 
     public func channelMax(_ x: Tensor) throws -> Tensor {

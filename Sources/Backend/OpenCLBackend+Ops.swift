@@ -240,13 +240,22 @@ extension OpenCLBackend {
         return gx
     }
 
-    public func resizeBilinear(_ x: Tensor, height oh: Int, width ow: Int) throws -> Tensor {
+    public func resize(_ x: Tensor, height oh: Int, width ow: Int, mode: ResizeMode) throws -> Tensor {
         let (n, c, h, w) = try ShapeRules.rank4("resize", x.shape)
         guard oh >= 1, ow >= 1 else { throw BackendError("resize", "size \(oh)x\(ow) must be positive") }
         let xb = try buffer(x, "resize")
         let (y, yb) = try empty([n, c, oh, ow], "resize")
-        try kernel(["resample"], "resize_bilinear").launch(global: [ow, oh, n * c],
-            [.buffer(xb), .buffer(yb), .int(h), .int(w), .int(oh), .int(ow)])
+        try kernel(["resample"], "resize").launch(global: [ow, oh, n * c],
+            [.buffer(xb), .buffer(yb), .int(h), .int(w), .int(oh), .int(ow), .int(mode.rawValue)])
+        return y
+    }
+
+    public func broadcastMul(_ x: Tensor, masks: Tensor) throws -> Tensor {
+        let (m, c, hw, perMask) = try ShapeRules.broadcastMul("broadcast mul", x.shape, masks.shape)
+        let xb = try buffer(x, "broadcast mul"), mb = try buffer(masks, "broadcast mul")
+        let (y, yb) = try empty([m, c, x.shape[2], x.shape[3]], "broadcast mul")
+        try kernel(["resample"], "broadcast_mul").launch(global: [quads(hw), c, m],
+            [.buffer(xb), .buffer(mb), .buffer(yb), .int(c), .int(hw), .int(perMask ? 1 : 0)])
         return y
     }
 

@@ -187,7 +187,13 @@ import TestSupport
     func resizeAndChannelMaxDeviceMatchesReference(_ shape: Shape, _ h: Int, _ w: Int) throws {
         var rng = SeededRandom(seed: 31)
         try expectDeviceMatchesReference("resize \(shape) -> \(h)x\(w)", inputs: [(rng.floats(shape.count), shape)]) { b, t in
-            [try b.resizeBilinear(t[0], height: h, width: w), try b.channelMax(t[0])]
+            [try b.resizeBilinear(t[0], height: h, width: w), try b.resize(t[0], height: h, width: w, mode: .bilinearAlignCorners),
+             try b.resize(t[0], height: h, width: w, mode: .nearest), try b.channelMax(t[0])]
+        }
+        let masks = rng.floats(3 * shape[2] * shape[3])
+        let single = Shape([1] + Array(shape.dims.dropFirst()))
+        try expectDeviceMatchesReference("broadcast mul \(shape)", inputs: [(rng.floats(single.count), single), (masks, [3, 1, shape[2], shape[3]])]) { b, t in
+            [try b.broadcastMul(t[0], masks: t[1])]
         }
         // Same size is the identity.
         let x = try cpu.tensor(rng.floats(shape.count), shape)

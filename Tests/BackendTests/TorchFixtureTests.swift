@@ -144,6 +144,8 @@ struct Fixture {
         try each(["resize0", "resize1", "resize2"]) { f in
             let size = f.settings["size"] as! [Int]
             try f.expect(try f.backend.resizeBilinear(try f.tensor("x"), height: size[0], width: size[1]), "y", tolerance: 1e-5)
+            try f.expect(try f.backend.resize(try f.tensor("x"), height: size[0], width: size[1], mode: .bilinearAlignCorners), "corners", tolerance: 1e-5)
+            try f.expect(try f.backend.resize(try f.tensor("x"), height: size[0], width: size[1], mode: .nearest), "nearest", tolerance: 0)
         }
         try each(["channel_max"]) { f in try f.expect(try f.backend.channelMax(try f.tensor("x")), "y", tolerance: 0) }
     }

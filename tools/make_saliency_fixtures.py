@@ -1,0 +1,113 @@
+#!/usr/bin/env python3
+"""Reference attributions from Captum and pytorch-grad-cam for Tests/InterpretTests.
+Run by hand: pip install torch torchvision captum grad-cam && python3 tools/make_saliency_fixtures.py
+
+ResNet18, VGG16 and MobileNetV2 with seeded weights (tools/make_model_fixtures.py's generator,
+which Sources/Models/SeededWeights.swift mirrors), one 64x64 input, target = top-1 class.
+Captum: Saliency, InputXGradient, GuidedBackprop, Deconvolution, LayerGradCam, GuidedGradCam,
+IntegratedGradients (gausslegendre, zero baseline), Occlusion. pytorch-grad-cam: GradCAM,
+GradCAMPlusPlus, LayerCAM, ScoreCAM. SmoothGrad with fixed noise (stored): mean of |gradient|
+over the noisy inputs, what Captum's NoiseTunnel(Saliency) computes for that noise.
+MobileNetV2 uses ReLU6, which Captum's GuidedBackprop and Deconvolution leave alone, so its
+guided and deconvnet references apply the same rules to ReLU6 with explicit backward hooks.
+"""
+import json
+import os
+import sys
+
+import numpy as np
+import torch
+import torchvision
+from captum.attr import (Deconvolution, GuidedBackprop, GuidedGradCam, InputXGradient, IntegratedGradients,
+                         LayerAttribution, LayerGradCam, Occlusion, Saliency)
+from pytorch_grad_cam import GradCAM, GradCAMPlusPlus, LayerCAM, ScoreCAM
+from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
+
+sys.path.insert(0, os.path.dirname(__file__))
+from make_model_fixtures import SEED, build, fill  # noqa: E402
+from safetensors_io import write_safetensors  # noqa: E402
+
+OUT = os.path.join(os.path.dirname(__file__), "..", "Tests", "InterpretTests", "Fixtures", "saliency.safetensors")
+LAYERS = {"resnet18": "layer4", "vgg16": "features.29", "mobilenet_v2": "features.18"}
+
+
+def module(model, name):
+    m = model
+    for part in name.split("."):
+        m = m[int(part)] if part.isdigit() else getattr(m, part)
+    return m
+
+
+def no_inplace(model):
+    for m in model.modules():
+        if hasattr(m, "inplace"):
+            m.inplace = False
+    return model
+
+
+def hooked_gradient(model, x, target, rule):
+    """Gradient with `rule` ("guided" or "deconv") applied to every ReLU and ReLU6 by hooks."""
+    handles = []
+    for m in model.modules():
+        if isinstance(m, (torch.nn.ReLU, torch.nn.ReLU6)):
+            if rule == "guided":
+                handles.append(m.register_full_backward_hook(lambda mod, gin, gout: (torch.relu(gin[0]),)))
+            else:
+                handles.append(m.register_full_backward_hook(lambda mod, gin, gout: (torch.relu(gout[0]),)))
+    xi = x.clone().requires_grad_(True)
+    model(xi)[0, target].backward()
+    for h in handles:
+        h.remove()
+    return xi.grad.detach()
+
+
+tensors, meta = {}, {}
+for arch in ["resnet18", "vgg16", "mobilenet_v2"]:
+    model = no_inplace(fill(build(arch)))
+    torch.manual_seed(3)
+    x = torch.randn(1, 3, 64, 64)
+    target = int(model(x).argmax())
+    layer = module(model, LAYERS[arch])
+    t = lambda name, v: tensors.__setitem__(f"{arch}.{name}", v.detach().float().contiguous())
+    t("input", x[0])
+    t("saliency", Saliency(model).attribute(x, target=target, abs=False)[0])
+    t("input_x_gradient", InputXGradient(model).attribute(x, target=target)[0])
+    guided = hooked_gradient(model, x, target, "guided")
+    deconv = hooked_gradient(model, x, target, "deconv")
+    if arch != "mobilenet_v2":  # Captum's own rules where they apply: the hooks must agree with them
+        assert torch.allclose(guided, GuidedBackprop(model).attribute(x, target=target), atol=1e-6)
+        assert torch.allclose(deconv, Deconvolution(model).attribute(x, target=target), atol=1e-6)
+    t("guided_backprop", guided[0])
+    t("deconvnet", deconv[0])
+    layer_cam = LayerGradCam(model, layer).attribute(x, target=target, relu_attributions=True)
+    t("layer_gradcam", layer_cam[0, 0])
+    upsampled = LayerAttribution.interpolate(layer_cam, x.shape[2:], interpolate_mode="nearest")
+    guided_gradcam = guided * upsampled
+    if arch != "mobilenet_v2":
+        assert torch.allclose(guided_gradcam, GuidedGradCam(model, layer).attribute(x, target=target), atol=1e-6)
+    t("guided_gradcam", guided_gradcam[0])
+    targets = [ClassifierOutputTarget(target)]
+    for name, cls in [("gradcam", GradCAM), ("gradcampp", GradCAMPlusPlus), ("layercam", LayerCAM), ("scorecam", ScoreCAM)]:
+        with cls(model=model, target_layers=[layer]) as cam:
+            if name == "scorecam":
+                cam.batch_size = 16
+            t(name, torch.from_numpy(cam(input_tensor=x, targets=targets)[0]))
+    torch.manual_seed(4)
+    noise = torch.randn(4, 3, 64, 64) * 0.15 * float(x.max() - x.min())
+    grads = []
+    for n in noise:
+        xi = (x + n).requires_grad_(True)
+        model(xi)[0, target].backward()
+        grads.append(xi.grad.abs())
+    t("smoothgrad_noise", noise)
+    t("smoothgrad", torch.stack(grads).mean(0)[0])
+    ig, delta = IntegratedGradients(model).attribute(x, baselines=torch.zeros_like(x), target=target, n_steps=8,
+                                                     return_convergence_delta=True)
+    t("integrated_gradients", ig[0])
+    t("occlusion", Occlusion(model).attribute(x, sliding_window_shapes=(3, 16, 16), strides=(3, 8, 8),
+                                              baselines=0, target=target)[0])
+    meta[arch] = json.dumps({"seed": SEED, "target": target, "layer": LAYERS[arch], "ig_delta": float(delta),
+                             "ig_steps": 8, "occlusion_window": 16, "occlusion_stride": 8})
+    print(arch, "target", target, "IG completeness delta", float(delta))
+write_safetensors(OUT, tensors, meta)
+print("wrote", os.path.normpath(OUT), os.path.getsize(OUT), "bytes")
