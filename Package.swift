@@ -1,6 +1,11 @@
 // swift-tools-version:6.0
 import PackageDescription
 
+/// The CPU reference backend, seeded weights, image resampling and attribution loops are plain
+/// Swift loops over whole networks and images: optimized even in debug builds, so the tests that
+/// run them finish in seconds rather than many minutes.
+let optimizedInDebug: [SwiftSetting] = [.unsafeFlags(["-O"], .when(configuration: .debug))]
+
 let package = Package(
     name: "Loupe",
     platforms: [.macOS(.v15)],
@@ -24,18 +29,20 @@ let package = Package(
         .systemLibrary(name: "CPNG", pkgConfig: "libpng", providers: [.apt(["libpng-dev"])]),
         .systemLibrary(name: "CTurboJPEG", pkgConfig: "libturbojpeg", providers: [.apt(["libturbojpeg0-dev"])]),
         // Decode / encode, resize, crop, normalize.
-        .target(name: "ImageIO", dependencies: ["CPNG", "CTurboJPEG"]),
+        .target(name: "ImageIO", dependencies: ["CPNG", "CTurboJPEG"], swiftSettings: optimizedInDebug),
         // OpenCL objects as Swift types. Knows nothing about neural nets.
         .target(name: "Device", dependencies: ["COpenCL"]),
         // Turns Kernels/*.cl into Swift string constants at build time.
         .executableTarget(name: "KernelEmbedder"),
         .plugin(name: "EmbedKernels", capability: .buildTool(), dependencies: ["KernelEmbedder"]),
         // Shapes, the Backend protocol, the CPU reference and the OpenCL backend.
-        .target(name: "Backend", dependencies: ["Device"], plugins: ["EmbedKernels"]),
+        .target(name: "Backend", dependencies: ["Device"], swiftSettings: optimizedInDebug, plugins: ["EmbedKernels"]),
         // The tape: records the forward pass, runs the backward pass, taps named layers.
         .target(name: "Graph", dependencies: ["Backend"]),
         // Layers, architectures with torchvision parameter names, weight loaders.
-        .target(name: "Models", dependencies: ["Graph", "Backend"]),
+        .target(name: "Models", dependencies: ["Graph", "Backend"], swiftSettings: optimizedInDebug),
+        // Attribution methods, CAMs, metrics.
+        .target(name: "Interpret", dependencies: ["Graph", "Models", "Backend", "ImageIO"], swiftSettings: optimizedInDebug),
         // Kernel microbenchmarks (device time from profiling events).
         .target(name: "Bench", dependencies: ["Backend", "Device", "Graph", "Models"]),
         // Subcommands: argument parsing only.
@@ -50,6 +57,7 @@ let package = Package(
         .testTarget(name: "GraphTests", dependencies: ["Graph", "TestSupport"]),
         .testTarget(name: "ModelsTests", dependencies: ["Models", "TestSupport"], exclude: ["Fixtures"]),
         .testTarget(name: "ImageIOTests", dependencies: ["ImageIO", "Backend", "TestSupport"]),
+        .testTarget(name: "InterpretTests", dependencies: ["Interpret", "TestSupport"], exclude: ["Fixtures"]),
         .testTarget(name: "LoupeCLITests", dependencies: ["LoupeCLI", "Models", "TestSupport"]),
     ],
     swiftLanguageModes: [.v6]

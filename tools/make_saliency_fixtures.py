@@ -3,7 +3,7 @@
 Run by hand: pip install torch torchvision captum grad-cam && python3 tools/make_saliency_fixtures.py
 
 ResNet18, VGG16 and MobileNetV2 with seeded weights (tools/make_model_fixtures.py's generator,
-which Sources/Models/SeededWeights.swift mirrors), one 64x64 input, target = top-1 class.
+which Sources/Models/SeededWeights.swift mirrors), one 64x64 input (32x32 for VGG16), target = top-1 class.
 Captum: Saliency, InputXGradient, GuidedBackprop, Deconvolution, LayerGradCam, GuidedGradCam,
 IntegratedGradients (gausslegendre, zero baseline), Occlusion. pytorch-grad-cam: GradCAM,
 GradCAMPlusPlus, LayerCAM, ScoreCAM. SmoothGrad with fixed noise (stored): mean of |gradient|
@@ -29,6 +29,9 @@ from safetensors_io import write_safetensors  # noqa: E402
 
 OUT = os.path.join(os.path.dirname(__file__), "..", "Tests", "InterpretTests", "Fixtures", "saliency.safetensors")
 LAYERS = {"resnet18": "layer4", "vgg16": "features.29", "mobilenet_v2": "features.18"}
+# Score-CAM runs one forward pass per channel of its layer: the tests use a narrow layer.
+SCORECAM_LAYERS = {"resnet18": "layer1", "vgg16": "features.4", "mobilenet_v2": "features.3"}
+SIZES = {"resnet18": 64, "vgg16": 32, "mobilenet_v2": 64}
 
 
 def module(model, name):
@@ -43,6 +46,49 @@ def no_inplace(model):
         if hasattr(m, "inplace"):
             m.inplace = False
     return model
+
+
+def kink_margin(model, x):
+    """The smallest |input| / max|input| over the inputs of the ReLUs and ReLU6s of the deep,
+    narrow layers (at most 20000 values; |input - 6| too for ReLU6): how close the pass comes to
+    a kink where a flip would move the whole gradient."""
+    margins = [1.0]
+
+    def hook(mod, inputs, output):
+        v = inputs[0].detach().double()
+        if v.numel() > 20000:
+            return
+        scale = float(v.abs().max()) + 1e-30
+        m = float(v.abs().min())
+        if isinstance(mod, torch.nn.ReLU6):
+            m = min(m, float((v - 6).abs().min()))
+        margins.append(m / scale)
+
+    handles = [m.register_forward_hook(hook) for m in model.modules() if isinstance(m, (torch.nn.ReLU, torch.nn.ReLU6))]
+    with torch.no_grad():
+        model(x)
+    for h in handles:
+        h.remove()
+    return min(margins)
+
+
+def safe_input(model, size):
+    """A random input whose pass keeps the ReLU inputs of the deep layers at least 1e-5 of their
+    layer's range from a kink. Closer than float32 rounding (about 1e-6 relative), a ReLU may pass
+    the gradient in one implementation and block it in another; one such flip in VGG16's
+    classifier moved the whole input gradient by 1% (PyTorch float32 vs float64 agreed to 1e-6),
+    which would test the luck of the draw, not the code."""
+    best = None
+    for seed in range(3, 300):
+        torch.manual_seed(seed)
+        x = torch.randn(1, 3, size, size)
+        margin = kink_margin(model, x)
+        if margin > 1e-5:
+            return seed, x
+        if best is None or margin > best[0]:
+            best = (margin, seed, x)
+    # MobileNetV2's many narrow ReLU6 layers leave no draw at 1e-5: the widest margin found.
+    return best[1], best[2]
 
 
 def hooked_gradient(model, x, target, rule):
@@ -61,53 +107,62 @@ def hooked_gradient(model, x, target, rule):
     return xi.grad.detach()
 
 
-tensors, meta = {}, {}
-for arch in ["resnet18", "vgg16", "mobilenet_v2"]:
-    model = no_inplace(fill(build(arch)))
-    torch.manual_seed(3)
-    x = torch.randn(1, 3, 64, 64)
-    target = int(model(x).argmax())
-    layer = module(model, LAYERS[arch])
-    t = lambda name, v: tensors.__setitem__(f"{arch}.{name}", v.detach().float().contiguous())
-    t("input", x[0])
-    t("saliency", Saliency(model).attribute(x, target=target, abs=False)[0])
-    t("input_x_gradient", InputXGradient(model).attribute(x, target=target)[0])
-    guided = hooked_gradient(model, x, target, "guided")
-    deconv = hooked_gradient(model, x, target, "deconv")
-    if arch != "mobilenet_v2":  # Captum's own rules where they apply: the hooks must agree with them
-        assert torch.allclose(guided, GuidedBackprop(model).attribute(x, target=target), atol=1e-6)
-        assert torch.allclose(deconv, Deconvolution(model).attribute(x, target=target), atol=1e-6)
-    t("guided_backprop", guided[0])
-    t("deconvnet", deconv[0])
-    layer_cam = LayerGradCam(model, layer).attribute(x, target=target, relu_attributions=True)
-    t("layer_gradcam", layer_cam[0, 0])
-    upsampled = LayerAttribution.interpolate(layer_cam, x.shape[2:], interpolate_mode="nearest")
-    guided_gradcam = guided * upsampled
-    if arch != "mobilenet_v2":
-        assert torch.allclose(guided_gradcam, GuidedGradCam(model, layer).attribute(x, target=target), atol=1e-6)
-    t("guided_gradcam", guided_gradcam[0])
-    targets = [ClassifierOutputTarget(target)]
-    for name, cls in [("gradcam", GradCAM), ("gradcampp", GradCAMPlusPlus), ("layercam", LayerCAM), ("scorecam", ScoreCAM)]:
-        with cls(model=model, target_layers=[layer]) as cam:
-            if name == "scorecam":
-                cam.batch_size = 16
-            t(name, torch.from_numpy(cam(input_tensor=x, targets=targets)[0]))
-    torch.manual_seed(4)
-    noise = torch.randn(4, 3, 64, 64) * 0.15 * float(x.max() - x.min())
-    grads = []
-    for n in noise:
-        xi = (x + n).requires_grad_(True)
-        model(xi)[0, target].backward()
-        grads.append(xi.grad.abs())
-    t("smoothgrad_noise", noise)
-    t("smoothgrad", torch.stack(grads).mean(0)[0])
-    ig, delta = IntegratedGradients(model).attribute(x, baselines=torch.zeros_like(x), target=target, n_steps=8,
-                                                     return_convergence_delta=True)
-    t("integrated_gradients", ig[0])
-    t("occlusion", Occlusion(model).attribute(x, sliding_window_shapes=(3, 16, 16), strides=(3, 8, 8),
-                                              baselines=0, target=target)[0])
-    meta[arch] = json.dumps({"seed": SEED, "target": target, "layer": LAYERS[arch], "ig_delta": float(delta),
-                             "ig_steps": 8, "occlusion_window": 16, "occlusion_stride": 8})
-    print(arch, "target", target, "IG completeness delta", float(delta))
-write_safetensors(OUT, tensors, meta)
-print("wrote", os.path.normpath(OUT), os.path.getsize(OUT), "bytes")
+
+
+def main():
+    tensors, meta = {}, {}
+    for arch in ["resnet18", "vgg16", "mobilenet_v2"]:
+        model = no_inplace(fill(build(arch)))
+        size = SIZES[arch]
+        window = size // 4
+        input_seed, x = safe_input(model, size)
+        target = int(model(x).argmax())
+        layer = module(model, LAYERS[arch])
+        t = lambda name, v: tensors.__setitem__(f"{arch}.{name}", v.detach().float().contiguous())
+        t("input", x[0])
+        t("saliency", Saliency(model).attribute(x, target=target, abs=False)[0])
+        t("input_x_gradient", InputXGradient(model).attribute(x, target=target)[0])
+        guided = hooked_gradient(model, x, target, "guided")
+        deconv = hooked_gradient(model, x, target, "deconv")
+        if arch != "mobilenet_v2":  # Captum's own rules where they apply: the hooks must agree with them
+            assert torch.allclose(guided, GuidedBackprop(model).attribute(x, target=target), atol=1e-6)
+            assert torch.allclose(deconv, Deconvolution(model).attribute(x, target=target), atol=1e-6)
+        t("guided_backprop", guided[0])
+        t("deconvnet", deconv[0])
+        layer_cam = LayerGradCam(model, layer).attribute(x, target=target, relu_attributions=True)
+        t("layer_gradcam", layer_cam[0, 0])
+        upsampled = LayerAttribution.interpolate(layer_cam, x.shape[2:], interpolate_mode="nearest")
+        guided_gradcam = guided * upsampled
+        if arch != "mobilenet_v2":
+            assert torch.allclose(guided_gradcam, GuidedGradCam(model, layer).attribute(x, target=target), atol=1e-6)
+        t("guided_gradcam", guided_gradcam[0])
+        targets = [ClassifierOutputTarget(target)]
+        for name, cls in [("gradcam", GradCAM), ("gradcampp", GradCAMPlusPlus), ("layercam", LayerCAM), ("scorecam", ScoreCAM)]:
+            cam_layer = module(model, SCORECAM_LAYERS[arch]) if name == "scorecam" else layer
+            with cls(model=model, target_layers=[cam_layer]) as cam:
+                if name == "scorecam":
+                    cam.batch_size = 16
+                t(name, torch.from_numpy(cam(input_tensor=x, targets=targets)[0]))
+        torch.manual_seed(4)
+        noise = torch.randn(4, 3, size, size) * 0.15 * float(x.max() - x.min())
+        grads = []
+        for n in noise:
+            xi = (x + n).requires_grad_(True)
+            model(xi)[0, target].backward()
+            grads.append(xi.grad.abs())
+        t("smoothgrad_noise", noise)
+        t("smoothgrad", torch.stack(grads).mean(0)[0])
+        ig, delta = IntegratedGradients(model).attribute(x, baselines=torch.zeros_like(x), target=target, n_steps=8,
+                                                         return_convergence_delta=True)
+        t("integrated_gradients", ig[0])
+        t("occlusion", Occlusion(model).attribute(x, sliding_window_shapes=(3, window, window), strides=(3, window // 2, window // 2),
+                                                  baselines=0, target=target)[0])
+        meta[arch] = json.dumps({"seed": SEED, "input_seed": input_seed, "target": target, "layer": LAYERS[arch], "scorecam_layer": SCORECAM_LAYERS[arch],
+                                 "ig_delta": float(delta), "ig_steps": 8, "occlusion_window": window, "occlusion_stride": window // 2})
+        print(arch, "input seed", input_seed, "kink margin", kink_margin(model, x), "target", target, "IG completeness delta", float(delta))
+    write_safetensors(OUT, tensors, meta)
+    print("wrote", os.path.normpath(OUT), os.path.getsize(OUT), "bytes")
+
+
+if __name__ == "__main__":
+    main()

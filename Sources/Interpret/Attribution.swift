@@ -1,0 +1,90 @@
+import Backend
+import Graph
+import Models
+
+/// What an attribution method returns for a batch of N images of H x W.
+public struct Attribution: Sendable {
+    public let method: String
+    public let count: Int
+    public let height: Int
+    public let width: Int
+    /// N maps of H x W, row-major. Gradient methods: the largest |attribution| over colour
+    /// channels. CAM methods: in [0, 1] (min-max normalized, as pytorch-grad-cam).
+    public let map: [Float]
+    /// N x 3 x H x W signed attributions of the gradient methods (nil for CAMs).
+    public let raw: [Float]?
+    /// Integrated Gradients: sum of attributions minus (f(x) - f(baseline)), per image.
+    public var completenessError: [Float]?
+
+    /// Map `i` as H x W values.
+    public func map(_ i: Int) -> ArraySlice<Float> { map[(i * height * width)..<((i + 1) * height * width)] }
+    public func raw(_ i: Int) -> ArraySlice<Float>? { raw?[(i * 3 * height * width)..<((i + 1) * 3 * height * width)] }
+}
+
+public struct InterpretError: Error, CustomStringConvertible, Sendable {
+    public let description: String
+    public init(_ description: String) { self.description = description }
+}
+
+/// One attribution method, one entry point (as Captum's `attribute`): `input` is the normalized
+/// batch [N, 3, H, W] on the model's backend, `targets` one class index per image. The network
+/// passes run on the model's backend; nothing else moves to the host but the final maps and
+/// the few numbers a method needs (a CAM layer's activations and gradients, scores).
+public protocol AttributionMethod: Sendable {
+    var name: String { get }
+    func attribute(_ model: Model, input: Tensor, targets: [Int]) throws -> Attribution
+}
+
+// MARK: Shared passes
+
+/// [N, classes] with `scale[i]` (default 1) at (i, targets[i]).
+func oneHot(_ backend: any Backend, targets: [Int], classes: Int, scale: [Float]? = nil) throws -> Tensor {
+    var v = [Float](repeating: 0, count: targets.count * classes)
+    for (i, t) in targets.enumerated() {
+        guard t >= 0, t < classes else { throw InterpretError("target class \(t) is out of range 0...\(classes - 1)") }
+        v[i * classes + t] = scale?[i] ?? 1
+    }
+    return try backend.tensor(v, [targets.count, classes])
+}
+
+func checkBatch(_ input: Tensor, _ targets: [Int]) throws -> (n: Int, h: Int, w: Int) {
+    guard let (n, c, h, w) = input.shape.nchw, c == 3 else { throw InterpretError("input must be [N, 3, H, W], got \(input.shape)") }
+    guard targets.count == n else { throw InterpretError("\(targets.count) targets for \(n) images") }
+    return (n, h, w)
+}
+
+/// The forward pass and the backward pass from each image's target logit (times `scale`).
+func targetGradient(_ model: Model, _ input: Tensor, _ targets: [Int], rule: GradientRule = .standard,
+                    scale: [Float]? = nil) throws -> (graph: Graph, x: Graph.Value, logits: Graph.Value, grads: Gradients) {
+    let g = Graph(backend: model.backend)
+    let x = g.input(input)
+    let logits = try model.forward(g, x)
+    let seed = try oneHot(model.backend, targets: targets, classes: g.shape(logits)[1], scale: scale)
+    return (g, x, logits, try g.backward(from: logits, seed: seed, rule: rule))
+}
+
+/// The target logits of a forward pass, on the host.
+func targetScores(_ model: Model, _ input: Tensor, _ targets: [Int]) throws -> [Float] {
+    let g = Graph(backend: model.backend)
+    let logits = try model.forward(g, g.input(input))
+    let values = try model.backend.values(g.tensor(logits))
+    let classes = g.shape(logits)[1]
+    return try targets.enumerated().map { i, t in
+        guard t >= 0, t < classes else { throw InterpretError("target class \(t) is out of range 0...\(classes - 1)") }
+        return values[i * classes + t]
+    }
+}
+
+/// max over channels of |x|, on the device: [N, C, H, W] -> [N, 1, H, W].
+func absChannelMax(_ b: any Backend, _ x: Tensor) throws -> Tensor {
+    try b.channelMax(try b.add(try b.activation(x, .relu), try b.activation(try b.scale(x, -1), .relu)))
+}
+
+/// Sum over the batch: [B, ...] -> [1, ...] on the device (ones^T X through linear's weight gradient).
+func batchSum(_ b: any Backend, _ x: Tensor) throws -> Tensor {
+    let n = x.shape[0], d = x.shape.count / Swift.max(n, 1)
+    let ones = try b.tensor([Float](repeating: 1, count: n), [n, 1])
+    let flat = Tensor(shape: [n, d], storage: x.storage)
+    let sum = try b.linearBackwardWeight(ones, input: flat)
+    return Tensor(shape: Shape([1] + Array(x.shape.dims.dropFirst())), storage: sum.storage)
+}

@@ -1,0 +1,219 @@
+import Backend
+import Foundation
+import Graph
+import Models
+
+/// The class activation map family, on any layer with a 4-D output (named as `loupe layers`
+/// prints it). As pytorch-grad-cam: cam = ReLU(sum_c w_c A_c) at the layer's resolution,
+/// min-max normalized (x - min) / (max + 1e-7), resized to the input with bilinear interpolation
+/// (half-pixel centres, on the device), then ReLU and normalized again.
+public struct CAM: AttributionMethod {
+    public enum Kind: String, Sendable, CaseIterable {
+        /// Grad-CAM (Selvaraju et al.): w_c = mean over the map of dlogit/dA_c.
+        case gradCAM = "gradcam"
+        /// Grad-CAM++ (Chattopadhay et al.): w_c = sum ReLU(g) * g^2 / (2 g^2 + sum(A_c) g^3).
+        case gradCAMPlusPlus = "gradcam++"
+        /// LayerCAM (Jiang et al.): cam = sum_c ReLU(g_c) * A_c, elementwise.
+        case layerCAM = "layercam"
+        /// Score-CAM (Wang et al.): w = softmax over channels of the target logit of the input
+        /// masked by each channel's map (upsampled with aligned corners, min-max normalized);
+        /// the masked passes run `batch` at a time on the device.
+        case scoreCAM = "scorecam"
+    }
+
+    public let kind: Kind
+    public let layer: String
+    public var batch: Int
+    public var name: String { kind.rawValue }
+
+    public init(_ kind: Kind, layer: String, batch: Int = 16) {
+        self.kind = kind; self.layer = layer; self.batch = batch
+    }
+
+    public func attribute(_ model: Model, input: Tensor, targets: [Int]) throws -> Attribution {
+        let (n, h, w) = try checkBatch(input, targets)
+        let b = model.backend
+        let pass = try targetGradient(model, input, targets)
+        let (activations, gradients, shape) = try layerTensors(pass.graph, pass.grads, layer: layer, model: model)
+        let (c, lh, lw) = (shape[1], shape[2], shape[3])
+        let a = try b.values(activations), g = try b.values(gradients)
+        var cams = [Float](repeating: 0, count: n * lh * lw)
+        for i in 0..<n {
+            let base = i * c * lh * lw
+            var weights = [Float](repeating: 0, count: c)
+            switch kind {
+            case .gradCAM:
+                for ch in 0..<c { weights[ch] = g[(base + ch * lh * lw)..<(base + (ch + 1) * lh * lw)].reduce(0, +) / Float(lh * lw) }
+            case .gradCAMPlusPlus:
+                for ch in 0..<c {
+                    let range = (base + ch * lh * lw)..<(base + (ch + 1) * lh * lw)
+                    let sumA = a[range].reduce(0, +)
+                    for j in range where g[j] != 0 {
+                        let g2 = g[j] * g[j]
+                        weights[ch] += Swift.max(g[j], 0) * g2 / (2 * g2 + sumA * g2 * g[j] + 1e-6)
+                    }
+                }
+            case .scoreCAM:
+                weights = try scoreWeights(model, input: input, image: i, target: targets[i], activations: activations, h: h, w: w)
+            case .layerCAM:
+                break
+            }
+            for ch in 0..<c { for j in 0..<(lh * lw) {
+                let k = base + ch * lh * lw + j
+                cams[i * lh * lw + j] += kind == .layerCAM ? Swift.max(g[k], 0) * a[k] : weights[ch] * a[k]
+            } }
+        }
+        let map = try finishCAM(b, cams, n: n, lh: lh, lw: lw, h: h, w: w)
+        return Attribution(method: name, count: n, height: h, width: w, map: map, raw: nil)
+    }
+
+    /// Score-CAM's channel weights for image `i`.
+    func scoreWeights(_ model: Model, input: Tensor, image i: Int, target: Int, activations: Tensor, h: Int, w: Int) throws -> [Float] {
+        let b = model.backend
+        let (_, c, lh, lw) = activations.shape.nchw!
+        let all = try b.values(activations)
+        let mine = try b.tensor(Array(all[(i * c * lh * lw)..<((i + 1) * c * lh * lw)]), [1, c, lh, lw])
+        let up = try b.resize(mine, height: h, width: w, mode: .bilinearAlignCorners)
+        let rows = Tensor(shape: [c, h * w], storage: up.storage)
+        let maxs = try b.values(b.max(rows, axis: 1).values)
+        let mins = try b.values(b.max(b.scale(rows, -1), axis: 1).values).map { -$0 }
+        let scale = zip(maxs, mins).map { 1 / ($0 - $1 + 1e-8) }
+        let shift = zip(mins, scale).map { -$0 * $1 }
+        let bn = BatchNormParams(gamma: try b.tensor(scale, [c]), beta: try b.tensor(shift, [c]),
+                                 mean: try b.tensor([Float](repeating: 0, count: c), [c]),
+                                 variance: try b.tensor([Float](repeating: 1, count: c), [c]), eps: 0)
+        let masks = try b.batchNorm2d(up, bn)  // [1, C, H, W], each channel in [0, 1]
+        let values = try b.values(input)
+        let image = try b.tensor(Array(values[(i * 3 * h * w)..<((i + 1) * 3 * h * w)]), [1, 3, h, w])
+        var scores: [Float] = []
+        var start = 0
+        let sizes = stride(from: 0, to: c, by: batch).map { Swift.min(batch, c - $0) }
+        for (part, size) in zip(try b.split(masks, sizes: sizes), sizes) {
+            let batchMasks = Tensor(shape: [size, 1, h, w], storage: part.storage)
+            scores += try targetScores(model, try b.broadcastMul(image, masks: batchMasks), [Int](repeating: target, count: size))
+            start += size
+        }
+        let top = scores.max() ?? 0
+        let e = scores.map { exp($0 - top) }
+        let total = e.reduce(0, +)
+        return e.map { $0 / total }
+    }
+}
+
+/// The activation and gradient of `layer` after a pass, checked to be 4-D.
+func layerTensors(_ g: Graph, _ grads: Gradients, layer: String, model: Model) throws -> (Tensor, Tensor, Shape) {
+    try checkLayerName(layer, in: g.tapNames, model: model.architecture.name)
+    let value = g.tapped(layer)!
+    let shape = g.shape(value)
+    guard shape.rank == 4 else {
+        let valid = g.tapNames.filter { g.shape(g.tapped($0)!).rank == 4 }
+        throw InterpretError("layer \(layer) has a \(shape.rank)-D output \(shape); CAM methods need a 4-D one: "
+                             + valid.suffix(8).joined(separator: ", ") + (valid.count > 8 ? " (and \(valid.count - 8) more, see `loupe layers`)" : ""))
+    }
+    guard let gradient = grads.tapped(layer) else { throw InterpretError("layer \(layer) does not influence the output") }
+    return (g.tensor(value), gradient, shape)
+}
+
+/// pytorch-grad-cam's post-processing of CAMs [N, lh, lw]: ReLU, normalize, resize (device),
+/// ReLU, normalize.
+func finishCAM(_ b: any Backend, _ cams: [Float], n: Int, lh: Int, lw: Int, h: Int, w: Int) throws -> [Float] {
+    func normalized(_ v: [Float], planes: Int, size: Int) -> [Float] {
+        var out = v.map { Swift.max($0, 0) }
+        for p in 0..<planes {
+            let range = (p * size)..<((p + 1) * size)
+            let lo = out[range].min() ?? 0
+            for j in range { out[j] -= lo }
+            let hi = out[range].max() ?? 0
+            for j in range { out[j] /= (1e-7 + hi) }
+        }
+        return out
+    }
+    let small = normalized(cams, planes: n, size: lh * lw)
+    let resized = try b.values(b.resizeBilinear(try b.tensor(small, [n, 1, lh, lw]), height: h, width: w))
+    return normalized(resized, planes: n, size: h * w)
+}
+
+/// Guided Grad-CAM (Selvaraju et al.), as Captum's GuidedGradCam: guided backprop times the
+/// layer's ReLU(Grad-CAM), upsampled to the input by nearest neighbour (on the device).
+public struct GuidedGradCAM: AttributionMethod {
+    public let layer: String
+    public var name: String { "guided_gradcam" }
+    public init(layer: String) { self.layer = layer }
+
+    public func attribute(_ model: Model, input: Tensor, targets: [Int]) throws -> Attribution {
+        let (n, h, w) = try checkBatch(input, targets)
+        let b = model.backend
+        let pass = try targetGradient(model, input, targets)
+        let (activations, gradients, shape) = try layerTensors(pass.graph, pass.grads, layer: layer, model: model)
+        let (c, lh, lw) = (shape[1], shape[2], shape[3])
+        let a = try b.values(activations), g = try b.values(gradients)
+        var cams = [Float](repeating: 0, count: n * lh * lw)
+        for i in 0..<n { for ch in 0..<c {
+            let base = (i * c + ch) * lh * lw
+            let weight = g[base..<(base + lh * lw)].reduce(0, +) / Float(lh * lw)
+            for j in 0..<(lh * lw) { cams[i * lh * lw + j] += weight * a[base + j] }
+        } }
+        let cam = try b.resize(try b.tensor(cams.map { Swift.max($0, 0) }, [n, 1, lh, lw]), height: h, width: w, mode: .nearest)
+        let guided = try targetGradient(model, input, targets, rule: .guided)
+        let raw = try b.broadcastMul(try guided.grads.of(guided.x)!, masks: cam)
+        return Attribution(method: name, count: n, height: h, width: w, map: try b.values(absChannelMax(b, raw)), raw: try b.values(raw))
+    }
+}
+
+/// Occlusion (Zeiler & Fergus; Captum's Occlusion): slide a window x window patch with `stride`
+/// over the image, replace it with `baseline`, and credit each pixel with the mean drop of the
+/// target logit over the patches that cover it. Occluded copies run `batch` at a time, built on
+/// the device.
+public struct Occlusion: AttributionMethod {
+    public var name: String { "occlusion" }
+    public var window: Int
+    public var stride: Int
+    public var baseline: Float
+    public var batch: Int
+
+    public init(window: Int = 16, stride: Int = 8, baseline: Float = 0, batch: Int = 16) {
+        self.window = window; self.stride = stride; self.baseline = baseline; self.batch = batch
+    }
+
+    public func attribute(_ model: Model, input: Tensor, targets: [Int]) throws -> Attribution {
+        let (n, h, w) = try checkBatch(input, targets)
+        guard window >= 1, stride >= 1, window <= h, window <= w, batch >= 1 else {
+            throw InterpretError("occlusion window \(window) and stride \(stride) must be positive and fit the \(w)x\(h) input")
+        }
+        let b = model.backend
+        let positions = (0...((h - window) / stride)).flatMap { y in (0...((w - window) / stride)).map { x in (y * stride, x * stride) } }
+        let values = try b.values(input)
+        var maps: [Float] = [], raws: [Float] = []
+        for i in 0..<n {
+            let xv = Array(values[(i * 3 * h * w)..<((i + 1) * 3 * h * w)])
+            let image = try b.tensor(xv, [1, 3, h, w])
+            // x * keep + baseline * (1 - keep), as x * keep + (baseline image) * (1 - keep).
+            let base = try b.tensor([Float](repeating: baseline, count: 3 * h * w), [1, 3, h, w])
+            let full = try targetScores(model, image, [targets[i]])[0]
+            var total = [Float](repeating: 0, count: h * w), count = [Float](repeating: 0, count: h * w)
+            var start = 0
+            while start < positions.count {
+                let chunk = Array(positions[start..<Swift.min(start + batch, positions.count)])
+                var keep = [Float](repeating: 1, count: chunk.count * h * w)
+                for (k, (y0, x0)) in chunk.enumerated() {
+                    for y in y0..<(y0 + window) { for x in x0..<(x0 + window) { keep[k * h * w + y * w + x] = 0 } }
+                }
+                let keepT = try b.tensor(keep, [chunk.count, 1, h, w])
+                let dropT = try b.tensor(keep.map { 1 - $0 }, [chunk.count, 1, h, w])
+                let occluded = try b.add(try b.broadcastMul(image, masks: keepT), try b.broadcastMul(base, masks: dropT))
+                let scores = try targetScores(model, occluded, [Int](repeating: targets[i], count: chunk.count))
+                for (k, (y0, x0)) in chunk.enumerated() {
+                    for y in y0..<(y0 + window) { for x in x0..<(x0 + window) {
+                        total[y * w + x] += full - scores[k]
+                        count[y * w + x] += 1
+                    } }
+                }
+                start += chunk.count
+            }
+            let map = zip(total, count).map { $1 > 0 ? $0 / $1 : 0 }
+            maps += map
+            raws += map + map + map
+        }
+        return Attribution(method: name, count: n, height: h, width: w, map: maps, raw: raws)
+    }
+}

@@ -1,0 +1,242 @@
+import Backend
+import Foundation
+import Graph
+import Models
+
+/// Vanilla gradient (Simonyan et al. 2013): d logit_target / d input. Map: max over channels of |gradient|.
+public struct VanillaGradient: AttributionMethod {
+    public var name: String { "gradient" }
+    public init() {}
+    public func attribute(_ model: Model, input: Tensor, targets: [Int]) throws -> Attribution {
+        try gradientAttribution(name, model, input, targets, rule: .standard, timesInput: false)
+    }
+}
+
+/// Gradient x input (Shrikumar et al.; Captum's InputXGradient).
+public struct GradientTimesInput: AttributionMethod {
+    public var name: String { "gradient_x_input" }
+    public init() {}
+    public func attribute(_ model: Model, input: Tensor, targets: [Int]) throws -> Attribution {
+        try gradientAttribution(name, model, input, targets, rule: .standard, timesInput: true)
+    }
+}
+
+/// Guided backprop (Springenberg et al. 2014): every ReLU and ReLU6 passes a gradient only where
+/// its input was positive and the incoming gradient is positive.
+public struct GuidedBackprop: AttributionMethod {
+    public var name: String { "guided_backprop" }
+    public init() {}
+    public func attribute(_ model: Model, input: Tensor, targets: [Int]) throws -> Attribution {
+        try gradientAttribution(name, model, input, targets, rule: .guided, timesInput: false)
+    }
+}
+
+/// Deconvnet (Zeiler & Fergus 2014): every ReLU and ReLU6 passes the positive part of the
+/// incoming gradient, whatever its input was.
+public struct Deconvnet: AttributionMethod {
+    public var name: String { "deconvnet" }
+    public init() {}
+    public func attribute(_ model: Model, input: Tensor, targets: [Int]) throws -> Attribution {
+        try gradientAttribution(name, model, input, targets, rule: .deconvnet, timesInput: false)
+    }
+}
+
+func gradientAttribution(_ name: String, _ model: Model, _ input: Tensor, _ targets: [Int], rule: GradientRule,
+                         timesInput: Bool) throws -> Attribution {
+    let (n, h, w) = try checkBatch(input, targets)
+    let b = model.backend
+    let pass = try targetGradient(model, input, targets, rule: rule)
+    var raw = try pass.grads.of(pass.x)!
+    if timesInput { raw = try b.mul(raw, input) }
+    return Attribution(method: name, count: n, height: h, width: w, map: try b.values(absChannelMax(b, raw)), raw: try b.values(raw))
+}
+
+/// SmoothGrad (Smilkov et al. 2017): the mean of |gradient| over noisy copies of the input,
+/// noise N(0, sigma^2) with sigma = noiseLevel * (max - min of the image); what Captum's
+/// NoiseTunnel(Saliency) computes. Samples run `batch` at a time.
+public struct SmoothGrad: AttributionMethod {
+    public var name: String { "smoothgrad" }
+    public var samples: Int
+    public var noiseLevel: Float
+    public var batch: Int
+    public var seed: UInt64
+    /// Fixed noise, [samples, 3, H, W] per image (tests); drawn from `seed` when nil.
+    public var noise: [[Float]]?
+
+    public init(samples: Int = 25, noiseLevel: Float = 0.15, batch: Int = 16, seed: UInt64 = 0, noise: [[Float]]? = nil) {
+        self.samples = samples; self.noiseLevel = noiseLevel; self.batch = batch; self.seed = seed; self.noise = noise
+    }
+
+    public func attribute(_ model: Model, input: Tensor, targets: [Int]) throws -> Attribution {
+        let (n, h, w) = try checkBatch(input, targets)
+        guard samples >= 1, batch >= 1 else { throw InterpretError("smoothgrad needs at least one sample and a positive batch") }
+        let b = model.backend
+        let values = try b.values(input)
+        let plane = 3 * h * w
+        var maps: [Float] = [], raws: [Float] = []
+        var rng = GaussianNoise(seed: seed)
+        for i in 0..<n {
+            let x = Array(values[(i * plane)..<((i + 1) * plane)])
+            let sigma = noiseLevel * ((x.max() ?? 0) - (x.min() ?? 0))
+            var total: Tensor?
+            var start = 0
+            while start < samples {
+                let count = Swift.min(batch, samples - start)
+                var noisy = [Float](repeating: 0, count: count * plane)
+                for k in 0..<count {
+                    let eps = noise?[i][((start + k) * plane)..<((start + k + 1) * plane)].map { $0 } ?? rng.next(plane, sigma: sigma)
+                    for j in 0..<plane { noisy[k * plane + j] = x[j] + eps[j] }
+                }
+                let pass = try targetGradient(model, try b.tensor(noisy, [count, 3, h, w]), [Int](repeating: targets[i], count: count))
+                let g = try pass.grads.of(pass.x)!
+                let absSum = try batchSum(b, try b.add(try b.activation(g, .relu), try b.activation(try b.scale(g, -1), .relu)))
+                total = try total.map { try b.add($0, absSum) } ?? absSum
+                start += count
+            }
+            let mean = try b.scale(total!, 1 / Float(samples))
+            raws += try b.values(mean)
+            maps += try b.values(b.channelMax(mean))
+        }
+        return Attribution(method: name, count: n, height: h, width: w, map: maps, raw: raws)
+    }
+}
+
+/// Integrated Gradients (Sundararajan et al. 2017): (x - x') * integral over a in [0, 1] of the
+/// gradient at x' + a (x - x'), by Gauss-Legendre quadrature with `steps` nodes (Captum's
+/// default). Interpolated inputs run `batch` at a time, built on the device. Reports the
+/// completeness error, sum of attributions - (f(x) - f(x')).
+public struct IntegratedGradients: AttributionMethod {
+    public enum Baseline: Sendable {
+        /// Zeros in the model's (normalized) input space: Captum's default.
+        case zero
+        /// A black image (zero pixels, normalized).
+        case black
+        /// The image blurred with a Gaussian of this sigma, in pixels.
+        case blur(sigma: Float)
+        /// Any normalized image of the input's size, [3, H, W].
+        case image([Float])
+    }
+
+    public var name: String { "integrated_gradients" }
+    public var steps: Int
+    public var baseline: Baseline
+    public var batch: Int
+
+    public init(steps: Int = 50, baseline: Baseline = .black, batch: Int = 16) {
+        self.steps = steps; self.baseline = baseline; self.batch = batch
+    }
+
+    public func attribute(_ model: Model, input: Tensor, targets: [Int]) throws -> Attribution {
+        let (n, h, w) = try checkBatch(input, targets)
+        guard steps >= 1, batch >= 1 else { throw InterpretError("integrated gradients needs at least one step and a positive batch") }
+        let b = model.backend
+        let (nodes, weights) = gaussLegendre(steps)
+        let values = try b.values(input)
+        let plane = 3 * h * w
+        var maps: [Float] = [], raws: [Float] = [], errors: [Float] = []
+        for i in 0..<n {
+            let xv = Array(values[(i * plane)..<((i + 1) * plane)])
+            let base = try baselineValues(xv, h, w)
+            let x = try b.tensor(xv, [1, 3, h, w]), x0 = try b.tensor(base, [1, 3, h, w])
+            let diff = try b.axpy(-1, x0, x)
+            var total: Tensor?
+            var start = 0
+            while start < steps {
+                let count = Swift.min(batch, steps - start)
+                var alphas = [Float](repeating: 0, count: count * h * w)
+                for k in 0..<count { for j in 0..<(h * w) { alphas[k * h * w + j] = nodes[start + k] } }
+                let ones = try b.tensor([Float](repeating: 1, count: count * h * w), [count, 1, h, w])
+                let points = try b.add(try b.broadcastMul(diff, masks: b.tensor(alphas, [count, 1, h, w])), try b.broadcastMul(x0, masks: ones))
+                let pass = try targetGradient(model, points, [Int](repeating: targets[i], count: count), scale: Array(weights[start..<(start + count)]))
+                let sum = try batchSum(b, try pass.grads.of(pass.x)!)
+                total = try total.map { try b.add($0, sum) } ?? sum
+                start += count
+            }
+            let attribution = try b.mul(diff, total!)
+            let raw = try b.values(attribution)
+            let scores = try targetScores(model, try b.tensor(xv + base, [2, 3, h, w]), [targets[i], targets[i]])
+            errors.append(raw.reduce(0, +) - (scores[0] - scores[1]))
+            raws += raw
+            maps += try b.values(absChannelMax(b, attribution))
+        }
+        var result = Attribution(method: name, count: n, height: h, width: w, map: maps, raw: raws)
+        result.completenessError = errors
+        return result
+    }
+
+    func baselineValues(_ x: [Float], _ h: Int, _ w: Int) throws -> [Float] {
+        switch baseline {
+        case .zero: return [Float](repeating: 0, count: x.count)
+        case .black:
+            let mean: [Float] = [0.485, 0.456, 0.406], std: [Float] = [0.229, 0.224, 0.225]
+            return (0..<x.count).map { -mean[$0 / (h * w)] / std[$0 / (h * w)] }
+        case .blur(let sigma): return gaussianBlur(x, channels: 3, height: h, width: w, sigma: sigma)
+        case .image(let v):
+            guard v.count == x.count else { throw InterpretError("baseline image has \(v.count) values, the input \(x.count)") }
+            return v
+        }
+    }
+}
+
+/// Gauss-Legendre nodes and weights on [0, 1] (Newton's method on the Legendre polynomial).
+public func gaussLegendre(_ n: Int) -> (nodes: [Float], weights: [Float]) {
+    var nodes = [Float](repeating: 0, count: n), weights = [Float](repeating: 0, count: n)
+    for i in 0..<n {
+        var x = cos(Double.pi * (Double(i) + 0.75) / (Double(n) + 0.5))
+        var derivative = 0.0
+        for _ in 0..<100 {
+            var p0 = 1.0, p1 = x
+            for k in 2...Swift.max(n, 2) where n >= 2 {
+                let p2 = ((2 * Double(k) - 1) * x * p1 - (Double(k) - 1) * p0) / Double(k)
+                p0 = p1; p1 = p2
+            }
+            if n == 1 { p0 = 1; p1 = x }
+            derivative = Double(n) * (x * p1 - p0) / (x * x - 1)
+            let dx = p1 / derivative
+            x -= dx
+            if abs(dx) < 1e-15 { break }
+        }
+        nodes[n - 1 - i] = Float((x + 1) / 2)
+        weights[n - 1 - i] = Float(1 / ((1 - x * x) * derivative * derivative))
+    }
+    return (nodes, weights)
+}
+
+/// Separable Gaussian blur of each channel (edges clamped).
+func gaussianBlur(_ x: [Float], channels: Int, height h: Int, width w: Int, sigma: Float) -> [Float] {
+    let radius = Swift.max(1, Int((3 * sigma).rounded(.up)))
+    var kernel = (-radius...radius).map { exp(-Float($0 * $0) / (2 * sigma * sigma)) }
+    let total = kernel.reduce(0, +)
+    kernel = kernel.map { $0 / total }
+    var tmp = x, out = x
+    for c in 0..<channels {
+        let p = c * h * w
+        for y in 0..<h { for xx in 0..<w {
+            var s: Float = 0
+            for (k, weight) in kernel.enumerated() { s += weight * x[p + y * w + Swift.min(Swift.max(xx + k - radius, 0), w - 1)] }
+            tmp[p + y * w + xx] = s
+        } }
+        for y in 0..<h { for xx in 0..<w {
+            var s: Float = 0
+            for (k, weight) in kernel.enumerated() { s += weight * tmp[p + Swift.min(Swift.max(y + k - radius, 0), h - 1) * w + xx] }
+            out[p + y * w + xx] = s
+        } }
+    }
+    return out
+}
+
+/// Seeded Gaussian noise (SplitMix64 and Box-Muller).
+struct GaussianNoise {
+    var state: UInt64
+    init(seed: UInt64) { state = seed &+ 0x5EED }
+    mutating func uniform() -> Double {
+        state &+= 0x9E37_79B9_7F4A_7C15
+        var z = state
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return (Double((z ^ (z >> 31)) >> 11) + 0.5) / Double(1 << 53)
+    }
+    mutating func next(_ count: Int, sigma: Float) -> [Float] {
+        (0..<count).map { _ in Float((-2 * log(uniform())).squareRoot() * cos(2 * Double.pi * uniform())) * sigma }
+    }
+}

@@ -1,0 +1,130 @@
+import Backend
+import Foundation
+import Interpret
+import Models
+import Testing
+import TestSupport
+
+let cpu = CPUBackend()
+let fixtureURL = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("Fixtures/saliency.safetensors")
+let fixtures = try! SafeTensorsFile(url: fixtureURL)
+
+/// ||a - e|| / ||e||.
+func relativeL2(_ a: [Float], _ e: [Float]) -> Float {
+    let d = zip(a, e).reduce(Float(0)) { $0 + ($1.0 - $1.1) * ($1.0 - $1.1) }
+    return (d / Swift.max(e.reduce(Float(0)) { $0 + $1 * $1 }, 1e-30)).squareRoot()
+}
+
+func backends() -> [any Backend] {
+    [cpu] + (TestDevice.backend(fail: { Issue.record(Comment(rawValue: $0)) }).map { [$0] } ?? [])
+}
+
+struct Case {
+    let arch: String
+    let settings: [String: Any]
+    var target: Int { settings["target"] as! Int }
+    var layer: String { settings["layer"] as! String }
+    init(_ arch: String) {
+        self.arch = arch
+        settings = try! JSONSerialization.jsonObject(with: Data(fixtures.metadata[arch]!.utf8)) as! [String: Any]
+    }
+    func model(on b: any Backend) throws -> Model {
+        let a = try Architectures.make(arch)
+        return Model(architecture: a, parameters: try SeededWeights.parameters(for: a, seed: UInt64(settings["seed"] as! Int), on: b), backend: b)
+    }
+    func input(on b: any Backend) throws -> Tensor {
+        let x = try fixtures.tensor("\(arch).input")
+        return try b.tensor(x.values, Shape([1] + x.shape.dims))
+    }
+    func expected(_ name: String) throws -> [Float] { try fixtures.tensor("\(arch).\(name)").values }
+}
+
+/// Captum and pytorch-grad-cam on random-weight ResNet18, VGG16 and MobileNetV2 (64x64, VGG16 32x32):
+/// every method matches on both backends.
+@Suite struct AttributionTests {
+    static let archs = ["resnet18", "vgg16", "mobilenet_v2"]
+
+    @Test(arguments: archs)
+    func gradientMethodsMatchCaptum(_ arch: String) throws {
+        let c = Case(arch)
+        for b in backends() {
+            let model = try c.model(on: b), x = try c.input(on: b)
+            let methods: [(any AttributionMethod, String)] = [
+                (VanillaGradient(), "saliency"), (GradientTimesInput(), "input_x_gradient"),
+                (GuidedBackprop(), "guided_backprop"), (Deconvnet(), "deconvnet"),
+                (GuidedGradCAM(layer: c.layer), "guided_gradcam"),
+            ]
+            for (method, key) in methods {
+                let result = try method.attribute(model, input: x, targets: [c.target])
+                let want = try c.expected(key)
+                let error = normalizedError(result.raw!, want)
+                #expect(error < 1e-3, "\(b.name) \(arch) \(key): \(error), relative L2 \(relativeL2(result.raw!, want))")
+                // The map is the largest |attribution| over channels.
+                let plane = result.height * result.width
+                let expectedMap = (0..<plane).map { j in (0..<3).map { abs(want[$0 * plane + j]) }.max()! }
+                #expect(normalizedError(result.map, expectedMap) < 1e-3, "\(b.name) \(arch) \(key) map")
+            }
+        }
+    }
+
+    @Test(arguments: archs)
+    func camMethodsMatchPytorchGradCam(_ arch: String) throws {
+        let c = Case(arch)
+        for b in backends() {
+            let model = try c.model(on: b), x = try c.input(on: b)
+            for kind in CAM.Kind.allCases {
+                let key = kind == .gradCAMPlusPlus ? "gradcampp" : kind.rawValue
+                let layer = kind == .scoreCAM ? c.settings["scorecam_layer"] as! String : c.layer
+                let result = try CAM(kind, layer: layer).attribute(model, input: x, targets: [c.target])
+                let want = try c.expected(key)
+                let worst = zip(result.map, want).map { abs($0 - $1) }.max()!
+                #expect(worst < 2e-3, "\(b.name) \(arch) \(key): max abs error \(worst)")
+            }
+        }
+    }
+
+    @Test(arguments: archs)
+    func smoothGradIntegratedGradientsAndOcclusionMatchCaptum(_ arch: String) throws {
+        let c = Case(arch)
+        let noise = try fixtures.tensor("\(arch).smoothgrad_noise")
+        for b in backends() {
+            let model = try c.model(on: b), x = try c.input(on: b)
+            let sg = try SmoothGrad(samples: 4, batch: 3, noise: [noise.values]).attribute(model, input: x, targets: [c.target])
+            let sgWant = try c.expected("smoothgrad")
+            // Many passes, each of which may meet a ReLU input within rounding of its kink: judged by L2.
+            #expect(relativeL2(sg.raw!, sgWant) < 5e-3, "\(b.name) \(arch) smoothgrad \(normalizedError(sg.raw!, sgWant)) L2 \(relativeL2(sg.raw!, sgWant))")
+            let ig = try IntegratedGradients(steps: 8, baseline: .zero, batch: 3).attribute(model, input: x, targets: [c.target])
+            let igWant = try c.expected("integrated_gradients")
+            #expect(relativeL2(ig.raw!, igWant) < 5e-3, "\(b.name) \(arch) integrated gradients \(normalizedError(ig.raw!, igWant)) L2 \(relativeL2(ig.raw!, igWant))")
+            let delta = Float(c.settings["ig_delta"] as! Double)
+            #expect(abs(ig.completenessError![0] - delta) < 1e-2 * Swift.max(1, abs(delta)), "\(b.name) \(arch) completeness \(ig.completenessError![0]) vs \(delta)")
+            let occ = try Occlusion(window: c.settings["occlusion_window"] as! Int, stride: c.settings["occlusion_stride"] as! Int, batch: 7)
+                .attribute(model, input: x, targets: [c.target])
+            #expect(normalizedError(occ.raw!, try c.expected("occlusion")) < 1e-3, "\(b.name) \(arch) occlusion")
+        }
+    }
+
+    @Test func gaussLegendreIntegratesPolynomialsExactly() {
+        for n in [1, 2, 5, 8, 50] {
+            let (x, w) = gaussLegendre(n)
+            #expect(abs(w.reduce(0, +) - 1) < 1e-5)
+            // Exact for degree 2n - 1: integral of t^(2n-1) over [0, 1] is 1 / (2n).
+            let degree = Swift.min(2 * n - 1, 9)
+            let integral = zip(x, w).reduce(Float(0)) { $0 + $1.1 * pow($1.0, Float(degree)) }
+            #expect(abs(integral - 1 / Float(degree + 1)) < 1e-4, "n \(n)")
+        }
+    }
+
+    @Test func badLayersAndTargetsAreClearErrors() throws {
+        let c = Case("resnet18")
+        let model = try c.model(on: cpu), x = try c.input(on: cpu)
+        do { _ = try CAM(.gradCAM, layer: "fc").attribute(model, input: x, targets: [c.target]); Issue.record("no error") } catch {
+            #expect("\(error)".contains("4-D") && "\(error)".contains("layer4"), "\(error)")
+        }
+        do { _ = try CAM(.gradCAM, layer: "layer9").attribute(model, input: x, targets: [c.target]); Issue.record("no error") } catch {
+            #expect("\(error)".contains("nearest"), "\(error)")
+        }
+        #expect(throws: InterpretError.self) { try VanillaGradient().attribute(model, input: x, targets: [1000]) }
+        #expect(throws: InterpretError.self) { try VanillaGradient().attribute(model, input: x, targets: [1, 2]) }
+    }
+}
