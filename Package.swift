@@ -47,7 +47,7 @@ let package = Package(
         .target(name: "Bench", dependencies: ["Backend", "Device", "Graph", "Models"]),
         // Subcommands: argument parsing only.
         .target(name: "LoupeCLI", dependencies: [
-            "Backend", "Device", "Bench", "Graph", "Models", "ImageIO",
+            "Backend", "Device", "Bench", "Graph", "Models", "ImageIO", "Interpret",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
         .executableTarget(name: "loupe", dependencies: ["LoupeCLI"]),

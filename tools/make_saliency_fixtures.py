@@ -161,7 +161,38 @@ def main():
                                  "ig_delta": float(delta), "ig_steps": 8, "occlusion_window": window, "occlusion_stride": window // 2})
         print(arch, "input seed", input_seed, "kink margin", kink_margin(model, x), "target", target, "IG completeness delta", float(delta))
     write_safetensors(OUT, tensors, meta)
+    real_chelsea()
     print("wrote", os.path.normpath(OUT), os.path.getsize(OUT), "bytes")
+
+
+
+def real_chelsea():
+    """torchvision's MobileNetV2 (weights from `make models`) on the preprocessed bundled photo:
+    Captum's Saliency map (max |gradient| over channels) and pytorch-grad-cam's GradCAM on
+    features.18, for class 285."""
+    home = os.environ.get("TORCH_HOME", os.path.expanduser("~/.cache/torch"))
+    weights = os.path.join(home, "hub", "checkpoints", "mobilenet_v2-b0353104.pth")
+    if not os.path.exists(weights):
+        print("no", weights, "- skipping the real-model fixture")
+        return
+    from safetensors_io import write_safetensors as write
+    model = no_inplace(torchvision.models.mobilenet_v2())
+    model.load_state_dict(torch.load(weights, weights_only=True))
+    model.eval()
+    root = os.path.join(os.path.dirname(__file__), "..")
+    from make_model_fixtures import ROOT  # noqa: F401
+    import struct, json as js
+    path = os.path.join(root, "Tests", "ModelsTests", "Fixtures", "chelsea_input.safetensors")
+    with open(path, "rb") as f:
+        n = struct.unpack("<Q", f.read(8))[0]
+        header = js.loads(f.read(n))
+        x = torch.from_numpy(np.frombuffer(f.read(), dtype="<f4").copy()).reshape(header["input"]["shape"]).unsqueeze(0)
+    gradient = Saliency(model).attribute(x, target=285, abs=True)[0].amax(0)
+    with GradCAM(model=model, target_layers=[model.features[18]]) as cam:
+        gradcam = torch.from_numpy(cam(input_tensor=x, targets=[ClassifierOutputTarget(285)])[0])
+    out = os.path.join(root, "Tests", "InterpretTests", "Fixtures", "real_chelsea.safetensors")
+    write(out, {"gradient_map": gradient, "gradcam": gradcam}, {})
+    print("wrote", os.path.normpath(out))
 
 
 if __name__ == "__main__":

@@ -128,3 +128,28 @@ struct Case {
         #expect(throws: InterpretError.self) { try VanillaGradient().attribute(model, input: x, targets: [1, 2]) }
     }
 }
+
+/// torchvision's MobileNetV2 on the bundled photo (torchvision's preprocessing): the gradient
+/// and Grad-CAM maps match Captum's and pytorch-grad-cam's, and Grad-CAM's maximum is on the cat.
+@Suite struct RealModelSaliencyTests {
+    @Test func chelseaMapsMatchPyTorch() throws {
+        guard realWeightsPresent(fail: { Issue.record(Comment(rawValue: $0)) }),
+              let gpu = TestDevice.backend(fail: { Issue.record(Comment(rawValue: $0)) }) else { return }
+        let dir = fixtureURL.deletingLastPathComponent()
+        let input = try SafeTensorsFile(url: dir.appendingPathComponent("../../ModelsTests/Fixtures/chelsea_input.safetensors").standardized).tensor("input")
+        let expected = try SafeTensorsFile(url: dir.appendingPathComponent("real_chelsea.safetensors"))
+        for b in [gpu, cpu] as [any Backend] {
+            let model = try ModelLocator.load(on: b)
+            let x = try b.tensor(input.values, Shape([1] + input.shape.dims))
+            let gradient = try VanillaGradient().attribute(model, input: x, targets: [285])
+            #expect(relativeL2(gradient.map, try expected.tensor("gradient_map").values) < 1e-2, "\(b.name) gradient map")
+            let cam = try CAM(.gradCAM, layer: "features.18").attribute(model, input: x, targets: [285])
+            let want = try expected.tensor("gradcam").values
+            #expect(zip(cam.map, want).map { abs($0 - $1) }.max()! < 1e-3, "\(b.name) Grad-CAM")
+            // The photo is a close-up: the cat's face fills the middle; the maximum must be there, not at a border.
+            let at = cam.map.indices.max { cam.map[$0] < cam.map[$1] }!
+            let (y, xx) = (at / 224, at % 224)
+            #expect((40..<184).contains(y) && (40..<184).contains(xx), "Grad-CAM maximum at (\(xx), \(y))")
+        }
+    }
+}

@@ -1,0 +1,67 @@
+import Foundation
+import LoupeCLI
+import Testing
+import TestSupport
+
+@Suite(.serialized) struct SaliencyCommandTests {
+    func tempDir() throws -> URL {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("loupe-sal-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        return dir
+    }
+
+    @Test func writesMapsOverlaysGridAndSummaryPerImage() throws {
+        guard device() else { return }
+        let out = try tempDir()
+        defer { try? FileManager.default.removeItem(at: out) }
+        let text = try run(["saliency", "--model", "resnet18", "--random-weights", "2", "--image", smallImage, chelsea,
+                            "--method", "gradient,gradcam,integrated_gradients", "--steps", "4", "--target", "1,tabby", "--out", out.path])
+        #expect(text.contains("rgb: target 1 goldfish") && text.contains("chelsea: target 281 tabby"), "\(text)")
+        for stem in ["rgb", "chelsea"] {
+            let dir = out.appendingPathComponent(stem)
+            let files = Set(try FileManager.default.contentsOfDirectory(atPath: dir.path))
+            for name in ["gradient.npy", "gradient_raw.npy", "gradient.png", "gradient_overlay.png", "gradcam.npy", "gradcam.png",
+                         "gradcam_overlay.png", "integrated_gradients_raw.npy", "grid.png", "summary.json", "input.png"] {
+                #expect(files.contains(name), "\(stem)/\(name)")
+            }
+            #expect(!files.contains("gradcam_raw.npy"))
+            let npy = try Data(contentsOf: dir.appendingPathComponent("gradcam.npy"))
+            let header = String(decoding: npy.prefix(128), as: UTF8.self)
+            #expect(header.contains("'descr': '<f4'") && header.contains("'shape': (224, 224)"))
+            #expect(npy.count == 128 + 224 * 224 * 4)
+            let summary = try JSONSerialization.jsonObject(with: Data(contentsOf: dir.appendingPathComponent("summary.json"))) as! [String: Any]
+            #expect((summary["layer"] as? String) == "layer4" && (summary["model"] as? String) == "resnet18")
+            let methods = summary["methods"] as! [[String: Any]]
+            #expect(methods.map { $0["method"] as! String } == ["gradient", "gradcam", "integrated_gradients"])
+            #expect(methods[2]["completeness_error"] != nil)
+        }
+        #expect(try FileManager.default.contentsOfDirectory(atPath: out.path).sorted() == ["chelsea", "rgb"])
+    }
+
+    @Test func badInputsGetOneClearErrorAndLeaveNothing() throws {
+        let out = try tempDir()
+        defer { try? FileManager.default.removeItem(at: out) }
+        let blocker = out.appendingPathComponent("a-file")
+        try Data("x".utf8).write(to: blocker)
+        let base = ["saliency", "--model", "resnet18", "--random-weights", "1", "--image", smallImage, "--no-resize"]
+        let cases: [([String], String)] = [
+            (base + ["--method", "gradient,magic", "--out", out.path], "unknown method magic"),
+            (base + ["--method", "gradcam", "--layer", "fc", "--out", out.path], "4-D"),
+            (base + ["--method", "gradcam", "--layer", "layer5", "--out", out.path], "nearest: layer"),
+            (base + ["--target", "1000", "--out", out.path], "out of range"),
+            (base + ["--target", "tabbycat", "--out", out.path], "nearest: tabby"),
+            (base + ["--target", "1,2", "--out", out.path], "2 targets for 1 images"),
+            (base + ["--out", blocker.appendingPathComponent("sub").path], "cannot create"),
+            (["saliency", "--image", smallImage, chelsea, "--no-resize", "--out", out.path], "same size"),
+        ]
+        for (arguments, needle) in cases {
+            do {
+                _ = try run(arguments)
+                Issue.record("no error for \(arguments)")
+            } catch {
+                #expect(Loupe.message(for: error).contains(needle), "\(arguments): \(Loupe.message(for: error))")
+            }
+        }
+        #expect(try FileManager.default.contentsOfDirectory(atPath: out.path) == ["a-file"])
+    }
+}
