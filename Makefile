@@ -52,7 +52,8 @@ demo: build
 	$(LOUPE) devices
 	$(LOUPE) classify --image Assets/chelsea.png
 	$(LOUPE) classify --image Assets/chelsea.png --device cpu --top 3
-	$(LOUPE) compare --image Assets/chelsea.png --layers features.0,features.9,features.18 
+	$(LOUPE) compare --image Assets/chelsea.png --layers features.0,features.9,features.18
+	$(LOUPE) saliency --image Assets/chelsea.png --method gradient,guided_backprop,gradcam,layercam --out out/demo
 
 # Regenerates the PyTorch golden fixtures (needs `pip install torch torchvision`; tests never run Python).
 fixtures: models
