@@ -9,27 +9,7 @@
 #define CONV_PARAMS int Cin, int H, int W, int Cout, int OH, int OW, int kh_, int kw_, \
     int sh_, int sw_, int ph_, int pw_, int dh_, int dw_, int G, int M, int N, int K
 
-// The window geometry may be fixed at build time (CONV_KH=3 ...): index arithmetic then
-// divides by constants instead of by kernel arguments. The arguments are used otherwise.
-#ifdef CONV_KH
-#define KH CONV_KH
-#define KW CONV_KW
-#define SH CONV_SH
-#define SW CONV_SW
-#define PH CONV_PH
-#define PW CONV_PW
-#define DH CONV_DH
-#define DW CONV_DW
-#else
-#define KH kh_
-#define KW kw_
-#define SH sh_
-#define SW sw_
-#define PH ph_
-#define PW pw_
-#define DH dh_
-#define DW dw_
-#endif
+// KH ... DW come from conv_geometry.cl, prepended by the host.
 
 // Input pixel (ci, iy, ix) of x for reduction index k = (ci, ky, kx) and output pixel p.
 inline float conv_gather_input(__global const float* x, int n, int g, int k, int p,

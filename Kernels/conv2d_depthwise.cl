@@ -7,14 +7,7 @@
 //   gx[n,c,iy,ix] = sum over (ky,kx) with oy = (iy+PH-ky*DH)/SH whole and in range of w * gy
 //   gw[c,ky,kx]   = sum_{n,oy,ox} gy[n,c,oy,ox] * x[n,c,iy,ix]   (one work-group per channel)
 
-#define KH CONV_KH
-#define KW CONV_KW
-#define SH CONV_SH
-#define SW CONV_SW
-#define PH CONV_PH
-#define PW CONV_PW
-#define DH CONV_DH
-#define DW CONV_DW
+// KH ... DW: conv_geometry.cl (prepended by the host, with CONV_KH ... always defined).
 #ifndef RWG
 #define RWG 64
 #endif

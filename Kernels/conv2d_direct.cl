@@ -5,14 +5,7 @@
 // channels; window geometry and CONV_CIN are compiled in, so the loops unroll.
 //   gx[n,ci,iy,ix] = sum_{co,ky,kx} w[co,ci,ky,kx] * gy[n,co,oy,ox], oy = (iy+PH-ky*DH)/SH whole, in range
 
-#define KH CONV_KH
-#define KW CONV_KW
-#define SH CONV_SH
-#define SW CONV_SW
-#define PH CONV_PH
-#define PW CONV_PW
-#define DH CONV_DH
-#define DW CONV_DW
+// KH ... DW: conv_geometry.cl (prepended by the host, with CONV_KH ... always defined).
 
 // Global (W, H, Nb).
 __kernel void backward_input_few_channels(__global const float* gy, __global const float* w, __global float* gx,

@@ -116,7 +116,7 @@ def main():
 
     class Evil:
         def __reduce__(self):
-            return (os.system, ("echo pwned > /tmp/loupe-pwned",))
+            return (os.system, ("echo pwned > loupe-pwned-marker",))
 
 
     with open(os.path.join(OUT, "malicious.pth"), "wb") as f:

@@ -39,7 +39,7 @@ extension OpenCLBackend {
         let (y, yb) = try empty(out, "conv2d")
         if isDepthwise(weight.shape, p) {
             let (n, c, h, w) = x.shape.nchw!
-            try kernel(["conv2d_depthwise"], "depthwise_forward", defines: geometry(weight.shape, p)).launch(
+            try kernel(["conv_geometry", "conv2d_depthwise"], "depthwise_forward", defines: geometry(weight.shape, p)).launch(
                 global: [out[3], out[2], n * c],
                 [.buffer(xb), .buffer(wb), .buffer(bb), .buffer(yb), .int(bias == nil ? 0 : 1),
                  .int(c), .int(h), .int(w), .int(out[2]), .int(out[3])])
@@ -47,7 +47,7 @@ extension OpenCLBackend {
         }
         let (cout, cig, kh, kw) = weight.shape.nchw!
         let m = cout / p.groups, n = out[2] * out[3], k = cig * kh * kw
-        try gemm(["conv2d"], "CONV_FORWARD", m: m, n: n, z: x.shape[0] * p.groups, tiling: tiling(rows: m),
+        try gemm(["conv_geometry", "conv2d"], "CONV_FORWARD", m: m, n: n, z: x.shape[0] * p.groups, tiling: tiling(rows: m),
                  defines: geometry(weight.shape, p),
                  [.buffer(xb), .buffer(wb), .buffer(bb), .buffer(yb), .int(bias == nil ? 0 : 1)]
                  + convArgs(x.shape, weight.shape, out, p, m: m, n: n, k: k))
@@ -61,19 +61,19 @@ extension OpenCLBackend {
         let (gx, gxb) = try empty(inputShape, "conv2d backward input")
         if isDepthwise(weight.shape, p) {
             let (n, c, h, w) = inputShape.nchw!
-            try kernel(["conv2d_depthwise"], "depthwise_backward_input", defines: geometry(weight.shape, p)).launch(
+            try kernel(["conv_geometry", "conv2d_depthwise"], "depthwise_backward_input", defines: geometry(weight.shape, p)).launch(
                 global: [w, h, n * c], [.buffer(gb), .buffer(wb), .buffer(gxb), .int(c), .int(h), .int(w), .int(out[2]), .int(out[3])])
             return gx
         }
         if p.groups == 1, weight.shape[1] <= 4 {
             let (n, c, h, w) = inputShape.nchw!
-            try kernel(["conv2d_direct"], "backward_input_few_channels", defines: geometry(weight.shape, p).merging(["CONV_CIN": c]) { a, _ in a })
+            try kernel(["conv_geometry", "conv2d_direct"], "backward_input_few_channels", defines: geometry(weight.shape, p).merging(["CONV_CIN": c]) { a, _ in a })
                 .launch(global: [w, h, n], [.buffer(gb), .buffer(wb), .buffer(gxb), .int(weight.shape[0]), .int(h), .int(w), .int(out[2]), .int(out[3])])
             return gx
         }
         let (cout, cig, kh, kw) = weight.shape.nchw!
         let m = cig, n = inputShape[2] * inputShape[3], k = cout / p.groups * kh * kw
-        try gemm(["conv2d"], "CONV_BACKWARD_INPUT", m: m, n: n, z: inputShape[0] * p.groups, tiling: tiling(rows: m),
+        try gemm(["conv_geometry", "conv2d"], "CONV_BACKWARD_INPUT", m: m, n: n, z: inputShape[0] * p.groups, tiling: tiling(rows: m),
                  defines: geometry(weight.shape, p),
                  [.buffer(gb), .buffer(wb), .buffer(gxb)] + convArgs(inputShape, weight.shape, out, p, m: m, n: n, k: k))
         return gx
@@ -86,14 +86,14 @@ extension OpenCLBackend {
         let (gw, gwb) = try empty(weightShape, "conv2d backward weight")
         if isDepthwise(weightShape, p) {
             let (n, c, h, w) = input.shape.nchw!
-            try kernel(["conv2d_depthwise"], "depthwise_backward_weight", defines: geometry(weightShape, p)).launch(
+            try kernel(["conv_geometry", "conv2d_depthwise"], "depthwise_backward_weight", defines: geometry(weightShape, p)).launch(
                 global: [64, c], local: [64, 1],
                 [.buffer(gb), .buffer(xb), .buffer(gwb), .int(n), .int(c), .int(h), .int(w), .int(out[2]), .int(out[3])])
             return gw
         }
         let (cout, cig, kh, kw) = weightShape.nchw!
         let m = cout / p.groups, n = cig * kh * kw, k = input.shape[0] * out[2] * out[3]
-        try gemm(["conv2d"], "CONV_BACKWARD_WEIGHT", m: m, n: n, z: p.groups, tiling: tiling(rows: m),
+        try gemm(["conv_geometry", "conv2d"], "CONV_BACKWARD_WEIGHT", m: m, n: n, z: p.groups, tiling: tiling(rows: m),
                  defines: geometry(weightShape, p),
                  [.buffer(gb), .buffer(xb), .buffer(gwb)] + convArgs(input.shape, weightShape, out, p, m: m, n: n, k: k))
         return gw
