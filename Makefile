@@ -55,11 +55,13 @@ demo: build
 	$(LOUPE) compare --image Assets/chelsea.png --layers features.0,features.9,features.18
 	$(LOUPE) saliency --image Assets/chelsea.png --method gradient,guided_backprop,gradcam,layercam --out out/demo
 
-# Regenerates the PyTorch golden fixtures (needs `pip install torch torchvision`; tests never run Python).
+# Regenerates the reference fixtures (needs `pip install torch torchvision captum grad-cam pillow`;
+# tests never run Python).
 fixtures: models
 	python3 tools/make_fixtures.py
 	python3 tools/make_model_fixtures.py
 	python3 tools/make_image_fixtures.py
+	python3 tools/make_saliency_fixtures.py
 
 clean:
 	rm -rf .build
