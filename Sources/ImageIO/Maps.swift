@@ -61,3 +61,47 @@ public func npyData(_ values: [Float], shape: [Int]) -> Data {
     values.withUnsafeBufferPointer { data.append(Data(buffer: $0)) }
     return data
 }
+
+extension MapImages {
+    /// A plain line chart: one panel per element of `panels`, each a set of curves over x in
+    /// [0, 1] and y in [0, 1], drawn in the colours of `colors` (one per curve) on white, with a
+    /// grey frame. No text: the caller documents what the panels and colours are.
+    public static func lineChart(panels: [[[Float]]], colors: [(UInt8, UInt8, UInt8)], panelSize: Int = 240) -> RGBImage {
+        let gap = 8
+        let width = panels.count * panelSize + (panels.count + 1) * gap, height = panelSize + 2 * gap
+        var pixels = [UInt8](repeating: 255, count: width * height * 3)
+        func put(_ x: Int, _ y: Int, _ c: (UInt8, UInt8, UInt8)) {
+            guard x >= 0, x < width, y >= 0, y < height else { return }
+            let i = (y * width + x) * 3
+            pixels[i] = c.0; pixels[i + 1] = c.1; pixels[i + 2] = c.2
+        }
+        for (p, curves) in panels.enumerated() {
+            let x0 = gap + p * (panelSize + gap), y0 = gap
+            for t in 0..<panelSize {  // frame
+                for (x, y) in [(x0 + t, y0), (x0 + t, y0 + panelSize - 1), (x0, y0 + t), (x0 + panelSize - 1, y0 + t)] { put(x, y, (160, 160, 160)) }
+            }
+            for (k, curve) in curves.enumerated() where curve.count > 1 {
+                let color = colors[k % colors.count]
+                func point(_ i: Int) -> (Double, Double) {
+                    (Double(x0) + Double(i) / Double(curve.count - 1) * Double(panelSize - 1),
+                     Double(y0 + panelSize - 1) - Double(Swift.min(Swift.max(curve[i], 0), 1)) * Double(panelSize - 1))
+                }
+                for i in 1..<curve.count {
+                    let (ax, ay) = point(i - 1), (bx, by) = point(i)
+                    let n = Int(Swift.max(abs(bx - ax), abs(by - ay)).rounded(.up)) + 1
+                    for s in 0...n {
+                        let f = Double(s) / Double(n)
+                        let (x, y) = (Int((ax + (bx - ax) * f).rounded()), Int((ay + (by - ay) * f).rounded()))
+                        put(x, y, color); put(x, y + 1, color)
+                    }
+                }
+            }
+        }
+        return RGBImage(width: width, height: height, pixels: pixels)
+    }
+
+    /// `count` distinct colours spread over viridis.
+    public static func palette(_ count: Int) -> [(UInt8, UInt8, UInt8)] {
+        (0..<Swift.max(count, 1)).map { viridis[count <= 1 ? 0 : $0 * 220 / (count - 1)] }
+    }
+}

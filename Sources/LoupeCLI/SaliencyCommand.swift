@@ -39,6 +39,9 @@ public struct SaliencyCommand: ParsableCommand {
     @Option(help: "Occlusion stride (pixels).") public var stride: Int = 8
     @Option(help: "Images per device batch for the batched methods (Score-CAM, SmoothGrad, IG, occlusion).") public var batch: Int = 16
     @Option(help: "Seed of SmoothGrad's noise.") public var seed: UInt64 = 0
+    @Flag(help: "Also score each map by deletion and insertion (Petsiuk et al.): curves and AUC in summary.json, metrics.png.")
+    public var metrics = false
+    @Option(help: "Pixels removed or inserted per step of the deletion and insertion curves.") public var metricStep: Int = 224
 
     public init() {}
 
@@ -83,13 +86,30 @@ public struct SaliencyCommand: ParsableCommand {
             let result = try makeMethod(name, layer: camLayer).attribute(model, input: input, targets: targets)
             results.append((name, result, Double(DispatchTime.now().uptimeNanoseconds - start) / 1e6))
         }
-        try write(results, stems: stems, prepared: prepared, targets: targets, probabilities: probabilities, classes: classes,
+        // curves[image][method][mode] = (curve, auc)
+        var curves: [[[(curve: [Float], auc: Float)]]] = []
+        if metrics {
+            guard metricStep >= 1 else { throw UserError("--metric-step must be positive") }
+            for i in 0..<files.count {
+                let image = try backend.tensor(Array(values[(i * 3 * h * w)..<((i + 1) * 3 * h * w)]), [1, 3, h, w])
+                curves.append(try results.map { _, result, _ in
+                    try CausalMetric.Mode.allCases.map { mode in
+                        try CausalMetric(mode, step: metricStep, batch: batch).evaluate(model, image: image, target: targets[i], map: result.map(i))
+                    }
+                })
+            }
+        }
+        try write(results, curves: curves, stems: stems, prepared: prepared, targets: targets, probabilities: probabilities, classes: classes,
                   model: model, layer: camLayer, backend: backend, to: outURL)
         for (i, stem) in stems.enumerated() {
             emit("\(stem): target \(targets[i]) \(label(targets[i], classes: classes)) (p = \(String(format: "%.4f", probabilities[i * classes + targets[i]]))) -> \(outURL.appendingPathComponent(stem).path)")
         }
-        for (name, result, ms) in results {
-            let extra = result.completenessError.map { "  completeness error " + $0.map { String(format: "%.4g", $0) }.joined(separator: ", ") } ?? ""
+        for (m, (name, result, ms)) in results.enumerated() {
+            var extra = result.completenessError.map { "  completeness error " + $0.map { String(format: "%.4g", $0) }.joined(separator: ", ") } ?? ""
+            if !curves.isEmpty {
+                extra += "  deletion AUC " + curves.map { String(format: "%.4f", $0[m][0].auc) }.joined(separator: ", ")
+                    + "  insertion AUC " + curves.map { String(format: "%.4f", $0[m][1].auc) }.joined(separator: ", ")
+            }
             emit("  " + name.padding(toLength: 22, withPad: " ", startingAt: 0) + String(format: "%9.1f ms", ms) + extra)
         }
     }
@@ -176,7 +196,7 @@ public struct SaliencyCommand: ParsableCommand {
 
     /// Everything goes into a hidden folder inside --out first; each image's folder is then
     /// renamed into place, so an error leaves nothing partial behind.
-    func write(_ results: [(String, Attribution, Double)], stems: [String], prepared: [RGBImage], targets: [Int],
+    func write(_ results: [(String, Attribution, Double)], curves: [[[(curve: [Float], auc: Float)]]], stems: [String], prepared: [RGBImage], targets: [Int],
                probabilities: [Float], classes: Int, model: Model, layer: String, backend: any Backend, to out: URL) throws {
         let staging = out.appendingPathComponent(".loupe-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: staging, withIntermediateDirectories: true)
@@ -188,7 +208,7 @@ public struct SaliencyCommand: ParsableCommand {
             try image.writePNG(to: dir.appendingPathComponent("input.png"))
             var tiles = [image]
             var methodsJSON: [[String: Any]] = []
-            for (name, result, ms) in results {
+            for (m, (name, result, ms)) in results.enumerated() {
                 let (h, w) = (result.height, result.width)
                 try npyData(Array(result.map(i)), shape: [h, w]).write(to: dir.appendingPathComponent("\(name).npy"))
                 if let raw = result.raw(i) {
@@ -201,9 +221,20 @@ public struct SaliencyCommand: ParsableCommand {
                 tiles.append(overlay)
                 var entry: [String: Any] = ["method": name, "milliseconds": ms, "parameters": parameters(name)]
                 if let e = result.completenessError { entry["completeness_error"] = e[i] }
+                if !curves.isEmpty {
+                    for (k, mode) in CausalMetric.Mode.allCases.enumerated() {
+                        entry["\(mode.rawValue)_auc"] = curves[i][m][k].auc
+                        entry["\(mode.rawValue)_curve"] = curves[i][m][k].curve
+                    }
+                }
                 methodsJSON.append(entry)
             }
             try MapImages.row(tiles).writePNG(to: dir.appendingPathComponent("grid.png"))
+            if !curves.isEmpty {
+                // Left: deletion, right: insertion; one colour per method, in summary.json's order.
+                let chart = MapImages.lineChart(panels: (0..<2).map { k in curves[i].map { $0[k].curve } }, colors: MapImages.palette(results.count))
+                try chart.writePNG(to: dir.appendingPathComponent("metrics.png"))
+            }
             let summary: [String: Any] = [
                 "image": stem, "model": model.architecture.name, "layer": layer, "device": backend.name,
                 "target": ["index": targets[i], "label": label(targets[i], classes: classes),

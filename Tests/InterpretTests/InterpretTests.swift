@@ -153,3 +153,25 @@ struct Case {
         }
     }
 }
+
+@Suite struct CausalMetricTests {
+    /// Deletion and insertion curves of ResNet18's gradient map, against the same algorithm in
+    /// PyTorch (tools/make_saliency_fixtures.py), on both backends.
+    @Test func deletionAndInsertionCurvesMatchPyTorch() throws {
+        let c = Case("resnet18")
+        let raw = try c.expected("saliency")
+        let plane = raw.count / 3
+        let map = (0..<plane).map { j in (0..<3).map { abs(raw[$0 * plane + j]) }.max()! }
+        for b in backends() {
+            let model = try c.model(on: b), x = try c.input(on: b)
+            for mode in CausalMetric.Mode.allCases {
+                let (curve, auc) = try CausalMetric(mode, step: 256, batch: 5).evaluate(model, image: x, target: c.target, map: map[...])
+                let want = try c.expected(mode.rawValue)
+                #expect(curve.count == want.count)
+                #expect(zip(curve, want).map { abs($0 - $1) }.max()! < 1e-4, "\(b.name) \(mode)")
+                let wantAUC = (want.reduce(0, +) - want.first! / 2 - want.last! / 2) / Float(want.count - 1)
+                #expect(abs(auc - wantAUC) < 1e-4)
+            }
+        }
+    }
+}

@@ -38,6 +38,24 @@ import TestSupport
         #expect(try FileManager.default.contentsOfDirectory(atPath: out.path).sorted() == ["chelsea", "rgb"])
     }
 
+    @Test func metricsAddDeletionAndInsertionCurves() throws {
+        guard device() else { return }
+        let out = try tempDir()
+        defer { try? FileManager.default.removeItem(at: out) }
+        let text = try run(["saliency", "--model", "resnet18", "--random-weights", "2", "--image", smallImage, "--no-resize",
+                            "--method", "gradient,gradcam", "--layer", "layer3", "--metrics", "--metric-step", "100", "--out", out.path])
+        #expect(text.contains("deletion AUC") && text.contains("insertion AUC"))
+        let dir = out.appendingPathComponent("rgb")
+        #expect(FileManager.default.fileExists(atPath: dir.appendingPathComponent("metrics.png").path))
+        let summary = try JSONSerialization.jsonObject(with: Data(contentsOf: dir.appendingPathComponent("summary.json"))) as! [String: Any]
+        for method in summary["methods"] as! [[String: Any]] {
+            let curve = method["deletion_curve"] as! [Double]
+            #expect(curve.count == (23 * 37 + 99) / 100 + 1)  // ceil(pixels / step) + 1 points
+            let auc = method["insertion_auc"] as! Double
+            #expect(auc >= 0 && auc <= 1)
+        }
+    }
+
     @Test func badInputsGetOneClearErrorAndLeaveNothing() throws {
         let out = try tempDir()
         defer { try? FileManager.default.removeItem(at: out) }
