@@ -32,11 +32,21 @@ public struct CAM: AttributionMethod {
 
     public func attribute(_ model: Model, input: Tensor, targets: [Int]) throws -> Attribution {
         let (n, h, w) = try checkBatch(input, targets)
+        let (cams, lh, lw) = try weightedSums(model, input: input, targets: targets)
+        let map = try finishCAM(model.backend, cams, n: n, lh: lh, lw: lw, h: h, w: w)
+        return Attribution(method: name, count: n, height: h, width: w, map: map, raw: nil)
+    }
+
+    /// sum_c w_c A_c per image at the layer's resolution (LayerCAM: sum_c ReLU(g_c) A_c), before
+    /// the ReLU and normalization: [N * lh * lw] on the host.
+    func weightedSums(_ model: Model, input: Tensor, targets: [Int]) throws -> (cams: [Float], lh: Int, lw: Int) {
+        let (n, h, w) = try checkBatch(input, targets)
         let b = model.backend
         let pass = try targetGradient(model, input, targets)
         let (activations, gradients, shape) = try layerTensors(pass.graph, pass.grads, layer: layer, model: model)
         let (c, lh, lw) = (shape[1], shape[2], shape[3])
         let a = try b.values(activations), g = try b.values(gradients)
+        let inputValues = kind == .scoreCAM ? try b.values(input) : []
         var cams = [Float](repeating: 0, count: n * lh * lw)
         for i in 0..<n {
             let base = i * c * lh * lw
@@ -54,7 +64,8 @@ public struct CAM: AttributionMethod {
                     }
                 }
             case .scoreCAM:
-                weights = try scoreWeights(model, input: input, image: i, target: targets[i], activations: activations, h: h, w: w)
+                weights = try scoreWeights(model, image: inputValues[(i * 3 * h * w)..<((i + 1) * 3 * h * w)], target: targets[i],
+                                           activations: a[base..<(base + c * lh * lw)], channels: c, lh: lh, lw: lw, h: h, w: w)
             case .layerCAM:
                 break
             }
@@ -63,16 +74,14 @@ public struct CAM: AttributionMethod {
                 cams[i * lh * lw + j] += kind == .layerCAM ? Swift.max(g[k], 0) * a[k] : weights[ch] * a[k]
             } }
         }
-        let map = try finishCAM(b, cams, n: n, lh: lh, lw: lw, h: h, w: w)
-        return Attribution(method: name, count: n, height: h, width: w, map: map, raw: nil)
+        return (cams, lh, lw)
     }
 
-    /// Score-CAM's channel weights for image `i`.
-    func scoreWeights(_ model: Model, input: Tensor, image i: Int, target: Int, activations: Tensor, h: Int, w: Int) throws -> [Float] {
+    /// Score-CAM's channel weights for one image (its normalized values and layer activations).
+    func scoreWeights(_ model: Model, image values: ArraySlice<Float>, target: Int, activations: ArraySlice<Float>,
+                      channels c: Int, lh: Int, lw: Int, h: Int, w: Int) throws -> [Float] {
         let b = model.backend
-        let (_, c, lh, lw) = activations.shape.nchw!
-        let all = try b.values(activations)
-        let mine = try b.tensor(Array(all[(i * c * lh * lw)..<((i + 1) * c * lh * lw)]), [1, c, lh, lw])
+        let mine = try b.tensor(Array(activations), [1, c, lh, lw])
         let up = try b.resize(mine, height: h, width: w, mode: .bilinearAlignCorners)
         let rows = Tensor(shape: [c, h * w], storage: up.storage)
         let maxs = try b.values(b.max(rows, axis: 1).values)
@@ -83,15 +92,12 @@ public struct CAM: AttributionMethod {
                                  mean: try b.tensor([Float](repeating: 0, count: c), [c]),
                                  variance: try b.tensor([Float](repeating: 1, count: c), [c]), eps: 0)
         let masks = try b.batchNorm2d(up, bn)  // [1, C, H, W], each channel in [0, 1]
-        let values = try b.values(input)
-        let image = try b.tensor(Array(values[(i * 3 * h * w)..<((i + 1) * 3 * h * w)]), [1, 3, h, w])
+        let image = try b.tensor(Array(values), [1, 3, h, w])
         var scores: [Float] = []
-        var start = 0
         let sizes = stride(from: 0, to: c, by: batch).map { Swift.min(batch, c - $0) }
         for (part, size) in zip(try b.split(masks, sizes: sizes), sizes) {
             let batchMasks = Tensor(shape: [size, 1, h, w], storage: part.storage)
             scores += try targetScores(model, try b.broadcastMul(image, masks: batchMasks), [Int](repeating: target, count: size))
-            start += size
         }
         let top = scores.max() ?? 0
         let e = scores.map { exp($0 - top) }
@@ -143,16 +149,7 @@ public struct GuidedGradCAM: AttributionMethod {
     public func attribute(_ model: Model, input: Tensor, targets: [Int]) throws -> Attribution {
         let (n, h, w) = try checkBatch(input, targets)
         let b = model.backend
-        let pass = try targetGradient(model, input, targets)
-        let (activations, gradients, shape) = try layerTensors(pass.graph, pass.grads, layer: layer, model: model)
-        let (c, lh, lw) = (shape[1], shape[2], shape[3])
-        let a = try b.values(activations), g = try b.values(gradients)
-        var cams = [Float](repeating: 0, count: n * lh * lw)
-        for i in 0..<n { for ch in 0..<c {
-            let base = (i * c + ch) * lh * lw
-            let weight = g[base..<(base + lh * lw)].reduce(0, +) / Float(lh * lw)
-            for j in 0..<(lh * lw) { cams[i * lh * lw + j] += weight * a[base + j] }
-        } }
+        let (cams, lh, lw) = try CAM(.gradCAM, layer: layer).weightedSums(model, input: input, targets: targets)
         let cam = try b.resize(try b.tensor(cams.map { Swift.max($0, 0) }, [n, 1, lh, lw]), height: h, width: w, mode: .nearest)
         let guided = try targetGradient(model, input, targets, rule: .guided)
         let raw = try b.broadcastMul(try guided.grads.of(guided.x)!, masks: cam)
