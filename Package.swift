@@ -44,7 +44,7 @@ let package = Package(
         // Attribution methods, CAMs, metrics.
         .target(name: "Interpret", dependencies: ["Graph", "Models", "Backend", "ImageIO"], swiftSettings: optimizedInDebug),
         // Kernel microbenchmarks (device time from profiling events).
-        .target(name: "Bench", dependencies: ["Backend", "Device", "Graph", "Models"]),
+        .target(name: "Bench", dependencies: ["Backend", "Device", "Graph", "Models", "Interpret"]),
         // Subcommands: argument parsing only.
         .target(name: "LoupeCLI", dependencies: [
             "Backend", "Device", "Bench", "Graph", "Models", "ImageIO", "Interpret",

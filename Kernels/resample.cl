@@ -51,3 +51,59 @@ __kernel void broadcast_mul(__global const float* x, __global const float* masks
     if (i + 3 < HW) vstore4(vload4(0, x + src + i) * vload4(0, masks + mask + i), 0, y + dst + i);
     else for (int j = i; j < HW; ++j) y[dst + j] = x[src + j] * masks[mask + j];
 }
+
+// Affine resampling (the transformation-robustness step of feature visualization).
+// t[12 n ..] per image: a b c d e f (output (x, y) samples input (a x + b y + c, d x + e y + f)),
+// then the inverse's linear part ia ib id ie and the half-extents ex ey (see AffineTransform).
+// Bilinear; input pixels outside the image read as `fill`. One work-item per output pixel does
+// every channel, so the sample point and weights are computed once. Global (OW, OH, N).
+__kernel void affine_sample(__global const float* x, __global const float* t, __global float* y,
+                            int C, int H, int W, int OH, int OW, float fill) {
+    const int ox = get_global_id(0), oy = get_global_id(1), n = get_global_id(2);
+    if (ox >= OW || oy >= OH) return;
+    __global const float* m = t + 12 * n;
+    const float u = m[0] * ox + m[1] * oy + m[2], v = m[3] * ox + m[4] * oy + m[5];
+    const float fu = floor(u), fv = floor(v);
+    const int x0 = (int)fu, y0 = (int)fv;
+    const float tx = u - fu, ty = v - fv;
+    const bool in00 = x0 >= 0 && x0 < W && y0 >= 0 && y0 < H, in01 = x0 + 1 >= 0 && x0 + 1 < W && y0 >= 0 && y0 < H;
+    const bool in10 = x0 >= 0 && x0 < W && y0 + 1 >= 0 && y0 + 1 < H, in11 = x0 + 1 >= 0 && x0 + 1 < W && y0 + 1 >= 0 && y0 + 1 < H;
+    for (int c = 0; c < C; ++c) {
+        __global const float* p = x + ((long)n * C + c) * H * W;
+        const float s00 = in00 ? p[y0 * W + x0] : fill, s01 = in01 ? p[y0 * W + x0 + 1] : fill;
+        const float s10 = in10 ? p[(y0 + 1) * W + x0] : fill, s11 = in11 ? p[(y0 + 1) * W + x0 + 1] : fill;
+        y[(((long)n * C + c) * OH + oy) * OW + ox] = (1.0f - ty) * ((1.0f - tx) * s00 + tx * s01) + ty * ((1.0f - tx) * s10 + tx * s11);
+    }
+}
+
+// dL/dx of affine_sample as a gather (no atomics): input pixel (q, p) collects
+// gy * (1 - |u - q|) (1 - |v - p|) from every output pixel whose sample point (u, v) lies within one
+// pixel of it; those output pixels lie in the inverse image of the square (q, p) +- 1, whose
+// bounding box is centre +- (ex, ey). Global (W, H, N); every channel per work-item.
+__kernel void affine_sample_backward(__global const float* gy, __global const float* t, __global float* gx,
+                                     int C, int H, int W, int OH, int OW) {
+    const int q = get_global_id(0), p = get_global_id(1), n = get_global_id(2);
+    if (q >= W || p >= H) return;
+    __global const float* m = t + 12 * n;
+    const float du = q - m[2], dv = p - m[5];
+    const float cx = m[6] * du + m[7] * dv, cy = m[8] * du + m[9] * dv;
+    const int xs = max((int)ceil(cx - m[10]) - 1, 0), xe = min((int)floor(cx + m[10]) + 1, OW - 1);
+    const int ys = max((int)ceil(cy - m[11]) - 1, 0), ye = min((int)floor(cy + m[11]) + 1, OH - 1);
+    float acc[4] = {0.0f, 0.0f, 0.0f, 0.0f};
+    for (int c0 = 0; c0 < C; c0 += 4) {
+        for (int k = 0; k < 4; ++k) acc[k] = 0.0f;
+        for (int oy = ys; oy <= ye; ++oy) {
+            for (int ox = xs; ox <= xe; ++ox) {
+                const float u = m[0] * ox + m[1] * oy + m[2], v = m[3] * ox + m[4] * oy + m[5];
+                // The same corner weights as the forward pass: floor(u) and floor(u) + 1.
+                const float fu = floor(u), fv = floor(v);
+                const float wx = (int)fu == q ? 1.0f - (u - fu) : ((int)fu + 1 == q ? u - fu : 0.0f);
+                const float wy = (int)fv == p ? 1.0f - (v - fv) : ((int)fv + 1 == p ? v - fv : 0.0f);
+                const float w = wx * wy;
+                if (w == 0.0f) continue;
+                for (int k = 0; k < 4 && c0 + k < C; ++k) acc[k] += w * gy[(((long)n * C + c0 + k) * OH + oy) * OW + ox];
+            }
+        }
+        for (int k = 0; k < 4 && c0 + k < C; ++k) gx[(((long)n * C + c0 + k) * H + p) * W + q] = acc[k];
+    }
+}

@@ -39,8 +39,8 @@ def fnv1a64(text):
     return h
 
 
-def seeded(name, count):
-    base = np.uint64(fnv1a64(name) ^ SEED)
+def seeded(name, count, seed=SEED):
+    base = np.uint64(fnv1a64(name) ^ seed)
     with np.errstate(over="ignore"):
         z = base + (np.arange(1, count + 1, dtype=np.uint64) * np.uint64(0x9E3779B97F4A7C15))
         z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
@@ -49,12 +49,13 @@ def seeded(name, count):
     return (z >> np.uint64(40)).astype(np.float32) / np.float32(1 << 24)
 
 
-def fill(model):
+def fill(model, seed=SEED, only=None):
+    """Draws every parameter (or those for which `only(name)` is true) from `seed`."""
     state = model.state_dict()
     for name, t in state.items():
-        if name.endswith("num_batches_tracked"):
+        if name.endswith("num_batches_tracked") or (only is not None and not only(name)):
             continue
-        u = seeded(name, t.numel())
+        u = seeded(name, t.numel(), seed)
         if name.endswith("running_var") or (name.endswith("weight") and t.dim() == 1):
             v = 0.5 + u
         elif name.endswith("bias") or name.endswith("running_mean"):

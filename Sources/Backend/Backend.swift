@@ -80,6 +80,17 @@ public protocol Backend: AnyObject, Sendable {
     func broadcastMul(_ x: Tensor, masks: Tensor) throws -> Tensor
     /// The maximum over channels: [N, C, H, W] -> [N, 1, H, W].
     func channelMax(_ x: Tensor) throws -> Tensor
+
+    // MARK: Optimization engine (feature visualization and inversion)
+    /// y = f(x) elementwise.
+    func pointwise(_ x: Tensor, _ op: Pointwise) throws -> Tensor
+    func pointwiseBackward(_ gy: Tensor, input: Tensor, _ op: Pointwise) throws -> Tensor
+    /// [N, C, H, W] -> [N, C, height, width]: image n bilinearly sampled through transforms[n]
+    /// (`AffineMap`), `fill` outside the input.
+    func affineSample(_ x: Tensor, _ transforms: [AffineMap], height: Int, width: Int, fill: Float) throws -> Tensor
+    func affineSampleBackward(_ gy: Tensor, _ transforms: [AffineMap], inputShape: Shape) throws -> Tensor
+    /// One Adam step at step t (from 1): the new parameters, first and second moments.
+    func adamStep(_ p: Tensor, gradient g: Tensor, m: Tensor, v: Tensor, _ settings: AdamSettings, step t: Int) throws -> (p: Tensor, m: Tensor, v: Tensor)
 }
 
 public enum ResizeMode: Int32, Sendable {
@@ -101,6 +112,14 @@ extension Backend {
 /// Shape checks and output shapes shared by both backends, so both refuse the same inputs
 /// with the same message.
 public enum ShapeRules {
+    /// Input [N, C, H, W] with one transform per image and a positive output size.
+    public static func affineSample(_ op: String, _ s: Shape, _ transforms: [AffineMap], height: Int, width: Int) throws -> (n: Int, c: Int, h: Int, w: Int) {
+        let (n, c, h, w) = try rank4(op, s)
+        guard transforms.count == n else { throw BackendError(op, "\(transforms.count) transforms for a batch of \(n)") }
+        guard height >= 1, width >= 1 else { throw BackendError(op, "output size \(height)x\(width) must be positive") }
+        for t in transforms { _ = try t.packed() }
+        return (n, c, h, w)
+    }
     public static func same(_ op: String, _ a: Shape, _ b: Shape) throws {
         guard a == b else { throw BackendError(op, "shapes differ: \(a) vs \(b)") }
     }

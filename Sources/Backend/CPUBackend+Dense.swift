@@ -262,3 +262,81 @@ extension CPUBackend {
         return make(y, [n, 1, h, w])
     }
 }
+
+// MARK: Optimization engine
+extension CPUBackend {
+    static func apply(_ op: Pointwise, _ x: Float) -> Float {
+        switch op {
+        case .sigmoid: return 1 / (1 + Foundation.exp(-x))
+        case .absPower(let p): return Foundation.pow(abs(x), p)
+        }
+    }
+
+    public func pointwise(_ x: Tensor, _ op: Pointwise) throws -> Tensor {
+        make(try host(x, "pointwise").map { Self.apply(op, $0) }, x.shape)
+    }
+
+    public func pointwiseBackward(_ gy: Tensor, input: Tensor, _ op: Pointwise) throws -> Tensor {
+        try zip2("pointwise backward", gy, input) { g, x in
+            switch op {
+            case .sigmoid:
+                let s = Self.apply(.sigmoid, x)
+                return g * s * (1 - s)
+            case .absPower(let p):
+                return x == 0 ? 0 : g * p * Foundation.pow(abs(x), p - 1) * (x > 0 ? 1 : -1)
+            }
+        }
+    }
+
+    /// The four corners a sample point reads and their bilinear weights.
+    static func corners(_ t: AffineMap, _ ox: Int, _ oy: Int) -> [(x: Int, y: Int, w: Float)] {
+        let u = t.a * Float(ox) + t.b * Float(oy) + t.c, v = t.d * Float(ox) + t.e * Float(oy) + t.f
+        let (fu, fv) = (u.rounded(.down), v.rounded(.down))
+        let (tx, ty) = (u - fu, v - fv)
+        let (x0, y0) = (Int(fu), Int(fv))
+        return [(x0, y0, (1 - tx) * (1 - ty)), (x0 + 1, y0, tx * (1 - ty)), (x0, y0 + 1, (1 - tx) * ty), (x0 + 1, y0 + 1, tx * ty)]
+    }
+
+    public func affineSample(_ x: Tensor, _ transforms: [AffineMap], height oh: Int, width ow: Int, fill: Float) throws -> Tensor {
+        let (n, c, h, w) = try ShapeRules.affineSample("affine sample", x.shape, transforms, height: oh, width: ow)
+        let xv = try host(x, "affine sample")
+        var y = [Float](repeating: 0, count: n * c * oh * ow)
+        for b in 0..<n { for oy in 0..<oh { for ox in 0..<ow {
+            let taps = Self.corners(transforms[b], ox, oy)
+            for ch in 0..<c {
+                let plane = (b * c + ch) * h * w
+                y[((b * c + ch) * oh + oy) * ow + ox] = taps.reduce(0) { sum, tap in
+                    sum + tap.w * (tap.x >= 0 && tap.x < w && tap.y >= 0 && tap.y < h ? xv[plane + tap.y * w + tap.x] : fill)
+                }
+            }
+        } } }
+        return make(y, [n, c, oh, ow])
+    }
+
+    /// The adjoint of `affineSample`, as a scatter.
+    public func affineSampleBackward(_ gy: Tensor, _ transforms: [AffineMap], inputShape: Shape) throws -> Tensor {
+        let (n, c, oh, ow) = try ShapeRules.rank4("affine sample backward", gy.shape)
+        let (_, _, h, w) = try ShapeRules.affineSample("affine sample backward", inputShape, transforms, height: oh, width: ow)
+        let g = try host(gy, "affine sample backward")
+        var gx = [Float](repeating: 0, count: inputShape.count)
+        for b in 0..<n { for oy in 0..<oh { for ox in 0..<ow {
+            for tap in Self.corners(transforms[b], ox, oy) where tap.x >= 0 && tap.x < w && tap.y >= 0 && tap.y < h {
+                for ch in 0..<c { gx[((b * c + ch) * h + tap.y) * w + tap.x] += tap.w * g[((b * c + ch) * oh + oy) * ow + ox] }
+            }
+        } } }
+        return make(gx, inputShape)
+    }
+
+    public func adamStep(_ p: Tensor, gradient g: Tensor, m: Tensor, v: Tensor, _ s: AdamSettings, step t: Int) throws -> (p: Tensor, m: Tensor, v: Tensor) {
+        for other in [g, m, v] { try ShapeRules.same("adam", p.shape, other.shape) }
+        let (pv, gv, mv, vv) = (try host(p, "adam"), try host(g, "adam"), try host(m, "adam"), try host(v, "adam"))
+        let (c1, c2) = s.corrections(step: t)
+        var (np, nm, nv) = (pv, mv, vv)
+        for i in pv.indices {
+            nm[i] = s.beta1 * mv[i] + (1 - s.beta1) * gv[i]
+            nv[i] = s.beta2 * vv[i] + (1 - s.beta2) * gv[i] * gv[i]
+            np[i] = pv[i] - s.learningRate * (nm[i] / c1) / ((nv[i] / c2).squareRoot() + s.epsilon)
+        }
+        return (make(np, p.shape), make(nm, p.shape), make(nv, p.shape))
+    }
+}

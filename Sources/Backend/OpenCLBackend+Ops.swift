@@ -267,3 +267,59 @@ extension OpenCLBackend {
         return y
     }
 }
+
+// MARK: Optimization engine
+extension OpenCLBackend {
+    public func pointwise(_ x: Tensor, _ op: Pointwise) throws -> Tensor {
+        let xb = try buffer(x, "pointwise")
+        let (y, yb) = try empty(x.shape, "pointwise")
+        try kernel(["elementwise", "pointwise"], "pointwise").launch(global: [quads(x.shape.count)],
+            [.buffer(xb), .buffer(yb), .int(x.shape.count), .int(op.code), .float(op.exponent)])
+        return y
+    }
+
+    public func pointwiseBackward(_ gy: Tensor, input: Tensor, _ op: Pointwise) throws -> Tensor {
+        try ShapeRules.same("pointwise backward", gy.shape, input.shape)
+        let gb = try buffer(gy, "pointwise backward"), xb = try buffer(input, "pointwise backward")
+        let (gx, gxb) = try empty(input.shape, "pointwise backward")
+        try kernel(["elementwise", "pointwise"], "pointwise_backward").launch(global: [quads(input.shape.count)],
+            [.buffer(gb), .buffer(xb), .buffer(gxb), .int(input.shape.count), .int(op.code), .float(op.exponent)])
+        return gx
+    }
+
+    func transformBuffer(_ transforms: [AffineMap], _ op: String) throws -> Buffer<Float> {
+        let packed = try transforms.flatMap { try $0.packed() }
+        do { return try Buffer<Float>(context: context, values: packed) } catch { throw BackendError(op, "cannot upload transforms: \(error)") }
+    }
+
+    public func affineSample(_ x: Tensor, _ transforms: [AffineMap], height oh: Int, width ow: Int, fill: Float) throws -> Tensor {
+        let (n, c, h, w) = try ShapeRules.affineSample("affine sample", x.shape, transforms, height: oh, width: ow)
+        let xb = try buffer(x, "affine sample"), tb = try transformBuffer(transforms, "affine sample")
+        let (y, yb) = try empty([n, c, oh, ow], "affine sample")
+        try kernel(["resample"], "affine_sample").launch(global: [ow, oh, n],
+            [.buffer(xb), .buffer(tb), .buffer(yb), .int(c), .int(h), .int(w), .int(oh), .int(ow), .float(fill)])
+        return y
+    }
+
+    public func affineSampleBackward(_ gy: Tensor, _ transforms: [AffineMap], inputShape: Shape) throws -> Tensor {
+        let (n, c, oh, ow) = try ShapeRules.rank4("affine sample backward", gy.shape)
+        let (_, _, h, w) = try ShapeRules.affineSample("affine sample backward", inputShape, transforms, height: oh, width: ow)
+        guard inputShape[0] == n, inputShape[1] == c else { throw BackendError("affine sample backward", "gradient \(gy.shape) does not fit input \(inputShape)") }
+        let gb = try buffer(gy, "affine sample backward"), tb = try transformBuffer(transforms, "affine sample backward")
+        let (gx, gxb) = try empty(inputShape, "affine sample backward")
+        try kernel(["resample"], "affine_sample_backward").launch(global: [w, h, n],
+            [.buffer(gb), .buffer(tb), .buffer(gxb), .int(c), .int(h), .int(w), .int(oh), .int(ow)])
+        return gx
+    }
+
+    public func adamStep(_ p: Tensor, gradient g: Tensor, m: Tensor, v: Tensor, _ s: AdamSettings, step t: Int) throws -> (p: Tensor, m: Tensor, v: Tensor) {
+        for other in [g, m, v] { try ShapeRules.same("adam", p.shape, other.shape) }
+        let bufs = try [p, g, m, v].map { try buffer($0, "adam") }
+        let (np, npb) = try empty(p.shape, "adam"), (nm, nmb) = try empty(p.shape, "adam"), (nv, nvb) = try empty(p.shape, "adam")
+        let (c1, c2) = s.corrections(step: t)
+        try kernel(["optim"], "adam").launch(global: [quads(p.shape.count)],
+            bufs.map { .buffer($0) } + [.buffer(npb), .buffer(nmb), .buffer(nvb), .int(p.shape.count),
+             .float(s.learningRate), .float(s.beta1), .float(s.beta2), .float(s.epsilon), .float(c1), .float(c2)])
+        return (np, nm, nv)
+    }
+}

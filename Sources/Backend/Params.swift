@@ -1,3 +1,5 @@
+import Foundation
+
 /// conv2d settings, PyTorch's meaning: output size per axis is
 /// (in + 2 * padding - dilation * (kernel - 1) - 1) / stride + 1.
 public struct Conv2DParams: Hashable, Sendable, CustomStringConvertible {
@@ -137,4 +139,61 @@ public enum Reduction: Int32, Sendable, CaseIterable {
     case mean = 1
     /// sum of x^2
     case sumOfSquares = 2
+}
+
+/// Elementwise functions of the optimization engine (image parameterizations, regularizers),
+/// each with its derivative.
+public enum Pointwise: Hashable, Sendable {
+    /// 1 / (1 + e^-x); derivative s (1 - s).
+    case sigmoid
+    /// |x|^p for p > 0; derivative p |x|^(p-1) sign(x), taken as 0 at x = 0.
+    case absPower(Float)
+
+    var code: Int32 { switch self { case .sigmoid: 0; case .absPower: 1 } }
+    var exponent: Float { if case .absPower(let p) = self { p } else { 0 } }
+}
+
+/// An affine map from output pixel (x, y) to the input point it samples,
+/// (u, v) = (a x + b y + c, d x + e y + f), pixel centres at integer coordinates. Sampling is
+/// bilinear; input pixels outside the image read as a fill value.
+public struct AffineMap: Sendable, Equatable, CustomStringConvertible {
+    public var a: Float, b: Float, c: Float, d: Float, e: Float, f: Float
+    public init(a: Float, b: Float, c: Float, d: Float, e: Float, f: Float) {
+        self.a = a; self.b = b; self.c = c; self.d = d; self.e = e; self.f = f
+    }
+    public static let identity = AffineMap(a: 1, b: 0, c: 0, d: 0, e: 1, f: 0)
+
+    /// `next` applied to the sample points of `self`: for image operations A then B (A runs
+    /// first on the image), the sample map of the result is `B.then(A)`.
+    public func then(_ next: AffineMap) -> AffineMap {
+        AffineMap(a: next.a * a + next.b * d, b: next.a * b + next.b * e, c: next.a * c + next.b * f + next.c,
+                        d: next.d * a + next.e * d, e: next.d * b + next.e * e, f: next.d * c + next.e * f + next.f)
+    }
+
+    public var determinant: Float { a * e - b * d }
+
+    /// The twelve numbers the kernels read: a b c d e f, the inverse's linear part (ia ib id ie)
+    /// and the half-extents (ex, ey) of the output region whose sample points lie within one
+    /// pixel of an input pixel (for the gather form of the backward pass).
+    func packed() throws -> [Float] {
+        let det = determinant
+        guard det.isFinite, abs(det) > 1e-6 else { throw BackendError("affine sample", "transform \(self) is not invertible") }
+        let (ia, ib, id, ie) = (e / det, -b / det, -d / det, a / det)
+        return [a, b, c, d, e, f, ia, ib, id, ie, abs(ia) + abs(ib), abs(id) + abs(ie)]
+    }
+
+    public var description: String { "[\(a) \(b) \(c); \(d) \(e) \(f)]" }
+}
+
+/// One Adam step (Kingma & Ba): m = b1 m + (1 - b1) g, v = b2 v + (1 - b2) g^2,
+/// p -= lr (m / (1 - b1^t)) / (sqrt(v / (1 - b2^t)) + eps), t counting from 1.
+public struct AdamSettings: Sendable, Equatable {
+    public var learningRate: Float, beta1: Float, beta2: Float, epsilon: Float
+    public init(learningRate: Float = 0.05, beta1: Float = 0.9, beta2: Float = 0.999, epsilon: Float = 1e-8) {
+        self.learningRate = learningRate; self.beta1 = beta1; self.beta2 = beta2; self.epsilon = epsilon
+    }
+    /// The bias corrections 1 - b1^t and 1 - b2^t.
+    public func corrections(step t: Int) -> (Float, Float) {
+        (1 - Float(pow(Double(beta1), Double(t))), 1 - Float(pow(Double(beta2), Double(t))))
+    }
 }

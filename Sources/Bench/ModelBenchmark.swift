@@ -1,6 +1,7 @@
 import Backend
 import Foundation
 import Graph
+import Interpret
 import Models
 
 /// Whole-network timing: forward, and forward + backward to the input (from the top-1 logit),
@@ -67,7 +68,6 @@ public enum ModelBenchmark {
                 }
                 walls.append(Double(DispatchTime.now().uptimeNanoseconds - start) * 1e-9)
             }
-            func median(_ v: [Double]) -> Double { let s = v.sorted(); return s[s.count / 2] }
             results.append(ModelBenchResult(model: model.architecture.name, batch: batch, pass: name,
                                             wallMilliseconds: median(walls) * 1e3,
                                             deviceMilliseconds: devices.isEmpty ? nil : median(devices) * 1e3))
@@ -75,3 +75,32 @@ public enum ModelBenchmark {
         return results
     }
 }
+
+/// Attribution methods timed end to end (maps on the host), per batch size.
+public enum SaliencyBenchmark {
+    public static func run(_ model: Model, methods: [any AttributionMethod], batch: Int, size: Int = 224,
+                           runs: Int) throws -> [ModelBenchResult] {
+        let backend = model.backend
+        var rng = SystemRandomNumberGenerator()
+        let shape: Shape = [batch, 3, size, size]
+        let input = try backend.tensor((0..<shape.count).map { _ in Float.random(in: -2..<2, using: &rng) }, shape)
+        let targets = (0..<batch).map { $0 * 37 % 1000 % model.architecture.parameters.last!.shape[0] }
+        return try methods.map { method in
+            _ = try method.attribute(model, input: input, targets: targets)  // warm-up: builds kernels
+            var walls: [Double] = [], devices: [Double] = []
+            for _ in 0..<Swift.max(runs, 1) {
+                let start = DispatchTime.now().uptimeNanoseconds
+                if let cl = backend as? OpenCLBackend {
+                    devices.append(try cl.profile { _ = try method.attribute(model, input: input, targets: targets) }.deviceSeconds)
+                } else {
+                    _ = try method.attribute(model, input: input, targets: targets)
+                }
+                walls.append(Double(DispatchTime.now().uptimeNanoseconds - start) * 1e-9)
+            }
+            return ModelBenchResult(model: model.architecture.name, batch: batch, pass: method.name,
+                                    wallMilliseconds: median(walls) * 1e3, deviceMilliseconds: devices.isEmpty ? nil : median(devices) * 1e3)
+        }
+    }
+}
+
+func median(_ v: [Double]) -> Double { let s = v.sorted(); return s[s.count / 2] }

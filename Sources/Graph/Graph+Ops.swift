@@ -124,4 +124,20 @@ extension Graph {
                                  variance: try backend.tensor([Float](repeating: 1, count: c), [c]), eps: 0)
         return try batchNorm2d(x, bn)
     }
+
+    /// y = f(x) elementwise (sigmoid, |x|^p).
+    public func pointwise(_ x: Value, _ op: Pointwise) throws -> Value {
+        let xt = tensor(x)
+        let b = backend
+        return record(try b.pointwise(xt, op), [x]) { gy, _, _ in [try b.pointwiseBackward(gy, input: xt, op)] }
+    }
+
+    /// Each image resampled through its affine transform (bilinear, `fill` outside).
+    public func affineSample(_ x: Value, _ transforms: [AffineMap], height: Int, width: Int, fill: Float) throws -> Value {
+        let shape = self.shape(x)
+        let b = backend
+        return record(try b.affineSample(tensor(x), transforms, height: height, width: width, fill: fill), [x]) { gy, _, _ in
+            [try b.affineSampleBackward(gy, transforms, inputShape: shape)]
+        }
+    }
 }

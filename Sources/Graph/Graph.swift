@@ -31,6 +31,10 @@ public final class Graph {
     private var requiresGrad: [Bool] = []
     private var tapOrder: [(name: String, id: Int)] = []
     private var tapIndex: [String: Int] = [:]
+    /// Layers after which a forward pass may stop: once all of them are tapped, `stopped` is
+    /// true and sequential containers skip the rest (feature inversion needs no logits).
+    public var stopWhenTapped: Set<String> = []
+    public var stopped: Bool { !stopWhenTapped.isEmpty && stopWhenTapped.isSubset(of: tapIndex.keys) }
     /// Layer types of taps, for listings (`loupe layers`).
     public private(set) var tapKinds: [String: String] = [:]
 

@@ -45,6 +45,22 @@ public enum MapImages {
         }
         return RGBImage(width: width, height: height, pixels: pixels)
     }
+
+    /// Images one under the other, left-aligned, `gap` white pixels apart.
+    public static func column(_ images: [RGBImage], gap: Int = 4) -> RGBImage {
+        let width = images.map(\.width).max() ?? 1
+        let height = images.map(\.height).reduce(0, +) + gap * Swift.max(images.count - 1, 0)
+        var pixels = [UInt8](repeating: 255, count: width * height * 3)
+        var y0 = 0
+        for image in images {
+            for y in 0..<image.height {
+                let src = y * image.width * 3, dst = ((y0 + y) * width) * 3
+                pixels[dst..<(dst + image.width * 3)] = image.pixels[src..<(src + image.width * 3)]
+            }
+            y0 += image.height + gap
+        }
+        return RGBImage(width: width, height: height, pixels: pixels)
+    }
 }
 
 /// numpy's .npy format (version 1.0), little-endian float32, C order: `numpy.load` reads it.
@@ -64,9 +80,10 @@ public func npyData(_ values: [Float], shape: [Int]) -> Data {
 
 extension MapImages {
     /// A plain line chart: one panel per element of `panels`, each a set of curves over x in
-    /// [0, 1] and y in [0, 1], drawn in the colours of `colors` (one per curve) on white, with a
+    /// [0, 1] and y in `yRange` (values outside are clipped; NaN points are skipped), drawn in the colours of `colors` (one per curve) on white, with a
     /// grey frame. No text: the caller documents what the panels and colours are.
-    public static func lineChart(panels: [[[Float]]], colors: [(UInt8, UInt8, UInt8)], panelSize: Int = 240) -> RGBImage {
+    public static func lineChart(panels: [[[Float]]], colors: [(UInt8, UInt8, UInt8)], panelSize: Int = 240,
+                                 yRange: ClosedRange<Float> = 0...1) -> RGBImage {
         let gap = 8
         let width = panels.count * panelSize + (panels.count + 1) * gap, height = panelSize + 2 * gap
         var pixels = [UInt8](repeating: 255, count: width * height * 3)
@@ -84,9 +101,10 @@ extension MapImages {
                 let color = colors[k % colors.count]
                 func point(_ i: Int) -> (Double, Double) {
                     (Double(x0) + Double(i) / Double(curve.count - 1) * Double(panelSize - 1),
-                     Double(y0 + panelSize - 1) - Double(Swift.min(Swift.max(curve[i], 0), 1)) * Double(panelSize - 1))
+                     Double(y0 + panelSize - 1) - Double((Swift.min(Swift.max(curve[i], yRange.lowerBound), yRange.upperBound) - yRange.lowerBound)
+                                                        / (yRange.upperBound - yRange.lowerBound)) * Double(panelSize - 1))
                 }
-                for i in 1..<curve.count {
+                for i in 1..<curve.count where !curve[i - 1].isNaN && !curve[i].isNaN {
                     let (ax, ay) = point(i - 1), (bx, by) = point(i)
                     let n = Int(Swift.max(abs(bx - ax), abs(by - ay)).rounded(.up)) + 1
                     for s in 0...n {

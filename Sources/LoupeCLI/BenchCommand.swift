@@ -2,6 +2,7 @@ import ArgumentParser
 import Backend
 import Bench
 import Foundation
+import Interpret
 import Models
 
 /// `loupe bench`: kernel microbenchmarks on the layer shapes of VGG16, ResNet18, MobileNetV2.
@@ -21,6 +22,8 @@ public struct BenchCommand: ParsableCommand {
     public var batch: String = "1,8"
     @Option(help: "Timed runs per measurement (the median is reported), after one warm-up run.")
     public var runs: Int = 3
+    @Option(help: "With --model: time these attribution methods (comma-separated, as `loupe saliency --method`, default settings) instead of the plain passes.")
+    public var saliency: String?
     @Flag(help: "With --model: also print the device time of each kernel over one forward + backward pass.")
     public var kernels = false
     @Flag(help: "Print JSON instead of a table.")
@@ -48,15 +51,21 @@ public struct BenchCommand: ParsableCommand {
         var results: [ModelBenchResult] = []
         if !json {
             emit("\(model.architecture.name) (\(installed ? "its weights" : "seeded random weights")) on \(backend.name), 224x224, median of \(runs) run(s) after 1 warm-up")
-            emit(fixedRow(["batch", "pass", "wall ms", "device ms", "ms / image"], widths: [6, 18, 11, 11, 0]))
+            emit(fixedRow(["batch", saliency == nil ? "pass" : "method", "wall ms", "device ms", "ms / image"], widths: [6, 22, 11, 11, 0]))
+        }
+        let methods = try saliency.map { list in
+            let options = try MethodOptions.parse(["--method", list])
+            return try options.parseMethods().map { try options.makeMethod($0, layer: model.architecture.lastConvLayer) }
         }
         for b in batches {
-            for r in try ModelBenchmark.run(model, batch: b, runs: runs) {
+            let timed = try methods.map { try SaliencyBenchmark.run(model, methods: $0, batch: b, runs: runs) }
+                ?? ModelBenchmark.run(model, batch: b, runs: runs)
+            for r in timed {
                 results.append(r)
                 if !json {
                     emit(fixedRow(["\(r.batch)", r.pass, String(format: "%.1f", r.wallMilliseconds),
                                    r.deviceMilliseconds.map { String(format: "%.1f", $0) } ?? "-",
-                                   String(format: "%.1f", r.wallMilliseconds / Double(r.batch))], widths: [6, 18, 11, 11, 0]))
+                                   String(format: "%.1f", r.wallMilliseconds / Double(r.batch))], widths: [6, 22, 11, 11, 0]))
                 }
             }
         }

@@ -17,7 +17,7 @@ public struct Architecture: Sendable {
     /// Logits [N, 1000] for a normalized input [N, 3, H, W]; every module's output is tapped.
     public func forward(_ g: Graph, _ x: Graph.Value, _ p: ParameterStore) throws -> Graph.Value {
         var h = try inputTransform?(g, x) ?? x
-        for module in body { h = try module(g, h, p) }
+        for module in body where !g.stopped { h = try module(g, h, p) }
         return h
     }
 }

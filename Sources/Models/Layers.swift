@@ -133,7 +133,7 @@ public struct Sequential: Module {
     public var parameters: [ParameterSpec] { children.flatMap(\.parameters) }
     public func callAsFunction(_ g: Graph, _ x: Graph.Value, _ p: ParameterStore) throws -> Graph.Value {
         var h = x
-        for child in children { h = try child(g, h, p) }
+        for child in children where !g.stopped { h = try child(g, h, p) }
         return tapped(g, h)
     }
 }

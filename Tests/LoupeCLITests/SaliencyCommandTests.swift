@@ -56,6 +56,26 @@ import TestSupport
         }
     }
 
+    @Test func sanityCheckWritesTableCurvesAndMaps() throws {
+        guard device() else { return }
+        let out = try tempDir()
+        defer { try? FileManager.default.removeItem(at: out) }
+        let text = try run(["sanity", "--model", "resnet18", "--random-weights", "2", "--image", smallImage, "--no-resize",
+                            "--method", "gradient,guided_backprop,gradcam", "--layer", "layer3", "--stages", "3", "--out", out.path])
+        #expect(text.contains("randomized through  gradient") && text.contains("original") && text.contains("layer4.0"), "\(text)")
+        let dir = out.appendingPathComponent("rgb")
+        #expect(Set(try FileManager.default.contentsOfDirectory(atPath: dir.path)) == ["sanity.json", "curves.png", "maps.png", "maps.npy"])
+        let json = try JSONSerialization.jsonObject(with: Data(contentsOf: dir.appendingPathComponent("sanity.json"))) as! [String: Any]
+        let stages = json["stages"] as! [[String: Any]]
+        #expect(stages.map { $0["randomized_through"] as! String } == ["original", "fc", "layer4.1", "layer4.0"])
+        #expect((stages[0]["spearman"] as! [Double]) == [1, 1, 1])
+        let npy = try Data(contentsOf: dir.appendingPathComponent("maps.npy"))
+        #expect(String(decoding: npy.prefix(128), as: UTF8.self).contains("'shape': (4, 3, 23, 37)"))
+        #expect(throws: (any Error).self) { try run(["sanity", "--model", "resnet18", "--random-weights", "2", "--image", smallImage, "--stages", "0", "--out", out.path]) }
+        #expect(throws: (any Error).self) { try run(["sanity", "--model", "resnet18", "--random-weights", "2", "--image", smallImage, "--method", "gradcam", "--layer", "fc", "--out", out.path]) }
+        #expect(try FileManager.default.contentsOfDirectory(atPath: out.path) == ["rgb"])
+    }
+
     @Test func badInputsGetOneClearErrorAndLeaveNothing() throws {
         let out = try tempDir()
         defer { try? FileManager.default.removeItem(at: out) }

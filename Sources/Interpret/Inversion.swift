@@ -1,0 +1,178 @@
+import Backend
+import Foundation
+import Graph
+import ImageIO
+import Models
+
+/// Feature inversion (Mahendran & Vedaldi, "Understanding deep image representations by
+/// inverting them", 2015): from noise, find the image x in [0, 1] whose features at `layers`
+/// match those of a photo x0, by minimizing
+///
+///   sum_l ||phi_l(x) - phi_l(x0)||^2 / ||phi_l(x0)||^2  +  alphaWeight * mean |x - 0.5|^alpha
+///   + tvWeight * mean ((dx^2 + dy^2) + 1e-8)^(beta/2)
+///
+/// (the paper's normalization of the data term by the target's energy; regularizers as
+/// `Regularizer`, means over pixels). The image is a sigmoid of free pixels, optimized by Adam
+/// with the paper's step schedule (the learning rate drops tenfold at 60% and again at 85% of
+/// the steps), optionally under random jitter. All on the model's backend; the forward pass
+/// stops at the deepest inverted layer.
+public struct FeatureInversion: Sendable {
+    public var layers: [String]
+    public var steps: Int
+    public var learningRate: Float
+    public var alpha: Float, alphaWeight: Float
+    public var beta: Float, tvWeight: Float
+    /// Random translation of up to this many pixels each step (0: none).
+    public var jitter: Int
+    public var seed: UInt64
+    public var reportEvery: Int
+
+    public init(layers: [String], steps: Int = 600, learningRate: Float = 0.05, alpha: Float = 6, alphaWeight: Float = 0,
+                beta: Float = 2, tvWeight: Float = 0, jitter: Int = 0, seed: UInt64 = 0, reportEvery: Int = 25) {
+        self.layers = layers; self.steps = steps; self.learningRate = learningRate; self.alpha = alpha
+        self.alphaWeight = alphaWeight; self.beta = beta; self.tvWeight = tvWeight; self.jitter = jitter
+        self.seed = seed; self.reportEvery = reportEvery
+    }
+
+    /// TV weight for a layer by depth, in the spirit of the paper's choice (stronger for deeper
+    /// layers, whose features pin down less of the image): `0.5 * fraction^2` where fraction is
+    /// the layer's position among the model's taps.
+    public static func defaultTVWeight(layerIndex: Int, of count: Int) -> Float {
+        let f = Float(layerIndex + 1) / Float(Swift.max(count, 1))
+        return 0.5 * f * f
+    }
+
+    public struct Progress: Sendable {
+        public let step: Int
+        /// Relative feature error ||phi(x) - phi0|| / ||phi0|| per layer.
+        public let errors: [Float]
+        public let seconds: Double
+    }
+
+    public struct Result: Sendable {
+        /// [3, H, W] in [0, 1].
+        public let image: [Float]
+        public let height: Int, width: Int
+        /// Relative feature error per layer, of the final image.
+        public let errors: [Float]
+        public let seconds: Double
+        public var picture: RGBImage { RGBImage(planes: image, width: width, height: height) }
+    }
+
+    /// Inverts `target` ([1, 3, H, W], values in [0, 1] before ImageNet normalization).
+    public func run(_ model: Model, target: Tensor, progress: (Progress) -> Void = { _ in }) throws -> Result {
+        guard let (n, c, h, w) = target.shape.nchw, n == 1, c == 3 else { throw InterpretError("inversion: expected one [1, 3, H, W] image, got \(target.shape)") }
+        guard !layers.isEmpty else { throw InterpretError("inversion: no layer") }
+        guard steps >= 1 else { throw InterpretError("inversion: steps must be at least 1") }
+        let b = model.backend
+        // The target's features, kept on the device with their energies.
+        let g0 = Graph(backend: b)
+        g0.stopWhenTapped = Set(layers)
+        _ = try model.forward(g0, try normalizeImageNet(g0, g0.input(target)))
+        var negatives: [Tensor] = [], energies: [Float] = []
+        for layer in layers {
+            guard let v = g0.tapped(layer) else {
+                try checkLayerName(layer, in: g0.tapNames, model: model.architecture.name)
+                throw InterpretError("no layer \(layer)")
+            }
+            let phi = g0.tensor(v)
+            let energy = try b.values(b.reduce(phi, .sumOfSquares, axis: 0))[0]
+            guard energy > 0 else { throw InterpretError("\(layer): the photo's features are all zero; nothing to invert") }
+            negatives.append(try b.scale(phi, -1))
+            energies.append(energy)
+        }
+        let param = ImageParameterization(.pixel, batch: 1, height: h, width: w, decorrelate: false, initialScale: 1)
+        var state = try OptimizerState(parameters: try b.tensor(param.initial(seed: seed), param.shape), backend: b,
+                                       optimizer: .adam(AdamSettings(learningRate: learningRate)))
+        var random = SplitMixRandom(seed: seed)
+        let start = DispatchTime.now().uptimeNanoseconds
+        func elapsed() -> Double { Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9 }
+        let regularizers = [Regularizer(.alphaNorm(alpha), weight: alphaWeight), Regularizer(.totalVariation(beta), weight: tvWeight)].filter { $0.weight != 0 }
+
+        for step in 0..<steps {
+            let fraction = Float(step) / Float(steps)
+            let lr = learningRate * (fraction < 0.6 ? 1 : fraction < 0.85 ? 0.1 : 0.01)
+            let g = Graph(backend: b)
+            g.stopWhenTapped = Set(layers)
+            let p = g.input(state.parameters)
+            let image = try param.image(g, p)
+            var seen = image
+            if jitter > 0 {
+                // The photo's features stay put: jitter asks for a match that survives small
+                // shifts, a robustness prior, not an alignment.
+                let (dx, dy) = (random.index(2 * jitter + 1) - jitter, random.index(2 * jitter + 1) - jitter)
+                seen = try g.affineSample(image, [AffineMap(a: 1, b: 0, c: Float(dx), d: 0, e: 1, f: Float(dy))], height: h, width: w, fill: 0.5)
+            }
+            _ = try model.forward(g, try normalizeImageNet(g, seen))
+            var terms: [Graph.Value] = []
+            for (i, layer) in layers.enumerated() {
+                guard let v = g.tapped(layer) else { throw InterpretError("no layer \(layer)") }
+                let diff = try g.add(v, g.constant(negatives[i]))
+                terms.append(try g.scale(try g.reduce(diff, .sumOfSquares, axis: 0), 1 / energies[i]))
+            }
+            var loss = terms[0]
+            for t in terms.dropFirst() { loss = try g.add(loss, t) }
+            for r in regularizers { loss = try g.add(loss, try g.scale(try r.value(g, image), r.weight)) }
+            if step % reportEvery == 0 || step == steps - 1 {
+                let errors = try terms.map { try b.values(g.tensor($0))[0] }
+                try checkFinite(errors, term: "the feature error", step: step)
+                progress(Progress(step: step, errors: errors.map { $0.squareRoot() }, seconds: elapsed()))
+            }
+            guard let gradient = try g.backward(from: loss).of(p) else { throw InterpretError("the loss does not depend on the image") }
+            try state.update(gradient, .adam(AdamSettings(learningRate: learningRate)), learningRate: lr, backend: b)
+        }
+        let g = Graph(backend: b)
+        let image = try b.values(g.tensor(try param.image(g, g.input(state.parameters))))
+        try checkFinite(image, term: "the image", step: steps)
+        let errors = try relativeErrors(model, image: image, height: h, width: w, negatives: negatives, energies: energies)
+        return Result(image: image, height: h, width: w, errors: errors, seconds: elapsed())
+    }
+
+    /// ||phi(x) - phi0|| / ||phi0|| per layer for an image [3, H, W] in [0, 1] (e.g. the saved
+    /// 8-bit picture, to report what a user gets).
+    public func relativeErrors(_ model: Model, image: [Float], height: Int, width: Int, target: Tensor) throws -> [Float] {
+        let b = model.backend
+        let g0 = Graph(backend: b)
+        g0.stopWhenTapped = Set(layers)
+        _ = try model.forward(g0, try normalizeImageNet(g0, g0.input(target)))
+        var negatives: [Tensor] = [], energies: [Float] = []
+        for layer in layers {
+            guard let v = g0.tapped(layer) else { throw InterpretError("no layer \(layer)") }
+            negatives.append(try b.scale(g0.tensor(v), -1))
+            energies.append(try b.values(b.reduce(g0.tensor(v), .sumOfSquares, axis: 0))[0])
+        }
+        return try relativeErrors(model, image: image, height: height, width: width, negatives: negatives, energies: energies)
+    }
+
+    func relativeErrors(_ model: Model, image: [Float], height: Int, width: Int, negatives: [Tensor], energies: [Float]) throws -> [Float] {
+        let b = model.backend
+        let g = Graph(backend: b)
+        g.stopWhenTapped = Set(layers)
+        _ = try model.forward(g, try normalizeImageNet(g, g.input(try b.tensor(image, [1, 3, height, width]))))
+        return try layers.enumerated().map { i, layer in
+            guard let v = g.tapped(layer) else { throw InterpretError("no layer \(layer)") }
+            let sq = try b.values(b.reduce(try b.add(g.tensor(v), negatives[i]), .sumOfSquares, axis: 0))[0]
+            return (sq / energies[i]).squareRoot()
+        }
+    }
+}
+
+extension RGBImage {
+    /// From planar [3, H, W] values in [0, 1] (clamped), rounded to 8 bits.
+    public init(planes: [Float], width: Int, height: Int) {
+        let plane = width * height
+        var pixels = [UInt8](repeating: 0, count: plane * 3)
+        for p in 0..<plane { for c in 0..<3 {
+            pixels[p * 3 + c] = UInt8((Swift.min(Swift.max(planes[c * plane + p], 0), 1) * 255).rounded())
+        } }
+        self.init(width: width, height: height, pixels: pixels)
+    }
+
+    /// Planar [3, H, W] values in [0, 1].
+    public var planes: [Float] {
+        let plane = width * height
+        var out = [Float](repeating: 0, count: plane * 3)
+        for p in 0..<plane { for c in 0..<3 { out[c * plane + p] = Float(pixels[p * 3 + c]) / 255 } }
+        return out
+    }
+}

@@ -1,0 +1,189 @@
+import Backend
+import Foundation
+import Graph
+
+/// What feature visualization maximizes (Lucid's `objectives`), for one image of a batch.
+/// Every objective is linear or quadratic in one or more layers' activations, so a batch of
+/// objectives compiles to constant weight masks on the device: value_n = sum over layers of
+/// sum(L_n * a_n) + sum(Q_n * a_n^2).
+public indirect enum Objective: Sendable, Equatable, CustomStringConvertible {
+    /// Mean activation of a channel over positions.
+    case channel(layer: String, channel: Int)
+    /// One unit: a channel at a position (nil: the centre, shape / 2 as Lucid).
+    case neuron(layer: String, channel: Int, x: Int?, y: Int?)
+    /// DeepDream: mean of the squared activations of the whole layer.
+    case layer(String)
+    /// A class's logit (pre-softmax).
+    case classLogit(Int)
+    /// Mean over positions of the dot product of the activation with `vector` (channel space).
+    case direction(layer: String, vector: [Float])
+    /// A weighted sum of objectives.
+    case sum([WeightedObjective])
+
+    /// The layer name that stands for the model's output (class logits).
+    public static let logits = "logits"
+
+    public var description: String {
+        switch self {
+        case .channel(let l, let c): return "\(l):\(c)"
+        case .neuron(let l, let c, let x, let y): return x.map { "\(l):\(c)@\($0),\(y ?? 0)" } ?? "\(l):\(c)@centre"
+        case .layer(let l): return l
+        case .classLogit(let k): return "class:\(k)"
+        case .direction(let l, let v): return "\(l):[\(v.map { String($0) }.joined(separator: ","))]"
+        case .sum(let terms): return terms.map { "\($0.weight)*\($0.objective)" }.joined(separator: " + ")
+        }
+    }
+
+    /// Every layer the objective reads.
+    public var layers: [String] {
+        switch self {
+        case .channel(let l, _), .neuron(let l, _, _, _), .layer(let l), .direction(let l, _): return [l]
+        case .classLogit: return [Self.logits]
+        case .sum(let terms): return Array(Set(terms.flatMap(\.objective.layers))).sorted()
+        }
+    }
+
+    /// Parses `0.2*features.10:5 + 0.8*class:948`: terms joined by + or -, each an optional
+    /// `weight*` and one of `LAYER:C` (channel), `LAYER:C@X,Y` (neuron), `LAYER:C@centre`,
+    /// `LAYER` (DeepDream), `class:K` (logit), `LAYER:[v1,v2,...]` (direction).
+    public static func parse(_ text: String) throws -> Objective {
+        var terms: [WeightedObjective] = []
+        var current = "", sign: Float = 1, depth = 0
+        func flush() throws {
+            let t = current.trimmingCharacters(in: .whitespaces)
+            guard !t.isEmpty else { throw InterpretError("objective \(text): an empty term") }
+            var weight: Float = 1, atom = t
+            if let star = t.firstIndex(of: "*") {
+                guard let w = Float(t[..<star].trimmingCharacters(in: .whitespaces)) else { throw InterpretError("objective \(text): \(t[..<star]) is not a weight") }
+                weight = w
+                atom = String(t[t.index(after: star)...]).trimmingCharacters(in: .whitespaces)
+            }
+            terms.append(WeightedObjective(weight: sign * weight, objective: try parseAtom(atom, in: text)))
+            current = ""
+        }
+        for ch in text {
+            if ch == "[" { depth += 1 } else if ch == "]" { depth -= 1 }
+            // A sign after a weight's "e" or at the start of a term belongs to a number.
+            if (ch == "+" || ch == "-"), depth == 0, !current.trimmingCharacters(in: .whitespaces).isEmpty,
+               !(current.last == "e" && Float(current.dropLast().trimmingCharacters(in: .whitespaces)) != nil) {
+                try flush()
+                sign = ch == "-" ? -1 : 1
+            } else {
+                current.append(ch)
+            }
+        }
+        try flush()
+        return terms.count == 1 && terms[0].weight == 1 ? terms[0].objective : .sum(terms)
+    }
+
+    static func parseAtom(_ atom: String, in text: String) throws -> Objective {
+        func bad(_ why: String) -> InterpretError { InterpretError("objective \(text): \(atom): \(why)") }
+        if atom.hasPrefix("class:") {
+            guard let k = Int(atom.dropFirst(6)) else { throw bad("expected class:INDEX") }
+            return .classLogit(k)
+        }
+        guard let colon = atom.firstIndex(of: ":") else {
+            guard !atom.isEmpty, !atom.contains(where: \.isWhitespace) else { throw bad("expected a layer name") }
+            return .layer(atom)
+        }
+        let layer = String(atom[..<colon]), rest = String(atom[atom.index(after: colon)...])
+        if rest.hasPrefix("[") {
+            guard rest.hasSuffix("]") else { throw bad("a direction is [v1,v2,...]") }
+            let values = rest.dropFirst().dropLast().split(separator: ",").map { Float($0.trimmingCharacters(in: .whitespaces)) }
+            guard !values.isEmpty, values.allSatisfy({ $0 != nil }) else { throw bad("a direction is a list of numbers") }
+            return .direction(layer: layer, vector: values.map { $0! })
+        }
+        let parts = rest.split(separator: "@", omittingEmptySubsequences: false)
+        guard let channel = Int(parts[0]), channel >= 0 else { throw bad("expected LAYER:CHANNEL") }
+        if parts.count == 1 { return .channel(layer: layer, channel: channel) }
+        guard parts.count == 2 else { throw bad("expected LAYER:C@X,Y") }
+        if parts[1] == "centre" || parts[1] == "center" { return .neuron(layer: layer, channel: channel, x: nil, y: nil) }
+        let xy = parts[1].split(separator: ",").map { Int($0) }
+        guard xy.count == 2, let x = xy[0], let y = xy[1], x >= 0, y >= 0 else { throw bad("expected LAYER:C@X,Y with non-negative X and Y") }
+        return .neuron(layer: layer, channel: channel, x: x, y: y)
+    }
+
+    /// Adds this objective's weights for one image whose `layer` activation has `shape`
+    /// ([C, H, W] or [K]) into `linear` and `quadratic` (same layout), times `scale`.
+    func accumulate(layer: String, shape: [Int], scale: Float, linear: inout [Float], quadratic: inout [Float]) throws {
+        let c = shape[0], plane = shape.dropFirst().reduce(1, *)
+        func checkChannel(_ ch: Int) throws {
+            guard ch < c else { throw InterpretError("\(layer) has \(c) channels (0...\(c - 1)); channel \(ch) does not exist") }
+        }
+        switch self {
+        case .channel(let l, let ch) where l == layer:
+            try checkChannel(ch)
+            for i in 0..<plane { linear[ch * plane + i] += scale / Float(plane) }
+        case .neuron(let l, let ch, let x, let y) where l == layer:
+            try checkChannel(ch)
+            guard shape.count == 3 else { throw InterpretError("a neuron objective needs a layer with positions; \(layer) is \(shape)") }
+            let (h, w) = (shape[1], shape[2])
+            let (px, py) = (x ?? w / 2, y ?? h / 2)
+            // Positions shrink with the transforms' random scale; clamp to the layer.
+            linear[ch * plane + Swift.min(py, h - 1) * w + Swift.min(px, w - 1)] += scale
+        case .layer(let l) where l == layer:
+            for i in 0..<(c * plane) { quadratic[i] += scale / Float(c * plane) }
+        case .classLogit(let k) where layer == Self.logits:
+            guard k >= 0, k < c else { throw InterpretError("class \(k) is out of range 0...\(c - 1)") }
+            linear[k] += scale
+        case .direction(let l, let v) where l == layer:
+            guard v.count == c else { throw InterpretError("direction on \(layer) has \(v.count) values; the layer has \(c) channels") }
+            for ch in 0..<c { for i in 0..<plane { linear[ch * plane + i] += scale * v[ch] / Float(plane) } }
+        case .sum(let terms):
+            for t in terms { try t.objective.accumulate(layer: layer, shape: shape, scale: scale * t.weight, linear: &linear, quadratic: &quadratic) }
+        default:
+            break
+        }
+    }
+}
+
+public struct WeightedObjective: Sendable, Equatable {
+    public var weight: Float
+    public var objective: Objective
+    public init(weight: Float, objective: Objective) { self.weight = weight; self.objective = objective }
+}
+
+/// A batch of objectives (one per image) compiled against the activations of a pass: the
+/// per-layer masks are built once per activation shape and kept on the device.
+final class CompiledObjectives {
+    let objectives: [Objective]
+    private var masks: [String: (linear: Tensor?, quadratic: Tensor?)] = [:]
+
+    init(_ objectives: [Objective]) { self.objectives = objectives }
+
+    /// The objective value of every image, [N], from `g` after a forward pass (`logits` its output).
+    func value(_ g: Graph, logits: Graph.Value) throws -> Graph.Value {
+        let layers = Array(Set(objectives.flatMap(\.layers))).sorted()
+        var total: Graph.Value?
+        for layer in layers {
+            let a: Graph.Value
+            if layer == Objective.logits { a = logits } else {
+                guard let tapped = g.tapped(layer) else {
+                    throw InterpretError("no layer \(layer); layers: \(g.tapNames.suffix(8).joined(separator: ", ")) ... (`loupe layers`)")
+                }
+                a = tapped
+            }
+            let shape = g.shape(a)
+            let n = shape[0], per = shape.count / n
+            let key = "\(layer) \(shape)"
+            if masks[key] == nil {
+                var lin = [Float](repeating: 0, count: shape.count), quad = lin
+                for (i, o) in objectives.enumerated() {
+                    var l = [Float](repeating: 0, count: per), q = l
+                    try o.accumulate(layer: layer, shape: Array(shape.dims.dropFirst()), scale: 1, linear: &l, quadratic: &q)
+                    lin.replaceSubrange((i * per)..<((i + 1) * per), with: l)
+                    quad.replaceSubrange((i * per)..<((i + 1) * per), with: q)
+                }
+                let b = g.backend
+                masks[key] = (lin.contains { $0 != 0 } ? try b.tensor(lin, shape) : nil, quad.contains { $0 != 0 } ? try b.tensor(quad, shape) : nil)
+            }
+            let (lin, quad) = masks[key]!
+            var terms: [Graph.Value] = []
+            if let lin { terms.append(try g.reduce(try g.mul(a, g.constant(lin)), .sum, axis: 1)) }
+            if let quad { terms.append(try g.reduce(try g.mul(try g.mul(a, a), g.constant(quad)), .sum, axis: 1)) }
+            for t in terms { total = try total.map { try g.add($0, t) } ?? t }
+        }
+        guard let total else { throw InterpretError("the objective reads no layer") }
+        return total
+    }
+}

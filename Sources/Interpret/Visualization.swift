@@ -1,0 +1,162 @@
+import Backend
+import Foundation
+import Graph
+import ImageIO
+import Models
+
+/// How the image parameters are updated.
+public enum Optimizer: Sendable, Equatable {
+    case adam(AdamSettings)
+    /// Plain gradient descent on the loss: p -= learningRate * gradient.
+    case sgd(learningRate: Float)
+
+    public var name: String { if case .adam = self { "adam" } else { "sgd" } }
+    public var learningRate: Float {
+        switch self { case .adam(let s): s.learningRate; case .sgd(let lr): lr }
+    }
+}
+
+/// Optimizer state on the device: the parameters and, for Adam, the two moments.
+struct OptimizerState {
+    var parameters: Tensor
+    var m: Tensor?, v: Tensor?
+    var step = 0
+
+    init(parameters: Tensor, backend: any Backend, optimizer: Optimizer) throws {
+        self.parameters = parameters
+        if case .adam = optimizer {
+            m = try backend.tensor([Float](repeating: 0, count: parameters.shape.count), parameters.shape)
+            v = m
+        }
+    }
+
+    /// One update from dLoss/dParameters, all on the device; `learningRate` overrides the
+    /// optimizer's (step schedules).
+    mutating func update(_ gradient: Tensor, _ optimizer: Optimizer, learningRate: Float, backend b: any Backend) throws {
+        step += 1
+        switch optimizer {
+        case .adam(var settings):
+            settings.learningRate = learningRate
+            (parameters, m, v) = try b.adamStep(parameters, gradient: gradient, m: m!, v: v!, settings, step: step)
+        case .sgd:
+            parameters = try b.axpy(-learningRate, gradient, parameters)
+        }
+    }
+}
+
+/// A NaN or infinity appeared: which step and which term.
+func checkFinite(_ values: [Float], term: String, step: Int) throws {
+    if let bad = values.first(where: { !$0.isFinite }) {
+        throw InterpretError("the optimization diverged at step \(step): \(term) is \(bad); lower --lr or the regularizer weights")
+    }
+}
+
+/// Feature visualization (Olah et al., Distill 2017): images that maximize objectives, by
+/// gradient ascent through a parameterization, random transformations, the model and
+/// regularizers, all on the model's backend. One image per objective, optimized as one batch.
+/// Per step: parameters -> image -> transforms -> ImageNet normalization -> model ->
+/// objective - regularizers -> backward -> optimizer update; the only device-to-host copy is
+/// the loss every `reportEvery` steps.
+public struct FeatureVisualization: Sendable {
+    public var objectives: [Objective]
+    public var size: Int
+    public var steps: Int
+    public var basis: ImageParameterization.Basis
+    public var decay: Float
+    public var decorrelate: Bool
+    public var transforms: TransformSet
+    public var optimizer: Optimizer
+    public var regularizers: [Regularizer]
+    public var seed: UInt64
+    public var reportEvery: Int
+
+    public init(objectives: [Objective], size: Int = 224, steps: Int = 512, basis: ImageParameterization.Basis = .fourier,
+                decay: Float = 1, decorrelate: Bool = true, transforms: TransformSet = .standard,
+                optimizer: Optimizer = .adam(AdamSettings(learningRate: 0.05)), regularizers: [Regularizer] = [],
+                seed: UInt64 = 0, reportEvery: Int = 16) {
+        self.objectives = objectives; self.size = size; self.steps = steps; self.basis = basis; self.decay = decay
+        self.decorrelate = decorrelate; self.transforms = transforms; self.optimizer = optimizer
+        self.regularizers = regularizers; self.seed = seed; self.reportEvery = reportEvery
+    }
+
+    public struct Progress: Sendable {
+        public let step: Int
+        /// Objective of each image (before regularizers).
+        public let objectives: [Float]
+        public let seconds: Double
+    }
+
+    public struct Result: Sendable {
+        /// [N, 3, size, size] in [0, 1].
+        public let images: [Float]
+        public let count: Int, size: Int
+        /// The objective of each final image, untransformed.
+        public let objectives: [Float]
+        public let seconds: Double
+        public func image(_ i: Int) -> RGBImage {
+            RGBImage(planes: Array(images[(i * 3 * size * size)..<((i + 1) * 3 * size * size)]), width: size, height: size)
+        }
+    }
+
+    /// The value of each image's objective, [N], on a graph that ran the model (`logits` its output).
+    public static func objectiveValues(_ objectives: [Objective], _ g: Graph, logits: Graph.Value) throws -> Graph.Value {
+        try CompiledObjectives(objectives).value(g, logits: logits)
+    }
+
+    /// The parameterization this run optimizes.
+    public var parameterization: ImageParameterization {
+        ImageParameterization(basis, batch: objectives.count, height: size, width: size, decay: decay, decorrelate: decorrelate)
+    }
+
+    public func run(_ model: Model, progress: (Progress) -> Void = { _ in }) throws -> Result {
+        guard !objectives.isEmpty else { throw InterpretError("no objective") }
+        guard size >= 8 else { throw InterpretError("image size \(size) is too small (at least 8)") }
+        guard steps >= 0 else { throw InterpretError("steps must be non-negative") }
+        let b = model.backend
+        let param = parameterization
+        let compiled = CompiledObjectives(objectives)
+        var random = SplitMixRandom(seed: seed)
+        var state = try OptimizerState(parameters: try b.tensor(param.initial(seed: seed), param.shape), backend: b, optimizer: optimizer)
+        let start = DispatchTime.now().uptimeNanoseconds
+        func elapsed() -> Double { Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9 }
+        let n = objectives.count
+        for step in 0..<steps {
+            let g = Graph(backend: b)
+            let p = g.input(state.parameters)
+            let image = try param.image(g, p)
+            let (maps, th, tw) = transforms.draw(count: n, height: size, width: size, random: &random)
+            let seen = transforms.isIdentity ? image : try g.affineSample(image, maps, height: th, width: tw, fill: transforms.fill)
+            let logits = try model.forward(g, try normalizeImageNet(g, seen))
+            let objective = try compiled.value(g, logits: logits)
+            var loss = try g.scale(objective, -1)
+            var terms: [(String, Graph.Value)] = []
+            for r in regularizers where r.weight != 0 {
+                let v = try r.value(g, image)
+                terms.append((r.name, v))
+                loss = try g.add(loss, try g.scale(v, r.weight))
+            }
+            let report = step % reportEvery == 0 || step == steps - 1
+            if report {
+                let values = try b.values(g.tensor(objective))
+                try checkFinite(values, term: "the objective", step: step)
+                for (name, v) in terms { try checkFinite(try b.values(g.tensor(v)), term: "regularizer \(name)", step: step) }
+                progress(Progress(step: step, objectives: values, seconds: elapsed()))
+            }
+            guard let gradient = try g.backward(from: loss).of(p) else { throw InterpretError("the loss does not depend on the image") }
+            try state.update(gradient, optimizer, learningRate: optimizer.learningRate, backend: b)
+        }
+        // The final images and their objectives without transforms.
+        let g = Graph(backend: b)
+        let image = try param.image(g, g.input(state.parameters))
+        let values = try b.values(g.tensor(image))
+        try checkFinite(values, term: "the image", step: steps)
+        let final = try b.values(g.tensor(try compiled.value(g, logits: try model.forward(g, try normalizeImageNet(g, image)))))
+        return Result(images: values, count: n, size: size, objectives: final, seconds: elapsed())
+    }
+}
+
+/// (x - mean) / std per channel with ImageNet's statistics, on the graph.
+func normalizeImageNet(_ g: Graph, _ x: Graph.Value) throws -> Graph.Value {
+    let p = Preprocessing.imagenet
+    return try g.channelAffine(x, scale: p.std.map { 1 / $0 }, shift: zip(p.mean, p.std).map { -$0 / $1 })
+}

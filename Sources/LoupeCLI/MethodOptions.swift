@@ -1,0 +1,111 @@
+import ArgumentParser
+import Graph
+import Interpret
+import Models
+
+/// The attribution methods, their targets and settings: shared by `saliency` and `sanity`.
+public struct MethodOptions: ParsableArguments {
+    static let names = ["gradient", "gradient_x_input", "guided_backprop", "deconvnet", "gradcam", "gradcam++",
+                        "guided_gradcam", "layercam", "scorecam", "smoothgrad", "integrated_gradients", "occlusion"]
+    static let camNames: Set<String> = ["gradcam", "gradcam++", "guided_gradcam", "layercam", "scorecam"]
+
+    @Option(help: "Comma-separated methods, or all.")
+    public var method: String = "gradient,guided_backprop,gradcam"
+    @Option(help: "Target class per image: an index or a class name; one for all images or one per image (comma-separated). Default: the top-1 class.")
+    public var target: String?
+    @Option(help: "Layer of the CAM methods (`loupe layers`); default: the model's last convolutional block.")
+    public var layer: String?
+    @Option(help: "SmoothGrad samples.") public var samples: Int = 25
+    @Option(help: "SmoothGrad noise, as a fraction of the image's value range.") public var noise: Float = 0.15
+    @Option(help: "Integrated Gradients steps (Gauss-Legendre).") public var steps: Int = 50
+    @Option(help: "Integrated Gradients baseline: black, zero, or blur.") public var baseline: String = "black"
+    @Option(help: "Occlusion window (pixels).") public var window: Int = 16
+    @Option(help: "Occlusion stride (pixels).") public var stride: Int = 8
+    @Option(help: "Images per device batch for the batched methods (Score-CAM, SmoothGrad, IG, occlusion, metrics).") public var batch: Int = 16
+    @Option(help: "Seed of SmoothGrad's noise.") public var seed: UInt64 = 0
+
+    public init() {}
+
+    func parseMethods() throws -> [String] {
+        let list = method == "all" ? Self.names : method.split(separator: ",").map { String($0).trimmingCharacters(in: .whitespaces) }
+        for name in list where !Self.names.contains(name) {
+            throw UserError("unknown method \(name); known: \(Self.names.joined(separator: ", ")), all")
+        }
+        guard !list.isEmpty else { throw UserError("--method names no method") }
+        return list
+    }
+
+    /// The CAM layer (default: the model's last convolutional block), checked on a graph that
+    /// ran the model when any of `methods` needs it: it must exist and have a 4-D output.
+    func camLayer(for methods: [String], model: Model, graph g: Graph) throws -> String {
+        let camLayer = layer ?? model.architecture.lastConvLayer
+        guard methods.contains(where: Self.camNames.contains) else { return camLayer }
+        try checkLayerName(camLayer, in: g.tapNames, model: model.architecture.name)
+        let shape = g.shape(g.tapped(camLayer)!)
+        guard shape.rank == 4 else {
+            let valid = g.tapNames.filter { g.shape(g.tapped($0)!).rank == 4 }.suffix(6)
+            throw UserError("--layer \(camLayer) has a \(shape.rank)-D output \(shape); CAM methods need a 4-D one, e.g. \(valid.joined(separator: ", "))")
+        }
+        return camLayer
+    }
+
+    /// One class per image: `--target` (indices or class names) or else the top-1 class.
+    func resolveTargets(count: Int, classes: Int, probabilities: [Float]) throws -> [Int] {
+        let top = (0..<count).map { i in (0..<classes).max { probabilities[i * classes + $0] < probabilities[i * classes + $1] }! }
+        guard let target else { return top }
+        let parts = target.split(separator: ",").map { String($0).trimmingCharacters(in: .whitespaces) }
+        guard parts.count == 1 || parts.count == count else {
+            throw UserError("--target: \(parts.count) targets for \(count) images (give one, or one per image)")
+        }
+        let resolved = try parts.map { part -> Int in
+            if let index = Int(part) {
+                guard index >= 0, index < classes else { throw UserError("--target \(index) is out of range 0...\(classes - 1)") }
+                return index
+            }
+            guard classes == imageNetClasses.count, let index = imageNetClasses.firstIndex(where: { $0.lowercased() == part.lowercased() }) else {
+                let near = nearestNames(to: part, in: imageNetClasses)
+                throw UserError("--target \(part): no such class; nearest: \(near.joined(separator: ", "))")
+            }
+            return index
+        }
+        return parts.count == 1 ? [Int](repeating: resolved[0], count: count) : resolved
+    }
+
+    func makeMethod(_ name: String, layer: String) throws -> any AttributionMethod {
+        switch name {
+        case "gradient": return VanillaGradient()
+        case "gradient_x_input": return GradientTimesInput()
+        case "guided_backprop": return GuidedBackprop()
+        case "deconvnet": return Deconvnet()
+        case "gradcam": return CAM(.gradCAM, layer: layer)
+        case "gradcam++": return CAM(.gradCAMPlusPlus, layer: layer)
+        case "layercam": return CAM(.layerCAM, layer: layer)
+        case "scorecam": return CAM(.scoreCAM, layer: layer, batch: batch)
+        case "guided_gradcam": return GuidedGradCAM(layer: layer)
+        case "smoothgrad": return SmoothGrad(samples: samples, noiseLevel: noise, batch: batch, seed: seed)
+        case "integrated_gradients":
+            let base: IntegratedGradients.Baseline
+            switch baseline {
+            case "black": base = .black
+            case "zero": base = .zero
+            case "blur": base = .blur(sigma: 10)
+            default: throw UserError("--baseline \(baseline): expected black, zero or blur")
+            }
+            return IntegratedGradients(steps: steps, baseline: base, batch: batch)
+        case "occlusion": return Occlusion(window: window, stride: stride, batch: batch)
+        default: throw UserError("unknown method \(name)")
+        }
+    }
+
+    /// The settings of method `name`, for summary files.
+    func parameters(_ name: String, layer: String) -> [String: Any] {
+        switch name {
+        case "gradcam", "gradcam++", "layercam", "guided_gradcam": return ["layer": layer]
+        case "scorecam": return ["layer": layer, "batch": batch]
+        case "smoothgrad": return ["samples": samples, "noise": noise, "seed": seed, "batch": batch]
+        case "integrated_gradients": return ["steps": steps, "baseline": baseline, "method": "gausslegendre", "batch": batch]
+        case "occlusion": return ["window": window, "stride": stride, "baseline": 0, "batch": batch]
+        default: return [:]
+        }
+    }
+}

@@ -1,0 +1,163 @@
+import ArgumentParser
+import Backend
+import Foundation
+import Graph
+import ImageIO
+import Interpret
+import Models
+
+/// `loupe visualize`: feature visualization by optimization (Olah et al. 2017, Lucid's defaults).
+public struct VisualizeCommand: ParsableCommand {
+    public static let configuration = CommandConfiguration(
+        commandName: "visualize",
+        abstract: "Feature visualization: images that maximize a neuron, channel, layer, class or any weighted sum of these.",
+        discussion: """
+        Objectives: --layer L --channel C (mean of a channel), --layer L --neuron C,X,Y (one unit; C alone: the centre), \
+        --layer L alone (DeepDream: mean of squares), --class K (logit; index or ImageNet name), or --objective EXPR \
+        with terms like 0.2*features.10:5 + 0.8*class:948 (see the README). --batch-channels A..B optimizes one image \
+        per channel of --layer in one batch and writes a sprite sheet.
+        """)
+
+    @OptionGroup public var deviceOptions: DeviceOptions
+    @OptionGroup public var modelOptions: ModelOptions
+    @Option(help: "Layer of the objective (`loupe layers`).") public var layer: String?
+    @Option(help: "Channel of --layer: maximize its mean activation.") public var channel: Int?
+    @Option(help: "C,X,Y or C: one unit of --layer (C alone: at the centre).") public var neuron: String?
+    @Option(name: .customLong("class"), help: "A class index or ImageNet class name: maximize its logit.") public var classTarget: String?
+    @Option(help: "An objective expression, e.g. \"0.2*features.10:5 + 0.8*class:948\".") public var objective: String?
+    @Option(help: "A..B: one image per channel A through B of --layer, optimized as one batch; also writes sprite.png.") public var batchChannels: String?
+    @Option(help: "Optimization steps.") public var steps: Int = 512
+    @Option(help: "Image size (square).") public var size: Int = 224
+    @Option(help: "Parameterization: fourier or pixel.") public var param: String = "fourier"
+    @Option(help: "Fourier: exponent of the 1/f frequency scaling.") public var decay: Float = 1
+    @Flag(inversion: .prefixedNo, help: "Optimize in ImageNet-decorrelated colour.") public var decorrelate = true
+    @Option(help: "Transformation robustness: standard (pad 12, jitter 8, scale 0.9-1.1, rotate -10..10, jitter 4) or none.") public var transforms: String = "standard"
+    @Option(help: "Learning rate.") public var lr: Float = 0.05
+    @Option(help: "adam or sgd.") public var optimizer: String = "adam"
+    @Option(help: "Weight of the L2 penalty, mean (x - 0.5)^2.") public var l2: Float = 0
+    @Option(help: "Weight of the L1 penalty, mean |x - 0.5|.") public var l1: Float = 0
+    @Option(help: "Weight of the total variation penalty, TV^beta with --beta.") public var tv: Float = 0
+    @Option(help: "Exponent beta of the total variation.") public var beta: Float = 1
+    @Option(help: "Weight of the frequency penalty (spectrum energy weighted by |f|).") public var freq: Float = 0
+    @Option(help: "Weight of the blur penalty, mean (x - blur(x))^2.") public var blur: Float = 0
+    @Option(help: "Seed of the initial image and the transforms.") public var seed: UInt64 = 0
+    @Option(help: "Report progress every N steps.") public var reportEvery: Int = 16
+    @Option(help: "Output folder.") public var out: String
+
+    public init() {}
+
+    /// One objective per image and a file name for each.
+    func objectives(classes: Int) throws -> [(Objective, String)] {
+        let given = [channel != nil, neuron != nil, classTarget != nil, objective != nil, batchChannels != nil].filter { $0 }.count
+        guard given <= 1 else { throw UserError("give one of --channel, --neuron, --class, --objective, --batch-channels") }
+        func needLayer(_ option: String) throws -> String {
+            guard let layer else { throw UserError("\(option) needs --layer") }
+            return layer
+        }
+        if let channel { return [(.channel(layer: try needLayer("--channel"), channel: channel), "\(layer!)_c\(channel)")] }
+        if let neuron {
+            let parts = neuron.split(separator: ",").map { Int($0.trimmingCharacters(in: .whitespaces)) }
+            guard (parts.count == 1 || parts.count == 3), parts.allSatisfy({ ($0 ?? -1) >= 0 }) else { throw UserError("--neuron \(neuron): expected C or C,X,Y") }
+            let l = try needLayer("--neuron")
+            return [(.neuron(layer: l, channel: parts[0]!, x: parts.count == 3 ? parts[1] : nil, y: parts.count == 3 ? parts[2] : nil),
+                     "\(l)_n\(parts.compactMap { $0 }.map(String.init).joined(separator: "_"))")]
+        }
+        if let classTarget {
+            let k = try MethodOptions.parse(["--target", classTarget]).resolveTargets(count: 1, classes: classes, probabilities: [Float](repeating: 0, count: classes))[0]
+            return [(.classLogit(k), "class_\(k)")]
+        }
+        if let objective {
+            do { return [(try Objective.parse(objective), "objective")] } catch { throw UserError("--objective: \(error)") }
+        }
+        if let batchChannels {
+            let l = try needLayer("--batch-channels")
+            let ends = batchChannels.components(separatedBy: "..").map { Int($0.trimmingCharacters(in: .whitespaces)) }
+            guard ends.count == 2, let a = ends[0], let b = ends[1], a >= 0, b >= a else { throw UserError("--batch-channels \(batchChannels): expected A..B with 0 <= A <= B") }
+            return (a...b).map { (.channel(layer: l, channel: $0), "\(l)_c\($0)") }
+        }
+        if let layer { return [(.layer(layer), "\(layer)_deepdream")] }
+        throw UserError("no objective: give --layer with --channel, --neuron or alone, --class, --objective or --batch-channels")
+    }
+
+    func settings(_ objectives: [(Objective, String)]) throws -> FeatureVisualization {
+        guard let basis = ImageParameterization.Basis(rawValue: param) else { throw UserError("--param \(param): expected fourier or pixel") }
+        let set: TransformSet
+        switch transforms {
+        case "standard": set = .standard
+        case "none": set = .none
+        default: throw UserError("--transforms \(transforms): expected standard or none")
+        }
+        let opt: Optimizer
+        switch optimizer {
+        case "adam": opt = .adam(AdamSettings(learningRate: lr))
+        case "sgd": opt = .sgd(learningRate: lr)
+        default: throw UserError("--optimizer \(optimizer): expected adam or sgd")
+        }
+        guard steps >= 1 else { throw UserError("--steps must be at least 1") }
+        guard size >= 16 else { throw UserError("--size \(size): at least 16 pixels") }
+        guard reportEvery >= 1 else { throw UserError("--report-every must be at least 1") }
+        let regs = [Regularizer(.l2, weight: l2), Regularizer(.l1, weight: l1), Regularizer(.totalVariation(beta), weight: tv),
+                    Regularizer(.frequency, weight: freq), Regularizer(.blur, weight: blur)].filter { $0.weight != 0 }
+        return FeatureVisualization(objectives: objectives.map(\.0), size: size, steps: steps, basis: basis, decay: decay,
+                                    decorrelate: decorrelate, transforms: set, optimizer: opt, regularizers: regs, seed: seed,
+                                    reportEvery: reportEvery)
+    }
+
+    public func run() throws {
+        let output = try OutputFolder(out)
+        let backend = try deviceOptions.backend()
+        let model = try modelOptions.load(on: backend)
+        // One pass at the chosen size: the layer names, shapes and class count.
+        let g = Graph(backend: backend)
+        let logits: Graph.Value
+        do { logits = try model.forward(g, g.input(try backend.tensor([Float](repeating: 0, count: 3 * size * size), [1, 3, size, size]))) } catch {
+            throw UserError("\(model.architecture.name) cannot take a \(size)x\(size) image: \(error)")
+        }
+        let classes = g.shape(logits)[1]
+        let named = try objectives(classes: classes)
+        for layer in Set(named.flatMap { $0.0.layers }) where layer != Objective.logits {
+            try checkLayerName(layer, in: g.tapNames, model: model.architecture.name)
+        }
+        let job = try settings(named)
+        var lastReport = 0.0
+        let result: FeatureVisualization.Result
+        do {
+            result = try job.run(model) { p in
+                let rate = p.seconds > 0 ? Double(p.step + 1) / p.seconds : 0
+                let mean = p.objectives.reduce(0, +) / Float(p.objectives.count)
+                progressLine("\(progressBar(Double(p.step + 1) / Double(job.steps))) step \(p.step + 1)/\(job.steps)  objective \(String(format: "%.4g", mean))  \(String(format: "%.2f", rate)) steps/s")
+                lastReport = p.seconds
+            }
+        } catch let error as InterpretError { throw UserError(error.description) }
+        progressLine("done: \(job.steps) steps in \(String(format: "%.1f", result.seconds)) s (\(String(format: "%.2f", Double(job.steps) / Swift.max(result.seconds, 1e-9))) steps/s)", done: true)
+        _ = lastReport
+
+        let files = named.map { $0.1 + ".png" } + (named.count > 1 ? ["sprite.png"] : []) + ["visualize.json"]
+        try output.publish(files) { staging in
+            for (i, (_, name)) in named.enumerated() { try result.image(i).writePNG(to: staging.appendingPathComponent(name + ".png")) }
+            if named.count > 1 { try sprite((0..<named.count).map { result.image($0) }).writePNG(to: staging.appendingPathComponent("sprite.png")) }
+            let json: [String: Any] = [
+                "model": model.architecture.name, "device": backend.name, "seconds": result.seconds,
+                "steps_per_second": Double(job.steps) / Swift.max(result.seconds, 1e-9),
+                "settings": ["steps": job.steps, "size": job.size, "param": param, "decay": decay, "decorrelate": decorrelate,
+                             "transforms": transforms, "optimizer": optimizer, "lr": lr, "l2": l2, "l1": l1, "tv": tv, "beta": beta,
+                             "freq": freq, "blur": blur, "seed": seed] as [String: Any],
+                "images": named.enumerated().map { i, item in
+                    ["file": item.1 + ".png", "objective": item.0.description, "final_objective": result.objectives[i]] as [String: Any]
+                },
+            ]
+            try JSONSerialization.data(withJSONObject: json, options: [.prettyPrinted, .sortedKeys]).write(to: staging.appendingPathComponent("visualize.json"))
+        }
+        for (i, (objective, name)) in named.enumerated() {
+            emit("\(name).png  \(objective)  objective \(String(format: "%.4g", result.objectives[i]))")
+        }
+        emit("-> \(output.url.path)")
+    }
+}
+
+/// Images in a near-square grid, 2 white pixels apart.
+func sprite(_ images: [RGBImage]) -> RGBImage {
+    let columns = Int(Double(images.count).squareRoot().rounded(.up))
+    let rows = stride(from: 0, to: images.count, by: columns).map { MapImages.row(Array(images[$0..<Swift.min($0 + columns, images.count)]), gap: 2) }
+    return MapImages.column(rows, gap: 2)
+}
