@@ -104,3 +104,17 @@ public enum SaliencyBenchmark {
 }
 
 func median(_ v: [Double]) -> Double { let s = v.sorted(); return s[s.count / 2] }
+
+/// Optimization steps per second of feature visualization with its defaults (Fourier basis,
+/// decorrelated colour, standard transforms, Adam), one class objective per image.
+public enum VisualizationBenchmark {
+    public static func stepsPerSecond(_ model: Model, batch: Int, size: Int = 224, steps: Int) throws -> Double {
+        let classes = model.architecture.parameters.last!.shape[0]
+        let objectives = (0..<batch).map { Objective.classLogit($0 * 37 % classes) }
+        _ = try FeatureVisualization(objectives: objectives, size: size, steps: 1).run(model)  // warm-up: builds kernels
+        let job = FeatureVisualization(objectives: objectives, size: size, steps: Swift.max(steps, 1), reportEvery: Int.max)
+        let start = DispatchTime.now().uptimeNanoseconds
+        _ = try job.run(model)
+        return Double(job.steps) / (Double(DispatchTime.now().uptimeNanoseconds - start) * 1e-9)
+    }
+}

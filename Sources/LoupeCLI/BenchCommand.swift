@@ -24,6 +24,8 @@ public struct BenchCommand: ParsableCommand {
     public var runs: Int = 3
     @Option(help: "With --model: time these attribution methods (comma-separated, as `loupe saliency --method`, default settings) instead of the plain passes.")
     public var saliency: String?
+    @Flag(help: "With --model: optimization steps per second of `loupe visualize` (defaults, 224x224, one class objective per image; --runs steps are timed).")
+    public var visualize = false
     @Flag(help: "With --model: also print the device time of each kernel over one forward + backward pass.")
     public var kernels = false
     @Flag(help: "Print JSON instead of a table.")
@@ -48,6 +50,15 @@ public struct BenchCommand: ParsableCommand {
         } ?? true
         let options = try ModelOptions.parse(["--model", name] + (installed ? [] : ["--random-weights", "1"]))
         let model = try options.load(on: backend)
+        if visualize {
+            emit("\(model.architecture.name) feature visualization on \(backend.name), 224x224, Fourier + decorrelation + standard transforms + Adam, \(runs) timed step(s) after 1 warm-up")
+            emit(fixedRow(["batch", "steps/s", "images x steps/s"], widths: [6, 10, 0]))
+            for b in batches {
+                let rate = try VisualizationBenchmark.stepsPerSecond(model, batch: b, steps: runs)
+                emit(fixedRow(["\(b)", String(format: "%.2f", rate), String(format: "%.2f", rate * Double(b))], widths: [6, 10, 0]))
+            }
+            return
+        }
         var results: [ModelBenchResult] = []
         if !json {
             emit("\(model.architecture.name) (\(installed ? "its weights" : "seeded random weights")) on \(backend.name), 224x224, median of \(runs) run(s) after 1 warm-up")

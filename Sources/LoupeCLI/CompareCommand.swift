@@ -3,6 +3,8 @@ import Backend
 import Device
 import Foundation
 import Graph
+import ImageIO
+import Interpret
 import Models
 
 /// `loupe compare`: the same forward and backward pass on the CPU reference and on an OpenCL
@@ -15,12 +17,21 @@ public struct CompareCommand: ParsableCommand {
             The backward pass starts from the CPU reference's top-1 logit. For every tapped layer: max |device - cpu|, \
             that over max |cpu| (relative error), and ||device - cpu|| / ||cpu|| (relative L2 error). Exits 1 when an \
             activation's relative error exceeds --tolerance or a gradient's relative L2 error exceeds --gradient-tolerance. (Gradients are judged by L2: \
-            a ReLU whose input is within rounding of 0 may let the gradient through on one device and not on the other.)
+            a ReLU whose input is within rounding of 0 may let the gradient through on one device and not on the other.) \
+            With --visualize EXPR or --invert LAYER it runs a short feature visualization or inversion (--steps, --size) on \
+            both instead and compares the images and objective values by relative L2 error (--image-tolerance).
             """)
 
     @OptionGroup public var deviceOptions: DeviceOptions
     @OptionGroup public var modelOptions: ModelOptions
-    @OptionGroup public var imageOptions: ImageOptions
+    @Option(help: "A PNG or JPEG image (not needed with --visualize).") public var image: String?
+    @Flag(help: "Use the image at its own size instead of resize 256 + center crop 224.") public var noResize = false
+    @Option(help: "Compare a short feature visualization of this objective (as `loupe visualize --objective`).") public var visualize: String?
+    @Option(help: "Compare a short feature inversion of --image from this layer.") public var invert: String?
+    @Option(help: "Steps of the --visualize / --invert run.") public var steps: Int = 4
+    @Option(help: "Image size of the --visualize run.") public var size: Int = 64
+    @Option(help: "--visualize optimizer: sgd (default: plain gradient ascent, so rounding is not amplified) or adam.") public var optimizer: String = "sgd"
+    @Option(help: "Largest accepted relative L2 error of the --visualize / --invert images and objectives.") public var imageTolerance: Float = 1e-2
     @Option(help: "Largest accepted relative error of an activation (max |device - cpu| / max |cpu|).")
     public var tolerance: Float = 1e-3
     @Option(help: "Largest accepted relative L2 error of a gradient.")
@@ -49,9 +60,14 @@ public struct CompareCommand: ParsableCommand {
         guard let device = try deviceOptions.openCLDevice() else {
             throw UserError("loupe compare needs an OpenCL device to compare with the CPU reference (see `loupe devices`)")
         }
-        let (_, _, input, shape) = try imageOptions.load()
         let gpu = try OpenCLBackend(device: device)
         let reference = try modelOptions.load(on: CPUBackend())
+        if visualize != nil || invert != nil { return try compareOptimization(reference: reference, device: try reference.moved(to: gpu)) }
+        guard let image else { throw UserError("--image is required (except with --visualize)") }
+        var imageOptions = ImageOptions()
+        imageOptions.image = image
+        imageOptions.noResize = noResize
+        let (_, _, input, shape) = try imageOptions.load()
         let rows = try CompareCommand.compare(reference: reference, device: try reference.moved(to: gpu), input: input, shape: shape,
                                               layers: layers?.split(separator: ",").map(String.init))
         emit("\(reference.architecture.name): CPU reference vs \(gpu.name)")
@@ -66,6 +82,51 @@ public struct CompareCommand: ParsableCommand {
         let verdict = String(format: "worst relative error of activations %.3g (tolerance %.3g), worst relative L2 error of gradients %.3g (tolerance %.3g)",
                              worstForward, tolerance, worstGradient, gradientTolerance)
         if worstForward > tolerance || worstGradient > gradientTolerance {
+            emit("FAIL: " + verdict)
+            throw ExitCode(1)
+        }
+        emit("OK: " + verdict)
+    }
+
+    /// `--visualize` / `--invert`: the same short optimization on both backends.
+    func compareOptimization(reference: Model, device: Model) throws -> Void {
+        guard steps >= 1 else { throw UserError("--steps must be at least 1") }
+        var rows = [["", "relative L2 error"]]
+        var worst: Float = 0
+        func add(_ what: String, _ a: [Float], _ b: [Float]) {
+            let diff = zip(a, b).reduce(0.0) { $0 + Double($1.0 - $1.1) * Double($1.0 - $1.1) }
+            let norm = a.reduce(0.0) { $0 + Double($1) * Double($1) }
+            let e = Float((diff / Swift.max(norm, 1e-30)).squareRoot())
+            worst = Swift.max(worst, e)
+            rows.append([what, String(format: "%.3g", e)])
+        }
+        do {
+            if let visualize {
+                guard ["sgd", "adam"].contains(optimizer) else { throw UserError("--optimizer \(optimizer): expected sgd or adam") }
+                let objective: Objective
+                do { objective = try Objective.parse(visualize) } catch { throw UserError("--visualize: \(error)") }
+                let job = FeatureVisualization(objectives: [objective], size: size, steps: steps,
+                                               optimizer: optimizer == "sgd" ? .sgd(learningRate: 0.05) : .adam(AdamSettings(learningRate: 0.05)))
+                let (a, b) = (try job.run(reference), try job.run(device))
+                emit("\(reference.architecture.name): visualize \(objective), \(steps) steps at \(size)x\(size) (\(optimizer)), CPU reference vs \(device.backend.name)")
+                add("image", a.images, b.images)
+                add("objective", a.objectives, b.objectives)
+            }
+            if let invert {
+                guard let image else { throw UserError("--invert needs --image") }
+                let photo = try (noResize ? Preprocessing.normalizeOnly : .imagenet).prepare(try RGBImage(contentsOf: URL(fileURLWithPath: image)))
+                let job = FeatureInversion(layers: [invert], steps: steps, tvWeight: 1)
+                let shape: Shape = [1, 3, photo.height, photo.width]
+                let a = try job.run(reference, target: try reference.backend.tensor(photo.planes, shape))
+                let b = try job.run(device, target: try device.backend.tensor(photo.planes, shape))
+                emit("\(reference.architecture.name): invert \(invert), \(steps) steps, CPU reference vs \(device.backend.name)")
+                add("image", a.image, b.image)
+                add("relative feature error", a.errors, b.errors)
+            }
+        } catch let error as InterpretError { throw UserError(error.description) }
+        emit(formatTable(rows), terminator: "")
+        let verdict = String(format: "worst relative L2 error %.3g (tolerance %.3g)", worst, imageTolerance)
+        if worst > imageTolerance {
             emit("FAIL: " + verdict)
             throw ExitCode(1)
         }

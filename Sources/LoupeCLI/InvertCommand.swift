@@ -1,0 +1,93 @@
+import ArgumentParser
+import Backend
+import Foundation
+import Graph
+import ImageIO
+import Interpret
+import Models
+
+/// `loupe invert`: feature inversion (Mahendran & Vedaldi 2015), one reconstruction per layer.
+public struct InvertCommand: ParsableCommand {
+    public static let configuration = CommandConfiguration(
+        commandName: "invert",
+        abstract: "Feature inversion: reconstruct an image from one layer's features (one reconstruction per --layer).",
+        discussion: """
+        Minimizes ||phi(x) - phi(x0)||^2 / ||phi(x0)||^2 + alpha-weight * mean |x - 0.5|^alpha + tv * mean TV^beta from noise, \
+        Adam with a step schedule. Writes <layer>.png per layer, strip.png (the photo, then each reconstruction) and invert.json; \
+        prints the relative feature error ||phi(x) - phi(x0)|| / ||phi(x0)|| of each saved 8-bit picture.
+        """)
+
+    @OptionGroup public var deviceOptions: DeviceOptions
+    @OptionGroup public var modelOptions: ModelOptions
+    @OptionGroup public var imageOptions: ImageOptions
+    @Option(help: "Comma-separated layers (`loupe layers`); each is inverted on its own.") public var layer: String
+    @Option(help: "Optimization steps.") public var steps: Int = 600
+    @Option(help: "Learning rate of Adam (divided by 10 at 60% and again at 85% of the steps).") public var lr: Float = 0.1
+    @Option(help: "Weight of the total variation TV^beta (default by the layer's stride s: 10 (s / 16)^2).") public var tv: Float?
+    @Option(help: "Exponent beta of the total variation.") public var beta: Float = 2
+    @Option(help: "Weight of the alpha-norm mean |x - 0.5|^alpha.") public var alphaWeight: Float = 0
+    @Option(help: "Exponent alpha of the alpha-norm.") public var alpha: Float = 6
+    @Option(help: "Random shifts of up to this many pixels each step.") public var jitter: Int = 0
+    @Option(help: "Seed of the initial noise and the jitter.") public var seed: UInt64 = 0
+    @Option(help: "Parameterization: fourier or pixel.") public var param: String = "fourier"
+    @Flag(inversion: .prefixedNo, help: "Optimize in ImageNet-decorrelated colour.") public var decorrelate = true
+    @Option(help: "Report progress every N steps.") public var reportEvery: Int = 25
+    @Option(help: "Output folder.") public var out: String
+
+    public init() {}
+
+    public func run() throws {
+        guard let basis = ImageParameterization.Basis(rawValue: param) else { throw UserError("--param \(param): expected pixel or fourier") }
+        let layers = layer.split(separator: ",").map { String($0).trimmingCharacters(in: .whitespaces) }
+        guard !layers.isEmpty, !layers.contains("") else { throw UserError("--layer names no layer") }
+        guard steps >= 1, reportEvery >= 1, jitter >= 0 else { throw UserError("--steps and --report-every must be positive, --jitter non-negative") }
+        let (_, prepared, _, shape) = try imageOptions.load()
+        let output = try OutputFolder(out)
+        let backend = try deviceOptions.backend()
+        let model = try modelOptions.load(on: backend)
+        let target = try backend.tensor(prepared.planes, shape)
+        let g = Graph(backend: backend)
+        do { _ = try model.forward(g, g.input(target)) } catch {
+            throw UserError("\(model.architecture.name) cannot take a \(prepared.width)x\(prepared.height) image: \(error)")
+        }
+        for l in layers { try checkLayerName(l, in: g.tapNames, model: model.architecture.name) }
+
+        var results: [(String, FeatureInversion, FeatureInversion.Result, Float)] = []
+        for l in layers {
+            let layerShape = g.shape(g.tapped(l)!)
+            let stride = layerShape.rank == 4 ? Swift.max(Int((Double(prepared.height) / Double(Swift.max(layerShape[2], 1))).rounded()), 1) : 32
+            let job = FeatureInversion(layers: [l], steps: steps, learningRate: lr, alpha: alpha, alphaWeight: alphaWeight, beta: beta,
+                                       tvWeight: tv ?? FeatureInversion.defaultTVWeight(stride: stride),
+                                       jitter: jitter, seed: seed, reportEvery: reportEvery, basis: basis, decorrelate: decorrelate)
+            let result: FeatureInversion.Result
+            do {
+                result = try job.run(model, target: target) { p in
+                    progressLine("\(l) \(progressBar(Double(p.step + 1) / Double(steps))) step \(p.step + 1)/\(steps)  relative feature error \(String(format: "%.4f", p.errors[0]))  \(String(format: "%.2f", Double(p.step + 1) / Swift.max(p.seconds, 1e-9))) steps/s")
+                }
+            } catch let error as InterpretError { throw UserError(error.description) }
+            progressLine("\(l): \(steps) steps in \(String(format: "%.1f", result.seconds)) s", done: true)
+            // What the user gets is the 8-bit picture: its error is the one reported.
+            let saved = result.picture
+            let error = try job.relativeErrors(model, image: saved.planes, height: saved.height, width: saved.width, target: target)[0]
+            results.append((l, job, result, error))
+        }
+        let files = layers.map { $0 + ".png" } + ["strip.png", "invert.json"]
+        try output.publish(files) { staging in
+            for (l, _, result, _) in results { try result.picture.writePNG(to: staging.appendingPathComponent(l + ".png")) }
+            try MapImages.row([prepared] + results.map { $0.2.picture }).writePNG(to: staging.appendingPathComponent("strip.png"))
+            let json: [String: Any] = [
+                "model": model.architecture.name, "device": backend.name, "image": imageOptions.image,
+                "settings": ["steps": steps, "lr": lr, "beta": beta, "alpha": alpha, "alpha_weight": alphaWeight, "jitter": jitter, "seed": seed] as [String: Any],
+                "layers": results.map { l, job, result, error in
+                    ["layer": l, "file": l + ".png", "tv": job.tvWeight, "relative_feature_error": error,
+                     "relative_feature_error_float": result.errors[0], "seconds": result.seconds] as [String: Any]
+                },
+            ]
+            try JSONSerialization.data(withJSONObject: json, options: [.prettyPrinted, .sortedKeys]).write(to: staging.appendingPathComponent("invert.json"))
+        }
+        emit(formatTable([["layer", "tv", "relative feature error", "seconds"]] + results.map { l, job, result, error in
+            [l, String(format: "%.3g", job.tvWeight), String(format: "%.4f", error), String(format: "%.1f", result.seconds)]
+        }))
+        emit("-> \(output.url.path)")
+    }
+}

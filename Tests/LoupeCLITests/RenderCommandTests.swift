@@ -1,0 +1,87 @@
+import Foundation
+import LoupeCLI
+import Testing
+import TestSupport
+
+/// `loupe visualize` and `loupe invert` as a user runs them (random-weight ResNet18, tiny sizes).
+@Suite(.serialized) struct RenderCommandTests {
+    func tempDir() throws -> URL {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("loupe-render-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        return dir
+    }
+
+    @Test func visualizeWritesEachImageASpriteAndSettings() throws {
+        guard device() else { return }
+        let out = try tempDir()
+        defer { try? FileManager.default.removeItem(at: out) }
+        let text = try run(["visualize", "--model", "resnet18", "--random-weights", "2", "--layer", "layer2", "--batch-channels", "0..3",
+                            "--size", "32", "--steps", "2", "--tv", "0.1", "--freq", "1", "--out", out.path])
+        #expect(text.contains("layer2_c3.png  layer2:3  objective"), "\(text)")
+        let files = Set(try FileManager.default.contentsOfDirectory(atPath: out.path))
+        #expect(files == Set((0...3).map { "layer2_c\($0).png" } + ["sprite.png", "visualize.json"]))
+        let json = try JSONSerialization.jsonObject(with: Data(contentsOf: out.appendingPathComponent("visualize.json"))) as! [String: Any]
+        let settings = json["settings"] as! [String: Any]
+        #expect(settings["steps"] as? Int == 2 && settings["param"] as? String == "fourier" && settings["tv"] as? Double == 0.1)
+        #expect((json["images"] as! [[String: Any]]).count == 4)
+
+        let single = try run(["visualize", "--model", "resnet18", "--random-weights", "2", "--objective", "0.5*layer3:1 + class:7",
+                              "--size", "32", "--steps", "1", "--param", "pixel", "--no-decorrelate", "--transforms", "none", "--optimizer", "sgd",
+                              "--out", out.path])
+        #expect(single.contains("objective.png"))
+    }
+
+    @Test func invertWritesReconstructionsAStripAndErrors() throws {
+        guard device() else { return }
+        let out = try tempDir()
+        defer { try? FileManager.default.removeItem(at: out) }
+        let text = try run(["invert", "--model", "resnet18", "--random-weights", "2", "--image", smallImage, "--no-resize",
+                            "--layer", "layer1,layer2", "--steps", "2", "--out", out.path])
+        #expect(text.contains("layer1") && text.contains("relative feature error"), "\(text)")
+        #expect(Set(try FileManager.default.contentsOfDirectory(atPath: out.path)) == ["layer1.png", "layer2.png", "strip.png", "invert.json"])
+        let json = try JSONSerialization.jsonObject(with: Data(contentsOf: out.appendingPathComponent("invert.json"))) as! [String: Any]
+        let layers = json["layers"] as! [[String: Any]]
+        #expect(layers.map { $0["layer"] as! String } == ["layer1", "layer2"])
+        // The default TV weight grows with the layer's stride (4 -> 0.625, 8 -> 2.5).
+        #expect(layers.map { $0["tv"] as! Double } == [0.625, 2.5])
+    }
+
+    @Test func compareCoversVisualizeAndInvert() throws {
+        guard device() else { return }
+        let vis = try run(["compare", "--model", "resnet18", "--random-weights", "2", "--visualize", "layer2:3 + 0.1*class:5", "--steps", "2", "--size", "32"])
+        #expect(vis.contains("visualize") && vis.contains("image") && vis.contains("OK: worst relative L2 error"), "\(vis)")
+        let inv = try run(["compare", "--model", "resnet18", "--random-weights", "2", "--invert", "layer1", "--image", smallImage, "--no-resize", "--steps", "2"])
+        #expect(inv.contains("relative feature error") && inv.contains("OK:"), "\(inv)")
+        #expect(throws: (any Error).self) { try run(["compare", "--model", "resnet18", "--random-weights", "2", "--invert", "layer1"]) }
+    }
+
+    @Test func badObjectivesAndSizesAreClearErrorsAndLeaveNothing() throws {
+        guard device() else { return }
+        let out = try tempDir()
+        defer { try? FileManager.default.removeItem(at: out) }
+        let base = ["visualize", "--model", "resnet18", "--random-weights", "2", "--size", "32", "--steps", "1", "--out", out.path]
+        let cases: [([String], String)] = [
+            (["--channel", "3"], "needs --layer"),
+            (["--layer", "layer9", "--channel", "0"], "unknown layer layer9"),
+            (["--layer", "layer2", "--channel", "500"], "channel 500 does not exist"),
+            (["--layer", "layer2", "--channel", "1", "--class", "3"], "give one of"),
+            (["--objective", "0.5*"], "--objective"),
+            (["--class", "5000"], "out of range"),
+            (["--layer", "layer2", "--param", "wavelet"], "--param wavelet"),
+            (["--layer", "layer2", "--size", "8"], "--size 8"),
+        ]
+        for (extra, message) in cases {
+            do {
+                _ = try run(base + extra)
+                Issue.record("\(extra) should fail")
+            } catch {
+                #expect("\(error)".contains(message), "\(extra): \(error)")
+            }
+        }
+        do {
+            _ = try run(["invert", "--model", "resnet18", "--random-weights", "2", "--image", smallImage, "--layer", "nope", "--out", out.path])
+            Issue.record("an unknown layer should fail")
+        } catch { #expect("\(error)".contains("unknown layer nope")) }
+        #expect(try FileManager.default.contentsOfDirectory(atPath: out.path).isEmpty)
+    }
+}
