@@ -54,14 +54,19 @@ demo: build
 	$(LOUPE) classify --image Assets/chelsea.png --device cpu --top 3
 	$(LOUPE) compare --image Assets/chelsea.png --layers features.0,features.9,features.18
 	$(LOUPE) saliency --image Assets/chelsea.png --method gradient,guided_backprop,gradcam,layercam --out out/demo
+	$(LOUPE) visualize --class "Granny Smith" --steps 256 --out out/demo/visualize
+	$(LOUPE) invert --image Assets/chelsea.png --layer features.4 --out out/demo/invert
 
-# Regenerates the reference fixtures (needs `pip install torch torchvision captum grad-cam pillow`;
-# tests never run Python).
+# Regenerates the reference fixtures (needs `pip install torch torchvision captum grad-cam pillow
+# scipy scikit-image`; tests never run Python). inversion_reference.json comes from
+# `python3 tools/torch_render_reference.py invert`.
 fixtures: models
 	python3 tools/make_fixtures.py
 	python3 tools/make_model_fixtures.py
 	python3 tools/make_image_fixtures.py
 	python3 tools/make_saliency_fixtures.py
+	python3 tools/make_sanity_fixtures.py
+	python3 tools/make_render_fixtures.py
 
 clean:
 	rm -rf .build

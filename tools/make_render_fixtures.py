@@ -11,6 +11,8 @@ Run by hand: pip install torch numpy && python3 tools/make_render_fixtures.py
   with scale = sqrt(HW) / max(|f|, 1/max(H, W))^decay, for 10x9 (odd width) and 8x8, batch 2.
 - regularizers: torch autograd values and gradients of each penalty of Sources/Interpret/
   Regularizers.swift on a [2, 3, 6, 7] image in [0, 1].
+- diversity: Lucid's diversity objective (Gram matrices scaled to unit norm, sum of the pairwise
+  products over n != m, divided by the batch) on [3, 4, 5, 6] activations, value and gradient.
 """
 import json
 import os
@@ -134,9 +136,22 @@ def regularizers():
     return out, {}
 
 
+def diversity():
+    """Lucid's objectives.diversity on activations [3, 4, 5, 6] (NCHW): value and gradient."""
+    torch.manual_seed(5)
+    a = torch.randn(3, 4, 5, 6, dtype=torch.float64, requires_grad=True)
+    n, c = a.shape[:2]
+    flat = a.reshape(n, c, -1)
+    grams = flat @ flat.transpose(1, 2)
+    grams = grams / grams.flatten(1).norm(dim=1).clamp_min(1e-10).view(n, 1, 1)
+    value = sum(sum((grams[i] * grams[j]).sum() for j in range(n) if j != i) for i in range(n)) / n
+    value.backward()
+    return {"diversity.a": a.detach().float(), "diversity.value": value.detach().float().reshape(1), "diversity.grad": a.grad.float()}, {}
+
+
 def main():
     tensors, meta = {}, {}
-    for part in (affine, adam, fourier, regularizers):
+    for part in (affine, adam, fourier, regularizers, diversity):
         t, m = part()
         tensors.update(t)
         meta.update(m)

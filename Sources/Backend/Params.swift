@@ -146,7 +146,8 @@ public enum Reduction: Int32, Sendable, CaseIterable {
 public enum Pointwise: Hashable, Sendable {
     /// 1 / (1 + e^-x); derivative s (1 - s).
     case sigmoid
-    /// |x|^p for p > 0; derivative p |x|^(p-1) sign(x), taken as 0 at x = 0.
+    /// |x|^p (p != 0; for p < 0 only x != 0 is finite); derivative p |x|^(p-1) sign(x), taken
+    /// as 0 at x = 0.
     case absPower(Float)
 
     var code: Int32 { switch self { case .sigmoid: 0; case .absPower: 1 } }

@@ -140,4 +140,23 @@ extension Graph {
             [try b.affineSampleBackward(gy, transforms, inputShape: shape)]
         }
     }
+
+    /// Channels from..<from+count of [N, C, H, W]; the backward pass pads the gradient with zeros.
+    public func sliceChannels(_ x: Value, from: Int, count: Int) throws -> Value {
+        let shape = self.shape(x)
+        guard let (n, c, h, w) = shape.nchw, from >= 0, count >= 1, from + count <= c else {
+            throw BackendError("slice channels", "channels \(from)..<\(from + count) of \(shape)")
+        }
+        let b = backend
+        let sizes = [from, count, c - from - count]
+        let parts = try b.split(tensor(x), sizes: sizes.filter { $0 > 0 })
+        let index = from > 0 ? 1 : 0
+        return record(parts[index], [x]) { gy, _, _ in
+            let pieces = try sizes.enumerated().compactMap { i, size -> Tensor? in
+                guard size > 0 else { return nil }
+                return i == 1 ? gy : try b.tensor([Float](repeating: 0, count: n * size * h * w), [n, size, h, w])
+            }
+            return [pieces.count == 1 ? pieces[0] : try b.concat(pieces)]
+        }
+    }
 }

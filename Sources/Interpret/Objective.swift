@@ -187,3 +187,30 @@ final class CompiledObjectives {
         return total
     }
 }
+
+/// Lucid's diversity term for a batch of N images at one layer [N, C, H, W]: each image's Gram
+/// matrix G_n = A_n A_n^T (A_n its activations as C x HW) scaled to unit Frobenius norm, and
+/// the sum over pairs n != m of <G_n, G_m>, divided by N. Feature visualization subtracts
+/// weight * diversity, pushing the images of a batch apart in style. All on the graph: [1].
+public func diversity(_ g: Graph, _ activations: Graph.Value) throws -> Graph.Value {
+    let b = g.backend
+    let shape = g.shape(activations)
+    guard let (n, c, h, w) = shape.nchw else { throw InterpretError("diversity needs a layer with positions; got \(shape)") }
+    guard n >= 2 else { throw InterpretError("diversity needs a batch of at least 2 images") }
+    let flat = try g.reshape(activations, [1, n * c, h, w])
+    let ones = g.constant(try b.tensor([Float](repeating: 1, count: c * c), [c * c, 1]))
+    var rows: [Graph.Value] = []
+    for i in 0..<n {
+        let a = try g.reshape(try g.sliceChannels(flat, from: i * c, count: c), [c, h * w])
+        let gram = try g.reshape(try g.linear(a, weight: a, bias: nil), [1, c * c])
+        let norm2 = try g.add(try g.reshape(try g.reduce(gram, .sumOfSquares, axis: 1), [1, 1]), g.constant(try b.tensor([1e-10], [1, 1])))
+        let inverse = try g.linear(try g.pointwise(norm2, .absPower(-0.5)), weight: ones, bias: nil)  // [1, C*C], all 1 / ||G||
+        rows.append(try g.reshape(try g.mul(gram, inverse), [1, c * c, 1, 1]))
+    }
+    let unit = try g.reshape(try g.concat(rows), [n, c * c])
+    let cosines = try g.linear(unit, weight: unit, bias: nil)  // [N, N]
+    var offDiagonal = [Float](repeating: 1, count: n * n)
+    for i in 0..<n { offDiagonal[i * n + i] = 0 }
+    let pairs = try g.mul(cosines, g.constant(try b.tensor(offDiagonal, [n, n])))
+    return try g.scale(try g.reduce(try g.reshape(pairs, [1, n * n]), .sum, axis: 1), 1 / Float(n))
+}

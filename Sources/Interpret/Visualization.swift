@@ -69,6 +69,9 @@ public struct FeatureVisualization: Sendable {
     public var regularizers: [Regularizer]
     public var seed: UInt64
     public var reportEvery: Int
+    /// Subtract `weight` x `diversity` at `layer` from the batch's objective (Lucid's
+    /// `objective - 1e2 * diversity(layer)`); needs at least 2 images.
+    public var diversity: (layer: String, weight: Float)?
 
     public init(objectives: [Objective], size: Int = 224, steps: Int = 512, basis: ImageParameterization.Basis = .fourier,
                 decay: Float = 1, decorrelate: Bool = true, transforms: TransformSet = .standard,
@@ -134,6 +137,12 @@ public struct FeatureVisualization: Sendable {
                 let v = try r.value(g, image)
                 terms.append((r.name, v))
                 loss = try g.add(loss, try g.scale(v, r.weight))
+            }
+            if let diversity, diversity.weight != 0 {
+                guard let a = g.tapped(diversity.layer) else { throw InterpretError("no layer \(diversity.layer) for the diversity term") }
+                let v = try Interpret.diversity(g, a)
+                terms.append(("diversity", v))
+                loss = try g.add(try g.reduce(loss, .sum, axis: 0), try g.scale(v, diversity.weight))
             }
             let report = step % reportEvery == 0 || step == steps - 1
             if report {

@@ -26,6 +26,7 @@ public struct VisualizeCommand: ParsableCommand {
     @Option(name: .customLong("class"), help: "A class index or ImageNet class name: maximize its logit.") public var classTarget: String?
     @Option(help: "An objective expression, e.g. \"0.2*features.10:5 + 0.8*class:948\".") public var objective: String?
     @Option(help: "A..B: one image per channel A through B of --layer, optimized as one batch; also writes sprite.png.") public var batchChannels: String?
+    @Option(help: "Optimize N images of the same objective in one batch (with --diversity: different facets of it).") public var batch: Int = 1
     @Option(help: "Optimization steps.") public var steps: Int = 512
     @Option(help: "Image size (square).") public var size: Int = 224
     @Option(help: "Parameterization: fourier or pixel.") public var param: String = "fourier"
@@ -40,6 +41,8 @@ public struct VisualizeCommand: ParsableCommand {
     @Option(help: "Exponent beta of the total variation.") public var beta: Float = 1
     @Option(help: "Weight of the frequency penalty (spectrum energy weighted by |f|).") public var freq: Float = 0
     @Option(help: "Weight of the blur penalty, mean (x - blur(x))^2.") public var blur: Float = 0
+    @Option(help: "Weight of Lucid's diversity term (Gram-matrix cosines between the images of a batch), subtracted from the objective.") public var diversity: Float = 0
+    @Option(help: "Layer of the diversity term (default: --layer).") public var diversityLayer: String?
     @Option(help: "Seed of the initial image and the transforms.") public var seed: UInt64 = 0
     @Option(help: "Report progress every N steps.") public var reportEvery: Int = 16
     @Option(help: "Output folder.") public var out: String
@@ -98,9 +101,22 @@ public struct VisualizeCommand: ParsableCommand {
         guard reportEvery >= 1 else { throw UserError("--report-every must be at least 1") }
         let regs = [Regularizer(.l2, weight: l2), Regularizer(.l1, weight: l1), Regularizer(.totalVariation(beta), weight: tv),
                     Regularizer(.frequency, weight: freq), Regularizer(.blur, weight: blur)].filter { $0.weight != 0 }
-        return FeatureVisualization(objectives: objectives.map(\.0), size: size, steps: steps, basis: basis, decay: decay,
-                                    decorrelate: decorrelate, transforms: set, optimizer: opt, regularizers: regs, seed: seed,
-                                    reportEvery: reportEvery)
+        var job = FeatureVisualization(objectives: objectives.map(\.0), size: size, steps: steps, basis: basis, decay: decay,
+                                       decorrelate: decorrelate, transforms: set, optimizer: opt, regularizers: regs, seed: seed,
+                                       reportEvery: reportEvery)
+        if diversity != 0 {
+            guard objectives.count >= 2 else { throw UserError("--diversity needs a batch (--batch-channels A..B)") }
+            guard let l = diversityLayer ?? layer else { throw UserError("--diversity needs --diversity-layer or --layer") }
+            job.diversity = (l, diversity)
+        }
+        return job
+    }
+
+    /// The objectives, each repeated --batch times.
+    func batched(_ objectives: [(Objective, String)]) throws -> [(Objective, String)] {
+        guard batch >= 1 else { throw UserError("--batch must be at least 1") }
+        guard batch == 1 || objectives.count == 1 else { throw UserError("--batch repeats one objective; not with --batch-channels") }
+        return batch == 1 ? objectives : (0..<batch).map { (objectives[0].0, objectives[0].1 + "_\($0)") }
     }
 
     public func run() throws {
@@ -114,8 +130,8 @@ public struct VisualizeCommand: ParsableCommand {
             throw UserError("\(model.architecture.name) cannot take a \(size)x\(size) image: \(error)")
         }
         let classes = g.shape(logits)[1]
-        let named = try objectives(classes: classes)
-        for layer in Set(named.flatMap { $0.0.layers }) where layer != Objective.logits {
+        let named = try batched(try objectives(classes: classes))
+        for layer in Set(named.flatMap { $0.0.layers } + (diversity != 0 ? [diversityLayer ?? layer].compactMap { $0 } : [])) where layer != Objective.logits {
             try checkLayerName(layer, in: g.tapNames, model: model.architecture.name)
         }
         let job = try settings(named)
@@ -141,7 +157,7 @@ public struct VisualizeCommand: ParsableCommand {
                 "steps_per_second": Double(job.steps) / Swift.max(result.seconds, 1e-9),
                 "settings": ["steps": job.steps, "size": job.size, "param": param, "decay": decay, "decorrelate": decorrelate,
                              "transforms": transforms, "optimizer": optimizer, "lr": lr, "l2": l2, "l1": l1, "tv": tv, "beta": beta,
-                             "freq": freq, "blur": blur, "seed": seed] as [String: Any],
+                             "freq": freq, "blur": blur, "diversity": diversity, "diversity_layer": diversityLayer ?? layer ?? "", "seed": seed] as [String: Any],
                 "images": named.enumerated().map { i, item in
                     ["file": item.1 + ".png", "objective": item.0.description, "final_objective": result.objectives[i]] as [String: Any]
                 },

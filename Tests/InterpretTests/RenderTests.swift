@@ -125,6 +125,19 @@ import TestSupport
         }
     }
 
+    @Test func diversityMatchesLucidInTorch() throws {
+        let a = try fixture("diversity.a")
+        for b in backends() {
+            let g = Graph(backend: b)
+            let x = g.input(try b.tensor(a.values, a.shape))
+            let value = try diversity(g, x)
+            #expect(abs(try b.values(g.tensor(value))[0] - (try fixture("diversity.value").values[0])) < 1e-5, "\(b.name) diversity value")
+            #expect(normalizedError(try b.values(try g.backward(from: value).of(x)!), try fixture("diversity.grad").values) < 1e-4, "\(b.name) diversity gradient")
+        }
+        try expectGraphGradient("diversity", a.values, a.shape, eps: 1e-3) { g, v in try diversity(g, v) }
+        try expectGraphGradient("slice channels", a.values, a.shape) { g, v in try g.sliceChannels(v, from: 1, count: 2) }
+    }
+
     @Test func transformsAreSeededAndSized() {
         var a = SplitMixRandom(seed: 5), b = SplitMixRandom(seed: 5)
         let first = TransformSet.standard.draw(count: 3, height: 64, width: 64, random: &a)

@@ -29,6 +29,12 @@ import TestSupport
                               "--size", "32", "--steps", "1", "--param", "pixel", "--no-decorrelate", "--transforms", "none", "--optimizer", "sgd",
                               "--out", out.path])
         #expect(single.contains("objective.png"))
+
+        let diverse = try run(["visualize", "--model", "resnet18", "--random-weights", "2", "--layer", "layer3", "--channel", "2", "--batch", "3",
+                               "--diversity", "100", "--size", "32", "--steps", "2", "--out", out.path])
+        #expect(diverse.contains("layer3_c2_0.png") && diverse.contains("layer3_c2_2.png"), "\(diverse)")
+        #expect(throws: (any Error).self) { try run(["visualize", "--model", "resnet18", "--random-weights", "2", "--layer", "layer3", "--channel", "2",
+                                                     "--diversity", "100", "--size", "32", "--steps", "1", "--out", out.path]) }
     }
 
     @Test func invertWritesReconstructionsAStripAndErrors() throws {
