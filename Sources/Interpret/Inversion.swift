@@ -72,22 +72,7 @@ public struct FeatureInversion: Sendable {
         guard !layers.isEmpty else { throw InterpretError("inversion: no layer") }
         guard steps >= 1 else { throw InterpretError("inversion: steps must be at least 1") }
         let b = model.backend
-        // The target's features, kept on the device with their energies.
-        let g0 = Graph(backend: b)
-        g0.stopWhenTapped = Set(layers)
-        _ = try model.forward(g0, try normalizeImageNet(g0, g0.input(target)))
-        var negatives: [Tensor] = [], energies: [Float] = []
-        for layer in layers {
-            guard let v = g0.tapped(layer) else {
-                try checkLayerName(layer, in: g0.tapNames, model: model.architecture.name)
-                throw InterpretError("no layer \(layer)")
-            }
-            let phi = g0.tensor(v)
-            let energy = try b.values(b.reduce(phi, .sumOfSquares, axis: 0))[0]
-            guard energy > 0 else { throw InterpretError("\(layer): the photo's features are all zero; nothing to invert") }
-            negatives.append(try b.scale(phi, -1))
-            energies.append(energy)
-        }
+        let (negatives, energies) = try targetFeatures(model, target)
         let param = ImageParameterization(basis, batch: 1, height: h, width: w, decorrelate: decorrelate,
                                           initialScale: basis == .pixel ? 1 : 0.01)
         var state = try OptimizerState(parameters: try b.tensor(param.initial(seed: seed), param.shape), backend: b,
@@ -139,17 +124,29 @@ public struct FeatureInversion: Sendable {
     /// ||phi(x) - phi0|| / ||phi0|| per layer for an image [3, H, W] in [0, 1] (e.g. the saved
     /// 8-bit picture, to report what a user gets).
     public func relativeErrors(_ model: Model, image: [Float], height: Int, width: Int, target: Tensor) throws -> [Float] {
+        let (negatives, energies) = try targetFeatures(model, target)
+        return try relativeErrors(model, image: image, height: height, width: width, negatives: negatives, energies: energies)
+    }
+
+    /// The photo's features at each layer, negated (kept on the device), and their energies ||phi0||^2.
+    func targetFeatures(_ model: Model, _ target: Tensor) throws -> (negatives: [Tensor], energies: [Float]) {
         let b = model.backend
-        let g0 = Graph(backend: b)
-        g0.stopWhenTapped = Set(layers)
-        _ = try model.forward(g0, try normalizeImageNet(g0, g0.input(target)))
+        let g = Graph(backend: b)
+        g.stopWhenTapped = Set(layers)
+        _ = try model.forward(g, try normalizeImageNet(g, g.input(target)))
         var negatives: [Tensor] = [], energies: [Float] = []
         for layer in layers {
-            guard let v = g0.tapped(layer) else { throw InterpretError("no layer \(layer)") }
-            negatives.append(try b.scale(g0.tensor(v), -1))
-            energies.append(try b.values(b.reduce(g0.tensor(v), .sumOfSquares, axis: 0))[0])
+            guard let v = g.tapped(layer) else {
+                try checkLayerName(layer, in: g.tapNames, model: model.architecture.name)
+                throw InterpretError("no layer \(layer)")
+            }
+            let phi = g.tensor(v)
+            let energy = try b.values(b.reduce(phi, .sumOfSquares, axis: 0))[0]
+            guard energy > 0 else { throw InterpretError("\(layer): the photo's features are all zero; nothing to invert") }
+            negatives.append(try b.scale(phi, -1))
+            energies.append(energy)
         }
-        return try relativeErrors(model, image: image, height: height, width: width, negatives: negatives, energies: energies)
+        return (negatives, energies)
     }
 
     func relativeErrors(_ model: Model, image: [Float], height: Int, width: Int, negatives: [Tensor], energies: [Float]) throws -> [Float] {

@@ -25,6 +25,13 @@ final class Collector: @unchecked Sendable {
 }
 
 func weights() -> Bool { realWeightsPresent { Issue.record(Comment(rawValue: $0)) } }
+/// A fresh empty folder under the temporary directory.
+func tempDir() throws -> URL {
+    let dir = FileManager.default.temporaryDirectory.appendingPathComponent("loupe-test-\(UUID().uuidString)")
+    try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+    return dir
+}
+
 func device() -> Bool { TestDevice.backend(fail: { Issue.record(Comment(rawValue: $0)) }) != nil }
 
 @Suite(.serialized) struct ModelCommandTests {

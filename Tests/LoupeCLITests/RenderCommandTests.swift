@@ -5,12 +5,6 @@ import TestSupport
 
 /// `loupe visualize` and `loupe invert` as a user runs them (random-weight ResNet18, tiny sizes).
 @Suite(.serialized) struct RenderCommandTests {
-    func tempDir() throws -> URL {
-        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("loupe-render-\(UUID().uuidString)")
-        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
-        return dir
-    }
-
     @Test func visualizeWritesEachImageASpriteAndSettings() throws {
         guard device() else { return }
         let out = try tempDir()

@@ -4,12 +4,6 @@ import Testing
 import TestSupport
 
 @Suite(.serialized) struct SaliencyCommandTests {
-    func tempDir() throws -> URL {
-        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("loupe-sal-\(UUID().uuidString)")
-        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
-        return dir
-    }
-
     @Test func writesMapsOverlaysGridAndSummaryPerImage() throws {
         guard device() else { return }
         let out = try tempDir()
