@@ -58,7 +58,7 @@ demo: build
 	$(LOUPE) invert --image Assets/chelsea.png --layer features.4 --out out/demo/invert
 
 # Regenerates the reference fixtures (needs `pip install torch torchvision captum grad-cam pillow
-# scipy scikit-image`; tests never run Python). inversion_reference.json comes from
+# scipy scikit-image onnx`; tests never run Python). inversion_reference.json comes from
 # `python3 tools/torch_render_reference.py invert`.
 fixtures: models
 	python3 tools/make_fixtures.py
@@ -67,6 +67,7 @@ fixtures: models
 	python3 tools/make_saliency_fixtures.py
 	python3 tools/make_sanity_fixtures.py
 	python3 tools/make_render_fixtures.py
+	python3 tools/make_onnx_fixtures.py
 
 clean:
 	rm -rf .build

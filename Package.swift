@@ -17,6 +17,8 @@ let package = Package(
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+        // The runtime only; Sources/Models/ONNX/onnx.pb.swift is generated once by tools/generate_onnx_swift.sh.
+        .package(url: "https://github.com/apple/swift-protobuf", exact: "1.39.0"),
     ],
     targets: [
         // C view of <CL/cl.h>; nothing else.
@@ -40,7 +42,8 @@ let package = Package(
         // The tape: records the forward pass, runs the backward pass, taps named layers.
         .target(name: "Graph", dependencies: ["Backend"]),
         // Layers, architectures with torchvision parameter names, weight loaders.
-        .target(name: "Models", dependencies: ["Graph", "Backend"], swiftSettings: optimizedInDebug),
+        .target(name: "Models", dependencies: ["Graph", "Backend", .product(name: "SwiftProtobuf", package: "swift-protobuf")],
+                swiftSettings: optimizedInDebug),
         // Attribution methods, CAMs, metrics.
         .target(name: "Interpret", dependencies: ["Graph", "Models", "Backend", "ImageIO"], swiftSettings: optimizedInDebug),
         // Kernel microbenchmarks (device time from profiling events).
@@ -56,7 +59,7 @@ let package = Package(
         .testTarget(name: "BackendTests", dependencies: ["Backend", "TestSupport"], exclude: ["Fixtures"]),
         .testTarget(name: "GraphTests", dependencies: ["Graph", "TestSupport"]),
         .testTarget(name: "ModelsTests", dependencies: ["Models", "TestSupport"], exclude: ["Fixtures"]),
-        .testTarget(name: "ImageIOTests", dependencies: ["ImageIO", "Backend", "TestSupport"]),
+        .testTarget(name: "ImageIOTests", dependencies: ["ImageIO", "Backend", "TestSupport"], exclude: ["Fixtures"]),
         .testTarget(name: "InterpretTests", dependencies: ["Interpret", "TestSupport"], exclude: ["Fixtures"]),
         .testTarget(name: "LoupeCLITests", dependencies: ["LoupeCLI", "Models", "TestSupport"]),
     ],

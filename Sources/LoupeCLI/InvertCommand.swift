@@ -71,15 +71,15 @@ public struct InvertCommand: ParsableCommand {
             let error = try job.relativeErrors(model, image: saved.planes, height: saved.height, width: saved.width, target: target)[0]
             results.append((l, job, result, error))
         }
-        let files = layers.map { $0 + ".png" } + ["strip.png", "invert.json"]
+        let files = layers.map { fileStem($0) + ".png" } + ["strip.png", "invert.json"]
         try output.publish(files) { staging in
-            for (l, _, result, _) in results { try result.picture.writePNG(to: staging.appendingPathComponent(l + ".png")) }
+            for (l, _, result, _) in results { try result.picture.writePNG(to: staging.appendingPathComponent(fileStem(l) + ".png")) }
             try MapImages.row([prepared] + results.map { $0.2.picture }).writePNG(to: staging.appendingPathComponent("strip.png"))
             let json: [String: Any] = [
                 "model": model.architecture.name, "device": backend.name, "image": imageOptions.image,
                 "settings": ["steps": steps, "lr": lr, "beta": beta, "alpha": alpha, "alpha_weight": alphaWeight, "jitter": jitter, "seed": seed] as [String: Any],
                 "layers": results.map { l, job, result, error in
-                    ["layer": l, "file": l + ".png", "tv": job.tvWeight, "relative_feature_error": error,
+                    ["layer": l, "file": fileStem(l) + ".png", "tv": job.tvWeight, "relative_feature_error": error,
                      "relative_feature_error_float": result.errors[0], "seconds": result.seconds] as [String: Any]
                 },
             ]

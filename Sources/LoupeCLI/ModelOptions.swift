@@ -7,7 +7,7 @@ import Models
 
 /// `--model` and `--arch`, shared by every command that runs a network.
 public struct ModelOptions: ParsableArguments {
-    @Option(help: "An architecture name (its torchvision weights are looked up in $TORCH_HOME/hub/checkpoints) or a weight file (.pth, .safetensors).")
+    @Option(help: "An architecture name (its torchvision weights are looked up in $TORCH_HOME/hub/checkpoints), a weight file (.pth, .safetensors) or an ONNX model (.onnx).")
     public var model: String = ModelLocator.defaultModel
     @Option(help: "The architecture of --model PATH when neither its file name nor its keys tell: \(Architectures.names.joined(separator: ", ")).")
     public var arch: String?
@@ -19,7 +19,7 @@ public struct ModelOptions: ParsableArguments {
 
     public func load(on backend: any Backend) throws -> Model {
         if let seed = randomWeights {
-            let architecture = try Architectures.make(arch ?? model)
+            let architecture = ModelLocator.isONNX(model) ? try ModelLocator.onnx(model, weightsRequired: false).0 : try Architectures.make(arch ?? model)
             return Model(architecture: architecture, parameters: try SeededWeights.parameters(for: architecture, seed: seed, on: backend), backend: backend)
         }
         return try ModelLocator.load(model: model, arch: arch, on: backend)

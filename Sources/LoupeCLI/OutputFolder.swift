@@ -29,3 +29,11 @@ struct OutputFolder {
         }
     }
 }
+
+/// A file name from a layer or objective name: characters other than letters, digits, `.`, `-`
+/// and `_` become `_` (ONNX layer names contain slashes), without leading dots or underscores.
+func fileStem(_ name: String) -> String {
+    let safe = String(name.map { $0.isASCII && ($0.isLetter || $0.isNumber || "._-".contains($0)) ? $0 : "_" })
+    let trimmed = safe.drop { $0 == "_" || $0 == "." }
+    return trimmed.isEmpty ? "layer" : String(trimmed)
+}

@@ -130,7 +130,7 @@ public struct VisualizeCommand: ParsableCommand {
             throw UserError("\(model.architecture.name) cannot take a \(size)x\(size) image: \(error)")
         }
         let classes = g.shape(logits)[1]
-        let named = try batched(try objectives(classes: classes))
+        let named = try batched(try objectives(classes: classes)).map { ($0.0, fileStem($0.1)) }
         for layer in Set(named.flatMap { $0.0.layers } + (diversity != 0 ? [diversityLayer ?? layer].compactMap { $0 } : [])) where layer != Objective.logits {
             try checkLayerName(layer, in: g.tapNames, model: model.architecture.name)
         }

@@ -111,6 +111,10 @@ public enum ModelLocator {
     /// Loads the model `--model` / `--arch` name on `backend`. When the architecture is still
     /// unknown it is the one whose parameter names and shapes the file holds.
     public static func load(model: String = defaultModel, arch: String? = nil, on backend: any Backend) throws -> Model {
+        if isONNX(model) {
+            let (architecture, weights) = try onnx(model)
+            return try Model(architecture: architecture, weights: weights, on: backend)
+        }
         let (url, named) = try resolve(model: model, arch: arch)
         let weights = try loadWeights(url: url)
         let archName = try named ?? inferArchitecture(weights, file: url.lastPathComponent)
@@ -120,6 +124,17 @@ public enum ModelLocator {
             classes = bias.shape[0]
         }
         return try Model(architecture: try Architectures.make(archName, classes: classes), weights: weights, on: backend)
+    }
+
+    /// Whether `--model` names an ONNX file (by its extension).
+    public static func isONNX(_ model: String) -> Bool { URL(fileURLWithPath: model).pathExtension.lowercased() == "onnx" }
+
+    /// The architecture and weights of an ONNX file; `weightsRequired: false` accepts a graph
+    /// whose initializers carry no data (for `--random-weights`).
+    public static func onnx(_ path: String, weightsRequired: Bool = true) throws -> (Architecture, [String: HostTensor]) {
+        let url = URL(fileURLWithPath: path)
+        guard let data = FileManager.default.contents(atPath: url.path) else { throw ModelError("cannot open \(path): no such file or not readable") }
+        return try ONNXImport.load(bytes: [UInt8](data), name: url.lastPathComponent, weightsRequired: weightsRequired)
     }
 
     static func inferArchitecture(_ weights: [String: HostTensor], file: String) throws -> String {

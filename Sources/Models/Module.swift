@@ -7,6 +7,7 @@ public struct ParameterSpec: Sendable, Equatable {
     public let shape: Shape
     /// How to draw it for seeded random weights (`SeededWeights`).
     public let role: Role
+    public init(name: String, shape: Shape, role: Role) { self.name = name; self.shape = shape; self.role = role }
     public enum Role: Sendable, Equatable {
         /// Conv / linear weight: uniform in [-1, 1] / sqrt(fan_in).
         case weight(fanIn: Int)

@@ -85,3 +85,28 @@ import TestSupport
         #expect(try FileManager.default.contentsOfDirectory(atPath: out.path).isEmpty)
     }
 }
+
+/// Every command on an ONNX file (torchvision's ResNet18 exported by torch.onnx.export, seeded
+/// weights): classify, layers, compare, saliency, sanity, visualize, invert.
+@Suite(.serialized) struct ONNXCommandTests {
+    let onnx = repo.appendingPathComponent("Tests/ModelsTests/Fixtures/onnx/resnet18.onnx").path
+    var model: [String] { ["--model", onnx, "--random-weights", "20261126"] }
+
+    @Test func everyCommandTakesAnONNXModel() throws {
+        guard device() else { return }
+        let out = try tempDir()
+        defer { try? FileManager.default.removeItem(at: out) }
+        let layer = "/layer4/layer4.1/relu_1/Relu_output_0"
+        #expect(try run(["classify"] + model + ["--image", smallImage, "--no-resize", "--top", "2"]).contains(" 1. "))
+        #expect(try run(["layers"] + model).contains(layer))
+        #expect(try run(["compare"] + model + ["--image", smallImage, "--no-resize"]).contains("OK:"))
+        let saliency = try run(["saliency"] + model + ["--image", smallImage, "--no-resize", "--method", "gradient,gradcam", "--out", out.path])
+        #expect(saliency.contains("gradcam"), "\(saliency)")
+        let summary = try JSONSerialization.jsonObject(with: Data(contentsOf: out.appendingPathComponent("rgb/summary.json"))) as! [String: Any]
+        #expect(summary["layer"] as? String == layer, "the default CAM layer is the last output before global pooling")
+        #expect(try run(["sanity"] + model + ["--image", smallImage, "--no-resize", "--stages", "2", "--out", out.path]).contains("randomized through"))
+        #expect(try run(["visualize"] + model + ["--layer", layer, "--channel", "3", "--size", "32", "--steps", "1", "--out", out.path]).contains("objective"))
+        #expect(try run(["invert"] + model + ["--image", smallImage, "--no-resize", "--layer", "/layer1/layer1.0/relu/Relu_output_0", "--steps", "1", "--out", out.path])
+            .contains("relative feature error"))
+    }
+}

@@ -119,3 +119,57 @@ public func realWeightsPresent(fail: (String) -> Void) -> Bool {
     if env["LOUPE_REQUIRE_MODELS"] == "1" { fail(message) } else { FileHandle.standardError.write(Data((message + "\n").utf8)) }
     return false
 }
+
+/// Deterministic mutations of a valid file for parser robustness tests: truncation, bit flips,
+/// random bytes, 2/4/8-byte fields overwritten with huge or negative lengths, duplicated and
+/// deleted spans. Mutation i of a given seed is always the same bytes.
+public struct Mutator {
+    public let original: [UInt8]
+    var rng: SeededRandom
+
+    public init(_ original: [UInt8], seed: UInt64 = 11) {
+        self.original = original
+        rng = SeededRandom(seed: seed)
+    }
+
+    mutating func below(_ n: Int) -> Int { n <= 1 ? 0 : Int(rng.next() % UInt64(n)) }
+
+    /// The next mutated copy and what was done to it.
+    public mutating func next() -> (bytes: [UInt8], what: String) {
+        var b = original
+        guard !b.isEmpty else { return (b, "empty") }
+        switch below(6) {
+        case 0:
+            let n = below(b.count)
+            return (Array(b.prefix(n)), "truncated to \(n)")
+        case 1:
+            let flips = 1 + below(8)
+            for _ in 0..<flips { b[below(b.count)] ^= UInt8(1 << below(8)) }
+            return (b, "\(flips) bit flips")
+        case 2:
+            let at = below(b.count), n = Swift.min(1 + below(16), b.count - at)
+            for i in at..<(at + n) { b[i] = UInt8(truncatingIfNeeded: rng.next()) }
+            return (b, "\(n) random bytes at \(at)")
+        case 3:
+            // A length-like field: little- or big-endian, 2, 4 or 8 bytes of a huge or negative value.
+            let width = [2, 4, 8][below(3)]
+            let at = below(Swift.max(b.count - width, 1))
+            let values: [UInt64] = [0xFFFF_FFFF_FFFF_FFFF, 0x7FFF_FFFF_FFFF_FFFF, 0x8000_0000, 0xFFFF_FFFF, 0x7FFF_FFFF, 0x1_0000_0000, 0]
+            let v = values[below(values.count)]
+            let bigEndian = below(2) == 1
+            for i in 0..<Swift.min(width, b.count - at) {
+                let shift = UInt64(bigEndian ? (width - 1 - i) * 8 : i * 8)
+                b[at + i] = UInt8(truncatingIfNeeded: v >> shift)
+            }
+            return (b, "\(width)-byte field at \(at) set to \(v) (\(bigEndian ? "big" : "little") endian)")
+        case 4:
+            let at = below(b.count), n = Swift.min(1 + below(64), b.count - at)
+            b.insert(contentsOf: b[at..<(at + n)], at: at)
+            return (b, "\(n) bytes at \(at) duplicated")
+        default:
+            let at = below(b.count), n = Swift.min(1 + below(64), b.count - at)
+            b.removeSubrange(at..<(at + n))
+            return (b, "\(n) bytes at \(at) deleted")
+        }
+    }
+}

@@ -1,0 +1,29 @@
+import Foundation
+import ImageIO
+import Testing
+import TestSupport
+
+/// Image decoders never crash: thousands of mutations of valid PNGs and JPEGs (truncations, bit
+/// flips, huge dimensions and chunk lengths, spliced spans) each decode or throw, never trap.
+@Suite struct ImageFuzzTests {
+    static let fixtures = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("Fixtures")
+
+    @Test(arguments: ["rgb.png", "palette.png", "gray16.png", "baseline.jpg", "progressive.jpg"])
+    func decodersNeverCrash(_ file: String) throws {
+        let original = [UInt8](try Data(contentsOf: Self.fixtures.appendingPathComponent(file)))
+        _ = try RGBImage(data: original)
+        var mutator = Mutator(original, seed: 23)
+        var refused = 0
+        for _ in 0..<2000 {
+            let (bytes, what) = mutator.next()
+            do {
+                let image = try RGBImage(data: bytes)
+                #expect(image.pixels.count == image.width * image.height * 3, "\(file), \(what)")
+            } catch {
+                refused += 1
+                #expect(!"\(error)".isEmpty, "\(file), \(what)")
+            }
+        }
+        #expect(refused > 100, "\(file): only \(refused) mutations refused")
+    }
+}

@@ -1,0 +1,41 @@
+import Backend
+import Foundation
+import Models
+import Testing
+import TestSupport
+
+/// Parsers never crash: thousands of mutations of valid `.pth` files (zip and legacy pickle
+/// formats) and safetensors files each either load or throw an error with a message; none traps,
+/// and none allocates without bound (a length field set to 2^63 must be refused, not allocated:
+/// the process would die).
+@Suite struct ParserFuzzTests {
+    static let fixtures = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("Fixtures")
+
+    func fuzz(_ file: String, count: Int, _ parse: ([UInt8]) throws -> Void) throws {
+        let original = [UInt8](try Data(contentsOf: Self.fixtures.appendingPathComponent(file)))
+        try parse(original)  // the seed file is valid
+        var mutator = Mutator(original)
+        var loaded = 0, refused = 0
+        for _ in 0..<count {
+            let (bytes, what) = mutator.next()
+            do {
+                try parse(bytes)
+                loaded += 1
+            } catch {
+                refused += 1
+                #expect(!"\(error)".isEmpty, "\(file), \(what): an error without a message")
+            }
+        }
+        #expect(loaded + refused == count)
+        #expect(refused > count / 4, "\(file): only \(refused) of \(count) mutations refused; the mutator does not reach the parser")
+    }
+
+    @Test(arguments: ["tiny_zip.pth", "tiny_legacy.pth"])
+    func checkpointsNeverCrash(_ file: String) throws {
+        try fuzz(file, count: 3000) { _ = try TorchCheckpoint.load(bytes: $0) }
+    }
+
+    @Test func safetensorsNeverCrash() throws {
+        try fuzz("tiny_expected.safetensors", count: 3000) { _ = try SafeTensorsFile(data: Data($0)).tensors }
+    }
+}
