@@ -135,18 +135,15 @@ public struct VisualizeCommand: ParsableCommand {
             try checkLayerName(layer, in: g.tapNames, model: model.architecture.name)
         }
         let job = try settings(named)
-        var lastReport = 0.0
         let result: FeatureVisualization.Result
         do {
             result = try job.run(model) { p in
                 let rate = p.seconds > 0 ? Double(p.step + 1) / p.seconds : 0
                 let mean = p.objectives.reduce(0, +) / Float(p.objectives.count)
                 progressLine("\(progressBar(Double(p.step + 1) / Double(job.steps))) step \(p.step + 1)/\(job.steps)  objective \(String(format: "%.4g", mean))  \(String(format: "%.2f", rate)) steps/s")
-                lastReport = p.seconds
             }
         } catch let error as InterpretError { throw UserError(error.description) }
         progressLine("done: \(job.steps) steps in \(String(format: "%.1f", result.seconds)) s (\(String(format: "%.2f", Double(job.steps) / Swift.max(result.seconds, 1e-9))) steps/s)", done: true)
-        _ = lastReport
 
         let files = named.map { $0.1 + ".png" } + (named.count > 1 ? ["sprite.png"] : []) + ["visualize.json"]
         try output.publish(files) { staging in
