@@ -31,6 +31,7 @@ public struct CompareCommand: ParsableCommand {
     @Option(help: "Steps of the --visualize / --invert run.") public var steps: Int = 4
     @Option(help: "Image size of the --visualize run.") public var size: Int = 64
     @Option(help: "--visualize optimizer: sgd (default: plain gradient ascent, so rounding is not amplified) or adam.") public var optimizer: String = "sgd"
+    @Option(help: "--visualize learning rate. The default is small: at visualize's 0.05, gradient ascent on the Fourier basis overshoots and the trajectory turns chaotic, so rounding differences grow.") public var lr: Float = 0.005
     @Option(help: "Largest accepted relative L2 error of the --visualize / --invert images and objectives.") public var imageTolerance: Float = 1e-2
     @Option(help: "Largest accepted relative error of an activation (max |device - cpu| / max |cpu|).")
     public var tolerance: Float = 1e-3
@@ -91,14 +92,17 @@ public struct CompareCommand: ParsableCommand {
     /// `--visualize` / `--invert`: the same short optimization on both backends.
     func compareOptimization(reference: Model, device: Model) throws -> Void {
         guard steps >= 1 else { throw UserError("--steps must be at least 1") }
-        var rows = [["", "relative L2 error"]]
+        var rows = [["", "relative L2 error", "CPU reference", "device"]]
         var worst: Float = 0
-        func add(_ what: String, _ a: [Float], _ b: [Float]) {
+        /// ||b - a|| / max(||a||, floor): objective values near 0 (a barely started
+        /// visualization) are judged against 1, not against themselves.
+        func add(_ what: String, _ a: [Float], _ b: [Float], floor: Double = 1e-30) {
             let diff = zip(a, b).reduce(0.0) { $0 + Double($1.0 - $1.1) * Double($1.0 - $1.1) }
             let norm = a.reduce(0.0) { $0 + Double($1) * Double($1) }
-            let e = Float((diff / Swift.max(norm, 1e-30)).squareRoot())
+            let e = Float((diff / Swift.max(norm, floor * floor)).squareRoot())
             worst = Swift.max(worst, e)
-            rows.append([what, String(format: "%.3g", e)])
+            let shown = a.count <= 4 ? [a.map { String(format: "%.4g", $0) }.joined(separator: " "), b.map { String(format: "%.4g", $0) }.joined(separator: " ")] : ["", ""]
+            rows.append([what, String(format: "%.3g", e)] + shown)
         }
         do {
             if let visualize {
@@ -106,11 +110,11 @@ public struct CompareCommand: ParsableCommand {
                 let objective: Objective
                 do { objective = try Objective.parse(visualize) } catch { throw UserError("--visualize: \(error)") }
                 let job = FeatureVisualization(objectives: [objective], size: size, steps: steps,
-                                               optimizer: optimizer == "sgd" ? .sgd(learningRate: 0.05) : .adam(AdamSettings(learningRate: 0.05)))
+                                               optimizer: optimizer == "sgd" ? .sgd(learningRate: lr) : .adam(AdamSettings(learningRate: lr)))
                 let (a, b) = (try job.run(reference), try job.run(device))
                 emit("\(reference.architecture.name): visualize \(objective), \(steps) steps at \(size)x\(size) (\(optimizer)), CPU reference vs \(device.backend.name)")
                 add("image", a.images, b.images)
-                add("objective", a.objectives, b.objectives)
+                add("objective", a.objectives, b.objectives, floor: 1)
             }
             if let invert {
                 guard let image else { throw UserError("--invert needs --image") }

@@ -2,15 +2,24 @@
 # Builds a self-contained loupe for a machine with a GPU but no Swift toolchain, and packs it
 # with the OpenCL ICD loader into .build-gpu/bundle (git-ignored; carry it to that machine).
 #   tools/gpu/pack.sh            then, on the GPU machine:   tools/gpu/run.sh
+# (carry .build-gpu/bundle.tar.xz; run.sh unpacks it when the bundle folder is not there)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 swift build -c release --product loupe --static-swift-stdlib --scratch-path .build-static
 rm -rf .build-gpu/bundle
 mkdir -p .build-gpu/bundle/lib
-cp .build-static/release/loupe .build-gpu/bundle/
+# Stripped (the static Foundation makes it large).
+strip -o .build-gpu/bundle/loupe .build-static/release/loupe
 # The ICD loader the binary links against (libOpenCL.so.1); vendor drivers are found at run time.
 loader=$(ldd .build-gpu/bundle/loupe | awk '/libOpenCL/ {print $3}')
 cp -L "$loader" .build-gpu/bundle/lib/
 ldd .build-gpu/bundle/loupe | awk '{print $1}' > .build-gpu/bundle/needed-libraries.txt
+# The bundled photo and, when installed, the default model's weights (14 MB), for run.sh's checks.
+cp Assets/chelsea.png .build-gpu/bundle/
+weights="${TORCH_HOME:-$HOME/.cache/torch}/hub/checkpoints/mobilenet_v2-b0353104.pth"
+if [ -f "$weights" ]; then mkdir -p .build-gpu/bundle/torch/hub/checkpoints && cp "$weights" .build-gpu/bundle/torch/hub/checkpoints/; fi
 du -sh .build-gpu/bundle
-echo "packed: .build-gpu/bundle (loupe + $(basename "$loader"))"
+# One compressed file to carry (about 30 MB; the device tool carries at most 64 MiB).
+tar -cJf .build-gpu/bundle.tar.xz -C .build-gpu bundle
+du -sh .build-gpu/bundle.tar.xz
+echo "packed: .build-gpu/bundle (loupe + $(basename "$loader")) and .build-gpu/bundle.tar.xz: carry .build-gpu/bundle.tar.xz"
