@@ -73,31 +73,20 @@ public struct ImageParameterization: Sendable {
         return s
     }
 
-    /// The image [N, 3, H, W] in [0, 1]: basis, then colour decorrelation, then a sigmoid.
-    public func image(_ g: Graph, _ p: Graph.Value) throws -> Graph.Value {
-        let b = g.backend
-        guard g.shape(p) == shape else { throw InterpretError("image parameters are \(g.shape(p)), expected \(shape)") }
-        var x = p
-        if basis == .fourier {
-            let scale = try b.tensor([Float]((0..<(batch * 3)).map { _ in spectrumScale() }.joined()), shape)
-            x = try inverseRealFFT2(g, try g.mul(x, g.constant(scale)))
-            x = try g.scale(x, 0.25)
+    /// The constant tensors of this parameterization on one backend (the spectrum scale, the two
+    /// DFT matrices, the colour matrix): built once per run, not in every step.
+    public final class Constants: @unchecked Sendable {
+        let scale: Tensor?, inverseX: Tensor?, inverseY: Tensor?, colour: Tensor?
+        init(scale: Tensor?, inverseX: Tensor?, inverseY: Tensor?, colour: Tensor?) {
+            self.scale = scale; self.inverseX = inverseX; self.inverseY = inverseY; self.colour = colour
         }
-        if decorrelate {
-            let weight = try b.tensor(Self.colorCorrelation, [3, 3, 1, 1])
-            x = try g.conv2d(x, weight: g.constant(weight), bias: nil, Conv2DParams())
-        }
-        return try g.pointwise(x, .sigmoid)
     }
 
-    /// numpy's irfft2(s=(H, W)) of the spectra [N * 3, H, 2 * Wf] (real parts then imaginary
-    /// parts per row) as two matrix products on the device: the inverse real DFT along x as a
-    /// linear layer, then the inverse complex DFT along y as a 1x1 convolution whose channels
-    /// are (ky, real/imaginary). Imaginary parts of the kx = 0 and Nyquist columns drop out, as
-    /// in numpy. Returns [N, 3, H, W].
-    func inverseRealFFT2(_ g: Graph, _ spectrum: Graph.Value) throws -> Graph.Value {
+    public func constants(on b: any Backend) throws -> Constants {
         let (h, w, wf) = (height, width, spectrumWidth)
-        let planes = batch * 3
+        guard basis == .fourier else {
+            return Constants(scale: nil, inverseX: nil, inverseY: nil, colour: decorrelate ? try b.tensor(Self.colorCorrelation, [3, 3, 1, 1]) : nil)
+        }
         // Along x: U[x] = sum_kx c_kx (A cos - B sin) / W, U_im[x] = sum_kx c_kx (A sin + B cos) / W,
         // c = 1 for kx = 0 and the Nyquist column, else 2.
         var mx = [Float](repeating: 0, count: 2 * w * 2 * wf)
@@ -108,17 +97,47 @@ public struct ImageParameterization: Sendable {
             mx[x * 2 * wf + kx] = cs; mx[x * 2 * wf + wf + kx] = -sn
             mx[(w + x) * 2 * wf + kx] = sn; mx[(w + x) * 2 * wf + wf + kx] = cs
         } }
-        let rows = try g.reshape(spectrum, [planes * h, 2 * wf])
-        let u = try g.linear(rows, weight: g.constant(try g.backend.tensor(mx, [2 * w, 2 * wf])), bias: nil)
-        // [planes * H, (re | im) x W] is [planes, (ky, part), 1, W]: mix channels with the y DFT.
+        // Along y, channels (ky, real/imaginary) -> rows y.
         var my = [Float](repeating: 0, count: h * 2 * h)
         for y in 0..<h { for ky in 0..<h {
             let angle = 2 * Double.pi * Double(ky * y % h) / Double(h)
             my[y * 2 * h + 2 * ky] = Float(cos(angle) / Double(h))
             my[y * 2 * h + 2 * ky + 1] = Float(-sin(angle) / Double(h))
         } }
+        return Constants(scale: try b.tensor([Float]((0..<(batch * 3)).map { _ in spectrumScale() }.joined()), shape),
+                         inverseX: try b.tensor(mx, [2 * w, 2 * wf]), inverseY: try b.tensor(my, [h, 2 * h, 1, 1]),
+                         colour: decorrelate ? try b.tensor(Self.colorCorrelation, [3, 3, 1, 1]) : nil)
+    }
+
+    /// The image [N, 3, H, W] in [0, 1]: basis, then colour decorrelation, then a sigmoid.
+    /// `constants` from `constants(on:)` (built here when nil).
+    public func image(_ g: Graph, _ p: Graph.Value, constants: Constants? = nil) throws -> Graph.Value {
+        guard g.shape(p) == shape else { throw InterpretError("image parameters are \(g.shape(p)), expected \(shape)") }
+        let k = try constants ?? self.constants(on: g.backend)
+        var x = p
+        if basis == .fourier, let scale = k.scale, let mx = k.inverseX, let my = k.inverseY {
+            x = try inverseRealFFT2(g, try g.mul(x, g.constant(scale)), mx, my)
+            x = try g.scale(x, 0.25)
+        }
+        if decorrelate, let colour = k.colour {
+            x = try g.conv2d(x, weight: g.constant(colour), bias: nil, Conv2DParams())
+        }
+        return try g.pointwise(x, .sigmoid)
+    }
+
+    /// numpy's irfft2(s=(H, W)) of the spectra [N * 3, H, 2 * Wf] (real parts then imaginary
+    /// parts per row) as two matrix products on the device: the inverse real DFT along x as a
+    /// linear layer (`mx`), then the inverse complex DFT along y as a 1x1 convolution whose
+    /// channels are (ky, real/imaginary) (`my`). Imaginary parts of the kx = 0 and Nyquist
+    /// columns drop out, as in numpy. Returns [N, 3, H, W].
+    func inverseRealFFT2(_ g: Graph, _ spectrum: Graph.Value, _ mx: Tensor, _ my: Tensor) throws -> Graph.Value {
+        let (h, w, wf) = (height, width, spectrumWidth)
+        let planes = batch * 3
+        let rows = try g.reshape(spectrum, [planes * h, 2 * wf])
+        let u = try g.linear(rows, weight: g.constant(mx), bias: nil)
+        // [planes * H, (re | im) x W] is [planes, (ky, part), 1, W]: mix channels with the y DFT.
         let channels = try g.reshape(u, [planes, 2 * h, 1, w])
-        let image = try g.conv2d(channels, weight: g.constant(try g.backend.tensor(my, [h, 2 * h, 1, 1])), bias: nil, Conv2DParams())
+        let image = try g.conv2d(channels, weight: g.constant(my), bias: nil, Conv2DParams())
         return try g.reshape(image, [batch, 3, h, w])
     }
 }

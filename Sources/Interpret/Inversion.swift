@@ -75,6 +75,7 @@ public struct FeatureInversion: Sendable {
         let (negatives, energies) = try targetFeatures(model, target)
         let param = ImageParameterization(basis, batch: 1, height: h, width: w, decorrelate: decorrelate,
                                           initialScale: basis == .pixel ? 1 : 0.01)
+        let constants = try param.constants(on: b)
         var state = try OptimizerState(parameters: try b.tensor(param.initial(seed: seed), param.shape), backend: b,
                                        optimizer: .adam(AdamSettings(learningRate: learningRate)))
         var random = SplitMixRandom(seed: seed)
@@ -88,7 +89,7 @@ public struct FeatureInversion: Sendable {
             let g = Graph(backend: b)
             g.stopWhenTapped = Set(layers)
             let p = g.input(state.parameters)
-            let image = try param.image(g, p)
+            let image = try param.image(g, p, constants: constants)
             var seen = image
             if jitter > 0 {
                 // The photo's features stay put: jitter asks for a match that survives small
@@ -115,7 +116,7 @@ public struct FeatureInversion: Sendable {
             try state.update(gradient, .adam(AdamSettings(learningRate: learningRate)), learningRate: lr, backend: b)
         }
         let g = Graph(backend: b)
-        let image = try b.values(g.tensor(try param.image(g, g.input(state.parameters))))
+        let image = try b.values(g.tensor(try param.image(g, g.input(state.parameters), constants: constants)))
         try checkFinite(image, term: "the image", step: steps)
         let errors = try relativeErrors(model, image: image, height: h, width: w, negatives: negatives, energies: energies)
         return Result(image: image, height: h, width: w, errors: errors, seconds: elapsed())

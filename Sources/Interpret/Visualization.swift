@@ -117,6 +117,7 @@ public struct FeatureVisualization: Sendable {
         guard steps >= 0 else { throw InterpretError("steps must be non-negative") }
         let b = model.backend
         let param = parameterization
+        let constants = try param.constants(on: b)
         let compiled = CompiledObjectives(objectives)
         var random = SplitMixRandom(seed: seed)
         var state = try OptimizerState(parameters: try b.tensor(param.initial(seed: seed), param.shape), backend: b, optimizer: optimizer)
@@ -126,7 +127,7 @@ public struct FeatureVisualization: Sendable {
         for step in 0..<steps {
             let g = Graph(backend: b)
             let p = g.input(state.parameters)
-            let image = try param.image(g, p)
+            let image = try param.image(g, p, constants: constants)
             let (maps, th, tw) = transforms.draw(count: n, height: size, width: size, random: &random)
             let seen = transforms.isIdentity ? image : try g.affineSample(image, maps, height: th, width: tw, fill: transforms.fill)
             let logits = try model.forward(g, try normalizeImageNet(g, seen))
@@ -156,7 +157,7 @@ public struct FeatureVisualization: Sendable {
         }
         // The final images and their objectives without transforms.
         let g = Graph(backend: b)
-        let image = try param.image(g, g.input(state.parameters))
+        let image = try param.image(g, g.input(state.parameters), constants: constants)
         let values = try b.values(g.tensor(image))
         try checkFinite(values, term: "the image", step: steps)
         let final = try b.values(g.tensor(try compiled.value(g, logits: try model.forward(g, try normalizeImageNet(g, image)))))
