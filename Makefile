@@ -9,7 +9,7 @@ CHECKPOINTS = $${TORCH_HOME:-$$HOME/.cache/torch}/hub/checkpoints
 SWIFT ?= swift
 LOUPE := .build/release/loupe
 
-.PHONY: setup models build test bench demo fixtures clean
+.PHONY: setup models build test bench bench-compare tune demo fixtures clean
 
 # Installs the system packages the project needs (idempotent: apt runs only when one is missing).
 setup:
@@ -46,6 +46,16 @@ test: setup
 bench: build
 	$(LOUPE) devices
 	$(LOUPE) bench $(BENCH_ARGS)
+
+# Times the conv kernels' parameter candidates on the default device and caches the fastest.
+tune: build
+	$(LOUPE) tune
+
+# Loupe beside PyTorch / Captum / pytorch-grad-cam / Lucent on the same work, one table of ratios
+# (needs `pip install torch torchvision captum grad-cam`, and `torch-lucent kornia kornia_rs`
+# with --no-deps for the visualization rows).
+bench-compare: build
+	python3 tools/bench_compare.py $(COMPARE_ARGS)
 
 # The main job on the default model (torchvision's MobileNetV2) and the bundled photo.
 demo: build

@@ -97,3 +97,95 @@ void depthwise_backward_weight(__global const float* gy, __global const float* x
     }
     if (l < KH * KW) gw[c * KH * KW + l] = scratch[l][0];
 }
+
+// Depthwise forward for CPU devices (the register-blocked family): one work-item per output row,
+// eight outputs at a time in a float8, each window tap one vector load (stride 1, inside the
+// row) or eight guarded loads (borders, stride 2). With FLIP the filter is read reversed, which
+// makes this the backward-to-input pass at stride 1 when run on gy with padding D*(K-1) - P.
+// Global (OH, Nb*C), local (1, 1).
+__kernel void depthwise_rows(__global const float* x, __global const float* w, __global const float* bias,
+                             __global float* y, int hasBias, int flip, int C, int H, int W, int OH, int OW) {
+    const int oy = get_global_id(0), nc = get_global_id(1);
+    if (oy >= OH) return;
+    const int c = nc % C;
+    __global const float* plane = x + (long)nc * H * W;
+    float taps[KH * KW];
+    #pragma unroll
+    for (int i = 0; i < KH * KW; ++i) taps[i] = w[c * KH * KW + (flip ? KH * KW - 1 - i : i)];
+    const float b = hasBias ? bias[c] : 0.0f;
+    __global float* out = y + ((long)nc * OH + oy) * OW;
+    for (int ox0 = 0; ox0 < OW; ox0 += 8) {
+        float8 acc = (float8)(b);
+        #pragma unroll
+        for (int ky = 0; ky < KH; ++ky) {
+            const int iy = oy * SH - PH + ky * DH;
+            if (iy < 0 || iy >= H) continue;
+            __global const float* row = plane + (long)iy * W;
+            #pragma unroll
+            for (int kx = 0; kx < KW; ++kx) {
+                const int ix0 = ox0 * SW - PW + kx * DW;
+                float8 v;
+                if (SW == 1 && ix0 >= 0 && ix0 + 8 <= W) {
+                    v = vload8(0, row + ix0);
+                } else {
+                    float lanes[8];
+                    #pragma unroll
+                    for (int j = 0; j < 8; ++j) {
+                        const int ix = ix0 + j * SW;
+                        lanes[j] = (ix >= 0 && ix < W) ? row[ix] : 0.0f;
+                    }
+                    v = vload8(0, lanes);
+                }
+                acc = fma((float8)(taps[ky * KW + kx]), v, acc);
+            }
+        }
+        if (ox0 + 8 <= OW) {
+            vstore8(acc, 0, out + ox0);
+        } else {
+            float lanes[8];
+            vstore8(acc, 0, lanes);
+            for (int j = 0; j < OW - ox0; ++j) out[ox0 + j] = lanes[j];
+        }
+    }
+}
+
+// Depthwise backward to the input for CPU devices at any stride (stride 1 uses depthwise_rows with
+// FLIP): one work-item per input row, eight inputs at a time, lane by lane over the window taps
+// whose output pixel is whole and in range. Global (H, Nb*C), local (1, 1).
+__kernel void depthwise_rows_backward_input(__global const float* gy, __global const float* w, __global float* gx,
+                                            int C, int H, int W, int OH, int OW) {
+    const int iy = get_global_id(0), nc = get_global_id(1);
+    if (iy >= H) return;
+    const int c = nc % C;
+    __global const float* plane = gy + (long)nc * OH * OW;
+    float taps[KH * KW];
+    #pragma unroll
+    for (int i = 0; i < KH * KW; ++i) taps[i] = w[c * KH * KW + i];
+    __global float* out = gx + ((long)nc * H + iy) * W;
+    for (int ix0 = 0; ix0 < W; ix0 += 8) {
+        float8 acc = (float8)(0.0f);
+        #pragma unroll
+        for (int ky = 0; ky < KH; ++ky) {
+            const int ty = iy + PH - ky * DH;
+            if (ty < 0 || ty % SH != 0 || ty / SH >= OH) continue;
+            __global const float* row = plane + (long)(ty / SH) * OW;
+            #pragma unroll
+            for (int kx = 0; kx < KW; ++kx) {
+                float lanes[8];
+                #pragma unroll
+                for (int j = 0; j < 8; ++j) {
+                    const int tx = ix0 + j + PW - kx * DW;
+                    lanes[j] = (tx >= 0 && tx % SW == 0 && tx / SW < OW) ? row[tx / SW] : 0.0f;
+                }
+                acc = fma((float8)(taps[ky * KW + kx]), vload8(0, lanes), acc);
+            }
+        }
+        if (ix0 + 8 <= W) {
+            vstore8(acc, 0, out + ix0);
+        } else {
+            float lanes[8];
+            vstore8(acc, 0, lanes);
+            for (int j = 0; j < W - ix0; ++j) out[ix0 + j] = lanes[j];
+        }
+    }
+}

@@ -39,18 +39,30 @@ inline int2 pool_outputs_covering(int i, int KS, int S, int P, int O) {
     return (int2)(lo, hi);
 }
 
-__kernel void maxpool2d_backward(__global const float* gy, __global const float* x, __global float* gx,
+// Backward, pass 1: the argmax of every output's window (as an int in a float's bits, -1 for
+// padding only). Global (OW, OH, Nb*C).
+__kernel void maxpool2d_argmax(__global const float* x, __global float* argmax, int H, int W, int OH, int OW,
+                               int KH, int KW, int SH, int SW, int PH, int PW) {
+    const int ox = get_global_id(0), oy = get_global_id(1), nc = get_global_id(2);
+    if (ox >= OW || oy >= OH) return;
+    argmax[((long)nc * OH + oy) * OW + ox] = as_float(maxpool_argmax(x + (long)nc * H * W, H, W, oy, ox, KH, KW, SH, SW, PH, PW));
+}
+
+// Backward, pass 2: each input pixel sums the gradients of the outputs whose argmax it is (a
+// gather over the few windows covering it). Global (W, H, Nb*C).
+__kernel void maxpool2d_backward(__global const float* gy, __global const float* argmax, __global float* gx,
                                  int H, int W, int OH, int OW, int KH, int KW, int SH, int SW, int PH, int PW) {
     const int ix = get_global_id(0), iy = get_global_id(1), nc = get_global_id(2);
     if (ix >= W || iy >= H) return;
-    __global const float* plane = x + (long)nc * H * W;
     const int2 ry = pool_outputs_covering(iy, KH, SH, PH, OH);
     const int2 rx = pool_outputs_covering(ix, KW, SW, PW, OW);
+    const int self = iy * W + ix;
     float sum = 0.0f;
     for (int oy = ry.x; oy <= ry.y; ++oy)
-        for (int ox = rx.x; ox <= rx.y; ++ox)
-            if (maxpool_argmax(plane, H, W, oy, ox, KH, KW, SH, SW, PH, PW) == iy * W + ix)
-                sum += gy[((long)nc * OH + oy) * OW + ox];
+        for (int ox = rx.x; ox <= rx.y; ++ox) {
+            const long o = ((long)nc * OH + oy) * OW + ox;
+            if (as_int(argmax[o]) == self) sum += gy[o];
+        }
     gx[((long)nc * H + iy) * W + ix] = sum;
 }
 

@@ -23,6 +23,15 @@ extension OpenCLBackend {
         w[1] == 1 && w[0] == p.groups && p.groups > 1 && w[2] * w[3] <= 64
     }
 
+    /// depthwise_rows (conv2d_depthwise.cl): one work-item per output row, eight outputs a vector.
+    private func depthwiseRows(_ xb: Buffer<Float>, _ wb: Buffer<Float>, bias: Buffer<Float>?, _ yb: Buffer<Float>, flip: Bool,
+                               _ w: Shape, _ p: Conv2DParams, c: Int, h: Int, w width: Int, planes: Int, out: Shape) throws {
+        try kernel(["conv_geometry", "conv2d_depthwise"], "depthwise_rows", defines: geometry(w, p)).launch(
+            global: [out[2], planes], local: [1, 1],
+            [.buffer(xb), .buffer(wb), .buffer(bias ?? wb), .buffer(yb), .int(bias == nil ? 0 : 1), .int(flip ? 1 : 0),
+             .int(c), .int(h), .int(width), .int(out[2]), .int(out[3])])
+    }
+
     private func gemm(_ files: [String], _ mode: String, m: Int, n: Int, z: Int, tiling: GemmTiling,
                       defines: [String: Int] = [:], _ args: [KernelArgument]) throws {
         let k = try kernel(files + ["gemm"], "gemm_tiled", defines: tiling.defines.merging(defines) { a, _ in a }, flags: [mode])
@@ -34,13 +43,20 @@ extension OpenCLBackend {
     public func conv2d(_ x: Tensor, weight: Tensor, bias: Tensor?, _ p: Conv2DParams) throws -> Tensor {
         let out = try p.outputShape(input: x.shape, weight: weight.shape)
         try ShapeRules.channelVector("conv2d", bias, channels: out[1], what: "bias")
+        if family == .registerBlocked, !isDepthwise(weight.shape, p) {
+            return try conv2dPacked(x, weight: weight, bias: bias, p, out: out)
+        }
         let xb = try buffer(x, "conv2d"), wb = try buffer(weight, "conv2d")
         let bb = try bias.map { try buffer($0, "conv2d") } ?? wb
         let (y, yb) = try empty(out, "conv2d")
         if isDepthwise(weight.shape, p) {
             let (n, c, h, w) = x.shape.nchw!
+            if family == .registerBlocked {
+                try depthwiseRows(xb, wb, bias: bias == nil ? nil : bb, yb, flip: false, weight.shape, p, c: c, h: h, w: w, planes: n * c, out: out)
+                return y
+            }
             try kernel(["conv_geometry", "conv2d_depthwise"], "depthwise_forward", defines: geometry(weight.shape, p)).launch(
-                global: [out[3], out[2], n * c],
+                global: [out[3], out[2], n * c], local: rowLocal(out[3]),
                 [.buffer(xb), .buffer(wb), .buffer(bb), .buffer(yb), .int(bias == nil ? 0 : 1),
                  .int(c), .int(h), .int(w), .int(out[2]), .int(out[3])])
             return y
@@ -57,12 +73,30 @@ extension OpenCLBackend {
     public func conv2dBackwardInput(_ gy: Tensor, weight: Tensor, inputShape: Shape, _ p: Conv2DParams) throws -> Tensor {
         let out = try p.outputShape(input: inputShape, weight: weight.shape, op: "conv2d backward input")
         try ShapeRules.same("conv2d backward input", gy.shape, out)
+        if family == .registerBlocked, !isDepthwise(weight.shape, p) {
+            return try conv2dBackwardInputPacked(gy, weight: weight, inputShape: inputShape, p, out: out)
+        }
         let gb = try buffer(gy, "conv2d backward input"), wb = try buffer(weight, "conv2d backward input")
         let (gx, gxb) = try empty(inputShape, "conv2d backward input")
         if isDepthwise(weight.shape, p) {
             let (n, c, h, w) = inputShape.nchw!
+            // At stride 1, dL/dx is the depthwise convolution of gy with the reversed filter and
+            // padding D*(K-1) - P.
+            let tp = Conv2DParams(stride: (1, 1), padding: (p.dilation.h * (weight.shape[2] - 1) - p.padding.h,
+                                                            p.dilation.w * (weight.shape[3] - 1) - p.padding.w),
+                                  dilation: p.dilation, groups: p.groups)
+            if family == .registerBlocked, p.stride == (1, 1), tp.padding.h >= 0, tp.padding.w >= 0 {
+                try depthwiseRows(gb, wb, bias: nil, gxb, flip: true, weight.shape, tp, c: c, h: out[2], w: out[3], planes: n * c, out: inputShape)
+                return gx
+            }
+            if family == .registerBlocked {
+                try kernel(["conv_geometry", "conv2d_depthwise"], "depthwise_rows_backward_input", defines: geometry(weight.shape, p)).launch(
+                    global: [h, n * c], local: [1, 1],
+                    [.buffer(gb), .buffer(wb), .buffer(gxb), .int(c), .int(h), .int(w), .int(out[2]), .int(out[3])])
+                return gx
+            }
             try kernel(["conv_geometry", "conv2d_depthwise"], "depthwise_backward_input", defines: geometry(weight.shape, p)).launch(
-                global: [w, h, n * c], [.buffer(gb), .buffer(wb), .buffer(gxb), .int(c), .int(h), .int(w), .int(out[2]), .int(out[3])])
+                global: [w, h, n * c], local: rowLocal(w), [.buffer(gb), .buffer(wb), .buffer(gxb), .int(c), .int(h), .int(w), .int(out[2]), .int(out[3])])
             return gx
         }
         if p.groups == 1, weight.shape[1] <= 4 {
@@ -118,6 +152,11 @@ extension OpenCLBackend {
         let xb = try buffer(x, "linear"), wb = try buffer(weight, "linear")
         let bb = try bias.map { try buffer($0, "linear") } ?? wb
         let (y, yb) = try empty([n, outF], "linear")
+        if family == .registerBlocked {
+            try kernel(["linear_rows"], "linear_rows_forward").launch(global: [outF, n], local: [1, 1],
+                [.buffer(xb), .buffer(wb), .buffer(bb), .buffer(yb), .int(bias == nil ? 0 : 1), .int(outF), .int(n), .int(inF)])
+            return y
+        }
         try gemm(["linear"], "LINEAR_FORWARD", m: outF, n: n, z: 1, tiling: n < 32 ? .narrow : .large,
                  [.buffer(xb), .buffer(wb), .buffer(bb), .buffer(yb), .int(bias == nil ? 0 : 1), .int(outF), .int(n), .int(inF)])
         return y
@@ -130,6 +169,11 @@ extension OpenCLBackend {
         let (n, outF, inF) = (gy.shape[0], weight.shape[0], weight.shape[1])
         let gb = try buffer(gy, "linear backward input"), wb = try buffer(weight, "linear backward input")
         let (gx, gxb) = try empty([n, inF], "linear backward input")
+        if family == .registerBlocked {
+            try kernel(["linear_rows"], "linear_rows_backward_input").launch(global: [(inF + 15) / 16, n], local: [1, 1],
+                [.buffer(gb), .buffer(wb), .buffer(gxb), .int(outF), .int(n), .int(inF)])
+            return gx
+        }
         try gemm(["linear"], "LINEAR_BACKWARD_INPUT", m: inF, n: n, z: 1, tiling: n < 32 ? .narrow : .large,
                  [.buffer(gb), .buffer(wb), .buffer(gxb), .int(inF), .int(n), .int(outF)])
         return gx

@@ -28,7 +28,7 @@ extension OpenCLBackend {
         let out = try p.outputShape(input: x.shape, op: "maxpool2d")
         let xb = try buffer(x, "maxpool2d")
         let (y, yb) = try empty(out, "maxpool2d")
-        try kernel(["pool"], "maxpool2d_forward").launch(global: [out[3], out[2], out[0] * out[1]],
+        try kernel(["pool"], "maxpool2d_forward").launch(global: [out[3], out[2], out[0] * out[1]], local: rowLocal(out[3]),
             [.buffer(xb), .buffer(yb)] + poolArgs(x.shape, out, p))
         return y
     }
@@ -38,8 +38,13 @@ extension OpenCLBackend {
         try ShapeRules.same("maxpool2d backward", gy.shape, out)
         let gb = try buffer(gy, "maxpool2d backward"), xb = try buffer(input, "maxpool2d backward")
         let (gx, gxb) = try empty(input.shape, "maxpool2d backward")
-        try kernel(["pool"], "maxpool2d_backward").launch(global: [input.shape[3], input.shape[2], input.shape[0] * input.shape[1]],
-            [.buffer(gb), .buffer(xb), .buffer(gxb)] + poolArgs(input.shape, out, p))
+        try withScratch("maxpool2d backward") { scratch in
+            let argmax = try scratch("argmax", out.count)
+            try kernel(["pool"], "maxpool2d_argmax").launch(global: [out[3], out[2], out[0] * out[1]], local: rowLocal(out[3]),
+                [.buffer(xb), .buffer(argmax)] + poolArgs(input.shape, out, p))
+            try kernel(["pool"], "maxpool2d_backward").launch(global: [input.shape[3], input.shape[2], input.shape[0] * input.shape[1]],
+                local: rowLocal(input.shape[3]), [.buffer(gb), .buffer(argmax), .buffer(gxb)] + poolArgs(input.shape, out, p))
+        }
         return gx
     }
 

@@ -5,7 +5,61 @@ import Synchronization
 /// Device memory of the OpenCL backend.
 public final class OpenCLStorage: TensorStorage {
     public let buffer: Buffer<Float>
+    /// Layouts of this (immutable) tensor made for kernels that want another one, such as a
+    /// weight packed into panels: made once, released with the tensor.
+    private let layouts = Mutex<[String: Buffer<Float>]>([:])
     init(_ buffer: Buffer<Float>) { self.buffer = buffer }
+
+    /// The layout `key` of this tensor, made by `make` the first time it is asked for.
+    func derived(_ key: String, _ make: () throws -> Buffer<Float>) throws -> Buffer<Float> {
+        try layouts.withLock { layouts in
+            if let b = layouts[key] { return b }
+            let b = try make()
+            layouts[key] = b
+            return b
+        }
+    }
+}
+
+/// Which design of matrix-multiply kernels a backend runs: both compute the same ops behind the
+/// same entry points and pass the same device-vs-CPU tests.
+public enum KernelFamily: String, Sendable, CaseIterable {
+    /// Local-memory tiles with many work-items per group (gemm.cl): what GPUs want.
+    case tiled
+    /// Barrier-free register blocks over packed panels, one work-item per group
+    /// (gemm_packed.cl): what CPU devices (PoCL) want, where the tiled design spills and serializes.
+    case registerBlocked = "register-blocked"
+
+    /// The family for a device kind; `LOUPE_KERNEL_FAMILY=tiled|register-blocked` overrides it.
+    public static func preferred(for kind: ComputeDevice.Kind) -> KernelFamily {
+        if let text = ProcessInfo.processInfo.environment["LOUPE_KERNEL_FAMILY"], let f = KernelFamily(rawValue: text) { return f }
+        return kind == .cpu ? .registerBlocked : .tiled
+    }
+}
+
+/// The register block of gemm_packed.cl: each work-item computes mr rows x nr = vw * nv columns
+/// of C, in mr * nv vectors of vw floats.
+public struct PackedTiling: Hashable, Sendable, CustomStringConvertible {
+    public var mr, vw, nv: Int
+    public var nr: Int { vw * nv }
+    public init(mr: Int, vw: Int, nv: Int) { self.mr = mr; self.vw = vw; self.nv = nv }
+    /// 6 x 16: twelve 8-float accumulators, the classic AVX2 block (16 ymm registers).
+    public static let `default` = PackedTiling(mr: 6, vw: 16, nv: 1)
+    /// The candidates `loupe tune` times: AVX2-shaped (12 accumulator registers) and AVX-512-shaped
+    /// (16 zmm) blocks, and narrower ones for small register files.
+    public static let candidates: [PackedTiling] = [
+        PackedTiling(mr: 6, vw: 16, nv: 1), PackedTiling(mr: 4, vw: 8, nv: 3), PackedTiling(mr: 8, vw: 8, nv: 1),
+        PackedTiling(mr: 4, vw: 16, nv: 1), PackedTiling(mr: 8, vw: 16, nv: 2), PackedTiling(mr: 12, vw: 16, nv: 1),
+    ]
+    var defines: [String: Int] { ["MR": mr, "VW": vw, "NV": nv] }
+    /// `LOUPE_PACKED_TILING=mr,vw,nv` overrides the default, for trying a block by hand.
+    public static func fromEnvironment() -> PackedTiling? {
+        guard let text = ProcessInfo.processInfo.environment["LOUPE_PACKED_TILING"] else { return nil }
+        let v = text.split(separator: ",").compactMap { Int($0) }
+        guard v.count == 3, v[0] > 0, [4, 8, 16].contains(v[1]), v[2] > 0 else { return nil }
+        return PackedTiling(mr: v[0], vw: v[1], nv: v[2])
+    }
+    public var description: String { "\(mr)x\(nr)" }
 }
 
 /// Register-blocking tile of the shared matrix multiply (gemm.cl): a work-group computes
@@ -23,6 +77,11 @@ public struct GemmTiling: Hashable, Sendable, CustomStringConvertible {
     public static let mediumRows = GemmTiling(tm: 32, tn: 64, tk: 16, wptm: 4, wptn: 8)
     /// For a narrow N (batch of a linear layer).
     public static let narrow = GemmTiling(tm: 64, tn: 8, tk: 16, wptm: 4, wptn: 4)
+    /// The candidates `loupe tune` times for the tiled family.
+    public static let candidates: [GemmTiling] = [
+        .large, GemmTiling(tm: 64, tn: 64, tk: 16, wptm: 4, wptn: 4), GemmTiling(tm: 128, tn: 64, tk: 16, wptm: 8, wptn: 4),
+        GemmTiling(tm: 64, tn: 128, tk: 16, wptm: 8, wptn: 8), GemmTiling(tm: 32, tn: 64, tk: 32, wptm: 4, wptn: 4),
+    ]
     /// `LOUPE_CONV_TILING=tm,tn,tk,wptm,wptn` overrides the default, for tuning on a new device.
     public static func fromEnvironment() -> GemmTiling? {
         guard let text = ProcessInfo.processInfo.environment["LOUPE_CONV_TILING"] else { return nil }
@@ -31,7 +90,7 @@ public struct GemmTiling: Hashable, Sendable, CustomStringConvertible {
         return GemmTiling(tm: v[0], tn: v[1], tk: v[2], wptm: v[3], wptn: v[4])
     }
     var defines: [String: Int] { ["TM": tm, "TN": tn, "TK": tk, "WPTM": wptm, "WPTN": wptn] }
-    var local: [Int] { [tn / wptn, tm / wptm, 1] }
+    public var local: [Int] { [tn / wptn, tm / wptm, 1] }
     public var description: String { "\(tm)x\(tn)x\(tk)/\(wptm)x\(wptn)" }
 }
 
@@ -41,7 +100,8 @@ public struct GemmTiling: Hashable, Sendable, CustomStringConvertible {
 public final class OpenCLBackend: Backend {
     public let context: Context
     public var name: String { context.device.name }
-    /// Tiling of convolutions with many output rows (M > 32); LOUPE_CONV_TILING overrides it.
+    /// Tiling of convolutions with many output rows (M > 32) in the tiled family;
+    /// LOUPE_CONV_TILING overrides it.
     public let convTiling: GemmTiling
     /// The tile for a matrix multiply with `m` rows: a 64-row tile would compute mostly padding
     /// when m is small.
@@ -49,16 +109,50 @@ public final class OpenCLBackend: Backend {
         if GemmTiling.fromEnvironment() != nil { return convTiling }
         return m <= 8 ? .fewRows : m <= 32 ? .mediumRows : convTiling
     }
+    /// The kernel design for convolutions (chosen from the device kind unless given).
+    public let family: KernelFamily
+    /// The register block of the register-blocked family.
+    public let packing: PackedTiling
+    /// The most floats one op's scratch panels may take; larger batches are done in chunks.
+    public let scratchFloats: Int
     private let recorded = Mutex<[(String, Event)]?>(nil)
+    /// Scratch buffers by role, grown as needed and reused by every op: the queue is in order, so
+    /// an op enqueued later reuses a buffer only after earlier ops are done with it.
+    private let scratch = Mutex<[String: Buffer<Float>]>([:])
 
-    public init(context: Context, convTiling: GemmTiling? = nil) {
+    public init(context: Context, convTiling: GemmTiling? = nil, family: KernelFamily? = nil,
+                packing: PackedTiling? = nil, scratchFloats: Int = 1 << 25) {
         self.context = context
-        self.convTiling = convTiling ?? GemmTiling.fromEnvironment() ?? .large
+        // Given parameters, else the environment's, else what `loupe tune` stored, else defaults.
+        let tuned = (convTiling == nil || packing == nil) ? TuningCache.entry(for: context.device) : nil
+        self.convTiling = convTiling ?? GemmTiling.fromEnvironment() ?? tuned?.gemmTiling ?? .large
+        self.family = family ?? KernelFamily.preferred(for: context.device.kind)
+        self.packing = packing ?? PackedTiling.fromEnvironment() ?? tuned?.packedTiling ?? .default
+        self.scratchFloats = scratchFloats
     }
 
     /// A backend on `device` with a context of its own.
-    public convenience init(device: ComputeDevice, convTiling: GemmTiling? = nil) throws {
-        self.init(context: try Context(device: device), convTiling: convTiling)
+    public convenience init(device: ComputeDevice, convTiling: GemmTiling? = nil, family: KernelFamily? = nil,
+                            packing: PackedTiling? = nil) throws {
+        self.init(context: try Context(device: device), convTiling: convTiling, family: family, packing: packing)
+    }
+
+    /// Runs `body` holding the scratch pool; `body` gets buffers of at least the asked size by
+    /// role. Everything `body` enqueues on the scratch is ordered before any later op's use.
+    func withScratch<T>(_ op: String, _ body: ((String, Int) throws -> Buffer<Float>) throws -> T) throws -> T {
+        try scratch.withLock { pool in
+            try body { role, count in
+                if let b = pool[role], b.count >= count { return b }
+                pool[role] = nil
+                do {
+                    let b = try Buffer<Float>(context: context, count: count)
+                    pool[role] = b
+                    return b
+                } catch {
+                    throw BackendError(op, "cannot allocate \(count) floats of scratch on \(name): \(error)")
+                }
+            }
+        }
     }
 
     /// The source text of `Kernels/<file>.cl`.
@@ -141,6 +235,10 @@ public final class OpenCLBackend: Backend {
             backend.record(label, try kernel.launch(global: global, local: local, arguments))
         }
     }
+
+    /// A local size for a (width, height, planes) grid: a run of up to 16 pixels of one row. Left
+    /// to itself, PoCL may make the whole grid one work-group and keep one core busy.
+    func rowLocal(_ width: Int) -> [Int] { [Swift.min(Swift.max(width, 1), 16), 1, 1] }
 
     /// Work-items needed to cover `n` elements 4 at a time.
     func quads(_ n: Int) -> Int { (n + 3) / 4 }

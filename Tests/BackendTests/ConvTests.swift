@@ -27,16 +27,35 @@ let convCases: [ConvCase] = [
     ConvCase(n: 2, cin: 9, cout: 3, h: 1, w: 1, k: 3, stride: 1, pad: 1, dilation: 1, groups: 1, bias: true),
     ConvCase(n: 1, cin: 3, cout: 4, h: 7, w: 7, k: 7, stride: 2, pad: 3, dilation: 1, groups: 1, bias: true),
     ConvCase(n: 1, cin: 20, cout: 66, h: 10, w: 9, k: 3, stride: 1, pad: 1, dilation: 1, groups: 1, bias: false),
+    // Pointwise (the register-blocked family reads the input and gradient in place): a width
+    // that is no multiple of the block, so the last block reads past rows and up to the buffer's end.
+    ConvCase(n: 2, cin: 12, cout: 19, h: 5, w: 7, k: 1, stride: 1, pad: 0, dilation: 1, groups: 1, bias: true),
+    ConvCase(n: 3, cin: 8, cout: 10, h: 6, w: 6, k: 1, stride: 1, pad: 0, dilation: 1, groups: 2, bias: false),
+    // Wide rows with stride 1: whole panel rows are vector copies.
+    ConvCase(n: 2, cin: 3, cout: 9, h: 5, w: 37, k: 3, stride: 1, pad: 1, dilation: 1, groups: 1, bias: true),
     // Depthwise (the direct kernels): stride 2 on odd and even sizes, 5x5, batch 3.
     ConvCase(n: 3, cin: 5, cout: 5, h: 8, w: 9, k: 3, stride: 2, pad: 1, dilation: 1, groups: 5, bias: true),
     ConvCase(n: 1, cin: 4, cout: 4, h: 7, w: 7, k: 5, stride: 2, pad: 2, dilation: 1, groups: 4, bias: false),
     ConvCase(n: 2, cin: 3, cout: 3, h: 1, w: 1, k: 3, stride: 1, pad: 1, dilation: 1, groups: 3, bias: true),
+    // Depthwise rows wider than one vector, unpadded and padded, stride 1 and 2.
+    ConvCase(n: 2, cin: 4, cout: 4, h: 5, w: 21, k: 3, stride: 1, pad: 1, dilation: 1, groups: 4, bias: true),
+    ConvCase(n: 1, cin: 3, cout: 3, h: 6, w: 19, k: 3, stride: 1, pad: 0, dilation: 1, groups: 3, bias: false),
+    ConvCase(n: 1, cin: 2, cout: 2, h: 7, w: 23, k: 3, stride: 2, pad: 1, dilation: 1, groups: 2, bias: false),
 ]
 
 @Suite struct ConvTests {
     @Test(arguments: convCases)
     func deviceMatchesReference(_ c: ConvCase) throws {
-        guard let gpu = openCL() else { return }
+        guard let device = openCL() else { return }
+        // Every kernel family on this device, and the register-blocked one with scratch for
+        // less than one image, so that batches go through in chunks.
+        let backends = openCLFamilies() + [try OpenCLBackend(context: device.context, family: .registerBlocked, scratchFloats: 64)]
+        for gpu in backends {
+            try expectConvMatchesReference(c, on: gpu)
+        }
+    }
+
+    func expectConvMatchesReference(_ c: ConvCase, on gpu: OpenCLBackend) throws {
         var rng = SeededRandom(seed: 11)
         let xv = rng.floats(c.xShape.count), wv = rng.floats(c.wShape.count), bv = rng.floats(c.cout)
         let out = try c.params.outputShape(input: c.xShape, weight: c.wShape)
@@ -44,9 +63,9 @@ let convCases: [ConvCase] = [
         let (x, w, b, g) = (try cpu.tensor(xv, c.xShape), try cpu.tensor(wv, c.wShape), try cpu.tensor(bv, [c.cout]), try cpu.tensor(gv, out))
         let (dx, dw, db, dg) = (try gpu.tensor(xv, c.xShape), try gpu.tensor(wv, c.wShape), try gpu.tensor(bv, [c.cout]), try gpu.tensor(gv, out))
         expectClose(try gpu.values(gpu.conv2d(dx, weight: dw, bias: c.bias ? db : nil, c.params)),
-                    try cpu.values(cpu.conv2d(x, weight: w, bias: c.bias ? b : nil, c.params)), "forward")
+                    try cpu.values(cpu.conv2d(x, weight: w, bias: c.bias ? b : nil, c.params)), "\(gpu.family) forward")
         expectClose(try gpu.values(gpu.conv2dBackwardInput(dg, weight: dw, inputShape: c.xShape, c.params)),
-                    try cpu.values(cpu.conv2dBackwardInput(g, weight: w, inputShape: c.xShape, c.params)), "backward input")
+                    try cpu.values(cpu.conv2dBackwardInput(g, weight: w, inputShape: c.xShape, c.params)), "\(gpu.family) backward input")
         expectClose(try gpu.values(gpu.conv2dBackwardWeight(dg, input: dx, weightShape: c.wShape, c.params)),
                     try cpu.values(cpu.conv2dBackwardWeight(g, input: x, weightShape: c.wShape, c.params)), "backward weight")
         expectClose(try gpu.values(gpu.conv2dBackwardBias(dg)), try cpu.values(cpu.conv2dBackwardBias(g)), "backward bias")

@@ -3,7 +3,7 @@ import Testing
 import TestSupport
 
 @Suite struct LinearTests {
-    @Test(arguments: [(1, 7, 5), (3, 64, 70), (8, 33, 1000), (2, 1, 1)])
+    @Test(arguments: [(1, 7, 5), (3, 64, 70), (8, 33, 1000), (2, 1, 1), (2, 40, 3)])
     func deviceMatchesReferenceAndFiniteDifferences(_ n: Int, _ inF: Int, _ outF: Int) throws {
         var rng = SeededRandom(seed: 21)
         let x = rng.floats(n * inF), w = rng.floats(outF * inF), b = rng.floats(outF), g = rng.floats(n * outF)

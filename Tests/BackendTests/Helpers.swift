@@ -9,6 +9,15 @@ func openCL() -> OpenCLBackend? {
 
 let cpu = CPUBackend()
 
+/// The OpenCL device once per kernel family (both run on any device: the register-blocked one
+/// for CPUs, the tiled one for GPUs), or none (skipped, or a recorded failure).
+func openCLFamilies() -> [OpenCLBackend] {
+    guard let device = openCL() else { return [] }
+    return KernelFamily.allCases.compactMap { family in
+        family == device.family ? device : try? OpenCLBackend(context: device.context, family: family)
+    }
+}
+
 /// Expects `actual` to match `expected` within `tolerance` relative to the magnitude of `expected`.
 func expectClose(_ actual: [Float], _ expected: [Float], tolerance: Float = 1e-4, _ what: @autoclosure () -> String,
                  sourceLocation: SourceLocation = #_sourceLocation) {
@@ -30,13 +39,15 @@ func moved(_ t: Tensor, from: any Backend, to: any Backend) throws -> Tensor {
 func expectDeviceMatchesReference(_ what: String, inputs: [([Float], Shape)], tolerance: Float = 1e-4,
                                   sourceLocation: SourceLocation = #_sourceLocation,
                                   _ op: (any Backend, [Tensor]) throws -> [Tensor]) throws {
-    guard let gpu = openCL() else { return }
     let expected = try op(cpu, inputs.map { try cpu.tensor($0.0, $0.1) })
-    let actual = try op(gpu, inputs.map { try gpu.tensor($0.0, $0.1) })
-    #expect(actual.count == expected.count, sourceLocation: sourceLocation)
-    for (i, (a, e)) in zip(actual, expected).enumerated() {
-        #expect(a.shape == e.shape, "\(what) result \(i): shape \(a.shape) vs \(e.shape)", sourceLocation: sourceLocation)
-        expectClose(try gpu.values(a), try cpu.values(e), tolerance: tolerance, "\(what) result \(i)", sourceLocation: sourceLocation)
+    for gpu in openCLFamilies() {
+        let actual = try op(gpu, inputs.map { try gpu.tensor($0.0, $0.1) })
+        #expect(actual.count == expected.count, sourceLocation: sourceLocation)
+        for (i, (a, e)) in zip(actual, expected).enumerated() {
+            #expect(a.shape == e.shape, "\(what) result \(i) (\(gpu.family)): shape \(a.shape) vs \(e.shape)", sourceLocation: sourceLocation)
+            expectClose(try gpu.values(a), try cpu.values(e), tolerance: tolerance, "\(what) result \(i) (\(gpu.family))",
+                        sourceLocation: sourceLocation)
+        }
     }
 }
 

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import Backend
 import LoupeCLI
 import Testing
 import TestSupport
@@ -32,5 +33,33 @@ import TestSupport
         }
         var cpuBench = try Loupe.parseAsRoot(["bench", "--device", "cpu"])
         #expect(throws: UserError.self) { try cpuBench.run() }
+    }
+
+    @Test func tuneStoresTheFastestCandidateAndBackendsUseIt() throws {
+        guard let backend = TestDevice.backend(fail: { Issue.record(Comment(rawValue: $0)) }) else { return }
+        let dir = try tempDir()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let cache = dir.appendingPathComponent("sub/tuning.json")
+        let out = try run(["tune", "--quick", "--runs", "1", "--cache", cache.path])
+        #expect(out.contains("best: ") && out.contains("saved to"))
+        let device = backend.context.device
+        let entry = try #require(TuningCache.entry(for: device, at: cache))
+        let family = KernelFamily.preferred(for: device.kind)
+        // The stored winner is the fastest measured candidate, and it is a valid parameter set.
+        let best = try #require(entry.measured?.min { $0.value < $1.value })
+        switch family {
+        case .registerBlocked:
+            let p = try #require(entry.packedTiling)
+            #expect("\(p.mr)x\(p.vw)x\(p.nv)" == best.key)
+        case .tiled:
+            #expect(entry.gemmTiling?.description == best.key)
+        }
+        // A changed driver or kernel source is another key: the entry is not used for it.
+        #expect(TuningCache.entries(at: cache).keys.allSatisfy { $0 == TuningCache.key(device) })
+        // A corrupt cache is ignored, not fatal.
+        try Data("{not json".utf8).write(to: cache)
+        #expect(TuningCache.entry(for: device, at: cache) == nil)
+        var bad = try Loupe.parseAsRoot(["tune", "--device", "cpu"])
+        #expect(throws: UserError.self) { try bad.run() }
     }
 }

@@ -2,8 +2,8 @@
 # Runs on a machine with an NVIDIA GPU and no Swift toolchain, from the repository root, with
 # .build-gpu/bundle made by tools/gpu/pack.sh. Finds NVIDIA's OpenCL driver, registers it with
 # the bundled ICD loader (OCL_ICD_VENDORS), then runs `loupe devices`, `loupe compare` (the GPU
-# against the CPU reference: a model, a visualization), and `loupe bench` (kernels, whole
-# networks, saliency methods, visualization steps).
+# against the CPU reference: a model, a visualization), `loupe tune` (cached in $OUT/tuning.json)
+# and `loupe bench` (kernels, whole networks, saliency methods, visualization steps).
 # Output goes to stdout and, when $OUT is set, to $OUT/*.txt / *.json.
 set -uo pipefail
 cd "$(dirname "$0")/../.."
@@ -40,6 +40,9 @@ echo "== correctness on the GPU: every layer and the input gradient against the 
 timeout 120 "$bundle/loupe" compare --image "$bundle/chelsea.png" 2>&1 | tee "$out/compare-mobilenet_v2.txt"
 timeout 120 "$bundle/loupe" compare --model resnet18 --random-weights 1 --image "$bundle/chelsea.png" 2>&1 | tee "$out/compare-resnet18.txt"
 timeout 120 "$bundle/loupe" compare --visualize class:948 --steps 4 --size 64 2>&1 | tee "$out/compare-visualize.txt"
+echo "== loupe tune (the tiled family's tile candidates on the GPU; the winner is cached for the runs below)"
+export LOUPE_TUNING_CACHE="$out/tuning.json"
+timeout 200 "$bundle/loupe" tune 2>&1 | tee "$out/tune.txt"
 echo "== whole networks, saliency and feature visualization"
 timeout 120 "$bundle/loupe" bench --model mobilenet_v2 --batch 1,16 2>&1 | tee "$out/bench-mobilenet_v2.txt"
 timeout 120 "$bundle/loupe" bench --model resnet18 --saliency gradient,guided_backprop,gradcam --batch 1,16 2>&1 | tee "$out/bench-saliency.txt"

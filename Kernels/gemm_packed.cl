@@ -1,0 +1,199 @@
+// Matrix multiply for CPU OpenCL devices (PoCL): no __local memory, no barriers, local size
+// (1,1,1). Each work-item keeps an MR x NR block of C in registers (MR rows of NV vectors of VW
+// floats, NR = VW * NV) and runs the whole K loop itself: per k, NV vector loads of B, MR
+// broadcasts of A and MR * NV fused multiply-adds, which PoCL compiles to a tight SIMD loop
+// (AVX2: 6 x 16 in 12 ymm accumulators; AVX-512: 8 x 32 in 16 zmm). A local-memory tile (gemm.cl)
+// is what GPUs want; on PoCL it runs every work-item of a group in turn per barrier and spills
+// its registers, 50x slower.
+//
+// Operands are packed in panels so that both streams are contiguous:
+//   A: [G][ceil(M/MR)][K][MR]   (pack_a: a conv's weights, packed once per weight tensor)
+//   B: [Z][ceil(N/NR)][K][NR]   (pack_b_im2col: a conv input's im2col columns, per chunk)
+// with zeros past M and N. C[z][m][n] = sum_k A[g][m][k] * B[z][k][n], g = z % G, is stored at
+//   C + (image0 + z / G) * strideImage + g * strideGroup + m * ldc + n   (+ bias[g * M + m] when
+// given, + the value already there when beta is 1), so one kernel writes a conv's NCHW output,
+// a column buffer or an accumulated weight gradient.
+//
+// Window geometry (pack_b_im2col, col2im): conv_geometry.cl, prepended by the host.
+
+#ifndef MR
+#define MR 6
+#endif
+#ifndef VW
+#define VW 16
+#endif
+#ifndef NV
+#define NV 1
+#endif
+#define NR (VW * NV)
+#define GP_CAT_(a, b) a##b
+#define GP_CAT(a, b) GP_CAT_(a, b)
+#define VFLOATP GP_CAT(float, VW)
+#define VLOADP GP_CAT(vload, VW)
+#define VSTOREP GP_CAT(vstore, VW)
+
+#define GP_LOAD_FULL(v) VLOADP(v, b)
+
+// VW floats from p, of which the first `valid` (any count) are real and the rest read as 0.
+inline VFLOATP gemm_packed_tail(__global const float* p, int valid) {
+    float lanes[VW];
+    for (int j = 0; j < VW; ++j) lanes[j] = j < valid ? p[j] : 0.0f;
+    return VLOADP(0, lanes);
+}
+
+// COUNT k steps of the register block, each: NV vectors of B (LOAD(v)), MR broadcasts of A, MR * NV FMAs.
+#define GEMM_PACKED_K_LOOP(COUNT, LOAD, STEP) \
+    for (int k = 0; k < (COUNT); ++k) { \
+        VFLOATP bv[NV]; \
+        _Pragma("unroll") for (int v = 0; v < NV; ++v) bv[v] = LOAD(v); \
+        _Pragma("unroll") for (int r = 0; r < MR; ++r) { \
+            const VFLOATP ar = (VFLOATP)(a[r]); \
+            _Pragma("unroll") for (int v = 0; v < NV; ++v) acc[r][v] = fma(ar, bv[v], acc[r][v]); \
+        } \
+        a += MR; \
+        b += STEP; \
+    }
+
+// B is read from
+//   B + (bImage0 + z / G) * bStrideImage + g * bStrideGroup + (panel nb)
+// as panels (each NR wide and K deep, NR floats a step), or, with B_ROWMAJOR defined, as a plain
+// row-major matrix with ldb floats a step (an NCHW tensor's [C][H*W] planes: a 1x1 conv's input
+// or a gradient, used where it lies, no packing) of bCount floats in all.
+// Each work-item does blocksPerItem blocks of NR columns in turn (the A panel stays in cache),
+// so that a short K loop still outweighs the cost of a work-group.
+// Global (ceil(M/MR), ceil(ceil(N/NR) / blocksPerItem), Z), local (1, 1, 1).
+__kernel void gemm_packed(__global const float* A, __global const float* B, __global float* C,
+                          __global const float* bias, int hasBias, int beta, int M, int N, int K, int G,
+                          int bImage0, int bStrideImage, int bStrideGroup, int ldb, int bCount,
+                          int image0, int strideImage, int strideGroup, int ldc, int blocksPerItem) {
+    const int mb = get_global_id(0), z = get_global_id(2);
+    const int g = z % G;
+    const int Mb = (M + MR - 1) / MR, Nb = (N + NR - 1) / NR;
+    const int m0 = mb * MR;
+    __global const float* a0 = A + ((long)g * Mb + mb) * K * MR;
+    __global const float* b0 = B + (long)(bImage0 + z / G) * bStrideImage + (long)g * bStrideGroup;
+    __global float* c0 = C + (long)(image0 + z / G) * strideImage + (long)g * strideGroup + (long)m0 * ldc;
+    const int nbEnd = min(Nb, (int)(get_global_id(1) + 1) * blocksPerItem);
+    for (int nb = get_global_id(1) * blocksPerItem; nb < nbEnd; ++nb) {
+        __global const float* a = a0;
+        __global const float* b = b0;
+        VFLOATP acc[MR][NV];
+        #pragma unroll
+        for (int r = 0; r < MR; ++r) {
+            #pragma unroll
+            for (int v = 0; v < NV; ++v) acc[r][v] = (VFLOATP)(0.0f);
+        }
+#ifdef B_ROWMAJOR
+        // The last block of columns reads whole vectors too, past the row's end into the next
+        // row: those lanes only reach columns of C >= N, which are never stored. Only rows whose
+        // vectors would pass the end of the buffer (bCount floats) are read lane by lane.
+        b += nb * NR;
+        const int left = N - nb * NR;
+        const long room = (long)bCount - (b - B) - NR;
+        const int kFull = left >= NR ? K : (int)min((long)K, room < 0 ? 0 : room / ldb + 1);
+        GEMM_PACKED_K_LOOP(kFull, GP_LOAD_FULL, ldb)
+#define GP_LOAD_TAIL(v) gemm_packed_tail(b + VW * (v), left - VW * (v))
+        GEMM_PACKED_K_LOOP(K - kFull, GP_LOAD_TAIL, ldb)
+#else
+        b += (long)nb * K * NR;
+        GEMM_PACKED_K_LOOP(K, GP_LOAD_FULL, NR)
+#endif
+        const int n0 = nb * NR;
+        __global float* c = c0 + n0;
+        #pragma unroll
+        for (int r = 0; r < MR; ++r) {
+            if (m0 + r >= M) break;
+            const VFLOATP shift = (VFLOATP)(hasBias ? bias[g * M + m0 + r] : 0.0f);
+            __global float* row = c + (long)r * ldc;
+            #pragma unroll
+            for (int v = 0; v < NV; ++v) {
+                const int n = n0 + VW * v;
+                if (n + VW <= N) {
+                    VFLOATP value = acc[r][v] + shift;
+                    if (beta) value += VLOADP(0, row + VW * v);
+                    VSTOREP(value, 0, row + VW * v);
+                } else if (n < N) {
+                    float out[VW];
+                    VSTOREP(acc[r][v] + shift, 0, out);
+                    for (int j = 0; j < N - n; ++j) row[VW * v + j] = out[j] + (beta ? row[VW * v + j] : 0.0f);
+                }
+            }
+        }
+    }
+}
+
+// A[g][mb][k][r] = src[g * sg + m * sm + (k / window) * sk + window - 1 - k % window] for
+// m = mb * MR + r < M, else 0: a plain strided matrix for window 1, and with window KH*KW the
+// window reversed, as a transposed convolution's weights need. Global (K, ceil(M/MR), G).
+__kernel void pack_a(__global const float* src, __global float* A, int M, int K, int sg, int sm, int sk, int window) {
+    const int k = get_global_id(0), mb = get_global_id(1), g = get_global_id(2);
+    if (k >= K) return;
+    const int Mb = (M + MR - 1) / MR;
+    const int outer = k / window, inner = window - 1 - (k - outer * window);
+    __global float* dst = A + (((long)g * Mb + mb) * K + k) * MR;
+    #pragma unroll
+    for (int r = 0; r < MR; ++r) {
+        const int m = mb * MR + r;
+        dst[r] = m < M ? src[(long)g * sg + (long)m * sm + (long)outer * sk + inner] : 0.0f;
+    }
+}
+
+// B[z][nb][k][j] = im2col(x)[k][n] for n = nb * NR + j < N (output pixel n = oy * OW + ox of
+// image z0 + z / G, group z % G; k = (ci, ky, kx)), and 0 for n >= N. One work-item per (k, z)
+// copies, row by row, a run of one input row (or zeros) into consecutive panel lanes, jumping to
+// the next panel every NR pixels: no division per element, and one work-item per group, so PoCL
+// does not turn the copy into gathers and scatters across work-items.
+// Global (K, Z), local (1, 1).
+__kernel void pack_b_im2col(__global const float* x, __global float* B, int z0, int Cin, int H, int W, int OH, int OW,
+                            int G, int N, int K, int kh_, int kw_, int sh_, int sw_, int ph_, int pw_, int dh_, int dw_) {
+    const int k = get_global_id(0), z = get_global_id(1);
+    if (k >= K) return;
+    const int Nb = (N + NR - 1) / NR;
+    const int Cig = Cin / G;
+    const int ci = k / (KH * KW), rk = k - ci * KH * KW;
+    const int ky = rk / KW, kx = rk - ky * KW;
+    const int n = z0 + z / G, g = z % G;
+    __global const float* plane = x + ((long)n * Cin + g * Cig + ci) * H * W;
+    __global float* dst = B + (long)z * Nb * K * NR + (long)k * NR;
+    const int ixBase = kx * DW - PW;
+    // Output columns whose input column is inside: ox in [oxLo, oxHi).
+    const int oxLo = min(OW, max(0, (-ixBase + SW - 1) / SW));
+    const int oxHi = max(oxLo, min(OW, (W - ixBase + SW - 1) / SW));
+    int j = 0;
+    for (int oy = 0; oy < OH; ++oy) {
+        const int iy = oy * SH - PH + ky * DH;
+        const bool rowInside = iy >= 0 && iy < H;
+        __global const float* src = plane + (long)(rowInside ? iy : 0) * W + ixBase;
+        for (int ox = 0; ox < OW; ++ox) {
+            dst[j] = (rowInside && ox >= oxLo && ox < oxHi) ? src[ox * SW] : 0.0f;
+            if (++j == NR) { j = 0; dst += (long)K * NR; }
+        }
+    }
+    for (; j != 0 && j < NR; ++j) dst[j] = 0.0f;
+}
+
+// gx[n, g*Cig + ci, iy, ix] = sum_{ky, kx} cols[z][(ci, ky, kx)][oy * OW + ox] over the window
+// offsets whose output pixel oy = (iy + PH - ky*DH) / SH, ox likewise, is whole and in range;
+// cols is [Z][Cig * KH * KW][OH * OW] for images n0 + z / G. Global (W, H, Z * Cig).
+__kernel void col2im(__global const float* cols, __global float* gx, int n0, int Cin, int H, int W, int OH, int OW, int G,
+                     int kh_, int kw_, int sh_, int sw_, int ph_, int pw_, int dh_, int dw_) {
+    const int ix = get_global_id(0), iy = get_global_id(1);
+    if (ix >= W || iy >= H) return;
+    const int Cig = Cin / G;
+    const int zc = get_global_id(2), z = zc / Cig, ci = zc - z * Cig;
+    const int n = n0 + z / G, g = z % G;
+    __global const float* src = cols + ((long)z * Cig + ci) * KH * KW * OH * OW;
+    float sum = 0.0f;
+    #pragma unroll
+    for (int ky = 0; ky < KH; ++ky) {
+        const int ty = iy + PH - ky * DH;
+        if (ty < 0 || ty % SH != 0 || ty / SH >= OH) continue;
+        #pragma unroll
+        for (int kx = 0; kx < KW; ++kx) {
+            const int tx = ix + PW - kx * DW;
+            if (tx < 0 || tx % SW != 0 || tx / SW >= OW) continue;
+            sum += src[((long)(ky * KW + kx) * OH + ty / SH) * OW + tx / SW];
+        }
+    }
+    gx[(((long)n * Cin + g * Cig + ci) * H + iy) * W + ix] = sum;
+}

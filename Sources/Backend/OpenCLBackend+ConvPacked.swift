@@ -1,0 +1,159 @@
+import Device
+
+/// Register-blocked convolutions for CPU OpenCL devices (gemm_packed.cl): the weights are packed
+/// into MR-row panels once per weight tensor (kept beside it), the input into NR-column im2col
+/// panels per chunk of images (a scratch buffer reused across calls), and one barrier-free
+/// microkernel multiplies them. Same math, same entry points and same tests as the tiled family.
+extension OpenCLBackend {
+    /// Images per chunk so that one chunk's packed panels stay within `scratchFloats` (at least 1).
+    private func imagesPerChunk(floatsPerImage: Int, images: Int) -> Int {
+        Swift.max(1, Swift.min(images, scratchFloats / Swift.max(floatsPerImage, 1)))
+    }
+
+    private func packedDefines(_ w: Shape, _ p: Conv2DParams) -> [String: Int] {
+        ["CONV_KH": w[2], "CONV_KW": w[3], "CONV_SH": p.stride.h, "CONV_SW": p.stride.w, "CONV_PH": p.padding.h,
+         "CONV_PW": p.padding.w, "CONV_DH": p.dilation.h, "CONV_DW": p.dilation.w]
+            .merging(packing.defines) { a, _ in a }
+    }
+
+    /// `weight` as A panels [G][ceil(m/MR)][k][MR], where row r, column c of group g is
+    /// weight[g * sg + r * sm + (c / window) * sk + window - 1 - c % window] (window 1: a plain
+    /// strided matrix); packed on the device once per weight tensor and layout.
+    func packedPanels(_ weight: Tensor, layout: String, m: Int, k: Int, groups: Int, sg: Int, sm: Int, sk: Int, window: Int = 1,
+                      _ op: String) throws -> Buffer<Float> {
+        guard let storage = weight.storage as? OpenCLStorage else { throw BackendError(op, "weight \(weight.shape) is not on \(name)") }
+        let key = "\(layout) \(packing.mr)"
+        return try storage.derived(key) {
+            let mb = (m + packing.mr - 1) / packing.mr
+            let panels = try Buffer<Float>(context: context, count: groups * mb * k * packing.mr)
+            try kernel(["conv_geometry", "gemm_packed"], "pack_a", defines: packing.defines).launch(
+                global: [k, mb, groups], local: [Swift.min(k, 16), 1, 1],
+                [.buffer(storage.buffer), .buffer(panels), .int(m), .int(k), .int(sg), .int(sm), .int(sk), .int(window)])
+            return panels
+        }
+    }
+
+    /// Where gemm_packed reads B: panels (per chunk) or an NCHW tensor's planes in place.
+    enum PackedOperand {
+        /// Panels [z][ceil(n/NR)][k][NR] of the current chunk.
+        case panels(Buffer<Float>)
+        /// Image i, group g's [k][n] matrix at buffer + i * strideImage + g * strideGroup, rows n apart.
+        case planes(Buffer<Float>, firstImage: Int, strideImage: Int, strideGroup: Int)
+    }
+
+    /// C = A B for A panels `a` over `z` (image, group) pairs, stored through the layout
+    /// arguments of gemm_packed (see gemm_packed.cl).
+    private func packedGemm(_ a: Buffer<Float>, _ b: PackedOperand, _ c: Buffer<Float>, bias: Buffer<Float>?, accumulate: Bool = false,
+                            m: Int, n: Int, k: Int, z: Int, groups: Int, firstImage: Int,
+                            strideImage: Int, strideGroup: Int, ldc: Int) throws {
+        let mb = (m + packing.mr - 1) / packing.mr, nb = (n + packing.nr - 1) / packing.nr
+        let source: Buffer<Float>, bArgs: [Int], flags: [String]
+        switch b {
+        case .panels(let buffer):
+            let panel = nb * k * packing.nr
+            (source, bArgs, flags) = (buffer, [0, groups * panel, panel, packing.nr, buffer.count], [])
+        case let .planes(buffer, first, strideImage, strideGroup):
+            (source, bArgs, flags) = (buffer, [first, strideImage, strideGroup, n, buffer.count], ["B_ROWMAJOR"])
+        }
+        // Column blocks per work-item. When A is the larger operand (few columns: late layers,
+        // backward passes), one work-item sweeps all of them so its A panel is read from memory
+        // once; otherwise enough k steps per work-group (about 256) to hide its cost. Either way
+        // at least 64 work-groups remain for the cores.
+        var perItem = m > n ? nb : Swift.min(nb, Swift.max(1, 256 / Swift.max(k, 1)))
+        while perItem > 1, mb * ((nb + perItem - 1) / perItem) * z < 64 { perItem -= 1 }
+        try kernel(["conv_geometry", "gemm_packed"], "gemm_packed", defines: packing.defines, flags: flags).launch(
+            global: [mb, (nb + perItem - 1) / perItem, z], local: [1, 1, 1],
+            [.buffer(a), .buffer(source), .buffer(c), .buffer(bias ?? a), .int(bias == nil ? 0 : 1), .int(accumulate ? 1 : 0),
+             .int(m), .int(n), .int(k), .int(groups)] + (bArgs + [firstImage, strideImage, strideGroup, ldc, perItem]).map { .int($0) })
+    }
+
+    /// im2col panels [z][ceil(n/NR)][k][NR] of images first ..< first + images of `x` [N, C, H, W].
+    private func packIm2col(_ x: Buffer<Float>, into b: Buffer<Float>, first: Int, images: Int, c: Int, h: Int, w: Int,
+                            out: Shape, k: Int, groups: Int, defines: [String: Int]) throws {
+        try kernel(["conv_geometry", "gemm_packed"], "pack_b_im2col", defines: defines).launch(
+            global: [k, images * groups], local: [1, 1],
+            [.buffer(x), .buffer(b), .int(first), .int(c), .int(h), .int(w), .int(out[2]), .int(out[3]), .int(groups),
+             .int(out[2] * out[3]), .int(k)] + [KernelArgument](repeating: .int(0), count: 8))
+    }
+
+    /// A 1x1, stride-1, unpadded window: the im2col matrix is the input itself.
+    private func isPointwise(_ w: Shape, _ p: Conv2DParams) -> Bool {
+        w[2] == 1 && w[3] == 1 && p.stride == (1, 1) && p.padding == (0, 0)
+    }
+
+    func conv2dPacked(_ x: Tensor, weight: Tensor, bias: Tensor?, _ p: Conv2DParams, out: Shape) throws -> Tensor {
+        let op = "conv2d"
+        let (cout, cig, kh, kw) = weight.shape.nchw!
+        let m = cout / p.groups, k = cig * kh * kw
+        let a = try packedPanels(weight, layout: "forward", m: m, k: k, groups: p.groups, sg: m * k, sm: k, sk: 1, op)
+        return try packedConvolution(try buffer(x, op), x.shape, panels: a, window: weight.shape, bias: try bias.map { try buffer($0, op) },
+                                     p, out: out, op)
+    }
+
+    /// y = conv(x) for A panels of the weights (m = Cout/G rows of k = Cin/G * KH * KW):
+    /// pointwise convolutions read x in place, the others through im2col panels per chunk.
+    private func packedConvolution(_ xb: Buffer<Float>, _ xShape: Shape, panels a: Buffer<Float>, window: Shape, bias bb: Buffer<Float>?,
+                                   _ p: Conv2DParams, out: Shape, _ op: String) throws -> Tensor {
+        let (images, cin, h, w) = xShape.nchw!
+        let g = p.groups, cout = out[1], m = cout / g, n = out[2] * out[3], k = cin / g * window[2] * window[3]
+        let (y, yb) = try empty(out, op)
+        if isPointwise(window, p) {
+            try packedGemm(a, .planes(xb, firstImage: 0, strideImage: cin * n, strideGroup: cin / g * n), yb, bias: bb,
+                           m: m, n: n, k: k, z: images * g, groups: g, firstImage: 0, strideImage: cout * n, strideGroup: m * n, ldc: n)
+            return y
+        }
+        let perImage = g * ((n + packing.nr - 1) / packing.nr * packing.nr) * k
+        let chunk = imagesPerChunk(floatsPerImage: perImage, images: images)
+        try withScratch(op) { scratch in
+            let b = try scratch("im2col", chunk * perImage)
+            for first in stride(from: 0, to: images, by: chunk) {
+                let count = Swift.min(chunk, images - first)
+                try packIm2col(xb, into: b, first: first, images: count, c: cin, h: h, w: w, out: out, k: k, groups: g,
+                               defines: packedDefines(window, p))
+                try packedGemm(a, .panels(b), yb, bias: bb, m: m, n: n, k: k, z: count * g, groups: g, firstImage: first,
+                               strideImage: cout * n, strideGroup: m * n, ldc: n)
+            }
+        }
+        return y
+    }
+
+    /// dL/dx. At stride 1 it is the convolution of gy with the transposed, window-reversed
+    /// weights and padding D*(K-1) - P: the forward path, im2col panels and all. At other strides,
+    /// columns = W^T gy, with gy read where it lies (one GEMM per chunk, no wasted terms), then
+    /// col2im sums each input pixel's window terms. A pointwise conv's columns are dL/dx itself.
+    func conv2dBackwardInputPacked(_ gy: Tensor, weight: Tensor, inputShape: Shape, _ p: Conv2DParams, out: Shape) throws -> Tensor {
+        let op = "conv2d backward input"
+        let (images, cin, h, w) = inputShape.nchw!, (cout, cig, kh, kw) = weight.shape.nchw!
+        let g = p.groups, cog = cout / g, m = cig * kh * kw, n = out[2] * out[3], k = cog
+        let gb = try buffer(gy, op)
+        let transposedPadding = (p.dilation.h * (kh - 1) - p.padding.h, p.dilation.w * (kw - 1) - p.padding.w)
+        if p.stride == (1, 1), !isPointwise(weight.shape, p), transposedPadding.0 >= 0, transposedPadding.1 >= 0 {
+            let window = kh * kw
+            let a = try packedPanels(weight, layout: "transposed", m: cig, k: cog * window, groups: g, sg: cog * cig * window,
+                                     sm: window, sk: cig * window, window: window, op)
+            let tp = Conv2DParams(stride: (1, 1), padding: transposedPadding, dilation: p.dilation, groups: g)
+            return try packedConvolution(gb, gy.shape, panels: a, window: [cin, cog, kh, kw], bias: nil, tp, out: inputShape, op)
+        }
+        let a = try packedPanels(weight, layout: "backward input", m: m, k: k, groups: g, sg: cog * m, sm: 1, sk: m, op)
+        let (gx, gxb) = try empty(inputShape, op)
+        if isPointwise(weight.shape, p) {
+            try packedGemm(a, .planes(gb, firstImage: 0, strideImage: cout * n, strideGroup: cog * n), gxb, bias: nil,
+                           m: m, n: n, k: k, z: images * g, groups: g, firstImage: 0, strideImage: cin * n, strideGroup: cig * n, ldc: n)
+            return gx
+        }
+        let chunk = imagesPerChunk(floatsPerImage: g * m * n, images: images)
+        try withScratch(op) { scratch in
+            let cols = try scratch("columns", chunk * g * m * n)
+            for first in stride(from: 0, to: images, by: chunk) {
+                let count = Swift.min(chunk, images - first)
+                try packedGemm(a, .planes(gb, firstImage: first, strideImage: cout * n, strideGroup: cog * n), cols, bias: nil,
+                               m: m, n: n, k: k, z: count * g, groups: g, firstImage: 0, strideImage: g * m * n, strideGroup: m * n, ldc: n)
+                try kernel(["conv_geometry", "gemm_packed"], "col2im", defines: packedDefines(weight.shape, p)).launch(
+                    global: [w, h, count * g * cig], local: [Swift.min(w, 16), 1, 1],
+                    [.buffer(cols), .buffer(gxb), .int(first), .int(cin), .int(h), .int(w), .int(out[2]), .int(out[3]), .int(g)]
+                    + [KernelArgument](repeating: .int(0), count: 8))
+            }
+        }
+        return gx
+    }
+}

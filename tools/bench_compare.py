@@ -1,0 +1,168 @@
+#!/usr/bin/env python3
+"""Loupe against PyTorch / Captum / pytorch-grad-cam / Lucent on the same work, in one run, on this
+machine: a table of times and the ratio Loupe / reference (below 1: Loupe is faster).
+
+Rows: MobileNetV2 and ResNet18 forward and forward + backward to the input at batch 1 and 8;
+gradient (Captum Saliency) and Grad-CAM (pytorch-grad-cam) per batch of 1 and 8; SmoothGrad (25
+samples, Captum NoiseTunnel) and Integrated Gradients (50 steps, Captum) on one image; feature
+visualization steps at batch 1 and 8 (Lucent's render_vis: Fourier, decorrelation, transforms,
+Adam); conv 3x3 64->64 at 56x56, batch 1 and 8. Loupe runs on its default device (`loupe devices`);
+PyTorch on the CPU with its default threads. Both use random weights of the same architecture.
+
+Needs: pip install torch torchvision captum grad-cam; for the visualization rows also
+pip install --no-deps torch-lucent kornia kornia_rs (rows are skipped when a package is missing).
+Run: make bench-compare   (or python3 tools/bench_compare.py [--loupe PATH] [--runs N] [--quick])
+"""
+import argparse
+import json
+import os
+import re
+import subprocess
+import sys
+import time
+import warnings
+
+warnings.filterwarnings("ignore")
+ROOT = os.path.normpath(os.path.join(os.path.dirname(__file__), ".."))
+
+
+def loupe(args, binary):
+    out = subprocess.run([binary] + args, capture_output=True, text=True, check=True).stdout
+    return out
+
+
+def loupe_json(args, binary):
+    text = loupe(args + ["--json"], binary)
+    return json.loads(text[text.index("["):])
+
+
+def median_time(f, runs):
+    f()
+    ts = []
+    for _ in range(runs):
+        s = time.perf_counter()
+        f()
+        ts.append(time.perf_counter() - s)
+    return sorted(ts)[len(ts) // 2] * 1e3
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--loupe", default=os.path.join(ROOT, ".build/release/loupe"))
+    ap.add_argument("--runs", type=int, default=3)
+    ap.add_argument("--quick", action="store_true", help="ResNet18 only, no SmoothGrad/IG/visualization")
+    a = ap.parse_args()
+
+    import torch
+    import torchvision
+    from captum.attr import IntegratedGradients, NoiseTunnel, Saliency
+    from pytorch_grad_cam import GradCAM
+    from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
+
+    rows = []  # (work, loupe ms, reference ms, reference name)
+    models = ["resnet18"] if a.quick else ["mobilenet_v2", "resnet18"]
+    cam_layer = {"mobilenet_v2": lambda m: m.features[18], "resnet18": lambda m: m.layer4}
+    device = loupe(["devices"], a.loupe).splitlines()
+    device = next((l for l in device if l.startswith("*")), "?")
+    for name in models:
+        model = getattr(torchvision.models, name)(weights=None).eval()
+        for m in model.modules():
+            if hasattr(m, "inplace"):
+                m.inplace = False
+        # Whole network.
+        for r in loupe_json(["bench", "--model", name, "--batch", "1,8", "--runs", str(a.runs)], a.loupe):
+            x = torch.randn(r["batch"], 3, 224, 224)
+            if r["pass"] == "forward":
+                def f():
+                    with torch.no_grad():
+                        model(x)
+            else:
+                def f():
+                    xi = x.clone().requires_grad_(True)
+                    model(xi)[:, 0].sum().backward()
+            rows.append((f"{name} {r['pass']} batch {r['batch']}", r["wallMilliseconds"], median_time(f, a.runs), "PyTorch"))
+        # Saliency.
+        methods = "gradient,gradcam" if a.quick else "gradient,gradcam"
+        for r in loupe_json(["bench", "--model", name, "--saliency", methods, "--batch", "1,8", "--runs", str(a.runs)], a.loupe):
+            n = r["batch"]
+            x = torch.randn(n, 3, 224, 224)
+            targets = [i * 37 % 1000 for i in range(n)]
+            if r["pass"] == "gradient":
+                f, ref = (lambda: Saliency(model).attribute(x, target=targets, abs=True).amax(1)), "Captum Saliency"
+            else:
+                cam = GradCAM(model=model, target_layers=[cam_layer[name](model)])
+                f, ref = (lambda: cam(input_tensor=x, targets=[ClassifierOutputTarget(t) for t in targets])), "pytorch-grad-cam"
+            rows.append((f"{name} {r['pass']} batch {n}", r["wallMilliseconds"], median_time(f, a.runs), ref))
+        if a.quick:
+            continue
+        x1 = torch.randn(1, 3, 224, 224)
+        for r in loupe_json(["bench", "--model", name, "--saliency", "smoothgrad,integrated_gradients", "--batch", "1", "--runs", "1"], a.loupe):
+            if r["pass"] == "smoothgrad":
+                f = lambda: NoiseTunnel(Saliency(model)).attribute(x1, nt_type="smoothgrad", nt_samples=25, nt_samples_batch_size=16,
+                                                                    stdevs=0.15 * 4.5, target=0, abs=True)
+                rows.append((f"{name} SmoothGrad 25 samples", r["wallMilliseconds"], median_time(f, 1), "Captum NoiseTunnel"))
+            else:
+                f = lambda: IntegratedGradients(model).attribute(x1, target=0, n_steps=50)
+                rows.append((f"{name} Integrated Gradients 50 steps", r["wallMilliseconds"], median_time(f, 1), "Captum"))
+    if not a.quick:
+        visualization_rows(rows, a)
+    conv_rows(rows, a)
+
+    print(f"Loupe: {a.loupe} on {device.split()[3] if len(device.split()) > 3 else device}")
+    print(f"reference: PyTorch {torch.__version__}, {torch.get_num_threads()} threads, CPU")
+    print(f"{'work':<44} {'Loupe ms':>10} {'ref ms':>10} {'ratio':>7}  reference")
+    ratios = []
+    for work, ours, ref, refname in rows:
+        ratios.append(ours / ref)
+        print(f"{work:<44} {ours:>10.1f} {ref:>10.1f} {ours / ref:>6.2f}x  {refname}")
+    gm = 1.0
+    for r in ratios:
+        gm *= r
+    print(f"geometric mean of Loupe / reference over {len(ratios)} rows: {gm ** (1 / len(ratios)):.2f}x")
+
+
+def visualization_rows(rows, a):
+    import torch
+    import torchvision
+    try:
+        import kornia
+        kornia.get_rotation_matrix2d = kornia.geometry.transform.get_rotation_matrix2d
+        kornia.warp_affine = kornia.geometry.transform.warp_affine
+        from lucent.optvis import objectives, param, render
+    except Exception as e:  # noqa: BLE001
+        print(f"(visualization rows skipped: {e})", file=sys.stderr)
+        return
+    text = loupe(["bench", "--model", "mobilenet_v2", "--visualize", "--batch", "1,8", "--runs", "8"], a.loupe)
+    ours = {int(m.group(1)): float(m.group(2)) for m in re.finditer(r"^(\d+)\s+([\d.]+)", text, re.M)}
+    m = torchvision.models.mobilenet_v2(weights=None).eval()
+    for p in m.parameters():
+        p.requires_grad_(False)
+    for batch in (1, 8):
+        steps = 8
+        obj = sum(objectives.channel("classifier_1", i * 37 % 1000, batch=i) for i in range(batch)) if batch > 1 \
+            else objectives.channel("classifier_1", 0)
+        param_f = lambda: param.image(224, batch=batch, fft=True, decorrelate=True)
+        render.render_vis(m, obj, param_f, thresholds=(1,), show_image=False, progress=False, fixed_image_size=224)
+        start = time.perf_counter()
+        render.render_vis(m, obj, param_f, thresholds=(steps,), show_image=False, progress=False, fixed_image_size=224)
+        ref_ms = (time.perf_counter() - start) / steps * 1e3
+        if batch in ours:
+            rows.append((f"mobilenet_v2 visualization step batch {batch}", 1e3 / ours[batch], ref_ms, "Lucent render_vis"))
+
+
+def conv_rows(rows, a):
+    import torch
+    for r in loupe_json(["bench", "--filter", "conv 3x3 64->64 56x56", "--shapes", "resnet18", "--batch", "1,8",
+                         "--runs", str(a.runs)], a.loupe):
+        if r["pass"] != "forward":
+            continue
+        n = r["batch"]
+        x, w = torch.randn(n, 64, 56, 56), torch.randn(64, 64, 3, 3)
+        def f():
+            with torch.no_grad():
+                torch.nn.functional.conv2d(x, w, padding=1)
+        rows.append((f"conv 3x3 64->64 56x56 forward batch {n}", r["milliseconds"], median_time(f, max(a.runs, 5)), "torch conv2d"))
+
+
+if __name__ == "__main__":
+    main()
