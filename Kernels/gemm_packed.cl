@@ -58,14 +58,17 @@ inline VFLOATP gemm_packed_tail(__global const float* p, int valid) {
 //   B + (bImage0 + z / G) * bStrideImage + g * bStrideGroup + (panel nb)
 // as panels (each NR wide and K deep, NR floats a step), or, with B_ROWMAJOR defined, as a plain
 // row-major matrix with ldb floats a step (an NCHW tensor's [C][H*W] planes: a 1x1 conv's input
-// or a gradient, used where it lies, no packing) of bCount floats in all.
+// or a gradient, used where it lies, no packing) of bCount floats in all; or, with B_IMPLICIT
+// defined, as the im2col matrix of a stride-1 convolution over a zero-padded input (planes of
+// planeSize floats, rows of ldb): each window tap is then a row-major matrix at its own offset,
+// and C's columns are the pixels of the padded grid, of which only the real ones are stored.
 // Each work-item does blocksPerItem blocks of NR columns in turn (the A panel stays in cache),
 // so that a short K loop still outweighs the cost of a work-group.
 // Global (ceil(M/MR), ceil(ceil(N/NR) / blocksPerItem), Z), local (1, 1, 1).
 __kernel void gemm_packed(__global const float* A, __global const float* B, __global float* C,
                           __global const float* bias, int hasBias, int beta, int M, int N, int K, int G,
                           int bImage0, int bStrideImage, int bStrideGroup, int ldb, int bCount,
-                          int image0, int strideImage, int strideGroup, int ldc, int blocksPerItem) {
+                          int image0, int strideImage, int strideGroup, int ldc, int blocksPerItem, int planeSize) {
     const int mb = get_global_id(0), z = get_global_id(2);
     const int g = z % G;
     const int Mb = (M + MR - 1) / MR, Nb = (N + NR - 1) / NR;
@@ -94,11 +97,52 @@ __kernel void gemm_packed(__global const float* A, __global const float* B, __gl
         GEMM_PACKED_K_LOOP(kFull, GP_LOAD_FULL, ldb)
 #define GP_LOAD_TAIL(v) gemm_packed_tail(b + VW * (v), left - VW * (v))
         GEMM_PACKED_K_LOOP(K - kFull, GP_LOAD_TAIL, ldb)
+#elif defined(B_IMPLICIT)
+        // B[(ci, ky, kx)][q] = xp[ci plane + ky*DH*ldb + kx*DW + q]: a stride-1 convolution's
+        // zero-padded input read in place, q running over the padded grid [OH][ldb].
+        b += nb * NR;
+        for (int ci = 0; ci < K / (KH * KW); ++ci) {
+            __global const float* bc = b + (long)ci * planeSize;
+            #pragma unroll
+            for (int ky = 0; ky < KH; ++ky) {
+                #pragma unroll
+                for (int kx = 0; kx < KW; ++kx) {
+                    __global const float* bk = bc + ky * DH * ldb + kx * DW;
+#define GP_LOAD_TAP(v) VLOADP(v, bk)
+                    GEMM_PACKED_K_LOOP(1, GP_LOAD_TAP, 0)
+                }
+            }
+        }
 #else
         b += (long)nb * K * NR;
         GEMM_PACKED_K_LOOP(K, GP_LOAD_FULL, NR)
 #endif
         const int n0 = nb * NR;
+#ifdef B_IMPLICIT
+        // Columns are padded-grid pixels q = oy * ldb + ox; only ox < OW are outputs.
+        const int OWi = ldb - DW * (KW - 1), OHi = N / ldb;
+        #pragma unroll
+        for (int r = 0; r < MR; ++r) {
+            if (m0 + r >= M) break;
+            const VFLOATP shift = (VFLOATP)(hasBias ? bias[g * M + m0 + r] : 0.0f);
+            __global float* plane = c0 + (long)r * ldc;
+            #pragma unroll
+            for (int v = 0; v < NV; ++v) {
+                float out[VW];
+                VSTOREP(acc[r][v] + shift, 0, out);
+                const int q = n0 + VW * v;
+                int oy = q / ldb, ox = q - oy * ldb;
+                for (int j = 0; j < VW; ++j) {
+                    if (ox < OWi && oy < OHi) {
+                        __global float* at = plane + oy * OWi + ox;
+                        *at = out[j] + (beta ? *at : 0.0f);
+                    }
+                    if (++ox == ldb) { ox = 0; ++oy; }
+                }
+            }
+        }
+        continue;
+#endif
         __global float* c = c0 + n0;
         #pragma unroll
         for (int r = 0; r < MR; ++r) {
@@ -196,4 +240,15 @@ __kernel void col2im(__global const float* cols, __global float* gx, int n0, int
         }
     }
     gx[(((long)n * Cin + g * Cig + ci) * H + iy) * W + ix] = sum;
+}
+
+// xp[nc][y][x] = x[nc][y - PH][x - PW] inside, 0 in the border: the zero-padded input that
+// gemm_packed reads in place with B_IMPLICIT. Global (Wp, Hp, Nb*C), local (16, 1, 1).
+__kernel void pad_planes(__global const float* x, __global float* xp, int H, int W, int Hp, int Wp, int padH, int padW) {
+    const int px = get_global_id(0), py = get_global_id(1), nc = get_global_id(2);
+    if (px >= Wp || py >= Hp) return;
+    const int iy = py - padH, ix = px - padW;
+    const bool inside = iy >= 0 && iy < H && ix >= 0 && ix < W;
+    const float v = x[((long)nc * H + (inside ? iy : 0)) * W + (inside ? ix : 0)];
+    xp[((long)nc * Hp + py) * Wp + px] = inside ? v : 0.0f;
 }

@@ -33,7 +33,9 @@ def loupe(args, binary):
 
 def loupe_json(args, binary):
     text = loupe(args + ["--json"], binary)
-    return json.loads(text[text.index("["):])
+    starts = [i for i in (text.find("["), text.find("{")) if i >= 0]
+    value = json.loads(text[min(starts):])
+    return value["results"] if isinstance(value, dict) else value
 
 
 def median_time(f, runs):

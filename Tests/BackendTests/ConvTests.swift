@@ -33,6 +33,10 @@ let convCases: [ConvCase] = [
     ConvCase(n: 3, cin: 8, cout: 10, h: 6, w: 6, k: 1, stride: 1, pad: 0, dilation: 1, groups: 2, bias: false),
     // Wide rows with stride 1: whole panel rows are vector copies.
     ConvCase(n: 2, cin: 3, cout: 9, h: 5, w: 37, k: 3, stride: 1, pad: 1, dilation: 1, groups: 1, bias: true),
+    // Stride 1 on maps 14 or more wide (read in place from the padded input): groups, dilation,
+    // a 5x5 window, batch 2.
+    ConvCase(n: 2, cin: 6, cout: 4, h: 9, w: 16, k: 3, stride: 1, pad: 2, dilation: 2, groups: 2, bias: true),
+    ConvCase(n: 2, cin: 5, cout: 13, h: 6, w: 15, k: 5, stride: 1, pad: 1, dilation: 1, groups: 1, bias: false),
     // Depthwise (the direct kernels): stride 2 on odd and even sizes, 5x5, batch 3.
     ConvCase(n: 3, cin: 5, cout: 5, h: 8, w: 9, k: 3, stride: 2, pad: 1, dilation: 1, groups: 5, bias: true),
     ConvCase(n: 1, cin: 4, cout: 4, h: 7, w: 7, k: 5, stride: 2, pad: 2, dilation: 1, groups: 4, bias: false),
