@@ -98,6 +98,17 @@ void depthwise_backward_weight(__global const float* gy, __global const float* x
     if (l < KH * KW) gw[c * KH * KW + l] = scratch[l][0];
 }
 
+// The first min(count, 8) lanes of v to out.
+inline void depthwise_store8(float8 v, __global float* out, int count) {
+    if (count >= 8) {
+        vstore8(v, 0, out);
+    } else {
+        float lanes[8];
+        vstore8(v, 0, lanes);
+        for (int j = 0; j < count; ++j) out[j] = lanes[j];
+    }
+}
+
 // Depthwise forward for CPU devices (the register-blocked family): one work-item per output row,
 // eight outputs at a time in a float8, each window tap one vector load (stride 1, inside the
 // row) or eight guarded loads (borders, stride 2). With FLIP the filter is read reversed, which
@@ -139,13 +150,7 @@ __kernel void depthwise_rows(__global const float* x, __global const float* w, _
                 acc = fma((float8)(taps[ky * KW + kx]), v, acc);
             }
         }
-        if (ox0 + 8 <= OW) {
-            vstore8(acc, 0, out + ox0);
-        } else {
-            float lanes[8];
-            vstore8(acc, 0, lanes);
-            for (int j = 0; j < OW - ox0; ++j) out[ox0 + j] = lanes[j];
-        }
+        depthwise_store8(acc, out + ox0, OW - ox0);
     }
 }
 
@@ -180,12 +185,6 @@ __kernel void depthwise_rows_backward_input(__global const float* gy, __global c
                 acc = fma((float8)(taps[ky * KW + kx]), vload8(0, lanes), acc);
             }
         }
-        if (ix0 + 8 <= W) {
-            vstore8(acc, 0, out + ix0);
-        } else {
-            float lanes[8];
-            vstore8(acc, 0, lanes);
-            for (int j = 0; j < W - ix0; ++j) out[ix0 + j] = lanes[j];
-        }
+        depthwise_store8(acc, out + ix0, W - ix0);
     }
 }

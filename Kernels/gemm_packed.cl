@@ -121,29 +121,10 @@ __kernel void gemm_packed(__global const float* A, __global const float* B, __gl
 #ifdef B_IMPLICIT
         // Columns are padded-grid pixels q = oy * ldb + ox; only ox < OW are outputs.
         const int OWi = ldb - DW * (KW - 1), OHi = N / ldb;
-        #pragma unroll
-        for (int r = 0; r < MR; ++r) {
-            if (m0 + r >= M) break;
-            const VFLOATP shift = (VFLOATP)(hasBias ? bias[g * M + m0 + r] : 0.0f);
-            __global float* plane = c0 + (long)r * ldc;
-            #pragma unroll
-            for (int v = 0; v < NV; ++v) {
-                float out[VW];
-                VSTOREP(acc[r][v] + shift, 0, out);
-                const int q = n0 + VW * v;
-                int oy = q / ldb, ox = q - oy * ldb;
-                for (int j = 0; j < VW; ++j) {
-                    if (ox < OWi && oy < OHi) {
-                        __global float* at = plane + oy * OWi + ox;
-                        *at = out[j] + (beta ? *at : 0.0f);
-                    }
-                    if (++ox == ldb) { ox = 0; ++oy; }
-                }
-            }
-        }
-        continue;
-#endif
+        __global float* c = c0;
+#else
         __global float* c = c0 + n0;
+#endif
         #pragma unroll
         for (int r = 0; r < MR; ++r) {
             if (m0 + r >= M) break;
@@ -152,6 +133,18 @@ __kernel void gemm_packed(__global const float* A, __global const float* B, __gl
             #pragma unroll
             for (int v = 0; v < NV; ++v) {
                 const int n = n0 + VW * v;
+#ifdef B_IMPLICIT
+                float out[VW];
+                VSTOREP(acc[r][v] + shift, 0, out);
+                int oy = n / ldb, ox = n - oy * ldb;
+                for (int j = 0; j < VW; ++j) {
+                    if (ox < OWi && oy < OHi) {
+                        __global float* at = row + oy * OWi + ox;
+                        *at = out[j] + (beta ? *at : 0.0f);
+                    }
+                    if (++ox == ldb) { ox = 0; ++oy; }
+                }
+#else
                 if (n + VW <= N) {
                     VFLOATP value = acc[r][v] + shift;
                     if (beta) value += VLOADP(0, row + VW * v);
@@ -161,6 +154,7 @@ __kernel void gemm_packed(__global const float* A, __global const float* B, __gl
                     VSTOREP(acc[r][v] + shift, 0, out);
                     for (int j = 0; j < N - n; ++j) row[VW * v + j] = out[j] + (beta ? row[VW * v + j] : 0.0f);
                 }
+#endif
             }
         }
     }
