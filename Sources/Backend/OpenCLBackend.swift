@@ -116,6 +116,8 @@ public final class OpenCLBackend: Backend {
     /// The most floats one op's scratch panels may take; larger batches are done in chunks.
     public let scratchFloats: Int
     private let recorded = Mutex<[(String, Event)]?>(nil)
+    /// Kernels by program and kernel name, so a launch does not rebuild its program's sources.
+    private let launchers = Mutex<[String: Kernel]>([:])
     /// Scratch buffers by role, grown as needed and reused by every op: the queue is in order, so
     /// an op enqueued later reuses a buffer only after earlier ops are done with it.
     private let scratch = Mutex<[String: Buffer<Float>]>([:])
@@ -155,9 +157,12 @@ public final class OpenCLBackend: Backend {
         }
     }
 
+    /// LOUPE_KERNEL_DIR, read once.
+    private static let kernelDirectory: String? = ProcessInfo.processInfo.environment["LOUPE_KERNEL_DIR"].flatMap { $0.isEmpty ? nil : $0 }
+
     /// The source text of `Kernels/<file>.cl`.
     public static func kernelSource(_ file: String) throws -> String {
-        if let dir = ProcessInfo.processInfo.environment["LOUPE_KERNEL_DIR"], !dir.isEmpty {
+        if let dir = kernelDirectory {
             let url = URL(fileURLWithPath: dir).appendingPathComponent(file + ".cl")
             do { return try String(contentsOf: url, encoding: .utf8) } catch {
                 throw BackendError("kernels", "LOUPE_KERNEL_DIR is set but \(url.path) cannot be read: \(error.localizedDescription)")
@@ -173,11 +178,17 @@ public final class OpenCLBackend: Backend {
     /// per context and define set.
     func kernel(_ files: [String], _ name: String, defines: [String: Int] = [:], flags: [String] = []) throws -> Launcher {
         let header = (defines.sorted { $0.key < $1.key }.map { "#define \($0.key) \($0.value)" }
-            + flags.sorted().map { "#define \($0) 1" }).joined(separator: "\n")
-        let sources = [header] + (try files.map { try OpenCLBackend.kernelSource($0) })
-        let program = try context.program(name: files.joined(separator: "+") + " {" + header.replacingOccurrences(of: "\n", with: "; ") + "}",
-                                          sources: sources)
-        return Launcher(kernel: try program.kernel(name), backend: self, label: flags.isEmpty ? name : "\(name) \(flags.joined(separator: " "))")
+            + flags.sorted().map { "#define \($0) 1" }).joined(separator: "; ")
+        let programName = files.joined(separator: "+") + " {" + header + "}"
+        let label = flags.isEmpty ? name : "\(name) \(flags.joined(separator: " "))"
+        // Launches are frequent (hundreds per pass): a kernel seen before skips the sources.
+        if let cached = launchers.withLock({ $0[programName + " " + name] }) {
+            return Launcher(kernel: cached, backend: self, label: label)
+        }
+        let sources = [header.replacingOccurrences(of: "; ", with: "\n")] + (try files.map { try OpenCLBackend.kernelSource($0) })
+        let made = try context.program(name: programName, sources: sources).kernel(name)
+        launchers.withLock { $0[programName + " " + name] = made }
+        return Launcher(kernel: made, backend: self, label: label)
     }
 
     public func tensor(_ values: [Float], _ shape: Shape) throws -> Tensor {
