@@ -11,8 +11,7 @@
 //   B: [Z][ceil(N/NR)][K][NR]   (pack_b_im2col: a conv input's im2col columns, per chunk)
 // with zeros past M and N. C[z][m][n] = sum_k A[g][m][k] * B[z][k][n], g = z % G, is stored at
 //   C + (image0 + z / G) * strideImage + g * strideGroup + m * ldc + n   (+ bias[g * M + m] when
-// given, + the value already there when beta is 1), so one kernel writes a conv's NCHW output,
-// a column buffer or an accumulated weight gradient.
+// given), so one kernel writes a conv's NCHW output or a column buffer.
 //
 // Window geometry (pack_b_im2col, col2im): conv_geometry.cl, prepended by the host.
 
@@ -66,7 +65,7 @@ inline VFLOATP gemm_packed_tail(__global const float* p, int valid) {
 // so that a short K loop still outweighs the cost of a work-group.
 // Global (ceil(M/MR), ceil(ceil(N/NR) / blocksPerItem), Z), local (1, 1, 1).
 __kernel void gemm_packed(__global const float* A, __global const float* B, __global float* C,
-                          __global const float* bias, int hasBias, int beta, int M, int N, int K, int G,
+                          __global const float* bias, int hasBias, int M, int N, int K, int G,
                           int bImage0, int bStrideImage, int bStrideGroup, int ldb, int bCount,
                           int image0, int strideImage, int strideGroup, int ldc, int blocksPerItem, int planeSize) {
     const int mb = get_global_id(0), z = get_global_id(2);
@@ -140,19 +139,17 @@ __kernel void gemm_packed(__global const float* A, __global const float* B, __gl
                 for (int j = 0; j < VW; ++j) {
                     if (ox < OWi && oy < OHi) {
                         __global float* at = row + oy * OWi + ox;
-                        *at = out[j] + (beta ? *at : 0.0f);
+                        *at = out[j];
                     }
                     if (++ox == ldb) { ox = 0; ++oy; }
                 }
 #else
                 if (n + VW <= N) {
-                    VFLOATP value = acc[r][v] + shift;
-                    if (beta) value += VLOADP(0, row + VW * v);
-                    VSTOREP(value, 0, row + VW * v);
+                    VSTOREP(acc[r][v] + shift, 0, row + VW * v);
                 } else if (n < N) {
                     float out[VW];
                     VSTOREP(acc[r][v] + shift, 0, out);
-                    for (int j = 0; j < N - n; ++j) row[VW * v + j] = out[j] + (beta ? row[VW * v + j] : 0.0f);
+                    for (int j = 0; j < N - n; ++j) row[VW * v + j] = out[j];
                 }
 #endif
             }

@@ -11,7 +11,7 @@ extension OpenCLBackend {
 
     /// The window geometry as build-time constants: one program per geometry (3x3 stride 1,
     /// 1x1, ...), shared by every layer size with that geometry.
-    private func geometry(_ w: Shape, _ p: Conv2DParams) -> [String: Int] {
+    func geometry(_ w: Shape, _ p: Conv2DParams) -> [String: Int] {
         ["CONV_KH": w[2], "CONV_KW": w[3], "CONV_SH": p.stride.h, "CONV_SW": p.stride.w, "CONV_PH": p.padding.h,
          "CONV_PW": p.padding.w, "CONV_DH": p.dilation.h, "CONV_DW": p.dilation.w]
     }

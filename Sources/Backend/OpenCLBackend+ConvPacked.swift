@@ -11,9 +11,7 @@ extension OpenCLBackend {
     }
 
     private func packedDefines(_ w: Shape, _ p: Conv2DParams) -> [String: Int] {
-        ["CONV_KH": w[2], "CONV_KW": w[3], "CONV_SH": p.stride.h, "CONV_SW": p.stride.w, "CONV_PH": p.padding.h,
-         "CONV_PW": p.padding.w, "CONV_DH": p.dilation.h, "CONV_DW": p.dilation.w]
-            .merging(packing.defines) { a, _ in a }
+        geometry(w, p).merging(packing.defines) { a, _ in a }
     }
 
     /// `weight` as A panels [G][ceil(m/MR)][k][MR], where row r, column c of group g is
@@ -46,7 +44,7 @@ extension OpenCLBackend {
 
     /// C = A B for A panels `a` over `z` (image, group) pairs, stored through the layout
     /// arguments of gemm_packed (see gemm_packed.cl).
-    private func packedGemm(_ a: Buffer<Float>, _ b: PackedOperand, _ c: Buffer<Float>, bias: Buffer<Float>?, accumulate: Bool = false,
+    private func packedGemm(_ a: Buffer<Float>, _ b: PackedOperand, _ c: Buffer<Float>, bias: Buffer<Float>?,
                             m: Int, n: Int, k: Int, z: Int, groups: Int, firstImage: Int,
                             strideImage: Int, strideGroup: Int, ldc: Int) throws {
         let mb = (m + packing.mr - 1) / packing.mr, nb = (n + packing.nr - 1) / packing.nr
@@ -71,7 +69,7 @@ extension OpenCLBackend {
         while perItem > 1, mb * ((nb + perItem - 1) / perItem) * z < 64 { perItem -= 1 }
         try kernel(["conv_geometry", "gemm_packed"], "gemm_packed", defines: defines, flags: flags).launch(
             global: [mb, (nb + perItem - 1) / perItem, z], local: [1, 1, 1],
-            [.buffer(a), .buffer(source), .buffer(c), .buffer(bias ?? a), .int(bias == nil ? 0 : 1), .int(accumulate ? 1 : 0),
+            [.buffer(a), .buffer(source), .buffer(c), .buffer(bias ?? a), .int(bias == nil ? 0 : 1),
              .int(m), .int(n), .int(k), .int(groups)] + (bArgs + [firstImage, strideImage, strideGroup, ldc, perItem, planeSize]).map { .int($0) })
     }
 
