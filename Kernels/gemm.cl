@@ -15,6 +15,11 @@
 // loop) and wide registers on a GPU. Rows are strided (row tm + i * TM / WPTM) so that
 // neighbouring work-items read neighbouring local addresses. Per step, the group stages a
 // TK-deep slice of A and B in local memory.
+//
+// Split K (GEMM_SPLIT_K defined): when the tiles of C are too few to fill the device (a 7x7
+// map, a linear layer at batch 1, a weight gradient), the grid's third dimension also runs over
+// gemm_splits slices of K; each slice writes its partial tile to gemm_part[z][s][M][N] and
+// gemm_splitk_reduce sums the slices and stores them with C_STORE.
 
 #ifndef TM
 #define TM 64
@@ -40,14 +45,30 @@
 #define VLOAD GEMM_CAT(vload, WPTN)
 #define VSTORE GEMM_CAT(vstore, WPTN)
 
+#ifdef GEMM_SPLIT_K
+#define GEMM_KERNEL_ARGS GEMM_ARGS, __global float* gemm_part, int gemm_splits
+#else
+#define GEMM_KERNEL_ARGS GEMM_ARGS
+#endif
+
 __kernel __attribute__((reqd_work_group_size(RTN, RTM, 1)))
-void gemm_tiled(GEMM_ARGS) {
+void gemm_tiled(GEMM_KERNEL_ARGS) {
     const int tn = get_local_id(0);
     const int tm = get_local_id(1);
     const int n0 = get_group_id(0) * TN;
     const int m0 = get_group_id(1) * TM;
-    const int z = get_global_id(2);
     const int tid = tm * RTN + tn;
+#ifdef GEMM_SPLIT_K
+    const int zs = get_global_id(2);
+    // Slices are whole TK steps, so a slice's last step is the only one that may end inside K.
+    const int chunk = ((K + gemm_splits - 1) / gemm_splits + TK - 1) / TK * TK;
+    const int kBegin = (zs % gemm_splits) * chunk;
+    const int kEnd = min(K, kBegin + chunk);
+    const int z = zs / gemm_splits;
+#else
+    const int z = get_global_id(2);
+    const int kBegin = 0, kEnd = K;
+#endif
 
     __local float As[TK][TM];
     __local float Bs[TK][TN];
@@ -55,20 +76,20 @@ void gemm_tiled(GEMM_ARGS) {
     VFLOAT acc[WPTM];
     for (int i = 0; i < WPTM; ++i) acc[i] = (VFLOAT)(0.0f);
 
-    for (int k0 = 0; k0 < K; k0 += TK) {
+    for (int k0 = kBegin; k0 < kEnd; k0 += TK) {
         // Stage A: k varies fastest, as it does in memory for weights.
         for (int i = tid; i < TK * TM; i += RTM * RTN) {
             const int kk = i % TK;
             const int mm = i / TK;
             const int m = m0 + mm, k = k0 + kk;
-            As[kk][mm] = (m < M && k < K) ? A_LOAD(z, m, k) : 0.0f;
+            As[kk][mm] = (m < M && k < kEnd) ? A_LOAD(z, m, k) : 0.0f;
         }
         // Stage B: n varies fastest, as it does in memory for feature maps.
         for (int i = tid; i < TK * TN; i += RTM * RTN) {
             const int nn = i % TN;
             const int kk = i / TN;
             const int n = n0 + nn, k = k0 + kk;
-            Bs[kk][nn] = (n < N && k < K) ? B_LOAD(z, k, n) : 0.0f;
+            Bs[kk][nn] = (n < N && k < kEnd) ? B_LOAD(z, k, n) : 0.0f;
         }
         barrier(CLK_LOCAL_MEM_FENCE);
         for (int kk = 0; kk < TK; ++kk) {
@@ -85,7 +106,22 @@ void gemm_tiled(GEMM_ARGS) {
         VSTORE(acc[i], 0, out);
         for (int j = 0; j < WPTN; ++j) {
             const int n = n0 + tn * WPTN + j;
+#ifdef GEMM_SPLIT_K
+            if (n < N) gemm_part[((long)zs * M + m) * N + n] = out[j];
+#else
             if (n < N) C_STORE(z, m, n, out[j]);
+#endif
         }
     }
 }
+
+#ifdef GEMM_SPLIT_K
+// C[z][m][n] = the sum of the slices' partial results. Global (N, M, Z).
+__kernel void gemm_splitk_reduce(GEMM_KERNEL_ARGS) {
+    const int n = get_global_id(0), m = get_global_id(1), z = get_global_id(2);
+    if (n >= N || m >= M) return;
+    float sum = 0.0f;
+    for (int s = 0; s < gemm_splits; ++s) sum += gemm_part[((long)(z * gemm_splits + s) * M + m) * N + n];
+    C_STORE(z, m, n, sum);
+}
+#endif

@@ -53,6 +53,10 @@ public protocol Backend: AnyObject, Sendable {
     func scale(_ a: Tensor, _ s: Float) throws -> Tensor
     /// alpha * x + y
     func axpy(_ alpha: Float, _ x: Tensor, _ y: Tensor) throws -> Tensor
+    /// `copies` noisy copies of x, [copies * N, ...]: element j of copy k is
+    /// x[j] + sigma * g(offset + k * x.count + j), g the counter-based Gaussian stream of `seed`
+    /// (random.cl; the same numbers on every backend, drawn where the copies are made).
+    func noisyCopies(_ x: Tensor, copies: Int, sigma: Float, seed: UInt64, offset: UInt64) throws -> Tensor
 
     // MARK: Channels (dimension 1 of NCHW)
     func concat(_ parts: [Tensor]) throws -> Tensor
@@ -120,6 +124,14 @@ public enum ShapeRules {
         for t in transforms { _ = try t.packed() }
         return (n, c, h, w)
     }
+    /// [N, ...] -> [copies * N, ...] for at least one copy of a non-empty tensor.
+    public static func noisyCopies(_ op: String, _ s: Shape, copies: Int) throws -> Shape {
+        guard s.rank >= 1, s.count > 0, copies >= 1, copies <= Int(Int32.max) / s.count else {
+            throw BackendError(op, "needs a non-empty tensor and 1 to \(Int(Int32.max) / Swift.max(s.count, 1)) copies, got \(s) and \(copies)")
+        }
+        return Shape([copies * s[0]] + Array(s.dims.dropFirst()))
+    }
+
     public static func same(_ op: String, _ a: Shape, _ b: Shape) throws {
         guard a == b else { throw BackendError(op, "shapes differ: \(a) vs \(b)") }
     }

@@ -88,6 +88,27 @@ extension CPUBackend {
     public func scale(_ a: Tensor, _ s: Float) throws -> Tensor { make(try host(a, "scale").map { s * $0 }, a.shape) }
     public func axpy(_ alpha: Float, _ x: Tensor, _ y: Tensor) throws -> Tensor { try zip2("axpy", x, y) { alpha * $0 + $1 } }
 
+    public func noisyCopies(_ x: Tensor, copies: Int, sigma: Float, seed: UInt64, offset: UInt64) throws -> Tensor {
+        let shape = try ShapeRules.noisyCopies("noisy copies", x.shape, copies: copies)
+        let v = try host(x, "noisy copies"), n = v.count
+        let key = seed &+ 0x5EED
+        func mix(_ i: UInt64) -> Float {
+            var z = key &+ i &* 0x9E37_79B9_7F4A_7C15
+            z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+            z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+            return (Float((z ^ (z >> 31)) >> 40) + 0.5) * (1 / 16_777_216)
+        }
+        var y = [Float](repeating: 0, count: shape.count)
+        for k in 0..<copies {
+            for j in 0..<n {
+                let c = offset &+ UInt64(k * n + j)
+                let g = (-2 * log(mix(2 &* c &+ 1))).squareRoot() * cos(2 * Float.pi * mix(2 &* c &+ 2))
+                y[k * n + j] = sigma * g + v[j]
+            }
+        }
+        return make(y, shape)
+    }
+
     public func concat(_ parts: [Tensor]) throws -> Tensor {
         let out = try ShapeRules.concat("concat", parts.map(\.shape))
         let (n, _, h, w) = out.nchw!

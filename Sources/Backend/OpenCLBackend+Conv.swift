@@ -32,12 +32,35 @@ extension OpenCLBackend {
              .int(c), .int(h), .int(width), .int(out[2]), .int(out[3])])
     }
 
-    private func gemm(_ files: [String], _ mode: String, m: Int, n: Int, z: Int, tiling: GemmTiling,
+    /// Slices of K for a product whose tiles are too few to fill the device: enough to reach
+    /// `splitKGroups` work-groups, each slice at least four TK steps deep, the partial results
+    /// within the scratch limit. 1 when the tiles alone fill the device.
+    func splitK(m: Int, n: Int, z: Int, k: Int, tiling: GemmTiling) -> Int {
+        let groups = (n + tiling.tn - 1) / tiling.tn * ((m + tiling.tm - 1) / tiling.tm) * z
+        guard groups < splitKGroups else { return 1 }
+        var splits = Swift.min((splitKGroups + groups - 1) / groups, k / (4 * tiling.tk), 256)
+        while splits > 1, splits * z * m * n > scratchFloats { splits /= 2 }
+        return Swift.max(splits, 1)
+    }
+
+    private func gemm(_ files: [String], _ mode: String, m: Int, n: Int, k: Int, z: Int, tiling: GemmTiling,
                       defines: [String: Int] = [:], _ args: [KernelArgument]) throws {
-        let k = try kernel(files + ["gemm"], "gemm_tiled", defines: tiling.defines.merging(defines) { a, _ in a }, flags: [mode])
+        let defines = tiling.defines.merging(defines) { a, _ in a }
         let local = tiling.local
-        try k.launch(global: [(n + tiling.tn - 1) / tiling.tn * local[0], (m + tiling.tm - 1) / tiling.tm * local[1], z],
-                     local: local, args)
+        let tiles = [(n + tiling.tn - 1) / tiling.tn * local[0], (m + tiling.tm - 1) / tiling.tm * local[1]]
+        let splits = splitK(m: m, n: n, z: z, k: k, tiling: tiling)
+        guard splits > 1 else {
+            try kernel(files + ["gemm"], "gemm_tiled", defines: defines, flags: [mode]).launch(global: tiles + [z], local: local, args)
+            return
+        }
+        try withScratch(mode) { scratch in
+            let part = try scratch("split-k", splits * z * m * n)
+            let args = args + [.buffer(part), .int(splits)]
+            try kernel(files + ["gemm"], "gemm_tiled", defines: defines, flags: [mode, "GEMM_SPLIT_K"])
+                .launch(global: tiles + [z * splits], local: local, args)
+            try kernel(files + ["gemm"], "gemm_splitk_reduce", defines: defines, flags: [mode, "GEMM_SPLIT_K"])
+                .launch(global: [n, m, z], local: [Swift.min(n, 32), Swift.min(m, 4), 1], args)
+        }
     }
 
     public func conv2d(_ x: Tensor, weight: Tensor, bias: Tensor?, _ p: Conv2DParams) throws -> Tensor {
@@ -63,7 +86,7 @@ extension OpenCLBackend {
         }
         let (cout, cig, kh, kw) = weight.shape.nchw!
         let m = cout / p.groups, n = out[2] * out[3], k = cig * kh * kw
-        try gemm(["conv_geometry", "conv2d"], "CONV_FORWARD", m: m, n: n, z: x.shape[0] * p.groups, tiling: tiling(rows: m),
+        try gemm(["conv_geometry", "conv2d"], "CONV_FORWARD", m: m, n: n, k: k, z: x.shape[0] * p.groups, tiling: tiling(rows: m),
                  defines: geometry(weight.shape, p),
                  [.buffer(xb), .buffer(wb), .buffer(bb), .buffer(yb), .int(bias == nil ? 0 : 1)]
                  + convArgs(x.shape, weight.shape, out, p, m: m, n: n, k: k))
@@ -107,7 +130,7 @@ extension OpenCLBackend {
         }
         let (cout, cig, kh, kw) = weight.shape.nchw!
         let m = cig, n = inputShape[2] * inputShape[3], k = cout / p.groups * kh * kw
-        try gemm(["conv_geometry", "conv2d"], "CONV_BACKWARD_INPUT", m: m, n: n, z: inputShape[0] * p.groups, tiling: tiling(rows: m),
+        try gemm(["conv_geometry", "conv2d"], "CONV_BACKWARD_INPUT", m: m, n: n, k: k, z: inputShape[0] * p.groups, tiling: tiling(rows: m),
                  defines: geometry(weight.shape, p),
                  [.buffer(gb), .buffer(wb), .buffer(gxb)] + convArgs(inputShape, weight.shape, out, p, m: m, n: n, k: k))
         return gx
@@ -127,7 +150,7 @@ extension OpenCLBackend {
         }
         let (cout, cig, kh, kw) = weightShape.nchw!
         let m = cout / p.groups, n = cig * kh * kw, k = input.shape[0] * out[2] * out[3]
-        try gemm(["conv_geometry", "conv2d"], "CONV_BACKWARD_WEIGHT", m: m, n: n, z: p.groups, tiling: tiling(rows: m),
+        try gemm(["conv_geometry", "conv2d"], "CONV_BACKWARD_WEIGHT", m: m, n: n, k: k, z: p.groups, tiling: tiling(rows: m),
                  defines: geometry(weightShape, p),
                  [.buffer(gb), .buffer(xb), .buffer(gwb)] + convArgs(input.shape, weightShape, out, p, m: m, n: n, k: k))
         return gw
@@ -157,7 +180,7 @@ extension OpenCLBackend {
                 [.buffer(xb), .buffer(wb), .buffer(bb), .buffer(yb), .int(bias == nil ? 0 : 1), .int(outF), .int(n), .int(inF)])
             return y
         }
-        try gemm(["linear"], "LINEAR_FORWARD", m: outF, n: n, z: 1, tiling: n < 32 ? .narrow : .large,
+        try gemm(["linear"], "LINEAR_FORWARD", m: outF, n: n, k: inF, z: 1, tiling: n < 32 ? .narrow : .large,
                  [.buffer(xb), .buffer(wb), .buffer(bb), .buffer(yb), .int(bias == nil ? 0 : 1), .int(outF), .int(n), .int(inF)])
         return y
     }
@@ -174,7 +197,7 @@ extension OpenCLBackend {
                 [.buffer(gb), .buffer(wb), .buffer(gxb), .int(outF), .int(n), .int(inF)])
             return gx
         }
-        try gemm(["linear"], "LINEAR_BACKWARD_INPUT", m: inF, n: n, z: 1, tiling: n < 32 ? .narrow : .large,
+        try gemm(["linear"], "LINEAR_BACKWARD_INPUT", m: inF, n: n, k: outF, z: 1, tiling: n < 32 ? .narrow : .large,
                  [.buffer(gb), .buffer(wb), .buffer(gxb), .int(inF), .int(n), .int(outF)])
         return gx
     }
@@ -186,7 +209,7 @@ extension OpenCLBackend {
         let (n, outF, inF) = (gy.shape[0], gy.shape[1], input.shape[1])
         let gb = try buffer(gy, "linear backward weight"), xb = try buffer(input, "linear backward weight")
         let (gw, gwb) = try empty([outF, inF], "linear backward weight")
-        try gemm(["linear"], "LINEAR_BACKWARD_WEIGHT", m: outF, n: inF, z: 1, tiling: .large,
+        try gemm(["linear"], "LINEAR_BACKWARD_WEIGHT", m: outF, n: inF, k: n, z: 1, tiling: .large,
                  [.buffer(gb), .buffer(xb), .buffer(gwb), .int(outF), .int(inF), .int(n)])
         return gw
     }

@@ -137,6 +137,16 @@ extension OpenCLBackend {
         return y
     }
 
+    public func noisyCopies(_ x: Tensor, copies: Int, sigma: Float, seed: UInt64, offset: UInt64) throws -> Tensor {
+        let shape = try ShapeRules.noisyCopies("noisy copies", x.shape, copies: copies)
+        let xb = try buffer(x, "noisy copies")
+        let (y, yb) = try empty(shape, "noisy copies")
+        let n = x.shape.count
+        try kernel(["random"], "noisy_copies").launch(global: [n, copies], local: [Swift.min(n, 64), 1],
+            [.buffer(xb), .buffer(yb), .int(n), .float(sigma), .ulong(seed &+ 0x5EED), .ulong(offset)])
+        return y
+    }
+
     public func axpy(_ alpha: Float, _ x: Tensor, _ y: Tensor) throws -> Tensor {
         try ShapeRules.same("axpy", x.shape, y.shape)
         let xb = try buffer(x, "axpy"), yb = try buffer(y, "axpy")

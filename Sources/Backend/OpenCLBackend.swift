@@ -115,6 +115,9 @@ public final class OpenCLBackend: Backend {
     public let packing: PackedTiling
     /// The most floats one op's scratch panels may take; larger batches are done in chunks.
     public let scratchFloats: Int
+    /// The work-groups a tiled matrix multiply should launch at least (two per compute unit by
+    /// default): products with fewer tiles split K into slices (gemm.cl's GEMM_SPLIT_K).
+    public let splitKGroups: Int
     private let recorded = Mutex<[(String, Event)]?>(nil)
     /// Kernels by program and kernel name, so a launch does not rebuild its program's sources.
     private let launchers = Mutex<[String: Kernel]>([:])
@@ -123,7 +126,7 @@ public final class OpenCLBackend: Backend {
     private let scratch = Mutex<[String: Buffer<Float>]>([:])
 
     public init(context: Context, convTiling: GemmTiling? = nil, family: KernelFamily? = nil,
-                packing: PackedTiling? = nil, scratchFloats: Int = 1 << 25) {
+                packing: PackedTiling? = nil, scratchFloats: Int = 1 << 25, splitKGroups: Int? = nil) {
         self.context = context
         // Given parameters, else the environment's, else what `loupe tune` stored, else defaults.
         let tuned = (convTiling == nil || packing == nil) ? TuningCache.entry(for: context.device) : nil
@@ -131,6 +134,7 @@ public final class OpenCLBackend: Backend {
         self.family = family ?? KernelFamily.preferred(for: context.device.kind)
         self.packing = packing ?? PackedTiling.fromEnvironment() ?? tuned?.packedTiling ?? .default
         self.scratchFloats = scratchFloats
+        self.splitKGroups = splitKGroups ?? 2 * context.device.computeUnits
     }
 
     /// A backend on `device` with a context of its own.

@@ -16,14 +16,23 @@ public final class Buffer<Element: BitwiseCopyable>: @unchecked Sendable {
             throw CLError(code: CL_INVALID_BUFFER_SIZE, call: "clCreateBuffer",
                           detail: "requested \(bytes) bytes; \(context.device.name) allows at most \(context.device.maxAllocation) bytes in one buffer (out of device memory)")
         }
-        var status: cl_int = 0
-        guard let mem = clCreateBuffer(context.context, cl_mem_flags(CL_MEM_READ_WRITE), bytes, nil, &status),
-              status == CL_SUCCESS else {
-            throw CLError(code: status, call: "clCreateBuffer(\(bytes) bytes)")
-        }
         self.context = context
         self.count = count
-        self.mem = mem
+        if let kept = context.pool.take(bytes) {
+            mem = kept
+            return
+        }
+        var status: cl_int = 0
+        var made = clCreateBuffer(context.context, cl_mem_flags(CL_MEM_READ_WRITE), bytes, nil, &status)
+        if made == nil || status != CL_SUCCESS {
+            // Memory kept for reuse may be what is missing: give it back to the driver and retry.
+            context.pool.drain()
+            made = clCreateBuffer(context.context, cl_mem_flags(CL_MEM_READ_WRITE), bytes, nil, &status)
+        }
+        guard let made, status == CL_SUCCESS else {
+            throw CLError(code: status, call: "clCreateBuffer(\(bytes) bytes)")
+        }
+        mem = made
     }
 
     /// Allocates a buffer holding a copy of `values`.
@@ -32,7 +41,8 @@ public final class Buffer<Element: BitwiseCopyable>: @unchecked Sendable {
         try write(values)
     }
 
-    deinit { clReleaseMemObject(mem) }
+    /// The memory goes back to the context's pool (or to the driver when the pool is full).
+    deinit { context.pool.give(mem, bytes: max(count, 1) * MemoryLayout<Element>.stride) }
 
     /// Copies `values` (exactly `count` elements) to the device; blocks until done.
     public func write(_ values: [Element]) throws(CLError) {

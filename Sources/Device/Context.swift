@@ -8,6 +8,8 @@ public final class Context: @unchecked Sendable {
     let context: cl_context
     let queue: cl_command_queue
     private let programs = Mutex<[ProgramKey: Program]>([:])
+    /// Memory of released buffers, reused by buffers of the same size.
+    let pool: BufferPool
 
     public init(device: ComputeDevice) throws(CLError) {
         self.device = device
@@ -23,10 +25,12 @@ public final class Context: @unchecked Sendable {
         }
         self.context = context
         self.queue = queue
+        pool = BufferPool(device: device)
     }
 
     deinit {
         clFinish(queue)
+        pool.drain()
         clReleaseCommandQueue(queue)
         clReleaseContext(context)
     }
@@ -48,6 +52,9 @@ public final class Context: @unchecked Sendable {
             return built
         }
     }
+
+    /// Bytes of released buffers kept for reuse.
+    public var pooledBytes: Int { pool.keptBytes }
 
     /// Number of distinct programs built so far (for tests of the cache).
     public var builtProgramCount: Int { programs.withLock { $0.count } }

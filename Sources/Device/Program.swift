@@ -63,6 +63,8 @@ public enum KernelArgument {
     case buffer(cl_mem)
     case int(Int32)
     case float(Float)
+    /// A 64-bit `ulong` argument.
+    case ulong(UInt64)
     /// Local memory of this many bytes.
     case local(Int)
 
@@ -110,6 +112,9 @@ public final class Kernel: @unchecked Sendable {
                 case .float(let float):
                     var value = float
                     status = clSetKernelArg(kernel, cl_uint(index), 4, &value)
+                case .ulong(let ulong):
+                    var value = ulong
+                    status = clSetKernelArg(kernel, cl_uint(index), 8, &value)
                 case .local(let bytes):
                     status = clSetKernelArg(kernel, cl_uint(index), bytes, nil)
                 }

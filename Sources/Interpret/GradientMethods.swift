@@ -53,7 +53,9 @@ func gradientAttribution(_ name: String, _ model: Model, _ input: Tensor, _ targ
 
 /// SmoothGrad (Smilkov et al. 2017): the mean of |gradient| over noisy copies of the input,
 /// noise N(0, sigma^2) with sigma = noiseLevel * (max - min of the image); what Captum's
-/// NoiseTunnel(Saliency) computes. Samples run `batch` at a time.
+/// NoiseTunnel(Saliency) computes. Samples run `batch` at a time; the noisy copies are drawn on
+/// the device (`Backend.noisyCopies`: image i's sample s uses the stream from (i * samples + s) *
+/// the image size, so results do not depend on the batch).
 public struct SmoothGrad: AttributionMethod {
     public var name: String { "smoothgrad" }
     public var samples: Int
@@ -74,20 +76,23 @@ public struct SmoothGrad: AttributionMethod {
         let values = try b.values(input)
         let plane = 3 * h * w
         var maps: [Float] = [], raws: [Float] = []
-        var rng = GaussianNoise(seed: seed)
         for i in 0..<n {
             let x = Array(values[(i * plane)..<((i + 1) * plane)])
             let sigma = noiseLevel * ((x.max() ?? 0) - (x.min() ?? 0))
+            let image = try b.tensor(x, [1, 3, h, w])
             var total: Tensor?
             var start = 0
             while start < samples {
                 let count = Swift.min(batch, samples - start)
-                var noisy = [Float](repeating: 0, count: count * plane)
-                for k in 0..<count {
-                    let eps = noise?[i][((start + k) * plane)..<((start + k + 1) * plane)].map { $0 } ?? rng.next(plane, sigma: sigma)
-                    for j in 0..<plane { noisy[k * plane + j] = x[j] + eps[j] }
+                let noisy: Tensor
+                if let noise {
+                    var v = [Float](repeating: 0, count: count * plane)
+                    for k in 0..<count { for j in 0..<plane { v[k * plane + j] = x[j] + noise[i][(start + k) * plane + j] } }
+                    noisy = try b.tensor(v, [count, 3, h, w])
+                } else {
+                    noisy = try b.noisyCopies(image, copies: count, sigma: sigma, seed: seed, offset: UInt64((i * samples + start) * plane))
                 }
-                let pass = try targetGradient(model, try b.tensor(noisy, [count, 3, h, w]), [Int](repeating: targets[i], count: count))
+                let pass = try targetGradient(model, noisy, [Int](repeating: targets[i], count: count))
                 let g = try pass.grads.of(pass.x)!
                 let absSum = try batchSum(b, try b.add(try b.activation(g, .relu), try b.activation(try b.scale(g, -1), .relu)))
                 total = try total.map { try b.add($0, absSum) } ?? absSum

@@ -27,6 +27,10 @@ let convCases: [ConvCase] = [
     ConvCase(n: 2, cin: 9, cout: 3, h: 1, w: 1, k: 3, stride: 1, pad: 1, dilation: 1, groups: 1, bias: true),
     ConvCase(n: 1, cin: 3, cout: 4, h: 7, w: 7, k: 7, stride: 2, pad: 3, dilation: 1, groups: 1, bias: true),
     ConvCase(n: 1, cin: 20, cout: 66, h: 10, w: 9, k: 3, stride: 1, pad: 1, dilation: 1, groups: 1, bias: false),
+    // Deep K on few tiles (split K in the tiled family): a 7x7 map with 288 / 360 deep forward /
+    // backward-input sums, and a weight gradient summed over 432 pixels; slices end inside K.
+    ConvCase(n: 2, cin: 32, cout: 40, h: 7, w: 7, k: 3, stride: 1, pad: 1, dilation: 1, groups: 1, bias: true),
+    ConvCase(n: 3, cin: 4, cout: 8, h: 12, w: 12, k: 3, stride: 1, pad: 1, dilation: 1, groups: 1, bias: false),
     // Pointwise (the register-blocked family reads the input and gradient in place): a width
     // that is no multiple of the block, so the last block reads past rows and up to the buffer's end.
     ConvCase(n: 2, cin: 12, cout: 19, h: 5, w: 7, k: 1, stride: 1, pad: 0, dilation: 1, groups: 1, bias: true),
@@ -51,9 +55,10 @@ let convCases: [ConvCase] = [
     @Test(arguments: convCases)
     func deviceMatchesReference(_ c: ConvCase) throws {
         guard let device = openCL() else { return }
-        // Every kernel family on this device, and the register-blocked one with scratch for
-        // less than one image, so that batches go through in chunks.
+        // Every kernel family on this device, the register-blocked one with scratch for less than
+        // one image (batches go through in chunks), and the tiled one splitting K wherever it can.
         let backends = openCLFamilies() + [try OpenCLBackend(context: device.context, family: .registerBlocked, scratchFloats: 64)]
+            + openCLSplitK()
         for gpu in backends {
             try expectConvMatchesReference(c, on: gpu)
         }

@@ -1,14 +1,17 @@
 import Backend
+import Foundation
 import Testing
 import TestSupport
 
 @Suite struct LinearTests {
-    @Test(arguments: [(1, 7, 5), (3, 64, 70), (8, 33, 1000), (2, 1, 1), (2, 40, 3)])
+    // (1, 300, 150) and (2, 200, 600) are deep enough to split K in the tiled family.
+    @Test(arguments: [(1, 7, 5), (3, 64, 70), (8, 33, 1000), (2, 1, 1), (2, 40, 3), (1, 300, 150), (2, 200, 600)])
     func deviceMatchesReferenceAndFiniteDifferences(_ n: Int, _ inF: Int, _ outF: Int) throws {
         var rng = SeededRandom(seed: 21)
         let x = rng.floats(n * inF), w = rng.floats(outF * inF), b = rng.floats(outF), g = rng.floats(n * outF)
         try expectDeviceMatchesReference("linear \(n)x\(inF)->\(outF)",
-                                         inputs: [(x, [n, inF]), (w, [outF, inF]), (b, [outF]), (g, [n, outF])]) { be, t in
+                                         inputs: [(x, [n, inF]), (w, [outF, inF]), (b, [outF]), (g, [n, outF])],
+                                         on: openCLFamilies() + openCLSplitK()) { be, t in
             [try be.linear(t[0], weight: t[1], bias: t[2]), try be.linear(t[0], weight: t[1], bias: nil),
              try be.linearBackwardInput(t[3], weight: t[1]), try be.linearBackwardWeight(t[3], input: t[0]),
              try be.linearBackwardBias(t[3])]
@@ -90,6 +93,49 @@ import TestSupport
         try expectFiniteDifferences("axpy", inputs: [a, b]) { v in
             try cpu.values(cpu.axpy(0.75, cpu.tensor(v[0], [n]), cpu.tensor(v[1], [n])))
         } backward: { _, r in [try cpu.values(cpu.scale(cpu.tensor(r, [n]), 0.75)), r] }
+    }
+}
+
+@Suite struct NoiseTests {
+    /// The counter-based stream: the device draws what the reference draws, copies continue the
+    /// stream (two copies at offset 0 = one at 0 and one at x.count), and the numbers are
+    /// N(0, 1): moments and tail mass over 200 000 draws, and no correlation between neighbours.
+    @Test func noisyCopiesAreTheSameGaussianStreamOnEveryBackend() throws {
+        var rng = SeededRandom(seed: 25)
+        let x = rng.floats(2 * 3 * 5 * 7)
+        try expectDeviceMatchesReference("noisy copies", inputs: [(x, [2, 3, 5, 7])]) { be, t in
+            [try be.noisyCopies(t[0], copies: 3, sigma: 0.5, seed: 7, offset: 11),
+             try be.noisyCopies(t[0], copies: 1, sigma: 2, seed: 0, offset: 0)]
+        }
+        for be in [cpu as any Backend] + openCLFamilies().prefix(1).map({ $0 as any Backend }) {
+            let t = try be.tensor(x, [2, 3, 5, 7])
+            let two = try be.values(be.noisyCopies(t, copies: 2, sigma: 1, seed: 3, offset: 0))
+            let second = try be.values(be.noisyCopies(t, copies: 1, sigma: 1, seed: 3, offset: UInt64(x.count)))
+            #expect(Array(two[x.count...]) == second, "\(be.name): copies continue the stream")
+            let other = try be.values(be.noisyCopies(t, copies: 1, sigma: 1, seed: 4, offset: 0))
+            #expect(Array(two[..<x.count]) != other, "\(be.name): another seed draws other numbers")
+
+            let n = 200_000
+            let g = try be.values(be.noisyCopies(be.tensor([Float](repeating: 0, count: n), [n]), copies: 1, sigma: 1, seed: 9, offset: 0))
+                .map(Double.init)
+            let mean = g.reduce(0, +) / Double(n)
+            let variance = g.reduce(0) { $0 + ($1 - mean) * ($1 - mean) } / Double(n)
+            let fourth = g.reduce(0) { $0 + pow($1 - mean, 4) } / Double(n) / (variance * variance)
+            let beyond2 = Double(g.filter { abs($0) > 2 }.count) / Double(n)
+            let lag1 = zip(g, g.dropFirst()).reduce(0) { $0 + $1.0 * $1.1 } / Double(n - 1)
+            #expect(abs(mean) < 0.01 && abs(variance - 1) < 0.015, "\(be.name): mean \(mean), variance \(variance)")
+            #expect(abs(fourth - 3) < 0.06, "\(be.name): kurtosis \(fourth)")
+            #expect(abs(beyond2 - 0.0455) < 0.003, "\(be.name): mass beyond 2 sigma \(beyond2)")
+            #expect(abs(lag1) < 0.01, "\(be.name): neighbour correlation \(lag1)")
+        }
+    }
+
+    @Test func noisyCopiesRefuseEmptyTensorsAndNoCopies() throws {
+        for be in [cpu as any Backend] + openCLFamilies().map({ $0 as any Backend }) {
+            let t = try be.tensor([1, 2], [2])
+            #expect(throws: BackendError.self) { try be.noisyCopies(t, copies: 0, sigma: 1, seed: 0, offset: 0) }
+            #expect(throws: BackendError.self) { try be.noisyCopies(t, copies: Int(Int32.max), sigma: 1, seed: 0, offset: 0) }
+        }
     }
 }
 

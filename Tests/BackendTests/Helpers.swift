@@ -18,6 +18,13 @@ func openCLFamilies() -> [OpenCLBackend] {
     }
 }
 
+/// The tiled family aiming at more work-groups than any test shape has tiles, so that every
+/// product deep enough (K >= 128) splits K into slices and sums them (gemm.cl's GEMM_SPLIT_K).
+func openCLSplitK() -> [OpenCLBackend] {
+    guard let device = openCL() else { return [] }
+    return [OpenCLBackend(context: device.context, family: .tiled, splitKGroups: 1 << 20)]
+}
+
 /// Expects `actual` to match `expected` within `tolerance` relative to the magnitude of `expected`.
 func expectClose(_ actual: [Float], _ expected: [Float], tolerance: Float = 1e-4, _ what: @autoclosure () -> String,
                  sourceLocation: SourceLocation = #_sourceLocation) {
@@ -37,10 +44,10 @@ func moved(_ t: Tensor, from: any Backend, to: any Backend) throws -> Tensor {
 /// Runs `op` on the CPU reference and on the device with the same inputs and compares every
 /// result tensor (shape and values).
 func expectDeviceMatchesReference(_ what: String, inputs: [([Float], Shape)], tolerance: Float = 1e-4,
-                                  sourceLocation: SourceLocation = #_sourceLocation,
+                                  on backends: [OpenCLBackend]? = nil, sourceLocation: SourceLocation = #_sourceLocation,
                                   _ op: (any Backend, [Tensor]) throws -> [Tensor]) throws {
     let expected = try op(cpu, inputs.map { try cpu.tensor($0.0, $0.1) })
-    for gpu in openCLFamilies() {
+    for gpu in backends ?? openCLFamilies() {
         let actual = try op(gpu, inputs.map { try gpu.tensor($0.0, $0.1) })
         #expect(actual.count == expected.count, sourceLocation: sourceLocation)
         for (i, (a, e)) in zip(actual, expected).enumerated() {

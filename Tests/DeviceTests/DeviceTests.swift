@@ -1,4 +1,5 @@
 import Device
+import Foundation
 import Testing
 import TestSupport
 
@@ -26,6 +27,19 @@ func context() -> Context? {
         try b.copy(from: a, sourceOffset: 1, offset: 0, count: 3)
         #expect(try b.read() == [2, 3, 4, 7, 7])
         #expect(throws: CLError.self) { try a.write([1, 2]) }
+    }
+
+    @Test func releasedMemoryIsReusedByBuffersOfTheSameSize() throws {
+        guard let shared = context(), ProcessInfo.processInfo.environment["LOUPE_BUFFER_POOL"] != "0" else { return }
+        let ctx = try Context(device: shared.device)  // its own pool, untouched by other tests
+        do { _ = try Buffer<Float>(context: ctx, values: [Float](repeating: 1, count: 1000)) }
+        #expect(ctx.pooledBytes == 4000)
+        _ = try Buffer<Float>(context: ctx, count: 999)  // another size: made anew
+        #expect(ctx.pooledBytes == 4000 + 999 * 4)
+        let values = (0..<1000).map(Float.init)
+        let reused = try Buffer<Float>(context: ctx, values: values)
+        #expect(ctx.pooledBytes == 999 * 4)
+        #expect(try reused.read() == values)
     }
 
     @Test func programsAreCachedAndKernelsTimed() throws {

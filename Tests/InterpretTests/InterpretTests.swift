@@ -83,6 +83,26 @@ struct Case {
         }
     }
 
+    /// Seeded SmoothGrad draws its noise on the backend from a counter-based stream: the same map
+    /// at any batch size and on the device as on the CPU reference.
+    @Test func seededSmoothGradIsTheSameAtAnyBatchAndOnEveryBackend() throws {
+        let c = Case("resnet18")
+        var reference: [Float]?
+        for b in backends() {
+            let model = try c.model(on: b), x = try c.input(on: b)
+            let one = try SmoothGrad(samples: 3, batch: 1, seed: 5).attribute(model, input: x, targets: [c.target]).raw!
+            let three = try SmoothGrad(samples: 3, batch: 3, seed: 5).attribute(model, input: x, targets: [c.target]).raw!
+            #expect(relativeL2(one, three) < 1e-4, "\(b.name): batch 1 vs 3, L2 \(relativeL2(one, three))")
+            let other = try SmoothGrad(samples: 3, batch: 3, seed: 6).attribute(model, input: x, targets: [c.target]).raw!
+            #expect(relativeL2(other, three) > 1e-2, "\(b.name): another seed, another map")
+            if let reference {
+                #expect(relativeL2(three, reference) < 5e-3, "\(b.name) vs the CPU reference: L2 \(relativeL2(three, reference))")
+            } else {
+                reference = three
+            }
+        }
+    }
+
     @Test(arguments: archs)
     func smoothGradIntegratedGradientsAndOcclusionMatchCaptum(_ arch: String) throws {
         let c = Case(arch)
