@@ -7,7 +7,9 @@ gradient (Captum Saliency) and Grad-CAM (pytorch-grad-cam) per batch of 1 and 8;
 samples, Captum NoiseTunnel) and Integrated Gradients (50 steps, Captum) on one image; feature
 visualization steps at batch 1 and 8 (Lucent's render_vis: Fourier, decorrelation, transforms,
 Adam); conv 3x3 64->64 at 56x56, batch 1 and 8. Loupe runs on its default device (`loupe devices`);
-PyTorch on the CPU with its default threads. Both use random weights of the same architecture.
+PyTorch on the CPU with its default threads, or with --device cuda on the GPU (for a GPU machine:
+compare Loupe's OpenCL on that GPU with PyTorch's CUDA on the same GPU). Both use random weights
+of the same architecture.
 
 Needs: pip install torch torchvision captum grad-cam; for the visualization rows also
 pip install --no-deps torch-lucent kornia kornia_rs (rows are skipped when a package is missing).
@@ -38,12 +40,32 @@ def loupe_json(args, binary):
     return value["results"] if isinstance(value, dict) else value
 
 
+DEVICE = "cpu"
+
+
+def sync():
+    if DEVICE != "cpu":
+        import torch
+        torch.cuda.synchronize()
+
+
+class Rows(list):
+    """The table's rows, each also printed as soon as it is measured (a long run cut short keeps them)."""
+
+    def append(self, row):
+        work, ours, ref, refname = row
+        print(f"  {work}: Loupe {ours:.1f} ms, {refname} {ref:.1f} ms", file=sys.stderr, flush=True)
+        super().append(row)
+
+
 def median_time(f, runs):
     f()
+    sync()
     ts = []
     for _ in range(runs):
         s = time.perf_counter()
         f()
+        sync()
         ts.append(time.perf_counter() - s)
     return sorted(ts)[len(ts) // 2] * 1e3
 
@@ -53,7 +75,11 @@ def main():
     ap.add_argument("--loupe", default=os.path.join(ROOT, ".build/release/loupe"))
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--quick", action="store_true", help="ResNet18 only, no SmoothGrad/IG/visualization")
+    ap.add_argument("--device", default="cpu", help="PyTorch's device: cpu (default) or cuda")
+    ap.add_argument("--batch", default="1,8", help="comma-separated batch sizes of the model, saliency and conv rows")
     a = ap.parse_args()
+    global DEVICE
+    DEVICE = a.device
 
     import torch
     import torchvision
@@ -61,19 +87,19 @@ def main():
     from pytorch_grad_cam import GradCAM
     from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
 
-    rows = []  # (work, loupe ms, reference ms, reference name)
+    rows = Rows()  # (work, loupe ms, reference ms, reference name)
     models = ["resnet18"] if a.quick else ["mobilenet_v2", "resnet18"]
     cam_layer = {"mobilenet_v2": lambda m: m.features[18], "resnet18": lambda m: m.layer4}
     device = loupe(["devices"], a.loupe).splitlines()
     device = next((l for l in device if l.startswith("*")), "?")
     for name in models:
-        model = getattr(torchvision.models, name)(weights=None).eval()
+        model = getattr(torchvision.models, name)(weights=None).eval().to(DEVICE)
         for m in model.modules():
             if hasattr(m, "inplace"):
                 m.inplace = False
         # Whole network.
-        for r in loupe_json(["bench", "--model", name, "--batch", "1,8", "--runs", str(a.runs)], a.loupe):
-            x = torch.randn(r["batch"], 3, 224, 224)
+        for r in loupe_json(["bench", "--model", name, "--batch", a.batch, "--runs", str(a.runs)], a.loupe):
+            x = torch.randn(r["batch"], 3, 224, 224, device=DEVICE)
             if r["pass"] == "forward":
                 def f():
                     with torch.no_grad():
@@ -85,9 +111,9 @@ def main():
             rows.append((f"{name} {r['pass']} batch {r['batch']}", r["wallMilliseconds"], median_time(f, a.runs), "PyTorch"))
         # Saliency.
         methods = "gradient,gradcam" if a.quick else "gradient,gradcam"
-        for r in loupe_json(["bench", "--model", name, "--saliency", methods, "--batch", "1,8", "--runs", str(a.runs)], a.loupe):
+        for r in loupe_json(["bench", "--model", name, "--saliency", methods, "--batch", a.batch, "--runs", str(a.runs)], a.loupe):
             n = r["batch"]
-            x = torch.randn(n, 3, 224, 224)
+            x = torch.randn(n, 3, 224, 224, device=DEVICE)
             targets = [i * 37 % 1000 for i in range(n)]
             if r["pass"] == "gradient":
                 f, ref = (lambda: Saliency(model).attribute(x, target=targets, abs=True).amax(1)), "Captum Saliency"
@@ -97,7 +123,7 @@ def main():
             rows.append((f"{name} {r['pass']} batch {n}", r["wallMilliseconds"], median_time(f, a.runs), ref))
         if a.quick:
             continue
-        x1 = torch.randn(1, 3, 224, 224)
+        x1 = torch.randn(1, 3, 224, 224, device=DEVICE)
         for r in loupe_json(["bench", "--model", name, "--saliency", "smoothgrad,integrated_gradients", "--batch", "1", "--runs", "1"], a.loupe):
             if r["pass"] == "smoothgrad":
                 f = lambda: NoiseTunnel(Saliency(model)).attribute(x1, nt_type="smoothgrad", nt_samples=25, nt_samples_batch_size=16,
@@ -111,7 +137,8 @@ def main():
     conv_rows(rows, a)
 
     print(f"Loupe: {a.loupe} on {device.split()[3] if len(device.split()) > 3 else device}")
-    print(f"reference: PyTorch {torch.__version__}, {torch.get_num_threads()} threads, CPU")
+    where = f"{torch.get_num_threads()} threads, CPU" if DEVICE == "cpu" else torch.cuda.get_device_name()
+    print(f"reference: PyTorch {torch.__version__}, {where}")
     print(f"{'work':<44} {'Loupe ms':>10} {'ref ms':>10} {'ratio':>7}  reference")
     ratios = []
     for work, ours, ref, refname in rows:
@@ -127,6 +154,13 @@ def visualization_rows(rows, a):
     import torch
     import torchvision
     try:
+        import IPython.display  # noqa: F401
+    except ImportError:  # Lucent imports it only to show images in notebooks
+        import types
+        ipython = types.ModuleType("IPython")
+        ipython.display = types.ModuleType("IPython.display")
+        sys.modules["IPython"], sys.modules["IPython.display"] = ipython, ipython.display
+    try:
         import kornia
         kornia.get_rotation_matrix2d = kornia.geometry.transform.get_rotation_matrix2d
         kornia.warp_affine = kornia.geometry.transform.warp_affine
@@ -136,7 +170,7 @@ def visualization_rows(rows, a):
         return
     text = loupe(["bench", "--model", "mobilenet_v2", "--visualize", "--batch", "1,8", "--runs", "8"], a.loupe)
     ours = {int(m.group(1)): float(m.group(2)) for m in re.finditer(r"^(\d+)\s+([\d.]+)", text, re.M)}
-    m = torchvision.models.mobilenet_v2(weights=None).eval()
+    m = torchvision.models.mobilenet_v2(weights=None).eval().to(DEVICE)
     for p in m.parameters():
         p.requires_grad_(False)
     for batch in (1, 8):
@@ -147,6 +181,7 @@ def visualization_rows(rows, a):
         render.render_vis(m, obj, param_f, thresholds=(1,), show_image=False, progress=False, fixed_image_size=224)
         start = time.perf_counter()
         render.render_vis(m, obj, param_f, thresholds=(steps,), show_image=False, progress=False, fixed_image_size=224)
+        sync()
         ref_ms = (time.perf_counter() - start) / steps * 1e3
         if batch in ours:
             rows.append((f"mobilenet_v2 visualization step batch {batch}", 1e3 / ours[batch], ref_ms, "Lucent render_vis"))
@@ -154,12 +189,12 @@ def visualization_rows(rows, a):
 
 def conv_rows(rows, a):
     import torch
-    for r in loupe_json(["bench", "--filter", "conv 3x3 64->64 56x56", "--shapes", "resnet18", "--batch", "1,8",
+    for r in loupe_json(["bench", "--filter", "conv 3x3 64->64 56x56", "--shapes", "resnet18", "--batch", a.batch,
                          "--runs", str(a.runs)], a.loupe):
         if r["pass"] != "forward":
             continue
         n = r["batch"]
-        x, w = torch.randn(n, 64, 56, 56), torch.randn(64, 64, 3, 3)
+        x, w = torch.randn(n, 64, 56, 56, device=DEVICE), torch.randn(64, 64, 3, 3, device=DEVICE)
         def f():
             with torch.no_grad():
                 torch.nn.functional.conv2d(x, w, padding=1)

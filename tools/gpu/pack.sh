@@ -10,9 +10,11 @@ rm -rf .build-gpu/bundle
 mkdir -p .build-gpu/bundle/lib
 # Stripped (the static Foundation makes it large).
 strip -o .build-gpu/bundle/loupe .build-static/release/loupe
-# The ICD loader the binary links against (libOpenCL.so.1); vendor drivers are found at run time.
+# The ICD loader the binary links against (libOpenCL.so.1; vendor drivers are found at run time)
+# and the image libraries a GPU machine's image may lack (libjpeg-turbo, libpng).
 loader=$(ldd .build-gpu/bundle/loupe | awk '/libOpenCL/ {print $3}')
 cp -L "$loader" .build-gpu/bundle/lib/
+for lib in $(ldd .build-gpu/bundle/loupe | awk '/libturbojpeg|libpng/ {print $3}'); do cp -L "$lib" .build-gpu/bundle/lib/; done
 ldd .build-gpu/bundle/loupe | awk '{print $1}' > .build-gpu/bundle/needed-libraries.txt
 # The bundled photo and, when installed, the default model's weights (14 MB), for run.sh's checks.
 cp Assets/chelsea.png .build-gpu/bundle/
