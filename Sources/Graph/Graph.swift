@@ -44,6 +44,10 @@ public final class Graph {
     }
 
     public func tensor(_ v: Value) -> Tensor { tensors[v.id] }
+    /// Floats held by the values recorded so far (activations kept for the backward pass), not
+    /// counting parameters.
+    public var storedFloats: Int { tensors.reduce(0) { $0 + $1.shape.count } - parameterFloats }
+    private var parameterFloats = 0
     public func shape(_ v: Value) -> Shape { tensors[v.id].shape }
 
     private func leaf(_ t: Tensor, grad: Bool) -> Value {
@@ -58,7 +62,10 @@ public final class Graph {
     /// A value that never gets a gradient.
     public func constant(_ t: Tensor) -> Value { leaf(t, grad: false) }
     /// A weight: gets a gradient when `parameterGradients` is on.
-    public func parameter(_ t: Tensor) -> Value { leaf(t, grad: parameterGradients) }
+    public func parameter(_ t: Tensor) -> Value {
+        parameterFloats += t.shape.count
+        return leaf(t, grad: parameterGradients)
+    }
 
     /// Records `output`, computed from `inputs`, with its backward rule.
     func record(_ output: Tensor, _ inputs: [Value], _ backward: @escaping Backward) -> Value {

@@ -1,5 +1,23 @@
+import Foundation
 import CPNG
 import CTurboJPEG
+
+/// The most pixels a decoded image may have: PIL's decompression-bomb limit (twice its
+/// MAX_IMAGE_PIXELS, where PIL refuses), checked from the header before any pixel is allocated.
+/// `LOUPE_MAX_IMAGE_PIXELS` raises or lowers it.
+public enum ImageLimits {
+    public static var maxPixels: Int {
+        ProcessInfo.processInfo.environment["LOUPE_MAX_IMAGE_PIXELS"].flatMap { Int($0) }.flatMap { $0 > 0 ? $0 : nil } ?? 178_956_970
+    }
+
+    static func check(_ format: String, width w: Int, height h: Int) throws {
+        guard w > 0, h > 0 else { throw ImageError("\(format) of \(w)x\(h) pixels is empty") }
+        let (pixels, overflow) = w.multipliedReportingOverflow(by: h)
+        guard !overflow, pixels <= maxPixels else {
+            throw ImageError("\(format) of \(w)x\(h) pixels is larger than the limit of \(maxPixels) pixels (a decompression bomb?); set LOUPE_MAX_IMAGE_PIXELS to allow it")
+        }
+    }
+}
 
 /// libpng's simplified API: errors come back as a status and a message, never a longjmp.
 enum PNGCodec {
@@ -10,7 +28,7 @@ enum PNGCodec {
         guard begun != 0 else { throw ImageError("corrupt PNG: \(message(&image))") }
         defer { png_image_free(&image) }
         let (w, h) = (Int(image.width), Int(image.height))
-        guard w > 0, h > 0, w * h <= 1 << 28 else { throw ImageError("PNG of \(w)x\(h) pixels is too large") }
+        try ImageLimits.check("PNG", width: w, height: h)
         if image.format & UInt32(PNG_FORMAT_FLAG_LINEAR) != 0 {
             // A 16-bit file: read its 16-bit values as they are (the simplified API would
             // otherwise treat them as linear light and gamma-encode them) and keep the high byte.
@@ -63,7 +81,7 @@ enum JPEGCodec {
             tjDecompressHeader3(handle, $0.baseAddress, UInt(data.count), &w, &h, &subsampling, &colorspace)
         }
         guard header == 0 else { throw ImageError("corrupt JPEG: \(String(cString: tjGetErrorStr2(handle)))") }
-        guard w > 0, h > 0, Int(w) * Int(h) <= 1 << 28 else { throw ImageError("JPEG of \(w)x\(h) pixels is too large") }
+        try ImageLimits.check("JPEG", width: Int(w), height: Int(h))
         var rgb = [UInt8](repeating: 0, count: Int(w) * Int(h) * 3)
         let status = data.withUnsafeBufferPointer { src in
             rgb.withUnsafeMutableBufferPointer { dst in

@@ -45,6 +45,9 @@ public struct CAM: AttributionMethod {
         let pass = try targetGradient(model, input, targets)
         let (activations, gradients, shape) = try layerTensors(pass.graph, pass.grads, layer: layer, model: model)
         let (c, lh, lw) = (shape[1], shape[2], shape[3])
+        if kind == .scoreCAM {
+            try MemoryBudget.requirePass(model, batch: Swift.min(batch, c), height: h, width: w, what: "score-CAM's batch of masked images")
+        }
         let a = try b.values(activations), g = try b.values(gradients)
         let inputValues = kind == .scoreCAM ? try b.values(input) : []
         var cams = [Float](repeating: 0, count: n * lh * lw)
@@ -179,6 +182,7 @@ public struct Occlusion: AttributionMethod {
         }
         let b = model.backend
         let positions = (0...((h - window) / stride)).flatMap { y in (0...((w - window) / stride)).map { x in (y * stride, x * stride) } }
+        try MemoryBudget.requirePass(model, batch: Swift.min(batch, positions.count), height: h, width: w, what: "occlusion's batch of occluded images")
         let values = try b.values(input)
         var maps: [Float] = [], raws: [Float] = []
         for i in 0..<n {

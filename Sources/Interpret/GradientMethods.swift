@@ -72,6 +72,7 @@ public struct SmoothGrad: AttributionMethod {
     public func attribute(_ model: Model, input: Tensor, targets: [Int]) throws -> Attribution {
         let (n, h, w) = try checkBatch(input, targets)
         guard samples >= 1, batch >= 1 else { throw InterpretError("smoothgrad needs at least one sample and a positive batch") }
+        try MemoryBudget.requirePass(model, batch: Swift.min(batch, samples), height: h, width: w, what: "smoothgrad's batch of noisy copies")
         let b = model.backend
         let values = try b.values(input)
         let plane = 3 * h * w
@@ -134,6 +135,7 @@ public struct IntegratedGradients: AttributionMethod {
     public func attribute(_ model: Model, input: Tensor, targets: [Int]) throws -> Attribution {
         let (n, h, w) = try checkBatch(input, targets)
         guard steps >= 1, batch >= 1 else { throw InterpretError("integrated gradients needs at least one step and a positive batch") }
+        try MemoryBudget.requirePass(model, batch: Swift.min(batch, steps), height: h, width: w, what: "integrated gradients' batch of interpolated images")
         let b = model.backend
         let (nodes, weights) = gaussLegendre(steps)
         let values = try b.values(input)

@@ -71,6 +71,7 @@ public struct FeatureInversion: Sendable {
         guard let (n, c, h, w) = target.shape.nchw, n == 1, c == 3 else { throw InterpretError("inversion: expected one [1, 3, H, W] image, got \(target.shape)") }
         guard !layers.isEmpty else { throw InterpretError("inversion: no layer") }
         guard steps >= 1 else { throw InterpretError("inversion: steps must be at least 1") }
+        try MemoryBudget.requirePass(model, batch: 1, height: h, width: w, what: "feature inversion")
         let b = model.backend
         let (negatives, energies) = try targetFeatures(model, target)
         let param = ImageParameterization(basis, batch: 1, height: h, width: w, decorrelate: decorrelate,

@@ -115,6 +115,7 @@ public struct FeatureVisualization: Sendable {
         guard !objectives.isEmpty else { throw InterpretError("no objective") }
         guard size >= 8 else { throw InterpretError("image size \(size) is too small (at least 8)") }
         guard steps >= 0 else { throw InterpretError("steps must be non-negative") }
+        try MemoryBudget.requirePass(model, batch: objectives.count, height: size, width: size, what: "feature visualization")
         let b = model.backend
         let param = parameterization
         let constants = try param.constants(on: b)

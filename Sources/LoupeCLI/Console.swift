@@ -6,20 +6,43 @@ public enum Console {
     @TaskLocal public static var sink: (@Sendable (String) -> Void)?
 }
 
-/// Writes `text` to the command's output, flushed at once (so a long `bench` streams).
+/// Writes `text` to the command's output, flushed at once (so a long `bench` streams). When the
+/// output cannot be written (a full disk, a closed file), says so on stderr and exits with 74
+/// (EX_IOERR): what the command computes is that output.
 func emit(_ text: String, terminator: String = "\n") {
     if let sink = Console.sink {
         sink(text + terminator)
-    } else {
-        FileHandle.standardOutput.write(Data((text + terminator).utf8))
+    } else if let failure = writeAll(1, text + terminator) {
+        _ = writeAll(2, "Error: cannot write the output to stdout: \(failure)\n")
+        exit(74)
     }
+}
+
+/// Writes all of `text` to file descriptor `fd`; the system's reason when it cannot.
+func writeAll(_ fd: Int32, _ text: String) -> String? {
+    let bytes = Array(text.utf8)
+    var offset = 0
+    while offset < bytes.count {
+        let n = bytes.withUnsafeBytes { write(fd, $0.baseAddress! + offset, $0.count - offset) }
+        if n < 0 {
+            if errno == EINTR { continue }
+            return String(cString: strerror(errno))
+        }
+        offset += n
+    }
+    return nil
+}
+
+/// A line on stderr (diagnostics; a stderr that cannot be written is ignored).
+func warn(_ text: String) {
+    _ = writeAll(2, text + "\n")
 }
 
 /// A progress line on stderr: redrawn in place on a terminal, one line per report otherwise.
 func progressLine(_ text: String, done: Bool = false) {
     let terminal = isatty(2) != 0
     let line = terminal ? "\r\u{1B}[K" + text + (done ? "\n" : "") : text + "\n"
-    FileHandle.standardError.write(Data(line.utf8))
+    _ = writeAll(2, line)
 }
 
 /// `[#####.....]` for a fraction in [0, 1].

@@ -47,7 +47,7 @@ public struct DeviceOptions: ParsableArguments {
         case .auto:
             let devices = (try? ComputeDevice.all()) ?? []
             if let d = ComputeDevice.preferred(among: devices) { return d }
-            FileHandle.standardError.write(Data("warning: no OpenCL device found; using the CPU reference backend (slow)\n".utf8))
+            warn("warning: no OpenCL device found; using the CPU reference backend (slow)")
             return nil
         case .opencl(let n):
             let devices = try ComputeDevice.all()

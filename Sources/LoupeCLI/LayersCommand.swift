@@ -37,6 +37,7 @@ public struct LayersCommand: ParsableCommand {
     }
 
     static func rows(_ model: Model, size: Int) throws -> [[String]] {
+        try MemoryBudget.requirePass(model, batch: 1, height: size, width: size, what: "a pass")
         let g = Graph(backend: model.backend)
         let x = g.input(try model.backend.tensor([Float](repeating: 0, count: 3 * size * size), [1, 3, size, size]))
         _ = try model.forward(g, x)

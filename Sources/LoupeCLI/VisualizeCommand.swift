@@ -124,6 +124,7 @@ public struct VisualizeCommand: ParsableCommand {
         let backend = try deviceOptions.backend()
         let model = try modelOptions.load(on: backend)
         // One pass at the chosen size: the layer names, shapes and class count.
+        try MemoryBudget.requirePass(model, batch: 1, height: size, width: size, what: "feature visualization")
         let g = Graph(backend: backend)
         let logits: Graph.Value
         do { logits = try model.forward(g, g.input(try backend.tensor([Float](repeating: 0, count: 3 * size * size), [1, 3, size, size]))) } catch {

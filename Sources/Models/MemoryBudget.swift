@@ -1,0 +1,69 @@
+import Backend
+import Foundation
+import Graph
+
+/// What a run may allocate, checked before it allocates: Swift traps when a host array cannot be
+/// allocated, and a device may fail only once a kernel touches memory, so work sized by the user
+/// (image size, batch, channels, samples) is estimated first and refused with the estimate and
+/// the limit in the message.
+public enum MemoryBudget {
+    /// Bytes the host can still give: MemAvailable of /proc/meminfo, else the physical memory.
+    public static var hostAvailable: UInt64 {
+        if let text = try? String(contentsOfFile: "/proc/meminfo", encoding: .utf8),
+           let line = text.split(separator: "\n").first(where: { $0.hasPrefix("MemAvailable:") }),
+           let kb = line.split(separator: " ").compactMap({ UInt64($0) }).first {
+            return kb * 1024
+        }
+        return ProcessInfo.processInfo.physicalMemory
+    }
+
+    /// The device memory of `backend` (the host's for the CPU reference).
+    public static func deviceMemory(_ backend: any Backend) -> UInt64 {
+        (backend as? OpenCLBackend)?.context.device.globalMemory ?? hostAvailable
+    }
+
+    /// Inputs up to this many pixels (summed over the batch) are never probed: a 16-image batch
+    /// at 224x224 runs on any machine this project supports.
+    static let unprobedPixels = 16 * 224 * 224
+
+    /// Estimated bytes of one forward and backward pass of `model` on [batch, 3, height, width]:
+    /// the activations a pass keeps for its backward plus a quarter for the gradients alive at
+    /// once (the backward frees each one when it is used), from a probe pass at
+    /// 64x64 (or at the asked size when the model takes no other) scaled by the area, since a
+    /// CNN's activations grow with the image's area. 0 when the input is small enough not to ask.
+    public static func passBytes(_ model: Model, batch: Int, height: Int, width: Int) throws -> UInt64 {
+        let pixels = batch.multipliedReportingOverflow(by: height).partialValue.multipliedReportingOverflow(by: width)
+        guard batch > 0, height > 0, width > 0, !pixels.overflow else {
+            throw ModelError("an input of \(batch) x 3 x \(height) x \(width) is too large to describe")
+        }
+        guard pixels.partialValue > unprobedPixels else { return 0 }
+        let probe = 64
+        let g = Graph(backend: model.backend)
+        _ = try model.forward(g, g.input(try model.backend.tensor([Float](repeating: 0, count: 3 * probe * probe), [1, 3, probe, probe])))
+        let perPixel = Double(g.storedFloats) / Double(probe * probe)
+        return UInt64(min(Double(UInt64.max / 2), perPixel * Double(pixels.partialValue) * 1.25 * 4))
+    }
+
+    /// Throws unless `bytes` fit both the device's memory and the host's available memory (the
+    /// CPU reference and the host copies of results use the host).
+    public static func require(_ bytes: UInt64, for what: String, on backend: any Backend) throws {
+        let device = deviceMemory(backend), host = hostAvailable
+        if bytes > device {
+            throw ModelError("\(what) needs about \(formatBytes(bytes)) of device memory; \(backend.name) has \(formatBytes(device)): use a smaller size or batch")
+        }
+        if bytes > host {
+            throw ModelError("\(what) needs about \(formatBytes(bytes)) of memory; the host has \(formatBytes(host)) available: use a smaller size or batch")
+        }
+    }
+
+    /// Checks one forward and backward pass of `model` on [batch, 3, height, width].
+    public static func requirePass(_ model: Model, batch: Int, height: Int, width: Int, what: String) throws {
+        try require(try passBytes(model, batch: batch, height: height, width: width),
+                    for: "\(what) (\(batch) x 3 x \(height) x \(width) through \(model.architecture.name))", on: model.backend)
+    }
+
+    public static func formatBytes(_ bytes: UInt64) -> String {
+        let gib = Double(bytes) / Double(1 << 30)
+        return gib >= 1 ? String(format: "%.1f GiB", gib) : String(format: "%.0f MiB", Double(bytes) / Double(1 << 20))
+    }
+}

@@ -1,0 +1,87 @@
+import Foundation
+import ImageIO
+import LoupeCLI
+import Testing
+
+/// Work sized past what the machine has is refused before anything is allocated (Swift traps
+/// when a host array cannot be allocated), with the estimate and the limit in one message.
+@Suite struct ReliabilityTests {
+    func expectRefused(_ arguments: [String], _ what: String) throws {
+        do {
+            _ = try run(arguments)
+            Issue.record("\(what): ran instead of refusing")
+        } catch {
+            let text = "\(error)"
+            #expect(text.contains("needs about") && (text.contains("device memory") || text.contains("available")),
+                    "\(what): \(text)")
+        }
+    }
+
+    @Test func oversizedImagesAndBatchesAreRefusedBeforeAllocating() throws {
+        guard device() else { return }
+        try expectRefused(["layers", "--model", "resnet18", "--random-weights", "1", "--size", "100000"], "layers --size 100000")
+        let out = try tempDir()
+        defer { try? FileManager.default.removeItem(at: out) }
+        try expectRefused(["visualize", "--model", "resnet18", "--random-weights", "1", "--class", "948", "--size", "100000",
+                           "--steps", "1", "--out", out.path], "visualize --size 100000")
+        try expectRefused(["saliency", "--model", "resnet18", "--random-weights", "1", "--image", chelsea, "--method", "smoothgrad",
+                           "--samples", "100000", "--batch", "100000", "--out", out.path], "smoothgrad --batch 100000")
+        try expectRefused(["saliency", "--model", "resnet18", "--random-weights", "1", "--image", chelsea, "--method",
+                           "integrated_gradients", "--steps", "100000", "--batch", "100000", "--out", out.path], "IG --batch 100000")
+        #expect(try FileManager.default.contentsOfDirectory(atPath: out.path).filter { !$0.hasPrefix(".") }.isEmpty)
+        // Sizes a machine runs are not refused.
+        #expect(try run(["layers", "--model", "resnet18", "--random-weights", "1", "--size", "64"]).contains("layer4"))
+    }
+
+    /// A PNG whose header claims 16000 x 16000 pixels (256 million, over PIL's limit) is refused
+    /// from its header, before its pixels are allocated.
+    @Test func decompressionBombsAreRefusedFromTheHeader() throws {
+        func chunk(_ type: String, _ body: [UInt8]) -> [UInt8] {
+            let typed = Array(type.utf8) + body
+            var crc: UInt32 = 0xFFFF_FFFF
+            for byte in typed {
+                crc ^= UInt32(byte)
+                for _ in 0..<8 { crc = crc & 1 != 0 ? (crc >> 1) ^ 0xEDB8_8320 : crc >> 1 }
+            }
+            func be(_ v: UInt32) -> [UInt8] { [UInt8(v >> 24), UInt8(v >> 16 & 0xFF), UInt8(v >> 8 & 0xFF), UInt8(v & 0xFF)] }
+            return be(UInt32(body.count)) + typed + be(~crc)
+        }
+        let side: [UInt8] = [0, 0, 0x3E, 0x80]  // 16000: under the old 2^28 limit
+        let png: [UInt8] = [0x89, 0x50, 0x4E, 0x47, 0x0D, 0x0A, 0x1A, 0x0A]
+            + chunk("IHDR", side + side + [8, 2, 0, 0, 0])
+            + chunk("IDAT", [0x78, 0x9C, 0x03, 0x00, 0x00, 0x00, 0x00, 0x01])
+            + chunk("IEND", [])
+        let file = try tempDir().appendingPathComponent("bomb.png")
+        try Data(png).write(to: file)
+        defer { try? FileManager.default.removeItem(at: file.deletingLastPathComponent()) }
+        #expect(ImageLimits.maxPixels < 16000 * 16000)
+        do {
+            _ = try RGBImage(contentsOf: file)
+            Issue.record("a 16000x16000 PNG header was accepted")
+        } catch {
+            #expect("\(error)".contains("16000x16000") && "\(error)".contains("LOUPE_MAX_IMAGE_PIXELS"), "\(error)")
+        }
+    }
+
+    /// The real binary with its output on a full disk: one line on stderr and exit status 74,
+    /// not a trap.
+    @Test func aFullDiskIsAnErrorNotATrap() throws {
+        let binary = repo.appendingPathComponent(".build/debug/loupe")
+        guard FileManager.default.isExecutableFile(atPath: binary.path), FileManager.default.fileExists(atPath: "/dev/full") else {
+            if ProcessInfo.processInfo.environment["CI"] == "true" { Issue.record("no .build/debug/loupe or /dev/full to test with") }
+            return
+        }
+        let process = Process()
+        process.executableURL = binary
+        process.arguments = ["devices"]
+        process.standardOutput = FileHandle(forWritingAtPath: "/dev/full")
+        let errors = Pipe()
+        process.standardError = errors
+        try process.run()
+        let message = String(decoding: errors.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        process.waitUntilExit()
+        #expect(process.terminationReason == .exit, "terminated by signal \(process.terminationStatus): \(message)")
+        #expect(process.terminationStatus == 74, "exit status \(process.terminationStatus): \(message)")
+        #expect(message.contains("cannot write the output") && message.split(separator: "\n").count == 1, "\(message)")
+    }
+}
