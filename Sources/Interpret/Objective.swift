@@ -103,6 +103,40 @@ public indirect enum Objective: Sendable, Equatable, CustomStringConvertible {
         return .neuron(layer: layer, channel: channel, x: x, y: y)
     }
 
+    /// Throws when a channel, class, neuron position or direction does not exist in the layers
+    /// of `shapes` (per layer [C, H, W] or [K], one image, at the run's image size before
+    /// transforms; `logits` for classes). Layers not in `shapes` are left to the layer check.
+    public func check(shapes: [String: [Int]]) throws {
+        func shape(_ l: String) -> [Int]? { shapes[l] }
+        switch self {
+        case .channel(let l, let ch):
+            if let s = shape(l) { try Self.checkChannel(ch, l, s) }
+        case .neuron(let l, let ch, let x, let y):
+            guard let s = shape(l) else { return }
+            try Self.checkChannel(ch, l, s)
+            guard s.count == 3 else { throw InterpretError("a neuron objective needs a layer with positions; \(l) is \(s)") }
+            if let x, let y, x >= s[2] || y >= s[1] {
+                throw InterpretError("neuron position \(x),\(y) is outside \(l), which has \(s[2])x\(s[1]) positions (x 0...\(s[2] - 1), y 0...\(s[1] - 1)) at this image size")
+            }
+        case .classLogit(let k):
+            if let s = shape(Self.logits), k < 0 || k >= s[0] { throw InterpretError("class \(k) is out of range 0...\(s[0] - 1)") }
+        case .direction(let l, let v):
+            if let s = shape(l), v.count != s[0] {
+                throw InterpretError("direction on \(l) has \(v.count) values; the layer has \(s[0]) channels")
+            }
+        case .sum(let terms):
+            for t in terms { try t.objective.check(shapes: shapes) }
+        case .layer:
+            break
+        }
+    }
+
+    static func checkChannel(_ ch: Int, _ layer: String, _ shape: [Int]) throws {
+        guard ch >= 0, ch < shape[0] else {
+            throw InterpretError("\(layer) has \(shape[0]) channels (0...\(shape[0] - 1)); channel \(ch) does not exist")
+        }
+    }
+
     /// Adds this objective's weights for one image whose `layer` activation has `shape`
     /// ([C, H, W] or [K]) into `linear` and `quadratic` (same layout), times `scale`.
     func accumulate(layer: String, shape: [Int], scale: Float, linear: inout [Float], quadratic: inout [Float]) throws {

@@ -58,6 +58,10 @@ public struct CompareCommand: ParsableCommand {
     }
 
     public func run() throws {
+        for (flag, value) in [("--tolerance", tolerance), ("--gradient-tolerance", gradientTolerance),
+                              ("--image-tolerance", imageTolerance), ("--lr", lr)] {
+            try requireNumber(flag, value, above: 0)
+        }
         guard let device = try deviceOptions.openCLDevice() else {
             throw UserError("loupe compare needs an OpenCL device to compare with the CPU reference (see `loupe devices`)")
         }

@@ -32,6 +32,14 @@ public struct UserError: Error, CustomStringConvertible {
     public init(_ description: String) { self.description = description }
 }
 
+/// Refuses a numeric option that is not finite or out of range, naming it, before any work.
+func requireNumber(_ flag: String, _ value: Float, atLeast low: Float? = nil, above: Float? = nil) throws {
+    func text(_ x: Float) -> String { String(format: "%g", Double(x)) }
+    guard value.isFinite else { throw UserError("\(flag) \(text(value)): expected a finite number") }
+    if let low, value < low { throw UserError("\(flag) \(text(value)): must be at least \(text(low))") }
+    if let above, value <= above { throw UserError("\(flag) \(text(value)): must be above \(text(above))") }
+}
+
 /// `--device`, shared by every command.
 public struct DeviceOptions: ParsableArguments {
     @Option(name: .long, help: "auto (first GPU, else first OpenCL device, else CPU reference), cpu, or opencl:N (see `loupe devices`).")

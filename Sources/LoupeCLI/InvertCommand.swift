@@ -37,6 +37,11 @@ public struct InvertCommand: ParsableCommand {
     public init() {}
 
     public func run() throws {
+        try requireNumber("--lr", lr, above: 0)
+        if let tv { try requireNumber("--tv", tv, atLeast: 0) }
+        try requireNumber("--beta", beta, above: 0)
+        try requireNumber("--alpha-weight", alphaWeight, atLeast: 0)
+        try requireNumber("--alpha", alpha, above: 0)
         guard let basis = ImageParameterization.Basis(rawValue: param) else { throw UserError("--param \(param): expected pixel or fourier") }
         let layers = layer.split(separator: ",").map { String($0).trimmingCharacters(in: .whitespaces) }
         guard !layers.isEmpty, !layers.contains("") else { throw UserError("--layer names no layer") }

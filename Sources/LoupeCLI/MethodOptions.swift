@@ -27,6 +27,7 @@ public struct MethodOptions: ParsableArguments {
     public init() {}
 
     func parseMethods() throws -> [String] {
+        try requireNumber("--noise", noise, atLeast: 0)
         let list = method == "all" ? Self.names : method.split(separator: ",").map { String($0).trimmingCharacters(in: .whitespaces) }
         for name in list where !Self.names.contains(name) {
             throw UserError("unknown method \(name); known: \(Self.names.joined(separator: ", ")), all")

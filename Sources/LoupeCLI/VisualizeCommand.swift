@@ -120,6 +120,13 @@ public struct VisualizeCommand: ParsableCommand {
     }
 
     public func run() throws {
+        try requireNumber("--lr", lr, above: 0)
+        try requireNumber("--decay", decay)
+        for (flag, value) in [("--l2", l2), ("--l1", l1), ("--tv", tv), ("--freq", freq), ("--blur", blur)] {
+            try requireNumber(flag, value, atLeast: 0)
+        }
+        try requireNumber("--beta", beta, above: 0)
+        try requireNumber("--diversity", diversity)
         let output = try OutputFolder(out)
         let backend = try deviceOptions.backend()
         let model = try modelOptions.load(on: backend)
@@ -134,6 +141,12 @@ public struct VisualizeCommand: ParsableCommand {
         let named = try batched(try objectives(classes: classes)).map { ($0.0, fileStem($0.1)) }
         for layer in Set(named.flatMap { $0.0.layers } + (diversity != 0 ? [diversityLayer ?? layer].compactMap { $0 } : [])) where layer != Objective.logits {
             try checkLayerName(layer, in: g.tapNames, model: model.architecture.name)
+        }
+        // Channels, classes and neuron positions against the layers' real shapes, before any step.
+        var shapes = [Objective.logits: Array(g.shape(logits).dims.dropFirst())]
+        for name in g.tapNames { shapes[name] = Array(g.shape(g.tapped(name)!).dims.dropFirst()) }
+        do { for (objective, _) in named { try objective.check(shapes: shapes) } } catch let error as InterpretError {
+            throw UserError(error.description)
         }
         let job = try settings(named)
         let result: FeatureVisualization.Result

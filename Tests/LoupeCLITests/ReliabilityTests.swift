@@ -33,6 +33,74 @@ import Testing
         #expect(try run(["layers", "--model", "resnet18", "--random-weights", "1", "--size", "64"]).contains("layer4"))
     }
 
+    /// Channel ranges and neuron positions are checked against the layer's real shape before the
+    /// first step (a range past the channels used to run 102 s first; a neuron outside a 2x2
+    /// layer used to be clamped to its corner and drawn).
+    @Test func objectivesOutsideTheirLayerAreRefusedBeforeTheFirstStep() throws {
+        guard device() else { return }
+        let out = try tempDir()
+        defer { try? FileManager.default.removeItem(at: out) }
+        func refusal(_ arguments: [String]) -> String {
+            do { _ = try run(arguments); return "ran" } catch { return "\(error)" }
+        }
+        let base = ["visualize", "--model", "resnet18", "--random-weights", "1", "--steps", "1", "--size", "64", "--out", out.path]
+        let range = refusal(base + ["--layer", "layer3", "--batch-channels", "0..100000"])
+        #expect(range.contains("layer3 has 256 channels") && range.contains("channel 256 does not exist"), "\(range)")
+        let neuron = refusal(base + ["--layer", "layer4", "--neuron", "5,999,999"])
+        #expect(neuron.contains("outside layer4") && neuron.contains("2x2 positions"), "\(neuron)")
+        let objective = refusal(base + ["--objective", "layer4:600"])
+        #expect(objective.contains("layer4 has 512 channels"), "\(objective)")
+        #expect(try FileManager.default.contentsOfDirectory(atPath: out.path).filter { !$0.hasPrefix(".") }.isEmpty)
+    }
+
+    /// NaN, infinite and out-of-range numbers are refused by name before any work, and no output
+    /// folder is made (`--lr nan` used to run every step and report divergence at the end;
+    /// `compare --tolerance nan` printed OK; `--noise nan` failed in the JSON writer).
+    @Test func nonFiniteNumbersAreRefusedUpFront() throws {
+        let parent = try tempDir()
+        defer { try? FileManager.default.removeItem(at: parent) }
+        let out = parent.appendingPathComponent("never").path
+        let cases: [([String], String)] = [
+            (["visualize", "--class", "1", "--lr", "nan", "--out", out], "--lr nan: expected a finite number"),
+            (["visualize", "--class", "1", "--lr=-1", "--out", out], "--lr -1: must be above 0"),
+            (["visualize", "--class", "1", "--tv", "inf", "--out", out], "--tv inf: expected a finite number"),
+            (["invert", "--image", chelsea, "--layer", "features.4", "--lr", "inf", "--out", out], "--lr inf: expected a finite number"),
+            (["compare", "--image", chelsea, "--tolerance", "nan"], "--tolerance nan: expected a finite number"),
+            (["saliency", "--image", chelsea, "--method", "smoothgrad", "--noise", "nan", "--out", out], "--noise nan: expected a finite number"),
+        ]
+        for (arguments, message) in cases {
+            do {
+                _ = try run(arguments)
+                Issue.record("\(arguments.joined(separator: " ")): ran")
+            } catch {
+                #expect("\(error)" == message, "\(arguments.joined(separator: " ")): \(error)")
+            }
+        }
+        #expect(!FileManager.default.fileExists(atPath: out))
+    }
+
+    /// An error found after the options are read leaves no output folder behind (the folder is
+    /// made when the results are ready), and an empty --out is refused.
+    @Test func aFailedRunLeavesNoFolder() throws {
+        guard device() else { return }
+        let parent = try tempDir()
+        defer { try? FileManager.default.removeItem(at: parent) }
+        let out = parent.appendingPathComponent("new/deeper").path
+        do {
+            _ = try run(["saliency", "--model", "resnet18", "--random-weights", "1", "--image", smallImage, "--no-resize",
+                         "--method", "gradcam", "--layer", "layer9", "--out", out])
+            Issue.record("an unknown layer ran")
+        } catch {
+            #expect("\(error)".contains("layer9"), "\(error)")
+        }
+        #expect(try FileManager.default.contentsOfDirectory(atPath: parent.path).isEmpty)
+        #expect(throws: (any Error).self) { try run(["visualize", "--class", "1", "--out", ""]) }
+        // A successful run makes the folders it needs.
+        _ = try run(["saliency", "--model", "resnet18", "--random-weights", "1", "--image", smallImage, "--no-resize",
+                     "--method", "gradient", "--out", out])
+        #expect(FileManager.default.fileExists(atPath: out + "/rgb"))
+    }
+
     /// A PNG whose header claims 16000 x 16000 pixels (256 million, over PIL's limit) is refused
     /// from its header, before its pixels are allocated.
     @Test func decompressionBombsAreRefusedFromTheHeader() throws {
