@@ -24,6 +24,17 @@ extension RGBImage {
     /// CMYK), recognised by content. Alpha is dropped, grey is replicated, as PIL's
     /// `convert("RGB")` does.
     public init(contentsOf url: URL) throws {
+        // What the path is, before reading: a folder, a FIFO or a device would give a raw system
+        // error, or block.
+        let path = url.path
+        var info = stat()
+        guard stat(path, &info) == 0 else { throw ImageError("cannot read \(path): \(String(cString: strerror(errno)))") }
+        switch info.st_mode & S_IFMT {
+        case S_IFREG: break
+        case S_IFDIR: throw ImageError("\(path) is a folder, not an image file")
+        default: throw ImageError("\(path) is not a regular file (a device, FIFO or socket); give a PNG or JPEG file")
+        }
+        guard FileManager.default.isReadableFile(atPath: path) else { throw ImageError("cannot read \(path): permission denied") }
         let data: Data
         do { data = try Data(contentsOf: url) } catch {
             throw ImageError("cannot read \(url.path): \(error.localizedDescription)")

@@ -33,6 +33,9 @@ public struct MethodOptions: ParsableArguments {
             throw UserError("unknown method \(name); known: \(Self.names.joined(separator: ", ")), all")
         }
         guard !list.isEmpty else { throw UserError("--method names no method") }
+        if let twice = list.first(where: { name in list.filter { $0 == name }.count > 1 }) {
+            throw UserError("--method names \(twice) twice")
+        }
         return list
     }
 

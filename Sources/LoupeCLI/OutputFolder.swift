@@ -39,8 +39,12 @@ struct OutputFolder {
         try body(staging)
         for name in entries {
             let destination = url.appendingPathComponent(name)
-            if FileManager.default.fileExists(atPath: destination.path) { try FileManager.default.removeItem(at: destination) }
-            try FileManager.default.moveItem(at: staging.appendingPathComponent(name), to: destination)
+            do {
+                if FileManager.default.fileExists(atPath: destination.path) { try FileManager.default.removeItem(at: destination) }
+                try FileManager.default.moveItem(at: staging.appendingPathComponent(name), to: destination)
+            } catch {
+                throw UserError("--out: cannot put \(name) in place at \(destination.path) (\(error.localizedDescription))")
+            }
         }
     }
 }

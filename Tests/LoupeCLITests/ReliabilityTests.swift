@@ -101,6 +101,42 @@ import Testing
         #expect(FileManager.default.fileExists(atPath: out + "/rgb"))
     }
 
+    /// Paths that are not image files get Loupe's words, not a Foundation error code, and never
+    /// block (a FIFO); a method or layer named twice is refused instead of run twice or failing
+    /// with "The file doesn't exist" when its files are moved in place.
+    @Test func pathsThatAreNotImagesAndDuplicateNamesGetClearErrors() throws {
+        let dir = try tempDir()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let loopA = dir.appendingPathComponent("loopA").path, loopB = dir.appendingPathComponent("loopB").path
+        try FileManager.default.createSymbolicLink(atPath: loopA, withDestinationPath: loopB)
+        try FileManager.default.createSymbolicLink(atPath: loopB, withDestinationPath: loopA)
+        let fifo = dir.appendingPathComponent("fifo").path
+        #expect(mkfifo(fifo, 0o600) == 0)
+        let link = dir.appendingPathComponent("link.png").path
+        try FileManager.default.createSymbolicLink(atPath: link, withDestinationPath: smallImage)
+        for (path, needle) in [(dir.path, "is a folder, not an image file"), (loopA, "Too many levels of symbolic links"),
+                               ("/dev/null", "is not a regular file"), (fifo, "is not a regular file"),
+                               (dir.appendingPathComponent("absent.png").path, "No such file")] {
+            do {
+                _ = try RGBImage(contentsOf: URL(fileURLWithPath: path))
+                Issue.record("\(path) was read as an image")
+            } catch {
+                #expect("\(error)".contains(needle) && !"\(error)".contains("NSCocoaErrorDomain"), "\(path): \(error)")
+            }
+        }
+        #expect(try RGBImage(contentsOf: URL(fileURLWithPath: link)).width > 0, "a link to an image is an image")
+        guard device() else { return }
+        let out = dir.appendingPathComponent("out").path
+        for (arguments, message) in [
+            (["saliency", "--model", "resnet18", "--random-weights", "1", "--image", smallImage, "--method", "gradient,gradient", "--out", out],
+             "--method names gradient twice"),
+            (["invert", "--model", "resnet18", "--random-weights", "1", "--image", smallImage, "--layer", "layer1,layer1", "--out", out],
+             "--layer names layer1 twice"),
+        ] {
+            do { _ = try run(arguments); Issue.record("\(arguments): ran") } catch { #expect("\(error)" == message) }
+        }
+    }
+
     /// A PNG whose header claims 16000 x 16000 pixels (256 million, over PIL's limit) is refused
     /// from its header, before its pixels are allocated.
     @Test func decompressionBombsAreRefusedFromTheHeader() throws {
