@@ -19,10 +19,11 @@ func openCLFamilies() -> [OpenCLBackend] {
 }
 
 /// The tiled family aiming at more work-groups than any test shape has tiles, so that every
-/// product deep enough (K >= 128) splits K into slices and sums them (gemm.cl's GEMM_SPLIT_K).
+/// product deep enough (K >= 128) splits K into slices and sums them (gemm.cl's GEMM_SPLIT_K),
+/// with GPUs' default tile (products too shallow to split run it unsplit).
 func openCLSplitK() -> [OpenCLBackend] {
     guard let device = openCL() else { return [] }
-    return [OpenCLBackend(context: device.context, family: .tiled, splitKGroups: 1 << 20)]
+    return [OpenCLBackend(context: device.context, convTiling: .gpu, family: .tiled, splitKGroups: 1 << 20)]
 }
 
 /// Expects `actual` to match `expected` within `tolerance` relative to the magnitude of `expected`.
