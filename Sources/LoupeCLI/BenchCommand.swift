@@ -96,6 +96,10 @@ public struct BenchCommand: ParsableCommand {
 
     public func run() throws {
         if let model { return try runModel(model) }
+        let wholeNetwork = [visualize ? "--visualize" : nil, kernels ? "--kernels" : nil, saliency == nil ? nil : "--saliency"].compactMap { $0 }
+        guard wholeNetwork.isEmpty else {
+            throw UserError("\(wholeNetwork.joined(separator: ", ")) time a whole network: give --model (e.g. --model resnet18)")
+        }
         guard let device = try deviceOptions.openCLDevice() else {
             throw UserError("loupe bench times OpenCL kernels with profiling events; choose an OpenCL device (see `loupe devices`)")
         }

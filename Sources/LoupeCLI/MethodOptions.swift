@@ -54,21 +54,21 @@ public struct MethodOptions: ParsableArguments {
     }
 
     /// One class per image: `--target` (indices or class names) or else the top-1 class.
-    func resolveTargets(count: Int, classes: Int, probabilities: [Float]) throws -> [Int] {
+    func resolveTargets(count: Int, classes: Int, probabilities: [Float], flag: String = "--target") throws -> [Int] {
         let top = (0..<count).map { i in (0..<classes).max { probabilities[i * classes + $0] < probabilities[i * classes + $1] }! }
         guard let target else { return top }
         let parts = target.split(separator: ",").map { String($0).trimmingCharacters(in: .whitespaces) }
         guard parts.count == 1 || parts.count == count else {
-            throw UserError("--target: \(parts.count) targets for \(count) images (give one, or one per image)")
+            throw UserError("\(flag): \(parts.count) targets for \(count) images (give one, or one per image)")
         }
         let resolved = try parts.map { part -> Int in
             if let index = Int(part) {
-                guard index >= 0, index < classes else { throw UserError("--target \(index) is out of range 0...\(classes - 1)") }
+                guard index >= 0, index < classes else { throw UserError("\(flag) \(index) is out of range 0...\(classes - 1)") }
                 return index
             }
             guard classes == imageNetClasses.count, let index = imageNetClasses.firstIndex(where: { $0.lowercased() == part.lowercased() }) else {
                 let near = nearestNames(to: part, in: imageNetClasses)
-                throw UserError("--target \(part): no such class; nearest: \(near.joined(separator: ", "))")
+                throw UserError("\(flag) \(part): no such class; nearest: \(near.joined(separator: ", "))")
             }
             return index
         }

@@ -137,6 +137,27 @@ import Testing
         }
     }
 
+    /// Flags that only mean something with another are refused instead of ignored, and errors
+    /// name the flag the user gave.
+    @Test func flagsAreNotIgnoredAndErrorsNameTheFlagGiven() throws {
+        for (arguments, message) in [
+            (["bench", "--visualize"], "--visualize time a whole network: give --model (e.g. --model resnet18)"),
+            (["bench", "--kernels", "--saliency", "gradient"], "--kernels, --saliency time a whole network: give --model (e.g. --model resnet18)"),
+        ] {
+            do { _ = try run(arguments); Issue.record("\(arguments): ran") } catch { #expect("\(error)" == message) }
+        }
+        guard device() else { return }
+        let out = try tempDir()
+        defer { try? FileManager.default.removeItem(at: out) }
+        do {
+            _ = try run(["visualize", "--model", "resnet18", "--random-weights", "1", "--class", "1000", "--steps", "1", "--size", "64",
+                         "--out", out.path])
+            Issue.record("class 1000 ran")
+        } catch {
+            #expect("\(error)" == "--class 1000 is out of range 0...999")
+        }
+    }
+
     /// A PNG whose header claims 16000 x 16000 pixels (256 million, over PIL's limit) is refused
     /// from its header, before its pixels are allocated.
     @Test func decompressionBombsAreRefusedFromTheHeader() throws {
