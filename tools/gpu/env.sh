@@ -21,15 +21,15 @@ if [ -z "$lib" ]; then
   return 2 2>/dev/null || exit 2
 fi
 echo "NVIDIA OpenCL: $lib"
-mkdir -p /tmp/loupe-icd
-echo "$lib" > /tmp/loupe-icd/nvidia.icd
-export OCL_ICD_VENDORS=/tmp/loupe-icd
+mkdir -p .build-gpu/icd
+echo "$lib" > .build-gpu/icd/nvidia.icd
+export OCL_ICD_VENDORS="$PWD/.build-gpu/icd"
 export LD_LIBRARY_PATH="$PWD/$bundle/lib:${LD_LIBRARY_PATH:-}"
 export TORCH_HOME="$PWD/$bundle/torch"
 
 # Wheels carried in .whl/ (packages the machine's Python lacks: captum, grad-cam, ...).
-if ls .whl/*.whl >/dev/null 2>&1 && [ ! -d /tmp/site ]; then
-  python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl
+if ls .whl/*.whl >/dev/null 2>&1 && [ ! -d .build-gpu/site ]; then
+  python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target .build-gpu/site .whl/*.whl
 fi
-[ -d /tmp/site ] && export PYTHONPATH=/tmp/site${PYTHONPATH:+:$PYTHONPATH}
+[ -d .build-gpu/site ] && export PYTHONPATH="$PWD/.build-gpu/site${PYTHONPATH:+:$PYTHONPATH}"
 true

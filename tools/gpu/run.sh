@@ -6,7 +6,7 @@
 # and `loupe bench` (kernels, whole networks, saliency methods, visualization steps). Where
 # python3 has PyTorch with CUDA, tools/bench_compare.py --device cuda puts Loupe (OpenCL on the
 # GPU) beside PyTorch/Captum/pytorch-grad-cam (CUDA on the same GPU); wheels of the packages it
-# needs that are missing there can travel in .whl/ (installed into /tmp/site).
+# needs that are missing there can travel in .whl/ (installed into .build-gpu/site).
 # Output goes to stdout and, when $OUT is set, to $OUT/*.txt / *.json.
 # RUN_BUDGET_S (default 540) bounds the whole script: each step's timeout is cut to what is left,
 # and steps past the budget are skipped, so the most important checks come first.
