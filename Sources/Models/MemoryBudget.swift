@@ -37,10 +37,20 @@ public enum MemoryBudget {
             throw ModelError("an input of \(batch) x 3 x \(height) x \(width) is too large to describe")
         }
         guard pixels.partialValue > unprobedPixels else { return 0 }
-        let probe = 64
-        let g = Graph(backend: model.backend)
-        _ = try model.forward(g, g.input(try model.backend.tensor([Float](repeating: 0, count: 3 * probe * probe), [1, 3, probe, probe])))
-        let perPixel = Double(g.storedFloats) / Double(probe * probe)
+        func probe(_ h: Int, _ w: Int) throws -> Double {
+            let g = Graph(backend: model.backend)
+            _ = try model.forward(g, g.input(try model.backend.tensor([Float](repeating: 0, count: 3 * h * w), [1, 3, h, w])))
+            return Double(g.storedFloats) / Double(h * w)
+        }
+        let perPixel: Double
+        do { perPixel = try probe(64, 64) } catch {
+            // A model that takes only its own size (an ONNX export with fixed shapes): probe one
+            // image at the asked size when that is small, else say why there is no estimate.
+            guard height * width <= unprobedPixels else {
+                throw ModelError("cannot estimate the memory of \(batch) x 3 x \(height) x \(width) through \(model.architecture.name): it does not run at 64x64 (\(error))")
+            }
+            perPixel = try probe(height, width)
+        }
         return UInt64(min(Double(UInt64.max / 2), perPixel * Double(pixels.partialValue) * 1.25 * 4))
     }
 

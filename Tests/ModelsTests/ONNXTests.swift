@@ -101,6 +101,22 @@ import TestSupport
         }
     }
 
+    /// The memory estimate of a model that runs only at its own input size (ops.onnx flattens
+    /// into a fixed MatMul): the 64x64 probe fails, so one image at the asked size is probed.
+    @Test func memoryIsEstimatedForAModelOfFixedSize() throws {
+        let x = try SafeTensorsFile(url: fixtures.appendingPathComponent("onnx/ops.safetensors")).tensor("input")
+        let model = try ModelLocator.load(model: fixtures.appendingPathComponent("onnx/ops.onnx").path, on: cpu)
+        let (h, w) = (x.shape[2], x.shape[3])
+        let g = Graph(backend: cpu)
+        #expect(throws: (any Error).self) { try model.forward(g, g.input(try cpu.tensor([Float](repeating: 0, count: 3 * 64 * 64), [1, 3, 64, 64]))) }
+        let batch = 16 * 224 * 224 / (h * w) + 1
+        let bytes = try MemoryBudget.passBytes(model, batch: batch, height: h, width: w)
+        let one = Graph(backend: cpu)
+        _ = try model.forward(one, one.input(try cpu.tensor(x.values, x.shape)))
+        let expected = Double(one.storedFloats) / Double(x.shape[0]) * Double(batch) * 1.25 * 4
+        #expect(abs(Double(bytes) - expected) <= 1e-6 * expected, "\(bytes) bytes, expected \(expected)")
+    }
+
     @Test func unsupportedNodesAreAllNamedInOneError() throws {
         do {
             _ = try ModelLocator.load(model: fixtures.appendingPathComponent("onnx/unsupported.onnx").path, on: cpu)
