@@ -109,6 +109,12 @@ inline void depthwise_store8(float8 v, __global float* out, int count) {
     }
 }
 
+// Channel c's KH*KW filter taps into registers, reversed with `flip`.
+inline void depthwise_taps(__global const float* w, int c, int flip, float* taps) {
+    #pragma unroll
+    for (int i = 0; i < KH * KW; ++i) taps[i] = w[c * KH * KW + (flip ? KH * KW - 1 - i : i)];
+}
+
 // Depthwise forward for CPU devices (the register-blocked family): one work-item per output row,
 // eight outputs at a time in a float8, each window tap one vector load (stride 1, inside the
 // row) or eight guarded loads (borders, stride 2). With FLIP the filter is read reversed, which
@@ -121,8 +127,7 @@ __kernel void depthwise_rows(__global const float* x, __global const float* w, _
     const int c = nc % C;
     __global const float* plane = x + (long)nc * H * W;
     float taps[KH * KW];
-    #pragma unroll
-    for (int i = 0; i < KH * KW; ++i) taps[i] = w[c * KH * KW + (flip ? KH * KW - 1 - i : i)];
+    depthwise_taps(w, c, flip, taps);
     const float b = hasBias ? bias[c] : 0.0f;
     __global float* out = y + ((long)nc * OH + oy) * OW;
     for (int ox0 = 0; ox0 < OW; ox0 += 8) {
@@ -161,11 +166,9 @@ __kernel void depthwise_rows_backward_input(__global const float* gy, __global c
                                             int C, int H, int W, int OH, int OW) {
     const int iy = get_global_id(0), nc = get_global_id(1);
     if (iy >= H) return;
-    const int c = nc % C;
     __global const float* plane = gy + (long)nc * OH * OW;
     float taps[KH * KW];
-    #pragma unroll
-    for (int i = 0; i < KH * KW; ++i) taps[i] = w[c * KH * KW + i];
+    depthwise_taps(w, nc % C, 0, taps);
     __global float* out = gx + ((long)nc * H + iy) * W;
     for (int ix0 = 0; ix0 < W; ix0 += 8) {
         float8 acc = (float8)(0.0f);

@@ -40,6 +40,12 @@ func requireNumber(_ flag: String, _ value: Float, atLeast low: Float? = nil, ab
     if let above, value <= above { throw UserError("\(flag) \(text(value)): must be above \(text(above))") }
 }
 
+/// The first name that `names` holds more than once.
+func firstRepeated(_ names: [String]) -> String? {
+    var seen = Set<String>()
+    return names.first { !seen.insert($0).inserted }
+}
+
 /// `--device`, shared by every command.
 public struct DeviceOptions: ParsableArguments {
     @Option(name: .long, help: "auto (first GPU, else first OpenCL device, else CPU reference), cpu, or opencl:N (see `loupe devices`).")

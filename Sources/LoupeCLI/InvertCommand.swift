@@ -44,7 +44,7 @@ public struct InvertCommand: ParsableCommand {
         try requireNumber("--alpha", alpha, above: 0)
         guard let basis = ImageParameterization.Basis(rawValue: param) else { throw UserError("--param \(param): expected pixel or fourier") }
         let layers = layer.split(separator: ",").map { String($0).trimmingCharacters(in: .whitespaces) }
-        if let twice = layers.first(where: { name in layers.filter { $0 == name }.count > 1 }) {
+        if let twice = firstRepeated(layers) {
             throw UserError("--layer names \(twice) twice")
         }
         guard !layers.isEmpty, !layers.contains("") else { throw UserError("--layer names no layer") }

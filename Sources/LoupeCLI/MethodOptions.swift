@@ -33,7 +33,7 @@ public struct MethodOptions: ParsableArguments {
             throw UserError("unknown method \(name); known: \(Self.names.joined(separator: ", ")), all")
         }
         guard !list.isEmpty else { throw UserError("--method names no method") }
-        if let twice = list.first(where: { name in list.filter { $0 == name }.count > 1 }) {
+        if let twice = firstRepeated(list) {
             throw UserError("--method names \(twice) twice")
         }
         return list
