@@ -5,6 +5,8 @@ public final class Buffer<Element: BitwiseCopyable>: @unchecked Sendable {
     public let context: Context
     public let count: Int
     let mem: cl_mem
+    /// The size of the memory object: `count` elements rounded up to the pool's size class.
+    let allocatedBytes: Int
 
     public var byteCount: Int { count * MemoryLayout<Element>.stride }
 
@@ -18,19 +20,21 @@ public final class Buffer<Element: BitwiseCopyable>: @unchecked Sendable {
         }
         self.context = context
         self.count = count
-        if let kept = context.pool.take(bytes) {
+        let rounded = context.pool.sizeClass(bytes)
+        allocatedBytes = UInt64(rounded) <= context.device.maxAllocation ? rounded : bytes
+        if let kept = context.pool.take(allocatedBytes) {
             mem = kept
             return
         }
         var status: cl_int = 0
-        var made = clCreateBuffer(context.context, cl_mem_flags(CL_MEM_READ_WRITE), bytes, nil, &status)
+        var made = clCreateBuffer(context.context, cl_mem_flags(CL_MEM_READ_WRITE), allocatedBytes, nil, &status)
         if made == nil || status != CL_SUCCESS {
             // Memory kept for reuse may be what is missing: give it back to the driver and retry.
             context.pool.drain()
-            made = clCreateBuffer(context.context, cl_mem_flags(CL_MEM_READ_WRITE), bytes, nil, &status)
+            made = clCreateBuffer(context.context, cl_mem_flags(CL_MEM_READ_WRITE), allocatedBytes, nil, &status)
         }
         guard let made, status == CL_SUCCESS else {
-            throw CLError(code: status, call: "clCreateBuffer(\(bytes) bytes)")
+            throw CLError(code: status, call: "clCreateBuffer(\(allocatedBytes) bytes)")
         }
         mem = made
     }
@@ -42,7 +46,7 @@ public final class Buffer<Element: BitwiseCopyable>: @unchecked Sendable {
     }
 
     /// The memory goes back to the context's pool (or to the driver when the pool is full).
-    deinit { context.pool.give(mem, bytes: max(count, 1) * MemoryLayout<Element>.stride) }
+    deinit { context.pool.give(mem, bytes: allocatedBytes) }
 
     /// Copies `values` (exactly `count` elements) to the device; blocks until done.
     public func write(_ values: [Element]) throws(CLError) {

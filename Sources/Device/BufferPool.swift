@@ -6,6 +6,9 @@ import Synchronization
 /// network pass allocates the same sizes pass after pass, and creating and releasing memory
 /// objects costs driver time per op. Reuse is safe because the context has one in-order queue:
 /// a command enqueued for the new owner runs after every command that used the old one.
+/// Sizes are rounded up to size classes (at most 1/8 larger), so passes whose shapes change a
+/// little from step to step (feature visualization draws a new scale every step) still reuse
+/// memory instead of mapping and zeroing fresh pages for every tensor.
 /// Holds at most `capacity` bytes (an eighth of the device's memory, at most 2 GiB);
 /// `LOUPE_BUFFER_POOL=0` turns it off (every buffer is created and released).
 final class BufferPool: @unchecked Sendable {
@@ -17,6 +20,15 @@ final class BufferPool: @unchecked Sendable {
     init(device: ComputeDevice) {
         let off = ProcessInfo.processInfo.environment["LOUPE_BUFFER_POOL"] == "0"
         capacity = off ? 0 : Int(min(device.globalMemory / 8, 2 << 30))
+    }
+
+    /// The allocation size for a request of `bytes`: multiples of 256 bytes up to 4 KiB, then
+    /// eight classes per power of two (2^k, 9/8 2^k, ..., 15/8 2^k). Exact when the pool is off.
+    func sizeClass(_ bytes: Int) -> Int {
+        guard capacity > 0, bytes > 0 else { return bytes }
+        if bytes <= 4096 { return (bytes + 255) / 256 * 256 }
+        let step = (1 << (Int.bitWidth - 1 - bytes.leadingZeroBitCount)) / 8
+        return (bytes + step - 1) / step * step
     }
 
     /// A released memory object of exactly `bytes` bytes, if one is kept.
