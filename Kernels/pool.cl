@@ -66,6 +66,104 @@ __kernel void maxpool2d_backward(__global const float* gy, __global const float*
     gx[((long)nc * H + iy) * W + ix] = sum;
 }
 
+// Max pool by rows for CPU devices (the register-blocked family), local size (1,1,1): the
+// per-pixel kernels above spend most of their time in window bookkeeping. A work-item takes
+// POOL_ROW_OUTPUTS outputs of one row: pass 1 keeps, for each input column of their span, the
+// column's first maximum over the window's rows (contiguous loads), pass 2 each output's best
+// column. Same rule as maxpool_argmax: the first maximum in row-major order wins, and a NaN wins
+// over numbers (the first NaN). The host uses these when the span fits POOL_ROW_SPAN.
+#define POOL_ROW_OUTPUTS 32
+#define POOL_ROW_SPAN 160
+#define POOL_ROW_INPUTS 64
+
+// out: each window's maximum, or with POOL_INDEX defined its argmax as an int in a float's bits
+// (-1 for a window of padding only). Global (ceil(OW / POOL_ROW_OUTPUTS), OH, Nb*C).
+__kernel void maxpool2d_rows(__global const float* x, __global float* out, int H, int W, int OH, int OW,
+                             int KH, int KW, int SH, int SW, int PH, int PW) {
+    const int ox0 = get_global_id(0) * POOL_ROW_OUTPUTS, oy = get_global_id(1), nc = get_global_id(2);
+    if (ox0 >= OW || oy >= OH) return;
+    const int ox1 = min(OW, ox0 + POOL_ROW_OUTPUTS);
+    const int ix0 = ox0 * SW - PW;               // the input column of slot 0
+    const int span = (ox1 - 1 - ox0) * SW + KW;  // <= POOL_ROW_SPAN
+    const int jLo = max(0, -ix0), jHi = min(span, W - ix0);
+    __global const float* plane = x + (long)nc * H * W;
+    const int y0 = oy * SH - PH;
+    float best[POOL_ROW_SPAN];
+    for (int j = 0; j < span; ++j) best[j] = -INFINITY;
+#ifdef POOL_INDEX
+    int bestRow[POOL_ROW_SPAN];
+    for (int j = 0; j < span; ++j) bestRow[j] = -1;
+    for (int iy = max(y0, 0); iy < min(y0 + KH, H); ++iy) {
+        __global const float* row = plane + (long)iy * W + ix0;
+        for (int j = jLo; j < jHi; ++j) {
+            const float v = row[j], b = best[j];
+            const bool take = bestRow[j] < 0 || (!isnan(b) && (v > b || isnan(v)));
+            best[j] = take ? v : b;
+            bestRow[j] = take ? iy : bestRow[j];
+        }
+    }
+    for (int ox = ox0; ox < ox1; ++ox) {
+        int bj = -1, brow = -1;
+        float bv = -INFINITY;
+        const int j0 = (ox - ox0) * SW;
+        for (int j = j0; j < j0 + KW; ++j) {
+            const int r = bestRow[j];
+            if (r < 0) continue;
+            const float v = best[j];
+            // Columns come in order, so on equal rank only a smaller row moves the choice.
+            const bool take = bj < 0 ? true
+                            : isnan(bv) ? (isnan(v) && r < brow)
+                            : isnan(v) ? true
+                            : (v > bv || (v == bv && r < brow));
+            if (take) { bj = j; bv = v; brow = r; }
+        }
+        out[((long)nc * OH + oy) * OW + ox] = as_float(bj < 0 ? -1 : brow * W + ix0 + bj);
+    }
+#else
+    // Values only: -INFINITY stands for padding, and a NaN, once in, stays.
+    for (int iy = max(y0, 0); iy < min(y0 + KH, H); ++iy) {
+        __global const float* row = plane + (long)iy * W + ix0;
+        for (int j = jLo; j < jHi; ++j) {
+            const float v = row[j], b = best[j];
+            best[j] = (v > b || isnan(v)) && !isnan(b) ? v : b;
+        }
+    }
+    for (int ox = ox0; ox < ox1; ++ox) {
+        const int j0 = (ox - ox0) * SW;
+        float bv = best[j0];
+        for (int j = j0 + 1; j < j0 + KW; ++j) {
+            const float v = best[j];
+            bv = (v > bv || isnan(v)) && !isnan(bv) ? v : bv;
+        }
+        out[((long)nc * OH + oy) * OW + ox] = bv;
+    }
+#endif
+}
+
+// Backward by rows: a work-item takes POOL_ROW_INPUTS inputs of one row and adds the gradient of
+// every output covering them whose argmax is one of them, in output order (the gather's order).
+// Global (ceil(W / POOL_ROW_INPUTS), H, Nb*C).
+__kernel void maxpool2d_backward_rows(__global const float* gy, __global const float* argmax, __global float* gx,
+                                      int H, int W, int OH, int OW, int KH, int KW, int SH, int SW, int PH, int PW) {
+    const int ix0 = get_global_id(0) * POOL_ROW_INPUTS, iy = get_global_id(1), nc = get_global_id(2);
+    if (ix0 >= W || iy >= H) return;
+    const int n = min(POOL_ROW_INPUTS, W - ix0);
+    float acc[POOL_ROW_INPUTS];
+    for (int j = 0; j < POOL_ROW_INPUTS; ++j) acc[j] = 0.0f;
+    const int2 ry = pool_outputs_covering(iy, KH, SH, PH, OH);
+    const int oxLo = pool_outputs_covering(ix0, KW, SW, PW, OW).x, oxHi = pool_outputs_covering(ix0 + n - 1, KW, SW, PW, OW).y;
+    const int lo = iy * W + ix0;
+    for (int oy = ry.x; oy <= ry.y; ++oy) {
+        const long o0 = ((long)nc * OH + oy) * OW;
+        for (int ox = oxLo; ox <= oxHi; ++ox) {
+            const int j = as_int(argmax[o0 + ox]) - lo;
+            if (j >= 0 && j < n) acc[j] += gy[o0 + ox];
+        }
+    }
+    __global float* row = gx + ((long)nc * H + iy) * W + ix0;
+    for (int j = 0; j < n; ++j) row[j] = acc[j];
+}
+
 // PyTorch's divisor: the window clipped to the padded input (count_include_pad) or to the input.
 inline float avgpool_divisor(int oy, int ox, int H, int W, int KH, int KW, int SH, int SW, int PH, int PW,
                              int countIncludePad) {

@@ -1,12 +1,16 @@
 // Pooling on the CPU reference backend.
 extension CPUBackend {
     /// The flat in-plane index of the window's first maximum, or nil for an all-padding window.
+    /// A NaN wins over numbers (the first NaN), as in PyTorch.
     private func argmax(_ v: [Float], base: Int, h: Int, w: Int, oy: Int, ox: Int, _ p: Pool2DParams) -> Int? {
         var best: Int?
         for ky in 0..<p.kernel.h { for kx in 0..<p.kernel.w {
             let iy = oy * p.stride.h - p.padding.h + ky, ix = ox * p.stride.w - p.padding.w + kx
             guard iy >= 0, iy < h, ix >= 0, ix < w else { continue }
-            if let b = best, !(v[base + iy * w + ix] > v[base + b]) { continue }
+            if let b = best {
+                let (x, m) = (v[base + iy * w + ix], v[base + b])
+                guard !m.isNaN, x > m || x.isNaN else { continue }
+            }
             best = iy * w + ix
         } }
         return best

@@ -28,9 +28,20 @@ extension OpenCLBackend {
         let out = try p.outputShape(input: x.shape, op: "maxpool2d")
         let xb = try buffer(x, "maxpool2d")
         let (y, yb) = try empty(out, "maxpool2d")
+        if poolsByRows(p) {
+            try kernel(["pool"], "maxpool2d_rows").launch(global: [(out[3] + 31) / 32, out[2], out[0] * out[1]], local: [1, 1, 1],
+                [.buffer(xb), .buffer(yb)] + poolArgs(x.shape, out, p))
+            return y
+        }
         try kernel(["pool"], "maxpool2d_forward").launch(global: [out[3], out[2], out[0] * out[1]], local: rowLocal(out[3]),
             [.buffer(xb), .buffer(yb)] + poolArgs(x.shape, out, p))
         return y
+    }
+
+    /// The register-blocked family pools by rows (pool.cl's maxpool2d_rows) when 32 outputs'
+    /// window span fits its 160-column buffer: every pool of the networks here.
+    private func poolsByRows(_ p: Pool2DParams) -> Bool {
+        family == .registerBlocked && 31 * p.stride.w + p.kernel.w <= 160
     }
 
     public func maxPool2dBackward(_ gy: Tensor, input: Tensor, _ p: Pool2DParams) throws -> Tensor {
@@ -40,6 +51,15 @@ extension OpenCLBackend {
         let (gx, gxb) = try empty(input.shape, "maxpool2d backward")
         try withScratch("maxpool2d backward") { scratch in
             let argmax = try scratch("argmax", out.count)
+            if poolsByRows(p) {
+                try kernel(["pool"], "maxpool2d_rows", flags: ["POOL_INDEX"]).launch(
+                    global: [(out[3] + 31) / 32, out[2], out[0] * out[1]], local: [1, 1, 1],
+                    [.buffer(xb), .buffer(argmax)] + poolArgs(input.shape, out, p))
+                try kernel(["pool"], "maxpool2d_backward_rows").launch(
+                    global: [(input.shape[3] + 63) / 64, input.shape[2], input.shape[0] * input.shape[1]], local: [1, 1, 1],
+                    [.buffer(gb), .buffer(argmax), .buffer(gxb)] + poolArgs(input.shape, out, p))
+                return
+            }
             try kernel(["pool"], "maxpool2d_argmax").launch(global: [out[3], out[2], out[0] * out[1]], local: rowLocal(out[3]),
                 [.buffer(xb), .buffer(argmax)] + poolArgs(input.shape, out, p))
             try kernel(["pool"], "maxpool2d_backward").launch(global: [input.shape[3], input.shape[2], input.shape[0] * input.shape[1]],

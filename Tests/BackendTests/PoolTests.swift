@@ -16,6 +16,13 @@ let poolCases: [PoolCase] = [
     PoolCase(shape: [1, 3, 1, 1], params: Pool2DParams(kernel: 1)),
     PoolCase(shape: [2, 3, 6, 5], params: Pool2DParams(kernel: 3, stride: 1, padding: 1, countIncludePad: false)),
     PoolCase(shape: [1, 7, 14, 14], params: Pool2DParams(kernel: 3, stride: 2, padding: 1, ceilMode: true, countIncludePad: false)),
+    // Rows wider than one work-item's 32 outputs / 64 inputs in the CPU family's row kernels.
+    PoolCase(shape: [2, 2, 5, 151], params: Pool2DParams(kernel: 3, stride: 2, padding: 1)),
+    PoolCase(shape: [1, 2, 4, 70], params: Pool2DParams(kernel: 3, stride: 1, padding: 1)),
+    PoolCase(shape: [1, 3, 4, 130], params: Pool2DParams(kernel: 2)),
+    PoolCase(shape: [1, 2, 6, 67], params: Pool2DParams(kernel: 3, stride: 2, ceilMode: true)),
+    // A span too wide for the row kernels: the per-pixel kernels run instead.
+    PoolCase(shape: [1, 2, 12, 180], params: Pool2DParams(kernel: 7, stride: 5, padding: 2)),
 ]
 
 /// Distinct values 0.1 apart in shuffled order: a finite-difference step of 0.01 never changes
@@ -52,6 +59,23 @@ func distinctValues(_ count: Int, seed: UInt64) -> [Float] {
             let out = try c.params.outputShape(input: c.shape, op: "test")
             return [try cpu.values(cpu.avgPool2dBackward(cpu.tensor(r, out), inputShape: c.shape, c.params))]
         }
+    }
+
+    /// Ties go to the first maximum in row-major order and a NaN wins (the first NaN), on every
+    /// device and family as in the reference: values from a set of 3 with NaNs sprinkled in.
+    @Test(arguments: [Pool2DParams(kernel: 3, stride: 2, padding: 1), Pool2DParams(kernel: 2), Pool2DParams(kernel: 3, stride: 1, padding: 1)])
+    func tiesAndNaNs(_ p: Pool2DParams) throws {
+        let shape: Shape = [2, 3, 9, 75]
+        let out = try p.outputShape(input: shape, op: "test")
+        var rng = SeededRandom(seed: 21)
+        let x = (0..<shape.count).map { i -> Float in i % 37 == 5 ? .nan : Float(Int(rng.floats(1)[0] * 10) % 3) }
+        let g = (0..<out.count).map { Float($0 % 11) + 1 }
+        // A NaN gradient comparison would fail on NaN == NaN: compare where the NaNs are, then the rest.
+        try expectDeviceMatchesReference("ties \(p)", inputs: [(x, shape), (g, out)]) { b, t in
+            let y = try b.values(b.maxPool2d(t[0], p))
+            return [try b.tensor(y.map { $0.isNaN ? 1e6 : $0 }, out), try b.maxPool2dBackward(t[1], input: t[0], p)]
+        }
+        #expect(try cpu.values(cpu.maxPool2d(cpu.tensor(x, shape), p)).contains { $0.isNaN }, "the case has no NaN window")
     }
 
     @Test(arguments: [(Shape([1, 3, 7, 7]), 1, 1), (Shape([2, 5, 7, 9]), 3, 4), (Shape([1, 2, 5, 5]), 7, 7), (Shape([3, 4, 1, 1]), 1, 1)])
