@@ -16,22 +16,31 @@ public struct ModelBenchResult: Codable, Sendable {
 }
 
 public enum ModelBenchmark {
-    /// Device time per kernel over one forward + backward pass, largest first (OpenCL only).
-    public static func kernelBreakdown(_ model: Model, batch: Int, size: Int = 224) throws -> [(name: String, milliseconds: Double, launches: Int)] {
-        guard let cl = model.backend as? OpenCLBackend else { return [] }
-        let shape: Shape = [batch, 3, size, size]
-        let input = try cl.tensor([Float](repeating: 0.5, count: shape.count), shape)
-        func pass() throws {
-            let g = Graph(backend: cl)
-            let x = g.input(input)
-            let y = try model.forward(g, x)
-            _ = try cl.values(try g.backward(from: y).of(x)!)
-        }
-        try pass()
-        let (_, kernels) = try cl.profileKernels(pass)
+    /// Device time per kernel of `body` (run once to build kernels, then once profiled), largest
+    /// first; empty on the CPU reference.
+    public static func kernelBreakdown(on backend: any Backend, _ body: () throws -> Void) throws
+        -> [(name: String, milliseconds: Double, launches: Int)] {
+        guard let cl = backend as? OpenCLBackend else { return [] }
+        try body()
+        let (_, kernels) = try cl.profileKernels(body)
         var totals: [String: (Double, Int)] = [:]
         for k in kernels { totals[k.name, default: (0, 0)].0 += k.seconds * 1e3; totals[k.name, default: (0, 0)].1 += 1 }
         return totals.map { ($0.key, $0.value.0, $0.value.1) }.sorted { $0.1 > $1.1 }
+    }
+
+    /// Device time per kernel over one forward pass (`backward: false`) or one forward + backward
+    /// pass to the input.
+    public static func kernelBreakdown(_ model: Model, batch: Int, size: Int = 224, backward: Bool = true) throws
+        -> [(name: String, milliseconds: Double, launches: Int)] {
+        let backend = model.backend
+        let shape: Shape = [batch, 3, size, size]
+        let input = try backend.tensor([Float](repeating: 0.5, count: shape.count), shape)
+        return try kernelBreakdown(on: backend) {
+            let g = Graph(backend: backend)
+            let x = g.input(input)
+            let y = try model.forward(g, x)
+            if backward { _ = try backend.values(try g.backward(from: y).of(x)!) } else { _ = try backend.values(g.tensor(y)) }
+        }
     }
 
     public static func run(_ model: Model, batch: Int, size: Int = 224, runs: Int) throws -> [ModelBenchResult] {

@@ -26,7 +26,7 @@ public struct BenchCommand: ParsableCommand {
     public var saliency: String?
     @Flag(help: "With --model: optimization steps per second of `loupe visualize` (defaults, 224x224, one class objective per image; --runs steps are timed).")
     public var visualize = false
-    @Flag(help: "With --model: also print the device time of each kernel over one forward + backward pass.")
+    @Flag(help: "With --model: also print the device time of each kernel over one forward pass and one forward + backward pass (with --saliency: over each method; with --visualize: per optimization step).")
     public var kernels = false
     @Flag(help: "Print JSON instead of a table.")
     public var json = false
@@ -57,6 +57,14 @@ public struct BenchCommand: ParsableCommand {
                 let rate = try VisualizationBenchmark.stepsPerSecond(model, batch: b, steps: runs)
                 emit(fixedRow(["\(b)", String(format: "%.2f", rate), String(format: "%.2f", rate * Double(b))], widths: [6, 10, 0]))
             }
+            if kernels {
+                let steps = Swift.max(runs, 1)
+                let classes = model.architecture.parameters.last!.shape[0]
+                let job = FeatureVisualization(objectives: (0..<batches[0]).map { .classLogit($0 * 37 % classes) },
+                                               size: 224, steps: steps, reportEvery: Int.max)
+                printKernels("per optimization step (a run of \(steps) steps and its setup, divided by \(steps)), batch \(batches[0])",
+                             try ModelBenchmark.kernelBreakdown(on: backend) { _ = try job.run(model) }, divisor: Double(steps))
+            }
             return
         }
         var results: [ModelBenchResult] = []
@@ -86,12 +94,32 @@ public struct BenchCommand: ParsableCommand {
             emit(String(decoding: try encoder.encode(results), as: UTF8.self))
         }
         if kernels, !json {
-            emit("\nkernels over one forward + backward pass, batch \(batches[0]):")
-            emit(fixedRow(["device ms", "launches", "kernel"], widths: [11, 9, 0]))
-            for k in try ModelBenchmark.kernelBreakdown(model, batch: batches[0]) {
-                emit(fixedRow([String(format: "%.1f", k.milliseconds), "\(k.launches)", k.name], widths: [11, 9, 0]))
+            if let methods {
+                let b = batches[0]
+                let input = try backend.tensor([Float](repeating: 0.5, count: b * 3 * 224 * 224), [b, 3, 224, 224])
+                let targets = (0..<b).map { $0 * 37 % 1000 % model.architecture.parameters.last!.shape[0] }
+                for method in methods {
+                    printKernels("\(method.name), batch \(b)", try ModelBenchmark.kernelBreakdown(on: backend) {
+                        _ = try method.attribute(model, input: input, targets: targets)
+                    })
+                }
+            } else {
+                printKernels("one forward pass, batch \(batches[0])", try ModelBenchmark.kernelBreakdown(model, batch: batches[0], backward: false))
+                printKernels("one forward + backward pass, batch \(batches[0])", try ModelBenchmark.kernelBreakdown(model, batch: batches[0]))
             }
         }
+    }
+
+    /// A table of device time per kernel, largest first, with a total row.
+    func printKernels(_ title: String, _ rows: [(name: String, milliseconds: Double, launches: Int)], divisor: Double = 1) {
+        emit("\nkernels over \(title):")
+        emit(fixedRow(["device ms", "launches", "kernel"], widths: [11, 9, 0]))
+        let launches = { (n: Int) in divisor == 1 ? "\(n)" : String(format: "%.1f", Double(n) / divisor) }
+        for k in rows {
+            emit(fixedRow([String(format: "%.1f", k.milliseconds / divisor), launches(k.launches), k.name], widths: [11, 9, 0]))
+        }
+        emit(fixedRow([String(format: "%.1f", rows.reduce(0) { $0 + $1.milliseconds } / divisor),
+                       launches(rows.reduce(0) { $0 + $1.launches }), "total"], widths: [11, 9, 0]))
     }
 
     public func run() throws {
