@@ -155,7 +155,7 @@ __kernel void depthwise_rows(__global const float* x, __global const float* w, _
                 acc = fma((float8)(taps[ky * KW + kx]), v, acc);
             }
         }
-        depthwise_store8(acc, out + ox0, OW - ox0);
+        depthwise_store8(FUSED_ACT(acc), out + ox0, OW - ox0);
     }
 }
 

@@ -21,3 +21,14 @@
 #define DH dh_
 #define DW dw_
 #endif
+
+// An activation fused into a convolution's store (ACT_RELU or ACT_RELU6 defined; none by
+// default), computed as activation.cl computes it: a conv, its folded batchnorm and the ReLU
+// after them become one pass over the output.
+#if defined(ACT_RELU)
+#define FUSED_ACT(v) fmax((v), 0.0f)
+#elif defined(ACT_RELU6)
+#define FUSED_ACT(v) clamp((v), 0.0f, 6.0f)
+#else
+#define FUSED_ACT(v) (v)
+#endif

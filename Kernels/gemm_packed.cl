@@ -11,7 +11,8 @@
 //   B: [Z][ceil(N/NR)][K][NR]   (pack_b_im2col: a conv input's im2col columns, per chunk)
 // with zeros past M and N. C[z][m][n] = sum_k A[g][m][k] * B[z][k][n], g = z % G, is stored at
 //   C + (image0 + z / G) * strideImage + g * strideGroup + m * ldc + n   (+ bias[g * M + m] when
-// given), so one kernel writes a conv's NCHW output or a column buffer.
+// given; with BIAS_COLUMNS defined, + bias[n]: a linear layer's bias), so one kernel writes a
+// conv's NCHW output, a column buffer or a linear layer's [N, Out] output.
 //
 // Window geometry (pack_b_im2col, col2im): conv_geometry.cl, prepended by the host.
 
@@ -124,17 +125,31 @@ __kernel void gemm_packed(__global const float* A, __global const float* B, __gl
 #else
         __global float* c = c0 + n0;
 #endif
+#ifdef BIAS_COLUMNS
+        if (hasBias) {
+            #pragma unroll
+            for (int v = 0; v < NV; ++v) {
+                const int n = n0 + VW * v;
+                const VFLOATP s = n + VW <= N ? VLOADP(0, bias + n) : gemm_packed_tail(bias + n, max(N - n, 0));
+                #pragma unroll
+                for (int r = 0; r < MR; ++r) acc[r][v] += s;
+            }
+        }
+        const int rowBias = 0;
+#else
+        const int rowBias = hasBias;
+#endif
         #pragma unroll
         for (int r = 0; r < MR; ++r) {
             if (m0 + r >= M) break;
-            const VFLOATP shift = (VFLOATP)(hasBias ? bias[g * M + m0 + r] : 0.0f);
+            const VFLOATP shift = (VFLOATP)(rowBias ? bias[g * M + m0 + r] : 0.0f);
             __global float* row = c + (long)r * ldc;
             #pragma unroll
             for (int v = 0; v < NV; ++v) {
                 const int n = n0 + VW * v;
 #ifdef B_IMPLICIT
                 float out[VW];
-                VSTOREP(acc[r][v] + shift, 0, out);
+                VSTOREP(FUSED_ACT(acc[r][v] + shift), 0, out);
                 int oy = n / ldb, ox = n - oy * ldb;
                 for (int j = 0; j < VW; ++j) {
                     if (ox < OWi && oy < OHi) {
@@ -145,10 +160,10 @@ __kernel void gemm_packed(__global const float* A, __global const float* B, __gl
                 }
 #else
                 if (n + VW <= N) {
-                    VSTOREP(acc[r][v] + shift, 0, row + VW * v);
+                    VSTOREP(FUSED_ACT(acc[r][v] + shift), 0, row + VW * v);
                 } else if (n < N) {
                     float out[VW];
-                    VSTOREP(acc[r][v] + shift, 0, out);
+                    VSTOREP(FUSED_ACT(acc[r][v] + shift), 0, out);
                     for (int j = 0; j < N - n; ++j) row[VW * v + j] = out[j];
                 }
 #endif

@@ -15,6 +15,9 @@ public protocol Backend: AnyObject, Sendable {
 
     // MARK: conv2d: x [N, Cin, H, W], weight [Cout, Cin/groups, KH, KW], bias [Cout]
     func conv2d(_ x: Tensor, weight: Tensor, bias: Tensor?, _ p: Conv2DParams) throws -> Tensor
+    /// conv2d followed by `activation` (nil: none), computed in one pass where the backend can
+    /// (the activation applied as the convolution stores its result).
+    func conv2d(_ x: Tensor, weight: Tensor, bias: Tensor?, _ p: Conv2DParams, activation: Activation?) throws -> Tensor
     /// dL/dx from dL/dy.
     func conv2dBackwardInput(_ gy: Tensor, weight: Tensor, inputShape: Shape, _ p: Conv2DParams) throws -> Tensor
     /// dL/dweight from dL/dy and the forward input.
@@ -197,5 +200,13 @@ public enum ShapeRules {
         guard sizes.allSatisfy({ $0 > 0 }), sizes.reduce(0, +) == v.c else {
             throw BackendError(op, "sizes \(sizes) do not add up to the \(v.c) channels of \(s)")
         }
+    }
+}
+
+extension Backend {
+    /// The composition, for backends without a fused kernel (the CPU reference).
+    public func conv2d(_ x: Tensor, weight: Tensor, bias: Tensor?, _ p: Conv2DParams, activation: Activation?) throws -> Tensor {
+        let y = try conv2d(x, weight: weight, bias: bias, p)
+        return try activation.map { try self.activation(y, $0) } ?? y
     }
 }

@@ -25,8 +25,10 @@ extension OpenCLBackend {
 
     /// depthwise_rows (conv2d_depthwise.cl): one work-item per output row, eight outputs a vector.
     private func depthwiseRows(_ xb: Buffer<Float>, _ wb: Buffer<Float>, bias: Buffer<Float>?, _ yb: Buffer<Float>, flip: Bool,
-                               _ w: Shape, _ p: Conv2DParams, c: Int, h: Int, w width: Int, planes: Int, out: Shape) throws {
-        try kernel(["conv_geometry", "conv2d_depthwise"], "depthwise_rows", defines: geometry(w, p)).launch(
+                               _ w: Shape, _ p: Conv2DParams, c: Int, h: Int, w width: Int, planes: Int, out: Shape,
+                               activation: Activation? = nil) throws {
+        try kernel(["conv_geometry", "conv2d_depthwise"], "depthwise_rows", defines: geometry(w, p),
+                   flags: activation.map { [$0.fusedFlag] } ?? []).launch(
             global: [out[2], planes], local: [1, 1],
             [.buffer(xb), .buffer(wb), .buffer(bias ?? wb), .buffer(yb), .int(bias == nil ? 0 : 1), .int(flip ? 1 : 0),
              .int(c), .int(h), .int(width), .int(out[2]), .int(out[3])])
@@ -64,20 +66,35 @@ extension OpenCLBackend {
     }
 
     public func conv2d(_ x: Tensor, weight: Tensor, bias: Tensor?, _ p: Conv2DParams) throws -> Tensor {
+        try conv2d(x, weight: weight, bias: bias, p, activation: nil)
+    }
+
+    /// The register-blocked family applies the activation as it stores the convolution's result;
+    /// the tiled family runs the activation after it.
+    public func conv2d(_ x: Tensor, weight: Tensor, bias: Tensor?, _ p: Conv2DParams, activation: Activation?) throws -> Tensor {
         let out = try p.outputShape(input: x.shape, weight: weight.shape)
         try ShapeRules.channelVector("conv2d", bias, channels: out[1], what: "bias")
         if family == .registerBlocked, !isDepthwise(weight.shape, p) {
-            return try conv2dPacked(x, weight: weight, bias: bias, p, out: out)
+            return try conv2dPacked(x, weight: weight, bias: bias, p, out: out, activation: activation)
         }
+        if family == .registerBlocked, isDepthwise(weight.shape, p) {
+            let (n, c, h, w) = x.shape.nchw!
+            let (y, yb) = try empty(out, "conv2d")
+            let wb = try buffer(weight, "conv2d")
+            try depthwiseRows(try buffer(x, "conv2d"), wb, bias: try bias.map { try buffer($0, "conv2d") }, yb, flip: false,
+                              weight.shape, p, c: c, h: h, w: w, planes: n * c, out: out, activation: activation)
+            return y
+        }
+        let y = try unfusedConv2d(x, weight: weight, bias: bias, p, out: out)
+        return try activation.map { try self.activation(y, $0) } ?? y
+    }
+
+    private func unfusedConv2d(_ x: Tensor, weight: Tensor, bias: Tensor?, _ p: Conv2DParams, out: Shape) throws -> Tensor {
         let xb = try buffer(x, "conv2d"), wb = try buffer(weight, "conv2d")
         let bb = try bias.map { try buffer($0, "conv2d") } ?? wb
         let (y, yb) = try empty(out, "conv2d")
         if isDepthwise(weight.shape, p) {
             let (n, c, h, w) = x.shape.nchw!
-            if family == .registerBlocked {
-                try depthwiseRows(xb, wb, bias: bias == nil ? nil : bb, yb, flip: false, weight.shape, p, c: c, h: h, w: w, planes: n * c, out: out)
-                return y
-            }
             try kernel(["conv_geometry", "conv2d_depthwise"], "depthwise_forward", defines: geometry(weight.shape, p)).launch(
                 global: [out[3], out[2], n * c], local: rowLocal(out[3]),
                 [.buffer(xb), .buffer(wb), .buffer(bb), .buffer(yb), .int(bias == nil ? 0 : 1),
@@ -175,6 +192,10 @@ extension OpenCLBackend {
         let xb = try buffer(x, "linear"), wb = try buffer(weight, "linear")
         let bb = try bias.map { try buffer($0, "linear") } ?? wb
         let (y, yb) = try empty([n, outF], "linear")
+        if family == .registerBlocked, n >= OpenCLBackend.packedLinearRows {
+            try linearPacked(xb, weight: weight, bias: try bias.map { try buffer($0, "linear") }, y: yb, n: n, inF: inF, outF: outF)
+            return y
+        }
         if family == .registerBlocked {
             try kernel(["linear_rows"], "linear_rows_forward").launch(global: [outF, n], local: [1, 1],
                 [.buffer(xb), .buffer(wb), .buffer(bb), .buffer(yb), .int(bias == nil ? 0 : 1), .int(outF), .int(n), .int(inF)])
@@ -192,6 +213,10 @@ extension OpenCLBackend {
         let (n, outF, inF) = (gy.shape[0], weight.shape[0], weight.shape[1])
         let gb = try buffer(gy, "linear backward input"), wb = try buffer(weight, "linear backward input")
         let (gx, gxb) = try empty([n, inF], "linear backward input")
+        if family == .registerBlocked, n >= OpenCLBackend.packedLinearRows {
+            try linearBackwardInputPacked(gb, weight: wb, gx: gxb, n: n, inF: inF, outF: outF)
+            return gx
+        }
         if family == .registerBlocked {
             try kernel(["linear_rows"], "linear_rows_backward_input").launch(global: [(inF + 15) / 16, n], local: [1, 1],
                 [.buffer(gb), .buffer(wb), .buffer(gxb), .int(outF), .int(n), .int(inF)])

@@ -44,11 +44,13 @@ extension OpenCLBackend {
 
     /// C = A B for A panels `a` over `z` (image, group) pairs, stored through the layout
     /// arguments of gemm_packed (see gemm_packed.cl).
-    private func packedGemm(_ a: Buffer<Float>, _ b: PackedOperand, _ c: Buffer<Float>, bias: Buffer<Float>?,
+    private func packedGemm(_ a: Buffer<Float>, _ b: PackedOperand, _ c: Buffer<Float>, bias: Buffer<Float>?, biasColumns: Bool = false,
+                            activation: Activation? = nil,
                             m: Int, n: Int, k: Int, z: Int, groups: Int, firstImage: Int,
                             strideImage: Int, strideGroup: Int, ldc: Int) throws {
         let mb = (m + packing.mr - 1) / packing.mr, nb = (n + packing.nr - 1) / packing.nr
-        let source: Buffer<Float>, bArgs: [Int], flags: [String]
+        let source: Buffer<Float>, bArgs: [Int]
+        var flags: [String]
         var defines = packing.defines, planeSize = 0
         switch b {
         case .panels(let buffer):
@@ -65,12 +67,56 @@ extension OpenCLBackend {
         // backward passes), one work-item sweeps all of them so its A panel is read from memory
         // once; otherwise enough k steps per work-group (about 256) to hide its cost. Either way
         // at least 64 work-groups remain for the cores.
+        if biasColumns { flags.append("BIAS_COLUMNS") }
+        if let activation { flags.append(activation.fusedFlag) }
         var perItem = m > n ? nb : Swift.min(nb, Swift.max(1, 256 / Swift.max(k, 1)))
         while perItem > 1, mb * ((nb + perItem - 1) / perItem) * z < 64 { perItem -= 1 }
         try kernel(["conv_geometry", "gemm_packed"], "gemm_packed", defines: defines, flags: flags).launch(
             global: [mb, (nb + perItem - 1) / perItem, z], local: [1, 1, 1],
             [.buffer(a), .buffer(source), .buffer(c), .buffer(bias ?? a), .int(bias == nil ? 0 : 1),
              .int(m), .int(n), .int(k), .int(groups)] + (bArgs + [firstImage, strideImage, strideGroup, ldc, perItem, planeSize]).map { .int($0) })
+    }
+
+    /// Rows of a batch from which a linear layer runs as a matrix product (x packed in MR-row
+    /// panels, W's columns in NR-wide panels) instead of a matrix-vector product per row:
+    /// reading W once per MR rows instead of once per row.
+    static let packedLinearRows = 4
+
+    /// `matrix` [rows, cols] (row-major) as A panels [ceil(rows/MR)][cols][MR] in `into`.
+    private func packRows(_ matrix: Buffer<Float>, into panels: Buffer<Float>, rows: Int, cols: Int, mr: Int) throws {
+        try kernel(["conv_geometry", "gemm_packed"], "pack_a", defines: mr == packing.mr ? packing.defines : ["MR": mr]).launch(
+            global: [cols, (rows + mr - 1) / mr, 1], local: [Swift.min(cols, 16), 1, 1],
+            [.buffer(matrix), .buffer(panels), .int(rows), .int(cols), .int(0), .int(cols), .int(1), .int(1)])
+    }
+
+    /// y [N, Out] = x W^T + b for N >= packedLinearRows: A = x's rows packed per call, B = W^T
+    /// as NR-wide panels [ceil(Out/NR)][In][NR] (packed once per weight tensor: W's rows are
+    /// B's columns), the bias added per column.
+    func linearPacked(_ xb: Buffer<Float>, weight: Tensor, bias bb: Buffer<Float>?, y yb: Buffer<Float>, n: Int, inF: Int, outF: Int) throws {
+        let op = "linear"
+        guard let storage = weight.storage as? OpenCLStorage else { throw BackendError(op, "weight \(weight.shape) is not on \(name)") }
+        let wt = try storage.derived("linear columns \(packing.nr)") {
+            let panels = try Buffer<Float>(context: context, count: (outF + packing.nr - 1) / packing.nr * packing.nr * inF)
+            try packRows(storage.buffer, into: panels, rows: outF, cols: inF, mr: packing.nr)
+            return panels
+        }
+        try withScratch(op) { scratch in
+            let a = try scratch("rows", (n + packing.mr - 1) / packing.mr * packing.mr * inF)
+            try packRows(xb, into: a, rows: n, cols: inF, mr: packing.mr)
+            try packedGemm(a, .panels(wt), yb, bias: bb, biasColumns: true, m: n, n: outF, k: inF, z: 1, groups: 1,
+                           firstImage: 0, strideImage: 0, strideGroup: 0, ldc: outF)
+        }
+    }
+
+    /// gx [N, In] = gy W for N >= packedLinearRows: A = gy's rows packed per call, B = W read in
+    /// place as a row-major [Out][In] matrix.
+    func linearBackwardInputPacked(_ gb: Buffer<Float>, weight wb: Buffer<Float>, gx gxb: Buffer<Float>, n: Int, inF: Int, outF: Int) throws {
+        try withScratch("linear backward input") { scratch in
+            let a = try scratch("rows", (n + packing.mr - 1) / packing.mr * packing.mr * outF)
+            try packRows(gb, into: a, rows: n, cols: outF, mr: packing.mr)
+            try packedGemm(a, .planes(wb, firstImage: 0, strideImage: 0, strideGroup: 0), gxb, bias: nil, m: n, n: inF, k: outF,
+                           z: 1, groups: 1, firstImage: 0, strideImage: 0, strideGroup: 0, ldc: inF)
+        }
     }
 
     /// im2col panels [z][ceil(n/NR)][k][NR] of images first ..< first + images of `x` [N, C, H, W].
@@ -87,24 +133,24 @@ extension OpenCLBackend {
         w[2] == 1 && w[3] == 1 && p.stride == (1, 1) && p.padding == (0, 0)
     }
 
-    func conv2dPacked(_ x: Tensor, weight: Tensor, bias: Tensor?, _ p: Conv2DParams, out: Shape) throws -> Tensor {
+    func conv2dPacked(_ x: Tensor, weight: Tensor, bias: Tensor?, _ p: Conv2DParams, out: Shape, activation: Activation?) throws -> Tensor {
         let op = "conv2d"
         let (cout, cig, kh, kw) = weight.shape.nchw!
         let m = cout / p.groups, k = cig * kh * kw
         let a = try packedPanels(weight, layout: "forward", m: m, k: k, groups: p.groups, sg: m * k, sm: k, sk: 1, op)
         return try packedConvolution(try buffer(x, op), x.shape, panels: a, window: weight.shape, bias: try bias.map { try buffer($0, op) },
-                                     p, out: out, op)
+                                     p, out: out, activation: activation, op)
     }
 
     /// y = conv(x) for A panels of the weights (m = Cout/G rows of k = Cin/G * KH * KW):
     /// pointwise convolutions read x in place, the others through im2col panels per chunk.
     private func packedConvolution(_ xb: Buffer<Float>, _ xShape: Shape, panels a: Buffer<Float>, window: Shape, bias bb: Buffer<Float>?,
-                                   _ p: Conv2DParams, out: Shape, _ op: String) throws -> Tensor {
+                                   _ p: Conv2DParams, out: Shape, activation: Activation? = nil, _ op: String) throws -> Tensor {
         let (images, cin, h, w) = xShape.nchw!
         let g = p.groups, cout = out[1], m = cout / g, n = out[2] * out[3], k = cin / g * window[2] * window[3]
         let (y, yb) = try empty(out, op)
         if isPointwise(window, p) {
-            try packedGemm(a, .planes(xb, firstImage: 0, strideImage: cin * n, strideGroup: cin / g * n), yb, bias: bb,
+            try packedGemm(a, .planes(xb, firstImage: 0, strideImage: cin * n, strideGroup: cin / g * n), yb, bias: bb, activation: activation,
                            m: m, n: n, k: k, z: images * g, groups: g, firstImage: 0, strideImage: cout * n, strideGroup: m * n, ldc: n)
             return y
         }
@@ -119,7 +165,7 @@ extension OpenCLBackend {
                     [.buffer(xb), .buffer(padded), .int(h), .int(w), .int(hp), .int(wp), .int(p.padding.h), .int(p.padding.w)])
                 try packedGemm(a, .implicit(padded, strideImage: cin * plane, strideGroup: cin / g * plane, row: wp, plane: plane,
                                             geometry: packedDefines(window, p)),
-                               yb, bias: bb, m: m, n: out[2] * wp, k: k, z: images * g, groups: g, firstImage: 0,
+                               yb, bias: bb, activation: activation, m: m, n: out[2] * wp, k: k, z: images * g, groups: g, firstImage: 0,
                                strideImage: cout * n, strideGroup: m * n, ldc: n)
             }
             return y
@@ -132,7 +178,7 @@ extension OpenCLBackend {
                 let count = Swift.min(chunk, images - first)
                 try packIm2col(xb, into: b, first: first, images: count, c: cin, h: h, w: w, out: out, k: k, groups: g,
                                defines: packedDefines(window, p))
-                try packedGemm(a, .panels(b), yb, bias: bb, m: m, n: n, k: k, z: count * g, groups: g, firstImage: first,
+                try packedGemm(a, .panels(b), yb, bias: bb, activation: activation, m: m, n: n, k: k, z: count * g, groups: g, firstImage: first,
                                strideImage: cout * n, strideGroup: m * n, ldc: n)
             }
         }

@@ -122,6 +122,9 @@ public enum Activation: Int32, Sendable, CaseIterable {
     case relu = 0
     /// min(max(x, 0), 6)
     case relu6 = 1
+
+    /// The kernel flag that fuses this activation into a convolution's store (conv_geometry.cl).
+    var fusedFlag: String { self == .relu ? "ACT_RELU" : "ACT_RELU6" }
 }
 
 /// How an activation's backward pass treats the incoming gradient g.

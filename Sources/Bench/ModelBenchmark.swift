@@ -37,6 +37,7 @@ public enum ModelBenchmark {
         let input = try backend.tensor([Float](repeating: 0.5, count: shape.count), shape)
         return try kernelBreakdown(on: backend) {
             let g = Graph(backend: backend)
+            g.keptLayers = []
             let x = g.input(input)
             let y = try model.forward(g, x)
             if backward { _ = try backend.values(try g.backward(from: y).of(x)!) } else { _ = try backend.values(g.tensor(y)) }
@@ -50,6 +51,7 @@ public enum ModelBenchmark {
         let input = try backend.tensor((0..<shape.count).map { _ in Float.random(in: -2..<2, using: &rng) }, shape)
         func forward() throws -> (Graph, Graph.Value, Graph.Value) {
             let g = Graph(backend: backend)
+            g.keptLayers = []
             let x = g.input(input)
             return (g, x, try model.forward(g, x))
         }

@@ -13,6 +13,21 @@ extension Graph {
         }
     }
 
+    /// conv2d and `activation` as one op (a conv with its batchnorm folded in and the ReLU after
+    /// them, in a fused pass). The activation's backward reads the output instead of the input:
+    /// its mask is the same (y > 0 iff x > 0; 0 < y < 6 iff 0 < x < 6), under every rule.
+    public func conv2d(_ x: Value, weight: Value, bias: Value?, _ p: Conv2DParams, activation: Activation) throws -> Value {
+        let (xt, wt) = (tensor(x), tensor(weight))
+        let b = backend
+        let y = try b.conv2d(xt, weight: wt, bias: bias.map(tensor), p, activation: activation)
+        return record(y, [x, weight] + (bias.map { [$0] } ?? [])) { gy, rule, needs in
+            let gz = try b.activationBackward(gy, input: y, activation, rule: rule)
+            return [needs[0] ? try b.conv2dBackwardInput(gz, weight: wt, inputShape: xt.shape, p) : nil,
+                    needs[1] ? try b.conv2dBackwardWeight(gz, input: xt, weightShape: wt.shape, p) : nil]
+                + (needs.count > 2 ? [needs[2] ? try b.conv2dBackwardBias(gz) : nil] : [])
+        }
+    }
+
     /// ReLU or ReLU6; its backward follows the pass's rule (standard, guided, deconvnet).
     public func activation(_ x: Value, _ kind: Activation) throws -> Value {
         let xt = tensor(x)

@@ -35,6 +35,18 @@ public final class Graph {
     /// true and sequential containers skip the rest (feature inversion needs no logits).
     public var stopWhenTapped: Set<String> = []
     public var stopped: Bool { !stopWhenTapped.isEmpty && stopWhenTapped.isSubset(of: tapIndex.keys) }
+    /// Layers whose own outputs this pass must produce. nil (the default): every layer, each
+    /// op as the model defines it. A set: the model may fuse a convolution with the batchnorm and
+    /// ReLU after it (`mayFuse`), computing and tapping neither intermediate output unless it is
+    /// named here (or in `stopWhenTapped`). Attribution and visualization name the layers they
+    /// read; `loupe layers` and `compare` keep every layer.
+    public var keptLayers: Set<String>?
+    /// Whether the layers `names` may be fused away in this pass: `keptLayers` is set, names
+    /// none of them, and no parameter gradients are asked (folded weights have none of their own).
+    public func mayFuse(_ names: [String]) -> Bool {
+        guard let kept = keptLayers, !parameterGradients else { return false }
+        return names.allSatisfy { !kept.contains($0) && !stopWhenTapped.contains($0) }
+    }
     /// Layer types of taps, for listings (`loupe layers`).
     public private(set) var tapKinds: [String: String] = [:]
 

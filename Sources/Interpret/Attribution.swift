@@ -53,10 +53,12 @@ func checkBatch(_ input: Tensor, _ targets: [Int]) throws -> (n: Int, h: Int, w:
     return (n, h, w)
 }
 
-/// The forward pass and the backward pass from each image's target logit (times `scale`).
+/// The forward pass and the backward pass from each image's target logit (times `scale`); a
+/// fused pass that keeps the layers `keeping` (see `Graph.keptLayers`).
 func targetGradient(_ model: Model, _ input: Tensor, _ targets: [Int], rule: GradientRule = .standard,
-                    scale: [Float]? = nil) throws -> (graph: Graph, x: Graph.Value, logits: Graph.Value, grads: Gradients) {
+                    scale: [Float]? = nil, keeping: Set<String> = []) throws -> (graph: Graph, x: Graph.Value, logits: Graph.Value, grads: Gradients) {
     let g = Graph(backend: model.backend)
+    g.keptLayers = keeping
     let x = g.input(input)
     let logits = try model.forward(g, x)
     let seed = try oneHot(model.backend, targets: targets, classes: g.shape(logits)[1], scale: scale)
@@ -66,6 +68,7 @@ func targetGradient(_ model: Model, _ input: Tensor, _ targets: [Int], rule: Gra
 /// The target logits of a forward pass, on the host.
 func targetScores(_ model: Model, _ input: Tensor, _ targets: [Int]) throws -> [Float] {
     let g = Graph(backend: model.backend)
+    g.keptLayers = []
     let logits = try model.forward(g, g.input(input))
     let values = try model.backend.values(g.tensor(logits))
     let classes = g.shape(logits)[1]

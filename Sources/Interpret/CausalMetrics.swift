@@ -51,6 +51,7 @@ public struct CausalMetric: Sendable {
             let keptT = try b.tensor(changed.map { 1 - $0 }, [count, 1, h, w])
             let inputs = try b.add(try b.broadcastMul(startT, masks: keptT), try b.broadcastMul(finishT, masks: changedT))
             let g = Graph(backend: b)
+            g.keptLayers = []
             let probabilities = try b.values(b.softmax(g.tensor(try model.forward(g, g.input(inputs)))))
             let classes = probabilities.count / count
             guard target >= 0, target < classes else { throw InterpretError("target class \(target) is out of range 0...\(classes - 1)") }

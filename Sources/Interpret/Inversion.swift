@@ -89,6 +89,7 @@ public struct FeatureInversion: Sendable {
             let lr = learningRate * (fraction < 0.6 ? 1 : fraction < 0.85 ? 0.1 : 0.01)
             let g = Graph(backend: b)
             g.stopWhenTapped = Set(layers)
+            g.keptLayers = Set(layers)
             let p = g.input(state.parameters)
             let image = try param.image(g, p, constants: constants)
             var seen = image
@@ -135,6 +136,7 @@ public struct FeatureInversion: Sendable {
         let b = model.backend
         let g = Graph(backend: b)
         g.stopWhenTapped = Set(layers)
+        g.keptLayers = Set(layers)
         _ = try model.forward(g, try normalizeImageNet(g, g.input(target)))
         var negatives: [Tensor] = [], energies: [Float] = []
         for layer in layers {
@@ -155,6 +157,7 @@ public struct FeatureInversion: Sendable {
         let b = model.backend
         let g = Graph(backend: b)
         g.stopWhenTapped = Set(layers)
+        g.keptLayers = Set(layers)
         _ = try model.forward(g, try normalizeImageNet(g, g.input(try b.tensor(image, [1, 3, height, width]))))
         return try layers.enumerated().map { i, layer in
             guard let v = g.tapped(layer) else { throw InterpretError("no layer \(layer)") }

@@ -125,8 +125,11 @@ public struct FeatureVisualization: Sendable {
         let start = DispatchTime.now().uptimeNanoseconds
         func elapsed() -> Double { Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9 }
         let n = objectives.count
+        // Fused passes keep only the layers the objectives and the diversity term read.
+        let kept = Set(objectives.flatMap(\.layers) + (diversity.map { [$0.layer] } ?? []))
         for step in 0..<steps {
             let g = Graph(backend: b)
+            g.keptLayers = kept
             let p = g.input(state.parameters)
             let image = try param.image(g, p, constants: constants)
             let (maps, th, tw) = transforms.draw(count: n, height: size, width: size, random: &random)
@@ -158,6 +161,7 @@ public struct FeatureVisualization: Sendable {
         }
         // The final images and their objectives without transforms.
         let g = Graph(backend: b)
+        g.keptLayers = kept
         let image = try param.image(g, g.input(state.parameters), constants: constants)
         let values = try b.values(g.tensor(image))
         try checkFinite(values, term: "the image", step: steps)

@@ -47,6 +47,7 @@ public struct ClassifyCommand: ParsableCommand {
     public static func classify(model: Model, input: [Float], shape: Shape, top: Int) throws -> [Prediction] {
         try MemoryBudget.requirePass(model, batch: shape[0], height: shape[2], width: shape[3], what: "classifying")
         let g = Graph(backend: model.backend)
+        g.keptLayers = []
         let logits = try model.forward(g, g.input(try model.backend.tensor(input, shape)))
         let probabilities = try model.backend.values(try model.backend.softmax(g.tensor(logits)))
         let classes = probabilities.count

@@ -16,9 +16,7 @@ public struct Architecture: Sendable {
 
     /// Logits [N, 1000] for a normalized input [N, 3, H, W]; every module's output is tapped.
     public func forward(_ g: Graph, _ x: Graph.Value, _ p: ParameterStore) throws -> Graph.Value {
-        var h = try inputTransform?(g, x) ?? x
-        for module in body where !g.stopped { h = try module(g, h, p) }
-        return h
+        try runInOrder(body, g, try inputTransform?(g, x) ?? x, p)
     }
 }
 
@@ -168,8 +166,7 @@ struct ResidualBlock: Module {
     func callAsFunction(_ g: Graph, _ x: Graph.Value, _ p: ParameterStore) throws -> Graph.Value {
         var h = x
         for (i, (conv, norm)) in zip(convs, norms).enumerated() {
-            h = try norm(g, try conv(g, h, p), p)
-            if i < convs.count - 1 { h = try g.activation(h, .relu) }
+            h = try convNorm(g, h, p, conv, norm, activation: i < convs.count - 1 ? .relu : nil)
         }
         let identity = try downsample?(g, x, p) ?? x
         let y = try g.activation(try g.add(h, identity), .relu)

@@ -132,10 +132,63 @@ public struct Sequential: Module {
     }
     public var parameters: [ParameterSpec] { children.flatMap(\.parameters) }
     public func callAsFunction(_ g: Graph, _ x: Graph.Value, _ p: ParameterStore) throws -> Graph.Value {
-        var h = x
-        for child in children where !g.stopped { h = try child(g, h, p) }
-        return tapped(g, h)
+        tapped(g, try runInOrder(children, g, x, p))
     }
+}
+
+/// Runs `modules` in order (until the pass stops, when `stopping`), fusing each run of Conv2d, BatchNorm2d and
+/// ReLU/ReLU6 (or Conv2d and ReLU/ReLU6) into one convolution when the pass allows it.
+func runInOrder(_ modules: [any Module], _ g: Graph, _ x: Graph.Value, _ p: ParameterStore, stopping: Bool = true) throws -> Graph.Value {
+    var h = x, i = 0
+    while i < modules.count, !(stopping && g.stopped) {
+        if let conv = modules[i] as? Conv2d {
+            let norm = i + 1 < modules.count ? modules[i + 1] as? BatchNorm2d : nil
+            let next = i + (norm == nil ? 1 : 2)
+            let act = next < modules.count ? modules[next] as? ActivationLayer : nil
+            if norm != nil || act != nil, g.mayFuse([conv.name] + (norm.map { [$0.name] } ?? [])) {
+                h = try fusedConvolution(g, h, p, conv, norm, activation: act?.activation, activationName: act?.name ?? "")
+                i = next + (act == nil ? 0 : 1)
+                continue
+            }
+        }
+        h = try modules[i](g, h, p)
+        i += 1
+    }
+    return h
+}
+
+/// conv, batchnorm (optional) and activation (optional) as one convolution: the batchnorm
+/// folded into the weights, the activation applied as the result is stored. Taps the result
+/// under the activation's name (when it has one) or the batchnorm's. Callers check
+/// `Graph.mayFuse` first.
+func fusedConvolution(_ g: Graph, _ x: Graph.Value, _ p: ParameterStore, _ conv: Conv2d, _ norm: BatchNorm2d?,
+                      activation: Activation?, activationName: String) throws -> Graph.Value {
+    let weight: Tensor, bias: Tensor?
+    if let norm {
+        (weight, bias) = try p.folded(conv, norm, on: g.backend)
+    } else {
+        weight = try p(join(conv.name, "weight"))
+        bias = conv.hasBias ? try p(join(conv.name, "bias")) : nil
+    }
+    let (w, b) = (g.parameter(weight), bias.map { g.parameter($0) })
+    guard let activation else {
+        let y = try g.conv2d(x, weight: w, bias: b, conv.params)
+        if let norm { g.tap(norm.name, y, kind: norm.kind) }
+        return y
+    }
+    let y = try g.conv2d(x, weight: w, bias: b, conv.params, activation: activation)
+    if !activationName.isEmpty { g.tap(activationName, y, kind: ActivationLayer(activationName, activation).kind) }
+    return y
+}
+
+/// conv, batchnorm and (optionally) an untapped activation: fused when the pass allows.
+func convNorm(_ g: Graph, _ x: Graph.Value, _ p: ParameterStore, _ conv: Conv2d, _ norm: BatchNorm2d,
+              activation: Activation?) throws -> Graph.Value {
+    if g.mayFuse([conv.name, norm.name]) {
+        return try fusedConvolution(g, x, p, conv, norm, activation: activation, activationName: "")
+    }
+    let y = try norm(g, try conv(g, x, p), p)
+    return try activation.map { try g.activation(y, $0) } ?? y
 }
 
 /// torchvision's Conv2dNormActivation / ConvBNReLU: conv (no bias), batchnorm, activation, as

@@ -1,5 +1,11 @@
 import Backend
 import Graph
+import Synchronization
+
+/// Folded convolutions by conv name.
+private final class FoldedConvolutions: Sendable {
+    let state = Mutex<[String: (weight: Tensor, bias: Tensor)]>([:])
+}
 
 /// A named parameter a module expects, as it appears in torchvision's state_dict.
 public struct ParameterSpec: Sendable, Equatable {
@@ -22,10 +28,27 @@ public struct ParameterSpec: Sendable, Equatable {
     }
 }
 
-/// Parameters on a backend, by torchvision name.
+/// Parameters on a backend, by torchvision name, and the convolutions with their batchnorm
+/// folded in that fused passes use (made on first use, kept with the store: a store with other
+/// tensors is a new store).
 public struct ParameterStore: Sendable {
     public let tensors: [String: Tensor]
+    private let folded = FoldedConvolutions()
     public init(_ tensors: [String: Tensor]) { self.tensors = tensors }
+
+    /// `conv`'s weight and bias with `norm` folded in (`foldBatchNorm`), on `backend`.
+    func folded(_ conv: Conv2d, _ norm: BatchNorm2d, on backend: any Backend) throws -> (weight: Tensor, bias: Tensor) {
+        if let made = folded.state.withLock({ $0[conv.name] }) { return made }
+        let w = try self(join(conv.name, "weight"))
+        let values = { (name: String) in try backend.values(try self(join(norm.name, name))) }
+        let (weight, bias) = try foldBatchNorm(weight: try backend.values(w),
+                                               bias: conv.hasBias ? try backend.values(try self(join(conv.name, "bias"))) : nil,
+                                               outChannels: conv.outChannels, gamma: try values("weight"), beta: try values("bias"),
+                                               mean: try values("running_mean"), variance: try values("running_var"), eps: norm.eps)
+        let made = (try backend.tensor(weight, w.shape), try backend.tensor(bias, [conv.outChannels]))
+        folded.state.withLock { $0[conv.name] = made }
+        return made
+    }
 
     public func callAsFunction(_ name: String) throws -> Tensor {
         guard let t = tensors[name] else { throw ModelError("parameter \(name) was not loaded") }

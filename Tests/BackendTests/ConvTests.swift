@@ -73,6 +73,12 @@ let convCases: [ConvCase] = [
         let (dx, dw, db, dg) = (try gpu.tensor(xv, c.xShape), try gpu.tensor(wv, c.wShape), try gpu.tensor(bv, [c.cout]), try gpu.tensor(gv, out))
         expectClose(try gpu.values(gpu.conv2d(dx, weight: dw, bias: c.bias ? db : nil, c.params)),
                     try cpu.values(cpu.conv2d(x, weight: w, bias: c.bias ? b : nil, c.params)), "\(gpu.family) forward")
+        // The activation fused into the store (the CPU family's kernels) or run after (tiled).
+        for act in Activation.allCases {
+            expectClose(try gpu.values(gpu.conv2d(dx, weight: dw, bias: c.bias ? db : nil, c.params, activation: act)),
+                        try cpu.values(cpu.activation(cpu.conv2d(x, weight: w, bias: c.bias ? b : nil, c.params), act)),
+                        "\(gpu.family) forward + \(act)")
+        }
         expectClose(try gpu.values(gpu.conv2dBackwardInput(dg, weight: dw, inputShape: c.xShape, c.params)),
                     try cpu.values(cpu.conv2dBackwardInput(g, weight: w, inputShape: c.xShape, c.params)), "\(gpu.family) backward input")
         expectClose(try gpu.values(gpu.conv2dBackwardWeight(dg, input: dx, weightShape: c.wShape, c.params)),

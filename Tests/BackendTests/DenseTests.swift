@@ -5,7 +5,10 @@ import TestSupport
 
 @Suite struct LinearTests {
     // (1, 300, 150) and (2, 200, 600) are deep enough to split K in the tiled family.
-    @Test(arguments: [(1, 7, 5), (3, 64, 70), (8, 33, 1000), (2, 1, 1), (2, 40, 3), (1, 300, 150), (2, 200, 600)])
+    // From 4 rows the CPU family multiplies packed panels: (13, 29, 45) and (40, 226, 37) end
+    // inside a block of rows and of columns, (4, 1, 1) is all tail.
+    @Test(arguments: [(1, 7, 5), (3, 64, 70), (8, 33, 1000), (2, 1, 1), (2, 40, 3), (1, 300, 150), (2, 200, 600),
+                      (13, 29, 45), (40, 226, 37), (4, 1, 1), (6, 16, 32)])
     func deviceMatchesReferenceAndFiniteDifferences(_ n: Int, _ inF: Int, _ outF: Int) throws {
         var rng = SeededRandom(seed: 21)
         let x = rng.floats(n * inF), w = rng.floats(outF * inF), b = rng.floats(outF), g = rng.floats(n * outF)
