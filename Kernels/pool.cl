@@ -69,15 +69,17 @@ __kernel void maxpool2d_backward(__global const float* gy, __global const float*
 // Max pool by rows for CPU devices (the register-blocked family), local size (1,1,1): the
 // per-pixel kernels above spend most of their time in window bookkeeping. A work-item takes
 // POOL_ROW_OUTPUTS outputs of one row: pass 1 keeps, for each input column of their span, the
-// column's first maximum over the window's rows (contiguous loads), pass 2 each output's best
-// column. Same rule as maxpool_argmax: the first maximum in row-major order wins, and a NaN wins
-// over numbers (the first NaN). The host uses these when the span fits POOL_ROW_SPAN.
+// column's maximum over the window's rows (contiguous loads), pass 2 each output's maximum over
+// its columns. Same rule as maxpool_argmax: the first maximum in row-major order wins, and a NaN
+// wins over numbers (the first NaN). The host uses these when the span fits POOL_ROW_SPAN.
 #define POOL_ROW_OUTPUTS 32
 #define POOL_ROW_SPAN 160
 #define POOL_ROW_INPUTS 64
 
 // out: each window's maximum, or with POOL_INDEX defined its argmax as an int in a float's bits
-// (-1 for a window of padding only). Global (ceil(OW / POOL_ROW_OUTPUTS), OH, Nb*C).
+// (-1 for a window of padding only): the window is scanned again in row-major order for the
+// first element equal to its maximum (the first NaN when the maximum is NaN).
+// Global (ceil(OW / POOL_ROW_OUTPUTS), OH, Nb*C).
 __kernel void maxpool2d_rows(__global const float* x, __global float* out, int H, int W, int OH, int OW,
                              int KH, int KW, int SH, int SW, int PH, int PW) {
     const int ox0 = get_global_id(0) * POOL_ROW_OUTPUTS, oy = get_global_id(1), nc = get_global_id(2);
@@ -87,41 +89,11 @@ __kernel void maxpool2d_rows(__global const float* x, __global float* out, int H
     const int span = (ox1 - 1 - ox0) * SW + KW;  // <= POOL_ROW_SPAN
     const int jLo = max(0, -ix0), jHi = min(span, W - ix0);
     __global const float* plane = x + (long)nc * H * W;
-    const int y0 = oy * SH - PH;
+    const int y0 = oy * SH - PH, yLo = max(y0, 0), yHi = min(y0 + KH, H);
+    // Column maxima over the window's rows: -INFINITY stands for padding, a NaN once in stays.
     float best[POOL_ROW_SPAN];
     for (int j = 0; j < span; ++j) best[j] = -INFINITY;
-#ifdef POOL_INDEX
-    int bestRow[POOL_ROW_SPAN];
-    for (int j = 0; j < span; ++j) bestRow[j] = -1;
-    for (int iy = max(y0, 0); iy < min(y0 + KH, H); ++iy) {
-        __global const float* row = plane + (long)iy * W + ix0;
-        for (int j = jLo; j < jHi; ++j) {
-            const float v = row[j], b = best[j];
-            const bool take = bestRow[j] < 0 || (!isnan(b) && (v > b || isnan(v)));
-            best[j] = take ? v : b;
-            bestRow[j] = take ? iy : bestRow[j];
-        }
-    }
-    for (int ox = ox0; ox < ox1; ++ox) {
-        int bj = -1, brow = -1;
-        float bv = -INFINITY;
-        const int j0 = (ox - ox0) * SW;
-        for (int j = j0; j < j0 + KW; ++j) {
-            const int r = bestRow[j];
-            if (r < 0) continue;
-            const float v = best[j];
-            // Columns come in order, so on equal rank only a smaller row moves the choice.
-            const bool take = bj < 0 ? true
-                            : isnan(bv) ? (isnan(v) && r < brow)
-                            : isnan(v) ? true
-                            : (v > bv || (v == bv && r < brow));
-            if (take) { bj = j; bv = v; brow = r; }
-        }
-        out[((long)nc * OH + oy) * OW + ox] = as_float(bj < 0 ? -1 : brow * W + ix0 + bj);
-    }
-#else
-    // Values only: -INFINITY stands for padding, and a NaN, once in, stays.
-    for (int iy = max(y0, 0); iy < min(y0 + KH, H); ++iy) {
+    for (int iy = yLo; iy < yHi; ++iy) {
         __global const float* row = plane + (long)iy * W + ix0;
         for (int j = jLo; j < jHi; ++j) {
             const float v = row[j], b = best[j];
@@ -135,9 +107,22 @@ __kernel void maxpool2d_rows(__global const float* x, __global float* out, int H
             const float v = best[j];
             bv = (v > bv || isnan(v)) && !isnan(bv) ? v : bv;
         }
-        out[((long)nc * OH + oy) * OW + ox] = bv;
-    }
+        const long o = ((long)nc * OH + oy) * OW + ox;
+#ifdef POOL_INDEX
+        const int xLo = max(ix0 + j0, 0), xHi = min(ix0 + j0 + KW, W);
+        int found = -1;
+        for (int iy = yLo; iy < yHi && found < 0; ++iy) {
+            __global const float* row = plane + (long)iy * W;
+            for (int ix = xLo; ix < xHi; ++ix) {
+                const float v = row[ix];
+                if (isnan(bv) ? isnan(v) : v == bv) { found = iy * W + ix; break; }
+            }
+        }
+        out[o] = as_float(found);
+#else
+        out[o] = bv;
 #endif
+    }
 }
 
 // Backward by rows: a work-item takes POOL_ROW_INPUTS inputs of one row and adds the gradient of
