@@ -67,7 +67,7 @@ demo: build
 	$(LOUPE) visualize --class "Granny Smith" --steps 256 --out out/demo/visualize
 	$(LOUPE) invert --image Assets/chelsea.png --layer features.4 --out out/demo/invert
 
-# Regenerates the reference fixtures (needs `pip install torch torchvision captum grad-cam pillow
+# Regenerates the reference fixtures (needs `pip install torch torchvision captum grad-cam pillow safetensors
 # scipy scikit-image onnx`; tests never run Python). inversion_reference.json comes from
 # `python3 tools/torch_render_reference.py invert`.
 fixtures: models

@@ -1,12 +1,13 @@
 #!/usr/bin/env python3
 """Fixtures for the architecture and weight-loading tests. Run by hand:
-    pip install torch torchvision pillow && python3 tools/make_model_fixtures.py
+    pip install torch torchvision pillow safetensors && python3 tools/make_model_fixtures.py
 Tests never run Python. Writes to Tests/ModelsTests/Fixtures/:
   models.safetensors   for each architecture with seeded weights (drawn exactly as
                        Sources/Models/SeededWeights.swift draws them): a small input, the logits,
                        and the gradient of the top-1 logit of each sample with respect to the input
   state_dict_keys.json every torchvision architecture's state_dict names and shapes
   tiny_zip.pth, tiny_legacy.pth   a small state_dict saved by torch.save in both formats
+  tiny.safetensors                the same state_dict written by safetensors.torch.save_file
   malicious.pth        a pickle that asks for os.system (must be refused, never run)
   chelsea.json         the real MobileNetV2 on Assets/chelsea.png: top-5 and all logits, when
                        the torchvision weights are present (make models)
@@ -111,6 +112,9 @@ def main():
     sd["view"] = torch.arange(12, dtype=torch.float32).reshape(3, 4).t()  # non-contiguous
     torch.save(sd, os.path.join(OUT, "tiny_zip.pth"))
     torch.save(sd, os.path.join(OUT, "tiny_legacy.pth"), _use_new_zipfile_serialization=False)
+    # The same state_dict as safetensors' own writer saves it (num_batches_tracked as I64).
+    from safetensors.torch import save_file
+    save_file({k: v.contiguous() for k, v in sd.items()}, os.path.join(OUT, "tiny.safetensors"))
     write_safetensors(os.path.join(OUT, "tiny_expected.safetensors"),
                       {k: v.float().contiguous() for k, v in sd.items()}, {})
 

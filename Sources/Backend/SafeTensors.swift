@@ -9,7 +9,9 @@ public struct HostTensor: Sendable, Equatable {
 
 /// Reads the safetensors format: an 8-byte little-endian header length, a JSON header mapping
 /// names to {dtype, shape, data_offsets}, then raw little-endian data. F32 tensors are read
-/// as they are; F16, BF16 and F64 are converted to float32. Every length and offset is checked
+/// as they are; F16, BF16 and F64 are converted to float32, and so are integer and boolean
+/// tensors (a torchvision state_dict's int64 `num_batches_tracked`: exact up to 2^24). Every
+/// length and offset is checked
 /// against the file, so a corrupt file throws instead of trapping.
 public struct SafeTensorsFile: Sendable {
     public let tensors: [String: HostTensor]
@@ -61,10 +63,11 @@ public struct SafeTensorsFile: Sendable {
             }
             let width: Int
             switch dtype {
-            case "F32": width = 4
-            case "F16", "BF16": width = 2
-            case "F64": width = 8
-            default: throw FormatError(message: "tensor \(name): dtype \(dtype) is not supported (F32, F16, BF16, F64)")
+            case "F32", "I32": width = 4
+            case "F16", "BF16", "I16": width = 2
+            case "F64", "I64": width = 8
+            case "I8", "U8", "BOOL": width = 1
+            default: throw FormatError(message: "tensor \(name): dtype \(dtype) is not supported (F32, F16, BF16, F64, I64, I32, I16, I8, U8, BOOL)")
             }
             guard !overflow, offsets[0] >= 0, offsets[1] >= offsets[0], offsets[1] - offsets[0] == count * width,
                   dataStart + offsets[1] <= bytes.count else {
@@ -82,6 +85,16 @@ public struct SafeTensorsFile: Sendable {
                     values[i] = Float(Double(bitPattern: bits))
                 case "BF16":
                     values[i] = Float(bitPattern: (UInt32(bytes[at]) | UInt32(bytes[at + 1]) << 8) << 16)
+                case "I64":
+                    values[i] = Float(Int64(bitPattern: (0..<8).reduce(UInt64(0)) { $0 | UInt64(bytes[at + $1]) << (8 * UInt64($1)) }))
+                case "I32":
+                    values[i] = Float(Int32(bitPattern: (0..<4).reduce(UInt32(0)) { $0 | UInt32(bytes[at + $1]) << (8 * UInt32($1)) }))
+                case "I16":
+                    values[i] = Float(Int16(bitPattern: UInt16(bytes[at]) | UInt16(bytes[at + 1]) << 8))
+                case "I8":
+                    values[i] = Float(Int8(bitPattern: bytes[at]))
+                case "U8", "BOOL":
+                    values[i] = Float(bytes[at])
                 default:
                     values[i] = Float(Float16(bitPattern: UInt16(bytes[at]) | UInt16(bytes[at + 1]) << 8))
                 }

@@ -125,7 +125,8 @@ func openCL() -> OpenCLBackend? { TestDevice.backend { Issue.record(Comment(rawV
 }
 
 @Suite struct CheckpointTests {
-    @Test(arguments: ["tiny_zip.pth", "tiny_legacy.pth"])
+    /// torch.save in both formats, and safetensors.torch.save_file (int64 num_batches_tracked).
+    @Test(arguments: ["tiny_zip.pth", "tiny_legacy.pth", "tiny.safetensors"])
     func torchSaveFilesLoad(_ file: String) throws {
         let loaded = try loadWeights(url: fixtures.appendingPathComponent(file))
         let expected = try SafeTensorsFile(url: fixtures.appendingPathComponent("tiny_expected.safetensors")).tensors
