@@ -20,7 +20,7 @@ public struct BenchCommand: ParsableCommand {
     public var model: String?
     @Option(help: "Comma-separated batch sizes.")
     public var batch: String = "1,8"
-    @Option(help: "Timed runs per measurement (the median is reported), after one warm-up run.")
+    @Option(parsing: .unconditional, help: "Timed runs per measurement (the median is reported), after one warm-up run.")
     public var runs: Int = 3
     @Option(help: "With --model: time these attribution methods (comma-separated, as `loupe saliency --method`, default settings) instead of the plain passes.")
     public var saliency: String?

@@ -11,7 +11,7 @@ public struct ClassifyCommand: ParsableCommand {
     @OptionGroup public var deviceOptions: DeviceOptions
     @OptionGroup public var modelOptions: ModelOptions
     @OptionGroup public var imageOptions: ImageOptions
-    @Option(help: "How many classes to print.")
+    @Option(parsing: .unconditional, help: "How many classes to print.")
     public var top: Int = 5
     @Flag(help: "Print {\"top\":[{\"index\":..,\"label\":..,\"probability\":..}, ...]}.")
     public var json = false

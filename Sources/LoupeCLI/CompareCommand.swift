@@ -28,14 +28,14 @@ public struct CompareCommand: ParsableCommand {
     @Flag(help: "Use the image at its own size instead of resize 256 + center crop 224.") public var noResize = false
     @Option(help: "Compare a short feature visualization of this objective (as `loupe visualize --objective`).") public var visualize: String?
     @Option(help: "Compare a short feature inversion of --image from this layer.") public var invert: String?
-    @Option(help: "Steps of the --visualize / --invert run.") public var steps: Int = 4
-    @Option(help: "Image size of the --visualize run.") public var size: Int = 64
+    @Option(parsing: .unconditional, help: "Steps of the --visualize / --invert run.") public var steps: Int = 4
+    @Option(parsing: .unconditional, help: "Image size of the --visualize run.") public var size: Int = 64
     @Option(help: "--visualize optimizer: sgd (default: plain gradient ascent, so rounding is not amplified) or adam.") public var optimizer: String = "sgd"
-    @Option(help: "--visualize learning rate. The default is small: at visualize's 0.05, gradient ascent on the Fourier basis overshoots and the trajectory turns chaotic, so rounding differences grow.") public var lr: Float = 0.005
-    @Option(help: "Largest accepted relative L2 error of the --visualize / --invert images and objectives.") public var imageTolerance: Float = 1e-2
-    @Option(help: "Largest accepted relative error of an activation (max |device - cpu| / max |cpu|).")
+    @Option(parsing: .unconditional, help: "--visualize learning rate. The default is small: at visualize's 0.05, gradient ascent on the Fourier basis overshoots and the trajectory turns chaotic, so rounding differences grow.") public var lr: Float = 0.005
+    @Option(parsing: .unconditional, help: "Largest accepted relative L2 error of the --visualize / --invert images and objectives.") public var imageTolerance: Float = 1e-2
+    @Option(parsing: .unconditional, help: "Largest accepted relative error of an activation (max |device - cpu| / max |cpu|).")
     public var tolerance: Float = 1e-3
-    @Option(help: "Largest accepted relative L2 error of a gradient.")
+    @Option(parsing: .unconditional, help: "Largest accepted relative L2 error of a gradient.")
     public var gradientTolerance: Float = 1e-2
     @Option(help: "Comma-separated layer names to report (default: every layer).")
     public var layers: String?

@@ -21,17 +21,17 @@ public struct InvertCommand: ParsableCommand {
     @OptionGroup public var modelOptions: ModelOptions
     @OptionGroup public var imageOptions: ImageOptions
     @Option(help: "Comma-separated layers (`loupe layers`); each is inverted on its own.") public var layer: String
-    @Option(help: "Optimization steps.") public var steps: Int = 600
-    @Option(help: "Learning rate of Adam (divided by 10 at 60% and again at 85% of the steps).") public var lr: Float = 0.1
-    @Option(help: "Weight of the total variation TV^beta (default by the layer's stride s: 10 (s / 16)^2).") public var tv: Float?
-    @Option(help: "Exponent beta of the total variation.") public var beta: Float = 2
-    @Option(help: "Weight of the alpha-norm mean |x - 0.5|^alpha.") public var alphaWeight: Float = 0
-    @Option(help: "Exponent alpha of the alpha-norm.") public var alpha: Float = 6
-    @Option(help: "Random shifts of up to this many pixels each step.") public var jitter: Int = 0
-    @Option(help: "Seed of the initial noise and the jitter.") public var seed: UInt64 = 0
+    @Option(parsing: .unconditional, help: "Optimization steps.") public var steps: Int = 600
+    @Option(parsing: .unconditional, help: "Learning rate of Adam (divided by 10 at 60% and again at 85% of the steps).") public var lr: Float = 0.1
+    @Option(parsing: .unconditional, help: "Weight of the total variation TV^beta (default by the layer's stride s: 10 (s / 16)^2).") public var tv: Float?
+    @Option(parsing: .unconditional, help: "Exponent beta of the total variation.") public var beta: Float = 2
+    @Option(parsing: .unconditional, help: "Weight of the alpha-norm mean |x - 0.5|^alpha.") public var alphaWeight: Float = 0
+    @Option(parsing: .unconditional, help: "Exponent alpha of the alpha-norm.") public var alpha: Float = 6
+    @Option(parsing: .unconditional, help: "Random shifts of up to this many pixels each step.") public var jitter: Int = 0
+    @Option(parsing: .unconditional, help: "Seed of the initial noise and the jitter.") public var seed: UInt64 = 0
     @Option(help: "Parameterization: fourier or pixel.") public var param: String = "fourier"
     @Flag(inversion: .prefixedNo, help: "Optimize in ImageNet-decorrelated colour.") public var decorrelate = true
-    @Option(help: "Report progress every N steps.") public var reportEvery: Int = 25
+    @Option(parsing: .unconditional, help: "Report progress every N steps.") public var reportEvery: Int = 25
     @Option(help: "Output folder.") public var out: String
 
     public init() {}

@@ -11,7 +11,7 @@ public struct LayersCommand: ParsableCommand {
 
     @OptionGroup public var deviceOptions: DeviceOptions
     @OptionGroup public var modelOptions: ModelOptions
-    @Option(help: "Input size (square).")
+    @Option(parsing: .unconditional, help: "Input size (square).")
     public var size: Int = 224
 
     public init() {}

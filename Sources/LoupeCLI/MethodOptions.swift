@@ -15,14 +15,14 @@ public struct MethodOptions: ParsableArguments {
     public var target: String?
     @Option(help: "Layer of the CAM methods (`loupe layers`); default: the model's last convolutional block.")
     public var layer: String?
-    @Option(help: "SmoothGrad samples.") public var samples: Int = 25
-    @Option(help: "SmoothGrad noise, as a fraction of the image's value range.") public var noise: Float = 0.15
-    @Option(help: "Integrated Gradients steps (Gauss-Legendre).") public var steps: Int = 50
+    @Option(parsing: .unconditional, help: "SmoothGrad samples.") public var samples: Int = 25
+    @Option(parsing: .unconditional, help: "SmoothGrad noise, as a fraction of the image's value range.") public var noise: Float = 0.15
+    @Option(parsing: .unconditional, help: "Integrated Gradients steps (Gauss-Legendre).") public var steps: Int = 50
     @Option(help: "Integrated Gradients baseline: black, zero, or blur.") public var baseline: String = "black"
-    @Option(help: "Occlusion window (pixels).") public var window: Int = 16
-    @Option(help: "Occlusion stride (pixels).") public var stride: Int = 8
-    @Option(help: "Images per device batch for the batched methods (Score-CAM, SmoothGrad, IG, occlusion, metrics).") public var batch: Int = 16
-    @Option(help: "Seed of SmoothGrad's noise.") public var seed: UInt64 = 0
+    @Option(parsing: .unconditional, help: "Occlusion window (pixels).") public var window: Int = 16
+    @Option(parsing: .unconditional, help: "Occlusion stride (pixels).") public var stride: Int = 8
+    @Option(parsing: .unconditional, help: "Images per device batch for the batched methods (Score-CAM, SmoothGrad, IG, occlusion, metrics).") public var batch: Int = 16
+    @Option(parsing: .unconditional, help: "Seed of SmoothGrad's noise.") public var seed: UInt64 = 0
 
     public init() {}
 

@@ -12,7 +12,7 @@ public struct ModelOptions: ParsableArguments {
     @Option(help: "The architecture of --model PATH when neither its file name nor its keys tell: \(Architectures.names.joined(separator: ", ")).")
     public var arch: String?
 
-    @Option(help: "Seeded random weights instead of a weight file (to try an architecture whose weights are not on this machine); --model names the architecture.")
+    @Option(parsing: .unconditional, help: "Seeded random weights instead of a weight file (to try an architecture whose weights are not on this machine); --model names the architecture.")
     public var randomWeights: UInt64?
 
     public init() {}

@@ -4,7 +4,8 @@ import Foundation
 /// existing folder above it, where it will be made), so a run that cannot save fails first, but
 /// made only when the results are ready, so a run that fails leaves no folder behind. Results
 /// are written into a hidden staging folder inside it and renamed into place at the end; an
-/// error on the way leaves nothing partial behind.
+/// error on the way leaves nothing partial behind, and SIGINT/SIGTERM remove the staging folder
+/// (or wait for the renames to finish: `Interrupts`).
 struct OutputFolder {
     let url: URL
     let staging: URL
@@ -26,24 +27,45 @@ struct OutputFolder {
                 throw UserError("--out \(url.path): cannot create the folder (\(ancestor.path) is not writable)")
             }
         }
-        staging = url.appendingPathComponent(".loupe-\(UUID().uuidString)")
+        staging = url.appendingPathComponent("\(OutputFolder.stagingPrefix)\(getpid())-\(UUID().uuidString)")
+    }
+
+    /// Staging folders are named `.loupe-<pid>-<uuid>`.
+    static let stagingPrefix = ".loupe-"
+
+    /// Removes staging folders in --out left by runs that were killed (their process is gone, or
+    /// they predate the pid in the name); a live run's folder is left alone.
+    func removeStaleStaging() {
+        guard let names = try? FileManager.default.contentsOfDirectory(atPath: url.path) else { return }
+        for name in names where name.hasPrefix(OutputFolder.stagingPrefix) {
+            let rest = name.dropFirst(OutputFolder.stagingPrefix.count)
+            if let pid = rest.split(separator: "-").first.flatMap({ Int32($0) }), pid > 0, kill(pid, 0) == 0 || errno == EPERM { continue }
+            try? FileManager.default.removeItem(at: url.appendingPathComponent(name))
+        }
     }
 
     /// Runs `body` with the staging folder, then moves each of `entries` (names inside it) into
     /// --out, replacing what was there. The staging folder is removed whatever happens.
     func publish(_ entries: [String], _ body: (URL) throws -> Void) throws {
+        Interrupts.register(staging)
+        defer {
+            try? FileManager.default.removeItem(at: staging)
+            Interrupts.unregister(staging)
+        }
         do { try FileManager.default.createDirectory(at: staging, withIntermediateDirectories: true) } catch {
             throw UserError("--out \(url.path): cannot create the folder (\(error.localizedDescription))")
         }
-        defer { try? FileManager.default.removeItem(at: staging) }
+        removeStaleStaging()
         try body(staging)
-        for name in entries {
-            let destination = url.appendingPathComponent(name)
-            do {
-                if FileManager.default.fileExists(atPath: destination.path) { try FileManager.default.removeItem(at: destination) }
-                try FileManager.default.moveItem(at: staging.appendingPathComponent(name), to: destination)
-            } catch {
-                throw UserError("--out: cannot put \(name) in place at \(destination.path) (\(error.localizedDescription))")
+        try Interrupts.whileRenaming {
+            for name in entries {
+                let destination = url.appendingPathComponent(name)
+                do {
+                    if FileManager.default.fileExists(atPath: destination.path) { try FileManager.default.removeItem(at: destination) }
+                    try FileManager.default.moveItem(at: staging.appendingPathComponent(name), to: destination)
+                } catch {
+                    throw UserError("--out: cannot put \(name) in place at \(destination.path) (\(error.localizedDescription))")
+                }
             }
         }
     }

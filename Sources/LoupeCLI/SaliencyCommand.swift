@@ -26,7 +26,7 @@ public struct SaliencyCommand: ParsableCommand {
 
     @Flag(help: "Also score each map by deletion and insertion (Petsiuk et al.): curves and AUC in summary.json, metrics.png.")
     public var metrics = false
-    @Option(help: "Pixels removed or inserted per step of the deletion and insertion curves.") public var metricStep: Int = 224
+    @Option(parsing: .unconditional, help: "Pixels removed or inserted per step of the deletion and insertion curves.") public var metricStep: Int = 224
 
     public init() {}
 

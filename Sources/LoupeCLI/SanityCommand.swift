@@ -23,8 +23,8 @@ public struct SanityCommand: ParsableCommand {
     @OptionGroup public var modelOptions: ModelOptions
     @Option(help: "A PNG or JPEG image.") public var image: String
     @OptionGroup public var methodOptions: MethodOptions
-    @Option(help: "How many blocks to randomize, from the top (default: all of them).") public var stages: Int?
-    @Option(help: "Seed of the re-drawn weights.") public var weightsSeed: UInt64 = 1
+    @Option(parsing: .unconditional, help: "How many blocks to randomize, from the top (default: all of them).") public var stages: Int?
+    @Option(parsing: .unconditional, help: "Seed of the re-drawn weights.") public var weightsSeed: UInt64 = 1
     @Option(help: "Output folder; results go into a subfolder named after the image file.") public var out: String
     @Flag(help: "Use the image at its own size instead of resize 256 + center crop 224.") public var noResize = false
 

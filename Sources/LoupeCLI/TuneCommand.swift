@@ -15,7 +15,7 @@ public struct TuneCommand: ParsableCommand {
         """)
 
     @OptionGroup public var deviceOptions: DeviceOptions
-    @Option(help: "Timed runs per shape and pass (the median counts), after one warm-up run.")
+    @Option(parsing: .unconditional, help: "Timed runs per shape and pass (the median counts), after one warm-up run.")
     public var runs: Int = 3
     @Flag(help: "Two shapes instead of six: a faster, rougher answer.")
     public var quick = false

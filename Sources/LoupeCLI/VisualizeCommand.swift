@@ -21,30 +21,30 @@ public struct VisualizeCommand: ParsableCommand {
     @OptionGroup public var deviceOptions: DeviceOptions
     @OptionGroup public var modelOptions: ModelOptions
     @Option(help: "Layer of the objective (`loupe layers`).") public var layer: String?
-    @Option(help: "Channel of --layer: maximize its mean activation.") public var channel: Int?
+    @Option(parsing: .unconditional, help: "Channel of --layer: maximize its mean activation.") public var channel: Int?
     @Option(help: "C,X,Y or C: one unit of --layer (C alone: at the centre).") public var neuron: String?
     @Option(name: .customLong("class"), help: "A class index or ImageNet class name: maximize its logit.") public var classTarget: String?
     @Option(help: "An objective expression, e.g. \"0.2*features.10:5 + 0.8*class:948\".") public var objective: String?
     @Option(help: "A..B: one image per channel A through B of --layer, optimized as one batch; also writes sprite.png.") public var batchChannels: String?
-    @Option(help: "Optimize N images of the same objective in one batch (with --diversity: different facets of it).") public var batch: Int = 1
-    @Option(help: "Optimization steps.") public var steps: Int = 512
-    @Option(help: "Image size (square).") public var size: Int = 224
+    @Option(parsing: .unconditional, help: "Optimize N images of the same objective in one batch (with --diversity: different facets of it).") public var batch: Int = 1
+    @Option(parsing: .unconditional, help: "Optimization steps.") public var steps: Int = 512
+    @Option(parsing: .unconditional, help: "Image size (square).") public var size: Int = 224
     @Option(help: "Parameterization: fourier or pixel.") public var param: String = "fourier"
-    @Option(help: "Fourier: exponent of the 1/f frequency scaling.") public var decay: Float = 1
+    @Option(parsing: .unconditional, help: "Fourier: exponent of the 1/f frequency scaling.") public var decay: Float = 1
     @Flag(inversion: .prefixedNo, help: "Optimize in ImageNet-decorrelated colour.") public var decorrelate = true
     @Option(help: "Transformation robustness: standard (pad 12, jitter 8, scale 0.9-1.1, rotate -10..10, jitter 4) or none.") public var transforms: String = "standard"
-    @Option(help: "Learning rate.") public var lr: Float = 0.05
+    @Option(parsing: .unconditional, help: "Learning rate.") public var lr: Float = 0.05
     @Option(help: "adam or sgd.") public var optimizer: String = "adam"
     @Option(help: "Weight of the L2 penalty, mean (x - 0.5)^2.") public var l2: Float = 0
     @Option(help: "Weight of the L1 penalty, mean |x - 0.5|.") public var l1: Float = 0
-    @Option(help: "Weight of the total variation penalty, TV^beta with --beta.") public var tv: Float = 0
-    @Option(help: "Exponent beta of the total variation.") public var beta: Float = 1
-    @Option(help: "Weight of the frequency penalty (spectrum energy weighted by |f|).") public var freq: Float = 0
-    @Option(help: "Weight of the blur penalty, mean (x - blur(x))^2.") public var blur: Float = 0
-    @Option(help: "Weight of Lucid's diversity term (Gram-matrix cosines between the images of a batch), subtracted from the objective.") public var diversity: Float = 0
+    @Option(parsing: .unconditional, help: "Weight of the total variation penalty, TV^beta with --beta.") public var tv: Float = 0
+    @Option(parsing: .unconditional, help: "Exponent beta of the total variation.") public var beta: Float = 1
+    @Option(parsing: .unconditional, help: "Weight of the frequency penalty (spectrum energy weighted by |f|).") public var freq: Float = 0
+    @Option(parsing: .unconditional, help: "Weight of the blur penalty, mean (x - blur(x))^2.") public var blur: Float = 0
+    @Option(parsing: .unconditional, help: "Weight of Lucid's diversity term (Gram-matrix cosines between the images of a batch), subtracted from the objective.") public var diversity: Float = 0
     @Option(help: "Layer of the diversity term (default: --layer).") public var diversityLayer: String?
-    @Option(help: "Seed of the initial image and the transforms.") public var seed: UInt64 = 0
-    @Option(help: "Report progress every N steps.") public var reportEvery: Int = 16
+    @Option(parsing: .unconditional, help: "Seed of the initial image and the transforms.") public var seed: UInt64 = 0
+    @Option(parsing: .unconditional, help: "Report progress every N steps.") public var reportEvery: Int = 16
     @Option(help: "Output folder.") public var out: String
 
     public init() {}

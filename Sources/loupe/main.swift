@@ -1,3 +1,4 @@
 import LoupeCLI
 
+Interrupts.install()
 Loupe.main()

@@ -55,14 +55,17 @@ import Testing
 
     /// NaN, infinite and out-of-range numbers are refused by name before any work, and no output
     /// folder is made (`--lr nan` used to run every step and report divergence at the end;
-    /// `compare --tolerance nan` printed OK; `--noise nan` failed in the JSON writer).
+    /// `compare --tolerance nan` printed OK; `--noise nan` failed in the JSON writer). Negative
+    /// numbers are values, not options (`--top -1` used to read as a missing value).
     @Test func nonFiniteNumbersAreRefusedUpFront() throws {
         let parent = try tempDir()
         defer { try? FileManager.default.removeItem(at: parent) }
         let out = parent.appendingPathComponent("never").path
         let cases: [([String], String)] = [
             (["visualize", "--class", "1", "--lr", "nan", "--out", out], "--lr nan: expected a finite number"),
+            (["visualize", "--class", "1", "--lr", "-1", "--out", out], "--lr -1: must be above 0"),
             (["visualize", "--class", "1", "--lr=-1", "--out", out], "--lr -1: must be above 0"),
+            (["classify", "--image", chelsea, "--top", "-1"], "--top must be at least 1"),
             (["visualize", "--class", "1", "--tv", "inf", "--out", out], "--tv inf: expected a finite number"),
             (["invert", "--image", chelsea, "--layer", "features.4", "--lr", "inf", "--out", out], "--lr inf: expected a finite number"),
             (["compare", "--image", chelsea, "--tolerance", "nan"], "--tolerance nan: expected a finite number"),
@@ -208,5 +211,55 @@ import Testing
         #expect(process.terminationReason == .exit, "terminated by signal \(process.terminationStatus): \(message)")
         #expect(process.terminationStatus == 74, "exit status \(process.terminationStatus): \(message)")
         #expect(message.contains("cannot write the output") && message.split(separator: "\n").count == 1, "\(message)")
+    }
+
+    /// SIGINT and SIGTERM stop the real binary mid-run with exit status 130 and 143 and leave no
+    /// output folder (before this, SIGINT killed it by signal; a signal in the save phase left a
+    /// hidden staging folder behind).
+    @Test(arguments: [(SIGINT, Int32(130)), (SIGTERM, Int32(143))])
+    func signalsStopTheRunAndLeaveNothing(_ number: Int32, _ code: Int32) throws {
+        let binary = repo.appendingPathComponent(".build/debug/loupe")
+        guard FileManager.default.isExecutableFile(atPath: binary.path) else {
+            if ProcessInfo.processInfo.environment["CI"] == "true" { Issue.record("no .build/debug/loupe to test with") }
+            return
+        }
+        let parent = try tempDir()
+        defer { try? FileManager.default.removeItem(at: parent) }
+        let out = parent.appendingPathComponent("never")
+        let process = Process()
+        process.executableURL = binary
+        process.arguments = ["visualize", "--model", "resnet18", "--random-weights", "1", "--class", "1", "--size", "64",
+                             "--steps", "1000000", "--out", out.path]
+        let errors = Pipe()
+        process.standardError = errors
+        try process.run()
+        Thread.sleep(forTimeInterval: 3)
+        kill(process.processIdentifier, number)
+        let sent = Date()
+        let message = String(decoding: errors.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        process.waitUntilExit()
+        #expect(Date().timeIntervalSince(sent) < 2, "took \(Date().timeIntervalSince(sent)) s to stop")
+        #expect(process.terminationReason == .exit && process.terminationStatus == code,
+                "\(process.terminationReason == .exit ? "exit" : "signal") \(process.terminationStatus): \(message)")
+        #expect(message.contains("interrupted"), "\(message)")
+        #expect(!FileManager.default.fileExists(atPath: out.path))
+    }
+
+    /// A run into --out removes staging folders of runs that were killed (SIGKILL leaves them),
+    /// and keeps a live run's.
+    @Test func staleStagingFoldersAreRemovedByTheNextRun() throws {
+        let out = try tempDir()
+        defer { try? FileManager.default.removeItem(at: out) }
+        let dead = out.appendingPathComponent(".loupe-999999999-0D3A"), old = out.appendingPathComponent(".loupe-6F1C2B7E-77A0")
+        let live = out.appendingPathComponent(".loupe-\(getpid())-live")
+        for folder in [dead, old, live] {
+            try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+            try Data([1]).write(to: folder.appendingPathComponent("grid.png"))
+        }
+        _ = try run(["saliency", "--image", chelsea, "--model", "resnet18", "--random-weights", "1", "--method", "gradient",
+                     "--out", out.path])
+        #expect(!FileManager.default.fileExists(atPath: dead.path) && !FileManager.default.fileExists(atPath: old.path))
+        #expect(FileManager.default.fileExists(atPath: live.path))
+        #expect(FileManager.default.fileExists(atPath: out.appendingPathComponent("chelsea/grid.png").path))
     }
 }
