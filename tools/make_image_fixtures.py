@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Image fixtures for Tests/ImageIOTests. Run by hand: pip install pillow && python3 tools/make_image_fixtures.py
 Writes small images in formats the decoder must handle (grey, palette, RGBA, 16-bit PNG; baseline,
-progressive and greyscale JPEG) and, in expected.safetensors, the RGB pixels PIL decodes from
+progressive, greyscale and CMYK JPEG) and, in expected.safetensors, the RGB pixels PIL decodes from
 each (`convert("RGB")`), plus PIL's antialiased bilinear resizes of the bundled photo."""
 import os
 import sys
@@ -28,6 +28,8 @@ files = {
     "baseline.jpg": small,
     "progressive.jpg": small,
     "gray.jpg": small.convert("L"),
+    # CMYK (Adobe, inverted, as Photoshop writes it): PIL converts to RGB as (255 - C)(255 - K) / 255.
+    "cmyk.jpg": small.convert("CMYK"),
 }
 expected = {}
 for name, image in files.items():

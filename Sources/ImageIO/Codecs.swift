@@ -82,14 +82,44 @@ enum JPEGCodec {
         }
         guard header == 0 else { throw ImageError("corrupt JPEG: \(String(cString: tjGetErrorStr2(handle)))") }
         try ImageLimits.check("JPEG", width: Int(w), height: Int(h))
-        var rgb = [UInt8](repeating: 0, count: Int(w) * Int(h) * 3)
+        let cmyk = colorspace == Int32(TJCS_CMYK.rawValue) || colorspace == Int32(TJCS_YCCK.rawValue)
+        var pixels = [UInt8](repeating: 0, count: Int(w) * Int(h) * (cmyk ? 4 : 3))
+        let format = cmyk ? TJPF_CMYK : TJPF_RGB
         let status = data.withUnsafeBufferPointer { src in
-            rgb.withUnsafeMutableBufferPointer { dst in
-                tjDecompress2(handle, src.baseAddress, UInt(data.count), dst.baseAddress, w, 0, h, Int32(TJPF_RGB.rawValue), 0)
+            pixels.withUnsafeMutableBufferPointer { dst in
+                tjDecompress2(handle, src.baseAddress, UInt(data.count), dst.baseAddress, w, 0, h, Int32(format.rawValue), 0)
             }
         }
         // Warnings (e.g. a truncated but displayable file) are errors here: the picture is incomplete.
         guard status == 0 else { throw ImageError("corrupt or truncated JPEG: \(String(cString: tjGetErrorStr2(handle)))") }
-        return RGBImage(width: Int(w), height: Int(h), pixels: rgb)
+        return RGBImage(width: Int(w), height: Int(h), pixels: cmyk ? rgbFromCMYK(pixels, inverted: hasAdobeMarker(data)) : pixels)
+    }
+
+    /// PIL's conversion of CMYK (and YCCK, which the decoder turns into CMYK) to RGB:
+    /// R = (255 - K) - C (255 - K) / 255, rounded as PIL rounds (MULDIV255), after undoing the
+    /// inversion of Adobe files (an APP14 "Adobe" segment: Photoshop stores 255 - ink).
+    static func rgbFromCMYK(_ cmyk: [UInt8], inverted: Bool) -> [UInt8] {
+        var rgb = [UInt8](repeating: 0, count: cmyk.count / 4 * 3)
+        func mulDiv255(_ a: Int, _ b: Int) -> Int { let t = a * b + 128; return ((t >> 8) + t) >> 8 }
+        for p in 0..<(cmyk.count / 4) {
+            let ink = (0..<4).map { inverted ? 255 - Int(cmyk[4 * p + $0]) : Int(cmyk[4 * p + $0]) }
+            let nk = 255 - ink[3]
+            for c in 0..<3 { rgb[3 * p + c] = UInt8(Swift.min(Swift.max(nk - mulDiv255(ink[c], nk), 0), 255)) }
+        }
+        return rgb
+    }
+
+    /// Whether the marker segments before the first scan include APP14 "Adobe".
+    static func hasAdobeMarker(_ data: [UInt8]) -> Bool {
+        var i = 2
+        while i + 4 <= data.count, data[i] == 0xFF {
+            let marker = data[i + 1]
+            if marker == 0xDA || marker == 0xD9 { return false }
+            let length = Int(data[i + 2]) << 8 | Int(data[i + 3])
+            guard length >= 2 else { return false }
+            if marker == 0xEE, i + 9 <= data.count, Array(data[(i + 4)..<(i + 9)]) == Array("Adobe".utf8) { return true }
+            i += 2 + length
+        }
+        return false
     }
 }

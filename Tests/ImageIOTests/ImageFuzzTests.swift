@@ -8,7 +8,7 @@ import TestSupport
 @Suite struct ImageFuzzTests {
     static let fixtures = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("Fixtures")
 
-    @Test(arguments: ["rgb.png", "palette.png", "gray16.png", "baseline.jpg", "progressive.jpg"])
+    @Test(arguments: ["rgb.png", "palette.png", "gray16.png", "baseline.jpg", "progressive.jpg", "cmyk.jpg"])
     func decodersNeverCrash(_ file: String) throws {
         let original = [UInt8](try Data(contentsOf: Self.fixtures.appendingPathComponent(file)))
         _ = try RGBImage(data: original)

@@ -21,7 +21,7 @@ func maxDifference(_ image: RGBImage, _ want: HostTensor) -> Float {
     }
 
     /// libjpeg-turbo builds may round the inverse DCT differently: within 2 levels of PIL's.
-    @Test(arguments: ["baseline.jpg", "progressive.jpg", "gray.jpg"])
+    @Test(arguments: ["baseline.jpg", "progressive.jpg", "gray.jpg", "cmyk.jpg"])
     func jpegDecodesAsPILDoes(_ name: String) throws {
         let image = try RGBImage(contentsOf: fixtures.appendingPathComponent(name))
         #expect(maxDifference(image, try expected.tensor(name)) <= 2, "\(name)")
