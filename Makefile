@@ -9,7 +9,7 @@ CHECKPOINTS = $${TORCH_HOME:-$$HOME/.cache/torch}/hub/checkpoints
 SWIFT ?= swift
 LOUPE := .build/release/loupe
 
-.PHONY: setup models build test bench bench-compare tune demo fixtures clean
+.PHONY: setup models build test fuzz bench bench-compare tune demo fixtures clean
 
 # Installs the system packages the project needs (idempotent: apt runs only when one is missing).
 setup:
@@ -41,6 +41,13 @@ build: setup
 test: setup
 	@if [ "$$CI" = "true" ]; then export LOUPE_REQUIRE_OPENCL=1 LOUPE_REQUIRE_MODELS=1; fi; \
 	$(SWIFT) build --build-tests && $(SWIFT) test --skip-build
+
+# Parsers at scale: LOUPE_FUZZ_MUTATIONS (default 100000) mutations of each fuzz file per parser
+# (.pth zip and legacy, safetensors, ONNX, PNG, JPEG) in an optimized build; one line per file,
+# and a failure if any mutation traps or loads wrongly.
+fuzz: setup
+	@set -o pipefail; LOUPE_FUZZ_MUTATIONS=$${LOUPE_FUZZ_MUTATIONS:-100000} $(SWIFT) test -c release --filter NeverCrash 2>&1 \
+	  | grep -E '^fuzz |Test run|error:|recorded an issue'
 
 # Kernel microbenchmarks on the layer shapes of VGG16, ResNet18 and MobileNetV2 (batch 1 and 8).
 bench: build

@@ -14,7 +14,8 @@ import TestSupport
         _ = try RGBImage(data: original)
         var mutator = Mutator(original, seed: 23)
         var refused = 0
-        for _ in 0..<2000 {
+        let count = fuzzMutations(2000)
+        for _ in 0..<count {
             let (bytes, what) = mutator.next()
             do {
                 let image = try RGBImage(data: bytes)
@@ -24,6 +25,7 @@ import TestSupport
                 #expect(!"\(error)".isEmpty, "\(file), \(what)")
             }
         }
-        #expect(refused > 100, "\(file): only \(refused) mutations refused")
+        reportFuzz(file, mutations: count, refused: refused)
+        #expect(refused > count / 20, "\(file): only \(refused) mutations refused")
     }
 }

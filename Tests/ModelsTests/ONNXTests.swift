@@ -133,13 +133,15 @@ import TestSupport
         let original = [UInt8](try Data(contentsOf: fixtures.appendingPathComponent("onnx/resnet18.onnx")))
         var mutator = Mutator(original, seed: 31)
         var refused = 0
-        for _ in 0..<2000 {
+        let count = fuzzMutations(2000)
+        for _ in 0..<count {
             let (bytes, what) = mutator.next()
             do { _ = try ONNXImport.load(bytes: bytes, name: "mutated.onnx", weightsRequired: false) } catch {
                 refused += 1
                 #expect(!"\(error)".isEmpty, "\(what)")
             }
         }
-        #expect(refused > 200, "only \(refused) of 2000 mutations refused")
+        reportFuzz("resnet18.onnx", mutations: count, refused: refused)
+        #expect(refused > count / 10, "only \(refused) of \(count) mutations refused")
     }
 }

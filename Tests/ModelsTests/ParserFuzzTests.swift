@@ -27,15 +27,16 @@ import TestSupport
             }
         }
         #expect(loaded + refused == count)
+        reportFuzz(file, mutations: count, refused: refused)
         #expect(refused > count / 4, "\(file): only \(refused) of \(count) mutations refused; the mutator does not reach the parser")
     }
 
     @Test(arguments: ["tiny_zip.pth", "tiny_legacy.pth"])
     func checkpointsNeverCrash(_ file: String) throws {
-        try fuzz(file, count: 3000) { _ = try TorchCheckpoint.load(bytes: $0) }
+        try fuzz(file, count: fuzzMutations(3000)) { _ = try TorchCheckpoint.load(bytes: $0) }
     }
 
     @Test func safetensorsNeverCrash() throws {
-        try fuzz("tiny_expected.safetensors", count: 3000) { _ = try SafeTensorsFile(data: Data($0)).tensors }
+        try fuzz("tiny_expected.safetensors", count: fuzzMutations(3000)) { _ = try SafeTensorsFile(data: Data($0)).tensors }
     }
 }

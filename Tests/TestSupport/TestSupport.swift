@@ -120,6 +120,17 @@ public func realWeightsPresent(fail: (String) -> Void) -> Bool {
     return false
 }
 
+/// Mutations per parser in the fuzz tests: `normal` in `make test`, LOUPE_FUZZ_MUTATIONS when set
+/// (`make fuzz` sets 100,000). Each fuzz test prints its count and outcome on one line.
+public func fuzzMutations(_ normal: Int) -> Int {
+    ProcessInfo.processInfo.environment["LOUPE_FUZZ_MUTATIONS"].flatMap { Int($0) }.map { Swift.max($0, 1) } ?? normal
+}
+
+/// One line for `make fuzz` to collect.
+public func reportFuzz(_ what: String, mutations: Int, refused: Int) {
+    print("fuzz \(what): \(mutations) mutations, \(mutations - refused) loaded, \(refused) refused with an error, 0 traps")
+}
+
 /// Deterministic mutations of a valid file for parser robustness tests: truncation, bit flips,
 /// random bytes, 2/4/8-byte fields overwritten with huge or negative lengths, duplicated and
 /// deleted spans. Mutation i of a given seed is always the same bytes.
