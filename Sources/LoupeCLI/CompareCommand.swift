@@ -73,7 +73,11 @@ public struct CompareCommand: ParsableCommand {
         imageOptions.image = image
         imageOptions.noResize = noResize
         let (_, _, input, shape) = try imageOptions.load()
-        let rows = try CompareCommand.compare(reference: reference, device: try reference.moved(to: gpu), input: input, shape: shape,
+        // Both passes keep every activation (a --no-resize photo can be any size): checked first.
+        try MemoryBudget.requirePass(reference, batch: shape[0], height: shape[2], width: shape[3], what: "comparing")
+        let onDevice = try reference.moved(to: gpu)
+        try MemoryBudget.requirePass(onDevice, batch: shape[0], height: shape[2], width: shape[3], what: "comparing")
+        let rows = try CompareCommand.compare(reference: reference, device: onDevice, input: input, shape: shape,
                                               layers: layers?.split(separator: ",").map(String.init))
         emit("\(reference.architecture.name): CPU reference vs \(gpu.name)")
         var table = [["", "shape", "max abs error", "relative error", "relative L2 error"]]

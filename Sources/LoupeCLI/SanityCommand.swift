@@ -41,6 +41,7 @@ public struct SanityCommand: ParsableCommand {
 
         let backend = try deviceOptions.backend()
         let model = try modelOptions.load(on: backend)
+        try MemoryBudget.requirePass(model, batch: 1, height: prepared.height, width: prepared.width, what: "the sanity check")
         let input = try backend.tensor(preprocessing.normalize(prepared), [1, 3, prepared.height, prepared.width])
         let g = Graph(backend: backend)
         let logits = try model.forward(g, g.input(input))

@@ -28,6 +28,14 @@ import Testing
                            "--samples", "100000", "--batch", "100000", "--out", out.path], "smoothgrad --batch 100000")
         try expectRefused(["saliency", "--model", "resnet18", "--random-weights", "1", "--image", chelsea, "--method",
                            "integrated_gradients", "--steps", "100000", "--batch", "100000", "--out", out.path], "IG --batch 100000")
+        // A photo used at its own size (--no-resize): 6000 x 6000 is under the pixel limit, but
+        // a pass through ResNet18 at that size is not (compare and sanity used to start it).
+        let big = out.appendingPathComponent("big.png")
+        try RGBImage(width: 6000, height: 6000, pixels: [UInt8](repeating: 90, count: 6000 * 6000 * 3)).writePNG(to: big)
+        try expectRefused(["compare", "--model", "resnet18", "--random-weights", "1", "--image", big.path, "--no-resize"], "compare --no-resize")
+        try expectRefused(["sanity", "--model", "resnet18", "--random-weights", "1", "--image", big.path, "--no-resize",
+                           "--out", out.appendingPathComponent("s").path], "sanity --no-resize")
+        try FileManager.default.removeItem(at: big)
         #expect(try FileManager.default.contentsOfDirectory(atPath: out.path).filter { !$0.hasPrefix(".") }.isEmpty)
         // Sizes a machine runs are not refused.
         #expect(try run(["layers", "--model", "resnet18", "--random-weights", "1", "--size", "64"]).contains("layer4"))
