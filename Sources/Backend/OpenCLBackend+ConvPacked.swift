@@ -128,6 +128,16 @@ extension OpenCLBackend {
              .int(out[2] * out[3]), .int(k)] + [KernelArgument](repeating: .int(0), count: 8))
     }
 
+    /// Whether a stride-1 convolution reads its zero-padded input in place (B_IMPLICIT) rather
+    /// than packing im2col panels: the padded grid's extra columns (Wp - OW per row) are
+    /// computed and dropped, so it pays while they add at most 30% of column blocks; the
+    /// packing it saves moves K x N floats, a quarter of a 128-row GEMM's time. 3x3 windows:
+    /// 56 wide +4%, 28 +8%, 14 +8%, 7 +0% (both 4 blocks of 16), 4 +100% (packed).
+    private func implicitPays(gridColumns: Int, outputColumns: Int) -> Bool {
+        let nr = packing.nr, blocks = { ($0 + nr - 1) / nr }
+        return blocks(gridColumns) * 10 <= blocks(outputColumns) * 13
+    }
+
     /// A 1x1, stride-1, unpadded window: the im2col matrix is the input itself.
     private func isPointwise(_ w: Shape, _ p: Conv2DParams) -> Bool {
         w[2] == 1 && w[3] == 1 && p.stride == (1, 1) && p.padding == (0, 0)
@@ -154,10 +164,9 @@ extension OpenCLBackend {
                            m: m, n: n, k: k, z: images * g, groups: g, firstImage: 0, strideImage: cout * n, strideGroup: m * n, ldc: n)
             return y
         }
-        if p.stride == (1, 1), out[3] >= 14 {
-            // Stride 1 on maps of 14 columns or more: pad once, read the window taps in place
-            // (the padded grid's extra columns cost (Wp - OW) / OW of the work: 14% at 14 wide).
-            let (hp, wp) = (h + 2 * p.padding.h, w + 2 * p.padding.w), plane = hp * wp
+        let (hp, wp) = (h + 2 * p.padding.h, w + 2 * p.padding.w), plane = hp * wp
+        if p.stride == (1, 1), implicitPays(gridColumns: out[2] * wp, outputColumns: n) {
+            // Stride 1: pad once, read the window taps in place.
             try withScratch(op) { scratch in
                 let padded = try scratch("padded", images * cin * plane + packing.nr + window[3] * p.dilation.w)
                 try kernel(["conv_geometry", "gemm_packed"], "pad_planes", defines: packing.defines).launch(
