@@ -68,7 +68,7 @@ inline VFLOATP gemm_packed_tail(__global const float* p, int valid) {
 __kernel void gemm_packed(__global const float* A, __global const float* B, __global float* C,
                           __global const float* bias, int hasBias, int M, int N, int K, int G,
                           int bImage0, int bStrideImage, int bStrideGroup, int ldb, int bCount,
-                          int image0, int strideImage, int strideGroup, int ldc, int blocksPerItem, int planeSize) {
+                          int image0, int strideImage, int strideGroup, int ldc, int blocksPerItem, int planeSize, int outWidth) {
     const int mb = get_global_id(0), z = get_global_id(2);
     const int g = z % G;
     const int Mb = (M + MR - 1) / MR, Nb = (N + NR - 1) / NR;
@@ -98,16 +98,20 @@ __kernel void gemm_packed(__global const float* A, __global const float* B, __gl
 #define GP_LOAD_TAIL(v) gemm_packed_tail(b + VW * (v), left - VW * (v))
         GEMM_PACKED_K_LOOP(K - kFull, GP_LOAD_TAIL, ldb)
 #elif defined(B_IMPLICIT)
-        // B[(ci, ky, kx)][q] = xp[ci plane + ky*DH*ldb + kx*DW + q]: a stride-1 convolution's
-        // zero-padded input read in place, q running over the padded grid [OH][ldb].
+        // B[(ci, ky, kx)][q] = xq[ci plane + phase plane (ky*DH % SH, kx*DW % SW) +
+        // (ky*DH / SH) * ldb + kx*DW / SW + q]: a convolution's zero-padded input split into
+        // SH x SW stride phases (pad_planes; one phase at stride 1), read in place, q running
+        // over the phase grid [OH][ldb]: every tap of a strided window is a contiguous run there.
         b += nb * NR;
+        const int phasePlane = planeSize / (SH * SW);
         for (int ci = 0; ci < K / (KH * KW); ++ci) {
             __global const float* bc = b + (long)ci * planeSize;
             #pragma unroll
             for (int ky = 0; ky < KH; ++ky) {
                 #pragma unroll
                 for (int kx = 0; kx < KW; ++kx) {
-                    __global const float* bk = bc + ky * DH * ldb + kx * DW;
+                    __global const float* bk = bc + ((ky * DH % SH) * SW + kx * DW % SW) * phasePlane
+                                               + (ky * DH / SH) * ldb + kx * DW / SW;
 #define GP_LOAD_TAP(v) VLOADP(v, bk)
                     GEMM_PACKED_K_LOOP(1, GP_LOAD_TAP, 0)
                 }
@@ -119,8 +123,8 @@ __kernel void gemm_packed(__global const float* A, __global const float* B, __gl
 #endif
         const int n0 = nb * NR;
 #ifdef B_IMPLICIT
-        // Columns are padded-grid pixels q = oy * ldb + ox; only ox < OW are outputs.
-        const int OWi = ldb - DW * (KW - 1), OHi = N / ldb;
+        // Columns are phase-grid pixels q = oy * ldb + ox; only ox < outWidth are outputs.
+        const int OWi = outWidth, OHi = N / ldb;
         __global float* c = c0;
 #else
         __global float* c = c0 + n0;
@@ -248,13 +252,30 @@ __kernel void col2im(__global const float* cols, __global float* gx, int n0, int
     gx[(((long)n * Cin + g * Cig + ci) * H + iy) * W + ix] = sum;
 }
 
-// xp[nc][y][x] = x[nc][y - PH][x - PW] inside, 0 in the border: the zero-padded input that
-// gemm_packed reads in place with B_IMPLICIT. Global (Wp, Hp, Nb*C), local (16, 1, 1).
-__kernel void pad_planes(__global const float* x, __global float* xp, int H, int W, int Hp, int Wp, int padH, int padW) {
-    const int px = get_global_id(0), py = get_global_id(1), nc = get_global_id(2);
-    if (px >= Wp || py >= Hp) return;
-    const int iy = py - padH, ix = px - padW;
-    const bool inside = iy >= 0 && iy < H && ix >= 0 && ix < W;
-    const float v = x[((long)nc * H + (inside ? iy : 0)) * W + (inside ? ix : 0)];
-    xp[((long)nc * Hp + py) * Wp + px] = inside ? v : 0.0f;
+// xq[nc][phase][y'][x'] = xp[nc][y' * sh + phase / sw][x' * sw + phase % sw], where
+// xp[nc][y][x] = x[nc][y - padH][x - padW] inside and 0 in the border: the zero-padded input
+// split into sh x sw stride phases of Hq x Wq (one phase, the padded planes, at stride 1), which
+// gemm_packed reads in place with B_IMPLICIT. One work-item copies one phase plane row by row
+// (contiguous writes, reads sw floats apart), so PoCL does not turn the copy into gathers
+// across work-items. Global (Nb*C*sh*sw), local (1).
+__kernel void pad_planes(__global const float* x, __global float* xq, int H, int W, int Hq, int Wq, int padH, int padW,
+                         int sh, int sw) {
+    const int z = get_global_id(0);
+    const int phases = sh * sw, nc = z / phases, phase = z - nc * phases;
+    const int py = phase / sw, px = phase - py * sw;
+    // Phase columns whose input column is inside: qx in [lo, hi).
+    const int ix0 = px - padW;
+    const int lo = min(Wq, max(0, (-ix0 + sw - 1) / sw)), hi = max(lo, min(Wq, (W - ix0 + sw - 1) / sw));
+    __global float* dst = xq + (long)z * Hq * Wq;
+    for (int qy = 0; qy < Hq; ++qy, dst += Wq) {
+        const int iy = qy * sh + py - padH;
+        if (iy < 0 || iy >= H) {
+            for (int qx = 0; qx < Wq; ++qx) dst[qx] = 0.0f;
+            continue;
+        }
+        __global const float* src = x + ((long)nc * H + iy) * W + ix0;
+        for (int qx = 0; qx < lo; ++qx) dst[qx] = 0.0f;
+        for (int qx = lo; qx < hi; ++qx) dst[qx] = src[qx * sw];
+        for (int qx = hi; qx < Wq; ++qx) dst[qx] = 0.0f;
+    }
 }

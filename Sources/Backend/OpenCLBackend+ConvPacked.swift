@@ -37,9 +37,10 @@ extension OpenCLBackend {
         case panels(Buffer<Float>)
         /// Image i, group g's [k][n] matrix at buffer + i * strideImage + g * strideGroup, rows n apart.
         case planes(Buffer<Float>, firstImage: Int, strideImage: Int, strideGroup: Int)
-        /// The im2col matrix of a stride-1 convolution over zero-padded planes (rows of `row`
-        /// floats, planes of `plane`), read in place; `geometry` holds the window's defines.
-        case implicit(Buffer<Float>, strideImage: Int, strideGroup: Int, row: Int, plane: Int, geometry: [String: Int])
+        /// The im2col matrix of a convolution over zero-padded planes split into stride phases
+        /// (rows of `row` floats, `plane` floats a channel, all phases), read in place;
+        /// `geometry` holds the window's defines, `outWidth` the output's columns.
+        case implicit(Buffer<Float>, strideImage: Int, strideGroup: Int, row: Int, plane: Int, outWidth: Int, geometry: [String: Int])
     }
 
     /// C = A B for A panels `a` over `z` (image, group) pairs, stored through the layout
@@ -51,17 +52,17 @@ extension OpenCLBackend {
         let mb = (m + packing.mr - 1) / packing.mr, nb = (n + packing.nr - 1) / packing.nr
         let source: Buffer<Float>, bArgs: [Int]
         var flags: [String]
-        var defines = packing.defines, planeSize = 0
+        var defines = packing.defines, planeSize = 0, outWidth = 0
         switch b {
         case .panels(let buffer):
             let panel = nb * k * packing.nr
             (source, bArgs, flags) = (buffer, [0, groups * panel, panel, packing.nr, buffer.count], [])
         case let .planes(buffer, first, strideImage, strideGroup):
             (source, bArgs, flags) = (buffer, [first, strideImage, strideGroup, n, buffer.count], ["B_ROWMAJOR"])
-        case let .implicit(buffer, strideImage, strideGroup, row, plane, geometry):
+        case let .implicit(buffer, strideImage, strideGroup, row, plane, width, geometry):
             (source, bArgs, flags) = (buffer, [0, strideImage, strideGroup, row, buffer.count], ["B_IMPLICIT"])
             defines.merge(geometry) { a, _ in a }
-            planeSize = plane
+            (planeSize, outWidth) = (plane, width)
         }
         // Column blocks per work-item. When A is the larger operand (few columns: late layers,
         // backward passes), one work-item sweeps all of them so its A panel is read from memory
@@ -74,7 +75,7 @@ extension OpenCLBackend {
         try kernel(["conv_geometry", "gemm_packed"], "gemm_packed", defines: defines, flags: flags).launch(
             global: [mb, (nb + perItem - 1) / perItem, z], local: [1, 1, 1],
             [.buffer(a), .buffer(source), .buffer(c), .buffer(bias ?? a), .int(bias == nil ? 0 : 1),
-             .int(m), .int(n), .int(k), .int(groups)] + (bArgs + [firstImage, strideImage, strideGroup, ldc, perItem, planeSize]).map { .int($0) })
+             .int(m), .int(n), .int(k), .int(groups)] + (bArgs + [firstImage, strideImage, strideGroup, ldc, perItem, planeSize, outWidth]).map { .int($0) })
     }
 
     /// Rows of a batch from which a linear layer runs as a matrix product (x packed in MR-row
@@ -128,11 +129,12 @@ extension OpenCLBackend {
              .int(out[2] * out[3]), .int(k)] + [KernelArgument](repeating: .int(0), count: 8))
     }
 
-    /// Whether a stride-1 convolution reads its zero-padded input in place (B_IMPLICIT) rather
-    /// than packing im2col panels: the padded grid's extra columns (Wp - OW per row) are
-    /// computed and dropped, so it pays while they add at most 30% of column blocks; the
-    /// packing it saves moves K x N floats, a quarter of a 128-row GEMM's time. 3x3 windows:
-    /// 56 wide +4%, 28 +8%, 14 +8%, 7 +0% (both 4 blocks of 16), 4 +100% (packed).
+    /// Whether a convolution reads its zero-padded input in place (B_IMPLICIT, split into
+    /// stride phases) rather than packing im2col panels: the phase grid's extra columns
+    /// (Wq - OW per row) are computed and dropped, so it pays while they add at most 30% of
+    /// column blocks; the packing it saves moves K x N floats, a quarter of a 128-row GEMM's
+    /// time. 3x3 windows at stride 1: 56 wide +4%, 28 +8%, 14 +8%, 7 +0% (both 4 blocks of 16),
+    /// 4 +100% (packed); stride 2 on 56 / 224: +4% / +3%.
     private func implicitPays(gridColumns: Int, outputColumns: Int) -> Bool {
         let nr = packing.nr, blocks = { ($0 + nr - 1) / nr }
         return blocks(gridColumns) * 10 <= blocks(outputColumns) * 13
@@ -164,17 +166,21 @@ extension OpenCLBackend {
                            m: m, n: n, k: k, z: images * g, groups: g, firstImage: 0, strideImage: cout * n, strideGroup: m * n, ldc: n)
             return y
         }
-        let (hp, wp) = (h + 2 * p.padding.h, w + 2 * p.padding.w), plane = hp * wp
-        if p.stride == (1, 1), implicitPays(gridColumns: out[2] * wp, outputColumns: n) {
-            // Stride 1: pad once, read the window taps in place.
+        let (sh, sw) = p.stride
+        let hq = (h + 2 * p.padding.h + sh - 1) / sh, wq = (w + 2 * p.padding.w + sw - 1) / sw, plane = sh * sw * hq * wq
+        if implicitPays(gridColumns: out[2] * wq, outputColumns: n) {
+            // Pad once (split into stride phases), read the window taps in place. Past the last
+            // plane, the last block's dropped columns read up to NR + a window's reach of floats.
+            let reach = packing.nr + ((window[2] - 1) * p.dilation.h / sh + 2) * wq + (window[3] - 1) * p.dilation.w / sw
             try withScratch(op) { scratch in
-                let padded = try scratch("padded", images * cin * plane + packing.nr + window[3] * p.dilation.w)
+                let padded = try scratch("padded", images * cin * plane + reach)
                 try kernel(["conv_geometry", "gemm_packed"], "pad_planes", defines: packing.defines).launch(
-                    global: [wp, hp, images * cin], local: rowLocal(wp),
-                    [.buffer(xb), .buffer(padded), .int(h), .int(w), .int(hp), .int(wp), .int(p.padding.h), .int(p.padding.w)])
-                try packedGemm(a, .implicit(padded, strideImage: cin * plane, strideGroup: cin / g * plane, row: wp, plane: plane,
-                                            geometry: packedDefines(window, p)),
-                               yb, bias: bb, activation: activation, m: m, n: out[2] * wp, k: k, z: images * g, groups: g, firstImage: 0,
+                    global: [images * cin * sh * sw], local: [1],
+                    [.buffer(xb), .buffer(padded), .int(h), .int(w), .int(hq), .int(wq), .int(p.padding.h), .int(p.padding.w),
+                     .int(sh), .int(sw)])
+                try packedGemm(a, .implicit(padded, strideImage: cin * plane, strideGroup: cin / g * plane, row: wq, plane: plane,
+                                            outWidth: out[3], geometry: packedDefines(window, p)),
+                               yb, bias: bb, activation: activation, m: m, n: out[2] * wq, k: k, z: images * g, groups: g, firstImage: 0,
                                strideImage: cout * n, strideGroup: m * n, ldc: n)
             }
             return y
