@@ -97,6 +97,11 @@ def main():
         for m in model.modules():
             if hasattr(m, "inplace"):
                 m.inplace = False
+        # Frozen weights: PyTorch computes only what Loupe computes (gradients to the input, not
+        # to the weights), its fastest setting for attribution; unfrozen, .backward() and
+        # pytorch-grad-cam would also compute every weight gradient.
+        for p in model.parameters():
+            p.requires_grad_(False)
         # Whole network.
         for r in loupe_json(["bench", "--model", name, "--batch", a.batch, "--runs", str(a.runs)], a.loupe):
             x = torch.randn(r["batch"], 3, 224, 224, device=DEVICE)
@@ -118,6 +123,10 @@ def main():
             if r["pass"] == "gradient":
                 f, ref = (lambda: Saliency(model).attribute(x, target=targets, abs=True).amax(1)), "Captum Saliency"
             else:
+                # The target layer's weights stay trainable so that its activations have a
+                # graph: backward then stops there, as Loupe's does.
+                for p in cam_layer[name](model).parameters():
+                    p.requires_grad_(True)
                 cam = GradCAM(model=model, target_layers=[cam_layer[name](model)])
                 f, ref = (lambda: cam(input_tensor=x, targets=[ClassifierOutputTarget(t) for t in targets])), "pytorch-grad-cam"
             rows.append((f"{name} {r['pass']} batch {n}", r["wallMilliseconds"], median_time(f, a.runs), ref))

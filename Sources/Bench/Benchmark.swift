@@ -37,9 +37,18 @@ public struct Benchmark {
         return s.count % 2 == 1 ? s[s.count / 2] : (s[s.count / 2 - 1] + s[s.count / 2]) / 2
     }
 
-    /// Median device seconds of `body` over `runs` after `warmup`.
+    /// Device time the warm-up runs take at least: a millisecond-long op that follows an idle
+    /// moment runs 2-3x slower for its first few runs on these machines (clocks and caches
+    /// warming up), so one warm-up run is not enough for small ops.
+    public var warmupSeconds = 0.05
+
+    /// Median device seconds of `body` over `runs` after `warmup` runs (and `warmupSeconds`).
     func time(_ body: () throws -> Void) throws -> Double {
-        for _ in 0..<warmup { _ = try backend.profile(body) }
+        var warmed = 0.0, count = 0
+        while count < warmup || (warmed < warmupSeconds && count < 1000) {
+            warmed += try backend.profile(body).deviceSeconds
+            count += 1
+        }
         return median(try (0..<Swift.max(runs, 1)).map { _ in try backend.profile(body).deviceSeconds })
     }
 

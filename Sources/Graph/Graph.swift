@@ -108,14 +108,19 @@ public final class Graph {
 
     /// Runs the backward pass from `output`, seeded with `seed` (dL/doutput; ones if nil), with
     /// `rule` applied to every ReLU and ReLU6 of this pass. Returns the gradient of every value
-    /// that requires one.
-    public func backward(from output: Value, seed: Tensor? = nil, rule: GradientRule = .standard) throws -> Gradients {
+    /// that requires one; with `stoppingAt` given, of those values (and every value recorded
+    /// after the earliest of them) only: ops recorded before it are not differentiated, so
+    /// Grad-CAM's pass ends at its layer instead of the input.
+    public func backward(from output: Value, seed: Tensor? = nil, rule: GradientRule = .standard,
+                         stoppingAt: [Value] = []) throws -> Gradients {
         let start = try seed ?? backend.tensor([Float](repeating: 1, count: shape(output).count), shape(output))
         guard start.shape == shape(output) else {
             throw BackendError("backward", "seed \(start.shape) does not match the output \(shape(output))")
         }
         var grads: [Int: Tensor] = [output.id: start]
-        for id in stride(from: output.id, through: 0, by: -1) {
+        // A value's gradient is whole once every later op is done: ops only read earlier values.
+        let lowest = stoppingAt.map(\.id).min() ?? 0
+        for id in stride(from: output.id, through: lowest, by: -1) {
             guard let gy = grads[id], let node = nodes[id] else { continue }
             let needs = node.inputs.map { requiresGrad[$0] }
             let inputGrads = try node.backward(gy, rule, needs)

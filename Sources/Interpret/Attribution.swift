@@ -54,15 +54,18 @@ func checkBatch(_ input: Tensor, _ targets: [Int]) throws -> (n: Int, h: Int, w:
 }
 
 /// The forward pass and the backward pass from each image's target logit (times `scale`); a
-/// fused pass that keeps the layers `keeping` (see `Graph.keptLayers`).
+/// fused pass that keeps the layers `keeping` (see `Graph.keptLayers`); with `stoppingAtKept`, the
+/// backward pass ends at those layers (no gradient reaches the input).
 func targetGradient(_ model: Model, _ input: Tensor, _ targets: [Int], rule: GradientRule = .standard,
-                    scale: [Float]? = nil, keeping: Set<String> = []) throws -> (graph: Graph, x: Graph.Value, logits: Graph.Value, grads: Gradients) {
+                    scale: [Float]? = nil, keeping: Set<String> = [], stoppingAtKept: Bool = false)
+    throws -> (graph: Graph, x: Graph.Value, logits: Graph.Value, grads: Gradients) {
     let g = Graph(backend: model.backend)
     g.keptLayers = keeping
     let x = g.input(input)
     let logits = try model.forward(g, x)
     let seed = try oneHot(model.backend, targets: targets, classes: g.shape(logits)[1], scale: scale)
-    return (g, x, logits, try g.backward(from: logits, seed: seed, rule: rule))
+    let stops = stoppingAtKept ? keeping.compactMap { g.tapped($0) } : []
+    return (g, x, logits, try g.backward(from: logits, seed: seed, rule: rule, stoppingAt: stops))
 }
 
 /// The target logits of a forward pass, on the host.

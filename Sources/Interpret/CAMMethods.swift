@@ -42,7 +42,7 @@ public struct CAM: AttributionMethod {
     func weightedSums(_ model: Model, input: Tensor, targets: [Int]) throws -> (cams: [Float], lh: Int, lw: Int) {
         let (n, h, w) = try checkBatch(input, targets)
         let b = model.backend
-        let pass = try targetGradient(model, input, targets, keeping: [layer])
+        let pass = try targetGradient(model, input, targets, keeping: [layer], stoppingAtKept: true)
         let (activations, gradients, shape) = try layerTensors(pass.graph, pass.grads, layer: layer, model: model)
         let (c, lh, lw) = (shape[1], shape[2], shape[3])
         if kind == .scoreCAM {

@@ -20,7 +20,7 @@ public struct BenchCommand: ParsableCommand {
     public var model: String?
     @Option(help: "Comma-separated batch sizes.")
     public var batch: String = "1,8"
-    @Option(parsing: .unconditional, help: "Timed runs per measurement (the median is reported), after one warm-up run.")
+    @Option(parsing: .unconditional, help: "Timed runs per measurement (the median is reported), after warm-up (one run; kernel rows: at least 50 ms of runs).")
     public var runs: Int = 3
     @Option(help: "With --model: time these attribution methods (comma-separated, as `loupe saliency --method`, default settings) instead of the plain passes.")
     public var saliency: String?
@@ -145,7 +145,7 @@ public struct BenchCommand: ParsableCommand {
         if !json {
             emit("device: \(device.name) (\(device.platform.name), \(device.computeUnits) CUs)")
             emit(String(format: "measured peak: %.1f GFLOP/s (FMA), %.1f GB/s (copy)", peak.gflops, peak.gbPerSecond))
-            emit("median of \(runs) run(s) after 1 warm-up; device time from OpenCL profiling events\n")
+            emit("median of \(runs) run(s) after at least 50 ms of warm-up runs; device time from OpenCL profiling events\n")
         }
         var results: [BenchResult] = []
         if !json { emit(fixedRow(["op", "shape", "batch", "pass", "ms", "rate", "% peak", "models"])) }

@@ -109,4 +109,22 @@ struct TinyNet {
         #expect(try cpu.values(g.backward(from: y, seed: seed).of(x)!) == [0, -1, 2, 0])
         #expect(throws: BackendError.self) { try g.backward(from: y, seed: cpu.tensor([1], [1])) }
     }
+
+    @Test func backwardStoppingAtALayerGivesItsWholeGradientAndNoMore() throws {
+        let net = TinyNet(seed: 5)
+        var rng = SeededRandom(seed: 6)
+        let x = rng.floats(shape.count, -1, 1)
+        let (full, fx, _, fout) = try net.run(cpu, input: x, inputShape: shape)
+        let (cut, cx, _, cout) = try net.run(cpu, input: x, inputShape: shape)
+        let all = try full.backward(from: fout)
+        // "block" feeds both the 1x1 conv and the concat: both paths must have reached it.
+        let partial = try cut.backward(from: cout, stoppingAt: [cut.tapped("block")!])
+        let expected = try cpu.values(all.tapped("block")!), got = try cpu.values(partial.tapped("block")!)
+        #expect(expected.contains { $0 != 0 })
+        #expect(got == expected)
+        #expect(try cpu.values(partial.tapped("logits")!) == cpu.values(all.tapped("logits")!))
+        #expect(all.of(fx) != nil)
+        #expect(partial.of(cx) == nil)
+        #expect(partial.tapped("act") == nil)
+    }
 }
