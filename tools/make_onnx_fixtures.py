@@ -9,6 +9,16 @@ initializers' data is stripped (dimensions and types kept): the tests fill them 
 weights that make_model_fixtures.py used (SeededWeights in Swift draws the same values by name),
 so models.safetensors' logits and input gradients are the reference and no weights are committed.
 unsupported.onnx has two nodes Loupe does not support (HardSwish, Resize), for the error test.
+
+Default exports (`--defaults` runs only these): each architecture of DEFAULT_CASES exported as a
+user would, torch.onnx.export(model, x, f) with the exporter's defaults (constant folding on:
+batchnorms folded into the convolutions, initializers renamed onnx::Conv_N, identical ones
+shared through Identity nodes), written as onnx/<arch>_default.onnx with stripped initializers.
+Loupe fills them by name (SeededWeights, role by name and rank as ONNXImport.role); the reference
+is PyTorch's torchvision model with those same values put back where the exporter took them
+from: the i-th Conv node's weight and bias into the i-th convolution the forward pass calls, its
+folded batchnorm made an identity; every other initializer is a state_dict entry of that name.
+Logits and input gradients go to onnx/default_exports.safetensors.
 """
 import io
 import os
@@ -91,5 +101,92 @@ def main():
     export(odd, torch.zeros(1, 3, 8, 8), os.path.join(OUT, "unsupported.onnx"), strip=False)
 
 
+DEFAULT_CASES = [("resnet18", 2, 32), ("resnet50", 1, 32), ("mobilenet_v2", 2, 32), ("googlenet", 1, 32),
+                 ("squeezenet1_1", 1, 48), ("densenet121", 1, 32)]
+
+
+def onnx_role_values(name, dims):
+    """What SeededWeights draws for an ONNX initializer (ONNXImport.role): batchnorm scales and
+    variances 0.5 + u, biases, means and every other rank-1 tensor (2u - 1) / 10, weights
+    (2u - 1) sqrt(6 / fan-in)."""
+    count = int(np.prod(dims)) if dims else 1
+    u = seeded(name, count)
+    if name.endswith("running_var") or (name.endswith("weight") and len(dims) == 1):
+        v = 0.5 + u
+    elif name.endswith("bias") or name.endswith("running_mean") or len(dims) <= 1:
+        v = (2 * u - 1) * np.float32(0.1)
+    else:
+        v = (2 * u - 1) * np.float32(np.sqrt(np.float32(6.0) / np.float32(max(count // dims[0], 1))))
+    return torch.from_numpy(v.astype(np.float32)).reshape(dims)
+
+
+def default_exports():
+    tensors = {}
+    for arch, n, size in DEFAULT_CASES:
+        torch.manual_seed(1)
+        model = build(arch).eval()
+        x = torch.randn(n, 3, size, size)
+        f = io.BytesIO()
+        torch.onnx.export(model, x, f, dynamo=False)  # the defaults a user gets
+        proto = onnx.load_from_string(f.getvalue())
+        values = {t.name: onnx_role_values(t.name, list(t.dims)) for t in proto.graph.initializer
+                  if t.data_type == onnx.TensorProto.FLOAT and len(t.dims) > 0}
+        aliases = {nd.output[0]: nd.input[0] for nd in proto.graph.node if nd.op_type == "Identity" and nd.input[0] in values}
+        # The convolutions in the order the forward pass calls them: the exporter's Conv nodes.
+        calls = []
+        hooks = [m.register_forward_hook(lambda mod, i, o: calls.append(mod)) for m in model.modules() if isinstance(m, nn.Conv2d)]
+        with torch.no_grad():
+            model(x)
+        for h in hooks:
+            h.remove()
+        convs = [nd for nd in proto.graph.node if nd.op_type == "Conv"]
+        assert len(convs) == len(calls), (arch, len(convs), len(calls))
+        state = model.state_dict()
+        for name in state:
+            if name in values:
+                state[name] = values[name]
+        model.load_state_dict(state)
+        for node, conv in zip(convs, calls):
+            w = aliases.get(node.input[1], node.input[1])
+            conv.weight = nn.Parameter(values[w].clone())
+            if len(node.input) > 2:
+                conv.bias = nn.Parameter(values[aliases.get(node.input[2], node.input[2])].clone())
+        # A BatchNormalization node (named by its module's scope, /features/denseblock1/...)
+        # takes its four tensors, shared ones through Identity nodes, as the node reads them;
+        # batchnorms without a node are folded into a convolution's weights.
+        kept = set()
+        for nd in proto.graph.node:
+            if nd.op_type != "BatchNormalization":
+                continue
+            bn = model.get_submodule(nd.name.rsplit("/", 1)[0].strip("/").replace("/", "."))
+            for attr, source in zip(["weight", "bias", "running_mean", "running_var"], nd.input[1:]):
+                getattr(bn, attr).data.copy_(values[aliases.get(source, source)])
+            kept.add(bn)
+        for parent in list(model.modules()):
+            for child_name, child in list(parent.named_children()):
+                if isinstance(child, nn.BatchNorm2d) and child not in kept:
+                    setattr(parent, child_name, nn.Identity())
+        model.eval()
+        xi = x.clone().requires_grad_(True)
+        logits = model(xi)
+        seed = torch.zeros_like(logits)
+        seed[torch.arange(n), logits.argmax(dim=1)] = 1
+        (grad,) = torch.autograd.grad(logits, xi, seed)
+        tensors[f"{arch}.input"], tensors[f"{arch}.logits"], tensors[f"{arch}.input_grad"] = x, logits.detach(), grad
+        for t in proto.graph.initializer:
+            if t.data_type == onnx.TensorProto.FLOAT and len(t.dims) > 0:
+                t.ClearField("raw_data")
+                t.ClearField("float_data")
+        path = os.path.join(OUT, f"{arch}_default.onnx")
+        onnx.save(proto, path)
+        ops = sorted({nd.op_type for nd in proto.graph.node})
+        print(os.path.relpath(path, ROOT), os.path.getsize(path), "bytes, ops:", " ".join(ops))
+    write_safetensors(os.path.join(OUT, "default_exports.safetensors"), tensors, {"seed": str(SEED)})
+
+
 if __name__ == "__main__":
-    main()
+    if "--defaults" in sys.argv:
+        default_exports()
+    else:
+        main()
+        default_exports()

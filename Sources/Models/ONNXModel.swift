@@ -50,13 +50,21 @@ public enum ONNXImport {
                 }
             } catch { problems.append("node \(node.name) (Constant): \(error)") }
         }
+        // Identity of a stored tensor (the exporter's constant folding shares equal initializers
+        // that way): its output names that tensor, so nodes read the initializer itself.
+        var aliases: [String: String] = [:]
+        for node in graph.node where node.opType == "Identity" && node.input.count == 1 && node.output.count == 1 {
+            let source = aliases[node.input[0]] ?? node.input[0]
+            if floats[source] != nil || integers[source] != nil { aliases[node.output[0]] = source }
+        }
         let known = Set(floats.keys).union(integers.keys)
         let inputs = graph.input.map(\.name).filter { !known.contains($0) }
         guard inputs.count == 1 else { throw ModelError("\(name): expected one image input, found \(inputs.count) (\(inputs.joined(separator: ", ")))") }
         guard graph.output.count == 1 else { throw ModelError("\(name): expected one output, found \(graph.output.count)") }
 
         var nodes: [ONNXNode] = []
-        for node in graph.node where node.opType != "Constant" {
+        for var node in graph.node where node.opType != "Constant" && aliases[node.output.first ?? ""] == nil {
+            node.input = node.input.map { aliases[$0] ?? $0 }
             do { nodes.append(try ONNXNode(node, floats: floats, integers: integers)) } catch {
                 problems.append("node \(node.name.isEmpty ? node.output.first ?? "?" : node.name) (\(node.opType)): \(error)")
             }
@@ -84,10 +92,11 @@ public enum ONNXImport {
         return (arch, weights.filter { used.contains($0.key) })
     }
 
-    /// SeededWeights' role by torchvision's naming, for random weights of the same graph.
+    /// SeededWeights' role by torchvision's naming (and rank, for the exporter's onnx::Conv_N
+    /// names), for random weights of the same graph.
     static func role(_ name: String, _ shape: Shape) -> ParameterSpec.Role {
         if name.hasSuffix("running_var") || (name.hasSuffix("weight") && shape.rank == 1) { return .bnVariance }
-        if name.hasSuffix("bias") || name.hasSuffix("running_mean") { return .bias(fanIn: 1) }
+        if name.hasSuffix("bias") || name.hasSuffix("running_mean") || shape.rank <= 1 { return .bias(fanIn: 1) }
         return .weight(fanIn: Swift.max(shape.count / Swift.max(shape[0], 1), 1))
     }
 

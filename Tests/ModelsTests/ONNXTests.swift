@@ -43,6 +43,22 @@ import TestSupport
         }
     }
 
+    /// What a user gets from `torch.onnx.export(model, x, f)` with the exporter's defaults
+    /// (constant folding: batchnorms folded into convolutions, initializers renamed and shared
+    /// through Identity nodes), tools/make_onnx_fixtures.py --defaults: logits and input
+    /// gradients of PyTorch's model holding the same weights, on both backends.
+    @Test(arguments: ["resnet18", "resnet50", "mobilenet_v2", "googlenet", "squeezenet1_1", "densenet121"])
+    func defaultExportsMatchPyTorch(_ arch: String) throws {
+        let file = try SafeTensorsFile(url: fixtures.appendingPathComponent("onnx/default_exports.safetensors"))
+        let input = try file.tensor("\(arch).input")
+        for b in [cpu] + (openCL().map { [$0 as any Backend] } ?? []) {
+            let model = try onnxModel("\(arch)_default", on: b)
+            let (logits, grad) = try logitsAndGradient(model, input.values, input.shape)
+            #expect(normalizedError(logits, try file.tensor("\(arch).logits").values) < 1e-4, "\(b.name) \(arch) logits")
+            #expect(normalizedError(grad, try file.tensor("\(arch).input_grad").values) < 1e-3, "\(b.name) \(arch) input gradient")
+        }
+    }
+
     /// VGG16 exports only at 224x224 (its adaptive 7x7 pool); on the device (the CPU reference
     /// would take minutes), against PyTorch's logits and its input gradient summed over 8x8 blocks.
     @Test func vgg16MatchesPyTorchAt224() throws {
