@@ -8,7 +8,7 @@ torchvision's names), at the batch and input size of tools/make_model_fixtures.p
 initializers' data is stripped (dimensions and types kept): the tests fill them with the seeded
 weights that make_model_fixtures.py used (SeededWeights in Swift draws the same values by name),
 so models.safetensors' logits and input gradients are the reference and no weights are committed.
-unsupported.onnx has two nodes Loupe does not support (HardSwish, Resize), for the error test.
+unsupported.onnx has two nodes Loupe does not support (Softplus, Resize), for the error test.
 
 Default exports (`--defaults` runs only these): each architecture of DEFAULT_CASES exported as a
 user would, torch.onnx.export(model, x, f) with the exporter's defaults (constant folding on:
@@ -97,11 +97,12 @@ def main():
     y.backward(seed)
     export(ops, x.detach(), os.path.join(OUT, "ops.onnx"), strip=False, fold=True)
     write_safetensors(os.path.join(OUT, "ops.safetensors"), {"input": x.detach(), "output": y.detach(), "seed": seed, "input_grad": x.grad}, {})
-    odd = nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.Hardswish(), nn.Upsample(scale_factor=2), nn.ReLU()).eval()
+    odd = nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.Softplus(), nn.Upsample(scale_factor=2), nn.ReLU()).eval()
     export(odd, torch.zeros(1, 3, 8, 8), os.path.join(OUT, "unsupported.onnx"), strip=False)
 
 
 DEFAULT_CASES = [("resnet18", 2, 32), ("resnet50", 1, 32), ("mobilenet_v2", 2, 32), ("googlenet", 1, 32),
+                 ("mobilenet_v3_small", 2, 32), ("mobilenet_v3_large", 1, 32), ("efficientnet_b0", 1, 32), ("regnet_y_400mf", 1, 32),
                  ("squeezenet1_1", 1, 48), ("densenet121", 1, 32)]
 
 

@@ -290,6 +290,8 @@ extension CPUBackend {
         switch op {
         case .sigmoid: return 1 / (1 + Foundation.exp(-x))
         case .absPower(let p): return Foundation.pow(abs(x), p)
+        case .hardSigmoid: return Swift.min(Swift.max(x + 3, 0), 6) / 6
+        case .hardSwish: return x * Swift.min(Swift.max(x + 3, 0), 6) / 6
         }
     }
 
@@ -305,6 +307,10 @@ extension CPUBackend {
                 return g * s * (1 - s)
             case .absPower(let p):
                 return x == 0 ? 0 : g * p * Foundation.pow(abs(x), p - 1) * (x > 0 ? 1 : -1)
+            case .hardSigmoid:
+                return x > -3 && x < 3 ? g / 6 : 0
+            case .hardSwish:
+                return x < -3 ? 0 : x <= 3 ? g * (x / 3 + 0.5) : g
             }
         }
     }

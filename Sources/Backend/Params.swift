@@ -152,8 +152,14 @@ public enum Pointwise: Hashable, Sendable {
     /// |x|^p (p != 0; for p < 0 only x != 0 is finite); derivative p |x|^(p-1) sign(x), taken
     /// as 0 at x = 0.
     case absPower(Float)
+    /// relu6(x + 3) / 6 (torch.nn.Hardsigmoid, ONNX HardSigmoid with alpha 1/6, beta 1/2);
+    /// derivative 1/6 on (-3, 3), else 0, as PyTorch takes it.
+    case hardSigmoid
+    /// x relu6(x + 3) / 6 (torch.nn.Hardswish); derivative 0 below -3, x/3 + 1/2 on [-3, 3]
+    /// and 1 above, as PyTorch takes it.
+    case hardSwish
 
-    var code: Int32 { switch self { case .sigmoid: 0; case .absPower: 1 } }
+    var code: Int32 { switch self { case .sigmoid: 0; case .absPower: 1; case .hardSigmoid: 2; case .hardSwish: 3 } }
     var exponent: Float { if case .absPower(let p) = self { p } else { 0 } }
 }
 

@@ -86,6 +86,19 @@ extension Graph {
         }
     }
 
+    /// x [N, C, 1, 1] repeated over an H x W grid: [N, C, H, W] (a squeeze-excitation gate
+    /// before it multiplies its feature map). On the device as the backward of a global average
+    /// pool times H W; its backward is the sum over the grid (the pool times H W).
+    public func expand(_ x: Value, height: Int, width: Int) throws -> Value {
+        let xs = shape(x)
+        guard xs.rank == 4, xs[2] == 1, xs[3] == 1, height > 0, width > 0 else {
+            throw BackendError("expand", "only [N, C, 1, 1] expands to a grid, not \(xs) to \(height)x\(width)")
+        }
+        let b = backend, area = Float(height * width), out: Shape = [xs[0], xs[1], height, width]
+        let y = try b.scale(try b.adaptiveAvgPool2dBackward(tensor(x), inputShape: out), area)
+        return record(y, [x]) { gy, _, _ in [try b.scale(try b.adaptiveAvgPool2d(gy, outputSize: (1, 1)), area)] }
+    }
+
     public func scale(_ a: Value, _ s: Float) throws -> Value {
         let b = backend
         return record(try b.scale(tensor(a), s), [a]) { gy, _, _ in [try b.scale(gy, s)] }

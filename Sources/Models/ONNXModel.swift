@@ -85,9 +85,13 @@ public enum ONNXImport {
         }.sorted { $0.name < $1.name }
         let network = ONNXNetwork(nodes: nodes, input: inputs[0], output: graph.output[0].name, specs: specs,
                                   constants: floats.filter { !used.contains($0.key) })
-        // The default CAM layer: the last node output before global pooling / flattening.
-        let pool = nodes.firstIndex { ["GlobalAveragePool", "Flatten", "Gemm", "Reshape"].contains($0.opType) } ?? nodes.count
-        let last = nodes[..<pool].last { ["Conv", "Relu", "Clip", "BatchNormalization", "Add", "Concat", "MaxPool", "LeakyRelu"].contains($0.opType) }
+        // The default CAM layer: the last node output before the head's global pooling (the last
+        // one: squeeze-excitation blocks pool too) or, without one, before flattening.
+        let pool = nodes.lastIndex { $0.opType == "GlobalAveragePool" }
+            ?? nodes.firstIndex { ["Flatten", "Gemm", "Reshape"].contains($0.opType) } ?? nodes.count
+        let last = nodes[..<pool].last {
+            ["Conv", "Relu", "Clip", "BatchNormalization", "Add", "Concat", "MaxPool", "LeakyRelu", "HardSwish", "Mul"].contains($0.opType)
+        }
         let arch = Architecture(name: name, body: [network], inputTransform: nil, lastConvLayer: last?.output ?? inputs[0])
         return (arch, weights.filter { used.contains($0.key) })
     }
@@ -198,6 +202,16 @@ struct ONNXNode: Sendable {
         case "Sigmoid":
             try only([])
             run = { g, x, _ in try g.pointwise(try value(x, 0), .sigmoid) }
+        case "HardSigmoid":
+            try only(["alpha", "beta"])
+            let (alpha, beta) = (float("alpha", 0.2), float("beta", 0.5))
+            guard abs(alpha - 1 / 6) < 1e-6, beta == 0.5 else {
+                throw ModelError("HardSigmoid with alpha \(alpha), beta \(beta): only alpha 1/6, beta 1/2 (torch.nn.Hardsigmoid)")
+            }
+            run = { g, x, _ in try g.pointwise(try value(x, 0), .hardSigmoid) }
+        case "HardSwish":
+            try only([])
+            run = { g, x, _ in try g.pointwise(try value(x, 0), .hardSwish) }
         case "MaxPool", "AveragePool":
             try only(["kernel_shape", "strides", "pads", "ceil_mode", "auto_pad", "count_include_pad", "dilations", "storage_order"])
             guard (ints("dilations") ?? [1, 1]).allSatisfy({ $0 == 1 }), int("storage_order", 0) == 0 else { throw ModelError("dilated pooling is not supported") }
@@ -264,9 +278,9 @@ struct ONNXNode: Sendable {
                 }
             } else {
                 switch op {
-                case "Add": run = { g, x, _ in try g.add(try value(x, 0), try value(x, 1)) }
-                case "Sub": run = { g, x, _ in try g.add(try value(x, 0), try g.scale(try value(x, 1), -1)) }
-                case "Mul": run = { g, x, _ in try g.mul(try value(x, 0), try value(x, 1)) }
+                case "Add": run = { g, x, _ in let (a, b) = try matched(g, try value(x, 0), try value(x, 1), op); return try g.add(a, b) }
+                case "Sub": run = { g, x, _ in let (a, b) = try matched(g, try value(x, 0), try value(x, 1), op); return try g.add(a, try g.scale(b, -1)) }
+                case "Mul": run = { g, x, _ in let (a, b) = try matched(g, try value(x, 0), try value(x, 1), op); return try g.mul(a, b) }
                 default: throw ModelError("division of two computed tensors is not supported")
                 }
             }
@@ -356,6 +370,18 @@ struct ONNXNode: Sendable {
             throw ModelError("op \(node.opType) is not supported")
         }
     }
+}
+
+/// Two computed operands of an elementwise op, broadcast where ONNX would: equal shapes, or a
+/// [N, C, 1, 1] gate (squeeze-excitation) beside an [N, C, H, W] map, expanded over its grid.
+private func matched(_ g: Graph, _ a: Graph.Value, _ b: Graph.Value, _ op: String) throws -> (Graph.Value, Graph.Value) {
+    let (sa, sb) = (g.shape(a), g.shape(b))
+    if sa == sb { return (a, b) }
+    if sa.rank == 4, sb.rank == 4, sa[0] == sb[0], sa[1] == sb[1] {
+        if sb[2] == 1, sb[3] == 1 { return (a, try g.expand(b, height: sa[2], width: sa[3])) }
+        if sa[2] == 1, sa[3] == 1 { return (try g.expand(a, height: sb[2], width: sb[3]), b) }
+    }
+    throw ModelError("\(op) of \(sa) and \(sb): only equal shapes, or [N, C, 1, 1] with [N, C, H, W], broadcast")
 }
 
 /// Input `i` of a node, which must be a computed value (not a weight or a missing input).

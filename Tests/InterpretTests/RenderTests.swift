@@ -71,10 +71,14 @@ import TestSupport
 
     @Test func pointwiseOpsAndTheirGradients() throws {
         let x: [Float] = (0..<23).map { Float($0) * 0.37 - 4.1 }
-        for op in [Pointwise.sigmoid, .absPower(1.5), .absPower(6), .absPower(0.5)] {
+        for op in [Pointwise.sigmoid, .absPower(1.5), .absPower(6), .absPower(0.5), .hardSigmoid, .hardSwish] {
             let expected = x.map { v -> Float in
-                if case .absPower(let p) = op { return pow(abs(v), p) }
-                return 1 / (1 + exp(-v))
+                switch op {
+                case .absPower(let p): return pow(abs(v), p)
+                case .hardSigmoid: return min(max(v + 3, 0), 6) / 6
+                case .hardSwish: return v * min(max(v + 3, 0), 6) / 6
+                case .sigmoid: return 1 / (1 + exp(-v))
+                }
             }
             for b in backends() {
                 #expect(normalizedError(try b.values(b.pointwise(try b.tensor(x, [23]), op)), expected) < 1e-5, "\(b.name) \(op)")
@@ -84,6 +88,33 @@ import TestSupport
             try expectGraphGradient("\(op)", x.map { $0 / 4 }, [23], eps: 1e-3, tolerance: 1e-2) { g, v in try g.pointwise(v, op) }
         }
         #expect(try cpu.values(cpu.pointwiseBackward(try cpu.tensor([1], [1]), input: try cpu.tensor([0], [1]), .absPower(0.5))) == [0])
+        // The hard functions on both sides of their kinks (none within eps of a sample).
+        let wide: [Float] = [-5, -4.2, -3.4, -2.6, -1.5, -0.3, 0.8, 1.9, 2.7, 3.3, 4.6, 6.1]
+        for op in [Pointwise.hardSigmoid, .hardSwish] {
+            try expectGraphGradient("\(op) across its kinks", wide, [12], eps: 1e-3, tolerance: 1e-2) { g, v in try g.pointwise(v, op) }
+        }
+        // PyTorch's derivatives at the kinks: hardsigmoid 0 at +-3; hardswish -1/2 at -3, 3/2 at 3.
+        for b in backends() {
+            let ones = try b.tensor([1, 1], [2]), kinks = try b.tensor([-3, 3], [2])
+            #expect(try b.values(b.pointwiseBackward(ones, input: kinks, .hardSigmoid)) == [0, 0], "\(b.name)")
+            #expect(try b.values(b.pointwiseBackward(ones, input: kinks, .hardSwish)) == [-0.5, 1.5], "\(b.name)")
+        }
+    }
+
+    /// A squeeze-excitation gate [N, C, 1, 1] expanded over a grid: every pixel holds its
+    /// channel's value, and the gradient is the sum over the grid.
+    @Test func expandRepeatsAGateOverTheGrid() throws {
+        let gate: [Float] = [0.5, -1, 2, 0.25, 3, -0.75]
+        for b in backends() {
+            let g = Graph(backend: b)
+            let y = try g.expand(g.input(try b.tensor(gate, [2, 3, 1, 1])), height: 2, width: 3)
+            #expect(g.shape(y) == [2, 3, 2, 3])
+            #expect(try b.values(g.tensor(y)) == gate.flatMap { [Float](repeating: $0, count: 6) }, "\(b.name)")
+            #expect(throws: BackendError.self) { try g.expand(y, height: 4, width: 4) }
+        }
+        try expectGraphGradient("expand", gate, [2, 3, 1, 1], eps: 1e-3, tolerance: 1e-2) { g, v in
+            try g.mul(try g.expand(v, height: 3, width: 2), try g.constant(try cpu.tensor((0..<36).map { Float($0 % 7) - 3 }, [2, 3, 3, 2])))
+        }
     }
 
     @Test(arguments: [(10, 9), (8, 8)])
