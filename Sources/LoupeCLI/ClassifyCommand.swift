@@ -29,7 +29,7 @@ public struct ClassifyCommand: ParsableCommand {
         let (_, prepared, input, shape) = try imageOptions.load()
         let backend = try deviceOptions.backend()
         let model = try modelOptions.load(on: backend)
-        let predictions = try ClassifyCommand.classify(model: model, input: input, shape: shape, top: top)
+        let predictions = try ClassifyCommand.classify(model: model, input: input, shape: shape, top: top) { try modelOptions.classNames(classes: $0) }
         if json {
             struct Output: Codable { let top: [Prediction] }
             let encoder = JSONEncoder()
@@ -44,15 +44,17 @@ public struct ClassifyCommand: ParsableCommand {
         }
     }
 
-    public static func classify(model: Model, input: [Float], shape: Shape, top: Int) throws -> [Prediction] {
+    /// The top classes, named by `names(classes)` (ImageNet's for 1000 outputs by default).
+    public static func classify(model: Model, input: [Float], shape: Shape, top: Int,
+                                names: (Int) throws -> [String]? = { $0 == imageNetClasses.count ? imageNetClasses : nil }) throws -> [Prediction] {
         try MemoryBudget.requirePass(model, batch: shape[0], height: shape[2], width: shape[3], what: "classifying")
         let g = Graph(backend: model.backend)
         g.keptLayers = []
         let logits = try model.forward(g, g.input(try model.backend.tensor(input, shape)))
         let probabilities = try model.backend.values(try model.backend.softmax(g.tensor(logits)))
-        let classes = probabilities.count
+        let classes = probabilities.count, named = try names(classes)
         return probabilities.indices.sorted { probabilities[$0] > probabilities[$1] }.prefix(Swift.min(top, classes)).map {
-            Prediction(index: $0, label: label($0, classes: classes), probability: probabilities[$0])
+            Prediction(index: $0, label: label($0, names: named), probability: probabilities[$0])
         }
     }
 }

@@ -54,7 +54,7 @@ public struct MethodOptions: ParsableArguments {
     }
 
     /// One class per image: `--target` (indices or class names) or else the top-1 class.
-    func resolveTargets(count: Int, classes: Int, probabilities: [Float], flag: String = "--target") throws -> [Int] {
+    func resolveTargets(count: Int, classes: Int, probabilities: [Float], names: [String]?, flag: String = "--target") throws -> [Int] {
         let top = (0..<count).map { i in (0..<classes).max { probabilities[i * classes + $0] < probabilities[i * classes + $1] }! }
         guard let target else { return top }
         let parts = target.split(separator: ",").map { String($0).trimmingCharacters(in: .whitespaces) }
@@ -66,8 +66,9 @@ public struct MethodOptions: ParsableArguments {
                 guard index >= 0, index < classes else { throw UserError("\(flag) \(index) is out of range 0...\(classes - 1)") }
                 return index
             }
-            guard classes == imageNetClasses.count, let index = imageNetClasses.firstIndex(where: { $0.lowercased() == part.lowercased() }) else {
-                let near = nearestNames(to: part, in: imageNetClasses)
+            guard let names else { throw UserError("\(flag) \(part): this model's classes have no names (give an index, or names with --labels)") }
+            guard let index = names.firstIndex(where: { $0.lowercased() == part.lowercased() }) else {
+                let near = nearestNames(to: part, in: names)
                 throw UserError("\(flag) \(part): no such class; nearest: \(near.joined(separator: ", "))")
             }
             return index

@@ -15,7 +15,39 @@ public struct ModelOptions: ParsableArguments {
     @Option(parsing: .unconditional, help: "Seeded random weights instead of a weight file (to try an architecture whose weights are not on this machine); --model names the architecture.")
     public var randomWeights: UInt64?
 
+    @Option(help: "The names of the model's classes: a text file with one name per line, or a JSON list of strings, as many as the model has outputs (default: ImageNet's names for 1000 outputs).")
+    public var labels: String?
+
     public init() {}
+
+    /// The class names of a model with `classes` outputs: `--labels`, else ImageNet's for 1000
+    /// outputs, else none (classes are then "class K").
+    public func classNames(classes: Int) throws -> [String]? {
+        guard let labels else { return classes == imageNetClasses.count ? imageNetClasses : nil }
+        var info = stat()
+        guard stat(labels, &info) == 0 else { throw UserError("--labels \(labels): cannot read it (\(String(cString: strerror(errno))))") }
+        guard info.st_mode & S_IFMT == S_IFREG else { throw UserError("--labels \(labels): not a regular file") }
+        guard info.st_size <= 16 << 20 else { throw UserError("--labels \(labels): \(info.st_size) bytes is too large for a list of names") }
+        let data: Data
+        do { data = try Data(contentsOf: URL(fileURLWithPath: labels)) } catch {
+            throw UserError("--labels \(labels): cannot read it (\(error.localizedDescription))")
+        }
+        let names: [String]
+        if let list = try? JSONSerialization.jsonObject(with: data) as? [Any] {
+            guard let strings = list as? [String] else { throw UserError("--labels \(labels): a JSON file must hold a list of strings") }
+            names = strings
+        } else {
+            guard let text = String(data: data, encoding: .utf8) else { throw UserError("--labels \(labels): not UTF-8 text or a JSON list") }
+            var lines = text.replacingOccurrences(of: "\r\n", with: "\n").split(separator: "\n", omittingEmptySubsequences: false).map { $0.trimmingCharacters(in: .whitespacesAndNewlines) }
+            while lines.last?.isEmpty == true { lines.removeLast() }
+            if let empty = lines.firstIndex(where: \.isEmpty) { throw UserError("--labels \(labels): line \(empty + 1) is empty (one class name per line)") }
+            names = lines
+        }
+        guard names.count == classes else {
+            throw UserError("--labels \(labels) has \(names.count) name(s) but the model has \(classes) outputs")
+        }
+        return names
+    }
 
     public func load(on backend: any Backend) throws -> Model {
         if let seed = randomWeights {
@@ -45,7 +77,7 @@ public struct ImageOptions: ParsableArguments {
     }
 }
 
-/// The class name of `index` for a model with `classes` outputs.
-func label(_ index: Int, classes: Int) -> String {
-    classes == imageNetClasses.count ? imageNetClasses[index] : "class \(index)"
+/// The name of class `index` (ModelOptions.classNames), or "class K" without names.
+func label(_ index: Int, names: [String]?) -> String {
+    names.map { $0[index] } ?? "class \(index)"
 }

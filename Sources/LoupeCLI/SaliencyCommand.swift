@@ -54,7 +54,8 @@ public struct SaliencyCommand: ParsableCommand {
         let classes = g.shape(logits)[1]
         let camLayer = try methodOptions.camLayer(for: methods, model: model, graph: g)
         let probabilities = try backend.values(backend.softmax(g.tensor(logits)))
-        let targets = try methodOptions.resolveTargets(count: files.count, classes: classes, probabilities: probabilities)
+        let names = try modelOptions.classNames(classes: classes)
+        let targets = try methodOptions.resolveTargets(count: files.count, classes: classes, probabilities: probabilities, names: names)
 
         var results: [(String, Attribution, Double)] = []
         for name in methods {
@@ -77,10 +78,10 @@ public struct SaliencyCommand: ParsableCommand {
         }
         try output.publish(stems) { staging in
             try write(results, curves: curves, stems: stems, prepared: prepared, targets: targets, probabilities: probabilities, classes: classes,
-                      model: model, layer: camLayer, backend: backend, into: staging)
+                      names: names, model: model, layer: camLayer, backend: backend, into: staging)
         }
         for (i, stem) in stems.enumerated() {
-            emit("\(stem): target \(targets[i]) \(label(targets[i], classes: classes)) (p = \(String(format: "%.4f", probabilities[i * classes + targets[i]]))) -> \(output.url.appendingPathComponent(stem).path)")
+            emit("\(stem): target \(targets[i]) \(label(targets[i], names: names)) (p = \(String(format: "%.4f", probabilities[i * classes + targets[i]]))) -> \(output.url.appendingPathComponent(stem).path)")
         }
         for (m, (name, result, ms)) in results.enumerated() {
             var extra = result.completenessError.map { "  completeness error " + $0.map { String(format: "%.4g", $0) }.joined(separator: ", ") } ?? ""
@@ -111,7 +112,7 @@ public struct SaliencyCommand: ParsableCommand {
 
     /// One folder per image, in the staging folder (moved into --out together afterwards).
     func write(_ results: [(String, Attribution, Double)], curves: [[[(curve: [Float], auc: Float)]]], stems: [String], prepared: [RGBImage], targets: [Int],
-               probabilities: [Float], classes: Int, model: Model, layer: String, backend: any Backend, into staging: URL) throws {
+               probabilities: [Float], classes: Int, names: [String]?, model: Model, layer: String, backend: any Backend, into staging: URL) throws {
         for (i, stem) in stems.enumerated() {
             let dir = staging.appendingPathComponent(stem)
             try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
@@ -148,7 +149,7 @@ public struct SaliencyCommand: ParsableCommand {
             }
             let summary: [String: Any] = [
                 "image": stem, "model": model.architecture.name, "layer": layer, "device": backend.name,
-                "target": ["index": targets[i], "label": label(targets[i], classes: classes),
+                "target": ["index": targets[i], "label": label(targets[i], names: names),
                            "probability": probabilities[i * classes + targets[i]]],
                 "input_size": [image.height, image.width], "methods": methodsJSON,
                 "grid": ["input"] + results.map { $0.0 },

@@ -48,7 +48,8 @@ public struct SanityCommand: ParsableCommand {
         let classes = g.shape(logits)[1]
         let layer = try methodOptions.camLayer(for: methods, model: model, graph: g)
         let probabilities = try backend.values(backend.softmax(g.tensor(logits)))
-        let target = try methodOptions.resolveTargets(count: 1, classes: classes, probabilities: probabilities)[0]
+        let names = try modelOptions.classNames(classes: classes)
+        let target = try methodOptions.resolveTargets(count: 1, classes: classes, probabilities: probabilities, names: names)[0]
 
         let start = DispatchTime.now().uptimeNanoseconds
         let check = try SanityCheck(model: model, image: input, target: target,
@@ -62,7 +63,7 @@ public struct SanityCommand: ParsableCommand {
             try write(check, image: prepared, into: dir)
             let json: [String: Any] = [
                 "image": stem, "model": model.architecture.name, "layer": layer, "device": backend.name,
-                "target": ["index": target, "label": label(target, classes: classes), "probability": probabilities[target]],
+                "target": ["index": target, "label": label(target, names: names), "probability": probabilities[target]],
                 "weights_seed": weightsSeed, "seconds": seconds,
                 "methods": methods.map { ["method": $0, "parameters": methodOptions.parameters($0, layer: layer)] as [String: Any] },
                 "stages": check.stages.map { stage in
@@ -74,7 +75,7 @@ public struct SanityCommand: ParsableCommand {
             try JSONSerialization.data(withJSONObject: json, options: [.prettyPrinted, .sortedKeys]).write(to: dir.appendingPathComponent("sanity.json"))
         }
 
-        emit("\(stem): target \(target) \(label(target, classes: classes)) (p = \(String(format: "%.4f", probabilities[target]))), "
+        emit("\(stem): target \(target) \(label(target, names: names)) (p = \(String(format: "%.4f", probabilities[target]))), "
              + "\(check.stages.count - 1) stages in \(String(format: "%.1f", seconds)) s -> \(output.url.appendingPathComponent(stem).path)")
         emit("Spearman rank correlation / SSIM with the trained model's map, weights re-drawn from the top down to each block:")
         var rows = [["randomized through"] + methods]

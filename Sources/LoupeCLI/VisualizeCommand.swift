@@ -66,7 +66,8 @@ public struct VisualizeCommand: ParsableCommand {
                      "\(l)_n\(parts.compactMap { $0 }.map(String.init).joined(separator: "_"))")]
         }
         if let classTarget {
-            let k = try MethodOptions.parse(["--target", classTarget]).resolveTargets(count: 1, classes: classes, probabilities: [Float](repeating: 0, count: classes), flag: "--class")[0]
+            let k = try MethodOptions.parse(["--target", classTarget]).resolveTargets(count: 1, classes: classes, probabilities: [Float](repeating: 0, count: classes),
+                                                                                    names: try modelOptions.classNames(classes: classes), flag: "--class")[0]
             return [(.classLogit(k), "class_\(k)")]
         }
         if let objective {

@@ -47,6 +47,33 @@ func device() -> Bool { TestDevice.backend(fail: { Issue.record(Comment(rawValue
         #expect(text.contains("285  Egyptian cat"))
     }
 
+    /// --labels names a model's classes (text, one per line, or a JSON list) in what commands
+    /// print and in --target; a list of the wrong length or shape is refused naming the file.
+    @Test func labelsNameTheClasses() throws {
+        guard weights(), device() else { return }
+        let dir = try tempDir()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let text = dir.appendingPathComponent("names.txt"), json = dir.appendingPathComponent("names.json")
+        try ((0..<1000).map { "kind \($0)" }.joined(separator: "\r\n") + "\n\n").write(to: text, atomically: true, encoding: .utf8)
+        try JSONSerialization.data(withJSONObject: (0..<1000).map { "sort \($0)" }).write(to: json)
+        #expect(try run(["classify", "--image", chelsea, "--top", "1", "--labels", text.path]).contains("285  kind 285 "))
+        #expect(try run(["classify", "--image", chelsea, "--top", "1", "--labels", json.path]).contains("285  sort 285 "))
+        let out = dir.appendingPathComponent("sal")
+        let printed = try run(["saliency", "--model", "resnet18", "--random-weights", "2", "--image", smallImage, "--no-resize",
+                               "--method", "gradient", "--target", "Kind 7", "--labels", text.path, "--out", out.path])
+        #expect(printed.contains("target 7 kind 7"), "\(printed)")
+        let short = dir.appendingPathComponent("short.txt"), gap = dir.appendingPathComponent("gap.txt"), numbers = dir.appendingPathComponent("n.json")
+        try "cat\ndog\n".write(to: short, atomically: true, encoding: .utf8)
+        try ((0..<500).map { "a\($0)" } + [""] + (0..<499).map { "b\($0)" }).joined(separator: "\n").write(to: gap, atomically: true, encoding: .utf8)
+        try "[1, 2, 3]".write(to: numbers, atomically: true, encoding: .utf8)
+        for (file, message) in [(short, "has 2 name(s) but the model has 1000 outputs"), (gap, "line 501 is empty"),
+                                (numbers, "must hold a list of strings"), (dir, "not a regular file")] {
+            #expect { _ = try run(["classify", "--image", chelsea, "--labels", file.path]) } throws: { error in
+                "\(error)".contains(message) && "\(error)".contains(file.path)
+            }
+        }
+    }
+
     @Test func layersListsTorchvisionNamesAndShapes() throws {
         guard device() else { return }
         let out = try run(["layers", "--model", "resnet18", "--random-weights", "1"])
