@@ -68,6 +68,12 @@ func targetGradient(_ model: Model, _ input: Tensor, _ targets: [Int], rule: Gra
     return (g, x, logits, try g.backward(from: logits, seed: seed, rule: rule, stoppingAt: stops))
 }
 
+/// dL/d(input) of a `targetGradient` pass; an error, not a trap, if the input got none.
+func inputGradient(_ pass: (graph: Graph, x: Graph.Value, logits: Graph.Value, grads: Gradients)) throws -> Tensor {
+    guard let gradient = pass.grads.of(pass.x) else { throw InterpretError("the model's output does not depend on its input") }
+    return gradient
+}
+
 /// The target logits of a forward pass, on the host.
 func targetScores(_ model: Model, _ input: Tensor, _ targets: [Int]) throws -> [Float] {
     let g = Graph(backend: model.backend)

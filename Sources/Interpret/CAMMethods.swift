@@ -155,7 +155,7 @@ public struct GuidedGradCAM: AttributionMethod {
         let (cams, lh, lw) = try CAM(.gradCAM, layer: layer).weightedSums(model, input: input, targets: targets)
         let cam = try b.resize(try b.tensor(cams.map { Swift.max($0, 0) }, [n, 1, lh, lw]), height: h, width: w, mode: .nearest)
         let guided = try targetGradient(model, input, targets, rule: .guided)
-        let raw = try b.broadcastMul(try guided.grads.of(guided.x)!, masks: cam)
+        let raw = try b.broadcastMul(try inputGradient(guided), masks: cam)
         return Attribution(method: name, count: n, height: h, width: w, map: try b.values(absChannelMax(b, raw)), raw: try b.values(raw))
     }
 }

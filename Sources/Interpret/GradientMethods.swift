@@ -46,7 +46,7 @@ func gradientAttribution(_ name: String, _ model: Model, _ input: Tensor, _ targ
     let (n, h, w) = try checkBatch(input, targets)
     let b = model.backend
     let pass = try targetGradient(model, input, targets, rule: rule)
-    var raw = try pass.grads.of(pass.x)!
+    var raw = try inputGradient(pass)
     if timesInput { raw = try b.mul(raw, input) }
     return Attribution(method: name, count: n, height: h, width: w, map: try b.values(absChannelMax(b, raw)), raw: try b.values(raw))
 }
@@ -94,7 +94,7 @@ public struct SmoothGrad: AttributionMethod {
                     noisy = try b.noisyCopies(image, copies: count, sigma: sigma, seed: seed, offset: UInt64((i * samples + start) * plane))
                 }
                 let pass = try targetGradient(model, noisy, [Int](repeating: targets[i], count: count))
-                let g = try pass.grads.of(pass.x)!
+                let g = try inputGradient(pass)
                 let absSum = try batchSum(b, try b.add(try b.activation(g, .relu), try b.activation(try b.scale(g, -1), .relu)))
                 total = try total.map { try b.add($0, absSum) } ?? absSum
                 start += count
@@ -155,7 +155,7 @@ public struct IntegratedGradients: AttributionMethod {
                 let ones = try b.tensor([Float](repeating: 1, count: count * h * w), [count, 1, h, w])
                 let points = try b.add(try b.broadcastMul(diff, masks: b.tensor(alphas, [count, 1, h, w])), try b.broadcastMul(x0, masks: ones))
                 let pass = try targetGradient(model, points, [Int](repeating: targets[i], count: count), scale: Array(weights[start..<(start + count)]))
-                let sum = try batchSum(b, try pass.grads.of(pass.x)!)
+                let sum = try batchSum(b, try inputGradient(pass))
                 total = try total.map { try b.add($0, sum) } ?? sum
                 start += count
             }

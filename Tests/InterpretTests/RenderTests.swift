@@ -113,7 +113,7 @@ import TestSupport
             #expect(throws: BackendError.self) { try g.expand(y, height: 4, width: 4) }
         }
         try expectGraphGradient("expand", gate, [2, 3, 1, 1], eps: 1e-3, tolerance: 1e-2) { g, v in
-            try g.mul(try g.expand(v, height: 3, width: 2), try g.constant(try cpu.tensor((0..<36).map { Float($0 % 7) - 3 }, [2, 3, 3, 2])))
+            try g.mul(try g.expand(v, height: 3, width: 2), g.constant(try cpu.tensor((0..<36).map { Float($0 % 7) - 3 }, [2, 3, 3, 2])))
         }
     }
 
