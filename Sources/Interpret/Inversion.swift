@@ -84,6 +84,7 @@ public struct FeatureInversion: Sendable {
         func elapsed() -> Double { Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9 }
         let regularizers = [Regularizer(.alphaNorm(alpha), weight: alphaWeight), Regularizer(.totalVariation(beta), weight: tvWeight)].filter { $0.weight != 0 }
 
+        var watch = DivergenceWatch()
         for step in 0..<steps {
             let fraction = Float(step) / Float(steps)
             let lr = learningRate * (fraction < 0.6 ? 1 : fraction < 0.85 ? 0.1 : 0.01)
@@ -114,6 +115,7 @@ public struct FeatureInversion: Sendable {
                 try checkFinite(errors, term: "the feature error", step: step)
                 progress(Progress(step: step, errors: errors.map { $0.squareRoot() }, seconds: elapsed()))
             }
+            try watch.record(g.tensor(loss), step: step, backend: b, force: step % reportEvery == 0 || step == steps - 1)
             guard let gradient = try g.backward(from: loss).of(p) else { throw InterpretError("the loss does not depend on the image") }
             try state.update(gradient, .adam(AdamSettings(learningRate: learningRate)), learningRate: lr, backend: b)
         }

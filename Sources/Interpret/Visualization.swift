@@ -51,6 +51,23 @@ func checkFinite(_ values: [Float], term: String, step: Int) throws {
     }
 }
 
+/// Watches an optimization's loss for NaN and infinity at every step without a host round trip
+/// per step: each step's loss stays on the device, and every `every` steps (and when `force`d,
+/// at reports) the ones since the last check are read together, so a divergence stops the run
+/// within `every` steps and names the first step whose loss was not finite.
+struct DivergenceWatch {
+    var every = 8
+    private var pending: [(step: Int, loss: Tensor)] = []
+
+    mutating func record(_ loss: Tensor, step: Int, backend: any Backend, force: Bool = false) throws {
+        pending.append((step, loss))
+        guard force || pending.count >= every else { return }
+        let due = pending
+        pending.removeAll()
+        for (s, t) in due { try checkFinite(try backend.values(t), term: "the loss", step: s) }
+    }
+}
+
 /// Feature visualization (Olah et al., Distill 2017): images that maximize objectives, by
 /// gradient ascent through a parameterization, random transformations, the model and
 /// regularizers, all on the model's backend. One image per objective, optimized as one batch.
@@ -96,6 +113,11 @@ public struct FeatureVisualization: Sendable {
         /// The objective of each final image, untransformed.
         public let objectives: [Float]
         public let seconds: Double
+        /// The share of the images' values that round to 0 or 255 in the 8-bit pictures: near 1,
+        /// the optimization ran into the parameterization's limits (a learning rate far too high).
+        public var saturatedFraction: Double {
+            Double(images.count { $0 < 0.5 / 255 || $0 > 254.5 / 255 }) / Double(Swift.max(images.count, 1))
+        }
         public func image(_ i: Int) -> RGBImage {
             RGBImage(planes: Array(images[(i * 3 * size * size)..<((i + 1) * 3 * size * size)]), width: size, height: size)
         }
@@ -127,6 +149,7 @@ public struct FeatureVisualization: Sendable {
         let n = objectives.count
         // Fused passes keep only the layers the objectives and the diversity term read.
         let kept = Set(objectives.flatMap(\.layers) + (diversity.map { [$0.layer] } ?? []))
+        var watch = DivergenceWatch()
         for step in 0..<steps {
             let g = Graph(backend: b)
             g.keptLayers = kept
@@ -156,6 +179,7 @@ public struct FeatureVisualization: Sendable {
                 for (name, v) in terms { try checkFinite(try b.values(g.tensor(v)), term: "regularizer \(name)", step: step) }
                 progress(Progress(step: step, objectives: values, seconds: elapsed()))
             }
+            try watch.record(g.tensor(loss), step: step, backend: b, force: report)
             guard let gradient = try g.backward(from: loss).of(p) else { throw InterpretError("the loss does not depend on the image") }
             try state.update(gradient, optimizer, learningRate: optimizer.learningRate, backend: b)
         }

@@ -158,6 +158,10 @@ public struct VisualizeCommand: ParsableCommand {
                 progressLine("\(progressBar(Double(p.step + 1) / Double(job.steps))) step \(p.step + 1)/\(job.steps)  objective \(String(format: "%.4g", mean))  \(String(format: "%.2f", rate)) steps/s")
             }
         } catch let error as InterpretError { throw UserError(error.description) }
+        if result.saturatedFraction > 0.5 {
+            warn("warning: \(Int((100 * result.saturatedFraction).rounded()))% of the pictures' values are 0 or 255: the optimization "
+                 + "ran to the limits of the image (lower --lr, now \(lr))")
+        }
         progressLine("done: \(job.steps) steps in \(String(format: "%.1f", result.seconds)) s (\(String(format: "%.2f", Double(job.steps) / Swift.max(result.seconds, 1e-9))) steps/s)", done: true)
 
         let files = named.map { $0.1 + ".png" } + (named.count > 1 ? ["sprite.png"] : []) + ["visualize.json"]

@@ -290,6 +290,25 @@ import TestSupport
         } catch let error as InterpretError {
             #expect(error.description.contains("diverged at step") && error.description.contains("objective"), "\(error)")
         }
+        // Between reports too: the loss is watched every step and read every 8, so a run of 40
+        // steps with no report before its last stops at once and names the first bad step.
+        let quiet = FeatureVisualization(objectives: [.channel(layer: "layer1", channel: 0)], size: 32, steps: 40, basis: .pixel,
+                                         transforms: .none, optimizer: .sgd(learningRate: .infinity), reportEvery: 1000)
+        var reported: [Int] = []
+        do {
+            _ = try quiet.run(model) { reported.append($0.step) }
+            Issue.record("an infinite learning rate must diverge")
+        } catch let error as InterpretError {
+            #expect(error.description.contains("diverged at step 1: the loss is"), "\(error)")
+        }
+        #expect(reported == [0])
+        // A learning rate far too high saturates the picture without any NaN: reported as such.
+        func run(lr: Float) throws -> Double {
+            try FeatureVisualization(objectives: [.channel(layer: "layer1", channel: 0)], size: 32, steps: 3, basis: .pixel,
+                                     transforms: .none, optimizer: .sgd(learningRate: lr)).run(model).saturatedFraction
+        }
+        #expect(try run(lr: 1e6) > 0.5)
+        #expect(try run(lr: 0.05) < 0.05)
         #expect(throws: InterpretError.self) {
             try FeatureVisualization(objectives: [.channel(layer: "layer1", channel: 64)], size: 32, steps: 1).run(model)
         }
