@@ -185,9 +185,45 @@ def default_exports():
     write_safetensors(os.path.join(OUT, "default_exports.safetensors"), tensors, {"seed": str(SEED)})
 
 
+def external_data():
+    """mean_ext_17.onnx / mean_ext_18.onnx: a small net whose global pooling is torch.mean over
+    H and W (ReduceMean with its axes as an attribute at opset 17, as an input at 18, as the
+    dynamo exporter writes it), saved with every initializer in an external data file beside it
+    (as the dynamo exporter stores weights); mean_ext.safetensors: PyTorch's output and input
+    gradient (of the outputs times a fixed seed)."""
+    class MeanNet(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.conv = nn.Conv2d(3, 8, 3, padding=1)
+            self.fc = nn.Linear(8, 5)
+
+        def forward(self, x):
+            y = torch.relu(self.conv(x))
+            return self.fc(y.mean(dim=(2, 3), keepdim=True).flatten(1)) + self.fc(y.mean(dim=(-1, -2)))
+
+    torch.manual_seed(5)
+    net = MeanNet().eval()
+    x = torch.randn(2, 3, 6, 7, requires_grad=True)
+    y = net(x)
+    seed = torch.randn_like(y)
+    y.backward(seed)
+    for opset in (17, 18):
+        f = io.BytesIO()
+        torch.onnx.export(net, x.detach(), f, opset_version=opset, dynamo=False, input_names=["input"], output_names=["output"])
+        proto = onnx.load_from_string(f.getvalue())
+        name = f"mean_ext_{opset}.onnx"
+        onnx.save(proto, os.path.join(OUT, name), save_as_external_data=True, all_tensors_to_one_file=True,
+                  location=name + ".data", size_threshold=0)
+        print(name, sorted({n.op_type for n in proto.graph.node}))
+    write_safetensors(os.path.join(OUT, "mean_ext.safetensors"), {"input": x.detach(), "output": y.detach(), "seed": seed, "input_grad": x.grad}, {})
+
+
 if __name__ == "__main__":
     if "--defaults" in sys.argv:
         default_exports()
+    elif "--external" in sys.argv:
+        external_data()
     else:
         main()
         default_exports()
+        external_data()

@@ -134,7 +134,8 @@ public enum ModelLocator {
     public static func onnx(_ path: String, weightsRequired: Bool = true) throws -> (Architecture, [String: HostTensor]) {
         let url = URL(fileURLWithPath: path)
         guard let data = FileManager.default.contents(atPath: url.path) else { throw ModelError("cannot open \(path): no such file or not readable") }
-        return try ONNXImport.load(bytes: [UInt8](data), name: url.lastPathComponent, weightsRequired: weightsRequired)
+        return try ONNXImport.load(bytes: [UInt8](data), name: url.lastPathComponent, weightsRequired: weightsRequired,
+                                   folder: url.deletingLastPathComponent())
     }
 
     static func inferArchitecture(_ weights: [String: HostTensor], file: String) throws -> String {

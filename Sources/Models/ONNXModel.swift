@@ -12,7 +12,9 @@ public enum ONNXImport {
     public static let opsets = 11...20
 
     /// The architecture and its weights from a serialized ModelProto.
-    public static func load(bytes: [UInt8], name: String, weightsRequired: Bool = true) throws -> (Architecture, [String: HostTensor]) {
+    /// Tensors stored outside the file (external data, as the dynamo exporter writes them) are
+    /// read from the file they name in `folder` (the model file's folder; nil refuses them).
+    public static func load(bytes: [UInt8], name: String, weightsRequired: Bool = true, folder: URL? = nil) throws -> (Architecture, [String: HostTensor]) {
         let model: Onnx_ModelProto
         do { model = try Onnx_ModelProto(serializedBytes: bytes) } catch {
             throw ModelError("\(name): not a readable ONNX model (\(error))")
@@ -33,7 +35,7 @@ public enum ONNXImport {
                     floats[t.name] = HostTensor(shape: Shape(dims), values: [Float](repeating: 0, count: dims.reduce(1, *)))
                     continue
                 }
-                switch try tensorValues(t) {
+                switch try tensorValues(try inlined(t, folder: folder)) {
                 case .float(let h): floats[t.name] = h
                 case .integer(let v): integers[t.name] = v
                 }
@@ -87,7 +89,7 @@ public enum ONNXImport {
                                   constants: floats.filter { !used.contains($0.key) })
         // The default CAM layer: the last node output before the head's global pooling (the last
         // one: squeeze-excitation blocks pool too) or, without one, before flattening.
-        let pool = nodes.lastIndex { $0.opType == "GlobalAveragePool" }
+        let pool = nodes.lastIndex { $0.opType == "GlobalAveragePool" || $0.opType == "ReduceMean" }
             ?? nodes.firstIndex { ["Flatten", "Gemm", "Reshape"].contains($0.opType) } ?? nodes.count
         let last = nodes[..<pool].last {
             ["Conv", "Relu", "Clip", "BatchNormalization", "Add", "Concat", "MaxPool", "LeakyRelu", "HardSwish", "Mul"].contains($0.opType)
@@ -105,6 +107,34 @@ public enum ONNXImport {
     }
 
     enum Values { case float(HostTensor), integer([Int64]) }
+
+    /// `t` with its external data (ONNX's `location`, `offset`, `length` keys) read into
+    /// `rawData`: a file in `folder` named without any folder part, the range inside the file.
+    static func inlined(_ t: Onnx_TensorProto, folder: URL?) throws -> Onnx_TensorProto {
+        guard t.dataLocation == .external else { return t }
+        guard let folder else { throw ModelError("external data is not supported here (no model folder)") }
+        let entries = Dictionary(t.externalData.map { ($0.key, $0.value) }, uniquingKeysWith: { a, _ in a })
+        guard let location = entries["location"], !location.isEmpty, !location.contains("/"), !location.contains("\\"),
+              location != ".", location != ".." else {
+            throw ModelError("external data location \(entries["location"] ?? "(none)") must be a file name beside the model")
+        }
+        guard let offset = Int(entries["offset"] ?? "0"), offset >= 0 else { throw ModelError("bad external data offset \(entries["offset"] ?? "")") }
+        let url = folder.appendingPathComponent(location)
+        guard let handle = try? FileHandle(forReadingFrom: url) else { throw ModelError("cannot open its external data file \(location)") }
+        defer { try? handle.close() }
+        let size = Int((try? handle.seekToEnd()) ?? 0)
+        let length = Int(entries["length"] ?? "") ?? (size - offset)
+        guard length >= 0, offset <= size, length <= size - offset, length <= 1 << 29 else {
+            throw ModelError("external data \(location) [\(offset), +\(length)) is outside its \(size) bytes")
+        }
+        try handle.seek(toOffset: UInt64(offset))
+        guard let bytes = try handle.read(upToCount: length), bytes.count == length else { throw ModelError("cannot read \(length) bytes of \(location)") }
+        var copy = t
+        copy.dataLocation = .default
+        copy.externalData = []
+        copy.rawData = bytes
+        return copy
+    }
 
     static func tensorValues(_ t: Onnx_TensorProto) throws -> Values {
         guard t.dataLocation != .external else { throw ModelError("external data is not supported") }
@@ -226,6 +256,20 @@ struct ONNXNode: Sendable {
         case "GlobalAveragePool":
             try only([])
             run = { g, x, _ in try g.adaptiveAvgPool2d(try value(x, 0), outputSize: (1, 1)) }
+        case "ReduceMean":
+            // The mean over an image's rows and columns (the dynamo exporter's global pooling).
+            try only(["axes", "keepdims", "noop_with_empty_axes"])
+            guard let axes = (node.input.count > 1 && !node.input[1].isEmpty ? integers[node.input[1]] : nil) ?? attributes["axes"]?.ints,
+                  Set(axes.map { $0 < 0 ? $0 + 4 : $0 }) == [2, 3] else {
+                throw ModelError("only the mean over axes 2 and 3 (height and width) of an image tensor is supported")
+            }
+            let keep = int("keepdims", 1) == 1
+            run = { g, x, _ in
+                let v = try value(x, 0)
+                guard g.shape(v).rank == 4 else { throw ModelError("ReduceMean over axes 2, 3 of a rank-\(g.shape(v).rank) tensor") }
+                let pooled = try g.adaptiveAvgPool2d(v, outputSize: (1, 1))
+                return keep ? pooled : try g.flatten(pooled)
+            }
         case "BatchNormalization":
             try only(["epsilon", "momentum", "training_mode"])
             guard int("training_mode", 0) == 0 else { throw ModelError("training_mode 1 is not supported") }

@@ -118,6 +118,56 @@ import TestSupport
         }
     }
 
+    /// Weights in an external data file beside the model (as the dynamo exporter stores them)
+    /// and global pooling as ReduceMean over H and W (axes an attribute at opset 17, an input at
+    /// 18; kept dimensions or not), against PyTorch on both backends.
+    @Test(arguments: [17, 18])
+    func externalDataAndReduceMeanMatchPyTorch(_ opset: Int) throws {
+        let reference = try SafeTensorsFile(url: fixtures.appendingPathComponent("onnx/mean_ext.safetensors"))
+        let x = try reference.tensor("input"), seed = try reference.tensor("seed")
+        for b in [cpu] + (openCL().map { [$0 as any Backend] } ?? []) {
+            let model = try ModelLocator.load(model: fixtures.appendingPathComponent("onnx/mean_ext_\(opset).onnx").path, on: b)
+            let g = Graph(backend: b)
+            let input = g.input(try b.tensor(x.values, x.shape))
+            let y = try model.forward(g, input)
+            #expect(normalizedError(try b.values(g.tensor(y)), try reference.tensor("output").values) < 1e-5, "\(b.name) output")
+            let grad = try b.values(try g.backward(from: y, seed: try b.tensor(seed.values, seed.shape)).of(input)!)
+            #expect(normalizedError(grad, try reference.tensor("input_grad").values) < 1e-4, "\(b.name) input gradient")
+        }
+    }
+
+    /// External data must name a file beside the model, inside its length: a path that leaves
+    /// the folder, a missing file and a range past the file's end are refused, naming why.
+    @Test func externalDataOutsideItsFileIsRefused() throws {
+        let source = fixtures.appendingPathComponent("onnx/mean_ext_17.onnx")
+        let bytes = [UInt8](try Data(contentsOf: source)), data = try Data(contentsOf: source.appendingPathExtension("data"))
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("loupe-ext-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: dir) }
+        // The location string, replaced by one of the same length keeps the protobuf valid.
+        func renamed(_ to: String) throws -> [UInt8] {
+            let from = Array("mean_ext_17.onnx.data".utf8), with = Array(to.utf8)
+            try #require(from.count == with.count)
+            var out = bytes, i = 0
+            while i + from.count <= out.count {
+                if Array(out[i..<(i + from.count)]) == from { out.replaceSubrange(i..<(i + from.count), with: with); i += from.count } else { i += 1 }
+            }
+            return out
+        }
+        let cases: [(String, [UInt8], Data?, String)] = [
+            ("up.onnx", try renamed("../mean_ext_17.onnx.d"), nil, "must be a file name beside the model"),
+            ("gone.onnx", try renamed("missing_xyz.onnx.data"), nil, "cannot open its external data file"),
+            ("short.onnx", bytes, data.prefix(100), "is outside its 100 bytes"),
+        ]
+        for (name, model, sidecar, message) in cases {
+            try Data(model).write(to: dir.appendingPathComponent(name))
+            if let sidecar { try sidecar.write(to: dir.appendingPathComponent("mean_ext_17.onnx.data")) }
+            #expect { _ = try ModelLocator.load(model: dir.appendingPathComponent(name).path, on: cpu) } throws: { error in
+                "\(error)".contains(message)
+            }
+        }
+    }
+
     /// The memory estimate of a model that runs only at its own input size (ops.onnx flattens
     /// into a fixed MatMul): the 64x64 probe fails, so one image at the asked size is probed.
     @Test func memoryIsEstimatedForAModelOfFixedSize() throws {
