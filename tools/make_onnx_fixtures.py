@@ -39,6 +39,18 @@ OUT = os.path.join(ROOT, "Tests", "ModelsTests", "Fixtures", "onnx")
 CASES = [("resnet18", 2, 32), ("mobilenet_v2", 2, 32), ("googlenet", 2, 32)]
 
 
+def seeded_reference(net, seed, shape):
+    """net's output on torch.randn(shape) (after torch.manual_seed(seed) unless seed is None), a
+    random output gradient and the input gradient it gives, as the reference tensors of a test."""
+    if seed is not None:
+        torch.manual_seed(seed)
+    x = torch.randn(*shape, requires_grad=True)
+    y = net(x)
+    grad_out = torch.randn_like(y)
+    y.backward(grad_out)
+    return {"input": x.detach(), "output": y.detach(), "seed": grad_out, "input_grad": x.grad}
+
+
 def export(model, x, path, strip=True, fold=False):
     f = io.BytesIO()
     torch.onnx.export(model, x, f, opset_version=17, dynamo=False, do_constant_folding=fold,
@@ -91,12 +103,9 @@ def main():
 
     torch.manual_seed(3)
     ops = Ops().eval()
-    x = torch.randn(2, 3, 7, 7, requires_grad=True)
-    y = ops(x)
-    seed = torch.randn_like(y)
-    y.backward(seed)
-    export(ops, x.detach(), os.path.join(OUT, "ops.onnx"), strip=False, fold=True)
-    write_safetensors(os.path.join(OUT, "ops.safetensors"), {"input": x.detach(), "output": y.detach(), "seed": seed, "input_grad": x.grad}, {})
+    reference = seeded_reference(ops, None, (2, 3, 7, 7))
+    export(ops, reference["input"], os.path.join(OUT, "ops.onnx"), strip=False, fold=True)
+    write_safetensors(os.path.join(OUT, "ops.safetensors"), reference, {})
     odd = nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.Softplus(), nn.Upsample(scale_factor=2), nn.ReLU()).eval()
     export(odd, torch.zeros(1, 3, 8, 8), os.path.join(OUT, "unsupported.onnx"), strip=False)
 
@@ -203,19 +212,16 @@ def external_data():
 
     torch.manual_seed(5)
     net = MeanNet().eval()
-    x = torch.randn(2, 3, 6, 7, requires_grad=True)
-    y = net(x)
-    seed = torch.randn_like(y)
-    y.backward(seed)
+    reference = seeded_reference(net, 6, (2, 3, 6, 7))
     for opset in (17, 18):
         f = io.BytesIO()
-        torch.onnx.export(net, x.detach(), f, opset_version=opset, dynamo=False, input_names=["input"], output_names=["output"])
+        torch.onnx.export(net, reference["input"], f, opset_version=opset, dynamo=False, input_names=["input"], output_names=["output"])
         proto = onnx.load_from_string(f.getvalue())
         name = f"mean_ext_{opset}.onnx"
         onnx.save(proto, os.path.join(OUT, name), save_as_external_data=True, all_tensors_to_one_file=True,
                   location=name + ".data", size_threshold=0)
         print(name, sorted({n.op_type for n in proto.graph.node}))
-    write_safetensors(os.path.join(OUT, "mean_ext.safetensors"), {"input": x.detach(), "output": y.detach(), "seed": seed, "input_grad": x.grad}, {})
+    write_safetensors(os.path.join(OUT, "mean_ext.safetensors"), reference, {})
 
 
 if __name__ == "__main__":

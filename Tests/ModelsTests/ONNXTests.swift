@@ -104,18 +104,24 @@ import TestSupport
     /// LeakyRelu, AveragePool with ceil mode, Sigmoid, scalar Mul/Sub/Div, MatMul by an
     /// initializer and Softmax, in a small exported net with its weights: output and input
     /// gradient against PyTorch on both backends.
-    @Test func otherOpsMatchPyTorch() throws {
-        let reference = try SafeTensorsFile(url: fixtures.appendingPathComponent("onnx/ops.safetensors"))
-        let x = try reference.tensor("input"), seed = try reference.tensor("seed")
+    /// `model`'s output and input gradient (from the reference's output gradient `seed`) against
+    /// PyTorch's in `reference` (tools/make_onnx_fixtures.py), on both backends.
+    func expectMatchesPyTorch(_ model: String, _ reference: String) throws {
+        let file = try SafeTensorsFile(url: fixtures.appendingPathComponent("onnx/\(reference)"))
+        let x = try file.tensor("input"), seed = try file.tensor("seed")
         for b in [cpu] + (openCL().map { [$0 as any Backend] } ?? []) {
-            let model = try ModelLocator.load(model: fixtures.appendingPathComponent("onnx/ops.onnx").path, on: b)
+            let loaded = try ModelLocator.load(model: fixtures.appendingPathComponent("onnx/\(model)").path, on: b)
             let g = Graph(backend: b)
             let input = g.input(try b.tensor(x.values, x.shape))
-            let y = try model.forward(g, input)
-            #expect(normalizedError(try b.values(g.tensor(y)), try reference.tensor("output").values) < 1e-5, "\(b.name) output")
+            let y = try loaded.forward(g, input)
+            #expect(normalizedError(try b.values(g.tensor(y)), try file.tensor("output").values) < 1e-5, "\(b.name) \(model) output")
             let grad = try b.values(try g.backward(from: y, seed: try b.tensor(seed.values, seed.shape)).of(input)!)
-            #expect(normalizedError(grad, try reference.tensor("input_grad").values) < 1e-4, "\(b.name) input gradient")
+            #expect(normalizedError(grad, try file.tensor("input_grad").values) < 1e-4, "\(b.name) \(model) input gradient")
         }
+    }
+
+    @Test func otherOpsMatchPyTorch() throws {
+        try expectMatchesPyTorch("ops.onnx", "ops.safetensors")
     }
 
     /// Weights in an external data file beside the model (as the dynamo exporter stores them)
@@ -123,17 +129,7 @@ import TestSupport
     /// 18; kept dimensions or not), against PyTorch on both backends.
     @Test(arguments: [17, 18])
     func externalDataAndReduceMeanMatchPyTorch(_ opset: Int) throws {
-        let reference = try SafeTensorsFile(url: fixtures.appendingPathComponent("onnx/mean_ext.safetensors"))
-        let x = try reference.tensor("input"), seed = try reference.tensor("seed")
-        for b in [cpu] + (openCL().map { [$0 as any Backend] } ?? []) {
-            let model = try ModelLocator.load(model: fixtures.appendingPathComponent("onnx/mean_ext_\(opset).onnx").path, on: b)
-            let g = Graph(backend: b)
-            let input = g.input(try b.tensor(x.values, x.shape))
-            let y = try model.forward(g, input)
-            #expect(normalizedError(try b.values(g.tensor(y)), try reference.tensor("output").values) < 1e-5, "\(b.name) output")
-            let grad = try b.values(try g.backward(from: y, seed: try b.tensor(seed.values, seed.shape)).of(input)!)
-            #expect(normalizedError(grad, try reference.tensor("input_grad").values) < 1e-4, "\(b.name) input gradient")
-        }
+        try expectMatchesPyTorch("mean_ext_\(opset).onnx", "mean_ext.safetensors")
     }
 
     /// External data must name a file beside the model, inside its length: a path that leaves
