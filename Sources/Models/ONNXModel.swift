@@ -27,6 +27,7 @@ public enum ONNXImport {
         let graph = model.graph
         var floats: [String: HostTensor] = [:], integers: [String: [Int64]] = [:]
         var problems: [String] = []
+        var externalFiles: [String: Data] = [:]
         for t in graph.initializer {
             do {
                 if !weightsRequired, t.dataType == Int32(Onnx_TensorProto.DataType.float.rawValue), t.floatData.isEmpty, t.rawData.isEmpty, !t.dims.isEmpty {
@@ -35,7 +36,7 @@ public enum ONNXImport {
                     floats[t.name] = HostTensor(shape: Shape(dims), values: [Float](repeating: 0, count: dims.reduce(1, *)))
                     continue
                 }
-                switch try tensorValues(try inlined(t, folder: folder)) {
+                switch try tensorValues(try inlined(t, folder: folder, files: &externalFiles)) {
                 case .float(let h): floats[t.name] = h
                 case .integer(let v): integers[t.name] = v
                 }
@@ -110,7 +111,8 @@ public enum ONNXImport {
 
     /// `t` with its external data (ONNX's `location`, `offset`, `length` keys) read into
     /// `rawData`: a file in `folder` named without any folder part, the range inside the file.
-    static func inlined(_ t: Onnx_TensorProto, folder: URL?) throws -> Onnx_TensorProto {
+    /// Each data file is mapped once per load (`files`), not opened per tensor.
+    static func inlined(_ t: Onnx_TensorProto, folder: URL?, files: inout [String: Data]) throws -> Onnx_TensorProto {
         guard t.dataLocation == .external else { return t }
         guard let folder else { throw ModelError("external data is not supported here (no model folder)") }
         let entries = Dictionary(t.externalData.map { ($0.key, $0.value) }, uniquingKeysWith: { a, _ in a })
@@ -119,16 +121,17 @@ public enum ONNXImport {
             throw ModelError("external data location \(entries["location"] ?? "(none)") must be a file name beside the model")
         }
         guard let offset = Int(entries["offset"] ?? "0"), offset >= 0 else { throw ModelError("bad external data offset \(entries["offset"] ?? "")") }
-        let url = folder.appendingPathComponent(location)
-        guard let handle = try? FileHandle(forReadingFrom: url) else { throw ModelError("cannot open its external data file \(location)") }
-        defer { try? handle.close() }
-        let size = Int((try? handle.seekToEnd()) ?? 0)
+        if files[location] == nil {
+            do { files[location] = try Data(contentsOf: folder.appendingPathComponent(location), options: .alwaysMapped) } catch {
+                throw ModelError("cannot open its external data file \(location)")
+            }
+        }
+        let data = files[location]!, size = data.count
         let length = Int(entries["length"] ?? "") ?? (size - offset)
         guard length >= 0, offset <= size, length <= size - offset, length <= 1 << 29 else {
             throw ModelError("external data \(location) [\(offset), +\(length)) is outside its \(size) bytes")
         }
-        try handle.seek(toOffset: UInt64(offset))
-        guard let bytes = try handle.read(upToCount: length), bytes.count == length else { throw ModelError("cannot read \(length) bytes of \(location)") }
+        let bytes = data.subdata(in: (data.startIndex + offset)..<(data.startIndex + offset + length))
         var copy = t
         copy.dataLocation = .default
         copy.externalData = []
