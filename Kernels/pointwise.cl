@@ -1,24 +1,47 @@
-// Elementwise functions of the optimization engine and their derivatives, over n floats,
-// 4 per work-item (VEC_BODY from elementwise.cl). op 0: sigmoid; op 1: |x|^p; op 2: hard sigmoid
-// relu6(x + 3) / 6; op 3: hard swish x relu6(x + 3) / 6.
+// Elementwise functions of the optimization engine and of imported graphs, and their
+// derivatives, over n floats, 4 per work-item (VEC_BODY from elementwise.cl). op 0: sigmoid;
+// op 1: |x|^p; op 2: hard sigmoid relu6(x + 3) / 6; op 3: hard swish x relu6(x + 3) / 6;
+// op 4: erf; op 5: x + p; op 6: GELU x Phi(x) (exact, erf form); op 7: tanh.
+
+#define SQRT1_2 0.70710678118654752f
+#define TWO_OVER_SQRTPI 1.12837916709551257f
+#define ONE_OVER_SQRT2PI 0.39894228040143268f
 
 inline float4 pointwise4(float4 x, int op, float p) {
-    if (op == 2) return clamp(x + 3.0f, 0.0f, 6.0f) / 6.0f;
-    if (op == 3) return x * clamp(x + 3.0f, 0.0f, 6.0f) / 6.0f;
-    return op == 0 ? 1.0f / (1.0f + exp(-x)) : pow(fabs(x), (float4)(p));
+    switch (op) {
+    case 0: return 1.0f / (1.0f + exp(-x));
+    case 2: return clamp(x + 3.0f, 0.0f, 6.0f) / 6.0f;
+    case 3: return x * clamp(x + 3.0f, 0.0f, 6.0f) / 6.0f;
+    case 4: return erf(x);
+    case 5: return x + p;
+    case 6: return 0.5f * x * (1.0f + erf(x * SQRT1_2));
+    case 7: return tanh(x);
+    default: return pow(fabs(x), (float4)(p));
+    }
 }
 
 // d/dx, times the incoming gradient; |x|^p has derivative 0 at x = 0; the hard functions'
 // derivatives at their kinks are PyTorch's (hard sigmoid: 0 at +-3; hard swish: x/3 + 1/2 at +-3).
 inline float4 pointwise_grad4(float4 gy, float4 x, int op, float p) {
-    if (op == 0) {
+    switch (op) {
+    case 0: {
         const float4 s = 1.0f / (1.0f + exp(-x));
         return gy * s * (1.0f - s);
     }
-    if (op == 2) return select((float4)(0.0f), gy / 6.0f, x > -3.0f && x < 3.0f);
-    if (op == 3) return select(select(gy, gy * (x / 3.0f + 0.5f), x <= 3.0f), (float4)(0.0f), x < -3.0f);
-    const float4 d = p * pow(fabs(x), (float4)(p - 1.0f)) * sign(x);
-    return select(gy * d, (float4)(0.0f), x == 0.0f);
+    case 2: return select((float4)(0.0f), gy / 6.0f, x > -3.0f && x < 3.0f);
+    case 3: return select(select(gy, gy * (x / 3.0f + 0.5f), x <= 3.0f), (float4)(0.0f), x < -3.0f);
+    case 4: return gy * TWO_OVER_SQRTPI * exp(-x * x);
+    case 5: return gy;
+    case 6: return gy * (0.5f * (1.0f + erf(x * SQRT1_2)) + x * ONE_OVER_SQRT2PI * exp(-0.5f * x * x));
+    case 7: {
+        const float4 t = tanh(x);
+        return gy * (1.0f - t * t);
+    }
+    default: {
+        const float4 d = p * pow(fabs(x), (float4)(p - 1.0f)) * sign(x);
+        return select(gy * d, (float4)(0.0f), x == 0.0f);
+    }
+    }
 }
 
 __kernel void pointwise(__global const float* x, __global float* y, int n, int op, float p) {

@@ -110,9 +110,15 @@ def main():
     export(odd, torch.zeros(1, 3, 8, 8), os.path.join(OUT, "unsupported.onnx"), strip=False)
 
 
-DEFAULT_CASES = [("resnet18", 2, 32), ("resnet50", 1, 32), ("mobilenet_v2", 2, 32), ("googlenet", 1, 32),
-                 ("mobilenet_v3_small", 2, 32), ("mobilenet_v3_large", 1, 32), ("efficientnet_b0", 1, 32), ("regnet_y_400mf", 1, 32),
-                 ("squeezenet1_1", 1, 48), ("densenet121", 1, 32)]
+# (architecture, batch, size, opset: None for the exporter's default). ShuffleNet's channel
+# shuffle writes the traced batch (1) and size into its reshapes (the test runs it at batch 2:
+# Loupe rebatches them); ConvNeXt exports GELU as Gelu at the default opset, as Div, Erf, Add,
+# Mul, Mul at opset 17.
+DEFAULT_CASES = [("resnet18", 2, 32, None), ("resnet50", 1, 32, None), ("mobilenet_v2", 2, 32, None), ("googlenet", 1, 32, None),
+                 ("mobilenet_v3_small", 2, 32, None), ("mobilenet_v3_large", 1, 32, None), ("efficientnet_b0", 1, 32, None),
+                 ("regnet_y_400mf", 1, 32, None), ("squeezenet1_1", 1, 48, None), ("densenet121", 1, 32, None),
+                 ("shufflenet_v2_x1_0", 2, 64, None), ("convnext_tiny", 1, 32, None), ("convnext_tiny", 2, 32, 17),
+                 ("inception_v3", 1, 80, None), ("alexnet", 1, 224, None)]
 
 
 def onnx_role_values(name, dims):
@@ -130,14 +136,29 @@ def onnx_role_values(name, dims):
     return torch.from_numpy(v.astype(np.float32)).reshape(dims)
 
 
+def module_of(model, node_name):
+    """The module a node of the legacy exporter belongs to, from its scope name: the node
+    /features/features.1/features.1.0/block/block.3/Add is features.1.0.block.3's (each scope
+    part is a child's name, Sequential children prefixed with their parent's part)."""
+    module, previous = model, None
+    for part in node_name.strip("/").split("/")[:-1]:
+        child = part[len(previous) + 1:] if previous and part.startswith(previous + ".") else part
+        module, previous = module.get_submodule(child), part
+    return module
+
+
 def default_exports():
     tensors = {}
-    for arch, n, size in DEFAULT_CASES:
+    for arch, n, size, opset in DEFAULT_CASES:
+        case = arch if opset is None else f"{arch}_opset{opset}"
         torch.manual_seed(1)
         model = build(arch).eval()
         x = torch.randn(n, 3, size, size)
         f = io.BytesIO()
-        torch.onnx.export(model, x, f, dynamo=False)  # the defaults a user gets
+        if opset is None:
+            torch.onnx.export(model, x[:1], f, dynamo=False)  # the defaults a user gets (batch 1)
+        else:
+            torch.onnx.export(model, x[:1], f, dynamo=False, opset_version=opset)
         proto = onnx.load_from_string(f.getvalue())
         values = {t.name: onnx_role_values(t.name, list(t.dims)) for t in proto.graph.initializer
                   if t.data_type == onnx.TensorProto.FLOAT and len(t.dims) > 0}
@@ -161,6 +182,19 @@ def default_exports():
             conv.weight = nn.Parameter(values[w].clone())
             if len(node.input) > 2:
                 conv.bias = nn.Parameter(values[aliases.get(node.input[2], node.input[2])].clone())
+        # Linear layers the exporter wrote as MatMul by a stored [in, out] matrix (ConvNeXt's
+        # blocks), in call order: their weight is that matrix transposed.
+        linears = []
+        hooks = [m.register_forward_hook(lambda mod, i, o: linears.append(mod)) for m in model.modules() if isinstance(m, nn.Linear)]
+        with torch.no_grad():
+            model(x)
+        for h in hooks:
+            h.remove()
+        matmuls = [nd for nd in proto.graph.node if nd.op_type == "MatMul" and aliases.get(nd.input[1], nd.input[1]) in values]
+        by_matmul = [m for m in linears if not any(f"{n}.weight" in values for n, mm in model.named_modules() if mm is m)]
+        assert len(matmuls) == len(by_matmul), (arch, len(matmuls), len(by_matmul))
+        for node, linear in zip(matmuls, by_matmul):
+            linear.weight = nn.Parameter(values[aliases.get(node.input[1], node.input[1])].t().contiguous().clone())
         # A BatchNormalization node (named by its module's scope, /features/denseblock1/...)
         # takes its four tensors, shared ones through Identity nodes, as the node reads them;
         # batchnorms without a node are folded into a convolution's weights.
@@ -168,10 +202,24 @@ def default_exports():
         for nd in proto.graph.node:
             if nd.op_type != "BatchNormalization":
                 continue
-            bn = model.get_submodule(nd.name.rsplit("/", 1)[0].strip("/").replace("/", "."))
+            bn = module_of(model, nd.name)
             for attr, source in zip(["weight", "bias", "running_mean", "running_var"], nd.input[1:]):
                 getattr(bn, attr).data.copy_(values[aliases.get(source, source)])
             kept.add(bn)
+        # Equal tensors of a freshly made model (layer norms' ones and zeros, linear biases, layer
+        # scales) are stored once and shared: each node's stored operands go back to its module.
+        for nd in proto.graph.node:
+            stored = [aliases.get(i, i) for i in nd.input if aliases.get(i, i) in values]
+            if not stored or nd.op_type not in ("LayerNormalization", "Add", "Mul"):
+                continue
+            module = module_of(model, nd.name)
+            if nd.op_type == "LayerNormalization":
+                for attr, source in zip(["weight", "bias"], [aliases.get(i, i) for i in nd.input[1:]]):
+                    getattr(module, attr).data.copy_(values[source])
+            elif nd.op_type == "Add" and isinstance(module, nn.Linear):
+                module.bias.data.copy_(values[stored[0]])
+            elif nd.op_type == "Mul" and hasattr(module, "layer_scale"):
+                module.layer_scale.data.copy_(values[stored[0]])
         for parent in list(model.modules()):
             for child_name, child in list(parent.named_children()):
                 if isinstance(child, nn.BatchNorm2d) and child not in kept:
@@ -182,12 +230,12 @@ def default_exports():
         seed = torch.zeros_like(logits)
         seed[torch.arange(n), logits.argmax(dim=1)] = 1
         (grad,) = torch.autograd.grad(logits, xi, seed)
-        tensors[f"{arch}.input"], tensors[f"{arch}.logits"], tensors[f"{arch}.input_grad"] = x, logits.detach(), grad
+        tensors[f"{case}.input"], tensors[f"{case}.logits"], tensors[f"{case}.input_grad"] = x, logits.detach(), grad
         for t in proto.graph.initializer:
             if t.data_type == onnx.TensorProto.FLOAT and len(t.dims) > 0:
                 t.ClearField("raw_data")
                 t.ClearField("float_data")
-        path = os.path.join(OUT, f"{arch}_default.onnx")
+        path = os.path.join(OUT, f"{case}_default.onnx")
         onnx.save(proto, path)
         ops = sorted({nd.op_type for nd in proto.graph.node})
         print(os.path.relpath(path, ROOT), os.path.getsize(path), "bytes, ops:", " ".join(ops))

@@ -65,6 +65,18 @@ public protocol Backend: AnyObject, Sendable {
     func concat(_ parts: [Tensor]) throws -> Tensor
     func split(_ x: Tensor, sizes: [Int]) throws -> [Tensor]
 
+    // MARK: Layout (rank 1 to 6)
+    /// x with its dimensions reordered: output dimension i is input dimension perm[i] (numpy's
+    /// transpose, ONNX Transpose); its backward is the permute by the inverse permutation.
+    func permute(_ x: Tensor, _ perm: [Int]) throws -> Tensor
+
+    // MARK: Layer normalization over the last dimension
+    /// (x - mean) / sqrt(var + eps) * gamma + beta along each row of the last dimension (biased
+    /// variance, as torch.nn.LayerNorm); gamma and beta have shape [C], or are nil (no affine).
+    func layerNorm(_ x: Tensor, gamma: Tensor?, beta: Tensor?, eps: Float) throws -> Tensor
+    /// dL/dx of layerNorm, from dL/dy and the forward input.
+    func layerNormBackward(_ gy: Tensor, input: Tensor, gamma: Tensor?, eps: Float) throws -> Tensor
+
     // MARK: Softmax over the last dimension
     func softmax(_ x: Tensor) throws -> Tensor
     /// From dL/dy and the forward output y.
@@ -193,6 +205,25 @@ public enum ShapeRules {
             throw BackendError(op, "image \(x) and masks \(masks) must be [1 or M, C, H, W] and [M, 1, H, W]")
         }
         return (m, c, h * w, n == m && m > 1)
+    }
+
+    /// The output shape of a permute and, per output dimension, its stride in the input.
+    public static func permute(_ op: String, _ s: Shape, _ perm: [Int]) throws -> (out: Shape, strides: [Int]) {
+        guard s.rank >= 1, s.rank <= 6, perm.count == s.rank, Set(perm) == Set(0..<s.rank) else {
+            throw BackendError(op, "\(perm) is not a permutation of the \(s.rank) dimensions of \(s) (rank 1 to 6)")
+        }
+        var strides = [Int](repeating: 1, count: s.rank)
+        for i in stride(from: s.rank - 2, through: 0, by: -1) { strides[i] = strides[i + 1] * s[i + 1] }
+        return (Shape(perm.map { s[$0] }), perm.map { strides[$0] })
+    }
+
+    /// (rows, cols) of a layer normalization over the last dimension, gamma and beta checked.
+    public static func layerNorm(_ op: String, _ s: Shape, gamma: Tensor?, beta: Tensor?, eps: Float) throws -> (rows: Int, cols: Int) {
+        let (rows, cols) = try lastDim(op, s)
+        try channelVector(op, gamma, channels: cols, what: "gamma")
+        try channelVector(op, beta, channels: cols, what: "beta")
+        guard eps.isFinite, eps >= 0 else { throw BackendError(op, "epsilon \(eps) must be finite and non-negative") }
+        return (rows, cols)
     }
 
     public static func split(_ op: String, _ s: Shape, sizes: [Int]) throws {

@@ -166,6 +166,70 @@ extension CPUBackend {
         }
     }
 
+    public func permute(_ x: Tensor, _ perm: [Int]) throws -> Tensor {
+        let (out, strides) = try ShapeRules.permute("permute", x.shape, perm)
+        let xv = try host(x, "permute")
+        var y = [Float](repeating: 0, count: xv.count)
+        var index = [Int](repeating: 0, count: out.rank)
+        for i in 0..<y.count {
+            var source = 0
+            for d in 0..<out.rank { source += index[d] * strides[d] }
+            y[i] = xv[source]
+            var d = out.rank - 1
+            while d >= 0 {
+                index[d] += 1
+                if index[d] < out[d] { break }
+                index[d] = 0
+                d -= 1
+            }
+        }
+        return make(y, out)
+    }
+
+    /// Each row's mean and 1 / sqrt(biased variance + eps), in double precision.
+    private func rowStatistics(_ row: ArraySlice<Float>, eps: Float) -> (mean: Double, rstd: Double) {
+        let mean = row.reduce(0.0) { $0 + Double($1) } / Double(row.count)
+        let variance = row.reduce(0.0) { $0 + (Double($1) - mean) * (Double($1) - mean) } / Double(row.count)
+        return (mean, 1 / (variance + Double(eps)).squareRoot())
+    }
+
+    public func layerNorm(_ x: Tensor, gamma: Tensor?, beta: Tensor?, eps: Float) throws -> Tensor {
+        let (rows, cols) = try ShapeRules.layerNorm("layer norm", x.shape, gamma: gamma, beta: beta, eps: eps)
+        let xv = try host(x, "layer norm")
+        let gv = try gamma.map { try host($0, "layer norm") }, bv = try beta.map { try host($0, "layer norm") }
+        var y = [Float](repeating: 0, count: xv.count)
+        for r in 0..<rows {
+            let (mean, rstd) = rowStatistics(xv[(r * cols)..<((r + 1) * cols)], eps: eps)
+            for c in 0..<cols {
+                y[r * cols + c] = Float((Double(xv[r * cols + c]) - mean) * rstd) * (gv?[c] ?? 1) + (bv?[c] ?? 0)
+            }
+        }
+        return make(y, x.shape)
+    }
+
+    /// dx = rstd (g - mean(g) - xhat mean(g xhat)) with g = gy gamma.
+    public func layerNormBackward(_ gy: Tensor, input: Tensor, gamma: Tensor?, eps: Float) throws -> Tensor {
+        try ShapeRules.same("layer norm backward", gy.shape, input.shape)
+        let (rows, cols) = try ShapeRules.layerNorm("layer norm backward", input.shape, gamma: gamma, beta: nil, eps: eps)
+        let xv = try host(input, "layer norm backward"), gyv = try host(gy, "layer norm backward")
+        let gv = try gamma.map { try host($0, "layer norm backward") }
+        var gx = [Float](repeating: 0, count: xv.count)
+        for r in 0..<rows {
+            let (mean, rstd) = rowStatistics(xv[(r * cols)..<((r + 1) * cols)], eps: eps)
+            var (sumG, sumGX) = (0.0, 0.0)
+            for c in 0..<cols {
+                let g = Double(gyv[r * cols + c] * (gv?[c] ?? 1)), xhat = (Double(xv[r * cols + c]) - mean) * rstd
+                sumG += g
+                sumGX += g * xhat
+            }
+            for c in 0..<cols {
+                let g = Double(gyv[r * cols + c] * (gv?[c] ?? 1)), xhat = (Double(xv[r * cols + c]) - mean) * rstd
+                gx[r * cols + c] = Float(rstd * (g - sumG / Double(cols) - xhat * sumGX / Double(cols)))
+            }
+        }
+        return make(gx, input.shape)
+    }
+
     private func rowsBackward(_ op: String, _ gy: Tensor, _ y: Tensor, _ f: ([Float], [Float]) -> [Float]) throws -> Tensor {
         try ShapeRules.same(op, gy.shape, y.shape)
         let (rows, cols) = try ShapeRules.lastDim(op, gy.shape)
@@ -292,6 +356,10 @@ extension CPUBackend {
         case .absPower(let p): return Foundation.pow(abs(x), p)
         case .hardSigmoid: return Swift.min(Swift.max(x + 3, 0), 6) / 6
         case .hardSwish: return x * Swift.min(Swift.max(x + 3, 0), 6) / 6
+        case .erf: return Foundation.erf(x)
+        case .offset(let c): return x + c
+        case .gelu: return Float(0.5 * Double(x) * (1 + Foundation.erf(Double(x) / 2.0.squareRoot())))
+        case .tanh: return Foundation.tanh(x)
         }
     }
 
@@ -311,6 +379,16 @@ extension CPUBackend {
                 return x > -3 && x < 3 ? g / 6 : 0
             case .hardSwish:
                 return x < -3 ? 0 : x <= 3 ? g * (x / 3 + 0.5) : g
+            case .erf:
+                return g * Float(2 / Double.pi.squareRoot() * Foundation.exp(-Double(x) * Double(x)))
+            case .offset:
+                return g
+            case .gelu:
+                let v = Double(x)
+                return g * Float(0.5 * (1 + Foundation.erf(v / 2.0.squareRoot())) + v * Foundation.exp(-v * v / 2) / (2 * Double.pi).squareRoot())
+            case .tanh:
+                let t = Foundation.tanh(x)
+                return g * (1 - t * t)
             }
         }
     }

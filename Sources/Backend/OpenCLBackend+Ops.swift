@@ -236,6 +236,39 @@ extension OpenCLBackend {
         try softmaxBackward(gy, output, log: true, "log-softmax backward")
     }
 
+    public func permute(_ x: Tensor, _ perm: [Int]) throws -> Tensor {
+        let (out, strides) = try ShapeRules.permute("permute", x.shape, perm)
+        let xb = try buffer(x, "permute")
+        let (y, yb) = try empty(out, "permute")
+        guard out.count > 0 else { return y }
+        let pad = 6 - out.rank
+        let dims = [Int](repeating: 1, count: pad) + out.dims, inStrides = [Int](repeating: 0, count: pad) + strides
+        try kernel(["layout"], "permute").launch(global: [(dims[5] + 15) / 16, out.count / dims[5]],
+            [.buffer(xb), .buffer(yb)] + dims[1...].map { .int($0) } + inStrides.map { .int($0) })
+        return y
+    }
+
+    public func layerNorm(_ x: Tensor, gamma: Tensor?, beta: Tensor?, eps: Float) throws -> Tensor {
+        let (rows, cols) = try ShapeRules.layerNorm("layer norm", x.shape, gamma: gamma, beta: beta, eps: eps)
+        let xb = try buffer(x, "layer norm")
+        let gb = try gamma.map { try buffer($0, "layer norm") } ?? xb, bb = try beta.map { try buffer($0, "layer norm") } ?? xb
+        let (y, yb) = try empty(x.shape, "layer norm")
+        try kernel(["softmax", "layernorm"], "layernorm_forward").launch(global: [64, rows], local: [64, 1],
+            [.buffer(xb), .buffer(gb), .buffer(bb), .buffer(yb), .int(cols), .float(eps), .int(gamma == nil ? 0 : 1), .int(beta == nil ? 0 : 1)])
+        return y
+    }
+
+    public func layerNormBackward(_ gy: Tensor, input: Tensor, gamma: Tensor?, eps: Float) throws -> Tensor {
+        try ShapeRules.same("layer norm backward", gy.shape, input.shape)
+        let (rows, cols) = try ShapeRules.layerNorm("layer norm backward", input.shape, gamma: gamma, beta: nil, eps: eps)
+        let gyb = try buffer(gy, "layer norm backward"), xb = try buffer(input, "layer norm backward")
+        let gb = try gamma.map { try buffer($0, "layer norm backward") } ?? xb
+        let (gx, gxb) = try empty(input.shape, "layer norm backward")
+        try kernel(["softmax", "layernorm"], "layernorm_backward").launch(global: [64, rows], local: [64, 1],
+            [.buffer(gyb), .buffer(xb), .buffer(gb), .buffer(gxb), .int(cols), .float(eps), .int(gamma == nil ? 0 : 1)])
+        return gx
+    }
+
     public func reduce(_ x: Tensor, _ op: Reduction, axis: Int) throws -> Tensor {
         let (rows, cols, out) = try ShapeRules.rows("reduce", x.shape, axis: axis)
         let xb = try buffer(x, "reduce")
@@ -309,7 +342,7 @@ extension OpenCLBackend {
         let xb = try buffer(x, "pointwise")
         let (y, yb) = try empty(x.shape, "pointwise")
         try kernel(["elementwise", "pointwise"], "pointwise").launch(global: [quads(x.shape.count)],
-            [.buffer(xb), .buffer(yb), .int(x.shape.count), .int(op.code), .float(op.exponent)])
+            [.buffer(xb), .buffer(yb), .int(x.shape.count), .int(op.code), .float(op.parameter)])
         return y
     }
 
@@ -318,7 +351,7 @@ extension OpenCLBackend {
         let gb = try buffer(gy, "pointwise backward"), xb = try buffer(input, "pointwise backward")
         let (gx, gxb) = try empty(input.shape, "pointwise backward")
         try kernel(["elementwise", "pointwise"], "pointwise_backward").launch(global: [quads(input.shape.count)],
-            [.buffer(gb), .buffer(xb), .buffer(gxb), .int(input.shape.count), .int(op.code), .float(op.exponent)])
+            [.buffer(gb), .buffer(xb), .buffer(gxb), .int(input.shape.count), .int(op.code), .float(op.parameter)])
         return gx
     }
 

@@ -158,9 +158,25 @@ public enum Pointwise: Hashable, Sendable {
     /// x relu6(x + 3) / 6 (torch.nn.Hardswish); derivative 0 below -3, x/3 + 1/2 on [-3, 3]
     /// and 1 above, as PyTorch takes it.
     case hardSwish
+    /// The error function (ONNX Erf); derivative 2 / sqrt(pi) e^(-x^2).
+    case erf
+    /// x + c (a scalar added to a tensor of any rank); derivative 1.
+    case offset(Float)
+    /// x Phi(x) = x (1 + erf(x / sqrt 2)) / 2 (torch.nn.GELU, exact); derivative
+    /// Phi(x) + x phi(x).
+    case gelu
+    /// tanh(x); derivative 1 - tanh(x)^2.
+    case tanh
 
-    var code: Int32 { switch self { case .sigmoid: 0; case .absPower: 1; case .hardSigmoid: 2; case .hardSwish: 3 } }
-    var exponent: Float { if case .absPower(let p) = self { p } else { 0 } }
+    var code: Int32 {
+        switch self {
+        case .sigmoid: 0; case .absPower: 1; case .hardSigmoid: 2; case .hardSwish: 3; case .erf: 4; case .offset: 5; case .gelu: 6; case .tanh: 7
+        }
+    }
+    /// The op's number: the exponent of absPower, the constant of offset.
+    var parameter: Float {
+        switch self { case .absPower(let p), .offset(let p): p; default: 0 }
+    }
 }
 
 /// An affine map from output pixel (x, y) to the input point it samples,

@@ -188,3 +188,55 @@ extension Graph {
         }
     }
 }
+
+// Ops of imported graphs (transformer-style layouts and normalization).
+extension Graph {
+    /// Dimensions reordered (output dimension i is input dimension perm[i]); the backward pass
+    /// permutes the gradient back.
+    public func permute(_ x: Value, _ perm: [Int]) throws -> Value {
+        if perm == Array(perm.indices), perm.count == shape(x).rank { return x }
+        let b = backend
+        var inverse = perm
+        for (i, p) in perm.enumerated() where p >= 0 && p < perm.count { inverse[p] = i }
+        return record(try b.permute(tensor(x), perm), [x]) { gy, _, _ in [try b.permute(gy, inverse)] }
+    }
+
+    /// Layer normalization over the last dimension, gamma and beta [C] (parameters, or nil).
+    /// Their gradients, when asked: the row sums of gy xhat and of gy.
+    public func layerNorm(_ x: Value, gamma: Value?, beta: Value?, eps: Float) throws -> Value {
+        let xt = tensor(x), gt = gamma.map(tensor)
+        let b = backend
+        let y = try b.layerNorm(xt, gamma: gt, beta: beta.map(tensor), eps: eps)
+        let inputs = [x] + (gamma.map { [$0] } ?? []) + (beta.map { [$0] } ?? [])
+        return record(y, inputs) { gy, _, needs in
+            let cols = xt.shape.dims.last ?? 1, rows = xt.shape.count / Swift.max(cols, 1)
+            /// Sums over rows of a [rows, cols] tensor: [cols].
+            func columnSums(_ t: Tensor) throws -> Tensor {
+                try b.reduce(try b.permute(Tensor(shape: [rows, cols], storage: t.storage), [1, 0]), .sum, axis: 1)
+            }
+            var grads: [Tensor?] = [needs[0] ? try b.layerNormBackward(gy, input: xt, gamma: gt, eps: eps) : nil]
+            if gamma != nil {
+                grads.append(needs[1] ? try columnSums(try b.mul(gy, try b.layerNorm(xt, gamma: nil, beta: nil, eps: eps))) : nil)
+            }
+            if beta != nil { grads.append(needs[grads.count] ? try columnSums(gy) : nil) }
+            return grads
+        }
+    }
+
+    /// y = x scale[c] + shift[c] along dimension `axis` of a tensor of any rank (a stored ONNX
+    /// tensor broadcast against one dimension: a bias on the last axis, a layer scale on
+    /// channels); scale and shift hold one value per index of that axis (any shape), or are nil
+    /// (1 and 0). They are constants: no gradient reaches them.
+    public func axisAffine(_ x: Value, axis: Int, scale: Tensor?, shift: Tensor?) throws -> Value {
+        let s = shape(x)
+        guard axis >= 0, axis < s.rank, [scale, shift].allSatisfy({ $0 == nil || $0!.shape.count == s[axis] }) else {
+            throw BackendError("axis affine", "scale \(scale?.shape.description ?? "none") and shift \(shift?.shape.description ?? "none") along axis \(axis) of \(s)")
+        }
+        let c = s[axis], b = backend
+        let ones = try b.tensor([Float](repeating: 1, count: c), [c]), zeros = try b.tensor([Float](repeating: 0, count: c), [c])
+        let bn = BatchNormParams(gamma: scale.map { Tensor(shape: [c], storage: $0.storage) } ?? ones,
+                                 beta: shift.map { Tensor(shape: [c], storage: $0.storage) } ?? zeros, mean: zeros, variance: ones, eps: 0)
+        let outer = s.dims[..<axis].reduce(1, *), inner = s.dims[(axis + 1)...].reduce(1, *)
+        return try reshape(try batchNorm2d(try reshape(x, [outer, c, inner, 1]), bn), s)
+    }
+}

@@ -5,6 +5,7 @@ import Synchronization
 /// Folded convolutions by conv name.
 private final class FoldedConvolutions: Sendable {
     let state = Mutex<[String: (weight: Tensor, bias: Tensor)]>([:])
+    let derived = Mutex<[String: Tensor]>([:])
 }
 
 /// A named parameter a module expects, as it appears in torchvision's state_dict.
@@ -53,6 +54,15 @@ public struct ParameterStore: Sendable {
     public func callAsFunction(_ name: String) throws -> Tensor {
         guard let t = tensors[name] else { throw ModelError("parameter \(name) was not loaded") }
         return t
+    }
+
+    /// A tensor made from stored ones (a transposed weight, reciprocals) under `key`: made by
+    /// `make` on first use and kept with the store.
+    public func derived(_ key: String, _ make: () throws -> Tensor) throws -> Tensor {
+        if let made = folded.derived.withLock({ $0[key] }) { return made }
+        let made = try make()
+        folded.derived.withLock { $0[key] = made }
+        return made
     }
 }
 

@@ -25,7 +25,7 @@ public enum ONNXImport {
             throw ModelError("\(name): ONNX opset \(opset) is not supported (opsets \(opsets.lowerBound) to \(opsets.upperBound))")
         }
         let graph = model.graph
-        var floats: [String: HostTensor] = [:], integers: [String: [Int64]] = [:]
+        var floats: [String: HostTensor] = [:], integers: [String: IntTensor] = [:]
         var problems: [String] = []
         var externalFiles: [String: Data] = [:]
         for t in graph.initializer {
@@ -65,34 +65,35 @@ public enum ONNXImport {
         guard inputs.count == 1 else { throw ModelError("\(name): expected one image input, found \(inputs.count) (\(inputs.joined(separator: ", ")))") }
         guard graph.output.count == 1 else { throw ModelError("\(name): expected one output, found \(graph.output.count)") }
 
+        // The batch the graph was traced at: the exporter writes it into reshapes' target shapes.
+        let declared = graph.input.first { $0.name == inputs[0] }?.type.tensorType.shape.dim.map { $0.dimValue } ?? []
+        let context = ONNXNode.Context(floats: floats, integers: integers, exportBatch: declared.first.flatMap { $0 > 0 ? Int($0) : nil })
         var nodes: [ONNXNode] = []
         for var node in graph.node where node.opType != "Constant" && aliases[node.output.first ?? ""] == nil {
             node.input = node.input.map { aliases[$0] ?? $0 }
-            do { nodes.append(try ONNXNode(node, floats: floats, integers: integers)) } catch {
+            do {
+                let made = try ONNXNode(node, context)
+                if made.host != nil { context.computedIntegers.insert(made.output) }
+                nodes.append(made)
+            } catch {
                 problems.append("node \(node.name.isEmpty ? node.output.first ?? "?" : node.name) (\(node.opType)): \(error)")
             }
         }
         guard problems.isEmpty else {
             throw ModelError("\(name): \(problems.count) unsupported node(s) or attribute(s):\n  " + problems.joined(separator: "\n  "))
         }
-        // Weights a node needs transposed (MatMul by an initializer) are stored transposed too.
-        var weights = floats
-        for node in nodes { for (source, transposed) in node.derivedWeights {
-            let w = floats[source]!
-            let (k, n) = (w.shape[0], w.shape[1])
-            weights[transposed] = HostTensor(shape: [n, k], values: (0..<(n * k)).map { i in w.values[(i % k) * n + i / k] })
-        } }
+        let weights = floats
         let used = Set(nodes.flatMap(\.parameterNames))
         let specs = weights.filter { used.contains($0.key) }.map { key, t in
             ParameterSpec(name: key, shape: t.shape, role: role(key, t.shape))
         }.sorted { $0.name < $1.name }
         let network = ONNXNetwork(nodes: nodes, input: inputs[0], output: graph.output[0].name, specs: specs,
-                                  constants: floats.filter { !used.contains($0.key) })
+                                  constants: floats.filter { !used.contains($0.key) }, integers: integers)
         // The default CAM layer: the last node output before the head's global pooling (the last
         // one: squeeze-excitation blocks pool too) or, without one, before flattening.
         let pool = nodes.lastIndex { $0.opType == "GlobalAveragePool" || $0.opType == "ReduceMean" }
             ?? nodes.firstIndex { ["Flatten", "Gemm", "Reshape"].contains($0.opType) } ?? nodes.count
-        let last = nodes[..<pool].last {
+        let last = nodes[..<pool].last { $0.host == nil &&
             ["Conv", "Relu", "Clip", "BatchNormalization", "Add", "Concat", "MaxPool", "LeakyRelu", "HardSwish", "Mul"].contains($0.opType)
         }
         let arch = Architecture(name: name, body: [network], inputTransform: nil, lastConvLayer: last?.output ?? inputs[0])
@@ -107,7 +108,7 @@ public enum ONNXImport {
         return .weight(fanIn: Swift.max(shape.count / Swift.max(shape[0], 1), 1))
     }
 
-    enum Values { case float(HostTensor), integer([Int64]) }
+    enum Values { case float(HostTensor), integer(IntTensor) }
 
     /// `t` with its external data (ONNX's `location`, `offset`, `length` keys) read into
     /// `rawData`: a file in `folder` named without any folder part, the range inside the file.
@@ -161,23 +162,56 @@ public enum ONNXImport {
                 values = t.rawData.withUnsafeBytes { raw in (0..<count).map { Int64(littleEndian: raw.loadUnaligned(fromByteOffset: $0 * 8, as: Int64.self)) } }
             }
             guard values.count == count else { throw ModelError("\(values.count) values for dimensions \(t.dims)") }
-            return .integer(values)
+            return .integer(IntTensor(dims: dims, values: values))
         default:
             throw ModelError("data type \(t.dataType) is not supported (float32 and int64 only)")
         }
     }
 }
 
-/// One node, checked and with its attributes read, ready to run.
+/// A small integer tensor held on the host: a shape, indices, or arithmetic on them.
+struct IntTensor: Sendable, Equatable {
+    var dims: [Int]
+    var values: [Int64]
+    init(dims: [Int], values: [Int64]) { self.dims = dims; self.values = values }
+    init(vector: [Int64]) { self.init(dims: [vector.count], values: vector) }
+}
+
+/// A node's inputs at run time: each one a graph value (a tensor), an integer tensor on the
+/// host (a stored constant, or computed in this pass from shapes), or absent.
+struct Operands {
+    let values: [Graph.Value?]
+    let integers: [IntTensor?]
+}
+
+/// One node, checked and with its attributes read, ready to run. A node whose inputs are all
+/// integer tensors on the host (the exporter's shape subgraphs: Shape, Gather, arithmetic,
+/// Concat, Unsqueeze, Cast of shapes) runs on the host (`host`) in every pass, from the real
+/// shapes of that pass, so reshapes and slices get their operands at any image size and batch.
 struct ONNXNode: Sendable {
+    /// What nodes are checked against: stored tensors, and the names that hold integers.
+    final class Context {
+        let floats: [String: HostTensor]
+        let integers: [String: IntTensor]
+        let exportBatch: Int?
+        /// Outputs of host nodes so far (nodes come in topological order).
+        var computedIntegers: Set<String> = []
+        init(floats: [String: HostTensor], integers: [String: IntTensor], exportBatch: Int?) {
+            self.floats = floats; self.integers = integers; self.exportBatch = exportBatch
+        }
+        func isInteger(_ name: String) -> Bool { integers[name] != nil || computedIntegers.contains(name) }
+    }
+
     let opType: String
     let inputs: [String]
     let output: String
-    let run: @Sendable (Graph, [Graph.Value?], ParameterStore) throws -> Graph.Value
+    var run: @Sendable (Graph, Operands, ParameterStore) throws -> Graph.Value = { _, _, _ in throw ModelError("not a tensor op") }
+    /// Set for nodes computed on the host from integer inputs (and shapes).
+    var host: (@Sendable (Graph, Operands) throws -> IntTensor)?
     var parameterNames: [String] = []
-    var derivedWeights: [(String, String)] = []
 
-    init(_ node: Onnx_NodeProto, floats: [String: HostTensor], integers: [String: [Int64]]) throws {
+    init(_ node: Onnx_NodeProto, _ context: Context) throws {
+        let floats = context.floats
         opType = node.opType
         inputs = node.input
         guard let out = node.output.first else { throw ModelError("no output") }
@@ -195,6 +229,10 @@ struct ONNXNode: Sendable {
             guard i < node.input.count, !node.input[i].isEmpty, let t = floats[node.input[i]], t.values.count == 1 else { return nil }
             return t.values[0]
         }
+        /// A stored integer input (constant at load time).
+        func stored(_ i: Int) -> [Int64]? { i < node.input.count ? context.integers[node.input[i]]?.values : nil }
+        /// Whether input i holds integers (stored, or computed from shapes in each pass).
+        func integral(_ i: Int) -> Bool { i < node.input.count && !node.input[i].isEmpty && context.isInteger(node.input[i]) }
         /// Symmetric 2-D padding from ONNX's [top, left, bottom, right].
         func padding() throws -> (Int, Int) {
             if let mode = attributes["auto_pad"], !mode.s.isEmpty, String(decoding: mode.s, as: UTF8.self) != "NOTSET" {
@@ -208,6 +246,12 @@ struct ONNXNode: Sendable {
             let v = ints(name) ?? [fallback, fallback]
             guard v.count == 2 else { throw ModelError("\(name) \(v): only 2-D is supported") }
             return (v[0], v[1])
+        }
+
+        let present = node.input.indices.filter { !node.input[$0].isEmpty }
+        if node.opType == "Shape" || (!present.isEmpty && present.allSatisfy(integral) && ONNXNode.hostOps.contains(node.opType)) {
+            host = try ONNXNode.hostOp(node.opType, ints: ints, int: int, only: only)
+            return
         }
 
         switch node.opType {
@@ -262,7 +306,7 @@ struct ONNXNode: Sendable {
         case "ReduceMean":
             // The mean over an image's rows and columns (the dynamo exporter's global pooling).
             try only(["axes", "keepdims", "noop_with_empty_axes"])
-            guard let axes = (node.input.count > 1 && !node.input[1].isEmpty ? integers[node.input[1]] : nil) ?? attributes["axes"]?.ints,
+            guard let axes = (node.input.count > 1 && !node.input[1].isEmpty ? stored(1) : nil) ?? attributes["axes"]?.ints,
                   Set(axes.map { $0 < 0 ? $0 + 4 : $0 }) == [2, 3] else {
                 throw ModelError("only the mean over axes 2 and 3 (height and width) of an image tensor is supported")
             }
@@ -285,43 +329,70 @@ struct ONNXNode: Sendable {
             guard float("alpha", 1) == 1, float("beta", 1) == 1, int("transA", 0) == 0 else { throw ModelError("only alpha = beta = 1 and transA = 0 are supported") }
             guard let w = param(1) else { throw ModelError("B must be an initializer") }
             let bias = param(2)
-            let weight: String
-            if int("transB", 0) == 1 { weight = w } else { weight = w + ".T"; derivedWeights = [(w, weight)] }
-            parameterNames = [weight] + (bias.map { [$0] } ?? [])
-            run = { g, x, ps in try g.linear(try value(x, 0), weight: g.parameter(try ps(weight)), bias: try bias.map { g.parameter(try ps($0)) }) }
+            let transposed = int("transB", 0) == 0
+            parameterNames = [w] + (bias.map { [$0] } ?? [])
+            run = { g, x, ps in
+                let weight = transposed ? try transposedWeight(g, ps, w) : try ps(w)
+                return try g.linear(try value(x, 0), weight: g.parameter(weight), bias: try bias.map { g.parameter(try ps($0)) })
+            }
         case "MatMul":
             try only([])
             guard let w = param(1), floats[w]!.shape.rank == 2 else { throw ModelError("only a product with a 2-D initializer is supported") }
-            derivedWeights = [(w, w + ".T")]
-            parameterNames = [w + ".T"]
-            run = { g, x, ps in try g.linear(try value(x, 0), weight: g.parameter(try ps(w + ".T")), bias: nil) }
+            parameterNames = [w]
+            run = { g, x, ps in
+                // [..., K] x [K, N]: the rows of every leading dimension at once.
+                let v = try value(x, 0)
+                let s = g.shape(v)
+                if s.rank == 2 { return try g.linear(v, weight: g.parameter(try transposedWeight(g, ps, w)), bias: nil) }
+                guard s.rank > 2, let k = s.dims.last else { throw ModelError("MatMul of \(s) by a matrix") }
+                let y = try g.linear(try g.reshape(v, [s.count / k, k]), weight: g.parameter(try transposedWeight(g, ps, w)), bias: nil)
+                return try g.reshape(y, Shape(s.dims.dropLast() + [g.shape(y)[1]]))
+            }
         case "Add", "Sub", "Mul", "Div":
             try only([])
             let op = node.opType
-            if let c = scalar(1) {
-                if op == "Add" || op == "Sub" {
-                    // x + c on every channel of an image tensor.
-                    let shift = op == "Add" ? c : -c
-                    run = { g, x, _ in
-                        let v = try value(x, 0)
-                        guard g.shape(v).rank == 4 else { throw ModelError("adding a scalar to a rank-\(g.shape(v).rank) tensor is not supported") }
-                        let channels = g.shape(v)[1]
-                        return try g.channelAffine(v, scale: [Float](repeating: 1, count: channels), shift: [Float](repeating: shift, count: channels))
-                    }
-                } else {
-                    let factor = op == "Mul" ? c : 1 / c
-                    run = { g, x, _ in try g.scale(try value(x, 0), factor) }
+            // A stored operand may come first (the exporter writes bias + x, scale * x).
+            let constantFirst = param(0) != nil && param(1) == nil
+            if let c = scalar(constantFirst ? 0 : 1) {
+                let (scaleBy, offsetBy): (Float, Float) = switch (op, constantFirst) {
+                case ("Add", _): (1, c)
+                case ("Sub", false): (1, -c)
+                case ("Sub", true): (-1, c)
+                case ("Mul", _): (c, 0)
+                case ("Div", false): (1 / c, 0)
+                default: (.nan, .nan)
                 }
-            } else if let c = param(1), floats[c]!.shape.count > 1 || op == "Add" || op == "Mul" {
-                // A per-channel constant [C, 1, 1] or [1, C, 1, 1]: an affine map per channel.
+                guard !scaleBy.isNaN else { throw ModelError("dividing a constant by a computed tensor is not supported") }
+                let i = constantFirst ? 1 : 0
+                run = { g, x, _ in
+                    var y = try value(x, i)
+                    if scaleBy != 1 { y = try g.scale(y, scaleBy) }
+                    return offsetBy != 0 ? try g.pointwise(y, .offset(offsetBy)) : y
+                }
+            } else if let c = param(constantFirst ? 0 : 1) {
+                // A stored tensor broadcast along one dimension of x (a bias on the last axis, a
+                // per-channel scale [C, 1, 1]): an affine map along that axis, its values weights.
                 let t = floats[c]!
-                guard t.shape.dims.filter({ $0 != 1 }).count <= 1 else { throw ModelError("\(op) with a constant of shape \(t.shape): only per-channel constants") }
-                let v = t.values
-                switch op {
-                case "Add": run = { g, x, _ in try g.channelAffine(try value(x, 0), scale: v.map { _ in 1 }, shift: v) }
-                case "Sub": run = { g, x, _ in try g.channelAffine(try value(x, 0), scale: v.map { _ in 1 }, shift: v.map { -$0 }) }
-                case "Mul": run = { g, x, _ in try g.channelAffine(try value(x, 0), scale: v, shift: v.map { _ in 0 }) }
-                default: run = { g, x, _ in try g.channelAffine(try value(x, 0), scale: v.map { 1 / $0 }, shift: v.map { _ in 0 }) }
+                let along = t.shape.dims.indices.filter { t.shape[$0] != 1 }
+                guard along.count <= 1 else { throw ModelError("\(op) with a stored tensor of shape \(t.shape): only tensors that vary along one dimension") }
+                guard op != "Div" || !constantFirst else { throw ModelError("dividing a constant by a computed tensor is not supported") }
+                let (i, rank, k) = (constantFirst ? 1 : 0, t.shape.rank, along.first ?? t.shape.rank - 1)
+                parameterNames = [c]
+                run = { g, x, ps in
+                    let v = try value(x, i)
+                    let axis = g.shape(v).rank - rank + k
+                    guard axis >= 0, g.shape(v).rank >= rank, g.shape(v)[axis] == t.shape.count else {
+                        throw ModelError("\(op) of \(g.shape(v)) and a stored tensor of shape \(t.shape)")
+                    }
+                    let w = op == "Div" ? try ps.derived(c + " reciprocal") {
+                        try g.backend.tensor(try g.backend.values(try ps(c)).map { 1 / $0 }, [t.shape.count])
+                    } : try ps(c)
+                    switch (op, constantFirst) {
+                    case ("Add", _): return try g.axisAffine(v, axis: axis, scale: nil, shift: w)
+                    case ("Sub", false): return try g.axisAffine(v, axis: axis, scale: nil, shift: try g.backend.scale(w, -1))
+                    case ("Sub", true): return try g.axisAffine(try g.scale(v, -1), axis: axis, scale: nil, shift: w)
+                    default: return try g.axisAffine(v, axis: axis, scale: w, shift: nil)
+                    }
                 }
             } else {
                 switch op {
@@ -333,13 +404,23 @@ struct ONNXNode: Sendable {
             }
         case "Concat":
             try only(["axis"])
-            guard int("axis", 1) == 1 else { throw ModelError("concatenation along axis \(int("axis", 1)): only axis 1") }
+            let axis = int("axis", 1)
             run = { g, x, _ in
-                let parts = x.compactMap { $0 }
-                if g.shape(parts[0]).rank == 4 { return try g.concat(parts) }
-                let flat = try parts.map { try g.reshape($0, [g.shape($0)[0], g.shape($0).count / g.shape($0)[0], 1, 1]) }
-                let joined = try g.concat(flat)
-                return try g.reshape(joined, [g.shape(joined)[0], g.shape(joined)[1]])
+                let parts = x.values.compactMap { $0 }
+                guard let first = parts.first else { throw ModelError("nothing to concatenate") }
+                let rank = g.shape(first).rank
+                let a = axis < 0 ? axis + rank : axis
+                guard a >= 0, a < rank else { throw ModelError("concatenation along axis \(axis) of a rank-\(rank) tensor") }
+                if rank == 4, a == 1 { return try g.concat(parts) }
+                // Along any axis: each part viewed as [outer, size, inner, 1], joined on dimension 1.
+                let views = try parts.map { p -> Graph.Value in
+                    let s = g.shape(p)
+                    guard s.rank == rank else { throw ModelError("concatenation of tensors of ranks \(rank) and \(s.rank)") }
+                    return try g.reshape(p, [s.dims[..<a].reduce(1, *), s[a], s.dims[(a + 1)...].reduce(1, *), 1])
+                }
+                var dims = g.shape(first).dims
+                dims[a] = parts.reduce(0) { $0 + g.shape($1)[a] }
+                return try g.reshape(try g.concat(views), Shape(dims))
             }
         case "Flatten":
             try only(["axis"])
@@ -347,24 +428,43 @@ struct ONNXNode: Sendable {
             run = { g, x, _ in try g.flatten(try value(x, 0)) }
         case "Reshape":
             try only(["allowzero"])
-            guard node.input.count > 1, let target = integers[node.input[1]] else { throw ModelError("the shape must be a constant") }
+            guard integral(1) else { throw ModelError("the shape must be a constant or computed from shapes") }
+            let exportBatch = context.exportBatch
             run = { g, x, _ in
                 let old = g.shape(try value(x, 0))
-                var dims = target.enumerated().map { i, d in d == 0 && i < old.rank ? old[i] : Int(d) }
-                if let free = dims.firstIndex(of: -1) {
-                    let known = dims.enumerated().filter { $0.offset != free }.map(\.element).reduce(1, *)
-                    dims[free] = known > 0 ? old.count / known : 0
+                let target = try integers(x, 1).values
+                func resolved(_ target: [Int64]) -> [Int] {
+                    var dims = target.enumerated().map { i, d in d == 0 && i < old.rank ? old[i] : Int(d) }
+                    if let free = dims.firstIndex(of: -1) {
+                        let known = dims.enumerated().filter { $0.offset != free }.map(\.element).reduce(1, *)
+                        dims[free] = known > 0 ? old.count / known : 0
+                    }
+                    return dims
+                }
+                var dims = resolved(target)
+                // The exporter writes the batch it traced with into target shapes; the graph runs
+                // at any batch, so a leading dimension equal to that batch becomes this pass's.
+                if dims.reduce(1, *) != old.count, let b = exportBatch, old.rank > 0, b != old[0], target.first == Int64(b) {
+                    var rebatched = target
+                    rebatched[0] = Int64(old[0])
+                    dims = resolved(rebatched)
+                }
+                guard dims.allSatisfy({ $0 >= 0 }), dims.reduce(1, *) == old.count else {
+                    throw ModelError("cannot reshape \(old) to \(target): the graph fixed this shape when it was exported; run it at the input size it was exported at")
                 }
                 return try g.reshape(try value(x, 0), Shape(dims))
             }
         case "Transpose":
             try only(["perm"])
-            guard let perm = ints("perm"), perm == Array(perm.indices) else { throw ModelError("only the identity permutation is supported") }
-            run = { _, x, _ in try value(x, 0) }
+            let perm = ints("perm")
+            run = { g, x, _ in
+                let v = try value(x, 0)
+                return try g.permute(v, perm ?? Array((0..<g.shape(v).rank).reversed()))
+            }
         case "Pad":
             try only(["mode"])
             if let mode = attributes["mode"], String(decoding: mode.s, as: UTF8.self) != "constant" { throw ModelError("only constant padding is supported") }
-            guard node.input.count > 1, let pads = integers[node.input[1]], pads.count == 8,
+            guard node.input.count > 1, let pads = stored(1), pads.count == 8,
                   pads[0] == 0, pads[1] == 0, pads[4] == 0, pads[5] == 0, pads[2] == pads[6], pads[3] == pads[7] else {
                 throw ModelError("only constant, symmetric spatial pads are supported")
             }
@@ -377,20 +477,48 @@ struct ONNXNode: Sendable {
                 return try g.conv2d(try value(x, 0), weight: ones, bias: nil, Conv2DParams(stride: (1, 1), padding: (ph, pw), groups: c))
             }
         case "Gather":
-            // One channel of an image tensor (GoogLeNet's transform_input): [N, C, H, W] -> [N, H, W].
+            // One index along any axis of a tensor (GoogLeNet's transform_input takes a channel,
+            // a ViT its class token): that slice, the axis removed.
             try only(["axis"])
-            guard int("axis", 0) == 1, node.input.count > 1, let index = integers[node.input[1]], index.count == 1 else {
-                throw ModelError("only gathering one channel (axis 1, a constant scalar index) is supported")
+            guard node.input.count > 1, let index = stored(1), index.count == 1 else {
+                throw ModelError("only gathering one constant index is supported")
             }
-            let k = Int(index[0])
+            let (axis, k, scalarIndex) = (int("axis", 0), Int(index[0]), context.integers[node.input[1]]!.dims.isEmpty)
             run = { g, x, _ in
                 let v = try value(x, 0)
-                guard let (n, c, h, w) = g.shape(v).nchw, k >= 0, k < c else { throw ModelError("Gather of channel \(k) from \(g.shape(v))") }
-                return try g.reshape(try g.sliceChannels(v, from: k, count: 1), [n, h, w])
+                let s = g.shape(v)
+                let a = axis < 0 ? axis + s.rank : axis
+                guard a >= 0, a < s.rank else { throw ModelError("Gather along axis \(axis) of \(s)") }
+                let i = k < 0 ? k + s[a] : k
+                guard i >= 0, i < s[a] else { throw ModelError("Gather of index \(k) along axis \(a) of \(s)") }
+                var dims = s.dims
+                if scalarIndex { dims.remove(at: a) } else { dims[a] = 1 }
+                return try g.reshape(try slice(g, v, axis: a, from: i, count: 1), Shape(dims))
+            }
+        case "Slice":
+            // Consecutive elements along one axis of a tensor (ShuffleNet's channel halves).
+            try only([])
+            guard (1...4).allSatisfy({ $0 >= node.input.count || node.input[$0].isEmpty || integral($0) }), integral(1), integral(2) else {
+                throw ModelError("starts, ends, axes and steps must be constants or computed from shapes")
+            }
+            run = { g, x, _ in
+                let v = try value(x, 0)
+                let s = g.shape(v)
+                let (starts, ends) = (try integers(x, 1).values, try integers(x, 2).values)
+                let axes = x.integers.count > 3 ? x.integers[3]?.values ?? [0] : [0]
+                let steps = x.integers.count > 4 ? x.integers[4]?.values ?? [1] : [1]
+                guard starts.count == 1, ends.count == 1, axes.count == 1, steps.count == 1 else {
+                    throw ModelError("Slice along \(axes.count) axes: only one")
+                }
+                let a = Int(axes[0] < 0 ? axes[0] + Int64(s.rank) : axes[0])
+                guard a >= 0, a < s.rank else { throw ModelError("Slice along axis \(axes[0]) of \(s)") }
+                let range = try sliceRange(count: s[a], start: starts[0], end: ends[0], step: steps[0])
+                guard let first = range.first, steps[0] == 1 else { throw ModelError("Slice of \(s) along axis \(a): only a non-empty range with step 1") }
+                return try slice(g, v, axis: a, from: first, count: range.count)
             }
         case "Unsqueeze":
             try only(["axes"])
-            guard let axes = (node.input.count > 1 ? integers[node.input[1]] : nil) ?? attributes["axes"]?.ints, axes.count == 1 else {
+            guard let axes = (node.input.count > 1 ? stored(1) : nil) ?? attributes["axes"]?.ints, axes.count == 1 else {
                 throw ModelError("only one constant axis is supported")
             }
             let axis = Int(axes[0])
@@ -401,6 +529,33 @@ struct ONNXNode: Sendable {
                 guard at >= 0, at <= dims.count else { throw ModelError("Unsqueeze at axis \(axis) of \(g.shape(v))") }
                 dims.insert(1, at: at)
                 return try g.reshape(v, Shape(dims))
+            }
+        case "Erf":
+            try only([])
+            run = { g, x, _ in try g.pointwise(try value(x, 0), .erf) }
+        case "Tanh":
+            try only([])
+            run = { g, x, _ in try g.pointwise(try value(x, 0), .tanh) }
+        case "Gelu":
+            try only(["approximate"])
+            if let a = attributes["approximate"], String(decoding: a.s, as: UTF8.self) != "none" {
+                throw ModelError("approximate \(String(decoding: a.s, as: UTF8.self)): only the exact GELU")
+            }
+            run = { g, x, _ in try g.pointwise(try value(x, 0), .gelu) }
+        case "LayerNormalization":
+            try only(["axis", "epsilon", "stash_type"])
+            guard node.output.count == 1 || node.output.dropFirst().allSatisfy(\.isEmpty) else {
+                throw ModelError("only the normalized output (not its mean and inverse deviation) is supported")
+            }
+            guard let scale = param(1) else { throw ModelError("the scale must be an initializer") }
+            let bias = param(2), axis = int("axis", -1), eps = float("epsilon", 1e-5)
+            parameterNames = [scale] + (bias.map { [$0] } ?? [])
+            run = { g, x, ps in
+                let v = try value(x, 0)
+                guard axis == -1 || axis == g.shape(v).rank - 1 else {
+                    throw ModelError("normalization from axis \(axis) of \(g.shape(v)): only over the last axis")
+                }
+                return try g.layerNorm(v, gamma: g.parameter(try ps(scale)), beta: try bias.map { g.parameter(try ps($0)) }, eps: eps)
             }
         case "Dropout", "Identity":
             try only(["ratio", "seed"])
@@ -432,9 +587,33 @@ private func matched(_ g: Graph, _ a: Graph.Value, _ b: Graph.Value, _ op: Strin
 }
 
 /// Input `i` of a node, which must be a computed value (not a weight or a missing input).
-private func value(_ x: [Graph.Value?], _ i: Int) throws -> Graph.Value {
-    guard i < x.count, let v = x[i] else { throw ModelError("input \(i) must be a computed tensor") }
+private func value(_ x: Operands, _ i: Int) throws -> Graph.Value {
+    guard i < x.values.count, let v = x.values[i] else { throw ModelError("input \(i) must be a computed tensor") }
     return v
+}
+
+/// The stored matrix `name` [K, N] as a linear layer's weight [N, K], transposed on the device
+/// once per parameter store.
+private func transposedWeight(_ g: Graph, _ ps: ParameterStore, _ name: String) throws -> Tensor {
+    try ps.derived(name + " transposed") { try g.backend.permute(try ps(name), [1, 0]) }
+}
+
+/// `count` consecutive elements from `from` along `axis` of a tensor of any rank: the tensor
+/// viewed as [outer, size, inner, 1] and sliced on its dimension 1.
+private func slice(_ g: Graph, _ v: Graph.Value, axis: Int, from: Int, count: Int) throws -> Graph.Value {
+    let s = g.shape(v)
+    if from == 0, count == s[axis] { return v }
+    let view = s.rank == 4 && axis == 1 ? v : try g.reshape(v, [s.dims[..<axis].reduce(1, *), s[axis], s.dims[(axis + 1)...].reduce(1, *), 1])
+    var dims = s.dims
+    dims[axis] = count
+    return try g.reshape(try g.sliceChannels(view, from: from, count: count), Shape(dims))
+}
+
+/// `body`, its model errors naming the node (its output) and op.
+private func named<T>(_ node: ONNXNode, _ body: () throws -> T) throws -> T {
+    do { return try body() } catch let error as ModelError {
+        throw ModelError("node \(node.output) (\(node.opType)): \(error.description)")
+    }
 }
 
 /// The graph's nodes as one module: runs them in order, tapping each output by its name.
@@ -445,16 +624,23 @@ struct ONNXNetwork: Module {
     let specs: [ParameterSpec]
     /// Float constants that are not weights (Constant nodes, scalars), kept on the host.
     let constants: [String: HostTensor]
+    /// Stored integer tensors (shapes, axes, indices), the host nodes' first operands.
+    let integers: [String: IntTensor]
     var name: String { "" }
     var kind: String { "ONNX" }
     var parameters: [ParameterSpec] { specs }
 
     func callAsFunction(_ g: Graph, _ x: Graph.Value, _ p: ParameterStore) throws -> Graph.Value {
         var values: [String: Graph.Value] = [input: x]
+        var integers = self.integers
         for node in nodes {
             if g.stopped { break }
-            let inputs = node.inputs.map { values[$0] }
-            let y = try node.run(g, inputs, p)
+            let operands = Operands(values: node.inputs.map { values[$0] }, integers: node.inputs.map { integers[$0] })
+            if let host = node.host {
+                integers[node.output] = try named(node) { try host(g, operands) }
+                continue
+            }
+            let y = try named(node) { try node.run(g, operands, p) }
             values[node.output] = y
             g.tap(node.output, y, kind: node.opType)
         }
@@ -464,4 +650,170 @@ struct ONNXNetwork: Module {
         }
         return y
     }
+}
+
+// Integer ops on the host: the exporter's shape arithmetic, evaluated per pass.
+extension ONNXNode {
+    static let hostOps: Set<String> = ["Gather", "Add", "Sub", "Mul", "Div", "Mod", "Concat", "Unsqueeze", "Squeeze", "Cast",
+                                       "Slice", "Identity", "Equal", "Where", "Range"]
+
+    static func hostOp(_ op: String, ints: (String) -> [Int]?, int: (String, Int) -> Int,
+                       only: (Set<String>) throws -> Void) throws -> @Sendable (Graph, Operands) throws -> IntTensor {
+        switch op {
+        case "Shape":
+            try only(["start", "end"])
+            let (start, end) = (int("start", 0), int("end", Int.max))
+            return { g, x in
+                let dims = g.shape(try value(x, 0)).dims
+                let clamp = { (i: Int) in Swift.min(Swift.max(i < 0 ? i + dims.count : i, 0), dims.count) }
+                let (a, b) = (clamp(start), clamp(end))
+                return IntTensor(vector: a < b ? dims[a..<b].map { Int64($0) } : [])
+            }
+        case "Gather":
+            try only(["axis"])
+            guard int("axis", 0) == 0 else { throw ModelError("gathering integers along axis \(int("axis", 0)): only axis 0") }
+            return { _, x in
+                let (data, index) = (try integers(x, 0), try integers(x, 1))
+                guard data.dims.count == 1 else { throw ModelError("Gather from an integer tensor of dimensions \(data.dims): only vectors") }
+                let n = Int64(data.values.count)
+                return IntTensor(dims: index.dims, values: try index.values.map { i in
+                    let k = i < 0 ? i + n : i
+                    guard k >= 0, k < n else { throw ModelError("Gather index \(i) outside \(n) values") }
+                    return data.values[Int(k)]
+                })
+            }
+        case "Add", "Sub", "Mul", "Div", "Mod":
+            try only(op == "Mod" ? ["fmod"] : [])
+            let fmod = int("fmod", 0) == 1
+            let f: @Sendable (Int64, Int64) throws -> Int64 = switch op {
+            case "Add": { $0 &+ $1 }
+            case "Sub": { $0 &- $1 }
+            case "Mul": { $0 &* $1 }
+            case "Div": { a, b in
+                guard b != 0 else { throw ModelError("integer division by zero") }
+                return a / b
+            }
+            default: { a, b in
+                guard b != 0 else { throw ModelError("integer modulo by zero") }
+                let r = a % b
+                return fmod || r == 0 || (r < 0) == (b < 0) ? r : r + b
+            }
+            }
+            return { _, x in
+                let (a, b) = (try integers(x, 0), try integers(x, 1))
+                if a.values.count == b.values.count {
+                    return IntTensor(dims: a.dims.count >= b.dims.count ? a.dims : b.dims, values: try zip(a.values, b.values).map(f))
+                }
+                if b.values.count == 1 { return IntTensor(dims: a.dims, values: try a.values.map { try f($0, b.values[0]) }) }
+                if a.values.count == 1 { return IntTensor(dims: b.dims, values: try b.values.map { try f(a.values[0], $0) }) }
+                throw ModelError("\(op) of integer tensors \(a.dims) and \(b.dims)")
+            }
+        case "Equal":
+            try only([])
+            return { _, x in
+                let (a, b) = (try integers(x, 0), try integers(x, 1))
+                guard a.values.count == b.values.count || b.values.count == 1 else { throw ModelError("Equal of integer tensors \(a.dims) and \(b.dims)") }
+                return IntTensor(dims: a.dims, values: a.values.indices.map { a.values[$0] == b.values[b.values.count == 1 ? 0 : $0] ? 1 : 0 })
+            }
+        case "Where":
+            try only([])
+            return { _, x in
+                let (c, a, b) = (try integers(x, 0), try integers(x, 1), try integers(x, 2))
+                let n = Swift.max(c.values.count, a.values.count, b.values.count)
+                guard [c, a, b].allSatisfy({ $0.values.count == n || $0.values.count == 1 }) else { throw ModelError("Where of integer tensors \(c.dims), \(a.dims), \(b.dims)") }
+                let at = { (t: IntTensor, i: Int) in t.values[t.values.count == 1 ? 0 : i] }
+                return IntTensor(dims: [c, a, b].first { $0.values.count == n }!.dims, values: (0..<n).map { at(c, $0) != 0 ? at(a, $0) : at(b, $0) })
+            }
+        case "Range":
+            try only([])
+            return { _, x in
+                let (start, limit, delta) = (try integers(x, 0).values, try integers(x, 1).values, try integers(x, 2).values)
+                guard start.count == 1, limit.count == 1, delta.count == 1, delta[0] != 0 else { throw ModelError("Range needs three scalars, the step non-zero") }
+                let count = Swift.max(0, Int((limit[0] - start[0] + delta[0] - (delta[0] > 0 ? 1 : -1)) / delta[0]))
+                guard count <= 1 << 20 else { throw ModelError("Range of \(count) values") }
+                return IntTensor(vector: (0..<count).map { start[0] + Int64($0) * delta[0] })
+            }
+        case "Concat":
+            try only(["axis"])
+            guard int("axis", 0) == 0 || int("axis", 0) == -1 else { throw ModelError("concatenating integers along axis \(int("axis", 0))") }
+            return { _, x in
+                let parts = x.integers.compactMap { $0 }
+                guard parts.allSatisfy({ $0.dims.count <= 1 }) else { throw ModelError("Concat of integer tensors beyond vectors") }
+                return IntTensor(vector: parts.flatMap(\.values))
+            }
+        case "Unsqueeze", "Squeeze":
+            try only(["axes"])
+            let attributeAxes = ints("axes")
+            return { _, x in
+                let t = try integers(x, 0)
+                let axes = attributeAxes ?? (x.integers.count > 1 ? x.integers[1]?.values.map { Int($0) } : nil)
+                var dims = t.dims
+                if op == "Unsqueeze" {
+                    guard let axes else { throw ModelError("Unsqueeze without axes") }
+                    let rank = dims.count + axes.count
+                    for a in axes.map({ $0 < 0 ? $0 + rank : $0 }).sorted() {
+                        guard a >= 0, a <= dims.count else { throw ModelError("Unsqueeze axis \(a) of \(t.dims)") }
+                        dims.insert(1, at: a)
+                    }
+                } else if let axes {
+                    for a in axes.map({ $0 < 0 ? $0 + dims.count : $0 }).sorted(by: >) {
+                        guard a >= 0, a < dims.count, dims[a] == 1 else { throw ModelError("Squeeze axis \(a) of \(t.dims)") }
+                        dims.remove(at: a)
+                    }
+                } else {
+                    dims = dims.filter { $0 != 1 }
+                }
+                return IntTensor(dims: dims, values: t.values)
+            }
+        case "Cast", "Identity":
+            try only(["to", "saturate"])
+            // Integer types (int64 7, int32 6, int16 5, int8 3, uint8 2, bool 9) keep the values.
+            guard op == "Identity" || [2, 3, 5, 6, 7, 9].contains(int("to", 7)) else {
+                throw ModelError("Cast of integers to data type \(int("to", 7)): only to integer types")
+            }
+            let toBool = int("to", 7) == 9 && op == "Cast"
+            return { _, x in
+                let t = try integers(x, 0)
+                return toBool ? IntTensor(dims: t.dims, values: t.values.map { $0 != 0 ? 1 : 0 }) : t
+            }
+        case "Slice":
+            try only([])
+            return { _, x in
+                let data = try integers(x, 0)
+                guard data.dims.count == 1 else { throw ModelError("Slice of an integer tensor of dimensions \(data.dims): only vectors") }
+                let (starts, ends) = (try integers(x, 1).values, try integers(x, 2).values)
+                let steps = x.integers.count > 4 ? x.integers[4]?.values ?? [1] : [1]
+                guard starts.count == 1, ends.count == 1, steps.count == 1 else { throw ModelError("Slice of a vector along more than one axis") }
+                let range = try sliceRange(count: data.values.count, start: starts[0], end: ends[0], step: steps[0])
+                return IntTensor(vector: range.map { data.values[$0] })
+            }
+        default:
+            throw ModelError("op \(op) is not supported on integer tensors")
+        }
+    }
+}
+
+/// The indices ONNX's Slice takes along one dimension of `count` (negative starts and ends
+/// count from the end; both are clamped; a step may be negative, not zero).
+func sliceRange(count: Int, start: Int64, end: Int64, step: Int64) throws -> [Int] {
+    guard step != 0 else { throw ModelError("Slice with step 0") }
+    let n = Int64(count)
+    func clamp(_ v: Int64, _ lo: Int64, _ hi: Int64) -> Int64 { Swift.min(Swift.max(v < 0 ? v + n : v, lo), hi) }
+    var indices: [Int] = []
+    if step > 0 {
+        var i = clamp(start, 0, n)
+        let e = clamp(end, 0, n)
+        while i < e { indices.append(Int(i)); i += step }
+    } else {
+        var i = clamp(start, -1, n - 1)
+        let e = clamp(end, -1, n - 1)
+        while i > e { indices.append(Int(i)); i += step }
+    }
+    return indices
+}
+
+/// Input `i` of a node as a host integer tensor.
+func integers(_ x: Operands, _ i: Int) throws -> IntTensor {
+    guard i < x.integers.count, let v = x.integers[i] else { throw ModelError("input \(i) must be an integer tensor (a shape or indices)") }
+    return v
 }

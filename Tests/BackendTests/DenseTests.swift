@@ -249,3 +249,65 @@ import TestSupport
         #expect(try cpu.values(cpu.resizeBilinear(x, height: shape[2], width: shape[3])) == cpu.values(x))
     }
 }
+
+/// Ops of imported transformer-style graphs: permute (ONNX Transpose) and layer normalization.
+@Suite struct LayoutAndNormalizationTests {
+    /// Every output element is the input element at the permuted coordinates (checked against
+    /// an index computation written here, independent of both backends), on both backends, and
+    /// the permute by the inverse permutation undoes it.
+    @Test(arguments: [(Shape([2, 3, 4, 5]), [0, 2, 3, 1]), (Shape([2, 5, 3, 4]), [0, 3, 1, 2]), (Shape([1, 2, 58, 3, 5]), [0, 2, 1, 3, 4]),
+                      (Shape([7, 37]), [1, 0]), (Shape([3]), [0]), (Shape([2, 1, 3, 1, 2, 5]), [5, 3, 1, 4, 0, 2]), (Shape([2, 17, 33]), [2, 0, 1])])
+    func permuteMovesEveryElementWhereNumpyWould(_ shape: Shape, _ perm: [Int]) throws {
+        let x = (0..<shape.count).map { Float($0) }
+        let out = Shape(perm.map { shape[$0] })
+        var strides = [Int](repeating: 1, count: shape.rank)
+        for i in stride(from: shape.rank - 2, through: 0, by: -1) { strides[i] = strides[i + 1] * shape[i + 1] }
+        var expected: [Float] = []
+        for i in 0..<out.count {
+            var (rest, source) = (i, 0)
+            for d in stride(from: out.rank - 1, through: 0, by: -1) {
+                source += rest % out[d] * strides[perm[d]]
+                rest /= out[d]
+            }
+            expected.append(x[source])
+        }
+        var inverse = perm
+        for (i, p) in perm.enumerated() { inverse[p] = i }
+        for b in [cpu as any Backend] + openCLFamilies() {
+            let y = try b.permute(try b.tensor(x, shape), perm)
+            #expect(y.shape == out)
+            #expect(try b.values(y) == expected, "\(b.name) permute \(shape) by \(perm)")
+            #expect(try b.values(try b.permute(y, inverse)) == x, "\(b.name) inverse permute")
+        }
+        #expect(throws: BackendError.self) { try cpu.permute(cpu.tensor(x, shape), perm + [perm.count]) }
+        if shape.rank > 1 { #expect(throws: BackendError.self) { try cpu.permute(cpu.tensor(x, shape), perm.map { _ in 0 }) } }
+    }
+
+    /// Layer normalization over the last dimension: the mean and (biased) variance of each
+    /// normalized row are 0 and 1 before the affine map; device against the CPU reference, with
+    /// and without gamma and beta; the backward pass by finite differences.
+    @Test(arguments: [Shape([2, 3, 4, 96]), Shape([5, 7]), Shape([1, 1, 1, 300]), Shape([3, 1]), Shape([2, 197, 64])])
+    func layerNormMatchesReferenceAndFiniteDifferences(_ shape: Shape) throws {
+        var rng = SeededRandom(seed: 41)
+        let c = shape.dims.last!
+        let x = rng.floats(shape.count, -3, 5), gy = rng.floats(shape.count), gamma = rng.floats(c, 0.5, 1.5), beta = rng.floats(c)
+        let plain = try cpu.values(cpu.layerNorm(cpu.tensor(x, shape), gamma: nil, beta: nil, eps: 1e-6))
+        for r in 0..<(shape.count / c) where c > 1 {
+            let row = plain[(r * c)..<((r + 1) * c)].map(Double.init)
+            let mean = row.reduce(0, +) / Double(c)
+            #expect(abs(mean) < 1e-5 && abs(row.map { ($0 - mean) * ($0 - mean) }.reduce(0, +) / Double(c) - 1) < 1e-4, "row \(r)")
+        }
+        try expectDeviceMatchesReference("layer norm \(shape)", inputs: [(x, shape), (gy, shape), (gamma, [c]), (beta, [c])]) { b, t in
+            [try b.layerNorm(t[0], gamma: t[2], beta: t[3], eps: 1e-5), try b.layerNorm(t[0], gamma: nil, beta: nil, eps: 1e-6),
+             try b.layerNorm(t[0], gamma: t[2], beta: nil, eps: 1e-5),
+             try b.layerNormBackward(t[1], input: t[0], gamma: t[2], eps: 1e-5), try b.layerNormBackward(t[1], input: t[0], gamma: nil, eps: 0.1)]
+        }
+        guard shape.count <= 300, c > 1 else { return }
+        try expectFiniteDifferences("layer norm \(shape)", inputs: [x.map { $0 / 2 }], eps: 1e-2, tolerance: 3e-2) { v in
+            try cpu.values(cpu.layerNorm(cpu.tensor(v[0], shape), gamma: cpu.tensor(gamma, [c]), beta: cpu.tensor(beta, [c]), eps: 1e-5))
+        } backward: { v, r in
+            [try cpu.values(cpu.layerNormBackward(cpu.tensor(r, shape), input: cpu.tensor(v[0], shape), gamma: cpu.tensor(gamma, [c]), eps: 1e-5))]
+        }
+        #expect(throws: BackendError.self) { try cpu.layerNorm(cpu.tensor(x, shape), gamma: cpu.tensor(gamma + [1], [c + 1]), beta: nil, eps: 1e-5) }
+    }
+}

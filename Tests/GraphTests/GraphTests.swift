@@ -128,3 +128,53 @@ struct TinyNet {
         #expect(partial.tapped("act") == nil)
     }
 }
+
+/// The ops of imported transformer-style graphs through the graph: a ConvNeXt-like block
+/// (permute to channels-last, layer norm with gamma and beta, a bias along the last axis, GELU,
+/// a scale along channels, permute back), its input and parameter gradients by finite
+/// differences on the CPU reference, and the device against the reference.
+@Suite struct TransformerOpsTests {
+    let shape: Shape = [2, 4, 3, 5]
+    func block(_ g: Graph, _ x: Graph.Value, _ p: [Graph.Value], _ b: any Backend) throws -> Graph.Value {
+        var h = try g.permute(x, [0, 2, 3, 1])
+        h = try g.layerNorm(h, gamma: p[0], beta: p[1], eps: 1e-6)
+        h = try g.axisAffine(h, axis: 3, scale: nil, shift: g.tensor(p[2]))
+        h = try g.pointwise(h, .gelu)
+        h = try g.permute(h, [0, 3, 1, 2])
+        h = try g.axisAffine(h, axis: 1, scale: g.tensor(p[3]), shift: nil)
+        return try g.add(h, try g.pointwise(try g.pointwise(x, .offset(0.5)), .tanh))
+    }
+
+    @Test func blockGradientsMatchFiniteDifferencesAndTheDevice() throws {
+        var rng = SeededRandom(seed: 12)
+        let x = rng.floats(shape.count, -2, 2)
+        let params = [rng.floats(4, 0.5, 1.5), rng.floats(4), rng.floats(4), rng.floats(4, -2, 2)]
+        func run(_ b: any Backend, _ v: [[Float]]) throws -> (Graph, Graph.Value, [Graph.Value], Graph.Value) {
+            let g = Graph(backend: b, parameterGradients: true)
+            let input = g.input(try b.tensor(v[0], shape))
+            let p = try v.dropFirst().map { g.parameter(try b.tensor($0, [4])) }
+            return (g, input, p, try block(g, input, p, b))
+        }
+        let problems = try finiteDifferenceMismatches(inputs: [x] + params, eps: 1e-3, samples: 10, tolerance: 3e-2) { v in
+            let (g, _, _, y) = try run(cpu, v)
+            return try cpu.values(g.tensor(y))
+        } backward: { v, r in
+            let (g, input, p, y) = try run(cpu, v)
+            let grads = try g.backward(from: y, seed: try cpu.tensor(r, shape))
+            // The bias and scale along an axis are constants (axisAffine): no gradient.
+            return [try cpu.values(grads.of(input)!), try cpu.values(grads.of(p[0])!), try cpu.values(grads.of(p[1])!), nil, nil]
+        }
+        #expect(problems.isEmpty, "\(problems.prefix(5))")
+        guard let gpu = TestDevice.backend(fail: { Issue.record(Comment(rawValue: $0)) }) else { return }
+        var results: [[[Float]]] = []
+        let seed = rng.floats(shape.count)
+        for b in [cpu, gpu] as [any Backend] {
+            let (g, input, p, y) = try run(b, [x] + params)
+            let grads = try g.backward(from: y, seed: try b.tensor(seed, shape))
+            results.append(try [g.tensor(y), grads.of(input)!, grads.of(p[0])!, grads.of(p[1])!].map { try b.values($0) })
+        }
+        for (i, (a, e)) in zip(results[1], results[0]).enumerated() {
+            #expect(normalizedError(a, e) < 1e-4, "result \(i): \(normalizedError(a, e))")
+        }
+    }
+}

@@ -71,13 +71,18 @@ import TestSupport
 
     @Test func pointwiseOpsAndTheirGradients() throws {
         let x: [Float] = (0..<23).map { Float($0) * 0.37 - 4.1 }
-        for op in [Pointwise.sigmoid, .absPower(1.5), .absPower(6), .absPower(0.5), .hardSigmoid, .hardSwish] {
+        for op in [Pointwise.sigmoid, .absPower(1.5), .absPower(6), .absPower(0.5), .hardSigmoid, .hardSwish, .erf, .offset(-0.75), .gelu, .tanh] {
             let expected = x.map { v -> Float in
                 switch op {
                 case .absPower(let p): return pow(abs(v), p)
                 case .hardSigmoid: return min(max(v + 3, 0), 6) / 6
                 case .hardSwish: return v * min(max(v + 3, 0), 6) / 6
                 case .sigmoid: return 1 / (1 + exp(-v))
+                case .erf: return erf(v)
+                case .offset(let c): return v + c
+                // torch.nn.functional.gelu(torch.tensor(v)), approximate="none"
+                case .gelu: return v * 0.5 * (1 + erf(v / Float(2).squareRoot()))
+                case .tanh: return tanh(v)
                 }
             }
             for b in backends() {

@@ -46,9 +46,12 @@ import TestSupport
     /// What a user gets from `torch.onnx.export(model, x, f)` with the exporter's defaults
     /// (constant folding: batchnorms folded into convolutions, initializers renamed and shared
     /// through Identity nodes), tools/make_onnx_fixtures.py --defaults: logits and input
-    /// gradients of PyTorch's model holding the same weights, on both backends.
+    /// gradients of PyTorch's model holding the same weights, on both backends. Exported at batch
+    /// 1 (ShuffleNet's channel shuffle writes that batch into its reshapes, and runs at 2 here);
+    /// ConvNeXt at the default opset (GELU as Gelu) and at 17 (GELU as Div, Erf, Add, Mul).
     @Test(arguments: ["resnet18", "resnet50", "mobilenet_v2", "googlenet", "mobilenet_v3_small", "mobilenet_v3_large",
-                      "efficientnet_b0", "regnet_y_400mf", "squeezenet1_1", "densenet121"])
+                      "efficientnet_b0", "regnet_y_400mf", "squeezenet1_1", "densenet121", "shufflenet_v2_x1_0",
+                      "convnext_tiny", "convnext_tiny_opset17", "inception_v3", "alexnet"])
     func defaultExportsMatchPyTorch(_ arch: String) throws {
         let file = try SafeTensorsFile(url: fixtures.appendingPathComponent("onnx/default_exports.safetensors"))
         let input = try file.tensor("\(arch).input")
@@ -57,6 +60,20 @@ import TestSupport
             let (logits, grad) = try logitsAndGradient(model, input.values, input.shape)
             #expect(normalizedError(logits, try file.tensor("\(arch).logits").values) < 1e-4, "\(b.name) \(arch) logits")
             #expect(normalizedError(grad, try file.tensor("\(arch).input_grad").values) < 1e-3, "\(b.name) \(arch) input gradient")
+        }
+    }
+
+    /// A graph whose reshapes were fixed at export (ShuffleNet at 64x64) refuses another size
+    /// with one line naming the node, not a crash or a wrong shape.
+    @Test func aGraphFixedAtItsExportSizeRefusesAnotherSize() throws {
+        let model = try onnxModel("shufflenet_v2_x1_0_default", on: cpu)
+        let g = Graph(backend: cpu)
+        do {
+            _ = try model.forward(g, g.input(try cpu.tensor([Float](repeating: 0.5, count: 3 * 32 * 32), [1, 3, 32, 32])))
+            Issue.record("ran at 32x32")
+        } catch {
+            let message = "\(error)"
+            #expect(message.contains("(Reshape)") && message.contains("cannot reshape [1, 116, 4, 4]") && message.contains("exported"), "\(message)")
         }
     }
 
