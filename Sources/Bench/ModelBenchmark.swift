@@ -55,7 +55,7 @@ public enum ModelBenchmark {
             let x = g.input(input)
             return (g, x, try model.forward(g, x))
         }
-        let classes = model.architecture.parameters.last!.shape[0]
+        let classes = try model.classCount(size: size)
         var seedValues = [Float](repeating: 0, count: batch * classes)
         for n in 0..<batch { seedValues[n * classes] = 1 }
         let seed = try backend.tensor(seedValues, [batch, classes])
@@ -95,7 +95,8 @@ public enum SaliencyBenchmark {
         var rng = SystemRandomNumberGenerator()
         let shape: Shape = [batch, 3, size, size]
         let input = try backend.tensor((0..<shape.count).map { _ in Float.random(in: -2..<2, using: &rng) }, shape)
-        let targets = (0..<batch).map { $0 * 37 % 1000 % model.architecture.parameters.last!.shape[0] }
+        let classes = try model.classCount(size: size)
+        let targets = (0..<batch).map { $0 * 37 % 1000 % classes }
         return try methods.map { method in
             _ = try method.attribute(model, input: input, targets: targets)  // warm-up: builds kernels
             var walls: [Double] = [], devices: [Double] = []
@@ -120,7 +121,7 @@ func median(_ v: [Double]) -> Double { let s = v.sorted(); return s[s.count / 2]
 /// decorrelated colour, standard transforms, Adam), one class objective per image.
 public enum VisualizationBenchmark {
     public static func stepsPerSecond(_ model: Model, batch: Int, size: Int = 224, steps: Int) throws -> Double {
-        let classes = model.architecture.parameters.last!.shape[0]
+        let classes = try model.classCount(size: size)
         let objectives = (0..<batch).map { Objective.classLogit($0 * 37 % classes) }
         _ = try FeatureVisualization(objectives: objectives, size: size, steps: 1).run(model)  // warm-up: builds kernels
         let job = FeatureVisualization(objectives: objectives, size: size, steps: Swift.max(steps, 1), reportEvery: Int.max)

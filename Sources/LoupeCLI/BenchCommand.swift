@@ -59,7 +59,7 @@ public struct BenchCommand: ParsableCommand {
             }
             if kernels {
                 let steps = Swift.max(runs, 1)
-                let classes = model.architecture.parameters.last!.shape[0]
+                let classes = try model.classCount()
                 let job = FeatureVisualization(objectives: (0..<batches[0]).map { .classLogit($0 * 37 % classes) },
                                                size: 224, steps: steps, reportEvery: Int.max)
                 printKernels("per optimization step (a run of \(steps) steps and its setup, divided by \(steps)), batch \(batches[0])",
@@ -97,7 +97,8 @@ public struct BenchCommand: ParsableCommand {
             if let methods {
                 let b = batches[0]
                 let input = try backend.tensor([Float](repeating: 0.5, count: b * 3 * 224 * 224), [b, 3, 224, 224])
-                let targets = (0..<b).map { $0 * 37 % 1000 % model.architecture.parameters.last!.shape[0] }
+                let classes = try model.classCount()
+                let targets = (0..<b).map { $0 * 37 % 1000 % classes }
                 for method in methods {
                     printKernels("\(method.name), batch \(b)", try ModelBenchmark.kernelBreakdown(on: backend) {
                         _ = try method.attribute(model, input: input, targets: targets)

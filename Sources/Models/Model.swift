@@ -47,6 +47,15 @@ public struct Model: Sendable {
         try architecture.forward(g, x, parameters)
     }
 
+    /// How many outputs (classes) a pass gives per image: from one fused pass at size x size
+    /// (an imported graph's parameters come in name order, so its head is not the last one).
+    public func classCount(size: Int = 224) throws -> Int {
+        let g = Graph(backend: backend)
+        g.keptLayers = []
+        let y = try forward(g, g.input(try backend.tensor([Float](repeating: 0, count: 3 * size * size), [1, 3, size, size])))
+        return g.shape(y).count
+    }
+
     /// The same weights on another backend.
     public func moved(to other: any Backend) throws -> Model {
         var tensors: [String: Tensor] = [:]

@@ -68,9 +68,31 @@ public enum ONNXImport {
         // The batch the graph was traced at: the exporter writes it into reshapes' target shapes.
         let declared = graph.input.first { $0.name == inputs[0] }?.type.tensorType.shape.dim.map { $0.dimValue } ?? []
         let context = ONNXNode.Context(floats: floats, integers: integers, exportBatch: declared.first.flatMap { $0 > 0 ? Int($0) : nil })
+        // MatMul by a stored matrix then Add of a stored vector (a linear layer on a tensor of any
+        // rank, as ConvNeXt's blocks export): one product with its bias, tapped under the sum.
+        var uses: [String: Int] = [:]
+        for node in graph.node { for i in node.input { uses[aliases[i] ?? i, default: 0] += 1 } }
+        for o in graph.output { uses[o.name, default: 0] += 1 }
+        let matmuls = Dictionary(graph.node.filter { $0.opType == "MatMul" && $0.input.count == 2 && $0.output.count == 1 }.map { ($0.output[0], $0) },
+                                 uniquingKeysWith: { a, _ in a })
+        var biasOf: [String: (bias: String, output: String)] = [:], absorbed: Set<String> = []
+        for node in graph.node where node.opType == "Add" && node.input.count == 2 && node.output.count == 1 {
+            let ins = node.input.map { aliases[$0] ?? $0 }
+            for (product, bias) in [(ins[0], ins[1]), (ins[1], ins[0])] {
+                guard let m = matmuls[product], uses[product] == 1, let b = floats[bias], b.shape.rank == 1,
+                      let w = floats[aliases[m.input[1]] ?? m.input[1]], w.shape.rank == 2, w.shape[1] == b.shape[0] else { continue }
+                biasOf[product] = (bias, node.output[0])
+                absorbed.insert(node.output[0])
+                break
+            }
+        }
         var nodes: [ONNXNode] = []
-        for var node in graph.node where node.opType != "Constant" && aliases[node.output.first ?? ""] == nil {
+        for var node in graph.node where node.opType != "Constant" && aliases[node.output.first ?? ""] == nil && !absorbed.contains(node.output.first ?? "") {
             node.input = node.input.map { aliases[$0] ?? $0 }
+            if node.opType == "MatMul", let fused = biasOf[node.output[0]] {
+                node.input.append(fused.bias)
+                node.output = [fused.output]
+            }
             do {
                 let made = try ONNXNode(node, context)
                 if made.host != nil { context.computedIntegers.insert(made.output) }
@@ -338,14 +360,17 @@ struct ONNXNode: Sendable {
         case "MatMul":
             try only([])
             guard let w = param(1), floats[w]!.shape.rank == 2 else { throw ModelError("only a product with a 2-D initializer is supported") }
-            parameterNames = [w]
+            // A third input is the bias of an Add the importer fused into this product.
+            let bias = param(2)
+            parameterNames = [w] + (bias.map { [$0] } ?? [])
             run = { g, x, ps in
                 // [..., K] x [K, N]: the rows of every leading dimension at once.
                 let v = try value(x, 0)
                 let s = g.shape(v)
-                if s.rank == 2 { return try g.linear(v, weight: g.parameter(try transposedWeight(g, ps, w)), bias: nil) }
+                let weight = g.parameter(try transposedWeight(g, ps, w)), b = try bias.map { g.parameter(try ps($0)) }
+                if s.rank == 2 { return try g.linear(v, weight: weight, bias: b) }
                 guard s.rank > 2, let k = s.dims.last else { throw ModelError("MatMul of \(s) by a matrix") }
-                let y = try g.linear(try g.reshape(v, [s.count / k, k]), weight: g.parameter(try transposedWeight(g, ps, w)), bias: nil)
+                let y = try g.linear(try g.reshape(v, [s.count / k, k]), weight: weight, bias: b)
                 return try g.reshape(y, Shape(s.dims.dropLast() + [g.shape(y)[1]]))
             }
         case "Add", "Sub", "Mul", "Div":
