@@ -136,6 +136,17 @@ def onnx_role_values(name, dims):
     return torch.from_numpy(v.astype(np.float32)).reshape(dims)
 
 
+def call_order(model, x, kind):
+    """The modules of type `kind` in the order a forward pass on x calls them."""
+    calls = []
+    hooks = [m.register_forward_hook(lambda mod, i, o: calls.append(mod)) for m in model.modules() if isinstance(m, kind)]
+    with torch.no_grad():
+        model(x)
+    for h in hooks:
+        h.remove()
+    return calls
+
+
 def module_of(model, node_name):
     """The module a node of the legacy exporter belongs to, from its scope name: the node
     /features/features.1/features.1.0/block/block.3/Add is features.1.0.block.3's (each scope
@@ -164,12 +175,7 @@ def default_exports():
                   if t.data_type == onnx.TensorProto.FLOAT and len(t.dims) > 0}
         aliases = {nd.output[0]: nd.input[0] for nd in proto.graph.node if nd.op_type == "Identity" and nd.input[0] in values}
         # The convolutions in the order the forward pass calls them: the exporter's Conv nodes.
-        calls = []
-        hooks = [m.register_forward_hook(lambda mod, i, o: calls.append(mod)) for m in model.modules() if isinstance(m, nn.Conv2d)]
-        with torch.no_grad():
-            model(x)
-        for h in hooks:
-            h.remove()
+        calls = call_order(model, x, nn.Conv2d)
         convs = [nd for nd in proto.graph.node if nd.op_type == "Conv"]
         assert len(convs) == len(calls), (arch, len(convs), len(calls))
         state = model.state_dict()
@@ -184,12 +190,7 @@ def default_exports():
                 conv.bias = nn.Parameter(values[aliases.get(node.input[2], node.input[2])].clone())
         # Linear layers the exporter wrote as MatMul by a stored [in, out] matrix (ConvNeXt's
         # blocks), in call order: their weight is that matrix transposed.
-        linears = []
-        hooks = [m.register_forward_hook(lambda mod, i, o: linears.append(mod)) for m in model.modules() if isinstance(m, nn.Linear)]
-        with torch.no_grad():
-            model(x)
-        for h in hooks:
-            h.remove()
+        linears = call_order(model, x, nn.Linear)
         matmuls = [nd for nd in proto.graph.node if nd.op_type == "MatMul" and aliases.get(nd.input[1], nd.input[1]) in values]
         by_matmul = [m for m in linears if not any(f"{n}.weight" in values for n, mm in model.named_modules() if mm is m)]
         assert len(matmuls) == len(by_matmul), (arch, len(matmuls), len(by_matmul))
