@@ -29,6 +29,7 @@ import numpy as np
 import onnx
 import torch
 import torch.nn as nn
+import torchvision
 
 sys.path.insert(0, os.path.dirname(__file__))
 from make_model_fixtures import ROOT, SEED, build, fill, seeded  # noqa: E402
@@ -118,7 +119,7 @@ DEFAULT_CASES = [("resnet18", 2, 32, None), ("resnet50", 1, 32, None), ("mobilen
                  ("mobilenet_v3_small", 2, 32, None), ("mobilenet_v3_large", 1, 32, None), ("efficientnet_b0", 1, 32, None),
                  ("regnet_y_400mf", 1, 32, None), ("squeezenet1_1", 1, 48, None), ("densenet121", 1, 32, None),
                  ("shufflenet_v2_x1_0", 2, 64, None), ("convnext_tiny", 1, 32, None), ("convnext_tiny", 2, 32, 17),
-                 ("inception_v3", 1, 80, None), ("alexnet", 1, 224, None)]
+                 ("inception_v3", 1, 80, None), ("alexnet", 1, 224, None), ("vit", 1, 32, None), ("vit", 1, 32, 17)]
 
 
 def onnx_role_values(name, dims):
@@ -134,6 +135,43 @@ def onnx_role_values(name, dims):
     else:
         v = (2 * u - 1) * np.float32(np.sqrt(np.float32(6.0) / np.float32(max(count // dims[0], 1))))
     return torch.from_numpy(v.astype(np.float32)).reshape(dims)
+
+
+def attention_rollout(model, x, size):
+    """Attention rollout (Abnar and Zuidema 2020) of a torchvision VisionTransformer: each
+    block's attention probabilities recomputed from its layer norm's output and its attention's
+    input projection (torchvision asks nn.MultiheadAttention for no weights), averaged over heads,
+    A' = (A + I) / 2, R = A'_L ... A'_1; the class token's row over the patches on their grid,
+    divided by its maximum, resized bilinearly (half-pixel centres) to the image: [N, size, size]."""
+    inputs = []
+    hooks = [layer.ln_1.register_forward_hook(lambda mod, i, o: inputs.append(o.detach())) for layer in model.encoder.layers]
+    with torch.no_grad():
+        model(x)
+    for h in hooks:
+        h.remove()
+    rollout = None
+    for layer, tokens in zip(model.encoder.layers, inputs):
+        mha = layer.self_attention
+        n, t, d = tokens.shape
+        heads = mha.num_heads
+        q, k, _ = torch.nn.functional.linear(tokens, mha.in_proj_weight, mha.in_proj_bias).chunk(3, dim=-1)
+        q = q.reshape(n, t, heads, d // heads).transpose(1, 2)
+        k = k.reshape(n, t, heads, d // heads).transpose(1, 2)
+        a = torch.softmax(q @ k.transpose(-1, -2) / (d // heads) ** 0.5, dim=-1).mean(dim=1)
+        a = (a + torch.eye(t)) / 2
+        rollout = a if rollout is None else a @ rollout
+    mask = rollout[:, 0, 1:]
+    side = int(round(mask.shape[-1] ** 0.5))
+    mask = (mask / mask.max(dim=-1, keepdim=True).values).reshape(n, 1, side, side)
+    return torch.nn.functional.interpolate(mask, size=(size, size), mode="bilinear", align_corners=False)[:, 0]
+
+
+def build_case(arch):
+    """torchvision's model, or for "vit" a ViT at reduced size (32x32 images, 8x8 patches, 2
+    layers, 4 heads, width 64): torchvision's VisionTransformer code, as vit_b_16 exports it."""
+    if arch == "vit":
+        return torchvision.models.VisionTransformer(image_size=32, patch_size=8, num_layers=2, num_heads=4, hidden_dim=64, mlp_dim=128)
+    return build(arch)
 
 
 def call_order(model, x, kind):
@@ -163,7 +201,7 @@ def default_exports():
     for arch, n, size, opset in DEFAULT_CASES:
         case = arch if opset is None else f"{arch}_opset{opset}"
         torch.manual_seed(1)
-        model = build(arch).eval()
+        model = build_case(arch).eval()
         x = torch.randn(n, 3, size, size)
         f = io.BytesIO()
         if opset is None:
@@ -182,6 +220,11 @@ def default_exports():
         for name in state:
             if name in values:
                 state[name] = values[name]
+        # Equal tensors of a freshly made model (layer norms' ones and zeros, biases, layer
+        # scales) are stored once and shared through Identity nodes named after the others.
+        for name, source in aliases.items():
+            if name in state and tuple(state[name].shape) == tuple(values[source].shape):
+                state[name] = values[source]
         model.load_state_dict(state)
         for node, conv in zip(convs, calls):
             w = aliases.get(node.input[1], node.input[1])
@@ -189,13 +232,14 @@ def default_exports():
             if len(node.input) > 2:
                 conv.bias = nn.Parameter(values[aliases.get(node.input[2], node.input[2])].clone())
         # Linear layers the exporter wrote as MatMul by a stored [in, out] matrix (ConvNeXt's
-        # blocks), in call order: their weight is that matrix transposed.
-        linears = call_order(model, x, nn.Linear)
-        matmuls = [nd for nd in proto.graph.node if nd.op_type == "MatMul" and aliases.get(nd.input[1], nd.input[1]) in values]
-        by_matmul = [m for m in linears if not any(f"{n}.weight" in values for n, mm in model.named_modules() if mm is m)]
-        assert len(matmuls) == len(by_matmul), (arch, len(matmuls), len(by_matmul))
-        for node, linear in zip(matmuls, by_matmul):
-            linear.weight = nn.Parameter(values[aliases.get(node.input[1], node.input[1])].t().contiguous().clone())
+        # blocks, ViT's MLPs and attention's input projection): the matrix transposed goes into
+        # the module the node's scope names.
+        for nd in proto.graph.node:
+            b = aliases.get(nd.input[1], nd.input[1]) if nd.op_type == "MatMul" else None
+            if b in values and len(values[b].shape) == 2:
+                module = module_of(model, nd.name)
+                target = module.in_proj_weight if isinstance(module, nn.MultiheadAttention) else module.weight
+                target.data.copy_(values[b].t())
         # A BatchNormalization node (named by its module's scope, /features/denseblock1/...)
         # takes its four tensors, shared ones through Identity nodes, as the node reads them;
         # batchnorms without a node are folded into a convolution's weights.
@@ -207,20 +251,6 @@ def default_exports():
             for attr, source in zip(["weight", "bias", "running_mean", "running_var"], nd.input[1:]):
                 getattr(bn, attr).data.copy_(values[aliases.get(source, source)])
             kept.add(bn)
-        # Equal tensors of a freshly made model (layer norms' ones and zeros, linear biases, layer
-        # scales) are stored once and shared: each node's stored operands go back to its module.
-        for nd in proto.graph.node:
-            stored = [aliases.get(i, i) for i in nd.input if aliases.get(i, i) in values]
-            if not stored or nd.op_type not in ("LayerNormalization", "Add", "Mul"):
-                continue
-            module = module_of(model, nd.name)
-            if nd.op_type == "LayerNormalization":
-                for attr, source in zip(["weight", "bias"], [aliases.get(i, i) for i in nd.input[1:]]):
-                    getattr(module, attr).data.copy_(values[source])
-            elif nd.op_type == "Add" and isinstance(module, nn.Linear):
-                module.bias.data.copy_(values[stored[0]])
-            elif nd.op_type == "Mul" and hasattr(module, "layer_scale"):
-                module.layer_scale.data.copy_(values[stored[0]])
         for parent in list(model.modules()):
             for child_name, child in list(parent.named_children()):
                 if isinstance(child, nn.BatchNorm2d) and child not in kept:
@@ -232,6 +262,21 @@ def default_exports():
         seed[torch.arange(n), logits.argmax(dim=1)] = 1
         (grad,) = torch.autograd.grad(logits, xi, seed)
         tensors[f"{case}.input"], tensors[f"{case}.logits"], tensors[f"{case}.input_grad"] = x, logits.detach(), grad
+        if case == "vit":
+            # pytorch-grad-cam on the last block's first layer norm, its tokens laid out on their
+            # 4x4 grid without the class token (its README's reshape_transform for ViT).
+            from pytorch_grad_cam import GradCAM
+            from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
+
+            def tokens_to_grid(t):
+                side = int(round((t.size(1) - 1) ** 0.5))
+                return t[:, 1:, :].reshape(t.size(0), side, side, t.size(2)).permute(0, 3, 1, 2)
+
+            with GradCAM(model=model, target_layers=[model.encoder.layers[-1].ln_1], reshape_transform=tokens_to_grid) as cam:
+                maps = cam(input_tensor=x, targets=[ClassifierOutputTarget(int(c)) for c in logits.argmax(dim=1)])
+            tensors["vit.gradcam"] = torch.from_numpy(maps)
+            with torch.no_grad():
+                tensors["vit.rollout"] = attention_rollout(model, x, size)
         for t in proto.graph.initializer:
             if t.data_type == onnx.TensorProto.FLOAT and len(t.dims) > 0:
                 t.ClearField("raw_data")

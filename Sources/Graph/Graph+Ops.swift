@@ -223,6 +223,29 @@ extension Graph {
         }
     }
 
+    /// a [..., M, K] times b [..., K, N] (the same leading dimensions): [..., M, N], one matrix
+    /// product per leading index (attention's scores and its weighted values), each a linear
+    /// layer whose weight is b's slice transposed, so both operands get gradients.
+    public func batchedMatMul(_ a: Value, _ b: Value) throws -> Value {
+        let (sa, sb) = (shape(a), shape(b))
+        let r = sa.rank
+        guard r >= 2, sb.rank == r, Array(sa.dims.prefix(r - 2)) == Array(sb.dims.prefix(r - 2)), sa[r - 1] == sb[r - 2] else {
+            throw BackendError("matmul", "cannot multiply \(sa) by \(sb): [..., M, K] by [..., K, N] with the same leading dimensions")
+        }
+        let (m, k, n) = (sa[r - 2], sa[r - 1], sb[r - 1])
+        let count = sa.dims.prefix(r - 2).reduce(1, *)
+        let lhs = try reshape(a, [1, count, m * k, 1])
+        let rhs = try reshape(try permute(b, Array(0..<(r - 2)) + [r - 1, r - 2]), [1, count, n * k, 1])
+        var products: [Value] = []
+        for i in 0..<count {
+            let x = count == 1 ? try reshape(lhs, [m, k]) : try reshape(try sliceChannels(lhs, from: i, count: 1), [m, k])
+            let w = count == 1 ? try reshape(rhs, [n, k]) : try reshape(try sliceChannels(rhs, from: i, count: 1), [n, k])
+            products.append(try reshape(try linear(x, weight: w, bias: nil), [1, 1, m * n, 1]))
+        }
+        let joined = products.count == 1 ? products[0] : try concat(products)
+        return try reshape(joined, Shape(Array(sa.dims.prefix(r - 2)) + [m, n]))
+    }
+
     /// y = x scale[c] + shift[c] along dimension `axis` of a tensor of any rank (a stored ONNX
     /// tensor broadcast against one dimension: a bias on the last axis, a layer scale on
     /// channels); scale and shift hold one value per index of that axis (any shape), or are nil

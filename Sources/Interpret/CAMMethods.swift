@@ -4,7 +4,7 @@ import Graph
 import Models
 
 /// The class activation map family, on any layer with a 4-D output (named as `loupe layers`
-/// prints it). As pytorch-grad-cam: cam = ReLU(sum_c w_c A_c) at the layer's resolution,
+/// prints it), or a vision transformer's token sequence (laid out on its grid). As pytorch-grad-cam: cam = ReLU(sum_c w_c A_c) at the layer's resolution,
 /// min-max normalized (x - min) / (max + 1e-7), resized to the input with bilinear interpolation
 /// (half-pixel centres, on the device), then ReLU and normalized again.
 public struct CAM: AttributionMethod {
@@ -114,13 +114,33 @@ func layerTensors(_ g: Graph, _ grads: Gradients, layer: String, model: Model) t
     try checkLayerName(layer, in: g.tapNames, model: model.architecture.name)
     let value = g.tapped(layer)!
     let shape = g.shape(value)
+    if let side = tokenGridSide(shape) {
+        // A vision transformer's tokens [N, 1 + s^2, C]: the class token dropped, the rest laid
+        // out on their s x s grid as [N, C, s, s] (pytorch-grad-cam's reshape_transform for ViT).
+        guard let gradient = grads.tapped(layer) else { throw InterpretError("layer \(layer) does not influence the output") }
+        let b = g.backend
+        func grid(_ t: Tensor) throws -> Tensor {
+            let (n, c) = (shape[0], shape[2])
+            let tokens = try b.split(Tensor(shape: [n, 1 + side * side, c, 1], storage: t.storage), sizes: [1, side * side])[1]
+            let channelsFirst = try b.permute(Tensor(shape: [n, side * side, c], storage: tokens.storage), [0, 2, 1])
+            return Tensor(shape: [n, c, side, side], storage: channelsFirst.storage)
+        }
+        return (try grid(g.tensor(value)), try grid(gradient), [shape[0], shape[2], side, side])
+    }
     guard shape.rank == 4 else {
-        let valid = g.tapNames.filter { g.shape(g.tapped($0)!).rank == 4 }
-        throw InterpretError("layer \(layer) has a \(shape.rank)-D output \(shape); CAM methods need a 4-D one: "
+        let valid = g.tapNames.filter { g.shape(g.tapped($0)!).rank == 4 || tokenGridSide(g.shape(g.tapped($0)!)) != nil }
+        throw InterpretError("layer \(layer) has a \(shape.rank)-D output \(shape); CAM methods need a 4-D one (or a transformer's tokens [N, 1 + s^2, C]): "
                              + valid.suffix(8).joined(separator: ", ") + (valid.count > 8 ? " (and \(valid.count - 8) more, see `loupe layers`)" : ""))
     }
     guard let gradient = grads.tapped(layer) else { throw InterpretError("layer \(layer) does not influence the output") }
     return (g.tensor(value), gradient, shape)
+}
+
+/// The side s of a token sequence [N, 1 + s^2, C] (a class token and an s x s grid), or nil.
+public func tokenGridSide(_ shape: Shape) -> Int? {
+    guard shape.rank == 3, shape[1] > 1 else { return nil }
+    let side = Int(Double(shape[1] - 1).squareRoot().rounded())
+    return side * side == shape[1] - 1 ? side : nil
 }
 
 /// pytorch-grad-cam's post-processing of CAMs [N, lh, lw]: ReLU, normalize, resize (device),

@@ -161,7 +161,10 @@ public struct IntegratedGradients: AttributionMethod {
             }
             let attribution = try b.mul(diff, total!)
             let raw = try b.values(attribution)
-            let scores = try targetScores(model, try b.tensor(xv + base, [2, 3, h, w]), [targets[i], targets[i]])
+            // The input and its baseline scored in one pass (two, for a graph fixed at batch 1).
+            let scores = (model.architecture.maxBatch ?? 2) >= 2
+                ? try targetScores(model, try b.tensor(xv + base, [2, 3, h, w]), [targets[i], targets[i]])
+                : try targetScores(model, x, [targets[i]]) + targetScores(model, x0, [targets[i]])
             errors.append(raw.reduce(0, +) - (scores[0] - scores[1]))
             raws += raw
             maps += try b.values(absChannelMax(b, attribution))

@@ -74,7 +74,7 @@ public struct BenchCommand: ParsableCommand {
         }
         let methods = try saliency.map { list in
             let options = try MethodOptions.parse(["--method", list])
-            return try options.parseMethods().map { try options.makeMethod($0, layer: model.architecture.lastConvLayer) }
+            return try options.parseMethods().map { try options.makeMethod($0, layer: model.architecture.lastConvLayer, model: model) }
         }
         for b in batches {
             let timed = try methods.map { try SaliencyBenchmark.run(model, methods: $0, batch: b, runs: runs) }

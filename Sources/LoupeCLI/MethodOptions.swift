@@ -6,10 +6,14 @@ import Models
 /// The attribution methods, their targets and settings: shared by `saliency` and `sanity`.
 public struct MethodOptions: ParsableArguments {
     static let names = ["gradient", "gradient_x_input", "guided_backprop", "deconvnet", "gradcam", "gradcam++",
-                        "guided_gradcam", "layercam", "scorecam", "smoothgrad", "integrated_gradients", "occlusion"]
+                        "guided_gradcam", "layercam", "scorecam", "smoothgrad", "integrated_gradients", "occlusion",
+                        "attention_rollout"]
+    /// What `--method all` runs: every method that applies to any network (attention rollout
+    /// needs a vision transformer).
+    static let anyNetwork = names.filter { $0 != "attention_rollout" }
     static let camNames: Set<String> = ["gradcam", "gradcam++", "guided_gradcam", "layercam", "scorecam"]
 
-    @Option(help: "Comma-separated methods, or all.")
+    @Option(help: "Comma-separated methods, or all (every method but attention_rollout, which needs a vision transformer).")
     public var method: String = "gradient,guided_backprop,gradcam"
     @Option(help: "Target class per image: an index or a class name; one for all images or one per image (comma-separated). Default: the top-1 class.")
     public var target: String?
@@ -28,7 +32,7 @@ public struct MethodOptions: ParsableArguments {
 
     func parseMethods() throws -> [String] {
         try requireNumber("--noise", noise, atLeast: 0)
-        let list = method == "all" ? Self.names : method.split(separator: ",").map { String($0).trimmingCharacters(in: .whitespaces) }
+        let list = method == "all" ? Self.anyNetwork : method.split(separator: ",").map { String($0).trimmingCharacters(in: .whitespaces) }
         for name in list where !Self.names.contains(name) {
             throw UserError("unknown method \(name); known: \(Self.names.joined(separator: ", ")), all")
         }
@@ -46,9 +50,9 @@ public struct MethodOptions: ParsableArguments {
         guard methods.contains(where: Self.camNames.contains) else { return camLayer }
         try checkLayerName(camLayer, in: g.tapNames, model: model.architecture.name)
         let shape = g.shape(g.tapped(camLayer)!)
-        guard shape.rank == 4 else {
-            let valid = g.tapNames.filter { g.shape(g.tapped($0)!).rank == 4 }.suffix(6)
-            throw UserError("--layer \(camLayer) has a \(shape.rank)-D output \(shape); CAM methods need a 4-D one, e.g. \(valid.joined(separator: ", "))")
+        guard shape.rank == 4 || tokenGridSide(shape) != nil else {
+            let valid = g.tapNames.filter { g.shape(g.tapped($0)!).rank == 4 || tokenGridSide(g.shape(g.tapped($0)!)) != nil }.suffix(6)
+            throw UserError("--layer \(camLayer) has a \(shape.rank)-D output \(shape); CAM methods need a 4-D one (or a transformer's tokens [N, 1 + s^2, C]), e.g. \(valid.joined(separator: ", "))")
         }
         return camLayer
     }
@@ -76,7 +80,11 @@ public struct MethodOptions: ParsableArguments {
         return parts.count == 1 ? [Int](repeating: resolved[0], count: count) : resolved
     }
 
-    func makeMethod(_ name: String, layer: String) throws -> any AttributionMethod {
+    /// `--batch`, or the model's largest batch when it runs at a fixed one.
+    func deviceBatch(for model: Model) -> Int { Swift.min(batch, model.architecture.maxBatch ?? batch) }
+
+    func makeMethod(_ name: String, layer: String, model: Model) throws -> any AttributionMethod {
+        let batch = deviceBatch(for: model)
         switch name {
         case "gradient": return VanillaGradient()
         case "gradient_x_input": return GradientTimesInput()
@@ -98,6 +106,7 @@ public struct MethodOptions: ParsableArguments {
             }
             return IntegratedGradients(steps: steps, baseline: base, batch: batch)
         case "occlusion": return Occlusion(window: window, stride: stride, batch: batch)
+        case "attention_rollout": return AttentionRollout()
         default: throw UserError("unknown method \(name)")
         }
     }

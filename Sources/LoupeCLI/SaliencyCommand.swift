@@ -60,7 +60,7 @@ public struct SaliencyCommand: ParsableCommand {
         var results: [(String, Attribution, Double)] = []
         for name in methods {
             let start = DispatchTime.now().uptimeNanoseconds
-            let result = try methodOptions.makeMethod(name, layer: camLayer).attribute(model, input: input, targets: targets)
+            let result = try methodOptions.makeMethod(name, layer: camLayer, model: model).attribute(model, input: input, targets: targets)
             results.append((name, result, Double(DispatchTime.now().uptimeNanoseconds - start) / 1e6))
         }
         // curves[image][method][mode] = (curve, auc)
@@ -71,7 +71,7 @@ public struct SaliencyCommand: ParsableCommand {
                 let image = try backend.tensor(Array(values[(i * 3 * h * w)..<((i + 1) * 3 * h * w)]), [1, 3, h, w])
                 curves.append(try results.map { _, result, _ in
                     try CausalMetric.Mode.allCases.map { mode in
-                        try CausalMetric(mode, step: metricStep, batch: methodOptions.batch).evaluate(model, image: image, target: targets[i], map: result.map(i))
+                        try CausalMetric(mode, step: metricStep, batch: methodOptions.deviceBatch(for: model)).evaluate(model, image: image, target: targets[i], map: result.map(i))
                     }
                 })
             }

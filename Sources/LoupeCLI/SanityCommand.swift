@@ -53,7 +53,7 @@ public struct SanityCommand: ParsableCommand {
 
         let start = DispatchTime.now().uptimeNanoseconds
         let check = try SanityCheck(model: model, image: input, target: target,
-                                    methods: try methods.map { try methodOptions.makeMethod($0, layer: layer) },
+                                    methods: try methods.map { try methodOptions.makeMethod($0, layer: layer, model: model) },
                                     randomization: ModelRandomization(seed: weightsSeed), stageCount: stages)
         let seconds = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
 

@@ -11,6 +11,10 @@ public struct Architecture: Sendable {
     public let inputTransform: (@Sendable (Graph, Graph.Value) throws -> Graph.Value)?
     /// The last convolutional block, the default layer for Grad-CAM.
     public let lastConvLayer: String
+    /// The largest batch the network runs at (nil: any). An imported graph whose reshapes hold
+    /// the batch it was traced at inside other dimensions (ViT's attention heads: [197, 12, 64]
+    /// for batch 1) runs only at that batch; batched methods then pass one image at a time.
+    public var maxBatch: Int? = nil
 
     public var parameters: [ParameterSpec] { body.flatMap(\.parameters) }
 

@@ -25,7 +25,7 @@ public enum ONNXImport {
             throw ModelError("\(name): ONNX opset \(opset) is not supported (opsets \(opsets.lowerBound) to \(opsets.upperBound))")
         }
         let graph = model.graph
-        var floats: [String: HostTensor] = [:], integers: [String: IntTensor] = [:]
+        var floats: [String: HostTensor] = [:], integers: [String: HostNumbers] = [:]
         var problems: [String] = []
         var externalFiles: [String: Data] = [:]
         for t in graph.initializer {
@@ -48,7 +48,10 @@ public enum ONNXImport {
             }
             do {
                 switch try tensorValues(value.t) {
-                case .float(let h): floats[node.output[0]] = h
+                case .float(let h):
+                    floats[node.output[0]] = h
+                    // Small real constants take part in shape arithmetic on the host too.
+                    if h.values.count <= 8 { integers[node.output[0]] = HostNumbers(dims: h.shape.dims, reals: h.values.map(Double.init)) }
                 case .integer(let v): integers[node.output[0]] = v
                 }
             } catch { problems.append("node \(node.name) (Constant): \(error)") }
@@ -118,7 +121,20 @@ public enum ONNXImport {
         let last = nodes[..<pool].last { $0.host == nil &&
             ["Conv", "Relu", "Clip", "BatchNormalization", "Add", "Concat", "MaxPool", "LeakyRelu", "HardSwish", "Mul"].contains($0.opType)
         }
-        let arch = Architecture(name: name, body: [network], inputTransform: nil, lastConvLayer: last?.output ?? inputs[0])
+        // A vision transformer (attention's Softmax, no global pooling): the last block's first
+        // layer norm, the tokens pytorch-grad-cam's ViT example reads (laid out on their grid).
+        let attention = nodes.lastIndex { $0.opType == "Softmax" }
+        let tokens = nodes.contains { $0.opType == "GlobalAveragePool" || $0.opType == "ReduceMean" } ? nil
+            : attention.flatMap { a in nodes[..<a].last { $0.opType == "LayerNormalization" } }
+        var arch = Architecture(name: name, body: [network], inputTransform: nil, lastConvLayer: tokens?.output ?? last?.output ?? inputs[0])
+        // A stored reshape target that does not lead with the traced batch (nor 0 or -1) has
+        // the batch folded into another dimension: the graph runs at that batch only.
+        if let batch = context.exportBatch, graph.node.contains(where: { n in
+            n.opType == "Reshape" && n.input.count > 1 && !context.isInteger(aliases[n.input[0]] ?? n.input[0])
+                && (integers[aliases[n.input[1]] ?? n.input[1]]?.values.first).map { ![Int64(batch), 0, -1].contains($0) } == true
+        }) {
+            arch.maxBatch = batch
+        }
         return (arch, weights.filter { used.contains($0.key) })
     }
 
@@ -130,7 +146,7 @@ public enum ONNXImport {
         return .weight(fanIn: Swift.max(shape.count / Swift.max(shape[0], 1), 1))
     }
 
-    enum Values { case float(HostTensor), integer(IntTensor) }
+    enum Values { case float(HostTensor), integer(HostNumbers) }
 
     /// `t` with its external data (ONNX's `location`, `offset`, `length` keys) read into
     /// `rawData`: a file in `folder` named without any folder part, the range inside the file.
@@ -184,26 +200,43 @@ public enum ONNXImport {
                 values = t.rawData.withUnsafeBytes { raw in (0..<count).map { Int64(littleEndian: raw.loadUnaligned(fromByteOffset: $0 * 8, as: Int64.self)) } }
             }
             guard values.count == count else { throw ModelError("\(values.count) values for dimensions \(t.dims)") }
-            return .integer(IntTensor(dims: dims, values: values))
+            return .integer(HostNumbers(dims: dims, values: values))
         default:
             throw ModelError("data type \(t.dataType) is not supported (float32 and int64 only)")
         }
     }
 }
 
-/// A small integer tensor held on the host: a shape, indices, or arithmetic on them.
-struct IntTensor: Sendable, Equatable {
+/// A small tensor held on the host: a shape, indices, or arithmetic on them (integers), or a
+/// number computed from shapes (reals: ViT's attention scale 1 / sqrt(sqrt(head size))).
+struct HostNumbers: Sendable, Equatable {
     var dims: [Int]
     var values: [Int64]
+    /// Set for real-valued numbers (then `values` holds them truncated).
+    var reals: [Double]?
     init(dims: [Int], values: [Int64]) { self.dims = dims; self.values = values }
     init(vector: [Int64]) { self.init(dims: [vector.count], values: vector) }
+    init(dims: [Int], reals: [Double]) {
+        self.dims = dims
+        self.values = reals.map { $0.isFinite && abs($0) < 9e18 ? Int64($0) : 0 }
+        self.reals = reals
+    }
+    var asReals: [Double] { reals ?? values.map(Double.init) }
+    /// The elements at `indices`, in these dimensions, reals kept real.
+    func picking(_ indices: [Int], dims: [Int]) -> HostNumbers {
+        if let reals { return HostNumbers(dims: dims, reals: indices.map { reals[$0] }) }
+        return HostNumbers(dims: dims, values: indices.map { values[$0] })
+    }
+    func reshaped(_ dims: [Int]) -> HostNumbers { var c = self; c.dims = dims; return c }
 }
 
 /// A node's inputs at run time: each one a graph value (a tensor), an integer tensor on the
 /// host (a stored constant, or computed in this pass from shapes), or absent.
 struct Operands {
     let values: [Graph.Value?]
-    let integers: [IntTensor?]
+    let integers: [HostNumbers?]
+    /// The batch of this pass (the network input's first dimension).
+    let batch: Int
 }
 
 /// One node, checked and with its attributes read, ready to run. A node whose inputs are all
@@ -214,11 +247,11 @@ struct ONNXNode: Sendable {
     /// What nodes are checked against: stored tensors, and the names that hold integers.
     final class Context {
         let floats: [String: HostTensor]
-        let integers: [String: IntTensor]
+        let integers: [String: HostNumbers]
         let exportBatch: Int?
         /// Outputs of host nodes so far (nodes come in topological order).
         var computedIntegers: Set<String> = []
-        init(floats: [String: HostTensor], integers: [String: IntTensor], exportBatch: Int?) {
+        init(floats: [String: HostTensor], integers: [String: HostNumbers], exportBatch: Int?) {
             self.floats = floats; self.integers = integers; self.exportBatch = exportBatch
         }
         func isInteger(_ name: String) -> Bool { integers[name] != nil || computedIntegers.contains(name) }
@@ -229,7 +262,7 @@ struct ONNXNode: Sendable {
     let output: String
     var run: @Sendable (Graph, Operands, ParameterStore) throws -> Graph.Value = { _, _, _ in throw ModelError("not a tensor op") }
     /// Set for nodes computed on the host from integer inputs (and shapes).
-    var host: (@Sendable (Graph, Operands) throws -> IntTensor)?
+    var host: (@Sendable (Graph, Operands) throws -> HostNumbers)?
     var parameterNames: [String] = []
 
     init(_ node: Onnx_NodeProto, _ context: Context) throws {
@@ -272,7 +305,7 @@ struct ONNXNode: Sendable {
 
         let present = node.input.indices.filter { !node.input[$0].isEmpty }
         if node.opType == "Shape" || (!present.isEmpty && present.allSatisfy(integral) && ONNXNode.hostOps.contains(node.opType)) {
-            host = try ONNXNode.hostOp(node.opType, ints: ints, int: int, only: only)
+            host = try ONNXNode.hostOp(node.opType, ints: ints, int: int, only: only, tensor: attributes["value"].flatMap { $0.hasT ? $0.t : nil })
             return
         }
 
@@ -357,6 +390,10 @@ struct ONNXNode: Sendable {
                 let weight = transposed ? try transposedWeight(g, ps, w) : try ps(w)
                 return try g.linear(try value(x, 0), weight: g.parameter(weight), bias: try bias.map { g.parameter(try ps($0)) })
             }
+        case "MatMul" where param(1) == nil && param(0) == nil:
+            // Two computed tensors (attention): one product per leading index.
+            try only([])
+            run = { g, x, _ in try g.batchedMatMul(try value(x, 0), try value(x, 1)) }
         case "MatMul":
             try only([])
             guard let w = param(1), floats[w]!.shape.rank == 2 else { throw ModelError("only a product with a 2-D initializer is supported") }
@@ -394,12 +431,30 @@ struct ONNXNode: Sendable {
                     if scaleBy != 1 { y = try g.scale(y, scaleBy) }
                     return offsetBy != 0 ? try g.pointwise(y, .offset(offsetBy)) : y
                 }
+            } else if let c = param(constantFirst ? 0 : 1), floats[c]!.shape.dims.filter({ $0 != 1 }).count > 1 {
+                // A stored tensor over x's trailing dimensions (ViT's position embedding
+                // [1, 197, 768]): the same tensor for every image of the batch, a weight.
+                guard op == "Add" || op == "Mul" else { throw ModelError("\(op) with a stored tensor of shape \(floats[c]!.shape): only Add and Mul") }
+                let (i, t) = (constantFirst ? 1 : 0, floats[c]!)
+                parameterNames = [c]
+                run = { g, x, ps in
+                    let v = try value(x, i)
+                    let s = g.shape(v)
+                    let lead = t.shape.dims.prefix { $0 == 1 }.count, trailing = Array(t.shape.dims.dropFirst(lead))
+                    guard s.rank >= trailing.count, Array(s.dims.suffix(trailing.count)) == trailing else {
+                        throw ModelError("\(op) of \(s) and a stored tensor of shape \(t.shape)")
+                    }
+                    let perImage = s.dims.dropFirst().reduce(1, *), w = try ps(c)
+                    guard trailing.reduce(1, *) == perImage else { throw ModelError("\(op) of \(s) and a stored tensor of shape \(t.shape): only one per image") }
+                    let one = g.parameter(Tensor(shape: Shape([1] + s.dims.dropFirst()), storage: w.storage))
+                    let all = try repeated(g, one, s[0])
+                    return op == "Add" ? try g.add(v, all) : try g.mul(v, all)
+                }
             } else if let c = param(constantFirst ? 0 : 1) {
                 // A stored tensor broadcast along one dimension of x (a bias on the last axis, a
                 // per-channel scale [C, 1, 1]): an affine map along that axis, its values weights.
                 let t = floats[c]!
                 let along = t.shape.dims.indices.filter { t.shape[$0] != 1 }
-                guard along.count <= 1 else { throw ModelError("\(op) with a stored tensor of shape \(t.shape): only tensors that vary along one dimension") }
                 guard op != "Div" || !constantFirst else { throw ModelError("dividing a constant by a computed tensor is not supported") }
                 let (i, rank, k) = (constantFirst ? 1 : 0, t.shape.rank, along.first ?? t.shape.rank - 1)
                 parameterNames = [c]
@@ -417,6 +472,21 @@ struct ONNXNode: Sendable {
                     case ("Sub", false): return try g.axisAffine(v, axis: axis, scale: nil, shift: try g.backend.scale(w, -1))
                     case ("Sub", true): return try g.axisAffine(try g.scale(v, -1), axis: axis, scale: nil, shift: w)
                     default: return try g.axisAffine(v, axis: axis, scale: w, shift: nil)
+                    }
+                }
+            } else if integral(0) || integral(1) {
+                // A number computed from shapes in this pass (ViT's attention scale).
+                let (i, k) = integral(1) ? (0, 1) : (1, 0)
+                guard op != "Div" || k == 1, op != "Sub" || k == 1 else { throw ModelError("\(op) of a number by a computed tensor is not supported") }
+                run = { g, x, _ in
+                    let n = try integers(x, k).asReals
+                    guard n.count == 1 else { throw ModelError("\(op) of a tensor and \(n.count) numbers: only one") }
+                    let c = Float(n[0]), v = try value(x, i)
+                    switch op {
+                    case "Add": return try g.pointwise(v, .offset(c))
+                    case "Sub": return try g.pointwise(v, .offset(-c))
+                    case "Mul": return try g.scale(v, c)
+                    default: return try g.scale(v, 1 / c)
                     }
                 }
             } else {
@@ -475,7 +545,7 @@ struct ONNXNode: Sendable {
                     dims = resolved(rebatched)
                 }
                 guard dims.allSatisfy({ $0 >= 0 }), dims.reduce(1, *) == old.count else {
-                    throw ModelError("cannot reshape \(old) to \(target): the graph fixed this shape when it was exported; run it at the input size it was exported at")
+                    throw ModelError("cannot reshape \(old) to \(target): the graph fixed this shape when it was exported; run it at the batch and input size it was exported at")
                 }
                 return try g.reshape(try value(x, 0), Shape(dims))
             }
@@ -555,6 +625,42 @@ struct ONNXNode: Sendable {
                 dims.insert(1, at: at)
                 return try g.reshape(v, Shape(dims))
             }
+        case "Squeeze":
+            try only(["axes"])
+            let axes = (node.input.count > 1 ? stored(1) : nil)?.map { Int($0) } ?? ints("axes")
+            run = { g, x, _ in
+                let v = try value(x, 0)
+                var dims = g.shape(v).dims
+                if let axes {
+                    for a in axes.map({ $0 < 0 ? $0 + dims.count : $0 }).sorted(by: >) {
+                        guard a >= 0, a < dims.count, dims[a] == 1 else { throw ModelError("Squeeze of axis \(a) of \(g.shape(v))") }
+                        dims.remove(at: a)
+                    }
+                } else {
+                    dims = dims.filter { $0 != 1 }
+                }
+                return try g.reshape(v, Shape(dims))
+            }
+        case "Expand":
+            // A tensor (a stored one: ViT's class token) repeated to a shape computed from shapes;
+            // a leading dimension equal to the traced batch becomes this pass's batch.
+            try only([])
+            guard integral(1) else { throw ModelError("the shape must be a constant or computed from shapes") }
+            let stored = param(0), exportBatch = context.exportBatch
+            parameterNames = stored.map { [$0] } ?? []
+            run = { g, x, ps in
+                let v = try stored.map { g.parameter(try ps($0)) } ?? value(x, 0)
+                let s = g.shape(v).dims, target = try integers(x, 1).values.map { Int($0) }
+                let rank = Swift.max(s.count, target.count)
+                let a = [Int](repeating: 1, count: rank - s.count) + s, b = [Int](repeating: 1, count: rank - target.count) + target
+                var out = try zip(a, b).map { p, q -> Int in
+                    guard p == q || p == 1 || q == 1 else { throw ModelError("cannot expand \(s) to \(target)") }
+                    return Swift.max(p, q)
+                }
+                if let e = exportBatch, x.batch != e, out.first == e { out[0] = x.batch }
+                guard zip(a, out).dropFirst().allSatisfy({ $0 == $1 }) else { throw ModelError("expanding \(s) to \(out): only along the first dimension") }
+                return try repeated(g, try g.reshape(v, Shape(a)), out[0] / Swift.max(a[0], 1))
+            }
         case "Erf":
             try only([])
             run = { g, x, _ in try g.pointwise(try value(x, 0), .erf) }
@@ -617,6 +723,14 @@ private func value(_ x: Operands, _ i: Int) throws -> Graph.Value {
     return v
 }
 
+/// `v` [1, ...] repeated `times` times along its first dimension (one copy: `v` itself).
+private func repeated(_ g: Graph, _ v: Graph.Value, _ times: Int) throws -> Graph.Value {
+    guard times > 1 else { return v }
+    let s = g.shape(v)
+    let view = try g.reshape(v, [1, s.count, 1, 1])
+    return try g.reshape(try g.concat([Graph.Value](repeating: view, count: times)), Shape([s[0] * times] + s.dims.dropFirst()))
+}
+
 /// The stored matrix `name` [K, N] as a linear layer's weight [N, K], transposed on the device
 /// once per parameter store.
 private func transposedWeight(_ g: Graph, _ ps: ParameterStore, _ name: String) throws -> Tensor {
@@ -650,7 +764,7 @@ struct ONNXNetwork: Module {
     /// Float constants that are not weights (Constant nodes, scalars), kept on the host.
     let constants: [String: HostTensor]
     /// Stored integer tensors (shapes, axes, indices), the host nodes' first operands.
-    let integers: [String: IntTensor]
+    let integers: [String: HostNumbers]
     var name: String { "" }
     var kind: String { "ONNX" }
     var parameters: [ParameterSpec] { specs }
@@ -660,7 +774,7 @@ struct ONNXNetwork: Module {
         var integers = self.integers
         for node in nodes {
             if g.stopped { break }
-            let operands = Operands(values: node.inputs.map { values[$0] }, integers: node.inputs.map { integers[$0] })
+            let operands = Operands(values: node.inputs.map { values[$0] }, integers: node.inputs.map { integers[$0] }, batch: g.shape(x)[0])
             if let host = node.host {
                 integers[node.output] = try named(node) { try host(g, operands) }
                 continue
@@ -680,11 +794,24 @@ struct ONNXNetwork: Module {
 // Integer ops on the host: the exporter's shape arithmetic, evaluated per pass.
 extension ONNXNode {
     static let hostOps: Set<String> = ["Gather", "Add", "Sub", "Mul", "Div", "Mod", "Concat", "Unsqueeze", "Squeeze", "Cast",
-                                       "Slice", "Identity", "Equal", "Where", "Range"]
+                                       "Slice", "Identity", "Equal", "Where", "Range", "Sqrt", "Reshape", "ConstantOfShape"]
 
     static func hostOp(_ op: String, ints: (String) -> [Int]?, int: (String, Int) -> Int,
-                       only: (Set<String>) throws -> Void) throws -> @Sendable (Graph, Operands) throws -> IntTensor {
+                       only: (Set<String>) throws -> Void, tensor: Onnx_TensorProto?) throws -> @Sendable (Graph, Operands) throws -> HostNumbers {
         switch op {
+        case "ConstantOfShape":
+            try only(["value"])
+            let fill: HostNumbers = switch try tensor.map(ONNXImport.tensorValues) {
+            case .float(let h)?: HostNumbers(dims: [1], reals: h.values.map(Double.init))
+            case .integer(let v)?: v
+            case nil: HostNumbers(dims: [1], reals: [0])
+            }
+            guard fill.values.count == 1 else { throw ModelError("the value must hold one number") }
+            return { _, x in
+                let dims = try integers(x, 0).values.map { Int($0) }
+                guard dims.allSatisfy({ $0 >= 0 && $0 <= 1 << 20 }), dims.reduce(1, *) <= 1 << 20 else { throw ModelError("ConstantOfShape of \(dims)") }
+                return fill.picking([Int](repeating: 0, count: dims.reduce(1, *)), dims: dims)
+            }
         case "Shape":
             try only(["start", "end"])
             let (start, end) = (int("start", 0), int("end", Int.max))
@@ -692,7 +819,7 @@ extension ONNXNode {
                 let dims = g.shape(try value(x, 0)).dims
                 let clamp = { (i: Int) in Swift.min(Swift.max(i < 0 ? i + dims.count : i, 0), dims.count) }
                 let (a, b) = (clamp(start), clamp(end))
-                return IntTensor(vector: a < b ? dims[a..<b].map { Int64($0) } : [])
+                return HostNumbers(vector: a < b ? dims[a..<b].map { Int64($0) } : [])
             }
         case "Gather":
             try only(["axis"])
@@ -701,11 +828,11 @@ extension ONNXNode {
                 let (data, index) = (try integers(x, 0), try integers(x, 1))
                 guard data.dims.count == 1 else { throw ModelError("Gather from an integer tensor of dimensions \(data.dims): only vectors") }
                 let n = Int64(data.values.count)
-                return IntTensor(dims: index.dims, values: try index.values.map { i in
+                return data.picking(try index.values.map { i in
                     let k = i < 0 ? i + n : i
                     guard k >= 0, k < n else { throw ModelError("Gather index \(i) outside \(n) values") }
-                    return data.values[Int(k)]
-                })
+                    return Int(k)
+                }, dims: index.dims)
             }
         case "Add", "Sub", "Mul", "Div", "Mod":
             try only(op == "Mod" ? ["fmod"] : [])
@@ -724,13 +851,27 @@ extension ONNXNode {
                 return fmod || r == 0 || (r < 0) == (b < 0) ? r : r + b
             }
             }
+            let real: @Sendable (Double, Double) -> Double = switch op {
+            case "Add": { $0 + $1 }
+            case "Sub": { $0 - $1 }
+            case "Mul": { $0 * $1 }
+            case "Div": { $0 / $1 }
+            default: { a, b in fmod ? Foundation.fmod(a, b) : a - b * (a / b).rounded(.down) }
+            }
             return { _, x in
                 let (a, b) = (try integers(x, 0), try integers(x, 1))
-                if a.values.count == b.values.count {
-                    return IntTensor(dims: a.dims.count >= b.dims.count ? a.dims : b.dims, values: try zip(a.values, b.values).map(f))
+                if a.reals != nil || b.reals != nil {
+                    let (ar, br) = (a.asReals, b.asReals)
+                    guard ar.count == br.count || ar.count == 1 || br.count == 1 else { throw ModelError("\(op) of numbers \(a.dims) and \(b.dims)") }
+                    let n = Swift.max(ar.count, br.count)
+                    return HostNumbers(dims: (ar.count >= br.count ? a : b).dims,
+                                       reals: (0..<n).map { real(ar[ar.count == 1 ? 0 : $0], br[br.count == 1 ? 0 : $0]) })
                 }
-                if b.values.count == 1 { return IntTensor(dims: a.dims, values: try a.values.map { try f($0, b.values[0]) }) }
-                if a.values.count == 1 { return IntTensor(dims: b.dims, values: try b.values.map { try f(a.values[0], $0) }) }
+                if a.values.count == b.values.count {
+                    return HostNumbers(dims: a.dims.count >= b.dims.count ? a.dims : b.dims, values: try zip(a.values, b.values).map(f))
+                }
+                if b.values.count == 1 { return HostNumbers(dims: a.dims, values: try a.values.map { try f($0, b.values[0]) }) }
+                if a.values.count == 1 { return HostNumbers(dims: b.dims, values: try b.values.map { try f(a.values[0], $0) }) }
                 throw ModelError("\(op) of integer tensors \(a.dims) and \(b.dims)")
             }
         case "Equal":
@@ -738,7 +879,7 @@ extension ONNXNode {
             return { _, x in
                 let (a, b) = (try integers(x, 0), try integers(x, 1))
                 guard a.values.count == b.values.count || b.values.count == 1 else { throw ModelError("Equal of integer tensors \(a.dims) and \(b.dims)") }
-                return IntTensor(dims: a.dims, values: a.values.indices.map { a.values[$0] == b.values[b.values.count == 1 ? 0 : $0] ? 1 : 0 })
+                return HostNumbers(dims: a.dims, values: a.values.indices.map { a.values[$0] == b.values[b.values.count == 1 ? 0 : $0] ? 1 : 0 })
             }
         case "Where":
             try only([])
@@ -746,8 +887,8 @@ extension ONNXNode {
                 let (c, a, b) = (try integers(x, 0), try integers(x, 1), try integers(x, 2))
                 let n = Swift.max(c.values.count, a.values.count, b.values.count)
                 guard [c, a, b].allSatisfy({ $0.values.count == n || $0.values.count == 1 }) else { throw ModelError("Where of integer tensors \(c.dims), \(a.dims), \(b.dims)") }
-                let at = { (t: IntTensor, i: Int) in t.values[t.values.count == 1 ? 0 : i] }
-                return IntTensor(dims: [c, a, b].first { $0.values.count == n }!.dims, values: (0..<n).map { at(c, $0) != 0 ? at(a, $0) : at(b, $0) })
+                let at = { (t: HostNumbers, i: Int) in t.values[t.values.count == 1 ? 0 : i] }
+                return HostNumbers(dims: [c, a, b].first { $0.values.count == n }!.dims, values: (0..<n).map { at(c, $0) != 0 ? at(a, $0) : at(b, $0) })
             }
         case "Range":
             try only([])
@@ -756,7 +897,7 @@ extension ONNXNode {
                 guard start.count == 1, limit.count == 1, delta.count == 1, delta[0] != 0 else { throw ModelError("Range needs three scalars, the step non-zero") }
                 let count = Swift.max(0, Int((limit[0] - start[0] + delta[0] - (delta[0] > 0 ? 1 : -1)) / delta[0]))
                 guard count <= 1 << 20 else { throw ModelError("Range of \(count) values") }
-                return IntTensor(vector: (0..<count).map { start[0] + Int64($0) * delta[0] })
+                return HostNumbers(vector: (0..<count).map { start[0] + Int64($0) * delta[0] })
             }
         case "Concat":
             try only(["axis"])
@@ -764,7 +905,11 @@ extension ONNXNode {
             return { _, x in
                 let parts = x.integers.compactMap { $0 }
                 guard parts.allSatisfy({ $0.dims.count <= 1 }) else { throw ModelError("Concat of integer tensors beyond vectors") }
-                return IntTensor(vector: parts.flatMap(\.values))
+                if parts.contains(where: { $0.reals != nil }) {
+                    let all = parts.flatMap(\.asReals)
+                    return HostNumbers(dims: [all.count], reals: all)
+                }
+                return HostNumbers(vector: parts.flatMap(\.values))
             }
         case "Unsqueeze", "Squeeze":
             try only(["axes"])
@@ -788,18 +933,40 @@ extension ONNXNode {
                 } else {
                     dims = dims.filter { $0 != 1 }
                 }
-                return IntTensor(dims: dims, values: t.values)
+                return t.reshaped(dims)
             }
         case "Cast", "Identity":
             try only(["to", "saturate"])
-            // Integer types (int64 7, int32 6, int16 5, int8 3, uint8 2, bool 9) keep the values.
-            guard op == "Identity" || [2, 3, 5, 6, 7, 9].contains(int("to", 7)) else {
-                throw ModelError("Cast of integers to data type \(int("to", 7)): only to integer types")
-            }
-            let toBool = int("to", 7) == 9 && op == "Cast"
+            // Integer types (int64 7, int32 6, int16 5, int8 3, uint8 2, bool 9) hold integers (a
+            // real truncated); float 1, float16 10, double 11, bfloat16 16 hold reals.
+            let to = op == "Identity" ? 0 : int("to", 7)
+            guard [0, 1, 2, 3, 5, 6, 7, 9, 10, 11, 16].contains(to) else { throw ModelError("Cast to data type \(to) is not supported") }
             return { _, x in
                 let t = try integers(x, 0)
-                return toBool ? IntTensor(dims: t.dims, values: t.values.map { $0 != 0 ? 1 : 0 }) : t
+                switch to {
+                case 0: return t
+                case 9: return HostNumbers(dims: t.dims, values: t.asReals.map { $0 != 0 ? 1 : 0 })
+                case 1, 10, 11, 16: return HostNumbers(dims: t.dims, reals: t.asReals.map { to == 1 ? Double(Float($0)) : $0 })
+                default: return HostNumbers(dims: t.dims, values: t.values)
+                }
+            }
+        case "Sqrt":
+            try only([])
+            return { _, x in
+                let t = try integers(x, 0)
+                return HostNumbers(dims: t.dims, reals: t.asReals.map { $0.squareRoot() })
+            }
+        case "Reshape":
+            try only(["allowzero"])
+            return { _, x in
+                let (t, shape) = (try integers(x, 0), try integers(x, 1).values)
+                var dims = shape.enumerated().map { i, d in d == 0 && i < t.dims.count ? t.dims[i] : Int(d) }
+                if let free = dims.firstIndex(of: -1) {
+                    let known = dims.enumerated().filter { $0.offset != free }.map(\.element).reduce(1, *)
+                    dims[free] = known > 0 ? t.values.count / known : 0
+                }
+                guard dims.allSatisfy({ $0 >= 0 }), dims.reduce(1, *) == t.values.count else { throw ModelError("cannot reshape numbers \(t.dims) to \(shape)") }
+                return t.reshaped(dims)
             }
         case "Slice":
             try only([])
@@ -810,7 +977,7 @@ extension ONNXNode {
                 let steps = x.integers.count > 4 ? x.integers[4]?.values ?? [1] : [1]
                 guard starts.count == 1, ends.count == 1, steps.count == 1 else { throw ModelError("Slice of a vector along more than one axis") }
                 let range = try sliceRange(count: data.values.count, start: starts[0], end: ends[0], step: steps[0])
-                return IntTensor(vector: range.map { data.values[$0] })
+                return data.picking(range, dims: [range.count])
             }
         default:
             throw ModelError("op \(op) is not supported on integer tensors")
@@ -838,7 +1005,7 @@ func sliceRange(count: Int, start: Int64, end: Int64, step: Int64) throws -> [In
 }
 
 /// Input `i` of a node as a host integer tensor.
-func integers(_ x: Operands, _ i: Int) throws -> IntTensor {
+func integers(_ x: Operands, _ i: Int) throws -> HostNumbers {
     guard i < x.integers.count, let v = x.integers[i] else { throw ModelError("input \(i) must be an integer tensor (a shape or indices)") }
     return v
 }

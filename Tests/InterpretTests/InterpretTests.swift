@@ -195,3 +195,38 @@ struct Case {
         }
     }
 }
+
+/// Grad-CAM on a vision transformer (a reduced torchvision ViT exported by torch.onnx.export,
+/// tools/make_onnx_fixtures.py): the default layer is the last block's first layer norm, its
+/// tokens laid out on their grid without the class token, as pytorch-grad-cam's ViT example
+/// reads them; the map against pytorch-grad-cam's on both backends. Attention rollout likewise.
+@Suite struct TransformerCAMTests {
+    @Test func vitGradCAMMatchesPytorchGradCam() throws {
+        let folder = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .appendingPathComponent("ModelsTests/Fixtures/onnx")
+        let reference = try SafeTensorsFile(url: folder.appendingPathComponent("default_exports.safetensors"))
+        let (architecture, _) = try ModelLocator.onnx(folder.appendingPathComponent("vit_default.onnx").path, weightsRequired: false)
+        #expect(architecture.lastConvLayer == "/encoder/layers/encoder_layer_1/ln_1/LayerNormalization_output_0")
+        let x = try reference.tensor("vit.input"), logits = try reference.tensor("vit.logits").values
+        let target = logits.indices.max { logits[$0] < logits[$1] }!
+        for b in backends() {
+            let model = Model(architecture: architecture, parameters: try SeededWeights.parameters(for: architecture, seed: 20261126, on: b), backend: b)
+            let result = try CAM(.gradCAM, layer: architecture.lastConvLayer).attribute(model, input: try b.tensor(x.values, x.shape), targets: [target])
+            let want = try reference.tensor("vit.gradcam").values
+            let worst = zip(result.map, want).map { abs($0 - $1) }.max()!
+            #expect(result.map.count == want.count && worst < 2e-3, "\(b.name) ViT Grad-CAM: max abs error \(worst)")
+            // Attention rollout against the same product computed in PyTorch from each block's
+            // input projection (tools/make_onnx_fixtures.py's attention_rollout).
+            let rollout = try AttentionRollout().attribute(model, input: try b.tensor(x.values, x.shape), targets: [target])
+            let expected = try reference.tensor("vit.rollout").values
+            let rolloutError = zip(rollout.map, expected).map { abs($0 - $1) }.max()!
+            #expect(rollout.map.count == expected.count && rolloutError < 1e-4, "\(b.name) ViT attention rollout: max abs error \(rolloutError)")
+        }
+    }
+
+    /// Attention rollout on a network without attention: one clear error.
+    @Test func attentionRolloutRefusesACNN() throws {
+        let c = Case("resnet18")
+        #expect(throws: InterpretError.self) { try AttentionRollout().attribute(try c.model(on: cpu), input: try c.input(on: cpu), targets: [c.target]) }
+    }
+}

@@ -110,3 +110,24 @@ import TestSupport
             .contains("relative feature error"))
     }
 }
+
+/// A vision transformer from torch.onnx.export (a reduced torchvision ViT, 32x32 inputs,
+/// exported at batch 1: its attention reshapes hold that batch): saliency with the batched
+/// methods passes one image at a time, and Grad-CAM reads the last block's tokens.
+@Suite(.serialized) struct TransformerCommandTests {
+    let vit = repo.appendingPathComponent("Tests/ModelsTests/Fixtures/onnx/vit_default.onnx").path
+    let image = repo.appendingPathComponent("Tests/ModelsTests/Fixtures/onnx/chelsea32.png").path
+
+    @Test func saliencyRunsOnAViTExportedAtBatchOne() throws {
+        guard device() else { return }
+        let out = try tempDir()
+        defer { try? FileManager.default.removeItem(at: out) }
+        let model = ["--model", vit, "--random-weights", "20261126"]
+        #expect(try run(["classify"] + model + ["--image", image, "--no-resize", "--top", "2"]).contains(" 1. "))
+        let printed = try run(["saliency"] + model + ["--image", image, "--no-resize", "--method", "gradient,gradcam,smoothgrad,integrated_gradients,attention_rollout",
+                                                      "--samples", "3", "--steps", "4", "--batch", "8", "--out", out.path])
+        #expect(printed.contains("integrated_gradients") && printed.contains("attention_rollout"), "\(printed)")
+        let summary = try JSONSerialization.jsonObject(with: Data(contentsOf: out.appendingPathComponent("chelsea32/summary.json"))) as! [String: Any]
+        #expect(summary["layer"] as? String == "/encoder/layers/encoder_layer_1/ln_1/LayerNormalization_output_0")
+    }
+}

@@ -51,7 +51,7 @@ import TestSupport
     /// ConvNeXt at the default opset (GELU as Gelu) and at 17 (GELU as Div, Erf, Add, Mul).
     @Test(arguments: ["resnet18", "resnet50", "mobilenet_v2", "googlenet", "mobilenet_v3_small", "mobilenet_v3_large",
                       "efficientnet_b0", "regnet_y_400mf", "squeezenet1_1", "densenet121", "shufflenet_v2_x1_0",
-                      "convnext_tiny", "convnext_tiny_opset17", "inception_v3", "alexnet"])
+                      "convnext_tiny", "convnext_tiny_opset17", "inception_v3", "alexnet", "vit", "vit_opset17"])
     func defaultExportsMatchPyTorch(_ arch: String) throws {
         let file = try SafeTensorsFile(url: fixtures.appendingPathComponent("onnx/default_exports.safetensors"))
         let input = try file.tensor("\(arch).input")
