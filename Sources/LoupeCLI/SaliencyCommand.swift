@@ -12,7 +12,12 @@ public struct SaliencyCommand: ParsableCommand {
     public static let configuration = CommandConfiguration(
         commandName: "saliency",
         abstract: "Saliency and attribution maps (gradient, guided backprop, Grad-CAM and their family).",
-        discussion: "Methods: \(MethodOptions.names.joined(separator: ", ")), or all.")
+        discussion: """
+            Methods: \(MethodOptions.names.joined(separator: ", ")), or all (every method but \
+            attention_rollout, which needs a vision transformer). guided_backprop and deconvnet \
+            override the gradient of ReLU and ReLU6 only, as Captum does: GELU, SiLU, HardSwish \
+            and other activations keep their ordinary gradient.
+            """)
 
     @OptionGroup public var deviceOptions: DeviceOptions
     @OptionGroup public var modelOptions: ModelOptions
