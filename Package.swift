@@ -61,7 +61,7 @@ let package = Package(
         .testTarget(name: "ModelsTests", dependencies: ["Models", "TestSupport"], exclude: ["Fixtures"]),
         .testTarget(name: "ImageIOTests", dependencies: ["ImageIO", "Backend", "TestSupport"], exclude: ["Fixtures"]),
         .testTarget(name: "InterpretTests", dependencies: ["Interpret", "TestSupport"], exclude: ["Fixtures"]),
-        .testTarget(name: "LoupeCLITests", dependencies: ["LoupeCLI", "Backend", "Models", "TestSupport"]),
+        .testTarget(name: "LoupeCLITests", dependencies: ["LoupeCLI", "Backend", "Interpret", "Models", "TestSupport"]),
     ],
     swiftLanguageModes: [.v6]
 )

@@ -143,7 +143,7 @@ public struct IntegratedGradients: AttributionMethod {
         var maps: [Float] = [], raws: [Float] = [], errors: [Float] = []
         for i in 0..<n {
             let xv = Array(values[(i * plane)..<((i + 1) * plane)])
-            let base = try baselineValues(xv, h, w)
+            let base = try baselineValues(xv, h, w, model.architecture.normalization)
             let x = try b.tensor(xv, [1, 3, h, w]), x0 = try b.tensor(base, [1, 3, h, w])
             let diff = try b.axpy(-1, x0, x)
             var total: Tensor?
@@ -174,11 +174,11 @@ public struct IntegratedGradients: AttributionMethod {
         return result
     }
 
-    func baselineValues(_ x: [Float], _ h: Int, _ w: Int) throws -> [Float] {
+    func baselineValues(_ x: [Float], _ h: Int, _ w: Int, _ normalization: Normalization) throws -> [Float] {
         switch baseline {
         case .zero: return [Float](repeating: 0, count: x.count)
         case .black:
-            let mean: [Float] = [0.485, 0.456, 0.406], std: [Float] = [0.229, 0.224, 0.225]
+            let (mean, std) = (normalization.mean, normalization.std)
             return (0..<x.count).map { -mean[$0 / (h * w)] / std[$0 / (h * w)] }
         case .blur(let sigma): return gaussianBlur(x, channels: 3, height: h, width: w, sigma: sigma)
         case .image(let v):

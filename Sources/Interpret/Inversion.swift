@@ -100,7 +100,7 @@ public struct FeatureInversion: Sendable {
                 let (dx, dy) = (random.index(2 * jitter + 1) - jitter, random.index(2 * jitter + 1) - jitter)
                 seen = try g.affineSample(image, [AffineMap(a: 1, b: 0, c: Float(dx), d: 0, e: 1, f: Float(dy))], height: h, width: w, fill: 0.5)
             }
-            _ = try model.forward(g, try normalizeImageNet(g, seen))
+            _ = try model.forward(g, try normalized(g, seen, model))
             var terms: [Graph.Value] = []
             for (i, layer) in layers.enumerated() {
                 guard let v = g.tapped(layer) else { throw InterpretError("no layer \(layer)") }
@@ -139,7 +139,7 @@ public struct FeatureInversion: Sendable {
         let g = Graph(backend: b)
         g.stopWhenTapped = Set(layers)
         g.keptLayers = Set(layers)
-        _ = try model.forward(g, try normalizeImageNet(g, g.input(target)))
+        _ = try model.forward(g, try normalized(g, g.input(target), model))
         var negatives: [Tensor] = [], energies: [Float] = []
         for layer in layers {
             guard let v = g.tapped(layer) else {
@@ -160,7 +160,7 @@ public struct FeatureInversion: Sendable {
         let g = Graph(backend: b)
         g.stopWhenTapped = Set(layers)
         g.keptLayers = Set(layers)
-        _ = try model.forward(g, try normalizeImageNet(g, g.input(try b.tensor(image, [1, 3, height, width]))))
+        _ = try model.forward(g, try normalized(g, g.input(try b.tensor(image, [1, 3, height, width])), model))
         return try layers.enumerated().map { i, layer in
             guard let v = g.tapped(layer) else { throw InterpretError("no layer \(layer)") }
             let sq = try b.values(b.reduce(try b.add(g.tensor(v), negatives[i]), .sumOfSquares, axis: 0))[0]

@@ -157,7 +157,7 @@ public struct FeatureVisualization: Sendable {
             let image = try param.image(g, p, constants: constants)
             let (maps, th, tw) = transforms.draw(count: n, height: size, width: size, random: &random)
             let seen = transforms.isIdentity ? image : try g.affineSample(image, maps, height: th, width: tw, fill: transforms.fill)
-            let logits = try model.forward(g, try normalizeImageNet(g, seen))
+            let logits = try model.forward(g, try normalized(g, seen, model))
             let objective = try compiled.value(g, logits: logits)
             var loss = try g.scale(objective, -1)
             var terms: [(String, Graph.Value)] = []
@@ -189,13 +189,13 @@ public struct FeatureVisualization: Sendable {
         let image = try param.image(g, g.input(state.parameters), constants: constants)
         let values = try b.values(g.tensor(image))
         try checkFinite(values, term: "the image", step: steps)
-        let final = try b.values(g.tensor(try compiled.value(g, logits: try model.forward(g, try normalizeImageNet(g, image)))))
+        let final = try b.values(g.tensor(try compiled.value(g, logits: try model.forward(g, try normalized(g, image, model)))))
         return Result(images: values, count: n, size: size, objectives: final, seconds: elapsed())
     }
 }
 
-/// (x - mean) / std per channel with ImageNet's statistics, on the graph.
-func normalizeImageNet(_ g: Graph, _ x: Graph.Value) throws -> Graph.Value {
-    let p = Preprocessing.imagenet
+/// (x - mean) / std per channel with the model's input normalization, on the graph.
+func normalized(_ g: Graph, _ x: Graph.Value, _ model: Model) throws -> Graph.Value {
+    let p = model.architecture.normalization
     return try g.channelAffine(x, scale: p.std.map { 1 / $0 }, shift: zip(p.mean, p.std).map { -$0 / $1 })
 }

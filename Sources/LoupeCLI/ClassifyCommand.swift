@@ -26,7 +26,7 @@ public struct ClassifyCommand: ParsableCommand {
 
     public func run() throws {
         guard top >= 1 else { throw UserError("--top must be at least 1") }
-        let (_, prepared, input, shape) = try imageOptions.load()
+        let (_, prepared, input, shape) = try imageOptions.load(try modelOptions.preprocessing(noResize: imageOptions.noResize))
         let backend = try deviceOptions.backend()
         let model = try modelOptions.load(on: backend)
         let predictions = try ClassifyCommand.classify(model: model, input: input, shape: shape, top: top) { try modelOptions.classNames(classes: $0) }

@@ -25,7 +25,7 @@ public struct CompareCommand: ParsableCommand {
     @OptionGroup public var deviceOptions: DeviceOptions
     @OptionGroup public var modelOptions: ModelOptions
     @Option(help: "A PNG or JPEG image (not needed with --visualize).") public var image: String?
-    @Flag(help: "Use the image at its own size instead of resize 256 + center crop 224.") public var noResize = false
+    @Flag(help: "Use the image at its own size instead of the preset's resize and centre crop (--preset, --resize, --crop).") public var noResize = false
     @Option(help: "Compare a short feature visualization of this objective (as `loupe visualize --objective`).") public var visualize: String?
     @Option(help: "Compare a short feature inversion of --image from this layer.") public var invert: String?
     @Option(parsing: .unconditional, help: "Steps of the --visualize / --invert run.") public var steps: Int = 4
@@ -72,7 +72,7 @@ public struct CompareCommand: ParsableCommand {
         var imageOptions = ImageOptions()
         imageOptions.image = image
         imageOptions.noResize = noResize
-        let (_, _, input, shape) = try imageOptions.load()
+        let (_, _, input, shape) = try imageOptions.load(try modelOptions.preprocessing(noResize: noResize))
         // Both passes keep every activation (a --no-resize photo can be any size): checked first.
         try MemoryBudget.requirePass(reference, batch: shape[0], height: shape[2], width: shape[3], what: "comparing")
         let onDevice = try reference.moved(to: gpu)
@@ -126,7 +126,7 @@ public struct CompareCommand: ParsableCommand {
             }
             if let invert {
                 guard let image else { throw UserError("--invert needs --image") }
-                let photo = try (noResize ? Preprocessing.normalizeOnly : .imagenet).prepare(try RGBImage(contentsOf: URL(fileURLWithPath: image)))
+                let photo = try modelOptions.preprocessing(noResize: noResize).prepare(try RGBImage(contentsOf: URL(fileURLWithPath: image)))
                 let job = FeatureInversion(layers: [invert], steps: steps, tvWeight: 1)
                 let shape: Shape = [1, 3, photo.height, photo.width]
                 let a = try job.run(reference, target: try reference.backend.tensor(photo.planes, shape))

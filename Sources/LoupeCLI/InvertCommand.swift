@@ -49,7 +49,7 @@ public struct InvertCommand: ParsableCommand {
         }
         guard !layers.isEmpty, !layers.contains("") else { throw UserError("--layer names no layer") }
         guard steps >= 1, reportEvery >= 1, jitter >= 0 else { throw UserError("--steps and --report-every must be positive, --jitter non-negative") }
-        let (_, prepared, _, shape) = try imageOptions.load()
+        let (_, prepared, _, shape) = try imageOptions.load(try modelOptions.preprocessing(noResize: imageOptions.noResize))
         let output = try OutputFolder(out)
         let backend = try deviceOptions.backend()
         let model = try modelOptions.load(on: backend)

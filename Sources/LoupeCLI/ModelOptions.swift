@@ -49,12 +49,62 @@ public struct ModelOptions: ParsableArguments {
         return names
     }
 
+    @Option(help: "Input preprocessing preset: imagenet (resize 256, crop 224: torchvision's V1 weights), imagenet-v2 (232, 224: the V2 weights of ResNet50, MobileNetV2, MobileNetV3-Large, RegNet), convnext (236, 224), inception (342, 299); all with ImageNet's mean and std.")
+    public var preset: String = "imagenet"
+    @Option(parsing: .unconditional, help: "Shorter image side after resizing (default: the preset's).")
+    public var resize: Int?
+    @Option(parsing: .unconditional, help: "Centre crop size, the network's input size (default: the preset's).")
+    public var crop: Int?
+    @Option(help: "Per-channel mean of the input normalization, three comma-separated numbers for R, G, B (default: ImageNet's, 0.485,0.456,0.406).")
+    public var mean: String?
+    @Option(help: "Per-channel standard deviation of the input normalization, three comma-separated numbers (default: ImageNet's, 0.229,0.224,0.225).")
+    public var std: String?
+
+    static let presets: [String: (resize: Int, crop: Int)] = ["imagenet": (256, 224), "imagenet-v2": (232, 224), "convnext": (236, 224), "inception": (342, 299)]
+
+    /// The input normalization `--mean` and `--std` give (ImageNet's by default).
+    public func normalization() throws -> Normalization {
+        func three(_ flag: String, _ text: String?, _ fallback: [Float], positive: Bool) throws -> [Float] {
+            guard let text else { return fallback }
+            let parts = text.split(separator: ",", omittingEmptySubsequences: false).map { Float($0.trimmingCharacters(in: .whitespaces)) }
+            let values = parts.compactMap { $0 }
+            guard parts.count == 3, values.count == 3, values.allSatisfy({ $0.isFinite && (!positive || $0 > 0) }) else {
+                throw UserError("\(flag) \(text): expected three comma-separated \(positive ? "positive " : "")numbers (R, G, B)")
+            }
+            return values
+        }
+        return Normalization(mean: try three("--mean", mean, Normalization.imagenet.mean, positive: false),
+                             std: try three("--std", std, Normalization.imagenet.std, positive: true))
+    }
+
+    /// Resize, crop and normalization from the preset and the options (`noResize`: the image at
+    /// its own size, normalized only).
+    public func preprocessing(noResize: Bool) throws -> Preprocessing {
+        guard let sizes = Self.presets[preset] else {
+            throw UserError("--preset \(preset): expected \(Self.presets.keys.sorted().joined(separator: ", "))")
+        }
+        let (shorter, side) = (resize ?? sizes.resize, crop ?? sizes.crop)
+        guard (1...16384).contains(shorter), (1...16384).contains(side), side <= shorter else {
+            throw UserError("--resize \(shorter) and --crop \(side): both from 1 to 16384, the crop no larger than the resized side")
+        }
+        var p = Preprocessing(resizeShorter: noResize ? nil : shorter, crop: side)
+        let n = try normalization()
+        (p.mean, p.std) = (n.mean, n.std)
+        return p
+    }
+
     public func load(on backend: any Backend) throws -> Model {
+        let normalization = try normalization()
+        let loaded: Model
         if let seed = randomWeights {
             let architecture = ModelLocator.isONNX(model) ? try ModelLocator.onnx(model, weightsRequired: false).0 : try Architectures.make(arch ?? model)
-            return Model(architecture: architecture, parameters: try SeededWeights.parameters(for: architecture, seed: seed, on: backend), backend: backend)
+            loaded = Model(architecture: architecture, parameters: try SeededWeights.parameters(for: architecture, seed: seed, on: backend), backend: backend)
+        } else {
+            loaded = try ModelLocator.load(model: model, arch: arch, on: backend)
         }
-        return try ModelLocator.load(model: model, arch: arch, on: backend)
+        var architecture = loaded.architecture
+        architecture.normalization = normalization
+        return Model(architecture: architecture, parameters: loaded.parameters, backend: backend)
     }
 }
 
@@ -62,15 +112,14 @@ public struct ModelOptions: ParsableArguments {
 public struct ImageOptions: ParsableArguments {
     @Option(help: "A PNG or JPEG image.")
     public var image: String
-    @Flag(help: "Use the image at its own size (normalization only) instead of resize 256 + center crop 224.")
+    @Flag(help: "Use the image at its own size (normalization only) instead of the preset's resize and centre crop (--preset, --resize, --crop).")
     public var noResize = false
 
     public init() {}
 
-    public var preprocessing: Preprocessing { noResize ? .normalizeOnly : .imagenet }
-
-    /// The decoded image, the 8-bit picture the network sees, and its normalized [1, 3, H, W] values.
-    public func load() throws -> (original: RGBImage, prepared: RGBImage, input: [Float], shape: Shape) {
+    /// The decoded image, the 8-bit picture the network sees (after `preprocessing`:
+    /// ModelOptions.preprocessing), and its normalized [1, 3, H, W] values.
+    public func load(_ preprocessing: Preprocessing) throws -> (original: RGBImage, prepared: RGBImage, input: [Float], shape: Shape) {
         let original = try RGBImage(contentsOf: URL(fileURLWithPath: image))
         let prepared = try preprocessing.prepare(original)
         return (original, prepared, preprocessing.normalize(prepared), [1, 3, prepared.height, prepared.width])

@@ -26,7 +26,7 @@ public struct SaliencyCommand: ParsableCommand {
     @OptionGroup public var methodOptions: MethodOptions
     @Option(help: "Output folder; one subfolder per image, named after the image file.")
     public var out: String
-    @Flag(help: "Use the images at their own size instead of resize 256 + center crop 224 (all images must then share a size).")
+    @Flag(help: "Use the images at their own size instead of the preset's resize and centre crop (--preset, --resize, --crop) (all images must then share a size).")
     public var noResize = false
 
     @Flag(help: "Also score each map by deletion and insertion (Petsiuk et al.): curves and AUC in summary.json, metrics.png.")
@@ -38,7 +38,7 @@ public struct SaliencyCommand: ParsableCommand {
     public func run() throws {
         let methods = try methodOptions.parseMethods()
         let files = try imageFiles()
-        let preprocessing: Preprocessing = noResize ? .normalizeOnly : .imagenet
+        let preprocessing = try modelOptions.preprocessing(noResize: noResize)
         var prepared: [RGBImage] = []
         for file in files { prepared.append(try preprocessing.prepare(try RGBImage(contentsOf: URL(fileURLWithPath: file)))) }
         guard Set(prepared.map { "\($0.width)x\($0.height)" }).count == 1 else {

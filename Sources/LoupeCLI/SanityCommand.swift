@@ -26,14 +26,14 @@ public struct SanityCommand: ParsableCommand {
     @Option(parsing: .unconditional, help: "How many blocks to randomize, from the top (default: all of them).") public var stages: Int?
     @Option(parsing: .unconditional, help: "Seed of the re-drawn weights.") public var weightsSeed: UInt64 = 1
     @Option(help: "Output folder; results go into a subfolder named after the image file.") public var out: String
-    @Flag(help: "Use the image at its own size instead of resize 256 + center crop 224.") public var noResize = false
+    @Flag(help: "Use the image at its own size instead of the preset's resize and centre crop (--preset, --resize, --crop).") public var noResize = false
 
     public init() {}
 
     public func run() throws {
         let methods = try methodOptions.parseMethods()
         if let stages, stages < 1 { throw UserError("--stages must be at least 1") }
-        let preprocessing: Preprocessing = noResize ? .normalizeOnly : .imagenet
+        let preprocessing = try modelOptions.preprocessing(noResize: noResize)
         let prepared = try preprocessing.prepare(try RGBImage(contentsOf: URL(fileURLWithPath: image)))
         guard prepared.width >= 11, prepared.height >= 11 else { throw UserError("\(image): SSIM needs an image of at least 11x11 pixels") }
         let stem = URL(fileURLWithPath: image).deletingPathExtension().lastPathComponent

@@ -3,6 +3,14 @@ import Graph
 
 /// A network: its modules in forward order (with any glue between them, such as flatten or a
 /// residual add, inside the modules' own forward passes), as torchvision builds it.
+/// Input normalization: (x - mean[c]) / std[c] per colour channel, x in [0, 1].
+public struct Normalization: Sendable, Equatable {
+    public var mean: [Float]
+    public var std: [Float]
+    public init(mean: [Float], std: [Float]) { self.mean = mean; self.std = std }
+    public static let imagenet = Normalization(mean: [0.485, 0.456, 0.406], std: [0.229, 0.224, 0.225])
+}
+
 public struct Architecture: Sendable {
     public let name: String
     /// The root modules, in order.
@@ -15,6 +23,10 @@ public struct Architecture: Sendable {
     /// the batch it was traced at inside other dimensions (ViT's attention heads: [197, 12, 64]
     /// for batch 1) runs only at that batch; batched methods then pass one image at a time.
     public var maxBatch: Int? = nil
+    /// The per-channel mean and standard deviation the network's inputs are normalized with
+    /// (ImageNet's unless `--mean` / `--std` or a preset say otherwise): what feature
+    /// visualization and inversion normalize their images with, and what a black baseline is.
+    public var normalization = Normalization.imagenet
 
     public var parameters: [ParameterSpec] { body.flatMap(\.parameters) }
 

@@ -1,5 +1,7 @@
 import ArgumentParser
+import Backend
 import Foundation
+import Interpret
 import LoupeCLI
 import Models
 import Testing
@@ -91,6 +93,27 @@ func device() -> Bool { TestDevice.backend(fail: { Issue.record(Comment(rawValue
         #expect(some.contains("layer1 ") && !some.contains("layer2 "))
     }
 
+    /// Presets and explicit sizes decide the network's input; --mean and --std its
+    /// normalization, which the model carries to the methods that normalize images themselves.
+    @Test func presetsAndNormalizationReachThePass() throws {
+        let inception = try run(["classify", "--model", "resnet18", "--random-weights", "1", "--image", chelsea, "--preset", "inception", "--top", "1"])
+        #expect(inception.contains("input 299x299"), "\(inception)")
+        let cropped = try run(["classify", "--model", "resnet18", "--random-weights", "1", "--image", chelsea, "--resize", "160", "--crop", "128", "--top", "1"])
+        #expect(cropped.contains("input 128x128"), "\(cropped)")
+        let options = try ModelOptions.parse(["--model", "resnet18", "--random-weights", "1", "--mean", "0.5, 0.5,0.5", "--std", "0.25,0.5,1"])
+        let model = try options.load(on: CPUBackend())
+        #expect(model.architecture.normalization == Normalization(mean: [0.5, 0.5, 0.5], std: [0.25, 0.5, 1]))
+        let p = try options.preprocessing(noResize: false)
+        #expect(p.mean == [0.5, 0.5, 0.5] && p.std == [0.25, 0.5, 1] && p.resizeShorter == 256 && p.crop == 224)
+        // The black baseline of integrated gradients is black under the model's normalization:
+        // with mean 0.5 and std 0.25/0.5/1 it is -2, -1, -0.5.
+        let x = try CPUBackend().tensor([Float](repeating: 0.3, count: 3 * 32 * 32), [1, 3, 32, 32])
+        let black = try IntegratedGradients(steps: 2, baseline: .black, batch: 2).attribute(model, input: x, targets: [0]).raw!
+        let given = [Float](repeating: -2, count: 1024) + [Float](repeating: -1, count: 1024) + [Float](repeating: -0.5, count: 1024)
+        let explicit = try IntegratedGradients(steps: 2, baseline: .image(given), batch: 2).attribute(model, input: x, targets: [0]).raw!
+        #expect(black == explicit && black.contains { $0 != 0 })
+    }
+
     @Test func badInputsGetOneClearError() throws {
         let dir = FileManager.default.temporaryDirectory.appendingPathComponent("loupe-cli-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
@@ -110,6 +133,11 @@ func device() -> Bool { TestDevice.backend(fail: { Issue.record(Comment(rawValue
             (["classify", "--image", smallImage, "--top", "0"], "--top"),
             (["compare", "--model", "resnet18", "--random-weights", "1", "--image", smallImage, "--no-resize", "--layers", "layer4.7"],
              "nearest: layer4"),
+            (["classify", "--image", smallImage, "--preset", "imagenet-v3"], "--preset imagenet-v3: expected convnext, imagenet, imagenet-v2, inception"),
+            (["classify", "--image", smallImage, "--resize", "200"], "the crop no larger than the resized side"),
+            (["classify", "--image", smallImage, "--crop", "-3"], "--crop -3"),
+            (["classify", "--image", smallImage, "--mean", "0.5,0.5"], "--mean 0.5,0.5: expected three comma-separated numbers"),
+            (["classify", "--image", smallImage, "--std", "0.2,0,0.2"], "expected three comma-separated positive numbers"),
         ]
         for (arguments, needle) in cases {
             do {
