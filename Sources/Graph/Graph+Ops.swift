@@ -256,7 +256,8 @@ extension Graph {
             throw BackendError("axis affine", "scale \(scale?.shape.description ?? "none") and shift \(shift?.shape.description ?? "none") along axis \(axis) of \(s)")
         }
         let c = s[axis], b = backend
-        let ones = try b.tensor([Float](repeating: 1, count: c), [c]), zeros = try b.tensor([Float](repeating: 0, count: c), [c])
+        let (ones, zeros) = try unitVectors[c] ?? (b.tensor([Float](repeating: 1, count: c), [c]), b.tensor([Float](repeating: 0, count: c), [c]))
+        unitVectors[c] = (ones, zeros)
         let bn = BatchNormParams(gamma: scale.map { Tensor(shape: [c], storage: $0.storage) } ?? ones,
                                  beta: shift.map { Tensor(shape: [c], storage: $0.storage) } ?? zeros, mean: zeros, variance: ones, eps: 0)
         let outer = s.dims[..<axis].reduce(1, *), inner = s.dims[(axis + 1)...].reduce(1, *)

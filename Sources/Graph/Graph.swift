@@ -27,6 +27,9 @@ public final class Graph {
     }
 
     private(set) var tensors: [Tensor] = []
+    /// Ones and zeros of each length asked for in this pass (axisAffine's identity parts),
+    /// uploaded once per pass instead of once per op.
+    var unitVectors: [Int: (ones: Tensor, zeros: Tensor)] = [:]
     private var nodes: [Node?] = []
     private var requiresGrad: [Bool] = []
     private var tapOrder: [(name: String, id: Int)] = []

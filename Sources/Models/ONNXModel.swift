@@ -528,21 +528,13 @@ struct ONNXNode: Sendable {
             run = { g, x, _ in
                 let old = g.shape(try value(x, 0))
                 let target = try integers(x, 1).values
-                func resolved(_ target: [Int64]) -> [Int] {
-                    var dims = target.enumerated().map { i, d in d == 0 && i < old.rank ? old[i] : Int(d) }
-                    if let free = dims.firstIndex(of: -1) {
-                        let known = dims.enumerated().filter { $0.offset != free }.map(\.element).reduce(1, *)
-                        dims[free] = known > 0 ? old.count / known : 0
-                    }
-                    return dims
-                }
-                var dims = resolved(target)
+                var dims = reshapeTarget(target, of: old.dims)
                 // The exporter writes the batch it traced with into target shapes; the graph runs
                 // at any batch, so a leading dimension equal to that batch becomes this pass's.
                 if dims.reduce(1, *) != old.count, let b = exportBatch, old.rank > 0, b != old[0], target.first == Int64(b) {
                     var rebatched = target
                     rebatched[0] = Int64(old[0])
-                    dims = resolved(rebatched)
+                    dims = reshapeTarget(rebatched, of: old.dims)
                 }
                 guard dims.allSatisfy({ $0 >= 0 }), dims.reduce(1, *) == old.count else {
                     throw ModelError("cannot reshape \(old) to \(target): the graph fixed this shape when it was exported; run it at the batch and input size it was exported at")
@@ -613,33 +605,19 @@ struct ONNXNode: Sendable {
             }
         case "Unsqueeze":
             try only(["axes"])
-            guard let axes = (node.input.count > 1 ? stored(1) : nil) ?? attributes["axes"]?.ints, axes.count == 1 else {
-                throw ModelError("only one constant axis is supported")
+            guard let axes = ((node.input.count > 1 ? stored(1) : nil) ?? attributes["axes"]?.ints)?.map({ Int($0) }) else {
+                throw ModelError("the axes must be constants")
             }
-            let axis = Int(axes[0])
             run = { g, x, _ in
                 let v = try value(x, 0)
-                var dims = g.shape(v).dims
-                let at = axis < 0 ? dims.count + 1 + axis : axis
-                guard at >= 0, at <= dims.count else { throw ModelError("Unsqueeze at axis \(axis) of \(g.shape(v))") }
-                dims.insert(1, at: at)
-                return try g.reshape(v, Shape(dims))
+                return try g.reshape(v, Shape(try unsqueezed(g.shape(v).dims, axes: axes)))
             }
         case "Squeeze":
             try only(["axes"])
             let axes = (node.input.count > 1 ? stored(1) : nil)?.map { Int($0) } ?? ints("axes")
             run = { g, x, _ in
                 let v = try value(x, 0)
-                var dims = g.shape(v).dims
-                if let axes {
-                    for a in axes.map({ $0 < 0 ? $0 + dims.count : $0 }).sorted(by: >) {
-                        guard a >= 0, a < dims.count, dims[a] == 1 else { throw ModelError("Squeeze of axis \(a) of \(g.shape(v))") }
-                        dims.remove(at: a)
-                    }
-                } else {
-                    dims = dims.filter { $0 != 1 }
-                }
-                return try g.reshape(v, Shape(dims))
+                return try g.reshape(v, Shape(try squeezed(g.shape(v).dims, axes: axes)))
             }
         case "Expand":
             // A tensor (a stored one: ViT's class token) repeated to a shape computed from shapes;
@@ -917,23 +895,9 @@ extension ONNXNode {
             return { _, x in
                 let t = try integers(x, 0)
                 let axes = attributeAxes ?? (x.integers.count > 1 ? x.integers[1]?.values.map { Int($0) } : nil)
-                var dims = t.dims
-                if op == "Unsqueeze" {
-                    guard let axes else { throw ModelError("Unsqueeze without axes") }
-                    let rank = dims.count + axes.count
-                    for a in axes.map({ $0 < 0 ? $0 + rank : $0 }).sorted() {
-                        guard a >= 0, a <= dims.count else { throw ModelError("Unsqueeze axis \(a) of \(t.dims)") }
-                        dims.insert(1, at: a)
-                    }
-                } else if let axes {
-                    for a in axes.map({ $0 < 0 ? $0 + dims.count : $0 }).sorted(by: >) {
-                        guard a >= 0, a < dims.count, dims[a] == 1 else { throw ModelError("Squeeze axis \(a) of \(t.dims)") }
-                        dims.remove(at: a)
-                    }
-                } else {
-                    dims = dims.filter { $0 != 1 }
-                }
-                return t.reshaped(dims)
+                if op == "Squeeze" { return t.reshaped(try squeezed(t.dims, axes: axes)) }
+                guard let axes else { throw ModelError("Unsqueeze without axes") }
+                return t.reshaped(try unsqueezed(t.dims, axes: axes))
             }
         case "Cast", "Identity":
             try only(["to", "saturate"])
@@ -960,11 +924,7 @@ extension ONNXNode {
             try only(["allowzero"])
             return { _, x in
                 let (t, shape) = (try integers(x, 0), try integers(x, 1).values)
-                var dims = shape.enumerated().map { i, d in d == 0 && i < t.dims.count ? t.dims[i] : Int(d) }
-                if let free = dims.firstIndex(of: -1) {
-                    let known = dims.enumerated().filter { $0.offset != free }.map(\.element).reduce(1, *)
-                    dims[free] = known > 0 ? t.values.count / known : 0
-                }
+                let dims = reshapeTarget(shape, of: t.dims)
                 guard dims.allSatisfy({ $0 >= 0 }), dims.reduce(1, *) == t.values.count else { throw ModelError("cannot reshape numbers \(t.dims) to \(shape)") }
                 return t.reshaped(dims)
             }
@@ -983,6 +943,40 @@ extension ONNXNode {
             throw ModelError("op \(op) is not supported on integer tensors")
         }
     }
+}
+
+/// ONNX Reshape's target for a tensor of dimensions `old`: 0 keeps that dimension, -1 takes
+/// what the others leave.
+func reshapeTarget(_ target: [Int64], of old: [Int]) -> [Int] {
+    var dims = target.enumerated().map { i, d in d == 0 && i < old.count ? old[i] : Int(d) }
+    if let free = dims.firstIndex(of: -1) {
+        let known = dims.enumerated().filter { $0.offset != free }.map(\.element).reduce(1, *)
+        dims[free] = known > 0 ? old.reduce(1, *) / known : 0
+    }
+    return dims
+}
+
+/// `dims` without the size-1 dimensions `axes` (negative ones count from the end; nil: every
+/// size-1 dimension), as ONNX's Squeeze.
+func squeezed(_ dims: [Int], axes: [Int]?) throws -> [Int] {
+    guard let axes else { return dims.filter { $0 != 1 } }
+    var out = dims
+    for a in Set(axes.map { $0 < 0 ? $0 + dims.count : $0 }).sorted(by: >) {
+        guard a >= 0, a < dims.count, dims[a] == 1 else { throw ModelError("Squeeze of axis \(a) of \(dims)") }
+        out.remove(at: a)
+    }
+    return out
+}
+
+/// `dims` with size-1 dimensions inserted at `axes` of the result, as ONNX's Unsqueeze.
+func unsqueezed(_ dims: [Int], axes: [Int]) throws -> [Int] {
+    let rank = dims.count + axes.count
+    var out = dims
+    for a in axes.map({ $0 < 0 ? $0 + rank : $0 }).sorted() {
+        guard a >= 0, a <= out.count else { throw ModelError("Unsqueeze at axis \(a) of \(dims)") }
+        out.insert(1, at: a)
+    }
+    return out
 }
 
 /// The indices ONNX's Slice takes along one dimension of `count` (negative starts and ends
