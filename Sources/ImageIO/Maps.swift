@@ -19,13 +19,13 @@ public enum MapImages {
         return RGBImage(width: width, height: height, pixels: pixels)
     }
 
-    /// The colorized map blended half and half over `image`, rescaled so the brightest channel is
-    /// 255 (pytorch-grad-cam's show_cam_on_image with image_weight 0.5).
-    public static func overlay(_ heat: RGBImage, on image: RGBImage) throws -> RGBImage {
+    /// The colorized map blended over `image` (weights `alpha` and 1 - alpha), rescaled so the
+    /// brightest channel is 255 (pytorch-grad-cam's show_cam_on_image; image_weight = 1 - alpha).
+    public static func overlay(_ heat: RGBImage, on image: RGBImage, alpha: Float = 0.5) throws -> RGBImage {
         guard heat.width == image.width, heat.height == image.height else {
             throw ImageError("overlay of \(heat.width)x\(heat.height) on \(image.width)x\(image.height)")
         }
-        let blended = zip(heat.pixels, image.pixels).map { 0.5 * Float($0) + 0.5 * Float($1) }
+        let blended = zip(heat.pixels, image.pixels).map { alpha * Float($0) + (1 - alpha) * Float($1) }
         let top = Swift.max(blended.max() ?? 1, 1)
         return RGBImage(width: image.width, height: image.height, pixels: blended.map { UInt8(($0 / top * 255).rounded()) })
     }

@@ -16,6 +16,11 @@ public struct Attribution: Sendable {
     /// Integrated Gradients: sum of attributions minus (f(x) - f(baseline)), per image.
     public var completenessError: [Float]?
 
+    /// Whether the attributions are signed contributions that add up to a change of the score
+    /// (gradient x input, integrated gradients, occlusion): drawn on a diverging scale by default.
+    public var isSigned: Bool { Self.signedMethods.contains(method) }
+    public static let signedMethods: Set<String> = ["gradient_x_input", "integrated_gradients", "occlusion"]
+
     /// Map `i` as H x W values.
     public func map(_ i: Int) -> ArraySlice<Float> { map[(i * height * width)..<((i + 1) * height * width)] }
     public func raw(_ i: Int) -> ArraySlice<Float>? { raw?[(i * 3 * height * width)..<((i + 1) * 3 * height * width)] }

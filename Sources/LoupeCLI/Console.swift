@@ -4,6 +4,8 @@ import Foundation
 /// run whole commands and read what they printed, while other tests run in parallel).
 public enum Console {
     @TaskLocal public static var sink: (@Sendable (String) -> Void)?
+    /// The command line recorded in reports and JSON files (default: the process's).
+    @TaskLocal public static var arguments: [String]?
 }
 
 /// Writes `text` to the command's output, flushed at once (so a long `bench` streams). When the

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Backend
+import Figures
 import Foundation
 import Graph
 import ImageIO
@@ -13,13 +14,14 @@ public struct InvertCommand: ParsableCommand {
         abstract: "Feature inversion: reconstruct an image from one layer's features (one reconstruction per --layer).",
         discussion: """
         Minimizes ||phi(x) - phi(x0)||^2 / ||phi(x0)||^2 + alpha-weight * mean |x - 0.5|^alpha + tv * mean TV^beta from noise, \
-        Adam with a step schedule. Writes <layer>.png per layer, strip.png (the photo, then each reconstruction) and invert.json; \
+        Adam with a step schedule. Writes <layer>.png per layer, the strip figure (the photo, then each reconstruction with its layer and error) and invert.json; \
         prints the relative feature error ||phi(x) - phi(x0)|| / ||phi(x0)|| of each saved 8-bit picture.
         """)
 
     @OptionGroup public var deviceOptions: DeviceOptions
     @OptionGroup public var modelOptions: ModelOptions
     @OptionGroup public var imageOptions: ImageOptions
+    @OptionGroup(title: "Figures") public var figureOptions: FigureOptions
     @Option(help: "Comma-separated layers (`loupe layers`); each is inverted on its own.") public var layer: String
     @Option(parsing: .unconditional, help: "Optimization steps.") public var steps: Int = 600
     @Option(parsing: .unconditional, help: "Learning rate of Adam (divided by 10 at 60% and again at 85% of the steps).") public var lr: Float = 0.1
@@ -49,7 +51,8 @@ public struct InvertCommand: ParsableCommand {
         }
         guard !layers.isEmpty, !layers.contains("") else { throw UserError("--layer names no layer") }
         guard steps >= 1, reportEvery >= 1, jitter >= 0 else { throw UserError("--steps and --report-every must be positive, --jitter non-negative") }
-        let (_, prepared, _, shape) = try imageOptions.load(try modelOptions.preprocessing(noResize: imageOptions.noResize))
+        let preprocessing = try modelOptions.preprocessing(noResize: imageOptions.noResize)
+        let (_, prepared, _, shape) = try imageOptions.load(preprocessing)
         let output = try OutputFolder(out)
         let backend = try deviceOptions.backend()
         let model = try modelOptions.load(on: backend)
@@ -79,12 +82,18 @@ public struct InvertCommand: ParsableCommand {
             let error = try job.relativeErrors(model, image: saved.planes, height: saved.height, width: saved.width, target: target)[0]
             results.append((l, job, result, error))
         }
-        let files = layers.map { fileStem($0) + ".png" } + ["strip.png", "invert.json"]
-        try output.publish(files) { staging in
+        let files = layers.map { fileStem($0) + ".png" } + (try figureOptions.files("strip")) + ["invert.json"]
+        let record = try RunRecord(modelOptions: modelOptions, model: model, preprocessing: preprocessing, backend: backend)
+        try output.publish(files + ["index.html"]) { staging in
             for (l, _, result, _) in results { try result.picture.writePNG(to: staging.appendingPathComponent(fileStem(l) + ".png")) }
-            try MapImages.row([prepared] + results.map { $0.2.picture }).writePNG(to: staging.appendingPathComponent("strip.png"))
+            let cells = [ImageGrid.Cell(prepared, title: "input")] + results.map { l, _, result, error in
+                ImageGrid.Cell(result.picture, title: l, caption: String(format: "relative feature error %.3f", error))
+            }
+            let strip = try ImageGrid.canvas(title: "Feature inversion of \(URL(fileURLWithPath: imageOptions.image).lastPathComponent)",
+                                             subtitle: "\(model.architecture.name) · \(steps) steps · \(backend.name)", rows: [cells])
+            try figureOptions.write(strip, stem: "strip", into: staging)
             let json: [String: Any] = [
-                "model": model.architecture.name, "device": backend.name, "image": imageOptions.image,
+                "model": model.architecture.name, "device": backend.name, "image": imageOptions.image, "run": record.json,
                 "settings": ["steps": steps, "lr": lr, "beta": beta, "alpha": alpha, "alpha_weight": alphaWeight, "jitter": jitter, "seed": seed] as [String: Any],
                 "layers": results.map { l, job, result, error in
                     ["layer": l, "file": fileStem(l) + ".png", "tv": job.tvWeight, "relative_feature_error": error,
@@ -92,10 +101,23 @@ public struct InvertCommand: ParsableCommand {
                 },
             ]
             try JSONSerialization.data(withJSONObject: json, options: [.prettyPrinted, .sortedKeys]).write(to: staging.appendingPathComponent("invert.json"))
+            let report = HTMLReport(title: "loupe invert: \(URL(fileURLWithPath: imageOptions.image).lastPathComponent)", sections: [
+                .init("Run", [.facts(record.facts + [("steps", "\(steps)"), ("learning rate", "\(lr)"), ("parameterization", "\(param)\(decorrelate ? ", decorrelated" : "")"),
+                                                      ("seed", "\(seed)")])]),
+                .init("Reconstructions", [
+                    .figure("strip.\(try figureOptions.preferred())", caption: "The photo, then the image whose features at each layer match the photo's."),
+                    .table(header: ["layer", "TV weight", "relative feature error", "seconds"], rows: results.map { l, job, result, error in
+                        [l, String(format: "%.3g", job.tvWeight), String(format: "%.4f", error), String(format: "%.1f", result.seconds)]
+                    }),
+                    .gallery(results.map { l, _, _, error in (fileStem(l) + ".png", "\(l) (error \(String(format: "%.3f", error)))") }),
+                ]),
+            ])
+            try report.write(to: staging.appendingPathComponent("index.html"))
         }
         emit(formatTable([["layer", "tv", "relative feature error", "seconds"]] + results.map { l, job, result, error in
             [l, String(format: "%.3g", job.tvWeight), String(format: "%.4f", error), String(format: "%.1f", result.seconds)]
         }))
         emit("-> \(output.url.path)")
+        emit("report: \(output.url.appendingPathComponent("index.html").path)")
     }
 }

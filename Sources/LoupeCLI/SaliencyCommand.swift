@@ -1,5 +1,6 @@
 import ArgumentParser
 import Backend
+import Figures
 import Foundation
 import Graph
 import ImageIO
@@ -24,12 +25,14 @@ public struct SaliencyCommand: ParsableCommand {
     @Option(name: .customLong("image"), parsing: .upToNextOption, help: "PNG or JPEG images, or folders of them.")
     public var images: [String]
     @OptionGroup public var methodOptions: MethodOptions
+    @OptionGroup(title: "Figures") public var mapStyle: MapStyleOptions
+    @OptionGroup(title: "Figures") public var figureOptions: FigureOptions
     @Option(help: "Output folder; one subfolder per image, named after the image file.")
     public var out: String
     @Flag(help: "Use the images at their own size instead of the preset's resize and centre crop (--preset, --resize, --crop) (all images must then share a size).")
     public var noResize = false
 
-    @Flag(help: "Also score each map by deletion and insertion (Petsiuk et al.): curves and AUC in summary.json, metrics.png.")
+    @Flag(help: "Also score each map by deletion and insertion (Petsiuk et al.): curves and AUC in summary.json, a metrics figure.")
     public var metrics = false
     @Option(parsing: .unconditional, help: "Pixels removed or inserted per step of the deletion and insertion curves.") public var metricStep: Int = 224
 
@@ -37,6 +40,8 @@ public struct SaliencyCommand: ParsableCommand {
 
     public func run() throws {
         let methods = try methodOptions.parseMethods()
+        let style = try mapStyle.style()
+        _ = try figureOptions.formats()
         let files = try imageFiles()
         let preprocessing = try modelOptions.preprocessing(noResize: noResize)
         var prepared: [RGBImage] = []
@@ -70,6 +75,7 @@ public struct SaliencyCommand: ParsableCommand {
         }
         // curves[image][method][mode] = (curve, auc)
         var curves: [[[(curve: [Float], auc: Float)]]] = []
+        let metricsStart = DispatchTime.now().uptimeNanoseconds
         if metrics {
             guard metricStep >= 1 else { throw UserError("--metric-step must be positive") }
             for i in 0..<files.count {
@@ -81,9 +87,13 @@ public struct SaliencyCommand: ParsableCommand {
                 })
             }
         }
-        try output.publish(stems) { staging in
-            try write(results, curves: curves, stems: stems, prepared: prepared, targets: targets, probabilities: probabilities, classes: classes,
-                      names: names, model: model, layer: camLayer, backend: backend, into: staging)
+        let metricsSeconds = metrics ? Double(DispatchTime.now().uptimeNanoseconds - metricsStart) / 1e9 : nil
+        let record = try RunRecord(modelOptions: modelOptions, model: model, preprocessing: preprocessing, backend: backend)
+        try output.publish(stems + ["index.html"]) { staging in
+            try write(results, curves: curves, files: files, stems: stems, prepared: prepared, targets: targets, probabilities: probabilities,
+                      classes: classes, names: names, model: model, layer: camLayer, backend: backend, style: style, record: record, into: staging)
+            try report(results, curves: curves, files: files, stems: stems, targets: targets, probabilities: probabilities, classes: classes,
+                       names: names, layer: camLayer, metricsSeconds: metricsSeconds, record: record).write(to: staging.appendingPathComponent("index.html"))
         }
         for (i, stem) in stems.enumerated() {
             emit("\(stem): target \(targets[i]) \(label(targets[i], names: names)) (p = \(String(format: "%.4f", probabilities[i * classes + targets[i]]))) -> \(output.url.appendingPathComponent(stem).path)")
@@ -96,6 +106,8 @@ public struct SaliencyCommand: ParsableCommand {
             }
             emit("  " + name.padding(toLength: 22, withPad: " ", startingAt: 0) + String(format: "%9.1f ms", ms) + extra)
         }
+        if let metricsSeconds { emit("  deletion and insertion metrics: \(String(format: "%.1f", metricsSeconds)) s") }
+        emit("report: \(output.url.appendingPathComponent("index.html").path)")
     }
 
     func imageFiles() throws -> [String] {
@@ -116,14 +128,15 @@ public struct SaliencyCommand: ParsableCommand {
     }
 
     /// One folder per image, in the staging folder (moved into --out together afterwards).
-    func write(_ results: [(String, Attribution, Double)], curves: [[[(curve: [Float], auc: Float)]]], stems: [String], prepared: [RGBImage], targets: [Int],
-               probabilities: [Float], classes: Int, names: [String]?, model: Model, layer: String, backend: any Backend, into staging: URL) throws {
+    func write(_ results: [(String, Attribution, Double)], curves: [[[(curve: [Float], auc: Float)]]], files: [String], stems: [String],
+               prepared: [RGBImage], targets: [Int], probabilities: [Float], classes: Int, names: [String]?, model: Model, layer: String,
+               backend: any Backend, style: MapStyle, record: RunRecord, into staging: URL) throws {
         for (i, stem) in stems.enumerated() {
             let dir = staging.appendingPathComponent(stem)
             try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
             let image = prepared[i]
             try image.writePNG(to: dir.appendingPathComponent("input.png"))
-            var tiles = [image]
+            var cells = [ImageGrid.Cell(image, title: "input", caption: "\(image.width)x\(image.height)")]
             var methodsJSON: [[String: Any]] = []
             for (m, (name, result, ms)) in results.enumerated() {
                 let (h, w) = (result.height, result.width)
@@ -131,12 +144,16 @@ public struct SaliencyCommand: ParsableCommand {
                 if let raw = result.raw(i) {
                     try npyData(Array(raw), shape: [3, h, w]).write(to: dir.appendingPathComponent("\(name)_raw.npy"))
                 }
-                let heat = MapImages.colorize(result.map(i), width: w, height: h, clip: result.raw == nil ? 1 : 0.99)
+                let (scaled, colormap) = style.scaled(map: result.map(i), raw: result.raw(i), signed: result.isSigned)
+                let heat = scaled.colorized(colormap, width: w, height: h)
                 try heat.writePNG(to: dir.appendingPathComponent("\(name).png"))
-                let overlay = try MapImages.overlay(heat, on: image)
+                let overlay = try MapImages.overlay(heat, on: image, alpha: style.alpha)
                 try overlay.writePNG(to: dir.appendingPathComponent("\(name)_overlay.png"))
-                tiles.append(overlay)
-                var entry: [String: Any] = ["method": name, "milliseconds": ms, "parameters": methodOptions.parameters(name, layer: layer)]
+                cells.append(.init(overlay, title: name, caption: "\(scaled.sign.rawValue) · \(formatDuration(ms))",
+                                   colorBar: ColorBar(scaled, colormap: colormap)))
+                var entry: [String: Any] = ["method": name, "milliseconds": ms, "parameters": methodOptions.parameters(name, layer: layer),
+                                            "display": ["sign": scaled.sign.rawValue, "colormap": colormap.rawValue, "clip_percentile": style.outlierPercent,
+                                                        "alpha": style.alpha, "scale_low": scaled.range.low, "scale_high": scaled.range.high] as [String: Any]]
                 if let e = result.completenessError { entry["completeness_error"] = e[i] }
                 if !curves.isEmpty {
                     for (k, mode) in CausalMetric.Mode.allCases.enumerated() {
@@ -146,21 +163,75 @@ public struct SaliencyCommand: ParsableCommand {
                 }
                 methodsJSON.append(entry)
             }
-            try MapImages.row(tiles).writePNG(to: dir.appendingPathComponent("grid.png"))
+            let file = URL(fileURLWithPath: files[i]).lastPathComponent
+            let targetText = "target \(targets[i]) \(label(targets[i], names: names)) (p = \(String(format: "%.3f", probabilities[i * classes + targets[i]])))"
+            let hasCAM = results.contains { MethodOptions.camNames.contains($0.0) }
+            let grid = try ImageGrid.canvas(title: "\(file) · \(targetText)",
+                                            subtitle: "\(model.architecture.name)\(hasCAM ? " · CAM layer \(layer)" : "") · \(backend.name)",
+                                            rows: [cells])
+            try figureOptions.write(grid, stem: "grid", into: dir)
             if !curves.isEmpty {
-                // Left: deletion, right: insertion; one colour per method, in summary.json's order.
-                let chart = MapImages.lineChart(panels: (0..<2).map { k in curves[i].map { $0[k].curve } }, colors: MapImages.palette(results.count))
-                try chart.writePNG(to: dir.appendingPathComponent("metrics.png"))
+                let panels = CausalMetric.Mode.allCases.enumerated().map { k, mode in
+                    LineChart.Panel(title: mode == .deletion ? "Deletion (lower AUC is better)" : "Insertion (higher AUC is better)",
+                                    xLabel: "fraction of pixels \(mode == .deletion ? "deleted" : "inserted"), most salient first",
+                                    yLabel: "p(\(label(targets[i], names: names)))", yRange: 0...1, x: .unit,
+                                    series: results.enumerated().map { m, r in
+                                        .init(name: "\(r.0)  AUC \(String(format: "%.3f", curves[i][m][k].auc))", values: curves[i][m][k].curve)
+                                    })
+                }
+                try figureOptions.write(try LineChart.canvas(title: "\(file) · \(targetText)", panels: panels), stem: "metrics", into: dir)
             }
             let summary: [String: Any] = [
                 "image": stem, "model": model.architecture.name, "layer": layer, "device": backend.name,
                 "target": ["index": targets[i], "label": label(targets[i], names: names),
                            "probability": probabilities[i * classes + targets[i]]],
                 "input_size": [image.height, image.width], "methods": methodsJSON,
-                "grid": ["input"] + results.map { $0.0 },
+                "grid": ["input"] + results.map { $0.0 }, "image_path": files[i], "run": record.json,
             ]
             try JSONSerialization.data(withJSONObject: summary, options: [.prettyPrinted, .sortedKeys])
                 .write(to: dir.appendingPathComponent("summary.json"))
         }
     }
+}
+
+extension SaliencyCommand {
+    /// index.html: the run, then per image its grid, metrics plot, a table and every map.
+    func report(_ results: [(String, Attribution, Double)], curves: [[[(curve: [Float], auc: Float)]]], files: [String], stems: [String],
+                targets: [Int], probabilities: [Float], classes: Int, names: [String]?, layer: String, metricsSeconds: Double?,
+                record: RunRecord) throws -> HTMLReport {
+        let figure = try figureOptions.preferred()
+        var run = record.facts
+        run.append(("methods", results.map { "\($0.0) (\(formatDuration($0.2)))" }.joined(separator: ", ")))
+        if results.contains(where: { MethodOptions.camNames.contains($0.0) }) { run.append(("CAM layer", layer)) }
+        if let metricsSeconds { run.append(("deletion/insertion metrics", String(format: "%.1f s (step %d pixels)", metricsSeconds, metricStep))) }
+        var report = HTMLReport(title: "loupe saliency: \(files.count) image\(files.count == 1 ? "" : "s"), \(results.count) method\(results.count == 1 ? "" : "s")",
+                                sections: [.init("Run", [.facts(run)])])
+        for (i, stem) in stems.enumerated() {
+            let target = "target \(targets[i]) \(label(targets[i], names: names)) (p = \(String(format: "%.3f", probabilities[i * classes + targets[i]])))"
+            var blocks: [HTMLReport.Block] = [.figure("\(stem)/grid.\(figure)", caption: "The input and each method's map over it; colour bars in the map's units.")]
+            if !curves.isEmpty {
+                blocks.append(.figure("\(stem)/metrics.\(figure)", caption: "Deletion and insertion curves: the target's probability as the most salient pixels are removed or inserted."))
+            }
+            var header = ["method", "time"]
+            if !curves.isEmpty { header += ["deletion AUC", "insertion AUC"] }
+            if results.contains(where: { $0.1.completenessError != nil }) { header.append("completeness error") }
+            blocks.append(.table(header: header, rows: results.enumerated().map { m, r in
+                var row = [r.0, formatDuration(r.2)]
+                if !curves.isEmpty { row += [String(format: "%.4f", curves[i][m][0].auc), String(format: "%.4f", curves[i][m][1].auc)] }
+                if header.last == "completeness error" { row.append(r.1.completenessError.map { String(format: "%.4g", $0[i]) } ?? "") }
+                return row
+            }))
+            blocks.append(.gallery([("\(stem)/input.png", "input")] + results.flatMap { r in
+                [("\(stem)/\(r.0)_overlay.png", "\(r.0) overlay"), ("\(stem)/\(r.0).png", "\(r.0) map")]
+            }))
+            blocks.append(.paragraph("Files: \(stem)/summary.json (every number above), <method>.npy (the maps), <method>_raw.npy (signed attributions)."))
+            report.sections.append(.init("\(URL(fileURLWithPath: files[i]).lastPathComponent): \(target)", blocks))
+        }
+        return report
+    }
+}
+
+/// "850 ms", "12.3 s".
+func formatDuration(_ milliseconds: Double) -> String {
+    milliseconds < 1000 ? String(format: "%.0f ms", milliseconds) : String(format: "%.1f s", milliseconds / 1000)
 }

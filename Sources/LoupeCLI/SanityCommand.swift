@@ -1,5 +1,6 @@
 import ArgumentParser
 import Backend
+import Figures
 import Foundation
 import Graph
 import ImageIO
@@ -15,14 +16,16 @@ public struct SanityCommand: ParsableCommand {
         discussion: """
         Stage k re-draws the weights of the k top blocks (classifier first). For each method and stage: \
         Spearman rank correlation and SSIM of the map with the trained model's map. Writes <out>/<image>/sanity.json, \
-        curves.png (left: Spearman on [-1, 1], right: SSIM on [0, 1]; x: stages; one colour per method, in the order of --method), \
-        maps.png (a row per method, a column per stage) and maps.npy [stages, methods, H, W].
+        the curves figure (Spearman and SSIM per stage, a line per method), the maps figure (a row per method, a column \
+        per stage, each map scaled on its own) and maps.npy [stages, methods, H, W].
         """)
 
     @OptionGroup public var deviceOptions: DeviceOptions
     @OptionGroup public var modelOptions: ModelOptions
     @Option(help: "A PNG or JPEG image.") public var image: String
     @OptionGroup public var methodOptions: MethodOptions
+    @OptionGroup(title: "Figures") public var mapStyle: MapStyleOptions
+    @OptionGroup(title: "Figures") public var figureOptions: FigureOptions
     @Option(parsing: .unconditional, help: "How many blocks to randomize, from the top (default: all of them).") public var stages: Int?
     @Option(parsing: .unconditional, help: "Seed of the re-drawn weights.") public var weightsSeed: UInt64 = 1
     @Option(help: "Output folder; results go into a subfolder named after the image file.") public var out: String
@@ -32,6 +35,8 @@ public struct SanityCommand: ParsableCommand {
 
     public func run() throws {
         let methods = try methodOptions.parseMethods()
+        let style = try mapStyle.style()
+        _ = try figureOptions.formats()
         if let stages, stages < 1 { throw UserError("--stages must be at least 1") }
         let preprocessing = try modelOptions.preprocessing(noResize: noResize)
         let prepared = try preprocessing.prepare(try RGBImage(contentsOf: URL(fileURLWithPath: image)))
@@ -57,14 +62,17 @@ public struct SanityCommand: ParsableCommand {
                                     randomization: ModelRandomization(seed: weightsSeed), stageCount: stages)
         let seconds = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
 
-        try output.publish([stem]) { staging in
+        let record = try RunRecord(modelOptions: modelOptions, model: model, preprocessing: preprocessing, backend: backend)
+        try output.publish([stem, "index.html"]) { staging in
             let dir = staging.appendingPathComponent(stem)
             try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
-            try write(check, image: prepared, into: dir)
+            let title = "\(URL(fileURLWithPath: image).lastPathComponent) · target \(target) \(label(target, names: names)) (p = \(String(format: "%.3f", probabilities[target])))"
+            try write(check, image: prepared, title: title, subtitle: "\(model.architecture.name) · weights re-drawn from the top down (seed \(weightsSeed)) · \(backend.name)",
+                      style: style, into: dir)
             let json: [String: Any] = [
                 "image": stem, "model": model.architecture.name, "layer": layer, "device": backend.name,
                 "target": ["index": target, "label": label(target, names: names), "probability": probabilities[target]],
-                "weights_seed": weightsSeed, "seconds": seconds,
+                "weights_seed": weightsSeed, "seconds": seconds, "image_path": image, "run": record.json,
                 "methods": methods.map { ["method": $0, "parameters": methodOptions.parameters($0, layer: layer)] as [String: Any] },
                 "stages": check.stages.map { stage in
                     ["randomized_through": stage.name,
@@ -73,6 +81,20 @@ public struct SanityCommand: ParsableCommand {
                 },
             ]
             try JSONSerialization.data(withJSONObject: json, options: [.prettyPrinted, .sortedKeys]).write(to: dir.appendingPathComponent("sanity.json"))
+            let figure = try figureOptions.preferred()
+            let report = HTMLReport(title: "loupe sanity: \(URL(fileURLWithPath: image).lastPathComponent)", sections: [
+                .init("Run", [.facts(record.facts + [("methods", methods.joined(separator: ", ")), ("target", title), ("weights seed", "\(weightsSeed)"),
+                                                      ("time", String(format: "%.1f s", seconds))])]),
+                .init("Similarity to the trained model's map", [
+                    .figure("\(stem)/curves.\(figure)", caption: "Spearman rank correlation and SSIM of each method's map with its map on the trained model, as the weights are re-drawn from the top block down. A method that passes falls away from 1."),
+                    .table(header: ["weights re-drawn through"] + methods.flatMap { ["\($0) ρ", "\($0) SSIM"] }, rows: check.stages.map { stage in
+                        [stage.name] + zip(stage.spearman, stage.ssim).flatMap { r, s in [r.isNaN ? "n/a" : String(format: "%.3f", r), String(format: "%.3f", s)] }
+                    }),
+                ]),
+                .init("Maps", [.figure("\(stem)/maps.\(figure)", caption: "A row per method: the input, then its map at each stage (each scaled on its own)."),
+                               .paragraph("Files: \(stem)/sanity.json, \(stem)/maps.npy [stages, methods, H, W].")]),
+            ])
+            try report.write(to: staging.appendingPathComponent("index.html"))
         }
 
         emit("\(stem): target \(target) \(label(target, names: names)) (p = \(String(format: "%.4f", probabilities[target]))), "
@@ -85,33 +107,40 @@ public struct SanityCommand: ParsableCommand {
             })
         }
         emit(formatTable(rows))
+        emit("report: \(output.url.appendingPathComponent("index.html").path)")
     }
 
-    /// curves.png, maps.png and maps.npy.
-    func write(_ check: SanityCheck, image: RGBImage, into dir: URL) throws {
+    /// The curves and maps figures, and maps.npy.
+    func write(_ check: SanityCheck, image: RGBImage, title: String, subtitle: String, style: MapStyle, into dir: URL) throws {
         let (h, w) = (image.height, image.width)
-        let colors = MapImages.palette(check.methods.count)
-        let spearman = MapImages.lineChart(panels: [check.methods.indices.map { m in check.stages.map { $0.spearman[m] } }],
-                                           colors: colors, yRange: -1...1)
-        let ssim = MapImages.lineChart(panels: [check.methods.indices.map { m in check.stages.map { $0.ssim[m] } }], colors: colors)
-        try MapImages.row([spearman, ssim], gap: 0).writePNG(to: dir.appendingPathComponent("curves.png"))
-        // One row per method: the input, then the map at each stage (each stage min-max scaled on its own).
-        let tile = 112
-        let small = try image.resized(width: tile, height: tile)
-        var rows: [RGBImage] = []
-        for (m, name) in check.methods.enumerated() {
-            var tiles = [small]
+        let stageNames = check.stages.map(\.name)
+        let ssimLow = Swift.min(0, Double(check.stages.flatMap(\.ssim).filter { !$0.isNaN }.min() ?? 0))
+        let panels = [
+            LineChart.Panel(title: "Spearman rank correlation", xLabel: "weights re-drawn through", yLabel: "with the trained model's map",
+                            yRange: -1...1, x: .categories(stageNames),
+                            series: check.methods.indices.map { m in .init(name: check.methods[m], values: check.stages.map { $0.spearman[m] }) },
+                            zeroLine: true),
+            LineChart.Panel(title: "SSIM", xLabel: "weights re-drawn through", yLabel: "with the trained model's map",
+                            yRange: (ssimLow.rounded(.down))...1, x: .categories(stageNames),
+                            series: check.methods.indices.map { m in .init(name: check.methods[m], values: check.stages.map { $0.ssim[m] }) },
+                            zeroLine: true),
+        ]
+        try figureOptions.write(try LineChart.canvas(title: title, panels: panels), stem: "curves", into: dir)
+        // One row per method: the input, then the map at each stage (each scaled on its own: the
+        // figure shows structure, the curves show similarity).
+        var rows: [[ImageGrid.Cell?]] = []
+        for m in check.methods.indices {
+            var cells: [ImageGrid.Cell?] = [.init(image)]
             for stage in check.stages {
-                let map = stage.maps[m]
-                let (lo, hi) = (map.min() ?? 0, map.max() ?? 0)
-                let scaled = map.map { hi > lo ? ($0 - lo) / (hi - lo) : 0 }
-                // Gradient maps are spiky: the 99th percentile is the top of the scale, as in `saliency`.
-                let heat = MapImages.colorize(scaled[...], width: w, height: h, clip: MethodOptions.camNames.contains(name) ? 1 : 0.99)
-                tiles.append(try heat.resized(width: tile, height: tile))
+                let (scaled, colormap) = style.scaled(map: stage.maps[m][...], raw: nil, signed: false)
+                cells.append(.init(scaled.colorized(colormap, width: w, height: h),
+                                   caption: String(format: "ρ %.2f · SSIM %.2f", stage.spearman[m], stage.ssim[m])))
             }
-            rows.append(MapImages.row(tiles))
+            rows.append(cells)
         }
-        try MapImages.column(rows).writePNG(to: dir.appendingPathComponent("maps.png"))
+        let grid = try ImageGrid.canvas(title: title, subtitle: subtitle, rows: rows, columnHeaders: ["input"] + stageNames,
+                                        rowHeaders: check.methods, tile: 112)
+        try figureOptions.write(grid, stem: "maps", into: dir)
         try npyData(check.stages.flatMap { $0.maps.flatMap { $0 } }, shape: [check.stages.count, check.methods.count, h, w])
             .write(to: dir.appendingPathComponent("maps.npy"))
     }

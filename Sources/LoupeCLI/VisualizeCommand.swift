@@ -1,5 +1,6 @@
 import ArgumentParser
 import Backend
+import Figures
 import Foundation
 import Graph
 import ImageIO
@@ -20,12 +21,13 @@ public struct VisualizeCommand: ParsableCommand {
 
     @OptionGroup public var deviceOptions: DeviceOptions
     @OptionGroup public var modelOptions: ModelOptions
+    @OptionGroup(title: "Figures") public var figureOptions: FigureOptions
     @Option(help: "Layer of the objective (`loupe layers`).") public var layer: String?
     @Option(parsing: .unconditional, help: "Channel of --layer: maximize its mean activation.") public var channel: Int?
     @Option(help: "C,X,Y or C: one unit of --layer (C alone: at the centre).") public var neuron: String?
     @Option(name: .customLong("class"), help: "A class index or ImageNet class name: maximize its logit.") public var classTarget: String?
     @Option(help: "An objective expression, e.g. \"0.2*features.10:5 + 0.8*class:948\".") public var objective: String?
-    @Option(help: "A..B: one image per channel A through B of --layer, optimized as one batch; also writes sprite.png.") public var batchChannels: String?
+    @Option(help: "A..B: one image per channel A through B of --layer, optimized as one batch; also writes a labelled sprite figure.") public var batchChannels: String?
     @Option(parsing: .unconditional, help: "Optimize N images of the same objective in one batch (with --diversity: different facets of it).") public var batch: Int = 1
     @Option(parsing: .unconditional, help: "Optimization steps.") public var steps: Int = 512
     @Option(parsing: .unconditional, help: "Image size (square).") public var size: Int = 224
@@ -164,12 +166,20 @@ public struct VisualizeCommand: ParsableCommand {
         }
         progressLine("done: \(job.steps) steps in \(String(format: "%.1f", result.seconds)) s (\(String(format: "%.2f", Double(job.steps) / Swift.max(result.seconds, 1e-9))) steps/s)", done: true)
 
-        let files = named.map { $0.1 + ".png" } + (named.count > 1 ? ["sprite.png"] : []) + ["visualize.json"]
-        try output.publish(files) { staging in
+        let files = named.map { $0.1 + ".png" } + (named.count > 1 ? try figureOptions.files("sprite") : []) + ["visualize.json"]
+        let record = try RunRecord(modelOptions: modelOptions, model: model, preprocessing: nil, backend: backend)
+        try output.publish(files + ["index.html"]) { staging in
             for (i, (_, name)) in named.enumerated() { try result.image(i).writePNG(to: staging.appendingPathComponent(name + ".png")) }
-            if named.count > 1 { try sprite((0..<named.count).map { result.image($0) }).writePNG(to: staging.appendingPathComponent("sprite.png")) }
+            if named.count > 1 {
+                let cells = named.indices.map { i in
+                    ImageGrid.Cell(result.image(i), title: named[i].0.description, caption: String(format: "objective %.4g", result.objectives[i]))
+                }
+                try figureOptions.write(try sprite(cells, title: "Feature visualization · \(model.architecture.name)",
+                                                   subtitle: "\(job.steps) steps · \(param)\(decorrelate ? ", decorrelated" : "") · transforms \(transforms) · seed \(seed)"),
+                                        stem: "sprite", into: staging)
+            }
             let json: [String: Any] = [
-                "model": model.architecture.name, "device": backend.name, "seconds": result.seconds,
+                "model": model.architecture.name, "device": backend.name, "seconds": result.seconds, "run": record.json,
                 "steps_per_second": Double(job.steps) / Swift.max(result.seconds, 1e-9),
                 "settings": ["steps": job.steps, "size": job.size, "param": param, "decay": decay, "decorrelate": decorrelate,
                              "transforms": transforms, "optimizer": optimizer, "lr": lr, "l2": l2, "l1": l1, "tv": tv, "beta": beta,
@@ -179,17 +189,28 @@ public struct VisualizeCommand: ParsableCommand {
                 },
             ]
             try JSONSerialization.data(withJSONObject: json, options: [.prettyPrinted, .sortedKeys]).write(to: staging.appendingPathComponent("visualize.json"))
+            var blocks: [HTMLReport.Block] = []
+            if named.count > 1 { blocks.append(.figure("sprite.\(try figureOptions.preferred())", caption: "Every image with its objective and final objective value.")) }
+            blocks.append(.gallery(named.indices.map { i in (named[i].1 + ".png", "\(named[i].0): objective \(String(format: "%.4g", result.objectives[i]))") }))
+            let report = HTMLReport(title: "loupe visualize: \(model.architecture.name)", sections: [
+                .init("Run", [.facts(record.facts + [("steps", "\(job.steps) in \(String(format: "%.1f", result.seconds)) s"), ("size", "\(size)"),
+                                                      ("parameterization", "\(param)\(decorrelate ? ", decorrelated" : "")"), ("transforms", transforms),
+                                                      ("optimizer", "\(optimizer), learning rate \(lr)"), ("seed", "\(seed)")])]),
+                .init("Images", blocks),
+            ])
+            try report.write(to: staging.appendingPathComponent("index.html"))
         }
         for (i, (objective, name)) in named.enumerated() {
             emit("\(name).png  \(objective)  objective \(String(format: "%.4g", result.objectives[i]))")
         }
         emit("-> \(output.url.path)")
+        emit("report: \(output.url.appendingPathComponent("index.html").path)")
     }
 }
 
-/// Images in a near-square grid, 2 white pixels apart.
-func sprite(_ images: [RGBImage]) -> RGBImage {
-    let columns = Int(Double(images.count).squareRoot().rounded(.up))
-    let rows = stride(from: 0, to: images.count, by: columns).map { MapImages.row(Array(images[$0..<Swift.min($0 + columns, images.count)]), gap: 2) }
-    return MapImages.column(rows, gap: 2)
+/// Labelled images in a near-square grid.
+func sprite(_ cells: [ImageGrid.Cell], title: String, subtitle: String) throws -> Canvas {
+    let columns = Int(Double(cells.count).squareRoot().rounded(.up))
+    let rows = stride(from: 0, to: cells.count, by: columns).map { Array(cells[$0..<Swift.min($0 + columns, cells.count)]).map(Optional.some) }
+    return try ImageGrid.canvas(title: title, subtitle: subtitle, rows: rows, tile: 160)
 }

@@ -15,7 +15,9 @@ let smallImage = repo.appendingPathComponent("Tests/ImageIOTests/Fixtures/rgb.pn
 func run(_ arguments: [String]) throws -> String {
     var command = try Loupe.parseAsRoot(arguments)
     let collected = Collector()
-    try Console.$sink.withValue({ collected.append($0) }) { try command.run() }
+    try Console.$arguments.withValue(arguments) {
+        try Console.$sink.withValue({ collected.append($0) }) { try command.run() }
+    }
     return collected.text
 }
 

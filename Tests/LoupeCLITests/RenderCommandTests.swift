@@ -13,7 +13,7 @@ import TestSupport
                             "--size", "32", "--steps", "2", "--tv", "0.1", "--freq", "1", "--out", out.path])
         #expect(text.contains("layer2_c3.png  layer2:3  objective"), "\(text)")
         let files = Set(try FileManager.default.contentsOfDirectory(atPath: out.path))
-        #expect(files == Set((0...3).map { "layer2_c\($0).png" } + ["sprite.png", "visualize.json"]))
+        #expect(files == Set((0...3).map { "layer2_c\($0).png" } + ["sprite.png", "visualize.json", "index.html"]))
         let json = try JSONSerialization.jsonObject(with: Data(contentsOf: out.appendingPathComponent("visualize.json"))) as! [String: Any]
         let settings = json["settings"] as! [String: Any]
         #expect(settings["steps"] as? Int == 2 && settings["param"] as? String == "fourier" && settings["tv"] as? Double == 0.1)
@@ -38,7 +38,7 @@ import TestSupport
         let text = try run(["invert", "--model", "resnet18", "--random-weights", "2", "--image", smallImage, "--no-resize",
                             "--layer", "layer1,layer2", "--steps", "2", "--out", out.path])
         #expect(text.contains("layer1") && text.contains("relative feature error"), "\(text)")
-        #expect(Set(try FileManager.default.contentsOfDirectory(atPath: out.path)) == ["layer1.png", "layer2.png", "strip.png", "invert.json"])
+        #expect(Set(try FileManager.default.contentsOfDirectory(atPath: out.path)) == ["layer1.png", "layer2.png", "strip.png", "invert.json", "index.html"])
         let json = try JSONSerialization.jsonObject(with: Data(contentsOf: out.appendingPathComponent("invert.json"))) as! [String: Any]
         let layers = json["layers"] as! [[String: Any]]
         #expect(layers.map { $0["layer"] as! String } == ["layer1", "layer2"])

@@ -1,4 +1,5 @@
 import Foundation
+import ImageIO
 import LoupeCLI
 import Testing
 import TestSupport
@@ -28,8 +29,60 @@ import TestSupport
             let methods = summary["methods"] as! [[String: Any]]
             #expect(methods.map { $0["method"] as! String } == ["gradient", "gradcam", "integrated_gradients"])
             #expect(methods[2]["completeness_error"] != nil)
+            // What made it: the command line, the version, the preprocessing; seeded weights have no file.
+            let record = summary["run"] as! [String: Any]
+            #expect((record["command_line"] as! [String]).starts(with: ["loupe", "saliency", "--model", "resnet18"]))
+            #expect(record["loupe_version"] as? String == LoupeVersion.number && record["model_sha256"] is NSNull)
+            let prep = record["preprocessing"] as! [String: Any]
+            #expect(prep["resize_shorter_side"] as? Int == 256 && prep["center_crop"] as? Int == 224 && prep["no_resize"] as? Bool == false)
+            #expect((summary["image_path"] as? String)?.hasSuffix(stem == "rgb" ? "rgb.png" : "chelsea.png") == true)
         }
-        #expect(try FileManager.default.contentsOfDirectory(atPath: out.path).sorted() == ["chelsea", "rgb"])
+        #expect(try FileManager.default.contentsOfDirectory(atPath: out.path).sorted() == ["chelsea", "index.html", "rgb"])
+    }
+
+    /// The map PNGs are the saved attributions through the chosen sign, clipping and colour map
+    /// (recomputed here from the .npy files), and the figures come in every format asked for.
+    @Test func mapStyleAndFigureFormats() throws {
+        guard device() else { return }
+        let out = try tempDir()
+        defer { try? FileManager.default.removeItem(at: out) }
+        _ = try run(["saliency", "--model", "resnet18", "--random-weights", "2", "--image", chelsea, "--method", "gradient,gradcam,occlusion",
+                     "--window", "56", "--stride", "56", "--sign", "all", "--colormap", "rdbu", "--clip-percentile", "5",
+                     "--figure-format", "png,svg,pdf", "--out", out.path])
+        let dir = out.appendingPathComponent("chelsea")
+        let files = Set(try FileManager.default.contentsOfDirectory(atPath: dir.path))
+        #expect(files.isSuperset(of: ["grid.png", "grid.svg", "grid.pdf"]))
+        func npy(_ name: String) throws -> [Float] {
+            let data = try Data(contentsOf: dir.appendingPathComponent(name))
+            let start = 10 + Int(data[8]) + Int(data[9]) * 256
+            return data[start...].withUnsafeBytes { Array($0.bindMemory(to: Float.self)) }
+        }
+        let raw = try npy("gradient_raw.npy"), n = 224 * 224
+        let summed = (0..<n).map { raw[$0] + raw[n + $0] + raw[2 * n + $0] }
+        let expected = ScaledMap(summed, sign: .all, outlierPercent: 5).colorized(.rdbu, width: 224, height: 224)
+        #expect(try RGBImage(contentsOf: dir.appendingPathComponent("gradient.png")) == expected)
+        let cam = ScaledMap(try npy("gradcam.npy"), sign: .all, outlierPercent: 5).colorized(.rdbu, width: 224, height: 224)
+        #expect(try RGBImage(contentsOf: dir.appendingPathComponent("gradcam.png")) == cam)
+        let summary = try JSONSerialization.jsonObject(with: Data(contentsOf: dir.appendingPathComponent("summary.json"))) as! [String: Any]
+        for method in summary["methods"] as! [[String: Any]] {
+            let display = method["display"] as! [String: Any]
+            #expect(display["sign"] as? String == "all" && display["colormap"] as? String == "rdbu" && display["clip_percentile"] as? Double == 5)
+        }
+        // The grid: the input and three overlays side by side, with titles and colour bars around them.
+        let grid = try RGBImage(contentsOf: dir.appendingPathComponent("grid.png"))
+        #expect(grid.width >= 4 * 224 + 30 && grid.height >= 224 + 60)
+        // Defaults: occlusion signed (diverging), gradient absolute (viridis).
+        _ = try run(["saliency", "--model", "resnet18", "--random-weights", "2", "--image", chelsea, "--method", "gradient,occlusion",
+                     "--window", "56", "--stride", "56", "--out", out.path])
+        let defaults = try JSONSerialization.jsonObject(with: Data(contentsOf: dir.appendingPathComponent("summary.json"))) as! [String: Any]
+        let displays = (defaults["methods"] as! [[String: Any]]).map { $0["display"] as! [String: Any] }
+        #expect(displays.map { $0["sign"] as! String } == ["absolute", "all"] && displays.map { $0["colormap"] as! String } == ["viridis", "rdbu"])
+        for bad in [["--colormap", "jet"], ["--sign", "both"], ["--clip-percentile", "100"], ["--alpha", "2"], ["--figure-format", "png,eps"]] {
+            #expect(throws: (any Error).self, "\(bad)") {
+                try run(["saliency", "--model", "resnet18", "--random-weights", "2", "--image", chelsea, "--out", out.appendingPathComponent("bad").path] + bad)
+            }
+        }
+        #expect(!FileManager.default.fileExists(atPath: out.appendingPathComponent("bad").path))
     }
 
     @Test func metricsAddDeletionAndInsertionCurves() throws {
@@ -67,7 +120,7 @@ import TestSupport
         #expect(String(decoding: npy.prefix(128), as: UTF8.self).contains("'shape': (4, 3, 23, 37)"))
         #expect(throws: (any Error).self) { try run(["sanity", "--model", "resnet18", "--random-weights", "2", "--image", smallImage, "--stages", "0", "--out", out.path]) }
         #expect(throws: (any Error).self) { try run(["sanity", "--model", "resnet18", "--random-weights", "2", "--image", smallImage, "--method", "gradcam", "--layer", "fc", "--out", out.path]) }
-        #expect(try FileManager.default.contentsOfDirectory(atPath: out.path) == ["rgb"])
+        #expect(try FileManager.default.contentsOfDirectory(atPath: out.path).sorted() == ["index.html", "rgb"])
     }
 
     @Test func badInputsGetOneClearErrorAndLeaveNothing() throws {

@@ -213,3 +213,28 @@ func openCL() -> OpenCLBackend? { TestDevice.backend { Issue.record(Comment(rawV
     }
 }
 
+
+@Suite struct SHA256Tests {
+    /// FIPS 180-4's examples, and files whose length crosses the padding and piece boundaries.
+    @Test func digestsMatchTheStandardsVectors() throws {
+        #expect(SHA256.hex([UInt8]()) == "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855")
+        #expect(SHA256.hex(Array("abc".utf8)) == "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad")
+        #expect(SHA256.hex(Array("abcdbcdecdefdefgefghfghighijhijkijkljklmklmnlmnomnopnopq".utf8))
+                == "248d6a61d20638b8e5c026930c3e6039a33ce45964ff2167f6ecedd419db06c1")
+        #expect(SHA256.hex([UInt8](repeating: 0x61, count: 1_000_000)) == "cdc76e5c9914fb9281a1c7e284d73e67f1809a48a497200e046d39ccc7112cd0")
+        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("loupe-sha-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: folder) }
+        for count in [0, 55, 56, 63, 64, 65, (1 << 20) - 1, (1 << 20) + 3] {
+            let bytes = (0..<count).map { UInt8(truncatingIfNeeded: $0 &* 31 &+ $0 >> 8) }
+            let file = folder.appendingPathComponent("\(count)")
+            try Data(bytes).write(to: file)
+            #expect(try SHA256.hex(fileAt: file) == SHA256.hex(bytes), "\(count) bytes")
+        }
+        #expect(throws: ModelError.self) { try SHA256.hex(fileAt: folder.appendingPathComponent("missing")) }
+        // torchvision's MobileNetV2 file: the digest `make models` checks with sha256sum.
+        if let weights = RealMobileNetV2Tests.weights() {
+            #expect(try SHA256.hex(fileAt: weights) == "b03531047ffacf1e2488318dcd2aba1126cde36e3bfe1aa5cb07700aeeee9889")
+        }
+    }
+}
