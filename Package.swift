@@ -41,6 +41,8 @@ let package = Package(
         // Turns Kernels/*.cl into Swift string constants at build time.
         .executableTarget(name: "KernelEmbedder"),
         .plugin(name: "EmbedKernels", capability: .buildTool(), dependencies: ["KernelEmbedder"]),
+        // The git commit of the build, for `loupe --version` and run records.
+        .plugin(name: "EmbedBuildInfo", capability: .buildTool(), dependencies: ["KernelEmbedder"]),
         // Shapes, the Backend protocol, the CPU reference and the OpenCL backend.
         .target(name: "Backend", dependencies: ["Device"], swiftSettings: optimizedInDebug, plugins: ["EmbedKernels"]),
         // The tape: records the forward pass, runs the backward pass, taps named layers.
@@ -56,8 +58,8 @@ let package = Package(
         .target(name: "LoupeCLI", dependencies: [
             "Backend", "Device", "Bench", "Graph", "Models", "ImageIO", "Interpret", "Figures",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
-        ]),
-        .executableTarget(name: "loupe", dependencies: ["LoupeCLI"]),
+        ], plugins: ["EmbedBuildInfo"]),
+        .executableTarget(name: "loupe", dependencies: ["LoupeCLI", "Interpret"]),
         .target(name: "TestSupport", dependencies: ["Backend", "Device"], path: "Tests/TestSupport"),
         .testTarget(name: "DeviceTests", dependencies: ["Device", "TestSupport"]),
         .testTarget(name: "BackendTests", dependencies: ["Backend", "TestSupport"], exclude: ["Fixtures"]),

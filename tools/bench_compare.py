@@ -116,7 +116,7 @@ def main():
             rows.append((f"{name} {r['pass']} batch {r['batch']}", r["wallMilliseconds"], median_time(f, a.runs), "PyTorch"))
         # Saliency.
         methods = "gradient,gradcam" if a.quick else "gradient,gradcam"
-        for r in loupe_json(["bench", "--model", name, "--saliency", methods, "--batch", a.batch, "--runs", str(a.runs)], a.loupe):
+        for r in loupe_json(["bench", "--model", name, "--method", methods, "--batch", a.batch, "--runs", str(a.runs)], a.loupe):
             n = r["batch"]
             x = torch.randn(n, 3, 224, 224, device=DEVICE)
             targets = [i * 37 % 1000 for i in range(n)]
@@ -133,7 +133,7 @@ def main():
         if a.quick:
             continue
         x1 = torch.randn(1, 3, 224, 224, device=DEVICE)
-        for r in loupe_json(["bench", "--model", name, "--saliency", "smoothgrad,integrated_gradients", "--batch", "1", "--runs", "1"], a.loupe):
+        for r in loupe_json(["bench", "--model", name, "--method", "smoothgrad,integrated_gradients", "--batch", "1", "--runs", "1"], a.loupe):
             if r["pass"] == "smoothgrad":
                 f = lambda: NoiseTunnel(Saliency(model)).attribute(x1, nt_type="smoothgrad", nt_samples=25, nt_samples_batch_size=16,
                                                                     stdevs=0.15 * 4.5, target=0, abs=True)

@@ -30,6 +30,9 @@ public struct HTMLReport: Sendable {
 
     public init(title: String, sections: [Section] = []) { self.title = title; self.sections = sections }
 
+    /// The tag that marks a page (and so its folder) as Loupe's.
+    public static let generatorMeta = "<meta name=\"generator\" content=\"Loupe\">"
+
     /// The page.
     public func html() -> String {
         var out = """
@@ -38,6 +41,7 @@ public struct HTMLReport: Sendable {
         <head>
         <meta charset="utf-8">
         <meta name="viewport" content="width=device-width, initial-scale=1">
+        \(Self.generatorMeta)
         <title>\(escape(title))</title>
         <style>
         body { font-family: "DejaVu Sans", Helvetica, Arial, sans-serif; margin: 24px auto; max-width: 1500px; padding: 0 16px; color: #1a1a1a; }

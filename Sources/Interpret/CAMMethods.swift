@@ -101,6 +101,7 @@ public struct CAM: AttributionMethod {
         for (part, size) in zip(try b.split(masks, sizes: sizes), sizes) {
             let batchMasks = Tensor(shape: [size, 1, h, w], storage: part.storage)
             scores += try targetScores(model, try b.broadcastMul(image, masks: batchMasks), [Int](repeating: target, count: size))
+            Progress.report("scorecam", scores.count, c)
         }
         let top = scores.max() ?? 0
         let e = scores.map { exp($0 - top) }
@@ -230,6 +231,7 @@ public struct Occlusion: AttributionMethod {
                     } }
                 }
                 start += chunk.count
+                Progress.report("occlusion", i * positions.count + start, n * positions.count)
             }
             let map = zip(total, count).map { $1 > 0 ? $0 / $1 : 0 }
             maps += map

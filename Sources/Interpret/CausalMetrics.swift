@@ -57,6 +57,7 @@ public struct CausalMetric: Sendable {
             guard target >= 0, target < classes else { throw InterpretError("target class \(target) is out of range 0...\(classes - 1)") }
             for k in 0..<count { curve.append(probabilities[k * classes + target]) }
             i += count
+            Progress.report(mode.rawValue, i, steps + 1)
         }
         let auc = (curve.reduce(0, +) - curve.first! / 2 - curve.last! / 2) / Float(Swift.max(curve.count - 1, 1))
         return (curve, auc)

@@ -98,6 +98,7 @@ public struct SmoothGrad: AttributionMethod {
                 let absSum = try batchSum(b, try b.add(try b.activation(g, .relu), try b.activation(try b.scale(g, -1), .relu)))
                 total = try total.map { try b.add($0, absSum) } ?? absSum
                 start += count
+                Progress.report("smoothgrad", i * samples + start, n * samples)
             }
             let mean = try b.scale(total!, 1 / Float(samples))
             raws += try b.values(mean)
@@ -158,6 +159,7 @@ public struct IntegratedGradients: AttributionMethod {
                 let sum = try batchSum(b, try inputGradient(pass))
                 total = try total.map { try b.add($0, sum) } ?? sum
                 start += count
+                Progress.report("integrated_gradients", i * steps + start, n * steps)
             }
             let attribution = try b.mul(diff, total!)
             let raw = try b.values(attribution)

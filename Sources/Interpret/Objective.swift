@@ -45,8 +45,9 @@ public indirect enum Objective: Sendable, Equatable, CustomStringConvertible {
 
     /// Parses `0.2*features.10:5 + 0.8*class:948`: terms joined by + or -, each an optional
     /// `weight*` and one of `LAYER:C` (channel), `LAYER:C@X,Y` (neuron), `LAYER:C@centre`,
-    /// `LAYER` (DeepDream), `class:K` (logit), `LAYER:[v1,v2,...]` (direction).
-    public static func parse(_ text: String) throws -> Objective {
+    /// `LAYER` (DeepDream), `class:K` (logit; `class:NAME` through `classIndex` when given),
+    /// `LAYER:[v1,v2,...]` (direction).
+    public static func parse(_ text: String, classIndex: ((String) throws -> Int)? = nil) throws -> Objective {
         var terms: [WeightedObjective] = []
         var current = "", sign: Float = 1, depth = 0
         func flush() throws {
@@ -58,7 +59,7 @@ public indirect enum Objective: Sendable, Equatable, CustomStringConvertible {
                 weight = w
                 atom = String(t[t.index(after: star)...]).trimmingCharacters(in: .whitespaces)
             }
-            terms.append(WeightedObjective(weight: sign * weight, objective: try parseAtom(atom, in: text)))
+            terms.append(WeightedObjective(weight: sign * weight, objective: try parseAtom(atom, in: text, classIndex: classIndex)))
             current = ""
         }
         for ch in text {
@@ -76,11 +77,13 @@ public indirect enum Objective: Sendable, Equatable, CustomStringConvertible {
         return terms.count == 1 && terms[0].weight == 1 ? terms[0].objective : .sum(terms)
     }
 
-    static func parseAtom(_ atom: String, in text: String) throws -> Objective {
+    static func parseAtom(_ atom: String, in text: String, classIndex: ((String) throws -> Int)?) throws -> Objective {
         func bad(_ why: String) -> InterpretError { InterpretError("objective \(text): \(atom): \(why)") }
         if atom.hasPrefix("class:") {
-            guard let k = Int(atom.dropFirst(6)) else { throw bad("expected class:INDEX") }
-            return .classLogit(k)
+            let name = atom.dropFirst(6).trimmingCharacters(in: .whitespaces)
+            if let k = Int(name) { return .classLogit(k) }
+            guard let classIndex, !name.isEmpty else { throw bad("expected class:INDEX") }
+            return .classLogit(try classIndex(name))
         }
         guard let colon = atom.firstIndex(of: ":") else {
             guard !atom.isEmpty, !atom.contains(where: \.isWhitespace) else { throw bad("expected a layer name") }

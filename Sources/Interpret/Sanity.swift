@@ -137,7 +137,10 @@ public struct SanityCheck: Sendable {
         let blocks = ModelRandomization.blocks(of: model.architecture)
         let count = Swift.min(stageCount ?? blocks.count, blocks.count)
         guard count >= 1 else { throw InterpretError("sanity check: at least one stage of randomization is needed") }
-        func maps(_ m: Model) throws -> [[Float]] { try methods.map { Array(try $0.attribute(m, input: image, targets: [target]).map(0)) } }
+        // The stages are the progress; the methods' own loops stay quiet.
+        func maps(_ m: Model) throws -> [[Float]] {
+            try Progress.muting { try methods.map { Array(try $0.attribute(m, input: image, targets: [target]).map(0)) } }
+        }
         let original = try maps(model)
         var stages = [Stage(name: "original", maps: original, spearman: original.map { _ in 1 },
                             ssim: original.map { _ in 1 })]
@@ -149,6 +152,7 @@ public struct SanityCheck: Sendable {
             stages.append(Stage(name: block, maps: m,
                                 spearman: zip(original, m).map { spearmanCorrelation($0, $1) },
                                 ssim: try zip(original, m).map { try structuralSimilarity($0, $1, width: w, height: h) }))
+            Progress.report("sanity stages", stages.count - 1, count)
         }
         self.methods = methods.map(\.name)
         self.stages = stages

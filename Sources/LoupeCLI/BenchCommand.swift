@@ -9,7 +9,12 @@ import Models
 public struct BenchCommand: ParsableCommand {
     public static let configuration = CommandConfiguration(
         commandName: "bench",
-        abstract: "Kernel microbenchmarks: device time, GFLOP/s or GB/s, and % of this device's measured peak.")
+        abstract: "Kernel microbenchmarks: device time, GFLOP/s or GB/s, and % of this device's measured peak.",
+        discussion: """
+        Examples:
+          loupe bench --filter "conv 3x3" --shapes resnet18 --batch 1
+          loupe bench --model mobilenet_v2 --method gradient,gradcam --batch 1,8
+        """)
 
     @OptionGroup public var deviceOptions: DeviceOptions
     @Option(help: "Comma-separated substrings of \"op shape\" to keep, e.g. \"conv 3x3 64->64 56x56\" or \"relu,maxpool\".")
@@ -22,11 +27,14 @@ public struct BenchCommand: ParsableCommand {
     public var batch: String = "1,8"
     @Option(parsing: .unconditional, help: "Timed runs per measurement (the median is reported), after warm-up (one run; kernel rows: at least 50 ms of runs).")
     public var runs: Int = 3
-    @Option(help: "With --model: time these attribution methods (comma-separated, as `loupe saliency --method`, default settings) instead of the plain passes.")
-    public var saliency: String?
+    @Option(name: .customLong("method"), help: "With --model: time these attribution methods (comma-separated, as `loupe saliency --method`, default settings) instead of the plain passes.")
+    public var methodList: String?
+    /// The spelling before 0.9 (hidden; one release).
+    @Option(name: .customLong("saliency"), help: .hidden) public var saliencyAlias: String?
+    var saliency: String? { methodList ?? saliencyAlias }
     @Flag(help: "With --model: optimization steps per second of `loupe visualize` (defaults, 224x224, one class objective per image; --runs steps are timed).")
     public var visualize = false
-    @Flag(help: "With --model: also print the device time of each kernel over one forward pass and one forward + backward pass (with --saliency: over each method; with --visualize: per optimization step).")
+    @Flag(help: "With --model: also print the device time of each kernel over one forward pass and one forward + backward pass (with --method: over each method; with --visualize: per optimization step).")
     public var kernels = false
     @Flag(help: "Print JSON instead of a table.")
     public var json = false
@@ -125,7 +133,7 @@ public struct BenchCommand: ParsableCommand {
 
     public func run() throws {
         if let model { return try runModel(model) }
-        let wholeNetwork = [visualize ? "--visualize" : nil, kernels ? "--kernels" : nil, saliency == nil ? nil : "--saliency"].compactMap { $0 }
+        let wholeNetwork = [visualize ? "--visualize" : nil, kernels ? "--kernels" : nil, saliency == nil ? nil : "--method"].compactMap { $0 }
         guard wholeNetwork.isEmpty else {
             throw UserError("\(wholeNetwork.joined(separator: ", ")) time a whole network: give --model (e.g. --model resnet18)")
         }

@@ -6,15 +6,23 @@ import Models
 
 /// `loupe classify`: the top-K classes of an image with softmax probabilities.
 public struct ClassifyCommand: ParsableCommand {
-    public static let configuration = CommandConfiguration(commandName: "classify", abstract: "Top-K classes of an image.")
+    public static let configuration = CommandConfiguration(
+        commandName: "classify", abstract: "Top-K classes of one or more images.",
+        discussion: """
+        Examples:
+          loupe classify --image Assets/chelsea.png
+          loupe classify --image photos/ more.jpg --top 3 --csv > predictions.csv
+        """)
 
     @OptionGroup public var deviceOptions: DeviceOptions
     @OptionGroup public var modelOptions: ModelOptions
     @OptionGroup public var imageOptions: ImageOptions
     @Option(parsing: .unconditional, help: "How many classes to print.")
     public var top: Int = 5
-    @Flag(help: "Print {\"top\":[{\"index\":..,\"label\":..,\"probability\":..}, ...]}.")
+    @Flag(help: "Print one JSON object per image: {\"image\":..,\"top\":[{\"index\":..,\"label\":..,\"probability\":..}, ...]}.")
     public var json = false
+    @Flag(help: "Print CSV: image,rank,index,label,probability.")
+    public var csv = false
 
     public init() {}
 
@@ -26,20 +34,31 @@ public struct ClassifyCommand: ParsableCommand {
 
     public func run() throws {
         guard top >= 1 else { throw UserError("--top must be at least 1") }
-        let (_, prepared, input, shape) = try imageOptions.load(try modelOptions.preprocessing(noResize: imageOptions.noResize))
+        guard !(json && csv) else { throw UserError("give --json or --csv, not both") }
+        let files = try imageFiles(imageOptions.images)
+        let preprocessing = try modelOptions.preprocessing(noResize: imageOptions.noResize)
         let backend = try deviceOptions.backend()
         let model = try modelOptions.load(on: backend)
-        let predictions = try ClassifyCommand.classify(model: model, input: input, shape: shape, top: top) { try modelOptions.classNames(classes: $0) }
-        if json {
-            struct Output: Codable { let top: [Prediction] }
-            let encoder = JSONEncoder()
-            encoder.outputFormatting = [.sortedKeys]
-            emit(String(decoding: try encoder.encode(Output(top: predictions)), as: UTF8.self))
-        } else {
-            emit("\(model.architecture.name) on \(backend.name), input \(prepared.width)x\(prepared.height)")
-            for (rank, p) in predictions.enumerated() {
-                emit(String(format: "%2d. %4d  ", rank + 1, p.index) + p.label.padding(toLength: Swift.max(32, p.label.count + 1), withPad: " ", startingAt: 0)
-                      + String(format: "%.4f", p.probability))
+        if !json && !csv { emit("\(model.architecture.name) on \(backend.name)") }
+        if csv { emit("image,rank,index,label,probability") }
+        for file in files {
+            let (_, prepared, input, shape) = try imageOptions.load(file, preprocessing)
+            let predictions = try ClassifyCommand.classify(model: model, input: input, shape: shape, top: top) { try modelOptions.classNames(classes: $0) }
+            if json {
+                struct Output: Codable { let image: String; let top: [Prediction] }
+                let encoder = JSONEncoder()
+                encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+                emit(String(decoding: try encoder.encode(Output(image: file, top: predictions)), as: UTF8.self))
+            } else if csv {
+                for (rank, p) in predictions.enumerated() {
+                    emit([csvField(file), "\(rank + 1)", "\(p.index)", csvField(p.label), String(format: "%.6f", p.probability)].joined(separator: ","))
+                }
+            } else {
+                emit("\(file) (input \(prepared.width)x\(prepared.height))")
+                for (rank, p) in predictions.enumerated() {
+                    emit(String(format: "%2d. %4d  ", rank + 1, p.index) + p.label.padding(toLength: Swift.max(32, p.label.count + 1), withPad: " ", startingAt: 0)
+                          + String(format: "%.4f", p.probability))
+                }
             }
         }
     }
@@ -57,4 +76,9 @@ public struct ClassifyCommand: ParsableCommand {
             Prediction(index: $0, label: label($0, names: named), probability: probabilities[$0])
         }
     }
+}
+
+/// A CSV field, quoted when it holds a comma, a quote or a line break.
+func csvField(_ text: String) -> String {
+    text.contains(where: { $0 == "," || $0 == "\"" || $0 == "\n" }) ? "\"" + text.replacingOccurrences(of: "\"", with: "\"\"") + "\"" : text
 }

@@ -20,6 +20,10 @@ public struct CompareCommand: ParsableCommand {
             a ReLU whose input is within rounding of 0 may let the gradient through on one device and not on the other.) \
             With --visualize EXPR or --invert LAYER it runs a short feature visualization or inversion (--steps, --size) on \
             both instead and compares the images and objective values by relative L2 error (--image-tolerance).
+
+            Examples:
+              loupe compare --image Assets/chelsea.png --layer features.0,features.9,features.18
+              loupe compare --visualize "features.10:5" --steps 8
             """)
 
     @OptionGroup public var deviceOptions: DeviceOptions
@@ -37,8 +41,11 @@ public struct CompareCommand: ParsableCommand {
     public var tolerance: Float = 1e-3
     @Option(parsing: .unconditional, help: "Largest accepted relative L2 error of a gradient.")
     public var gradientTolerance: Float = 1e-2
-    @Option(help: "Comma-separated layer names to report (default: every layer).")
-    public var layers: String?
+    @Option(name: .customLong("layer"), help: "Comma-separated layer names to report (default: every layer).")
+    public var layerList: String?
+    /// The spelling before 0.9 (hidden; one release).
+    @Option(name: .customLong("layers"), help: .hidden) public var layersAlias: String?
+    var layers: String? { layerList ?? layersAlias }
 
     public init() {}
 
@@ -70,9 +77,9 @@ public struct CompareCommand: ParsableCommand {
         if visualize != nil || invert != nil { return try compareOptimization(reference: reference, device: try reference.moved(to: gpu)) }
         guard let image else { throw UserError("--image is required (except with --visualize)") }
         var imageOptions = ImageOptions()
-        imageOptions.image = image
+        imageOptions.images = [image]
         imageOptions.noResize = noResize
-        let (_, _, input, shape) = try imageOptions.load(try modelOptions.preprocessing(noResize: noResize))
+        let (_, _, input, shape) = try imageOptions.load(try imageOptions.image, try modelOptions.preprocessing(noResize: noResize))
         // Both passes keep every activation (a --no-resize photo can be any size): checked first.
         try MemoryBudget.requirePass(reference, batch: shape[0], height: shape[2], width: shape[3], what: "comparing")
         let onDevice = try reference.moved(to: gpu)

@@ -50,12 +50,15 @@ func firstRepeated(_ names: [String]) -> String? {
 public struct DeviceOptions: ParsableArguments {
     @Option(name: .long, help: "auto (first GPU, else first OpenCL device, else CPU reference), cpu, or opencl:N (see `loupe devices`).")
     public var device: DeviceChoice = .auto
+    @Flag(help: "No progress bars or lines on stderr (errors and warnings still show).")
+    public var quiet = false
 
     public init() {}
 
     /// The chosen OpenCL device, or nil for the CPU reference. `auto` without any OpenCL device
     /// warns on stderr and falls back to the CPU reference.
     public func openCLDevice() throws -> ComputeDevice? {
+        if quiet { ProgressDisplay.quiet.store(true, ordering: .relaxed) }
         switch device {
         case .cpu: return nil
         case .auto:

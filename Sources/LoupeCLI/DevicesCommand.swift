@@ -4,7 +4,8 @@ import Foundation
 
 /// `loupe devices`: every OpenCL platform and device, the default marked.
 public struct DevicesCommand: ParsableCommand {
-    public static let configuration = CommandConfiguration(commandName: "devices", abstract: "List OpenCL platforms and devices.")
+    public static let configuration = CommandConfiguration(commandName: "devices", abstract: "List OpenCL platforms and devices.",
+                                                           discussion: "Example: loupe devices (then --device opencl:N in other commands)")
     public init() {}
 
     public func run() throws {

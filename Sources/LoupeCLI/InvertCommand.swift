@@ -16,6 +16,10 @@ public struct InvertCommand: ParsableCommand {
         Minimizes ||phi(x) - phi(x0)||^2 / ||phi(x0)||^2 + alpha-weight * mean |x - 0.5|^alpha + tv * mean TV^beta from noise, \
         Adam with a step schedule. Writes <layer>.png per layer, the strip figure (the photo, then each reconstruction with its layer and error) and invert.json; \
         prints the relative feature error ||phi(x) - phi(x0)|| / ||phi(x0)|| of each saved 8-bit picture.
+
+        Examples:
+          loupe invert --image Assets/chelsea.png --layer features.4 --out out/invert
+          loupe invert --image Assets/chelsea.png --layer features.2,features.7,features.14 --steps 400 --out out/invert
         """)
 
     @OptionGroup public var deviceOptions: DeviceOptions
@@ -35,6 +39,8 @@ public struct InvertCommand: ParsableCommand {
     @Flag(inversion: .prefixedNo, help: "Optimize in ImageNet-decorrelated colour.") public var decorrelate = true
     @Option(parsing: .unconditional, help: "Report progress every N steps.") public var reportEvery: Int = 25
     @Option(help: "Output folder.") public var out: String
+    @Flag(help: "Replace --out whole when it holds an earlier Loupe run (without it, a folder that holds files is refused).")
+    public var force = false
 
     public init() {}
 
@@ -52,8 +58,9 @@ public struct InvertCommand: ParsableCommand {
         guard !layers.isEmpty, !layers.contains("") else { throw UserError("--layer names no layer") }
         guard steps >= 1, reportEvery >= 1, jitter >= 0 else { throw UserError("--steps and --report-every must be positive, --jitter non-negative") }
         let preprocessing = try modelOptions.preprocessing(noResize: imageOptions.noResize)
-        let (_, prepared, _, shape) = try imageOptions.load(preprocessing)
-        let output = try OutputFolder(out)
+        let imagePath = try imageOptions.image
+        let (_, prepared, _, shape) = try imageOptions.load(imagePath, preprocessing)
+        let output = try OutputFolder(out, force: force)
         let backend = try deviceOptions.backend()
         let model = try modelOptions.load(on: backend)
         let target = try backend.tensor(prepared.planes, shape)
@@ -89,11 +96,11 @@ public struct InvertCommand: ParsableCommand {
             let cells = [ImageGrid.Cell(prepared, title: "input")] + results.map { l, _, result, error in
                 ImageGrid.Cell(result.picture, title: l, caption: String(format: "relative feature error %.3f", error))
             }
-            let strip = try ImageGrid.canvas(title: "Feature inversion of \(URL(fileURLWithPath: imageOptions.image).lastPathComponent)",
+            let strip = try ImageGrid.canvas(title: "Feature inversion of \(URL(fileURLWithPath: imagePath).lastPathComponent)",
                                              subtitle: "\(model.architecture.name) · \(steps) steps · \(backend.name)", rows: [cells])
             try figureOptions.write(strip, stem: "strip", into: staging)
             let json: [String: Any] = [
-                "model": model.architecture.name, "device": backend.name, "image": imageOptions.image, "run": record.json,
+                "model": model.architecture.name, "device": backend.name, "image": imagePath, "run": record.json,
                 "settings": ["steps": steps, "lr": lr, "beta": beta, "alpha": alpha, "alpha_weight": alphaWeight, "jitter": jitter, "seed": seed] as [String: Any],
                 "layers": results.map { l, job, result, error in
                     ["layer": l, "file": fileStem(l) + ".png", "tv": job.tvWeight, "relative_feature_error": error,
@@ -101,7 +108,7 @@ public struct InvertCommand: ParsableCommand {
                 },
             ]
             try JSONSerialization.data(withJSONObject: json, options: [.prettyPrinted, .sortedKeys]).write(to: staging.appendingPathComponent("invert.json"))
-            let report = HTMLReport(title: "loupe invert: \(URL(fileURLWithPath: imageOptions.image).lastPathComponent)", sections: [
+            let report = HTMLReport(title: "loupe invert: \(URL(fileURLWithPath: imagePath).lastPathComponent)", sections: [
                 .init("Run", [.facts(record.facts + [("steps", "\(steps)"), ("learning rate", "\(lr)"), ("parameterization", "\(param)\(decorrelate ? ", decorrelated" : "")"),
                                                       ("seed", "\(seed)")])]),
                 .init("Reconstructions", [

@@ -7,7 +7,12 @@ import Models
 /// `loupe layers`: every layer's name, type and output shape for a 224x224 input.
 public struct LayersCommand: ParsableCommand {
     public static let configuration = CommandConfiguration(
-        commandName: "layers", abstract: "Every layer's name, type and output shape for a 224x224 input.")
+        commandName: "layers", abstract: "Every layer's name, type and output shape for a 224x224 input.",
+        discussion: """
+        Examples:
+          loupe layers
+          loupe layers --model resnet50.onnx --size 160
+        """)
 
     @OptionGroup public var deviceOptions: DeviceOptions
     @OptionGroup public var modelOptions: ModelOptions

@@ -12,29 +12,36 @@ public struct MethodOptions: ParsableArguments {
     /// needs a vision transformer).
     static let anyNetwork = names.filter { $0 != "attention_rollout" }
     static let camNames: Set<String> = ["gradcam", "gradcam++", "guided_gradcam", "layercam", "scorecam"]
+    /// Methods of hundreds of passes per image (Score-CAM: one per channel of the CAM layer;
+    /// occlusion: one per window position): left out of `all`, run by `all+slow` or by name.
+    static let slow: Set<String> = ["scorecam", "occlusion"]
 
-    @Option(help: "Comma-separated methods, or all (every method but attention_rollout, which needs a vision transformer).")
+    @Option(help: "Comma-separated methods; all (every method but the slow scorecam and occlusion, and attention_rollout, which needs a vision transformer); all+slow (with scorecam and occlusion).")
     public var method: String = "gradient,guided_backprop,gradcam"
-    @Option(help: "Target class per image: an index or a class name; one for all images or one per image (comma-separated). Default: the top-1 class.")
+    @Option(help: "Target class: an index or a class name (\"tabby\", \"tabby cat\"); with several images one for all or one per image, comma-separated. Default: the top-1 class.")
     public var target: String?
     @Option(help: "Layer of the CAM methods (`loupe layers`); default: the model's last convolutional block.")
     public var layer: String?
     @Option(parsing: .unconditional, help: "SmoothGrad samples.") public var samples: Int = 25
     @Option(parsing: .unconditional, help: "SmoothGrad noise, as a fraction of the image's value range.") public var noise: Float = 0.15
-    @Option(parsing: .unconditional, help: "Integrated Gradients steps (Gauss-Legendre).") public var steps: Int = 50
+    @Option(name: .customLong("ig-steps"), parsing: .unconditional, help: "Integrated Gradients steps (Gauss-Legendre).") public var igSteps: Int = 50
+    /// The spelling before 0.9 (hidden; one release).
+    @Option(name: .customLong("steps"), parsing: .unconditional, help: .hidden) public var stepsAlias: Int?
+    var steps: Int { stepsAlias ?? igSteps }
     @Option(help: "Integrated Gradients baseline: black, zero, or blur.") public var baseline: String = "black"
     @Option(parsing: .unconditional, help: "Occlusion window (pixels).") public var window: Int = 16
     @Option(parsing: .unconditional, help: "Occlusion stride (pixels).") public var stride: Int = 8
-    @Option(parsing: .unconditional, help: "Images per device batch for the batched methods (Score-CAM, SmoothGrad, IG, occlusion, metrics).") public var batch: Int = 16
+    @Option(parsing: .unconditional, help: "Images per device batch of the batched methods (Score-CAM, SmoothGrad, IG, occlusion) and of saliency's --metrics.") public var batch: Int = 16
     @Option(parsing: .unconditional, help: "Seed of SmoothGrad's noise.") public var seed: UInt64 = 0
 
     public init() {}
 
     func parseMethods() throws -> [String] {
         try requireNumber("--noise", noise, atLeast: 0)
-        let list = method == "all" ? Self.anyNetwork : method.split(separator: ",").map { String($0).trimmingCharacters(in: .whitespaces) }
+        let list = method == "all" ? Self.anyNetwork.filter { !Self.slow.contains($0) } : method == "all+slow" ? Self.anyNetwork
+            : method.split(separator: ",").map { String($0).trimmingCharacters(in: .whitespaces) }
         for name in list where !Self.names.contains(name) {
-            throw UserError("unknown method \(name); known: \(Self.names.joined(separator: ", ")), all")
+            throw UserError("unknown method \(name); known: \(Self.names.joined(separator: ", ")), all, all+slow")
         }
         guard !list.isEmpty else { throw UserError("--method names no method") }
         if let twice = firstRepeated(list) {
@@ -58,7 +65,7 @@ public struct MethodOptions: ParsableArguments {
     }
 
     /// One class per image: `--target` (indices or class names) or else the top-1 class.
-    func resolveTargets(count: Int, classes: Int, probabilities: [Float], names: [String]?, flag: String = "--target") throws -> [Int] {
+    func resolveTargets(count: Int, classes: Int, probabilities: [Float], names: [String]?, synonyms: [String]? = nil, flag: String = "--target") throws -> [Int] {
         let top = (0..<count).map { i in (0..<classes).max { probabilities[i * classes + $0] < probabilities[i * classes + $1] }! }
         guard let target else { return top }
         let parts = target.split(separator: ",").map { String($0).trimmingCharacters(in: .whitespaces) }
@@ -70,14 +77,22 @@ public struct MethodOptions: ParsableArguments {
                 guard index >= 0, index < classes else { throw UserError("\(flag) \(index) is out of range 0...\(classes - 1)") }
                 return index
             }
-            guard let names else { throw UserError("\(flag) \(part): this model's classes have no names (give an index, or names with --labels)") }
-            guard let index = names.firstIndex(where: { $0.lowercased() == part.lowercased() }) else {
-                let near = nearestNames(to: part, in: names)
-                throw UserError("\(flag) \(part): no such class; nearest: \(near.joined(separator: ", "))")
-            }
-            return index
+            return try resolveClass(part, names: names, synonyms: synonyms, flag: flag)
         }
         return parts.count == 1 ? [Int](repeating: resolved[0], count: count) : resolved
+    }
+
+    /// A class by name (`ClassLookup`): ambiguous names are refused with the candidates.
+    func resolveClass(_ part: String, names: [String]?, synonyms: [String]?, flag: String) throws -> Int {
+        guard let names else { throw UserError("\(flag) \(part): this model's classes have no names (give an index, or names with --labels)") }
+        switch ClassLookup.match(part, names: names, synonyms: synonyms) {
+        case .found(let index): return index
+        case .ambiguous(let candidates):
+            let listed = candidates.prefix(12).map { "\($0) \(names[$0])" }.joined(separator: ", ")
+            throw UserError("\(flag) \(part): \(candidates.count) classes match: \(listed)\(candidates.count > 12 ? ", ..." : ""); give one of these names or its index")
+        case .none(let near):
+            throw UserError("\(flag) \(part): no such class; nearest: \(near.joined(separator: ", "))")
+        }
     }
 
     /// `--batch`, or the model's largest batch when it runs at a fixed one.

@@ -20,6 +20,11 @@ public struct ModelOptions: ParsableArguments {
 
     public init() {}
 
+    /// WordNet synonyms of the class names when they are ImageNet's (no --labels, 1000 outputs).
+    public func classSynonyms(classes: Int) -> [String]? {
+        labels == nil && classes == imageNetSynonyms.count ? imageNetSynonyms : nil
+    }
+
     /// The class names of a model with `classes` outputs: `--labels`, else ImageNet's for 1000
     /// outputs, else none (classes are then "class K").
     public func classNames(classes: Int) throws -> [String]? {
@@ -110,20 +115,53 @@ public struct ModelOptions: ParsableArguments {
 
 /// `--image` and `--no-resize`.
 public struct ImageOptions: ParsableArguments {
-    @Option(help: "A PNG or JPEG image.")
-    public var image: String
+    @Option(name: .customLong("image"), parsing: .upToNextOption, help: "A PNG or JPEG image (classify: several files or folders of them).")
+    public var images: [String]
     @Flag(help: "Use the image at its own size (normalization only) instead of the preset's resize and centre crop (--preset, --resize, --crop).")
     public var noResize = false
 
     public init() {}
 
-    /// The decoded image, the 8-bit picture the network sees (after `preprocessing`:
+    /// The one image of a command that takes one; a second is refused, never dropped.
+    public var image: String {
+        get throws {
+            let files = try imageFiles(images)
+            guard files.count == 1 else {
+                throw UserError("--image: this command takes one image, got \(files.count) (\(files.prefix(3).joined(separator: ", "))\(files.count > 3 ? ", ..." : "")); run it once per image")
+            }
+            return files[0]
+        }
+    }
+
+    /// The decoded image at `path`, the 8-bit picture the network sees (after `preprocessing`:
     /// ModelOptions.preprocessing), and its normalized [1, 3, H, W] values.
-    public func load(_ preprocessing: Preprocessing) throws -> (original: RGBImage, prepared: RGBImage, input: [Float], shape: Shape) {
-        let original = try RGBImage(contentsOf: URL(fileURLWithPath: image))
+    public func load(_ path: String, _ preprocessing: Preprocessing) throws -> (original: RGBImage, prepared: RGBImage, input: [Float], shape: Shape) {
+        let original = try RGBImage(contentsOf: URL(fileURLWithPath: path))
         let prepared = try preprocessing.prepare(original)
         return (original, prepared, preprocessing.normalize(prepared), [1, 3, prepared.height, prepared.width])
     }
+}
+
+/// Image paths from `--image` arguments: files as given, folders as their PNG and JPEG files
+/// (sorted by name, not recursing).
+func imageFiles(_ paths: [String]) throws -> [String] {
+    var files: [String] = []
+    for path in paths {
+        var isDirectory: ObjCBool = false
+        guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) else { throw UserError("\(path): no such file or folder") }
+        if isDirectory.boolValue {
+            let entries: [String]
+            do { entries = try FileManager.default.contentsOfDirectory(atPath: path).sorted() } catch {
+                throw UserError("\(path): cannot list the folder (\(String(cString: strerror(errno))))")
+            }
+            files += entries.filter { ["png", "jpg", "jpeg"].contains(URL(fileURLWithPath: $0).pathExtension.lowercased()) }
+                .map { URL(fileURLWithPath: path).appendingPathComponent($0).path }
+        } else {
+            files.append(path)
+        }
+    }
+    guard !files.isEmpty else { throw UserError("--image: no PNG or JPEG images found") }
+    return files
 }
 
 /// The name of class `index` (ModelOptions.classNames), or "class K" without names.

@@ -6,6 +6,10 @@ import Models
 /// Loupe's version: the one place it is written.
 public enum LoupeVersion {
     public static let number = "0.9.0"
+    /// The git commit of the build (12 hex digits), "unknown" outside a checkout.
+    public static let commit = BuildInfo.commit
+    /// "0.9.0 (commit 0123456789ab)".
+    public static var description: String { "\(number) (commit \(commit))" }
 }
 
 /// What a run records about itself in its JSON files and report: Loupe's version, the command
@@ -48,7 +52,7 @@ struct RunRecord {
 
     /// The "run" object of every JSON file.
     var json: [String: Any] {
-        ["loupe_version": LoupeVersion.number, "command_line": arguments, "model": model, "architecture": architecture,
+        ["loupe_version": LoupeVersion.number, "loupe_commit": LoupeVersion.commit, "command_line": arguments, "model": model, "architecture": architecture,
          "model_file": modelFile.map { $0 as Any } ?? NSNull(), "model_sha256": modelSHA256.map { $0 as Any } ?? NSNull(),
          "preprocessing": preprocessing, "device": device, "started": ISO8601DateFormatter().string(from: started)]
     }
@@ -57,7 +61,7 @@ struct RunRecord {
     var facts: [(String, String)] {
         let home = FileManager.default.homeDirectoryForCurrentUser.path
         let file = modelFile.map { $0.hasPrefix(home + "/") ? "~" + $0.dropFirst(home.count) : $0 }
-        var lines = [("command", commandLine), ("Loupe", LoupeVersion.number), ("model", "\(architecture) (\(file ?? "seeded random weights"))")]
+        var lines = [("command", commandLine), ("Loupe", LoupeVersion.description), ("model", "\(architecture) (\(file ?? "seeded random weights"))")]
         if let modelSHA256 { lines.append(("model SHA-256", modelSHA256)) }
         let mean = (preprocessing["mean"] as? [Float] ?? []).map { String(format: "%.3f", $0) }.joined(separator: ", ")
         let std = (preprocessing["std"] as? [Float] ?? []).map { String(format: "%.3f", $0) }.joined(separator: ", ")

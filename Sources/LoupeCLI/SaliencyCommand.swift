@@ -15,9 +15,14 @@ public struct SaliencyCommand: ParsableCommand {
         abstract: "Saliency and attribution maps (gradient, guided backprop, Grad-CAM and their family).",
         discussion: """
             Methods: \(MethodOptions.names.joined(separator: ", ")), or all (every method but \
-            attention_rollout, which needs a vision transformer). guided_backprop and deconvnet \
+            attention_rollout, which needs a vision transformer, and the slow ones below). guided_backprop and deconvnet \
             override the gradient of ReLU and ReLU6 only, as Captum does: GELU, SiLU, HardSwish \
-            and other activations keep their ordinary gradient.
+            and other activations keep their ordinary gradient. --method all leaves out the slow methods \
+            (scorecam and occlusion: hundreds of passes per image); all+slow runs them too.
+
+            Examples:
+              loupe saliency --image Assets/chelsea.png --method gradient,guided_backprop,gradcam --out out/sal
+              loupe saliency --image photos/ --method integrated_gradients,gradcam --target "tabby cat" --metrics --figure-format png,pdf --out out/sal
             """)
 
     @OptionGroup public var deviceOptions: DeviceOptions
@@ -29,6 +34,8 @@ public struct SaliencyCommand: ParsableCommand {
     @OptionGroup(title: "Figures") public var figureOptions: FigureOptions
     @Option(help: "Output folder; one subfolder per image, named after the image file.")
     public var out: String
+    @Flag(help: "Replace --out whole when it holds an earlier Loupe run (without it, a folder that holds files is refused).")
+    public var force = false
     @Flag(help: "Use the images at their own size instead of the preset's resize and centre crop (--preset, --resize, --crop) (all images must then share a size).")
     public var noResize = false
 
@@ -42,7 +49,7 @@ public struct SaliencyCommand: ParsableCommand {
         let methods = try methodOptions.parseMethods()
         let style = try mapStyle.style()
         _ = try figureOptions.formats()
-        let files = try imageFiles()
+        let files = try imageFiles(images)
         let preprocessing = try modelOptions.preprocessing(noResize: noResize)
         var prepared: [RGBImage] = []
         for file in files { prepared.append(try preprocessing.prepare(try RGBImage(contentsOf: URL(fileURLWithPath: file)))) }
@@ -52,7 +59,7 @@ public struct SaliencyCommand: ParsableCommand {
         let (h, w) = (prepared[0].height, prepared[0].width)
         let stems = files.map { URL(fileURLWithPath: $0).deletingPathExtension().lastPathComponent }
         guard Set(stems).count == stems.count else { throw UserError("two images share a file name; their output folders would collide") }
-        let output = try OutputFolder(out)
+        let output = try OutputFolder(out, force: force)
 
         let backend = try deviceOptions.backend()
         let model = try modelOptions.load(on: backend)
@@ -65,7 +72,8 @@ public struct SaliencyCommand: ParsableCommand {
         let camLayer = try methodOptions.camLayer(for: methods, model: model, graph: g)
         let probabilities = try backend.values(backend.softmax(g.tensor(logits)))
         let names = try modelOptions.classNames(classes: classes)
-        let targets = try methodOptions.resolveTargets(count: files.count, classes: classes, probabilities: probabilities, names: names)
+        let targets = try methodOptions.resolveTargets(count: files.count, classes: classes, probabilities: probabilities, names: names,
+                                                     synonyms: modelOptions.classSynonyms(classes: classes))
 
         var results: [(String, Attribution, Double)] = []
         for name in methods {
@@ -108,23 +116,6 @@ public struct SaliencyCommand: ParsableCommand {
         }
         if let metricsSeconds { emit("  deletion and insertion metrics: \(String(format: "%.1f", metricsSeconds)) s") }
         emit("report: \(output.url.appendingPathComponent("index.html").path)")
-    }
-
-    func imageFiles() throws -> [String] {
-        var files: [String] = []
-        for path in images {
-            var isDirectory: ObjCBool = false
-            guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) else { throw UserError("\(path): no such file or folder") }
-            if isDirectory.boolValue {
-                let entries = try FileManager.default.contentsOfDirectory(atPath: path).sorted()
-                files += entries.filter { ["png", "jpg", "jpeg"].contains(URL(fileURLWithPath: $0).pathExtension.lowercased()) }
-                    .map { URL(fileURLWithPath: path).appendingPathComponent($0).path }
-            } else {
-                files.append(path)
-            }
-        }
-        guard !files.isEmpty else { throw UserError("--image: no PNG or JPEG images found") }
-        return files
     }
 
     /// One folder per image, in the staging folder (moved into --out together afterwards).

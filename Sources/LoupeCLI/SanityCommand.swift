@@ -18,17 +18,23 @@ public struct SanityCommand: ParsableCommand {
         Spearman rank correlation and SSIM of the map with the trained model's map. Writes <out>/<image>/sanity.json, \
         the curves figure (Spearman and SSIM per stage, a line per method), the maps figure (a row per method, a column \
         per stage, each map scaled on its own) and maps.npy [stages, methods, H, W].
+
+        Examples:
+          loupe sanity --image Assets/chelsea.png --method gradient,guided_backprop,gradcam --out out/sanity
+          loupe sanity --image Assets/chelsea.png --method integrated_gradients --stages 5 --weights-seed 3 --out out/sanity
         """)
 
     @OptionGroup public var deviceOptions: DeviceOptions
     @OptionGroup public var modelOptions: ModelOptions
-    @Option(help: "A PNG or JPEG image.") public var image: String
+    @Option(name: .customLong("image"), parsing: .upToNextOption, help: "A PNG or JPEG image.") public var images: [String]
     @OptionGroup public var methodOptions: MethodOptions
     @OptionGroup(title: "Figures") public var mapStyle: MapStyleOptions
     @OptionGroup(title: "Figures") public var figureOptions: FigureOptions
     @Option(parsing: .unconditional, help: "How many blocks to randomize, from the top (default: all of them).") public var stages: Int?
     @Option(parsing: .unconditional, help: "Seed of the re-drawn weights.") public var weightsSeed: UInt64 = 1
     @Option(help: "Output folder; results go into a subfolder named after the image file.") public var out: String
+    @Flag(help: "Replace --out whole when it holds an earlier Loupe run (without it, a folder that holds files is refused).")
+    public var force = false
     @Flag(help: "Use the image at its own size instead of the preset's resize and centre crop (--preset, --resize, --crop).") public var noResize = false
 
     public init() {}
@@ -38,11 +44,14 @@ public struct SanityCommand: ParsableCommand {
         let style = try mapStyle.style()
         _ = try figureOptions.formats()
         if let stages, stages < 1 { throw UserError("--stages must be at least 1") }
+        var options = ImageOptions()
+        options.images = images
+        let image = try options.image
         let preprocessing = try modelOptions.preprocessing(noResize: noResize)
         let prepared = try preprocessing.prepare(try RGBImage(contentsOf: URL(fileURLWithPath: image)))
         guard prepared.width >= 11, prepared.height >= 11 else { throw UserError("\(image): SSIM needs an image of at least 11x11 pixels") }
         let stem = URL(fileURLWithPath: image).deletingPathExtension().lastPathComponent
-        let output = try OutputFolder(out)
+        let output = try OutputFolder(out, force: force)
 
         let backend = try deviceOptions.backend()
         let model = try modelOptions.load(on: backend)
@@ -54,7 +63,8 @@ public struct SanityCommand: ParsableCommand {
         let layer = try methodOptions.camLayer(for: methods, model: model, graph: g)
         let probabilities = try backend.values(backend.softmax(g.tensor(logits)))
         let names = try modelOptions.classNames(classes: classes)
-        let target = try methodOptions.resolveTargets(count: 1, classes: classes, probabilities: probabilities, names: names)[0]
+        let target = try methodOptions.resolveTargets(count: 1, classes: classes, probabilities: probabilities, names: names,
+                                                    synonyms: modelOptions.classSynonyms(classes: classes))[0]
 
         let start = DispatchTime.now().uptimeNanoseconds
         let check = try SanityCheck(model: model, image: input, target: target,

@@ -14,9 +14,13 @@ public struct VisualizeCommand: ParsableCommand {
         abstract: "Feature visualization: images that maximize a neuron, channel, layer, class or any weighted sum of these.",
         discussion: """
         Objectives: --layer L --channel C (mean of a channel), --layer L --neuron C,X,Y (one unit; C alone: the centre), \
-        --layer L alone (DeepDream: mean of squares), --class K (logit; index or ImageNet name), or --objective EXPR \
-        with terms like 0.2*features.10:5 + 0.8*class:948 (see the README). --batch-channels A..B optimizes one image \
+        --layer L alone (DeepDream: mean of squares), --target K (logit; index or class name), or --objective EXPR \
+        with terms like 0.2*features.10:5 + 0.8*class:948 or class:espresso (see the README). --batch-channels A..B optimizes one image \
         per channel of --layer in one batch and writes a sprite sheet.
+
+        Examples:
+          loupe visualize --target "Granny Smith" --out out/apple
+          loupe visualize --layer features.10 --batch-channels 0..15 --steps 256 --figure-format png,svg --out out/channels
         """)
 
     @OptionGroup public var deviceOptions: DeviceOptions
@@ -25,10 +29,15 @@ public struct VisualizeCommand: ParsableCommand {
     @Option(help: "Layer of the objective (`loupe layers`).") public var layer: String?
     @Option(parsing: .unconditional, help: "Channel of --layer: maximize its mean activation.") public var channel: Int?
     @Option(help: "C,X,Y or C: one unit of --layer (C alone: at the centre).") public var neuron: String?
-    @Option(name: .customLong("class"), help: "A class index or ImageNet class name: maximize its logit.") public var classTarget: String?
+    @Option(name: .customLong("target"), help: "A class index or name (ImageNet's, or --labels'): maximize its logit.") public var classTarget: String?
+    /// The spelling before 0.9 (hidden; one release).
+    @Option(name: .customLong("class"), help: .hidden) public var classAlias: String?
     @Option(help: "An objective expression, e.g. \"0.2*features.10:5 + 0.8*class:948\".") public var objective: String?
     @Option(help: "A..B: one image per channel A through B of --layer, optimized as one batch; also writes a labelled sprite figure.") public var batchChannels: String?
-    @Option(parsing: .unconditional, help: "Optimize N images of the same objective in one batch (with --diversity: different facets of it).") public var batch: Int = 1
+    @Option(name: .customLong("count"), parsing: .unconditional, help: "Optimize N images of the same objective in one batch (with --diversity: different facets of it).") public var count: Int = 1
+    /// The spelling before 0.9 (hidden; one release).
+    @Option(name: .customLong("batch"), parsing: .unconditional, help: .hidden) public var batchAlias: Int?
+    var batch: Int { batchAlias ?? count }
     @Option(parsing: .unconditional, help: "Optimization steps.") public var steps: Int = 512
     @Option(parsing: .unconditional, help: "Image size (square).") public var size: Int = 224
     @Option(help: "Parameterization: fourier or pixel.") public var param: String = "fourier"
@@ -48,13 +57,18 @@ public struct VisualizeCommand: ParsableCommand {
     @Option(parsing: .unconditional, help: "Seed of the initial image and the transforms.") public var seed: UInt64 = 0
     @Option(parsing: .unconditional, help: "Report progress every N steps.") public var reportEvery: Int = 16
     @Option(help: "Output folder.") public var out: String
+    @Flag(help: "Replace --out whole when it holds an earlier Loupe run (without it, a folder that holds files is refused).")
+    public var force = false
 
     public init() {}
 
     /// One objective per image and a file name for each.
     func objectives(classes: Int) throws -> [(Objective, String)] {
+        guard classTarget == nil || classAlias == nil else { throw UserError("give --target once (--class is its old spelling)") }
+        let classTarget = classTarget ?? classAlias
         let given = [channel != nil, neuron != nil, classTarget != nil, objective != nil, batchChannels != nil].filter { $0 }.count
-        guard given <= 1 else { throw UserError("give one of --channel, --neuron, --class, --objective, --batch-channels") }
+        guard given <= 1 else { throw UserError("give one of --channel, --neuron, --target, --objective, --batch-channels") }
+        let names = try modelOptions.classNames(classes: classes), synonyms = modelOptions.classSynonyms(classes: classes)
         func needLayer(_ option: String) throws -> String {
             guard let layer else { throw UserError("\(option) needs --layer") }
             return layer
@@ -69,11 +83,14 @@ public struct VisualizeCommand: ParsableCommand {
         }
         if let classTarget {
             let k = try MethodOptions.parse(["--target", classTarget]).resolveTargets(count: 1, classes: classes, probabilities: [Float](repeating: 0, count: classes),
-                                                                                    names: try modelOptions.classNames(classes: classes), flag: "--class")[0]
+                                                                                    names: names, synonyms: synonyms)[0]
             return [(.classLogit(k), "class_\(k)")]
         }
         if let objective {
-            do { return [(try Objective.parse(objective), "objective")] } catch { throw UserError("--objective: \(error)") }
+            let lookup = { (name: String) throws -> Int in try MethodOptions().resolveClass(name, names: names, synonyms: synonyms, flag: "--objective class:") }
+            do { return [(try Objective.parse(objective, classIndex: lookup), "objective")] } catch let error as UserError { throw error } catch {
+                throw UserError("--objective: \(error)")
+            }
         }
         if let batchChannels {
             let l = try needLayer("--batch-channels")
@@ -82,7 +99,7 @@ public struct VisualizeCommand: ParsableCommand {
             return (a...b).map { (.channel(layer: l, channel: $0), "\(l)_c\($0)") }
         }
         if let layer { return [(.layer(layer), "\(layer)_deepdream")] }
-        throw UserError("no objective: give --layer with --channel, --neuron or alone, --class, --objective or --batch-channels")
+        throw UserError("no objective: give --layer with --channel, --neuron or alone, --target, --objective or --batch-channels")
     }
 
     func settings(_ objectives: [(Objective, String)]) throws -> FeatureVisualization {
@@ -117,8 +134,8 @@ public struct VisualizeCommand: ParsableCommand {
 
     /// The objectives, each repeated --batch times.
     func batched(_ objectives: [(Objective, String)]) throws -> [(Objective, String)] {
-        guard batch >= 1 else { throw UserError("--batch must be at least 1") }
-        guard batch == 1 || objectives.count == 1 else { throw UserError("--batch repeats one objective; not with --batch-channels") }
+        guard batch >= 1 else { throw UserError("--count must be at least 1") }
+        guard batch == 1 || objectives.count == 1 else { throw UserError("--count repeats one objective; not with --batch-channels") }
         return batch == 1 ? objectives : (0..<batch).map { (objectives[0].0, objectives[0].1 + "_\($0)") }
     }
 
@@ -130,7 +147,7 @@ public struct VisualizeCommand: ParsableCommand {
         }
         try requireNumber("--beta", beta, above: 0)
         try requireNumber("--diversity", diversity)
-        let output = try OutputFolder(out)
+        let output = try OutputFolder(out, force: force)
         let backend = try deviceOptions.backend()
         let model = try modelOptions.load(on: backend)
         // One pass at the chosen size: the layer names, shapes and class count.

@@ -2,6 +2,7 @@ import Backend
 import Foundation
 import Interpret
 import Models
+import Synchronization
 import Testing
 import TestSupport
 
@@ -121,6 +122,25 @@ struct Case {
             let occ = try Occlusion(window: c.settings["occlusion_window"] as! Int, stride: c.settings["occlusion_stride"] as! Int, batch: 7)
                 .attribute(model, input: x, targets: [c.target])
             #expect(normalizedError(occ.raw!, try c.expected("occlusion")) < 1e-3, "\(b.name) \(arch) occlusion")
+        }
+    }
+
+    /// The batched loops report their progress (the `loupe` binary draws it on stderr): every
+    /// report within 1...total, and each loop reaches its total.
+    @Test func longLoopsReportTheirProgress() throws {
+        let c = Case("mobilenet_v2")
+        let reports = Mutex<[(String, Int, Int)]>([])
+        Progress.setHandler { what, done, total in reports.withLock { $0.append((what, done, total)) } }
+        defer { Progress.setHandler(nil) }
+        let b = backends().last!
+        let model = try c.model(on: b), x = try c.input(on: b)
+        _ = try Occlusion(window: 16, stride: 16, batch: 4).attribute(model, input: x, targets: [c.target])
+        _ = try IntegratedGradients(steps: 5, baseline: .zero, batch: 2).attribute(model, input: x, targets: [c.target])
+        _ = try SmoothGrad(samples: 3, batch: 2, seed: 1).attribute(model, input: x, targets: [c.target])
+        let seen = reports.withLock { $0 }
+        for name in ["occlusion", "integrated_gradients", "smoothgrad"] {
+            let mine = seen.filter { $0.0 == name }
+            #expect(mine.contains { $0.1 == $0.2 } && mine.allSatisfy { $0.1 >= 1 && $0.1 <= $0.2 }, "\(name): \(mine)")
         }
     }
 

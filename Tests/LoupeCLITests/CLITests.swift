@@ -63,3 +63,48 @@ import TestSupport
         #expect(throws: UserError.self) { try bad.run() }
     }
 }
+
+@Suite struct VersionTests {
+    /// `loupe --version` names the version and the commit the binary was built from.
+    @Test func versionNamesTheBuildsCommit() throws {
+        #expect(Loupe.configuration.version == "\(LoupeVersion.number) (commit \(LoupeVersion.commit))")
+        #expect(LoupeVersion.number.split(separator: ".").count == 3 && LoupeVersion.number.split(separator: ".").allSatisfy { Int($0) != nil })
+        let git = Process()
+        git.executableURL = URL(fileURLWithPath: "/usr/bin/git")
+        git.arguments = ["-C", repo.path, "rev-parse", "HEAD"]
+        let pipe = Pipe()
+        git.standardOutput = pipe
+        git.standardError = FileHandle.nullDevice
+        guard FileManager.default.fileExists(atPath: repo.appendingPathComponent(".git").path), (try? git.run()) != nil else {
+            #expect(LoupeVersion.commit == "unknown")
+            return
+        }
+        git.waitUntilExit()
+        let head = String(decoding: pipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
+        #expect(head.hasPrefix(LoupeVersion.commit) && LoupeVersion.commit.count == 12, "built from \(LoupeVersion.commit), HEAD is \(head)")
+    }
+}
+
+@Suite struct MethodListTests {
+    /// `all` leaves out the methods of hundreds of passes; `all+slow` and names run them.
+    @Test func allLeavesOutTheSlowMethods() throws {
+        guard device() else { return }
+        let out = try tempDir()
+        defer { try? FileManager.default.removeItem(at: out) }
+        let text = try run(["saliency", "--model", "resnet18", "--random-weights", "1", "--image", smallImage, "--no-resize", "--method", "all",
+                            "--samples", "2", "--ig-steps", "2", "--out", out.path])
+        for name in ["gradient", "gradient_x_input", "guided_backprop", "deconvnet", "gradcam", "gradcam++", "guided_gradcam", "layercam",
+                     "smoothgrad", "integrated_gradients"] {
+            #expect(text.contains("  \(name) "), "\(name) missing from all")
+        }
+        #expect(!text.contains("scorecam") && !text.contains("occlusion"))
+        let help = SaliencyCommand.helpMessage()
+        #expect(help.contains("all+slow") && help.contains("Examples:"))
+        for command in [SanityCommand.helpMessage(), VisualizeCommand.helpMessage(), InvertCommand.helpMessage(), ClassifyCommand.helpMessage(),
+                        CompareCommand.helpMessage(), LayersCommand.helpMessage(), BenchCommand.helpMessage()] {
+            #expect(command.contains("Example"))
+        }
+        // The old spellings are accepted but not shown.
+        #expect(!help.contains("--steps") && help.contains("--ig-steps") && !VisualizeCommand.helpMessage().contains("--class"))
+    }
+}

@@ -48,7 +48,36 @@ func device() -> Bool { TestDevice.backend(fail: { Issue.record(Comment(rawValue
         #expect(parsed.top[0].index == 285 && parsed.top[0].label == "Egyptian cat")
         #expect(abs(parsed.top[0].probability - 0.7166) < 1e-3)
         let text = try run(["classify", "--image", chelsea, "--top", "1"])
-        #expect(text.contains("285  Egyptian cat"))
+        #expect(text.contains("285  Egyptian cat") && text.contains("\(chelsea) (input 224x224)"))
+    }
+
+    /// Several images and folders: every image gets its result with its path, in text, JSON
+    /// lines and CSV; commands that take one image refuse a second instead of keeping the last.
+    @Test func classifyTakesManyImagesAndOthersRefuseASecond() throws {
+        guard device() else { return }
+        let folder = try tempDir()
+        defer { try? FileManager.default.removeItem(at: folder) }
+        for name in ["b.png", "a.png", "notes.txt"] {
+            try FileManager.default.copyItem(atPath: name == "notes.txt" ? repo.appendingPathComponent("README.md").path : smallImage,
+                                             toPath: folder.appendingPathComponent(name).path)
+        }
+        let model = ["--model", "resnet18", "--random-weights", "1"]
+        let text = try run(["classify"] + model + ["--image", chelsea, folder.path, "--top", "2"])
+        let a = folder.appendingPathComponent("a.png").path, b = folder.appendingPathComponent("b.png").path
+        let order = [chelsea, a, b].map { text.range(of: "\($0) (input ")?.lowerBound }
+        #expect(order.allSatisfy { $0 != nil } && order[0]! < order[1]! && order[1]! < order[2]!, "\(text)")
+        #expect(!text.contains("notes.txt"))
+        let lines = try run(["classify"] + model + ["--image", chelsea, folder.path, "--json", "--top", "1"]).split(separator: "\n")
+        struct Output: Decodable { struct P: Decodable { let index: Int }; let image: String; let top: [P] }
+        #expect(try lines.map { try JSONDecoder().decode(Output.self, from: Data($0.utf8)).image } == [chelsea, a, b])
+        let csv = try run(["classify"] + model + ["--image", chelsea, a, "--csv", "--top", "2"]).split(separator: "\n")
+        #expect(csv.count == 1 + 2 * 2 && csv[0] == "image,rank,index,label,probability" && csv[3].hasPrefix("\(a),1,"))
+        for command in [["sanity", "--out", folder.appendingPathComponent("s").path], ["invert", "--layer", "layer1", "--out", folder.appendingPathComponent("i").path]] {
+            #expect { _ = try run([command[0]] + model + ["--image", chelsea, a] + command.dropFirst()) } throws: { error in
+                "\(error)".contains("takes one image, got 2")
+            }
+        }
+        #expect { _ = try run(["classify"] + model + ["--image", chelsea, "--json", "--csv"]) } throws: { "\($0)".contains("not both") }
     }
 
     /// --labels names a model's classes (text, one per line, or a JSON list) in what commands
@@ -91,7 +120,7 @@ func device() -> Bool { TestDevice.backend(fail: { Issue.record(Comment(rawValue
         let out = try run(["compare", "--model", "resnet18", "--random-weights", "3", "--image", smallImage, "--no-resize"])
         #expect(out.contains("layer4.1 (gradient)") && out.contains("input gradient") && out.contains("OK: "))
         let some = try run(["compare", "--model", "resnet18", "--random-weights", "3", "--image", smallImage, "--no-resize",
-                            "--layers", "layer1,fc"])
+                            "--layer", "layer1,fc"])
         #expect(some.contains("layer1 ") && !some.contains("layer2 "))
     }
 
@@ -128,7 +157,7 @@ func device() -> Bool { TestDevice.backend(fail: { Issue.record(Comment(rawValue
         let cases: [([String], String)] = [
             (["classify", "--image", text.path, "--device", "cpu"], "not an image"),
             (["classify", "--image", truncated.path, "--device", "cpu"], "PNG"),
-            (["classify", "--image", "/nonexistent.png"], "cannot read"),
+            (["classify", "--image", "/nonexistent.png"], "no such file"),
             (["classify", "--image", smallImage, "--model", "lenet5"], "neither a known architecture"),
             (["classify", "--image", smallImage, "--model", badModel.path, "--device", "cpu"], "resnet18-broken.pth"),
             (["classify", "--image", smallImage, "--arch", "resnet19", "--device", "cpu"], "unknown architecture resnet19"),

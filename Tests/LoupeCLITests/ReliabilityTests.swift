@@ -22,12 +22,12 @@ import Testing
         try expectRefused(["layers", "--model", "resnet18", "--random-weights", "1", "--size", "100000"], "layers --size 100000")
         let out = try tempDir()
         defer { try? FileManager.default.removeItem(at: out) }
-        try expectRefused(["visualize", "--model", "resnet18", "--random-weights", "1", "--class", "948", "--size", "100000",
+        try expectRefused(["visualize", "--model", "resnet18", "--random-weights", "1", "--target", "948", "--size", "100000",
                            "--steps", "1", "--out", out.path], "visualize --size 100000")
         try expectRefused(["saliency", "--model", "resnet18", "--random-weights", "1", "--image", chelsea, "--method", "smoothgrad",
                            "--samples", "100000", "--batch", "100000", "--out", out.path], "smoothgrad --batch 100000")
         try expectRefused(["saliency", "--model", "resnet18", "--random-weights", "1", "--image", chelsea, "--method",
-                           "integrated_gradients", "--steps", "100000", "--batch", "100000", "--out", out.path], "IG --batch 100000")
+                           "integrated_gradients", "--ig-steps", "100000", "--batch", "100000", "--out", out.path], "IG --batch 100000")
         // A photo used at its own size (--no-resize): 6000 x 6000 is under the pixel limit, but
         // a pass through ResNet18 at that size is not (compare and sanity used to start it).
         let big = out.appendingPathComponent("big.png")
@@ -70,11 +70,11 @@ import Testing
         defer { try? FileManager.default.removeItem(at: parent) }
         let out = parent.appendingPathComponent("never").path
         let cases: [([String], String)] = [
-            (["visualize", "--class", "1", "--lr", "nan", "--out", out], "--lr nan: expected a finite number"),
-            (["visualize", "--class", "1", "--lr", "-1", "--out", out], "--lr -1: must be above 0"),
-            (["visualize", "--class", "1", "--lr=-1", "--out", out], "--lr -1: must be above 0"),
+            (["visualize", "--target", "1", "--lr", "nan", "--out", out], "--lr nan: expected a finite number"),
+            (["visualize", "--target", "1", "--lr", "-1", "--out", out], "--lr -1: must be above 0"),
+            (["visualize", "--target", "1", "--lr=-1", "--out", out], "--lr -1: must be above 0"),
             (["classify", "--image", chelsea, "--top", "-1"], "--top must be at least 1"),
-            (["visualize", "--class", "1", "--tv", "inf", "--out", out], "--tv inf: expected a finite number"),
+            (["visualize", "--target", "1", "--tv", "inf", "--out", out], "--tv inf: expected a finite number"),
             (["invert", "--image", chelsea, "--layer", "features.4", "--lr", "inf", "--out", out], "--lr inf: expected a finite number"),
             (["compare", "--image", chelsea, "--tolerance", "nan"], "--tolerance nan: expected a finite number"),
             (["saliency", "--image", chelsea, "--method", "smoothgrad", "--noise", "nan", "--out", out], "--noise nan: expected a finite number"),
@@ -105,7 +105,7 @@ import Testing
             #expect("\(error)".contains("layer9"), "\(error)")
         }
         #expect(try FileManager.default.contentsOfDirectory(atPath: parent.path).isEmpty)
-        #expect(throws: (any Error).self) { try run(["visualize", "--class", "1", "--out", ""]) }
+        #expect(throws: (any Error).self) { try run(["visualize", "--target", "1", "--out", ""]) }
         // A successful run makes the folders it needs.
         _ = try run(["saliency", "--model", "resnet18", "--random-weights", "1", "--image", smallImage, "--no-resize",
                      "--method", "gradient", "--out", out])
@@ -153,7 +153,7 @@ import Testing
     @Test func flagsAreNotIgnoredAndErrorsNameTheFlagGiven() throws {
         for (arguments, message) in [
             (["bench", "--visualize"], "--visualize time a whole network: give --model (e.g. --model resnet18)"),
-            (["bench", "--kernels", "--saliency", "gradient"], "--kernels, --saliency time a whole network: give --model (e.g. --model resnet18)"),
+            (["bench", "--kernels", "--saliency", "gradient"], "--kernels, --method time a whole network: give --model (e.g. --model resnet18)"),
         ] {
             do { _ = try run(arguments); Issue.record("\(arguments): ran") } catch { #expect("\(error)" == message) }
         }
@@ -161,11 +161,11 @@ import Testing
         let out = try tempDir()
         defer { try? FileManager.default.removeItem(at: out) }
         do {
-            _ = try run(["visualize", "--model", "resnet18", "--random-weights", "1", "--class", "1000", "--steps", "1", "--size", "64",
+            _ = try run(["visualize", "--model", "resnet18", "--random-weights", "1", "--target", "1000", "--steps", "1", "--size", "64",
                          "--out", out.path])
             Issue.record("class 1000 ran")
         } catch {
-            #expect("\(error)" == "--class 1000 is out of range 0...999")
+            #expect("\(error)" == "--target 1000 is out of range 0...999")
         }
     }
 
@@ -236,7 +236,7 @@ import Testing
         let out = parent.appendingPathComponent("never")
         let process = Process()
         process.executableURL = binary
-        process.arguments = ["visualize", "--model", "resnet18", "--random-weights", "1", "--class", "1", "--size", "64",
+        process.arguments = ["visualize", "--model", "resnet18", "--random-weights", "1", "--target", "1", "--size", "64",
                              "--steps", "1000000", "--out", out.path]
         let errors = Pipe()
         process.standardError = errors

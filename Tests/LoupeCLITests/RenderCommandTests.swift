@@ -21,11 +21,11 @@ import TestSupport
 
         let single = try run(["visualize", "--model", "resnet18", "--random-weights", "2", "--objective", "0.5*layer3:1 + class:7",
                               "--size", "32", "--steps", "1", "--param", "pixel", "--no-decorrelate", "--transforms", "none", "--optimizer", "sgd",
-                              "--out", out.path])
+                              "--out", out.path, "--force"])
         #expect(single.contains("objective.png"))
 
-        let diverse = try run(["visualize", "--model", "resnet18", "--random-weights", "2", "--layer", "layer3", "--channel", "2", "--batch", "3",
-                               "--diversity", "100", "--size", "32", "--steps", "2", "--out", out.path])
+        let diverse = try run(["visualize", "--model", "resnet18", "--random-weights", "2", "--layer", "layer3", "--channel", "2", "--count", "3",
+                               "--diversity", "100", "--size", "32", "--steps", "2", "--out", out.path, "--force"])
         #expect(diverse.contains("layer3_c2_0.png") && diverse.contains("layer3_c2_2.png"), "\(diverse)")
         #expect(throws: (any Error).self) { try run(["visualize", "--model", "resnet18", "--random-weights", "2", "--layer", "layer3", "--channel", "2",
                                                      "--diversity", "100", "--size", "32", "--steps", "1", "--out", out.path]) }
@@ -64,12 +64,25 @@ import TestSupport
             (["--channel", "3"], "needs --layer"),
             (["--layer", "layer9", "--channel", "0"], "unknown layer layer9"),
             (["--layer", "layer2", "--channel", "500"], "channel 500 does not exist"),
-            (["--layer", "layer2", "--channel", "1", "--class", "3"], "give one of"),
+            (["--layer", "layer2", "--channel", "1", "--target", "3"], "give one of"),
             (["--objective", "0.5*"], "--objective"),
-            (["--class", "5000"], "out of range"),
+            (["--class", "5000"], "out of range"),  // the old spelling still works, for one release
+            (["--target", "2", "--class", "3"], "give --target once"),
+            (["--target", "cat"], "classes match: 281 tabby, 282 tiger cat"),
+            (["--objective", "class:cat + layer2:1"], "classes match"),
+            (["--objective", "class:tabbby"], "no such class; nearest: tabby"),
             (["--layer", "layer2", "--param", "wavelet"], "--param wavelet"),
             (["--layer", "layer2", "--size", "8"], "--size 8"),
         ]
+        // Class names in objectives and --target, with WordNet synonyms.
+        for (extra, objective) in [(["--objective", "0.5*class:Granny Smith + layer2:1"], "0.5*class:948 + 1.0*layer2:1"),
+                                   (["--target", "tabby cat"], "class:281")] {
+            let folder = out.appendingPathComponent("named")
+            _ = try run(Array(base.dropLast(2)) + extra + ["--out", folder.path])
+            let json = try JSONSerialization.jsonObject(with: Data(contentsOf: folder.appendingPathComponent("visualize.json"))) as! [String: Any]
+            #expect(((json["images"] as! [[String: Any]])[0]["objective"] as? String) == objective)
+            try FileManager.default.removeItem(at: folder)
+        }
         for (extra, message) in cases {
             do {
                 _ = try run(base + extra)
@@ -104,9 +117,9 @@ import TestSupport
         #expect(saliency.contains("gradcam"), "\(saliency)")
         let summary = try JSONSerialization.jsonObject(with: Data(contentsOf: out.appendingPathComponent("rgb/summary.json"))) as! [String: Any]
         #expect(summary["layer"] as? String == layer, "the default CAM layer is the last output before global pooling")
-        #expect(try run(["sanity"] + model + ["--image", smallImage, "--no-resize", "--stages", "2", "--out", out.path]).contains("randomized through"))
-        #expect(try run(["visualize"] + model + ["--layer", layer, "--channel", "3", "--size", "32", "--steps", "1", "--out", out.path]).contains("objective"))
-        #expect(try run(["invert"] + model + ["--image", smallImage, "--no-resize", "--layer", "/layer1/layer1.0/relu/Relu_output_0", "--steps", "1", "--out", out.path])
+        #expect(try run(["sanity"] + model + ["--image", smallImage, "--no-resize", "--stages", "2", "--out", out.appendingPathComponent("sanity").path]).contains("randomized through"))
+        #expect(try run(["visualize"] + model + ["--layer", layer, "--channel", "3", "--size", "32", "--steps", "1", "--out", out.appendingPathComponent("visualize").path]).contains("objective"))
+        #expect(try run(["invert"] + model + ["--image", smallImage, "--no-resize", "--layer", "/layer1/layer1.0/relu/Relu_output_0", "--steps", "1", "--out", out.appendingPathComponent("invert").path])
             .contains("relative feature error"))
     }
 }

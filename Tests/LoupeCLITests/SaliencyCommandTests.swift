@@ -10,7 +10,7 @@ import TestSupport
         let out = try tempDir()
         defer { try? FileManager.default.removeItem(at: out) }
         let text = try run(["saliency", "--model", "resnet18", "--random-weights", "2", "--image", smallImage, chelsea,
-                            "--method", "gradient,gradcam,integrated_gradients", "--steps", "4", "--target", "1,tabby", "--out", out.path])
+                            "--method", "gradient,gradcam,integrated_gradients", "--ig-steps", "4", "--target", "1,tabby", "--out", out.path])
         #expect(text.contains("rgb: target 1 goldfish") && text.contains("chelsea: target 281 tabby"), "\(text)")
         for stem in ["rgb", "chelsea"] {
             let dir = out.appendingPathComponent(stem)
@@ -73,7 +73,7 @@ import TestSupport
         #expect(grid.width >= 4 * 224 + 30 && grid.height >= 224 + 60)
         // Defaults: occlusion signed (diverging), gradient absolute (viridis).
         _ = try run(["saliency", "--model", "resnet18", "--random-weights", "2", "--image", chelsea, "--method", "gradient,occlusion",
-                     "--window", "56", "--stride", "56", "--out", out.path])
+                     "--window", "56", "--stride", "56", "--out", out.path, "--force"])
         let defaults = try JSONSerialization.jsonObject(with: Data(contentsOf: dir.appendingPathComponent("summary.json"))) as! [String: Any]
         let displays = (defaults["methods"] as! [[String: Any]]).map { $0["display"] as! [String: Any] }
         #expect(displays.map { $0["sign"] as! String } == ["absolute", "all"] && displays.map { $0["colormap"] as! String } == ["viridis", "rdbu"])
@@ -123,21 +123,43 @@ import TestSupport
         #expect(try FileManager.default.contentsOfDirectory(atPath: out.path).sorted() == ["index.html", "rgb"])
     }
 
+    /// A run never mixes its files with an earlier run's: refused without --force, replaced
+    /// whole with it (the old methods' files are gone, nothing is left beside the folder).
+    @Test func anEarlierRunIsRefusedOrReplacedWhole() throws {
+        guard device() else { return }
+        let parent = try tempDir()
+        defer { try? FileManager.default.removeItem(at: parent) }
+        let out = parent.appendingPathComponent("sal")
+        let base = ["saliency", "--model", "resnet18", "--random-weights", "1", "--image", smallImage, "--no-resize", "--out", out.path]
+        _ = try run(base + ["--method", "gradient,gradcam"])
+        #expect { _ = try run(base + ["--method", "gradcam"]) } throws: { "\($0)".contains("holds an earlier run's files (index.html, rgb)") }
+        #expect(FileManager.default.fileExists(atPath: out.appendingPathComponent("rgb/gradient.png").path))
+        _ = try run(base + ["--method", "gradcam", "--force"])
+        let files = Set(try FileManager.default.contentsOfDirectory(atPath: out.appendingPathComponent("rgb").path))
+        #expect(files.contains("gradcam.png") && !files.contains("gradient.png") && !files.contains("gradient.npy"))
+        #expect(try FileManager.default.contentsOfDirectory(atPath: parent.path) == ["sal"])
+        #expect(try FileManager.default.contentsOfDirectory(atPath: out.path).sorted() == ["index.html", "rgb"])
+    }
+
     @Test func badInputsGetOneClearErrorAndLeaveNothing() throws {
         let out = try tempDir()
         defer { try? FileManager.default.removeItem(at: out) }
         let blocker = out.appendingPathComponent("a-file")
         try Data("x".utf8).write(to: blocker)
         let base = ["saliency", "--model", "resnet18", "--random-weights", "1", "--image", smallImage, "--no-resize"]
+        let fresh = out.appendingPathComponent("new").path
         let cases: [([String], String)] = [
             (base + ["--method", "gradient,magic", "--out", out.path], "unknown method magic"),
-            (base + ["--method", "gradcam", "--layer", "fc", "--out", out.path], "4-D"),
-            (base + ["--method", "gradcam", "--layer", "layer5", "--out", out.path], "nearest: layer"),
-            (base + ["--target", "1000", "--out", out.path], "out of range"),
-            (base + ["--target", "tabbycat", "--out", out.path], "nearest: tabby"),
-            (base + ["--target", "1,2", "--out", out.path], "2 targets for 1 images"),
+            // A folder of other files: refused, with or without --force, and left as it was.
+            (base + ["--out", out.path], "holds an earlier run's files (a-file)"),
+            (base + ["--out", out.path, "--force"], "Loupe did not write"),
+            (base + ["--method", "gradcam", "--layer", "fc", "--out", fresh], "4-D"),
+            (base + ["--method", "gradcam", "--layer", "layer5", "--out", fresh], "nearest: layer"),
+            (base + ["--target", "1000", "--out", fresh], "out of range"),
+            (base + ["--target", "tabbycat", "--out", fresh], "nearest: tabby"),
+            (base + ["--target", "1,2", "--out", fresh], "2 targets for 1 images"),
             (base + ["--out", blocker.appendingPathComponent("sub").path], "cannot create"),
-            (["saliency", "--image", smallImage, chelsea, "--no-resize", "--out", out.path], "same size"),
+            (["saliency", "--image", smallImage, chelsea, "--no-resize", "--out", fresh], "same size"),
         ]
         for (arguments, needle) in cases {
             do {

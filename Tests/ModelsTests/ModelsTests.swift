@@ -238,3 +238,16 @@ func openCL() -> OpenCLBackend? { TestDevice.backend { Issue.record(Comment(rawV
         }
     }
 }
+
+@Suite struct ClassLookupTests {
+    @Test func namesSynonymsAndWordsFindClasses() {
+        func match(_ q: String) -> ClassLookup.Match { ClassLookup.match(q, names: imageNetClasses, synonyms: imageNetSynonyms) }
+        #expect(match("Egyptian cat") == .found(285) && match("egyptian CAT") == .found(285))
+        #expect(match("tabby cat") == .found(281) && match("Granny Smith") == .found(948) && match("granny") == .found(948))
+        guard case .ambiguous(let cats) = match("cat") else { Issue.record("cat should be ambiguous"); return }
+        #expect(Set([281, 282, 283, 284, 285]).isSubset(of: Set(cats)))
+        #expect(ClassLookup.match("Crane", names: ["crane", "dog", "crane"]) == .ambiguous([0, 2]))  // two classes of one name
+        if case .none(let near) = match("tabbby") { #expect(near.first == "tabby") } else { Issue.record("tabbby should match nothing") }
+        #expect(ClassLookup.match("dog", names: ["cat", "dog"]) == .found(1) && ClassLookup.match("bird", names: ["cat", "dog"]) != .found(0))
+    }
+}
