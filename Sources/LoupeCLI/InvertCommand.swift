@@ -124,7 +124,7 @@ public struct InvertCommand: ParsableCommand {
         emit(formatTable([["layer", "tv", "relative feature error", "seconds"]] + results.map { l, job, result, error in
             [l, String(format: "%.3g", job.tvWeight), String(format: "%.4f", error), String(format: "%.1f", result.seconds)]
         }))
-        emit("-> \(output.url.path)")
-        emit("report: \(output.url.appendingPathComponent("index.html").path)")
+        emit("-> \(output.shown())")
+        emit("report: \(output.shown("index.html"))")
     }
 }

@@ -18,26 +18,35 @@ struct OutputFolder {
     let staging: URL
     /// --out holds an earlier run and --force was given: the new folder replaces it whole.
     let replacing: Bool
+    /// --out as the user wrote it (what the command prints).
+    let given: String
+
+    /// `name` inside --out, as the user would write it ("out/sal/index.html"); --out itself for nil.
+    func shown(_ name: String? = nil) -> String {
+        guard let name else { return given }
+        return given.hasSuffix("/") ? given + name : given + "/" + name
+    }
 
     init(_ path: String, force: Bool = false) throws {
         guard !path.trimmingCharacters(in: .whitespaces).isEmpty else { throw UserError("--out names no folder") }
         url = URL(fileURLWithPath: path).standardizedFileURL
+        given = path
         var isDirectory: ObjCBool = false
         var replacing = false
         if FileManager.default.fileExists(atPath: url.path, isDirectory: &isDirectory) {
-            guard isDirectory.boolValue else { throw UserError("--out \(url.path): a file, not a folder") }
-            guard FileManager.default.isWritableFile(atPath: url.path) else { throw UserError("--out \(url.path): not writable") }
+            guard isDirectory.boolValue else { throw UserError("--out \(path): a file, not a folder") }
+            guard FileManager.default.isWritableFile(atPath: url.path) else { throw UserError("--out \(path): not writable") }
             let entries = ((try? FileManager.default.contentsOfDirectory(atPath: url.path)) ?? []).filter { !$0.hasPrefix(".") }.sorted()
             if !entries.isEmpty {
                 let listed = entries.prefix(4).joined(separator: ", ") + (entries.count > 4 ? ", ..." : "")
                 guard force else {
-                    throw UserError("--out \(url.path) holds an earlier run's files (\(listed)); give --force to replace the folder whole, or a new --out")
+                    throw UserError("--out \(path) holds an earlier run's files (\(listed)); give --force to replace the folder whole, or a new --out")
                 }
                 guard OutputFolder.isLoupeOutput(url) else {
-                    throw UserError("--out \(url.path) holds files Loupe did not write (\(listed)); --force replaces only the folder of an earlier Loupe run")
+                    throw UserError("--out \(path) holds files Loupe did not write (\(listed)); --force replaces only the folder of an earlier Loupe run")
                 }
                 guard FileManager.default.isWritableFile(atPath: url.deletingLastPathComponent().path) else {
-                    throw UserError("--out \(url.path): --force needs to write in \(url.deletingLastPathComponent().path) to swap the folders")
+                    throw UserError("--out \(path): --force needs to write in \(url.deletingLastPathComponent().path) to swap the folders")
                 }
                 replacing = true
             }
@@ -46,9 +55,9 @@ struct OutputFolder {
             while !FileManager.default.fileExists(atPath: ancestor.path, isDirectory: &isDirectory), ancestor.path != "/" {
                 ancestor = ancestor.deletingLastPathComponent()
             }
-            guard isDirectory.boolValue else { throw UserError("--out \(url.path): cannot create the folder (\(ancestor.path) is a file)") }
+            guard isDirectory.boolValue else { throw UserError("--out \(path): cannot create the folder (\(ancestor.path) is a file)") }
             guard FileManager.default.isWritableFile(atPath: ancestor.path) else {
-                throw UserError("--out \(url.path): cannot create the folder (\(ancestor.path) is not writable)")
+                throw UserError("--out \(path): cannot create the folder (\(ancestor.path) is not writable)")
             }
         }
         self.replacing = replacing

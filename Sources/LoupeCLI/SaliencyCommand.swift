@@ -104,7 +104,7 @@ public struct SaliencyCommand: ParsableCommand {
                        names: names, layer: camLayer, metricsSeconds: metricsSeconds, record: record).write(to: staging.appendingPathComponent("index.html"))
         }
         for (i, stem) in stems.enumerated() {
-            emit("\(stem): target \(targets[i]) \(label(targets[i], names: names)) (p = \(String(format: "%.4f", probabilities[i * classes + targets[i]]))) -> \(output.url.appendingPathComponent(stem).path)")
+            emit("\(stem): target \(targets[i]) \(label(targets[i], names: names)) (p = \(String(format: "%.4f", probabilities[i * classes + targets[i]]))) -> \(output.shown(stem))")
         }
         for (m, (name, result, ms)) in results.enumerated() {
             var extra = result.completenessError.map { "  completeness error " + $0.map { String(format: "%.4g", $0) }.joined(separator: ", ") } ?? ""
@@ -115,7 +115,7 @@ public struct SaliencyCommand: ParsableCommand {
             emit("  " + name.padding(toLength: 22, withPad: " ", startingAt: 0) + String(format: "%9.1f ms", ms) + extra)
         }
         if let metricsSeconds { emit("  deletion and insertion metrics: \(String(format: "%.1f", metricsSeconds)) s") }
-        emit("report: \(output.url.appendingPathComponent("index.html").path)")
+        emit("report: \(output.shown("index.html"))")
     }
 
     /// One folder per image, in the staging folder (moved into --out together afterwards).

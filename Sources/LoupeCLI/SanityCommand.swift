@@ -108,7 +108,7 @@ public struct SanityCommand: ParsableCommand {
         }
 
         emit("\(stem): target \(target) \(label(target, names: names)) (p = \(String(format: "%.4f", probabilities[target]))), "
-             + "\(check.stages.count - 1) stages in \(String(format: "%.1f", seconds)) s -> \(output.url.appendingPathComponent(stem).path)")
+             + "\(check.stages.count - 1) stages in \(String(format: "%.1f", seconds)) s -> \(output.shown(stem))")
         emit("Spearman rank correlation / SSIM with the trained model's map, weights re-drawn from the top down to each block:")
         var rows = [["randomized through"] + methods]
         for stage in check.stages {
@@ -117,7 +117,7 @@ public struct SanityCommand: ParsableCommand {
             })
         }
         emit(formatTable(rows))
-        emit("report: \(output.url.appendingPathComponent("index.html").path)")
+        emit("report: \(output.shown("index.html"))")
     }
 
     /// The curves and maps figures, and maps.npy.

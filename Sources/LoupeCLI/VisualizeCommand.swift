@@ -220,8 +220,8 @@ public struct VisualizeCommand: ParsableCommand {
         for (i, (objective, name)) in named.enumerated() {
             emit("\(name).png  \(objective)  objective \(String(format: "%.4g", result.objectives[i]))")
         }
-        emit("-> \(output.url.path)")
-        emit("report: \(output.url.appendingPathComponent("index.html").path)")
+        emit("-> \(output.shown())")
+        emit("report: \(output.shown("index.html"))")
     }
 }
 
