@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """Captum / pytorch-grad-cam on PyTorch CPU, the reference for
-`loupe bench --model NAME --saliency gradient,guided_backprop,gradcam`: each method at 224x224,
+`loupe bench --model NAME --method gradient,guided_backprop,gradcam`: each method at 224x224,
 batch 1 and 16, median of 3 after a warm-up, on torchvision's architecture with random weights.
 Run by hand: pip install torch torchvision captum grad-cam
              python3 tools/torch_saliency_bench.py [mobilenet_v2 resnet18 ...]"""

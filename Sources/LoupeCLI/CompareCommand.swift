@@ -1,6 +1,7 @@
 import ArgumentParser
 import Backend
 import Device
+import Figures
 import Foundation
 import Graph
 import ImageIO
@@ -28,7 +29,12 @@ public struct CompareCommand: ParsableCommand {
 
     @OptionGroup public var deviceOptions: DeviceOptions
     @OptionGroup public var modelOptions: ModelOptions
-    @Option(help: "A PNG or JPEG image (not needed with --visualize).") public var image: String?
+    @Option(name: .customLong("image"), parsing: .upToNextOption, help: "A PNG or JPEG image (not needed with --visualize).")
+    public var images: [String] = []
+    @Option(help: "Also write the table, the verdict and the run record as compare.json and index.html in this folder.")
+    public var out: String?
+    @Flag(help: "Replace --out whole when it holds an earlier Loupe run.")
+    public var force = false
     @Flag(help: "Use the image at its own size instead of the preset's resize and centre crop (--preset, --resize, --crop).") public var noResize = false
     @Option(help: "Compare a short feature visualization of this objective (as `loupe visualize --objective`).") public var visualize: String?
     @Option(help: "Compare a short feature inversion of --image from this layer.") public var invert: String?
@@ -64,7 +70,17 @@ public struct CompareCommand: ParsableCommand {
         public var judged: Float { isGradient ? relativeL2 : relative }
     }
 
+    /// The one image (a second is refused), or nil.
+    func image() throws -> String? {
+        guard !images.isEmpty else { return nil }
+        var options = ImageOptions()
+        options.images = images
+        return try options.image
+    }
+
     public func run() throws {
+        let image = try image()
+        let output = try out.map { try OutputFolder($0, force: force) }
         for (flag, value) in [("--tolerance", tolerance), ("--gradient-tolerance", gradientTolerance),
                               ("--image-tolerance", imageTolerance), ("--lr", lr)] {
             try requireNumber(flag, value, above: 0)
@@ -74,7 +90,9 @@ public struct CompareCommand: ParsableCommand {
         }
         let gpu = try OpenCLBackend(device: device)
         let reference = try modelOptions.load(on: CPUBackend())
-        if visualize != nil || invert != nil { return try compareOptimization(reference: reference, device: try reference.moved(to: gpu)) }
+        if visualize != nil || invert != nil {
+            return try compareOptimization(reference: reference, device: try reference.moved(to: gpu), image: image, output: output)
+        }
         guard let image else { throw UserError("--image is required (except with --visualize)") }
         var imageOptions = ImageOptions()
         imageOptions.images = [image]
@@ -97,15 +115,39 @@ public struct CompareCommand: ParsableCommand {
         let worstGradient = rows.filter(\.isGradient).map(\.judged).max() ?? 0
         let verdict = String(format: "worst relative error of activations %.3g (tolerance %.3g), worst relative L2 error of gradients %.3g (tolerance %.3g)",
                              worstForward, tolerance, worstGradient, gradientTolerance)
-        if worstForward > tolerance || worstGradient > gradientTolerance {
+        let passed = worstForward <= tolerance && worstGradient <= gradientTolerance
+        if let output {
+            try writeReport(output, title: "\(reference.architecture.name): CPU reference vs \(gpu.name)", table: table,
+                            verdict: (passed ? "OK: " : "FAIL: ") + verdict, model: reference, image: image, backend: gpu)
+        }
+        guard passed else {
             emit("FAIL: " + verdict)
             throw ExitCode(1)
         }
         emit("OK: " + verdict)
     }
 
+    /// compare.json and index.html in --out: the table, the verdict, the run.
+    func writeReport(_ output: OutputFolder, title: String, table: [[String]], verdict: String, model: Model, image: String?, backend: any Backend) throws {
+        let preprocessing = image == nil ? nil : try modelOptions.preprocessing(noResize: noResize)
+        let record = try RunRecord(modelOptions: modelOptions, model: model, preprocessing: preprocessing, backend: backend)
+        try output.publish(["compare.json", "index.html"]) { staging in
+            let json: [String: Any] = ["title": title, "verdict": verdict, "columns": table[0], "rows": Array(table.dropFirst()),
+                                       "image_path": image.map { $0 as Any } ?? NSNull(), "run": record.json,
+                                       "tolerances": ["activation": tolerance, "gradient": gradientTolerance, "image": imageTolerance]]
+            try writeAtomically(try JSONSerialization.data(withJSONObject: json, options: [.prettyPrinted, .sortedKeys]),
+                                to: staging.appendingPathComponent("compare.json"))
+            try HTMLReport(title: "loupe compare: \(title)", sections: [
+                .init("Run", [.facts(record.facts + [("image", image ?? "none")])]),
+                .init("Errors", [.table(header: table[0].enumerated().map { $0 == 0 && $1.isEmpty ? "layer" : $1 }, rows: Array(table.dropFirst())),
+                                 .paragraph(verdict)]),
+            ]).write(to: staging.appendingPathComponent("index.html"))
+        }
+        emit("report: \(output.shown("index.html"))")
+    }
+
     /// `--visualize` / `--invert`: the same short optimization on both backends.
-    func compareOptimization(reference: Model, device: Model) throws -> Void {
+    func compareOptimization(reference: Model, device: Model, image: String?, output: OutputFolder?) throws -> Void {
         guard steps >= 1 else { throw UserError("--steps must be at least 1") }
         var rows = [["", "relative L2 error", "CPU reference", "device"]]
         var worst: Float = 0
@@ -145,6 +187,10 @@ public struct CompareCommand: ParsableCommand {
         } catch let error as InterpretError { throw UserError(error.description) }
         emit(formatTable(rows), terminator: "")
         let verdict = String(format: "worst relative L2 error %.3g (tolerance %.3g)", worst, imageTolerance)
+        if let output {
+            try writeReport(output, title: "\(reference.architecture.name): \(visualize.map { "visualize \($0)" } ?? "invert \(invert ?? "")") CPU reference vs \(device.backend.name)",
+                            table: rows, verdict: (worst > imageTolerance ? "FAIL: " : "OK: ") + verdict, model: reference, image: image, backend: device.backend)
+        }
         if worst > imageTolerance {
             emit("FAIL: " + verdict)
             throw ExitCode(1)

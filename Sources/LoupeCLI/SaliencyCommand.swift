@@ -178,6 +178,8 @@ public struct SaliencyCommand: ParsableCommand {
                            "probability": probabilities[i * classes + targets[i]]],
                 "input_size": [image.height, image.width], "methods": methodsJSON,
                 "grid": ["input"] + results.map { $0.0 }, "image_path": files[i], "run": record.json,
+                "metrics": curves.isEmpty ? NSNull() as Any : ["step": metricStep, "batch": methodOptions.deviceBatch(for: model),
+                                                             "blur_sigma": CausalMetric(.insertion).blurSigma] as [String: Any],
             ]
             try JSONSerialization.data(withJSONObject: summary, options: [.prettyPrinted, .sortedKeys])
                 .write(to: dir.appendingPathComponent("summary.json"))

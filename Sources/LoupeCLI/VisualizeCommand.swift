@@ -183,10 +183,16 @@ public struct VisualizeCommand: ParsableCommand {
         }
         progressLine("done: \(job.steps) steps in \(String(format: "%.1f", result.seconds)) s (\(String(format: "%.2f", Double(job.steps) / Swift.max(result.seconds, 1e-9))) steps/s)", done: true)
 
-        let files = named.map { $0.1 + ".png" } + (named.count > 1 ? try figureOptions.files("sprite") : []) + ["visualize.json"]
+        let files = named.flatMap { [$0.1 + ".png", $0.1 + ".npy"] } + (named.count > 1 ? try figureOptions.files("sprite") : []) + ["visualize.json"]
         let record = try RunRecord(modelOptions: modelOptions, model: model, preprocessing: nil, backend: backend)
         try output.publish(files + ["index.html"]) { staging in
-            for (i, (_, name)) in named.enumerated() { try result.image(i).writePNG(to: staging.appendingPathComponent(name + ".png")) }
+            let plane = 3 * result.size * result.size
+            for (i, (_, name)) in named.enumerated() {
+                try result.image(i).writePNG(to: staging.appendingPathComponent(name + ".png"))
+                // The image before 8-bit rounding: [3, size, size] in [0, 1].
+                try npyData(Array(result.images[(i * plane)..<((i + 1) * plane)]), shape: [3, result.size, result.size])
+                    .write(to: staging.appendingPathComponent(name + ".npy"))
+            }
             if named.count > 1 {
                 let cells = named.indices.map { i in
                     ImageGrid.Cell(result.image(i), title: named[i].0.description, caption: String(format: "objective %.4g", result.objectives[i]))
@@ -202,7 +208,7 @@ public struct VisualizeCommand: ParsableCommand {
                              "transforms": transforms, "optimizer": optimizer, "lr": lr, "l2": l2, "l1": l1, "tv": tv, "beta": beta,
                              "freq": freq, "blur": blur, "diversity": diversity, "diversity_layer": diversityLayer ?? layer ?? "", "seed": seed] as [String: Any],
                 "images": named.enumerated().map { i, item in
-                    ["file": item.1 + ".png", "objective": item.0.description, "final_objective": result.objectives[i]] as [String: Any]
+                    ["file": item.1 + ".png", "values": item.1 + ".npy", "objective": item.0.description, "final_objective": result.objectives[i]] as [String: Any]
                 },
             ]
             try JSONSerialization.data(withJSONObject: json, options: [.prettyPrinted, .sortedKeys]).write(to: staging.appendingPathComponent("visualize.json"))

@@ -1,4 +1,5 @@
 import Foundation
+import ImageIO
 import LoupeCLI
 import Testing
 import TestSupport
@@ -13,7 +14,15 @@ import TestSupport
                             "--size", "32", "--steps", "2", "--tv", "0.1", "--freq", "1", "--out", out.path])
         #expect(text.contains("layer2_c3.png  layer2:3  objective"), "\(text)")
         let files = Set(try FileManager.default.contentsOfDirectory(atPath: out.path))
-        #expect(files == Set((0...3).map { "layer2_c\($0).png" } + ["sprite.png", "visualize.json", "index.html"]))
+        #expect(files == Set((0...3).flatMap { ["layer2_c\($0).png", "layer2_c\($0).npy"] } + ["sprite.png", "visualize.json", "index.html"]))
+        // The .npy holds the picture before rounding: [3, 32, 32] in [0, 1], within half a level of the PNG.
+        let npy = try Data(contentsOf: out.appendingPathComponent("layer2_c1.npy"))
+        #expect(String(decoding: npy.prefix(128), as: UTF8.self).contains("'shape': (3, 32, 32)"))
+        let values = npy[128...].withUnsafeBytes { Array($0.bindMemory(to: Float.self)) }
+        let png = try RGBImage(contentsOf: out.appendingPathComponent("layer2_c1.png"))
+        #expect(values.count == 3 * 32 * 32 && (0..<(32 * 32)).allSatisfy { p in
+            (0..<3).allSatisfy { c in abs(values[c * 1024 + p] * 255 - Float(png.pixels[3 * p + c])) <= 0.5 + 1e-3 }
+        })
         let json = try JSONSerialization.jsonObject(with: Data(contentsOf: out.appendingPathComponent("visualize.json"))) as! [String: Any]
         let settings = json["settings"] as! [String: Any]
         #expect(settings["steps"] as? Int == 2 && settings["param"] as? String == "fourier" && settings["tv"] as? Double == 0.1)
