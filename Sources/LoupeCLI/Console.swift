@@ -91,13 +91,13 @@ public final class ProgressDisplay: @unchecked Sendable {
         let rate = Double(done) / Swift.max(elapsed, 1e-9)
         let left = rate > 0 ? Double(total - done) / rate : 0
         let text = "\(progressBar(Double(done) / Double(Swift.max(total, 1)))) \(name) \(done)/\(total)  \(String(format: "%.1f", rate))/s  "
-            + (done >= total ? "done in \(formatSeconds(elapsed))" : "about \(formatSeconds(left)) left")
+            + (done >= total ? "done in \(formatDuration(seconds: elapsed))" : "about \(formatDuration(seconds: left)) left")
         progressLine(text, done: done >= total)
         if done >= total { drawing = false; what = "" }
     }
 }
 
-/// "8 s", "2 min 5 s".
-func formatSeconds(_ s: Double) -> String {
-    s < 60 ? String(format: "%.0f s", s) : String(format: "%d min %d s", Int(s) / 60, Int(s) % 60)
+/// "850 ms", "12.3 s", "2 min 5 s".
+func formatDuration(seconds s: Double) -> String {
+    s < 1 ? String(format: "%.0f ms", s * 1000) : s < 60 ? String(format: "%.1f s", s) : String(format: "%d min %d s", Int(s) / 60, Int(s) % 60)
 }

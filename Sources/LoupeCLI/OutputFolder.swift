@@ -126,7 +126,6 @@ struct OutputFolder {
             for name in entries {
                 let destination = url.appendingPathComponent(name)
                 do {
-                    try FileManager.default.createDirectory(at: url, withIntermediateDirectories: true)
                     try FileManager.default.moveItem(at: staging.appendingPathComponent(name), to: destination)
                 } catch {
                     throw UserError("--out: cannot put \(name) in place at \(destination.path) (\(error.localizedDescription))")

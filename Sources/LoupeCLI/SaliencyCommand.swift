@@ -140,7 +140,7 @@ public struct SaliencyCommand: ParsableCommand {
                 try heat.writePNG(to: dir.appendingPathComponent("\(name).png"))
                 let overlay = try MapImages.overlay(heat, on: image, alpha: style.alpha)
                 try overlay.writePNG(to: dir.appendingPathComponent("\(name)_overlay.png"))
-                cells.append(.init(overlay, title: name, caption: "\(scaled.sign.rawValue) · \(formatDuration(ms))",
+                cells.append(.init(overlay, title: name, caption: "\(scaled.sign.rawValue) · \(formatDuration(seconds: ms / 1000))",
                                    colorBar: ColorBar(scaled, colormap: colormap)))
                 var entry: [String: Any] = ["method": name, "milliseconds": ms, "parameters": methodOptions.parameters(name, layer: layer),
                                             "display": ["sign": scaled.sign.rawValue, "colormap": colormap.rawValue, "clip_percentile": style.outlierPercent,
@@ -194,7 +194,7 @@ extension SaliencyCommand {
                 record: RunRecord) throws -> HTMLReport {
         let figure = try figureOptions.preferred()
         var run = record.facts
-        run.append(("methods", results.map { "\($0.0) (\(formatDuration($0.2)))" }.joined(separator: ", ")))
+        run.append(("methods", results.map { "\($0.0) (\(formatDuration(seconds: $0.2 / 1000)))" }.joined(separator: ", ")))
         if results.contains(where: { MethodOptions.camNames.contains($0.0) }) { run.append(("CAM layer", layer)) }
         if let metricsSeconds { run.append(("deletion/insertion metrics", String(format: "%.1f s (step %d pixels)", metricsSeconds, metricStep))) }
         var report = HTMLReport(title: "loupe saliency: \(files.count) image\(files.count == 1 ? "" : "s"), \(results.count) method\(results.count == 1 ? "" : "s")",
@@ -209,7 +209,7 @@ extension SaliencyCommand {
             if !curves.isEmpty { header += ["deletion AUC", "insertion AUC"] }
             if results.contains(where: { $0.1.completenessError != nil }) { header.append("completeness error") }
             blocks.append(.table(header: header, rows: results.enumerated().map { m, r in
-                var row = [r.0, formatDuration(r.2)]
+                var row = [r.0, formatDuration(seconds: r.2 / 1000)]
                 if !curves.isEmpty { row += [String(format: "%.4f", curves[i][m][0].auc), String(format: "%.4f", curves[i][m][1].auc)] }
                 if header.last == "completeness error" { row.append(r.1.completenessError.map { String(format: "%.4g", $0[i]) } ?? "") }
                 return row
@@ -224,7 +224,3 @@ extension SaliencyCommand {
     }
 }
 
-/// "850 ms", "12.3 s".
-func formatDuration(_ milliseconds: Double) -> String {
-    milliseconds < 1000 ? String(format: "%.0f ms", milliseconds) : String(format: "%.1f s", milliseconds / 1000)
-}
