@@ -71,10 +71,10 @@ demo: build
 	$(LOUPE) classify --image Assets/chelsea.png
 	$(LOUPE) classify --image Assets/chelsea.png --device cpu --top 3
 	$(LOUPE) compare --image Assets/chelsea.png --layer features.0,features.9,features.18
-	$(LOUPE) saliency --image Assets/chelsea.png --method gradient,guided_backprop,gradcam,integrated_gradients --metrics --metric-step 1000 --out out/demo --force
+	$(LOUPE) saliency --image Assets/chelsea.png --method gradient,guided_backprop,gradcam,integrated_gradients --metrics --metric-step 1000 --out out/demo/saliency --force
 	$(LOUPE) visualize --target "Granny Smith" --steps 256 --out out/demo/visualize --force
 	$(LOUPE) invert --image Assets/chelsea.png --layer features.4 --out out/demo/invert --force
-	@echo "reports (open in a browser): out/demo/index.html out/demo/visualize/index.html out/demo/invert/index.html"
+	@echo "reports (open in a browser): out/demo/saliency/index.html out/demo/visualize/index.html out/demo/invert/index.html"
 
 # Regenerates the reference fixtures (needs `pip install torch torchvision captum grad-cam pillow safetensors
 # scipy scikit-image onnx`; tests never run Python). inversion_reference.json comes from
