@@ -32,8 +32,6 @@ public struct Color: Sendable, Equatable {
     public var r, g, b: Double
     public init(_ r: Double, _ g: Double, _ b: Double) { self.r = r; self.g = g; self.b = b }
     public init(_ c: (UInt8, UInt8, UInt8)) { self.init(Double(c.0) / 255, Double(c.1) / 255, Double(c.2) / 255) }
-    public static let black = Color(0, 0, 0)
-    public static let white = Color(1, 1, 1)
     public static let text = Color(0.1, 0.1, 0.1)
     public static let grid = Color(0.85, 0.85, 0.85)
     public static let axis = Color(0.35, 0.35, 0.35)

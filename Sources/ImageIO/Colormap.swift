@@ -14,9 +14,6 @@ public enum Colormap: String, CaseIterable, Sendable {
     case greens, reds, blues
     case gray
 
-    /// Whether 0.5 is the zero of a signed scale (white in the middle).
-    public var isDiverging: Bool { self == .rdbu || self == .rdwhgn }
-
     /// The colour at t in [0, 1] (clipped; NaN is the bottom).
     public func color(_ t: Float) -> (UInt8, UInt8, UInt8) {
         let index = t.isNaN ? 0 : Int(Swift.min(Swift.max(t, 0) * 256, 255))
