@@ -2,7 +2,8 @@
 """Image fixtures for Tests/ImageIOTests. Run by hand: pip install pillow && python3 tools/make_image_fixtures.py
 Writes small images in formats the decoder must handle (grey, palette, RGBA, 16-bit PNG; baseline,
 progressive, greyscale and CMYK JPEG) and, in expected.safetensors, the RGB pixels PIL decodes from
-each (`convert("RGB")`), plus PIL's antialiased bilinear resizes of the bundled photo."""
+each (`convert("RGB")`), plus PIL's antialiased bilinear and bicubic resizes of the bundled photo and torchvision's
+EfficientNet-B0 preset (bicubic) applied to it."""
 import os
 import sys
 
@@ -51,5 +52,9 @@ expected["gray16.png"] = torch.from_numpy(np.repeat((wide >> 8).astype(np.float3
 for source, (w, h) in [(photo, (224, 149)), (photo, (60, 40)), (photo, (451, 37)), (small, (80, 50))]:
     name = f"resize_{source.width}x{source.height}_{w}x{h}"
     expected[name] = torch.from_numpy(np.asarray(source.resize((w, h), Image.BILINEAR), dtype=np.float32).copy())
+    expected["bicubic_" + name] = torch.from_numpy(np.asarray(source.resize((w, h), Image.BICUBIC), dtype=np.float32).copy())
+# torchvision's EfficientNet-B0 preset on the photo: Resize(256, bicubic), CenterCrop(224), ToTensor, Normalize.
+import torchvision  # noqa: E402
+expected["efficientnet_preset"] = torchvision.models.EfficientNet_B0_Weights.DEFAULT.transforms()(photo)
 write_safetensors(os.path.join(OUT, "expected.safetensors"), expected, {})
 print("wrote", sorted(os.listdir(OUT)))

@@ -19,7 +19,18 @@ is PyTorch's torchvision model with those same values put back where the exporte
 from: the i-th Conv node's weight and bias into the i-th convolution the forward pass calls, its
 folded batchnorm made an identity; every other initializer is a state_dict entry of that name.
 Logits and input gradients go to onnx/default_exports.safetensors.
+
+Dynamo exports (`--dynamo` runs only these): each architecture of DYNAMO_CASES exported by
+torch.onnx.export(model, (x,), dynamo=True) at batch 1, written as onnx/<arch>_dynamo.onnx. That
+exporter folds batchnorms into convolutions (biases named <conv>.weight_bias), writes linear
+layers as MatMul by a transposed copy (val_N), stores the class token already expanded, shares
+equal tensors of a fresh model by one name, and scopes every node by its module
+(pkg.torch.onnx.name_scopes). The tensors Loupe takes as weights are stripped and put back into
+the module each node's scope names (dynamo_placements); the other small constants (the attention
+scale, shapes) keep their data. References go to onnx/dynamo_exports.safetensors.
 """
+import ast
+import copy
 import io
 import os
 import sys
@@ -119,7 +130,8 @@ DEFAULT_CASES = [("resnet18", 2, 32, None), ("resnet50", 1, 32, None), ("mobilen
                  ("mobilenet_v3_small", 2, 32, None), ("mobilenet_v3_large", 1, 32, None), ("efficientnet_b0", 1, 32, None),
                  ("regnet_y_400mf", 1, 32, None), ("squeezenet1_1", 1, 48, None), ("densenet121", 1, 32, None),
                  ("shufflenet_v2_x1_0", 2, 64, None), ("convnext_tiny", 1, 32, None), ("convnext_tiny", 2, 32, 17),
-                 ("inception_v3", 1, 80, None), ("alexnet", 1, 224, None), ("vit", 1, 32, None), ("vit", 1, 32, 17)]
+                 ("inception_v3", 1, 80, None), ("alexnet", 1, 224, None), ("vit", 1, 32, None), ("vit", 1, 32, 17),
+                 ("vgg16", 1, 224, None)]
 
 
 def onnx_role_values(name, dims):
@@ -196,13 +208,50 @@ def module_of(model, node_name):
     return module
 
 
+def case_input(case, n, size):
+    """A case's input: torch.randn below 224 px; at 224 px, the seeded generator's values under
+    "<case>.input" ((2u - 1) * 0.1, SeededWeights' bias role), so the fixture need not hold it."""
+    if size < 224:
+        return torch.randn(n, 3, size, size)
+    return torch.from_numpy((2 * seeded(f"{case}.input", n * 3 * size * size) - 1) * np.float32(0.1)).reshape(n, 3, size, size)
+
+
+def normalized_error(a, b):
+    """max |a - b| / max |b|, as the tests' normalizedError."""
+    return float((a - b).abs().max() / max(float(b.abs().max()), 1e-6))
+
+
+def store_reference(tensors, meta, case, model, x):
+    """Logits and input gradient (of each image's top logit) of a case, and its input below 224
+    px; at 224 px the gradient summed over 8x8 blocks, to keep the fixture small. The gradient's
+    float32 noise floor goes into the metadata: its normalized error against the same model in
+    float64 (units near a ReLU's kink flip between the two, a whole path of the gradient with
+    them, so deep plain nets such as VGG16 show percent-level floors)."""
+    def run(m, dtype):
+        xi = x.clone().to(dtype).requires_grad_(True)
+        logits = m(xi)
+        seed = torch.zeros_like(logits)
+        seed[torch.arange(x.shape[0]), logits.argmax(dim=1)] = 1
+        (grad,) = torch.autograd.grad(logits, xi, seed)
+        return logits.detach(), grad if x.shape[-1] < 224 else torch.nn.functional.avg_pool2d(grad, 8) * 64
+    logits, grad = run(model, torch.float32)
+    _, grad64 = run(copy.deepcopy(model).double(), torch.float64)
+    meta[f"{case}.grad_floor"] = f"{normalized_error(grad.double(), grad64):.3e}"
+    if x.shape[-1] < 224:
+        tensors[f"{case}.input"], tensors[f"{case}.input_grad"] = x, grad
+    else:
+        tensors[f"{case}.pooled_grad"] = grad
+    tensors[f"{case}.logits"] = logits
+    return logits
+
+
 def default_exports():
-    tensors = {}
+    tensors, meta = {}, {"seed": str(SEED)}
     for arch, n, size, opset in DEFAULT_CASES:
         case = arch if opset is None else f"{arch}_opset{opset}"
         torch.manual_seed(1)
         model = build_case(arch).eval()
-        x = torch.randn(n, 3, size, size)
+        x = case_input(f"{case}_default", n, size)
         f = io.BytesIO()
         if opset is None:
             torch.onnx.export(model, x[:1], f, dynamo=False)  # the defaults a user gets (batch 1)
@@ -256,12 +305,7 @@ def default_exports():
                 if isinstance(child, nn.BatchNorm2d) and child not in kept:
                     setattr(parent, child_name, nn.Identity())
         model.eval()
-        xi = x.clone().requires_grad_(True)
-        logits = model(xi)
-        seed = torch.zeros_like(logits)
-        seed[torch.arange(n), logits.argmax(dim=1)] = 1
-        (grad,) = torch.autograd.grad(logits, xi, seed)
-        tensors[f"{case}.input"], tensors[f"{case}.logits"], tensors[f"{case}.input_grad"] = x, logits.detach(), grad
+        logits = store_reference(tensors, meta, case, model, x)
         if case == "vit":
             # pytorch-grad-cam on the last block's first layer norm, its tokens laid out on their
             # 4x4 grid without the class token (its README's reshape_transform for ViT).
@@ -285,7 +329,182 @@ def default_exports():
         onnx.save(proto, path)
         ops = sorted({nd.op_type for nd in proto.graph.node})
         print(os.path.relpath(path, ROOT), os.path.getsize(path), "bytes, ops:", " ".join(ops))
-    write_safetensors(os.path.join(OUT, "default_exports.safetensors"), tensors, {"seed": str(SEED)})
+    write_safetensors(os.path.join(OUT, "default_exports.safetensors"), tensors, meta)
+
+
+# (architecture, batch, size): as DEFAULT_CASES; the dynamo exporter writes the traced batch (1)
+# into ShuffleNet's reshapes and the ViT's attention as the legacy one does. VGG16 at 224 (below
+# that its adaptive pooling exports as GatherND).
+DYNAMO_CASES = [("resnet18", 2, 32), ("resnet50", 1, 32), ("vgg16", 1, 224), ("alexnet", 1, 224), ("googlenet", 1, 32),
+                ("mobilenet_v2", 2, 32), ("mobilenet_v3_small", 1, 32), ("mobilenet_v3_large", 1, 32),
+                ("efficientnet_b0", 1, 32), ("convnext_tiny", 1, 32), ("regnet_y_400mf", 1, 32), ("densenet121", 1, 32),
+                ("shufflenet_v2_x1_0", 2, 64), ("squeezenet1_1", 1, 48), ("inception_v3", 1, 80), ("vit", 1, 32)]
+
+
+def scope_module(model, node):
+    """The module a dynamo-exported node belongs to: the last module path of its name scopes
+    (['', 'layer1', 'layer1.0', 'layer1.0.bn1', '<op>'] is layer1.0.bn1's)."""
+    for prop in node.metadata_props:
+        if prop.key == "pkg.torch.onnx.name_scopes":
+            scopes = ast.literal_eval(prop.value)
+            path = scopes[-2] if len(scopes) > 1 else ""
+            return model.get_submodule(path) if path else model
+    raise ValueError(f"node {node.name} has no name scope")
+
+
+def dynamo_placements(model, proto, values, x):
+    """Puts each stripped initializer's seeded values (`values`) where the exported graph took it
+    from, so that the model computes what the graph computes with those values: the i-th Conv's
+    weight and bias into the i-th convolution called (its folded batchnorm made an identity);
+    LayerNormalization, BatchNormalization, MatMul (transposed), Gemm and the bias Add after a
+    MatMul into the node's scope module; any other stored operand into the scope module's
+    parameter of the same name or shape (a shared layer norm weight, a layer scale, the class
+    token), else the state_dict entry of its name; what has no place is a constant of the export
+    (ViT's attention scale, ReLU6's bounds) and keeps its data. Returns the names placed."""
+    placed = set()
+    state = dict(model.named_parameters())
+    state.update(dict(model.named_buffers()))
+
+    def put(module, attr, value, name):
+        target = getattr(module, attr)
+        assert tuple(target.shape) == tuple(value.shape), (name, attr, tuple(target.shape), tuple(value.shape))
+        target.data.copy_(value)
+        placed.add(name)
+
+    calls = call_order(model, x, nn.Conv2d)
+    convs = [nd for nd in proto.graph.node if nd.op_type == "Conv"]
+    assert len(convs) == len(calls), (len(convs), len(calls))
+    for node, conv in zip(convs, calls):
+        put(conv, "weight", values[node.input[1]], node.input[1])
+        if len(node.input) > 2 and node.input[2] in values:
+            if conv.bias is None:
+                conv.bias = nn.Parameter(torch.zeros(conv.out_channels))
+            put(conv, "bias", values[node.input[2]], node.input[2])
+    products = {}
+    kept = set()
+    for node in proto.graph.node:
+        stored = [(i, name) for i, name in enumerate(node.input) if name in values]
+        if node.op_type == "Conv" or not stored:
+            if node.op_type == "MatMul":
+                products[node.output[0]] = None
+            continue
+        module = scope_module(model, node)
+        for i, name in stored:
+            v = values[name]
+            if node.op_type == "BatchNormalization":
+                put(module, ["weight", "bias", "running_mean", "running_var"][i - 1], v, name)
+                kept.add(module)
+            elif node.op_type == "LayerNormalization":
+                put(module, ["weight", "bias"][i - 1], v, name)
+            elif node.op_type == "MatMul":
+                put(module, "in_proj_weight" if isinstance(module, nn.MultiheadAttention) else "weight", v.t(), name)
+                products[node.output[0]] = module
+            elif node.op_type == "Gemm" and isinstance(module, nn.Linear):
+                attrs = {a.name: a.i for a in node.attribute}
+                put(module, "bias" if i == 2 else "weight", v if i == 2 or attrs.get("transB", 0) else v.t(), name)
+            elif node.op_type == "Add" and any(products.get(o) is not None for o in node.input):
+                put(module, "in_proj_bias" if isinstance(module, nn.MultiheadAttention) else "bias", v, name)
+            else:
+                own = dict(module.named_parameters(recurse=False))
+                own.update(dict(module.named_buffers(recurse=False)))
+                last = name.rsplit(".", 1)[-1]
+                same = [k for k, t in own.items() if tuple(t.shape) == tuple(v.shape)]
+                if last in own and tuple(own[last].shape) == tuple(v.shape):
+                    put(module, last, v, name)
+                elif name in state:
+                    state[name].data.copy_(v)
+                    placed.add(name)
+                elif len(same) == 1 and v.numel() > 1:
+                    put(module, same[0], v, name)
+                # else: a constant of the export (the attention scale, a clip bound), kept
+    for parent in list(model.modules()):
+        for child_name, child in list(parent.named_children()):
+            if isinstance(child, nn.BatchNorm2d) and child not in kept:
+                setattr(parent, child_name, nn.Identity())
+    return placed
+
+
+def dynamo_exports():
+    tensors, meta = {}, {"seed": str(SEED)}
+    for arch, n, size in DYNAMO_CASES:
+        torch.manual_seed(1)
+        model = build_case(arch).eval()
+        x = case_input(f"{arch}_dynamo", n, size)
+        proto = torch.onnx.export(model, (x[:1],), dynamo=True, verbose=False).model_proto
+        values = {t.name: onnx_role_values(t.name, list(t.dims)) for t in proto.graph.initializer
+                  if t.data_type == onnx.TensorProto.FLOAT and len(t.dims) > 0}
+        placed = dynamo_placements(model, proto, values, x)
+        model.eval()
+        store_reference(tensors, meta, arch, model, x)
+        for t in proto.graph.initializer:
+            if t.name in placed:
+                t.ClearField("raw_data")
+                t.ClearField("float_data")
+        for nd in proto.graph.node:  # the exporter's stack traces and scopes: not needed to run it
+            nd.ClearField("metadata_props")
+            nd.ClearField("doc_string")
+        path = os.path.join(OUT, f"{arch}_dynamo.onnx")
+        onnx.save(proto, path)
+        kept = [t.name for t in proto.graph.initializer if t.data_type == onnx.TensorProto.FLOAT and t.name not in placed]
+        ops = sorted({nd.op_type for nd in proto.graph.node})
+        print(os.path.relpath(path, ROOT), os.path.getsize(path), "bytes, ops:", " ".join(ops), "| kept:", " ".join(kept))
+    write_safetensors(os.path.join(OUT, "dynamo_exports.safetensors"), tensors, meta)
+
+
+def layout_ops():
+    """layout_ops.onnx: a graph written by hand (opset 18) with what exporters write around
+    layouts: Pad and Conv with asymmetric pads, Softmax along axes other than the last, Split by
+    sizes and into equal parts (an output unused), a stored tensor in a Concat (traced at batch
+    1, run at 2), a Gather of consecutive indices; layout_ops.safetensors: the same computation
+    in PyTorch, its output and input gradient (of the output times a fixed seed)."""
+    from onnx import TensorProto, helper, numpy_helper
+
+    torch.manual_seed(7)
+    w, b, k = torch.randn(4, 3, 3, 3) * 0.3, torch.randn(4) * 0.1, torch.randn(1, 2, 3, 4)
+
+    def forward(x):
+        p = nn.functional.pad(x, (0, 2, 1, 0))  # left, right, top, bottom
+        c = nn.functional.conv2d(nn.functional.pad(p, (1, 0, 0, 1)), w, b, stride=2)
+        s = torch.softmax(c, dim=1)
+        a, rest = s[:, :1], s[:, 1:]
+        d, e = c[..., :2], c[..., 2:]
+        g = torch.cat([a, k.expand(x.shape[0], -1, -1, -1)], dim=1)
+        h = g[:, 1:3]
+        return torch.cat([h.flatten(1), torch.softmax(e, dim=2).flatten(1), rest.flatten(1), d.flatten(1)], dim=1)
+
+    torch.manual_seed(8)
+    x = torch.randn(2, 3, 6, 7, requires_grad=True)
+    y = forward(x)
+    seed = torch.randn_like(y)
+    y.backward(seed)
+    ints = lambda name, v: numpy_helper.from_array(np.array(v, dtype=np.int64), name)  # noqa: E731
+    nodes = [
+        helper.make_node("Pad", ["x", "pads"], ["p"], mode="constant"),
+        helper.make_node("Conv", ["p", "w", "b"], ["c"], pads=[0, 1, 1, 0], strides=[2, 2], kernel_shape=[3, 3]),
+        helper.make_node("Softmax", ["c"], ["s"], axis=1),
+        helper.make_node("Split", ["s", "sizes"], ["a", "rest"], axis=1),
+        helper.make_node("Split", ["c"], ["d", "e"], axis=3, num_outputs=2),
+        helper.make_node("Split", ["c"], ["unused", ""], axis=1, num_outputs=2),
+        helper.make_node("Concat", ["a", "k"], ["g"], axis=1),
+        helper.make_node("Gather", ["g", "range"], ["h5"], axis=1),
+        helper.make_node("Reshape", ["h5", "hshape"], ["h"]),
+        helper.make_node("Softmax", ["e"], ["se"], axis=2),
+        helper.make_node("Flatten", ["h"], ["fh"], axis=1),
+        helper.make_node("Flatten", ["se"], ["fse"], axis=1),
+        helper.make_node("Flatten", ["rest"], ["fr"], axis=1),
+        helper.make_node("Flatten", ["d"], ["fd"], axis=1),
+        helper.make_node("Concat", ["fh", "fse", "fr", "fd"], ["y"], axis=1),
+    ]
+    inits = [ints("pads", [0, 0, 1, 0, 0, 0, 0, 2]), numpy_helper.from_array(w.numpy(), "w"), numpy_helper.from_array(b.numpy(), "b"),
+             ints("sizes", [1, 3]), numpy_helper.from_array(k.numpy(), "k"), ints("range", [[1, 2]]), ints("hshape", [-1, 2, 3, 4])]
+    graph = helper.make_graph(nodes, "layout_ops", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3, 6, 7])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["batch", y.shape[1]])], inits)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)])
+    onnx.checker.check_model(model)
+    onnx.save(model, os.path.join(OUT, "layout_ops.onnx"))
+    write_safetensors(os.path.join(OUT, "layout_ops.safetensors"),
+                      {"input": x.detach(), "output": y.detach(), "seed": seed, "input_grad": x.grad}, {})
+    print("layout_ops.onnx", tuple(y.shape))
 
 
 def external_data():
@@ -321,9 +540,15 @@ def external_data():
 if __name__ == "__main__":
     if "--defaults" in sys.argv:
         default_exports()
+    elif "--dynamo" in sys.argv:
+        dynamo_exports()
     elif "--external" in sys.argv:
         external_data()
+    elif "--layout" in sys.argv:
+        layout_ops()
     else:
         main()
         default_exports()
+        dynamo_exports()
         external_data()
+        layout_ops()

@@ -1,15 +1,38 @@
 import Foundation
 
+/// A resampling filter, as PIL's (the filters torchvision's Resize uses on PIL images).
+public enum Interpolation: String, Sendable, CaseIterable {
+    /// A triangle, support 1 (scaled when shrinking).
+    case bilinear
+    /// Keys' cubic with a = -0.5, support 2 (scaled when shrinking): torchvision's EfficientNet
+    /// and Swin presets.
+    case bicubic
+
+    var support: Double { self == .bilinear ? 1 : 2 }
+
+    func weight(_ x: Double) -> Double {
+        let x = abs(x)
+        switch self {
+        case .bilinear: return Swift.max(0, 1 - x)
+        case .bicubic:
+            let a = -0.5
+            if x < 1 { return ((a + 2) * x - (a + 3)) * x * x + 1 }
+            if x < 2 { return (((x - 5) * x + 8) * x - 4) * a }
+            return 0
+        }
+    }
+}
+
 extension RGBImage {
-    /// Resamples to `width` x `height` with PIL's antialiased bilinear filter (the filter
-    /// torchvision's Resize uses on PIL images): a triangle of support max(in/out, 1) input
-    /// pixels on each side, coefficients normalized per output pixel, applied horizontally then
-    /// vertically in 8 bits with PIL's 22-bit fixed point rounding, so results match PIL's.
-    public func resized(width outW: Int, height outH: Int) throws -> RGBImage {
+    /// Resamples to `width` x `height` with PIL's antialiased filters (the ones torchvision's
+    /// Resize uses on PIL images): the filter stretched by max(in/out, 1) when shrinking,
+    /// coefficients normalized per output pixel, applied horizontally then vertically in 8 bits
+    /// with PIL's 22-bit fixed point rounding and clamping, so results match PIL's.
+    public func resized(width outW: Int, height outH: Int, filter: Interpolation = .bilinear) throws -> RGBImage {
         guard outW > 0, outH > 0 else { throw ImageError("cannot resize to \(outW)x\(outH)") }
         var image = self
-        if outW != width { image = image.resampledHorizontally(outW) }
-        if outH != height { image = image.transposed().resampledHorizontally(outH).transposed() }
+        if outW != width { image = image.resampledHorizontally(outW, filter) }
+        if outH != height { image = image.transposed().resampledHorizontally(outH, filter).transposed() }
         return image
     }
 
@@ -35,11 +58,11 @@ extension RGBImage {
         return RGBImage(width: height, height: width, pixels: out)
     }
 
-    /// PIL's precompute_coeffs for the bilinear filter, then the 8-bit horizontal pass.
-    func resampledHorizontally(_ outW: Int) -> RGBImage {
+    /// PIL's precompute_coeffs for the filter, then the 8-bit horizontal pass.
+    func resampledHorizontally(_ outW: Int, _ filter: Interpolation) -> RGBImage {
         let scale = Double(width) / Double(outW)
         let filterScale = Swift.max(scale, 1)
-        let support = filterScale
+        let support = filter.support * filterScale
         let precision = 22
         var out = [UInt8](repeating: 0, count: outW * height * 3)
         for xx in 0..<outW {
@@ -47,8 +70,7 @@ extension RGBImage {
             let xmin = Swift.max(Int(center - support + 0.5), 0)
             let xmax = Swift.min(Int(center + support + 0.5), width) - xmin
             var k = (0..<Swift.max(xmax, 0)).map { x -> Double in
-                let t = (Double(x + xmin) - center + 0.5) / filterScale
-                return Swift.max(0, 1 - abs(t))
+                filter.weight((Double(x + xmin) - center + 0.5) / filterScale)
             }
             let total = k.reduce(0, +)
             if total != 0 { k = k.map { $0 / total } }
@@ -72,6 +94,7 @@ public struct Preprocessing: Sendable {
     public var crop: Int = 224
     public var mean: [Float] = [0.485, 0.456, 0.406]
     public var std: [Float] = [0.229, 0.224, 0.225]
+    public var interpolation: Interpolation = .bilinear
 
     /// torchvision's ImageNet classification preset: resize 256 (antialiased bilinear), center
     /// crop 224, scale to [0, 1], normalize with ImageNet's mean and std.
@@ -79,9 +102,10 @@ public struct Preprocessing: Sendable {
     /// The image at its own size, normalized only (`--no-resize`).
     public static let normalizeOnly = Preprocessing(resizeShorter: nil)
 
-    public init(resizeShorter: Int? = 256, crop: Int = 224) {
+    public init(resizeShorter: Int? = 256, crop: Int = 224, interpolation: Interpolation = .bilinear) {
         self.resizeShorter = resizeShorter
         self.crop = crop
+        self.interpolation = interpolation
     }
 
     /// The resized and cropped 8-bit image the network sees (before normalization).
@@ -90,7 +114,7 @@ public struct Preprocessing: Sendable {
         let (w, h) = (image.width, image.height)
         // torchvision: the long side becomes int(short * long / short_side).
         let (nw, nh) = w <= h ? (short, Int(Double(short) * Double(h) / Double(w))) : (Int(Double(short) * Double(w) / Double(h)), short)
-        return try image.resized(width: nw, height: nh).centerCropped(width: Swift.min(crop, nw), height: Swift.min(crop, nh))
+        return try image.resized(width: nw, height: nh, filter: interpolation).centerCropped(width: Swift.min(crop, nw), height: Swift.min(crop, nh))
     }
 
     /// CHW float values: pixel / 255, minus mean, over std, per channel.

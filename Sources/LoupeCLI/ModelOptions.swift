@@ -54,18 +54,24 @@ public struct ModelOptions: ParsableArguments {
         return names
     }
 
-    @Option(help: "Input preprocessing preset: imagenet (resize 256, crop 224: torchvision's V1 weights), imagenet-v2 (232, 224: the V2 weights of ResNet50, MobileNetV2, MobileNetV3-Large, RegNet), convnext (236, 224), inception (342, 299); all with ImageNet's mean and std.")
+    @Option(help: "Input preprocessing preset: imagenet (resize 256, crop 224: torchvision's V1 weights), imagenet-v2 (232, 224: the V2 weights of ResNet50, MobileNetV2, MobileNetV3-Large, RegNet), convnext (236, 224), inception (342, 299), efficientnet (256, 224, bicubic: EfficientNet-B0), swin (232, 224, bicubic); all with ImageNet's mean and std, bilinear unless named.")
     public var preset: String = "imagenet"
     @Option(parsing: .unconditional, help: "Shorter image side after resizing (default: the preset's).")
     public var resize: Int?
     @Option(parsing: .unconditional, help: "Centre crop size, the network's input size (default: the preset's).")
     public var crop: Int?
+    @Option(help: "Resampling filter of the resize, as PIL's: bilinear or bicubic (default: the preset's).")
+    public var interpolation: String?
     @Option(help: "Per-channel mean of the input normalization, three comma-separated numbers for R, G, B (default: ImageNet's, 0.485,0.456,0.406).")
     public var mean: String?
     @Option(help: "Per-channel standard deviation of the input normalization, three comma-separated numbers (default: ImageNet's, 0.229,0.224,0.225).")
     public var std: String?
 
-    static let presets: [String: (resize: Int, crop: Int)] = ["imagenet": (256, 224), "imagenet-v2": (232, 224), "convnext": (236, 224), "inception": (342, 299)]
+    /// torchvision's `weights.transforms()` per family: resize, crop, filter.
+    static let presets: [String: (resize: Int, crop: Int, filter: Interpolation)] = [
+        "imagenet": (256, 224, .bilinear), "imagenet-v2": (232, 224, .bilinear), "convnext": (236, 224, .bilinear),
+        "inception": (342, 299, .bilinear), "efficientnet": (256, 224, .bicubic), "swin": (232, 224, .bicubic),
+    ]
 
     /// The input normalization `--mean` and `--std` give (ImageNet's by default).
     public func normalization() throws -> Normalization {
@@ -92,7 +98,14 @@ public struct ModelOptions: ParsableArguments {
         guard (1...16384).contains(shorter), (1...16384).contains(side), side <= shorter else {
             throw UserError("--resize \(shorter) and --crop \(side): both from 1 to 16384, the crop no larger than the resized side")
         }
-        var p = Preprocessing(resizeShorter: noResize ? nil : shorter, crop: side)
+        var filter = sizes.filter
+        if let interpolation {
+            guard let chosen = Interpolation(rawValue: interpolation) else {
+                throw UserError("--interpolation \(interpolation): expected \(Interpolation.allCases.map(\.rawValue).joined(separator: " or "))")
+            }
+            filter = chosen
+        }
+        var p = Preprocessing(resizeShorter: noResize ? nil : shorter, crop: side, interpolation: filter)
         let n = try normalization()
         (p.mean, p.std) = (n.mean, n.std)
         return p

@@ -40,6 +40,7 @@ struct RunRecord {
             p["resize_shorter_side"] = preprocessing.resizeShorter.map { $0 as Any } ?? NSNull()
             p["center_crop"] = preprocessing.resizeShorter == nil ? NSNull() : preprocessing.crop as Any
             p["no_resize"] = preprocessing.resizeShorter == nil
+            p["interpolation"] = preprocessing.interpolation.rawValue
             p["preset"] = modelOptions.preset
         }
         self.preprocessing = p
@@ -66,7 +67,7 @@ struct RunRecord {
         let mean = (preprocessing["mean"] as? [Float] ?? []).map { String(format: "%.3f", $0) }.joined(separator: ", ")
         let std = (preprocessing["std"] as? [Float] ?? []).map { String(format: "%.3f", $0) }.joined(separator: ", ")
         var prep = "mean \(mean), std \(std)"
-        if let resize = preprocessing["resize_shorter_side"] as? Int { prep = "resize \(resize), centre crop \(preprocessing["center_crop"] as? Int ?? 0), " + prep }
+        if let resize = preprocessing["resize_shorter_side"] as? Int { prep = "resize \(resize) (\(preprocessing["interpolation"] as? String ?? "bilinear")), centre crop \(preprocessing["center_crop"] as? Int ?? 0), " + prep }
         else if preprocessing["no_resize"] as? Bool == true { prep = "own size, " + prep }
         lines.append(("preprocessing", prep))
         lines.append(("device", device))

@@ -96,6 +96,23 @@ public enum ONNXImport {
                 node.input.append(fused.bias)
                 node.output = [fused.output]
             }
+            if node.opType == "Split" {
+                // A node per output, each one part (an ONNXNode has one output).
+                for (k, out) in node.output.enumerated() where !out.isEmpty {
+                    var part = node
+                    part.opType = "SplitPart"
+                    part.output = [out]
+                    var index = Onnx_AttributeProto(), count = Onnx_AttributeProto()
+                    (index.name, index.type, index.i) = ("part", .int, Int64(k))
+                    (count.name, count.type, count.i) = ("parts", .int, Int64(node.output.count))
+                    part.attribute += [index, count]
+                    do { nodes.append(try ONNXNode(part, context)) } catch {
+                        problems.append("node \(node.name.isEmpty ? out : node.name) (Split): \(error)")
+                        break
+                    }
+                }
+                continue
+            }
             do {
                 let made = try ONNXNode(node, context)
                 if made.host != nil { context.computedIntegers.insert(made.output) }
@@ -288,13 +305,19 @@ struct ONNXNode: Sendable {
         func stored(_ i: Int) -> [Int64]? { i < node.input.count ? context.integers[node.input[i]]?.values : nil }
         /// Whether input i holds integers (stored, or computed from shapes in each pass).
         func integral(_ i: Int) -> Bool { i < node.input.count && !node.input[i].isEmpty && context.isInteger(node.input[i]) }
-        /// Symmetric 2-D padding from ONNX's [top, left, bottom, right].
-        func padding() throws -> (Int, Int) {
+        /// ONNX's 2-D pads [top, left, bottom, right].
+        func pads() throws -> [Int] {
             if let mode = attributes["auto_pad"], !mode.s.isEmpty, String(decoding: mode.s, as: UTF8.self) != "NOTSET" {
                 throw ModelError("auto_pad \(String(decoding: mode.s, as: UTF8.self)) is not supported")
             }
             let pads = ints("pads") ?? [0, 0, 0, 0]
-            guard pads.count == 4, pads[0] == pads[2], pads[1] == pads[3] else { throw ModelError("asymmetric pads \(pads)") }
+            guard pads.count == 4, pads.allSatisfy({ $0 >= 0 }) else { throw ModelError("pads \(pads): only 2-D, not negative") }
+            return pads
+        }
+        /// Symmetric 2-D padding from ONNX's [top, left, bottom, right].
+        func padding() throws -> (Int, Int) {
+            let pads = try pads()
+            guard pads[0] == pads[2], pads[1] == pads[3] else { throw ModelError("asymmetric pads \(pads)") }
             return (pads[0], pads[1])
         }
         func pair(_ name: String, _ fallback: Int) throws -> (Int, Int) {
@@ -313,10 +336,15 @@ struct ONNXNode: Sendable {
         case "Conv":
             try only(["kernel_shape", "strides", "pads", "dilations", "group", "auto_pad"])
             guard let w = param(1) else { throw ModelError("the weight must be an initializer") }
-            let bias = param(2)
-            let p = Conv2DParams(stride: try pair("strides", 1), padding: try padding(), dilation: try pair("dilations", 1), groups: int("group", 1))
+            let bias = param(2), pads = try pads()
+            // Asymmetric pads (TensorFlow's "same" padding at stride 2) as zeros added first.
+            let symmetric = pads[0] == pads[2] && pads[1] == pads[3]
+            let p = Conv2DParams(stride: try pair("strides", 1), padding: symmetric ? (pads[0], pads[1]) : (0, 0), dilation: try pair("dilations", 1), groups: int("group", 1))
             parameterNames = [w] + (bias.map { [$0] } ?? [])
-            run = { g, x, ps in try g.conv2d(try value(x, 0), weight: g.parameter(try ps(w)), bias: try bias.map { g.parameter(try ps($0)) }, p) }
+            run = { g, x, ps in
+                let input = symmetric ? try value(x, 0) : try zeroPadded(g, try value(x, 0), pads)
+                return try g.conv2d(input, weight: g.parameter(try ps(w)), bias: try bias.map { g.parameter(try ps($0)) }, p)
+            }
         case "Relu":
             try only([])
             run = { g, x, _ in try g.activation(try value(x, 0), .relu) }
@@ -498,10 +526,18 @@ struct ONNXNode: Sendable {
                 }
             }
         case "Concat":
+            // Stored parts (the dynamo exporter's class token, already expanded to the traced
+            // batch) join as parameters, repeated to this pass's batch when they lead with it.
             try only(["axis"])
-            let axis = int("axis", 1)
-            run = { g, x, _ in
-                let parts = x.values.compactMap { $0 }
+            let axis = int("axis", 1), storedParts = node.input.indices.map { param($0) }, exportBatch = context.exportBatch
+            parameterNames = storedParts.compactMap { $0 }
+            run = { g, x, ps in
+                let parts = try storedParts.indices.compactMap { i -> Graph.Value? in
+                    guard let name = storedParts[i] else { return i < x.values.count ? x.values[i] : nil }
+                    let p = g.parameter(try ps(name))
+                    guard let e = exportBatch, x.batch != e, g.shape(p).rank > 1, g.shape(p)[0] == e, e == 1 else { return p }
+                    return try repeated(g, p, x.batch)
+                }
                 guard let first = parts.first else { throw ModelError("nothing to concatenate") }
                 let rank = g.shape(first).rank
                 let a = axis < 0 ? axis + rank : axis
@@ -551,24 +587,39 @@ struct ONNXNode: Sendable {
         case "Pad":
             try only(["mode"])
             if let mode = attributes["mode"], String(decoding: mode.s, as: UTF8.self) != "constant" { throw ModelError("only constant padding is supported") }
-            guard node.input.count > 1, let pads = stored(1), pads.count == 8,
-                  pads[0] == 0, pads[1] == 0, pads[4] == 0, pads[5] == 0, pads[2] == pads[6], pads[3] == pads[7] else {
-                throw ModelError("only constant, symmetric spatial pads are supported")
+            guard node.input.count > 1, let pads = stored(1), pads.count == 8, pads.allSatisfy({ $0 >= 0 }),
+                  pads[0] == 0, pads[1] == 0, pads[4] == 0, pads[5] == 0 else {
+                throw ModelError("only constant, non-negative pads of rows and columns are supported")
             }
+            guard node.input.count < 4 || node.input[3].isEmpty else { throw ModelError("pads along chosen axes are not supported") }
             guard (scalar(2) ?? 0) == 0 else { throw ModelError("only zero padding is supported") }
-            let (ph, pw) = (Int(pads[2]), Int(pads[3]))
-            // Zero padding as a 1x1 depthwise convolution by ones with that padding.
+            let spatial = [pads[2], pads[3], pads[6], pads[7]].map { Int($0) }
+            run = { g, x, _ in try zeroPadded(g, try value(x, 0), spatial) }
+        case "Gather" where node.input.count > 1 && (stored(1)?.count ?? 0) > 1:
+            // Constant indices that run through consecutive elements (the dynamo exporter's
+            // as_strided after a global pooling gathers 0..<C of a flattened tensor): that range,
+            // laid out in the indices' shape.
+            try only(["axis"])
+            let index = stored(1)!, dims = context.integers[node.input[1]]!.dims, axis = int("axis", 0)
+            guard zip(index, index.dropFirst()).allSatisfy({ $1 == $0 + 1 }) else {
+                throw ModelError("only gathering one constant index or a run of consecutive ones is supported")
+            }
             run = { g, x, _ in
-                let c = g.shape(try value(x, 0))[1]
-                let ones = g.constant(try g.backend.tensor([Float](repeating: 1, count: c), [c, 1, 1, 1]))
-                return try g.conv2d(try value(x, 0), weight: ones, bias: nil, Conv2DParams(stride: (1, 1), padding: (ph, pw), groups: c))
+                let v = try value(x, 0)
+                let s = g.shape(v)
+                let a = axis < 0 ? axis + s.rank : axis
+                guard a >= 0, a < s.rank else { throw ModelError("Gather along axis \(axis) of \(s)") }
+                let start = index[0] < 0 ? Int(index[0]) + s[a] : Int(index[0])
+                guard start >= 0, start + index.count <= s[a] else { throw ModelError("Gather of indices \(index[0])... along axis \(a) of \(s)") }
+                let out = Array(s.dims[..<a]) + dims + Array(s.dims[(a + 1)...])
+                return try g.reshape(try slice(g, v, axis: a, from: start, count: index.count), Shape(out))
             }
         case "Gather":
             // One index along any axis of a tensor (GoogLeNet's transform_input takes a channel,
             // a ViT its class token): that slice, the axis removed.
             try only(["axis"])
             guard node.input.count > 1, let index = stored(1), index.count == 1 else {
-                throw ModelError("only gathering one constant index is supported")
+                throw ModelError("only gathering one constant index or a run of consecutive ones is supported")
             }
             let (axis, k, scalarIndex) = (int("axis", 0), Int(index[0]), context.integers[node.input[1]]!.dims.isEmpty)
             run = { g, x, _ in
@@ -670,12 +721,48 @@ struct ONNXNode: Sendable {
             try only(["ratio", "seed"])
             run = { _, x, _ in try value(x, 0) }
         case "Softmax":
+            // Along the last axis directly; along another one between two permutations that move
+            // that axis last and back.
             try only(["axis"])
             let axis = int("axis", -1)
             run = { g, x, _ in
-                let rank = g.shape(try value(x, 0)).rank
-                guard axis == rank - 1 || axis == -1 || (axis == 1 && rank == 2) else { throw ModelError("softmax along axis \(axis) of a rank-\(rank) tensor") }
-                return try g.softmax(try value(x, 0))
+                let v = try value(x, 0)
+                let rank = g.shape(v).rank
+                let a = axis < 0 ? axis + rank : axis
+                guard a >= 0, a < rank else { throw ModelError("softmax along axis \(axis) of a rank-\(rank) tensor") }
+                if a == rank - 1 { return try g.softmax(v) }
+                var perm = Array(0..<rank)
+                perm.remove(at: a)
+                perm.append(a)
+                var inverse = [Int](repeating: 0, count: rank)
+                for (i, p) in perm.enumerated() { inverse[p] = i }
+                return try g.permute(try g.softmax(try g.permute(v, perm)), inverse)
+            }
+        case "SplitPart":
+            // One output of a Split (the importer makes a node per output): its consecutive
+            // elements along the axis, sizes from the split input, or equal parts (the last
+            // smaller) of num_outputs.
+            try only(["axis", "part", "parts", "split", "num_outputs"])
+            guard node.input.count < 2 || node.input[1].isEmpty || integral(1) else { throw ModelError("the split sizes must be constants") }
+            let (axis, part, parts, attributeSizes) = (int("axis", 0), int("part", 0), int("parts", 1), ints("split"))
+            run = { g, x, _ in
+                let v = try value(x, 0)
+                let s = g.shape(v)
+                let a = axis < 0 ? axis + s.rank : axis
+                guard a >= 0, a < s.rank else { throw ModelError("Split along axis \(axis) of \(s)") }
+                var sizes: [Int]
+                if x.integers.count > 1, let given = x.integers[1] {
+                    sizes = given.values.map { Int($0) }
+                } else if let attributeSizes {
+                    sizes = attributeSizes  // opset < 13
+                } else {
+                    let each = (s[a] + parts - 1) / parts
+                    sizes = (0..<parts).map { Swift.max(0, Swift.min(each, s[a] - $0 * each)) }
+                }
+                guard sizes.count == parts, sizes.allSatisfy({ $0 >= 0 }), sizes.reduce(0, +) == s[a], sizes[part] > 0 else {
+                    throw ModelError("cannot split \(s) along axis \(a) into \(sizes)")
+                }
+                return try slice(g, v, axis: a, from: sizes[..<part].reduce(0, +), count: sizes[part])
             }
         default:
             throw ModelError("op \(node.opType) is not supported")
@@ -699,6 +786,20 @@ private func matched(_ g: Graph, _ a: Graph.Value, _ b: Graph.Value, _ op: Strin
 private func value(_ x: Operands, _ i: Int) throws -> Graph.Value {
     guard i < x.values.count, let v = x.values[i] else { throw ModelError("input \(i) must be a computed tensor") }
     return v
+}
+
+/// `v` [N, C, H, W] with zeros around it: pads [top, left, bottom, right], asymmetric as ONNX
+/// allows. The larger pad of each pair on both sides (a 1x1 depthwise convolution by ones with
+/// that padding), then the excess sliced off.
+private func zeroPadded(_ g: Graph, _ v: Graph.Value, _ pads: [Int]) throws -> Graph.Value {
+    let s = g.shape(v)
+    guard s.rank == 4 else { throw ModelError("padding of a rank-\(s.rank) tensor: only [N, C, H, W]") }
+    let (ph, pw) = (Swift.max(pads[0], pads[2]), Swift.max(pads[1], pads[3]))
+    guard ph > 0 || pw > 0 else { return v }
+    let ones = g.constant(try g.backend.tensor([Float](repeating: 1, count: s[1]), [s[1], 1, 1, 1]))
+    var y = try g.conv2d(v, weight: ones, bias: nil, Conv2DParams(stride: (1, 1), padding: (ph, pw), groups: s[1]))
+    y = try slice(g, y, axis: 2, from: ph - pads[0], count: s[2] + pads[0] + pads[2])
+    return try slice(g, y, axis: 3, from: pw - pads[1], count: s[3] + pads[1] + pads[3])
 }
 
 /// `v` [1, ...] repeated `times` times along its first dimension (one copy: `v` itself).

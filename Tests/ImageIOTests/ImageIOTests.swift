@@ -27,13 +27,28 @@ func maxDifference(_ image: RGBImage, _ want: HostTensor) -> Float {
         #expect(maxDifference(image, try expected.tensor(name)) <= 2, "\(name)")
     }
 
-    @Test func resizeMatchesPILsAntialiasedBilinear() throws {
+    /// Down in both directions, up, and one axis only: PIL's bilinear and bicubic, to the level.
+    @Test(arguments: Interpolation.allCases)
+    func resizeMatchesPILsAntialiasedFilters(_ filter: Interpolation) throws {
         let photo = try RGBImage(contentsOf: assets.appendingPathComponent("chelsea.png"))
         let small = try RGBImage(contentsOf: fixtures.appendingPathComponent("rgb.png"))
         for (source, w, h) in [(photo, 224, 149), (photo, 60, 40), (photo, 451, 37), (small, 80, 50)] {
-            let name = "resize_\(source.width)x\(source.height)_\(w)x\(h)"
-            #expect(maxDifference(try source.resized(width: w, height: h), try expected.tensor(name)) == 0, "\(name)")
+            let name = (filter == .bicubic ? "bicubic_" : "") + "resize_\(source.width)x\(source.height)_\(w)x\(h)"
+            #expect(maxDifference(try source.resized(width: w, height: h, filter: filter), try expected.tensor(name)) == 0, "\(name)")
         }
+    }
+
+    /// torchvision's EfficientNet-B0 preset (Resize(256, bicubic), CenterCrop(224), ToTensor,
+    /// Normalize) on the bundled photo.
+    @Test func bicubicPresetMatchesTorchvision() throws {
+        let photo = try RGBImage(contentsOf: assets.appendingPathComponent("chelsea.png"))
+        let preset = Preprocessing(resizeShorter: 256, crop: 224, interpolation: .bicubic)
+        let input = preset.normalize(try preset.prepare(photo))
+        let want = try expected.tensor("efficientnet_preset")
+        #expect(want.shape == [3, 224, 224])
+        #expect(zip(input, want.values).map { abs($0 - $1) }.max()! < 1e-5)
+        // Not the bilinear preset's input: the filter matters.
+        #expect(zip(Preprocessing.imagenet.normalize(try Preprocessing.imagenet.prepare(photo)), want.values).map { abs($0 - $1) }.max()! > 0.01)
     }
 
     /// The bundled photo through the classification preset equals torchvision's
