@@ -46,6 +46,12 @@ public protocol Backend: AnyObject, Sendable {
     /// gy summed over the batch, shape [Out].
     func linearBackwardBias(_ gy: Tensor) throws -> Tensor
 
+    // MARK: Batched matrix product
+    /// c[z] = op(a[z]) op(b[z]) for z < Z: a [Z, M, K] ([Z, K, M] when transposeA), b [Z, K, N]
+    /// ([Z, N, K] when transposeB), c [Z, M, N]. Attention's products; the backward of
+    /// c = a b is ga = gc b^T and gb = a^T gc, two more of them.
+    func matmul(_ a: Tensor, _ b: Tensor, transposeA: Bool, transposeB: Bool) throws -> Tensor
+
     // MARK: batchnorm2d, inference mode
     func batchNorm2d(_ x: Tensor, _ bn: BatchNormParams) throws -> Tensor
     func batchNorm2dBackward(_ gy: Tensor, _ bn: BatchNormParams) throws -> Tensor
@@ -182,6 +188,19 @@ public enum ShapeRules {
             throw BackendError(op, "input \(x) and weight \(weight) must be [N, In] and [Out, In]")
         }
         return (x[0], x[1], weight[0])
+    }
+
+    /// The batch Z and the sizes M, K, N of a batched matrix product (see `Backend.matmul`).
+    public static func matmul(_ op: String, _ a: Shape, _ b: Shape, transposeA: Bool, transposeB: Bool) throws -> (z: Int, m: Int, k: Int, n: Int) {
+        guard a.rank == 3, b.rank == 3, a[0] == b[0] else {
+            throw BackendError(op, "operands \(a) and \(b) must be [Z, rows, columns] with the same Z")
+        }
+        let (m, k) = transposeA ? (a[2], a[1]) : (a[1], a[2])
+        let (kb, n) = transposeB ? (b[2], b[1]) : (b[1], b[2])
+        guard k == kb else {
+            throw BackendError(op, "cannot multiply \(a)\(transposeA ? " transposed" : "") by \(b)\(transposeB ? " transposed" : ""): inner sizes \(k) and \(kb)")
+        }
+        return (a[0], m, k, n)
     }
 
     public static func concat(_ op: String, _ parts: [Shape]) throws -> Shape {

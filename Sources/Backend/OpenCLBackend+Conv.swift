@@ -45,7 +45,7 @@ extension OpenCLBackend {
         return Swift.max(splits, 1)
     }
 
-    private func gemm(_ files: [String], _ mode: String, m: Int, n: Int, k: Int, z: Int, tiling: GemmTiling,
+    func gemm(_ files: [String], _ mode: String, m: Int, n: Int, k: Int, z: Int, tiling: GemmTiling,
                       defines: [String: Int] = [:], _ args: [KernelArgument]) throws {
         let defines = tiling.defines.merging(defines) { a, _ in a }
         let local = tiling.local

@@ -45,7 +45,7 @@ extension OpenCLBackend {
 
     /// C = A B for A panels `a` over `z` (image, group) pairs, stored through the layout
     /// arguments of gemm_packed (see gemm_packed.cl).
-    private func packedGemm(_ a: Buffer<Float>, _ b: PackedOperand, _ c: Buffer<Float>, bias: Buffer<Float>?, biasColumns: Bool = false,
+    func packedGemm(_ a: Buffer<Float>, _ b: PackedOperand, _ c: Buffer<Float>, bias: Buffer<Float>?, biasColumns: Bool = false,
                             activation: Activation? = nil,
                             m: Int, n: Int, k: Int, z: Int, groups: Int, firstImage: Int,
                             strideImage: Int, strideGroup: Int, ldc: Int) throws {

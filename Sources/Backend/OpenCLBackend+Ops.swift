@@ -212,6 +212,11 @@ extension OpenCLBackend {
         let (rows, cols) = try ShapeRules.lastDim(op, x.shape)
         let xb = try buffer(x, op)
         let (y, yb) = try empty(x.shape, op)
+        if family == .registerBlocked {
+            try kernel(["softmax"], "softmax_rows_forward").launch(global: [rows], local: [1],
+                [.buffer(xb), .buffer(yb), .int(cols), .int(log ? 1 : 0), .int(rows)])
+            return y
+        }
         try kernel(["softmax"], "softmax_forward").launch(global: [64, rows], local: [64, 1],
             [.buffer(xb), .buffer(yb), .int(cols), .int(log ? 1 : 0)])
         return y
@@ -222,6 +227,11 @@ extension OpenCLBackend {
         let (rows, cols) = try ShapeRules.lastDim(op, gy.shape)
         let gb = try buffer(gy, op), yb = try buffer(y, op)
         let (gx, gxb) = try empty(gy.shape, op)
+        if family == .registerBlocked {
+            try kernel(["softmax"], "softmax_rows_backward").launch(global: [rows], local: [1],
+                [.buffer(gb), .buffer(yb), .buffer(gxb), .int(cols), .int(log ? 1 : 0), .int(rows)])
+            return gx
+        }
         try kernel(["softmax"], "softmax_backward").launch(global: [64, rows], local: [64, 1],
             [.buffer(gb), .buffer(yb), .buffer(gxb), .int(cols), .int(log ? 1 : 0)])
         return gx
@@ -253,8 +263,12 @@ extension OpenCLBackend {
         let xb = try buffer(x, "layer norm")
         let gb = try gamma.map { try buffer($0, "layer norm") } ?? xb, bb = try beta.map { try buffer($0, "layer norm") } ?? xb
         let (y, yb) = try empty(x.shape, "layer norm")
-        try kernel(["softmax", "layernorm"], "layernorm_forward").launch(global: [64, rows], local: [64, 1],
-            [.buffer(xb), .buffer(gb), .buffer(bb), .buffer(yb), .int(cols), .float(eps), .int(gamma == nil ? 0 : 1), .int(beta == nil ? 0 : 1)])
+        let args: [KernelArgument] = [.buffer(xb), .buffer(gb), .buffer(bb), .buffer(yb), .int(cols), .float(eps), .int(gamma == nil ? 0 : 1), .int(beta == nil ? 0 : 1)]
+        if family == .registerBlocked {
+            try kernel(["softmax", "layernorm"], "layernorm_rows_forward").launch(global: [rows], local: [1], args + [.int(rows)])
+        } else {
+            try kernel(["softmax", "layernorm"], "layernorm_forward").launch(global: [64, rows], local: [64, 1], args)
+        }
         return y
     }
 
@@ -264,8 +278,12 @@ extension OpenCLBackend {
         let gyb = try buffer(gy, "layer norm backward"), xb = try buffer(input, "layer norm backward")
         let gb = try gamma.map { try buffer($0, "layer norm backward") } ?? xb
         let (gx, gxb) = try empty(input.shape, "layer norm backward")
-        try kernel(["softmax", "layernorm"], "layernorm_backward").launch(global: [64, rows], local: [64, 1],
-            [.buffer(gyb), .buffer(xb), .buffer(gb), .buffer(gxb), .int(cols), .float(eps), .int(gamma == nil ? 0 : 1)])
+        let args: [KernelArgument] = [.buffer(gyb), .buffer(xb), .buffer(gb), .buffer(gxb), .int(cols), .float(eps), .int(gamma == nil ? 0 : 1)]
+        if family == .registerBlocked {
+            try kernel(["softmax", "layernorm"], "layernorm_rows_backward").launch(global: [rows], local: [1], args + [.int(rows)])
+        } else {
+            try kernel(["softmax", "layernorm"], "layernorm_backward").launch(global: [64, rows], local: [64, 1], args)
+        }
         return gx
     }
 

@@ -224,8 +224,8 @@ extension Graph {
     }
 
     /// a [..., M, K] times b [..., K, N] (the same leading dimensions): [..., M, N], one matrix
-    /// product per leading index (attention's scores and its weighted values), each a linear
-    /// layer whose weight is b's slice transposed, so both operands get gradients.
+    /// product per leading index (attention's scores and its weighted values) in one batched
+    /// product; both operands get gradients (gc b^T and a^T gc, batched the same way).
     public func batchedMatMul(_ a: Value, _ b: Value) throws -> Value {
         let (sa, sb) = (shape(a), shape(b))
         let r = sa.rank
@@ -233,17 +233,14 @@ extension Graph {
             throw BackendError("matmul", "cannot multiply \(sa) by \(sb): [..., M, K] by [..., K, N] with the same leading dimensions")
         }
         let (m, k, n) = (sa[r - 2], sa[r - 1], sb[r - 1])
-        let count = sa.dims.prefix(r - 2).reduce(1, *)
-        let lhs = try reshape(a, [1, count, m * k, 1])
-        let rhs = try reshape(try permute(b, Array(0..<(r - 2)) + [r - 1, r - 2]), [1, count, n * k, 1])
-        var products: [Value] = []
-        for i in 0..<count {
-            let x = count == 1 ? try reshape(lhs, [m, k]) : try reshape(try sliceChannels(lhs, from: i, count: 1), [m, k])
-            let w = count == 1 ? try reshape(rhs, [n, k]) : try reshape(try sliceChannels(rhs, from: i, count: 1), [n, k])
-            products.append(try reshape(try linear(x, weight: w, bias: nil), [1, 1, m * n, 1]))
+        let z = sa.dims.prefix(r - 2).reduce(1, *)
+        let (a3, b3) = (try reshape(a, [z, m, k]), try reshape(b, [z, k, n]))
+        let (at, bt, bk) = (tensor(a3), tensor(b3), backend)
+        let c = record(try bk.matmul(at, bt, transposeA: false, transposeB: false), [a3, b3]) { gc, _, needs in
+            [needs[0] ? try bk.matmul(gc, bt, transposeA: false, transposeB: true) : nil,
+             needs[1] ? try bk.matmul(at, gc, transposeA: true, transposeB: false) : nil]
         }
-        let joined = products.count == 1 ? products[0] : try concat(products)
-        return try reshape(joined, Shape(Array(sa.dims.prefix(r - 2)) + [m, n]))
+        return try reshape(c, Shape(Array(sa.dims.prefix(r - 2)) + [m, n]))
     }
 
     /// y = x scale[c] + shift[c] along dimension `axis` of a tensor of any rank (a stored ONNX

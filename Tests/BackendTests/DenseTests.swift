@@ -177,7 +177,7 @@ import TestSupport
 }
 
 @Suite struct SoftmaxAndReductionTests {
-    @Test(arguments: [Shape([1, 1000]), Shape([3, 7]), Shape([2, 1]), Shape([2, 3, 5])])
+    @Test(arguments: [Shape([1, 1000]), Shape([3, 7]), Shape([2, 1]), Shape([2, 3, 5]), Shape([4, 197]), Shape([2, 17, 16])])
     func softmaxDeviceMatchesReferenceAndFiniteDifferences(_ shape: Shape) throws {
         var rng = SeededRandom(seed: 26)
         let x = rng.floats(shape.count, -5, 5), g = rng.floats(shape.count)
@@ -309,5 +309,42 @@ import TestSupport
             [try cpu.values(cpu.layerNormBackward(cpu.tensor(r, shape), input: cpu.tensor(v[0], shape), gamma: cpu.tensor(gamma, [c]), eps: 1e-5))]
         }
         #expect(throws: BackendError.self) { try cpu.layerNorm(cpu.tensor(x, shape), gamma: cpu.tensor(gamma + [1], [c + 1]), beta: nil, eps: 1e-5) }
+    }
+
+    /// Batched matrix products with each operand transposed or not: the CPU twin against a
+    /// product written out here, both device families against it over awkward sizes (ViT's
+    /// attention among them), the backward (gc b^T, a^T gc) by finite differences.
+    @Test(arguments: [[1, 1, 1, 1], [3, 5, 7, 2], [12, 17, 16, 17], [2, 33, 70, 9], [4, 6, 1, 40]])
+    func matmulMatchesReferenceAndFiniteDifferences(_ sizes: [Int]) throws {
+        let (z, m, k, n) = (sizes[0], sizes[1], sizes[2], sizes[3])
+        var rng = SeededRandom(seed: 43)
+        let a = rng.floats(z * m * k), b = rng.floats(z * k * n)
+        for (ta, tb) in [(false, false), (true, false), (false, true), (true, true)] {
+            let ashape: Shape = ta ? [z, k, m] : [z, m, k], bshape: Shape = tb ? [z, n, k] : [z, k, n]
+            let c = try cpu.values(cpu.matmul(cpu.tensor(a, ashape), cpu.tensor(b, bshape), transposeA: ta, transposeB: tb))
+            var worst: Float = 0
+            for q in 0..<z { for i in 0..<m { for j in 0..<n {
+                var sum: Float = 0
+                for p in 0..<k {
+                    sum += a[q * m * k + (ta ? p * m + i : i * k + p)] * b[q * k * n + (tb ? j * k + p : p * n + j)]
+                }
+                worst = Swift.max(worst, abs(sum - c[(q * m + i) * n + j]))
+            } } }
+            #expect(worst < 1e-4, "CPU matmul \(sizes) \(ta) \(tb): \(worst)")
+            try expectDeviceMatchesReference("matmul \(sizes) \(ta) \(tb)", inputs: [(a, ashape), (b, bshape)]) { be, t in
+                [try be.matmul(t[0], t[1], transposeA: ta, transposeB: tb)]
+            }
+        }
+        let wider = try cpu.tensor([Float](repeating: 0, count: z * m * (k + 1)), [z, m, k + 1])
+        #expect(throws: BackendError.self) { try cpu.matmul(wider, cpu.tensor(b, [z, k, n]), transposeA: false, transposeB: false) }
+        #expect(throws: BackendError.self) { try cpu.matmul(cpu.tensor(a, [z * m, k]), cpu.tensor(b, [z, k, n]), transposeA: false, transposeB: false) }
+        guard z * m * k + z * k * n <= 600 else { return }
+        try expectFiniteDifferences("matmul \(sizes)", inputs: [a, b]) { v in
+            try cpu.values(cpu.matmul(cpu.tensor(v[0], [z, m, k]), cpu.tensor(v[1], [z, k, n]), transposeA: false, transposeB: false))
+        } backward: { v, r in
+            let (at, bt, gc) = (try cpu.tensor(v[0], [z, m, k]), try cpu.tensor(v[1], [z, k, n]), try cpu.tensor(r, [z, m, n]))
+            return [try cpu.values(cpu.matmul(gc, bt, transposeA: false, transposeB: true)),
+                    try cpu.values(cpu.matmul(at, gc, transposeA: true, transposeB: false))]
+        }
     }
 }

@@ -1,0 +1,32 @@
+import Device
+
+extension OpenCLBackend {
+    /// CPU devices (the register-blocked family): each a[z] packed into MR-row panels (pack_a
+    /// reads it transposed or not through its strides), b[z] read in place as a row-major [K, N]
+    /// matrix (a transposed b permuted first), all Z products in one gemm_packed launch with
+    /// one A panel set per batch index. GPUs: gemm.cl's tiled kernel over Z (matmul.cl).
+    public func matmul(_ a: Tensor, _ b: Tensor, transposeA: Bool, transposeB: Bool) throws -> Tensor {
+        let op = "matmul"
+        let (z, m, k, n) = try ShapeRules.matmul(op, a.shape, b.shape, transposeA: transposeA, transposeB: transposeB)
+        let ab = try buffer(a, op)
+        let (c, cb) = try empty([z, m, n], op)
+        guard z > 0, m > 0, n > 0 else { return c }
+        if family == .registerBlocked {
+            let rowMajor = transposeB ? try permute(b, [0, 2, 1]) : b
+            let bb = try buffer(rowMajor, op)
+            let mr = packing.mr, blocks = (m + mr - 1) / mr
+            try withScratch(op) { scratch in
+                let panels = try scratch("rows", z * blocks * mr * Swift.max(k, 1))
+                try kernel(["conv_geometry", "gemm_packed"], "pack_a", defines: packing.defines).launch(
+                    global: [k, blocks, z], local: [Swift.min(k, 16), 1, 1],
+                    [.buffer(ab), .buffer(panels), .int(m), .int(k), .int(m * k), .int(transposeA ? 1 : k), .int(transposeA ? m : 1), .int(1)])
+                try packedGemm(panels, .planes(bb, firstImage: 0, strideImage: 0, strideGroup: k * n), cb, bias: nil,
+                               m: m, n: n, k: k, z: z, groups: z, firstImage: 0, strideImage: 0, strideGroup: m * n, ldc: n)
+            }
+            return c
+        }
+        try gemm(["matmul"], "MATMUL", m: m, n: n, k: k, z: z, tiling: n < 32 ? .narrow : .large,
+                 [.buffer(ab), .buffer(try buffer(b, op)), .buffer(cb), .int(transposeA ? 1 : 0), .int(transposeB ? 1 : 0), .int(m), .int(n), .int(k)])
+        return c
+    }
+}
