@@ -131,7 +131,7 @@ DEFAULT_CASES = [("resnet18", 2, 32, None), ("resnet50", 1, 32, None), ("mobilen
                  ("regnet_y_400mf", 1, 32, None), ("squeezenet1_1", 1, 48, None), ("densenet121", 1, 32, None),
                  ("shufflenet_v2_x1_0", 2, 64, None), ("convnext_tiny", 1, 32, None), ("convnext_tiny", 2, 32, 17),
                  ("inception_v3", 1, 80, None), ("alexnet", 1, 224, None), ("vit", 1, 32, None), ("vit", 1, 32, 17),
-                 ("vgg16", 1, 224, None)]
+                 ("vgg16", 1, 224, None), ("vit", 2, 32, "dynamic")]
 
 
 def onnx_role_values(name, dims):
@@ -248,13 +248,15 @@ def store_reference(tensors, meta, case, model, x):
 def default_exports():
     tensors, meta = {}, {"seed": str(SEED)}
     for arch, n, size, opset in DEFAULT_CASES:
-        case = arch if opset is None else f"{arch}_opset{opset}"
+        case = arch if opset is None else f"{arch}_{opset}" if opset == "dynamic" else f"{arch}_opset{opset}"
         torch.manual_seed(1)
         model = build_case(arch).eval()
         x = case_input(f"{case}_default", n, size)
         f = io.BytesIO()
         if opset is None:
             torch.onnx.export(model, x[:1], f, dynamo=False)  # the defaults a user gets (batch 1)
+        elif opset == "dynamic":  # the batch left free, as the exporter's docs show
+            torch.onnx.export(model, x[:1], f, dynamo=False, input_names=["input"], dynamic_axes={"input": {0: "batch"}})
         else:
             torch.onnx.export(model, x[:1], f, dynamo=False, opset_version=opset)
         proto = onnx.load_from_string(f.getvalue())
@@ -333,12 +335,14 @@ def default_exports():
 
 
 # (architecture, batch, size): as DEFAULT_CASES; the dynamo exporter writes the traced batch (1)
-# into ShuffleNet's reshapes and the ViT's attention as the legacy one does. VGG16 at 224 (below
+# into ShuffleNet's reshapes and the ViT's attention as the legacy one does (vit_dynamic: exported
+# with the batch dimension left free, run at batch 3). VGG16 at 224 (below
 # that its adaptive pooling exports as GatherND).
 DYNAMO_CASES = [("resnet18", 2, 32), ("resnet50", 1, 32), ("vgg16", 1, 224), ("alexnet", 1, 224), ("googlenet", 1, 32),
                 ("mobilenet_v2", 2, 32), ("mobilenet_v3_small", 1, 32), ("mobilenet_v3_large", 1, 32),
                 ("efficientnet_b0", 1, 32), ("convnext_tiny", 1, 32), ("regnet_y_400mf", 1, 32), ("densenet121", 1, 32),
-                ("shufflenet_v2_x1_0", 2, 64), ("squeezenet1_1", 1, 48), ("inception_v3", 1, 80), ("vit", 1, 32)]
+                ("shufflenet_v2_x1_0", 2, 64), ("squeezenet1_1", 1, 48), ("inception_v3", 1, 80), ("vit", 1, 32),
+                ("vit_dynamic", 3, 32)]
 
 
 def scope_module(model, node):
@@ -428,9 +432,13 @@ def dynamo_exports():
     tensors, meta = {}, {"seed": str(SEED)}
     for arch, n, size in DYNAMO_CASES:
         torch.manual_seed(1)
-        model = build_case(arch).eval()
+        model = build_case(arch.removesuffix("_dynamic")).eval()
         x = case_input(f"{arch}_dynamo", n, size)
-        proto = torch.onnx.export(model, (x[:1],), dynamo=True, verbose=False).model_proto
+        if arch.endswith("_dynamic"):  # the batch left free: traced at n, run at n
+            proto = torch.onnx.export(model, (x,), dynamo=True, verbose=False,
+                                      dynamic_shapes={"x": {0: torch.export.Dim("batch")}}).model_proto
+        else:
+            proto = torch.onnx.export(model, (x[:1],), dynamo=True, verbose=False).model_proto
         values = {t.name: onnx_role_values(t.name, list(t.dims)) for t in proto.graph.initializer
                   if t.data_type == onnx.TensorProto.FLOAT and len(t.dims) > 0}
         placed = dynamo_placements(model, proto, values, x)

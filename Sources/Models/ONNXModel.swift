@@ -326,6 +326,13 @@ struct ONNXNode: Sendable {
             return (v[0], v[1])
         }
 
+        if node.opType == "Shape", let stored = param(0) {
+            // The shape of a stored tensor (the legacy exporter's class token under dynamic axes).
+            try only(["start", "end"])
+            let (dims, start, end) = (floats[stored]!.shape.dims, int("start", 0), int("end", Int.max))
+            host = { _, _ in shapeSlice(dims, start: start, end: end) }
+            return
+        }
         let present = node.input.indices.filter { !node.input[$0].isEmpty }
         if node.opType == "Shape" || (!present.isEmpty && present.allSatisfy(integral) && ONNXNode.hostOps.contains(node.opType)) {
             host = try ONNXNode.hostOp(node.opType, ints: ints, int: int, only: only, tensor: attributes["value"].flatMap { $0.hasT ? $0.t : nil })
@@ -788,6 +795,13 @@ private func value(_ x: Operands, _ i: Int) throws -> Graph.Value {
     return v
 }
 
+/// Dimensions start ..< end of a shape, as ONNX's Shape (negative ends count from the back).
+private func shapeSlice(_ dims: [Int], start: Int, end: Int) -> HostNumbers {
+    let clamp = { (i: Int) in Swift.min(Swift.max(i < 0 ? i + dims.count : i, 0), dims.count) }
+    let (a, b) = (clamp(start), clamp(end))
+    return HostNumbers(vector: a < b ? dims[a..<b].map { Int64($0) } : [])
+}
+
 /// `v` [N, C, H, W] with zeros around it: pads [top, left, bottom, right], asymmetric as ONNX
 /// allows. The larger pad of each pair on both sides (a 1x1 depthwise convolution by ones with
 /// that padding), then the excess sliced off.
@@ -895,10 +909,9 @@ extension ONNXNode {
             try only(["start", "end"])
             let (start, end) = (int("start", 0), int("end", Int.max))
             return { g, x in
-                let dims = g.shape(try value(x, 0)).dims
-                let clamp = { (i: Int) in Swift.min(Swift.max(i < 0 ? i + dims.count : i, 0), dims.count) }
-                let (a, b) = (clamp(start), clamp(end))
-                return HostNumbers(vector: a < b ? dims[a..<b].map { Int64($0) } : [])
+                // Of a tensor, or of integers on the host (a shape computed from shapes).
+                if let numbers = x.integers.first ?? nil { return shapeSlice(numbers.dims, start: start, end: end) }
+                return shapeSlice(g.shape(try value(x, 0)).dims, start: start, end: end)
             }
         case "Gather":
             try only(["axis"])

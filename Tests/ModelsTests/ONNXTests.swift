@@ -88,10 +88,11 @@ import TestSupport
     /// through Identity nodes), tools/make_onnx_fixtures.py --defaults: logits and input
     /// gradients of PyTorch's model holding the same weights, on both backends. Exported at batch
     /// 1 (ShuffleNet's channel shuffle writes that batch into its reshapes, and runs at 2 here);
-    /// ConvNeXt at the default opset (GELU as Gelu) and at 17 (GELU as Div, Erf, Add, Mul).
+    /// ConvNeXt at the default opset (GELU as Gelu) and at 17 (GELU as Div, Erf, Add, Mul); the
+    /// ViT also with its batch left free (`dynamic_axes`), run at batch 2.
     @Test(arguments: ["resnet18", "resnet50", "mobilenet_v2", "googlenet", "mobilenet_v3_small", "mobilenet_v3_large",
                       "efficientnet_b0", "regnet_y_400mf", "squeezenet1_1", "densenet121", "shufflenet_v2_x1_0",
-                      "convnext_tiny", "convnext_tiny_opset17", "inception_v3", "alexnet", "vit", "vit_opset17", "vgg16"])
+                      "convnext_tiny", "convnext_tiny_opset17", "inception_v3", "alexnet", "vit", "vit_opset17", "vgg16", "vit_dynamic"])
     func defaultExportsMatchPyTorch(_ arch: String) throws {
         let file = try SafeTensorsFile(url: fixtures.appendingPathComponent("onnx/default_exports.safetensors"))
         try expectExportMatchesPyTorch("\(arch)_default", key: arch, references: file)
@@ -99,10 +100,11 @@ import TestSupport
 
     /// What `torch.onnx.export(model, (x,), dynamo=True)` writes (tools/make_onnx_fixtures.py
     /// --dynamo): batchnorms folded into convolutions, linear layers as MatMul by a transposed
-    /// copy, ShuffleNet's Split, the class token stored already expanded, a Gather of a range.
+    /// copy, ShuffleNet's Split, the class token stored already expanded, a Gather of a range;
+    /// the ViT also with its batch left free (`dynamic_shapes`), run at batch 3.
     @Test(arguments: ["resnet18", "resnet50", "vgg16", "alexnet", "googlenet", "mobilenet_v2", "mobilenet_v3_small",
                       "mobilenet_v3_large", "efficientnet_b0", "convnext_tiny", "regnet_y_400mf", "densenet121",
-                      "shufflenet_v2_x1_0", "squeezenet1_1", "inception_v3", "vit"])
+                      "shufflenet_v2_x1_0", "squeezenet1_1", "inception_v3", "vit", "vit_dynamic"])
     func dynamoExportsMatchPyTorch(_ arch: String) throws {
         let file = try SafeTensorsFile(url: fixtures.appendingPathComponent("onnx/dynamo_exports.safetensors"))
         try expectExportMatchesPyTorch("\(arch)_dynamo", key: arch, references: file)
