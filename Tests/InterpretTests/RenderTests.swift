@@ -7,9 +7,10 @@ import Models
 import Testing
 import TestSupport
 
-/// The optimization engine's parts against tools/make_render_fixtures.py (torch's grid_sample,
-/// torch.optim.Adam, numpy's irfft2 with Lucid's scaling, torch autograd of each penalty), and
-/// every gradient against finite differences on the CPU reference.
+/// The optimization engine's parts against tools/make_render_fixtures.py (numpy's irfft2 with
+/// Lucid's scaling, torch autograd of each penalty), and every gradient against finite
+/// differences on the CPU reference. The ops under them (affine resampling, Adam, pointwise
+/// functions) are tested in BackendTests/RenderOpTests.swift.
 @Suite struct RenderPartsTests {
     static let file = try! SafeTensorsFile(url: fixtureURL.deletingLastPathComponent().appendingPathComponent("render.safetensors"))
     func fixture(_ name: String) throws -> HostTensor { try Self.file.tensor(name) }
@@ -27,83 +28,6 @@ import TestSupport
             return [try cpu.values(try g.backward(from: y, seed: try cpu.tensor(r, g.shape(y))).of(input)!)]
         })
         #expect(problems.isEmpty, "\(what): \(problems.prefix(4))")
-    }
-
-    var maps: [AffineMap] {
-        let info = try! JSONSerialization.jsonObject(with: Data(Self.file.metadata["render"]!.utf8)) as! [String: Any]
-        return (info["affine_maps"] as! [[Double]]).map { m in
-            AffineMap(a: Float(m[0]), b: Float(m[1]), c: Float(m[2]), d: Float(m[3]), e: Float(m[4]), f: Float(m[5]))
-        }
-    }
-
-    @Test func affineSampleMatchesGridSample() throws {
-        let x = try fixture("affine.x"), gy = try fixture("affine.gy")
-        for b in backends() {
-            let y = try b.affineSample(try b.tensor(x.values, x.shape), maps, height: 6, width: 8, fill: 0)
-            #expect(y.shape == [2, 3, 6, 8])
-            #expect(normalizedError(try b.values(y), try fixture("affine.y").values) < 1e-5, "\(b.name) forward")
-            let gx = try b.affineSampleBackward(try b.tensor(gy.values, gy.shape), maps, inputShape: x.shape)
-            #expect(normalizedError(try b.values(gx), try fixture("affine.gx").values) < 1e-5, "\(b.name) backward")
-            // Identity and an integer shift with a fill value.
-            let same = try b.affineSample(try b.tensor(x.values, x.shape), [.identity, .identity], height: 7, width: 9, fill: 0)
-            #expect(try b.values(same) == x.values)
-            let shifted = try b.values(b.affineSample(try b.tensor(x.values, x.shape), [AffineMap(a: 1, b: 0, c: 2, d: 0, e: 1, f: 0), .identity],
-                                                      height: 7, width: 9, fill: 0.5))
-            #expect(shifted[0] == x.values[2] && shifted[7] == 0.5 && shifted[8] == 0.5)
-        }
-        try expectGraphGradient("affine sample", x.values, x.shape) { g, v in try g.affineSample(v, maps, height: 6, width: 8, fill: 0.5) }
-        #expect(throws: BackendError.self) { try cpu.affineSample(try cpu.tensor(x.values, x.shape), [maps[0]], height: 6, width: 8, fill: 0) }
-        #expect(throws: BackendError.self) {
-            try cpu.affineSample(try cpu.tensor(x.values, x.shape), [AffineMap(a: 1, b: 1, c: 0, d: 1, e: 1, f: 0), .identity], height: 6, width: 8, fill: 0)
-        }
-    }
-
-    @Test func adamMatchesTorch() throws {
-        for b in backends() {
-            var p = try b.tensor(try fixture("adam.p0").values, [11])
-            var m = try b.tensor([Float](repeating: 0, count: 11), [11]), v = m
-            for t in 0..<3 {
-                (p, m, v) = try b.adamStep(p, gradient: try b.tensor(try fixture("adam.g\(t)").values, [11]), m: m, v: v, AdamSettings(learningRate: 0.05), step: t + 1)
-            }
-            #expect(normalizedError(try b.values(p), try fixture("adam.p3").values) < 1e-5, "\(b.name) Adam")
-        }
-    }
-
-    @Test func pointwiseOpsAndTheirGradients() throws {
-        let x: [Float] = (0..<23).map { Float($0) * 0.37 - 4.1 }
-        for op in [Pointwise.sigmoid, .absPower(1.5), .absPower(6), .absPower(0.5), .hardSigmoid, .hardSwish, .erf, .offset(-0.75), .gelu, .tanh] {
-            let expected = x.map { v -> Float in
-                switch op {
-                case .absPower(let p): return pow(abs(v), p)
-                case .hardSigmoid: return min(max(v + 3, 0), 6) / 6
-                case .hardSwish: return v * min(max(v + 3, 0), 6) / 6
-                case .sigmoid: return 1 / (1 + exp(-v))
-                case .erf: return erf(v)
-                case .offset(let c): return v + c
-                // torch.nn.functional.gelu(torch.tensor(v)), approximate="none"
-                case .gelu: return v * 0.5 * (1 + erf(v / Float(2).squareRoot()))
-                case .tanh: return tanh(v)
-                }
-            }
-            for b in backends() {
-                #expect(normalizedError(try b.values(b.pointwise(try b.tensor(x, [23]), op)), expected) < 1e-5, "\(b.name) \(op)")
-                let gx = try b.values(b.pointwiseBackward(try b.tensor([Float](repeating: 1, count: 23), [23]), input: try b.tensor(x, [23]), op))
-                #expect(normalizedError(gx, try cpu.values(cpu.pointwiseBackward(try cpu.tensor([Float](repeating: 1, count: 23), [23]), input: try cpu.tensor(x, [23]), op))) < 1e-5)
-            }
-            try expectGraphGradient("\(op)", x.map { $0 / 4 }, [23], eps: 1e-3, tolerance: 1e-2) { g, v in try g.pointwise(v, op) }
-        }
-        #expect(try cpu.values(cpu.pointwiseBackward(try cpu.tensor([1], [1]), input: try cpu.tensor([0], [1]), .absPower(0.5))) == [0])
-        // The hard functions on both sides of their kinks (none within eps of a sample).
-        let wide: [Float] = [-5, -4.2, -3.4, -2.6, -1.5, -0.3, 0.8, 1.9, 2.7, 3.3, 4.6, 6.1]
-        for op in [Pointwise.hardSigmoid, .hardSwish] {
-            try expectGraphGradient("\(op) across its kinks", wide, [12], eps: 1e-3, tolerance: 1e-2) { g, v in try g.pointwise(v, op) }
-        }
-        // PyTorch's derivatives at the kinks: hardsigmoid 0 at +-3; hardswish -1/2 at -3, 3/2 at 3.
-        for b in backends() {
-            let ones = try b.tensor([1, 1], [2]), kinks = try b.tensor([-3, 3], [2])
-            #expect(try b.values(b.pointwiseBackward(ones, input: kinks, .hardSigmoid)) == [0, 0], "\(b.name)")
-            #expect(try b.values(b.pointwiseBackward(ones, input: kinks, .hardSwish)) == [-0.5, 1.5], "\(b.name)")
-        }
     }
 
     /// A squeeze-excitation gate [N, C, 1, 1] expanded over a grid: every pixel holds its
@@ -352,7 +276,7 @@ import TestSupport
         var random = SplitMixRandom(seed: 1)
         let noise = RGBImage(width: 128, height: 128, pixels: (0..<(3 * 128 * 128)).map { _ in UInt8(random.index(256)) })
         let g2 = Graph(backend: b)
-        let logits = try model.forward(g2, g2.input(try b.tensor(Preprocessing.normalizeOnly.normalize(noise), [1, 3, 128, 128])))
+        _ = try model.forward(g2, g2.input(try b.tensor(Preprocessing.normalizeOnly.normalize(noise), [1, 3, 128, 128])))
         let activations = try b.values(g2.tensor(g2.tapped(layer)!))
         let plane = activations.count / g2.shape(g2.tapped(layer)!)[1]
         let baselines = (0..<8).map { c in activations[(c * plane)..<((c + 1) * plane)].reduce(0, +) / Float(plane) }
