@@ -8,6 +8,7 @@ extension OpenCLBackend {
     public func matmul(_ a: Tensor, _ b: Tensor, transposeA: Bool, transposeB: Bool) throws -> Tensor {
         let op = "matmul"
         let (z, m, k, n) = try ShapeRules.matmul(op, a.shape, b.shape, transposeA: transposeA, transposeB: transposeB)
+        guard k > 0 else { return try tensor([Float](repeating: 0, count: z * m * n), [z, m, n]) }
         let ab = try buffer(a, op)
         let (c, cb) = try empty([z, m, n], op)
         guard z > 0, m > 0, n > 0 else { return c }
@@ -16,7 +17,7 @@ extension OpenCLBackend {
             let bb = try buffer(rowMajor, op)
             let mr = packing.mr, blocks = (m + mr - 1) / mr
             try withScratch(op) { scratch in
-                let panels = try scratch("rows", z * blocks * mr * Swift.max(k, 1))
+                let panels = try scratch("rows", z * blocks * mr * k)
                 try kernel(["conv_geometry", "gemm_packed"], "pack_a", defines: packing.defines).launch(
                     global: [k, blocks, z], local: [Swift.min(k, 16), 1, 1],
                     [.buffer(ab), .buffer(panels), .int(m), .int(k), .int(m * k), .int(transposeA ? 1 : k), .int(transposeA ? m : 1), .int(1)])

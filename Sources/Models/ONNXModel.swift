@@ -542,7 +542,8 @@ struct ONNXNode: Sendable {
                 let parts = try storedParts.indices.compactMap { i -> Graph.Value? in
                     guard let name = storedParts[i] else { return i < x.values.count ? x.values[i] : nil }
                     let p = g.parameter(try ps(name))
-                    guard let e = exportBatch, x.batch != e, g.shape(p).rank > 1, g.shape(p)[0] == e, e == 1 else { return p }
+                    let rank = g.shape(p).rank
+                    guard let e = exportBatch, x.batch != e, rank > 1, g.shape(p)[0] == e, e == 1, axis != 0, axis != -rank else { return p }
                     return try repeated(g, p, x.batch)
                 }
                 guard let first = parts.first else { throw ModelError("nothing to concatenate") }
@@ -608,7 +609,8 @@ struct ONNXNode: Sendable {
             // laid out in the indices' shape.
             try only(["axis"])
             let index = stored(1)!, dims = context.integers[node.input[1]]!.dims, axis = int("axis", 0)
-            guard zip(index, index.dropFirst()).allSatisfy({ $1 == $0 + 1 }) else {
+            // (All negative or all not: [-1, 0] is the last element, then the first.)
+            guard zip(index, index.dropFirst()).allSatisfy({ $1 == $0 + 1 }), index.allSatisfy({ $0 >= 0 }) || index.allSatisfy({ $0 < 0 }) else {
                 throw ModelError("only gathering one constant index or a run of consecutive ones is supported")
             }
             run = { g, x, _ in
