@@ -63,19 +63,28 @@ def seeded_reference(net, seed, shape):
     return {"input": x.detach(), "output": y.detach(), "seed": grad_out, "input_grad": x.grad}
 
 
+def is_weight(t):
+    """A float tensor of rank >= 1: what the tests refill with seeded values."""
+    return t.data_type == onnx.TensorProto.FLOAT and len(t.dims) > 0
+
+
+def save_stripped(proto, path, strip, note=""):
+    """Saves `proto` with the data of the initializers `strip(t)` selects removed (dimensions and
+    types kept) and prints its size and ops."""
+    for t in proto.graph.initializer:
+        if strip(t):
+            t.ClearField("raw_data")
+            t.ClearField("float_data")
+    onnx.save(proto, path)
+    ops = sorted({n.op_type for n in proto.graph.node})
+    print(os.path.relpath(path, ROOT), os.path.getsize(path), "bytes, ops:", " ".join(ops), note)
+
+
 def export(model, x, path, strip=True, fold=False):
     f = io.BytesIO()
     torch.onnx.export(model, x, f, opset_version=17, dynamo=False, do_constant_folding=fold,
                       input_names=["input"], output_names=["logits"])
-    proto = onnx.load_from_string(f.getvalue())
-    if strip:
-        for t in proto.graph.initializer:
-            if t.data_type == onnx.TensorProto.FLOAT and len(t.dims) > 0:
-                t.ClearField("raw_data")
-                t.ClearField("float_data")
-    onnx.save(proto, path)
-    ops = sorted({n.op_type for n in proto.graph.node})
-    print(os.path.relpath(path, ROOT), os.path.getsize(path), "bytes, ops:", " ".join(ops))
+    save_stripped(onnx.load_from_string(f.getvalue()), path, is_weight if strip else lambda t: False)
 
 
 def main():
@@ -260,8 +269,7 @@ def default_exports():
         else:
             torch.onnx.export(model, x[:1], f, dynamo=False, opset_version=opset)
         proto = onnx.load_from_string(f.getvalue())
-        values = {t.name: onnx_role_values(t.name, list(t.dims)) for t in proto.graph.initializer
-                  if t.data_type == onnx.TensorProto.FLOAT and len(t.dims) > 0}
+        values = {t.name: onnx_role_values(t.name, list(t.dims)) for t in proto.graph.initializer if is_weight(t)}
         aliases = {nd.output[0]: nd.input[0] for nd in proto.graph.node if nd.op_type == "Identity" and nd.input[0] in values}
         # The convolutions in the order the forward pass calls them: the exporter's Conv nodes.
         calls = call_order(model, x, nn.Conv2d)
@@ -323,14 +331,7 @@ def default_exports():
             tensors["vit.gradcam"] = torch.from_numpy(maps)
             with torch.no_grad():
                 tensors["vit.rollout"] = attention_rollout(model, x, size)
-        for t in proto.graph.initializer:
-            if t.data_type == onnx.TensorProto.FLOAT and len(t.dims) > 0:
-                t.ClearField("raw_data")
-                t.ClearField("float_data")
-        path = os.path.join(OUT, f"{case}_default.onnx")
-        onnx.save(proto, path)
-        ops = sorted({nd.op_type for nd in proto.graph.node})
-        print(os.path.relpath(path, ROOT), os.path.getsize(path), "bytes, ops:", " ".join(ops))
+        save_stripped(proto, os.path.join(OUT, f"{case}_default.onnx"), is_weight)
     write_safetensors(os.path.join(OUT, "default_exports.safetensors"), tensors, meta)
 
 
@@ -439,23 +440,15 @@ def dynamo_exports():
                                       dynamic_shapes={"x": {0: torch.export.Dim("batch")}}).model_proto
         else:
             proto = torch.onnx.export(model, (x[:1],), dynamo=True, verbose=False).model_proto
-        values = {t.name: onnx_role_values(t.name, list(t.dims)) for t in proto.graph.initializer
-                  if t.data_type == onnx.TensorProto.FLOAT and len(t.dims) > 0}
+        values = {t.name: onnx_role_values(t.name, list(t.dims)) for t in proto.graph.initializer if is_weight(t)}
         placed = dynamo_placements(model, proto, values, x)
         model.eval()
         store_reference(tensors, meta, arch, model, x)
-        for t in proto.graph.initializer:
-            if t.name in placed:
-                t.ClearField("raw_data")
-                t.ClearField("float_data")
         for nd in proto.graph.node:  # the exporter's stack traces and scopes: not needed to run it
             nd.ClearField("metadata_props")
             nd.ClearField("doc_string")
-        path = os.path.join(OUT, f"{arch}_dynamo.onnx")
-        onnx.save(proto, path)
         kept = [t.name for t in proto.graph.initializer if t.data_type == onnx.TensorProto.FLOAT and t.name not in placed]
-        ops = sorted({nd.op_type for nd in proto.graph.node})
-        print(os.path.relpath(path, ROOT), os.path.getsize(path), "bytes, ops:", " ".join(ops), "| kept:", " ".join(kept))
+        save_stripped(proto, os.path.join(OUT, f"{arch}_dynamo.onnx"), lambda t: t.name in placed, "| kept: " + " ".join(kept))
     write_safetensors(os.path.join(OUT, "dynamo_exports.safetensors"), tensors, meta)
 
 
