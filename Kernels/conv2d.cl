@@ -27,13 +27,15 @@ inline float conv_gather_input(__global const float* x, int n, int g, int k, int
 }
 
 #if defined(CONV_FORWARD)
-// y[n, g*Cog + m, p] = bias + sum_k w[g*Cog + m, k] * im2col(x)[k, p];  z = n*G + g.
+// y[n, g*Cog + m, p] = act(bias + sum_k w[g*Cog + m, k] * im2col(x)[k, p]);  z = n*G + g. The
+// activation (FUSED_ACT, conv_geometry.cl) is applied as the result is stored, after split K's
+// slices are summed.
 #define GEMM_ARGS __global const float* x, __global const float* w, __global const float* bias, \
     __global float* y, int hasBias, CONV_PARAMS
 #define A_LOAD(z, m, k) w[((long)((z) % G) * (Cout / G) + (m)) * K + (k)]
 #define B_LOAD(z, k, p) conv_gather_input(x, (z) / G, (z) % G, k, p, Cin, H, W, OW, KH, KW, SH, SW, PH, PW, DH, DW, G)
 #define C_STORE(z, m, p, v) { const int co = ((z) % G) * (Cout / G) + (m); \
-    y[((long)((z) / G) * Cout + co) * OH * OW + (p)] = (v) + (hasBias ? bias[co] : 0.0f); }
+    y[((long)((z) / G) * Cout + co) * OH * OW + (p)] = FUSED_ACT((v) + (hasBias ? bias[co] : 0.0f)); }
 
 #elif defined(CONV_BACKWARD_INPUT)
 // gx[n, g*Cig + m, q] = sum_{k=(co,ky,kx)} w[g*Cog + co, m, ky, kx] * gy[n, g*Cog + co, oy, ox]

@@ -31,7 +31,7 @@ __kernel void depthwise_forward(__global const float* x, __global const float* w
             s = fma(filter[ky * KW + kx], inside ? plane[inside ? iy * W + ix : 0] : 0.0f, s);
         }
     }
-    y[((long)nc * OH + oy) * OW + ox] = s;
+    y[((long)nc * OH + oy) * OW + ox] = FUSED_ACT(s);
 }
 
 // Global (W, H, Nb*C).

@@ -1,7 +1,7 @@
 import Device
 
 // conv2d and linear on the device: implicit-im2col matrix multiplies (conv2d.cl, linear.cl
-// over gemm.cl). Bias gradients are channel sums (reduce.cl).
+// over gemm.cl; at batch <= 4 on GPUs linear_gemv.cl). Bias gradients are channel sums (reduce.cl).
 extension OpenCLBackend {
     private func convArgs(_ x: Shape, _ w: Shape, _ y: Shape, _ p: Conv2DParams, m: Int, n: Int, k: Int) -> [KernelArgument] {
         let (_, cin, h, wd) = x.nchw!, (cout, _, kh, kw) = w.nchw!
@@ -46,21 +46,21 @@ extension OpenCLBackend {
     }
 
     func gemm(_ files: [String], _ mode: String, m: Int, n: Int, k: Int, z: Int, tiling: GemmTiling,
-                      defines: [String: Int] = [:], _ args: [KernelArgument]) throws {
+                      defines: [String: Int] = [:], flags: [String] = [], _ args: [KernelArgument]) throws {
         let defines = tiling.defines.merging(defines) { a, _ in a }
         let local = tiling.local
         let tiles = [(n + tiling.tn - 1) / tiling.tn * local[0], (m + tiling.tm - 1) / tiling.tm * local[1]]
         let splits = splitK(m: m, n: n, z: z, k: k, tiling: tiling)
         guard splits > 1 else {
-            try kernel(files + ["gemm"], "gemm_tiled", defines: defines, flags: [mode]).launch(global: tiles + [z], local: local, args)
+            try kernel(files + ["gemm"], "gemm_tiled", defines: defines, flags: [mode] + flags).launch(global: tiles + [z], local: local, args)
             return
         }
         try withScratch(mode) { scratch in
             let part = try scratch("split-k", splits * z * m * n)
             let args = args + [.buffer(part), .int(splits)]
-            try kernel(files + ["gemm"], "gemm_tiled", defines: defines, flags: [mode, "GEMM_SPLIT_K"])
+            try kernel(files + ["gemm"], "gemm_tiled", defines: defines, flags: [mode, "GEMM_SPLIT_K"] + flags)
                 .launch(global: tiles + [z * splits], local: local, args)
-            try kernel(files + ["gemm"], "gemm_splitk_reduce", defines: defines, flags: [mode, "GEMM_SPLIT_K"])
+            try kernel(files + ["gemm"], "gemm_splitk_reduce", defines: defines, flags: [mode, "GEMM_SPLIT_K"] + flags)
                 .launch(global: [n, m, z], local: [Swift.min(n, 32), Swift.min(m, 4), 1], args)
         }
     }
@@ -69,8 +69,8 @@ extension OpenCLBackend {
         try conv2d(x, weight: weight, bias: bias, p, activation: nil)
     }
 
-    /// The register-blocked family applies the activation as it stores the convolution's result;
-    /// the tiled family runs the activation after it.
+    /// Both families apply the activation as they store the convolution's result (one pass over
+    /// the output, one launch fewer).
     public func conv2d(_ x: Tensor, weight: Tensor, bias: Tensor?, _ p: Conv2DParams, activation: Activation?) throws -> Tensor {
         let out = try p.outputShape(input: x.shape, weight: weight.shape)
         try ShapeRules.channelVector("conv2d", bias, channels: out[1], what: "bias")
@@ -85,18 +85,19 @@ extension OpenCLBackend {
                               weight.shape, p, c: c, h: h, w: w, planes: n * c, out: out, activation: activation)
             return y
         }
-        let y = try unfusedConv2d(x, weight: weight, bias: bias, p, out: out)
-        return try activation.map { try self.activation(y, $0) } ?? y
+        return try tiledConv2d(x, weight: weight, bias: bias, p, out: out, activation: activation)
     }
 
-    private func unfusedConv2d(_ x: Tensor, weight: Tensor, bias: Tensor?, _ p: Conv2DParams, out: Shape) throws -> Tensor {
+    private func tiledConv2d(_ x: Tensor, weight: Tensor, bias: Tensor?, _ p: Conv2DParams, out: Shape,
+                             activation: Activation?) throws -> Tensor {
+        let flags = activation.map { [$0.fusedFlag] } ?? []
         let xb = try buffer(x, "conv2d"), wb = try buffer(weight, "conv2d")
         let bb = try bias.map { try buffer($0, "conv2d") } ?? wb
         let (y, yb) = try empty(out, "conv2d")
         if isDepthwise(weight.shape, p) {
             let (n, c, h, w) = x.shape.nchw!
-            try kernel(["conv_geometry", "conv2d_depthwise"], "depthwise_forward", defines: geometry(weight.shape, p)).launch(
-                global: [out[3], out[2], n * c], local: rowLocal(out[3]),
+            try kernel(["conv_geometry", "conv2d_depthwise"], "depthwise_forward", defines: geometry(weight.shape, p), flags: flags).launch(
+                global: [out[3], out[2], n * c], local: planeLocal(width: out[3], height: out[2]),
                 [.buffer(xb), .buffer(wb), .buffer(bb), .buffer(yb), .int(bias == nil ? 0 : 1),
                  .int(c), .int(h), .int(w), .int(out[2]), .int(out[3])])
             return y
@@ -104,7 +105,7 @@ extension OpenCLBackend {
         let (cout, cig, kh, kw) = weight.shape.nchw!
         let m = cout / p.groups, n = out[2] * out[3], k = cig * kh * kw
         try gemm(["conv_geometry", "conv2d"], "CONV_FORWARD", m: m, n: n, k: k, z: x.shape[0] * p.groups, tiling: tiling(rows: m),
-                 defines: geometry(weight.shape, p),
+                 defines: geometry(weight.shape, p), flags: flags,
                  [.buffer(xb), .buffer(wb), .buffer(bb), .buffer(yb), .int(bias == nil ? 0 : 1)]
                  + convArgs(x.shape, weight.shape, out, p, m: m, n: n, k: k))
         return y
@@ -136,7 +137,7 @@ extension OpenCLBackend {
                 return gx
             }
             try kernel(["conv_geometry", "conv2d_depthwise"], "depthwise_backward_input", defines: geometry(weight.shape, p)).launch(
-                global: [w, h, n * c], local: rowLocal(w), [.buffer(gb), .buffer(wb), .buffer(gxb), .int(c), .int(h), .int(w), .int(out[2]), .int(out[3])])
+                global: [w, h, n * c], local: planeLocal(width: w, height: h), [.buffer(gb), .buffer(wb), .buffer(gxb), .int(c), .int(h), .int(w), .int(out[2]), .int(out[3])])
             return gx
         }
         if p.groups == 1, weight.shape[1] <= 4 {
@@ -186,6 +187,10 @@ extension OpenCLBackend {
         return try channelSum(gy, n: n, c: c, hw: h * w, "conv2d backward bias")
     }
 
+    /// The tiled family's batch limit of linear_gemv.cl (GEMV_ROWS there): up to it, the forward
+    /// pass reads W with one work-group per output instead of a tiled product.
+    static let gemvRows = 4
+
     public func linear(_ x: Tensor, weight: Tensor, bias: Tensor?) throws -> Tensor {
         let (n, inF, outF) = try ShapeRules.linear("linear", x: x.shape, weight: weight.shape)
         try ShapeRules.channelVector("linear", bias, channels: outF, what: "bias")
@@ -198,6 +203,11 @@ extension OpenCLBackend {
         }
         if family == .registerBlocked {
             try kernel(["linear_rows"], "linear_rows_forward").launch(global: [outF, n], local: [1, 1],
+                [.buffer(xb), .buffer(wb), .buffer(bb), .buffer(yb), .int(bias == nil ? 0 : 1), .int(outF), .int(n), .int(inF)])
+            return y
+        }
+        if n <= OpenCLBackend.gemvRows {
+            try kernel(["linear_gemv"], "linear_gemv_forward").launch(global: [256, outF], local: [256, 1],
                 [.buffer(xb), .buffer(wb), .buffer(bb), .buffer(yb), .int(bias == nil ? 0 : 1), .int(outF), .int(n), .int(inF)])
             return y
         }

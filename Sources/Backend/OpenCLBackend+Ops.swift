@@ -33,7 +33,7 @@ extension OpenCLBackend {
                 [.buffer(xb), .buffer(yb)] + poolArgs(x.shape, out, p))
             return y
         }
-        try kernel(["pool"], "maxpool2d_forward").launch(global: [out[3], out[2], out[0] * out[1]], local: rowLocal(out[3]),
+        try kernel(["pool"], "maxpool2d_forward").launch(global: [out[3], out[2], out[0] * out[1]], local: planeLocal(width: out[3], height: out[2]),
             [.buffer(xb), .buffer(yb)] + poolArgs(x.shape, out, p))
         return y
     }
@@ -60,10 +60,10 @@ extension OpenCLBackend {
                     [.buffer(gb), .buffer(argmax), .buffer(gxb)] + poolArgs(input.shape, out, p))
                 return
             }
-            try kernel(["pool"], "maxpool2d_argmax").launch(global: [out[3], out[2], out[0] * out[1]], local: rowLocal(out[3]),
+            try kernel(["pool"], "maxpool2d_argmax").launch(global: [out[3], out[2], out[0] * out[1]], local: planeLocal(width: out[3], height: out[2]),
                 [.buffer(xb), .buffer(argmax)] + poolArgs(input.shape, out, p))
             try kernel(["pool"], "maxpool2d_backward").launch(global: [input.shape[3], input.shape[2], input.shape[0] * input.shape[1]],
-                local: rowLocal(input.shape[3]), [.buffer(gb), .buffer(argmax), .buffer(gxb)] + poolArgs(input.shape, out, p))
+                local: planeLocal(width: input.shape[3], height: input.shape[2]), [.buffer(gb), .buffer(argmax), .buffer(gxb)] + poolArgs(input.shape, out, p))
         }
         return gx
     }
@@ -72,7 +72,7 @@ extension OpenCLBackend {
         let out = try p.outputShape(input: x.shape, op: "avgpool2d")
         let xb = try buffer(x, "avgpool2d")
         let (y, yb) = try empty(out, "avgpool2d")
-        try kernel(["pool"], "avgpool2d_forward").launch(global: [out[3], out[2], out[0] * out[1]],
+        try kernel(["pool"], "avgpool2d_forward").launch(global: [out[3], out[2], out[0] * out[1]], local: planeLocal(width: out[3], height: out[2]),
             [.buffer(xb), .buffer(yb)] + poolArgs(x.shape, out, p) + [.int(p.countIncludePad ? 1 : 0)])
         return y
     }
@@ -83,6 +83,7 @@ extension OpenCLBackend {
         let gb = try buffer(gy, "avgpool2d backward")
         let (gx, gxb) = try empty(inputShape, "avgpool2d backward")
         try kernel(["pool"], "avgpool2d_backward").launch(global: [inputShape[3], inputShape[2], inputShape[0] * inputShape[1]],
+            local: planeLocal(width: inputShape[3], height: inputShape[2]),
             [.buffer(gb), .buffer(gxb)] + poolArgs(inputShape, out, p) + [.int(p.countIncludePad ? 1 : 0)])
         return gx
     }
@@ -95,6 +96,7 @@ extension OpenCLBackend {
         let xb = try buffer(x, "adaptive avgpool2d")
         let (y, yb) = try empty([n, c, outputSize.h, outputSize.w], "adaptive avgpool2d")
         try kernel(["pool"], "adaptive_avgpool2d_forward").launch(global: [outputSize.w, outputSize.h, n * c],
+            local: planeLocal(width: outputSize.w, height: outputSize.h),
             [.buffer(xb), .buffer(yb), .int(h), .int(w), .int(outputSize.h), .int(outputSize.w)])
         return y
     }
@@ -107,7 +109,7 @@ extension OpenCLBackend {
         }
         let gb = try buffer(gy, "adaptive avgpool2d backward")
         let (gx, gxb) = try empty(inputShape, "adaptive avgpool2d backward")
-        try kernel(["pool"], "adaptive_avgpool2d_backward").launch(global: [w, h, n * c],
+        try kernel(["pool"], "adaptive_avgpool2d_backward").launch(global: [w, h, n * c], local: planeLocal(width: w, height: h),
             [.buffer(gb), .buffer(gxb), .int(h), .int(w), .int(oh), .int(ow)])
         return gx
     }
@@ -331,7 +333,7 @@ extension OpenCLBackend {
         guard oh >= 1, ow >= 1 else { throw BackendError("resize", "size \(oh)x\(ow) must be positive") }
         let xb = try buffer(x, "resize")
         let (y, yb) = try empty([n, c, oh, ow], "resize")
-        try kernel(["resample"], "resize").launch(global: [ow, oh, n * c],
+        try kernel(["resample"], "resize").launch(global: [ow, oh, n * c], local: planeLocal(width: ow, height: oh),
             [.buffer(xb), .buffer(yb), .int(h), .int(w), .int(oh), .int(ow), .int(mode.rawValue)])
         return y
     }
@@ -382,7 +384,7 @@ extension OpenCLBackend {
         let (n, c, h, w) = try ShapeRules.affineSample("affine sample", x.shape, transforms, height: oh, width: ow)
         let xb = try buffer(x, "affine sample"), tb = try transformBuffer(transforms, "affine sample")
         let (y, yb) = try empty([n, c, oh, ow], "affine sample")
-        try kernel(["resample"], "affine_sample").launch(global: [ow, oh, n],
+        try kernel(["resample"], "affine_sample").launch(global: [ow, oh, n], local: planeLocal(width: ow, height: oh),
             [.buffer(xb), .buffer(tb), .buffer(yb), .int(c), .int(h), .int(w), .int(oh), .int(ow), .float(fill)])
         return y
     }
@@ -393,7 +395,7 @@ extension OpenCLBackend {
         guard inputShape[0] == n, inputShape[1] == c else { throw BackendError("affine sample backward", "gradient \(gy.shape) does not fit input \(inputShape)") }
         let gb = try buffer(gy, "affine sample backward"), tb = try transformBuffer(transforms, "affine sample backward")
         let (gx, gxb) = try empty(inputShape, "affine sample backward")
-        try kernel(["resample"], "affine_sample_backward").launch(global: [w, h, n],
+        try kernel(["resample"], "affine_sample_backward").launch(global: [w, h, n], local: planeLocal(width: w, height: h),
             [.buffer(gb), .buffer(tb), .buffer(gxb), .int(c), .int(h), .int(w), .int(oh), .int(ow)])
         return gx
     }

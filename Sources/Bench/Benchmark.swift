@@ -23,6 +23,10 @@ public struct BenchResult: Codable, Sendable {
 public struct DevicePeak: Codable, Sendable {
     public let gflops: Double
     public let gbPerSecond: Double
+    /// Wall time per launch of a one-work-item kernel enqueued back to back without events and
+    /// waited for once, microseconds: the driver's cost per op, which bounds small-batch passes
+    /// (a network at batch 1 launches 60-150 kernels).
+    public let launchMicroseconds: Double
 }
 
 public struct Benchmark {
@@ -73,8 +77,16 @@ public struct Benchmark {
         let copySeconds = try (0..<3).map { _ in
             try copy.launch(global: [n / 4], [.buffer(src), .buffer(dst)]).deviceSeconds()
         }.min()!
+        let launches = 2000
+        let launchSeconds = try (0..<3).map { _ in
+            let start = DispatchTime.now().uptimeNanoseconds
+            for _ in 0..<launches { try copy.launch(global: [1], local: [1], [.buffer(src), .buffer(dst)], event: false) }
+            try ctx.finish()
+            return Double(DispatchTime.now().uptimeNanoseconds - start) * 1e-9
+        }.min()!
         return DevicePeak(gflops: Double(items * 6 * 16 * 2 * iterations) / flopSeconds / 1e9,
-                          gbPerSecond: Double(2 * n * 4) / copySeconds / 1e9)
+                          gbPerSecond: Double(2 * n * 4) / copySeconds / 1e9,
+                          launchMicroseconds: launchSeconds / Double(launches) * 1e6)
     }
 
     /// Benchmarks `op` at `batch`: forward and each backward pass.

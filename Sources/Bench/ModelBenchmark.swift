@@ -69,19 +69,9 @@ public enum ModelBenchmark {
         var results: [ModelBenchResult] = []
         for (name, body) in passes {
             try body()  // warm-up: builds kernels
-            var walls: [Double] = [], devices: [Double] = []
-            for _ in 0..<Swift.max(runs, 1) {
-                let start = DispatchTime.now().uptimeNanoseconds
-                if let cl = backend as? OpenCLBackend {
-                    devices.append(try cl.profile(body).deviceSeconds)
-                } else {
-                    try body()
-                }
-                walls.append(Double(DispatchTime.now().uptimeNanoseconds - start) * 1e-9)
-            }
+            let (wall, device) = try timed(on: backend, runs: runs, body)
             results.append(ModelBenchResult(model: model.architecture.name, batch: batch, pass: name,
-                                            wallMilliseconds: median(walls) * 1e3,
-                                            deviceMilliseconds: devices.isEmpty ? nil : median(devices) * 1e3))
+                                            wallMilliseconds: wall * 1e3, deviceMilliseconds: device.map { $0 * 1e3 }))
         }
         return results
     }
@@ -98,24 +88,29 @@ public enum SaliencyBenchmark {
         let classes = try model.classCount(size: size)
         let targets = (0..<batch).map { $0 * 37 % 1000 % classes }
         return try methods.map { method in
-            _ = try method.attribute(model, input: input, targets: targets)  // warm-up: builds kernels
-            var walls: [Double] = [], devices: [Double] = []
-            for _ in 0..<Swift.max(runs, 1) {
-                let start = DispatchTime.now().uptimeNanoseconds
-                if let cl = backend as? OpenCLBackend {
-                    devices.append(try cl.profile { _ = try method.attribute(model, input: input, targets: targets) }.deviceSeconds)
-                } else {
-                    _ = try method.attribute(model, input: input, targets: targets)
-                }
-                walls.append(Double(DispatchTime.now().uptimeNanoseconds - start) * 1e-9)
-            }
+            let body = { _ = try method.attribute(model, input: input, targets: targets) }
+            try body()  // warm-up: builds kernels
+            let (wall, device) = try timed(on: backend, runs: runs, body)
             return ModelBenchResult(model: model.architecture.name, batch: batch, pass: method.name,
-                                    wallMilliseconds: median(walls) * 1e3, deviceMilliseconds: devices.isEmpty ? nil : median(devices) * 1e3)
+                                    wallMilliseconds: wall * 1e3, deviceMilliseconds: device.map { $0 * 1e3 })
         }
     }
 }
 
 func median(_ v: [Double]) -> Double { let s = v.sorted(); return s[s.count / 2] }
+
+/// Median wall seconds of `body` over `runs` plain runs, then (OpenCL) the median device seconds
+/// over as many profiled runs: wall times are taken without profiling, whose per-launch events
+/// cost driver time that a user's run does not pay.
+func timed(on backend: any Backend, runs: Int, _ body: () throws -> Void) throws -> (wall: Double, device: Double?) {
+    let walls = try (0..<Swift.max(runs, 1)).map { _ in
+        let start = DispatchTime.now().uptimeNanoseconds
+        try body()
+        return Double(DispatchTime.now().uptimeNanoseconds - start) * 1e-9
+    }
+    guard let cl = backend as? OpenCLBackend else { return (median(walls), nil) }
+    return (median(walls), median(try (0..<Swift.max(runs, 1)).map { _ in try cl.profile(body).deviceSeconds }))
+}
 
 /// Optimization steps per second of feature visualization with its defaults (Fourier basis,
 /// decorrelated colour, standard transforms, Adam), one class objective per image.

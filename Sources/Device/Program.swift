@@ -1,4 +1,5 @@
 import COpenCL
+import Foundation
 import Synchronization
 
 /// A built OpenCL program. Build failures throw `CL_BUILD_PROGRAM_FAILURE` with the build log.
@@ -9,7 +10,15 @@ public final class Program: @unchecked Sendable {
     unowned let context: Context
     private let kernels = Mutex<[String: Kernel]>([:])
 
+    /// Developer switches for a new device: `LOUPE_CL_OPTIONS` is appended to every program's
+    /// build options (e.g. `-cl-nv-verbose`, or a `-D` that a kernel file documents), and
+    /// `LOUPE_CL_BUILD_LOG=1` prints each program's build log to standard error (with
+    /// `-cl-nv-verbose`, NVIDIA's register and spill counts per kernel).
+    static let extraOptions = ProcessInfo.processInfo.environment["LOUPE_CL_OPTIONS"] ?? ""
+    static let printsBuildLog = ProcessInfo.processInfo.environment["LOUPE_CL_BUILD_LOG"] == "1"
+
     init(context: Context, name: String, source: String, options: String) throws(CLError) {
+        let options = Program.extraOptions.isEmpty ? options : options + " " + Program.extraOptions
         var status: cl_int = 0
         let created: cl_program? = source.withCString { text in
             var pointer: UnsafePointer<CChar>? = text
@@ -25,6 +34,9 @@ public final class Program: @unchecked Sendable {
             clReleaseProgram(program)
             throw CLError(code: built, call: "clBuildProgram(\(name), options: \"\(options)\")",
                           detail: "build log:\n" + log)
+        }
+        if Program.printsBuildLog {
+            FileHandle.standardError.write(Data("== build log of \(name) (options \"\(options)\"):\n\(Program.buildLog(program, device: context.device.id))\n".utf8))
         }
         self.name = name
         self.options = options
@@ -89,9 +101,11 @@ public final class Kernel: @unchecked Sendable {
     deinit { clReleaseKernel(kernel) }
 
     /// Enqueues the kernel over `global` work-items (rounded up to a multiple of `local` when
-    /// given) and returns its event, whose profiling times give the device time.
+    /// given) and returns its event, whose profiling times give the device time. With
+    /// `event: false` the driver makes no event (each costs driver time per launch) and the
+    /// returned one is already complete, without times.
     @discardableResult
-    public func launch(global: [Int], local: [Int]? = nil, _ arguments: [KernelArgument]) throws(CLError) -> Event {
+    public func launch(global: [Int], local: [Int]? = nil, _ arguments: [KernelArgument], event wantsEvent: Bool = true) throws(CLError) -> Event {
         precondition(!global.isEmpty && global.count <= 3, "1 to 3 dimensions")
         var global = global
         if let local {
@@ -121,14 +135,11 @@ public final class Kernel: @unchecked Sendable {
                 try check(status, "clSetKernelArg(\(name), \(index))")
             }
             var event: cl_event?
-            let status: cl_int
-            if let local {
-                status = clEnqueueNDRangeKernel(context.queue, kernel, cl_uint(global.count), nil, global, local, 0, nil, &event)
-            } else {
-                status = clEnqueueNDRangeKernel(context.queue, kernel, cl_uint(global.count), nil, global, nil, 0, nil, &event)
+            let status = withUnsafeMutablePointer(to: &event) { out in
+                clEnqueueNDRangeKernel(context.queue, kernel, cl_uint(global.count), nil, global, local, 0, nil, wantsEvent ? out : nil)
             }
             try check(status, "clEnqueueNDRangeKernel(\(name), global \(global), local \(local.map { "\($0)" } ?? "auto"))")
-            return Event(event: event!)
+            return Event(event: event)
         }
     }
 }

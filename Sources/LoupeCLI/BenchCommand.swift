@@ -153,7 +153,8 @@ public struct BenchCommand: ParsableCommand {
         let peak = try bench.peak()
         if !json {
             emit("device: \(device.name) (\(device.platform.name), \(device.computeUnits) CUs)")
-            emit(String(format: "measured peak: %.1f GFLOP/s (FMA), %.1f GB/s (copy)", peak.gflops, peak.gbPerSecond))
+            emit(String(format: "measured peak: %.1f GFLOP/s (FMA), %.1f GB/s (copy); %.1f us per kernel launch", peak.gflops, peak.gbPerSecond,
+                        peak.launchMicroseconds))
             emit("median of \(runs) run(s) after at least 50 ms of warm-up runs; device time from OpenCL profiling events\n")
         }
         var results: [BenchResult] = []

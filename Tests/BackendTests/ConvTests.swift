@@ -77,7 +77,7 @@ let convCases: [ConvCase] = [
         let (dx, dw, db, dg) = (try gpu.tensor(xv, c.xShape), try gpu.tensor(wv, c.wShape), try gpu.tensor(bv, [c.cout]), try gpu.tensor(gv, out))
         expectClose(try gpu.values(gpu.conv2d(dx, weight: dw, bias: c.bias ? db : nil, c.params)),
                     try cpu.values(cpu.conv2d(x, weight: w, bias: c.bias ? b : nil, c.params)), "\(gpu.family) forward")
-        // The activation fused into the store (the CPU family's kernels) or run after (tiled).
+        // The activation fused into the store (both families; the tiled one after summing split K).
         for act in Activation.allCases {
             expectClose(try gpu.values(gpu.conv2d(dx, weight: dw, bias: c.bias ? db : nil, c.params, activation: act)),
                         try cpu.values(cpu.activation(cpu.conv2d(x, weight: w, bias: c.bias ? b : nil, c.params), act)),
@@ -88,6 +88,19 @@ let convCases: [ConvCase] = [
         expectClose(try gpu.values(gpu.conv2dBackwardWeight(dg, input: dx, weightShape: c.wShape, c.params)),
                     try cpu.values(cpu.conv2dBackwardWeight(g, input: x, weightShape: c.wShape, c.params)), "backward weight")
         expectClose(try gpu.values(gpu.conv2dBackwardBias(dg)), try cpu.values(cpu.conv2dBackwardBias(g)), "backward bias")
+    }
+
+    /// Every tile `loupe tune` may choose for the tiled family, each as the default for a layer
+    /// wider than 32 channels both ways (so that forward and backward input use it): a 3x3
+    /// layer deep enough to split K, ending inside tiles in every dimension, and a 1x1 layer.
+    @Test(arguments: GemmTiling.candidates)
+    func everyTileCandidateMatchesReference(_ tiling: GemmTiling) throws {
+        guard let device = openCL() else { return }
+        let gpu = OpenCLBackend(context: device.context, convTiling: tiling, family: .tiled)
+        for c in [ConvCase(n: 2, cin: 36, cout: 70, h: 9, w: 11, k: 3, stride: 1, pad: 1, dilation: 1, groups: 1, bias: true),
+                  ConvCase(n: 1, cin: 40, cout: 33, h: 5, w: 6, k: 1, stride: 1, pad: 0, dilation: 1, groups: 1, bias: false)] {
+            try expectConvMatchesReference(c, on: gpu)
+        }
     }
 
     @Test(arguments: convCases.filter { $0.xShape.count * $0.wShape.count < 200_000 })

@@ -10,11 +10,16 @@ rm -rf .build-gpu/bundle
 mkdir -p .build-gpu/bundle/lib
 # Stripped (the static Foundation makes it large).
 strip -o .build-gpu/bundle/loupe .build-static/release/loupe
-# The ICD loader the binary links against (libOpenCL.so.1; vendor drivers are found at run time)
-# and the image libraries a GPU machine's image may lack (libjpeg-turbo, libpng).
+# Every shared library the binary needs except glibc, libstdc++, libgcc_s and zlib (the GPU
+# machine has newer ones, which its Python packages need, so older copies must not shadow them):
+# the ICD loader (libOpenCL.so.1; vendor drivers are found at run time), libjpeg-turbo, libpng,
+# cairo and what cairo pulls in (pixman, fontconfig, freetype, xcb, ...), which a GPU machine's
+# image may lack.
 loader=$(ldd .build-gpu/bundle/loupe | awk '/libOpenCL/ {print $3}')
-cp -L "$loader" .build-gpu/bundle/lib/
-for lib in $(ldd .build-gpu/bundle/loupe | awk '/libturbojpeg|libpng/ {print $3}'); do cp -L "$lib" .build-gpu/bundle/lib/; done
+for lib in $(ldd .build-gpu/bundle/loupe | awk '$3 ~ /^\// {print $3}'); do
+  case "$(basename "$lib")" in libc.so*|libm.so*|libdl.so*|libpthread.so*|librt.so*|ld-linux*|libstdc++*|libgcc_s*|libz.so*) continue ;; esac
+  cp -L "$lib" .build-gpu/bundle/lib/
+done
 ldd .build-gpu/bundle/loupe | awk '{print $1}' > .build-gpu/bundle/needed-libraries.txt
 # The bundled photo and, when installed, the default model's weights (14 MB), for run.sh's checks.
 cp Assets/chelsea.png .build-gpu/bundle/
