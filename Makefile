@@ -39,9 +39,10 @@ build: setup
 
 # All tests. Under CI (CI=true) or LOUPE_REQUIRE_OPENCL=1, OpenCL tests fail instead of skipping
 # when no OpenCL device exists (LOUPE_REQUIRE_BROWSER=1: the report tests when Chromium is missing).
+# LOUPE_OPTIMIZE_DEBUG=1 optimizes the compute modules in this debug build (see Package.swift).
 test: setup
 	@if [ "$$CI" = "true" ]; then export LOUPE_REQUIRE_OPENCL=1 LOUPE_REQUIRE_MODELS=1 LOUPE_REQUIRE_BROWSER=1; fi; \
-	$(SWIFT) build --build-tests && $(SWIFT) test --skip-build
+	export LOUPE_OPTIMIZE_DEBUG=1; $(SWIFT) build --build-tests && $(SWIFT) test --skip-build
 
 # Parsers at scale: LOUPE_FUZZ_MUTATIONS (default 100000) mutations of each fuzz file per parser
 # (.pth zip and legacy, safetensors, ONNX, PNG, JPEG) in an optimized build; one line per file,

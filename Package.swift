@@ -1,19 +1,30 @@
 // swift-tools-version:6.0
+import Foundation
 import PackageDescription
 
 /// The CPU reference backend, seeded weights, image resampling and attribution loops are plain
-/// Swift loops over whole networks and images: optimized even in debug builds, so the tests that
-/// run them finish in seconds rather than many minutes.
-let optimizedInDebug: [SwiftSetting] = [.unsafeFlags(["-O"], .when(configuration: .debug))]
+/// Swift loops over whole networks and images, many times slower unoptimized: `make test` sets
+/// LOUPE_OPTIMIZE_DEBUG=1 so that debug builds optimize these modules and the suite finishes in
+/// minutes. Without it (a package depending on Loupe, a plain `swift build`) no target has an
+/// unsafe flag, so every product also builds as a versioned dependency.
+let optimizedInDebug: [SwiftSetting] = ProcessInfo.processInfo.environment["LOUPE_OPTIMIZE_DEBUG"] == "1"
+    ? [.unsafeFlags(["-O"], .when(configuration: .debug))] : []
 
 let package = Package(
     name: "Loupe",
     platforms: [.macOS(.v15)],
     products: [
         .executable(name: "loupe", targets: ["loupe"]),
+        // Everything a program needs, re-exported: `import Loupe`.
+        .library(name: "Loupe", targets: ["Loupe"]),
         .library(name: "Device", targets: ["Device"]),
         .library(name: "Backend", targets: ["Backend"]),
         .library(name: "Graph", targets: ["Graph"]),
+        .library(name: "Models", targets: ["Models"]),
+        .library(name: "ImageIO", targets: ["ImageIO"]),
+        .library(name: "Interpret", targets: ["Interpret"]),
+        .library(name: "Figures", targets: ["Figures"]),
+        .library(name: "Bench", targets: ["Bench"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
@@ -52,6 +63,8 @@ let package = Package(
                 swiftSettings: optimizedInDebug),
         // Attribution methods, CAMs, metrics.
         .target(name: "Interpret", dependencies: ["Graph", "Models", "Backend", "ImageIO"], swiftSettings: optimizedInDebug),
+        // The umbrella: re-exports the modules above (Sources/Loupe/Loupe.swift).
+        .target(name: "Loupe", dependencies: ["Device", "Backend", "Graph", "Models", "ImageIO", "Interpret", "Figures"]),
         // Kernel microbenchmarks (device time from profiling events).
         .target(name: "Bench", dependencies: ["Backend", "Device", "Graph", "Models", "Interpret"]),
         // Subcommands: argument parsing only.

@@ -1,0 +1,17 @@
+// The umbrella module: `import Loupe` (the `Loupe` library product) brings every module a
+// program needs to load a model, read images, attribute, visualize and draw figures:
+//   Device     OpenCL platforms, devices, buffers, programs
+//   Backend    tensors, the Backend protocol, the CPU reference and the OpenCL backend
+//   Graph      the tape: forward passes with taps, backward passes with gradient rules
+//   Models     architectures, torchvision / ONNX / safetensors loaders, ImageNet's classes
+//   ImageIO    PNG / JPEG codecs, resizing, ImageNet preprocessing, colormaps, overlays
+//   Interpret  attribution methods, CAMs, sanity checks, metrics, feature visualization, inversion
+//   Figures    labelled figures (image grids, colour bars, line charts) as PNG, SVG and PDF
+// Each is also a product of its own, for a program that needs less.
+@_exported import Backend
+@_exported import Device
+@_exported import Figures
+@_exported import Graph
+@_exported import ImageIO
+@_exported import Interpret
+@_exported import Models
