@@ -190,6 +190,28 @@ public enum ShapeRules {
         return (x[0], x[1], weight[0])
     }
 
+    /// (N, Out, In) of linear's backward to the input: gy [N, Out], W [Out, In].
+    public static func linearBackwardInput(_ op: String, gradient gy: Shape, weight: Shape) throws -> (n: Int, outF: Int, inF: Int) {
+        guard gy.rank == 2, weight.rank == 2, gy[1] == weight[0] else {
+            throw BackendError(op, "gradient \(gy) and weight \(weight) must be [N, Out] and [Out, In]")
+        }
+        return (gy[0], weight[0], weight[1])
+    }
+
+    /// (N, Out, In) of linear's backward to the weight: gy [N, Out], x [N, In].
+    public static func linearBackwardWeight(_ op: String, gradient gy: Shape, input: Shape) throws -> (n: Int, outF: Int, inF: Int) {
+        guard gy.rank == 2, input.rank == 2, gy[0] == input[0] else {
+            throw BackendError(op, "gradient \(gy) and input \(input) must be [N, Out] and [N, In]")
+        }
+        return (gy[0], gy[1], input[1])
+    }
+
+    /// (N, Out) of a bias gradient's input gy [N, Out].
+    public static func linearBackwardBias(_ op: String, gradient gy: Shape) throws -> (n: Int, outF: Int) {
+        guard gy.rank == 2 else { throw BackendError(op, "expected [N, Out], got \(gy)") }
+        return (gy[0], gy[1])
+    }
+
     /// The batch Z and the sizes M, K, N of a batched matrix product (see `Backend.matmul`).
     public static func matmul(_ op: String, _ a: Shape, _ b: Shape, transposeA: Bool, transposeB: Bool) throws -> (z: Int, m: Int, k: Int, n: Int) {
         guard a.rank == 3, b.rank == 3, a[0] == b[0] else {

@@ -79,3 +79,23 @@ public func writeAtomically(_ data: Data, to url: URL) throws {
         throw ImageError("cannot write \(url.path): \(error.localizedDescription)")
     }
 }
+
+extension RGBImage {
+    /// From planar [3, H, W] values in [0, 1] (clamped), rounded to 8 bits.
+    public init(planes: [Float], width: Int, height: Int) {
+        let plane = width * height
+        var pixels = [UInt8](repeating: 0, count: plane * 3)
+        for p in 0..<plane { for c in 0..<3 {
+            pixels[p * 3 + c] = UInt8((Swift.min(Swift.max(planes[c * plane + p], 0), 1) * 255).rounded())
+        } }
+        self.init(width: width, height: height, pixels: pixels)
+    }
+
+    /// Planar [3, H, W] values in [0, 1].
+    public var planes: [Float] {
+        let plane = width * height
+        var out = [Float](repeating: 0, count: plane * 3)
+        for p in 0..<plane { for c in 0..<3 { out[c * plane + p] = Float(pixels[p * 3 + c]) / 255 } }
+        return out
+    }
+}

@@ -239,14 +239,10 @@ func gaussianBlur(_ x: [Float], channels: Int, height h: Int, width w: Int, sigm
 
 /// Seeded Gaussian noise (SplitMix64 and Box-Muller).
 struct GaussianNoise {
-    var state: UInt64
-    init(seed: UInt64) { state = seed &+ 0x5EED }
+    var generator: SplitMix64
+    init(seed: UInt64) { generator = SplitMix64(seed: seed &+ 0x5EED) }
     mutating func uniform() -> Double {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return (Double((z ^ (z >> 31)) >> 11) + 0.5) / Double(1 << 53)
+        (Double(generator.next() >> 11) + 0.5) / Double(1 << 53)
     }
     mutating func next(_ count: Int, sigma: Float) -> [Float] {
         (0..<count).map { _ in Float((-2 * log(uniform())).squareRoot() * cos(2 * Double.pi * uniform())) * sigma }

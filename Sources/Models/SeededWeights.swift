@@ -15,10 +15,7 @@ public enum SeededWeights {
 
     /// SplitMix64's finalizer of base + (i + 1) * golden ratio.
     static func mix(_ base: UInt64, _ i: Int) -> UInt64 {
-        var z = base &+ UInt64(i + 1) &* 0x9E37_79B9_7F4A_7C15
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
+        SplitMix64.mix(base &+ UInt64(i + 1) &* SplitMix64.golden)
     }
 
     public static func values(for spec: ParameterSpec, seed: UInt64) -> [Float] {

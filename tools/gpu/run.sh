@@ -14,7 +14,6 @@ set -uo pipefail
 cd "$(dirname "$0")/../.."
 echo "== GPU"; nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv 2>&1
 source tools/gpu/env.sh || exit $?
-nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv > "$out/nvidia-smi.txt" 2>&1
 
 budget=${RUN_BUDGET_S:-540}
 step() {  # step LIMIT_S COMMAND...: run with a timeout of LIMIT_S or what is left of the budget
@@ -44,7 +43,9 @@ if python3 -c 'import torch, sys; sys.exit(0 if torch.cuda.is_available() else 1
 else
   echo "(no PyTorch with CUDA here: skipped)"
 fi
-echo "== loupe bench (conv 3x3 64->64 56x56)"
-step 60 "$bundle/loupe" bench --filter "conv 3x3 64->64 56x56" 2>&1 | tee "$out/bench-conv.txt"
+echo "== loupe bench (launch cost; conv 3x3 64->64 56x56; the GEMV, pooling and depthwise launch shapes)"
+step 60 "$bundle/loupe" bench --filter "conv 3x3 64->64 56x56,linear 25088,maxpool 64x112x112,conv dw 3x3 144->144 56x56" 2>&1 | tee "$out/bench-conv.txt"
+echo "== whole networks: wall (no profiling) against device time, batch 1 and 16"
+for m in resnet18 mobilenet_v2; do step 40 "$bundle/loupe" bench --model $m --batch 1,16 2>&1 | tail -6; done | tee "$out/bench-models.txt"
 echo "== loupe bench (all shapes, batch 1 and 8)"
 step 400 "$bundle/loupe" bench ${BENCH_ARGS:-} 2>&1 | tee "$out/bench.txt"

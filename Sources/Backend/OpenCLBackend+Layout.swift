@@ -1,0 +1,48 @@
+import Device
+
+// Concatenation, split (channels.cl) and permutation (layout.cl) on the device.
+extension OpenCLBackend {
+    private func copyChannels(_ src: Buffer<Float>, srcC: Int, srcOffset: Int, _ dst: Buffer<Float>, dstC: Int,
+                              dstOffset: Int, count: Int, n: Int, hw: Int) throws {
+        try kernel(["channels"], "copy_channels").launch(global: [quads(count * hw), n],
+            [.buffer(src), .int(srcC), .int(srcOffset), .buffer(dst), .int(dstC), .int(dstOffset), .int(count), .int(hw)])
+    }
+
+    public func concat(_ parts: [Tensor]) throws -> Tensor {
+        let out = try ShapeRules.concat("concat", parts.map(\.shape))
+        let (n, c, h, w) = out.nchw!
+        let (y, yb) = try empty(out, "concat")
+        var offset = 0
+        for p in parts {
+            try copyChannels(try buffer(p, "concat"), srcC: p.shape[1], srcOffset: 0, yb, dstC: c, dstOffset: offset,
+                             count: p.shape[1], n: n, hw: h * w)
+            offset += p.shape[1]
+        }
+        return y
+    }
+
+    public func split(_ x: Tensor, sizes: [Int]) throws -> [Tensor] {
+        try ShapeRules.split("split", x.shape, sizes: sizes)
+        let (n, c, h, w) = x.shape.nchw!
+        let xb = try buffer(x, "split")
+        var offset = 0
+        return try sizes.map { size in
+            let (part, pb) = try empty([n, size, h, w], "split")
+            try copyChannels(xb, srcC: c, srcOffset: offset, pb, dstC: size, dstOffset: 0, count: size, n: n, hw: h * w)
+            offset += size
+            return part
+        }
+    }
+
+    public func permute(_ x: Tensor, _ perm: [Int]) throws -> Tensor {
+        let (out, strides) = try ShapeRules.permute("permute", x.shape, perm)
+        let xb = try buffer(x, "permute")
+        let (y, yb) = try empty(out, "permute")
+        guard out.count > 0 else { return y }
+        let pad = 6 - out.rank
+        let dims = [Int](repeating: 1, count: pad) + out.dims, inStrides = [Int](repeating: 0, count: pad) + strides
+        try kernel(["layout"], "permute").launch(global: [(dims[5] + 15) / 16, out.count / dims[5]],
+            [.buffer(xb), .buffer(yb)] + dims[1...].map { .int($0) } + inStrides.map { .int($0) })
+        return y
+    }
+}

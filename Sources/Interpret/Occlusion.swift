@@ -1,0 +1,64 @@
+import Backend
+import Foundation
+import Graph
+import Models
+
+/// Occlusion (Zeiler & Fergus; Captum's Occlusion): slide a window x window patch with `stride`
+/// over the image, replace it with `baseline`, and credit each pixel with the mean drop of the
+/// target logit over the patches that cover it. Occluded copies run `batch` at a time, built on
+/// the device.
+public struct Occlusion: AttributionMethod {
+    public var name: String { "occlusion" }
+    public var window: Int
+    public var stride: Int
+    public var baseline: Float
+    public var batch: Int
+
+    public init(window: Int = 16, stride: Int = 8, baseline: Float = 0, batch: Int = 16) {
+        self.window = window; self.stride = stride; self.baseline = baseline; self.batch = batch
+    }
+
+    public func attribute(_ model: Model, input: Tensor, targets: [Int]) throws -> Attribution {
+        let (n, h, w) = try checkBatch(input, targets)
+        guard window >= 1, stride >= 1, window <= h, window <= w, batch >= 1 else {
+            throw InterpretError("occlusion window \(window) and stride \(stride) must be positive and fit the \(w)x\(h) input")
+        }
+        let b = model.backend
+        let positions = (0...((h - window) / stride)).flatMap { y in (0...((w - window) / stride)).map { x in (y * stride, x * stride) } }
+        try MemoryBudget.requirePass(model, batch: Swift.min(batch, positions.count), height: h, width: w, what: "occlusion's batch of occluded images")
+        let values = try b.values(input)
+        var maps: [Float] = [], raws: [Float] = []
+        for i in 0..<n {
+            let xv = Array(values[(i * 3 * h * w)..<((i + 1) * 3 * h * w)])
+            let image = try b.tensor(xv, [1, 3, h, w])
+            // x * keep + baseline * (1 - keep), as x * keep + (baseline image) * (1 - keep).
+            let base = try b.tensor([Float](repeating: baseline, count: 3 * h * w), [1, 3, h, w])
+            let full = try targetScores(model, image, [targets[i]])[0]
+            var total = [Float](repeating: 0, count: h * w), count = [Float](repeating: 0, count: h * w)
+            var start = 0
+            while start < positions.count {
+                let chunk = Array(positions[start..<Swift.min(start + batch, positions.count)])
+                var keep = [Float](repeating: 1, count: chunk.count * h * w)
+                for (k, (y0, x0)) in chunk.enumerated() {
+                    for y in y0..<(y0 + window) { for x in x0..<(x0 + window) { keep[k * h * w + y * w + x] = 0 } }
+                }
+                let keepT = try b.tensor(keep, [chunk.count, 1, h, w])
+                let dropT = try b.tensor(keep.map { 1 - $0 }, [chunk.count, 1, h, w])
+                let occluded = try b.add(try b.broadcastMul(image, masks: keepT), try b.broadcastMul(base, masks: dropT))
+                let scores = try targetScores(model, occluded, [Int](repeating: targets[i], count: chunk.count))
+                for (k, (y0, x0)) in chunk.enumerated() {
+                    for y in y0..<(y0 + window) { for x in x0..<(x0 + window) {
+                        total[y * w + x] += full - scores[k]
+                        count[y * w + x] += 1
+                    } }
+                }
+                start += chunk.count
+                Progress.report("occlusion", i * positions.count + start, n * positions.count)
+            }
+            let map = zip(total, count).map { $1 > 0 ? $0 / $1 : 0 }
+            maps += map
+            raws += map + map + map
+        }
+        return Attribution(method: name, count: n, height: h, width: w, map: maps, raw: raws)
+    }
+}
