@@ -5,16 +5,13 @@ import Models
 
 /// The attribution methods, their targets and settings: shared by `saliency` and `sanity`.
 public struct MethodOptions: ParsableArguments {
-    static let names = ["gradient", "gradient_x_input", "guided_backprop", "deconvnet", "gradcam", "gradcam++",
-                        "guided_gradcam", "layercam", "scorecam", "smoothgrad", "integrated_gradients", "occlusion",
-                        "attention_rollout"]
-    /// What `--method all` runs: every method that applies to any network (attention rollout
-    /// needs a vision transformer).
-    static let anyNetwork = names.filter { $0 != "attention_rollout" }
-    static let camNames: Set<String> = ["gradcam", "gradcam++", "guided_gradcam", "layercam", "scorecam"]
-    /// Methods of hundreds of passes per image (Score-CAM: one per channel of the CAM layer;
-    /// occlusion: one per window position): left out of `all`, run by `all+slow` or by name.
-    static let slow: Set<String> = ["scorecam", "occlusion"]
+    /// The methods' names, layers, costs and settings: `MethodRegistry` (Interpret).
+    static let names = MethodRegistry.names
+    /// What `--method all+slow` runs: every method that applies to any network (attention
+    /// rollout needs a vision transformer); `all` leaves out the slow ones (hundreds of passes
+    /// per image: Score-CAM, occlusion).
+    static let anyNetwork = MethodRegistry.entries.filter { !$0.transformerOnly }
+    static let camNames = Set(MethodRegistry.entries.filter(\.readsLayer).map(\.name))
 
     @Option(help: "Comma-separated methods; all (every method but the slow scorecam and occlusion, and attention_rollout, which needs a vision transformer); all+slow (with scorecam and occlusion).")
     public var method: String = "gradient,guided_backprop,gradcam"
@@ -38,7 +35,8 @@ public struct MethodOptions: ParsableArguments {
 
     func parseMethods() throws -> [String] {
         try requireNumber("--noise", noise, atLeast: 0)
-        let list = method == "all" ? Self.anyNetwork.filter { !Self.slow.contains($0) } : method == "all+slow" ? Self.anyNetwork
+        let list = method == "all" ? Self.anyNetwork.filter { $0.cost != .slow }.map(\.name)
+            : method == "all+slow" ? Self.anyNetwork.map(\.name)
             : method.split(separator: ",").map { String($0).trimmingCharacters(in: .whitespaces) }
         for name in list where !Self.names.contains(name) {
             throw UserError("unknown method \(name); known: \(Self.names.joined(separator: ", ")), all, all+slow")
@@ -98,43 +96,25 @@ public struct MethodOptions: ParsableArguments {
     /// `--batch`, or the model's largest batch when it runs at a fixed one.
     func deviceBatch(for model: Model) -> Int { Swift.min(batch, model.architecture.maxBatch ?? batch) }
 
+    /// The registry's settings from these flags.
+    func settings(layer: String, model: Model) -> MethodRegistry.Settings {
+        var s = MethodRegistry.Settings(layer: layer)
+        s.batch = deviceBatch(for: model)
+        s.samples = samples; s.noise = noise; s.seed = seed
+        s.steps = steps; s.baseline = baseline
+        s.window = window; s.stride = stride
+        return s
+    }
+
     func makeMethod(_ name: String, layer: String, model: Model) throws -> any AttributionMethod {
-        let batch = deviceBatch(for: model)
-        switch name {
-        case "gradient": return VanillaGradient()
-        case "gradient_x_input": return GradientTimesInput()
-        case "guided_backprop": return GuidedBackprop()
-        case "deconvnet": return Deconvnet()
-        case "gradcam": return CAM(.gradCAM, layer: layer)
-        case "gradcam++": return CAM(.gradCAMPlusPlus, layer: layer)
-        case "layercam": return CAM(.layerCAM, layer: layer)
-        case "scorecam": return CAM(.scoreCAM, layer: layer, batch: batch)
-        case "guided_gradcam": return GuidedGradCAM(layer: layer)
-        case "smoothgrad": return SmoothGrad(samples: samples, noiseLevel: noise, batch: batch, seed: seed)
-        case "integrated_gradients":
-            let base: IntegratedGradients.Baseline
-            switch baseline {
-            case "black": base = .black
-            case "zero": base = .zero
-            case "blur": base = .blur(sigma: 10)
-            default: throw UserError("--baseline \(baseline): expected black, zero or blur")
-            }
-            return IntegratedGradients(steps: steps, baseline: base, batch: batch)
-        case "occlusion": return Occlusion(window: window, stride: stride, batch: batch)
-        case "attention_rollout": return AttentionRollout()
-        default: throw UserError("unknown method \(name)")
+        guard let entry = MethodRegistry.entry(name) else { throw UserError("unknown method \(name)") }
+        do { return try entry.make(settings(layer: layer, model: model)) } catch let error as InterpretError {
+            throw UserError(error.description)
         }
     }
 
     /// The settings of method `name`, for summary files.
-    func parameters(_ name: String, layer: String) -> [String: Any] {
-        switch name {
-        case "gradcam", "gradcam++", "layercam", "guided_gradcam": return ["layer": layer]
-        case "scorecam": return ["layer": layer, "batch": batch]
-        case "smoothgrad": return ["samples": samples, "noise": noise, "seed": seed, "batch": batch]
-        case "integrated_gradients": return ["steps": steps, "baseline": baseline, "method": "gausslegendre", "batch": batch]
-        case "occlusion": return ["window": window, "stride": stride, "baseline": 0, "batch": batch]
-        default: return [:]
-        }
+    func parameters(_ name: String, layer: String, model: Model) -> [String: Any] {
+        MethodRegistry.entry(name)?.parameters(settings(layer: layer, model: model)) ?? [:]
     }
 }

@@ -142,7 +142,7 @@ public struct SaliencyCommand: ParsableCommand {
                 try overlay.writePNG(to: dir.appendingPathComponent("\(name)_overlay.png"))
                 cells.append(.init(overlay, title: name, caption: "\(scaled.sign.rawValue) · \(formatDuration(seconds: ms / 1000))",
                                    colorBar: ColorBar(scaled, colormap: colormap)))
-                var entry: [String: Any] = ["method": name, "milliseconds": ms, "parameters": methodOptions.parameters(name, layer: layer),
+                var entry: [String: Any] = ["method": name, "milliseconds": ms, "parameters": methodOptions.parameters(name, layer: layer, model: model),
                                             "display": ["sign": scaled.sign.rawValue, "colormap": colormap.rawValue, "clip_percentile": style.outlierPercent,
                                                         "alpha": style.alpha, "scale_low": scaled.range.low, "scale_high": scaled.range.high] as [String: Any]]
                 if let e = result.completenessError { entry["completeness_error"] = e[i] }

@@ -83,7 +83,7 @@ public struct SanityCommand: ParsableCommand {
                 "image": stem, "model": model.architecture.name, "layer": layer, "device": backend.name,
                 "target": ["index": target, "label": label(target, names: names), "probability": probabilities[target]],
                 "weights_seed": weightsSeed, "seconds": seconds, "image_path": image, "run": record.json,
-                "methods": methods.map { ["method": $0, "parameters": methodOptions.parameters($0, layer: layer)] as [String: Any] },
+                "methods": methods.map { ["method": $0, "parameters": methodOptions.parameters($0, layer: layer, model: model)] as [String: Any] },
                 "stages": check.stages.map { stage in
                     ["randomized_through": stage.name,
                      "spearman": stage.spearman.map { $0.isNaN ? NSNull() : $0 as Any },

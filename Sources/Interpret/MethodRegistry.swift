@@ -1,0 +1,96 @@
+/// The attribution methods by name, in one place: each entry says what it is called, whether it
+/// reads a layer (the CAM family), how costly it is, what it needs, how to make it from
+/// settings and which settings it records. `loupe saliency` and `loupe sanity` list, parse,
+/// build and describe methods through this table only.
+public enum MethodRegistry {
+    /// Settings the methods read (the flags of `loupe saliency`; defaults as Captum's and
+    /// pytorch-grad-cam's).
+    public struct Settings: Sendable {
+        /// The CAM family's layer.
+        public var layer: String
+        /// Images per device batch of the batched methods.
+        public var batch = 16
+        /// SmoothGrad: samples, noise as a fraction of the value range, seed.
+        public var samples = 25
+        public var noise: Float = 0.15
+        public var seed: UInt64 = 0
+        /// Integrated Gradients: steps (Gauss-Legendre) and baseline (black, zero or blur).
+        public var steps = 50
+        public var baseline = "black"
+        /// Occlusion: window and stride in pixels.
+        public var window = 16
+        public var stride = 8
+        public init(layer: String) { self.layer = layer }
+    }
+
+    public enum Cost: Sendable {
+        /// One to a few dozen passes per image.
+        case passes
+        /// Hundreds of passes per image (one per channel or per window position): left out of
+        /// `--method all`.
+        case slow
+    }
+
+    public struct Entry: Sendable {
+        public let name: String
+        /// Reads a layer's activations (the CAM family): `Settings.layer` must name a 4-D output.
+        public let readsLayer: Bool
+        public let cost: Cost
+        /// Applies to vision transformers only (attention rollout).
+        public let transformerOnly: Bool
+        let build: @Sendable (Settings) throws -> any AttributionMethod
+        let recorded: @Sendable (Settings) -> [String: Any]
+
+        /// The method with these settings.
+        public func make(_ s: Settings) throws -> any AttributionMethod { try build(s) }
+        /// The settings this method uses, for a run's summary file.
+        public func parameters(_ s: Settings) -> [String: Any] { recorded(s) }
+    }
+
+    public static let entries: [Entry] = [
+        Entry(name: "gradient", readsLayer: false, cost: .passes, transformerOnly: false,
+              build: { _ in VanillaGradient() }, recorded: { _ in [:] }),
+        Entry(name: "gradient_x_input", readsLayer: false, cost: .passes, transformerOnly: false,
+              build: { _ in GradientTimesInput() }, recorded: { _ in [:] }),
+        Entry(name: "guided_backprop", readsLayer: false, cost: .passes, transformerOnly: false,
+              build: { _ in GuidedBackprop() }, recorded: { _ in [:] }),
+        Entry(name: "deconvnet", readsLayer: false, cost: .passes, transformerOnly: false,
+              build: { _ in Deconvnet() }, recorded: { _ in [:] }),
+        Entry(name: "gradcam", readsLayer: true, cost: .passes, transformerOnly: false,
+              build: { CAM(.gradCAM, layer: $0.layer) }, recorded: { ["layer": $0.layer] }),
+        Entry(name: "gradcam++", readsLayer: true, cost: .passes, transformerOnly: false,
+              build: { CAM(.gradCAMPlusPlus, layer: $0.layer) }, recorded: { ["layer": $0.layer] }),
+        Entry(name: "guided_gradcam", readsLayer: true, cost: .passes, transformerOnly: false,
+              build: { GuidedGradCAM(layer: $0.layer) }, recorded: { ["layer": $0.layer] }),
+        Entry(name: "layercam", readsLayer: true, cost: .passes, transformerOnly: false,
+              build: { CAM(.layerCAM, layer: $0.layer) }, recorded: { ["layer": $0.layer] }),
+        Entry(name: "scorecam", readsLayer: true, cost: .slow, transformerOnly: false,
+              build: { CAM(.scoreCAM, layer: $0.layer, batch: $0.batch) }, recorded: { ["layer": $0.layer, "batch": $0.batch] }),
+        Entry(name: "smoothgrad", readsLayer: false, cost: .passes, transformerOnly: false,
+              build: { SmoothGrad(samples: $0.samples, noiseLevel: $0.noise, batch: $0.batch, seed: $0.seed) },
+              recorded: { ["samples": $0.samples, "noise": $0.noise, "seed": $0.seed, "batch": $0.batch] }),
+        Entry(name: "integrated_gradients", readsLayer: false, cost: .passes, transformerOnly: false,
+              build: { s in
+                  let base: IntegratedGradients.Baseline
+                  switch s.baseline {
+                  case "black": base = .black
+                  case "zero": base = .zero
+                  case "blur": base = .blur(sigma: 10)
+                  default: throw InterpretError("--baseline \(s.baseline): expected black, zero or blur")
+                  }
+                  return IntegratedGradients(steps: s.steps, baseline: base, batch: s.batch)
+              },
+              recorded: { ["steps": $0.steps, "baseline": $0.baseline, "method": "gausslegendre", "batch": $0.batch] }),
+        Entry(name: "occlusion", readsLayer: false, cost: .slow, transformerOnly: false,
+              build: { Occlusion(window: $0.window, stride: $0.stride, batch: $0.batch) },
+              recorded: { ["window": $0.window, "stride": $0.stride, "baseline": 0, "batch": $0.batch] }),
+        Entry(name: "attention_rollout", readsLayer: false, cost: .passes, transformerOnly: true,
+              build: { _ in AttentionRollout() }, recorded: { _ in [:] }),
+    ]
+
+    /// Every method's name, in the table's order.
+    public static var names: [String] { entries.map(\.name) }
+
+    /// The entry called `name`, if any.
+    public static func entry(_ name: String) -> Entry? { entries.first { $0.name == name } }
+}
