@@ -5,7 +5,8 @@ import Device
 // Bias gradients are channel sums (reduce.cl).
 extension OpenCLBackend {
     /// The tiled family's batch limit of linear_gemv.cl (GEMV_ROWS there): up to it, the forward
-    /// pass reads W with one work-group per output instead of a tiled product.
+    /// pass reads W with one work-group of 256 per output instead of a tiled product (on devices
+    /// whose work-groups may be that large).
     static let gemvRows = 4
 
     public func linear(_ x: Tensor, weight: Tensor, bias: Tensor?) throws -> Tensor {
@@ -23,7 +24,7 @@ extension OpenCLBackend {
                 [.buffer(xb), .buffer(wb), .buffer(bb), .buffer(yb), .int(bias == nil ? 0 : 1), .int(outF), .int(n), .int(inF)])
             return y
         }
-        if n <= OpenCLBackend.gemvRows {
+        if n <= OpenCLBackend.gemvRows, context.device.maxWorkGroupSize >= 256 {
             try kernel(["linear_gemv"], "linear_gemv_forward").launch(global: [256, outF], local: [256, 1],
                 [.buffer(xb), .buffer(wb), .buffer(bb), .buffer(yb), .int(bias == nil ? 0 : 1), .int(outF), .int(n), .int(inF)])
             return y
