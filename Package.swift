@@ -24,6 +24,7 @@ let package = Package(
         .library(name: "ImageIO", targets: ["ImageIO"]),
         .library(name: "Interpret", targets: ["Interpret"]),
         .library(name: "Figures", targets: ["Figures"]),
+        .library(name: "Atlas", targets: ["Atlas"]),
         .library(name: "Bench", targets: ["Bench"]),
     ],
     dependencies: [
@@ -64,12 +65,13 @@ let package = Package(
         // Attribution methods, CAMs, metrics.
         .target(name: "Interpret", dependencies: ["Graph", "Models", "Backend", "ImageIO"], swiftSettings: optimizedInDebug),
         // The umbrella: re-exports the modules above (Sources/Loupe/Loupe.swift).
-        .target(name: "Loupe", dependencies: ["Device", "Backend", "Graph", "Models", "ImageIO", "Interpret", "Figures"]),
+        .target(name: "Atlas", dependencies: ["Backend", "Graph", "Models", "ImageIO", "Interpret", "Figures"]),
+        .target(name: "Loupe", dependencies: ["Device", "Backend", "Graph", "Models", "ImageIO", "Interpret", "Figures", "Atlas"]),
         // Kernel microbenchmarks (device time from profiling events).
         .target(name: "Bench", dependencies: ["Backend", "Device", "Graph", "Models", "Interpret"]),
         // Subcommands: argument parsing only.
         .target(name: "LoupeCLI", dependencies: [
-            "Backend", "Device", "Bench", "Graph", "Models", "ImageIO", "Interpret", "Figures",
+            "Backend", "Device", "Bench", "Graph", "Models", "ImageIO", "Interpret", "Figures", "Atlas",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ], plugins: ["EmbedBuildInfo"]),
         .executableTarget(name: "loupe", dependencies: ["LoupeCLI", "Interpret"]),
@@ -81,7 +83,7 @@ let package = Package(
         .testTarget(name: "ImageIOTests", dependencies: ["ImageIO", "Backend", "TestSupport"], exclude: ["Fixtures"]),
         .testTarget(name: "FiguresTests", dependencies: ["Figures", "ImageIO"]),
         .testTarget(name: "InterpretTests", dependencies: ["Interpret", "TestSupport"], exclude: ["Fixtures"]),
-        .testTarget(name: "LoupeCLITests", dependencies: ["LoupeCLI", "Backend", "ImageIO", "Interpret", "Models", "TestSupport"]),
+        .testTarget(name: "LoupeCLITests", dependencies: ["LoupeCLI", "Atlas", "Backend", "ImageIO", "Interpret", "Models", "TestSupport"]),
     ],
     swiftLanguageModes: [.v6]
 )

@@ -17,7 +17,14 @@ public struct HTMLReport: Sendable {
         case facts([(String, String)])
         /// Preformatted text (the command line).
         case code(String)
+        /// HTML made by the caller (escape text with `HTMLReport.escaped`, paths with `HTMLReport.link`).
+        case html(String)
     }
+
+    /// Text as HTML: &, <, >, " escaped.
+    public static func escaped(_ text: String) -> String { escape(text) }
+    /// A relative path for an attribute: escaped, each component percent-encoded.
+    public static func link(_ path: String) -> String { attribute(path) }
 
     public struct Section: Sendable {
         public var title: String
@@ -105,6 +112,8 @@ public struct HTMLReport: Sendable {
             return "<table>\n" + pairs.map { "<tr><th>\(escape($0.0))</th><td>\(escape($0.1))</td></tr>\n" }.joined() + "</table>\n"
         case .code(let text):
             return "<pre>\(escape(text))</pre>\n"
+        case .html(let html):
+            return html + "\n"
         }
     }
 

@@ -33,22 +33,33 @@ public struct TransformSet: Sendable, Equatable {
     /// One draw for `count` images of `height` x `width`: each image's sample map and the size
     /// of the transformed images.
     public func draw(count: Int, height: Int, width: Int, random: inout SplitMixRandom) -> (transforms: [AffineMap], height: Int, width: Int) {
+        var none: [SplitMixRandom] = []
+        return draw(count: count, height: height, width: width, random: &random, perImage: &none)
+    }
+
+    /// The same, with each image's jitter and rotation drawn from its own generator in
+    /// `perImage` (when it holds `count`; otherwise from `random`) and the scale from `random`:
+    /// an image's transforms then do not depend on the other images of its batch.
+    public func draw(count: Int, height: Int, width: Int, random: inout SplitMixRandom,
+                     perImage: inout [SplitMixRandom]) -> (transforms: [AffineMap], height: Int, width: Int) {
         if isIdentity { return ([AffineMap](repeating: .identity, count: count), height, width) }
+        let own = perImage.count == count
         let s = scales[random.index(scales.count)]
         var (h, w) = (height + 2 * pad - jitter, width + 2 * pad - jitter)
         let (sh, sw) = (Swift.max(Int(Float(h) * s), 1), Swift.max(Int(Float(w) * s), 1))
         (h, w) = (Swift.max(sh - finalJitter, 1), Swift.max(sw - finalJitter, 1))
-        let transforms = (0..<count).map { _ -> AffineMap in
+        func pick(_ i: Int, _ n: Int) -> Int { own ? perImage[i].index(n) : random.index(n) }
+        let transforms = (0..<count).map { i -> AffineMap in
             let padding = AffineMap(a: 1, b: 0, c: -Float(pad), d: 0, e: 1, f: -Float(pad))
-            let crop = AffineMap(a: 1, b: 0, c: Float(random.index(jitter + 1)), d: 0, e: 1, f: Float(random.index(jitter + 1)))
+            let crop = AffineMap(a: 1, b: 0, c: Float(pick(i, jitter + 1)), d: 0, e: 1, f: Float(pick(i, jitter + 1)))
             let (inH, inW) = (Float(height + 2 * pad - jitter), Float(width + 2 * pad - jitter))
             let (ry, rx) = (inH / Float(sh), inW / Float(sw))
             let scaling = AffineMap(a: rx, b: 0, c: 0.5 * rx - 0.5, d: 0, e: ry, f: 0.5 * ry - 0.5)
-            let theta = angles[random.index(angles.count)] * .pi / 180
+            let theta = angles[pick(i, angles.count)] * .pi / 180
             let (cx, cy) = (Float(sw - 1) / 2, Float(sh - 1) / 2)
             let (cs, sn) = (cos(theta), sin(theta))
             let rotation = AffineMap(a: cs, b: -sn, c: cx - cs * cx + sn * cy, d: sn, e: cs, f: cy - sn * cx - cs * cy)
-            let finalCrop = AffineMap(a: 1, b: 0, c: Float(random.index(finalJitter + 1)), d: 0, e: 1, f: Float(random.index(finalJitter + 1)))
+            let finalCrop = AffineMap(a: 1, b: 0, c: Float(pick(i, finalJitter + 1)), d: 0, e: 1, f: Float(pick(i, finalJitter + 1)))
             // Image operations pad, crop, scale, rotate, crop: the sample map runs backwards.
             return finalCrop.then(rotation).then(scaling).then(crop).then(padding)
         }

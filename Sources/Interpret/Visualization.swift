@@ -89,6 +89,11 @@ public struct FeatureVisualization: Sendable {
     /// Subtract `weight` x `diversity` at `layer` from the batch's objective (Lucid's
     /// `objective - 1e2 * diversity(layer)`); needs at least 2 images.
     public var diversity: (layer: String, weight: Float)?
+    /// One seed per image (nil: `seed` for the whole batch): each image's initial parameters and
+    /// its jitter and rotation then come from its own seed, and only the batch's common scale
+    /// from `seed`, so an image is the same whichever batch it is optimized in (an atlas seeds
+    /// each channel this way, and any shard of it gives the same picture).
+    public var imageSeeds: [UInt64]?
 
     public init(objectives: [Objective], size: Int = 224, steps: Int = 512, basis: ImageParameterization.Basis = .fourier,
                 decay: Float = 1, decorrelate: Bool = true, transforms: TransformSet = .standard,
@@ -143,7 +148,14 @@ public struct FeatureVisualization: Sendable {
         let constants = try param.constants(on: b)
         let compiled = CompiledObjectives(objectives)
         var random = SplitMixRandom(seed: seed)
-        var state = try OptimizerState(parameters: try b.tensor(param.initial(seed: seed), param.shape), backend: b, optimizer: optimizer)
+        if let imageSeeds, imageSeeds.count != objectives.count {
+            throw InterpretError("\(imageSeeds.count) image seeds for \(objectives.count) objectives")
+        }
+        var single = param
+        single.batch = 1
+        let initial = imageSeeds.map { $0.flatMap { single.initial(seed: $0) } } ?? param.initial(seed: seed)
+        var own = imageSeeds.map { $0.map { SplitMixRandom(seed: $0 &+ 0x9E37_79B9_7F4A_7C15) } } ?? []
+        var state = try OptimizerState(parameters: try b.tensor(initial, param.shape), backend: b, optimizer: optimizer)
         let start = DispatchTime.now().uptimeNanoseconds
         func elapsed() -> Double { Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9 }
         let n = objectives.count
@@ -155,7 +167,7 @@ public struct FeatureVisualization: Sendable {
             g.keptLayers = kept
             let p = g.input(state.parameters)
             let image = try param.image(g, p, constants: constants)
-            let (maps, th, tw) = transforms.draw(count: n, height: size, width: size, random: &random)
+            let (maps, th, tw) = transforms.draw(count: n, height: size, width: size, random: &random, perImage: &own)
             let seen = transforms.isIdentity ? image : try g.affineSample(image, maps, height: th, width: tw, fill: transforms.fill)
             let logits = try model.forward(g, try normalized(g, seen, model))
             let objective = try compiled.value(g, logits: logits)

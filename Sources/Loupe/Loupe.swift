@@ -7,7 +7,9 @@
 //   ImageIO    PNG / JPEG codecs, resizing, ImageNet preprocessing, colormaps, overlays
 //   Interpret  attribution methods, CAMs, sanity checks, metrics, feature visualization, inversion
 //   Figures    labelled figures (image grids, colour bars, line charts) as PNG, SVG and PDF
+//   Atlas      atlases of every channel of some layers, in shards: units, merge, static site
 // Each is also a product of its own, for a program that needs less.
+@_exported import Atlas
 @_exported import Backend
 @_exported import Device
 @_exported import Figures

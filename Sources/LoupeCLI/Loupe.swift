@@ -6,7 +6,7 @@ public struct Loupe: ParsableCommand {
         commandName: "loupe",
         abstract: "Look inside image neural networks on any OpenCL device.",
         version: LoupeVersion.description,
-        subcommands: [ClassifyCommand.self, SaliencyCommand.self, SanityCommand.self, VisualizeCommand.self, InvertCommand.self, LayersCommand.self, CompareCommand.self, DevicesCommand.self, BenchCommand.self, TuneCommand.self]
+        subcommands: [ClassifyCommand.self, SaliencyCommand.self, SanityCommand.self, VisualizeCommand.self, InvertCommand.self, AtlasCommand.self, LayersCommand.self, CompareCommand.self, DevicesCommand.self, BenchCommand.self, TuneCommand.self]
     )
     public init() {}
 }

@@ -1,0 +1,147 @@
+import Backend
+import Foundation
+import Graph
+import ImageIO
+import Interpret
+import Models
+
+/// Does an atlas's units on one model and device, each written whole into the site folder.
+public struct AtlasRunner {
+    public let model: Model
+    public let plan: AtlasPlan
+    public let folder: AtlasFolder
+    public let preprocessing: Preprocessing
+    /// Images per forward pass in an image unit.
+    public var imageBatch = 8
+    /// Hears of each unit's staging folder (true) and its end (false): a signal handler removes it.
+    public var staged: @Sendable (URL, Bool) -> Void = { _, _ in }
+
+    public init(model: Model, plan: AtlasPlan, folder: AtlasFolder, preprocessing: Preprocessing) {
+        self.model = model; self.plan = plan; self.folder = folder; self.preprocessing = preprocessing
+    }
+
+    /// The plan of `settings` on `model`: each layer's shape from one pass on an input of the
+    /// settings' input size.
+    public static func plan(_ settings: AtlasSettings, model: Model) throws -> AtlasPlan {
+        let g = Graph(backend: model.backend)
+        g.keptLayers = Set(settings.layers)
+        let s = settings.inputSize
+        _ = try model.forward(g, g.input(try model.backend.tensor([Float](repeating: 0, count: 3 * s * s), [1, 3, s, s])))
+        let layers = try settings.layers.map { name -> AtlasLayer in
+            guard let v = g.tapped(name) else {
+                throw AtlasError("no layer \(name) in \(model.architecture.name) (`loupe layers` lists them)")
+            }
+            let dims = g.shape(v).dims
+            guard dims.count == 4 else { throw AtlasError("layer \(name) has shape \(dims); an atlas needs feature maps [N, C, H, W]") }
+            return AtlasLayer(name: name, channels: dims[1], height: dims[2], width: dims[3])
+        }
+        return try AtlasPlan(settings: settings, layers: layers)
+    }
+
+    /// Does `unit` (unless it is already done) and returns its seconds.
+    public func run(_ unit: AtlasUnit, progress: (String) -> Void = { _ in }) throws -> Double {
+        let start = DispatchTime.now().uptimeNanoseconds
+        func elapsed() -> Double { Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9 }
+        try folder.publish(plan.id(unit), staged: staged) { staging in
+            var record: [String: Any]
+            switch unit {
+            case .channels(let layer, let range): record = try channels(layer: layer, range, into: staging, progress: progress)
+            case .images(let range): record = try images(range, into: staging, progress: progress)
+            }
+            record["seconds"] = elapsed()
+            record["device"] = model.backend.name
+            try JSONSerialization.data(withJSONObject: record, options: [.prettyPrinted, .sortedKeys])
+                .write(to: staging.appendingPathComponent("unit.json"))
+        }
+        return elapsed()
+    }
+
+    /// The file of channel `c`'s picture, variant `v`.
+    public static func pictureFile(channel c: Int, variant v: Int) -> String { v == 0 ? "c\(c).png" : "c\(c)-\(v).png" }
+
+    func channels(layer: Int, _ range: Range<Int>, into staging: URL, progress: (String) -> Void) throws -> [String: Any] {
+        let s = plan.settings, name = plan.layers[layer].name
+        // One batch of every channel, or (variants) one batch of a channel's variants at a time,
+        // with the diversity term between them.
+        let groups: [[(channel: Int, variant: Int)]] = s.variants == 1
+            ? [range.map { ($0, 0) }]
+            : range.map { c in (0..<s.variants).map { (c, $0) } }
+        var objectives: [String: [Float]] = [:]
+        for group in groups {
+            var job = FeatureVisualization(objectives: group.map { .channel(layer: name, channel: $0.channel) }, size: s.size, steps: s.steps,
+                                           optimizer: .adam(AdamSettings(learningRate: s.learningRate)), seed: s.seed, reportEvery: Swift.max(s.steps / 4, 1))
+            job.imageSeeds = group.map { plan.seed(layer: layer, channel: $0.channel, variant: $0.variant) }
+            if s.variants > 1 { job.diversity = (name, s.diversityWeight) }
+            let result: FeatureVisualization.Result
+            do {
+                result = try job.run(model) { p in progress("step \(p.step + 1)/\(s.steps)") }
+            } catch let error as InterpretError { throw AtlasError(error.description) }
+            for (i, item) in group.enumerated() {
+                try result.image(i).writePNG(to: staging.appendingPathComponent(Self.pictureFile(channel: item.channel, variant: item.variant)))
+                objectives[String(item.channel), default: []].append(result.objectives[i])
+            }
+        }
+        return ["kind": "channels", "layer": name, "channels": Array(range), "objectives": objectives]
+    }
+
+    func images(_ range: Range<Int>, into staging: URL, progress: (String) -> Void) throws -> [String: Any] {
+        let s = plan.settings, b = model.backend
+        var activations = [[Float]](repeating: [], count: plan.layers.count)
+        for lo in stride(from: range.lowerBound, to: range.upperBound, by: imageBatch) {
+            let batch = lo..<Swift.min(lo + imageBatch, range.upperBound)
+            var input: [Float] = []
+            for i in batch {
+                let path = s.images[i]
+                do {
+                    let prepared = try preprocessing.prepare(try RGBImage(contentsOf: URL(fileURLWithPath: path)))
+                    guard prepared.width == s.inputSize, prepared.height == s.inputSize else {
+                        throw AtlasError("becomes \(prepared.width)x\(prepared.height), not \(s.inputSize)x\(s.inputSize)")
+                    }
+                    input += preprocessing.normalize(prepared)
+                } catch { throw AtlasError("image \(path): \(error)") }
+            }
+            let g = Graph(backend: b)
+            g.keptLayers = Set(s.layers)
+            g.stopWhenTapped = Set(s.layers)
+            _ = try model.forward(g, g.input(try b.tensor(input, [batch.count, 3, s.inputSize, s.inputSize])))
+            for (l, layer) in plan.layers.enumerated() {
+                guard let v = g.tapped(layer.name) else { throw AtlasError("no layer \(layer.name)") }
+                activations[l] += try b.values(g.tensor(v))
+            }
+            progress("images \(batch.upperBound - range.lowerBound)/\(range.count)")
+        }
+        for (l, layer) in plan.layers.enumerated() {
+            let stats = LayerStats(activations: activations[l], images: range.count, channels: layer.channels, height: layer.height,
+                                   width: layer.width, top: s.top)
+            try stats.data().write(to: staging.appendingPathComponent("\(layer.stem).stats"))
+        }
+        return ["kind": "images", "images": [range.lowerBound, range.upperBound - 1],
+                "receptive_fields": try receptiveFields().mapValues { [$0.x0, $0.y0, $0.x1, $0.y1] }]
+    }
+
+    /// Each layer's receptive field: the input pixels the centre unit of the layer depends on (the
+    /// box where the gradient of its activations, summed over channels, is non-zero on a random
+    /// image), in input pixels, inclusive.
+    public func receptiveFields() throws -> [String: (x0: Int, y0: Int, x1: Int, y1: Int)] {
+        let b = model.backend, s = plan.settings.inputSize
+        var random = SplitMixRandom(seed: 7)
+        var out: [String: (Int, Int, Int, Int)] = [:]
+        for layer in plan.layers {
+            let g = Graph(backend: b)
+            g.keptLayers = [layer.name]
+            g.stopWhenTapped = [layer.name]
+            let x = g.input(try b.tensor(random.normal(3 * s * s, sigma: 1), [1, 3, s, s]))
+            _ = try model.forward(g, x)
+            guard let v = g.tapped(layer.name) else { throw AtlasError("no layer \(layer.name)") }
+            var seed = [Float](repeating: 0, count: layer.channels * layer.height * layer.width)
+            for c in 0..<layer.channels { seed[(c * layer.height + layer.height / 2) * layer.width + layer.width / 2] = 1 }
+            let grad = try g.backward(from: v, seed: try b.tensor(seed, g.shape(v))).of(x).map { try b.values($0) } ?? []
+            var (x0, y0, x1, y1) = (s, s, -1, -1)
+            for c in 0..<3 { for y in 0..<s { for xx in 0..<s where !grad.isEmpty && grad[(c * s + y) * s + xx] != 0 {
+                x0 = Swift.min(x0, xx); x1 = Swift.max(x1, xx); y0 = Swift.min(y0, y); y1 = Swift.max(y1, y)
+            } } }
+            out[layer.name] = x1 < 0 ? (0, 0, s - 1, s - 1) : (x0, y0, x1, y1)
+        }
+        return out
+    }
+}

@@ -1,0 +1,159 @@
+import Atlas
+import Foundation
+import ImageIO
+import Testing
+import TestSupport
+
+/// `loupe atlas`: one process and three shard processes (one of them killed mid-unit and run
+/// again) make the same site; a channel's picture does not depend on its block; merge lists
+/// what is missing; the pages load whole in a headless browser.
+@Suite(.serialized) struct AtlasTests {
+    /// Five images (two photos, three seeded noise pictures) in a fresh folder.
+    func dataset() throws -> URL {
+        let dir = try tempDir()
+        try FileManager.default.copyItem(atPath: chelsea, toPath: dir.appendingPathComponent("a-chelsea.png").path)
+        try FileManager.default.copyItem(atPath: smallImage, toPath: dir.appendingPathComponent("b-small.png").path)
+        var random = SeededRandom(seed: 11)
+        for name in ["c", "d", "e"] {
+            let pixels = (0..<(96 * 80 * 3)).map { _ in UInt8.random(in: 0...255, using: &random) }
+            try RGBImage(width: 96, height: 80, pixels: pixels).writePNG(to: dir.appendingPathComponent("\(name)-noise.png"))
+        }
+        return dir
+    }
+
+    func arguments(_ images: URL, block: Int = 4) -> [String] {
+        ["atlas", "--layer", "features.4", "--channels", "0..7", "--channel-block", "\(block)", "--images", images.path, "--image-block", "2",
+         "--top", "3", "--steps", "4", "--size", "64"]
+    }
+
+    /// Every file under `root` (relative path -> bytes), without run-dependent ones.
+    func files(_ root: URL, under: String) throws -> [String: Data] {
+        var out: [String: Data] = [:]
+        let base = root.appendingPathComponent(under)
+        guard let walk = FileManager.default.enumerator(at: base, includingPropertiesForKeys: nil) else { return out }
+        for case let url as URL in walk where !url.hasDirectoryPath && !["unit.json", "index.html"].contains(url.lastPathComponent) {
+            out[String(url.path.dropFirst(base.path.count))] = try Data(contentsOf: url)
+        }
+        return out
+    }
+
+    @Test func shardsKilledAndRerunMakeTheSameAtlasAsOneProcess() throws {
+        guard weights(), device() else { return }
+        let binary = repo.appendingPathComponent(".build/debug/loupe")
+        guard FileManager.default.isExecutableFile(atPath: binary.path) else {
+            if ProcessInfo.processInfo.environment["CI"] == "true" { Issue.record("no .build/debug/loupe to test with") }
+            return
+        }
+        let images = try dataset()
+        let out = try tempDir()
+        defer { try? FileManager.default.removeItem(at: images); try? FileManager.default.removeItem(at: out) }
+        let (one, sharded) = (out.appendingPathComponent("one"), out.appendingPathComponent("sharded"))
+
+        let text = try run(arguments(images) + ["--out", one.path])
+        #expect(text.contains("2 channel") == false && text.contains("8 channels, 5 images, 5 units"), "\(text)")
+        #expect(text.contains("all 5 units are done") && text.contains("channels/min") && text.contains("images/s") && text.contains("projected: the whole atlas"), "\(text)")
+
+        func shard(_ k: Int, kill: Bool = false) throws -> String {
+            let process = Process()
+            process.executableURL = binary
+            process.arguments = arguments(images) + ["--out", sharded.path, "--shard", "\(k)/3"]
+            let pipe = Pipe()
+            process.standardOutput = pipe
+            process.standardError = FileHandle.nullDevice
+            try process.run()
+            if kill {
+                // SIGKILL as soon as its first unit is being written: a staging folder is left.
+                let units = sharded.appendingPathComponent("units")
+                let deadline = Date().addingTimeInterval(120)
+                while Date() < deadline, process.isRunning,
+                      !((try? FileManager.default.contentsOfDirectory(atPath: units.path)) ?? []).contains(where: { $0.hasPrefix(".staging-") }) {
+                    Thread.sleep(forTimeInterval: 0.005)
+                }
+                Foundation.kill(process.processIdentifier, SIGKILL)
+            }
+            let output = String(decoding: pipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+            process.waitUntilExit()
+            if !kill { #expect(process.terminationStatus == 0, "shard \(k): \(output)") }
+            return output
+        }
+        _ = try shard(1, kill: true)
+        let left = try FileManager.default.contentsOfDirectory(atPath: sharded.appendingPathComponent("units").path)
+        #expect(left.contains { $0.hasPrefix(".staging-") }, "the killed shard left no staging folder: \(left)")
+        let first = try shard(0)
+        #expect(first.contains("shard 0/3 has 2") && first.contains("of 5 units done; the other shards' units are missing"), "\(first)")
+        _ = try shard(2)
+        let last = try shard(1)
+        #expect(last.contains("all 5 units are done: building the pages"), "\(last)")
+        let units = try FileManager.default.contentsOfDirectory(atPath: sharded.appendingPathComponent("units").path)
+        #expect(!units.contains { $0.hasPrefix(".") }, "a staging folder is left: \(units)")
+        // A rerun does nothing.
+        let again = try shard(0)
+        #expect(again.contains("2 of 2 units already done, 0 to do"), "\(again)")
+
+        let (a, b) = (try files(one, under: "units"), try files(sharded, under: "units"))
+        #expect(a.count == 2 * 4 + 3 * 1 && Set(a.keys) == Set(b.keys), "\(a.keys.sorted()) vs \(b.keys.sorted())")
+        for (path, data) in a { #expect(b[path] == data, "units\(path) differs between one process and three shards") }
+        let (pa, pb) = (try files(one, under: "layers"), try files(sharded, under: "layers"))
+        #expect(pa.count >= 8 * (1 + 1 + 3 + 3) && Set(pa.keys) == Set(pb.keys))
+        for (path, data) in pa { #expect(pb[path] == data, "layers\(path) differs") }
+
+        // Each channel's picture depends on the atlas seed, the layer and the channel only: one
+        // block of 8 gives the pictures of two blocks of 4.
+        let wide = out.appendingPathComponent("wide")
+        _ = try run(arguments(images, block: 8) + ["--out", wide.path])
+        for c in 0..<8 {
+            let x = try RGBImage(contentsOf: one.appendingPathComponent("units/channels-features.4-0000\(c / 4 * 4)-0000\(c / 4 * 4 + 3)/c\(c).png"))
+            let y = try RGBImage(contentsOf: wide.appendingPathComponent("units/channels-features.4-00000-00007/c\(c).png"))
+            let worst = zip(x.pixels, y.pixels).map { abs(Int($0) - Int($1)) }.max() ?? 255
+            #expect(worst <= 1, "channel \(c): pictures differ by up to \(worst) with another block size")
+        }
+
+        // Another setting into the same folder is refused, naming it.
+        #expect { _ = try run(arguments(images) + ["--out", one.path, "--steps", "5"]) } throws: {
+            "\($0)".contains("other settings (steps: 4 there, 5 now)")
+        }
+
+        // The pages in a real browser: every image loaded (a tall window, so lazy ones load too).
+        if let chromium = browser() {
+            for (page, count) in [("index.html", 0), ("layers/features.4/index.html", 8), ("layers/features.4/c5.html", 1 + 3 + 3)] {
+                let dom = try headless(chromium, sharded.appendingPathComponent(page), ["--window-size=1200,6000", "--virtual-time-budget=10000", "--dump-dom"])
+                let loaded = dom.firstMatch(of: /data-images="(\d+)\/(\d+)"/)
+                #expect(loaded.map { $0.1 == $0.2 && Int($0.2) == count } == true, "\(page): \(loaded.map { "\($0.1)/\($0.2)" } ?? "no count"), \(count) expected")
+            }
+        }
+    }
+
+    @Test func mergeListsTheMissingUnitsAndRefusesACorruptOne() throws {
+        guard weights(), device() else { return }
+        let images = try dataset()
+        let site = try tempDir().appendingPathComponent("site")
+        defer { try? FileManager.default.removeItem(at: images); try? FileManager.default.removeItem(at: site.deletingLastPathComponent()) }
+        _ = try run(arguments(images) + ["--out", site.path, "--shard", "0/3"])
+        let text = try run(["atlas", "--merge", site.path])
+        #expect(text.contains("2 of 5 units done"), "\(text)")
+        #expect(text.contains("missing 3: features.4 channels 4..7; images 0..1; images 4..4"), "\(text)")
+        let index = try String(contentsOf: site.appendingPathComponent("index.html"), encoding: .utf8)
+        #expect(index.contains("Missing: 3 of 5 units") && index.contains("<li>images 4..4</li>"))
+        let layer = try String(contentsOf: site.appendingPathComponent("layers/features.4/index.html"), encoding: .utf8)
+        #expect(layer.components(separatedBy: "not made yet").count - 1 == 4 && layer.contains("4 of 8"))
+        // A truncated statistics file: a clear error, not a trap.
+        let stats = site.appendingPathComponent("units/images-00002-00003/features.4.stats")
+        let data = try Data(contentsOf: stats)
+        try data.prefix(data.count / 2).write(to: stats)
+        #expect { _ = try run(["atlas", "--merge", site.path]) } throws: { "\($0)".contains("features.4.stats is truncated") }
+        #expect { _ = try run(["atlas", "--merge", images.path]) } throws: { "\($0)".contains("is not an atlas (no atlas.json)") }
+        #expect { _ = try run(arguments(images) + ["--out", site.path, "--shard", "3/3"]) } throws: { "\($0)".contains("expected k/n with 0 <= k < n") }
+    }
+
+    @Test func shardsComeFromSlurmAndKubernetes() throws {
+        #expect(try AtlasShard.parse("auto", environment: ["SLURM_ARRAY_TASK_ID": "5", "SLURM_ARRAY_TASK_MIN": "1", "SLURM_ARRAY_TASK_COUNT": "8"])
+                == AtlasShard(index: 4, count: 8))
+        #expect(try AtlasShard.parse("auto", count: 32, environment: ["JOB_COMPLETION_INDEX": "31"]) == AtlasShard(index: 31, count: 32))
+        #expect(throws: AtlasError.self) { try AtlasShard.parse("auto", environment: ["JOB_COMPLETION_INDEX": "3"]) }
+        #expect(throws: AtlasError.self) { try AtlasShard.parse("auto", environment: [:]) }
+        #expect(try AtlasShard.parse("2/4") == AtlasShard(index: 2, count: 4))
+        // Round robin: every unit belongs to exactly one shard.
+        let shards = try (0..<3).map { try AtlasShard(index: $0, count: 3) }
+        for unit in 0..<10 { #expect(shards.filter { $0.owns(unit) }.count == 1) }
+    }
+}
