@@ -94,6 +94,11 @@ demo: build
 	$(LOUPE) invert --image Assets/chelsea.png --layer features.4 --out out/demo/invert --force
 	@echo "reports (open in a browser): out/demo/saliency/index.html out/demo/visualize/index.html out/demo/invert/index.html"
 
+# A small real atlas: 16 channels of two MobileNetV2 layers beside the 12 bundled photos
+# (about 2 minutes on PoCL here); a rerun only rebuilds the pages.
+atlas-demo: build
+	$(LOUPE) atlas --layer features.6,features.10 --channels 0..15 --images $(PHOTOS) --steps 128 --size 128 --out out/atlas-demo
+	@echo "atlas (open in a browser): out/atlas-demo/index.html"
 # Regenerates the reference fixtures (needs `pip install torch torchvision captum grad-cam pillow safetensors
 # scipy scikit-image onnx`; tests never run Python). inversion_reference.json comes from
 # `python3 tools/torch_render_reference.py invert`.

@@ -98,7 +98,7 @@ public struct AtlasCommand: ParsableCommand {
             if status.complete {
                 emit("all \(status.total) units are done: building the pages")
                 try site.write()
-                emit("-> \(folder.root.appendingPathComponent("index.html").path)")
+                emit("-> \((out as NSString).appendingPathComponent("index.html"))")
             } else {
                 emit("\(status.done) of \(status.total) units done; the other shards' units are missing (`loupe atlas --merge \(out)` builds the pages from what is there)")
             }
@@ -113,7 +113,7 @@ public struct AtlasCommand: ParsableCommand {
             if !report.missing.isEmpty {
                 emit("missing \(report.missing.count): " + report.missing.prefix(20).joined(separator: "; ") + (report.missing.count > 20 ? "; ..." : ""))
             }
-            emit("-> \(URL(fileURLWithPath: path).appendingPathComponent("index.html").path)")
+            emit("-> \((path as NSString).appendingPathComponent("index.html"))")
         } catch let error as AtlasError { throw UserError(error.description) }
     }
 

@@ -142,7 +142,73 @@ import TestSupport
         try data.prefix(data.count / 2).write(to: stats)
         #expect { _ = try run(["atlas", "--merge", site.path]) } throws: { "\($0)".contains("features.4.stats is truncated") }
         #expect { _ = try run(["atlas", "--merge", images.path]) } throws: { "\($0)".contains("is not an atlas (no atlas.json)") }
+
+        // --diversity 2: two pictures per channel, made together, both on the channel's page.
+        let diverse = site.deletingLastPathComponent().appendingPathComponent("diverse")
+        _ = try run(["atlas", "--layer", "features.4", "--channels", "0..1", "--diversity", "2", "--steps", "2", "--size", "48", "--out", diverse.path])
+        let pictures = try FileManager.default.contentsOfDirectory(atPath: diverse.appendingPathComponent("units/channels-features.4-00000-00001").path)
+        #expect(Set(pictures) == ["c0.png", "c0-1.png", "c1.png", "c1-1.png", "unit.json"], "\(pictures)")
+        let page = try String(contentsOf: diverse.appendingPathComponent("layers/features.4/c1.html"), encoding: .utf8)
+        #expect(page.contains("c1-1.png") && page.contains("variant 1") && page.contains("The atlas has no --images."))
+        let a = try RGBImage(contentsOf: diverse.appendingPathComponent("units/channels-features.4-00000-00001/c0.png"))
+        let b = try RGBImage(contentsOf: diverse.appendingPathComponent("units/channels-features.4-00000-00001/c0-1.png"))
+        #expect(a.pixels != b.pixels, "the two variants are the same picture")
         #expect { _ = try run(arguments(images) + ["--out", site.path, "--shard", "3/3"]) } throws: { "\($0)".contains("expected k/n with 0 <= k < n") }
+    }
+
+    /// deploy/slurm/atlas.sbatch run as three array tasks, and deploy/k8s/atlas-job.yaml's
+    /// container arguments run as three pods of the Indexed Job (its volumes pointed at temporary
+    /// folders, fewer channels and steps), each make a whole atlas.
+    @Test func theSlurmAndKubernetesExamplesRunTheirShards() throws {
+        guard weights(), device() else { return }
+        let binary = repo.appendingPathComponent(".build/debug/loupe")
+        guard FileManager.default.isExecutableFile(atPath: binary.path) else {
+            if ProcessInfo.processInfo.environment["CI"] == "true" { Issue.record("no .build/debug/loupe to test with") }
+            return
+        }
+        let images = try dataset()
+        let out = try tempDir()
+        defer { try? FileManager.default.removeItem(at: images); try? FileManager.default.removeItem(at: out) }
+        func execute(_ executable: String, _ arguments: [String], _ environment: [String: String]) throws -> String {
+            let process = Process()
+            process.executableURL = URL(fileURLWithPath: executable)
+            process.arguments = arguments
+            process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
+            let pipe = Pipe()
+            process.standardOutput = pipe
+            process.standardError = pipe
+            try process.run()
+            let output = String(decoding: pipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+            process.waitUntilExit()
+            #expect(process.terminationStatus == 0, "\(arguments): \(output)")
+            return output
+        }
+        let small = ["--channels", "0..7", "--channel-block", "4", "--image-block", "2", "--top", "3", "--steps", "2", "--size", "64"]
+        let slurm = out.appendingPathComponent("slurm")
+        for task in 4...6 {
+            _ = try execute("/bin/bash", [repo.appendingPathComponent("deploy/slurm/atlas.sbatch").path], [
+                "LOUPE": binary.path, "SITE": slurm.path, "IMAGES": images.path, "LAYERS": "features.4", "ATLAS_ARGS": small.joined(separator: " "),
+                "SLURM_ARRAY_TASK_ID": "\(task)", "SLURM_ARRAY_TASK_MIN": "4", "SLURM_ARRAY_TASK_COUNT": "3"])
+        }
+        #expect(try AtlasSite(AtlasFolder(slurm)).status().complete)
+        #expect(FileManager.default.fileExists(atPath: slurm.appendingPathComponent("layers/features.4/c7.html").path))
+
+        let yaml = try String(contentsOf: repo.appendingPathComponent("deploy/k8s/atlas-job.yaml"), encoding: .utf8)
+        #expect(yaml.contains("completionMode: Indexed") && yaml.contains("mountPath: /site") && yaml.contains("mountPath: /data/images"))
+        let completions = yaml.firstMatch(of: /completions: (\d+)/).map { String($0.1) }
+        let argsLine = try #require(yaml.firstMatch(of: /args: (\[.*\])/).map { String($0.1) })
+        var args = try #require(try JSONSerialization.jsonObject(with: Data(argsLine.utf8)) as? [String])
+        #expect(args.first == "atlas" && args.contains("auto"))
+        let count = try #require(args.firstIndex(of: "--shard-count"))
+        #expect(args[count + 1] == completions, "--shard-count \(args[count + 1]) but completions \(completions ?? "none")")
+        let k8s = out.appendingPathComponent("k8s")
+        args = args.map { $0.replacingOccurrences(of: "/site/", with: k8s.path + "/").replacingOccurrences(of: "/data/images", with: images.path) }
+        args[args.firstIndex(of: "--layer")! + 1] = "features.4"
+        args[count + 1] = "3"
+        for index in 0..<3 { _ = try execute(binary.path, args + small, ["JOB_COMPLETION_INDEX": "\(index)"]) }
+        let site = k8s.appendingPathComponent("atlas")
+        #expect(try AtlasSite(AtlasFolder(site)).status().complete)
+        #expect(FileManager.default.fileExists(atPath: site.appendingPathComponent("index.html").path))
     }
 
     @Test func shardsComeFromSlurmAndKubernetes() throws {
