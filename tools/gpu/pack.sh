@@ -29,4 +29,4 @@ du -sh .build-gpu/bundle
 # One compressed file to carry (about 30 MB; the device tool carries at most 64 MiB).
 tar -cJf .build-gpu/bundle.tar.xz -C .build-gpu bundle
 du -sh .build-gpu/bundle.tar.xz
-echo "packed: .build-gpu/bundle (loupe + $(basename "$loader")) and .build-gpu/bundle.tar.xz: carry .build-gpu/bundle.tar.xz"
+echo "packed: .build-gpu/bundle (loupe + $(basename "$loader")) and .build-gpu/bundle.tar.xz: carry .build-gpu/bundle.tar.xz (and Assets/photos for the atlas step)"

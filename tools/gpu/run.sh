@@ -3,7 +3,8 @@
 # .build-gpu/bundle made by tools/gpu/pack.sh. Finds NVIDIA's OpenCL driver, registers it with
 # the bundled ICD loader (OCL_ICD_VENDORS), then runs `loupe devices`, `loupe compare` (the GPU
 # against the CPU reference: a model, a visualization), `loupe tune` (cached in $OUT/tuning.json)
-# and `loupe bench` (kernels, whole networks, saliency methods, visualization steps). Where
+# and `loupe bench` (kernels, whole networks, saliency methods, visualization steps), and
+# tools/gpu/atlas.sh (atlas throughput) when Assets/photos was carried. Where
 # python3 has PyTorch with CUDA, tools/bench_compare.py --device cuda puts Loupe (OpenCL on the
 # GPU) beside PyTorch/Captum/pytorch-grad-cam (CUDA on the same GPU); wheels of the packages it
 # needs that are missing there can travel in .whl/ (installed into .build-gpu/site).
@@ -47,5 +48,7 @@ echo "== loupe bench (launch cost; conv 3x3 64->64 56x56; the GEMV, pooling and 
 step 60 "$bundle/loupe" bench --filter "conv 3x3 64->64 56x56,linear 25088,maxpool 64x112x112,conv dw 3x3 144->144 56x56" 2>&1 | tee "$out/bench-conv.txt"
 echo "== whole networks: wall (no profiling) against device time, batch 1 and 16"
 for m in resnet18 mobilenet_v2; do step 40 "$bundle/loupe" bench --model $m --batch 1,16 2>&1 | tail -6; done | tee "$out/bench-models.txt"
+echo "== loupe atlas throughput (tools/gpu/atlas.sh; needs Assets/photos carried)"
+if [ -d Assets/photos ]; then step 200 bash tools/gpu/atlas.sh 2>&1; else echo "(no Assets/photos here: skipped)"; fi
 echo "== loupe bench (all shapes, batch 1 and 8)"
 step 400 "$bundle/loupe" bench ${BENCH_ARGS:-} 2>&1 | tee "$out/bench.txt"
