@@ -1,0 +1,293 @@
+import Backend
+import Foundation
+import Graph
+
+// Builders of the layer ops (convolution, activations, pooling, normalization, products,
+// softmax, split), then the graph helpers all builders share.
+extension NodeReader {
+    func buildConv() throws -> BuiltOp {
+        var built = BuiltOp()
+        try only(["kernel_shape", "strides", "pads", "dilations", "group", "auto_pad"])
+        guard let w = param(1) else { throw ModelError("the weight must be an initializer") }
+        let bias = param(2), pads = try pads()
+        // Asymmetric pads (TensorFlow's "same" padding at stride 2) as zeros added first.
+        let symmetric = pads[0] == pads[2] && pads[1] == pads[3]
+        let p = Conv2DParams(stride: try pair("strides", 1), padding: symmetric ? (pads[0], pads[1]) : (0, 0), dilation: try pair("dilations", 1), groups: int("group", 1))
+        built.parameterNames = [w] + (bias.map { [$0] } ?? [])
+        built.run = { g, x, ps in
+            let input = symmetric ? try value(x, 0) : try zeroPadded(g, try value(x, 0), pads)
+            return try g.conv2d(input, weight: g.parameter(try ps(w)), bias: try bias.map { g.parameter(try ps($0)) }, p)
+        }
+        return built
+    }
+
+    func buildRelu() throws -> BuiltOp {
+        var built = BuiltOp()
+        try only([])
+        built.run = { g, x, _ in try g.activation(try value(x, 0), .relu) }
+        return built
+    }
+
+    func buildClip() throws -> BuiltOp {
+        var built = BuiltOp()
+        try only(["min", "max"])
+        let lo = scalar(1) ?? attributes["min"]?.f ?? -.infinity, hi = scalar(2) ?? attributes["max"]?.f ?? .infinity
+        if lo == 0 && hi == 6 { built.run = { g, x, _ in try g.activation(try value(x, 0), .relu6) } }
+        else if lo == 0 && hi == .infinity { built.run = { g, x, _ in try g.activation(try value(x, 0), .relu) } }
+        else { throw ModelError("Clip to [\(lo), \(hi)]: only [0, 6] (ReLU6) and [0, inf) (ReLU) are supported") }
+        return built
+    }
+
+    func buildLeakyRelu() throws -> BuiltOp {
+        var built = BuiltOp()
+        try only(["alpha"])
+        let alpha = float("alpha", 0.01)
+        // max(x, 0) - alpha * max(-x, 0)
+        built.run = { g, x, _ in try g.add(try g.activation(try value(x, 0), .relu), try g.scale(try g.activation(try g.scale(try value(x, 0), -1), .relu), -alpha)) }
+        return built
+    }
+
+    func buildSigmoid() throws -> BuiltOp {
+        var built = BuiltOp()
+        try only([])
+        built.run = { g, x, _ in try g.pointwise(try value(x, 0), .sigmoid) }
+        return built
+    }
+
+    func buildHardSigmoid() throws -> BuiltOp {
+        var built = BuiltOp()
+        try only(["alpha", "beta"])
+        let (alpha, beta) = (float("alpha", 0.2), float("beta", 0.5))
+        guard abs(alpha - 1 / 6) < 1e-6, beta == 0.5 else {
+            throw ModelError("HardSigmoid with alpha \(alpha), beta \(beta): only alpha 1/6, beta 1/2 (torch.nn.Hardsigmoid)")
+        }
+        built.run = { g, x, _ in try g.pointwise(try value(x, 0), .hardSigmoid) }
+        return built
+    }
+
+    func buildHardSwish() throws -> BuiltOp {
+        var built = BuiltOp()
+        try only([])
+        built.run = { g, x, _ in try g.pointwise(try value(x, 0), .hardSwish) }
+        return built
+    }
+
+    func buildPool() throws -> BuiltOp {
+        var built = BuiltOp()
+        try only(["kernel_shape", "strides", "pads", "ceil_mode", "auto_pad", "count_include_pad", "dilations", "storage_order"])
+        guard (ints("dilations") ?? [1, 1]).allSatisfy({ $0 == 1 }), int("storage_order", 0) == 0 else { throw ModelError("dilated pooling is not supported") }
+        let (kh, kw) = try pair("kernel_shape", 1), (sh, sw) = try pair("strides", 1), (ph, pw) = try padding()
+        guard kh == kw, sh == sw, ph == pw else { throw ModelError("non-square pooling windows are not supported") }
+        let p = Pool2DParams(kernel: kh, stride: sh, padding: ph, ceilMode: int("ceil_mode", 0) == 1, countIncludePad: int("count_include_pad", 0) == 1)
+        if node.opType == "MaxPool" {
+            built.run = { g, x, _ in try g.maxPool2d(try value(x, 0), p) }
+        } else {
+            built.run = { g, x, _ in try g.avgPool2d(try value(x, 0), p) }
+        }
+        return built
+    }
+
+    func buildGlobalAveragePool() throws -> BuiltOp {
+        var built = BuiltOp()
+        try only([])
+        built.run = { g, x, _ in try g.adaptiveAvgPool2d(try value(x, 0), outputSize: (1, 1)) }
+        return built
+    }
+
+    func buildReduceMean() throws -> BuiltOp {
+        var built = BuiltOp()
+        // The mean over an image's rows and columns (the dynamo exporter's global pooling).
+        try only(["axes", "keepdims", "noop_with_empty_axes"])
+        guard let axes = (node.input.count > 1 && !node.input[1].isEmpty ? stored(1) : nil) ?? attributes["axes"]?.ints,
+              Set(axes.map { $0 < 0 ? $0 + 4 : $0 }) == [2, 3] else {
+            throw ModelError("only the mean over axes 2 and 3 (height and width) of an image tensor is supported")
+        }
+        let keep = int("keepdims", 1) == 1
+        built.run = { g, x, _ in
+            let v = try value(x, 0)
+            guard g.shape(v).rank == 4 else { throw ModelError("ReduceMean over axes 2, 3 of a rank-\(g.shape(v).rank) tensor") }
+            let pooled = try g.adaptiveAvgPool2d(v, outputSize: (1, 1))
+            return keep ? pooled : try g.flatten(pooled)
+        }
+        return built
+    }
+
+    func buildBatchNormalization() throws -> BuiltOp {
+        var built = BuiltOp()
+        try only(["epsilon", "momentum", "training_mode"])
+        guard int("training_mode", 0) == 0 else { throw ModelError("training_mode 1 is not supported") }
+        guard let s = param(1), let b = param(2), let m = param(3), let v = param(4) else { throw ModelError("scale, bias, mean and variance must be initializers") }
+        let eps = float("epsilon", 1e-5)
+        built.parameterNames = [s, b, m, v]
+        built.run = { g, x, ps in try g.batchNorm2d(try value(x, 0), BatchNormParams(gamma: try ps(s), beta: try ps(b), mean: try ps(m), variance: try ps(v), eps: eps)) }
+        return built
+    }
+
+    func buildGemm() throws -> BuiltOp {
+        var built = BuiltOp()
+        try only(["alpha", "beta", "transA", "transB"])
+        guard float("alpha", 1) == 1, float("beta", 1) == 1, int("transA", 0) == 0 else { throw ModelError("only alpha = beta = 1 and transA = 0 are supported") }
+        guard let w = param(1) else { throw ModelError("B must be an initializer") }
+        let bias = param(2)
+        let transposed = int("transB", 0) == 0
+        built.parameterNames = [w] + (bias.map { [$0] } ?? [])
+        built.run = { g, x, ps in
+            let weight = transposed ? try transposedWeight(g, ps, w) : try ps(w)
+            return try g.linear(try value(x, 0), weight: g.parameter(weight), bias: try bias.map { g.parameter(try ps($0)) })
+        }
+        return built
+    }
+
+    func buildMatMulOfTwo() throws -> BuiltOp {
+        var built = BuiltOp()
+        // Two computed tensors (attention): one product per leading index.
+        try only([])
+        built.run = { g, x, _ in try g.batchedMatMul(try value(x, 0), try value(x, 1)) }
+        return built
+    }
+
+    func buildMatMul() throws -> BuiltOp {
+        var built = BuiltOp()
+        try only([])
+        guard let w = param(1), floats[w]!.shape.rank == 2 else { throw ModelError("only a product with a 2-D initializer is supported") }
+        // A third input is the bias of an Add the importer fused into this product.
+        let bias = param(2)
+        built.parameterNames = [w] + (bias.map { [$0] } ?? [])
+        built.run = { g, x, ps in
+            // [..., K] x [K, N]: the rows of every leading dimension at once.
+            let v = try value(x, 0)
+            let s = g.shape(v)
+            let weight = g.parameter(try transposedWeight(g, ps, w)), b = try bias.map { g.parameter(try ps($0)) }
+            if s.rank == 2 { return try g.linear(v, weight: weight, bias: b) }
+            guard s.rank > 2, let k = s.dims.last else { throw ModelError("MatMul of \(s) by a matrix") }
+            let y = try g.linear(try g.reshape(v, [s.count / k, k]), weight: weight, bias: b)
+            return try g.reshape(y, Shape(s.dims.dropLast() + [g.shape(y)[1]]))
+        }
+        return built
+    }
+
+    func buildSoftmax() throws -> BuiltOp {
+        var built = BuiltOp()
+        // Along the last axis directly; along another one between two permutations that move
+        // that axis last and back.
+        try only(["axis"])
+        let axis = int("axis", -1)
+        built.run = { g, x, _ in
+            let v = try value(x, 0)
+            let rank = g.shape(v).rank
+            let a = axis < 0 ? axis + rank : axis
+            guard a >= 0, a < rank else { throw ModelError("softmax along axis \(axis) of a rank-\(rank) tensor") }
+            if a == rank - 1 { return try g.softmax(v) }
+            var perm = Array(0..<rank)
+            perm.remove(at: a)
+            perm.append(a)
+            var inverse = [Int](repeating: 0, count: rank)
+            for (i, p) in perm.enumerated() { inverse[p] = i }
+            return try g.permute(try g.softmax(try g.permute(v, perm)), inverse)
+        }
+        return built
+    }
+
+    func buildSplitPart() throws -> BuiltOp {
+        var built = BuiltOp()
+        // One output of a Split (the importer makes a node per output): its consecutive
+        // elements along the axis, sizes from the split input, or equal parts (the last
+        // smaller) of num_outputs.
+        try only(["axis", "part", "parts", "split", "num_outputs"])
+        guard node.input.count < 2 || node.input[1].isEmpty || integral(1) else { throw ModelError("the split sizes must be constants") }
+        let (axis, part, parts, attributeSizes) = (int("axis", 0), int("part", 0), int("parts", 1), ints("split"))
+        built.run = { g, x, _ in
+            let v = try value(x, 0)
+            let s = g.shape(v)
+            let a = axis < 0 ? axis + s.rank : axis
+            guard a >= 0, a < s.rank else { throw ModelError("Split along axis \(axis) of \(s)") }
+            var sizes: [Int]
+            if x.integers.count > 1, let given = x.integers[1] {
+                sizes = given.values.map { Int($0) }
+            } else if let attributeSizes {
+                sizes = attributeSizes  // opset < 13
+            } else {
+                let each = (s[a] + parts - 1) / parts
+                sizes = (0..<parts).map { Swift.max(0, Swift.min(each, s[a] - $0 * each)) }
+            }
+            guard sizes.count == parts, sizes.allSatisfy({ $0 >= 0 }), sizes.reduce(0, +) == s[a], sizes[part] > 0 else {
+                throw ModelError("cannot split \(s) along axis \(a) into \(sizes)")
+            }
+            return try slice(g, v, axis: a, from: sizes[..<part].reduce(0, +), count: sizes[part])
+        }
+        return built
+    }
+}
+
+// Graph helpers the builders share.
+
+/// Two computed operands of an elementwise op, broadcast where ONNX would: equal shapes, or a
+/// [N, C, 1, 1] gate (squeeze-excitation) beside an [N, C, H, W] map, expanded over its grid.
+func matched(_ g: Graph, _ a: Graph.Value, _ b: Graph.Value, _ op: String) throws -> (Graph.Value, Graph.Value) {
+    let (sa, sb) = (g.shape(a), g.shape(b))
+    if sa == sb { return (a, b) }
+    if sa.rank == 4, sb.rank == 4, sa[0] == sb[0], sa[1] == sb[1] {
+        if sb[2] == 1, sb[3] == 1 { return (a, try g.expand(b, height: sa[2], width: sa[3])) }
+        if sa[2] == 1, sa[3] == 1 { return (try g.expand(a, height: sb[2], width: sb[3]), b) }
+    }
+    throw ModelError("\(op) of \(sa) and \(sb): only equal shapes, or [N, C, 1, 1] with [N, C, H, W], broadcast")
+}
+
+/// Input `i` of a node, which must be a computed value (not a weight or a missing input).
+func value(_ x: Operands, _ i: Int) throws -> Graph.Value {
+    guard i < x.values.count, let v = x.values[i] else { throw ModelError("input \(i) must be a computed tensor") }
+    return v
+}
+
+/// Dimensions start ..< end of a shape, as ONNX's Shape (negative ends count from the back).
+func shapeSlice(_ dims: [Int], start: Int, end: Int) -> HostNumbers {
+    let clamp = { (i: Int) in Swift.min(Swift.max(i < 0 ? i + dims.count : i, 0), dims.count) }
+    let (a, b) = (clamp(start), clamp(end))
+    return HostNumbers(vector: a < b ? dims[a..<b].map { Int64($0) } : [])
+}
+
+/// `v` [N, C, H, W] with zeros around it: pads [top, left, bottom, right], asymmetric as ONNX
+/// allows. The larger pad of each pair on both sides (a 1x1 depthwise convolution by ones with
+/// that padding), then the excess sliced off.
+func zeroPadded(_ g: Graph, _ v: Graph.Value, _ pads: [Int]) throws -> Graph.Value {
+    let s = g.shape(v)
+    guard s.rank == 4 else { throw ModelError("padding of a rank-\(s.rank) tensor: only [N, C, H, W]") }
+    let (ph, pw) = (Swift.max(pads[0], pads[2]), Swift.max(pads[1], pads[3]))
+    guard ph > 0 || pw > 0 else { return v }
+    let ones = g.constant(try g.backend.tensor([Float](repeating: 1, count: s[1]), [s[1], 1, 1, 1]))
+    var y = try g.conv2d(v, weight: ones, bias: nil, Conv2DParams(stride: (1, 1), padding: (ph, pw), groups: s[1]))
+    y = try slice(g, y, axis: 2, from: ph - pads[0], count: s[2] + pads[0] + pads[2])
+    return try slice(g, y, axis: 3, from: pw - pads[1], count: s[3] + pads[1] + pads[3])
+}
+
+/// `v` [1, ...] repeated `times` times along its first dimension (one copy: `v` itself).
+func repeated(_ g: Graph, _ v: Graph.Value, _ times: Int) throws -> Graph.Value {
+    guard times > 1 else { return v }
+    let s = g.shape(v)
+    let view = try g.reshape(v, [1, s.count, 1, 1])
+    return try g.reshape(try g.concat([Graph.Value](repeating: view, count: times)), Shape([s[0] * times] + s.dims.dropFirst()))
+}
+
+/// The stored matrix `name` [K, N] as a linear layer's weight [N, K], transposed on the device
+/// once per parameter store.
+func transposedWeight(_ g: Graph, _ ps: ParameterStore, _ name: String) throws -> Tensor {
+    try ps.derived(name + " transposed") { try g.backend.permute(try ps(name), [1, 0]) }
+}
+
+/// `count` consecutive elements from `from` along `axis` of a tensor of any rank: the tensor
+/// viewed as [outer, size, inner, 1] and sliced on its dimension 1.
+func slice(_ g: Graph, _ v: Graph.Value, axis: Int, from: Int, count: Int) throws -> Graph.Value {
+    let s = g.shape(v)
+    if from == 0, count == s[axis] { return v }
+    let view = s.rank == 4 && axis == 1 ? v : try g.reshape(v, [s.dims[..<axis].reduce(1, *), s[axis], s.dims[(axis + 1)...].reduce(1, *), 1])
+    var dims = s.dims
+    dims[axis] = count
+    return try g.reshape(try g.sliceChannels(view, from: from, count: count), Shape(dims))
+}
+
+/// `body`, its model errors naming the node (its output) and op.
+func named<T>(_ node: ONNXNode, _ body: () throws -> T) throws -> T {
+    do { return try body() } catch let error as ModelError {
+        throw ModelError("node \(node.output) (\(node.opType)): \(error.description)")
+    }
+}
