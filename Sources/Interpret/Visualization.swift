@@ -161,10 +161,14 @@ public struct FeatureVisualization: Sendable {
         let n = objectives.count
         // Fused passes keep only the layers the objectives and the diversity term read.
         let kept = Set(objectives.flatMap(\.layers) + (diversity.map { [$0.layer] } ?? []))
+        // Without a class objective the forward pass ends at the deepest layer read: the layers
+        // after it add nothing to the loss or its gradient (an atlas of early layers is cheap).
+        let stop = kept.contains(Objective.logits) ? [] : kept
         var watch = DivergenceWatch()
         for step in 0..<steps {
             let g = Graph(backend: b)
             g.keptLayers = kept
+            g.stopWhenTapped = stop
             let p = g.input(state.parameters)
             let image = try param.image(g, p, constants: constants)
             let (maps, th, tw) = transforms.draw(count: n, height: size, width: size, random: &random, perImage: &own)
@@ -198,6 +202,7 @@ public struct FeatureVisualization: Sendable {
         // The final images and their objectives without transforms.
         let g = Graph(backend: b)
         g.keptLayers = kept
+        g.stopWhenTapped = stop
         let image = try param.image(g, g.input(state.parameters), constants: constants)
         let values = try b.values(g.tensor(image))
         try checkFinite(values, term: "the image", step: steps)

@@ -140,7 +140,11 @@ public struct Sequential: Module {
 /// ReLU/ReLU6 (or Conv2d and ReLU/ReLU6) into one convolution when the pass allows it.
 func runInOrder(_ modules: [any Module], _ g: Graph, _ x: Graph.Value, _ p: ParameterStore, stopping: Bool = true) throws -> Graph.Value {
     var h = x, i = 0
-    while i < modules.count, !(stopping && g.stopped) {
+    // Only a pass that stops during this run skips the rest of it. A container entered after
+    // the stop (a residual block's shortcut after a stop inside the block, an inception branch
+    // after the stop layer's branch) runs whole: its output meets values of the same block.
+    let stoppedBefore = g.stopped
+    while i < modules.count, !(stopping && g.stopped && !stoppedBefore) {
         if let conv = modules[i] as? Conv2d {
             let norm = i + 1 < modules.count ? modules[i + 1] as? BatchNorm2d : nil
             let next = i + (norm == nil ? 1 : 2)

@@ -21,6 +21,16 @@ import TestSupport
         return dir
     }
 
+    /// The real binary of this build (under CI its absence fails the test).
+    func loupeBinary() -> URL? {
+        let binary = repo.appendingPathComponent(".build/debug/loupe")
+        guard FileManager.default.isExecutableFile(atPath: binary.path) else {
+            if ProcessInfo.processInfo.environment["CI"] == "true" { Issue.record("no .build/debug/loupe to test with") }
+            return nil
+        }
+        return binary
+    }
+
     func arguments(_ images: URL, block: Int = 4) -> [String] {
         ["atlas", "--layer", "features.4", "--channels", "0..7", "--channel-block", "\(block)", "--images", images.path, "--image-block", "2",
          "--top", "3", "--steps", "4", "--size", "64"]
@@ -38,12 +48,7 @@ import TestSupport
     }
 
     @Test func shardsKilledAndRerunMakeTheSameAtlasAsOneProcess() throws {
-        guard weights(), device() else { return }
-        let binary = repo.appendingPathComponent(".build/debug/loupe")
-        guard FileManager.default.isExecutableFile(atPath: binary.path) else {
-            if ProcessInfo.processInfo.environment["CI"] == "true" { Issue.record("no .build/debug/loupe to test with") }
-            return
-        }
+        guard weights(), device(), let binary = loupeBinary() else { return }
         let images = try dataset()
         let out = try tempDir()
         defer { try? FileManager.default.removeItem(at: images); try? FileManager.default.removeItem(at: out) }
@@ -160,12 +165,7 @@ import TestSupport
     /// container arguments run as three pods of the Indexed Job (its volumes pointed at temporary
     /// folders, fewer channels and steps), each make a whole atlas.
     @Test func theSlurmAndKubernetesExamplesRunTheirShards() throws {
-        guard weights(), device() else { return }
-        let binary = repo.appendingPathComponent(".build/debug/loupe")
-        guard FileManager.default.isExecutableFile(atPath: binary.path) else {
-            if ProcessInfo.processInfo.environment["CI"] == "true" { Issue.record("no .build/debug/loupe to test with") }
-            return
-        }
+        guard weights(), device(), let binary = loupeBinary() else { return }
         let images = try dataset()
         let out = try tempDir()
         defer { try? FileManager.default.removeItem(at: images); try? FileManager.default.removeItem(at: out) }

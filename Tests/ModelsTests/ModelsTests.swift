@@ -110,6 +110,32 @@ func openCL() -> OpenCLBackend? { TestDevice.backend { Issue.record(Comment(rawV
         }
     }
 
+    /// A pass that stops at any one layer (feature inversion, visualization of a layer's
+    /// channels) computes that layer exactly as the whole pass does, also inside a residual
+    /// block (its shortcut runs after the stop) and inside one branch of an inception block.
+    /// Before, a stop at resnet18's layer2.0.conv1 threw "add: shapes differ".
+    @Test(arguments: ["resnet18", "googlenet", "mobilenet_v2"])
+    func aPassStoppedAtAnyLayerComputesIt(_ name: String) throws {
+        let arch = try Architectures.make(name)
+        let model = Model(architecture: arch, parameters: try SeededWeights.parameters(for: arch, seed: 2, on: cpu), backend: cpu)
+        var random = SeededRandom(seed: 5)
+        let input = try cpu.tensor((0..<(3 * 64 * 64)).map { _ in Float.random(in: -1...1, using: &random) }, [1, 3, 64, 64])
+        let whole = Graph(backend: cpu)
+        _ = try model.forward(whole, whole.input(input))
+        let names = whole.tapNames
+        #expect(names.count > 40)
+        let inner = ["layer2.0.conv1", "layer3.0.downsample.0", "layer4.1.bn2", "inception3a.branch1.conv", "inception4b.branch2.1.bn",
+                     "inception5a.branch3.0", "features.1.conv.0.0", "features.4.conv.1", "features.14.conv.2"]
+        for (i, layer) in names.enumerated() where i % 25 == 0 || inner.contains(layer) {
+            let g = Graph(backend: cpu)
+            g.stopWhenTapped = [layer]
+            _ = try model.forward(g, g.input(input))
+            let expected = try cpu.values(whole.tensor(whole.tapped(layer)!))
+            let got = try cpu.values(g.tensor(try #require(g.tapped(layer), "\(name): \(layer) not tapped")))
+            #expect(got == expected, "\(name): \(layer) differs when the pass stops there")
+        }
+    }
+
     @Test func everyModuleIsTappedByItsTorchvisionName() throws {
         let arch = try Architectures.make("mobilenet_v2")
         let model = Model(architecture: arch, parameters: try SeededWeights.parameters(for: arch, seed: 1, on: cpu), backend: cpu)
