@@ -5,10 +5,10 @@ import Models
 
 /// Loupe's version: the one place it is written.
 public enum LoupeVersion {
-    public static let number = "0.10.0"
+    public static let number = "0.11.0"
     /// The git commit of the build (12 hex digits), "unknown" outside a checkout.
     public static let commit = BuildInfo.commit
-    /// "0.10.0 (commit 0123456789ab)".
+    /// "0.11.0 (commit 0123456789ab)".
     public static var description: String { "\(number) (commit \(commit))" }
 }
 
