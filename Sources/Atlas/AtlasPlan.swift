@@ -166,7 +166,6 @@ public struct AtlasShard: Sendable, Equatable, CustomStringConvertible {
         guard count >= 1, (0..<count).contains(index) else { throw AtlasError("shard \(index)/\(count): expected k/n with 0 <= k < n") }
         self.index = index; self.count = count
     }
-    public static let whole = try! AtlasShard(index: 0, count: 1)
 
     /// "k/n" (k counted from 0, as Slurm array indices and Kubernetes completion indices are), or
     /// "auto": from Slurm's `SLURM_ARRAY_TASK_ID` (minus `SLURM_ARRAY_TASK_MIN`) and

@@ -74,10 +74,10 @@ public struct LayerStats: Sendable, Equatable {
     public func data() -> Data {
         var out = Data(LayerStats.magic)
         func int(_ v: Int) { var x = Int32(v).littleEndian; withUnsafeBytes(of: &x) { out.append(contentsOf: $0) } }
-        func floats(_ v: [Float]) { v.withUnsafeBufferPointer { out.append(UnsafeBufferPointer(start: UnsafeRawPointer($0.baseAddress!).assumingMemoryBound(to: UInt8.self), count: $0.count * 4)) } }
+        func floats(_ v: [Float]) { v.withUnsafeBytes { out.append(contentsOf: $0) } }
         for v in [1, images, channels, height, width] { int(v) }
         floats(mean); floats(max)
-        argmax.withUnsafeBufferPointer { out.append(UnsafeBufferPointer(start: UnsafeRawPointer($0.baseAddress!).assumingMemoryBound(to: UInt8.self), count: $0.count * 4)) }
+        argmax.withUnsafeBytes { out.append(contentsOf: $0) }
         for list in maps {
             int(list.count)
             for m in list { int(m.image); floats([m.low, m.high]); out.append(contentsOf: m.bytes) }
