@@ -106,6 +106,9 @@ public struct AtlasRunner {
             _ = try model.forward(g, g.input(try b.tensor(input, [batch.count, 3, s.inputSize, s.inputSize])))
             for (l, layer) in plan.layers.enumerated() {
                 guard let v = g.tapped(layer.name) else { throw AtlasError("no layer \(layer.name)") }
+                guard g.shape(v) == Shape([batch.count, layer.channels, layer.height, layer.width]) else {
+                    throw AtlasError("layer \(layer.name) is \(g.shape(v)) on these images, not [\(batch.count), \(layer.channels), \(layer.height), \(layer.width)] as planned")
+                }
                 activations[l] += try b.values(g.tensor(v))
             }
             progress("images \(batch.upperBound - range.lowerBound)/\(range.count)")

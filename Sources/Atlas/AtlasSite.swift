@@ -215,13 +215,16 @@ public struct AtlasSite {
         } else {
             // One colour scale for the channel: its largest activation among the maps shown.
             let shown = (byMean + byMax).compactMap { m.maps[$0 * layer.channels + c] }
-            let scale = Swift.max(shown.map(\.high).max() ?? 0, 1e-12)
+            let scale = Swift.max(shown.map(\.high).filter(\.isFinite).max() ?? 0, 1e-12)
             /// The photo with the channel's activation over it: the map upsampled bilinearly,
             /// coloured by viridis and blended in where it is strong (transparent at zero).
             func heat(_ image: Int) throws -> RGBImage {
                 let p = try photo(image)
                 guard let map = m.maps[image * layer.channels + c] else { return p }
-                let levels = map.values.map { UInt8((Swift.min(Swift.max($0, 0) / scale, 1) * 255).rounded()) }
+                let levels = map.values.map { v -> UInt8 in
+                    let t = Swift.max(v, 0) / scale
+                    return t.isFinite ? UInt8((Swift.min(t, 1) * 255).rounded()) : 0
+                }
                 let small = RGBImage(width: layer.width, height: layer.height, pixels: levels.flatMap { [$0, $0, $0] })
                 let big = try small.resized(width: p.width, height: p.height, filter: .bilinear)
                 var pixels = p.pixels
@@ -279,8 +282,9 @@ public struct AtlasSite {
     }
 
     /// An inline SVG histogram of `values` with 20 bins and labelled ends.
-    func histogram(_ values: [Float]) -> String {
-        guard let lo = values.min(), let hi = values.max() else { return "<p>No values.</p>" }
+    func histogram(_ all: [Float]) -> String {
+        let values = all.filter(\.isFinite)
+        guard let lo = values.min(), let hi = values.max() else { return "<p>No finite values.</p>" }
         let bins = 20, (w, h) = (400.0, 120.0)
         var counts = [Int](repeating: 0, count: bins)
         for v in values { counts[hi > lo ? Swift.min(Int(Double(v - lo) / Double(hi - lo) * Double(bins)), bins - 1) : 0] += 1 }

@@ -52,11 +52,12 @@ public struct LayerStats: Sendable, Equatable {
             let byMean = LayerStats.top(top, (0..<images).map { means[$0 * channels + c] })
             let byMax = LayerStats.top(top, (0..<images).map { maxes[$0 * channels + c] })
             maps.append(Set(byMean + byMax).sorted().map { b in
-                let values = a[((b * channels + c) * hw)..<((b * channels + c + 1) * hw)]
+                // Non-finite activations (a broken model) draw as the bottom of the map.
+                let values = a[((b * channels + c) * hw)..<((b * channels + c + 1) * hw)].map { $0.isFinite ? $0 : 0 }
                 let low = values.min() ?? 0, high = values.max() ?? 0
                 let span = high - low
                 return Map(image: b, low: low, high: high,
-                           bytes: values.map { span > 0 ? UInt8(Swift.min(Swift.max(($0 - low) / span * 255, 0), 255).rounded()) : 0 })
+                           bytes: values.map { span > 0 && span.isFinite ? UInt8(Swift.min(Swift.max(($0 - low) / span * 255, 0), 255).rounded()) : 0 })
             })
         }
         self.maps = maps
