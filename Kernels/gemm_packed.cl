@@ -68,13 +68,14 @@ inline VFLOATP gemm_packed_tail(__global const float* p, int valid) {
 __kernel void gemm_packed(__global const float* A, __global const float* B, __global float* C,
                           __global const float* bias, int hasBias, int M, int N, int K, int G,
                           int bImage0, int bStrideImage, int bStrideGroup, int ldb, int bCount,
-                          int image0, int strideImage, int strideGroup, int ldc, int blocksPerItem, int planeSize, int outWidth) {
+                          int image0, int strideImage, int strideGroup, int ldc, int blocksPerItem, int planeSize, int outWidth,
+                          int bOffset, int cOffset, int cRowStride, int cColStride) {
     const int mb = get_global_id(0), z = get_global_id(2);
     const int g = z % G;
     const int Mb = (M + MR - 1) / MR, Nb = (N + NR - 1) / NR;
     const int m0 = mb * MR;
     __global const float* a0 = A + ((long)g * Mb + mb) * K * MR;
-    __global const float* b0 = B + (long)(bImage0 + z / G) * bStrideImage + (long)g * bStrideGroup;
+    __global const float* b0 = B + (long)(bImage0 + z / G) * bStrideImage + (long)g * bStrideGroup + bOffset;
     __global float* c0 = C + (long)(image0 + z / G) * strideImage + (long)g * strideGroup + (long)m0 * ldc;
     const int nbEnd = min(Nb, (int)(get_global_id(1) + 1) * blocksPerItem);
     for (int nb = get_global_id(1) * blocksPerItem; nb < nbEnd; ++nb) {
@@ -123,9 +124,11 @@ __kernel void gemm_packed(__global const float* A, __global const float* B, __gl
 #endif
         const int n0 = nb * NR;
 #ifdef B_IMPLICIT
-        // Columns are phase-grid pixels q = oy * ldb + ox; only ox < outWidth are outputs.
+        // Columns are phase-grid pixels q = oy * ldb + ox; only ox < outWidth are outputs, stored
+        // at cOffset + oy * cRowStride + ox * cColStride of their row of C (a dense [OH][OW]
+        // map, or one stride phase of a larger one: the backward of a strided convolution).
         const int OWi = outWidth, OHi = N / ldb;
-        __global float* c = c0;
+        __global float* c = c0 + cOffset;
 #else
         __global float* c = c0 + n0;
 #endif
@@ -157,7 +160,7 @@ __kernel void gemm_packed(__global const float* A, __global const float* B, __gl
                 int oy = n / ldb, ox = n - oy * ldb;
                 for (int j = 0; j < VW; ++j) {
                     if (ox < OWi && oy < OHi) {
-                        __global float* at = row + oy * OWi + ox;
+                        __global float* at = row + oy * cRowStride + ox * cColStride;
                         *at = out[j];
                     }
                     if (++ox == ldb) { ox = 0; ++oy; }
@@ -189,6 +192,26 @@ __kernel void pack_a(__global const float* src, __global float* A, int M, int K,
     for (int r = 0; r < MR; ++r) {
         const int m = mb * MR + r;
         dst[r] = m < M ? src[(long)g * sg + (long)m * sm + (long)outer * sk + inner] : 0.0f;
+    }
+}
+
+// The A panels of one stride phase of a strided convolution's backward to the input:
+// A[g][mb][k][r] = w[g * Cog + co][m][ky0 + (TY - 1 - ty) * stepY][kx0 + (TX - 1 - tx) * stepX]
+// for k = (co * TY + ty) * TX + tx and m = mb * MR + r < M (= Cin / G), else 0: the window taps
+// that reach this phase, reversed (w is [Cout][Cin/G][KHf][KWf]). Global (K, ceil(M/MR), G).
+__kernel void pack_a_phase(__global const float* w, __global float* A, int M, int K, int KHf, int KWf,
+                           int ky0, int kx0, int TY, int TX, int stepY, int stepX) {
+    const int k = get_global_id(0), mb = get_global_id(1), g = get_global_id(2);
+    if (k >= K) return;
+    const int Mb = (M + MR - 1) / MR, taps = TY * TX, cog = K / taps;
+    const int co = k / taps, t = k - co * taps, ty = t / TX, tx = t - ty * TX;
+    const int ky = ky0 + (TY - 1 - ty) * stepY, kx = kx0 + (TX - 1 - tx) * stepX;
+    __global const float* src = w + ((long)(g * cog + co) * M * KHf + ky) * KWf + kx;
+    __global float* dst = A + (((long)g * Mb + mb) * K + k) * MR;
+    #pragma unroll
+    for (int r = 0; r < MR; ++r) {
+        const int m = mb * MR + r;
+        dst[r] = m < M ? src[(long)m * KHf * KWf] : 0.0f;
     }
 }
 

@@ -89,3 +89,58 @@ void channel_sum(__global const float* x, __global float* y, int Nb, int C, int 
     }
     if (l == 0) y[c] = scratch[0];
 }
+
+// Tree reduction of RWG values in local memory with OP(a, b); every work-item gets the result.
+#define RWG_REDUCE(scratch, value, OP) \
+    scratch[l] = (value); \
+    barrier(CLK_LOCAL_MEM_FENCE); \
+    for (int h = RWG / 2; h > 0; h >>= 1) { \
+        if (l < h) scratch[l] = OP(scratch[l], scratch[l + h]); \
+        barrier(CLK_LOCAL_MEM_FENCE); \
+    }
+
+#define RWG_ADD(a, b) ((a) + (b))
+
+// Grad-CAM++'s channel weights (Chattopadhay et al., as pytorch-grad-cam computes them): for
+// each row (a channel's [H*W] plane of activations a and gradients g),
+// w = sum over g != 0 of ReLU(g) g^2 / (2 g^2 + sum(a) g^3 + 1e-6). Global (RWG, rows).
+__kernel __attribute__((reqd_work_group_size(RWG, 1, 1)))
+void gradcampp_weights(__global const float* a, __global const float* g, __global float* w, int cols) {
+    __local float scratch[RWG];
+    const int l = get_local_id(0);
+    const long row = (long)get_group_id(1) * cols;
+    float s = 0.0f;
+    for (int j = l; j < cols; j += RWG) s += a[row + j];
+    RWG_REDUCE(scratch, s, RWG_ADD)
+    const float sumA = scratch[0];
+    barrier(CLK_LOCAL_MEM_FENCE);
+    float t = 0.0f;
+    for (int j = l; j < cols; j += RWG) {
+        const float v = g[row + j];
+        if (v == 0.0f) continue;
+        const float v2 = v * v;
+        t += fmax(v, 0.0f) * v2 / (2.0f * v2 + sumA * v2 * v + 1e-6f);
+    }
+    RWG_REDUCE(scratch, t, RWG_ADD)
+    if (l == 0) w[get_group_id(1)] = scratch[0];
+}
+
+// Each row (a class activation map's plane) made non-negative and scaled to [0, 1] as
+// pytorch-grad-cam does: y = ReLU(x), then (y - min y) / (max(y - min y) + 1e-7).
+// Global (RWG, rows).
+__kernel __attribute__((reqd_work_group_size(RWG, 1, 1)))
+void normalize_rows(__global const float* x, __global float* y, int cols) {
+    __local float scratch[RWG];
+    const int l = get_local_id(0);
+    const long row = (long)get_group_id(1) * cols;
+    float lo = INFINITY;
+    for (int j = l; j < cols; j += RWG) lo = fmin(lo, fmax(x[row + j], 0.0f));
+    RWG_REDUCE(scratch, lo, fmin)
+    lo = scratch[0];
+    barrier(CLK_LOCAL_MEM_FENCE);
+    float hi = 0.0f;
+    for (int j = l; j < cols; j += RWG) hi = fmax(hi, fmax(x[row + j], 0.0f) - lo);
+    RWG_REDUCE(scratch, hi, fmax)
+    const float range = 1e-7f + scratch[0];
+    for (int j = l; j < cols; j += RWG) y[row + j] = (fmax(x[row + j], 0.0f) - lo) / range;
+}

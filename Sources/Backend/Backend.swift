@@ -98,6 +98,16 @@ public protocol Backend: AnyObject, Sendable {
     func max(_ x: Tensor, axis: Int) throws -> (values: Tensor, indices: Tensor)
     func maxBackward(_ gy: Tensor, indices: Tensor, inputShape: Shape, axis: Int) throws -> Tensor
 
+    // MARK: Class activation maps (no backward: they read a finished pass)
+    /// Grad-CAM++'s channel weights (Chattopadhay et al.) [N, C] from a layer's activations A
+    /// and the target's gradient G there, both [N, C, H, W]: the sum over each plane, where
+    /// G != 0, of ReLU(G) G^2 / (2 G^2 + sum(A) G^3 + 1e-6), sum(A) over the same plane.
+    func gradCAMPlusPlusWeights(_ activations: Tensor, gradients: Tensor) throws -> Tensor
+    /// Each row of x (rows of `x.shape`'s last two dimensions: a map's planes) made
+    /// non-negative and scaled to [0, 1] as pytorch-grad-cam does: y = ReLU(x), then
+    /// (y - min y) / (max(y - min y) + 1e-7).
+    func normalizePlanes(_ x: Tensor) throws -> Tensor
+
     // MARK: Post-processing of maps (forward only: nothing differentiates through them yet)
     /// Resize of each plane, no antialiasing, with PyTorch's interpolate modes.
     func resize(_ x: Tensor, height: Int, width: Int, mode: ResizeMode) throws -> Tensor
@@ -167,6 +177,13 @@ public enum ShapeRules {
         guard t.shape == [channels] else {
             throw BackendError(op, "\(what) has shape \(t.shape), expected [\(channels)]")
         }
+    }
+
+    /// (rows, cols) of the planes of a map [..., H, W]: rows = the product of the leading dimensions.
+    public static func planes(_ op: String, _ s: Shape) throws -> (rows: Int, cols: Int) {
+        guard s.rank >= 2, s.count > 0 else { throw BackendError(op, "expected a non-empty [..., H, W] map, got \(s)") }
+        let cols = s[s.rank - 2] * s[s.rank - 1]
+        return (s.count / cols, cols)
     }
 
     /// (rows, cols) of a reduction from `axis` on.

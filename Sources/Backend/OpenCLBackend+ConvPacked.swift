@@ -40,29 +40,32 @@ extension OpenCLBackend {
         /// The im2col matrix of a convolution over zero-padded planes split into stride phases
         /// (rows of `row` floats, `plane` floats a channel, all phases), read in place;
         /// `geometry` holds the window's defines, `outWidth` the output's columns.
-        case implicit(Buffer<Float>, strideImage: Int, strideGroup: Int, row: Int, plane: Int, outWidth: Int, geometry: [String: Int])
+        case implicit(Buffer<Float>, strideImage: Int, strideGroup: Int, row: Int, plane: Int, outWidth: Int, geometry: [String: Int],
+                      offset: Int = 0)
     }
 
     /// C = A B for A panels `a` over `z` (image, group) pairs, stored through the layout
-    /// arguments of gemm_packed (see gemm_packed.cl).
+    /// arguments of gemm_packed (see gemm_packed.cl). With an implicit B, output pixel (oy, ox)
+    /// of a row goes to cOffset + oy * cRowStride + ox * cColStride (default: a dense map).
     func packedGemm(_ a: Buffer<Float>, _ b: PackedOperand, _ c: Buffer<Float>, bias: Buffer<Float>?, biasColumns: Bool = false,
                             activation: Activation? = nil,
                             m: Int, n: Int, k: Int, z: Int, groups: Int, firstImage: Int,
-                            strideImage: Int, strideGroup: Int, ldc: Int) throws {
+                            strideImage: Int, strideGroup: Int, ldc: Int,
+                            cOffset: Int = 0, cRowStride: Int? = nil, cColStride: Int = 1) throws {
         let mb = (m + packing.mr - 1) / packing.mr, nb = (n + packing.nr - 1) / packing.nr
         let source: Buffer<Float>, bArgs: [Int]
         var flags: [String]
-        var defines = packing.defines, planeSize = 0, outWidth = 0
+        var defines = packing.defines, planeSize = 0, outWidth = 0, bOffset = 0
         switch b {
         case .panels(let buffer):
             let panel = nb * k * packing.nr
             (source, bArgs, flags) = (buffer, [0, groups * panel, panel, packing.nr, buffer.count], [])
         case let .planes(buffer, first, strideImage, strideGroup):
             (source, bArgs, flags) = (buffer, [first, strideImage, strideGroup, n, buffer.count], ["B_ROWMAJOR"])
-        case let .implicit(buffer, strideImage, strideGroup, row, plane, width, geometry):
+        case let .implicit(buffer, strideImage, strideGroup, row, plane, width, geometry, offset):
             (source, bArgs, flags) = (buffer, [0, strideImage, strideGroup, row, buffer.count], ["B_IMPLICIT"])
             defines.merge(geometry) { a, _ in a }
-            (planeSize, outWidth) = (plane, width)
+            (planeSize, outWidth, bOffset) = (plane, width, offset)
         }
         // Column blocks per work-item. When A is the larger operand (few columns: late layers,
         // backward passes), one work-item sweeps all of them so its A panel is read from memory
@@ -75,7 +78,9 @@ extension OpenCLBackend {
         try kernel(["conv_geometry", "gemm_packed"], "gemm_packed", defines: defines, flags: flags).launch(
             global: [mb, (nb + perItem - 1) / perItem, z], local: [1, 1, 1],
             [.buffer(a), .buffer(source), .buffer(c), .buffer(bias ?? a), .int(bias == nil ? 0 : 1),
-             .int(m), .int(n), .int(k), .int(groups)] + (bArgs + [firstImage, strideImage, strideGroup, ldc, perItem, planeSize, outWidth]).map { .int($0) })
+             .int(m), .int(n), .int(k), .int(groups)]
+            + (bArgs + [firstImage, strideImage, strideGroup, ldc, perItem, planeSize, outWidth,
+                        bOffset, cOffset, cRowStride ?? outWidth, cColStride]).map { .int($0) })
     }
 
     /// Rows of a batch from which a linear layer runs as a matrix product (x packed in MR-row
@@ -201,13 +206,13 @@ extension OpenCLBackend {
     }
 
     /// dL/dx. At stride 1 it is the convolution of gy with the transposed, window-reversed
-    /// weights and padding D*(K-1) - P: the forward path, im2col panels and all. At other strides,
-    /// columns = W^T gy, with gy read where it lies (one GEMM per chunk, no wasted terms), then
-    /// col2im sums each input pixel's window terms. A pointwise conv's columns are dL/dx itself.
+    /// weights and padding D*(K-1) - P: the forward path. A pointwise conv's dL/dx is W^T gy,
+    /// with gy read where it lies. Other strides go by stride phases (`phasedBackwardInput`),
+    /// or, with few input channels, as columns = W^T gy summed into dL/dx by col2im.
     func conv2dBackwardInputPacked(_ gy: Tensor, weight: Tensor, inputShape: Shape, _ p: Conv2DParams, out: Shape) throws -> Tensor {
         let op = "conv2d backward input"
-        let (images, cin, h, w) = inputShape.nchw!, (cout, cig, kh, kw) = weight.shape.nchw!
-        let g = p.groups, cog = cout / g, m = cig * kh * kw, n = out[2] * out[3], k = cog
+        let (images, cin, _, _) = inputShape.nchw!, (cout, cig, kh, kw) = weight.shape.nchw!
+        let g = p.groups, cog = cout / g, n = out[2] * out[3]
         let gb = try buffer(gy, op)
         let transposedPadding = (p.dilation.h * (kh - 1) - p.padding.h, p.dilation.w * (kw - 1) - p.padding.w)
         if p.stride == (1, 1), !isPointwise(weight.shape, p), transposedPadding.0 >= 0, transposedPadding.1 >= 0 {
@@ -217,24 +222,118 @@ extension OpenCLBackend {
             let tp = Conv2DParams(stride: (1, 1), padding: transposedPadding, dilation: p.dilation, groups: g)
             return try packedConvolution(gb, gy.shape, panels: a, window: [cin, cog, kh, kw], bias: nil, tp, out: inputShape, op)
         }
-        let a = try packedPanels(weight, layout: "backward input", m: m, k: k, groups: g, sg: cog * m, sm: 1, sk: m, op)
+        if !isPointwise(weight.shape, p), cig >= OpenCLBackend.phasedMinimumChannels {
+            return try phasedBackwardInput(gb, gy.shape, weight: weight, inputShape: inputShape, p, op)
+        }
+        let m = cig * kh * kw
+        let a = try packedPanels(weight, layout: "backward input", m: m, k: cog, groups: g, sg: cog * m, sm: 1, sk: m, op)
         let (gx, gxb) = try empty(inputShape, op)
         if isPointwise(weight.shape, p) {
             try packedGemm(a, .planes(gb, firstImage: 0, strideImage: cout * n, strideGroup: cog * n), gxb, bias: nil,
-                           m: m, n: n, k: k, z: images * g, groups: g, firstImage: 0, strideImage: cin * n, strideGroup: cig * n, ldc: n)
+                           m: m, n: n, k: cog, z: images * g, groups: g, firstImage: 0, strideImage: cin * n, strideGroup: cig * n, ldc: n)
             return gx
         }
+        // Few input channels (an RGB image's first convolution): columns = W^T gy, then col2im.
         let chunk = imagesPerChunk(floatsPerImage: g * m * n, images: images)
         try withScratch(op) { scratch in
             let cols = try scratch("columns", chunk * g * m * n)
             for first in stride(from: 0, to: images, by: chunk) {
                 let count = Swift.min(chunk, images - first)
                 try packedGemm(a, .planes(gb, firstImage: first, strideImage: cout * n, strideGroup: cog * n), cols, bias: nil,
-                               m: m, n: n, k: k, z: count * g, groups: g, firstImage: 0, strideImage: g * m * n, strideGroup: m * n, ldc: n)
+                               m: m, n: n, k: cog, z: count * g, groups: g, firstImage: 0, strideImage: g * m * n, strideGroup: m * n, ldc: n)
                 try kernel(["conv_geometry", "gemm_packed"], "col2im", defines: packedDefines(weight.shape, p)).launch(
-                    global: [w, h, count * g * cig], local: [Swift.min(w, 16), 1, 1],
-                    [.buffer(cols), .buffer(gxb), .int(first), .int(cin), .int(h), .int(w), .int(out[2]), .int(out[3]), .int(g)]
-                    + [KernelArgument](repeating: .int(0), count: 8))
+                    global: [inputShape[3], inputShape[2], count * g * cig], local: [Swift.min(inputShape[3], 16), 1, 1],
+                    [.buffer(cols), .buffer(gxb), .int(first), .int(cin), .int(inputShape[2]), .int(inputShape[3]), .int(out[2]),
+                     .int(out[3]), .int(g)] + [KernelArgument](repeating: .int(0), count: 8))
+            }
+        }
+        return gx
+    }
+
+    /// Input channels per group from which a strided convolution's backward goes by stride
+    /// phases: each phase's product has Cin/G rows, so with fewer (3 for an RGB image) its
+    /// register blocks are mostly padding and gy is reread for every few rows; ResNet18's
+    /// 7x7 stem took 107 ms by phases, 37 ms by W^T gy and col2im (batch 8, PoCL).
+    static let phasedMinimumChannels = 16
+
+    /// The window taps of one axis that reach input phase r (input positions s*q + r) in a
+    /// strided convolution's backward: kernel positions first, first + step, ... (count of
+    /// them), taken from gy positions q + offset + t * dilation for t = count - 1 - tap index
+    /// (the window reversed); `size` input positions belong to the phase. Nil when no tap does.
+    struct PhaseTaps {
+        let first, count, step, offset, dilation, size: Int
+        init?(phase r: Int, stride s: Int, padding pad: Int, dilation d: Int, kernel k: Int, input: Int) {
+            let taps = (0..<k).filter { (r + pad - $0 * d) % s == 0 }
+            guard let first = taps.first, let last = taps.last, r < input else { return nil }
+            self.first = first
+            count = taps.count
+            step = taps.count > 1 ? taps[1] - first : 1
+            offset = (r + pad - last * d) / s
+            dilation = taps.count > 1 ? step * d / s : 1
+            size = (input - r + s - 1) / s
+        }
+        /// The last gy position read, relative to the phase's first output.
+        var reach: Int { size - 1 + offset + (count - 1) * dilation }
+    }
+
+    /// dL/dx of a strided convolution as SH x SW stride-1 convolutions of gy, one per stride
+    /// phase (ry, rx) of x: x[s*qy + ry] receives the taps ky with (ry + P - ky*D) divisible by
+    /// s, from gy[qy + (ry + P - ky*D) / s]. Those gy offsets are evenly spaced, so a phase is a
+    /// plain (possibly dilated) window of the reversed taps over gy, which is padded once for
+    /// all phases; each phase's GEMM stores straight into its pixels of gx. Same terms as W^T gy
+    /// plus col2im, without the column matrix (9 x gy's size for a 3x3 window) and its second pass.
+    private func phasedBackwardInput(_ gb: Buffer<Float>, _ gyShape: Shape, weight: Tensor, inputShape: Shape, _ p: Conv2DParams,
+                                     _ op: String) throws -> Tensor {
+        let (images, cin, h, w) = inputShape.nchw!, (cout, cig, kh, kw) = weight.shape.nchw!
+        let (oh, ow) = (gyShape[2], gyShape[3]), g = p.groups, cog = cout / g
+        guard let storage = weight.storage as? OpenCLStorage else { throw BackendError(op, "weight \(weight.shape) is not on \(name)") }
+        let rows = (0..<p.stride.h).map { PhaseTaps(phase: $0, stride: p.stride.h, padding: p.padding.h, dilation: p.dilation.h, kernel: kh, input: h) }
+        let cols = (0..<p.stride.w).map { PhaseTaps(phase: $0, stride: p.stride.w, padding: p.padding.w, dilation: p.dilation.w, kernel: kw, input: w) }
+        var live: [(ry: Int, rx: Int, y: PhaseTaps, x: PhaseTaps)] = []
+        for (ry, y) in rows.enumerated() {
+            for (rx, x) in cols.enumerated() {
+                if let y, let x { live.append((ry, rx, y, x)) }
+            }
+        }
+        // gy padded for every phase: `top` rows above, `left` columns before, and below / after
+        // as far as the last phase output's last tap reads.
+        let top = Swift.max(0, live.map { -$0.y.offset }.max() ?? 0), left = Swift.max(0, live.map { -$0.x.offset }.max() ?? 0)
+        let hq = top + Swift.max(oh, (live.map { $0.y.reach }.max() ?? 0) + 1)
+        let wq = left + Swift.max(ow, (live.map { $0.x.reach }.max() ?? 0) + 1)
+        let plane = hq * wq, nr = packing.nr
+        let (gx, gxb) = try empty(inputShape, op)
+        if live.count < rows.count * cols.count { try gxb.fill(0) }
+        guard !live.isEmpty else { return gx }
+        func start(_ y: PhaseTaps, _ x: PhaseTaps) -> Int { (y.offset + top) * wq + x.offset + left }
+        // Past the last plane, a phase's last block reads its dropped columns and its taps' reach.
+        func end(_ y: PhaseTaps, _ x: PhaseTaps) -> Int {
+            let columns: Int = (y.size * wq + nr - 1) / nr * nr
+            return start(y, x) + columns + (y.count - 1) * y.dilation * wq + (x.count - 1) * x.dilation
+        }
+        let reach = Swift.max(0, (live.map { end($0.y, $0.x) }.max() ?? 0) - plane)
+        try withScratch(op) { scratch in
+            let padded = try scratch("padded", images * cout * plane + reach)
+            try kernel(["conv_geometry", "gemm_packed"], "pad_planes", defines: packing.defines).launch(
+                global: [images * cout], local: [1],
+                [.buffer(gb), .buffer(padded), .int(oh), .int(ow), .int(hq), .int(wq), .int(top), .int(left), .int(1), .int(1)])
+            for (ry, rx, ty, tx) in live {
+                let k = cog * ty.count * tx.count
+                let a = try storage.derived("phase \(ry) \(rx) \(packing.mr)") {
+                    let mb = (cig + packing.mr - 1) / packing.mr
+                    let panels = try Buffer<Float>(context: context, count: g * mb * k * packing.mr)
+                    try kernel(["conv_geometry", "gemm_packed"], "pack_a_phase", defines: packing.defines).launch(
+                        global: [k, mb, g], local: [Swift.min(k, 16), 1, 1],
+                        [.buffer(storage.buffer), .buffer(panels), .int(cig), .int(k), .int(kh), .int(kw), .int(ty.first), .int(tx.first),
+                         .int(ty.count), .int(tx.count), .int(ty.step), .int(tx.step)])
+                    return panels
+                }
+                let window = Conv2DParams(stride: (1, 1), padding: (0, 0), dilation: (ty.dilation, tx.dilation), groups: g)
+                try packedGemm(a, .implicit(padded, strideImage: cout * plane, strideGroup: cog * plane, row: wq, plane: plane,
+                                            outWidth: tx.size, geometry: packedDefines([cin, cog, ty.count, tx.count], window),
+                                            offset: start(ty, tx)),
+                               gxb, bias: nil, m: cig, n: ty.size * wq, k: k, z: images * g, groups: g, firstImage: 0,
+                               strideImage: cin * h * w, strideGroup: cig * h * w, ldc: h * w,
+                               cOffset: ry * w + rx, cRowStride: p.stride.h * w, cColStride: p.stride.w)
             }
         }
         return gx

@@ -109,3 +109,27 @@ extension OpenCLBackend {
         return gx
     }
 }
+
+// MARK: Class activation maps (reduce.cl)
+extension OpenCLBackend {
+    public func gradCAMPlusPlusWeights(_ activations: Tensor, gradients: Tensor) throws -> Tensor {
+        let op = "Grad-CAM++ weights"
+        let (n, c, _, _) = try ShapeRules.rank4(op, activations.shape)
+        try ShapeRules.same(op, activations.shape, gradients.shape)
+        let (rows, cols) = try ShapeRules.planes(op, activations.shape)
+        let ab = try buffer(activations, op), gb = try buffer(gradients, op)
+        let (w, wb) = try empty([n, c], op)
+        try kernel(["reduce"], "gradcampp_weights").launch(global: [64, rows], local: [64, 1],
+            [.buffer(ab), .buffer(gb), .buffer(wb), .int(cols)])
+        return w
+    }
+
+    public func normalizePlanes(_ x: Tensor) throws -> Tensor {
+        let op = "normalize planes"
+        let (rows, cols) = try ShapeRules.planes(op, x.shape)
+        let xb = try buffer(x, op)
+        let (y, yb) = try empty(x.shape, op)
+        try kernel(["reduce"], "normalize_rows").launch(global: [64, rows], local: [64, 1], [.buffer(xb), .buffer(yb), .int(cols)])
+        return y
+    }
+}
