@@ -8,6 +8,7 @@ import Models
 /// min-max normalized (x - min) / (max + 1e-7), resized to the input with bilinear interpolation
 /// (half-pixel centres, on the device), then ReLU and normalized again.
 public struct CAM: AttributionMethod {
+    /// How the channels are weighted; the raw value is the method's name.
     public enum Kind: String, Sendable, CaseIterable {
         /// Grad-CAM (Selvaraju et al.): w_c = mean over the map of dlogit/dA_c.
         case gradCAM = "gradcam"
@@ -21,8 +22,11 @@ public struct CAM: AttributionMethod {
         case scoreCAM = "scorecam"
     }
 
+    /// Which member of the family.
     public let kind: Kind
+    /// The layer whose activations are weighted, named as `loupe layers` prints it.
     public let layer: String
+    /// Score-CAM: masked images per device pass.
     public var batch: Int
     public var name: String { kind.rawValue }
 
@@ -32,52 +36,43 @@ public struct CAM: AttributionMethod {
 
     public func attribute(_ model: Model, input: Tensor, targets: [Int]) throws -> Attribution {
         let (n, h, w) = try checkBatch(input, targets)
-        let (cams, lh, lw) = try weightedSums(model, input: input, targets: targets)
-        let map = try finishCAM(model.backend, cams, n: n, lh: lh, lw: lw, h: h, w: w)
+        let map = try finishCAM(model.backend, try weightedSums(model, input: input, targets: targets), height: h, width: w)
         return Attribution(method: name, count: n, height: h, width: w, map: map, raw: nil)
     }
 
     /// sum_c w_c A_c per image at the layer's resolution (LayerCAM: sum_c ReLU(g_c) A_c), before
-    /// the ReLU and normalization: [N * lh * lw] on the host.
-    func weightedSums(_ model: Model, input: Tensor, targets: [Int]) throws -> (cams: [Float], lh: Int, lw: Int) {
+    /// the ReLU and normalization: [N, 1, lh, lw] on the model's device. The weights are made
+    /// there too (Score-CAM's from its masked passes' scores), so Grad-CAM, Grad-CAM++ and
+    /// LayerCAM run one forward and one backward pass with no host round trip.
+    func weightedSums(_ model: Model, input: Tensor, targets: [Int]) throws -> Tensor {
         let (n, h, w) = try checkBatch(input, targets)
         let b = model.backend
         let pass = try targetGradient(model, input, targets, keeping: [layer], stoppingAtKept: true)
         let (activations, gradients, shape) = try layerTensors(pass.graph, pass.grads, layer: layer, model: model)
         let (c, lh, lw) = (shape[1], shape[2], shape[3])
-        if kind == .scoreCAM {
+        let weights: Tensor, maps: Tensor
+        switch kind {
+        case .gradCAM:
+            (weights, maps) = (try b.reduce(gradients, .mean, axis: 2), activations)
+        case .gradCAMPlusPlus:
+            (weights, maps) = (try b.gradCAMPlusPlusWeights(activations, gradients: gradients), activations)
+        case .layerCAM:
+            (weights, maps) = (try b.tensor([Float](repeating: 1, count: n * c), [n, c]),
+                               try b.mul(try b.activation(gradients, .relu), activations))
+        case .scoreCAM:
             try MemoryBudget.requirePass(model, batch: Swift.min(batch, c), height: h, width: w, what: "score-CAM's batch of masked images")
-        }
-        let a = try b.values(activations), g = try b.values(gradients)
-        let inputValues = kind == .scoreCAM ? try b.values(input) : []
-        var cams = [Float](repeating: 0, count: n * lh * lw)
-        for i in 0..<n {
-            let base = i * c * lh * lw
-            var weights = [Float](repeating: 0, count: c)
-            switch kind {
-            case .gradCAM:
-                for ch in 0..<c { weights[ch] = g[(base + ch * lh * lw)..<(base + (ch + 1) * lh * lw)].reduce(0, +) / Float(lh * lw) }
-            case .gradCAMPlusPlus:
-                for ch in 0..<c {
-                    let range = (base + ch * lh * lw)..<(base + (ch + 1) * lh * lw)
-                    let sumA = a[range].reduce(0, +)
-                    for j in range where g[j] != 0 {
-                        let g2 = g[j] * g[j]
-                        weights[ch] += Swift.max(g[j], 0) * g2 / (2 * g2 + sumA * g2 * g[j] + 1e-6)
-                    }
-                }
-            case .scoreCAM:
-                weights = try scoreWeights(model, image: inputValues[(i * 3 * h * w)..<((i + 1) * 3 * h * w)], target: targets[i],
-                                           activations: a[base..<(base + c * lh * lw)], channels: c, lh: lh, lw: lw, h: h, w: w)
-            case .layerCAM:
-                break
+            let a = try b.values(activations), inputValues = try b.values(input)
+            var all: [Float] = []
+            for i in 0..<n {
+                all += try scoreWeights(model, image: inputValues[(i * 3 * h * w)..<((i + 1) * 3 * h * w)], target: targets[i],
+                                        activations: a[(i * c * lh * lw)..<((i + 1) * c * lh * lw)], channels: c, lh: lh, lw: lw, h: h, w: w)
             }
-            for ch in 0..<c { for j in 0..<(lh * lw) {
-                let k = base + ch * lh * lw + j
-                cams[i * lh * lw + j] += kind == .layerCAM ? Swift.max(g[k], 0) * a[k] : weights[ch] * a[k]
-            } }
+            (weights, maps) = (try b.tensor(all, [n, c]), activations)
         }
-        return (cams, lh, lw)
+        // [N, 1, C] x [N, C, lh * lw] per image.
+        let sums = try b.matmul(Tensor(shape: [n, 1, c], storage: weights.storage), Tensor(shape: [n, c, lh * lw], storage: maps.storage),
+                                transposeA: false, transposeB: false)
+        return Tensor(shape: [n, 1, lh, lw], storage: sums.storage)
     }
 
     /// Score-CAM's channel weights for one image (its normalized values and layer activations).
@@ -144,28 +139,17 @@ public func tokenGridSide(_ shape: Shape) -> Int? {
     return side * side == shape[1] - 1 ? side : nil
 }
 
-/// pytorch-grad-cam's post-processing of CAMs [N, lh, lw]: ReLU, normalize, resize (device),
-/// ReLU, normalize.
-func finishCAM(_ b: any Backend, _ cams: [Float], n: Int, lh: Int, lw: Int, h: Int, w: Int) throws -> [Float] {
-    func normalized(_ v: [Float], planes: Int, size: Int) -> [Float] {
-        var out = v.map { Swift.max($0, 0) }
-        for p in 0..<planes {
-            let range = (p * size)..<((p + 1) * size)
-            let lo = out[range].min() ?? 0
-            for j in range { out[j] -= lo }
-            let hi = out[range].max() ?? 0
-            for j in range { out[j] /= (1e-7 + hi) }
-        }
-        return out
-    }
-    let small = normalized(cams, planes: n, size: lh * lw)
-    let resized = try b.values(b.resizeBilinear(try b.tensor(small, [n, 1, lh, lw]), height: h, width: w))
-    return normalized(resized, planes: n, size: h * w)
+/// pytorch-grad-cam's post-processing of CAMs [N, 1, lh, lw] on their device: ReLU and
+/// normalize, resize to the input (bilinear, half-pixel centres), ReLU and normalize again.
+/// The maps [N * h * w] on the host.
+func finishCAM(_ b: any Backend, _ cams: Tensor, height h: Int, width w: Int) throws -> [Float] {
+    try b.values(b.normalizePlanes(b.resizeBilinear(b.normalizePlanes(cams), height: h, width: w)))
 }
 
 /// Guided Grad-CAM (Selvaraju et al.), as Captum's GuidedGradCam: guided backprop times the
 /// layer's ReLU(Grad-CAM), upsampled to the input by nearest neighbour (on the device).
 public struct GuidedGradCAM: AttributionMethod {
+    /// The Grad-CAM layer.
     public let layer: String
     public var name: String { "guided_gradcam" }
     public init(layer: String) { self.layer = layer }
@@ -173,8 +157,8 @@ public struct GuidedGradCAM: AttributionMethod {
     public func attribute(_ model: Model, input: Tensor, targets: [Int]) throws -> Attribution {
         let (n, h, w) = try checkBatch(input, targets)
         let b = model.backend
-        let (cams, lh, lw) = try CAM(.gradCAM, layer: layer).weightedSums(model, input: input, targets: targets)
-        let cam = try b.resize(try b.tensor(cams.map { Swift.max($0, 0) }, [n, 1, lh, lw]), height: h, width: w, mode: .nearest)
+        let cams = try CAM(.gradCAM, layer: layer).weightedSums(model, input: input, targets: targets)
+        let cam = try b.resize(try b.activation(cams, .relu), height: h, width: w, mode: .nearest)
         let guided = try targetGradient(model, input, targets, rule: .guided)
         let raw = try b.broadcastMul(try inputGradient(guided), masks: cam)
         return Attribution(method: name, count: n, height: h, width: w, map: try b.values(absChannelMax(b, raw)), raw: try b.values(raw))
