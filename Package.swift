@@ -20,6 +20,7 @@ let package = Package(
         .library(name: "Device", targets: ["Device"]),
         .library(name: "Backend", targets: ["Backend"]),
         .library(name: "Graph", targets: ["Graph"]),
+        .library(name: "WeightFiles", targets: ["WeightFiles"]),
         .library(name: "Models", targets: ["Models"]),
         .library(name: "ImageIO", targets: ["ImageIO"]),
         .library(name: "Interpret", targets: ["Interpret"]),
@@ -31,6 +32,8 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
         // The runtime only; Sources/Models/ONNX/onnx.pb.swift is generated once by tools/generate_onnx_swift.sh.
         .package(url: "https://github.com/apple/swift-protobuf", exact: "1.39.0"),
+        // `make docs`: the DocC catalog (Sources/Loupe/Loupe.docc) and every module's API.
+        .package(url: "https://github.com/swiftlang/swift-docc-plugin", from: "1.5.0"),
     ],
     targets: [
         // C view of <CL/cl.h>; nothing else.
@@ -57,32 +60,35 @@ let package = Package(
         .plugin(name: "EmbedBuildInfo", capability: .buildTool(), dependencies: ["KernelEmbedder"]),
         // Shapes, the Backend protocol, the CPU reference and the OpenCL backend.
         .target(name: "Backend", dependencies: ["Device"], swiftSettings: optimizedInDebug, plugins: ["EmbedKernels"]),
+        // Weight files: safetensors, PyTorch checkpoints (zip and legacy pickles, read without
+        // executing anything), SHA-256; host tensors with their shapes.
+        .target(name: "WeightFiles", dependencies: ["Backend"], swiftSettings: optimizedInDebug),
         // The tape: records the forward pass, runs the backward pass, taps named layers.
         .target(name: "Graph", dependencies: ["Backend"]),
         // Layers, architectures with torchvision parameter names, weight loaders.
-        .target(name: "Models", dependencies: ["Graph", "Backend", .product(name: "SwiftProtobuf", package: "swift-protobuf")],
+        .target(name: "Models", dependencies: ["Graph", "Backend", "WeightFiles", .product(name: "SwiftProtobuf", package: "swift-protobuf")],
                 swiftSettings: optimizedInDebug),
         // Attribution methods, CAMs, metrics.
         .target(name: "Interpret", dependencies: ["Graph", "Models", "Backend", "ImageIO"], swiftSettings: optimizedInDebug),
         // The umbrella: re-exports the modules above (Sources/Loupe/Loupe.swift).
         .target(name: "Atlas", dependencies: ["Backend", "Graph", "Models", "ImageIO", "Interpret", "Figures"]),
-        .target(name: "Loupe", dependencies: ["Device", "Backend", "Graph", "Models", "ImageIO", "Interpret", "Figures", "Atlas"]),
+        .target(name: "Loupe", dependencies: ["Device", "Backend", "WeightFiles", "Graph", "Models", "ImageIO", "Interpret", "Figures", "Atlas"]),
         // Kernel microbenchmarks (device time from profiling events).
         .target(name: "Bench", dependencies: ["Backend", "Device", "Graph", "Models", "Interpret"]),
         // Subcommands: argument parsing only.
         .target(name: "LoupeCLI", dependencies: [
-            "Backend", "Device", "Bench", "Graph", "Models", "ImageIO", "Interpret", "Figures", "Atlas",
+            "Backend", "Device", "WeightFiles", "Bench", "Graph", "Models", "ImageIO", "Interpret", "Figures", "Atlas",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ], plugins: ["EmbedBuildInfo"]),
         .executableTarget(name: "loupe", dependencies: ["LoupeCLI", "Interpret"]),
         .target(name: "TestSupport", dependencies: ["Backend", "Device"], path: "Tests/TestSupport"),
         .testTarget(name: "DeviceTests", dependencies: ["Device", "TestSupport"]),
-        .testTarget(name: "BackendTests", dependencies: ["Backend", "TestSupport"], exclude: ["Fixtures"]),
+        .testTarget(name: "BackendTests", dependencies: ["Backend", "WeightFiles", "TestSupport"], exclude: ["Fixtures"]),
         .testTarget(name: "GraphTests", dependencies: ["Graph", "TestSupport"]),
-        .testTarget(name: "ModelsTests", dependencies: ["Models", "TestSupport"], exclude: ["Fixtures"]),
-        .testTarget(name: "ImageIOTests", dependencies: ["ImageIO", "Backend", "TestSupport"], exclude: ["Fixtures"]),
+        .testTarget(name: "ModelsTests", dependencies: ["Models", "WeightFiles", "TestSupport"], exclude: ["Fixtures"]),
+        .testTarget(name: "ImageIOTests", dependencies: ["ImageIO", "Backend", "WeightFiles", "TestSupport"], exclude: ["Fixtures"]),
         .testTarget(name: "FiguresTests", dependencies: ["Figures", "ImageIO"]),
-        .testTarget(name: "InterpretTests", dependencies: ["Interpret", "TestSupport"], exclude: ["Fixtures"]),
+        .testTarget(name: "InterpretTests", dependencies: ["Interpret", "WeightFiles", "TestSupport"], exclude: ["Fixtures"]),
         .testTarget(name: "LoupeCLITests", dependencies: ["LoupeCLI", "Atlas", "Backend", "ImageIO", "Interpret", "Models", "TestSupport"]),
     ],
     swiftLanguageModes: [.v6]

@@ -4,6 +4,7 @@
 //   Backend    tensors, the Backend protocol, the CPU reference and the OpenCL backend
 //   Graph      the tape: forward passes with taps, backward passes with gradient rules
 //   Models     architectures, torchvision / ONNX / safetensors loaders, ImageNet's classes
+//   WeightFiles safetensors and PyTorch checkpoint readers (no code runs), SHA-256, host tensors
 //   ImageIO    PNG / JPEG codecs, resizing, ImageNet preprocessing, colormaps, overlays
 //   Interpret  attribution methods, CAMs, sanity checks, metrics, feature visualization, inversion
 //   Figures    labelled figures (image grids, colour bars, line charts) as PNG, SVG and PDF
@@ -17,3 +18,4 @@
 @_exported import ImageIO
 @_exported import Interpret
 @_exported import Models
+@_exported import WeightFiles

@@ -2,6 +2,7 @@ import ArgumentParser
 import Atlas
 import Foundation
 import Models
+import WeightFiles
 
 /// `loupe atlas`: every channel of some layers, its feature visualization beside the dataset
 /// images that excite it most, as a static site; sharded over a cluster and resumable.

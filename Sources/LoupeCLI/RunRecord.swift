@@ -2,6 +2,7 @@ import Backend
 import Foundation
 import ImageIO
 import Models
+import WeightFiles
 
 /// Loupe's version: the one place it is written.
 public enum LoupeVersion {

@@ -1,6 +1,7 @@
 import Backend
 import Foundation
 import Graph
+import WeightFiles
 
 /// An architecture with its weights on a backend.
 public struct Model: Sendable {

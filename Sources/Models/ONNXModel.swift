@@ -2,6 +2,7 @@ import Backend
 import Foundation
 import Graph
 import SwiftProtobuf
+import WeightFiles
 
 /// ONNX import: a `.onnx` file (opsets 11 to 20) becomes an `Architecture` whose one module runs
 /// the file's nodes in order on the Graph, and whose parameters are the file's float

@@ -1,6 +1,7 @@
 import Backend
 import Foundation
 import Graph
+import WeightFiles
 
 /// A small tensor held on the host: a shape, indices, or arithmetic on them (integers), or a
 /// number computed from shapes (reals: ViT's attention scale 1 / sqrt(sqrt(head size))).

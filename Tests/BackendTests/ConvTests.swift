@@ -53,11 +53,14 @@ let convCases: [ConvCase] = [
     // in place from the phase planes.
     ConvCase(n: 2, cin: 3, cout: 5, h: 11, w: 40, k: 3, stride: 2, pad: 2, dilation: 2, groups: 1, bias: true),
     ConvCase(n: 1, cin: 4, cout: 7, h: 13, w: 14, k: 3, stride: 3, pad: 1, dilation: 1, groups: 1, bias: false),
-    // 16 or more input channels a group: the register-blocked backward to the input goes by
-    // stride phases (one stride-1 product per phase, stored into its pixels of dL/dx): odd and
-    // even sizes, groups, a 1x1 window at stride 2 (three phases get no tap), 5x5, stride 3,
-    // dilation 3 at stride 2 (a phase's taps two apart: a dilated window of its own), and
-    // padding beyond the window at stride 1 (negative transposed padding).
+]
+
+/// 16 or more input channels a group: the register-blocked backward to the input goes by
+/// stride phases (one stride-1 product per phase, stored into its pixels of dL/dx): odd and
+/// even sizes, groups, a 1x1 window at stride 2 (three phases get no tap), 5x5, stride 3,
+/// dilation 3 at stride 2 (a phase's taps two apart: a dilated window of its own), and
+/// padding beyond the window at stride 1 (negative transposed padding).
+let phasedConvCases: [ConvCase] = [
     ConvCase(n: 2, cin: 16, cout: 12, h: 9, w: 10, k: 3, stride: 2, pad: 1, dilation: 1, groups: 1, bias: true),
     ConvCase(n: 1, cin: 32, cout: 8, h: 8, w: 7, k: 3, stride: 2, pad: 1, dilation: 1, groups: 2, bias: false),
     ConvCase(n: 2, cin: 17, cout: 9, h: 7, w: 8, k: 1, stride: 2, pad: 0, dilation: 1, groups: 1, bias: false),
@@ -76,6 +79,17 @@ let convCases: [ConvCase] = [
         let backends = openCLFamilies() + [try OpenCLBackend(context: device.context, family: .registerBlocked, scratchFloats: 64)]
             + openCLSplitK()
         for gpu in backends {
+            try expectConvMatchesReference(c, on: gpu)
+        }
+    }
+
+    /// The stride-phase path is the register-blocked family's only (the tiled family's code is
+    /// the one `deviceMatchesReference` covers), so these cases run there alone.
+    @Test(arguments: phasedConvCases)
+    func phasedBackwardMatchesReference(_ c: ConvCase) throws {
+        guard let device = openCL() else { return }
+        for gpu in [try OpenCLBackend(context: device.context, family: .registerBlocked),
+                    try OpenCLBackend(context: device.context, family: .registerBlocked, scratchFloats: 64)] {
             try expectConvMatchesReference(c, on: gpu)
         }
     }

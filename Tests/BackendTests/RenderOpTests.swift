@@ -2,6 +2,7 @@ import Backend
 import Foundation
 import Testing
 import TestSupport
+import WeightFiles
 
 /// The ops feature visualization runs on (affine resampling, the Adam step, pointwise functions)
 /// against tools/make_render_fixtures.py (torch's grid_sample, torch.optim.Adam; the fixture lives

@@ -2,6 +2,7 @@ import Backend
 import Foundation
 import Testing
 import TestSupport
+import WeightFiles
 
 /// Golden values from PyTorch (tools/make_fixtures.py), checked on the CPU reference and on
 /// the OpenCL device.

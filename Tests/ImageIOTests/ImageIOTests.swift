@@ -3,6 +3,7 @@ import Foundation
 import ImageIO
 import Testing
 import TestSupport
+import WeightFiles
 
 let fixtures = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("Fixtures")
 let assets = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("../../Assets").standardized

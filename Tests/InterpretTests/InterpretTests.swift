@@ -5,6 +5,7 @@ import Models
 import Synchronization
 import Testing
 import TestSupport
+import WeightFiles
 
 let cpu = CPUBackend()
 let fixtureURL = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("Fixtures/saliency.safetensors")

@@ -6,6 +6,7 @@ import Interpret
 import Models
 import Testing
 import TestSupport
+import WeightFiles
 
 /// The optimization engine's parts against tools/make_render_fixtures.py (numpy's irfft2 with
 /// Lucid's scaling, torch autograd of each penalty), and every gradient against finite

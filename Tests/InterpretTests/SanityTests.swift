@@ -4,6 +4,7 @@ import Interpret
 import Models
 import Testing
 import TestSupport
+import WeightFiles
 
 /// The model-randomization sanity check against tools/make_sanity_fixtures.py (scipy's
 /// spearmanr, skimage's SSIM, Captum's Saliency and pytorch-grad-cam's GradCAM on a cascade

@@ -4,6 +4,7 @@ import Graph
 import Models
 import Testing
 import TestSupport
+import WeightFiles
 
 let cpu = CPUBackend()
 let fixtures = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("Fixtures")
@@ -257,7 +258,7 @@ func openCL() -> OpenCLBackend? { TestDevice.backend { Issue.record(Comment(rawV
             try Data(bytes).write(to: file)
             #expect(try SHA256.hex(fileAt: file) == SHA256.hex(bytes), "\(count) bytes")
         }
-        #expect(throws: ModelError.self) { try SHA256.hex(fileAt: folder.appendingPathComponent("missing")) }
+        #expect(throws: WeightFileError.self) { try SHA256.hex(fileAt: folder.appendingPathComponent("missing")) }
         // torchvision's MobileNetV2 file: the digest `make models` checks with sha256sum.
         if let weights = RealMobileNetV2Tests.weights() {
             #expect(try SHA256.hex(fileAt: weights) == "b03531047ffacf1e2488318dcd2aba1126cde36e3bfe1aa5cb07700aeeee9889")

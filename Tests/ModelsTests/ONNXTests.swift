@@ -4,6 +4,7 @@ import Graph
 import Models
 import Testing
 import TestSupport
+import WeightFiles
 
 /// ONNX import against PyTorch: torchvision models exported by torch.onnx.export (opset 17,
 /// tools/make_onnx_fixtures.py), their initializers filled with the seeded weights that

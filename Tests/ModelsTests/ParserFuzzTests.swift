@@ -3,6 +3,7 @@ import Foundation
 import Models
 import Testing
 import TestSupport
+import WeightFiles
 
 /// Parsers never crash: thousands of mutations of valid `.pth` files (zip and legacy pickle
 /// formats) and safetensors files each either load or throw an error with a message; none traps,

@@ -65,7 +65,7 @@ struct PickleReader {
     init(_ bytes: [UInt8], at position: Int = 0) { self.bytes = bytes; self.position = position }
 
     private mutating func take(_ n: Int) throws -> ArraySlice<UInt8> {
-        guard n >= 0, position + n <= bytes.count else { throw ModelError("pickle: truncated data") }
+        guard n >= 0, position + n <= bytes.count else { throw WeightFileError("pickle: truncated data") }
         defer { position += n }
         return bytes[position..<(position + n)]
     }
@@ -73,7 +73,7 @@ struct PickleReader {
         try take(n).reversed().reduce(0) { $0 << 8 | Int($1) }
     }
     private mutating func line() throws -> String {
-        guard let end = bytes[position...].firstIndex(of: 0x0A) else { throw ModelError("pickle: truncated data") }
+        guard let end = bytes[position...].firstIndex(of: 0x0A) else { throw WeightFileError("pickle: truncated data") }
         defer { position = end + 1 }
         return String(decoding: bytes[position..<end], as: UTF8.self)
     }
@@ -82,7 +82,7 @@ struct PickleReader {
         let full = module + "." + name
         if module == "torch", name.hasSuffix("Storage"), PickleDType(storage: name) != nil { return .global(full) }
         guard PickleReader.allowedGlobals.contains(full) else {
-            throw ModelError("refusing to load: the pickle asks for \(full); only state_dicts of tensors are read, and nothing in a checkpoint is ever executed")
+            throw WeightFileError("refusing to load: the pickle asks for \(full); only state_dicts of tensors are read, and nothing in a checkpoint is ever executed")
         }
         return .global(full)
     }
@@ -92,23 +92,23 @@ struct PickleReader {
         var stack: [PickleValue] = []
         var memo: [Int: PickleValue] = [:]
         func pop() throws -> PickleValue {
-            guard let v = stack.popLast() else { throw ModelError("pickle: stack underflow (corrupt data)") }
+            guard let v = stack.popLast() else { throw WeightFileError("pickle: stack underflow (corrupt data)") }
             return v
         }
         func popMark() throws -> [PickleValue] {
             guard let m = stack.lastIndex(where: { if case .mark = $0 { return true }; return false }) else {
-                throw ModelError("pickle: missing mark (corrupt data)")
+                throw WeightFileError("pickle: missing mark (corrupt data)")
             }
             let items = Array(stack[(m + 1)...])
             stack.removeSubrange(m...)
             return items
         }
         func int(_ v: PickleValue) throws -> Int {
-            guard case .int(let i) = v else { throw ModelError("pickle: expected an integer") }
+            guard case .int(let i) = v else { throw WeightFileError("pickle: expected an integer") }
             return i
         }
         while true {
-            guard stack.count < 100_000, memo.count < 10_000_000 else { throw ModelError("pickle: too deeply nested") }
+            guard stack.count < 100_000, memo.count < 10_000_000 else { throw WeightFileError("pickle: too deeply nested") }
             let op = try take(1).first!
             switch op {
             case 0x80: _ = try take(1)                                   // PROTO
@@ -148,7 +148,7 @@ struct PickleReader {
             case 0x94: memo[memo.count] = stack.last                     // MEMOIZE
             case 0x68, 0x6A:                                             // BINGET, LONG_BINGET
                 let key = try uint(op == 0x68 ? 1 : 4)
-                guard let v = memo[key] else { throw ModelError("pickle: unknown memo \(key) (corrupt data)") }
+                guard let v = memo[key] else { throw WeightFileError("pickle: unknown memo \(key) (corrupt data)") }
                 stack.append(v)
             case 0x30: _ = try pop()                                     // POP
             case 0x31: _ = try popMark()                                 // POP_MARK
@@ -160,73 +160,73 @@ struct PickleReader {
             case 0x6C: let l = PickleList(); l.items = try popMark(); stack.append(.list(l))  // LIST
             case 0x64:                                                   // DICT
                 let items = try popMark()
-                guard items.count % 2 == 0 else { throw ModelError("pickle: odd dict items (corrupt data)") }
+                guard items.count % 2 == 0 else { throw WeightFileError("pickle: odd dict items (corrupt data)") }
                 let d = PickleDict()
                 for i in stride(from: 0, to: items.count, by: 2) { d.items.append((items[i], items[i + 1])) }
                 stack.append(.dict(d))
             case 0x61:                                                   // APPEND
                 let v = try pop()
-                guard case .list(let l)? = stack.last else { throw ModelError("pickle: APPEND to a non-list") }
+                guard case .list(let l)? = stack.last else { throw WeightFileError("pickle: APPEND to a non-list") }
                 l.items.append(v)
             case 0x65:                                                   // APPENDS
                 let items = try popMark()
-                guard case .list(let l)? = stack.last else { throw ModelError("pickle: APPENDS to a non-list") }
+                guard case .list(let l)? = stack.last else { throw WeightFileError("pickle: APPENDS to a non-list") }
                 l.items += items
             case 0x73:                                                   // SETITEM
                 let v = try pop(), k = try pop()
-                guard case .dict(let d)? = stack.last else { throw ModelError("pickle: SETITEM on a non-dict") }
+                guard case .dict(let d)? = stack.last else { throw WeightFileError("pickle: SETITEM on a non-dict") }
                 d.items.append((k, v))
             case 0x75:                                                   // SETITEMS
                 let items = try popMark()
-                guard items.count % 2 == 0, case .dict(let d)? = stack.last else { throw ModelError("pickle: bad SETITEMS (corrupt data)") }
+                guard items.count % 2 == 0, case .dict(let d)? = stack.last else { throw WeightFileError("pickle: bad SETITEMS (corrupt data)") }
                 for i in stride(from: 0, to: items.count, by: 2) { d.items.append((items[i], items[i + 1])) }
             case 0x63:                                                   // GLOBAL
                 let module = try line(), name = try line()
                 stack.append(try global(module, name))
             case 0x93:                                                   // STACK_GLOBAL
                 guard case .string(let name) = try pop(), case .string(let module) = try pop() else {
-                    throw ModelError("pickle: bad STACK_GLOBAL")
+                    throw WeightFileError("pickle: bad STACK_GLOBAL")
                 }
                 stack.append(try global(module, name))
             case 0x51:                                                   // BINPERSID
                 guard case .tuple(let pid) = try pop(), pid.count >= 5, case .string("storage") = pid[0],
                       case .global(let type) = pid[1], case .string(let key) = pid[2],
                       let dtype = PickleDType(storage: String(type.split(separator: ".").last ?? "")) else {
-                    throw ModelError("pickle: unsupported persistent id (not a tensor storage)")
+                    throw WeightFileError("pickle: unsupported persistent id (not a tensor storage)")
                 }
                 let count = try int(pid[4])
-                guard count >= 0 else { throw ModelError("pickle: negative storage size") }
+                guard count >= 0 else { throw WeightFileError("pickle: negative storage size") }
                 stack.append(.storage(StorageRef(key: key, dtype: dtype, count: count)))
             case 0x52:                                                   // REDUCE
                 guard case .tuple(let args) = try pop(), case .global(let callable) = try pop() else {
-                    throw ModelError("pickle: REDUCE without a known callable")
+                    throw WeightFileError("pickle: REDUCE without a known callable")
                 }
                 stack.append(try reduce(callable, args))
             case 0x62: _ = try pop()                                     // BUILD: state of an OrderedDict or tensor, unused
             default:
-                throw ModelError(String(format: "pickle: unsupported opcode 0x%02x at byte %d (not a plain state_dict)", op, position - 1))
+                throw WeightFileError(String(format: "pickle: unsupported opcode 0x%02x at byte %d (not a plain state_dict)", op, position - 1))
             }
         }
     }
 
     private func reduce(_ callable: String, _ args: [PickleValue]) throws -> PickleValue {
         func ints(_ v: PickleValue) throws -> [Int] {
-            guard case .tuple(let items) = v else { throw ModelError("pickle: expected a tuple of sizes") }
-            return try items.map { guard case .int(let i) = $0 else { throw ModelError("pickle: expected integer sizes") }; return i }
+            guard case .tuple(let items) = v else { throw WeightFileError("pickle: expected a tuple of sizes") }
+            return try items.map { guard case .int(let i) = $0 else { throw WeightFileError("pickle: expected integer sizes") }; return i }
         }
         switch callable {
         case "collections.OrderedDict":
             return .dict(PickleDict())
         case "torch._utils._rebuild_tensor_v2", "torch._utils._rebuild_tensor":
             guard args.count >= 4, case .storage(let s) = args[0], case .int(let offset) = args[1] else {
-                throw ModelError("pickle: malformed tensor record")
+                throw WeightFileError("pickle: malformed tensor record")
             }
             return .tensor(TensorRef(storage: s, offset: offset, size: try ints(args[2]), stride: try ints(args[3])))
         case "torch._utils._rebuild_parameter":
-            guard let data = args.first else { throw ModelError("pickle: malformed parameter record") }
+            guard let data = args.first else { throw WeightFileError("pickle: malformed parameter record") }
             return data
         default:
-            throw ModelError("refusing to load: the pickle calls \(callable)")
+            throw WeightFileError("refusing to load: the pickle calls \(callable)")
         }
     }
 }

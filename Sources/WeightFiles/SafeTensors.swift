@@ -1,3 +1,4 @@
+import Backend
 import Foundation
 
 /// A float32 array with its shape, on the host.

@@ -18,13 +18,13 @@ struct ZipArchive {
     init(_ bytes: [UInt8]) throws {
         self.bytes = bytes
         func u16(_ at: Int) throws -> Int {
-            guard at >= 0, at + 2 <= bytes.count else { throw ModelError("zip: truncated archive") }
+            guard at >= 0, at + 2 <= bytes.count else { throw WeightFileError("zip: truncated archive") }
             return Int(bytes[at]) | Int(bytes[at + 1]) << 8
         }
         func u32(_ at: Int) throws -> Int { let lo = try u16(at), hi = try u16(at + 2); return lo | hi << 16 }
         func u64(_ at: Int) throws -> Int {
             let v = UInt64(try u32(at)) | UInt64(try u32(at + 4)) << 32
-            guard v < UInt64(Int.max / 2) else { throw ModelError("zip: size out of range") }
+            guard v < UInt64(Int.max / 2) else { throw WeightFileError("zip: size out of range") }
             return Int(v)
         }
         // End of central directory: the last 22+ bytes, signature 0x06054b50.
@@ -34,27 +34,27 @@ struct ZipArchive {
             if try u32(i) == 0x0605_4B50 { eocd = i; break }
             i -= 1
         }
-        guard eocd >= 0 else { throw ModelError("zip: no end of central directory (truncated or not a zip archive)") }
+        guard eocd >= 0 else { throw WeightFileError("zip: no end of central directory (truncated or not a zip archive)") }
         var count = try u16(eocd + 10)
         var directory = try u32(eocd + 16)
         if directory == 0xFFFF_FFFF || count == 0xFFFF {
             // ZIP64 end of central directory locator sits just before the EOCD.
-            guard eocd >= 20, try u32(eocd - 20) == 0x0706_4B50 else { throw ModelError("zip: missing ZIP64 locator") }
+            guard eocd >= 20, try u32(eocd - 20) == 0x0706_4B50 else { throw WeightFileError("zip: missing ZIP64 locator") }
             let record = try u64(eocd - 12)
-            guard try u32(record) == 0x0606_4B50 else { throw ModelError("zip: bad ZIP64 end record") }
+            guard try u32(record) == 0x0606_4B50 else { throw WeightFileError("zip: bad ZIP64 end record") }
             count = try u64(record + 32)
             directory = try u64(record + 48)
         }
-        guard count < 1_000_000 else { throw ModelError("zip: implausible entry count \(count)") }
+        guard count < 1_000_000 else { throw WeightFileError("zip: implausible entry count \(count)") }
         var entries: [String: Entry] = [:]
         var at = directory
         for _ in 0..<count {
-            guard try u32(at) == 0x0201_4B50 else { throw ModelError("zip: corrupt central directory") }
+            guard try u32(at) == 0x0201_4B50 else { throw WeightFileError("zip: corrupt central directory") }
             let method = try u16(at + 10)
             var size = try u32(at + 20)
             let nameLength = try u16(at + 28), extraLength = try u16(at + 30), commentLength = try u16(at + 32)
             var local = try u32(at + 42)
-            guard at + 46 + nameLength <= bytes.count else { throw ModelError("zip: truncated central directory") }
+            guard at + 46 + nameLength <= bytes.count else { throw WeightFileError("zip: truncated central directory") }
             let name = String(decoding: bytes[(at + 46)..<(at + 46 + nameLength)], as: UTF8.self)
             // ZIP64 extra field (id 1): 64-bit sizes and offset in order, for fields set to 0xFFFFFFFF.
             var e = at + 46 + nameLength
@@ -70,11 +70,11 @@ struct ZipArchive {
                 e += 4 + length
             }
             // The local header repeats the name and has its own extra field.
-            guard try u32(local) == 0x0403_4B50 else { throw ModelError("zip: corrupt local header for \(name)") }
+            guard try u32(local) == 0x0403_4B50 else { throw WeightFileError("zip: corrupt local header for \(name)") }
             let localName = try u16(local + 26), localExtra = try u16(local + 28)
             let dataStart = local + 30 + localName + localExtra
             guard dataStart >= 0, size >= 0, dataStart + size <= bytes.count else {
-                throw ModelError("zip: entry \(name) runs past the end of the file (truncated)")
+                throw WeightFileError("zip: entry \(name) runs past the end of the file (truncated)")
             }
             entries[name] = Entry(name: name, offset: dataStart, size: size, method: method)
             at = extraEnd + commentLength
@@ -84,7 +84,7 @@ struct ZipArchive {
 
     func data(_ entry: Entry) throws -> ArraySlice<UInt8> {
         guard entry.method == 0 else {
-            throw ModelError("zip: entry \(entry.name) is compressed (method \(entry.method)); only stored entries, as torch.save writes them, are read")
+            throw WeightFileError("zip: entry \(entry.name) is compressed (method \(entry.method)); only stored entries, as torch.save writes them, are read")
         }
         return bytes[entry.offset..<(entry.offset + entry.size)]
     }

@@ -54,7 +54,7 @@ public enum SHA256 {
     /// The digest of the file at `url`, read in pieces (a model of several hundred MB is never
     /// held twice).
     public static func hex(fileAt url: URL) throws -> String {
-        guard let handle = FileHandle(forReadingAtPath: url.path) else { throw ModelError("cannot read \(url.path) to hash it") }
+        guard let handle = FileHandle(forReadingAtPath: url.path) else { throw WeightFileError("cannot read \(url.path) to hash it") }
         defer { try? handle.close() }
         var state = State()
         var total: UInt64 = 0

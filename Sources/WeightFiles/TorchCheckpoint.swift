@@ -11,34 +11,34 @@ public enum TorchCheckpoint {
     public static func load(url: URL) throws -> [String: HostTensor] {
         let data: Data
         do { data = try Data(contentsOf: url) } catch {
-            throw ModelError("cannot read \(url.path): \(error.localizedDescription)")
+            throw WeightFileError("cannot read \(url.path): \(error.localizedDescription)")
         }
-        do { return try load(bytes: [UInt8](data)) } catch let error as ModelError {
-            throw ModelError("\(url.lastPathComponent): \(error.description)")
+        do { return try load(bytes: [UInt8](data)) } catch let error as WeightFileError {
+            throw WeightFileError("\(url.lastPathComponent): \(error.description)")
         }
     }
 
     public static func load(bytes: [UInt8]) throws -> [String: HostTensor] {
         if ZipArchive.isZip(bytes) { return try loadZip(bytes) }
         if bytes.first == 0x80 { return try loadLegacy(bytes) }
-        throw ModelError("not a PyTorch checkpoint (neither a zip archive nor a pickle)")
+        throw WeightFileError("not a PyTorch checkpoint (neither a zip archive nor a pickle)")
     }
 
     static func loadZip(_ bytes: [UInt8]) throws -> [String: HostTensor] {
         let zip = try ZipArchive(bytes)
         guard let pkl = zip.entries.keys.filter({ $0.hasSuffix("data.pkl") }).min(by: { $0.count < $1.count }),
               let entry = zip.entries[pkl] else {
-            throw ModelError("zip archive without data.pkl: not a torch.save checkpoint")
+            throw WeightFileError("zip archive without data.pkl: not a torch.save checkpoint")
         }
         let prefix = String(pkl.dropLast("data.pkl".count))
         if let order = zip.entries[prefix + "byteorder"], String(decoding: try zip.data(order), as: UTF8.self) != "little" {
-            throw ModelError("big-endian checkpoints are not supported")
+            throw WeightFileError("big-endian checkpoints are not supported")
         }
         var reader = PickleReader(Array(try zip.data(entry)))
         let root = try reader.read()
         return try materialize(root) { storage in
             guard let e = zip.entries[prefix + "data/" + storage.key] else {
-                throw ModelError("storage \(storage.key) is missing from the archive")
+                throw WeightFileError("storage \(storage.key) is missing from the archive")
             }
             return try zip.data(e)
         }
@@ -48,34 +48,34 @@ public enum TorchCheckpoint {
         var reader = PickleReader(bytes)
         guard case .longBytes(let magic) = try reader.read(),
               magic == [0x6C, 0xFC, 0x9C, 0x46, 0xF9, 0x20, 0x6A, 0xA8, 0x50, 0x19] else {
-            throw ModelError("a pickle without PyTorch's magic number: not a torch.save checkpoint")
+            throw WeightFileError("a pickle without PyTorch's magic number: not a torch.save checkpoint")
         }
-        guard case .int(1001) = try reader.read() else { throw ModelError("unsupported legacy checkpoint protocol") }
+        guard case .int(1001) = try reader.read() else { throw WeightFileError("unsupported legacy checkpoint protocol") }
         if case .dict(let info) = try reader.read(),
            let little = info.items.first(where: { if case .string("little_endian") = $0.key { return true }; return false }),
            case .bool(false) = little.value {
-            throw ModelError("big-endian checkpoints are not supported")
+            throw WeightFileError("big-endian checkpoints are not supported")
         }
         let root = try reader.read()
-        guard case .list(let keyList) = try reader.read() else { throw ModelError("legacy checkpoint without storage keys") }
+        guard case .list(let keyList) = try reader.read() else { throw WeightFileError("legacy checkpoint without storage keys") }
         var position = reader.position
         var storages: [String: ArraySlice<UInt8>] = [:]
         var sizes: [String: Int] = [:]
         collectStorages(root, into: &sizes)
         for key in keyList.items {
-            guard case .string(let k) = key, let elementSize = sizes[k] else { throw ModelError("legacy checkpoint: unknown storage key") }
-            guard position + 8 <= bytes.count else { throw ModelError("legacy checkpoint: truncated storage \(k)") }
+            guard case .string(let k) = key, let elementSize = sizes[k] else { throw WeightFileError("legacy checkpoint: unknown storage key") }
+            guard position + 8 <= bytes.count else { throw WeightFileError("legacy checkpoint: truncated storage \(k)") }
             let count = (0..<8).reduce(UInt64(0)) { $0 | UInt64(bytes[position + $1]) << (8 * UInt64($1)) }
             let (length, overflow) = Int(clamping: count).multipliedReportingOverflow(by: elementSize)
             position += 8
             guard !overflow, count < UInt64(Int.max / 16), position + length <= bytes.count else {
-                throw ModelError("legacy checkpoint: storage \(k) runs past the end of the file (truncated)")
+                throw WeightFileError("legacy checkpoint: storage \(k) runs past the end of the file (truncated)")
             }
             storages[k] = bytes[position..<(position + length)]
             position += length
         }
         return try materialize(root) { storage in
-            guard let data = storages[storage.key] else { throw ModelError("storage \(storage.key) is missing") }
+            guard let data = storages[storage.key] else { throw WeightFileError("storage \(storage.key) is missing") }
             return data
         }
     }
@@ -95,7 +95,7 @@ public enum TorchCheckpoint {
     /// entry), with a DataParallel "module." prefix removed.
     static func materialize(_ root: PickleValue, storage: (StorageRef) throws -> ArraySlice<UInt8>) throws -> [String: HostTensor] {
         guard case .dict(var dict) = root else {
-            throw ModelError("the checkpoint holds a pickled object, not a state_dict; save model.state_dict() instead")
+            throw WeightFileError("the checkpoint holds a pickled object, not a state_dict; save model.state_dict() instead")
         }
         for wrapper in ["state_dict", "model"] {
             if let inner = dict.items.first(where: { if case .string(wrapper) = $0.key { return true }; return false }),
@@ -107,19 +107,19 @@ public enum TorchCheckpoint {
             if name.hasPrefix("module.") { name.removeFirst("module.".count) }
             result[name] = try tensor(t, try storage(t.storage), name: name)
         }
-        guard !result.isEmpty else { throw ModelError("the checkpoint holds no tensors") }
+        guard !result.isEmpty else { throw WeightFileError("the checkpoint holds no tensors") }
         return result
     }
 
     static func tensor(_ t: TensorRef, _ data: ArraySlice<UInt8>, name: String) throws -> HostTensor {
         guard t.size.count == t.stride.count, t.size.allSatisfy({ $0 >= 0 && $0 < 1 << 31 }), t.stride.allSatisfy({ $0 >= 0 }),
-              t.offset >= 0 else { throw ModelError("tensor \(name): invalid size \(t.size) or stride \(t.stride)") }
+              t.offset >= 0 else { throw WeightFileError("tensor \(name): invalid size \(t.size) or stride \(t.stride)") }
         let count = t.size.reduce(1) { $0.multipliedReportingOverflow(by: $1).overflow ? Int.max : $0 * $1 }
         let elementSize = t.storage.dtype.size
         let available = data.count / elementSize
         let last = zip(t.size, t.stride).reduce(t.offset) { $0 + ($1.0 > 0 ? ($1.0 - 1) * $1.1 : 0) }
         guard count < 1 << 32, count == 0 || last < available else {
-            throw ModelError("tensor \(name): \(t.size) at offset \(t.offset) does not fit its storage of \(available) elements (truncated or corrupt)")
+            throw WeightFileError("tensor \(name): \(t.size) at offset \(t.offset) does not fit its storage of \(available) elements (truncated or corrupt)")
         }
         let base = data.startIndex
         func element(_ i: Int) -> Float {

@@ -1,0 +1,7 @@
+/// A weight file that cannot be read: missing, truncated, corrupt, or holding something the
+/// readers refuse (a pickle global other than a tensor rebuild, a compressed zip entry). The
+/// description names the file and what is wrong with it.
+public struct WeightFileError: Error, CustomStringConvertible, Sendable {
+    public let description: String
+    public init(_ description: String) { self.description = description }
+}
