@@ -34,6 +34,14 @@ public enum ImageGrid {
     static let gap = 10.0, margin = 10.0
     static let titleSize = 14.0, headerSize = 11.0, cellTitleSize = 11.0, captionSize = 10.0, tickSize = 9.0
 
+    /// `cells` in a near-square grid (ceil(sqrt(n)) columns, rows filled left to right), each
+    /// image 160 units wide at most: a feature visualization's sprite of channels.
+    public static func sprite(_ cells: [Cell], title: String, subtitle: String) throws -> Canvas {
+        let columns = Swift.max(1, Int(Double(cells.count).squareRoot().rounded(.up)))
+        let rows = stride(from: 0, to: cells.count, by: columns).map { Array(cells[$0..<Swift.min($0 + columns, cells.count)]).map(Optional.some) }
+        return try canvas(title: title, subtitle: subtitle, rows: rows, tile: 160)
+    }
+
     /// `rows` of cells (nil: an empty place), each image drawn `tile` units wide at most (its
     /// own width when smaller, unless `upscale`), keeping its aspect ratio.
     public static func canvas(title: String? = nil, subtitle: String? = nil, rows: [[Cell?]], columnHeaders: [String]? = nil,

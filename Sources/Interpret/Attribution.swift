@@ -21,6 +21,11 @@ public struct Attribution: Sendable {
     public var isSigned: Bool { Self.signedMethods.contains(method) }
     public static let signedMethods: Set<String> = ["gradient_x_input", "integrated_gradients", "occlusion"]
 
+    public init(method: String, count: Int, height: Int, width: Int, map: [Float], raw: [Float]?, completenessError: [Float]? = nil) {
+        (self.method, self.count, self.height, self.width, self.map, self.raw) = (method, count, height, width, map, raw)
+        self.completenessError = completenessError
+    }
+
     /// Map `i` as H x W values.
     public func map(_ i: Int) -> ArraySlice<Float> { map[(i * height * width)..<((i + 1) * height * width)] }
     public func raw(_ i: Int) -> ArraySlice<Float>? { raw?[(i * 3 * height * width)..<((i + 1) * 3 * height * width)] }
@@ -34,7 +39,7 @@ public struct InterpretError: Error, CustomStringConvertible, Sendable {
 /// One attribution method, one entry point (as Captum's `attribute`): `input` is the normalized
 /// batch [N, 3, H, W] on the model's backend, `targets` one class index per image. The network
 /// passes run on the model's backend; nothing else moves to the host but the final maps and
-/// the few numbers a method needs (a CAM layer's activations and gradients, scores).
+/// the few numbers a method needs (target scores; Score-CAM's layer activations).
 public protocol AttributionMethod: Sendable {
     var name: String { get }
     func attribute(_ model: Model, input: Tensor, targets: [Int]) throws -> Attribution

@@ -10,9 +10,14 @@ import Models
 /// curve with the x axis scaled to [0, 1]. Low deletion AUC and high insertion AUC mean a
 /// faithful map. The perturbed copies run `batch` at a time, built on the device.
 public struct CausalMetric: Sendable {
+    /// Deletion removes the most salient pixels from the image first (a good map drops the
+    /// score fast); insertion adds them to a blurred copy first (a good map raises it fast).
     public enum Mode: String, Sendable, CaseIterable { case deletion, insertion }
+    /// Deletion or insertion.
     public var mode: Mode
+    /// Pixels removed or inserted between two evaluations of the model.
     public var step: Int
+    /// Perturbed images per device pass.
     public var batch: Int
     /// Gaussian blur of the insertion substrate (RISE: an 11-tap kernel with sigma 5).
     public var blurSigma: Float

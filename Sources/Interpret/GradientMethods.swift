@@ -58,9 +58,13 @@ func gradientAttribution(_ name: String, _ model: Model, _ input: Tensor, _ targ
 /// the image size, so results do not depend on the batch).
 public struct SmoothGrad: AttributionMethod {
     public var name: String { "smoothgrad" }
+    /// Noisy copies per image (Captum: n_samples).
     public var samples: Int
+    /// The noise's standard deviation as a fraction of the image's value range (max - min).
     public var noiseLevel: Float
+    /// Noisy copies per device pass.
     public var batch: Int
+    /// The noise generator's seed: the same seed gives the same map on every backend and batch size.
     public var seed: UInt64
     /// Fixed noise, [samples, 3, H, W] per image (tests); drawn from `seed` when nil.
     public var noise: [[Float]]?
@@ -125,8 +129,11 @@ public struct IntegratedGradients: AttributionMethod {
     }
 
     public var name: String { "integrated_gradients" }
+    /// Quadrature nodes (Gauss-Legendre, as Captum's default).
     public var steps: Int
+    /// The input x' the path starts from.
     public var baseline: Baseline
+    /// Interpolated inputs per device pass.
     public var batch: Int
 
     public init(steps: Int = 50, baseline: Baseline = .black, batch: Int = 16) {

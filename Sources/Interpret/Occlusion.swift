@@ -9,9 +9,13 @@ import Models
 /// the device.
 public struct Occlusion: AttributionMethod {
     public var name: String { "occlusion" }
+    /// The occluding square's side, in pixels.
     public var window: Int
+    /// Pixels between window positions.
     public var stride: Int
+    /// The value the window is filled with (in the model's normalized input space).
     public var baseline: Float
+    /// Occluded images per device pass.
     public var batch: Int
 
     public init(window: Int = 16, stride: Int = 8, baseline: Float = 0, batch: Int = 16) {

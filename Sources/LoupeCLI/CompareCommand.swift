@@ -55,21 +55,6 @@ public struct CompareCommand: ParsableCommand {
 
     public init() {}
 
-    public struct Row {
-        public let what: String
-        public let shape: Shape
-        public let maxAbs: Float
-        /// max |device - cpu| / max |cpu|
-        public let relative: Float
-        /// ||device - cpu|| / ||cpu||
-        public let relativeL2: Float
-        public let isGradient: Bool
-        /// Activations are judged by their worst element; gradients by their L2 error, because a
-        /// ReLU whose input is within float rounding of 0 (|x| ~ 1e-7) may pass the gradient on
-        /// one device and block it on the other, and that one element says nothing about the kernels.
-        public var judged: Float { isGradient ? relativeL2 : relative }
-    }
-
     /// The one image (a second is refused), or nil.
     func image() throws -> String? {
         guard !images.isEmpty else { return nil }
@@ -102,15 +87,15 @@ public struct CompareCommand: ParsableCommand {
         try MemoryBudget.requirePass(reference, batch: shape[0], height: shape[2], width: shape[3], what: "comparing")
         let onDevice = try reference.moved(to: gpu)
         try MemoryBudget.requirePass(onDevice, batch: shape[0], height: shape[2], width: shape[3], what: "comparing")
-        let rows = try CompareCommand.compare(reference: reference, device: onDevice, input: input, shape: shape,
-                                              layers: layers?.split(separator: ",").map(String.init))
+        let rows = try BackendComparison.layers(reference: reference, device: onDevice, input: input, shape: shape,
+                                                layers: layers?.split(separator: ",").map(String.init))
         emit("\(reference.architecture.name): CPU reference vs \(gpu.name)")
         var table = [["", "shape", "max abs error", "relative error", "relative L2 error"]]
         for r in rows {
             table.append([r.what, r.shape.description, String(format: "%.3g", r.maxAbs), String(format: "%.3g", r.relative),
                           String(format: "%.3g", r.relativeL2)])
         }
-        emit(formatTable(table), terminator: "")
+        emit(TextTable.format(table), terminator: "")
         let worstForward = rows.filter { !$0.isGradient }.map(\.judged).max() ?? 0
         let worstGradient = rows.filter(\.isGradient).map(\.judged).max() ?? 0
         let verdict = String(format: "worst relative error of activations %.3g (tolerance %.3g), worst relative L2 error of gradients %.3g (tolerance %.3g)",
@@ -151,12 +136,8 @@ public struct CompareCommand: ParsableCommand {
         guard steps >= 1 else { throw UserError("--steps must be at least 1") }
         var rows = [["", "relative L2 error", "CPU reference", "device"]]
         var worst: Float = 0
-        /// ||b - a|| / max(||a||, floor): objective values near 0 (a barely started
-        /// visualization) are judged against 1, not against themselves.
         func add(_ what: String, _ a: [Float], _ b: [Float], floor: Double = 1e-30) {
-            let diff = zip(a, b).reduce(0.0) { $0 + Double($1.0 - $1.1) * Double($1.0 - $1.1) }
-            let norm = a.reduce(0.0) { $0 + Double($1) * Double($1) }
-            let e = Float((diff / Swift.max(norm, floor * floor)).squareRoot())
+            let e = BackendComparison.relativeL2(a, b, floor: floor)
             worst = Swift.max(worst, e)
             let shown = a.count <= 4 ? [a.map { String(format: "%.4g", $0) }.joined(separator: " "), b.map { String(format: "%.4g", $0) }.joined(separator: " ")] : ["", ""]
             rows.append([what, String(format: "%.3g", e)] + shown)
@@ -185,7 +166,7 @@ public struct CompareCommand: ParsableCommand {
                 add("relative feature error", a.errors, b.errors)
             }
         } catch let error as InterpretError { throw UserError(error.description) }
-        emit(formatTable(rows), terminator: "")
+        emit(TextTable.format(rows), terminator: "")
         let verdict = String(format: "worst relative L2 error %.3g (tolerance %.3g)", worst, imageTolerance)
         if let output {
             try writeReport(output, title: "\(reference.architecture.name): \(visualize.map { "visualize \($0)" } ?? "invert \(invert ?? "")") CPU reference vs \(device.backend.name)",
@@ -196,44 +177,5 @@ public struct CompareCommand: ParsableCommand {
             throw ExitCode(1)
         }
         emit("OK: " + verdict)
-    }
-
-    public static func compare(reference: Model, device: Model, input: [Float], shape: Shape, layers: [String]?) throws -> [Row] {
-        var passes: [(Graph, Graph.Value, Graph.Value, Gradients)] = []
-        var seedValues: [Float] = []
-        for model in [reference, device] {
-            let b = model.backend
-            let g = Graph(backend: b)
-            let x = g.input(try b.tensor(input, shape))
-            let y = try model.forward(g, x)
-            if seedValues.isEmpty {
-                let logits = try b.values(g.tensor(y))
-                let top = logits.indices.max { logits[$0] < logits[$1] }!
-                seedValues = [Float](repeating: 0, count: logits.count)
-                seedValues[top] = 1
-            }
-            passes.append((g, x, y, try g.backward(from: y, seed: try b.tensor(seedValues, g.shape(y)))))
-        }
-        let (cg, cx, cy, cgrads) = passes[0], (dg, dx, dy, dgrads) = passes[1]
-        let names = cg.tapNames
-        if let layers { for name in layers { try checkLayerName(name, in: names, model: reference.architecture.name) } }
-        func row(_ what: String, _ a: Tensor?, _ b: Tensor?) throws -> Row? {
-            guard let a, let b else { return nil }
-            let av = try reference.backend.values(a), bv = try device.backend.values(b)
-            let maxAbs = zip(av, bv).map { abs($0 - $1) }.max() ?? 0
-            let scale = Swift.max(av.map(abs).max() ?? 0, 1e-12)
-            let diff2 = zip(av, bv).reduce(0.0) { $0 + Double($1.0 - $1.1) * Double($1.0 - $1.1) }
-            let norm2 = av.reduce(0.0) { $0 + Double($1) * Double($1) }
-            return Row(what: what, shape: a.shape, maxAbs: maxAbs, relative: maxAbs / scale,
-                       relativeL2: Float((diff2 / Swift.max(norm2, 1e-30)).squareRoot()), isGradient: what.hasSuffix("(gradient)") || what == "input gradient")
-        }
-        var rows: [Row] = []
-        for name in layers ?? names {
-            if let r = try row(name, cg.tensor(cg.tapped(name)!), dg.tensor(dg.tapped(name)!)) { rows.append(r) }
-            if let r = try row(name + " (gradient)", cgrads.tapped(name), dgrads.tapped(name)) { rows.append(r) }
-        }
-        rows.append(try row("logits", cg.tensor(cy), dg.tensor(dy))!)
-        rows.append(try row("input gradient", cgrads.of(cx), dgrads.of(dx))!)
-        return rows
     }
 }

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Device
+import Figures
 import Foundation
 
 /// `loupe devices`: every OpenCL platform and device, the default marked.
@@ -27,15 +28,6 @@ public struct DevicesCommand: ParsableCommand {
                          "\(d.maxWorkGroupSize)", d.supportsFP16 ? "yes" : "no", d.supportsFP64 ? "yes" : "no",
                          "\(d.version) / driver \(d.driverVersion)"])
         }
-        return formatTable(rows) + "* = default for --device auto\n"
+        return TextTable.format(rows) + "* = default for --device auto\n"
     }
-}
-
-/// Left-aligned columns separated by two spaces; the first row is the header.
-func formatTable(_ rows: [[String]]) -> String {
-    let widths = rows[0].indices.map { c in rows.map { $0[c].count }.max() ?? 0 }
-    return rows.map { row in
-        row.enumerated().map { $0.element.padding(toLength: widths[$0.offset], withPad: " ", startingAt: 0) }
-            .joined(separator: "  ").replacingOccurrences(of: "\\s+$", with: "", options: .regularExpression)
-    }.joined(separator: "\n") + "\n"
 }

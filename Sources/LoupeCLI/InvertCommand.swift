@@ -121,7 +121,7 @@ public struct InvertCommand: ParsableCommand {
             ])
             try report.write(to: staging.appendingPathComponent("index.html"))
         }
-        emit(formatTable([["layer", "tv", "relative feature error", "seconds"]] + results.map { l, job, result, error in
+        emit(TextTable.format([["layer", "tv", "relative feature error", "seconds"]] + results.map { l, job, result, error in
             [l, String(format: "%.3g", job.tvWeight), String(format: "%.4f", error), String(format: "%.1f", result.seconds)]
         }))
         emit("-> \(output.shown())")

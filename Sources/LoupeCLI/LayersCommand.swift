@@ -1,5 +1,6 @@
 import ArgumentParser
 import Backend
+import Figures
 import Foundation
 import Graph
 import Models
@@ -25,7 +26,7 @@ public struct LayersCommand: ParsableCommand {
         guard size >= 32 else { throw UserError("--size must be at least 32") }
         let backend = try deviceOptions.backend()
         let model = try LayersCommand.modelOrArchitecture(modelOptions, on: backend)
-        emit(formatTable(try LayersCommand.rows(model, size: size)), terminator: "")
+        emit(TextTable.format(try LayersCommand.rows(model, size: size)), terminator: "")
     }
 
     /// The model with its weights, or, when the weights of a named architecture are not on this

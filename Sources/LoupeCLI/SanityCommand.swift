@@ -116,7 +116,7 @@ public struct SanityCommand: ParsableCommand {
                 (r.isNaN ? "  n/a" : String(format: "%5.2f", r)) + " / " + String(format: "%.2f", s)
             })
         }
-        emit(formatTable(rows))
+        emit(TextTable.format(rows))
         emit("report: \(output.shown("index.html"))")
     }
 

@@ -197,7 +197,7 @@ public struct VisualizeCommand: ParsableCommand {
                 let cells = named.indices.map { i in
                     ImageGrid.Cell(result.image(i), title: named[i].0.description, caption: String(format: "objective %.4g", result.objectives[i]))
                 }
-                try figureOptions.write(try sprite(cells, title: "Feature visualization · \(model.architecture.name)",
+                try figureOptions.write(try ImageGrid.sprite(cells, title: "Feature visualization · \(model.architecture.name)",
                                                    subtitle: "\(job.steps) steps · \(param)\(decorrelate ? ", decorrelated" : "") · transforms \(transforms) · seed \(seed)"),
                                         stem: "sprite", into: staging)
             }
@@ -229,11 +229,4 @@ public struct VisualizeCommand: ParsableCommand {
         emit("-> \(output.shown())")
         emit("report: \(output.shown("index.html"))")
     }
-}
-
-/// Labelled images in a near-square grid.
-func sprite(_ cells: [ImageGrid.Cell], title: String, subtitle: String) throws -> Canvas {
-    let columns = Int(Double(cells.count).squareRoot().rounded(.up))
-    let rows = stride(from: 0, to: cells.count, by: columns).map { Array(cells[$0..<Swift.min($0 + columns, cells.count)]).map(Optional.some) }
-    return try ImageGrid.canvas(title: title, subtitle: subtitle, rows: rows, tile: 160)
 }
