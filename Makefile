@@ -14,7 +14,7 @@ PHOTOS := Assets/photos
 SWIFT ?= swift
 LOUPE := .build/release/loupe
 
-.PHONY: setup models photos atlas-demo build test fuzz bench bench-compare tune demo fixtures clean
+.PHONY: setup models photos atlas-demo build test docs fuzz bench bench-compare tune demo fixtures clean
 
 # Installs the system packages the project needs (idempotent: apt runs only when one is missing).
 setup:
@@ -60,6 +60,19 @@ build: setup
 test: setup
 	@if [ "$$CI" = "true" ]; then export LOUPE_REQUIRE_OPENCL=1 LOUPE_REQUIRE_MODELS=1 LOUPE_REQUIRE_BROWSER=1; fi; \
 	export LOUPE_OPTIMIZE_DEBUG=1; $(SWIFT) build --build-tests && $(SWIFT) test --skip-build
+
+# API documentation with DocC (swift-docc-plugin): the articles of Sources/Loupe/Loupe.docc and
+# every library module's symbols, combined into one static site in $(DOCS) (serve it with any
+# web server: python3 -m http.server -d $(DOCS), then /documentation/loupe). Built from the same
+# debug build as `make test`, so after it only the symbol graphs and DocC itself run.
+DOCS := .build/docs
+DOC_MODULES := Loupe Device Backend Graph Models ImageIO Interpret Figures Atlas
+docs: setup
+	@export LOUPE_OPTIMIZE_DEBUG=1; rm -rf $(DOCS).tmp && \
+	$(SWIFT) package --allow-writing-to-directory $(DOCS).tmp generate-documentation \
+	  $(foreach m,$(DOC_MODULES),--target $(m)) --enable-experimental-combined-documentation \
+	  --transform-for-static-hosting --output-path $(DOCS).tmp && \
+	rm -rf $(DOCS) && mv $(DOCS).tmp $(DOCS) && echo "docs: $(DOCS)/documentation/loupe/index.html"
 
 # Parsers at scale: LOUPE_FUZZ_MUTATIONS (default 100000) mutations of each fuzz file per parser
 # (.pth zip and legacy, safetensors, ONNX, PNG, JPEG) in an optimized build; one line per file,
