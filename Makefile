@@ -66,7 +66,7 @@ test: setup
 # web server: python3 -m http.server -d $(DOCS), then /documentation/loupe). Built from the same
 # debug build as `make test`, so after it only the symbol graphs and DocC itself run.
 DOCS := .build/docs
-DOC_MODULES := Loupe Device Backend Graph Models ImageIO Interpret Figures Atlas
+DOC_MODULES ?= Loupe Device Backend WeightFiles Graph Models ImageIO Interpret Figures Atlas
 docs: setup
 	@export LOUPE_OPTIMIZE_DEBUG=1; rm -rf $(DOCS).tmp && \
 	$(SWIFT) package --allow-writing-to-directory $(DOCS).tmp generate-documentation \

@@ -128,6 +128,7 @@ public protocol Backend: AnyObject, Sendable {
     func adamStep(_ p: Tensor, gradient g: Tensor, m: Tensor, v: Tensor, _ settings: AdamSettings, step t: Int) throws -> (p: Tensor, m: Tensor, v: Tensor)
 }
 
+/// How `Backend.resize` interpolates.
 public enum ResizeMode: Int32, Sendable {
     /// Bilinear, half-pixel centres (align_corners=False; OpenCV's INTER_LINEAR when upsampling).
     case bilinear = 0

@@ -3,9 +3,14 @@ import Foundation
 /// conv2d settings, PyTorch's meaning: output size per axis is
 /// (in + 2 * padding - dilation * (kernel - 1) - 1) / stride + 1.
 public struct Conv2DParams: Hashable, Sendable, CustomStringConvertible {
+    /// Steps between window positions, per axis.
     public var stride: (h: Int, w: Int)
+    /// Zeros added on each side, per axis.
     public var padding: (h: Int, w: Int)
+    /// Spacing between window taps, per axis (1: adjacent).
     public var dilation: (h: Int, w: Int)
+    /// Channel groups: input and output channels split into `groups` independent convolutions
+    /// (channels: depthwise).
     public var groups: Int
 
     public init(stride: Int = 1, padding: Int = 0, dilation: Int = 1, groups: Int = 1) {
@@ -54,9 +59,11 @@ public struct Conv2DParams: Hashable, Sendable, CustomStringConvertible {
 
 /// max / average pool settings, PyTorch's meaning (`ceil_mode`, `count_include_pad`).
 public struct Pool2DParams: Hashable, Sendable, CustomStringConvertible {
+    /// Window size, per axis.
     public var kernel: (h: Int, w: Int)
     public var stride: (h: Int, w: Int)
     public var padding: (h: Int, w: Int)
+    /// Rounds the output size up (a last, partial window), as PyTorch's `ceil_mode`.
     public var ceilMode: Bool
     /// Average pool only: divide by the padded window size (PyTorch's default) or by the
     /// number of real input pixels.
@@ -107,16 +114,22 @@ public struct Pool2DParams: Hashable, Sendable, CustomStringConvertible {
 /// Inference-mode batch normalization parameters, per channel:
 /// y = (x - mean) / sqrt(variance + eps) * gamma + beta.
 public struct BatchNormParams: Sendable {
+    /// Per-channel scale [C] (PyTorch's `weight`).
     public let gamma: Tensor
+    /// Per-channel shift [C] (PyTorch's `bias`).
     public let beta: Tensor
+    /// Running mean [C].
     public let mean: Tensor
+    /// Running variance [C].
     public let variance: Tensor
+    /// Added to the variance before the square root.
     public let eps: Float
     public init(gamma: Tensor, beta: Tensor, mean: Tensor, variance: Tensor, eps: Float = 1e-5) {
         self.gamma = gamma; self.beta = beta; self.mean = mean; self.variance = variance; self.eps = eps
     }
 }
 
+/// The piecewise-linear activations the gradient rules apply to.
 public enum Activation: Int32, Sendable, CaseIterable {
     /// max(x, 0)
     case relu = 0
@@ -137,6 +150,7 @@ public enum GradientRule: Int32, Sendable, CaseIterable {
     case deconvnet = 2
 }
 
+/// What `Backend.reduce` computes over each row.
 public enum Reduction: Int32, Sendable, CaseIterable {
     case sum = 0
     case mean = 1
@@ -183,10 +197,12 @@ public enum Pointwise: Hashable, Sendable {
 /// (u, v) = (a x + b y + c, d x + e y + f), pixel centres at integer coordinates. Sampling is
 /// bilinear; input pixels outside the image read as a fill value.
 public struct AffineMap: Sendable, Equatable, CustomStringConvertible {
+    /// The map's coefficients: u = a x + b y + c, v = d x + e y + f.
     public var a: Float, b: Float, c: Float, d: Float, e: Float, f: Float
     public init(a: Float, b: Float, c: Float, d: Float, e: Float, f: Float) {
         self.a = a; self.b = b; self.c = c; self.d = d; self.e = e; self.f = f
     }
+    /// Samples each output pixel at the same input pixel.
     public static let identity = AffineMap(a: 1, b: 0, c: 0, d: 0, e: 1, f: 0)
 
     /// `next` applied to the sample points of `self`: for image operations A then B (A runs
@@ -196,6 +212,7 @@ public struct AffineMap: Sendable, Equatable, CustomStringConvertible {
                         d: next.d * a + next.e * d, e: next.d * b + next.e * e, f: next.d * c + next.e * f + next.f)
     }
 
+    /// a e - b d: the map's area scale; 0 for a map that cannot be inverted.
     public var determinant: Float { a * e - b * d }
 
     /// The twelve numbers the kernels read: a b c d e f, the inverse's linear part (ia ib id ie)
@@ -214,6 +231,7 @@ public struct AffineMap: Sendable, Equatable, CustomStringConvertible {
 /// One Adam step (Kingma & Ba): m = b1 m + (1 - b1) g, v = b2 v + (1 - b2) g^2,
 /// p -= lr (m / (1 - b1^t)) / (sqrt(v / (1 - b2^t)) + eps), t counting from 1.
 public struct AdamSettings: Sendable, Equatable {
+    /// lr, b1, b2 and eps of the update above.
     public var learningRate: Float, beta1: Float, beta2: Float, epsilon: Float
     public init(learningRate: Float = 0.05, beta1: Float = 0.9, beta2: Float = 0.999, epsilon: Float = 1e-8) {
         self.learningRate = learningRate; self.beta1 = beta1; self.beta2 = beta2; self.epsilon = epsilon

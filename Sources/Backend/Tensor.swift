@@ -1,10 +1,12 @@
 /// The dimensions of a float32 tensor, outermost first (NCHW for images).
 public struct Shape: Hashable, Sendable, CustomStringConvertible, ExpressibleByArrayLiteral {
+    /// The sizes, outermost first.
     public var dims: [Int]
 
     public init(_ dims: [Int]) { self.dims = dims }
     public init(arrayLiteral dims: Int...) { self.dims = dims }
 
+    /// Number of dimensions.
     public var rank: Int { dims.count }
     /// Number of elements.
     public var count: Int { dims.reduce(1, *) }
@@ -23,7 +25,9 @@ public protocol TensorStorage: AnyObject, Sendable {}
 /// A float32 tensor: a shape and the backend storage that holds its values. Immutable: ops
 /// return new tensors.
 public struct Tensor: Sendable {
+    /// Its dimensions.
     public let shape: Shape
+    /// Its values, held by the backend that made them.
     public let storage: any TensorStorage
 
     public init(shape: Shape, storage: any TensorStorage) {
@@ -34,7 +38,9 @@ public struct Tensor: Sendable {
 
 /// Errors of the Backend layer: bad shapes or parameters, named with the op.
 public struct BackendError: Error, CustomStringConvertible, Sendable {
+    /// The op that refused its input (`conv2d`, `linear backward input`).
     public let op: String
+    /// What was wrong, with the shapes or values involved.
     public let message: String
     public init(_ op: String, _ message: String) { self.op = op; self.message = message }
     public var description: String { "\(op): \(message)" }

@@ -2,7 +2,9 @@ import COpenCL
 
 /// A device buffer of `count` elements of `Element`. Released in `deinit`.
 public final class Buffer<Element: BitwiseCopyable>: @unchecked Sendable {
+    /// The context it was allocated in.
     public let context: Context
+    /// Number of elements.
     public let count: Int
     let mem: cl_mem
     /// The size of the memory object: `count` elements rounded up to the pool's size class.

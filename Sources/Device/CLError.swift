@@ -2,8 +2,11 @@ import COpenCL
 
 /// A failed OpenCL call: which call, which status code, by name (`CL_OUT_OF_RESOURCES`, not -5).
 public struct CLError: Error, CustomStringConvertible, Sendable {
+    /// The OpenCL status code (negative).
     public let code: Int32
+    /// The OpenCL call that returned it.
     public let call: String
+    /// What was being done: sizes, a kernel's name, a build log.
     public let detail: String?
 
     public init(code: Int32, call: String, detail: String? = nil) {
@@ -12,6 +15,7 @@ public struct CLError: Error, CustomStringConvertible, Sendable {
         self.detail = detail
     }
 
+    /// The status's name (`CL_OUT_OF_RESOURCES`).
     public var name: String { CLError.name(of: code) }
 
     public var description: String {

@@ -5,7 +5,9 @@ public struct ComputeDevice: @unchecked Sendable, Hashable {
     public enum Kind: String, Sendable { case gpu = "GPU", cpu = "CPU", accelerator = "accelerator", other = "other" }
 
     public let id: cl_device_id
+    /// The OpenCL platform (driver) that exposes it.
     public let platform: Platform
+    /// GPU, CPU, accelerator or other, as the driver reports it; picks the kernel family.
     public let kind: Kind
     public let name: String
     public let vendor: String
@@ -13,6 +15,7 @@ public struct ComputeDevice: @unchecked Sendable, Hashable {
     public let version: String
     /// `CL_DRIVER_VERSION`.
     public let driverVersion: String
+    /// Compute units (GPU multiprocessors, CPU cores for PoCL).
     public let computeUnits: Int
     /// Clock in MHz as the driver reports it (may be 0 or nominal).
     public let clockMHz: Int
@@ -22,8 +25,10 @@ public struct ComputeDevice: @unchecked Sendable, Hashable {
     public let maxAllocation: UInt64
     /// Bytes of local (work-group shared) memory.
     public let localMemory: UInt64
+    /// The largest work-group a kernel may launch with.
     public let maxWorkGroupSize: Int
     public let maxWorkItemSizes: [Int]
+    /// The OpenCL extensions it supports (`cl_khr_fp16`, ...).
     public let extensions: Set<String>
 
     public var supportsFP16: Bool { extensions.contains("cl_khr_fp16") }

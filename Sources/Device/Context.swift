@@ -11,6 +11,7 @@ public final class Context: @unchecked Sendable {
     /// Memory of released buffers, reused by buffers of the same size.
     let pool: BufferPool
 
+    /// A context and a profiling-enabled in-order queue on `device`.
     public init(device: ComputeDevice) throws(CLError) {
         self.device = device
         var status: cl_int = 0

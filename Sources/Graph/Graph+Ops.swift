@@ -2,6 +2,7 @@ import Backend
 
 // Each op: the forward call on the backend, and right after it the backward rule.
 extension Graph {
+    /// A convolution (see `Backend.conv2d`); backward to the input, the weight and the bias.
     public func conv2d(_ x: Value, weight: Value, bias: Value?, _ p: Conv2DParams) throws -> Value {
         let (xt, wt) = (tensor(x), tensor(weight))
         let y = try backend.conv2d(xt, weight: wt, bias: bias.map(tensor), p)
@@ -37,18 +38,21 @@ extension Graph {
         }
     }
 
+    /// Max pooling; the backward routes each gradient to its window's maximum.
     public func maxPool2d(_ x: Value, _ p: Pool2DParams) throws -> Value {
         let xt = tensor(x)
         let b = backend
         return record(try b.maxPool2d(xt, p), [x]) { gy, _, _ in [try b.maxPool2dBackward(gy, input: xt, p)] }
     }
 
+    /// Average pooling; the backward spreads each gradient over its window.
     public func avgPool2d(_ x: Value, _ p: Pool2DParams) throws -> Value {
         let shape = self.shape(x)
         let b = backend
         return record(try b.avgPool2d(tensor(x), p), [x]) { gy, _, _ in [try b.avgPool2dBackward(gy, inputShape: shape, p)] }
     }
 
+    /// Adaptive average pooling to `outputSize`, as PyTorch bins it.
     public func adaptiveAvgPool2d(_ x: Value, outputSize: (h: Int, w: Int)) throws -> Value {
         let shape = self.shape(x)
         let b = backend
@@ -57,6 +61,7 @@ extension Graph {
         }
     }
 
+    /// y = x W^T + b for x [N, In], W [Out, In].
     public func linear(_ x: Value, weight: Value, bias: Value?) throws -> Value {
         let (xt, wt) = (tensor(x), tensor(weight))
         let b = backend
@@ -74,10 +79,12 @@ extension Graph {
         return record(try b.batchNorm2d(tensor(x), bn), [x]) { gy, _, _ in [try b.batchNorm2dBackward(gy, bn)] }
     }
 
+    /// Elementwise sum of two values of one shape (a residual connection).
     public func add(_ a: Value, _ c: Value) throws -> Value {
         record(try backend.add(tensor(a), tensor(c)), [a, c]) { gy, _, _ in [gy, gy] }
     }
 
+    /// Elementwise product of two values of one shape.
     public func mul(_ a: Value, _ c: Value) throws -> Value {
         let (at, ct) = (tensor(a), tensor(c))
         let b = backend
@@ -99,11 +106,13 @@ extension Graph {
         return record(y, [x]) { gy, _, _ in [try b.scale(try b.adaptiveAvgPool2d(gy, outputSize: (1, 1)), area)] }
     }
 
+    /// s * a.
     public func scale(_ a: Value, _ s: Float) throws -> Value {
         let b = backend
         return record(try b.scale(tensor(a), s), [a]) { gy, _, _ in [try b.scale(gy, s)] }
     }
 
+    /// Concatenation along channels (axis 1) of [N, C_i, H, W] values.
     public func concat(_ parts: [Value]) throws -> Value {
         let sizes = parts.map { shape($0)[1] }
         let b = backend
@@ -125,12 +134,14 @@ extension Graph {
         return try reshape(x, [s[0], s.count / Swift.max(s[0], 1)])
     }
 
+    /// Softmax over the last dimension.
     public func softmax(_ x: Value) throws -> Value {
         let b = backend
         let y = try b.softmax(tensor(x))
         return record(y, [x]) { gy, _, _ in [try b.softmaxBackward(gy, output: y)] }
     }
 
+    /// Log-softmax over the last dimension.
     public func logSoftmax(_ x: Value) throws -> Value {
         let b = backend
         let y = try b.logSoftmax(tensor(x))

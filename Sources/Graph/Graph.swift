@@ -8,6 +8,7 @@ import Backend
 ///
 /// Everything stays on the backend: no host round trip happens during a pass.
 public final class Graph {
+    /// Where every op of this pass runs.
     public let backend: any Backend
     /// Whether `parameter` values get gradients (off: only the input and activations do).
     public let parameterGradients: Bool
@@ -37,6 +38,7 @@ public final class Graph {
     /// Layers after which a forward pass may stop: once all of them are tapped, `stopped` is
     /// true and sequential containers skip the rest (feature inversion needs no logits).
     public var stopWhenTapped: Set<String> = []
+    /// Whether every layer of `stopWhenTapped` has been tapped: the rest of the pass may be skipped.
     public var stopped: Bool { !stopWhenTapped.isEmpty && stopWhenTapped.isSubset(of: tapIndex.keys) }
     /// Layers whose own outputs this pass must produce. nil (the default): every layer, each
     /// op as the model defines it. A set: the model may fuse a convolution with the batchnorm and
@@ -53,16 +55,20 @@ public final class Graph {
     /// Layer types of taps, for listings (`loupe layers`).
     public private(set) var tapKinds: [String: String] = [:]
 
+    /// An empty tape on `backend`. With `parameterGradients`, `backward` also computes the
+    /// gradient of every parameter (weights, biases), which attribution never needs.
     public init(backend: any Backend, parameterGradients: Bool = false) {
         self.backend = backend
         self.parameterGradients = parameterGradients
     }
 
+    /// The tensor a value holds.
     public func tensor(_ v: Value) -> Tensor { tensors[v.id] }
     /// Floats held by the values recorded so far (activations kept for the backward pass), not
     /// counting parameters.
     public var storedFloats: Int { tensors.reduce(0) { $0 + $1.shape.count } - parameterFloats }
     private var parameterFloats = 0
+    /// The shape of a value.
     public func shape(_ v: Value) -> Shape { tensors[v.id].shape }
 
     private func leaf(_ t: Tensor, grad: Bool) -> Value {

@@ -5,13 +5,19 @@ import Graph
 /// residual add, inside the modules' own forward passes), as torchvision builds it.
 /// Input normalization: (x - mean[c]) / std[c] per colour channel, x in [0, 1].
 public struct Normalization: Sendable, Equatable {
+    /// Per colour channel (R, G, B), in [0, 1] pixel units.
     public var mean: [Float]
+    /// Per colour channel (R, G, B).
     public var std: [Float]
     public init(mean: [Float], std: [Float]) { self.mean = mean; self.std = std }
+    /// torchvision's ImageNet statistics, which its pretrained classifiers expect.
     public static let imagenet = Normalization(mean: [0.485, 0.456, 0.406], std: [0.229, 0.224, 0.225])
 }
 
+/// A network's structure without weights: its modules (named as torchvision names them), the
+/// layer Grad-CAM reads by default and the input normalization it expects.
 public struct Architecture: Sendable {
+    /// The architecture's name (`resnet18`), or an imported file's.
     public let name: String
     /// The root modules, in order.
     public let body: [any Module]
@@ -28,6 +34,7 @@ public struct Architecture: Sendable {
     /// visualization and inversion normalize their images with, and what a black baseline is.
     public var normalization = Normalization.imagenet
 
+    /// Every parameter the weights must hold, with its torchvision name and shape.
     public var parameters: [ParameterSpec] { body.flatMap(\.parameters) }
 
     /// Logits [N, 1000] for a normalized input [N, 3, H, W]; every module's output is tapped.
@@ -58,6 +65,8 @@ public enum Architectures {
         "mobilenet_v2": "mobilenet_v2-b0353104.pth", "googlenet": "googlenet-1378be20.pth",
     ]
 
+    /// The built-in architecture `name` (one of `names`) with `classes` outputs; a `ModelError`
+    /// listing the known names otherwise.
     public static func make(_ name: String, classes: Int = 1000) throws -> Architecture {
         switch name {
         case "alexnet": return alexnet(classes: classes)

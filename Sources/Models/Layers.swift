@@ -1,6 +1,7 @@
 import Backend
 import Graph
 
+/// torch.nn.Conv2d: `weight` [out, in / groups, k, k] and optionally `bias` [out].
 public struct Conv2d: Module {
     public let name: String
     public let inChannels, outChannels, kernel: Int
@@ -30,6 +31,7 @@ public struct Conv2d: Module {
     }
 }
 
+/// torch.nn.BatchNorm2d in inference mode: running mean and variance, affine weight and bias.
 public struct BatchNorm2d: Module {
     public let name: String
     public let channels: Int
@@ -68,6 +70,7 @@ public struct ActivationLayer: Module {
     }
 }
 
+/// torch.nn.MaxPool2d (square window; stride defaults to the window).
 public struct MaxPool2d: Module {
     public let name: String
     public let params: Pool2DParams
@@ -82,6 +85,7 @@ public struct MaxPool2d: Module {
     }
 }
 
+/// torch.nn.AdaptiveAvgPool2d to an h x w output.
 public struct AdaptiveAvgPool2d: Module {
     public let name: String
     public let size: (h: Int, w: Int)
@@ -93,6 +97,7 @@ public struct AdaptiveAvgPool2d: Module {
     }
 }
 
+/// torch.nn.Linear: `weight` [out, in], `bias` [out]; the input is flattened first.
 public struct Linear: Module {
     public let name: String
     public let inFeatures, outFeatures: Int

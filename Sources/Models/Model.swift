@@ -5,10 +5,14 @@ import WeightFiles
 
 /// An architecture with its weights on a backend.
 public struct Model: Sendable {
+    /// The network's structure.
     public let architecture: Architecture
+    /// Its weights, uploaded to `backend`.
     public let parameters: ParameterStore
+    /// Where its passes run.
     public let backend: any Backend
 
+    /// A model from weights already on `backend` (see `ModelLocator` to load a file).
     public init(architecture: Architecture, parameters: ParameterStore, backend: any Backend) {
         self.architecture = architecture
         self.parameters = parameters
@@ -81,6 +85,8 @@ public func loadWeights(url: URL) throws -> [String: HostTensor] {
 
 /// Where `--model` and `--arch` lead.
 public enum ModelLocator {
+    /// What `--model` means when it is not given: torchvision's MobileNetV2 (`make setup`
+    /// installs its ImageNet weights).
     public static let defaultModel = "mobilenet_v2"
 
     /// `$TORCH_HOME/hub/checkpoints`, where torchvision keeps downloaded weights

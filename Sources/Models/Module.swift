@@ -66,6 +66,8 @@ public struct ParameterStore: Sendable {
     }
 }
 
+/// A model that cannot be built or loaded: an unknown architecture, weights that do not fit it,
+/// an ONNX graph with an unsupported op. The description says what and where.
 public struct ModelError: Error, CustomStringConvertible, Sendable {
     public let description: String
     public init(_ description: String) { self.description = description }

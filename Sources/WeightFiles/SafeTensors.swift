@@ -3,7 +3,9 @@ import Foundation
 
 /// A float32 array with its shape, on the host.
 public struct HostTensor: Sendable, Equatable {
+    /// The tensor's dimensions, as the file stores them.
     public let shape: Shape
+    /// Its values in row-major order, converted to float32.
     public let values: [Float]
     public init(shape: Shape, values: [Float]) { self.shape = shape; self.values = values }
 }
@@ -15,6 +17,7 @@ public struct HostTensor: Sendable, Equatable {
 /// length and offset is checked
 /// against the file, so a corrupt file throws instead of trapping.
 public struct SafeTensorsFile: Sendable {
+    /// Every tensor of the file by name.
     public let tensors: [String: HostTensor]
     /// The optional `__metadata__` string map.
     public let metadata: [String: String]
@@ -24,6 +27,7 @@ public struct SafeTensorsFile: Sendable {
         public var description: String { "safetensors: \(message)" }
     }
 
+    /// Reads and checks the file at `url`; a `FormatError` names what is wrong.
     public init(url: URL) throws {
         let data: Data
         do { data = try Data(contentsOf: url) } catch {
@@ -32,6 +36,7 @@ public struct SafeTensorsFile: Sendable {
         try self.init(data: data)
     }
 
+    /// Parses and checks a whole file held in memory.
     public init(data: Data) throws {
         let bytes = [UInt8](data)
         guard bytes.count >= 8 else { throw FormatError(message: "file of \(bytes.count) bytes is too short") }

@@ -8,6 +8,8 @@ import Foundation
 /// through `PickleReader`, which never executes anything. Tensors become float32 (half,
 /// bfloat16, double and integer storages are converted); non-tensor entries are skipped.
 public enum TorchCheckpoint {
+    /// The state_dict in the file at `url` (torch.save's zip format or the legacy one), by
+    /// parameter name; a `WeightFileError` naming the file otherwise.
     public static func load(url: URL) throws -> [String: HostTensor] {
         let data: Data
         do { data = try Data(contentsOf: url) } catch {
@@ -18,6 +20,7 @@ public enum TorchCheckpoint {
         }
     }
 
+    /// The state_dict in a whole checkpoint held in memory.
     public static func load(bytes: [UInt8]) throws -> [String: HostTensor] {
         if ZipArchive.isZip(bytes) { return try loadZip(bytes) }
         if bytes.first == 0x80 { return try loadLegacy(bytes) }
