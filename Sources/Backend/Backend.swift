@@ -187,6 +187,14 @@ public enum ShapeRules {
         return (s.count / cols, cols)
     }
 
+    /// A CAM's activations and gradients: both [N, C, H, W] and of one shape; the weights'
+    /// shape [N, C] and the planes' size H * W.
+    public static func camWeights(_ op: String, _ a: Shape, _ g: Shape) throws -> (out: Shape, cols: Int) {
+        let (n, c, h, w) = try rank4(op, a)
+        try same(op, a, g)
+        return ([n, c], h * w)
+    }
+
     /// (rows, cols) of a reduction from `axis` on.
     public static func rows(_ op: String, _ s: Shape, axis: Int) throws -> (rows: Int, cols: Int, out: Shape) {
         guard axis >= 0, axis < s.rank else { throw BackendError(op, "axis \(axis) out of range for \(s)") }

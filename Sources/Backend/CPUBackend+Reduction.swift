@@ -153,11 +153,9 @@ extension CPUBackend {
 extension CPUBackend {
     public func gradCAMPlusPlusWeights(_ activations: Tensor, gradients: Tensor) throws -> Tensor {
         let op = "Grad-CAM++ weights"
-        let (n, c, _, _) = try ShapeRules.rank4(op, activations.shape)
-        try ShapeRules.same(op, activations.shape, gradients.shape)
-        let (_, cols) = try ShapeRules.planes(op, activations.shape)
+        let (out, cols) = try ShapeRules.camWeights(op, activations.shape, gradients.shape)
         let a = try host(activations, op), g = try host(gradients, op)
-        let w = (0..<(n * c)).map { row -> Float in
+        let w = (0..<out.count).map { row -> Float in
             let plane = (row * cols)..<((row + 1) * cols)
             let sumA = a[plane].reduce(0, +)
             return plane.reduce(Float(0)) { sum, j in
@@ -165,7 +163,7 @@ extension CPUBackend {
                 return v == 0 ? sum : sum + Swift.max(v, 0) * v2 / (2 * v2 + sumA * v2 * v + 1e-6)
             }
         }
-        return make(w, [n, c])
+        return make(w, out)
     }
 
     public func normalizePlanes(_ x: Tensor) throws -> Tensor {

@@ -114,12 +114,10 @@ extension OpenCLBackend {
 extension OpenCLBackend {
     public func gradCAMPlusPlusWeights(_ activations: Tensor, gradients: Tensor) throws -> Tensor {
         let op = "Grad-CAM++ weights"
-        let (n, c, _, _) = try ShapeRules.rank4(op, activations.shape)
-        try ShapeRules.same(op, activations.shape, gradients.shape)
-        let (rows, cols) = try ShapeRules.planes(op, activations.shape)
+        let (out, cols) = try ShapeRules.camWeights(op, activations.shape, gradients.shape)
         let ab = try buffer(activations, op), gb = try buffer(gradients, op)
-        let (w, wb) = try empty([n, c], op)
-        try kernel(["reduce"], "gradcampp_weights").launch(global: [64, rows], local: [64, 1],
+        let (w, wb) = try empty(out, op)
+        try kernel(["reduce"], "gradcampp_weights").launch(global: [64, out.count], local: [64, 1],
             [.buffer(ab), .buffer(gb), .buffer(wb), .int(cols)])
         return w
     }
