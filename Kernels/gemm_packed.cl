@@ -146,6 +146,34 @@ __kernel void gemm_packed(__global const float* A, __global const float* B, __gl
 #else
         const int rowBias = hasBias;
 #endif
+#ifdef B_IMPLICIT
+        #pragma unroll
+        for (int v = 0; v < NV; ++v) {
+            const int n = n0 + VW * v;
+            const int oy0 = n / ldb, ox0 = n - oy0 * ldb;
+            // Most vectors are one run of real outputs of a dense row: one vector store a row of
+            // the block; the others (across a row's end or the grid's dropped columns, or a
+            // strided store) go lane by lane.
+            const bool run = cColStride == 1 && oy0 < OHi && ox0 + VW <= OWi;
+            #pragma unroll
+            for (int r = 0; r < MR; ++r) {
+                if (m0 + r >= M) break;
+                const VFLOATP value = FUSED_ACT(acc[r][v] + (VFLOATP)(rowBias ? bias[g * M + m0 + r] : 0.0f));
+                __global float* row = c + (long)r * ldc;
+                if (run) {
+                    VSTOREP(value, 0, row + oy0 * cRowStride + ox0);
+                    continue;
+                }
+                float out[VW];
+                VSTOREP(value, 0, out);
+                int oy = oy0, ox = ox0;
+                for (int j = 0; j < VW; ++j) {
+                    if (ox < OWi && oy < OHi) row[oy * cRowStride + ox * cColStride] = out[j];
+                    if (++ox == ldb) { ox = 0; ++oy; }
+                }
+            }
+        }
+#else
         #pragma unroll
         for (int r = 0; r < MR; ++r) {
             if (m0 + r >= M) break;
@@ -154,18 +182,6 @@ __kernel void gemm_packed(__global const float* A, __global const float* B, __gl
             #pragma unroll
             for (int v = 0; v < NV; ++v) {
                 const int n = n0 + VW * v;
-#ifdef B_IMPLICIT
-                float out[VW];
-                VSTOREP(FUSED_ACT(acc[r][v] + shift), 0, out);
-                int oy = n / ldb, ox = n - oy * ldb;
-                for (int j = 0; j < VW; ++j) {
-                    if (ox < OWi && oy < OHi) {
-                        __global float* at = row + oy * cRowStride + ox * cColStride;
-                        *at = out[j];
-                    }
-                    if (++ox == ldb) { ox = 0; ++oy; }
-                }
-#else
                 if (n + VW <= N) {
                     VSTOREP(FUSED_ACT(acc[r][v] + shift), 0, row + VW * v);
                 } else if (n < N) {
@@ -173,9 +189,9 @@ __kernel void gemm_packed(__global const float* A, __global const float* B, __gl
                     VSTOREP(FUSED_ACT(acc[r][v] + shift), 0, out);
                     for (int j = 0; j < N - n; ++j) row[VW * v + j] = out[j];
                 }
-#endif
             }
         }
+#endif
     }
 }
 
@@ -278,13 +294,14 @@ __kernel void col2im(__global const float* cols, __global float* gx, int n0, int
 // xq[nc][phase][y'][x'] = xp[nc][y' * sh + phase / sw][x' * sw + phase % sw], where
 // xp[nc][y][x] = x[nc][y - padH][x - padW] inside and 0 in the border: the zero-padded input
 // split into sh x sw stride phases of Hq x Wq (one phase, the padded planes, at stride 1), which
-// gemm_packed reads in place with B_IMPLICIT. One work-item copies one phase plane row by row
+// gemm_packed reads in place with B_IMPLICIT. `phases` is sh * sw, or 1 to keep only phase 0
+// (a 1x1 strided window reads nothing else). One work-item copies one phase plane row by row
 // (contiguous writes, reads sw floats apart), so PoCL does not turn the copy into gathers
-// across work-items. Global (Nb*C*sh*sw), local (1).
+// across work-items. Global (Nb*C*phases), local (1).
 __kernel void pad_planes(__global const float* x, __global float* xq, int H, int W, int Hq, int Wq, int padH, int padW,
-                         int sh, int sw) {
+                         int sh, int sw, int phases) {
     const int z = get_global_id(0);
-    const int phases = sh * sw, nc = z / phases, phase = z - nc * phases;
+    const int nc = z / phases, phase = z - nc * phases;
     const int py = phase / sw, px = phase - py * sw;
     // Phase columns whose input column is inside: qx in [lo, hi).
     const int ix0 = px - padW;

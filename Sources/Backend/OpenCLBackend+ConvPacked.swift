@@ -134,6 +134,16 @@ extension OpenCLBackend {
              .int(out[2] * out[3]), .int(k)] + [KernelArgument](repeating: .int(0), count: 8))
     }
 
+    /// `planes` planes of h x w from `x`, zero-padded and split into stride phases of hq x wq
+    /// (pad_planes): all sh x sw of them, or with `phases` 1 only phase 0.
+    private func padPlanes(_ x: Buffer<Float>, into xq: Buffer<Float>, planes: Int, h: Int, w: Int, hq: Int, wq: Int,
+                           padding: (h: Int, w: Int), stride: (h: Int, w: Int), phases: Int) throws {
+        try kernel(["conv_geometry", "gemm_packed"], "pad_planes", defines: packing.defines).launch(
+            global: [planes * phases], local: [1],
+            [.buffer(x), .buffer(xq), .int(h), .int(w), .int(hq), .int(wq), .int(padding.h), .int(padding.w), .int(stride.h),
+             .int(stride.w), .int(phases)])
+    }
+
     /// Whether a convolution reads its zero-padded input in place (B_IMPLICIT, split into
     /// stride phases) rather than packing im2col panels: the phase grid's extra columns
     /// (Wq - OW per row) are computed and dropped, so it pays while they add at most 30% of
@@ -172,6 +182,19 @@ extension OpenCLBackend {
             return y
         }
         let (sh, sw) = p.stride
+        if window[2] == 1, window[3] == 1, p.padding == (0, 0) {
+            // A strided 1x1 window reads only x[s*oy][s*ox]: phase 0 of the stride phases, which
+            // is a dense [OH][OW] plane; multiply it as the pointwise case does.
+            try withScratch(op) { scratch in
+                let sub = try scratch("subsampled", images * cin * n)
+                try padPlanes(xb, into: sub, planes: images * cin, h: h, w: w, hq: out[2], wq: out[3], padding: (0, 0), stride: p.stride,
+                              phases: 1)
+                try packedGemm(a, .planes(sub, firstImage: 0, strideImage: cin * n, strideGroup: cin / g * n), yb, bias: bb,
+                               activation: activation, m: m, n: n, k: k, z: images * g, groups: g, firstImage: 0, strideImage: cout * n,
+                               strideGroup: m * n, ldc: n)
+            }
+            return y
+        }
         let hq = (h + 2 * p.padding.h + sh - 1) / sh, wq = (w + 2 * p.padding.w + sw - 1) / sw, plane = sh * sw * hq * wq
         if implicitPays(gridColumns: out[2] * wq, outputColumns: n) {
             // Pad once (split into stride phases), read the window taps in place. Past the last
@@ -179,10 +202,8 @@ extension OpenCLBackend {
             let reach = packing.nr + ((window[2] - 1) * p.dilation.h / sh + 2) * wq + (window[3] - 1) * p.dilation.w / sw
             try withScratch(op) { scratch in
                 let padded = try scratch("padded", images * cin * plane + reach)
-                try kernel(["conv_geometry", "gemm_packed"], "pad_planes", defines: packing.defines).launch(
-                    global: [images * cin * sh * sw], local: [1],
-                    [.buffer(xb), .buffer(padded), .int(h), .int(w), .int(hq), .int(wq), .int(p.padding.h), .int(p.padding.w),
-                     .int(sh), .int(sw)])
+                try padPlanes(xb, into: padded, planes: images * cin, h: h, w: w, hq: hq, wq: wq, padding: p.padding, stride: p.stride,
+                              phases: sh * sw)
                 try packedGemm(a, .implicit(padded, strideImage: cin * plane, strideGroup: cin / g * plane, row: wq, plane: plane,
                                             outWidth: out[3], geometry: packedDefines(window, p)),
                                yb, bias: bb, activation: activation, m: m, n: out[2] * wq, k: k, z: images * g, groups: g, firstImage: 0,
@@ -313,9 +334,8 @@ extension OpenCLBackend {
         let reach = Swift.max(0, (live.map { end($0.y, $0.x) }.max() ?? 0) - plane)
         try withScratch(op) { scratch in
             let padded = try scratch("padded", images * cout * plane + reach)
-            try kernel(["conv_geometry", "gemm_packed"], "pad_planes", defines: packing.defines).launch(
-                global: [images * cout], local: [1],
-                [.buffer(gb), .buffer(padded), .int(oh), .int(ow), .int(hq), .int(wq), .int(top), .int(left), .int(1), .int(1)])
+            try padPlanes(gb, into: padded, planes: images * cout, h: oh, w: ow, hq: hq, wq: wq, padding: (top, left), stride: (1, 1),
+                          phases: 1)
             for (ry, rx, ty, tx) in live {
                 let k = cog * ty.count * tx.count
                 let a = try storage.derived("phase \(ry) \(rx) \(packing.mr)") {

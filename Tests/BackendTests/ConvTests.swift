@@ -57,13 +57,15 @@ let convCases: [ConvCase] = [
 
 /// 16 or more input channels a group: the register-blocked backward to the input goes by
 /// stride phases (one stride-1 product per phase, stored into its pixels of dL/dx): odd and
-/// even sizes, groups, a 1x1 window at stride 2 (three phases get no tap), 5x5, stride 3,
+/// even sizes, groups, a 1x1 window at stride 2 and 3 (the forward reads phase 0 alone; in the
+/// backward the other phases get no tap), 5x5, stride 3,
 /// dilation 3 at stride 2 (a phase's taps two apart: a dilated window of its own), and
 /// padding beyond the window at stride 1 (negative transposed padding).
 let phasedConvCases: [ConvCase] = [
     ConvCase(n: 2, cin: 16, cout: 12, h: 9, w: 10, k: 3, stride: 2, pad: 1, dilation: 1, groups: 1, bias: true),
     ConvCase(n: 1, cin: 32, cout: 8, h: 8, w: 7, k: 3, stride: 2, pad: 1, dilation: 1, groups: 2, bias: false),
     ConvCase(n: 2, cin: 17, cout: 9, h: 7, w: 8, k: 1, stride: 2, pad: 0, dilation: 1, groups: 1, bias: false),
+    ConvCase(n: 2, cin: 32, cout: 6, h: 9, w: 8, k: 1, stride: 3, pad: 0, dilation: 1, groups: 2, bias: true),
     ConvCase(n: 1, cin: 18, cout: 6, h: 11, w: 12, k: 5, stride: 2, pad: 2, dilation: 1, groups: 1, bias: false),
     ConvCase(n: 1, cin: 16, cout: 7, h: 13, w: 14, k: 3, stride: 3, pad: 1, dilation: 1, groups: 1, bias: false),
     ConvCase(n: 1, cin: 16, cout: 4, h: 13, w: 15, k: 3, stride: 2, pad: 3, dilation: 3, groups: 1, bias: false),
