@@ -14,7 +14,7 @@ PHOTOS := Assets/photos
 SWIFT ?= swift
 LOUPE := .build/release/loupe
 
-.PHONY: setup models photos atlas-demo build test docs fuzz bench bench-compare tune demo fixtures clean
+.PHONY: setup models photos atlas-demo build test docs doc-coverage fuzz bench bench-compare tune demo fixtures clean
 
 # Installs the system packages the project needs (idempotent: apt runs only when one is missing).
 setup:
@@ -67,12 +67,17 @@ test: setup
 # debug build as `make test`, so after it only the symbol graphs and DocC itself run.
 DOCS := .build/docs
 DOC_MODULES ?= Loupe Device Backend WeightFiles Graph Models ImageIO Interpret Figures Atlas
-docs: setup
+docs: setup doc-coverage
 	@export LOUPE_OPTIMIZE_DEBUG=1; rm -rf $(DOCS).tmp && \
 	$(SWIFT) package --allow-writing-to-directory $(DOCS).tmp generate-documentation \
 	  $(foreach m,$(DOC_MODULES),--target $(m)) --enable-experimental-combined-documentation \
 	  --transform-for-static-hosting --output-path $(DOCS).tmp && \
 	rm -rf $(DOCS) && mv $(DOCS).tmp $(DOCS) && echo "docs: $(DOCS)/documentation/loupe/index.html"
+
+# Fails when a public declaration of a library module has no doc comment (conformances count
+# as documented when their protocol documents the requirement); --list prints them all.
+doc-coverage:
+	@python3 tools/doc_coverage.py
 
 # Parsers at scale: LOUPE_FUZZ_MUTATIONS (default 100000) mutations of each fuzz file per parser
 # (.pth zip and legacy, safetensors, ONNX, PNG, JPEG) in an optimized build; one line per file,

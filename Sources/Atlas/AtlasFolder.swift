@@ -6,11 +6,16 @@ import ImageIO
 /// writes (`index.html`, `layers/<layer>/...`). Shards on other machines share it (a network
 /// or cluster volume); nothing in it is written in place.
 public struct AtlasFolder: Sendable {
+    /// The site folder.
     public let root: URL
+    /// The atlas site at `root` (nothing is read or made until used).
     public init(_ root: URL) { self.root = root }
 
+    /// `atlas.json`: the plan every shard checks its settings against.
     public var manifest: URL { root.appendingPathComponent("atlas.json") }
+    /// `units/`: one folder per finished unit.
     public var unitsFolder: URL { root.appendingPathComponent("units") }
+    /// The folder of unit `id` (`AtlasUnit.id`).
     public func unit(_ id: String) -> URL { unitsFolder.appendingPathComponent(id) }
     /// A unit is done when its folder holds `unit.json` (written last, inside the staging folder).
     public func isDone(_ id: String) -> Bool { FileManager.default.fileExists(atPath: unit(id).appendingPathComponent("unit.json").path) }

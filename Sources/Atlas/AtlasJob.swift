@@ -3,18 +3,27 @@ import Foundation
 /// Runs one shard's units in plan order, skipping finished ones (a rerun after preemption
 /// resumes where the last one stopped), and measures throughput as it goes.
 public struct AtlasJob {
+    /// Does each unit (model, plan, site folder).
     public let runner: AtlasRunner
+    /// Which units are this process's.
     public let shard: AtlasShard
 
+    /// A job running `shard`'s units with `runner`.
     public init(runner: AtlasRunner, shard: AtlasShard) { self.runner = runner; self.shard = shard }
 
     /// Throughput measured on this device, and what it projects.
     public struct Summary: Sendable {
+        /// Units done in this run, and units skipped because a finished copy was already there.
         public var ran = 0, skipped = 0
+        /// Seconds spent in channel units, and channels visualized in them.
         public var channelSeconds = 0.0, channels = 0
+        /// Seconds spent in image units, and images passed through in them.
         public var imageSeconds = 0.0, images = 0
+        /// Wall seconds of the whole run.
         public var seconds = 0.0
+        /// Channels visualized per minute in this run (nil when none was).
         public var channelsPerMinute: Double? { channels > 0 ? Double(channels) / channelSeconds * 60 : nil }
+        /// Dataset images per second in this run (nil when none was).
         public var imagesPerSecond: Double? { images > 0 ? Double(images) / imageSeconds : nil }
         /// Seconds `channels` channels and `images` images would take on this device.
         public func projected(channels c: Int, images i: Int) -> Double? {

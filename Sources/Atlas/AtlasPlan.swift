@@ -7,6 +7,7 @@ public struct AtlasSettings: Codable, Sendable, Equatable {
     /// The architecture's name and where its weights came from (a file's path and SHA-256, or
     /// "random weights, seed N").
     public var model: String
+    /// Where the weights came from (a file's path and SHA-256, or "random weights, seed N").
     public var weights: String
     /// The layers, in the order given.
     public var layers: [String]
@@ -14,25 +15,36 @@ public struct AtlasSettings: Codable, Sendable, Equatable {
     public var channels: ClosedRange<Int>?
     /// The dataset images (absolute paths, sorted), and the side of the square the network sees.
     public var images: [String]
+    /// The side of the square the network sees.
     public var inputSize: Int
     /// How an image becomes the input: shorter side resized to `resize` with `interpolation`,
     /// then the centre `inputSize` square.
     public var resize: Int
+    /// The resize's interpolation, by name ("bilinear" by default).
     public var interpolation: String
     /// Feature visualization: the `loupe visualize` defaults unless changed.
+    /// Optimization steps per channel.
     public var steps: Int
+    /// Side of the visualized image, pixels.
     public var size: Int
+    /// Adam's learning rate.
     public var learningRate: Float
+    /// The seed; each channel's picture is seeded from it and the channel, so any shard draws the
+    /// same picture.
     public var seed: UInt64
     /// Pictures per channel: 1, or K made together with Lucid's diversity term.
     public var variants: Int
+    /// The weight of the diversity term when `variants` > 1.
     public var diversityWeight: Float
     /// Dataset examples kept per channel, by mean and by max activation.
     public var top: Int
     /// Work unit sizes: channels optimized in one batch, images per dataset unit.
     public var channelBlock: Int
+    /// Dataset images per image unit.
     public var imageBlock: Int
 
+    /// Settings; the defaults are `loupe visualize`'s (512 steps at 224 px, learning rate 0.05)
+    /// and torchvision's preprocessing (resize 256, crop 224, bilinear).
     public init(model: String, weights: String, layers: [String], channels: ClosedRange<Int>? = nil, images: [String], inputSize: Int = 224, resize: Int = 256, interpolation: String = "bilinear",
                 steps: Int = 512, size: Int = 224, learningRate: Float = 0.05, seed: UInt64 = 0, variants: Int = 1,
                 diversityWeight: Float = 100, top: Int = 8, channelBlock: Int = 16, imageBlock: Int = 32) {
@@ -45,8 +57,11 @@ public struct AtlasSettings: Codable, Sendable, Equatable {
 
 /// One layer of the atlas with its shape on a dataset image ([C, H, W]).
 public struct AtlasLayer: Codable, Sendable, Equatable {
+    /// The layer's name, as `loupe layers` prints it.
     public var name: String
+    /// Its output's channels, height and width on a dataset image.
     public var channels: Int, height: Int, width: Int
+    /// A layer of this name and shape.
     public init(name: String, channels: Int, height: Int, width: Int) {
         self.name = name; self.channels = channels; self.height = height; self.width = width
     }
@@ -69,11 +84,18 @@ public enum AtlasUnit: Sendable, Hashable {
 
 /// The settings, the layers' shapes and the list of units.
 public struct AtlasPlan: Codable, Sendable, Equatable {
+    /// The `atlas.json` format this build reads and writes.
     public static let formatVersion = 1
+    /// The format of the file it was read from.
     public var version = AtlasPlan.formatVersion
+    /// What the atlas covers and how it is made.
     public var settings: AtlasSettings
+    /// The layers, in the settings' order, with their shapes.
     public var layers: [AtlasLayer]
 
+    /// A plan for these settings and layers; throws ``AtlasError`` for no layers, settings below
+    /// their least (steps, size, variants, top, block sizes), a channel range starting beyond a
+    /// layer's channels, or two layers with the same file name.
     public init(settings: AtlasSettings, layers: [AtlasLayer]) throws {
         guard !layers.isEmpty else { throw AtlasError("no layers") }
         for (name, value, least) in [("steps", settings.steps, 1), ("size", settings.size, 16), ("variants", settings.variants, 1),
@@ -116,6 +138,7 @@ public struct AtlasPlan: Codable, Sendable, Equatable {
         return out
     }
 
+    /// Channels visualized over all layers (the selected range of each).
     public var channelCount: Int { layers.indices.reduce(0) { $0 + channels(of: $1).count } }
 
     /// The unit's folder name under `units/`.
@@ -161,7 +184,9 @@ func mix(_ x: UInt64) -> UInt64 {
 /// Which units one process does: shard `index` of `count` takes units index, index + count, ...
 /// (round robin, so every shard gets a share of each layer and of the images).
 public struct AtlasShard: Sendable, Equatable, CustomStringConvertible {
+    /// This shard's number (from 0) and the number of shards.
     public let index: Int, count: Int
+    /// Shard `index` of `count`; throws unless 0 <= index < count.
     public init(index: Int, count: Int) throws {
         guard count >= 1, (0..<count).contains(index) else { throw AtlasError("shard \(index)/\(count): expected k/n with 0 <= k < n") }
         self.index = index; self.count = count
@@ -190,11 +215,17 @@ public struct AtlasShard: Sendable, Equatable, CustomStringConvertible {
         return try AtlasShard(index: k, count: n)
     }
 
+    /// Whether unit number `unitIndex` (plan order) is this shard's.
     public func owns(_ unitIndex: Int) -> Bool { unitIndex % count == index }
+    /// "k/n".
     public var description: String { "\(index)/\(count)" }
 }
 
+/// An atlas that cannot be planned, run or merged: bad settings, a shard spec, a site folder
+/// made with other settings, a corrupt unit file (the description says which).
 public struct AtlasError: Error, CustomStringConvertible, Sendable {
+    /// What is wrong, one line.
     public let description: String
+    /// An error with this description.
     public init(_ description: String) { self.description = description }
 }

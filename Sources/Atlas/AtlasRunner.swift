@@ -7,15 +7,20 @@ import Models
 
 /// Does an atlas's units on one model and device, each written whole into the site folder.
 public struct AtlasRunner {
+    /// The network, on its device.
     public let model: Model
+    /// The settings and units.
     public let plan: AtlasPlan
+    /// Where each unit is written.
     public let folder: AtlasFolder
+    /// How a dataset image becomes the network's input.
     public let preprocessing: Preprocessing
     /// Images per forward pass in an image unit.
     public var imageBatch = 8
     /// Hears of each unit's staging folder (true) and its end (false): a signal handler removes it.
     public var staged: @Sendable (URL, Bool) -> Void = { _, _ in }
 
+    /// A runner for `plan` on `model`, writing into `folder`.
     public init(model: Model, plan: AtlasPlan, folder: AtlasFolder, preprocessing: Preprocessing) {
         self.model = model; self.plan = plan; self.folder = folder; self.preprocessing = preprocessing
     }

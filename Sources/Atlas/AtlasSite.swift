@@ -9,18 +9,24 @@ import ImageIO
 /// receptive-field crops around the maxima, and the histogram of its mean activation over the
 /// images). Needs no model or device: only the folder and the dataset images.
 public struct AtlasSite {
+    /// The site folder.
     public let folder: AtlasFolder
+    /// Its plan, read from `atlas.json`.
     public let plan: AtlasPlan
 
+    /// The site in `folder`; throws when it has no readable `atlas.json`.
     public init(_ folder: AtlasFolder) throws {
         self.folder = folder
         plan = try folder.plan()
     }
 
+    /// What a merge found: units done, units in all, and which are missing.
     public struct Report: Sendable {
+        /// Finished units, and units in the plan.
         public let done: Int, total: Int
         /// Readable names of the missing units, in plan order.
         public let missing: [String]
+        /// Whether every unit is there.
         public var complete: Bool { missing.isEmpty }
     }
 

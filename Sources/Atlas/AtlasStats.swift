@@ -11,12 +11,19 @@ import Foundation
 /// channel: m (Int32) and m records (image Int32, low Float32, high Float32, H * W bytes: the map
 /// as (value - low) / (high - low) * 255).
 public struct LayerStats: Sendable, Equatable {
+    /// Images, channels, and the layer's map height and width.
     public var images: Int, channels: Int, height: Int, width: Int
+    /// Mean and max activation per image and channel, [B][C] flattened.
     public var mean: [Float], max: [Float]
+    /// Where each max is, y * W + x, [B][C] flattened.
     public var argmax: [Int32]
+    /// One channel's activation map on one image, in 8 bits.
     public struct Map: Sendable, Equatable {
+        /// The image's index within the unit.
         public var image: Int
+        /// The activations that 0 and 255 stand for.
         public var low: Float, high: Float
+        /// H * W bytes, (value - low) / (high - low) * 255 rounded.
         public var bytes: [UInt8]
         /// The activations, to within (high - low) / 510.
         public var values: [Float] { bytes.map { low + (high - low) * Float($0) / 255 } }
@@ -72,6 +79,7 @@ public struct LayerStats: Sendable, Equatable {
         }.prefix(k))
     }
 
+    /// The file's bytes, in the layout above.
     public func data() -> Data {
         var out = Data(LayerStats.magic)
         func int(_ v: Int) { var x = Int32(v).littleEndian; withUnsafeBytes(of: &x) { out.append(contentsOf: $0) } }

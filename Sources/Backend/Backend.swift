@@ -14,6 +14,8 @@ public protocol Backend: AnyObject, Sendable {
     func values(_ tensor: Tensor) throws -> [Float]
 
     // MARK: conv2d: x [N, Cin, H, W], weight [Cout, Cin/groups, KH, KW], bias [Cout]
+    /// y [N, Cout, OH, OW] = the cross-correlation of x with the weights (PyTorch's conv2d:
+    /// stride, zero padding, dilation and groups from `p`), plus the bias per output channel.
     func conv2d(_ x: Tensor, weight: Tensor, bias: Tensor?, _ p: Conv2DParams) throws -> Tensor
     /// conv2d followed by `activation` (nil: none), computed in one pass where the backend can
     /// (the activation applied as the convolution stores its result).
@@ -26,22 +28,33 @@ public protocol Backend: AnyObject, Sendable {
     func conv2dBackwardBias(_ gy: Tensor) throws -> Tensor
 
     // MARK: relu, relu6
+    /// y = ReLU(x) = max(x, 0) or ReLU6(x) = min(max(x, 0), 6), elementwise.
     func activation(_ x: Tensor, _ kind: Activation) throws -> Tensor
+    /// dL/dx from dL/dy and the forward input under a gradient rule (`GradientRule`): `standard`
+    /// passes gy where the activation's slope is 1 (0 < x, and x < 6 for ReLU6); `guided` keeps
+    /// only the positive part of that (guided backprop); `deconvnet` passes ReLU(gy) whatever x was.
     func activationBackward(_ gy: Tensor, input: Tensor, _ kind: Activation, rule: GradientRule) throws -> Tensor
 
     // MARK: Pooling
+    /// The maximum of each window (kernel, stride, padding with -infinity, ceil mode from `p`).
     func maxPool2d(_ x: Tensor, _ p: Pool2DParams) throws -> Tensor
     /// Routes each output gradient to its window's argmax (first maximum, as PyTorch).
     func maxPool2dBackward(_ gy: Tensor, input: Tensor, _ p: Pool2DParams) throws -> Tensor
+    /// The mean of each window; padded cells count when `p.countIncludePad` (PyTorch's default).
     func avgPool2d(_ x: Tensor, _ p: Pool2DParams) throws -> Tensor
+    /// dL/dx: each output gradient spread evenly over its window's cells.
     func avgPool2dBackward(_ gy: Tensor, inputShape: Shape, _ p: Pool2DParams) throws -> Tensor
     /// PyTorch's adaptive average pool: output cell o covers [floor(o*I/O), ceil((o+1)*I/O)).
     func adaptiveAvgPool2d(_ x: Tensor, outputSize: (h: Int, w: Int)) throws -> Tensor
+    /// dL/dx: each output cell's gradient spread evenly over the input cells it covers.
     func adaptiveAvgPool2dBackward(_ gy: Tensor, inputShape: Shape) throws -> Tensor
 
     // MARK: linear: x [N, In], weight [Out, In], bias [Out]; y = x W^T + b
+    /// y [N, Out] = x W^T + b.
     func linear(_ x: Tensor, weight: Tensor, bias: Tensor?) throws -> Tensor
+    /// dL/dx [N, In] = gy W.
     func linearBackwardInput(_ gy: Tensor, weight: Tensor) throws -> Tensor
+    /// dL/dW [Out, In] = gy^T x, from dL/dy and the forward input.
     func linearBackwardWeight(_ gy: Tensor, input: Tensor) throws -> Tensor
     /// gy summed over the batch, shape [Out].
     func linearBackwardBias(_ gy: Tensor) throws -> Tensor
@@ -53,12 +66,17 @@ public protocol Backend: AnyObject, Sendable {
     func matmul(_ a: Tensor, _ b: Tensor, transposeA: Bool, transposeB: Bool) throws -> Tensor
 
     // MARK: batchnorm2d, inference mode
+    /// y = (x - mean) / sqrt(var + eps) * gamma + beta per channel, with the running statistics.
     func batchNorm2d(_ x: Tensor, _ bn: BatchNormParams) throws -> Tensor
+    /// dL/dx = gy * gamma / sqrt(var + eps) per channel (the statistics are constants).
     func batchNorm2dBackward(_ gy: Tensor, _ bn: BatchNormParams) throws -> Tensor
 
     // MARK: Elementwise (same shapes)
+    /// a + b, elementwise.
     func add(_ a: Tensor, _ b: Tensor) throws -> Tensor
+    /// a * b, elementwise.
     func mul(_ a: Tensor, _ b: Tensor) throws -> Tensor
+    /// s * a, elementwise.
     func scale(_ a: Tensor, _ s: Float) throws -> Tensor
     /// alpha * x + y
     func axpy(_ alpha: Float, _ x: Tensor, _ y: Tensor) throws -> Tensor
@@ -68,7 +86,10 @@ public protocol Backend: AnyObject, Sendable {
     func noisyCopies(_ x: Tensor, copies: Int, sigma: Float, seed: UInt64, offset: UInt64) throws -> Tensor
 
     // MARK: Channels (dimension 1 of NCHW)
+    /// The parts joined along the channel dimension (same N, H, W): torch.cat(parts, dim=1).
     func concat(_ parts: [Tensor]) throws -> Tensor
+    /// x cut along the channel dimension into parts of `sizes` channels (they sum to C): concat's
+    /// backward.
     func split(_ x: Tensor, sizes: [Int]) throws -> [Tensor]
 
     // MARK: Layout (rank 1 to 6)
@@ -84,18 +105,25 @@ public protocol Backend: AnyObject, Sendable {
     func layerNormBackward(_ gy: Tensor, input: Tensor, gamma: Tensor?, eps: Float) throws -> Tensor
 
     // MARK: Softmax over the last dimension
+    /// exp(x - max) / sum(exp(x - max)) along each row of the last dimension.
     func softmax(_ x: Tensor) throws -> Tensor
     /// From dL/dy and the forward output y.
     func softmaxBackward(_ gy: Tensor, output: Tensor) throws -> Tensor
+    /// x - max - log(sum(exp(x - max))) along each row of the last dimension.
     func logSoftmax(_ x: Tensor) throws -> Tensor
+    /// From dL/dy and the forward output y: gy - exp(y) * sum(gy) per row.
     func logSoftmaxBackward(_ gy: Tensor, output: Tensor) throws -> Tensor
 
     // MARK: Reductions over all dimensions from `axis` on; the result has shape dims[..<axis]
     // (or [1] for axis 0).
+    /// The sum, mean or sum of squares of each row (all dimensions from `axis` on).
     func reduce(_ x: Tensor, _ op: Reduction, axis: Int) throws -> Tensor
+    /// dL/dx of reduce, from dL/dy and the forward input: gy broadcast over each row (divided by
+    /// the row length for the mean, times 2x for the sum of squares).
     func reduceBackward(_ gy: Tensor, input: Tensor, _ op: Reduction, axis: Int) throws -> Tensor
     /// Maximum and the flat index of its first occurrence (as a float) within each row.
     func max(_ x: Tensor, axis: Int) throws -> (values: Tensor, indices: Tensor)
+    /// dL/dx of max: each row's gradient to the position `indices` names, zeros elsewhere.
     func maxBackward(_ gy: Tensor, indices: Tensor, inputShape: Shape, axis: Int) throws -> Tensor
 
     // MARK: Class activation maps (no backward: they read a finished pass)
@@ -119,10 +147,13 @@ public protocol Backend: AnyObject, Sendable {
     // MARK: Optimization engine (feature visualization and inversion)
     /// y = f(x) elementwise.
     func pointwise(_ x: Tensor, _ op: Pointwise) throws -> Tensor
+    /// dL/dx = gy * f'(x), from dL/dy and the forward input.
     func pointwiseBackward(_ gy: Tensor, input: Tensor, _ op: Pointwise) throws -> Tensor
     /// [N, C, H, W] -> [N, C, height, width]: image n bilinearly sampled through transforms[n]
     /// (`AffineMap`), `fill` outside the input.
     func affineSample(_ x: Tensor, _ transforms: [AffineMap], height: Int, width: Int, fill: Float) throws -> Tensor
+    /// dL/dx of affineSample: each output gradient scattered to its four bilinear neighbours with
+    /// their weights (sampled positions outside the input contribute nothing).
     func affineSampleBackward(_ gy: Tensor, _ transforms: [AffineMap], inputShape: Shape) throws -> Tensor
     /// One Adam step at step t (from 1): the new parameters, first and second moments.
     func adamStep(_ p: Tensor, gradient g: Tensor, m: Tensor, v: Tensor, _ settings: AdamSettings, step t: Int) throws -> (p: Tensor, m: Tensor, v: Tensor)
@@ -164,15 +195,18 @@ public enum ShapeRules {
         return Shape([copies * s[0]] + Array(s.dims.dropFirst()))
     }
 
+    /// Throws unless `a` and `b` are the same shape (elementwise ops, backward passes).
     public static func same(_ op: String, _ a: Shape, _ b: Shape) throws {
         guard a == b else { throw BackendError(op, "shapes differ: \(a) vs \(b)") }
     }
 
+    /// The dimensions of an NCHW shape; throws for any other rank.
     public static func rank4(_ op: String, _ s: Shape) throws -> (n: Int, c: Int, h: Int, w: Int) {
         guard let v = s.nchw else { throw BackendError(op, "expected an NCHW tensor, got \(s)") }
         return v
     }
 
+    /// Throws unless `t` (when given) has shape [channels]: a bias, gamma or beta.
     public static func channelVector(_ op: String, _ t: Tensor?, channels: Int, what: String) throws {
         guard let t else { return }
         guard t.shape == [channels] else {
@@ -204,11 +238,14 @@ public enum ShapeRules {
         return (rows, cols, axis == 0 ? [1] : Shape(Array(s.dims[..<axis])))
     }
 
+    /// Rows (the product of the leading dimensions) and columns (the last dimension) of a
+    /// non-empty tensor: softmax's and layer norm's rows.
     public static func lastDim(_ op: String, _ s: Shape) throws -> (rows: Int, cols: Int) {
         guard s.rank >= 1, let cols = s.dims.last, cols > 0 else { throw BackendError(op, "expected a non-empty tensor, got \(s)") }
         return (s.count / cols, cols)
     }
 
+    /// (N, In, Out) for x [N, In] and weight [Out, In].
     public static func linear(_ op: String, x: Shape, weight: Shape) throws -> (n: Int, inF: Int, outF: Int) {
         guard x.rank == 2, weight.rank == 2, x[1] == weight[1] else {
             throw BackendError(op, "input \(x) and weight \(weight) must be [N, In] and [Out, In]")
@@ -251,6 +288,7 @@ public enum ShapeRules {
         return (a[0], m, k, n)
     }
 
+    /// The output shape of joining NCHW parts along channels: same N, H and W, channels summed.
     public static func concat(_ op: String, _ parts: [Shape]) throws -> Shape {
         guard let first = parts.first else { throw BackendError(op, "nothing to concatenate") }
         let f = try rank4(op, first)
@@ -265,6 +303,8 @@ public enum ShapeRules {
         return [f.n, channels, f.h, f.w]
     }
 
+    /// (M, C, H * W, whether x has one image per mask) for x [1 or M, C, H, W] and masks
+    /// [M, 1, H, W].
     public static func broadcastMul(_ op: String, _ x: Shape, _ masks: Shape) throws -> (m: Int, c: Int, hw: Int, perMask: Bool) {
         let (n, c, h, w) = try rank4(op, x)
         let (m, mc, mh, mw) = try rank4(op, masks)
@@ -293,6 +333,7 @@ public enum ShapeRules {
         return (rows, cols)
     }
 
+    /// Throws unless `sizes` are positive and sum to the channels of NCHW shape `s`.
     public static func split(_ op: String, _ s: Shape, sizes: [Int]) throws {
         let v = try rank4(op, s)
         guard sizes.allSatisfy({ $0 > 0 }), sizes.reduce(0, +) == v.c else {

@@ -1,5 +1,6 @@
 /// Host memory of the CPU reference backend.
 public final class CPUStorage: TensorStorage {
+    /// The tensor's values, row-major.
     public let values: [Float]
     init(_ values: [Float]) { self.values = values }
 }
@@ -7,7 +8,9 @@ public final class CPUStorage: TensorStorage {
 /// The reference backend: every op as plain loops over host arrays, written to be obviously
 /// right, not fast. Device results are checked against it.
 public final class CPUBackend: Backend {
+    /// "cpu".
     public let name = "cpu"
+    /// The reference backend; it holds no state.
     public init() {}
 
     public func tensor(_ values: [Float], _ shape: Shape) throws -> Tensor {

@@ -4,6 +4,7 @@ import Synchronization
 
 /// Device memory of the OpenCL backend.
 public final class OpenCLStorage: TensorStorage {
+    /// The tensor's values, row-major, on the device.
     public let buffer: Buffer<Float>
     /// Layouts of this (immutable) tensor made for kernels that want another one, such as a
     /// weight packed into panels: made once, released with the tensor.
@@ -40,8 +41,11 @@ public enum KernelFamily: String, Sendable, CaseIterable {
 /// The register block of gemm_packed.cl: each work-item computes mr rows x nr = vw * nv columns
 /// of C, in mr * nv vectors of vw floats.
 public struct PackedTiling: Hashable, Sendable, CustomStringConvertible {
+    /// Rows of C per work-item (mr), floats per vector (vw: 4, 8 or 16) and vectors per row (nv).
     public var mr, vw, nv: Int
+    /// Columns of C per work-item: vw * nv.
     public var nr: Int { vw * nv }
+    /// A block of mr x (vw * nv).
     public init(mr: Int, vw: Int, nv: Int) { self.mr = mr; self.vw = vw; self.nv = nv }
     /// 6 x 16: twelve 8-float accumulators, the classic AVX2 block (16 ymm registers).
     public static let `default` = PackedTiling(mr: 6, vw: 16, nv: 1)
@@ -60,13 +64,17 @@ public struct PackedTiling: Hashable, Sendable, CustomStringConvertible {
         guard v.count == 3, v[0] > 0, [4, 8, 16].contains(v[1]), v[2] > 0 else { return nil }
         return PackedTiling(mr: v[0], vw: v[1], nv: v[2])
     }()
+    /// "mr x nr", e.g. "6x16".
     public var description: String { "\(mr)x\(nr)" }
 }
 
 /// Register-blocking tile of the shared matrix multiply (gemm.cl): a work-group computes
 /// tm x tn outputs with (tn / wptn) x (tm / wptm) work-items, staging tk-deep slices.
 public struct GemmTiling: Hashable, Sendable, CustomStringConvertible {
+    /// Rows and columns of C per work-group (tm, tn), reduction depth per staged slice (tk), and
+    /// rows and columns of C per work-item (wptm, wptn).
     public var tm, tn, tk, wptm, wptn: Int
+    /// A tile; tm must be a multiple of wptm and tn of wptn.
     public init(tm: Int, tn: Int, tk: Int, wptm: Int, wptn: Int) {
         self.tm = tm; self.tn = tn; self.tk = tk; self.wptm = wptm; self.wptn = wptn
     }
@@ -102,7 +110,9 @@ public struct GemmTiling: Hashable, Sendable, CustomStringConvertible {
         return GemmTiling(tm: v[0], tn: v[1], tk: v[2], wptm: v[3], wptn: v[4])
     }()
     var defines: [String: Int] { ["TM": tm, "TN": tn, "TK": tk, "WPTM": wptm, "WPTN": wptn] }
+    /// The work-group size it launches with: [tn / wptn, tm / wptm, 1].
     public var local: [Int] { [tn / wptn, tm / wptm, 1] }
+    /// "tm x tn x tk / wptm x wptn".
     public var description: String { "\(tm)x\(tn)x\(tk)/\(wptm)x\(wptn)" }
 }
 
@@ -110,6 +120,7 @@ public struct GemmTiling: Hashable, Sendable, CustomStringConvertible {
 /// build time; `LOUPE_KERNEL_DIR` may point at a folder of .cl files to use instead while
 /// developing). Ops enqueue on one in-order queue and return at once; `values` waits.
 public final class OpenCLBackend: Backend {
+    /// The device context every buffer and kernel of this backend lives in.
     public let context: Context
     public var name: String { context.device.name }
     /// Tiling of convolutions with many output rows (M > 32) in the tiled family;
@@ -137,6 +148,12 @@ public final class OpenCLBackend: Backend {
     /// an op enqueued later reuses a buffer only after earlier ops are done with it.
     private let scratch = Mutex<[String: Buffer<Float>]>([:])
 
+    /// A backend on `context`'s device. Each parameter left nil comes from the environment
+    /// (`LOUPE_CONV_TILING`, `LOUPE_KERNEL_FAMILY`, `LOUPE_PACKED_TILING`), else from what `loupe tune`
+    /// cached for this device, else from defaults per device kind (the tiled family for GPUs, the
+    /// register-blocked one otherwise). `scratchFloats` bounds the reused scratch buffers (im2col
+    /// panels are made per chunk of images within it); `splitKGroups` is the work-group count
+    /// below which the tiled family splits a product's reduction (default: twice the compute units).
     public init(context: Context, convTiling: GemmTiling? = nil, family: KernelFamily? = nil,
                 packing: PackedTiling? = nil, scratchFloats: Int = 1 << 25, splitKGroups: Int? = nil) {
         self.context = context

@@ -13,10 +13,12 @@ public struct Conv2DParams: Hashable, Sendable, CustomStringConvertible {
     /// (channels: depthwise).
     public var groups: Int
 
+    /// The same stride, padding and dilation on both axes.
     public init(stride: Int = 1, padding: Int = 0, dilation: Int = 1, groups: Int = 1) {
         self.init(stride: (stride, stride), padding: (padding, padding), dilation: (dilation, dilation), groups: groups)
     }
 
+    /// Stride, padding and dilation per axis (height, width).
     public init(stride: (Int, Int), padding: (Int, Int), dilation: (Int, Int) = (1, 1), groups: Int = 1) {
         self.stride = stride
         self.padding = padding
@@ -24,12 +26,15 @@ public struct Conv2DParams: Hashable, Sendable, CustomStringConvertible {
         self.groups = groups
     }
 
+    /// Equal settings on both axes.
     public static func == (a: Self, b: Self) -> Bool {
         a.stride == b.stride && a.padding == b.padding && a.dilation == b.dilation && a.groups == b.groups
     }
+    /// Hashes every setting.
     public func hash(into h: inout Hasher) {
         for v in [stride.h, stride.w, padding.h, padding.w, dilation.h, dilation.w, groups] { h.combine(v) }
     }
+    /// "stride HxW pad HxW dil HxW groups G".
     public var description: String {
         "stride \(stride.h)x\(stride.w) pad \(padding.h)x\(padding.w) dil \(dilation.h)x\(dilation.w) groups \(groups)"
     }
@@ -61,7 +66,9 @@ public struct Conv2DParams: Hashable, Sendable, CustomStringConvertible {
 public struct Pool2DParams: Hashable, Sendable, CustomStringConvertible {
     /// Window size, per axis.
     public var kernel: (h: Int, w: Int)
+    /// Step between windows, per axis.
     public var stride: (h: Int, w: Int)
+    /// Cells added on each side, per axis (-infinity for max pooling, zeros for average pooling).
     public var padding: (h: Int, w: Int)
     /// Rounds the output size up (a last, partial window), as PyTorch's `ceil_mode`.
     public var ceilMode: Bool
@@ -69,6 +76,7 @@ public struct Pool2DParams: Hashable, Sendable, CustomStringConvertible {
     /// number of real input pixels.
     public var countIncludePad: Bool
 
+    /// Square windows; `stride` nil means the window size, as in PyTorch.
     public init(kernel: Int, stride: Int? = nil, padding: Int = 0, ceilMode: Bool = false, countIncludePad: Bool = true) {
         self.kernel = (kernel, kernel)
         self.stride = (stride ?? kernel, stride ?? kernel)
@@ -77,14 +85,17 @@ public struct Pool2DParams: Hashable, Sendable, CustomStringConvertible {
         self.countIncludePad = countIncludePad
     }
 
+    /// Equal settings.
     public static func == (a: Self, b: Self) -> Bool {
         a.kernel == b.kernel && a.stride == b.stride && a.padding == b.padding && a.ceilMode == b.ceilMode
             && a.countIncludePad == b.countIncludePad
     }
+    /// Hashes every setting.
     public func hash(into h: inout Hasher) {
         for v in [kernel.h, kernel.w, stride.h, stride.w, padding.h, padding.w] { h.combine(v) }
         h.combine(ceilMode); h.combine(countIncludePad)
     }
+    /// "kernel HxW stride HxW pad HxW" (and " ceil" in ceil mode).
     public var description: String {
         "kernel \(kernel.h)x\(kernel.w) stride \(stride.h)x\(stride.w) pad \(padding.h)x\(padding.w)\(ceilMode ? " ceil" : "")"
     }
@@ -97,6 +108,8 @@ public struct Pool2DParams: Hashable, Sendable, CustomStringConvertible {
         return out
     }
 
+    /// [N, C, OH, OW] for an input [N, C, H, W] under PyTorch's rules; throws for another rank, a
+    /// padding over half the window, or a padded input smaller than the window.
     public func outputShape(input: Shape, op: String) throws -> Shape {
         guard let (n, c, h, w) = input.nchw else { throw BackendError(op, "input \(input) must be rank 4") }
         guard kernel.h >= 1, kernel.w >= 1, stride.h >= 1, stride.w >= 1, padding.h >= 0, padding.w >= 0,
@@ -124,6 +137,7 @@ public struct BatchNormParams: Sendable {
     public let variance: Tensor
     /// Added to the variance before the square root.
     public let eps: Float
+    /// Parameters from the four [C] tensors; eps 1e-5 as PyTorch's default.
     public init(gamma: Tensor, beta: Tensor, mean: Tensor, variance: Tensor, eps: Float = 1e-5) {
         self.gamma = gamma; self.beta = beta; self.mean = mean; self.variance = variance; self.eps = eps
     }
@@ -199,6 +213,7 @@ public enum Pointwise: Hashable, Sendable {
 public struct AffineMap: Sendable, Equatable, CustomStringConvertible {
     /// The map's coefficients: u = a x + b y + c, v = d x + e y + f.
     public var a: Float, b: Float, c: Float, d: Float, e: Float, f: Float
+    /// The map (u, v) = (a x + b y + c, d x + e y + f).
     public init(a: Float, b: Float, c: Float, d: Float, e: Float, f: Float) {
         self.a = a; self.b = b; self.c = c; self.d = d; self.e = e; self.f = f
     }
@@ -225,6 +240,7 @@ public struct AffineMap: Sendable, Equatable, CustomStringConvertible {
         return [a, b, c, d, e, f, ia, ib, id, ie, abs(ia) + abs(ib), abs(id) + abs(ie)]
     }
 
+    /// "[a b c; d e f]".
     public var description: String { "[\(a) \(b) \(c); \(d) \(e) \(f)]" }
 }
 
@@ -233,6 +249,7 @@ public struct AffineMap: Sendable, Equatable, CustomStringConvertible {
 public struct AdamSettings: Sendable, Equatable {
     /// lr, b1, b2 and eps of the update above.
     public var learningRate: Float, beta1: Float, beta2: Float, epsilon: Float
+    /// Settings; the defaults are Lucid's (learning rate 0.05) and Adam's paper.
     public init(learningRate: Float = 0.05, beta1: Float = 0.9, beta2: Float = 0.999, epsilon: Float = 1e-8) {
         self.learningRate = learningRate; self.beta1 = beta1; self.beta2 = beta2; self.epsilon = epsilon
     }

@@ -15,7 +15,9 @@ public struct SplitMix64: RandomNumberGenerator, Sendable {
         return z ^ (z >> 31)
     }
 
+    /// The counter: `next()` adds `golden` to it and returns its mix.
     public private(set) var state: UInt64
+    /// A generator whose first number is mix(seed + golden).
     public init(seed: UInt64) { state = seed }
 
     /// The next value of the sequence: mix(state += golden).

@@ -3,14 +3,18 @@ public struct Shape: Hashable, Sendable, CustomStringConvertible, ExpressibleByA
     /// The sizes, outermost first.
     public var dims: [Int]
 
+    /// A shape of these dimensions, outermost first.
     public init(_ dims: [Int]) { self.dims = dims }
+    /// A shape written as a literal: `[1, 3, 224, 224]`.
     public init(arrayLiteral dims: Int...) { self.dims = dims }
 
     /// Number of dimensions.
     public var rank: Int { dims.count }
     /// Number of elements.
     public var count: Int { dims.reduce(1, *) }
+    /// Dimension i, outermost first.
     public subscript(i: Int) -> Int { dims[i] }
+    /// "[d0, d1, ...]".
     public var description: String { "[" + dims.map(String.init).joined(separator: ", ") + "]" }
 
     /// N, C, H, W of a rank-4 shape.
@@ -30,6 +34,7 @@ public struct Tensor: Sendable {
     /// Its values, held by the backend that made them.
     public let storage: any TensorStorage
 
+    /// A tensor of `shape` over `storage` (which must hold shape.count values; backends make these).
     public init(shape: Shape, storage: any TensorStorage) {
         self.shape = shape
         self.storage = storage
@@ -42,6 +47,8 @@ public struct BackendError: Error, CustomStringConvertible, Sendable {
     public let op: String
     /// What was wrong, with the shapes or values involved.
     public let message: String
+    /// An error of `op`, saying what was wrong.
     public init(_ op: String, _ message: String) { self.op = op; self.message = message }
+    /// "op: message".
     public var description: String { "\(op): \(message)" }
 }

@@ -16,6 +16,7 @@ public struct TuningEntry: Codable, Equatable, Sendable {
     /// What the winner measured: median device milliseconds over the tuning set, by candidate.
     public var measured: [String: Double]?
 
+    /// An entry holding these winners and their measurements.
     public init(packed: PackedTiling? = nil, tiled: GemmTiling? = nil, measured: [String: Double]? = nil) {
         self.packed = packed.map { [$0.mr, $0.vw, $0.nv] }
         self.tiled = tiled.map { [$0.tm, $0.tn, $0.tk, $0.wptm, $0.wptn] }
@@ -36,6 +37,8 @@ public struct TuningEntry: Codable, Equatable, Sendable {
     }
 }
 
+/// Reads and writes the tuning cache file: one `TuningEntry` per device key, written whole
+/// (temporary file, then rename).
 public enum TuningCache {
     /// Where the cache lives (see `TuningEntry`).
     public static var url: URL {

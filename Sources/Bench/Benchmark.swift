@@ -4,9 +4,13 @@ import Foundation
 
 /// One row of `loupe bench`.
 public struct BenchResult: Codable, Sendable {
+    /// The op's family: "conv", "conv dw", "relu", "maxpool", "linear", ...
     public let op: String
+    /// The layer shape, e.g. "3x3 64->64 56x56 s1 p1".
     public let shape: String
+    /// The networks that have a layer of this shape.
     public let models: [String]
+    /// Images per launch.
     public let batch: Int
     /// "forward", "backward input", "backward weight" or "backward".
     public let pass: String
@@ -14,6 +18,7 @@ public struct BenchResult: Codable, Sendable {
     public let milliseconds: Double
     /// GFLOP/s for conv and linear, GB/s for memory-bound ops.
     public let rate: Double
+    /// "GFLOP/s" or "GB/s".
     public let unit: String
     /// rate / the peak measured on this device, percent.
     public let percentOfPeak: Double
@@ -21,7 +26,9 @@ public struct BenchResult: Codable, Sendable {
 
 /// What this device reaches at best, measured by `bench.cl`.
 public struct DevicePeak: Codable, Sendable {
+    /// Fused multiply-add throughput, GFLOP/s (an FMA counts 2).
     public let gflops: Double
+    /// Device memory copy bandwidth, GB/s (bytes read plus bytes written).
     public let gbPerSecond: Double
     /// Wall time per launch of a one-work-item kernel enqueued back to back without events and
     /// waited for once, microseconds: the driver's cost per op, which bounds small-batch passes
@@ -29,11 +36,18 @@ public struct DevicePeak: Codable, Sendable {
     public let launchMicroseconds: Double
 }
 
+/// Kernel microbenchmarks on an OpenCL device: each op of `LayerShapes` forward and backward at
+/// the given batch sizes, device time from profiling events (the median of `runs` after
+/// `warmup` runs and at least 50 ms of them), as a rate and a percent of the device's peak.
 public struct Benchmark {
+    /// The device backend the kernels run on.
     public let backend: OpenCLBackend
+    /// Timed runs per measurement (the median is reported).
     public var runs = 3
+    /// Untimed runs before them (kernel builds, buffer pool).
     public var warmup = 1
 
+    /// Benchmarks on `backend` with 3 runs after 1 warm-up.
     public init(backend: OpenCLBackend) { self.backend = backend }
 
     func median(_ values: [Double]) -> Double {

@@ -4,14 +4,22 @@ import Backend
 public enum BenchOp: Hashable, Sendable {
     /// conv2d: input channels, output channels, input size, kernel, stride, padding, groups.
     case conv(cin: Int, cout: Int, size: Int, k: Int, stride: Int, pad: Int, groups: Int)
+    /// An activation over channels x size x size.
     case activation(Activation, channels: Int, size: Int)
+    /// Eval-mode batch normalization over channels x size x size.
     case batchNorm(channels: Int, size: Int)
+    /// Max pooling: channels, input size, window, stride, padding.
     case maxPool(channels: Int, size: Int, k: Int, stride: Int, pad: Int)
+    /// Adaptive average pooling of channels x size x size to 1 x 1.
     case adaptiveAvgPool(channels: Int, size: Int)
+    /// Elementwise sum of two channels x size x size tensors (a residual connection).
     case add(channels: Int, size: Int)
+    /// A fully connected layer, inF -> outF.
     case linear(inF: Int, outF: Int)
+    /// Softmax over a row of `classes` logits.
     case softmax(classes: Int)
 
+    /// The op's family as `BenchResult.op` names it ("conv dw" for grouped convolutions).
     public var family: String {
         switch self {
         case .conv(_, _, _, _, _, _, let g): g > 1 ? "conv dw" : "conv"
@@ -25,6 +33,7 @@ public enum BenchOp: Hashable, Sendable {
         }
     }
 
+    /// The layer shape as `BenchResult.shape` names it.
     public var shapeDescription: String {
         switch self {
         case let .conv(cin, cout, size, k, stride, pad, groups):
@@ -40,8 +49,10 @@ public enum BenchOp: Hashable, Sendable {
 
 /// The layer shapes of the classic networks at 224x224, as torchvision builds them.
 public enum LayerShapes {
+    /// The networks whose layer shapes are listed.
     public static let models = ["vgg16", "resnet18", "mobilenet_v2"]
 
+    /// The distinct layer shapes of `model` (one of `models`), in network order; empty for others.
     public static func ops(model: String) -> [BenchOp] {
         switch model {
         case "vgg16": vgg16

@@ -8,13 +8,20 @@ import Models
 /// per batch size. Wall time includes host work and waits for the result; device time sums the
 /// kernels' profiling events (OpenCL only).
 public struct ModelBenchResult: Codable, Sendable {
+    /// The architecture's name.
     public let model: String
+    /// Images per pass.
     public let batch: Int
+    /// "forward", "forward+backward", or an attribution method's name.
     public let pass: String
+    /// Median wall time of the timed runs, including host work and transfers.
     public let wallMilliseconds: Double
+    /// Median device time of the kernels (profiling events); nil on the CPU reference.
     public let deviceMilliseconds: Double?
 }
 
+/// Whole-network timings: a forward pass and a forward + backward pass to the input, on random
+/// images, median of runs after a warm-up.
 public enum ModelBenchmark {
     /// Device time per kernel of `body` (run once to build kernels, then once profiled), largest
     /// first; empty on the CPU reference.
@@ -44,6 +51,8 @@ public enum ModelBenchmark {
         }
     }
 
+    /// Times `model`'s forward pass and its forward + backward pass (input gradient only, seeded
+    /// at one logit per image) on a random [batch, 3, size, size] input.
     public static func run(_ model: Model, batch: Int, size: Int = 224, runs: Int) throws -> [ModelBenchResult] {
         let backend = model.backend
         var rng = SystemRandomNumberGenerator()
@@ -79,6 +88,8 @@ public enum ModelBenchmark {
 
 /// Attribution methods timed end to end (maps on the host), per batch size.
 public enum SaliencyBenchmark {
+    /// Times each method's `attribute` end to end (maps on the host) on a random batch, one
+    /// target per image.
     public static func run(_ model: Model, methods: [any AttributionMethod], batch: Int, size: Int = 224,
                            runs: Int) throws -> [ModelBenchResult] {
         let backend = model.backend
@@ -115,6 +126,9 @@ func timed(on backend: any Backend, runs: Int, _ body: () throws -> Void) throws
 /// Optimization steps per second of feature visualization with its defaults (Fourier basis,
 /// decorrelated colour, standard transforms, Adam), one class objective per image.
 public enum VisualizationBenchmark {
+    /// Optimization steps per second of `loupe visualize`'s defaults at `size`, `batch` images
+    /// with one class objective each: one run of `steps` steps (its setup included) after a
+    /// one-step warm-up run.
     public static func stepsPerSecond(_ model: Model, batch: Int, size: Int = 224, steps: Int) throws -> Double {
         let classes = try model.classCount(size: size)
         let objectives = (0..<batch).map { Objective.classLogit($0 * 37 % classes) }

@@ -13,8 +13,11 @@ public enum Tuner {
         (96, 24, 56, 1, 1), (256, 512, 14, 1, 2),
     ]
 
+    /// One candidate's measurement.
     public struct Result: Sendable {
+        /// The candidate's parameters, as its `description` prints them ("6x16", "64x64x16/4x4").
         public let candidate: String
+        /// Device milliseconds over the tuning set (median per shape and pass, summed).
         public let milliseconds: Double
     }
 

@@ -10,6 +10,7 @@ public final class Buffer<Element: BitwiseCopyable>: @unchecked Sendable {
     /// The size of the memory object: `count` elements rounded up to the pool's size class.
     let allocatedBytes: Int
 
+    /// The elements' size in bytes (the memory object may be larger: pool size classes).
     public var byteCount: Int { count * MemoryLayout<Element>.stride }
 
     /// Allocates an uninitialized buffer. Throws `CL_INVALID_BUFFER_SIZE` with the sizes when the

@@ -9,6 +9,7 @@ public struct CLError: Error, CustomStringConvertible, Sendable {
     /// What was being done: sizes, a kernel's name, a build log.
     public let detail: String?
 
+    /// An error for status `code` returned by `call`, with what was being done.
     public init(code: Int32, call: String, detail: String? = nil) {
         self.code = code
         self.call = call
@@ -18,6 +19,8 @@ public struct CLError: Error, CustomStringConvertible, Sendable {
     /// The status's name (`CL_OUT_OF_RESOURCES`).
     public var name: String { CLError.name(of: code) }
 
+    /// The call, the status by name and number, the detail, and for out-of-memory statuses a hint
+    /// (a smaller batch or image).
     public var description: String {
         var text = "OpenCL \(call) failed: \(name) (\(code))"
         if code == CL_OUT_OF_RESOURCES || code == CL_MEM_OBJECT_ALLOCATION_FAILURE

@@ -2,14 +2,19 @@ import COpenCL
 
 /// One OpenCL device and what it reports about itself.
 public struct ComputeDevice: @unchecked Sendable, Hashable {
+    /// The device type (`CL_DEVICE_TYPE`): GPUs get the tiled kernel family, the others the
+    /// register-blocked one.
     public enum Kind: String, Sendable { case gpu = "GPU", cpu = "CPU", accelerator = "accelerator", other = "other" }
 
+    /// The OpenCL device handle.
     public let id: cl_device_id
     /// The OpenCL platform (driver) that exposes it.
     public let platform: Platform
     /// GPU, CPU, accelerator or other, as the driver reports it; picks the kernel family.
     public let kind: Kind
+    /// `CL_DEVICE_NAME`, e.g. "NVIDIA H100 80GB HBM3" or "pthread-haswell-AMD EPYC".
     public let name: String
+    /// `CL_DEVICE_VENDOR`.
     public let vendor: String
     /// `CL_DEVICE_VERSION`, e.g. "OpenCL 3.0 PoCL ...".
     public let version: String
@@ -27,11 +32,14 @@ public struct ComputeDevice: @unchecked Sendable, Hashable {
     public let localMemory: UInt64
     /// The largest work-group a kernel may launch with.
     public let maxWorkGroupSize: Int
+    /// The largest work-group size along each dimension.
     public let maxWorkItemSizes: [Int]
     /// The OpenCL extensions it supports (`cl_khr_fp16`, ...).
     public let extensions: Set<String>
 
+    /// Whether kernels may use half precision arithmetic (`cl_khr_fp16`).
     public var supportsFP16: Bool { extensions.contains("cl_khr_fp16") }
+    /// Whether kernels may use double precision (`cl_khr_fp64`).
     public var supportsFP64: Bool { extensions.contains("cl_khr_fp64") }
 
     init(id: cl_device_id, platform: Platform) throws(CLError) {
@@ -60,7 +68,9 @@ public struct ComputeDevice: @unchecked Sendable, Hashable {
         extensions = Set(try deviceString(id, CL_DEVICE_EXTENSIONS).split(separator: " ").map(String.init))
     }
 
+    /// The same OpenCL device.
     public static func == (a: ComputeDevice, b: ComputeDevice) -> Bool { a.id == b.id }
+    /// Hashes the device handle.
     public func hash(into hasher: inout Hasher) { hasher.combine(id) }
 
     /// Every device of every platform, in platform order: the numbering `--device opencl:N` uses.

@@ -4,6 +4,7 @@ import Synchronization
 /// An OpenCL context on one device, with one in-order command queue that records profiling
 /// times, and a cache of built programs. Released in `deinit`.
 public final class Context: @unchecked Sendable {
+    /// The device its queue runs on.
     public let device: ComputeDevice
     let context: cl_context
     let queue: cl_command_queue

@@ -2,9 +2,13 @@ import COpenCL
 
 /// An OpenCL platform (one installed driver: PoCL, NVIDIA, ...).
 public struct Platform: @unchecked Sendable, Hashable {
+    /// The OpenCL platform handle.
     public let id: cl_platform_id
+    /// `CL_PLATFORM_NAME`, e.g. "Portable Computing Language" or "NVIDIA CUDA".
     public let name: String
+    /// `CL_PLATFORM_VENDOR`.
     public let vendor: String
+    /// `CL_PLATFORM_VERSION`, e.g. "OpenCL 3.0 PoCL 3.1 ...".
     public let version: String
 
     /// All installed platforms. An ICD loader with no drivers reports

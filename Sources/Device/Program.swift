@@ -4,7 +4,9 @@ import Synchronization
 
 /// A built OpenCL program. Build failures throw `CL_BUILD_PROGRAM_FAILURE` with the build log.
 public final class Program: @unchecked Sendable {
+    /// The name it was built under (its source files), for errors and the program cache.
     public let name: String
+    /// The build options it was compiled with (`-D` defines and the like).
     public let options: String
     let program: cl_program
     unowned let context: Context
@@ -80,13 +82,16 @@ public enum KernelArgument {
     /// Local memory of this many bytes.
     case local(Int)
 
+    /// A buffer argument (`__global` pointer).
     public static func buffer<T>(_ buffer: Buffer<T>) -> KernelArgument { .buffer(buffer.mem) }
+    /// An `int` argument; the kernels take 32-bit sizes and indices.
     public static func int(_ value: Int) -> KernelArgument { .int(Int32(truncatingIfNeeded: value)) }
 }
 
 /// A kernel of a built program. Setting arguments and enqueueing happen under one lock, so
 /// several threads may launch the same kernel.
 public final class Kernel: @unchecked Sendable {
+    /// The kernel function's name.
     public let name: String
     let kernel: cl_kernel
     unowned let context: Context
@@ -154,6 +159,7 @@ public final class Event: @unchecked Sendable {
 
     deinit { if let event { clReleaseEvent(event) } }
 
+    /// Blocks until the command has finished; throws its error status if it failed.
     public func wait() throws(CLError) {
         guard event != nil else { return }
         var list: [cl_event?] = [event]

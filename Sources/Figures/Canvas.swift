@@ -22,18 +22,28 @@ public enum FigureFormat: String, CaseIterable, Sendable {
     }
 }
 
+/// A figure that cannot be drawn or written: too large a canvas, a Cairo failure, a file that
+/// cannot be written (the description says which).
 public struct FigureError: Error, CustomStringConvertible, Sendable {
+    /// What failed, one line.
     public let description: String
+    /// An error with this description.
     public init(_ description: String) { self.description = description }
 }
 
 /// An RGB colour, components in [0, 1].
 public struct Color: Sendable, Equatable {
+    /// Red, green and blue, each in [0, 1].
     public var r, g, b: Double
+    /// A colour from components in [0, 1].
     public init(_ r: Double, _ g: Double, _ b: Double) { self.r = r; self.g = g; self.b = b }
+    /// A colour from 8-bit components.
     public init(_ c: (UInt8, UInt8, UInt8)) { self.init(Double(c.0) / 255, Double(c.1) / 255, Double(c.2) / 255) }
+    /// Near-black, for titles, labels and tick text.
     public static let text = Color(0.1, 0.1, 0.1)
+    /// Light grey, for grid lines.
     public static let grid = Color(0.85, 0.85, 0.85)
+    /// Dark grey, for axes and frames.
     public static let axis = Color(0.35, 0.35, 0.35)
 
     /// Matplotlib's "tab10" cycle: distinct line colours for up to ten series, then repeating.
@@ -47,13 +57,17 @@ public struct Color: Sendable, Equatable {
 /// A drawing in figure units (1 unit = 1 PNG pixel = 1 pt in SVG and PDF), recorded once by Cairo
 /// and replayed into each format. Text is set in DejaVu Sans through Cairo and FreeType.
 public final class Canvas {
+    /// Width in figure units.
     public let width: Double
+    /// Height in figure units.
     public let height: Double
     let surface: OpaquePointer
     let cr: OpaquePointer
     /// The largest side Cairo's image surfaces take.
     public static let maximumSide = 32767.0
 
+    /// A white canvas of width x height figure units; throws ``FigureError`` beyond
+    /// ``maximumSide`` or when Cairo cannot make the surface.
     public init(width: Double, height: Double) throws {
         guard width >= 1, height >= 1, width <= Self.maximumSide, height <= Self.maximumSide else {
             throw FigureError("a figure of \(Int(width))x\(Int(height)) is too large (at most \(Int(Self.maximumSide)) on a side)")
@@ -74,12 +88,14 @@ public final class Canvas {
 
     func setColor(_ c: Color) { cairo_set_source_rgb(cr, c.r, c.g, c.b) }
 
+    /// Fills the rectangle with `color`.
     public func fill(x: Double, y: Double, width: Double, height: Double, color: Color) {
         setColor(color)
         cairo_rectangle(cr, x, y, width, height)
         cairo_fill(cr)
     }
 
+    /// Outlines the rectangle with `color`, `lineWidth` units wide.
     public func strokeRect(x: Double, y: Double, width: Double, height: Double, color: Color, lineWidth: Double = 1) {
         setColor(color)
         cairo_set_line_width(cr, lineWidth)
@@ -111,6 +127,7 @@ public final class Canvas {
         try body()
     }
 
+    /// Fills a disc of `radius` centred at (x, y).
     public func circle(x: Double, y: Double, radius: Double, color: Color) {
         setColor(color)
         cairo_arc(cr, x, y, radius, 0, 2 * Double.pi)
@@ -146,6 +163,7 @@ public final class Canvas {
         cairo_restore(cr)
     }
 
+    /// Where a text's anchor point lies along it: its start, middle or end.
     public enum Anchor: Sendable { case start, middle, end }
 
     func selectFont(size: Double, bold: Bool) {

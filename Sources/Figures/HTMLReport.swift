@@ -6,12 +6,15 @@ import ImageIO
 /// marks on `<body>` how many of the page's images loaded (`data-images="loaded/total"`), which a
 /// headless browser reads to check the report.
 public struct HTMLReport: Sendable {
+    /// One piece of a section, in page order.
     public enum Block: Sendable {
+        /// Text, escaped.
         case paragraph(String)
         /// A figure file (relative path) with its caption.
         case figure(String, caption: String)
         /// Small images side by side, each with a caption (relative paths).
         case gallery([(file: String, caption: String)])
+        /// A table: a header row and rows of cells (text, escaped).
         case table(header: [String], rows: [[String]])
         /// Name-value pairs (settings, model, device).
         case facts([(String, String)])
@@ -26,15 +29,22 @@ public struct HTMLReport: Sendable {
     /// A relative path for an attribute: escaped, each component percent-encoded.
     public static func link(_ path: String) -> String { attribute(path) }
 
+    /// A titled part of the page.
     public struct Section: Sendable {
+        /// The section's heading.
         public var title: String
+        /// Its content, in order.
         public var blocks: [Block]
+        /// A section titled `title` holding `blocks`.
         public init(_ title: String, _ blocks: [Block]) { self.title = title; self.blocks = blocks }
     }
 
+    /// The page title (also its first heading).
     public var title: String
+    /// The page's sections, in order.
     public var sections: [Section]
 
+    /// A report titled `title` with `sections`.
     public init(title: String, sections: [Section] = []) { self.title = title; self.sections = sections }
 
     /// The tag that marks a page (and so its folder) as Loupe's.

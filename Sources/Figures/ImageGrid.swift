@@ -4,9 +4,13 @@ import ImageIO
 /// A colour scale under a map: the colour map from `low` (left) to `high` (right) in the map's
 /// own units, ticked at both ends and in the middle.
 public struct ColorBar: Sendable {
+    /// The colour map drawn from `low` (bottom) to `high` (top).
     public var colormap: Colormap
+    /// The value at the bottom of the bar.
     public var low: Float
+    /// The value at the top of the bar.
     public var high: Float
+    /// A bar of `colormap` from `low` to `high`.
     public init(colormap: Colormap, low: Float, high: Float) { self.colormap = colormap; self.low = low; self.high = high }
 
     /// The colour bar of a scaled attribution map.
@@ -19,13 +23,19 @@ public struct ColorBar: Sendable {
 /// image, a caption and a colour bar. Saliency grids, sanity map grids, visualization sprites and
 /// inversion strips are all this.
 public enum ImageGrid {
+    /// One image of the grid with its optional title (above), caption (below) and colour bar.
     public struct Cell: Sendable {
+        /// The picture.
         public var image: RGBImage
+        /// Text above the image (e.g. a method's name).
         public var title: String?
+        /// Text below the image (e.g. a score or a layer).
         public var caption: String?
+        /// A colour bar to the image's right, in the map's units.
         public var colorBar: ColorBar?
         /// False keeps pixels square when a small image is drawn large.
         public var smooth: Bool
+        /// A cell showing `image`, smooth-scaled unless `smooth` is false.
         public init(_ image: RGBImage, title: String? = nil, caption: String? = nil, colorBar: ColorBar? = nil, smooth: Bool = true) {
             self.image = image; self.title = title; self.caption = caption; self.colorBar = colorBar; self.smooth = smooth
         }

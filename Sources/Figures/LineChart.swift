@@ -3,14 +3,17 @@ import Foundation
 /// Line charts with axes, ticks, axis titles, a zero line and a legend: deletion/insertion curves
 /// and sanity-check curves. Panels sit side by side, each with its own legend under it.
 public enum LineChart {
+    /// One line of a panel.
     public struct Series: Sendable {
         /// The legend entry (e.g. "gradcam  AUC 0.214").
         public var name: String
         /// One value per x position; NaN leaves a gap.
         public var values: [Float]
+        /// A series named `name` with one value per x position.
         public init(name: String, values: [Float]) { self.name = name; self.values = values }
     }
 
+    /// What the x positions stand for.
     public enum XAxis: Sendable {
         /// Values spread evenly over [0, 1], ticked 0, 0.2, ..., 1.
         case unit
@@ -18,15 +21,23 @@ public enum LineChart {
         case categories([String])
     }
 
+    /// One chart: axes, title, legend and its series.
     public struct Panel: Sendable {
+        /// The title above the chart.
         public var title: String
+        /// The x axis label.
         public var xLabel: String
+        /// The y axis label.
         public var yLabel: String
+        /// The y values at the bottom and top of the plot area (values outside are clipped).
         public var yRange: ClosedRange<Double>
+        /// How the x axis is laid out and ticked.
         public var x: XAxis
+        /// The lines, coloured in `Color.series` order.
         public var series: [Series]
         /// A dashed line at y = 0 (correlations).
         public var zeroLine: Bool
+        /// A panel; `zeroLine` draws a dashed line at y = 0.
         public init(title: String, xLabel: String, yLabel: String, yRange: ClosedRange<Double>, x: XAxis,
                     series: [Series], zeroLine: Bool = false) {
             self.title = title; self.xLabel = xLabel; self.yLabel = yLabel; self.yRange = yRange; self.x = x

@@ -15,6 +15,7 @@ public final class Graph {
 
     /// A value recorded on this graph.
     public struct Value: Hashable, Sendable {
+        /// The value's index among the graph's nodes, in recording order.
         public let id: Int
     }
 

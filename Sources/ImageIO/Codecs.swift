@@ -6,6 +6,8 @@ import CTurboJPEG
 /// MAX_IMAGE_PIXELS, where PIL refuses), checked from the header before any pixel is allocated.
 /// `LOUPE_MAX_IMAGE_PIXELS` raises or lowers it.
 public enum ImageLimits {
+    /// The most pixels (width x height) a decoded image may have: 178,956,970 (Pillow's
+    /// decompression-bomb limit) unless `LOUPE_MAX_IMAGE_PIXELS` sets another positive number.
     public static var maxPixels: Int {
         ProcessInfo.processInfo.environment["LOUPE_MAX_IMAGE_PIXELS"].flatMap { Int($0) }.flatMap { $0 > 0 ? $0 : nil } ?? 178_956_970
     }

@@ -72,8 +72,11 @@ public struct ScaledMap: Sendable {
     public let values: [Float]
     /// The map value that 1 stands for (0 when the kept part of the map is all zero).
     public let threshold: Float
+    /// The part of the map the values show.
     public let sign: AttributionSign
 
+    /// Scales `map` (H x W values, row-major) for display with `sign`, saturating the top
+    /// `outlierPercent` percent of the kept values' absolute mass.
     public init(_ map: some Collection<Float>, sign: AttributionSign, outlierPercent: Float) {
         let kept: [Float]
         switch sign {
@@ -136,12 +139,17 @@ public struct MapStyle: Sendable {
     /// The map's weight in overlays (the photo's is 1 - alpha).
     public var alpha: Float
 
+    /// A style; the defaults are Captum's `visualize_image_attr`: sign and colour map chosen per
+    /// method, 2% outliers, alpha 0.5.
     public init(sign: AttributionSign? = nil, colormap: Colormap? = nil, outlierPercent: Float = 2, alpha: Float = 0.5) {
         self.sign = sign; self.colormap = colormap; self.outlierPercent = outlierPercent; self.alpha = alpha
     }
 
+    /// The sign to draw: the one set, else `all` for signed methods and `absolute` for the others.
     public func sign(signed: Bool) -> AttributionSign { sign ?? (signed ? .all : .absolute) }
 
+    /// The colour map to draw `sign` with: the one set, else `rdbu` for `all`, `reds` for
+    /// `negative` and `viridis` for the others.
     public func colormap(for sign: AttributionSign) -> Colormap {
         colormap ?? (sign == .all ? .rdbu : sign == .negative ? .reds : .viridis)
     }

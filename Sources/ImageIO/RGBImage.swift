@@ -2,10 +2,15 @@ import Foundation
 
 /// An 8-bit RGB image, rows top to bottom, pixels interleaved R, G, B.
 public struct RGBImage: Sendable, Equatable {
+    /// Columns of pixels.
     public let width: Int
+    /// Rows of pixels.
     public let height: Int
+    /// width x height x 3 bytes: rows top to bottom, each pixel R, G, B.
     public var pixels: [UInt8]
 
+    /// An image of `pixels` (width x height x 3 bytes, interleaved R, G, B); a caller passing
+    /// another count is a programming error.
     public init(width: Int, height: Int, pixels: [UInt8]) {
         precondition(pixels.count == width * height * 3)
         self.width = width
@@ -14,8 +19,12 @@ public struct RGBImage: Sendable, Equatable {
     }
 }
 
+/// An image that cannot be read, decoded or written: the description names the file and the
+/// reason (a missing file, a truncated or corrupt PNG or JPEG, too many pixels).
 public struct ImageError: Error, CustomStringConvertible, Sendable {
+    /// The file and what is wrong, one line.
     public let description: String
+    /// An error with this description.
     public init(_ description: String) { self.description = description }
 }
 
@@ -44,6 +53,8 @@ extension RGBImage {
         }
     }
 
+    /// Decodes a PNG or JPEG file's bytes (recognized by their signature; 8- and 16-bit, grey,
+    /// palette and alpha PNGs become 8-bit RGB). Throws ``ImageError`` for any other or corrupt data.
     public init(data: [UInt8]) throws {
         if data.starts(with: [0x89, 0x50, 0x4E, 0x47, 0x0D, 0x0A, 0x1A, 0x0A]) {
             self = try PNGCodec.decode(data)

@@ -91,9 +91,13 @@ extension RGBImage {
 public struct Preprocessing: Sendable {
     /// Shorter side resized to this (nil: keep the image's size and skip the crop).
     public var resizeShorter: Int? = 256
+    /// Side of the centre crop taken after the resize.
     public var crop: Int = 224
+    /// Per-channel mean subtracted after scaling to [0, 1] (ImageNet's by default).
     public var mean: [Float] = [0.485, 0.456, 0.406]
+    /// Per-channel standard deviation divided by after the mean is subtracted (ImageNet's).
     public var std: [Float] = [0.229, 0.224, 0.225]
+    /// How the resize samples the image.
     public var interpolation: Interpolation = .bilinear
 
     /// torchvision's ImageNet classification preset: resize 256 (antialiased bilinear), center
@@ -102,6 +106,8 @@ public struct Preprocessing: Sendable {
     /// The image at its own size, normalized only (`--no-resize`).
     public static let normalizeOnly = Preprocessing(resizeShorter: nil)
 
+    /// A preprocessing with ImageNet's mean and standard deviation; `resizeShorter` nil keeps the
+    /// image's size and skips the crop.
     public init(resizeShorter: Int? = 256, crop: Int = 224, interpolation: Interpolation = .bilinear) {
         self.resizeShorter = resizeShorter
         self.crop = crop

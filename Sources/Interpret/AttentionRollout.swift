@@ -12,6 +12,7 @@ import Models
 /// batch. One forward pass per image, every layer kept.
 public struct AttentionRollout: AttributionMethod {
     public var name: String { "attention_rollout" }
+    /// Attention rollout; it has no settings.
     public init() {}
 
     public func attribute(_ model: Model, input: Tensor, targets: [Int]) throws -> Attribution {

@@ -4,9 +4,13 @@ import Models
 
 /// What an attribution method returns for a batch of N images of H x W.
 public struct Attribution: Sendable {
+    /// The method's name.
     public let method: String
+    /// Images (N).
     public let count: Int
+    /// Map height (H, the input's).
     public let height: Int
+    /// Map width (W, the input's).
     public let width: Int
     /// N maps of H x W, row-major. Gradient methods: the largest |attribution| over colour
     /// channels. CAM methods: in [0, 1] (min-max normalized, as pytorch-grad-cam).
@@ -19,8 +23,11 @@ public struct Attribution: Sendable {
     /// Whether the attributions are signed contributions that add up to a change of the score
     /// (gradient x input, integrated gradients, occlusion): drawn on a diverging scale by default.
     public var isSigned: Bool { Self.signedMethods.contains(method) }
+    /// The names of the methods whose attributions are signed contributions.
     public static let signedMethods: Set<String> = ["gradient_x_input", "integrated_gradients", "occlusion"]
 
+    /// An attribution of `count` maps of height x width (and raw attributions, when the method
+    /// has them).
     public init(method: String, count: Int, height: Int, width: Int, map: [Float], raw: [Float]?, completenessError: [Float]? = nil) {
         (self.method, self.count, self.height, self.width, self.map, self.raw) = (method, count, height, width, map, raw)
         self.completenessError = completenessError
@@ -28,11 +35,16 @@ public struct Attribution: Sendable {
 
     /// Map `i` as H x W values.
     public func map(_ i: Int) -> ArraySlice<Float> { map[(i * height * width)..<((i + 1) * height * width)] }
+    /// Image `i`'s raw attributions, 3 x H x W (nil for CAMs).
     public func raw(_ i: Int) -> ArraySlice<Float>? { raw?[(i * 3 * height * width)..<((i + 1) * 3 * height * width)] }
 }
 
+/// An attribution, visualization or inversion that cannot run: a bad batch or target, an
+/// unknown layer or method, a loss that diverged (the description says which).
 public struct InterpretError: Error, CustomStringConvertible, Sendable {
+    /// What is wrong, one line.
     public let description: String
+    /// An error with this description.
     public init(_ description: String) { self.description = description }
 }
 
@@ -41,7 +53,11 @@ public struct InterpretError: Error, CustomStringConvertible, Sendable {
 /// passes run on the model's backend; nothing else moves to the host but the final maps and
 /// the few numbers a method needs (target scores; Score-CAM's layer activations).
 public protocol AttributionMethod: Sendable {
+    /// The name `loupe saliency --method` takes and reports name ("gradient", "gradcam", ...).
     var name: String { get }
+    /// The attribution of each image's target class: maps (and raw attributions for gradient
+    /// methods) for the N images of `input`. Throws ``InterpretError`` for a batch that is not
+    /// [N, 3, H, W], a target count other than N, or a target out of the model's classes.
     func attribute(_ model: Model, input: Tensor, targets: [Int]) throws -> Attribution
 }
 

@@ -7,7 +7,9 @@ import Models
 public enum BackendComparison {
     /// One compared tensor: a layer's activation, its gradient, the logits or the input gradient.
     public struct Row: Sendable {
+        /// What was compared: a layer's name, "logits", "input gradient", or a layer's gradient.
         public let what: String
+        /// The tensor's shape.
         public let shape: Shape
         /// max |device - reference|
         public let maxAbs: Float
@@ -15,6 +17,8 @@ public enum BackendComparison {
         public let relative: Float
         /// ||device - reference|| / ||reference||
         public let relativeL2: Float
+        /// Whether the tensor is a gradient (judged by `relativeL2`) rather than an activation
+        /// (judged by `relative`).
         public let isGradient: Bool
         /// Activations are judged by their worst element; gradients by their L2 error, because a
         /// ReLU whose input is within float rounding of 0 (|x| ~ 1e-7) may pass the gradient on

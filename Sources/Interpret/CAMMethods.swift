@@ -30,6 +30,7 @@ public struct CAM: AttributionMethod {
     public var batch: Int
     public var name: String { kind.rawValue }
 
+    /// A CAM method of `kind` at `layer` (Score-CAM runs `batch` masked images per pass).
     public init(_ kind: Kind, layer: String, batch: Int = 16) {
         self.kind = kind; self.layer = layer; self.batch = batch
     }
@@ -152,6 +153,7 @@ public struct GuidedGradCAM: AttributionMethod {
     /// The Grad-CAM layer.
     public let layer: String
     public var name: String { "guided_gradcam" }
+    /// Guided Grad-CAM at `layer`.
     public init(layer: String) { self.layer = layer }
 
     public func attribute(_ model: Model, input: Tensor, targets: [Int]) throws -> Attribution {

@@ -22,6 +22,7 @@ public struct CausalMetric: Sendable {
     /// Gaussian blur of the insertion substrate (RISE: an 11-tap kernel with sigma 5).
     public var blurSigma: Float
 
+    /// A metric; the defaults are RISE's (224 pixels a step, blur sigma 5).
     public init(_ mode: Mode, step: Int = 224, batch: Int = 16, blurSigma: Float = 5) {
         self.mode = mode; self.step = step; self.batch = batch; self.blurSigma = blurSigma
     }

@@ -6,6 +6,7 @@ import Models
 /// Vanilla gradient (Simonyan et al. 2013): d logit_target / d input. Map: max over channels of |gradient|.
 public struct VanillaGradient: AttributionMethod {
     public var name: String { "gradient" }
+    /// The vanilla gradient; it has no settings.
     public init() {}
     public func attribute(_ model: Model, input: Tensor, targets: [Int]) throws -> Attribution {
         try gradientAttribution(name, model, input, targets, rule: .standard, timesInput: false)
@@ -15,6 +16,7 @@ public struct VanillaGradient: AttributionMethod {
 /// Gradient x input (Shrikumar et al.; Captum's InputXGradient).
 public struct GradientTimesInput: AttributionMethod {
     public var name: String { "gradient_x_input" }
+    /// Gradient x input; it has no settings.
     public init() {}
     public func attribute(_ model: Model, input: Tensor, targets: [Int]) throws -> Attribution {
         try gradientAttribution(name, model, input, targets, rule: .standard, timesInput: true)
@@ -25,6 +27,7 @@ public struct GradientTimesInput: AttributionMethod {
 /// its input was positive and the incoming gradient is positive.
 public struct GuidedBackprop: AttributionMethod {
     public var name: String { "guided_backprop" }
+    /// Guided backprop; it has no settings.
     public init() {}
     public func attribute(_ model: Model, input: Tensor, targets: [Int]) throws -> Attribution {
         try gradientAttribution(name, model, input, targets, rule: .guided, timesInput: false)
@@ -35,6 +38,7 @@ public struct GuidedBackprop: AttributionMethod {
 /// incoming gradient, whatever its input was.
 public struct Deconvnet: AttributionMethod {
     public var name: String { "deconvnet" }
+    /// Deconvnet; it has no settings.
     public init() {}
     public func attribute(_ model: Model, input: Tensor, targets: [Int]) throws -> Attribution {
         try gradientAttribution(name, model, input, targets, rule: .deconvnet, timesInput: false)
@@ -69,6 +73,7 @@ public struct SmoothGrad: AttributionMethod {
     /// Fixed noise, [samples, 3, H, W] per image (tests); drawn from `seed` when nil.
     public var noise: [[Float]]?
 
+    /// SmoothGrad: by default 25 samples, noise 0.15 of the value range, 16 copies per pass.
     public init(samples: Int = 25, noiseLevel: Float = 0.15, batch: Int = 16, seed: UInt64 = 0, noise: [[Float]]? = nil) {
         self.samples = samples; self.noiseLevel = noiseLevel; self.batch = batch; self.seed = seed; self.noise = noise
     }
@@ -117,6 +122,7 @@ public struct SmoothGrad: AttributionMethod {
 /// default). Interpolated inputs run `batch` at a time, built on the device. Reports the
 /// completeness error, sum of attributions - (f(x) - f(x')).
 public struct IntegratedGradients: AttributionMethod {
+    /// The input x' the integration path starts from.
     public enum Baseline: Sendable {
         /// Zeros in the model's (normalized) input space: Captum's default.
         case zero
@@ -136,6 +142,7 @@ public struct IntegratedGradients: AttributionMethod {
     /// Interpolated inputs per device pass.
     public var batch: Int
 
+    /// Integrated Gradients with `steps` Gauss-Legendre nodes from `baseline`.
     public init(steps: Int = 50, baseline: Baseline = .black, batch: Int = 16) {
         self.steps = steps; self.baseline = baseline; self.batch = batch
     }

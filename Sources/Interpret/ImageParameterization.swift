@@ -6,6 +6,7 @@ import Graph
 /// the optimizer updates a tensor of `shape`; `image` turns it into a batch [N, 3, H, W] with
 /// values in [0, 1] on the graph, so gradients flow back to the parameters.
 public struct ImageParameterization: Sendable {
+    /// What the parameters are.
     public enum Basis: String, Sendable, CaseIterable {
         /// The pixels themselves.
         case pixel
@@ -13,7 +14,9 @@ public struct ImageParameterization: Sendable {
         /// an inverse real FFT and divided by 4 (Lucid's `fft_image`).
         case fourier
     }
+    /// Pixels or the Fourier basis.
     public var basis: Basis
+    /// Images, and their height and width.
     public var batch: Int, height: Int, width: Int
     /// Fourier: the exponent of the 1/f scaling.
     public var decay: Float
@@ -23,6 +26,8 @@ public struct ImageParameterization: Sendable {
     /// Standard deviation of the initial parameters (Lucid: 0.01).
     public var initialScale: Float
 
+    /// A parameterization; the defaults are Lucid's `image()`: Fourier basis, 1/f, decorrelated
+    /// colour, initial standard deviation 0.01.
     public init(_ basis: Basis = .fourier, batch: Int = 1, height: Int, width: Int, decay: Float = 1, decorrelate: Bool = true,
                 initialScale: Float = 0.01) {
         self.basis = basis; self.batch = batch; self.height = height; self.width = width
@@ -82,6 +87,7 @@ public struct ImageParameterization: Sendable {
         }
     }
 
+    /// Builds the constants on backend `b`.
     public func constants(on b: any Backend) throws -> Constants {
         let (h, w, wf) = (height, width, spectrumWidth)
         guard basis == .fourier else {

@@ -18,20 +18,30 @@ import Models
 /// optionally under random jitter. All on the model's backend; the forward pass stops at the
 /// deepest inverted layer.
 public struct FeatureInversion: Sendable {
+    /// The layers whose features are matched (each term normalized by the target's energy).
     public var layers: [String]
+    /// Optimization steps.
     public var steps: Int
+    /// Adam's initial learning rate (dropped tenfold at 60% and 85% of the steps).
     public var learningRate: Float
+    /// The alpha-norm regularizer's exponent and weight.
     public var alpha: Float, alphaWeight: Float
+    /// The total variation regularizer's exponent and weight.
     public var beta: Float, tvWeight: Float
     /// Random translation of up to this many pixels each step (0: none).
     public var jitter: Int
+    /// The seed of the initial image and the jitter.
     public var seed: UInt64
+    /// Steps between progress reports.
     public var reportEvery: Int
     /// The Fourier basis with decorrelated colour (default: it halves the error a plain pixel
     /// loop reaches in the same steps), or pixels through a sigmoid (the paper's choice).
     public var basis: ImageParameterization.Basis
+    /// Whether colours are decorrelated (Fourier basis only).
     public var decorrelate: Bool
 
+    /// An inversion of `layers`; the defaults are 600 steps at learning rate 0.1, alpha 6 and beta 2
+    /// with zero weights (set `tvWeight`, e.g. `defaultTVWeight(stride:)`), the Fourier basis.
     public init(layers: [String], steps: Int = 600, learningRate: Float = 0.1, alpha: Float = 6, alphaWeight: Float = 0,
                 beta: Float = 2, tvWeight: Float = 0, jitter: Int = 0, seed: UInt64 = 0, reportEvery: Int = 25,
                 basis: ImageParameterization.Basis = .fourier, decorrelate: Bool = true) {
@@ -49,20 +59,27 @@ public struct FeatureInversion: Sendable {
         return 10 * s * s
     }
 
+    /// A progress report during `run`.
     public struct Progress: Sendable {
+        /// Steps done.
         public let step: Int
         /// Relative feature error ||phi(x) - phi0|| / ||phi0|| per layer.
         public let errors: [Float]
+        /// Seconds since the run started.
         public let seconds: Double
     }
 
+    /// The reconstructed image with its errors and timing.
     public struct Result: Sendable {
         /// [3, H, W] in [0, 1].
         public let image: [Float]
+        /// The image's height and width (the target's).
         public let height: Int, width: Int
         /// Relative feature error per layer, of the final image.
         public let errors: [Float]
+        /// Seconds the optimization took.
         public let seconds: Double
+        /// The image as 8-bit RGB.
         public var picture: RGBImage { RGBImage(planes: image, width: width, height: height) }
     }
 

@@ -12,17 +12,23 @@ public enum MethodRegistry {
         public var batch = 16
         /// SmoothGrad: samples, noise as a fraction of the value range, seed.
         public var samples = 25
+        /// SmoothGrad's noise level, a fraction of the image's value range.
         public var noise: Float = 0.15
+        /// SmoothGrad's noise seed.
         public var seed: UInt64 = 0
         /// Integrated Gradients: steps (Gauss-Legendre) and baseline (black, zero or blur).
         public var steps = 50
+        /// Integrated Gradients' baseline: "black", "zero" or "blur".
         public var baseline = "black"
         /// Occlusion: window and stride in pixels.
         public var window = 16
+        /// Occlusion's stride, pixels.
         public var stride = 8
+        /// Settings with the defaults, and `layer` for the CAM family.
         public init(layer: String) { self.layer = layer }
     }
 
+    /// How many model passes a method needs per image.
     public enum Cost: Sendable {
         /// One to a few dozen passes per image.
         case passes
@@ -31,10 +37,13 @@ public enum MethodRegistry {
         case slow
     }
 
+    /// One method: its name, what it needs, its cost, and how to make it.
     public struct Entry: Sendable {
+        /// The name `--method` takes.
         public let name: String
         /// Reads a layer's activations (the CAM family): `Settings.layer` must name a 4-D output.
         public let readsLayer: Bool
+        /// How many passes it needs per image.
         public let cost: Cost
         /// Applies to vision transformers only (attention rollout).
         public let transformerOnly: Bool
@@ -47,6 +56,7 @@ public enum MethodRegistry {
         public func parameters(_ s: Settings) -> [String: Any] { recorded(s) }
     }
 
+    /// Every method, in the order listings show them (`--method all` runs those of cost `.passes`).
     public static let entries: [Entry] = [
         Entry(name: "gradient", readsLayer: false, cost: .passes, transformerOnly: false,
               build: { _ in VanillaGradient() }, recorded: { _ in [:] }),

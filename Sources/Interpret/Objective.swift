@@ -23,6 +23,8 @@ public indirect enum Objective: Sendable, Equatable, CustomStringConvertible {
     /// The layer name that stands for the model's output (class logits).
     public static let logits = "logits"
 
+    /// A readable form: "layer:channel", "layer:channel@x,y", "layer", "class:k", "layer:[v...]", or
+    /// weighted terms joined by " + ".
     public var description: String {
         switch self {
         case .channel(let l, let c): return "\(l):\(c)"
@@ -174,9 +176,13 @@ public indirect enum Objective: Sendable, Equatable, CustomStringConvertible {
     }
 }
 
+/// A term of a sum of objectives.
 public struct WeightedObjective: Sendable, Equatable {
+    /// The term's factor.
     public var weight: Float
+    /// The term.
     public var objective: Objective
+    /// `weight` times `objective`.
     public init(weight: Float, objective: Objective) { self.weight = weight; self.objective = objective }
 }
 

@@ -18,6 +18,7 @@ public struct Occlusion: AttributionMethod {
     /// Occluded images per device pass.
     public var batch: Int
 
+    /// Occlusion: by default a 16-pixel window every 8 pixels, filled with 0 (the normalized mean).
     public init(window: Int = 16, stride: Int = 8, baseline: Float = 0, batch: Int = 16) {
         self.window = window; self.stride = stride; self.baseline = baseline; self.batch = batch
     }

@@ -5,6 +5,7 @@ import Synchronization
 /// units are done to the process's handler, if one is set (the `loupe` binary sets one that
 /// draws on stderr). Without one a report costs a lock and a nil check.
 public enum Progress {
+    /// Hears a loop's progress: what is being done, units done, units in all.
     public typealias Handler = @Sendable (_ what: String, _ done: Int, _ total: Int) -> Void
     private static let handler = Mutex<Handler?>(nil)
     private static let muted = Atomic<Int>(0)

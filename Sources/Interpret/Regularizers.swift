@@ -5,6 +5,7 @@ import Graph
 /// Penalties on the image x (values in [0, 1], [N, 3, H, W]), one value per image, each a mean
 /// over pixels so a weight means the same at every size. Added to the loss times `weight`.
 public struct Regularizer: Sendable, Equatable, CustomStringConvertible {
+    /// Which penalty.
     public enum Kind: Sendable, Equatable {
         /// mean (x - 0.5)^2.
         case l2
@@ -22,10 +23,14 @@ public struct Regularizer: Sendable, Equatable, CustomStringConvertible {
         /// mean (x - blur(x))^2, blur the 3x3 binomial filter [1 2 1]^T [1 2 1] / 16 (zero padding).
         case blur
     }
+    /// The penalty.
     public var kind: Kind
+    /// Its weight in the loss.
     public var weight: Float
+    /// A penalty of `kind` weighted by `weight`.
     public init(_ kind: Kind, weight: Float) { self.kind = kind; self.weight = weight }
 
+    /// The short name `--regularizer` takes: l2, l1, alpha, tv, freq, blur.
     public var name: String {
         switch kind {
         case .l2: "l2"
@@ -36,6 +41,7 @@ public struct Regularizer: Sendable, Equatable, CustomStringConvertible {
         case .blur: "blur"
         }
     }
+    /// "weight * name".
     public var description: String { "\(weight) * \(name)" }
 
     /// The penalty of each image, [N], on the graph (unweighted).

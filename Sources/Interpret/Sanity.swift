@@ -13,7 +13,9 @@ import Models
 /// for conv and linear weights, so activations keep their scale, as the paper's
 /// re-initialization does.
 public struct ModelRandomization: Sendable {
+    /// The seed of the re-drawn weights.
     public var seed: UInt64
+    /// A cascade seeded with `seed`.
     public init(seed: UInt64 = 1) { self.seed = seed }
 
     /// The blocks of `architecture`, top first.
@@ -117,15 +119,20 @@ public func structuralSimilarity(_ a: some Collection<Float>, _ b: some Collecti
 /// The cascade run: each method's map of one image on the trained model and after each stage
 /// of randomization, with Spearman and SSIM against the trained model's map.
 public struct SanityCheck: Sendable {
+    /// One stage of the cascade.
     public struct Stage: Sendable {
         /// "original", then the block randomized last (all blocks above it are random too).
         public let name: String
         /// Per method: the map (H x W), its Spearman correlation and SSIM with the original.
         public let maps: [[Float]]
+        /// Per method: Spearman rank correlation of the map with the original's.
         public let spearman: [Float]
+        /// Per method: SSIM of the map with the original's.
         public let ssim: [Float]
     }
+    /// The methods' names, in the order of each stage's arrays.
     public let methods: [String]
+    /// "original" first, then one stage per randomized block, from the top of the network down.
     public let stages: [Stage]
 
     /// Runs `methods` on `image` ([1, 3, H, W]) for `target` on `model` and on the first

@@ -10,14 +10,20 @@ import Foundation
 /// Lucid pads with grey and fills what rotation uncovers with black; here everything outside
 /// the image reads as `fill` (grey), and scaling uses half-pixel centres.
 public struct TransformSet: Sendable, Equatable {
+    /// Pixels of `fill` added on each side first.
     public var pad: Int
+    /// The largest shift (pixels, each axis) of the first crop.
     public var jitter: Int
+    /// The scale factors one is drawn from per step (for the whole batch).
     public var scales: [Float]
     /// Degrees.
     public var angles: [Float]
+    /// The largest shift of the last crop.
     public var finalJitter: Int
+    /// The value outside the image (0.5: grey).
     public var fill: Float
 
+    /// A transform set; `fill` 0.5 reads grey outside the image.
     public init(pad: Int, jitter: Int, scales: [Float], angles: [Float], finalJitter: Int, fill: Float = 0.5) {
         self.pad = pad; self.jitter = jitter; self.scales = scales; self.angles = angles; self.finalJitter = finalJitter; self.fill = fill
     }
@@ -28,6 +34,7 @@ public struct TransformSet: Sendable, Equatable {
     /// No transformation: the model sees the image itself.
     public static let none = TransformSet(pad: 0, jitter: 0, scales: [1], angles: [0], finalJitter: 0)
 
+    /// Whether it leaves the image as it is.
     public var isIdentity: Bool { self == .none }
 
     /// One draw for `count` images of `height` x `width`: each image's sample map and the size
@@ -71,8 +78,10 @@ public struct TransformSet: Sendable, Equatable {
 /// same seed gives the same picture on every device.
 public struct SplitMixRandom: Sendable {
     var noise: GaussianNoise
+    /// A generator seeded with `seed`.
     public init(seed: UInt64) { noise = GaussianNoise(seed: seed) }
     /// Uniform in 0..<count.
     public mutating func index(_ count: Int) -> Int { Swift.min(Int(noise.uniform() * Double(count)), count - 1) }
+    /// `count` Gaussian numbers of mean 0 and standard deviation `sigma`.
     public mutating func normal(_ count: Int, sigma: Float) -> [Float] { noise.next(count, sigma: sigma) }
 }

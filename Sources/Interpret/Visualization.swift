@@ -6,11 +6,14 @@ import Models
 
 /// How the image parameters are updated.
 public enum Optimizer: Sendable, Equatable {
+    /// Adam (Kingma & Ba) with these settings, on the loss (Lucid's default, learning rate 0.05).
     case adam(AdamSettings)
     /// Plain gradient descent on the loss: p -= learningRate * gradient.
     case sgd(learningRate: Float)
 
+    /// "adam" or "sgd".
     public var name: String { if case .adam = self { "adam" } else { "sgd" } }
+    /// The step size of either optimizer.
     public var learningRate: Float {
         switch self { case .adam(let s): s.learningRate; case .sgd(let lr): lr }
     }
@@ -75,16 +78,28 @@ struct DivergenceWatch {
 /// objective - regularizers -> backward -> optimizer update; the only device-to-host copy is
 /// the loss every `reportEvery` steps.
 public struct FeatureVisualization: Sendable {
+    /// One objective per image of the batch.
     public var objectives: [Objective]
+    /// Side of the square images, pixels.
     public var size: Int
+    /// Optimization steps.
     public var steps: Int
+    /// The image's parameters: pixels, or Lucid's Fourier basis (the default).
     public var basis: ImageParameterization.Basis
+    /// The Fourier basis's frequency decay exponent (1: Lucid's 1/f scaling).
     public var decay: Float
+    /// Whether colours are parameterized in ImageNet's decorrelated colour space (Lucid's
+    /// `decorrelate=True`).
     public var decorrelate: Bool
+    /// The random transformations applied each step (transformation robustness).
     public var transforms: TransformSet
+    /// How the parameters are updated.
     public var optimizer: Optimizer
+    /// Penalties subtracted from the objective: L2, total variation, blur, frequency.
     public var regularizers: [Regularizer]
+    /// The seed of the initial parameters and of every transformation drawn.
     public var seed: UInt64
+    /// Steps between progress reports (each a download of the loss, checked for NaN and infinity).
     public var reportEvery: Int
     /// Subtract `weight` x `diversity` at `layer` from the batch's objective (Lucid's
     /// `objective - 1e2 * diversity(layer)`); needs at least 2 images.
@@ -95,6 +110,8 @@ public struct FeatureVisualization: Sendable {
     /// each channel this way, and any shard of it gives the same picture).
     public var imageSeeds: [UInt64]?
 
+    /// A visualization with Lucid's `render_vis` defaults: 512 steps at 224 px, Fourier basis with
+    /// decorrelated colour, the standard transforms, Adam at 0.05, no regularizers.
     public init(objectives: [Objective], size: Int = 224, steps: Int = 512, basis: ImageParameterization.Basis = .fourier,
                 decay: Float = 1, decorrelate: Bool = true, transforms: TransformSet = .standard,
                 optimizer: Optimizer = .adam(AdamSettings(learningRate: 0.05)), regularizers: [Regularizer] = [],
@@ -104,25 +121,32 @@ public struct FeatureVisualization: Sendable {
         self.regularizers = regularizers; self.seed = seed; self.reportEvery = reportEvery
     }
 
+    /// A progress report during `run`.
     public struct Progress: Sendable {
+        /// Steps done.
         public let step: Int
         /// Objective of each image (before regularizers).
         public let objectives: [Float]
+        /// Seconds since the run started.
         public let seconds: Double
     }
 
+    /// The finished images with their objectives and timing.
     public struct Result: Sendable {
         /// [N, 3, size, size] in [0, 1].
         public let images: [Float]
+        /// Images, and their side in pixels.
         public let count: Int, size: Int
         /// The objective of each final image, untransformed.
         public let objectives: [Float]
+        /// Seconds the optimization took.
         public let seconds: Double
         /// The share of the images' values that round to 0 or 255 in the 8-bit pictures: near 1,
         /// the optimization ran into the parameterization's limits (a learning rate far too high).
         public var saturatedFraction: Double {
             Double(images.count { $0 < 0.5 / 255 || $0 > 254.5 / 255 }) / Double(Swift.max(images.count, 1))
         }
+        /// Image `i` as 8-bit RGB.
         public func image(_ i: Int) -> RGBImage {
             RGBImage(planes: Array(images[(i * 3 * size * size)..<((i + 1) * 3 * size * size)]), width: size, height: size)
         }
@@ -138,6 +162,9 @@ public struct FeatureVisualization: Sendable {
         ImageParameterization(basis, batch: objectives.count, height: size, width: size, decay: decay, decorrelate: decorrelate)
     }
 
+    /// Optimizes the images on `model`'s backend, calling `progress` every `reportEvery` steps and
+    /// at the end. Throws ``InterpretError`` for no objective, a size below 8, negative steps, an
+    /// objective the model cannot evaluate, or a loss that becomes NaN or infinite (naming the step).
     public func run(_ model: Model, progress: (Progress) -> Void = { _ in }) throws -> Result {
         guard !objectives.isEmpty else { throw InterpretError("no objective") }
         guard size >= 8 else { throw InterpretError("image size \(size) is too small (at least 8)") }

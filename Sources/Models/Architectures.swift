@@ -9,6 +9,7 @@ public struct Normalization: Sendable, Equatable {
     public var mean: [Float]
     /// Per colour channel (R, G, B).
     public var std: [Float]
+    /// Normalization with these per-channel statistics (R, G, B).
     public init(mean: [Float], std: [Float]) { self.mean = mean; self.std = std }
     /// torchvision's ImageNet statistics, which its pretrained classifiers expect.
     public static let imagenet = Normalization(mean: [0.485, 0.456, 0.406], std: [0.229, 0.224, 0.225])
@@ -54,6 +55,7 @@ struct Flatten: Module {
 
 /// Every architecture Loupe knows, by the name torchvision gives its builder.
 public enum Architectures {
+    /// The architectures `--model` accepts by name (torchvision builder names).
     public static let names = ["alexnet", "vgg11", "vgg13", "vgg16", "vgg19", "resnet18", "resnet34", "resnet50",
                                "mobilenet_v2", "googlenet"]
 

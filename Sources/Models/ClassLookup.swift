@@ -2,7 +2,9 @@ import Foundation
 
 /// Finds a class from what a person types: "tabby", "tabby cat", "Granny Smith", "cat".
 public enum ClassLookup {
+    /// What a query found.
     public enum Match: Equatable, Sendable {
+        /// Exactly one class fits (its index).
         case found(Int)
         /// Several classes fit; a person must choose.
         case ambiguous([Int])

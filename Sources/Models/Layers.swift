@@ -4,11 +4,15 @@ import Graph
 /// torch.nn.Conv2d: `weight` [out, in / groups, k, k] and optionally `bias` [out].
 public struct Conv2d: Module {
     public let name: String
+    /// Input and output channels, and the (square) window size.
     public let inChannels, outChannels, kernel: Int
+    /// Stride, padding, dilation and groups.
     public let params: Conv2DParams
+    /// Whether it has a `bias` parameter.
     public let hasBias: Bool
     public var kind: String { "Conv2d" }
 
+    /// A convolution named `name` (its parameters are `name.weight` and `name.bias`).
     public init(_ name: String, _ inChannels: Int, _ outChannels: Int, kernel: Int, stride: Int = 1, padding: Int = 0,
                 dilation: Int = 1, groups: Int = 1, bias: Bool = true) {
         self.name = name
@@ -34,10 +38,13 @@ public struct Conv2d: Module {
 /// torch.nn.BatchNorm2d in inference mode: running mean and variance, affine weight and bias.
 public struct BatchNorm2d: Module {
     public let name: String
+    /// Channels normalized.
     public let channels: Int
+    /// Added to the running variance before the square root.
     public let eps: Float
     public var kind: String { "BatchNorm2d" }
 
+    /// A batch norm named `name` reading `weight`, `bias`, `running_mean` and `running_var` under it.
     public init(_ name: String, _ channels: Int, eps: Float = 1e-5) {
         self.name = name
         self.channels = channels
@@ -61,9 +68,11 @@ public struct BatchNorm2d: Module {
 /// ReLU or ReLU6.
 public struct ActivationLayer: Module {
     public let name: String
+    /// ReLU or ReLU6.
     public let activation: Activation
     public var kind: String { activation == .relu ? "ReLU" : "ReLU6" }
     public var parameters: [ParameterSpec] { [] }
+    /// An activation layer named `name`.
     public init(_ name: String, _ activation: Activation) { self.name = name; self.activation = activation }
     public func callAsFunction(_ g: Graph, _ x: Graph.Value, _ p: ParameterStore) throws -> Graph.Value {
         tapped(g, try g.activation(x, activation))
@@ -73,9 +82,11 @@ public struct ActivationLayer: Module {
 /// torch.nn.MaxPool2d (square window; stride defaults to the window).
 public struct MaxPool2d: Module {
     public let name: String
+    /// Window, stride, padding and ceil mode.
     public let params: Pool2DParams
     public var kind: String { "MaxPool2d" }
     public var parameters: [ParameterSpec] { [] }
+    /// A max pool named `name`; `stride` nil means the window size.
     public init(_ name: String, kernel: Int, stride: Int? = nil, padding: Int = 0, ceilMode: Bool = false) {
         self.name = name
         params = Pool2DParams(kernel: kernel, stride: stride, padding: padding, ceilMode: ceilMode)
@@ -88,9 +99,11 @@ public struct MaxPool2d: Module {
 /// torch.nn.AdaptiveAvgPool2d to an h x w output.
 public struct AdaptiveAvgPool2d: Module {
     public let name: String
+    /// The output's height and width.
     public let size: (h: Int, w: Int)
     public var kind: String { "AdaptiveAvgPool2d" }
     public var parameters: [ParameterSpec] { [] }
+    /// An adaptive average pool named `name` to an h x w output.
     public init(_ name: String, _ h: Int, _ w: Int) { self.name = name; size = (h, w) }
     public func callAsFunction(_ g: Graph, _ x: Graph.Value, _ p: ParameterStore) throws -> Graph.Value {
         tapped(g, try g.adaptiveAvgPool2d(x, outputSize: size))
@@ -100,8 +113,10 @@ public struct AdaptiveAvgPool2d: Module {
 /// torch.nn.Linear: `weight` [out, in], `bias` [out]; the input is flattened first.
 public struct Linear: Module {
     public let name: String
+    /// Input and output features.
     public let inFeatures, outFeatures: Int
     public var kind: String { "Linear" }
+    /// A linear layer named `name` (parameters `name.weight` and `name.bias`).
     public init(_ name: String, _ inFeatures: Int, _ outFeatures: Int) {
         self.name = name; self.inFeatures = inFeatures; self.outFeatures = outFeatures
     }
@@ -122,6 +137,7 @@ public struct Dropout: Module {
     public let name: String
     public var kind: String { "Dropout" }
     public var parameters: [ParameterSpec] { [] }
+    /// A dropout layer named `name` (the identity at inference).
     public init(_ name: String) { self.name = name }
     public func callAsFunction(_ g: Graph, _ x: Graph.Value, _ p: ParameterStore) throws -> Graph.Value { tapped(g, x) }
 }
@@ -129,9 +145,12 @@ public struct Dropout: Module {
 /// Children named `name.0`, `name.1`, ... run in order.
 public struct Sequential: Module {
     public let name: String
+    /// The child modules, run in order.
     public let children: [any Module]
+    /// The class name it reports as `kind` ("Sequential", "Conv2dNormActivation", ...).
     public let kindName: String
     public var kind: String { kindName }
+    /// A sequence named `name` of `children` (named `name.0`, `name.1`, ... by their builders).
     public init(_ name: String, kind: String = "Sequential", _ children: [any Module]) {
         self.name = name; self.children = children; kindName = kind
     }

@@ -72,6 +72,7 @@ public enum MemoryBudget {
                     for: "\(what) (\(batch) x 3 x \(height) x \(width) through \(model.architecture.name))", on: model.backend)
     }
 
+    /// Bytes as "1.5 GiB" (one decimal) from 1 GiB, else as whole MiB.
     public static func formatBytes(_ bytes: UInt64) -> String {
         let gib = Double(bytes) / Double(1 << 30)
         return gib >= 1 ? String(format: "%.1f GiB", gib) : String(format: "%.0f MiB", Double(bytes) / Double(1 << 20))

@@ -10,11 +10,15 @@ private final class FoldedConvolutions: Sendable {
 
 /// A named parameter a module expects, as it appears in torchvision's state_dict.
 public struct ParameterSpec: Sendable, Equatable {
+    /// The state_dict key, e.g. "features.0.0.weight".
     public let name: String
+    /// The shape the loaded tensor must have.
     public let shape: Shape
     /// How to draw it for seeded random weights (`SeededWeights`).
     public let role: Role
+    /// A parameter spec.
     public init(name: String, shape: Shape, role: Role) { self.name = name; self.shape = shape; self.role = role }
+    /// What kind of parameter it is, which decides how seeded random weights draw it.
     public enum Role: Sendable, Equatable {
         /// Conv / linear weight: uniform in [-1, 1] / sqrt(fan_in).
         case weight(fanIn: Int)
@@ -33,8 +37,10 @@ public struct ParameterSpec: Sendable, Equatable {
 /// folded in that fused passes use (made on first use, kept with the store: a store with other
 /// tensors is a new store).
 public struct ParameterStore: Sendable {
+    /// Every loaded tensor by state_dict key.
     public let tensors: [String: Tensor]
     private let folded = FoldedConvolutions()
+    /// A store of these tensors (already on the model's backend).
     public init(_ tensors: [String: Tensor]) { self.tensors = tensors }
 
     /// `conv`'s weight and bias with `norm` folded in (`foldBatchNorm`), on `backend`.
@@ -51,6 +57,7 @@ public struct ParameterStore: Sendable {
         return made
     }
 
+    /// The tensor named `name`; throws ``ModelError`` when it was not loaded.
     public func callAsFunction(_ name: String) throws -> Tensor {
         guard let t = tensors[name] else { throw ModelError("parameter \(name) was not loaded") }
         return t
@@ -69,17 +76,23 @@ public struct ParameterStore: Sendable {
 /// A model that cannot be built or loaded: an unknown architecture, weights that do not fit it,
 /// an ONNX graph with an unsupported op. The description says what and where.
 public struct ModelError: Error, CustomStringConvertible, Sendable {
+    /// What is wrong and where, one line.
     public let description: String
+    /// An error with this description.
     public init(_ description: String) { self.description = description }
 }
 
 /// A layer or block of a network. `name` is its dotted torchvision module name ("features.3",
 /// "layer4.1.conv2"); its output is tapped under that name in every forward pass.
 public protocol Module: Sendable {
+    /// The module's path in the model, as torchvision's state_dict keys and `loupe layers` name
+    /// it ("features.3.conv.0"); its output is tapped under this name. Empty: not tapped.
     var name: String { get }
     /// The torchvision class name ("Conv2d", "InvertedResidual").
     var kind: String { get }
+    /// The parameters it reads, with their names and shapes (its children's included).
     var parameters: [ParameterSpec] { get }
+    /// Records the module's forward pass on `g` from input `x`, reading its parameters from `p`.
     func callAsFunction(_ g: Graph, _ x: Graph.Value, _ p: ParameterStore) throws -> Graph.Value
 }
 

@@ -10,6 +10,7 @@ import WeightFiles
 /// `loupe layers` lists them and `--layer` takes them. Every unsupported op or attribute is
 /// reported, with each offending node's name and op type, in one error before anything runs.
 public enum ONNXImport {
+    /// The ONNX default-domain opset versions the importer accepts.
     public static let opsets = 11...20
 
     /// The architecture and its weights from a serialized ModelProto.

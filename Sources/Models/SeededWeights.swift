@@ -18,6 +18,9 @@ public enum SeededWeights {
         SplitMix64.mix(base &+ UInt64(i + 1) &* SplitMix64.golden)
     }
 
+    /// The values of parameter `spec` under `seed`, drawn as its role says (`ParameterSpec.Role`:
+    /// uniform in [-1, 1] / sqrt(fan_in) for weights and biases, narrow uniform ranges for batch
+    /// norm): the same numbers for the same name and seed on every run and backend.
     public static func values(for spec: ParameterSpec, seed: UInt64) -> [Float] {
         let base = fnv1a64(spec.name) ^ seed
         return (0..<spec.shape.count).map { i in

@@ -7,6 +7,7 @@ public struct HostTensor: Sendable, Equatable {
     public let shape: Shape
     /// Its values in row-major order, converted to float32.
     public let values: [Float]
+    /// A tensor of `shape` holding `values` in row-major order.
     public init(shape: Shape, values: [Float]) { self.shape = shape; self.values = values }
 }
 
@@ -22,8 +23,12 @@ public struct SafeTensorsFile: Sendable {
     /// The optional `__metadata__` string map.
     public let metadata: [String: String]
 
+    /// A file that is not valid safetensors: truncated, a malformed header, offsets or a dtype it
+    /// does not know.
     public struct FormatError: Error, CustomStringConvertible, Sendable {
+        /// What is wrong with the file.
         public let message: String
+        /// `safetensors: ` followed by the message.
         public var description: String { "safetensors: \(message)" }
     }
 
