@@ -89,21 +89,38 @@ __kernel void affine_sample_backward(__global const float* gy, __global const fl
     const float cx = m[6] * du + m[7] * dv, cy = m[8] * du + m[9] * dv;
     const int xs = max((int)ceil(cx - m[10]) - 1, 0), xe = min((int)floor(cx + m[10]) + 1, OW - 1);
     const int ys = max((int)ceil(cy - m[11]) - 1, 0), ye = min((int)floor(cy + m[11]) + 1, OH - 1);
-    float acc[4] = {0.0f, 0.0f, 0.0f, 0.0f};
+    const int spanX = xe - xs + 1, spanY = ye - ys + 1;
+    const long plane = (long)OH * OW;
     for (int c0 = 0; c0 < C; c0 += 4) {
-        for (int k = 0; k < 4; ++k) acc[k] = 0.0f;
-        for (int oy = ys; oy <= ye; ++oy) {
-            for (int ox = xs; ox <= xe; ++ox) {
+        // Four channels a pass in scalar accumulators (a private array would live in memory).
+        float acc0 = 0.0f, acc1 = 0.0f, acc2 = 0.0f, acc3 = 0.0f;
+        __global const float* g0 = gy + ((long)n * C + c0) * plane;
+        for (int dy = 0; dy < spanY; ++dy) {
+            const int oy = ys + dy;
+            for (int dx = 0; dx < spanX; ++dx) {
+                const int ox = xs + dx;
                 const float u = m[0] * ox + m[1] * oy + m[2], v = m[3] * ox + m[4] * oy + m[5];
                 // The same corner weights as the forward pass: floor(u) and floor(u) + 1.
-                const float fu = floor(u), fv = floor(v);
-                const float wx = (int)fu == q ? 1.0f - (u - fu) : ((int)fu + 1 == q ? u - fu : 0.0f);
-                const float wy = (int)fv == p ? 1.0f - (v - fv) : ((int)fv + 1 == p ? v - fv : 0.0f);
+                // floor by truncation, corrected below zero: floor() is a library call on PoCL.
+                int iu = (int)u, iv = (int)v;
+                iu -= (float)iu > u;
+                iv -= (float)iv > v;
+                const float tu = u - (float)iu, tv = v - (float)iv;
+                const float wx = iu == q ? 1.0f - tu : (iu + 1 == q ? tu : 0.0f);
+                const float wy = iv == p ? 1.0f - tv : (iv + 1 == p ? tv : 0.0f);
                 const float w = wx * wy;
                 if (w == 0.0f) continue;
-                for (int k = 0; k < 4 && c0 + k < C; ++k) acc[k] += w * gy[(((long)n * C + c0 + k) * OH + oy) * OW + ox];
+                __global const float* g = g0 + oy * OW + ox;
+                acc0 += w * g[0];
+                if (c0 + 1 < C) acc1 += w * g[plane];
+                if (c0 + 2 < C) acc2 += w * g[2 * plane];
+                if (c0 + 3 < C) acc3 += w * g[3 * plane];
             }
         }
-        for (int k = 0; k < 4 && c0 + k < C; ++k) gx[(((long)n * C + c0 + k) * H + p) * W + q] = acc[k];
+        __global float* out = gx + (((long)n * C + c0) * H + p) * W + q;
+        out[0] = acc0;
+        if (c0 + 1 < C) out[(long)H * W] = acc1;
+        if (c0 + 2 < C) out[2L * H * W] = acc2;
+        if (c0 + 3 < C) out[3L * H * W] = acc3;
     }
 }

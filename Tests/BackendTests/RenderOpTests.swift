@@ -47,6 +47,25 @@ import WeightFiles
         }
     }
 
+    /// The device gather against the reference's scatter on maps far from the standard
+    /// transforms: rotations (90 degrees: a = 0), a mirror, a shear, down- and upscaling.
+    @Test func affineSampleBackwardMatchesReferenceUnderManyMaps() throws {
+        func rotation(_ degrees: Float, scale: Float, _ tx: Float, _ ty: Float) -> AffineMap {
+            let (c, s) = (scale * Float(cos(Double(degrees) * .pi / 180)), scale * Float(sin(Double(degrees) * .pi / 180)))
+            return AffineMap(a: c, b: -s, c: tx, d: s, e: c, f: ty)
+        }
+        let maps = [rotation(10, scale: 1.1, -3, 2), rotation(90, scale: 1, 40, 0), AffineMap(a: -1, b: 0, c: 40.5, d: 0, e: 1, f: 0),
+                    AffineMap(a: 0.5, b: 0.3, c: 1, d: -0.2, e: 0.6, f: 4), rotation(-35, scale: 2.2, 5, -7)]
+        var rng = SeededRandom(seed: 21)
+        let shape: Shape = [maps.count, 3, 37, 41], out: Shape = [maps.count, 3, 40, 44]
+        let gy = rng.floats(out.count)
+        let reference = try cpu.values(cpu.affineSampleBackward(try cpu.tensor(gy, out), maps, inputShape: shape))
+        for b in openCLFamilies() {
+            let gx = try b.values(b.affineSampleBackward(try b.tensor(gy, out), maps, inputShape: shape))
+            #expect(normalizedError(gx, reference) < 1e-5, "\(b.name)")
+        }
+    }
+
     @Test func adamMatchesTorch() throws {
         for b in all {
             var p = try b.tensor(try fixture("adam.p0").values, [11])
