@@ -143,6 +143,9 @@ __kernel void depthwise_rows(__global const float* x, __global const float* w, _
                 float8 v;
                 if (SW == 1 && ix0 >= 0 && ix0 + 8 <= W) {
                     v = vload8(0, row + ix0);
+                } else if (SW == 2 && ix0 >= 0 && ix0 + 15 <= W) {
+                    // Stride 2: every other float of a 16-float run (its last is never read).
+                    v = vload16(0, row + ix0).even;
                 } else {
                     float lanes[8];
                     #pragma unroll
@@ -179,13 +182,24 @@ __kernel void depthwise_rows_backward_input(__global const float* gy, __global c
             __global const float* row = plane + (long)(ty / SH) * OW;
             #pragma unroll
             for (int kx = 0; kx < KW; ++kx) {
-                float lanes[8];
-                #pragma unroll
-                for (int j = 0; j < 8; ++j) {
-                    const int tx = ix0 + j + PW - kx * DW;
-                    lanes[j] = (tx >= 0 && tx % SW == 0 && tx / SW < OW) ? row[tx / SW] : 0.0f;
+                const int t0 = ix0 + PW - kx * DW;
+                float8 v;
+                if (SW == 2 && t0 >= 0 && (t0 + 1) / 2 + 4 <= OW) {
+                    // Stride 2: every other lane reads the next of four consecutive outputs (which
+                    // lanes: t0's parity, fixed per tap since ix0 steps by 8), the others read 0.
+                    const float4 r = vload4(0, row + (t0 + 1) / 2);
+                    v = (t0 & 1) ? (float8)(0.0f, r.s0, 0.0f, r.s1, 0.0f, r.s2, 0.0f, r.s3)
+                                 : (float8)(r.s0, 0.0f, r.s1, 0.0f, r.s2, 0.0f, r.s3, 0.0f);
+                } else {
+                    float lanes[8];
+                    #pragma unroll
+                    for (int j = 0; j < 8; ++j) {
+                        const int tx = t0 + j;
+                        lanes[j] = (tx >= 0 && tx % SW == 0 && tx / SW < OW) ? row[tx / SW] : 0.0f;
+                    }
+                    v = vload8(0, lanes);
                 }
-                acc = fma((float8)(taps[ky * KW + kx]), vload8(0, lanes), acc);
+                acc = fma((float8)(taps[ky * KW + kx]), v, acc);
             }
         }
         depthwise_store8(acc, out + ix0, W - ix0);
