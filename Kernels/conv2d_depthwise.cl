@@ -162,6 +162,52 @@ __kernel void depthwise_rows(__global const float* x, __global const float* w, _
     }
 }
 
+// Depthwise at stride 1 on small maps whose output has the input's size (MobileNet's 3x3 "same"
+// windows on 14x14 and 7x7): a plane as one flat run of H*W outputs, eight at a time. Tap
+// (ky, kx) of output o = oy*W + ox reads input o + (ky*DH - PH)*W + kx*DW - PW: one vector load
+// for eight consecutive outputs, even across a row's end; lanes whose input row or column lies
+// outside the plane (the padding) are masked to zero. On rows of a few dozen outputs,
+// depthwise_rows spends most taps on its lane-by-lane border path. FLIP as depthwise_rows.
+// Global (Nb*C), local (1).
+__kernel void depthwise_flat(__global const float* x, __global const float* w, __global const float* bias,
+                             __global float* y, int hasBias, int flip, int C, int H, int W) {
+    const int nc = get_global_id(0);
+    const int c = nc % C, n = H * W;
+    __global const float* plane = x + (long)nc * n;
+    __global float* out = y + (long)nc * n;
+    float taps[KH * KW];
+    depthwise_taps(w, c, flip, taps);
+    const float b = hasBias ? bias[c] : 0.0f;
+    const int8 lane = (int8)(0, 1, 2, 3, 4, 5, 6, 7);
+    for (int o0 = 0; o0 < n; o0 += 8) {
+        const int8 o = (int8)(o0) + lane;
+        const int8 oy = o / W, ox = o - oy * W;
+        float8 acc = (float8)(b);
+        #pragma unroll
+        for (int ky = 0; ky < KH; ++ky) {
+            const int8 iy = oy + (ky * DH - PH);
+            const int8 rowInside = (iy >= 0) & (iy < H);
+            #pragma unroll
+            for (int kx = 0; kx < KW; ++kx) {
+                const int8 ix = ox + (kx * DW - PW);
+                const int8 inside = rowInside & (ix >= 0) & (ix < W);
+                const int start = o0 + (ky * DH - PH) * W + kx * DW - PW;
+                float8 v;
+                if (start >= 0 && start + 8 <= n) {
+                    v = vload8(0, plane + start);
+                } else {
+                    float lanes[8];
+                    #pragma unroll
+                    for (int j = 0; j < 8; ++j) lanes[j] = (start + j >= 0 && start + j < n) ? plane[start + j] : 0.0f;
+                    v = vload8(0, lanes);
+                }
+                acc = fma((float8)(taps[ky * KW + kx]), select((float8)(0.0f), v, inside), acc);
+            }
+        }
+        depthwise_store8(FUSED_ACT(acc), out + o0, n - o0);
+    }
+}
+
 // Depthwise backward to the input for CPU devices at any stride (stride 1 uses depthwise_rows with
 // FLIP): one work-item per input row, eight inputs at a time, lane by lane over the window taps
 // whose output pixel is whole and in range. Global (H, Nb*C), local (1, 1).
