@@ -150,8 +150,8 @@ public final class OpenCLBackend: Backend {
 
     /// A backend on `context`'s device. Each parameter left nil comes from the environment
     /// (`LOUPE_CONV_TILING`, `LOUPE_KERNEL_FAMILY`, `LOUPE_PACKED_TILING`), else from what `loupe tune`
-    /// cached for this device, else from defaults per device kind (the tiled family for GPUs, the
-    /// register-blocked one otherwise). `scratchFloats` bounds the reused scratch buffers (im2col
+    /// cached for this device, else from defaults per device kind (the register-blocked family for CPUs,
+    /// the tiled one otherwise). `scratchFloats` bounds the reused scratch buffers (im2col
     /// panels are made per chunk of images within it); `splitKGroups` is the work-group count
     /// below which the tiled family splits a product's reduction (default: twice the compute units).
     public init(context: Context, convTiling: GemmTiling? = nil, family: KernelFamily? = nil,

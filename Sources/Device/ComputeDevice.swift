@@ -2,8 +2,8 @@ import COpenCL
 
 /// One OpenCL device and what it reports about itself.
 public struct ComputeDevice: @unchecked Sendable, Hashable {
-    /// The device type (`CL_DEVICE_TYPE`): GPUs get the tiled kernel family, the others the
-    /// register-blocked one.
+    /// The device type (`CL_DEVICE_TYPE`): CPUs get the register-blocked kernel family, the others
+    /// the tiled one.
     public enum Kind: String, Sendable { case gpu = "GPU", cpu = "CPU", accelerator = "accelerator", other = "other" }
 
     /// The OpenCL device handle.

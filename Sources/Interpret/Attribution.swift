@@ -53,7 +53,7 @@ public struct InterpretError: Error, CustomStringConvertible, Sendable {
 /// passes run on the model's backend; nothing else moves to the host but the final maps and
 /// the few numbers a method needs (target scores; Score-CAM's layer activations).
 public protocol AttributionMethod: Sendable {
-    /// The name `loupe saliency --method` takes and reports name ("gradient", "gradcam", ...).
+    /// The name `loupe saliency --method` takes and its reports show ("gradient", "gradcam", ...).
     var name: String { get }
     /// The attribution of each image's target class: maps (and raw attributions for gradient
     /// methods) for the N images of `input`. Throws ``InterpretError`` for a batch that is not

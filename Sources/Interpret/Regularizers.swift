@@ -30,7 +30,8 @@ public struct Regularizer: Sendable, Equatable, CustomStringConvertible {
     /// A penalty of `kind` weighted by `weight`.
     public init(_ kind: Kind, weight: Float) { self.kind = kind; self.weight = weight }
 
-    /// The short name `--regularizer` takes: l2, l1, alpha, tv, freq, blur.
+    /// A short name for reports: l2, l1, alpha, tv, freq or blur (`loupe visualize` takes the
+    /// weights as `--l2`, `--tv`, `--freq`, `--blur`).
     public var name: String {
         switch kind {
         case .l2: "l2"

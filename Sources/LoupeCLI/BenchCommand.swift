@@ -59,7 +59,7 @@ public struct BenchCommand: ParsableCommand {
         let options = try ModelOptions.parse(["--model", name] + (installed ? [] : ["--random-weights", "1"]))
         let model = try options.load(on: backend)
         if visualize {
-            emit("\(model.architecture.name) feature visualization on \(backend.name), 224x224, Fourier + decorrelation + standard transforms + Adam, \(runs) timed step(s) after 1 warm-up")
+            emit("\(model.architecture.name) feature visualization on \(backend.name), 224x224, Fourier + decorrelation + standard transforms + Adam, the faster of 2 runs of \(runs) step(s) after 1 warm-up")
             emit(fixedRow(["batch", "steps/s", "images x steps/s"], widths: [6, 10, 0]))
             for b in batches {
                 let rate = try VisualizationBenchmark.stepsPerSecond(model, batch: b, steps: runs)
