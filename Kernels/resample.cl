@@ -89,16 +89,13 @@ __kernel void affine_sample_backward(__global const float* gy, __global const fl
     const float cx = m[6] * du + m[7] * dv, cy = m[8] * du + m[9] * dv;
     const int xs = max((int)ceil(cx - m[10]) - 1, 0), xe = min((int)floor(cx + m[10]) + 1, OW - 1);
     const int ys = max((int)ceil(cy - m[11]) - 1, 0), ye = min((int)floor(cy + m[11]) + 1, OH - 1);
-    const int spanX = xe - xs + 1, spanY = ye - ys + 1;
     const long plane = (long)OH * OW;
     for (int c0 = 0; c0 < C; c0 += 4) {
         // Four channels a pass in scalar accumulators (a private array would live in memory).
         float acc0 = 0.0f, acc1 = 0.0f, acc2 = 0.0f, acc3 = 0.0f;
         __global const float* g0 = gy + ((long)n * C + c0) * plane;
-        for (int dy = 0; dy < spanY; ++dy) {
-            const int oy = ys + dy;
-            for (int dx = 0; dx < spanX; ++dx) {
-                const int ox = xs + dx;
+        for (int oy = ys; oy <= ye; ++oy) {
+            for (int ox = xs; ox <= xe; ++ox) {
                 const float u = m[0] * ox + m[1] * oy + m[2], v = m[3] * ox + m[4] * oy + m[5];
                 // The same corner weights as the forward pass: floor(u) and floor(u) + 1.
                 // floor by truncation, corrected below zero: floor() is a library call on PoCL.
