@@ -176,22 +176,25 @@ extension OpenCLBackend {
         let (images, cin, h, w) = xShape.nchw!
         let g = p.groups, cout = out[1], m = cout / g, n = out[2] * out[3], k = cin / g * window[2] * window[3]
         let (y, yb) = try empty(out, op)
+        // Input planes of exactly [OH][OW] (x itself, or phase 0 of it) times A, read in place.
+        func pointwise(_ planes: Buffer<Float>) throws {
+            try packedGemm(a, .planes(planes, firstImage: 0, strideImage: cin * n, strideGroup: cin / g * n), yb, bias: bb,
+                           activation: activation, m: m, n: n, k: k, z: images * g, groups: g, firstImage: 0, strideImage: cout * n,
+                           strideGroup: m * n, ldc: n)
+        }
         if isPointwise(window, p) {
-            try packedGemm(a, .planes(xb, firstImage: 0, strideImage: cin * n, strideGroup: cin / g * n), yb, bias: bb, activation: activation,
-                           m: m, n: n, k: k, z: images * g, groups: g, firstImage: 0, strideImage: cout * n, strideGroup: m * n, ldc: n)
+            try pointwise(xb)
             return y
         }
         let (sh, sw) = p.stride
         if window[2] == 1, window[3] == 1, p.padding == (0, 0) {
             // A strided 1x1 window reads only x[s*oy][s*ox]: phase 0 of the stride phases, which
-            // is a dense [OH][OW] plane; multiply it as the pointwise case does.
+            // is a dense [OH][OW] plane.
             try withScratch(op) { scratch in
                 let sub = try scratch("subsampled", images * cin * n)
                 try padPlanes(xb, into: sub, planes: images * cin, h: h, w: w, hq: out[2], wq: out[3], padding: (0, 0), stride: p.stride,
                               phases: 1)
-                try packedGemm(a, .planes(sub, firstImage: 0, strideImage: cin * n, strideGroup: cin / g * n), yb, bias: bb,
-                               activation: activation, m: m, n: n, k: k, z: images * g, groups: g, firstImage: 0, strideImage: cout * n,
-                               strideGroup: m * n, ldc: n)
+                try pointwise(sub)
             }
             return y
         }
