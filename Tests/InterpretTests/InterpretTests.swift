@@ -131,18 +131,43 @@ struct Case {
     @Test func longLoopsReportTheirProgress() throws {
         let c = Case("mobilenet_v2")
         let reports = Mutex<[(String, Int, Int)]>([])
-        Progress.setHandler { what, done, total in reports.withLock { $0.append((what, done, total)) } }
-        defer { Progress.setHandler(nil) }
         let b = backends().last!
         let model = try c.model(on: b), x = try c.input(on: b)
-        _ = try Occlusion(window: 16, stride: 16, batch: 4).attribute(model, input: x, targets: [c.target])
-        _ = try IntegratedGradients(steps: 5, baseline: .zero, batch: 2).attribute(model, input: x, targets: [c.target])
-        _ = try SmoothGrad(samples: 3, batch: 2, seed: 1).attribute(model, input: x, targets: [c.target])
+        // The task's own handler: the suite runs tests side by side, and another test's sanity
+        // check mutes its own loops (the process's handler would hear theirs and miss ours).
+        try Progress.observing({ what, done, total in reports.withLock { $0.append((what, done, total)) } }) {
+            _ = try Occlusion(window: 16, stride: 16, batch: 4).attribute(model, input: x, targets: [c.target])
+            _ = try IntegratedGradients(steps: 5, baseline: .zero, batch: 2).attribute(model, input: x, targets: [c.target])
+            _ = try SmoothGrad(samples: 3, batch: 2, seed: 1).attribute(model, input: x, targets: [c.target])
+        }
         let seen = reports.withLock { $0 }
         for name in ["occlusion", "integrated_gradients", "smoothgrad"] {
             let mine = seen.filter { $0.0 == name }
             #expect(mine.contains { $0.1 == $0.2 } && mine.allSatisfy { $0.1 >= 1 && $0.1 <= $0.2 }, "\(name): \(mine)")
         }
+    }
+
+    /// A handler set with `observing` and `muting` hold for their own task only: a loop muted on
+    /// another thread does not silence this one, and a muted loop is not heard by any handler.
+    @Test func progressHandlersAndMutingStayInTheirTask() throws {
+        let c = Case("mobilenet_v2")
+        let model = try c.model(on: cpu), x = try c.input(on: cpu)
+        let heard = Mutex<[String]>([])
+        let hear: Interpret.Progress.Handler = { what, _, _ in heard.withLock { $0.append(what) } }
+        let entered = DispatchSemaphore(value: 0), release = DispatchSemaphore(value: 0)
+        let muter = Thread { Progress.muting { entered.signal(); release.wait() } }
+        muter.start()
+        entered.wait()
+        try Progress.observing(hear) {
+            _ = try IntegratedGradients(steps: 2, baseline: .zero, batch: 2).attribute(model, input: x, targets: [c.target])
+        }
+        release.signal()
+        try Progress.observing(hear) {
+            try Progress.muting {
+                _ = try IntegratedGradients(steps: 2, baseline: .zero, batch: 2).attribute(model, input: x, targets: [c.target])
+            }
+        }
+        #expect(heard.withLock { $0 } == ["integrated_gradients"])
     }
 
     @Test func gaussLegendreIntegratesPolynomialsExactly() {
