@@ -292,14 +292,15 @@ __kernel void col2im(__global const float* cols, __global float* gx, int n0, int
 }
 
 // xq[nc][phase][y'][x'] = xp[nc][y' * sh + phase / sw][x' * sw + phase % sw], where
-// xp[nc][y][x] = x[nc][y - padH][x - padW] inside and 0 in the border: the zero-padded input
-// split into sh x sw stride phases of Hq x Wq (one phase, the padded planes, at stride 1), which
-// gemm_packed reads in place with B_IMPLICIT. `phases` is sh * sw, or 1 to keep only phase 0
-// (a 1x1 strided window reads nothing else). One work-item copies one phase plane row by row
-// (contiguous writes, reads sw floats apart), so PoCL does not turn the copy into gathers
-// across work-items. Global (Nb*C*phases), local (1).
+// xp[nc][y][x] = x[firstPlane + nc][y - padH][x - padW] inside and 0 in the border: the
+// zero-padded input split into sh x sw stride phases of Hq x Wq (one phase, the padded planes,
+// at stride 1), which gemm_packed reads in place with B_IMPLICIT (and winograd.cl's input
+// transform). `phases` is sh * sw, or 1 to keep only phase 0 (a 1x1 strided window reads
+// nothing else). One work-item copies one phase plane row by row (contiguous writes, reads sw
+// floats apart), so PoCL does not turn the copy into gathers across work-items.
+// Global (Nb*C*phases), local (1).
 __kernel void pad_planes(__global const float* x, __global float* xq, int H, int W, int Hq, int Wq, int padH, int padW,
-                         int sh, int sw, int phases) {
+                         int sh, int sw, int phases, int firstPlane) {
     const int z = get_global_id(0);
     const int nc = z / phases, phase = z - nc * phases;
     const int py = phase / sw, px = phase - py * sw;
@@ -313,7 +314,7 @@ __kernel void pad_planes(__global const float* x, __global float* xq, int H, int
             for (int qx = 0; qx < Wq; ++qx) dst[qx] = 0.0f;
             continue;
         }
-        __global const float* src = x + ((long)nc * H + iy) * W + ix0;
+        __global const float* src = x + ((long)(firstPlane + nc) * H + iy) * W + ix0;
         for (int qx = 0; qx < lo; ++qx) dst[qx] = 0.0f;
         for (int qx = lo; qx < hi; ++qx) dst[qx] = src[qx * sw];
         for (int qx = hi; qx < Wq; ++qx) dst[qx] = 0.0f;

@@ -135,13 +135,14 @@ extension OpenCLBackend {
     }
 
     /// `planes` planes of h x w from `x`, zero-padded and split into stride phases of hq x wq
-    /// (pad_planes): all sh x sw of them, or with `phases` 1 only phase 0.
-    private func padPlanes(_ x: Buffer<Float>, into xq: Buffer<Float>, planes: Int, h: Int, w: Int, hq: Int, wq: Int,
-                           padding: (h: Int, w: Int), stride: (h: Int, w: Int), phases: Int) throws {
+    /// (pad_planes): all sh x sw of them, or with `phases` 1 only phase 0; from x's plane
+    /// `firstPlane` on.
+    func padPlanes(_ x: Buffer<Float>, firstPlane: Int = 0, into xq: Buffer<Float>, planes: Int, h: Int, w: Int, hq: Int, wq: Int,
+                   padding: (h: Int, w: Int), stride: (h: Int, w: Int), phases: Int) throws {
         try kernel(["conv_geometry", "gemm_packed"], "pad_planes", defines: packing.defines).launch(
             global: [planes * phases], local: [1],
             [.buffer(x), .buffer(xq), .int(h), .int(w), .int(hq), .int(wq), .int(padding.h), .int(padding.w), .int(stride.h),
-             .int(stride.w), .int(phases)])
+             .int(stride.w), .int(phases), .int(firstPlane)])
     }
 
     /// Whether a convolution reads its zero-padded input in place (B_IMPLICIT, split into
@@ -162,6 +163,10 @@ extension OpenCLBackend {
 
     func conv2dPacked(_ x: Tensor, weight: Tensor, bias: Tensor?, _ p: Conv2DParams, out: Shape, activation: Activation?) throws -> Tensor {
         let op = "conv2d"
+        if winogradApplies(weight.shape, p) {
+            return try winogradConvolution(try buffer(x, op), x.shape, weight: weight, transposed: false, bias: try bias.map { try buffer($0, op) },
+                                           padding: p.padding, out: out, activation: activation, op)
+        }
         let (cout, cig, kh, kw) = weight.shape.nchw!
         let m = cout / p.groups, k = cig * kh * kw
         let a = try packedPanels(weight, layout: "forward", m: m, k: k, groups: p.groups, sg: m * k, sm: k, sk: 1, op)
@@ -240,10 +245,14 @@ extension OpenCLBackend {
         let gb = try buffer(gy, op)
         let transposedPadding = (p.dilation.h * (kh - 1) - p.padding.h, p.dilation.w * (kw - 1) - p.padding.w)
         if p.stride == (1, 1), !isPointwise(weight.shape, p), transposedPadding.0 >= 0, transposedPadding.1 >= 0 {
+            let tp = Conv2DParams(stride: (1, 1), padding: transposedPadding, dilation: p.dilation, groups: g)
+            if winogradApplies([cin, cog, kh, kw], tp) {
+                return try winogradConvolution(gb, gy.shape, weight: weight, transposed: true, bias: nil, padding: transposedPadding,
+                                               out: inputShape, op)
+            }
             let window = kh * kw
             let a = try packedPanels(weight, layout: "transposed", m: cig, k: cog * window, groups: g, sg: cog * cig * window,
                                      sm: window, sk: cig * window, window: window, op)
-            let tp = Conv2DParams(stride: (1, 1), padding: transposedPadding, dilation: p.dilation, groups: g)
             return try packedConvolution(gb, gy.shape, panels: a, window: [cin, cog, kh, kw], bias: nil, tp, out: inputShape, op)
         }
         if !isPointwise(weight.shape, p), cig >= OpenCLBackend.phasedMinimumChannels {

@@ -72,6 +72,17 @@ let phasedConvCases: [ConvCase] = [
     ConvCase(n: 1, cin: 16, cout: 4, h: 5, w: 6, k: 1, stride: 1, pad: 1, dilation: 1, groups: 1, bias: false),
 ]
 
+/// 3x3 windows at stride 1 with 16 or more channels both ways: the register-blocked family runs
+/// them (forward and backward to the input) as Winograd F(2x2, 3x3). Odd output sizes (a last
+/// tile half outside), padding 0 and 2 (backward: 2 and 0), tile rows of 8 whole tiles and of a
+/// tail, a row of 24 tiles whose middle 8 read the input as whole vectors (and whose last 8 reach
+/// the padding column by one float), batch 3.
+let winogradConvCases: [ConvCase] = [
+    ConvCase(n: 3, cin: 16, cout: 17, h: 9, w: 20, k: 3, stride: 1, pad: 0, dilation: 1, groups: 1, bias: true),
+    ConvCase(n: 1, cin: 24, cout: 16, h: 6, w: 5, k: 3, stride: 1, pad: 2, dilation: 1, groups: 1, bias: false),
+    ConvCase(n: 2, cin: 16, cout: 16, h: 5, w: 48, k: 3, stride: 1, pad: 1, dilation: 1, groups: 1, bias: true),
+]
+
 @Suite struct ConvTests {
     @Test(arguments: convCases)
     func deviceMatchesReference(_ c: ConvCase) throws {
@@ -89,6 +100,17 @@ let phasedConvCases: [ConvCase] = [
     /// the one `deviceMatchesReference` covers), so these cases run there alone.
     @Test(arguments: phasedConvCases)
     func phasedBackwardMatchesReference(_ c: ConvCase) throws {
+        guard let device = openCL() else { return }
+        for gpu in [try OpenCLBackend(context: device.context, family: .registerBlocked),
+                    try OpenCLBackend(context: device.context, family: .registerBlocked, scratchFloats: 64)] {
+            try expectConvMatchesReference(c, on: gpu)
+        }
+    }
+
+    /// Winograd is the register-blocked family's only, so these cases run there alone: with
+    /// the whole batch in one chunk, and one image a chunk.
+    @Test(arguments: winogradConvCases)
+    func winogradMatchesReference(_ c: ConvCase) throws {
         guard let device = openCL() else { return }
         for gpu in [try OpenCLBackend(context: device.context, family: .registerBlocked),
                     try OpenCLBackend(context: device.context, family: .registerBlocked, scratchFloats: 64)] {
