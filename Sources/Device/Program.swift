@@ -20,7 +20,11 @@ public final class Program: @unchecked Sendable {
     static let printsBuildLog = ProcessInfo.processInfo.environment["LOUPE_CL_BUILD_LOG"] == "1"
 
     init(context: Context, name: String, source: String, options: String) throws(CLError) {
-        let options = Program.extraOptions.isEmpty ? options : options + " " + Program.extraOptions
+        // `-w` (OpenCL's own option) unless the log is asked for: PoCL's compiler otherwise
+        // prints "N warnings generated." on stderr for every new program on AVX2 machines
+        // (notes that a float16 argument changes the ABI without AVX-512; nothing to act on).
+        let quiet = Program.printsBuildLog ? options : (options.isEmpty ? "-w" : options + " -w")
+        let options = Program.extraOptions.isEmpty ? quiet : quiet + " " + Program.extraOptions
         var status: cl_int = 0
         let created: cl_program? = source.withCString { text in
             var pointer: UnsafePointer<CChar>? = text
