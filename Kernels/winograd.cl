@@ -12,9 +12,10 @@
 // few rounding errors of the direct sum.
 //
 // Layouts: U as gemm_packed's A panels [16][ceil(M/MR)][K][MR]; V[z][xi][c][t] and
-// M[z][xi][co][t] row-major with t = ty * TW + tx over the TH x TW tiles of an image.
-// Each work-item of the transforms takes one tile row of one plane, 8 tiles (one float8 per
-// tile position) at a time.
+// M[z][xi][co][t] row-major with t = (ty - ty0) * TW + tx over a band of `rows` tile rows
+// from ty0 (of the TH x TW tiles of an image: large maps go a band at a time, so that V and M
+// stay in cache between the transforms and the product). Each work-item of the transforms
+// takes one tile row of one plane, 8 tiles (one float8 per tile position) at a time.
 
 #ifndef MR
 #define MR 6
@@ -51,20 +52,21 @@ __kernel void winograd_pack_a(__global const float* w, __global float* A, int M,
 // so that every tile row reads whole vectors with no bounds to check. A tile row's last 8 tiles
 // may read up to 16 floats past its row (into the next row, or past the last plane: the host
 // leaves that much room); those lanes belong to tiles past TW and are not stored.
-// Global (TH, Z * C).
-__kernel void winograd_input(__global const float* xq, __global float* V, int C, int TH, int TW) {
-    const int ty = get_global_id(0), zc = get_global_id(1);
-    if (ty >= TH) return;
+// Global (rows, Z * C).
+__kernel void winograd_input(__global const float* xq, __global float* V, int C, int TH, int TW, int ty0, int rows) {
+    const int zc = get_global_id(1);
+    if (get_global_id(0) >= rows) return;
+    const int ty = ty0 + get_global_id(0);
     const int z = zc / C, c = zc - z * C;
     const int Wq = 2 * TW + 2;
-    __global const float* rows = xq + ((long)zc * (2 * TH + 2) + 2 * ty) * Wq;
-    const long T = (long)TH * TW, xiStride = (long)C * T;
-    __global float* v0 = V + ((long)z * 16 * C + c) * T + (long)ty * TW;
+    __global const float* src = xq + ((long)zc * (2 * TH + 2) + 2 * ty) * Wq;
+    const long T = (long)rows * TW, xiStride = (long)C * T;
+    __global float* v0 = V + ((long)z * 16 * C + c) * T + (long)(ty - ty0) * TW;
     for (int tx0 = 0; tx0 < TW; tx0 += 8) {
         // d[r][c]: row r, column c of the 8 tiles' windows (columns 2 tx + c).
         float8 d[4][4];
         for (int r = 0; r < 4; ++r) {
-            const float16 a = vload16(0, rows + r * Wq + 2 * tx0), b = vload16(0, rows + r * Wq + 2 * tx0 + 2);
+            const float16 a = vload16(0, src + r * Wq + 2 * tx0), b = vload16(0, src + r * Wq + 2 * tx0 + 2);
             d[r][0] = a.even;
             d[r][1] = a.odd;
             d[r][2] = b.even;
@@ -95,14 +97,16 @@ __kernel void winograd_input(__global const float* xq, __global float* V, int C,
 }
 
 // y[image0 + z][co][2 ty + i][2 tx + j] = act((A^T M A)[i][j] + bias[co]) for the outputs inside
-// OH x OW, from the products M[z][xi][co][t]. FUSED_ACT: conv_geometry.cl. Global (TH, Z * Cout).
+// OH x OW, from the products M[z][xi][co][t] of a band. FUSED_ACT: conv_geometry.cl.
+// Global (rows, Z * Cout).
 __kernel void winograd_output(__global const float* Mx, __global float* y, __global const float* bias, int hasBias, int image0,
-                              int Cout, int OH, int OW, int TH, int TW) {
-    const int ty = get_global_id(0), zc = get_global_id(1);
-    if (ty >= TH) return;
+                              int Cout, int OH, int OW, int TW, int ty0, int rows) {
+    const int zc = get_global_id(1);
+    if (get_global_id(0) >= rows) return;
+    const int ty = ty0 + get_global_id(0);
     const int z = zc / Cout, co = zc - z * Cout;
-    const long T = (long)TH * TW, xiStride = (long)Cout * T;
-    __global const float* m0 = Mx + ((long)z * 16 * Cout + co) * T + (long)ty * TW;
+    const long T = (long)rows * TW, xiStride = (long)Cout * T;
+    __global const float* m0 = Mx + ((long)z * 16 * Cout + co) * T + (long)(ty - ty0) * TW;
     __global float* out = y + ((long)(image0 + z) * Cout + co) * OH * OW;
     const float8 shift = (float8)(hasBias ? bias[co] : 0.0f);
     for (int tx0 = 0; tx0 < TW; tx0 += 8) {

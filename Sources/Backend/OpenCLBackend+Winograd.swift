@@ -5,16 +5,19 @@ import Device
 /// by the transformed weights U[xi] in one gemm_packed launch (the 16 positions as its groups),
 /// and the products transformed back into the output. 2.25x fewer multiplies than the direct
 /// product, for two passes over 4x the input's and output's size, kept in cache a chunk of images
-/// at a time. The backward to the input of the same layers is the same path (a stride-1 3x3
+/// (or a band of one image's tile rows) at a time. The backward to the input of the same layers is the same path (a stride-1 3x3
 /// convolution of the gradient with the reversed, transposed window).
 extension OpenCLBackend {
     /// Channels, in and out, from which a 3x3 window goes by Winograd: below it the product is
     /// small next to its transforms.
     static let winogradMinimumChannels = 16
 
-    /// Floats of V and M per chunk of images: about 16 MB, half this machine class's L3, so the
-    /// transforms' second reads come from cache.
-    static let winogradChunkFloats = 1 << 22
+    /// Floats of V and M per chunk (images, or a band of tile rows of one image): 4 MB, so that
+    /// the product and the output transform read them from cache. Measured here at batch 8
+    /// (ResNet18's 3x3 layers, minima of three alternated runs): 4 MB 0.7-0.8x the direct
+    /// product's time on every layer; 16 MB lost the gain on 56x56 and 28x28 maps; 1 MB about
+    /// as 4 MB, with more launches.
+    static let winogradChunkFloats = 1 << 20
 
     /// Whether a convolution with `window` [Cout, Cin/G, KH, KW] goes by Winograd: 3x3, stride 1,
     /// no dilation, one group, enough channels both ways.
@@ -49,30 +52,36 @@ extension OpenCLBackend {
                              padding: (h: Int, w: Int), out: Shape, activation: Activation? = nil, _ op: String) throws -> Tensor {
         let (images, cin, h, w) = xShape.nchw!
         let cout = out[1], (oh, ow) = (out[2], out[3])
-        let th = (oh + 1) / 2, tw = (ow + 1) / 2, tiles = th * tw
+        let th = (oh + 1) / 2, tw = (ow + 1) / 2
         let u = try winogradPanels(weight, transposed: transposed, op)
         let (y, yb) = try empty(out, op)
-        let perImage = 16 * (cin + cout) * tiles
-        let chunk = Swift.max(1, Swift.min(images, Swift.min(scratchFloats, OpenCLBackend.winogradChunkFloats) / perImage))
+        // A chunk of images, or of one image a band of tile rows, whose V and M fit the budget.
+        let budget = Swift.min(scratchFloats, OpenCLBackend.winogradChunkFloats), perRow = 16 * (cin + cout) * tw
+        let rows = Swift.max(1, Swift.min(th, budget / perRow))
+        let chunk = rows < th ? 1 : Swift.max(1, Swift.min(images, budget / (perRow * th)))
         let act = activation.map { [$0.fusedFlag] } ?? []
         try withScratch(op) { scratch in
             let (hq, wq) = (2 * th + 2, 2 * tw + 2)
             let padded = try scratch("padded", chunk * cin * hq * wq + 16)
-            let v = try scratch("winograd input", chunk * 16 * cin * tiles)
-            let products = try scratch("winograd products", chunk * 16 * cout * tiles)
+            let v = try scratch("winograd input", chunk * 16 * cin * rows * tw)
+            let products = try scratch("winograd products", chunk * 16 * cout * rows * tw)
             for first in stride(from: 0, to: images, by: chunk) {
                 let count = Swift.min(chunk, images - first)
                 try padPlanes(xb, firstPlane: first * cin, into: padded, planes: count * cin, h: h, w: w, hq: hq, wq: wq,
                               padding: padding, stride: (1, 1), phases: 1)
-                try kernel(["conv_geometry", "winograd"], "winograd_input", defines: packing.defines).launch(
-                    global: [th, count * cin], local: [1, 1], [.buffer(padded), .buffer(v), .int(cin), .int(th), .int(tw)])
-                try packedGemm(u, .planes(v, firstImage: 0, strideImage: 16 * cin * tiles, strideGroup: cin * tiles), products,
-                               bias: nil, m: cout, n: tiles, k: cin, z: count * 16, groups: 16, firstImage: 0,
-                               strideImage: 16 * cout * tiles, strideGroup: cout * tiles, ldc: tiles)
-                try kernel(["conv_geometry", "winograd"], "winograd_output", defines: packing.defines, flags: act).launch(
-                    global: [th, count * cout], local: [1, 1],
-                    [.buffer(products), .buffer(yb), .buffer(bb ?? products), .int(bb == nil ? 0 : 1), .int(first), .int(cout),
-                     .int(oh), .int(ow), .int(th), .int(tw)])
+                for ty0 in stride(from: 0, to: th, by: rows) {
+                    let band = Swift.min(rows, th - ty0), tiles = band * tw
+                    try kernel(["conv_geometry", "winograd"], "winograd_input", defines: packing.defines).launch(
+                        global: [band, count * cin], local: [1, 1],
+                        [.buffer(padded), .buffer(v), .int(cin), .int(th), .int(tw), .int(ty0), .int(band)])
+                    try packedGemm(u, .planes(v, firstImage: 0, strideImage: 16 * cin * tiles, strideGroup: cin * tiles), products,
+                                   bias: nil, m: cout, n: tiles, k: cin, z: count * 16, groups: 16, firstImage: 0,
+                                   strideImage: 16 * cout * tiles, strideGroup: cout * tiles, ldc: tiles)
+                    try kernel(["conv_geometry", "winograd"], "winograd_output", defines: packing.defines, flags: act).launch(
+                        global: [band, count * cout], local: [1, 1],
+                        [.buffer(products), .buffer(yb), .buffer(bb ?? products), .int(bb == nil ? 0 : 1), .int(first), .int(cout),
+                         .int(oh), .int(ow), .int(tw), .int(ty0), .int(band)])
+                }
             }
         }
         return y
