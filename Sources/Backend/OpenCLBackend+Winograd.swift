@@ -5,8 +5,9 @@ import Device
 /// by the transformed weights U[xi] in one gemm_packed launch (the 16 positions as its groups),
 /// and the products transformed back into the output. 2.25x fewer multiplies than the direct
 /// product, for two passes over 4x the input's and output's size, kept in cache a chunk of images
-/// (or a band of one image's tile rows) at a time. The backward to the input of the same layers is the same path (a stride-1 3x3
-/// convolution of the gradient with the reversed, transposed window).
+/// (or a band of one image's tile rows) at a time. The backward to the input of the same layers
+/// is the same path (a stride-1 3x3 convolution of the gradient with the reversed, transposed
+/// window).
 extension OpenCLBackend {
     /// Channels, in and out, from which a 3x3 window goes by Winograd: below it the product is
     /// small next to its transforms.
