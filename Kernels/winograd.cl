@@ -12,10 +12,10 @@
 // few rounding errors of the direct sum.
 //
 // Layouts: U as gemm_packed's A panels [16][ceil(M/MR)][K][MR]; V[z][xi][c][t] and
-// M[z][xi][co][t] row-major with t = (ty - ty0) * TW + tx over a band of `rows` tile rows
-// from ty0 (of the TH x TW tiles of an image: large maps go a band at a time, so that V and M
-// stay in cache between the transforms and the product). Each work-item of the transforms
-// takes one tile row of one plane, 8 tiles (one float8 per tile position) at a time.
+// M[z][xi][co][t] row-major with t = (ty - ty0) * TWp + tx over a band of `rows` tile rows
+// from ty0 (of the TH x TW tiles of an image, each row padded to TWp tiles: large maps go a
+// band at a time, so that V and M stay in cache between the transforms and the product). Each
+// work-item of the transforms takes one plane's band, a vector of VT tiles at a time.
 
 #ifndef MR
 #define MR 6
@@ -47,100 +47,113 @@ __kernel void winograd_pack_a(__global const float* w, __global float* A, int M,
     }
 }
 
+// VT tiles of a tile row per vector (4 or 8: the host picks the one that pads TW the least);
+// V and M hold TWp = TW rounded up to VT tiles a row, so every load and store is a whole vector.
+#ifndef VT
+#define VT 8
+#endif
+#if VT == 8
+#define VTF float8
+#define VT2F float16
+#define VLOADT2 vload16
+#define VLOADT vload8
+#define VSTORET vstore8
+#define VSTORET2 vstore16
+#define INTERLEAVE(e, o) shuffle2((e), (o), (uint16)(0, 8, 1, 9, 2, 10, 3, 11, 4, 12, 5, 13, 6, 14, 7, 15))
+#else
+#define VTF float4
+#define VT2F float8
+#define VLOADT2 vload8
+#define VLOADT vload4
+#define VSTORET vstore4
+#define VSTORET2 vstore8
+#define INTERLEAVE(e, o) shuffle2((e), (o), (uint8)(0, 4, 1, 5, 2, 6, 3, 7))
+#endif
+
 // V[z][xi][c][t] = (B^T d B)[xi] for the 4x4 tile d at rows 2 ty.., columns 2 tx.. of plane
-// z * C + c of xq: the input zero-padded (pad_planes) to Hq = 2 TH + 2 rows of Wq = 2 TW + 2,
-// so that every tile row reads whole vectors with no bounds to check. A tile row's last 8 tiles
-// may read up to 16 floats past its row (into the next row, or past the last plane: the host
-// leaves that much room); those lanes belong to tiles past TW and are not stored.
-// Global (rows, Z * C).
-__kernel void winograd_input(__global const float* xq, __global float* V, int C, int TH, int TW, int ty0, int rows) {
-    const int zc = get_global_id(1);
-    if (get_global_id(0) >= rows) return;
-    const int ty = ty0 + get_global_id(0);
+// z * C + c of xq: the input zero-padded (pad_planes) to Hq = 2 TH + 2 rows of Wq = 2 TWp + 2,
+// so that every tile row reads whole vectors with no bounds to check (tiles past TW read the
+// padding's zeros, and their products are never stored). One work-item takes one plane's band
+// of `rows` tile rows from ty0, VT tiles (one vector per tile position) at a time.
+// Global (Z * C), local (1).
+__kernel void winograd_input(__global const float* xq, __global float* V, int C, int TH, int TWp, int ty0, int rows, int planes) {
+    const int zc = get_global_id(0);
+    if (zc >= planes) return;
     const int z = zc / C, c = zc - z * C;
-    const int Wq = 2 * TW + 2;
-    __global const float* src = xq + ((long)zc * (2 * TH + 2) + 2 * ty) * Wq;
-    const long T = (long)rows * TW, xiStride = (long)C * T;
-    __global float* v0 = V + ((long)z * 16 * C + c) * T + (long)(ty - ty0) * TW;
-    for (int tx0 = 0; tx0 < TW; tx0 += 8) {
-        // d[r][c]: row r, column c of the 8 tiles' windows (columns 2 tx + c).
-        float8 d[4][4];
-        for (int r = 0; r < 4; ++r) {
-            const float16 a = vload16(0, src + r * Wq + 2 * tx0), b = vload16(0, src + r * Wq + 2 * tx0 + 2);
-            d[r][0] = a.even;
-            d[r][1] = a.odd;
-            d[r][2] = b.even;
-            d[r][3] = b.odd;
-        }
-        float8 t[4][4];
-        for (int j = 0; j < 4; ++j) {
-            t[0][j] = d[0][j] - d[2][j];
-            t[1][j] = d[1][j] + d[2][j];
-            t[2][j] = d[2][j] - d[1][j];
-            t[3][j] = d[1][j] - d[3][j];
-        }
-        const int n = min(8, TW - tx0);
-        for (int i = 0; i < 4; ++i) {
-            const float8 v[4] = {t[i][0] - t[i][2], t[i][1] + t[i][2], t[i][2] - t[i][1], t[i][1] - t[i][3]};
+    const int Wq = 2 * TWp + 2;
+    const long T = (long)rows * TWp, xiStride = (long)C * T;
+    __global const float* src = xq + ((long)zc * (2 * TH + 2) + 2 * ty0) * Wq;
+    __global float* v0 = V + ((long)z * 16 * C + c) * T;
+    for (int r = 0; r < rows; ++r, src += 2 * Wq, v0 += TWp) {
+        for (int tx0 = 0; tx0 < TWp; tx0 += VT) {
+            // d[r][c]: row r, column c of the VT tiles' windows (columns 2 tx + c).
+            VTF d[4][4];
+            for (int i = 0; i < 4; ++i) {
+                const VT2F a = VLOADT2(0, src + i * Wq + 2 * tx0), b = VLOADT2(0, src + i * Wq + 2 * tx0 + 2);
+                d[i][0] = a.even;
+                d[i][1] = a.odd;
+                d[i][2] = b.even;
+                d[i][3] = b.odd;
+            }
+            VTF t[4][4];
             for (int j = 0; j < 4; ++j) {
-                __global float* dst = v0 + (i * 4 + j) * xiStride + tx0;
-                if (n == 8) {
-                    vstore8(v[j], 0, dst);
-                } else {
-                    float out[8];
-                    vstore8(v[j], 0, out);
-                    for (int l = 0; l < n; ++l) dst[l] = out[l];
-                }
+                t[0][j] = d[0][j] - d[2][j];
+                t[1][j] = d[1][j] + d[2][j];
+                t[2][j] = d[2][j] - d[1][j];
+                t[3][j] = d[1][j] - d[3][j];
+            }
+            for (int i = 0; i < 4; ++i) {
+                __global float* dst = v0 + i * 4 * xiStride + tx0;
+                VSTORET(t[i][0] - t[i][2], 0, dst);
+                VSTORET(t[i][1] + t[i][2], 0, dst + xiStride);
+                VSTORET(t[i][2] - t[i][1], 0, dst + 2 * xiStride);
+                VSTORET(t[i][1] - t[i][3], 0, dst + 3 * xiStride);
             }
         }
     }
 }
 
 // y[image0 + z][co][2 ty + i][2 tx + j] = act((A^T M A)[i][j] + bias[co]) for the outputs inside
-// OH x OW, from the products M[z][xi][co][t] of a band. FUSED_ACT: conv_geometry.cl.
-// Global (rows, Z * Cout).
+// OH x OW, from the products M[z][xi][co][t] of a band (TWp tiles a row). One work-item takes
+// one output plane's band. FUSED_ACT: conv_geometry.cl. Global (Z * Cout), local (1).
 __kernel void winograd_output(__global const float* Mx, __global float* y, __global const float* bias, int hasBias, int image0,
-                              int Cout, int OH, int OW, int TW, int ty0, int rows) {
-    const int zc = get_global_id(1);
-    if (get_global_id(0) >= rows) return;
-    const int ty = ty0 + get_global_id(0);
+                              int Cout, int OH, int OW, int TWp, int ty0, int rows, int planes) {
+    const int zc = get_global_id(0);
+    if (zc >= planes) return;
     const int z = zc / Cout, co = zc - z * Cout;
-    const long T = (long)rows * TW, xiStride = (long)Cout * T;
-    __global const float* m0 = Mx + ((long)z * 16 * Cout + co) * T + (long)(ty - ty0) * TW;
+    const long T = (long)rows * TWp, xiStride = (long)Cout * T;
+    __global const float* m0 = Mx + ((long)z * 16 * Cout + co) * T;
     __global float* out = y + ((long)(image0 + z) * Cout + co) * OH * OW;
-    const float8 shift = (float8)(hasBias ? bias[co] : 0.0f);
-    for (int tx0 = 0; tx0 < TW; tx0 += 8) {
-        const int n = min(8, TW - tx0);
-        float8 s[2][4];
-        for (int j = 0; j < 4; ++j) {
-            float8 m[4];
-            for (int i = 0; i < 4; ++i) {
-                __global const float* src = m0 + (i * 4 + j) * xiStride + tx0;
-                if (n == 8) {
-                    m[i] = vload8(0, src);
-                } else {
-                    float lanes[8];
-                    for (int l = 0; l < 8; ++l) lanes[l] = l < n ? src[l] : 0.0f;
-                    m[i] = vload8(0, lanes);
-                }
+    const VTF shift = (VTF)(hasBias ? bias[co] : 0.0f);
+    for (int r = 0; r < rows; ++r, m0 += TWp) {
+        const int ty = ty0 + r;
+        for (int tx0 = 0; tx0 < TWp && 2 * tx0 < OW; tx0 += VT) {
+            VTF s[2][4];
+            for (int j = 0; j < 4; ++j) {
+                __global const float* src = m0 + j * xiStride + tx0;
+                const VTF m[4] = {VLOADT(0, src), VLOADT(0, src + 4 * xiStride), VLOADT(0, src + 8 * xiStride),
+                                  VLOADT(0, src + 12 * xiStride)};
+                s[0][j] = m[0] + m[1] + m[2];
+                s[1][j] = m[1] - m[2] - m[3];
             }
-            s[0][j] = m[0] + m[1] + m[2];
-            s[1][j] = m[1] - m[2] - m[3];
-        }
-        const int ox0 = 2 * tx0;
-        for (int i = 0; i < 2; ++i) {
-            const int oy = 2 * ty + i;
-            if (oy >= OH) break;
-            const float8 even = FUSED_ACT(s[i][0] + s[i][1] + s[i][2] + shift);
-            const float8 odd = FUSED_ACT(s[i][1] - s[i][2] - s[i][3] + shift);
-            const float16 row = shuffle2(even, odd, (uint16)(0, 8, 1, 9, 2, 10, 3, 11, 4, 12, 5, 13, 6, 14, 7, 15));
-            __global float* dst = out + (long)oy * OW + ox0;
-            if (ox0 + 16 <= OW) {
-                vstore16(row, 0, dst);
-            } else {
-                float lanes[16];
-                vstore16(row, 0, lanes);
-                for (int l = 0; l < min(16, OW - ox0); ++l) dst[l] = lanes[l];
+            const int ox0 = 2 * tx0, n = min(2 * VT, OW - ox0);
+            for (int i = 0; i < 2; ++i) {
+                const int oy = 2 * ty + i;
+                if (oy >= OH) break;
+                const VTF even = FUSED_ACT(s[i][0] + s[i][1] + s[i][2] + shift);
+                const VTF odd = FUSED_ACT(s[i][1] - s[i][2] - s[i][3] + shift);
+                const VT2F row = INTERLEAVE(even, odd);
+                __global float* dst = out + (long)oy * OW + ox0;
+                if (n == 2 * VT) {
+                    VSTORET2(row, 0, dst);
+                } else {
+                    // The row's last outputs: four at a time, then one by one.
+                    float lanes[2 * VT];
+                    VSTORET2(row, 0, lanes);
+                    int l = 0;
+                    for (; l + 4 <= n; l += 4) vstore4(vload4(0, lanes + l), 0, dst + l);
+                    for (; l < n; ++l) dst[l] = lanes[l];
+                }
             }
         }
     }

@@ -54,34 +54,38 @@ extension OpenCLBackend {
         let (images, cin, h, w) = xShape.nchw!
         let cout = out[1], (oh, ow) = (out[2], out[3])
         let th = (oh + 1) / 2, tw = (ow + 1) / 2
+        // Tiles a vector (4 or 8), whichever pads a tile row the least (ties: 8): 28 tiles go
+        // as 7 x 4, 14 as 2 x 8; V and M rows hold twp tiles, the padding's products unstored.
+        let vt = (tw + 3) / 4 * 4 < (tw + 7) / 8 * 8 ? 4 : 8, twp = (tw + vt - 1) / vt * vt
         let u = try winogradPanels(weight, transposed: transposed, op)
         let (y, yb) = try empty(out, op)
         // A chunk of images, or of one image a band of tile rows, whose V and M fit the budget.
-        let budget = Swift.min(scratchFloats, OpenCLBackend.winogradChunkFloats), perRow = 16 * (cin + cout) * tw
+        let budget = Swift.min(scratchFloats, OpenCLBackend.winogradChunkFloats), perRow = 16 * (cin + cout) * twp
         let rows = Swift.max(1, Swift.min(th, budget / perRow))
         let chunk = rows < th ? 1 : Swift.max(1, Swift.min(images, budget / (perRow * th)))
+        let defines = packing.defines.merging(["VT": vt]) { a, _ in a }
         let act = activation.map { [$0.fusedFlag] } ?? []
         try withScratch(op) { scratch in
-            let (hq, wq) = (2 * th + 2, 2 * tw + 2)
-            let padded = try scratch("padded", chunk * cin * hq * wq + 16)
-            let v = try scratch("winograd input", chunk * 16 * cin * rows * tw)
-            let products = try scratch("winograd products", chunk * 16 * cout * rows * tw)
+            let (hq, wq) = (2 * th + 2, 2 * twp + 2)
+            let padded = try scratch("padded", chunk * cin * hq * wq)
+            let v = try scratch("winograd input", chunk * 16 * cin * rows * twp)
+            let products = try scratch("winograd products", chunk * 16 * cout * rows * twp)
             for first in stride(from: 0, to: images, by: chunk) {
                 let count = Swift.min(chunk, images - first)
                 try padPlanes(xb, firstPlane: first * cin, into: padded, planes: count * cin, h: h, w: w, hq: hq, wq: wq,
                               padding: padding, stride: (1, 1), phases: 1)
                 for ty0 in stride(from: 0, to: th, by: rows) {
-                    let band = Swift.min(rows, th - ty0), tiles = band * tw
-                    try kernel(["conv_geometry", "winograd"], "winograd_input", defines: packing.defines).launch(
-                        global: [band, count * cin], local: [1, 1],
-                        [.buffer(padded), .buffer(v), .int(cin), .int(th), .int(tw), .int(ty0), .int(band)])
+                    let band = Swift.min(rows, th - ty0), tiles = band * twp
+                    try kernel(["conv_geometry", "winograd"], "winograd_input", defines: defines).launch(
+                        global: [count * cin], local: [1],
+                        [.buffer(padded), .buffer(v), .int(cin), .int(th), .int(twp), .int(ty0), .int(band), .int(count * cin)])
                     try packedGemm(u, .planes(v, firstImage: 0, strideImage: 16 * cin * tiles, strideGroup: cin * tiles), products,
                                    bias: nil, m: cout, n: tiles, k: cin, z: count * 16, groups: 16, firstImage: 0,
                                    strideImage: 16 * cout * tiles, strideGroup: cout * tiles, ldc: tiles)
-                    try kernel(["conv_geometry", "winograd"], "winograd_output", defines: packing.defines, flags: act).launch(
-                        global: [band, count * cout], local: [1, 1],
+                    try kernel(["conv_geometry", "winograd"], "winograd_output", defines: defines, flags: act).launch(
+                        global: [count * cout], local: [1],
                         [.buffer(products), .buffer(yb), .buffer(bb ?? products), .int(bb == nil ? 0 : 1), .int(first), .int(cout),
-                         .int(oh), .int(ow), .int(tw), .int(ty0), .int(band)])
+                         .int(oh), .int(ow), .int(twp), .int(ty0), .int(band), .int(count * cout)])
                 }
             }
         }

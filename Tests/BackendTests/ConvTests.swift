@@ -74,9 +74,9 @@ let phasedConvCases: [ConvCase] = [
 
 /// 3x3 windows at stride 1 with 16 or more channels both ways: the register-blocked family runs
 /// them (forward and backward to the input) as Winograd F(2x2, 3x3). Odd output sizes (a last
-/// tile half outside), padding 0 and 2 (backward: 2 and 0), tile rows of 8 whole tiles and of a
-/// tail, a row of 24 tiles whose middle 8 read the input as whole vectors (and whose last 8 reach
-/// the padding column by one float), batch 3.
+/// tile half outside), padding 0 and 2 (backward: 2 and 0), tile rows in vectors of 4 tiles
+/// (9 and 10 tiles padded to 12; 4 and 3) and of 8 (24 tiles), output rows ending in a part of a
+/// vector (2, 7 and 3 outputs: by fours, then one by one), batch 3.
 let winogradConvCases: [ConvCase] = [
     ConvCase(n: 3, cin: 16, cout: 17, h: 9, w: 20, k: 3, stride: 1, pad: 0, dilation: 1, groups: 1, bias: true),
     ConvCase(n: 1, cin: 24, cout: 16, h: 6, w: 5, k: 3, stride: 1, pad: 2, dilation: 1, groups: 1, bias: false),
