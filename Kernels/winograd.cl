@@ -11,11 +11,14 @@
 // of the products. The transforms use only additions and halvings, so results stay within a
 // few rounding errors of the direct sum.
 //
-// Layouts: U as gemm_packed's A panels [16][ceil(M/MR)][K][MR]; V[z][xi][c][t] and
-// M[z][xi][co][t] row-major with t = (ty - ty0) * TWp + tx over a band of `rows` tile rows
-// from ty0 (of the TH x TW tiles of an image, each row padded to TWp tiles: large maps go a
-// band at a time, so that V and M stay in cache between the transforms and the product). Each
-// work-item of the transforms takes one plane's band, a vector of VT tiles at a time.
+// Layouts: U as gemm_packed's A panels [16][ceil(M/MR)][K][MR]; V as its B panels
+// [16][ceil(T/NR)][C][NR] and M row-major [16][Cout][T], over the chunk's T columns
+// t' = z * rows * TWp + (ty - ty0) * TWp + tx: the tiles of a band of `rows` tile rows from ty0
+// of each image of the chunk (TH x TW tiles an image, each row padded to TWp; large maps go a
+// band of one image at a time, so that V and M stay in cache between the transforms and the
+// product). The images of a chunk share one product per position, so that an A panel serves all
+// their columns. Each work-item of the transforms takes one plane's band, a vector of VT tiles at
+// a time.
 
 #ifndef MR
 #define MR 6
@@ -52,6 +55,11 @@ __kernel void winograd_pack_a(__global const float* w, __global float* A, int M,
 #ifndef VT
 #define VT 8
 #endif
+// gemm_packed's NR (the host defines both for the transforms; these defaults serve the programs
+// that build only winograd_pack_a).
+#ifndef WNR
+#define WNR 16
+#endif
 #if VT == 8
 #define VTF float8
 #define VT2F float16
@@ -70,21 +78,23 @@ __kernel void winograd_pack_a(__global const float* w, __global float* A, int M,
 #define INTERLEAVE(e, o) shuffle2((e), (o), (uint8)(0, 4, 1, 5, 2, 6, 3, 7))
 #endif
 
-// V[z][xi][c][t] = (B^T d B)[xi] for the 4x4 tile d at rows 2 ty.., columns 2 tx.. of plane
-// z * C + c of xq: the input zero-padded (pad_planes) to Hq = 2 TH + 2 rows of Wq = 2 TWp + 2,
-// so that every tile row reads whole vectors with no bounds to check (tiles past TW read the
-// padding's zeros, and their products are never stored). One work-item takes one plane's band
-// of `rows` tile rows from ty0, VT tiles (one vector per tile position) at a time.
-// Global (Z * C), local (1).
+// V = (B^T d B)[xi] for the 4x4 tile d at rows 2 ty.., columns 2 tx.. of plane z * C + c of xq,
+// stored as gemm_packed's B panels of the chunk's columns t' = z * rows * TWp + (ty - ty0) * TWp
+// + tx: V[xi][t' / NR][c][t' % NR] (NR = WNR, a multiple of VT, so no vector crosses a panel).
+// xq is the input zero-padded (pad_planes) to Hq = 2 TH + 2 rows of Wq = 2 TWp + 2, so that every
+// tile row reads whole vectors with no bounds to check (tiles past TW read the padding's zeros,
+// and their products are never stored). One work-item takes one plane's band of `rows` tile
+// rows from ty0, VT tiles (one vector per tile position) at a time. Global (Z * C), local (1).
 __kernel void winograd_input(__global const float* xq, __global float* V, int C, int TH, int TWp, int ty0, int rows, int planes) {
     const int zc = get_global_id(0);
     if (zc >= planes) return;
     const int z = zc / C, c = zc - z * C;
     const int Wq = 2 * TWp + 2;
-    const long T = (long)rows * TWp, xiStride = (long)C * T;
+    const int columns = planes / C * rows * TWp, Nb = (columns + WNR - 1) / WNR;
+    const long xiStride = (long)Nb * C * WNR;
     __global const float* src = xq + ((long)zc * (2 * TH + 2) + 2 * ty0) * Wq;
-    __global float* v0 = V + ((long)z * 16 * C + c) * T;
-    for (int r = 0; r < rows; ++r, src += 2 * Wq, v0 += TWp) {
+    for (int r = 0; r < rows; ++r, src += 2 * Wq) {
+        const int t0 = (z * rows + r) * TWp;
         for (int tx0 = 0; tx0 < TWp; tx0 += VT) {
             // d[r][c]: row r, column c of the VT tiles' windows (columns 2 tx + c).
             VTF d[4][4];
@@ -102,8 +112,10 @@ __kernel void winograd_input(__global const float* xq, __global float* V, int C,
                 t[2][j] = d[2][j] - d[1][j];
                 t[3][j] = d[1][j] - d[3][j];
             }
+            const int tc = t0 + tx0;
+            __global float* v0 = V + ((long)(tc / WNR) * C + c) * WNR + tc % WNR;
             for (int i = 0; i < 4; ++i) {
-                __global float* dst = v0 + i * 4 * xiStride + tx0;
+                __global float* dst = v0 + i * 4 * xiStride;
                 VSTORET(t[i][0] - t[i][2], 0, dst);
                 VSTORET(t[i][1] + t[i][2], 0, dst + xiStride);
                 VSTORET(t[i][2] - t[i][1], 0, dst + 2 * xiStride);
@@ -114,15 +126,15 @@ __kernel void winograd_input(__global const float* xq, __global float* V, int C,
 }
 
 // y[image0 + z][co][2 ty + i][2 tx + j] = act((A^T M A)[i][j] + bias[co]) for the outputs inside
-// OH x OW, from the products M[z][xi][co][t] of a band (TWp tiles a row). One work-item takes
+// OH x OW, from the products M[xi][co][t'] of a chunk's band (t' as for V). One work-item takes
 // one output plane's band. FUSED_ACT: conv_geometry.cl. Global (Z * Cout), local (1).
 __kernel void winograd_output(__global const float* Mx, __global float* y, __global const float* bias, int hasBias, int image0,
                               int Cout, int OH, int OW, int TWp, int ty0, int rows, int planes) {
     const int zc = get_global_id(0);
     if (zc >= planes) return;
     const int z = zc / Cout, co = zc - z * Cout;
-    const long T = (long)rows * TWp, xiStride = (long)Cout * T;
-    __global const float* m0 = Mx + ((long)z * 16 * Cout + co) * T;
+    const long T = (long)planes / Cout * rows * TWp, xiStride = (long)Cout * T;
+    __global const float* m0 = Mx + (long)co * T + (long)z * rows * TWp;
     __global float* out = y + ((long)(image0 + z) * Cout + co) * OH * OW;
     const VTF shift = (VTF)(hasBias ? bias[co] : 0.0f);
     for (int r = 0; r < rows; ++r, m0 += TWp) {

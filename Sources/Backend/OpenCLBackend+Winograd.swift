@@ -63,25 +63,25 @@ extension OpenCLBackend {
         let budget = Swift.min(scratchFloats, OpenCLBackend.winogradChunkFloats), perRow = 16 * (cin + cout) * twp
         let rows = Swift.max(1, Swift.min(th, budget / perRow))
         let chunk = rows < th ? 1 : Swift.max(1, Swift.min(images, budget / (perRow * th)))
-        let defines = packing.defines.merging(["VT": vt]) { a, _ in a }
+        let defines = packing.defines.merging(["VT": vt, "WNR": packing.nr]) { a, _ in a }
         let act = activation.map { [$0.fusedFlag] } ?? []
         try withScratch(op) { scratch in
             let (hq, wq) = (2 * th + 2, 2 * twp + 2)
             let padded = try scratch("padded", chunk * cin * hq * wq)
-            let v = try scratch("winograd input", chunk * 16 * cin * rows * twp)
+            let panels = (chunk * rows * twp + packing.nr - 1) / packing.nr
+            let v = try scratch("winograd input", 16 * panels * cin * packing.nr)
             let products = try scratch("winograd products", chunk * 16 * cout * rows * twp)
             for first in stride(from: 0, to: images, by: chunk) {
                 let count = Swift.min(chunk, images - first)
                 try padPlanes(xb, firstPlane: first * cin, into: padded, planes: count * cin, h: h, w: w, hq: hq, wq: wq,
                               padding: padding, stride: (1, 1), phases: 1)
                 for ty0 in stride(from: 0, to: th, by: rows) {
-                    let band = Swift.min(rows, th - ty0), tiles = band * twp
+                    let band = Swift.min(rows, th - ty0), columns = count * band * twp
                     try kernel(["conv_geometry", "winograd"], "winograd_input", defines: defines).launch(
                         global: [count * cin], local: [1],
                         [.buffer(padded), .buffer(v), .int(cin), .int(th), .int(twp), .int(ty0), .int(band), .int(count * cin)])
-                    try packedGemm(u, .planes(v, firstImage: 0, strideImage: 16 * cin * tiles, strideGroup: cin * tiles), products,
-                                   bias: nil, m: cout, n: tiles, k: cin, z: count * 16, groups: 16, firstImage: 0,
-                                   strideImage: 16 * cout * tiles, strideGroup: cout * tiles, ldc: tiles)
+                    try packedGemm(u, .panels(v), products, bias: nil, m: cout, n: columns, k: cin, z: 16, groups: 16, firstImage: 0,
+                                   strideImage: 0, strideGroup: cout * columns, ldc: columns)
                     try kernel(["conv_geometry", "winograd"], "winograd_output", defines: defines, flags: act).launch(
                         global: [count * cout], local: [1],
                         [.buffer(products), .buffer(yb), .buffer(bb ?? products), .int(bb == nil ? 0 : 1), .int(first), .int(cout),
