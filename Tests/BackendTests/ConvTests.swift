@@ -73,11 +73,11 @@ let phasedConvCases: [ConvCase] = [
 ]
 
 /// 3x3 windows at stride 1 with 16 or more channels both ways: the register-blocked family runs
-/// them (forward and backward to the input) as Winograd F(4x4, 3x3). Output sizes that end
-/// inside a tile, padding 0 and 2 (backward: 2 and 0), tile rows in vectors of 2 tiles (5 padded
-/// to 6; 2), 4 (12) and 8 (15 padded to 16), output rows ending in a part of a vector (by fours,
-/// then one by one), more than 256 planes (a transform's work-item takes two, the last one),
-/// batch 3.
+/// them (forward and backward to the input) as Winograd F(2x2, 3x3). Odd output sizes (a last
+/// tile half outside), padding 0 and 2 (backward: 2 and 0), tile rows in vectors of 4 tiles
+/// (9 and 10 tiles padded to 12; 4 and 3) and of 8 (24; 30 padded to 32), output rows ending in a
+/// part of a vector (by fours, then one by one), more than 256 planes (a transform's work-item
+/// takes two, the last one), batch 3.
 let winogradConvCases: [ConvCase] = [
     ConvCase(n: 3, cin: 16, cout: 17, h: 9, w: 20, k: 3, stride: 1, pad: 0, dilation: 1, groups: 1, bias: true),
     ConvCase(n: 1, cin: 24, cout: 16, h: 6, w: 5, k: 3, stride: 1, pad: 2, dilation: 1, groups: 1, bias: false),
