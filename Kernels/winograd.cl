@@ -50,16 +50,11 @@ __kernel void winograd_pack_a(__global const float* w, __global float* A, int M,
     }
 }
 
-// VT tiles of a tile row per vector (4 or 8: the host picks the one that pads TW the least);
-// V and M hold TWp = TW rounded up to VT tiles a row, so every load and store is a whole vector.
-#ifndef VT
-#define VT 8
-#endif
-// gemm_packed's NR (the host defines both for the transforms; these defaults serve the programs
-// that build only winograd_pack_a).
-#ifndef WNR
-#define WNR 16
-#endif
+// The transforms, built when the host defines VT, tiles of a tile row per vector (4 or 8: the
+// one that pads TW the least; V and M hold TWp = TW rounded up to VT tiles a row, so every load
+// and store is a whole vector), and WNR, gemm_packed's NR. The weights' program (pack_a alone)
+// defines neither.
+#ifdef VT
 #if VT == 8
 #define VTF float8
 #define VT2F float16
@@ -176,3 +171,4 @@ __kernel void winograd_output(__global const float* Mx, __global float* y, __glo
         }
     }
 }
+#endif

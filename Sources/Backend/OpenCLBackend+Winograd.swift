@@ -90,11 +90,11 @@ extension OpenCLBackend {
             let products = try scratch("winograd products", chunk * 16 * cout * rows * twp)
             for first in stride(from: 0, to: images, by: chunk) {
                 let count = Swift.min(chunk, images - first)
+                let (inPer, outPer) = (planesPerItem(count * cin), planesPerItem(count * cout))
                 try padPlanes(xb, firstPlane: first * cin, into: padded, planes: count * cin, h: h, w: w, hq: hq, wq: wq,
                               padding: padding, stride: (1, 1), phases: 1)
                 for ty0 in stride(from: 0, to: th, by: rows) {
                     let band = Swift.min(rows, th - ty0), columns = count * band * twp
-                    let (inPer, outPer) = (planesPerItem(count * cin), planesPerItem(count * cout))
                     try kernel(["conv_geometry", "winograd"], "winograd_input", defines: defines).launch(
                         global: [(count * cin + inPer - 1) / inPer], local: [1],
                         [.buffer(padded), .buffer(v), .int(cin), .int(th), .int(twp), .int(ty0), .int(band), .int(count * cin),
