@@ -231,6 +231,45 @@ __kernel void pack_a_phase(__global const float* w, __global float* A, int M, in
     }
 }
 
+// The A panels of a strided convolution's backward to the input with its stride phases stacked:
+// row m = (ry * SWs + rx) * M1 + c (phase (ry, rx) of input channel c of the group, M = SHs *
+// SWs * M1 rows), column k = (co * TY + ty) * TX + tx (gy tap (ty, tx) of a TY x TX window from
+// offset (uy0, ux0)): x[SHs * qy + ry] receives w[..][ky] gy[qy + u] for u = (ry + PHs - ky *
+// DHs) / SHs, so A holds w[g * Cog + co][c][ky][kx] with ky = (ry + PHs - SHs * (uy0 + ty)) / DHs
+// where that is whole and inside the window (likewise kx), else 0. Global (K, ceil(M/MR), G).
+__kernel void pack_a_stacked(__global const float* w, __global float* A, int M, int M1, int K, int KHf, int KWf, int SHs, int SWs,
+                             int PHs, int PWs, int DHs, int DWs, int TY, int TX, int uy0, int ux0) {
+    const int k = get_global_id(0), mb = get_global_id(1), g = get_global_id(2);
+    if (k >= K) return;
+    const int Mb = (M + MR - 1) / MR, taps = TY * TX, cog = K / taps;
+    const int co = k / taps, t = k - co * taps, ty = t / TX, tx = t - ty * TX;
+    __global float* dst = A + (((long)g * Mb + mb) * K + k) * MR;
+    #pragma unroll
+    for (int r = 0; r < MR; ++r) {
+        const int m = mb * MR + r, phase = m / M1, c = m - phase * M1, ry = phase / SWs, rx = phase - ry * SWs;
+        const int ny = ry + PHs - SHs * (uy0 + ty), nx = rx + PWs - SWs * (ux0 + tx);
+        const int ky = ny / DHs, kx = nx / DWs;
+        const bool tap = m < M && ny % DHs == 0 && nx % DWs == 0 && ky >= 0 && ky < KHf && kx >= 0 && kx < KWf;
+        dst[r] = tap ? w[(((long)(g * cog + co) * M1 + c) * KHf + ky) * KWf + kx] : 0.0f;
+    }
+}
+
+// gx[n0 + z][g * Cig + c][SHs * qy + ry][SWs * qx + rx] = P[z][g][(ry * SWs + rx) * Cig + c][qy][qx]:
+// the stacked phases' product (P: [Z][G][SHs * SWs * Cig][QH][QW]) back into the input's pixels.
+// One work-item per row of gx. Global (H * Z * Cin).
+__kernel void merge_phases(__global const float* P, __global float* gx, int n0, int Cin, int H, int W, int QH, int QW, int SHs,
+                           int SWs, int G) {
+    const int row = get_global_id(0), iy = row % H, zc = row / H, z = zc / Cin, ch = zc - z * Cin;
+    const int Cig = Cin / G, g = ch / Cig, c = ch - g * Cig, ry = iy % SHs, qy = iy / SHs;
+    __global const float* src = P + (((long)z * G + g) * SHs * SWs * Cig + ry * SWs * Cig + c) * QH * QW + (long)qy * QW;
+    __global float* dst = gx + (((long)(n0 + z) * Cin + ch) * H + iy) * W;
+    const long phaseStride = (long)Cig * QH * QW;
+    for (int ix = 0; ix < W; ++ix) {
+        const int rx = ix % SWs;
+        dst[ix] = src[rx * phaseStride + ix / SWs];
+    }
+}
+
 // B[z][nb][k][j] = im2col(x)[k][n] for n = nb * NR + j < N (output pixel n = oy * OW + ox of
 // image z0 + z / G, group z % G; k = (ci, ky, kx)), and 0 for n >= N. One work-item per (k, z)
 // copies, row by row, a run of one input row (or zeros) into consecutive panel lanes, jumping to

@@ -237,8 +237,9 @@ extension OpenCLBackend {
 
     /// dL/dx. At stride 1 it is the convolution of gy with the transposed, window-reversed
     /// weights and padding D*(K-1) - P: the forward path. A pointwise conv's dL/dx is W^T gy,
-    /// with gy read where it lies. Other strides go by stride phases (`phasedBackwardInput`),
-    /// or, with few input channels, as columns = W^T gy summed into dL/dx by col2im.
+    /// with gy read where it lies. Other strides go by stride phases (`phasedBackwardInput`);
+    /// with few input channels by the phases stacked into one product (`StackedPhases`), or
+    /// where that multiplies the work, as columns = W^T gy summed into dL/dx by col2im.
     func conv2dBackwardInputPacked(_ gy: Tensor, weight: Tensor, inputShape: Shape, _ p: Conv2DParams, out: Shape) throws -> Tensor {
         let op = "conv2d backward input"
         let (images, cin, _, _) = inputShape.nchw!, (cout, cig, kh, kw) = weight.shape.nchw!
@@ -259,6 +260,9 @@ extension OpenCLBackend {
         if !isPointwise(weight.shape, p), cig >= OpenCLBackend.phasedMinimumChannels {
             return try phasedBackwardInput(gb, gy.shape, weight: weight, inputShape: inputShape, p, op)
         }
+        if !isPointwise(weight.shape, p), let stacked = StackedPhases(window: weight.shape, p) {
+            return try stackedBackwardInput(gb, gy.shape, weight: weight, inputShape: inputShape, p, stacked, op)
+        }
         let m = cig * kh * kw
         let a = try packedPanels(weight, layout: "backward input", m: m, k: cog, groups: g, sg: cog * m, sm: 1, sk: m, op)
         let (gx, gxb) = try empty(inputShape, op)
@@ -267,7 +271,8 @@ extension OpenCLBackend {
                            m: m, n: n, k: cog, z: images * g, groups: g, firstImage: 0, strideImage: cin * n, strideGroup: cig * n, ldc: n)
             return gx
         }
-        // Few input channels (an RGB image's first convolution): columns = W^T gy, then col2im.
+        // Few input channels where stacking the phases would multiply the work (a 1x1 window, or
+        // dilation or stride 3 with a 3x3 one): columns = W^T gy, then col2im.
         let chunk = imagesPerChunk(floatsPerImage: g * m * n, images: images)
         try withScratch(op) { scratch in
             let cols = try scratch("columns", chunk * g * m * n)
@@ -279,6 +284,83 @@ extension OpenCLBackend {
                     global: [inputShape[3], inputShape[2], count * g * cig], local: [Swift.min(inputShape[3], 16), 1, 1],
                     [.buffer(cols), .buffer(gxb), .int(first), .int(cin), .int(inputShape[2]), .int(inputShape[3]), .int(out[2]),
                      .int(out[3]), .int(g)] + [KernelArgument](repeating: .int(0), count: 8))
+            }
+        }
+        return gx
+    }
+
+    /// A strided convolution's backward to the input with all stride phases in one product:
+    /// x[s*q + r] receives w[k] gy[q + u] for u = (r + P - k*D) / s where that is whole, and over
+    /// all phases r those offsets u span one short run u0 ..< u0 + taps per axis (ResNet18's 7x7
+    /// stem at stride 2: -1 ..< 3, four taps; a 3x3 window: 0 ..< 2). So dL/dx's phases are the
+    /// rows of a single stride-1 convolution of gy with a taps x taps window: SH * SW * Cin/G
+    /// rows (12 for an RGB image at stride 2) instead of Cin/G in each phase's own product,
+    /// where taps a phase lacks are zeros. Used for few input channels (`phasedMinimumChannels`)
+    /// while the stacked window does at most twice the real taps' work (the stem: 64 taps for 49).
+    struct StackedPhases {
+        let uy0, ux0, ty, tx: Int
+        init?(window: Shape, _ p: Conv2DParams) {
+            func run(_ s: Int, _ pad: Int, _ d: Int, _ k: Int) -> (Int, Int)? {
+                let us = (0..<s).flatMap { r in (0..<k).filter { (r + pad - $0 * d) % s == 0 }.map { (r + pad - $0 * d) / s } }
+                guard let lo = us.min(), let hi = us.max() else { return nil }
+                return (lo, hi - lo + 1)
+            }
+            guard let (uy0, ty) = run(p.stride.h, p.padding.h, p.dilation.h, window[2]),
+                  let (ux0, tx) = run(p.stride.w, p.padding.w, p.dilation.w, window[3]),
+                  p.stride.h * p.stride.w * ty * tx <= 2 * window[2] * window[3] else { return nil }
+            (self.uy0, self.ux0, self.ty, self.tx) = (uy0, ux0, ty, tx)
+        }
+    }
+
+    /// dL/dx by `StackedPhases`: gy padded once, one gemm_packed launch reading it in place with
+    /// the stacked window (its columns the phase grid of ceil(H/SH) x ceil(W/SW) pixels), and
+    /// merge_phases moving each row of the product to its phase's pixels. A chunk of images at
+    /// a time. Measured on ResNet18's stem at batch 8 (PoCL): see the README's Performance.
+    private func stackedBackwardInput(_ gb: Buffer<Float>, _ gyShape: Shape, weight: Tensor, inputShape: Shape, _ p: Conv2DParams,
+                                      _ st: StackedPhases, _ op: String) throws -> Tensor {
+        let (images, cin, h, w) = inputShape.nchw!, (cout, cig, kh, kw) = weight.shape.nchw!
+        let (oh, ow) = (gyShape[2], gyShape[3]), g = p.groups, cog = cout / g, (sh, sw) = p.stride
+        guard let storage = weight.storage as? OpenCLStorage else { throw BackendError(op, "weight \(weight.shape) is not on \(name)") }
+        let (qh, qw) = ((h + sh - 1) / sh, (w + sw - 1) / sw), m = sh * sw * cig, k = cog * st.ty * st.tx
+        let a = try storage.derived("stacked phases \(packing.mr)") {
+            let mb = (m + packing.mr - 1) / packing.mr
+            let panels = try Buffer<Float>(context: context, count: g * mb * k * packing.mr)
+            try kernel(["conv_geometry", "gemm_packed"], "pack_a_stacked", defines: packing.defines).launch(
+                global: [k, mb, g], local: [Swift.min(k, 16), 1, 1],
+                [.buffer(storage.buffer), .buffer(panels), .int(m), .int(cig), .int(k), .int(kh), .int(kw), .int(sh), .int(sw),
+                 .int(p.padding.h), .int(p.padding.w), .int(p.dilation.h), .int(p.dilation.w), .int(st.ty), .int(st.tx), .int(st.uy0),
+                 .int(st.ux0)])
+            return panels
+        }
+        // gy padded so that the window at every phase-grid pixel reads inside its plane: `top`
+        // rows above, `left` columns before, and rows of wq so that no real output's window wraps.
+        let top = Swift.max(0, -st.uy0), left = Swift.max(0, -st.ux0)
+        let hq = top + Swift.max(oh, qh + st.uy0 + st.ty - 1), wq = left + Swift.max(ow, qw + st.ux0 + st.tx - 1)
+        let plane = hq * wq, start = (st.uy0 + top) * wq + st.ux0 + left
+        // Past the last plane, the last block reads its dropped columns and the window's reach.
+        let reach = Swift.max(0, start + (qh * wq + packing.nr - 1) / packing.nr * packing.nr + (st.ty - 1) * wq + st.tx - 1 - plane)
+        let product = g * m * qh * qw
+        // Chunks of images whose padded gy and product stay in cache between the launches (the
+        // Winograd path's budget): at batch 8 the whole batch at once took 1.5x per image.
+        let budget = Swift.min(scratchFloats, OpenCLBackend.winogradChunkFloats)
+        let chunk = Swift.max(1, Swift.min(images, budget / (cout * plane + product)))
+        let (gx, gxb) = try empty(inputShape, op)
+        let window = Conv2DParams(stride: (1, 1), padding: (0, 0), dilation: (1, 1), groups: g)
+        try withScratch(op) { scratch in
+            let padded = try scratch("padded", chunk * cout * plane + reach)
+            let phases = try scratch("stacked phases", chunk * product)
+            for first in stride(from: 0, to: images, by: chunk) {
+                let count = Swift.min(chunk, images - first)
+                try padPlanes(gb, firstPlane: first * cout, into: padded, planes: count * cout, h: oh, w: ow, hq: hq, wq: wq,
+                              padding: (top, left), stride: (1, 1), phases: 1)
+                try packedGemm(a, .implicit(padded, strideImage: cout * plane, strideGroup: cog * plane, row: wq, plane: plane,
+                                            outWidth: qw, geometry: packedDefines([m, cog, st.ty, st.tx], window), offset: start),
+                               phases, bias: nil, m: m, n: qh * wq, k: k, z: count * g, groups: g, firstImage: 0,
+                               strideImage: product, strideGroup: m * qh * qw, ldc: qh * qw)
+                try kernel(["conv_geometry", "gemm_packed"], "merge_phases", defines: packing.defines).launch(
+                    global: [h * count * cin], local: [1],
+                    [.buffer(phases), .buffer(gxb), .int(first), .int(cin), .int(h), .int(w), .int(qh), .int(qw), .int(sh), .int(sw),
+                     .int(g)])
             }
         }
         return gx

@@ -15,7 +15,10 @@ struct ConvCase: Sendable, CustomTestStringConvertible {
 
 /// Awkward settings on purpose: 1x1 and 7x7 spatial, channel counts that are not multiples of 4,
 /// stride 2 on odd sizes, padding, dilation, groups, depthwise, batch 1 and 3, more output
-/// channels than one tile.
+/// channels than one tile. Strided windows with few input channels take the register-blocked
+/// backward's stacked phases (7x7 at stride 2 on a 7x7 map, 5x5, 3x3 with 2 and 1 channels a
+/// group; checked to fail with the phases' columns swapped in merge_phases) or, where stacking
+/// would do more than twice the work (stride 3, dilation 2 at stride 2), col2im.
 let convCases: [ConvCase] = [
     ConvCase(n: 1, cin: 3, cout: 5, h: 7, w: 7, k: 3, stride: 1, pad: 1, dilation: 1, groups: 1, bias: true),
     ConvCase(n: 3, cin: 4, cout: 6, h: 7, w: 6, k: 3, stride: 2, pad: 1, dilation: 1, groups: 2, bias: true),
