@@ -1,16 +1,19 @@
 import Device
 
-/// 3x3 stride-1 convolutions of the register-blocked family as Winograd F(2x2, 3x3)
-/// (winograd.cl): the input transformed into 16 matrices V[xi] (channels x 2x2 tiles, as
+/// 3x3 stride-1 convolutions of the register-blocked family as Winograd F(m x m, 3x3)
+/// (winograd.cl): the input transformed into (m+2)^2 matrices V[xi] (channels x tiles, as
 /// gemm_packed's B panels), multiplied by the transformed weights U[xi] in one gemm_packed launch
-/// (the 16 positions as its groups), and the products transformed back into the output. 2.25x
-/// fewer multiplies than the direct product, for two passes over 4x the input's and output's
-/// size, kept in cache a chunk of images (or a band of one image's tile rows) at a time. The
-/// backward to the input of the same layers is the same path (a stride-1 3x3 convolution of the
-/// gradient with the reversed, transposed window). F(4x4, 3x3) (4x fewer multiplies) ran
-/// ResNet18's 3x3 products 1.4x faster at batch 8 but is less exact: its forward moved
-/// DenseNet121's and Inception v3's input gradients (through max-pool and ReLU choices) 8-12x
-/// past the PyTorch fixtures' 1e-3 bound, so it was left.
+/// (the positions as its groups), and the products transformed back into the output, a chunk of
+/// images (or a band of one image's tile rows) at a time so that they stay in cache.
+///
+/// The forward goes by F(2x2, 3x3): 2.25x fewer multiplies than the direct product, for two
+/// passes over 4x the input's and output's size, within a few rounding errors of the direct
+/// sum. The backward to the input of the same layers (a stride-1 3x3 convolution of the gradient
+/// with the reversed, transposed window) goes by F(4x4, 3x3): 4x fewer multiplies and passes over
+/// 2.25x the sizes, about three times F(2x2)'s rounding error. In the forward that error moved
+/// DenseNet121's and Inception v3's input gradients (through max-pool and ReLU choices made on
+/// the activations) 8-12x past the PyTorch fixtures' 1e-3 bound; a gradient's error chooses
+/// nothing downstream, and those fixtures hold with it.
 extension OpenCLBackend {
     /// Channels, in and out, from which a 3x3 window goes by Winograd: below it the product is
     /// small next to its transforms.
@@ -40,18 +43,52 @@ extension OpenCLBackend {
             && window[0] >= OpenCLBackend.winogradMinimumChannels && window[1] >= OpenCLBackend.winogradMinimumChannels
     }
 
-    /// The 16 transformed weight matrices U[xi] = G g G^T as gemm_packed's A panels, packed once
-    /// per weight tensor: forward (rows Cout, columns Cin) or, `transposed`, the backward to the
-    /// input's (rows Cin, columns Cout, each window reversed).
-    private func winogradPanels(_ weight: Tensor, transposed: Bool, _ op: String) throws -> Buffer<Float> {
+    /// How an output of oh x ow goes by F(tile x tile, 3x3): th x tw tiles, tile rows in vectors
+    /// of vt tiles, padded to twp.
+    struct WinogradPlan {
+        let tile, th, tw, vt, twp: Int
+        var positions: Int { (tile + 2) * (tile + 2) }
+
+        init(tile: Int, oh: Int, ow: Int) {
+            (self.tile, th, tw) = (tile, (oh + tile - 1) / tile, (ow + tile - 1) / tile)
+            // F(2x2): 4 or 8, whichever pads a tile row the least (ties: 8): 28 tiles go as
+            // 7 x 4, 14 as 2 x 8. F(4x4): the widest of 8, 4 and 2 that pads a tile row to at
+            // most 15% more than 2 would (14 tiles as 2 x 8, 7 as 8, 4 as 4, 2 as 2).
+            let tw = tw, up = { (v: Int) in (tw + v - 1) / v * v }
+            vt = tile == 2 ? (up(4) < up(8) ? 4 : 8) : [8, 4, 2].first { up($0) * 20 <= up(2) * 23 } ?? 2
+            twp = up(vt)
+        }
+
+        /// The products' multiply-adds per input-output channel pair for `images` images, their
+        /// columns rounded up to whole blocks of `nr`.
+        func work(images: Int, nr: Int) -> Int { positions * ((images * th * twp + nr - 1) / nr * nr) }
+    }
+
+    /// The plan for an output of oh x ow: the forward by F(2x2); the backward to the input
+    /// (`transposed`) by F(4x4) (see the type's note) unless its products would do more work
+    /// than F(2x2)'s: at batch 1 a 7x7 map is 4 tiles of 4x4, a quarter of a 16-column block, 36
+    /// times, where F(2x2)'s 16 tiles fill the block, 16 times.
+    func winogradPlan(transposed: Bool, oh: Int, ow: Int, images: Int) -> WinogradPlan {
+        let small = WinogradPlan(tile: 2, oh: oh, ow: ow)
+        guard transposed else { return small }
+        let large = WinogradPlan(tile: 4, oh: oh, ow: ow)
+        return large.work(images: images, nr: packing.nr) < small.work(images: images, nr: packing.nr) ? large : small
+    }
+
+    /// The (m+2)^2 transformed weight matrices U[xi] = G g G^T as gemm_packed's A panels, packed
+    /// once per weight tensor: forward (rows Cout, columns Cin) or, `transposed`, the backward to
+    /// the input's (rows Cin, columns Cout, each window reversed).
+    private func winogradPanels(_ weight: Tensor, transposed: Bool, tile: Int, _ op: String) throws -> Buffer<Float> {
         guard let storage = weight.storage as? OpenCLStorage else { throw BackendError(op, "weight \(weight.shape) is not on \(name)") }
         let (cout, cin) = (weight.shape[0], weight.shape[1])
         let (m, k) = transposed ? (cin, cout) : (cout, cin)
         let (sm, sk) = transposed ? (9, cin * 9) : (cin * 9, 9)
-        return try storage.derived("winograd \(transposed ? "transposed" : "forward") \(packing.mr)") {
+        let positions = (tile + 2) * (tile + 2)
+        return try storage.derived("winograd \(transposed ? "transposed" : "forward") F\(tile) \(packing.mr)") {
             let mb = (m + packing.mr - 1) / packing.mr
-            let panels = try Buffer<Float>(context: context, count: 16 * mb * k * packing.mr)
-            try kernel(["conv_geometry", "winograd"], "winograd_pack_a", defines: packing.defines).launch(
+            let panels = try Buffer<Float>(context: context, count: positions * mb * k * packing.mr)
+            let defines = packing.defines.merging(["WM": tile]) { a, _ in a }
+            try kernel(["conv_geometry", "winograd"], "winograd_pack_a", defines: defines).launch(
                 global: [k, mb], local: [Swift.min(k, 16), 1],
                 [.buffer(storage.buffer), .buffer(panels), .int(m), .int(k), .int(sm), .int(sk), .int(transposed ? 1 : 0)])
             return panels
@@ -66,28 +103,28 @@ extension OpenCLBackend {
                              padding: (h: Int, w: Int), out: Shape, activation: Activation? = nil, _ op: String) throws -> Tensor {
         let (images, cin, h, w) = xShape.nchw!
         let cout = out[1], (oh, ow) = (out[2], out[3])
-        let th = (oh + 1) / 2, tw = (ow + 1) / 2
-        // Tiles a vector (4 or 8), whichever pads a tile row the least (ties: 8): 28 tiles go
-        // as 7 x 4, 14 as 2 x 8; V and M rows hold twp tiles, the padding's products unstored.
-        let vt = (tw + 3) / 4 * 4 < (tw + 7) / 8 * 8 ? 4 : 8, twp = (tw + vt - 1) / vt * vt
-        let u = try winogradPanels(weight, transposed: transposed, op)
+        // V and M rows hold twp tiles, the padding's products unstored.
+        let plan = winogradPlan(transposed: transposed, oh: oh, ow: ow, images: images)
+        let (tile, positions, th, vt, twp) = (plan.tile, plan.positions, plan.th, plan.vt, plan.twp)
+        let u = try winogradPanels(weight, transposed: transposed, tile: tile, op)
         let (y, yb) = try empty(out, op)
         // A chunk of images, or of one image a band of tile rows, whose V and M fit the budget;
         // bands and chunks of even sizes (28 tile rows as 14 + 14, not 18 + 10). Where the
-        // weights' 16 matrices are larger than that (deep layers on small maps), V and M may grow
+        // weights' matrices are larger than that (deep layers on small maps), V and M may grow
         // to their size: every chunk reads all of U, so fewer chunks read less.
-        let budget = Swift.min(scratchFloats, Swift.max(OpenCLBackend.winogradChunkFloats, 16 * cin * cout))
-        let perRow = 16 * (cin + cout) * twp
+        let budget = Swift.min(scratchFloats, Swift.max(OpenCLBackend.winogradChunkFloats, positions * cin * cout))
+        let perRow = positions * (cin + cout) * twp
         let rows = evenly(th, Swift.max(1, budget / perRow))
         let chunk = rows < th ? 1 : evenly(images, Swift.max(1, budget / (perRow * th)))
-        let defines = packing.defines.merging(["VT": vt, "WNR": packing.nr]) { a, _ in a }
+        let defines = packing.defines.merging(["VT": vt, "WNR": packing.nr, "WM": tile]) { a, _ in a }
         let act = activation.map { [$0.fusedFlag] } ?? []
         try withScratch(op) { scratch in
-            let (hq, wq) = (2 * th + 2, 2 * twp + 2)
+            // WINOGRAD_EXTRA in winograd.cl: the columns a tile row's last vector reads past its tiles.
+            let (hq, wq) = (tile * th + 2, tile * twp + (tile == 4 ? 4 : 2))
             let padded = try scratch("padded", chunk * cin * hq * wq)
             let panels = (chunk * rows * twp + packing.nr - 1) / packing.nr
-            let v = try scratch("winograd input", 16 * panels * cin * packing.nr)
-            let products = try scratch("winograd products", chunk * 16 * cout * rows * twp)
+            let v = try scratch("winograd input", positions * panels * cin * packing.nr)
+            let products = try scratch("winograd products", chunk * positions * cout * rows * twp)
             for first in stride(from: 0, to: images, by: chunk) {
                 let count = Swift.min(chunk, images - first)
                 let (inPer, outPer) = (planesPerItem(count * cin), planesPerItem(count * cout))
@@ -99,7 +136,7 @@ extension OpenCLBackend {
                         global: [(count * cin + inPer - 1) / inPer], local: [1],
                         [.buffer(padded), .buffer(v), .int(cin), .int(th), .int(twp), .int(ty0), .int(band), .int(count * cin),
                          .int(inPer)])
-                    try packedGemm(u, .panels(v), products, bias: nil, m: cout, n: columns, k: cin, z: 16, groups: 16, firstImage: 0,
+                    try packedGemm(u, .panels(v), products, bias: nil, m: cout, n: columns, k: cin, z: positions, groups: positions, firstImage: 0,
                                    strideImage: 0, strideGroup: cout * columns, ldc: columns)
                     try kernel(["conv_geometry", "winograd"], "winograd_output", defines: defines, flags: act).launch(
                         global: [(count * cout + outPer - 1) / outPer], local: [1],

@@ -76,17 +76,24 @@ let phasedConvCases: [ConvCase] = [
 ]
 
 /// 3x3 windows at stride 1 with 16 or more channels both ways: the register-blocked family runs
-/// them (forward and backward to the input) as Winograd F(2x2, 3x3). Odd output sizes (a last
-/// tile half outside), padding 0 and 2 (backward: 2 and 0), tile rows in vectors of 4 tiles
-/// (9 and 10 tiles padded to 12; 4 and 3) and of 8 (24; 30 padded to 32), output rows ending in a
-/// part of a vector (by fours, then one by one), more than 256 planes (a transform's work-item
-/// takes two, the last one), batch 3.
+/// them as Winograd, the forward as F(2x2, 3x3), the backward to the input as F(4x4, 3x3) unless
+/// that would do more work (here the 6x5 and 1x1 maps' backward go by F(2x2) too). Odd output
+/// sizes (a last tile partly outside), padding 0 and 2 (backward: 2 and 0), F(2x2)'s tile rows in
+/// vectors of 4 tiles (9 padded to 12, 4, 3, 1) and of 8 (24; 30 padded to 32), F(4x4)'s in
+/// vectors of 2 (5 padded to 6; 2; a 3x3 map's one tile padded to 2), 4 (12; 4) and 8 (15
+/// padded to 16), output rows ending in a part of a vector (by fours, then one by one), more
+/// than 256 planes (a transform's work-item takes two, the last one), batch 3 and 8. Checked to
+/// fail with F(4x4)'s input transform's last row, the 2-tile row's last column and an output
+/// coefficient (8 for 4) changed.
 let winogradConvCases: [ConvCase] = [
     ConvCase(n: 3, cin: 16, cout: 17, h: 9, w: 20, k: 3, stride: 1, pad: 0, dilation: 1, groups: 1, bias: true),
     ConvCase(n: 1, cin: 24, cout: 16, h: 6, w: 5, k: 3, stride: 1, pad: 2, dilation: 1, groups: 1, bias: false),
     ConvCase(n: 2, cin: 16, cout: 16, h: 5, w: 48, k: 3, stride: 1, pad: 1, dilation: 1, groups: 1, bias: true),
     ConvCase(n: 2, cin: 16, cout: 20, h: 10, w: 59, k: 3, stride: 1, pad: 1, dilation: 1, groups: 1, bias: true),
     ConvCase(n: 3, cin: 91, cout: 87, h: 5, w: 6, k: 3, stride: 1, pad: 1, dilation: 1, groups: 1, bias: false),
+    ConvCase(n: 2, cin: 16, cout: 24, h: 1, w: 1, k: 3, stride: 1, pad: 1, dilation: 1, groups: 1, bias: false),
+    ConvCase(n: 8, cin: 16, cout: 24, h: 3, w: 3, k: 3, stride: 1, pad: 1, dilation: 1, groups: 1, bias: false),
+    ConvCase(n: 2, cin: 48, cout: 64, h: 16, w: 16, k: 3, stride: 1, pad: 1, dilation: 1, groups: 1, bias: false),
 ]
 
 @Suite struct ConvTests {
