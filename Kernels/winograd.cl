@@ -122,22 +122,31 @@ inline void winograd_row(__global const float* p, VTF d[6]) {
     d[3] = (float8)(a.s37bf, b.s37bf);
     d[4] = (float8)(c.s048c, e.s048c);
     d[5] = (float8)(c.s159d, e.s159d);
-#elif VT == 4
-    const float16 a = vload16(0, p), c = vload16(0, p + 4);
-    d[0] = a.s048c;
-    d[1] = a.s159d;
-    d[2] = a.s26ae;
-    d[3] = a.s37bf;
-    d[4] = c.s048c;
-    d[5] = c.s159d;
 #else
-    const float8 a = vload8(0, p), c = vload8(0, p + 4);
-    d[0] = a.s04;
-    d[1] = a.s15;
-    d[2] = a.s26;
-    d[3] = a.s37;
-    d[4] = c.s04;
-    d[5] = c.s15;
+    // Every fourth float of two vectors four apart: lanes 0, 4, 8, 12 (VT 4) or 0, 4 (VT 2) from
+    // offsets 0 to 3 of the first, 0 and 1 of the second.
+#if VT == 4
+#define WINOGRAD_ROW_T float16
+#define WINOGRAD_ROW_LOAD vload16
+#define WINOGRAD_L0 s048c
+#define WINOGRAD_L1 s159d
+#define WINOGRAD_L2 s26ae
+#define WINOGRAD_L3 s37bf
+#else
+#define WINOGRAD_ROW_T float8
+#define WINOGRAD_ROW_LOAD vload8
+#define WINOGRAD_L0 s04
+#define WINOGRAD_L1 s15
+#define WINOGRAD_L2 s26
+#define WINOGRAD_L3 s37
+#endif
+    const WINOGRAD_ROW_T a = WINOGRAD_ROW_LOAD(0, p), c = WINOGRAD_ROW_LOAD(0, p + 4);
+    d[0] = a.WINOGRAD_L0;
+    d[1] = a.WINOGRAD_L1;
+    d[2] = a.WINOGRAD_L2;
+    d[3] = a.WINOGRAD_L3;
+    d[4] = c.WINOGRAD_L0;
+    d[5] = c.WINOGRAD_L1;
 #endif
 }
 
