@@ -56,6 +56,9 @@ let convCases: [ConvCase] = [
     // in place from the phase planes.
     ConvCase(n: 2, cin: 3, cout: 5, h: 11, w: 40, k: 3, stride: 2, pad: 2, dilation: 2, groups: 1, bias: true),
     ConvCase(n: 1, cin: 4, cout: 7, h: 13, w: 14, k: 3, stride: 3, pad: 1, dilation: 1, groups: 1, bias: false),
+    // Padding beyond the window at stride 1 with few channels: the backward's transposed
+    // padding is negative, so it goes by the stacked phases (one phase, gy offsets 1 to 3).
+    ConvCase(n: 2, cin: 3, cout: 5, h: 6, w: 7, k: 3, stride: 1, pad: 3, dilation: 1, groups: 1, bias: false),
 ]
 
 /// 16 or more input channels a group: the register-blocked backward to the input goes by
