@@ -96,16 +96,19 @@ __kernel void winograd_pack_a(__global const float* w, __global float* A, int M,
 #if VT == 8
 #define VTF float8
 #define VT2F float16
+#define VLOADT2 vload16
 #define VLOADT vload8
 #define VSTORET vstore8
 #elif VT == 4
 #define VTF float4
 #define VT2F float8
+#define VLOADT2 vload8
 #define VLOADT vload4
 #define VSTORET vstore4
 #else
 #define VTF float2
 #define VT2F float4
+#define VLOADT2 vload4
 #define VLOADT vload2
 #define VSTORET vstore2
 #endif
@@ -177,11 +180,7 @@ inline void winograd_row(__global const float* p, VTF d[6]) {
 // d[c] = columns 2 tx + c (c = 0..3) of one input row for the VT tiles from tx0, p = the row at
 // column 2 tx0: the even and odd floats of two vectors two apart.
 inline void winograd_row(__global const float* p, VTF d[4]) {
-#if VT == 8
-    const float16 a = vload16(0, p), b = vload16(0, p + 2);
-#else
-    const float8 a = vload8(0, p), b = vload8(0, p + 2);
-#endif
+    const VT2F a = VLOADT2(0, p), b = VLOADT2(0, p + 2);
     d[0] = a.even;
     d[1] = a.odd;
     d[2] = b.even;

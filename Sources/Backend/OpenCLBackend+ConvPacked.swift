@@ -332,13 +332,9 @@ extension OpenCLBackend {
                  .int(st.ux0)])
             return panels
         }
-        // gy padded so that the window at every phase-grid pixel reads inside its plane: `top`
-        // rows above, `left` columns before, and rows of wq so that no real output's window wraps.
-        let top = Swift.max(0, -st.uy0), left = Swift.max(0, -st.ux0)
-        let hq = top + Swift.max(oh, qh + st.uy0 + st.ty - 1), wq = left + Swift.max(ow, qw + st.ux0 + st.tx - 1)
-        let plane = hq * wq, start = (st.uy0 + top) * wq + st.ux0 + left
-        // Past the last plane, the last block reads its dropped columns and the window's reach.
-        let reach = Swift.max(0, start + (qh * wq + packing.nr - 1) / packing.nr * packing.nr + (st.ty - 1) * wq + st.tx - 1 - plane)
+        let (ty, tx) = (PhaseTaps(offset: st.uy0, count: st.ty, size: qh), PhaseTaps(offset: st.ux0, count: st.tx, size: qw))
+        let pad = PaddedGradient([(ty, tx)], oh: oh, ow: ow, nr: packing.nr)
+        let (plane, wq) = (pad.plane, pad.wq)
         let product = g * m * qh * qw
         // Chunks of images whose padded gy and product stay in cache between the launches (the
         // Winograd path's budget): at batch 8 the whole batch at once took 1.5x per image.
@@ -347,14 +343,15 @@ extension OpenCLBackend {
         let (gx, gxb) = try empty(inputShape, op)
         let window = Conv2DParams(stride: (1, 1), padding: (0, 0), dilation: (1, 1), groups: g)
         try withScratch(op) { scratch in
-            let padded = try scratch("padded", chunk * cout * plane + reach)
+            let padded = try scratch("padded", chunk * cout * plane + pad.reach)
             let phases = try scratch("stacked phases", chunk * product)
             for first in stride(from: 0, to: images, by: chunk) {
                 let count = Swift.min(chunk, images - first)
-                try padPlanes(gb, firstPlane: first * cout, into: padded, planes: count * cout, h: oh, w: ow, hq: hq, wq: wq,
-                              padding: (top, left), stride: (1, 1), phases: 1)
+                try padPlanes(gb, firstPlane: first * cout, into: padded, planes: count * cout, h: oh, w: ow, hq: pad.hq, wq: wq,
+                              padding: (pad.top, pad.left), stride: (1, 1), phases: 1)
                 try packedGemm(a, .implicit(padded, strideImage: cout * plane, strideGroup: cog * plane, row: wq, plane: plane,
-                                            outWidth: qw, geometry: packedDefines([m, cog, st.ty, st.tx], window), offset: start),
+                                            outWidth: qw, geometry: packedDefines([m, cog, st.ty, st.tx], window),
+                                            offset: pad.start(ty, tx)),
                                phases, bias: nil, m: m, n: qh * wq, k: k, z: count * g, groups: g, firstImage: 0,
                                strideImage: product, strideGroup: m * qh * qw, ldc: qh * qw)
                 try kernel(["conv_geometry", "gemm_packed"], "merge_phases", defines: packing.defines).launch(
@@ -388,8 +385,40 @@ extension OpenCLBackend {
             dilation = taps.count > 1 ? step * d / s : 1
             size = (input - r + s - 1) / s
         }
+        /// `count` consecutive gy positions from `offset` over `size` outputs (the stacked phases' window).
+        init(offset: Int, count: Int, size: Int) {
+            (first, step, dilation) = (0, 1, 1)
+            (self.offset, self.count, self.size) = (offset, count, size)
+        }
         /// The last gy position read, relative to the phase's first output.
         var reach: Int { size - 1 + offset + (count - 1) * dilation }
+    }
+
+    /// gy zero-padded once for the windows (y, x) of a strided backward (one per stride phase,
+    /// or the stacked phases' one), read in place by gemm_packed's B_IMPLICIT: `top` rows above,
+    /// `left` columns before, and below / after as far as the last output's last tap reads.
+    struct PaddedGradient {
+        let top, left, hq, wq: Int
+        /// Floats read past the last plane: a window's last block reads its dropped columns
+        /// (whole blocks of `nr`) and its taps' reach.
+        let reach: Int
+        var plane: Int { hq * wq }
+
+        init(_ windows: [(y: PhaseTaps, x: PhaseTaps)], oh: Int, ow: Int, nr: Int) {
+            top = Swift.max(0, windows.map { -$0.y.offset }.max() ?? 0)
+            left = Swift.max(0, windows.map { -$0.x.offset }.max() ?? 0)
+            hq = top + Swift.max(oh, (windows.map { $0.y.reach }.max() ?? 0) + 1)
+            wq = left + Swift.max(ow, (windows.map { $0.x.reach }.max() ?? 0) + 1)
+            let (top, left, wq) = (top, left, wq)
+            let ends = windows.map { y, x in
+                (y.offset + top) * wq + x.offset + left + (y.size * wq + nr - 1) / nr * nr + (y.count - 1) * y.dilation * wq
+                    + (x.count - 1) * x.dilation
+            }
+            reach = Swift.max(0, (ends.max() ?? 0) - hq * wq)
+        }
+
+        /// Where window (y, x) starts reading in a plane.
+        func start(_ y: PhaseTaps, _ x: PhaseTaps) -> Int { (y.offset + top) * wq + x.offset + left }
     }
 
     /// dL/dx of a strided convolution as SH x SW stride-1 convolutions of gy, one per stride
@@ -411,26 +440,15 @@ extension OpenCLBackend {
                 if let y, let x { live.append((ry, rx, y, x)) }
             }
         }
-        // gy padded for every phase: `top` rows above, `left` columns before, and below / after
-        // as far as the last phase output's last tap reads.
-        let top = Swift.max(0, live.map { -$0.y.offset }.max() ?? 0), left = Swift.max(0, live.map { -$0.x.offset }.max() ?? 0)
-        let hq = top + Swift.max(oh, (live.map { $0.y.reach }.max() ?? 0) + 1)
-        let wq = left + Swift.max(ow, (live.map { $0.x.reach }.max() ?? 0) + 1)
-        let plane = hq * wq, nr = packing.nr
+        let pad = PaddedGradient(live.map { ($0.y, $0.x) }, oh: oh, ow: ow, nr: packing.nr)
+        let (plane, wq) = (pad.plane, pad.wq)
         let (gx, gxb) = try empty(inputShape, op)
         if live.count < rows.count * cols.count { try gxb.fill(0) }
         guard !live.isEmpty else { return gx }
-        func start(_ y: PhaseTaps, _ x: PhaseTaps) -> Int { (y.offset + top) * wq + x.offset + left }
-        // Past the last plane, a phase's last block reads its dropped columns and its taps' reach.
-        func end(_ y: PhaseTaps, _ x: PhaseTaps) -> Int {
-            let columns: Int = (y.size * wq + nr - 1) / nr * nr
-            return start(y, x) + columns + (y.count - 1) * y.dilation * wq + (x.count - 1) * x.dilation
-        }
-        let reach = Swift.max(0, (live.map { end($0.y, $0.x) }.max() ?? 0) - plane)
         try withScratch(op) { scratch in
-            let padded = try scratch("padded", images * cout * plane + reach)
-            try padPlanes(gb, into: padded, planes: images * cout, h: oh, w: ow, hq: hq, wq: wq, padding: (top, left), stride: (1, 1),
-                          phases: 1)
+            let padded = try scratch("padded", images * cout * plane + pad.reach)
+            try padPlanes(gb, into: padded, planes: images * cout, h: oh, w: ow, hq: pad.hq, wq: wq, padding: (pad.top, pad.left),
+                          stride: (1, 1), phases: 1)
             for (ry, rx, ty, tx) in live {
                 let k = cog * ty.count * tx.count
                 let a = try storage.derived("phase \(ry) \(rx) \(packing.mr)") {
@@ -445,7 +463,7 @@ extension OpenCLBackend {
                 let window = Conv2DParams(stride: (1, 1), padding: (0, 0), dilation: (ty.dilation, tx.dilation), groups: g)
                 try packedGemm(a, .implicit(padded, strideImage: cout * plane, strideGroup: cog * plane, row: wq, plane: plane,
                                             outWidth: tx.size, geometry: packedDefines([cin, cog, ty.count, tx.count], window),
-                                            offset: start(ty, tx)),
+                                            offset: pad.start(ty, tx)),
                                gxb, bias: nil, m: cig, n: ty.size * wq, k: k, z: images * g, groups: g, firstImage: 0,
                                strideImage: cin * h * w, strideGroup: cig * h * w, ldc: h * w,
                                cOffset: ry * w + rx, cRowStride: p.stride.h * w, cColStride: p.stride.w)
