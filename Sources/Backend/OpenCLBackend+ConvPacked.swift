@@ -89,11 +89,14 @@ extension OpenCLBackend {
     /// reading W once per MR rows instead of once per row.
     static let packedLinearRows = 4
 
-    /// `matrix` [rows, cols] (row-major) as A panels [ceil(rows/MR)][cols][MR] in `into`.
-    private func packRows(_ matrix: Buffer<Float>, into panels: Buffer<Float>, rows: Int, cols: Int, mr: Int) throws {
+    /// `matrix` [rows, cols] (row-major; `transposed`: [cols, rows], its transpose packed) as A
+    /// panels [ceil(rows/MR)][cols][MR] in `into`.
+    private func packRows(_ matrix: Buffer<Float>, into panels: Buffer<Float>, rows: Int, cols: Int, mr: Int,
+                          transposed: Bool = false) throws {
+        let (sm, sk) = transposed ? (1, rows) : (cols, 1)
         try kernel(["conv_geometry", "gemm_packed"], "pack_a", defines: mr == packing.mr ? packing.defines : ["MR": mr]).launch(
             global: [cols, (rows + mr - 1) / mr, 1], local: [Swift.min(cols, 16), 1, 1],
-            [.buffer(matrix), .buffer(panels), .int(rows), .int(cols), .int(0), .int(cols), .int(1), .int(1)])
+            [.buffer(matrix), .buffer(panels), .int(rows), .int(cols), .int(0), .int(sm), .int(sk), .int(1)])
     }
 
     /// y [N, Out] = x W^T + b for N >= packedLinearRows: A = x's rows packed per call, B = W^T
@@ -122,6 +125,18 @@ extension OpenCLBackend {
             let a = try scratch("rows", (n + packing.mr - 1) / packing.mr * packing.mr * outF)
             try packRows(gb, into: a, rows: n, cols: outF, mr: packing.mr)
             try packedGemm(a, .planes(wb, firstImage: 0, strideImage: 0, strideGroup: 0), gxb, bias: nil, m: n, n: inF, k: outF,
+                           z: 1, groups: 1, firstImage: 0, strideImage: 0, strideGroup: 0, ldc: inF)
+        }
+    }
+
+    /// gw [Out, In] = gy^T x: A = gy's columns packed per call (gy^T's rows), B = x read in place
+    /// as a row-major [N][In] matrix. (Also the batch sum of attribution maps: gy a column of
+    /// ones, so one A row, the rest of its panel zeros.)
+    func linearBackwardWeightPacked(_ gb: Buffer<Float>, input xb: Buffer<Float>, gw gwb: Buffer<Float>, n: Int, inF: Int, outF: Int) throws {
+        try withScratch("linear backward weight") { scratch in
+            let a = try scratch("columns", (outF + packing.mr - 1) / packing.mr * packing.mr * n)
+            try packRows(gb, into: a, rows: outF, cols: n, mr: packing.mr, transposed: true)
+            try packedGemm(a, .planes(xb, firstImage: 0, strideImage: 0, strideGroup: 0), gwb, bias: nil, m: outF, n: inF, k: n,
                            z: 1, groups: 1, firstImage: 0, strideImage: 0, strideGroup: 0, ldc: inF)
         }
     }

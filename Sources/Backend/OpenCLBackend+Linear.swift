@@ -1,7 +1,8 @@
 import Device
 
 // linear on the device: tiled products over gemm.cl (linear.cl), at batch <= 4 on GPUs
-// linear_gemv.cl, on CPU devices linear_rows.cl or packed panels (OpenCLBackend+ConvPacked.swift).
+// linear_gemv.cl, on CPU devices linear_rows.cl or packed panels (OpenCLBackend+ConvPacked.swift;
+// the weight gradient always: the tiled product's local memory and barriers ran 20x slower there).
 // Bias gradients are channel sums (reduce.cl).
 extension OpenCLBackend {
     /// The tiled family's batch limit of linear_gemv.cl (GEMV_ROWS there): up to it, the forward
@@ -56,6 +57,10 @@ extension OpenCLBackend {
         let (n, outF, inF) = try ShapeRules.linearBackwardWeight("linear backward weight", gradient: gy.shape, input: input.shape)
         let gb = try buffer(gy, "linear backward weight"), xb = try buffer(input, "linear backward weight")
         let (gw, gwb) = try empty([outF, inF], "linear backward weight")
+        if family == .registerBlocked {
+            try linearBackwardWeightPacked(gb, input: xb, gw: gwb, n: n, inF: inF, outF: outF)
+            return gw
+        }
         try gemm(["linear"], "LINEAR_BACKWARD_WEIGHT", m: outF, n: inF, k: n, z: 1, tiling: .large,
                  [.buffer(gb), .buffer(xb), .buffer(gwb), .int(outF), .int(inF), .int(n)])
         return gw
