@@ -337,9 +337,13 @@ __kernel void col2im(__global const float* cols, __global float* gx, int n0, int
 // transform). `phases` is sh * sw, or 1 to keep only phase 0 (a 1x1 strided window reads
 // nothing else). One work-item copies one phase plane row by row (contiguous writes, reads sw
 // floats apart), so PoCL does not turn the copy into gathers across work-items.
+// With GRAD_MASK defined, x is the gradient of a fused activation's output and each value is
+// first put through that activation's backward (act_grad1 of activation.cl, kind GRAD_KIND, rule
+// GRAD_RULE) with its mask read from `mask`, the activation's output (x's shape): a convolution's
+// backward with the activation's folded into the copy it makes of gy anyway.
 // Global (Nb*C*phases), local (1).
 __kernel void pad_planes(__global const float* x, __global float* xq, int H, int W, int Hq, int Wq, int padH, int padW,
-                         int sh, int sw, int phases, int firstPlane) {
+                         int sh, int sw, int phases, int firstPlane, __global const float* mask) {
     const int z = get_global_id(0);
     const int nc = z / phases, phase = z - nc * phases;
     const int py = phase / sw, px = phase - py * sw;
@@ -353,9 +357,15 @@ __kernel void pad_planes(__global const float* x, __global float* xq, int H, int
             for (int qx = 0; qx < Wq; ++qx) dst[qx] = 0.0f;
             continue;
         }
-        __global const float* src = x + ((long)(firstPlane + nc) * H + iy) * W + ix0;
+        const long row = ((long)(firstPlane + nc) * H + iy) * W + ix0;
+        __global const float* src = x + row;
         for (int qx = 0; qx < lo; ++qx) dst[qx] = 0.0f;
+#ifdef GRAD_MASK
+        __global const float* y = mask + row;
+        for (int qx = lo; qx < hi; ++qx) dst[qx] = act_grad1(src[qx * sw], y[qx * sw], GRAD_KIND, GRAD_RULE);
+#else
         for (int qx = lo; qx < hi; ++qx) dst[qx] = src[qx * sw];
+#endif
         for (int qx = hi; qx < Wq; ++qx) dst[qx] = 0.0f;
     }
 }

@@ -22,6 +22,12 @@ public protocol Backend: AnyObject, Sendable {
     func conv2d(_ x: Tensor, weight: Tensor, bias: Tensor?, _ p: Conv2DParams, activation: Activation?) throws -> Tensor
     /// dL/dx from dL/dy.
     func conv2dBackwardInput(_ gy: Tensor, weight: Tensor, inputShape: Shape, _ p: Conv2DParams) throws -> Tensor
+    /// dL/dx of conv2d followed by `activation` (the fused op above) from dL/d(its output):
+    /// activationBackward under `rule`, its mask read from the fused op's `output` (y > 0 iff
+    /// x > 0; 0 < y < 6 iff 0 < x < 6), then conv2dBackwardInput, in one pass over gy where the
+    /// backend can (the mask applied as gy is read).
+    func conv2dBackwardInput(_ gy: Tensor, weight: Tensor, inputShape: Shape, _ p: Conv2DParams, activation: Activation, output: Tensor,
+                             rule: GradientRule) throws -> Tensor
     /// dL/dweight from dL/dy and the forward input.
     func conv2dBackwardWeight(_ gy: Tensor, input: Tensor, weightShape: Shape, _ p: Conv2DParams) throws -> Tensor
     /// dL/dbias: gy summed over N, H and W, shape [Cout].
@@ -347,5 +353,11 @@ extension Backend {
     public func conv2d(_ x: Tensor, weight: Tensor, bias: Tensor?, _ p: Conv2DParams, activation: Activation?) throws -> Tensor {
         let y = try conv2d(x, weight: weight, bias: bias, p)
         return try activation.map { try self.activation(y, $0) } ?? y
+    }
+
+    /// The composition, for backends without a fused kernel (the CPU reference).
+    public func conv2dBackwardInput(_ gy: Tensor, weight: Tensor, inputShape: Shape, _ p: Conv2DParams, activation: Activation,
+                                    output: Tensor, rule: GradientRule) throws -> Tensor {
+        try conv2dBackwardInput(try activationBackward(gy, input: output, activation, rule: rule), weight: weight, inputShape: inputShape, p)
     }
 }

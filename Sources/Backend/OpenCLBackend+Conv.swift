@@ -169,6 +169,18 @@ extension OpenCLBackend {
         return gx
     }
 
+    public func conv2dBackwardInput(_ gy: Tensor, weight: Tensor, inputShape: Shape, _ p: Conv2DParams, activation: Activation, output: Tensor,
+                                    rule: GradientRule) throws -> Tensor {
+        let out = try p.outputShape(input: inputShape, weight: weight.shape, op: "conv2d backward input")
+        try ShapeRules.same("conv2d backward input", gy.shape, out)
+        try ShapeRules.same("conv2d backward input", output.shape, out)
+        if family == .registerBlocked, !isDepthwise(weight.shape, p) {
+            return try conv2dBackwardInputPacked(gy, weight: weight, inputShape: inputShape, p, out: out,
+                                                 mask: GradientMask(output: output, kind: activation, rule: rule))
+        }
+        return try conv2dBackwardInput(try activationBackward(gy, input: output, activation, rule: rule), weight: weight, inputShape: inputShape, p)
+    }
+
     public func conv2dBackwardWeight(_ gy: Tensor, input: Tensor, weightShape: Shape, _ p: Conv2DParams) throws -> Tensor {
         let out = try p.outputShape(input: input.shape, weight: weightShape, op: "conv2d backward weight")
         try ShapeRules.same("conv2d backward weight", gy.shape, out)

@@ -153,12 +153,27 @@ extension OpenCLBackend {
     /// `planes` planes of h x w from `x`, zero-padded and split into stride phases of hq x wq
     /// (pad_planes): all sh x sw of them, or with `phases` 1 only phase 0; from x's plane
     /// `firstPlane` on.
+    /// With `mask`, x is the gradient of a fused activation's output, put through its backward as
+    /// it is copied.
     func padPlanes(_ x: Buffer<Float>, firstPlane: Int = 0, into xq: Buffer<Float>, planes: Int, h: Int, w: Int, hq: Int, wq: Int,
-                   padding: (h: Int, w: Int), stride: (h: Int, w: Int), phases: Int) throws {
-        try kernel(["conv_geometry", "gemm_packed"], "pad_planes", defines: packing.defines).launch(
+                   padding: (h: Int, w: Int), stride: (h: Int, w: Int), phases: Int, mask: GradientMask? = nil) throws {
+        var defines = packing.defines, files = ["conv_geometry", "gemm_packed"]
+        if let mask {
+            defines.merge(["GRAD_KIND": Int(mask.kind.rawValue), "GRAD_RULE": Int(mask.rule.rawValue)]) { a, _ in a }
+            files.insert("activation", at: 1)
+        }
+        try kernel(files, "pad_planes", defines: defines, flags: mask == nil ? [] : ["GRAD_MASK"]).launch(
             global: [planes * phases], local: [1],
             [.buffer(x), .buffer(xq), .int(h), .int(w), .int(hq), .int(wq), .int(padding.h), .int(padding.w), .int(stride.h),
-             .int(stride.w), .int(phases), .int(firstPlane)])
+             .int(stride.w), .int(phases), .int(firstPlane), .buffer(try mask.map { try buffer($0.output, "pad planes") } ?? x)])
+    }
+
+    /// An activation's backward that a convolution's backward to the input applies as it reads
+    /// gy: `output` is the fused activation's (gy's shape), `kind` and `rule` as activationBackward's.
+    struct GradientMask {
+        let output: Tensor
+        let kind: Activation
+        let rule: GradientRule
     }
 
     /// Whether a convolution reads its zero-padded input in place (B_IMPLICIT, split into
@@ -255,34 +270,44 @@ extension OpenCLBackend {
     /// with gy read where it lies. Other strides go by stride phases (`phasedBackwardInput`);
     /// with few input channels by the phases stacked into one product (`StackedPhases`), or
     /// where that multiplies the work, as columns = W^T gy summed into dL/dx by col2im.
-    func conv2dBackwardInputPacked(_ gy: Tensor, weight: Tensor, inputShape: Shape, _ p: Conv2DParams, out: Shape) throws -> Tensor {
+    /// With `mask`, gy is the gradient of a fused activation's output: the paths that pad gy
+    /// (Winograd, stride phases) apply the activation's backward as they copy it, the others
+    /// before they start.
+    func conv2dBackwardInputPacked(_ gy: Tensor, weight: Tensor, inputShape: Shape, _ p: Conv2DParams, out: Shape,
+                                   mask: GradientMask? = nil) throws -> Tensor {
         let op = "conv2d backward input"
         let (images, cin, _, _) = inputShape.nchw!, (cout, cig, kh, kw) = weight.shape.nchw!
         let g = p.groups, cog = cout / g, n = out[2] * out[3]
         let gb = try buffer(gy, op)
+        // gy with the mask applied, for the paths that read it where it lies.
+        func masked() throws -> Buffer<Float> {
+            guard let mask else { return gb }
+            return try buffer(try activationBackward(gy, input: mask.output, mask.kind, rule: mask.rule), op)
+        }
         let transposedPadding = (p.dilation.h * (kh - 1) - p.padding.h, p.dilation.w * (kw - 1) - p.padding.w)
         if p.stride == (1, 1), !isPointwise(weight.shape, p), transposedPadding.0 >= 0, transposedPadding.1 >= 0 {
             let tp = Conv2DParams(stride: (1, 1), padding: transposedPadding, dilation: p.dilation, groups: g)
             if winogradApplies([cin, cog, kh, kw], tp) {
                 return try winogradConvolution(gb, gy.shape, weight: weight, transposed: true, bias: nil, padding: transposedPadding,
-                                               out: inputShape, op)
+                                               out: inputShape, mask: mask, op)
             }
             let window = kh * kw
             let a = try packedPanels(weight, layout: "transposed", m: cig, k: cog * window, groups: g, sg: cog * cig * window,
                                      sm: window, sk: cig * window, window: window, op)
-            return try packedConvolution(gb, gy.shape, panels: a, window: [cin, cog, kh, kw], bias: nil, tp, out: inputShape, op)
+            return try packedConvolution(try masked(), gy.shape, panels: a, window: [cin, cog, kh, kw], bias: nil, tp, out: inputShape, op)
         }
         if !isPointwise(weight.shape, p), cig >= OpenCLBackend.phasedMinimumChannels {
-            return try phasedBackwardInput(gb, gy.shape, weight: weight, inputShape: inputShape, p, op)
+            return try phasedBackwardInput(gb, gy.shape, weight: weight, inputShape: inputShape, p, mask: mask, op)
         }
         if !isPointwise(weight.shape, p), let stacked = StackedPhases(window: weight.shape, p) {
-            return try stackedBackwardInput(gb, gy.shape, weight: weight, inputShape: inputShape, p, stacked, op)
+            return try stackedBackwardInput(gb, gy.shape, weight: weight, inputShape: inputShape, p, stacked, mask: mask, op)
         }
+        let source = try masked()
         let m = cig * kh * kw
         let a = try packedPanels(weight, layout: "backward input", m: m, k: cog, groups: g, sg: cog * m, sm: 1, sk: m, op)
         let (gx, gxb) = try empty(inputShape, op)
         if isPointwise(weight.shape, p) {
-            try packedGemm(a, .planes(gb, firstImage: 0, strideImage: cout * n, strideGroup: cog * n), gxb, bias: nil,
+            try packedGemm(a, .planes(source, firstImage: 0, strideImage: cout * n, strideGroup: cog * n), gxb, bias: nil,
                            m: m, n: n, k: cog, z: images * g, groups: g, firstImage: 0, strideImage: cin * n, strideGroup: cig * n, ldc: n)
             return gx
         }
@@ -293,7 +318,7 @@ extension OpenCLBackend {
             let cols = try scratch("columns", chunk * g * m * n)
             for first in stride(from: 0, to: images, by: chunk) {
                 let count = Swift.min(chunk, images - first)
-                try packedGemm(a, .planes(gb, firstImage: first, strideImage: cout * n, strideGroup: cog * n), cols, bias: nil,
+                try packedGemm(a, .planes(source, firstImage: first, strideImage: cout * n, strideGroup: cog * n), cols, bias: nil,
                                m: m, n: n, k: cog, z: count * g, groups: g, firstImage: 0, strideImage: g * m * n, strideGroup: m * n, ldc: n)
                 try kernel(["conv_geometry", "gemm_packed"], "col2im", defines: packedDefines(weight.shape, p)).launch(
                     global: [inputShape[3], inputShape[2], count * g * cig], local: [Swift.min(inputShape[3], 16), 1, 1],
@@ -332,7 +357,7 @@ extension OpenCLBackend {
     /// merge_phases moving each row of the product to its phase's pixels. A chunk of images at
     /// a time. Measured on ResNet18's stem at batch 8 (PoCL): see the README's Performance.
     private func stackedBackwardInput(_ gb: Buffer<Float>, _ gyShape: Shape, weight: Tensor, inputShape: Shape, _ p: Conv2DParams,
-                                      _ st: StackedPhases, _ op: String) throws -> Tensor {
+                                      _ st: StackedPhases, mask: GradientMask?, _ op: String) throws -> Tensor {
         let (images, cin, h, w) = inputShape.nchw!, (cout, cig, kh, kw) = weight.shape.nchw!
         let (oh, ow) = (gyShape[2], gyShape[3]), g = p.groups, cog = cout / g, (sh, sw) = p.stride
         guard let storage = weight.storage as? OpenCLStorage else { throw BackendError(op, "weight \(weight.shape) is not on \(name)") }
@@ -363,7 +388,7 @@ extension OpenCLBackend {
             for first in stride(from: 0, to: images, by: chunk) {
                 let count = Swift.min(chunk, images - first)
                 try padPlanes(gb, firstPlane: first * cout, into: padded, planes: count * cout, h: oh, w: ow, hq: pad.hq, wq: wq,
-                              padding: (pad.top, pad.left), stride: (1, 1), phases: 1)
+                              padding: (pad.top, pad.left), stride: (1, 1), phases: 1, mask: mask)
                 try packedGemm(a, .implicit(padded, strideImage: cout * plane, strideGroup: cog * plane, row: wq, plane: plane,
                                             outWidth: qw, geometry: packedDefines([m, cog, st.ty, st.tx], window),
                                             offset: pad.start(ty, tx)),
@@ -443,7 +468,7 @@ extension OpenCLBackend {
     /// all phases; each phase's GEMM stores straight into its pixels of gx. Same terms as W^T gy
     /// plus col2im, without the column matrix (9 x gy's size for a 3x3 window) and its second pass.
     private func phasedBackwardInput(_ gb: Buffer<Float>, _ gyShape: Shape, weight: Tensor, inputShape: Shape, _ p: Conv2DParams,
-                                     _ op: String) throws -> Tensor {
+                                     mask: GradientMask?, _ op: String) throws -> Tensor {
         let (images, cin, h, w) = inputShape.nchw!, (cout, cig, kh, kw) = weight.shape.nchw!
         let (oh, ow) = (gyShape[2], gyShape[3]), g = p.groups, cog = cout / g
         guard let storage = weight.storage as? OpenCLStorage else { throw BackendError(op, "weight \(weight.shape) is not on \(name)") }
@@ -463,7 +488,7 @@ extension OpenCLBackend {
         try withScratch(op) { scratch in
             let padded = try scratch("padded", images * cout * plane + pad.reach)
             try padPlanes(gb, into: padded, planes: images * cout, h: oh, w: ow, hq: pad.hq, wq: wq, padding: (pad.top, pad.left),
-                          stride: (1, 1), phases: 1)
+                          stride: (1, 1), phases: 1, mask: mask)
             for (ry, rx, ty, tx) in live {
                 let k = cog * ty.count * tx.count
                 let a = try storage.derived("phase \(ry) \(rx) \(packing.mr)") {

@@ -98,9 +98,11 @@ extension OpenCLBackend {
     /// y = conv(x) with a 3x3 window at stride 1 (`winogradApplies`), padding `padding`: the
     /// forward (`transposed` false: x [N, Cin, H, W], weight [Cout, Cin, 3, 3]) or the backward
     /// to the input (`transposed`: x is dL/dy [N, Cout, H, W], the weight read reversed and
-    /// transposed, padding 2 - P).
+    /// transposed, padding 2 - P; with `mask`, dL/dy of a fused activation's output, put through
+    /// its backward as it is padded).
     func winogradConvolution(_ xb: Buffer<Float>, _ xShape: Shape, weight: Tensor, transposed: Bool, bias bb: Buffer<Float>?,
-                             padding: (h: Int, w: Int), out: Shape, activation: Activation? = nil, _ op: String) throws -> Tensor {
+                             padding: (h: Int, w: Int), out: Shape, activation: Activation? = nil, mask: GradientMask? = nil,
+                             _ op: String) throws -> Tensor {
         let (images, cin, h, w) = xShape.nchw!
         let cout = out[1], (oh, ow) = (out[2], out[3])
         // V and M rows hold twp tiles, the padding's products unstored.
@@ -129,7 +131,7 @@ extension OpenCLBackend {
                 let count = Swift.min(chunk, images - first)
                 let (inPer, outPer) = (planesPerItem(count * cin), planesPerItem(count * cout))
                 try padPlanes(xb, firstPlane: first * cin, into: padded, planes: count * cin, h: h, w: w, hq: hq, wq: wq,
-                              padding: padding, stride: (1, 1), phases: 1)
+                              padding: padding, stride: (1, 1), phases: 1, mask: mask)
                 for ty0 in stride(from: 0, to: th, by: rows) {
                     let band = Swift.min(rows, th - ty0), columns = count * band * twp
                     try kernel(["conv_geometry", "winograd"], "winograd_input", defines: defines).launch(

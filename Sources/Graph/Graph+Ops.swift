@@ -22,6 +22,11 @@ extension Graph {
         let b = backend
         let y = try b.conv2d(xt, weight: wt, bias: bias.map(tensor), p, activation: activation)
         return record(y, [x, weight] + (bias.map { [$0] } ?? [])) { gy, rule, needs in
+            if !needs.dropFirst().contains(true) {
+                // dL/dx alone (every attribution pass): the mask applied as the backward reads gy.
+                return [needs[0] ? try b.conv2dBackwardInput(gy, weight: wt, inputShape: xt.shape, p, activation: activation, output: y,
+                                                             rule: rule) : nil] + needs.dropFirst().map { _ in nil }
+            }
             let gz = try b.activationBackward(gy, input: y, activation, rule: rule)
             return [needs[0] ? try b.conv2dBackwardInput(gz, weight: wt, inputShape: xt.shape, p) : nil,
                     needs[1] ? try b.conv2dBackwardWeight(gz, input: xt, weightShape: wt.shape, p) : nil]

@@ -151,6 +151,19 @@ let winogradConvCases: [ConvCase] = [
         }
         expectClose(try gpu.values(gpu.conv2dBackwardInput(dg, weight: dw, inputShape: c.xShape, c.params)),
                     try cpu.values(cpu.conv2dBackwardInput(g, weight: w, inputShape: c.xShape, c.params)), "\(gpu.family) backward input")
+        // The backward through a fused activation: its mask read from an output spanning both
+        // sides of ReLU6's range, every rule (the register-blocked family applies it as it pads gy).
+        let ov = rng.floats(out.count).map { 8 * $0 }
+        for act in Activation.allCases {
+            let masked = try cpu.activation(try cpu.tensor(ov, out), act), dmasked = try gpu.tensor(try cpu.values(masked), out)
+            for rule in GradientRule.allCases {
+                expectClose(try gpu.values(gpu.conv2dBackwardInput(dg, weight: dw, inputShape: c.xShape, c.params, activation: act,
+                                                                   output: dmasked, rule: rule)),
+                            try cpu.values(cpu.conv2dBackwardInput(cpu.activationBackward(g, input: masked, act, rule: rule), weight: w,
+                                                                   inputShape: c.xShape, c.params)),
+                            "\(gpu.family) backward input through \(act), \(rule)")
+            }
+        }
         expectClose(try gpu.values(gpu.conv2dBackwardWeight(dg, input: dx, weightShape: c.wShape, c.params)),
                     try cpu.values(cpu.conv2dBackwardWeight(g, input: x, weightShape: c.wShape, c.params)), "backward weight")
         expectClose(try gpu.values(gpu.conv2dBackwardBias(dg)), try cpu.values(cpu.conv2dBackwardBias(g)), "backward bias")
