@@ -14,7 +14,6 @@ inline float uniform24(ulong key, ulong i) {
     return ((float)(splitmix64(key + i * 0x9E3779B97F4A7C15UL) >> 40) + 0.5f) * (1.0f / 16777216.0f);
 }
 
-
 // ln u for the stream's u in (0, 1) (always a normal float): u = m 2^e, m in [sqrt(1/2), sqrt(2)),
 // ln u = e ln 2 + ln m with ln m by Cephes' logf polynomial (within about an ulp of the C
 // library's), in plain arithmetic so that PoCL vectorizes it across work-items (its log() went

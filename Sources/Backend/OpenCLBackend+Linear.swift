@@ -2,7 +2,7 @@ import Device
 
 // linear on the device: tiled products over gemm.cl (linear.cl), at batch <= 4 on GPUs
 // linear_gemv.cl, on CPU devices linear_rows.cl or packed panels (OpenCLBackend+ConvPacked.swift;
-// the weight gradient always: the tiled product's local memory and barriers ran 20x slower there).
+// the weight gradient always: the tiled product's local memory and barriers serialize there).
 // Bias gradients are channel sums (reduce.cl).
 extension OpenCLBackend {
     /// The tiled family's batch limit of linear_gemv.cl (GEMV_ROWS there): up to it, the forward
