@@ -67,14 +67,17 @@ extension OpenCLBackend {
             defines.merge(geometry) { a, _ in a }
             (planeSize, outWidth, bOffset) = (plane, width, offset)
         }
-        // Column blocks per work-item. When A is the larger operand (few columns: late layers,
-        // backward passes), one work-item sweeps all of them so its A panel is read from memory
-        // once; otherwise enough k steps per work-group (about 1024) to hide its cost (256 left
-        // ResNet18's 7x7 stem, K = 147, at 1.4x the time: a work-group per 16 columns). Either way
-        // at least 64 work-groups remain for the cores.
+        // Column blocks per work-item: enough k steps per work-group (about 1024) to hide its cost
+        // (256 left ResNet18's 7x7 stem, K = 147, at 1.4x the time: a work-group per 16 columns).
+        // When A is the larger operand (few columns: late layers, backward passes), up to 2048, so
+        // that its A panel is read from memory fewer times, but no more: the B columns a
+        // work-item sweeps (K x NR floats a block) must stay in cache for the next row block.
+        // A work-item sweeping all 14 blocks of ResNet18's 3x3 128->256 stride-2 layer (K = 1152,
+        // 74 KB a block) took 1.3-1.4x the time of a block each (forward, PoCL). Either way at least
+        // 64 work-groups remain for the cores.
         if biasColumns { flags.append("BIAS_COLUMNS") }
         if let activation { flags.append(activation.fusedFlag) }
-        var perItem = m > n ? nb : Swift.min(nb, Swift.max(1, 1024 / Swift.max(k, 1)))
+        var perItem = Swift.min(nb, Swift.max(1, (m > n ? 2048 : 1024) / Swift.max(k, 1)))
         while perItem > 1, mb * ((nb + perItem - 1) / perItem) * z < 64 { perItem -= 1 }
         try kernel(["conv_geometry", "gemm_packed"], "gemm_packed", defines: defines, flags: flags).launch(
             global: [mb, (nb + perItem - 1) / perItem, z], local: [1, 1, 1],

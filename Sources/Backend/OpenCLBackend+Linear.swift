@@ -44,7 +44,7 @@ extension OpenCLBackend {
             return gx
         }
         if family == .registerBlocked {
-            try kernel(["linear_rows"], "linear_rows_backward_input").launch(global: [(inF + 15) / 16, n], local: [1, 1],
+            try kernel(["linear_rows"], "linear_rows_backward_input").launch(global: [(inF + 63) / 64, n], local: [1, 1],
                 [.buffer(gb), .buffer(wb), .buffer(gxb), .int(outF), .int(n), .int(inF)])
             return gx
         }
