@@ -76,6 +76,11 @@ __kernel void maxpool2d_backward(__global const float* gy, __global const float*
 #define POOL_ROW_SPAN 160
 #define POOL_ROW_INPUTS 64
 
+// Lane by lane, v where it replaces b under the rule above: larger, or a NaN over a number.
+inline float8 pool_pick(float8 b, float8 v) {
+    return select(b, v, (isgreater(v, b) | isnan(v)) & ~isnan(b));
+}
+
 // out: each window's maximum, or with POOL_INDEX defined its argmax as an int in a float's bits
 // (-1 for a window of padding only): the window is scanned again in row-major order for the
 // first element equal to its maximum (the first NaN when the maximum is NaN).
@@ -91,16 +96,36 @@ __kernel void maxpool2d_rows(__global const float* x, __global float* out, int H
     __global const float* plane = x + (long)nc * H * W;
     const int y0 = oy * SH - PH, yLo = max(y0, 0), yHi = min(y0 + KH, H);
     // Column maxima over the window's rows: -INFINITY stands for padding, a NaN once in stays.
-    float best[POOL_ROW_SPAN];
-    for (int j = 0; j < span; ++j) best[j] = -INFINITY;
+    // (Pass 2's vectors load up to one column past the span, into a lane they drop.)
+    float best[POOL_ROW_SPAN + 1];
+    for (int j = 0; j <= span; ++j) best[j] = -INFINITY;
     for (int iy = yLo; iy < yHi; ++iy) {
         __global const float* row = plane + (long)iy * W + ix0;
-        for (int j = jLo; j < jHi; ++j) {
+        int j = jLo;
+        for (; j + 8 <= jHi; j += 8) {
+            const float8 v = vload8(0, row + j), b = vload8(0, best + j);
+            vstore8(pool_pick(b, v), 0, best + j);
+        }
+        for (; j < jHi; ++j) {
             const float v = row[j], b = best[j];
             best[j] = (v > b || isnan(v)) && !isnan(b) ? v : b;
         }
     }
-    for (int ox = ox0; ox < ox1; ++ox) {
+    int first = ox0;
+#ifndef POOL_INDEX
+    // Stride 2 with a window of 2 or 3 (VGG's, ResNet's and most networks' pools): eight outputs
+    // at a time from the even and odd columns; the rest below.
+    if (SW == 2 && (KW == 2 || KW == 3)) {
+        for (; first + 8 <= ox1; first += 8) {
+            const int j0 = (first - ox0) * 2;
+            const float16 c = vload16(0, best + j0);
+            float8 m = pool_pick(c.even, c.odd);
+            if (KW == 3) m = pool_pick(m, vload16(0, best + j0 + 2).even);
+            vstore8(m, 0, out + ((long)nc * OH + oy) * OW + first);
+        }
+    }
+#endif
+    for (int ox = first; ox < ox1; ++ox) {
         const int j0 = (ox - ox0) * SW;
         float bv = best[j0];
         for (int j = j0 + 1; j < j0 + KW; ++j) {
