@@ -109,6 +109,22 @@ inline void depthwise_store8(float8 v, __global float* out, int count) {
     }
 }
 
+// With STORE_MASK defined (and activation.cl prepended), the CPU kernels' output is the gradient
+// of an activation's output (storeMask, in the output's layout) and goes through that
+// activation's backward (kind GRAD_KIND, rule GRAD_RULE) as it is stored: a depthwise
+// convolution's backward to an input that a fused ReLU or ReLU6 made, in one pass.
+#ifdef STORE_MASK
+inline float8 depthwise_masked(float8 g, __global const float* x, int count) {
+    if (count >= 8) return act_grad_float8(g, vload8(0, x), GRAD_KIND, GRAD_RULE);
+    float lanes[8];
+    for (int j = 0; j < 8; ++j) lanes[j] = j < count ? x[j] : 0.0f;
+    return act_grad_float8(g, vload8(0, lanes), GRAD_KIND, GRAD_RULE);
+}
+#define DEPTHWISE_STORE(v, base, out, count) depthwise_store8(depthwise_masked(v, storeMask + ((out) - (base)), count), out, count)
+#else
+#define DEPTHWISE_STORE(v, base, out, count) depthwise_store8(v, out, count)
+#endif
+
 // Channel c's KH*KW filter taps into registers, reversed with `flip`.
 inline void depthwise_taps(__global const float* w, int c, int flip, float* taps) {
     #pragma unroll
@@ -121,7 +137,8 @@ inline void depthwise_taps(__global const float* w, int c, int flip, float* taps
 // makes this the backward-to-input pass at stride 1 when run on gy with padding D*(K-1) - P.
 // Global (OH, Nb*C), local (1, 1).
 __kernel void depthwise_rows(__global const float* x, __global const float* w, __global const float* bias,
-                             __global float* y, int hasBias, int flip, int C, int H, int W, int OH, int OW) {
+                             __global float* y, int hasBias, int flip, int C, int H, int W, int OH, int OW,
+                             __global const float* storeMask) {
     const int oy = get_global_id(0), nc = get_global_id(1);
     if (oy >= OH) return;
     const int c = nc % C;
@@ -158,7 +175,7 @@ __kernel void depthwise_rows(__global const float* x, __global const float* w, _
                 acc = fma((float8)(taps[ky * KW + kx]), v, acc);
             }
         }
-        depthwise_store8(FUSED_ACT(acc), out + ox0, OW - ox0);
+        DEPTHWISE_STORE(FUSED_ACT(acc), y, out + ox0, OW - ox0);
     }
 }
 
@@ -170,7 +187,7 @@ __kernel void depthwise_rows(__global const float* x, __global const float* w, _
 // depthwise_rows spends most taps on its lane-by-lane border path. FLIP as depthwise_rows.
 // Global (Nb*C), local (1).
 __kernel void depthwise_flat(__global const float* x, __global const float* w, __global const float* bias,
-                             __global float* y, int hasBias, int flip, int C, int H, int W) {
+                             __global float* y, int hasBias, int flip, int C, int H, int W, __global const float* storeMask) {
     const int nc = get_global_id(0);
     const int c = nc % C, n = H * W;
     __global const float* plane = x + (long)nc * n;
@@ -204,7 +221,7 @@ __kernel void depthwise_flat(__global const float* x, __global const float* w, _
                 acc = fma((float8)(taps[ky * KW + kx]), select((float8)(0.0f), v, inside), acc);
             }
         }
-        depthwise_store8(FUSED_ACT(acc), out + o0, n - o0);
+        DEPTHWISE_STORE(FUSED_ACT(acc), y, out + o0, n - o0);
     }
 }
 
@@ -212,7 +229,7 @@ __kernel void depthwise_flat(__global const float* x, __global const float* w, _
 // FLIP): one work-item per input row, eight inputs at a time, lane by lane over the window taps
 // whose output pixel is whole and in range. Global (H, Nb*C), local (1, 1).
 __kernel void depthwise_rows_backward_input(__global const float* gy, __global const float* w, __global float* gx,
-                                            int C, int H, int W, int OH, int OW) {
+                                            int C, int H, int W, int OH, int OW, __global const float* storeMask) {
     const int iy = get_global_id(0), nc = get_global_id(1);
     if (iy >= H) return;
     __global const float* plane = gy + (long)nc * OH * OW;
@@ -248,6 +265,6 @@ __kernel void depthwise_rows_backward_input(__global const float* gy, __global c
                 acc = fma((float8)(taps[ky * KW + kx]), v, acc);
             }
         }
-        depthwise_store8(acc, out + ix0, W - ix0);
+        DEPTHWISE_STORE(acc, gx, out + ix0, W - ix0);
     }
 }

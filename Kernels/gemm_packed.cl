@@ -41,6 +41,16 @@ inline VFLOATP gemm_packed_tail(__global const float* p, int valid) {
     return VLOADP(0, lanes);
 }
 
+// With STORE_MASK defined (and activation.cl prepended), C is the gradient of an activation's
+// output (storeMask, C's layout, in the plain store) and each value is put through that
+// activation's backward (kind GRAD_KIND, rule GRAD_RULE) as it is stored: a pointwise
+// convolution's backward to an input that a fused ReLU or ReLU6 made, in one pass.
+#ifdef STORE_MASK
+#define GP_STORE_MASK(value, x) GP_CAT(act_grad_, VFLOATP)(value, x, GRAD_KIND, GRAD_RULE)
+#else
+#define GP_STORE_MASK(value, x) (value)
+#endif
+
 // COUNT k steps of the register block, each: NV vectors of B (LOAD(v)), MR broadcasts of A, MR * NV FMAs.
 #define GEMM_PACKED_K_LOOP(COUNT, LOAD, STEP) \
     for (int k = 0; k < (COUNT); ++k) { \
@@ -69,7 +79,7 @@ __kernel void gemm_packed(__global const float* A, __global const float* B, __gl
                           __global const float* bias, int hasBias, int M, int N, int K, int G,
                           int bImage0, int bStrideImage, int bStrideGroup, int ldb, int bCount,
                           int image0, int strideImage, int strideGroup, int ldc, int blocksPerItem, int planeSize, int outWidth,
-                          int bOffset, int cOffset, int cRowStride, int cColStride) {
+                          int bOffset, int cOffset, int cRowStride, int cColStride, __global const float* storeMask) {
     const int mb = get_global_id(0), z = get_global_id(2);
     const int g = z % G;
     const int Mb = (M + MR - 1) / MR, Nb = (N + NR - 1) / NR;
@@ -183,10 +193,10 @@ __kernel void gemm_packed(__global const float* A, __global const float* B, __gl
             for (int v = 0; v < NV; ++v) {
                 const int n = n0 + VW * v;
                 if (n + VW <= N) {
-                    VSTOREP(FUSED_ACT(acc[r][v] + shift), 0, row + VW * v);
+                    VSTOREP(GP_STORE_MASK(FUSED_ACT(acc[r][v] + shift), VLOADP(0, storeMask + (row - C) + VW * v)), 0, row + VW * v);
                 } else if (n < N) {
                     float out[VW];
-                    VSTOREP(FUSED_ACT(acc[r][v] + shift), 0, out);
+                    VSTOREP(GP_STORE_MASK(FUSED_ACT(acc[r][v] + shift), gemm_packed_tail(storeMask + (row - C) + VW * v, N - n)), 0, out);
                     for (int j = 0; j < N - n; ++j) row[VW * v + j] = out[j];
                 }
             }

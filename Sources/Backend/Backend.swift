@@ -28,6 +28,13 @@ public protocol Backend: AnyObject, Sendable {
     /// backend can (the mask applied as gy is read).
     func conv2dBackwardInput(_ gy: Tensor, weight: Tensor, inputShape: Shape, _ p: Conv2DParams, activation: Activation, output: Tensor,
                              rule: GradientRule) throws -> Tensor
+    /// dL/dz for a convolution whose input x is `inputActivation`(z) (the output of a fused
+    /// conv + activation that only this convolution reads): conv2dBackwardInput, then
+    /// activationBackward under `rule` with its mask read from `input` (x), in one pass where the
+    /// backend has a kernel that applies the mask as it stores dL/dx; nil where it has not (the
+    /// caller then leaves the mask to the op that made x, which may apply it as it reads gy).
+    func conv2dBackwardInput(_ gy: Tensor, weight: Tensor, input: Tensor, _ p: Conv2DParams, inputActivation: Activation,
+                             rule: GradientRule) throws -> Tensor?
     /// dL/dweight from dL/dy and the forward input.
     func conv2dBackwardWeight(_ gy: Tensor, input: Tensor, weightShape: Shape, _ p: Conv2DParams) throws -> Tensor
     /// dL/dbias: gy summed over N, H and W, shape [Cout].
@@ -359,5 +366,11 @@ extension Backend {
     public func conv2dBackwardInput(_ gy: Tensor, weight: Tensor, inputShape: Shape, _ p: Conv2DParams, activation: Activation,
                                     output: Tensor, rule: GradientRule) throws -> Tensor {
         try conv2dBackwardInput(try activationBackward(gy, input: output, activation, rule: rule), weight: weight, inputShape: inputShape, p)
+    }
+
+    /// No single-pass kernel: nil (the CPU reference and any backend without one).
+    public func conv2dBackwardInput(_ gy: Tensor, weight: Tensor, input: Tensor, _ p: Conv2DParams, inputActivation: Activation,
+                                    rule: GradientRule) throws -> Tensor? {
+        nil
     }
 }

@@ -31,22 +31,35 @@ extension OpenCLBackend {
 
     /// depthwise_rows (conv2d_depthwise.cl): one work-item per output row, eight outputs a vector;
     /// or depthwise_flat: one work-item per plane, eight outputs of the flattened plane a vector.
+    /// With `storeMask`, the output is the gradient of that activation's output and goes through
+    /// its backward as it is stored (STORE_MASK).
     private func depthwiseRows(_ xb: Buffer<Float>, _ wb: Buffer<Float>, bias: Buffer<Float>?, _ yb: Buffer<Float>, flip: Bool,
                                _ w: Shape, _ p: Conv2DParams, c: Int, h: Int, w width: Int, planes: Int, out: Shape,
-                               activation: Activation? = nil) throws {
+                               activation: Activation? = nil, storeMask: GradientMask? = nil) throws {
+        let (files, defines, flags) = storeMaskProgram(["conv_geometry", "conv2d_depthwise"], geometry(w, p),
+                                                           activation.map { [$0.fusedFlag] } ?? [], storeMask)
+        let mask = try storeMask.map { try buffer($0.output, "depthwise") } ?? yb
         if p.stride == (1, 1), out[2] == h, out[3] == width, width < OpenCLBackend.depthwiseFlatWidth {
-            try kernel(["conv_geometry", "conv2d_depthwise"], "depthwise_flat", defines: geometry(w, p),
-                       flags: activation.map { [$0.fusedFlag] } ?? []).launch(
+            try kernel(files, "depthwise_flat", defines: defines, flags: flags).launch(
                 global: [planes], local: [1],
                 [.buffer(xb), .buffer(wb), .buffer(bias ?? wb), .buffer(yb), .int(bias == nil ? 0 : 1), .int(flip ? 1 : 0),
-                 .int(c), .int(h), .int(width)])
+                 .int(c), .int(h), .int(width), .buffer(mask)])
             return
         }
-        try kernel(["conv_geometry", "conv2d_depthwise"], "depthwise_rows", defines: geometry(w, p),
-                   flags: activation.map { [$0.fusedFlag] } ?? []).launch(
+        try kernel(files, "depthwise_rows", defines: defines, flags: flags).launch(
             global: [out[2], planes], local: [1, 1],
             [.buffer(xb), .buffer(wb), .buffer(bias ?? wb), .buffer(yb), .int(bias == nil ? 0 : 1), .int(flip ? 1 : 0),
-             .int(c), .int(h), .int(width), .int(out[2]), .int(out[3])])
+             .int(c), .int(h), .int(width), .int(out[2]), .int(out[3]), .buffer(mask)])
+    }
+
+    /// A program's files, defines and flags with `storeMask`'s backward applied as its kernel
+    /// stores (activation.cl added, STORE_MASK with GRAD_KIND and GRAD_RULE), or as given without.
+    func storeMaskProgram(_ files: [String], _ defines: [String: Int], _ flags: [String],
+                          _ storeMask: GradientMask?) -> ([String], [String: Int], [String]) {
+        guard let storeMask else { return (files, defines, flags) }
+        return ([files[0], "activation"] + files.dropFirst(),
+                defines.merging(["GRAD_KIND": Int(storeMask.kind.rawValue), "GRAD_RULE": Int(storeMask.rule.rawValue)]) { a, _ in a },
+                flags + ["STORE_MASK"])
     }
 
     /// Slices of K for a product whose tiles are too few to fill the device: enough to reach
@@ -148,7 +161,7 @@ extension OpenCLBackend {
             if family == .registerBlocked {
                 try kernel(["conv_geometry", "conv2d_depthwise"], "depthwise_rows_backward_input", defines: geometry(weight.shape, p)).launch(
                     global: [h, n * c], local: [1, 1],
-                    [.buffer(gb), .buffer(wb), .buffer(gxb), .int(c), .int(h), .int(w), .int(out[2]), .int(out[3])])
+                    [.buffer(gb), .buffer(wb), .buffer(gxb), .int(c), .int(h), .int(w), .int(out[2]), .int(out[3]), .buffer(gxb)])
                 return gx
             }
             try kernel(["conv_geometry", "conv2d_depthwise"], "depthwise_backward_input", defines: geometry(weight.shape, p)).launch(
@@ -179,6 +192,40 @@ extension OpenCLBackend {
                                                  mask: GradientMask(output: output, kind: activation, rule: rule))
         }
         return try conv2dBackwardInput(try activationBackward(gy, input: output, activation, rule: rule), weight: weight, inputShape: inputShape, p)
+    }
+
+    /// The register-blocked family applies the mask as its pointwise and depthwise backwards
+    /// store dL/dx (gemm_packed's and conv2d_depthwise.cl's STORE_MASK): those read gy in place,
+    /// so the activation's backward after them was a pass of its own. Elsewhere nil: the
+    /// Winograd and phased backwards apply an activation's mask as they pad gy.
+    public func conv2dBackwardInput(_ gy: Tensor, weight: Tensor, input: Tensor, _ p: Conv2DParams, inputActivation: Activation,
+                                    rule: GradientRule) throws -> Tensor? {
+        guard family == .registerBlocked else { return nil }
+        let op = "conv2d backward input"
+        let out = try p.outputShape(input: input.shape, weight: weight.shape, op: op)
+        try ShapeRules.same(op, gy.shape, out)
+        let mask = GradientMask(output: input, kind: inputActivation, rule: rule)
+        if isDepthwise(weight.shape, p) {
+            let (n, c, h, w) = input.shape.nchw!
+            let gb = try buffer(gy, op), wb = try buffer(weight, op)
+            let (gx, gxb) = try empty(input.shape, op)
+            let tp = Conv2DParams(stride: (1, 1), padding: (p.dilation.h * (weight.shape[2] - 1) - p.padding.h,
+                                                            p.dilation.w * (weight.shape[3] - 1) - p.padding.w),
+                                  dilation: p.dilation, groups: p.groups)
+            if p.stride == (1, 1), tp.padding.h >= 0, tp.padding.w >= 0 {
+                try depthwiseRows(gb, wb, bias: nil, gxb, flip: true, weight.shape, tp, c: c, h: out[2], w: out[3], planes: n * c,
+                                  out: input.shape, storeMask: mask)
+                return gx
+            }
+            let (files, defines, flags) = storeMaskProgram(["conv_geometry", "conv2d_depthwise"], geometry(weight.shape, p), [], mask)
+            try kernel(files, "depthwise_rows_backward_input", defines: defines, flags: flags).launch(
+                global: [h, n * c], local: [1, 1],
+                [.buffer(gb), .buffer(wb), .buffer(gxb), .int(c), .int(h), .int(w), .int(out[2]), .int(out[3]),
+                 .buffer(try buffer(input, op))])
+            return gx
+        }
+        guard isPointwise(weight.shape, p) else { return nil }
+        return try conv2dBackwardInputPacked(gy, weight: weight, inputShape: input.shape, p, out: out, storeMask: mask)
     }
 
     public func conv2dBackwardWeight(_ gy: Tensor, input: Tensor, weightShape: Shape, _ p: Conv2DParams) throws -> Tensor {

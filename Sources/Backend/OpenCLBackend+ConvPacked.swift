@@ -47,8 +47,10 @@ extension OpenCLBackend {
     /// C = A B for A panels `a` over `z` (image, group) pairs, stored through the layout
     /// arguments of gemm_packed (see gemm_packed.cl). With an implicit B, output pixel (oy, ox)
     /// of a row goes to cOffset + oy * cRowStride + ox * cColStride (default: a dense map).
+    /// With `storeMask` (panels or planes only), C is the gradient of its activation's output and
+    /// goes through that activation's backward as it is stored.
     func packedGemm(_ a: Buffer<Float>, _ b: PackedOperand, _ c: Buffer<Float>, bias: Buffer<Float>?, biasColumns: Bool = false,
-                            activation: Activation? = nil,
+                            activation: Activation? = nil, storeMask: GradientMask? = nil,
                             m: Int, n: Int, k: Int, z: Int, groups: Int, firstImage: Int,
                             strideImage: Int, strideGroup: Int, ldc: Int,
                             cOffset: Int = 0, cRowStride: Int? = nil, cColStride: Int = 1) throws {
@@ -79,12 +81,14 @@ extension OpenCLBackend {
         if let activation { flags.append(activation.fusedFlag) }
         var perItem = Swift.min(nb, Swift.max(1, (m > n ? 2048 : 1024) / Swift.max(k, 1)))
         while perItem > 1, mb * ((nb + perItem - 1) / perItem) * z < 64 { perItem -= 1 }
-        try kernel(["conv_geometry", "gemm_packed"], "gemm_packed", defines: defines, flags: flags).launch(
+        let (files, allDefines, allFlags) = storeMaskProgram(["conv_geometry", "gemm_packed"], defines, flags, storeMask)
+        try kernel(files, "gemm_packed", defines: allDefines, flags: allFlags).launch(
             global: [mb, (nb + perItem - 1) / perItem, z], local: [1, 1, 1],
             [.buffer(a), .buffer(source), .buffer(c), .buffer(bias ?? a), .int(bias == nil ? 0 : 1),
              .int(m), .int(n), .int(k), .int(groups)]
             + (bArgs + [firstImage, strideImage, strideGroup, ldc, perItem, planeSize, outWidth,
-                        bOffset, cOffset, cRowStride ?? outWidth, cColStride]).map { .int($0) })
+                        bOffset, cOffset, cRowStride ?? outWidth, cColStride]).map { .int($0) }
+            + [.buffer(try storeMask.map { try buffer($0.output, "gemm_packed") } ?? c)])
     }
 
     /// Rows of a batch from which a linear layer runs as a matrix product (x packed in MR-row
@@ -191,7 +195,7 @@ extension OpenCLBackend {
     }
 
     /// A 1x1, stride-1, unpadded window: the im2col matrix is the input itself.
-    private func isPointwise(_ w: Shape, _ p: Conv2DParams) -> Bool {
+    func isPointwise(_ w: Shape, _ p: Conv2DParams) -> Bool {
         w[2] == 1 && w[3] == 1 && p.stride == (1, 1) && p.padding == (0, 0)
     }
 
@@ -275,9 +279,10 @@ extension OpenCLBackend {
     /// where that multiplies the work, as columns = W^T gy summed into dL/dx by col2im.
     /// With `mask`, gy is the gradient of a fused activation's output: the paths that pad gy
     /// (Winograd, stride phases) apply the activation's backward as they copy it, the others
-    /// before they start.
+    /// before they start. `storeMask` (pointwise convolutions only, the one path that takes
+    /// it): dL/dx goes through the backward of the activation whose output x is as it is stored.
     func conv2dBackwardInputPacked(_ gy: Tensor, weight: Tensor, inputShape: Shape, _ p: Conv2DParams, out: Shape,
-                                   mask: GradientMask? = nil) throws -> Tensor {
+                                   mask: GradientMask? = nil, storeMask: GradientMask? = nil) throws -> Tensor {
         let op = "conv2d backward input"
         let (images, cin, _, _) = inputShape.nchw!, (cout, cig, kh, kw) = weight.shape.nchw!
         let g = p.groups, cog = cout / g, n = out[2] * out[3]
@@ -311,6 +316,7 @@ extension OpenCLBackend {
         let (gx, gxb) = try empty(inputShape, op)
         if isPointwise(weight.shape, p) {
             try packedGemm(a, .planes(source, firstImage: 0, strideImage: cout * n, strideGroup: cog * n), gxb, bias: nil,
+                           storeMask: storeMask,
                            m: m, n: n, k: cog, z: images * g, groups: g, firstImage: 0, strideImage: cin * n, strideGroup: cig * n, ldc: n)
             return gx
         }

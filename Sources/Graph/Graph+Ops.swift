@@ -7,7 +7,9 @@ extension Graph {
         let (xt, wt) = (tensor(x), tensor(weight))
         let y = try backend.conv2d(xt, weight: wt, bias: bias.map(tensor), p)
         let b = backend
-        return record(y, [x, weight] + (bias.map { [$0] } ?? [])) { gy, _, needs in
+        return record(y, [x, weight] + (bias.map { [$0] } ?? []), inputBackward: { gy, rule, _, mask in
+            try Graph.convolutionInputGradient(b, gy, weight: wt, input: xt, p, rule: rule, maskInput: mask)
+        }) { gy, _, needs in
             [needs[0] ? try b.conv2dBackwardInput(gy, weight: wt, inputShape: xt.shape, p) : nil,
              needs[1] ? try b.conv2dBackwardWeight(gy, input: xt, weightShape: wt.shape, p) : nil]
                 + (needs.count > 2 ? [needs[2] ? try b.conv2dBackwardBias(gy) : nil] : [])
@@ -21,17 +23,32 @@ extension Graph {
         let (xt, wt) = (tensor(x), tensor(weight))
         let b = backend
         let y = try b.conv2d(xt, weight: wt, bias: bias.map(tensor), p, activation: activation)
-        return record(y, [x, weight] + (bias.map { [$0] } ?? [])) { gy, rule, needs in
+        let inputBackward: InputBackward = { gy, rule, gyMasked, mask in
+            // gy already masked by the op that reads y: as a plain convolution. Otherwise the
+            // mask applied as the backward reads gy, and x's own mask left to its op.
+            if gyMasked { return try Graph.convolutionInputGradient(b, gy, weight: wt, input: xt, p, rule: rule, maskInput: mask) }
+            return (try b.conv2dBackwardInput(gy, weight: wt, inputShape: xt.shape, p, activation: activation, output: y, rule: rule), false)
+        }
+        return record(y, [x, weight] + (bias.map { [$0] } ?? []), activation: activation, inputBackward: inputBackward) { gy, rule, needs in
             if !needs.dropFirst().contains(true) {
                 // dL/dx alone (every attribution pass): the mask applied as the backward reads gy.
-                return [needs[0] ? try b.conv2dBackwardInput(gy, weight: wt, inputShape: xt.shape, p, activation: activation, output: y,
-                                                             rule: rule) : nil] + needs.dropFirst().map { _ in nil }
+                return [needs[0] ? try inputBackward(gy, rule, false, nil).0 : nil] + needs.dropFirst().map { _ in nil }
             }
             let gz = try b.activationBackward(gy, input: y, activation, rule: rule)
             return [needs[0] ? try b.conv2dBackwardInput(gz, weight: wt, inputShape: xt.shape, p) : nil,
                     needs[1] ? try b.conv2dBackwardWeight(gz, input: xt, weightShape: wt.shape, p) : nil]
                 + (needs.count > 2 ? [needs[2] ? try b.conv2dBackwardBias(gz) : nil] : [])
         }
+    }
+
+    /// dL/dx of a convolution, through `maskInput` (the fused activation that made x) as it is
+    /// stored where the backend can; the flag says whether it did.
+    static func convolutionInputGradient(_ b: any Backend, _ gy: Tensor, weight: Tensor, input: Tensor, _ p: Conv2DParams,
+                                         rule: GradientRule, maskInput: Activation?) throws -> (Tensor, masked: Bool) {
+        if let maskInput, let g = try b.conv2dBackwardInput(gy, weight: weight, input: input, p, inputActivation: maskInput, rule: rule) {
+            return (g, true)
+        }
+        return (try b.conv2dBackwardInput(gy, weight: weight, inputShape: input.shape, p), false)
     }
 
     /// ReLU or ReLU6; its backward follows the pass's rule (standard, guided, deconvnet).

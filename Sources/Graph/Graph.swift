@@ -23,9 +23,19 @@ public final class Graph {
     /// true (nil elsewhere). `rule` is the activation override of this pass.
     typealias Backward = (_ gy: Tensor, _ rule: GradientRule, _ needs: [Bool]) throws -> [Tensor?]
 
+    /// A convolution's backward to its input alone (`inputs[0]`), for passes that ask nothing
+    /// else: `gyMasked`, gy already went through this op's own fused activation's backward (the
+    /// op reading its output applied it); `maskInput`, the fused activation that made the input,
+    /// whose backward the op may apply as it stores dL/dx. Returns dL/dx and whether it did.
+    typealias InputBackward = (_ gy: Tensor, _ rule: GradientRule, _ gyMasked: Bool, _ maskInput: Activation?) throws
+        -> (Tensor, masked: Bool)
+
     struct Node {
         let inputs: [Int]
         let backward: Backward
+        /// The activation fused into this op's output (a conv + ReLU or ReLU6).
+        var activation: Activation? = nil
+        var inputBackward: InputBackward? = nil
     }
 
     private(set) var tensors: [Tensor] = []
@@ -90,10 +100,11 @@ public final class Graph {
     }
 
     /// Records `output`, computed from `inputs`, with its backward rule.
-    func record(_ output: Tensor, _ inputs: [Value], _ backward: @escaping Backward) -> Value {
+    func record(_ output: Tensor, _ inputs: [Value], activation: Activation? = nil, inputBackward: InputBackward? = nil,
+                _ backward: @escaping Backward) -> Value {
         let grad = inputs.contains { requiresGrad[$0.id] }
         tensors.append(output)
-        nodes.append(grad ? Node(inputs: inputs.map(\.id), backward: backward) : nil)
+        nodes.append(grad ? Node(inputs: inputs.map(\.id), backward: backward, activation: activation, inputBackward: inputBackward) : nil)
         requiresGrad.append(grad)
         return Value(id: tensors.count - 1)
     }
@@ -130,9 +141,29 @@ public final class Graph {
         var grads: [Int: Tensor] = [output.id: start]
         // A value's gradient is whole once every later op is done: ops only read earlier values.
         let lowest = stoppingAt.map(\.id).min() ?? 0
+        // Values whose gradient already went through their op's fused activation: the one op
+        // that reads such a value (no tap, not the output, not a stopping point) applied it
+        // as it stored the gradient, where its backend could (`Backend.conv2dBackwardInput(_:weight:input:_:inputActivation:rule:)`).
+        var readers = [Int](repeating: 0, count: nodes.count)
+        for case let node? in nodes { for input in node.inputs { readers[input] += 1 } }
+        let kept = Set(tapIndex.values).union(stoppingAt.map(\.id)).union([output.id])
+        var masked = Set<Int>()
         for id in stride(from: output.id, through: lowest, by: -1) {
             guard let gy = grads[id], let node = nodes[id] else { continue }
             let needs = node.inputs.map { requiresGrad[$0] }
+            if let inputBackward = node.inputBackward, needs.first == true, !needs.dropFirst().contains(true) {
+                let x = node.inputs[0]
+                // The op that made x must take this path too, so that it skips its own mask.
+                let producer = nodes[x]
+                let producerNeeds = producer?.inputs.map { requiresGrad[$0] } ?? []
+                let maskable = readers[x] == 1 && !kept.contains(x) && producer?.inputBackward != nil
+                    && producerNeeds.first == true && !producerNeeds.dropFirst().contains(true)
+                let (g, didMask) = try inputBackward(gy, rule, masked.contains(id), maskable ? producer?.activation : nil)
+                if didMask { masked.insert(x) }
+                grads[x] = try grads[x].map { try backend.add($0, g) } ?? g
+                if id != output.id, !tapIndex.values.contains(id) { grads[id] = nil }
+                continue
+            }
             let inputGrads = try node.backward(gy, rule, needs)
             for (input, g) in zip(node.inputs, inputGrads) {
                 guard let g, requiresGrad[input] else { continue }

@@ -164,6 +164,24 @@ let winogradConvCases: [ConvCase] = [
                             "\(gpu.family) backward input through \(act), \(rule)")
             }
         }
+        // The backward to an input that a fused activation made, its mask applied as dL/dx is
+        // stored: the register-blocked family's pointwise and depthwise convolutions have it
+        // (nil elsewhere: the caller leaves the mask to the op that made x).
+        let xmv = rng.floats(c.xShape.count).map { 8 * $0 }
+        let storesMasked = gpu.family == .registerBlocked
+            && ((c.k == 1 && c.stride == 1 && c.pad == 0) || (c.groups > 1 && c.groups == c.cin && c.groups == c.cout))
+        for act in Activation.allCases {
+            let xm = try cpu.activation(try cpu.tensor(xmv, c.xShape), act), dxm = try gpu.tensor(try cpu.values(xm), c.xShape)
+            for rule in GradientRule.allCases {
+                let got = try gpu.conv2dBackwardInput(dg, weight: dw, input: dxm, c.params, inputActivation: act, rule: rule)
+                #expect((got != nil) == storesMasked, "\(gpu.family) \(c): a masked store where none was expected, or none")
+                guard let got else { continue }
+                expectClose(try gpu.values(got),
+                            try cpu.values(cpu.activationBackward(cpu.conv2dBackwardInput(g, weight: w, inputShape: c.xShape, c.params),
+                                                                  input: xm, act, rule: rule)),
+                            "\(gpu.family) backward input into \(act), \(rule)")
+            }
+        }
         expectClose(try gpu.values(gpu.conv2dBackwardWeight(dg, input: dx, weightShape: c.wShape, c.params)),
                     try cpu.values(cpu.conv2dBackwardWeight(g, input: x, weightShape: c.wShape, c.params)), "backward weight")
         expectClose(try gpu.values(gpu.conv2dBackwardBias(dg)), try cpu.values(cpu.conv2dBackwardBias(g)), "backward bias")
