@@ -142,11 +142,14 @@ public final class Graph {
         // A value's gradient is whole once every later op is done: ops only read earlier values.
         let lowest = stoppingAt.map(\.id).min() ?? 0
         // Values whose gradient already went through their op's fused activation: the one op
-        // that reads such a value (no tap, not the output, not a stopping point) applied it
-        // as it stored the gradient, where its backend could (`Backend.conv2dBackwardInput(_:weight:input:_:inputActivation:rule:)`).
+        // that reads such a value applied it as it stored the gradient, where its backend could
+        // (`Backend.conv2dBackwardInput(_:weight:input:_:inputActivation:rule:)`). Never a value
+        // whose gradient the caller reads: the output, a stopping point, a tap of a kept layer
+        // (every tap when the pass keeps every layer).
         var readers = [Int](repeating: 0, count: nodes.count)
         for case let node? in nodes { for input in node.inputs { readers[input] += 1 } }
-        let kept = Set(tapIndex.values).union(stoppingAt.map(\.id)).union([output.id])
+        let readTaps = keptLayers.map { $0.union(stopWhenTapped).compactMap { tapIndex[$0] } } ?? Array(tapIndex.values)
+        let kept = Set(readTaps).union(stoppingAt.map(\.id)).union([output.id])
         var masked = Set<Int>()
         for id in stride(from: output.id, through: lowest, by: -1) {
             guard let gy = grads[id], let node = nodes[id] else { continue }
@@ -183,6 +186,8 @@ public struct Gradients {
     /// dL/dv, or nil if `v` got no gradient (it does not influence the output or needs none).
     public func of(_ v: Graph.Value) -> Tensor? { grads[v.id] }
 
-    /// dL/d(activation of layer `name`).
+    /// dL/d(activation of layer `name`). In a pass with `Graph.keptLayers` set, exact for the
+    /// layers named there; a fused layer outside them may report dL/d(its pre-activation), its
+    /// activation's backward already applied by the op that reads it.
     public func tapped(_ name: String) -> Tensor? { graph.tapped(name).flatMap { grads[$0.id] } }
 }
