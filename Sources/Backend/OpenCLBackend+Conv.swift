@@ -52,6 +52,26 @@ extension OpenCLBackend {
              .int(c), .int(h), .int(width), .int(out[2]), .int(out[3]), .buffer(mask)])
     }
 
+    /// dL/dx of a depthwise convolution on the register-blocked family: at stride 1 the depthwise
+    /// convolution of gy with the reversed filter and padding D*(K-1) - P (depthwiseRows), at
+    /// other strides depthwise_rows_backward_input; through `storeMask` as it is stored.
+    private func depthwiseRowsBackwardInput(_ gb: Buffer<Float>, _ wb: Buffer<Float>, _ gxb: Buffer<Float>, weight: Shape,
+                                            _ p: Conv2DParams, inputShape: Shape, out: Shape, storeMask: GradientMask? = nil) throws {
+        let (n, c, h, w) = inputShape.nchw!
+        let tp = Conv2DParams(stride: (1, 1), padding: (p.dilation.h * (weight[2] - 1) - p.padding.h, p.dilation.w * (weight[3] - 1) - p.padding.w),
+                              dilation: p.dilation, groups: p.groups)
+        if p.stride == (1, 1), tp.padding.h >= 0, tp.padding.w >= 0 {
+            try depthwiseRows(gb, wb, bias: nil, gxb, flip: true, weight, tp, c: c, h: out[2], w: out[3], planes: n * c, out: inputShape,
+                              storeMask: storeMask)
+            return
+        }
+        let (files, defines, flags) = storeMaskProgram(["conv_geometry", "conv2d_depthwise"], geometry(weight, p), [], storeMask)
+        try kernel(files, "depthwise_rows_backward_input", defines: defines, flags: flags).launch(
+            global: [h, n * c], local: [1, 1],
+            [.buffer(gb), .buffer(wb), .buffer(gxb), .int(c), .int(h), .int(w), .int(out[2]), .int(out[3]),
+             .buffer(try storeMask.map { try buffer($0.output, "depthwise backward input") } ?? gxb)])
+    }
+
     /// A program's files, defines and flags with `storeMask`'s backward applied as its kernel
     /// stores (activation.cl added, STORE_MASK with GRAD_KIND and GRAD_RULE), or as given without.
     func storeMaskProgram(_ files: [String], _ defines: [String: Int], _ flags: [String],
@@ -148,22 +168,11 @@ extension OpenCLBackend {
         let gb = try buffer(gy, "conv2d backward input"), wb = try buffer(weight, "conv2d backward input")
         let (gx, gxb) = try empty(inputShape, "conv2d backward input")
         if isDepthwise(weight.shape, p) {
-            let (n, c, h, w) = inputShape.nchw!
-            // At stride 1, dL/dx is the depthwise convolution of gy with the reversed filter and
-            // padding D*(K-1) - P.
-            let tp = Conv2DParams(stride: (1, 1), padding: (p.dilation.h * (weight.shape[2] - 1) - p.padding.h,
-                                                            p.dilation.w * (weight.shape[3] - 1) - p.padding.w),
-                                  dilation: p.dilation, groups: p.groups)
-            if family == .registerBlocked, p.stride == (1, 1), tp.padding.h >= 0, tp.padding.w >= 0 {
-                try depthwiseRows(gb, wb, bias: nil, gxb, flip: true, weight.shape, tp, c: c, h: out[2], w: out[3], planes: n * c, out: inputShape)
-                return gx
-            }
             if family == .registerBlocked {
-                try kernel(["conv_geometry", "conv2d_depthwise"], "depthwise_rows_backward_input", defines: geometry(weight.shape, p)).launch(
-                    global: [h, n * c], local: [1, 1],
-                    [.buffer(gb), .buffer(wb), .buffer(gxb), .int(c), .int(h), .int(w), .int(out[2]), .int(out[3]), .buffer(gxb)])
+                try depthwiseRowsBackwardInput(gb, wb, gxb, weight: weight.shape, p, inputShape: inputShape, out: out)
                 return gx
             }
+            let (n, c, h, w) = inputShape.nchw!
             try kernel(["conv_geometry", "conv2d_depthwise"], "depthwise_backward_input", defines: geometry(weight.shape, p)).launch(
                 global: [w, h, n * c], local: planeLocal(width: w, height: h), [.buffer(gb), .buffer(wb), .buffer(gxb), .int(c), .int(h), .int(w), .int(out[2]), .int(out[3])])
             return gx
@@ -206,22 +215,9 @@ extension OpenCLBackend {
         try ShapeRules.same(op, gy.shape, out)
         let mask = GradientMask(output: input, kind: inputActivation, rule: rule)
         if isDepthwise(weight.shape, p) {
-            let (n, c, h, w) = input.shape.nchw!
-            let gb = try buffer(gy, op), wb = try buffer(weight, op)
             let (gx, gxb) = try empty(input.shape, op)
-            let tp = Conv2DParams(stride: (1, 1), padding: (p.dilation.h * (weight.shape[2] - 1) - p.padding.h,
-                                                            p.dilation.w * (weight.shape[3] - 1) - p.padding.w),
-                                  dilation: p.dilation, groups: p.groups)
-            if p.stride == (1, 1), tp.padding.h >= 0, tp.padding.w >= 0 {
-                try depthwiseRows(gb, wb, bias: nil, gxb, flip: true, weight.shape, tp, c: c, h: out[2], w: out[3], planes: n * c,
-                                  out: input.shape, storeMask: mask)
-                return gx
-            }
-            let (files, defines, flags) = storeMaskProgram(["conv_geometry", "conv2d_depthwise"], geometry(weight.shape, p), [], mask)
-            try kernel(files, "depthwise_rows_backward_input", defines: defines, flags: flags).launch(
-                global: [h, n * c], local: [1, 1],
-                [.buffer(gb), .buffer(wb), .buffer(gxb), .int(c), .int(h), .int(w), .int(out[2]), .int(out[3]),
-                 .buffer(try buffer(input, op))])
+            try depthwiseRowsBackwardInput(try buffer(gy, op), try buffer(weight, op), gxb, weight: weight.shape, p, inputShape: input.shape,
+                                           out: out, storeMask: mask)
             return gx
         }
         guard isPointwise(weight.shape, p) else { return nil }
