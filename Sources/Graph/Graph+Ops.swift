@@ -29,11 +29,9 @@ extension Graph {
             if gyMasked { return try Graph.convolutionInputGradient(b, gy, weight: wt, input: xt, p, rule: rule, maskInput: mask) }
             return (try b.conv2dBackwardInput(gy, weight: wt, inputShape: xt.shape, p, activation: activation, output: y, rule: rule), false)
         }
+        // dL/dx alone (every attribution pass) goes through inputBackward (Graph.backward); this
+        // rule serves passes that also ask for parameter gradients.
         return record(y, [x, weight] + (bias.map { [$0] } ?? []), activation: activation, inputBackward: inputBackward) { gy, rule, needs in
-            if !needs.dropFirst().contains(true) {
-                // dL/dx alone (every attribution pass): the mask applied as the backward reads gy.
-                return [needs[0] ? try inputBackward(gy, rule, false, nil).0 : nil] + needs.dropFirst().map { _ in nil }
-            }
             let gz = try b.activationBackward(gy, input: y, activation, rule: rule)
             return [needs[0] ? try b.conv2dBackwardInput(gz, weight: wt, inputShape: xt.shape, p) : nil,
                     needs[1] ? try b.conv2dBackwardWeight(gz, input: xt, weightShape: wt.shape, p) : nil]
