@@ -53,7 +53,7 @@ extension Graph {
     public func activation(_ x: Value, _ kind: Activation) throws -> Value {
         let xt = tensor(x)
         let b = backend
-        return record(try b.activation(xt, kind), [x]) { gy, rule, _ in
+        return record(try b.activation(xt, kind), [x], activation: kind) { gy, rule, _ in
             [try b.activationBackward(gy, input: xt, kind, rule: rule)]
         }
     }

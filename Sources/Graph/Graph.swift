@@ -33,7 +33,7 @@ public final class Graph {
     struct Node {
         let inputs: [Int]
         let backward: Backward
-        /// The activation fused into this op's output (a conv + ReLU or ReLU6).
+        /// The activation fused into this op's output (a conv + ReLU or ReLU6), or an activation op's kind.
         var activation: Activation? = nil
         var inputBackward: InputBackward? = nil
     }
@@ -128,12 +128,19 @@ public final class Graph {
     // MARK: Backward
 
     /// Runs the backward pass from `output`, seeded with `seed` (dL/doutput; ones if nil), with
-    /// `rule` applied to every ReLU and ReLU6 of this pass. Returns the gradient of every value
+    /// `rule` applied to every ReLU and ReLU6 of this pass whose kind `ruleActivations` holds
+    /// (the others take the true gradient: Captum's guided backprop and deconvolution hook
+    /// `nn.ReLU` modules only, so ReLU6 keeps its gradient there). Returns the gradient of every value
     /// that requires one; with `stoppingAt` given, of those values (and every value recorded
     /// after the earliest of them) only: ops recorded before it are not differentiated, so
     /// Grad-CAM's pass ends at its layer instead of the input.
     public func backward(from output: Value, seed: Tensor? = nil, rule: GradientRule = .standard,
-                         stoppingAt: [Value] = []) throws -> Gradients {
+                         ruleActivations: Set<Activation> = Set(Activation.allCases), stoppingAt: [Value] = []) throws -> Gradients {
+        // Each op's rule: the pass's on the activations it names, the true gradient elsewhere.
+        let everyKind = rule == .standard || ruleActivations.isSuperset(of: Activation.allCases)
+        func ruleOf(_ node: Node) -> GradientRule {
+            everyKind ? rule : node.activation.map { ruleActivations.contains($0) ? rule : .standard } ?? rule
+        }
         let start = try seed ?? backend.tensor([Float](repeating: 1, count: shape(output).count), shape(output))
         guard start.shape == shape(output) else {
             throw BackendError("backward", "seed \(start.shape) does not match the output \(shape(output))")
@@ -159,15 +166,16 @@ public final class Graph {
                 // The op that made x must take this path too, so that it skips its own mask.
                 let producer = nodes[x]
                 let producerNeeds = producer?.inputs.map { requiresGrad[$0] } ?? []
-                let maskable = readers[x] == 1 && !kept.contains(x) && producer?.inputBackward != nil
+                // (With the rule on some kinds only, each activation takes its own backward.)
+                let maskable = everyKind && readers[x] == 1 && !kept.contains(x) && producer?.inputBackward != nil
                     && producerNeeds.first == true && !producerNeeds.dropFirst().contains(true)
-                let (g, didMask) = try inputBackward(gy, rule, masked.contains(id), maskable ? producer?.activation : nil)
+                let (g, didMask) = try inputBackward(gy, ruleOf(node), masked.contains(id), maskable ? producer?.activation : nil)
                 if didMask { masked.insert(x) }
                 grads[x] = try grads[x].map { try backend.add($0, g) } ?? g
                 if id != output.id, !tapIndex.values.contains(id) { grads[id] = nil }
                 continue
             }
-            let inputGrads = try node.backward(gy, rule, needs)
+            let inputGrads = try node.backward(gy, ruleOf(node), needs)
             for (input, g) in zip(node.inputs, inputGrads) {
                 guard let g, requiresGrad[input] else { continue }
                 grads[input] = try grads[input].map { try backend.add($0, g) } ?? g

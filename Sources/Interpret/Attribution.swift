@@ -79,10 +79,12 @@ func checkBatch(_ input: Tensor, _ targets: [Int]) throws -> (n: Int, h: Int, w:
     return (n, h, w)
 }
 
-/// The forward pass and the backward pass from each image's target logit (times `scale`); a
+/// The forward pass and the backward pass from each image's target logit (times `scale`; `rule`
+/// on the activations of the kinds `ruleActivations` holds); a
 /// fused pass that keeps the layers `keeping` (see `Graph.keptLayers`); with `stoppingAtKept`, the
 /// backward pass ends at those layers (no gradient reaches the input).
 func targetGradient(_ model: Model, _ input: Tensor, _ targets: [Int], rule: GradientRule = .standard,
+                    ruleActivations: Set<Activation> = Set(Activation.allCases),
                     scale: [Float]? = nil, keeping: Set<String> = [], stoppingAtKept: Bool = false)
     throws -> (graph: Graph, x: Graph.Value, logits: Graph.Value, grads: Gradients) {
     let g = Graph(backend: model.backend)
@@ -91,7 +93,7 @@ func targetGradient(_ model: Model, _ input: Tensor, _ targets: [Int], rule: Gra
     let logits = try model.forward(g, x)
     let seed = try oneHot(model.backend, targets: targets, classes: g.shape(logits)[1], scale: scale)
     let stops = stoppingAtKept ? keeping.compactMap { g.tapped($0) } : []
-    return (g, x, logits, try g.backward(from: logits, seed: seed, rule: rule, stoppingAt: stops))
+    return (g, x, logits, try g.backward(from: logits, seed: seed, rule: rule, ruleActivations: ruleActivations, stoppingAt: stops))
 }
 
 /// dL/d(input) of a `targetGradient` pass; an error, not a trap, if the input got none.

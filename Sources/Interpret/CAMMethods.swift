@@ -153,15 +153,17 @@ public struct GuidedGradCAM: AttributionMethod {
     /// The Grad-CAM layer.
     public let layer: String
     public var name: String { "guided_gradcam" }
-    /// Guided Grad-CAM at `layer`.
-    public init(layer: String) { self.layer = layer }
+    /// The activation kinds guided backprop's rule applies to (Captum's: `[.relu]`).
+    public var activations: Set<Activation>
+    /// Guided Grad-CAM at `layer`, guided backprop on `activations` (every ReLU and ReLU6 by default).
+    public init(layer: String, activations: Set<Activation> = Set(Activation.allCases)) { self.layer = layer; self.activations = activations }
 
     public func attribute(_ model: Model, input: Tensor, targets: [Int]) throws -> Attribution {
         let (n, h, w) = try checkBatch(input, targets)
         let b = model.backend
         let cams = try CAM(.gradCAM, layer: layer).weightedSums(model, input: input, targets: targets)
         let cam = try b.resize(try b.activation(cams, .relu), height: h, width: w, mode: .nearest)
-        let guided = try targetGradient(model, input, targets, rule: .guided)
+        let guided = try targetGradient(model, input, targets, rule: .guided, ruleActivations: activations)
         let raw = try b.broadcastMul(try inputGradient(guided), masks: cam)
         return Attribution(method: name, count: n, height: h, width: w, map: try b.values(absChannelMax(b, raw)), raw: try b.values(raw))
     }

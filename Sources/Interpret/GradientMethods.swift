@@ -23,33 +23,39 @@ public struct GradientTimesInput: AttributionMethod {
     }
 }
 
-/// Guided backprop (Springenberg et al. 2014): every ReLU and ReLU6 passes a gradient only where
-/// its input was positive and the incoming gradient is positive.
+/// Guided backprop (Springenberg et al. 2014): every ReLU and ReLU6 (of the kinds
+/// `activations` names) passes a gradient only where its input was positive and the incoming
+/// gradient is positive.
 public struct GuidedBackprop: AttributionMethod {
     public var name: String { "guided_backprop" }
-    /// Guided backprop; it has no settings.
-    public init() {}
+    /// The activation kinds the rule applies to; the others pass the true gradient (Captum's
+    /// GuidedBackprop hooks `nn.ReLU` only: `[.relu]`).
+    public var activations: Set<Activation>
+    /// Guided backprop on `activations` (every ReLU and ReLU6 by default).
+    public init(activations: Set<Activation> = Set(Activation.allCases)) { self.activations = activations }
     public func attribute(_ model: Model, input: Tensor, targets: [Int]) throws -> Attribution {
-        try gradientAttribution(name, model, input, targets, rule: .guided, timesInput: false)
+        try gradientAttribution(name, model, input, targets, rule: .guided, ruleActivations: activations, timesInput: false)
     }
 }
 
-/// Deconvnet (Zeiler & Fergus 2014): every ReLU and ReLU6 passes the positive part of the
-/// incoming gradient, whatever its input was.
+/// Deconvnet (Zeiler & Fergus 2014): every ReLU and ReLU6 (of the kinds `activations` names)
+/// passes the positive part of the incoming gradient, whatever its input was.
 public struct Deconvnet: AttributionMethod {
     public var name: String { "deconvnet" }
-    /// Deconvnet; it has no settings.
-    public init() {}
+    /// The activation kinds the rule applies to (Captum's Deconvolution: `[.relu]`).
+    public var activations: Set<Activation>
+    /// Deconvnet on `activations` (every ReLU and ReLU6 by default).
+    public init(activations: Set<Activation> = Set(Activation.allCases)) { self.activations = activations }
     public func attribute(_ model: Model, input: Tensor, targets: [Int]) throws -> Attribution {
-        try gradientAttribution(name, model, input, targets, rule: .deconvnet, timesInput: false)
+        try gradientAttribution(name, model, input, targets, rule: .deconvnet, ruleActivations: activations, timesInput: false)
     }
 }
 
 func gradientAttribution(_ name: String, _ model: Model, _ input: Tensor, _ targets: [Int], rule: GradientRule,
-                         timesInput: Bool) throws -> Attribution {
+                         ruleActivations: Set<Activation> = Set(Activation.allCases), timesInput: Bool) throws -> Attribution {
     let (n, h, w) = try checkBatch(input, targets)
     let b = model.backend
-    let pass = try targetGradient(model, input, targets, rule: rule)
+    let pass = try targetGradient(model, input, targets, rule: rule, ruleActivations: ruleActivations)
     var raw = try inputGradient(pass)
     if timesInput { raw = try b.mul(raw, input) }
     return Attribution(method: name, count: n, height: h, width: w, map: try b.values(absChannelMax(b, raw)), raw: try b.values(raw))

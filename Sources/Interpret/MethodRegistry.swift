@@ -1,3 +1,5 @@
+import Backend
+
 /// The attribution methods by name, in one place: each entry says what it is called, whether it
 /// reads a layer (the CAM family), how costly it is, what it needs, how to make it from
 /// settings and which settings it records. `loupe saliency` and `loupe sanity` list, parse,
@@ -24,6 +26,9 @@ public enum MethodRegistry {
         public var window = 16
         /// Occlusion's stride, pixels.
         public var stride = 8
+        /// Guided backprop, deconvnet and guided Grad-CAM: the activation kinds their rule
+        /// applies to (Captum's hook `nn.ReLU` only).
+        public var ruleActivations = Set(Activation.allCases)
         /// Settings with the defaults, and `layer` for the CAM family.
         public init(layer: String) { self.layer = layer }
     }
@@ -63,15 +68,15 @@ public enum MethodRegistry {
         Entry(name: "gradient_x_input", readsLayer: false, cost: .passes, transformerOnly: false,
               build: { _ in GradientTimesInput() }, recorded: { _ in [:] }),
         Entry(name: "guided_backprop", readsLayer: false, cost: .passes, transformerOnly: false,
-              build: { _ in GuidedBackprop() }, recorded: { _ in [:] }),
+              build: { GuidedBackprop(activations: $0.ruleActivations) }, recorded: { ruleSettings($0) }),
         Entry(name: "deconvnet", readsLayer: false, cost: .passes, transformerOnly: false,
-              build: { _ in Deconvnet() }, recorded: { _ in [:] }),
+              build: { Deconvnet(activations: $0.ruleActivations) }, recorded: { ruleSettings($0) }),
         Entry(name: "gradcam", readsLayer: true, cost: .passes, transformerOnly: false,
               build: { CAM(.gradCAM, layer: $0.layer) }, recorded: { ["layer": $0.layer] }),
         Entry(name: "gradcam++", readsLayer: true, cost: .passes, transformerOnly: false,
               build: { CAM(.gradCAMPlusPlus, layer: $0.layer) }, recorded: { ["layer": $0.layer] }),
         Entry(name: "guided_gradcam", readsLayer: true, cost: .passes, transformerOnly: false,
-              build: { GuidedGradCAM(layer: $0.layer) }, recorded: { ["layer": $0.layer] }),
+              build: { GuidedGradCAM(layer: $0.layer, activations: $0.ruleActivations) }, recorded: { ["layer": $0.layer].merging(ruleSettings($0)) { a, _ in a } }),
         Entry(name: "layercam", readsLayer: true, cost: .passes, transformerOnly: false,
               build: { CAM(.layerCAM, layer: $0.layer) }, recorded: { ["layer": $0.layer] }),
         Entry(name: "scorecam", readsLayer: true, cost: .slow, transformerOnly: false,
@@ -103,4 +108,9 @@ public enum MethodRegistry {
 
     /// The entry called `name`, if any.
     public static func entry(_ name: String) -> Entry? { entries.first { $0.name == name } }
+}
+
+/// The rule's activation kinds for a run's summary, when they are not every kind.
+private func ruleSettings(_ s: MethodRegistry.Settings) -> [String: Any] {
+    s.ruleActivations == Set(Activation.allCases) ? [:] : ["rule_activations": s.ruleActivations.map { "\($0)" }.sorted()]
 }

@@ -105,6 +105,10 @@ struct TinyNet {
         #expect(try cpu.values(g.backward(from: y, seed: seed).of(x)!) == [0, -1, 2, 0])
         #expect(try cpu.values(g.backward(from: y, seed: seed, rule: .guided).of(x)!) == [0, 0, 2, 0])
         #expect(try cpu.values(g.backward(from: y, seed: seed, rule: .deconvnet).of(x)!) == [1, 0, 2, 5])
+        // On one kind only: the other passes the true gradient.
+        #expect(try cpu.values(g.backward(from: y, seed: seed, rule: .deconvnet, ruleActivations: [.relu]).of(x)!) == [0, 0, 2, 0])
+        #expect(try cpu.values(g.backward(from: y, seed: seed, rule: .deconvnet, ruleActivations: [.relu6]).of(x)!) == [0, 0, 2, 5])
+        #expect(try cpu.values(g.backward(from: y, seed: seed, rule: .guided, ruleActivations: []).of(x)!) == [0, -1, 2, 0])
         // The override does not stick.
         #expect(try cpu.values(g.backward(from: y, seed: seed).of(x)!) == [0, -1, 2, 0])
         #expect(throws: BackendError.self) { try g.backward(from: y, seed: cpu.tensor([1], [1])) }

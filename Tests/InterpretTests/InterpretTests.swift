@@ -69,6 +69,31 @@ struct Case {
         }
     }
 
+    /// The rules on one activation kind (Captum's hooks on nn.ReLU only), through the fused
+    /// conv + activation paths: on MobileNetV2 (ReLU6 only) guided backprop and deconvnet on ReLU
+    /// are the plain gradient; on ResNet18 (ReLU only) the same on ReLU6, and on ReLU they are
+    /// the methods on every kind; the device as the reference.
+    @Test func rulesOnOneActivationKind() throws {
+        for b in backends() {
+            for (arch, plainOn, fullOn) in [("mobilenet_v2", Activation.relu, Activation.relu6), ("resnet18", .relu6, .relu)] {
+                let c = Case(arch)
+                let model = try c.model(on: b), x = try c.input(on: b)
+                let gradient = try VanillaGradient().attribute(model, input: x, targets: [c.target]).raw!
+                let methods: [(Set<Activation>) -> any AttributionMethod] = [
+                    { GuidedBackprop(activations: $0) }, { Deconvnet(activations: $0) },
+                ]
+                for make in methods {
+                    let plain = try make([plainOn]).attribute(model, input: x, targets: [c.target])
+                    #expect(normalizedError(plain.raw!, gradient) < 1e-5, "\(b.name) \(arch) \(plain.method) on \(plainOn)")
+                    let full = try make([fullOn]).attribute(model, input: x, targets: [c.target]).raw!
+                    let every = try make(Set(Activation.allCases)).attribute(model, input: x, targets: [c.target]).raw!
+                    #expect(normalizedError(full, every) < 1e-5, "\(b.name) \(arch) \(plain.method) on \(fullOn)")
+                    #expect(normalizedError(full, gradient) > 1e-2, "\(b.name) \(arch) \(plain.method): the rule changed nothing")
+                }
+            }
+        }
+    }
+
     @Test(arguments: archs)
     func camMethodsMatchPytorchGradCam(_ arch: String) throws {
         let c = Case(arch)
