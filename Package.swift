@@ -27,6 +27,8 @@ let package = Package(
         .library(name: "Figures", targets: ["Figures"]),
         .library(name: "Atlas", targets: ["Atlas"]),
         .library(name: "Bench", targets: ["Bench"]),
+        // The C interface (Sources/LoupeC/loupe.h) that the Python package loads.
+        .library(name: "LoupeC", type: .dynamic, targets: ["LoupeC"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
@@ -73,6 +75,9 @@ let package = Package(
         // The umbrella: re-exports the modules above (Sources/Loupe/Loupe.swift).
         .target(name: "Atlas", dependencies: ["Backend", "Graph", "Models", "ImageIO", "Interpret", "Figures"]),
         .target(name: "Loupe", dependencies: ["Device", "Backend", "WeightFiles", "Graph", "Models", "ImageIO", "Interpret", "Figures", "Atlas"]),
+        // The C interface: opaque handles, float32 arrays by pointer, status codes, JSON options.
+        .target(name: "LoupeC", dependencies: ["Backend", "Device", "Graph", "Models", "ImageIO", "Interpret", "WeightFiles"],
+                exclude: ["loupe.h"]),
         // Kernel microbenchmarks (device time from profiling events).
         .target(name: "Bench", dependencies: ["Backend", "Device", "Graph", "Models", "Interpret"]),
         // Subcommands: argument parsing only.

@@ -103,6 +103,14 @@ public struct Preprocessing: Sendable {
     /// torchvision's ImageNet classification preset: resize 256 (antialiased bilinear), center
     /// crop 224, scale to [0, 1], normalize with ImageNet's mean and std.
     public static let imagenet = Preprocessing()
+    /// torchvision's `weights.transforms()` per family, by the name `--preset` takes: shorter
+    /// side, crop and filter (`imagenet`: the V1 weights; `imagenet-v2`: the V2 weights of
+    /// ResNet50, MobileNetV2, MobileNetV3-Large and RegNet).
+    public static let presets: [String: (resize: Int, crop: Int, filter: Interpolation)] = [
+        "imagenet": (256, 224, .bilinear), "imagenet-v2": (232, 224, .bilinear), "convnext": (236, 224, .bilinear),
+        "inception": (342, 299, .bilinear), "efficientnet": (256, 224, .bicubic), "swin": (232, 224, .bicubic),
+    ]
+
     /// The image at its own size, normalized only (`--no-resize`).
     public static let normalizeOnly = Preprocessing(resizeShorter: nil)
 

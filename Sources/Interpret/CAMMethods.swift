@@ -41,6 +41,15 @@ public struct CAM: AttributionMethod {
         return Attribution(method: name, count: n, height: h, width: w, map: map, raw: nil)
     }
 
+    /// The weighted sums at the layer's resolution, before any ReLU, normalization or resizing:
+    /// [N, 1, lh, lw] on the host, as Captum's `LayerGradCam` returns them (with
+    /// `relu_attributions=False`). Throws as ``attribute(_:input:targets:)``.
+    public func layerMaps(_ model: Model, input: Tensor, targets: [Int]) throws -> (values: [Float], shape: Shape) {
+        _ = try checkBatch(input, targets)
+        let sums = try weightedSums(model, input: input, targets: targets)
+        return (try model.backend.values(sums), sums.shape)
+    }
+
     /// sum_c w_c A_c per image at the layer's resolution (LayerCAM: sum_c ReLU(g_c) A_c), before
     /// the ReLU and normalization: [N, 1, lh, lw] on the model's device. The weights are made
     /// there too (Score-CAM's from its masked passes' scores), so Grad-CAM, Grad-CAM++ and

@@ -3,26 +3,7 @@ import Backend
 import Device
 import Foundation
 
-/// Which backend a command runs on.
-public enum DeviceChoice: Equatable, Sendable, ExpressibleByArgument {
-    /// The first GPU, else the first OpenCL device, else the CPU reference (with a warning).
-    case auto
-    /// The plain-Swift CPU reference backend.
-    case cpu
-    /// The N-th OpenCL device in `loupe devices` order.
-    case opencl(Int)
-
-    public init?(argument: String) {
-        switch argument.lowercased() {
-        case "auto": self = .auto
-        case "cpu": self = .cpu
-        default:
-            let parts = argument.lowercased().split(separator: ":")
-            guard parts.count == 2, parts[0] == "opencl", let n = Int(parts[1]), n >= 0 else { return nil }
-            self = .opencl(n)
-        }
-    }
-
+extension DeviceChoice: ExpressibleByArgument {
     public static var defaultCompletionKind: CompletionKind { .list(["auto", "cpu", "opencl:0"]) }
 }
 
@@ -59,21 +40,7 @@ public struct DeviceOptions: ParsableArguments {
     /// warns on stderr and falls back to the CPU reference.
     public func openCLDevice() throws -> ComputeDevice? {
         if quiet { ProgressDisplay.quiet.store(true, ordering: .relaxed) }
-        switch device {
-        case .cpu: return nil
-        case .auto:
-            let devices = (try? ComputeDevice.all()) ?? []
-            if let d = ComputeDevice.preferred(among: devices) { return d }
-            warn("warning: no OpenCL device found; using the CPU reference backend (slow)")
-            return nil
-        case .opencl(let n):
-            let devices = try ComputeDevice.all()
-            guard n < devices.count else {
-                throw UserError(devices.isEmpty ? "--device opencl:\(n): no OpenCL device found (install pocl-opencl-icd, or run `make setup`)"
-                                                : "--device opencl:\(n): only \(devices.count) OpenCL device(s), numbered 0...\(devices.count - 1)")
-            }
-            return devices[n]
-        }
+        do { return try device.openCLDevice(warn: { warn($0) }) } catch let error as DeviceChoiceError { throw UserError(error.description) }
     }
 
     /// The backend for the chosen device.

@@ -67,12 +67,6 @@ public struct ModelOptions: ParsableArguments {
     @Option(help: "Per-channel standard deviation of the input normalization, three comma-separated numbers (default: ImageNet's, 0.229,0.224,0.225).")
     public var std: String?
 
-    /// torchvision's `weights.transforms()` per family: resize, crop, filter.
-    static let presets: [String: (resize: Int, crop: Int, filter: Interpolation)] = [
-        "imagenet": (256, 224, .bilinear), "imagenet-v2": (232, 224, .bilinear), "convnext": (236, 224, .bilinear),
-        "inception": (342, 299, .bilinear), "efficientnet": (256, 224, .bicubic), "swin": (232, 224, .bicubic),
-    ]
-
     /// The input normalization `--mean` and `--std` give (ImageNet's by default).
     public func normalization() throws -> Normalization {
         func three(_ flag: String, _ text: String?, _ fallback: [Float], positive: Bool) throws -> [Float] {
@@ -91,8 +85,8 @@ public struct ModelOptions: ParsableArguments {
     /// Resize, crop and normalization from the preset and the options (`noResize`: the image at
     /// its own size, normalized only).
     public func preprocessing(noResize: Bool) throws -> Preprocessing {
-        guard let sizes = Self.presets[preset] else {
-            throw UserError("--preset \(preset): expected \(Self.presets.keys.sorted().joined(separator: ", "))")
+        guard let sizes = Preprocessing.presets[preset] else {
+            throw UserError("--preset \(preset): expected \(Preprocessing.presets.keys.sorted().joined(separator: ", "))")
         }
         let (shorter, side) = (resize ?? sizes.resize, crop ?? sizes.crop)
         guard (1...16384).contains(shorter), (1...16384).contains(side), side <= shorter else {

@@ -133,13 +133,44 @@ public enum ModelLocator {
         }
         let (url, named) = try resolve(model: model, arch: arch)
         let weights = try loadWeights(url: url)
-        let archName = try named ?? inferArchitecture(weights, file: url.lastPathComponent)
-        // A fine-tuned classifier: the class count is the size of the last bias.
+        return try assembled(weights, architecture: try named ?? inferArchitecture(weights, file: url.lastPathComponent), on: backend)
+    }
+
+    /// The architecture called `name` with `weights`; a fine-tuned classifier's class count is
+    /// the size of its last bias.
+    static func assembled(_ weights: [String: HostTensor], architecture name: String, on backend: any Backend) throws -> Model {
         var classes = 1000
-        if let last = try Architectures.make(archName).parameters.last, let bias = weights[last.name], bias.shape.rank == 1 {
+        if let last = try Architectures.make(name).parameters.last, let bias = weights[last.name], bias.shape.rank == 1 {
             classes = bias.shape[0]
         }
-        return try Model(architecture: try Architectures.make(archName, classes: classes), weights: weights, on: backend)
+        return try Model(architecture: try Architectures.make(name, classes: classes), weights: weights, on: backend)
+    }
+
+    /// Loads a model from the bytes of a file called `name` (no file is read): an ONNX model
+    /// (by the extension of `name` or, without one, by being neither of the others; tensors
+    /// stored outside the model are refused), safetensors (an 8-byte header length then `{`) or
+    /// a PyTorch checkpoint (zip or legacy pickle). `arch` names the architecture of a weight
+    /// file when its keys do not tell.
+    public static func load(bytes: [UInt8], name: String, arch: String? = nil, on backend: any Backend) throws -> Model {
+        if let arch, !Architectures.names.contains(arch) {
+            throw ModelError("unknown architecture \(arch); known: \(Architectures.names.joined(separator: ", "))")
+        }
+        let isSafeTensors = bytes.count > 8 && bytes[8] == UInt8(ascii: "{")
+        let isZip = bytes.starts(with: [0x50, 0x4B, 0x03, 0x04])
+        let isPickle = bytes.first == 0x80
+        if isONNX(name) || (!isSafeTensors && !isZip && !isPickle) {
+            let (architecture, weights) = try ONNXImport.load(bytes: bytes, name: name, folder: nil)
+            return try Model(architecture: architecture, weights: weights, on: backend)
+        }
+        let weights: [String: HostTensor]
+        if isSafeTensors {
+            do { weights = try SafeTensorsFile(data: Data(bytes)).tensors } catch { throw ModelError("\(name): \(error)") }
+        } else {
+            weights = try TorchCheckpoint.load(bytes: bytes)
+        }
+        let file = name.lowercased()
+        let named = arch ?? Architectures.names.filter { file.hasPrefix($0) }.max { $0.count < $1.count }
+        return try assembled(weights, architecture: try named ?? inferArchitecture(weights, file: name), on: backend)
     }
 
     /// Whether `--model` names an ONNX file (by its extension).

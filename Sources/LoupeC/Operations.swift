@@ -1,0 +1,301 @@
+import Backend
+import Device
+import Foundation
+import Graph
+import ImageIO
+import Interpret
+import Models
+
+/// The calls `loupe_run` takes on a model, by name; each reads its options and arrays, refuses
+/// what it does not know, and gives a JSON text and named arrays.
+extension Session {
+    static let operations = ["info", "layers", "forward", "activations", "attribute", "visualize", "invert", "metrics", "sanity"]
+
+    func run(_ op: String, _ o: Options, _ a: inout Arrays) throws -> CallResult {
+        lock.lock()
+        defer { lock.unlock() }
+        switch op {
+        case "info": return try info(o, &a)
+        case "layers": return try layers(o, &a)
+        case "forward": return try forward(o, &a)
+        case "activations": return try activations(o, &a)
+        case "attribute": return try attribute(o, &a)
+        case "visualize": return try visualize(o, &a)
+        case "invert": return try invert(o, &a)
+        case "metrics": return try metrics(o, &a)
+        case "sanity": return try sanity(o, &a)
+        default: throw CallError(.invalidArgument, "unknown operation \(op); expected \(Self.operations.joined(separator: ", "))")
+        }
+    }
+
+    func info(_ o: Options, _ a: inout Arrays) throws -> CallResult {
+        try o.finish(); try a.finish()
+        let (h, w) = inputSize
+        let (_, classes) = try logits(try backend.tensor([Float](repeating: 0, count: 3 * h * w), [1, 3, h, w]))
+        var json: [String: Any] = [
+            "name": name, "architecture": model.architecture.name, "device": backend.name, "classes": classes,
+            "input_size": [h, w], "crop": preprocessing.crop, "resize": preprocessing.resizeShorter ?? 0, "interpolation": preprocessing.interpolation.rawValue,
+            "mean": preprocessing.mean, "std": preprocessing.std, "default_layer": model.architecture.lastConvLayer,
+            "methods": MethodRegistry.names, "warnings": warnings,
+        ]
+        if let maxBatch = model.architecture.maxBatch { json["max_batch"] = maxBatch }
+        if classes == imageNetClasses.count { json["class_names"] = imageNetClasses }
+        return try CallResult(json: json)
+    }
+
+    func layers(_ o: Options, _ a: inout Arrays) throws -> CallResult {
+        let h = try o.int("height", in: 1...4096) ?? inputSize.height
+        let w = try o.int("width", in: 1...4096) ?? inputSize.width
+        try o.finish(); try a.finish()
+        try MemoryBudget.requirePass(model, batch: 1, height: h, width: w, what: "a pass to list the layers")
+        let g = Graph(backend: backend)
+        _ = try model.forward(g, g.input(try backend.tensor([Float](repeating: 0, count: 3 * h * w), [1, 3, h, w])))
+        let layers: [[String: Any]] = g.tapNames.map { ["name": $0, "kind": g.tapKinds[$0] ?? "", "shape": g.shape(g.tapped($0)!).dims] }
+        return try CallResult(json: ["layers": layers])
+    }
+
+    func forward(_ o: Options, _ a: inout Arrays) throws -> CallResult {
+        let x = try batch(try a.require("x"), what: "a forward pass")
+        try o.finish(); try a.finish()
+        let (values, classes) = try logits(x.tensor)
+        return try CallResult(json: [:], arrays: ["logits": HostArray(values: values, shape: [x.n, classes]),
+                                                  "probabilities": HostArray(values: softmax(values, classes: classes), shape: [x.n, classes])])
+    }
+
+    func activations(_ o: Options, _ a: inout Arrays) throws -> CallResult {
+        let x = try batch(try a.require("x"), what: "a forward pass")
+        guard let names = try o.strings("layers"), !names.isEmpty else { throw CallError(.invalidArgument, "activations: name at least one layer") }
+        try o.finish(); try a.finish()
+        let g = Graph(backend: backend)
+        g.keptLayers = Set(names)
+        let y = try model.forward(g, g.input(x.tensor))
+        var arrays: [String: HostArray] = ["logits": HostArray(values: try backend.values(g.tensor(y)), shape: g.shape(y).dims)]
+        for layer in names {
+            try checkLayerName(layer, in: g.tapNames, model: name)
+            let v = g.tapped(layer)!
+            arrays[layer] = HostArray(values: try backend.values(g.tensor(v)), shape: g.shape(v).dims)
+        }
+        return try CallResult(json: [:], arrays: arrays)
+    }
+
+    /// Any method of the registry: options method, targets, layer, batch, samples, noise, seed,
+    /// steps, baseline ("black", "zero", "blur"; or an array `baseline` [N or 1, 3, H, W]),
+    /// window, stride, occlusion_baseline, rule_activations (["relu"]: guided backprop's and
+    /// deconvnet's rule on ReLU only, as Captum's hooks), layer_map (the CAM family's weighted
+    /// sums at the layer's resolution, before ReLU and normalization: Captum's LayerGradCam).
+    func attribute(_ o: Options, _ a: inout Arrays) throws -> CallResult {
+        let x = try batch(try a.require("x"), what: "an attribution pass")
+        guard let method = try o.string("method") else { throw CallError(.invalidArgument, "attribute: option method is required (\(MethodRegistry.names.joined(separator: ", ")))") }
+        guard let entry = MethodRegistry.entry(method) else {
+            throw CallError(.invalidArgument, "unknown method \(method); Loupe has \(MethodRegistry.names.joined(separator: ", "))")
+        }
+        var s = MethodRegistry.Settings(layer: try o.string("layer") ?? model.architecture.lastConvLayer)
+        s.batch = try o.int("batch", in: 1...4096) ?? s.batch
+        s.samples = try o.int("samples", in: 1...100_000) ?? s.samples
+        s.noise = try o.float("noise", in: 0...1000) ?? s.noise
+        s.seed = try o.uint64("seed") ?? s.seed
+        s.steps = try o.int("steps", in: 1...100_000) ?? s.steps
+        s.baseline = try o.string("baseline") ?? s.baseline
+        s.window = try o.int("window", in: 1...16384) ?? s.window
+        s.stride = try o.int("stride", in: 1...16384) ?? s.stride
+        if let kinds = try o.strings("rule_activations") {
+            s.ruleActivations = Set(try kinds.map { text in
+                guard let kind = Activation.allCases.first(where: { "\($0)" == text }) else {
+                    throw CallError(.invalidArgument, "rule_activations: \(text) is not relu or relu6")
+                }
+                return kind
+            })
+        }
+        let occlusionBaseline = try o.float("occlusion_baseline")
+        let layerMap = try o.bool("layer_map") ?? false
+        let targets = try self.targets(o, n: x.n, x: x.tensor)
+        let baselineImages = a.take("baseline")
+        try o.finish(); try a.finish()
+
+        if layerMap {
+            guard let kind = CAM.Kind(rawValue: method) else { throw CallError(.invalidArgument, "layer_map is for the CAM family (gradcam, gradcam++, layercam, scorecam), not \(method)") }
+            let (values, shape) = try CAM(kind, layer: s.layer, batch: s.batch).layerMaps(model, input: x.tensor, targets: targets)
+            return try CallResult(json: ["method": method, "layer": s.layer, "targets": targets], arrays: ["layer_map": HostArray(values: values, shape: shape.dims)])
+        }
+        var json: [String: Any] = ["method": method, "targets": targets, "settings": entry.parameters(s)]
+        if entry.readsLayer { json["layer"] = s.layer }
+        let result: Attribution
+        if let images = baselineImages {
+            guard method == "integrated_gradients" else { throw CallError(.invalidArgument, "a baseline array is for integrated_gradients, not \(method)") }
+            let plane = 3 * x.h * x.w
+            guard images.shape.count == 4, images.shape[0] == x.n || images.shape[0] == 1, Array(images.shape.dropFirst()) == [3, x.h, x.w] else {
+                throw CallError(.invalidArgument, "baseline must be [N or 1, 3, \(x.h), \(x.w)], got \(images.shape)")
+            }
+            guard images.values.allSatisfy(\.isFinite) else { throw CallError(.invalidArgument, "baseline holds NaN or infinite values") }
+            // One baseline per image: each image integrates from its own.
+            let values = try backend.values(x.tensor)
+            var maps: [Float] = [], raws: [Float] = [], errors: [Float] = []
+            for i in 0..<x.n {
+                let k = images.shape[0] == 1 ? 0 : i
+                let ig = IntegratedGradients(steps: s.steps, baseline: .image(Array(images.values[(k * plane)..<((k + 1) * plane)])), batch: s.batch)
+                let one = try ig.attribute(model, input: try backend.tensor(Array(values[(i * plane)..<((i + 1) * plane)]), [1, 3, x.h, x.w]), targets: [targets[i]])
+                maps += one.map; raws += one.raw ?? []; errors += one.completenessError ?? []
+            }
+            var combined = Attribution(method: method, count: x.n, height: x.h, width: x.w, map: maps, raw: raws)
+            combined.completenessError = errors
+            result = combined
+            json["settings"] = ["steps": s.steps, "baseline": "array", "batch": s.batch]
+        } else if method == "occlusion", let occlusionBaseline {
+            result = try Occlusion(window: s.window, stride: s.stride, baseline: occlusionBaseline, batch: s.batch).attribute(model, input: x.tensor, targets: targets)
+        } else {
+            result = try entry.make(s).attribute(model, input: x.tensor, targets: targets)
+        }
+        var arrays = ["map": HostArray(values: result.map, shape: [x.n, x.h, x.w])]
+        if let raw = result.raw { arrays["raw"] = HostArray(values: raw, shape: [x.n, 3, x.h, x.w]) }
+        if let delta = result.completenessError { arrays["delta"] = HostArray(values: delta, shape: [x.n]) }
+        return try CallResult(json: json, arrays: arrays)
+    }
+
+    /// Feature visualization: options objectives (a string or a list, `loupe visualize
+    /// --objective` syntax; `class:NAME` looks up ImageNet's names), size, steps, seed, lr,
+    /// basis (fourier, pixel), decorrelate, transforms (standard, none).
+    func visualize(_ o: Options, _ a: inout Arrays) throws -> CallResult {
+        guard let texts = try o.strings("objectives"), !texts.isEmpty else { throw CallError(.invalidArgument, "visualize: option objectives is required (for example \"class:948\" or \"features.10:5\")") }
+        let size = try o.int("size", in: 8...1024) ?? 224
+        let steps = try o.int("steps", in: 0...100_000) ?? 512
+        let seed = try o.uint64("seed") ?? 0
+        let lr = try o.float("lr", in: 1e-6...100) ?? 0.05
+        let basisName = try o.string("basis") ?? "fourier"
+        guard let basis = ImageParameterization.Basis(rawValue: basisName) else { throw CallError(.invalidArgument, "basis \(basisName): expected fourier or pixel") }
+        let decorrelate = try o.bool("decorrelate") ?? true
+        let transformName = try o.string("transforms") ?? "standard"
+        guard ["standard", "none"].contains(transformName) else { throw CallError(.invalidArgument, "transforms \(transformName): expected standard or none") }
+        try o.finish(); try a.finish()
+        let lookup = { (text: String) throws -> Int in
+            if case .found(let k) = ClassLookup.match(text, names: imageNetClasses, synonyms: imageNetSynonyms) { return k }
+            throw CallError(.invalidArgument, "class \(text): not one ImageNet class name; give its index (class:K)")
+        }
+        let objectives = try texts.map { try Objective.parse($0, classIndex: lookup) }
+        let job = FeatureVisualization(objectives: objectives, size: size, steps: steps, basis: basis, decorrelate: decorrelate,
+                                       transforms: transformName == "none" ? .none : .standard,
+                                       optimizer: .adam(AdamSettings(learningRate: lr)), seed: seed)
+        let result = try job.run(model)
+        return try CallResult(json: ["objectives": result.objectives, "seconds": result.seconds],
+                              arrays: ["images": HostArray(values: result.images, shape: [result.count, 3, size, size])])
+    }
+
+    /// Feature inversion of one normalized image x [1, 3, H, W] at a layer: options layer,
+    /// steps, lr, seed, tv, jitter. The image comes back in [0, 1] (before normalization).
+    func invert(_ o: Options, _ a: inout Arrays) throws -> CallResult {
+        let x = try batch(try a.require("x"), what: "feature inversion")
+        guard x.n == 1 else { throw CallError(.invalidArgument, "invert takes one image [1, 3, H, W], got \(x.n)") }
+        guard let layer = try o.string("layer") else { throw CallError(.invalidArgument, "invert: option layer is required") }
+        let steps = try o.int("steps", in: 0...100_000) ?? 600
+        let lr = try o.float("lr", in: 1e-6...100) ?? 0.1
+        let seed = try o.uint64("seed") ?? 0
+        let tv = try o.float("tv", in: 0...1e6)
+        let jitter = try o.int("jitter", in: 0...64) ?? 4
+        try o.finish(); try a.finish()
+        // The [0, 1] image the inversion matches, from the normalized input.
+        let n = model.architecture.normalization
+        let plane = x.h * x.w
+        var pixels = try backend.values(x.tensor)
+        for i in pixels.indices { pixels[i] = pixels[i] * n.std[i / plane] + n.mean[i / plane] }
+        let target = try backend.tensor(pixels, [1, 3, x.h, x.w])
+        let g = Graph(backend: backend)
+        _ = try model.forward(g, g.input(x.tensor))
+        try checkLayerName(layer, in: g.tapNames, model: name)
+        let shape = g.shape(g.tapped(layer)!)
+        let stride = shape.rank == 4 ? Swift.max(Int((Double(x.h) / Double(Swift.max(shape[2], 1))).rounded()), 1) : 32
+        let job = FeatureInversion(layers: [layer], steps: steps, learningRate: lr, tvWeight: tv ?? FeatureInversion.defaultTVWeight(stride: stride),
+                                   jitter: jitter, seed: seed)
+        let result = try job.run(model, target: target)
+        return try CallResult(json: ["layer": layer, "relative_feature_error": result.errors.first ?? 0, "seconds": result.seconds],
+                              arrays: ["image": HostArray(values: result.image, shape: [1, 3, result.height, result.width])])
+    }
+
+    /// Deletion and insertion (Petsiuk et al.): x [N, 3, H, W], maps [N, H, W]; options targets,
+    /// modes, step, batch, blur.
+    func metrics(_ o: Options, _ a: inout Arrays) throws -> CallResult {
+        let x = try batch(try a.require("x"), what: "the metrics' passes")
+        let maps = try a.require("maps")
+        guard maps.shape == [x.n, x.h, x.w] else { throw CallError(.invalidArgument, "maps must be [\(x.n), \(x.h), \(x.w)] for x \([x.n, 3, x.h, x.w]), got \(maps.shape)") }
+        let modeNames = try o.strings("modes") ?? ["deletion", "insertion"]
+        let modes = try modeNames.map { text in
+            guard let m = CausalMetric.Mode(rawValue: text) else { throw CallError(.invalidArgument, "mode \(text): expected deletion or insertion") }
+            return m
+        }
+        let step = try o.int("step", in: 1...(1 << 26)) ?? x.w
+        let batchSize = try o.int("batch", in: 1...4096) ?? 16
+        let blur = try o.float("blur", in: 0.1...1000) ?? 5
+        let targets = try self.targets(o, n: x.n, x: x.tensor)
+        try o.finish(); try a.finish()
+        let values = try backend.values(x.tensor)
+        let plane = 3 * x.h * x.w, pixels = x.h * x.w
+        var json: [String: Any] = ["targets": targets, "step": step]
+        var arrays: [String: HostArray] = [:]
+        for mode in modes {
+            var aucs: [Float] = [], curves: [Float] = []
+            for i in 0..<x.n {
+                let image = try backend.tensor(Array(values[(i * plane)..<((i + 1) * plane)]), [1, 3, x.h, x.w])
+                let r = try CausalMetric(mode, step: step, batch: batchSize, blurSigma: blur)
+                    .evaluate(model, image: image, target: targets[i], map: maps.values[(i * pixels)..<((i + 1) * pixels)])
+                aucs.append(r.auc); curves += r.curve
+            }
+            json[mode.rawValue] = aucs
+            arrays[mode.rawValue + "_curves"] = HostArray(values: curves, shape: [x.n, curves.count / x.n])
+        }
+        return try CallResult(json: json, arrays: arrays)
+    }
+
+    /// The model randomization check (Adebayo et al.): x [1, 3, H, W]; options methods, target,
+    /// stages, seed, layer (the CAM family's).
+    func sanity(_ o: Options, _ a: inout Arrays) throws -> CallResult {
+        let x = try batch(try a.require("x"), what: "the sanity check")
+        guard x.n == 1 else { throw CallError(.invalidArgument, "sanity takes one image [1, 3, H, W], got \(x.n)") }
+        let names = try o.strings("methods") ?? ["gradient", "gradcam"]
+        let settings = MethodRegistry.Settings(layer: try o.string("layer") ?? model.architecture.lastConvLayer)
+        let methods = try names.map { text in
+            guard let e = MethodRegistry.entry(text) else { throw CallError(.invalidArgument, "unknown method \(text); Loupe has \(MethodRegistry.names.joined(separator: ", "))") }
+            return try e.make(settings)
+        }
+        let stages = try o.int("stages", in: 1...10_000)
+        let seed = try o.uint64("seed") ?? 1
+        let target = try self.targets(o, n: 1, x: x.tensor)[0]
+        try o.finish(); try a.finish()
+        let check = try SanityCheck(model: model, image: x.tensor, target: target, methods: methods,
+                                    randomization: ModelRandomization(seed: seed), stageCount: stages)
+        let maps = check.stages.flatMap { $0.maps.flatMap { $0 } }
+        return try CallResult(json: ["methods": check.methods, "target": target, "stages": check.stages.map(\.name),
+                                     "spearman": check.stages.map(\.spearman), "ssim": check.stages.map(\.ssim)],
+                              arrays: ["maps": HostArray(values: maps, shape: [check.stages.count, check.methods.count, x.h, x.w])])
+    }
+}
+
+/// The calls that need no model: devices, methods, preprocess.
+enum Calls {
+    static func run(_ op: String, _ o: Options, _ a: inout Arrays) throws -> CallResult {
+        switch op {
+        case "devices":
+            try o.finish(); try a.finish()
+            let devices = (try? ComputeDevice.all()) ?? []
+            let preferred = ComputeDevice.preferred(among: devices)
+            return try CallResult(json: ["devices": devices.enumerated().map { i, d in
+                ["name": "opencl:\(i)", "device": d.name, "vendor": d.vendor, "platform": d.platform.name, "kind": "\(d.kind)",
+                 "compute_units": d.computeUnits, "memory": d.globalMemory, "default": d.id == preferred?.id] as [String: Any]
+            } + [["name": "cpu", "device": "CPU reference (plain Swift)", "vendor": "", "platform": "", "kind": "reference",
+                  "compute_units": 1, "memory": 0, "default": preferred == nil] as [String: Any]]])
+        case "methods":
+            try o.finish(); try a.finish()
+            return try CallResult(json: ["methods": MethodRegistry.entries.map { e in
+                ["name": e.name, "reads_layer": e.readsLayer, "slow": e.cost == .slow, "transformer_only": e.transformerOnly] as [String: Any]
+            }])
+        case "preprocess":
+            guard let path = try o.string("path") else { throw CallError(.invalidArgument, "preprocess: option path is required") }
+            let p = try Session.preprocessing(o)
+            try o.finish(); try a.finish()
+            let original = try RGBImage(contentsOf: URL(fileURLWithPath: path))
+            let prepared = try p.prepare(original)
+            return try CallResult(json: ["width": prepared.width, "height": prepared.height, "original_width": original.width, "original_height": original.height],
+                                  arrays: ["x": HostArray(values: p.normalize(prepared), shape: [1, 3, prepared.height, prepared.width]),
+                                           "image": HostArray(values: prepared.planes, shape: [3, prepared.height, prepared.width])])
+        default:
+            throw CallError(.invalidArgument, "unknown call \(op) without a model; expected devices, methods, preprocess")
+        }
+    }
+}
