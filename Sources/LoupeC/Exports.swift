@@ -9,7 +9,7 @@ import Models
 @_cdecl("loupe_version")
 public func loupe_version() -> UnsafePointer<CChar> { versionText.withUnsafeBufferPointer { $0.baseAddress! } }
 
-private let versionText: ContiguousArray<CChar> = ContiguousArray("0.9.0".utf8CString)
+private let versionText: ContiguousArray<CChar> = ContiguousArray(LoupeVersion.number.utf8CString)
 
 /// Copies the calling thread's last error message into `buffer` (at most `capacity` bytes,
 /// NUL-terminated); returns the message's full length in bytes.

@@ -1,4 +1,5 @@
 import ArgumentParser
+import Models
 
 /// `loupe`: look inside image neural networks.
 public struct Loupe: ParsableCommand {

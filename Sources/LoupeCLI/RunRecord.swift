@@ -4,9 +4,8 @@ import ImageIO
 import Models
 import WeightFiles
 
-/// Loupe's version: the one place it is written.
-public enum LoupeVersion {
-    public static let number = "0.12.1"
+/// The build's commit beside Loupe's version (Models/Version.swift).
+extension LoupeVersion {
     /// The git commit of the build (12 hex digits), "unknown" outside a checkout.
     public static let commit = BuildInfo.commit
     /// "0.12.0 (commit 0123456789ab)".

@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import Backend
 import LoupeCLI
+import Models
 import Testing
 import TestSupport
 

@@ -1,6 +1,7 @@
 import Foundation
 import ImageIO
 import LoupeCLI
+import Models
 import Testing
 import TestSupport
 

@@ -1,0 +1,331 @@
+"""Models: open, classify, attribute, visualize, invert, check."""
+import os
+import re
+import warnings
+
+import numpy as np
+
+from . import _display
+from ._native import ClosedModelError, LoupeValueError, call, check, library
+
+import ctypes
+
+
+def _is_torch(x):
+    return type(x).__module__.startswith("torch") and hasattr(x, "detach")
+
+
+def _like(reference, array):
+    """`array` as a torch tensor when `reference` is one, else as numpy."""
+    if _is_torch(reference):
+        import torch
+        return torch.from_numpy(np.ascontiguousarray(array)).to(reference.device)
+    return array
+
+
+def targets_list(target, n):
+    """Captum's target forms (None, an int, a list, a 0-D or 1-D tensor or array) as n ints or None."""
+    if target is None:
+        return None
+    if _is_torch(target):
+        target = target.detach().cpu().numpy()
+    if isinstance(target, np.ndarray):
+        if not np.issubdtype(target.dtype, np.integer):
+            raise LoupeValueError(f"target must hold integers, got {target.dtype}")
+        target = target.reshape(-1).tolist()
+    if isinstance(target, (int, np.integer)) and not isinstance(target, bool):
+        return [int(target)] * n
+    if isinstance(target, (list, tuple)):
+        if not all(isinstance(t, (int, np.integer)) and not isinstance(t, bool) for t in target):
+            raise LoupeValueError("target: Loupe takes class indices (an int per image); tuples of output indices are not supported")
+        values = [int(t) for t in target]
+        if len(values) == 1:
+            return values * n
+        if len(values) != n:
+            raise LoupeValueError(f"{len(values)} targets for {n} images")
+        return values
+    raise LoupeValueError(f"target must be an int, a list of ints or a tensor of ints, got {type(target).__name__}")
+
+
+class Layer(tuple):
+    """A layer: name, kind (the op), and its output shape for one image at the model's input size."""
+    __slots__ = ()
+
+    def __new__(cls, name, kind, shape):
+        return tuple.__new__(cls, (name, kind, tuple(shape)))
+
+    name = property(lambda self: self[0])
+    kind = property(lambda self: self[1])
+    shape = property(lambda self: self[2])
+
+    def __repr__(self):
+        return f"Layer({self.name!r}, {self.kind!r}, {self.shape})"
+
+
+class Attribution:
+    """An attribution of N images: `map` [N, H, W] (what `loupe saliency` draws), `raw` [N, 3, H, W]
+    for gradient methods (None for CAMs), `delta` [N] for integrated gradients, `targets`."""
+
+    def __init__(self, method, payload, arrays, reference):
+        self.method = method
+        self.targets = payload.get("targets")
+        self.layer = payload.get("layer")
+        self.settings = payload.get("settings", {})
+        self.map = _like(reference, arrays["map"]) if "map" in arrays else None
+        self.raw = _like(reference, arrays["raw"]) if "raw" in arrays else None
+        self.delta = _like(reference, arrays["delta"]) if "delta" in arrays else None
+        self.layer_map = _like(reference, arrays["layer_map"]) if "layer_map" in arrays else None
+        self._maps = arrays.get("map", arrays.get("layer_map"))
+
+    def __repr__(self):
+        shape = tuple(self._maps.shape) if self._maps is not None else ()
+        return f"Attribution({self.method!r}, maps {shape}, targets {self.targets})"
+
+    def _repr_png_(self):
+        maps = self._maps.reshape(self._maps.shape[0], self._maps.shape[-2], self._maps.shape[-1])
+        return _display.png(_display.row([_display.colormap(_display.normalized(m)) for m in maps[:8]]))
+
+
+class Images:
+    """Images [N, 3, H, W] in [0, 1] (visualizations, inversions), with what made them."""
+
+    def __init__(self, images, info):
+        self.images = images
+        self.info = info
+
+    def __array__(self, dtype=None, copy=None):
+        return self.images if dtype is None else self.images.astype(dtype)
+
+    def __len__(self):
+        return len(self.images)
+
+    def __repr__(self):
+        return f"Images({tuple(self.images.shape)}, {self.info})"
+
+    def _repr_png_(self):
+        return _display.png(_display.row([np.transpose(i, (1, 2, 0)) for i in self.images[:8]]))
+
+    def save(self, path, index=0):
+        """Writes image `index` as a PNG file (whole or not at all: a temporary file renamed)."""
+        data = _display.png(np.transpose(self.images[index], (1, 2, 0)))
+        tmp = f"{path}.tmp-{os.getpid()}"
+        with open(tmp, "wb") as f:
+            f.write(data)
+        os.replace(tmp, path)
+
+
+class Classification:
+    """Logits and probabilities [N, classes], and each image's top classes."""
+
+    def __init__(self, logits, probabilities, names, reference, top):
+        self.logits = _like(reference, logits)
+        self.probabilities = _like(reference, probabilities)
+        order = np.argsort(-probabilities, axis=1, kind="stable")[:, :top]
+        self.top = [[(int(k), names[k] if names else f"class {k}", float(probabilities[i, k])) for k in row]
+                    for i, row in enumerate(order)]
+
+    def __repr__(self):
+        return "\n".join(f"image {i}: " + ", ".join(f"{k} {name} {p:.4f}" for k, name, p in row) for i, row in enumerate(self.top))
+
+    def _repr_html_(self):
+        rows = "".join(f"<tr><td>{i}</td><td>{k}</td><td>{name}</td><td>{p:.4f}</td></tr>"
+                       for i, r in enumerate(self.top) for k, name, p in r)
+        return f"<table><tr><th>image</th><th>class</th><th>name</th><th>p</th></tr>{rows}</table>"
+
+
+class Model:
+    """A model open in Loupe's library on one device. Arrays are NCHW float32 (numpy, or torch
+    CPU tensors: results then come back as torch tensors), normalized as the model expects."""
+
+    def __init__(self, handle, name):
+        self._handle = handle
+        self.name = name
+        self._aliases = {}
+        self._modules = {}
+        info, _ = self._call("info")
+        self.info = info
+        self.device = info["device"]
+        self.classes = info["classes"]
+        self.class_names = info.get("class_names")
+        self.default_layer = info["default_layer"]
+        for message in info.get("warnings", []):
+            warnings.warn(message.removeprefix("warning: "), RuntimeWarning, stacklevel=3)
+
+    # Handles
+
+    def _call(self, op, options=None, arrays=None):
+        if not self._handle:
+            raise ClosedModelError(f"the model {self.name} is closed")
+        return call(self._handle, op, options, arrays)
+
+    def close(self):
+        """Frees the model's memory on its device; later calls raise ClosedModelError."""
+        handle, self._handle = self._handle, 0
+        if handle:
+            check(library().loupe_close(ctypes.c_uint64(handle)))
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def __del__(self):
+        try:
+            self.close()
+        except Exception:
+            pass
+
+    def __repr__(self):
+        state = "closed" if not self._handle else self.device
+        return f"loupe.Model({self.name!r}, {self.classes} classes, {state})"
+
+    # Layer names
+
+    def layer_name(self, layer):
+        """Loupe's name of `layer`: a name as `layers()` lists it, or (for from_torch models) a torch
+        module or its qualified name (`layer4.1`)."""
+        if layer is None:
+            return None
+        if not isinstance(layer, str):
+            name = self._modules.get(id(layer))
+            if name is None:
+                raise LoupeValueError(f"{type(layer).__name__} is not a module of this model's torch network")
+            layer = name
+        return self._aliases.get(layer, layer)
+
+    def layers(self, height=None, width=None, raw=False):
+        """The layers a pass taps, in order, with their kinds and shapes. A from_torch model lists
+        its modules by their torch names (`raw=True`: the exported graph's names)."""
+        options = {}
+        if height:
+            options["height"] = int(height)
+        if width:
+            options["width"] = int(width)
+        payload, _ = self._call("layers", options)
+        layers = [Layer(l["name"], l["kind"], l["shape"]) for l in payload["layers"]]
+        if raw or not self._aliases:
+            return layers
+        by_name = {l.name: l for l in layers}
+        return [Layer(module, by_name[tap].kind, by_name[tap].shape) for module, tap in self._aliases.items() if tap in by_name]
+
+    # Work
+
+    def classify(self, x, top=5):
+        """Logits and probabilities of the batch x [N, 3, H, W]."""
+        _, arrays = self._call("forward", arrays={"x": x})
+        return Classification(arrays["logits"], arrays["probabilities"], self.class_names, x, top)
+
+    def __call__(self, x):
+        """The logits of x, as the torch module would return them."""
+        _, arrays = self._call("forward", arrays={"x": x})
+        return _like(x, arrays["logits"])
+
+    def activations(self, x, layers):
+        """{layer: its output for x}, for one layer name (or module) or a list of them."""
+        layers = [layers] if isinstance(layers, str) or not isinstance(layers, (list, tuple)) else list(layers)
+        names = [self.layer_name(l) for l in layers]
+        _, arrays = self._call("activations", {"layers": names}, {"x": x})
+        return {(l if isinstance(l, str) else n): _like(x, arrays[n]) for l, n in zip(layers, names)}
+
+    def attribute(self, x, method="gradient", target=None, layer=None, baseline=None, **options):
+        """The attribution of each image's target class (None: its top class) by `method`
+        (loupe.methods() lists them). Options: batch, samples, noise, seed, steps, window, stride,
+        occlusion_baseline, layer_map; `baseline` is "black", "zero", "blur" or an array [N or 1, 3, H, W]."""
+        n = int(np.shape(x)[0]) if np.ndim(x) else 0
+        opts = {"method": method, **options}
+        arrays = {"x": x}
+        t = targets_list(target, n)
+        if t is not None:
+            opts["targets"] = t
+        if layer is not None:
+            opts["layer"] = self.layer_name(layer)
+        if isinstance(baseline, str):
+            opts["baseline"] = baseline
+        elif baseline is not None:
+            arrays["baseline"] = baseline
+        payload, out = self._call("attribute", opts, arrays)
+        return Attribution(method, payload, out, x)
+
+    def visualize(self, objective, size=224, steps=512, seed=0, lr=0.05, basis="fourier", decorrelate=True, transforms="standard"):
+        """Feature visualization (Lucid's render_vis): one image per objective, `loupe visualize
+        --objective` syntax ("class:948", "features.10:5", "0.5*layer3:7 + class:1"), or a
+        (layer, channel) pair."""
+        objectives = objective if isinstance(objective, list) else [objective]
+        texts = [f"{self.layer_name(o[0])}:{int(o[1])}" if isinstance(o, tuple) else str(o) for o in objectives]
+        payload, arrays = self._call("visualize", {"objectives": texts, "size": size, "steps": steps, "seed": seed, "lr": lr,
+                                                    "basis": basis, "decorrelate": decorrelate, "transforms": transforms})
+        return Images(arrays["images"], payload)
+
+    def invert(self, x, layer, steps=600, lr=0.1, seed=0, tv=None, jitter=4):
+        """Feature inversion (Mahendran & Vedaldi): the image whose features at `layer` match those
+        of the one image x [1, 3, H, W]."""
+        options = {"layer": self.layer_name(layer), "steps": steps, "lr": lr, "seed": seed, "jitter": jitter}
+        if tv is not None:
+            options["tv"] = tv
+        payload, arrays = self._call("invert", options, {"x": x})
+        return Images(arrays["image"], payload)
+
+    def metrics(self, x, maps, target=None, modes=("deletion", "insertion"), step=None, batch=16):
+        """Deletion and insertion AUCs (Petsiuk et al.) of maps [N, H, W] for x [N, 3, H, W]:
+        {"deletion": [auc per image], "insertion": [...], "deletion_curves": array, ...}."""
+        n = int(np.shape(x)[0])
+        options = {"modes": list(modes), "batch": batch}
+        if step:
+            options["step"] = step
+        t = targets_list(target, n)
+        if t is not None:
+            options["targets"] = t
+        payload, arrays = self._call("metrics", options, {"x": x, "maps": maps})
+        payload.update(arrays)
+        return payload
+
+    def sanity(self, x, methods=("gradient", "gradcam"), target=None, stages=None, seed=1, layer=None):
+        """The model randomization check (Adebayo et al.) on one image: each stage's maps and their
+        Spearman correlation and SSIM with the trained model's."""
+        options = {"methods": list(methods), "seed": seed}
+        if stages:
+            options["stages"] = stages
+        t = targets_list(target, 1)
+        if t is not None:
+            options["targets"] = t
+        if layer is not None:
+            options["layer"] = self.layer_name(layer)
+        payload, arrays = self._call("sanity", options, {"x": x})
+        payload["maps"] = arrays["maps"]
+        return payload
+
+    # torch names
+
+    def _bind_torch(self, module):
+        """Names the exported graph's layers as `module` names its submodules: each module stands
+        for the last node of its scope (its output)."""
+        names = {name for name, _ in module.named_modules() if name}
+        self._modules = {id(m): name for name, m in module.named_modules() if name}
+        outputs = {}
+        for layer in self.layers(raw=True):
+            scope = _scope(layer.name, names)
+            while scope:
+                outputs[scope] = layer.name  # the last node of the scope wins
+                scope = scope.rpartition(".")[0] if "." in scope and scope.rpartition(".")[0] in names else None
+        order = [name for name, _ in module.named_modules() if name in outputs]
+        self._aliases = {name: outputs[name] for name in order}
+
+
+def _scope(output, names):
+    """The torch module name of an exported node's output (`/layer4/layer4.1/relu_1/Relu_output_0`
+    -> `layer4.1.relu`), or None for a node outside every module."""
+    # Each scope is the module's name relative to its parent's scope ("features.17" under
+    # "features", "conv.0" under "conv"), or its attribute name; "_N" marks its N-th call.
+    parts = output.strip("/").split("/")[:-1]
+    full, previous = None, None
+    for part in parts:
+        local = part[len(previous) + 1:] if previous and part.startswith(previous + ".") else part
+        candidate = local if full is None else f"{full}.{local}"
+        if candidate not in names:
+            stripped = re.sub(r"_\d+$", "", candidate)
+            if stripped not in names:
+                return full
+            candidate = stripped
+        full, previous = candidate, part
+    return full

@@ -1,0 +1,124 @@
+"""pytorch-grad-cam's CAM classes with Loupe computing them: change
+`from pytorch_grad_cam import GradCAM` to `from loupe.grad_cam import GradCAM` and keep the
+rest. `cam(input_tensor=x, targets=[ClassifierOutputTarget(281)])` returns the same
+[N, H, W] float32 numpy maps (ReLU, min-max normalized, resized to the input); targets None
+means each image's top class; several target layers are averaged as pytorch-grad-cam does."""
+import numpy as np
+
+from ._native import LoupeValueError
+from ._torch import model_of
+
+__all__ = ["GradCAM", "GradCAMPlusPlus", "LayerCAM", "ScoreCAM", "ClassifierOutputTarget"]
+
+
+class ClassifierOutputTarget:
+    """pytorch-grad-cam's target of one class's logit (its own class is accepted too)."""
+
+    def __init__(self, category):
+        self.category = category
+
+    def __call__(self, model_output):
+        return model_output[self.category] if model_output.ndim == 1 else model_output[:, self.category]
+
+
+def _category(target):
+    # pytorch_grad_cam.utils.model_targets.ClassifierOutputTarget or ours: a class logit.
+    if type(target).__name__ == "ClassifierOutputTarget" and hasattr(target, "category"):
+        return int(target.category)
+    raise LoupeValueError(f"target {type(target).__name__}: Loupe takes ClassifierOutputTarget (a class logit) only")
+
+
+class _CAM:
+    method = None
+
+    def __init__(self, model, target_layers, reshape_transform=None, compute_input_gradient=False, uses_gradients=True,
+                 tta_transforms=None, detach=True, device=None):
+        if reshape_transform is not None:
+            raise LoupeValueError(f"{type(self).__name__}: reshape_transform is not supported by Loupe (it lays out a ViT's tokens on their grid by itself)")
+        if compute_input_gradient or tta_transforms is not None or not detach:
+            raise LoupeValueError(f"{type(self).__name__}: compute_input_gradient, tta_transforms and detach=False are not supported by Loupe")
+        if not target_layers:
+            raise LoupeValueError(f"{type(self).__name__}: target_layers is empty")
+        self.model = model
+        self.target_layers = list(target_layers)
+        self.device = device
+        self.batch_size = 16
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
+
+    def __call__(self, input_tensor, targets=None, aug_smooth=False, eigen_smooth=False):
+        if aug_smooth or eigen_smooth:
+            raise LoupeValueError(f"{type(self).__name__}: aug_smooth and eigen_smooth are not supported by Loupe")
+        x = input_tensor
+        model = model_of(self.model, x, self.device)
+        n = len(x)
+        categories = None
+        if targets is not None:
+            categories = [_category(t) for t in targets]
+            if len(categories) != n:
+                raise LoupeValueError(f"{len(categories)} targets for {n} images")
+        if len(self.target_layers) == 1:
+            # ReLU, scaling, resizing and scaling again, on the device.
+            a = model.attribute(x, self.method, target=categories, layer=self.target_layers[0], batch=self.batch_size)
+            return np.asarray(a._maps, dtype=np.float32)
+        # pytorch-grad-cam's aggregate_multi_layers: each layer's map scaled and resized, the
+        # mean of their ReLUs scaled again.
+        h, w = x.shape[-2], x.shape[-1]
+        scaled = []
+        for layer in self.target_layers:
+            a = model.attribute(x, self.method, target=categories, layer=layer, batch=self.batch_size, layer_map=True)
+            scaled.append(np.stack([_resize(_scale(np.maximum(m[0], 0)), h, w) for m in np.asarray(a.layer_map)]))
+        mean = np.mean(np.maximum(np.stack(scaled, axis=1), 0), axis=1)
+        return np.stack([_scale(m) for m in mean]).astype(np.float32)
+
+
+def _scale(image):
+    """pytorch-grad-cam's scale_cam_image without the resize: (x - min) / (1e-7 + max)."""
+    image = image - image.min()
+    return image / (1e-7 + image.max())
+
+
+def _resize(image, h, w):
+    """OpenCV's bilinear resize of a float image (half-pixel centres, edges clamped)."""
+    def axis(out, size):
+        f = (np.arange(out) + 0.5) * (size / out) - 0.5
+        i = np.floor(f).astype(int)
+        f = f - i
+        f[i < 0], i[i < 0] = 0, 0
+        last = i >= size - 1
+        f[last], i[last] = 0, size - 1
+        return i, np.minimum(i + 1, size - 1), f.astype(np.float32)
+    y0, y1, fy = axis(h, image.shape[0])
+    x0, x1, fx = axis(w, image.shape[1])
+    rows = image[y0] * (1 - fy)[:, None] + image[y1] * fy[:, None]
+    return rows[:, x0] * (1 - fx)[None, :] + rows[:, x1] * fx[None, :]
+
+
+class GradCAM(_CAM):
+    """pytorch-grad-cam's GradCAM."""
+    method = "gradcam"
+
+
+class GradCAMPlusPlus(_CAM):
+    """pytorch-grad-cam's GradCAMPlusPlus."""
+    method = "gradcam++"
+
+
+class LayerCAM(_CAM):
+    """pytorch-grad-cam's LayerCAM."""
+    method = "layercam"
+
+
+class ScoreCAM(_CAM):
+    """pytorch-grad-cam's ScoreCAM (masked images batch_size at a time)."""
+    method = "scorecam"
+
+
+def __getattr__(name):
+    if name.startswith("__"):
+        raise AttributeError(name)
+    raise ImportError(f"loupe.grad_cam has no {name}: Loupe does not compute it (yet); it has {', '.join(__all__)}")

@@ -1,0 +1,198 @@
+"""Every adapter against the library it replaces, on torchvision ResNet18 and MobileNetV2 (seeded
+weights, and MobileNetV2's ImageNet weights) with real photos, batch 1 and 4, targets as an int,
+a list and a tensor. Each map is held to the float64 answer of the reference library within
+max(1e-3, 4 x the reference's own float32 error) for gradient methods (1e-4 for the normalized
+CAMs). The reference's own float32 error is the largest of its float32 answers' errors on the
+model and on two copies whose weights are one rounding step (2^-23 relative) up or down at
+random: a real photo drives some ReLU or ReLU6 input within float32 rounding of its kink (every
+MobileNetV2 pass does), and there a flip that any float32 implementation may make moves the
+gradient by up to about 1%. The two copies show how far the reference itself moves there."""
+import copy
+
+import captum.attr as captum
+import numpy as np
+import pytest
+import pytorch_grad_cam as grad_cam_reference
+import torch
+from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
+
+import loupe.captum
+import loupe.grad_cam
+from conftest import photos, relative_error
+
+TARGETS = [285, 7, 409, 812]
+
+
+def target_forms(batch, index):
+    """An int for batch 1; a list or a tensor for batch 4, alternately."""
+    if batch == 1:
+        return TARGETS[0]
+    return TARGETS[:batch] if index % 2 == 0 else torch.tensor(TARGETS[:batch])
+
+
+# (name, call(module namespace, model, layer, x, target)); the same call runs on Captum and Loupe.
+CAPTUM_CASES = [
+    ("Saliency", lambda c, m, l, x, t: c.Saliency(m).attribute(x, target=t)),
+    ("Saliency(abs=False)", lambda c, m, l, x, t: c.Saliency(m).attribute(x, target=t, abs=False)),
+    ("InputXGradient", lambda c, m, l, x, t: c.InputXGradient(m).attribute(x, target=t)),
+    ("GuidedBackprop", lambda c, m, l, x, t: c.GuidedBackprop(m).attribute(x, target=t)),
+    ("Deconvolution", lambda c, m, l, x, t: c.Deconvolution(m).attribute(x, target=t)),
+    ("IntegratedGradients", lambda c, m, l, x, t: c.IntegratedGradients(m).attribute(x, target=t, n_steps=16)),
+    ("IntegratedGradients(baselines)", lambda c, m, l, x, t: c.IntegratedGradients(m).attribute(
+        x, baselines=0.3 * x.flip(0), target=t, n_steps=12, return_convergence_delta=True)),
+    ("NoiseTunnel(Saliency)", lambda c, m, l, x, t: seeded_call(lambda: c.NoiseTunnel(c.Saliency(m)).attribute(
+        x, nt_samples=4, stdevs=0.1, target=t))),
+    ("LayerGradCam", lambda c, m, l, x, t: c.LayerGradCam(m, l).attribute(x, target=t)),
+    ("GuidedGradCam", lambda c, m, l, x, t: c.GuidedGradCam(m, l).attribute(x, target=t)),
+    ("Occlusion", lambda c, m, l, x, t: c.Occlusion(m).attribute(x, sliding_window_shapes=(3, 32, 32), strides=(3, 24, 24), target=t)),
+]
+
+
+def seeded_call(call):
+    torch.manual_seed(7)
+    return call()
+
+
+def rounded_copies(model, layer):
+    """Two copies of the model (with the layer) whose float weights are each one rounding step
+    up or down at random."""
+    path = {id(mod): name for name, mod in model.named_modules()}[id(layer)]
+    copies = []
+    for seed in (1, 2):
+        generator = torch.Generator().manual_seed(seed)
+        other = copy.deepcopy(model)
+        with torch.no_grad():
+            for t in list(other.parameters()) + [b for b in other.buffers() if b.is_floating_point()]:
+                signs = torch.randint(0, 2, t.shape, generator=generator).float() * 2 - 1
+                t.mul_(1 + signs * 2.0 ** -23)
+        copies.append((other, other.get_submodule(path)))
+    return copies
+
+
+def own_error(call, model, layer, x, target, expected32, expected64):
+    """The reference's own float32 error (see the module's doc)."""
+    errors = [relative_error(expected32, expected64)]
+    for other, other_layer in rounded_copies(model, layer):
+        errors.append(relative_error(split(call(captum, other, other_layer, x, target))[0], expected64))
+    return max(errors)
+
+
+def as_double(model, layer, x, target):
+    """The model, its layer, the input and the target in float64."""
+    double = copy.deepcopy(model).double()
+    path = {id(mod): name for name, mod in model.named_modules()}[id(layer)]
+    return double, double.get_submodule(path), x.double(), target
+
+
+def split(result):
+    """(attributions, convergence delta or None)."""
+    return result if isinstance(result, tuple) else (result, None)
+
+
+@pytest.mark.parametrize("batch", [1, 4])
+@pytest.mark.parametrize("case", range(len(CAPTUM_CASES)), ids=[c[0] for c in CAPTUM_CASES])
+def test_captum_adapter_matches_captum(network, case, batch):
+    name, model, layer = network
+    title, call = CAPTUM_CASES[case]
+    x = photos(batch)
+    target = target_forms(batch, case)
+    expected32, delta32 = split(call(captum, model, layer, x, target))
+    expected64, delta64 = split(call(captum, *as_double(model, layer, x, target)))
+    got, delta = split(call(loupe.captum, model, layer, x, target))
+    assert isinstance(got, torch.Tensor) and got.dtype == torch.float32 and got.shape == expected32.shape
+    error = relative_error(got, expected64)
+    bound = 1e-3 if error <= 1e-3 else max(1e-3, 4 * own_error(call, model, layer, x, target, expected32, expected64))
+    assert error <= bound, f"{name} {title} batch {batch}: error {error:.2e} > bound {bound:.2e}"
+    if delta64 is not None:
+        # Completeness: sum of attributions - (f(x) - f(baseline)), a small difference of sums,
+        # as near the float64 one as Captum's float32 one is (or 1e-3 of the attributions' sum).
+        scale = float(expected64.abs().sum(dim=(1, 2, 3)).max())
+        delta_error = float((delta - delta64.float()).abs().max())
+        assert delta_error <= max(1e-3 * scale, 4 * float((delta32 - delta64).abs().max())), "convergence delta"
+
+
+def test_noise_tunnel_over_integrated_gradients_matches_captum(resnet18):
+    """NoiseTunnel over IG, in batches of samples (a remainder batch too), every nt_type."""
+    x = photos(2, size=96)
+    for nt_type in ("smoothgrad", "smoothgrad_sq", "vargrad"):
+        def run(c, m, xx):
+            torch.manual_seed(3)
+            return c.NoiseTunnel(c.IntegratedGradients(m)).attribute(xx, nt_type=nt_type, nt_samples=3, nt_samples_batch_size=2,
+                                                                     stdevs=0.2, target=[1, 2], n_steps=8)
+        expected32, expected64 = run(captum, resnet18, x), run(captum, copy.deepcopy(resnet18).double(), x.double())
+        got = run(loupe.captum, resnet18, x)
+        error = relative_error(got, expected64)
+        bound = 1e-3 if error <= 1e-3 else max(1e-3, 4 * max(
+            [relative_error(expected32, expected64)] + [relative_error(run(captum, m, x), expected64) for m, _ in rounded_copies(resnet18, resnet18.layer4)]))
+        assert error <= bound, f"{nt_type}: error {error:.2e} > bound {bound:.2e}"
+
+
+GRAD_CAM_CASES = [("GradCAM", 1), ("GradCAMPlusPlus", 1), ("LayerCAM", 1), ("GradCAM", 4), ("GradCAMPlusPlus", 4), ("LayerCAM", 4)]
+
+
+def cam_reference(kind, model, layers, x, targets):
+    with getattr(grad_cam_reference, kind)(model=model, target_layers=layers) as cam:
+        return cam(input_tensor=x, targets=targets)
+
+
+@pytest.mark.parametrize("kind,batch", GRAD_CAM_CASES, ids=[f"{k}-batch{b}" for k, b in GRAD_CAM_CASES])
+@pytest.mark.parametrize("targeted", [True, False], ids=["targets", "top-class"])
+def test_grad_cam_adapter_matches_pytorch_grad_cam(network, kind, batch, targeted):
+    name, model, layer = network
+    x = photos(batch)
+    targets = [ClassifierOutputTarget(t) for t in TARGETS[:batch]] if targeted else None
+    expected32 = cam_reference(kind, model, [layer], x, targets)
+    double, double_layer, x64, _ = as_double(model, layer, x, None)
+    expected64 = cam_reference(kind, double, [double_layer], x64, targets)
+    with getattr(loupe.grad_cam, kind)(model=model, target_layers=[layer]) as cam:
+        got = cam(input_tensor=x, targets=targets)
+    assert isinstance(got, np.ndarray) and got.dtype == np.float32 and got.shape == expected32.shape
+    error = float(np.abs(got - expected64).max())
+    bound = 1e-4 if error <= 1e-4 else max(1e-4, 4 * max(
+        [float(np.abs(expected32 - expected64).max())]
+        + [float(np.abs(cam_reference(kind, m, [l], x, targets) - expected64).max()) for m, l in rounded_copies(model, layer)]))
+    assert error <= bound, f"{name} {kind} batch {batch}: max error {error:.2e} > {bound:.2e}"
+
+
+@pytest.mark.parametrize("fixture", ["resnet18", "mobilenet_v2_imagenet"])
+def test_score_cam_matches_pytorch_grad_cam(request, fixture):
+    model = request.getfixturevalue(fixture)
+    layer = model.layer4 if fixture == "resnet18" else model.features[-1]
+    x = photos(1, size=96)
+    targets = [ClassifierOutputTarget(285)]
+    expected = cam_reference("ScoreCAM", model, [layer], x, targets)
+    got = loupe.grad_cam.ScoreCAM(model=model, target_layers=[layer])(input_tensor=x, targets=targets)
+    error = float(np.abs(got - expected).max())
+    assert error <= 1e-3, f"{fixture} ScoreCAM: max error {error:.2e}"
+
+
+def test_several_target_layers_are_averaged_as_pytorch_grad_cam(resnet18):
+    x = photos(2)
+    layers = [resnet18.layer4[-1], resnet18.layer3]
+    expected = cam_reference("GradCAM", resnet18, layers, x, None)
+    got = loupe.grad_cam.GradCAM(model=resnet18, target_layers=layers)(input_tensor=x, targets=None)
+    assert float(np.abs(got - expected).max()) <= 1e-4
+
+
+def test_unsupported_options_are_refused_by_name(resnet18):
+    x = photos(1)
+    with pytest.raises(ValueError, match="additional_forward_args"):
+        loupe.captum.Saliency(resnet18).attribute(x, target=1, additional_forward_args=(1,))
+    with pytest.raises(ValueError, match="method='riemann_trapezoid'"):
+        loupe.captum.IntegratedGradients(resnet18).attribute(x, target=1, method="riemann_trapezoid")
+    with pytest.raises(ValueError, match="multiply_by_inputs"):
+        loupe.captum.IntegratedGradients(resnet18, multiply_by_inputs=False)
+    with pytest.raises(ValueError, match="sliding_window_shapes"):
+        loupe.captum.Occlusion(resnet18).attribute(x, sliding_window_shapes=(1, 8, 8), target=1)
+    with pytest.raises(ValueError, match="target is required"):
+        loupe.captum.Saliency(resnet18).attribute(x)
+    with pytest.raises(ValueError, match="eigen_smooth"):
+        loupe.grad_cam.GradCAM(model=resnet18, target_layers=[resnet18.layer4])(input_tensor=x, targets=None, eigen_smooth=True)
+    with pytest.raises(ValueError, match="ClassifierOutputTarget"):
+        loupe.grad_cam.GradCAM(model=resnet18, target_layers=[resnet18.layer4])(input_tensor=x, targets=[lambda o: o[3]])
+    with pytest.raises(ImportError, match="HiResCAM"):
+        from loupe.grad_cam import HiResCAM  # noqa: F401
+    with pytest.raises(ImportError, match="DeepLift"):
+        from loupe.captum import DeepLift  # noqa: F401
+    with pytest.raises(ValueError, match="torch.nn.Module"):
+        loupe.captum.Saliency(lambda v: resnet18(v)).attribute(x, target=1)

@@ -1,0 +1,166 @@
+"""The package's own API: loading, layer names, classify, activations, attribution, visualization,
+inversion, the checks; bad input as Python exceptions; memory over many calls."""
+import gc
+import io
+import os
+
+import numpy as np
+import pytest
+import torch
+
+import loupe
+from conftest import MOBILENET_WEIGHTS, PHOTOS, ROOT, missing, photos, relative_error
+
+
+def test_devices_and_methods():
+    devices = loupe.devices()
+    assert devices[-1]["name"] == "cpu" and sum(d["default"] for d in devices) == 1
+    names = [m["name"] for m in loupe.methods()]
+    assert {"gradient", "gradcam", "integrated_gradients", "scorecam"} <= set(names)
+    assert loupe.version() == loupe.__version__
+
+
+def test_load_image_is_torchvisions_preprocessing():
+    from PIL import Image
+    from torchvision import transforms
+    expected = transforms.Compose([transforms.Resize(256), transforms.CenterCrop(224), transforms.ToTensor(),
+                                   transforms.Normalize([0.485, 0.456, 0.406], [0.229, 0.224, 0.225])])(Image.open(PHOTOS[0]).convert("RGB"))
+    x = loupe.load_image(PHOTOS[0])
+    assert x.shape == (1, 3, 224, 224) and x.dtype == np.float32
+    assert np.abs(x[0] - expected.numpy()).max() < 1e-5
+
+
+def test_from_torch_keeps_the_modules_names(resnet18, mobilenet_v2):
+    x = photos(2)
+    model = loupe.from_torch(resnet18, x)
+    names = [layer.name for layer in model.layers()]
+    for name in ("layer1", "layer4", "layer4.1", "layer4.1.relu", "layer3.0.downsample", "maxpool", "avgpool"):
+        assert name in names, name
+    assert model.layer_name(resnet18.layer4[-1]) == model.layer_name("layer4.1") == model.layer_name("layer4")
+    # Each module's activation is the torch module's output.
+    outputs = {}
+    hooks = [resnet18.get_submodule(n).register_forward_hook(lambda m, i, o, n=n: outputs.__setitem__(n, o.detach()))
+             for n in ("layer2", "layer3.1", "layer4.1")]
+    with torch.no_grad():
+        logits = resnet18(x)
+    for h in hooks:
+        h.remove()
+    got = model.activations(x, ["layer2", "layer3.1", resnet18.layer4[1]])
+    for name, value in zip(("layer2", "layer3.1", "layer4.1"), got.values()):
+        assert relative_error(value, outputs[name]) < 1e-4, name
+    assert relative_error(model(x), logits) < 1e-4
+    mobile = loupe.from_torch(mobilenet_v2, x)
+    assert "features.18" in [l.name for l in mobile.layers()] and "classifier.1" in [l.name for l in mobile.layers()]
+
+
+def test_classify_the_bundled_photo_with_real_weights():
+    if not MOBILENET_WEIGHTS.exists():
+        missing(str(MOBILENET_WEIGHTS))
+    with loupe.load("mobilenet_v2", device="auto") as model:
+        top = model.classify(loupe.load_image(PHOTOS[0]), top=3).top[0]
+        assert [k for k, _, _ in top] == [285, 282, 281] and top[0][1] == "Egyptian cat"
+        assert abs(top[0][2] - 0.7166) < 1e-3
+        # The same weights from the file's bytes, and through ONNX bytes.
+        data = MOBILENET_WEIGHTS.read_bytes()
+        with loupe.load(data, arch="mobilenet_v2", name="weights.pth") as again:
+            assert np.allclose(again.classify(loupe.load_image(PHOTOS[0])).probabilities, model.classify(loupe.load_image(PHOTOS[0])).probabilities, atol=1e-5)
+
+
+def test_device_and_cpu_reference_agree(resnet18):
+    x = photos(2, size=64)
+    buffer = io.BytesIO()
+    torch.onnx.export(resnet18, (x[:1],), buffer, dynamo=False, input_names=["input"], dynamic_axes={"input": {0: "n"}})
+    on_device = loupe.load(buffer.getvalue(), device="auto")
+    on_cpu = loupe.load(buffer.getvalue(), device="cpu")
+    assert on_cpu.device == "cpu"
+    for method in ("gradient", "gradcam", "integrated_gradients"):
+        a = on_device.attribute(x, method, target=[1, 2], steps=8)
+        b = on_cpu.attribute(x, method, target=[1, 2], steps=8)
+        assert relative_error(a.map, b.map) < 1e-4, method
+
+
+def test_attribution_object_and_display(resnet18):
+    model = loupe.from_torch(resnet18, photos(1))
+    x = photos(2).numpy()
+    a = model.attribute(x, "gradcam")
+    assert isinstance(a.map, np.ndarray) and a.map.shape == (2, 128, 128) and a.raw is None
+    assert a.targets == [int(t) for t in resnet18(torch.from_numpy(x)).argmax(1)]
+    png = a._repr_png_()
+    assert png.startswith(b"\x89PNG") and len(png) > 1000
+    ig = model.attribute(torch.from_numpy(x), "integrated_gradients", target=3, steps=8)
+    assert isinstance(ig.raw, torch.Tensor) and ig.delta.shape == (2,)
+
+
+def test_visualize_invert_sanity_and_metrics(resnet18):
+    model = loupe.from_torch(resnet18, photos(1))
+    images = model.visualize(["class:1", ("layer3", 5)], size=64, steps=12)
+    assert images.images.shape == (2, 3, 64, 64) and 0 <= images.images.min() and images.images.max() <= 1
+    assert len(images.info["objectives"]) == 2 and all(np.isfinite(images.info["objectives"]))
+    x = photos(1, size=64)
+    inverted = model.invert(x, "layer2", steps=10)
+    assert inverted.images.shape == (1, 3, 64, 64) and np.isfinite(inverted.info["relative_feature_error"])
+    report = model.sanity(x, methods=["gradient", "gradcam"], target=3, stages=2)
+    assert report["stages"][0] == "original" and len(report["stages"]) == 3 and report["maps"].shape == (3, 2, 64, 64)
+    assert report["spearman"][0] == [1, 1]
+    maps = model.attribute(x, "gradcam", target=3).map
+    scores = model.metrics(x, maps, target=3, step=256)
+    assert len(scores["deletion"]) == 1 and 0 <= scores["insertion"][0] <= 1
+    assert scores["deletion_curves"].shape == (1, 64 * 64 // 256 + 1)
+
+
+def test_bad_input_is_a_python_exception(resnet18, tmp_path):
+    model = loupe.from_torch(resnet18, photos(1))
+    x = photos(1).numpy()
+    with pytest.raises(loupe.LoupeValueError, match="float32"):
+        model.attribute(x.astype(np.float64), "gradient", target=1)
+    with pytest.raises(loupe.LoupeValueError, match=r"\[N, 3, H, W\]"):
+        model.attribute(x[0], "gradient", target=1)
+    bad = x.copy()
+    bad[0, 1, 5, 5] = np.nan
+    with pytest.raises(loupe.LoupeValueError, match="finite"):
+        model.classify(bad)
+    with pytest.raises(loupe.LoupeValueError, match="unknown method nope"):
+        model.attribute(x, "nope", target=1)
+    with pytest.raises(loupe.LoupeValueError, match="unknown layer layer9"):
+        model.attribute(x, "gradcam", target=1, layer="layer9")
+    with pytest.raises(loupe.LoupeValueError, match="out of range"):
+        model.attribute(x, "gradient", target=1000)
+    with pytest.raises(loupe.LoupeValueError, match="unknown option"):
+        model.attribute(x, "gradient", target=1, stpes=3)
+    with pytest.raises(loupe.ModelFileError):
+        loupe.load(b"\x08\x07not an onnx model at all", name="broken.onnx")
+    (tmp_path / "broken.pth").write_bytes(b"PK\x03\x04 truncated")
+    with pytest.raises(loupe.ModelFileError):
+        loupe.load(tmp_path / "broken.pth", arch="resnet18")
+    with pytest.raises(loupe.LoupeError, match="device opencl:99|only"):
+        loupe.load(b"x", name="x.onnx", device="opencl:99")
+    # A non-contiguous array is made contiguous, not misread.
+    strided = np.ascontiguousarray(np.transpose(x, (0, 1, 3, 2))).transpose(0, 1, 3, 2)
+    assert not strided.flags["C_CONTIGUOUS"]
+    assert np.array_equal(model.classify(strided).logits, model.classify(x).logits)
+    model.close()
+    with pytest.raises(loupe.ClosedModelError):
+        model.classify(x)
+    model.close()  # twice is fine
+
+
+def test_memory_stays_flat_over_a_thousand_calls(resnet18):
+    model = loupe.from_torch(resnet18, photos(1, size=32))
+    x = photos(1, size=32).numpy()
+
+    def rss():
+        with open("/proc/self/statm") as f:
+            return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+    for _ in range(50):
+        model.attribute(x, "gradient", target=1)
+    gc.collect()
+    before = rss()
+    for i in range(1000):
+        model.attribute(x, "gradient", target=i % 1000)
+        if i % 250 == 0:
+            with pytest.raises(loupe.LoupeValueError):
+                model.attribute(x, "gradient", target=-1)
+    gc.collect()
+    grown = rss() - before
+    assert grown < 64 << 20, f"resident memory grew {grown >> 20} MiB over 1000 calls"
