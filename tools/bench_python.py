@@ -45,8 +45,15 @@ def median_ms(call, runs):
 
 
 def cases(model, batch):
-    """(row, call(namespace, x, targets)) for Captum's classes and pytorch-grad-cam's."""
+    """(row, pytorch-grad-cam's or not, call(namespace, x, targets)): Captum's classes, then pytorch-grad-cam's."""
     layer = model.layer4
+    yield from ((title, False, call) for title, call in captum_cases(model, layer))
+    for kind in ("GradCAM", "GradCAMPlusPlus", "LayerCAM") + (("ScoreCAM",) if batch == 1 else ()):
+        yield kind, True, lambda c, x, t, kind=kind: getattr(c, kind)(model=model, target_layers=[layer])(
+            input_tensor=x, targets=[ClassifierOutputTarget(int(k)) for k in t])
+
+
+def captum_cases(model, layer):
     yield "Saliency", lambda c, x, t: c.Saliency(model).attribute(x, target=t)
     yield "InputXGradient", lambda c, x, t: c.InputXGradient(model).attribute(x, target=t)
     yield "GuidedBackprop", lambda c, x, t: c.GuidedBackprop(model).attribute(x, target=t)
@@ -57,9 +64,6 @@ def cases(model, batch):
     yield "GuidedGradCam", lambda c, x, t: c.GuidedGradCam(model, layer).attribute(x, target=t)
     yield "Occlusion (56x56 window, stride 28)", lambda c, x, t: c.Occlusion(model).attribute(
         x, sliding_window_shapes=(3, 56, 56), strides=(3, 28, 28), target=t, perturbations_per_eval=16)
-    for kind in ("GradCAM", "GradCAMPlusPlus", "LayerCAM") + (("ScoreCAM",) if batch == 1 else ()):
-        yield kind, lambda c, x, t, kind=kind: getattr(c, kind)(model=model, target_layers=[layer])(
-            input_tensor=x, targets=[ClassifierOutputTarget(int(k)) for k in t])
 
 
 def main():
@@ -75,9 +79,8 @@ def main():
     for batch in [int(b) for b in a.batch.split(",")]:
         x = torch.randn(batch, 3, 224, 224)
         t = torch.tensor([(i * 37) % 1000 for i in range(batch)])
-        for title, call in cases(model, batch):
-            reference = pytorch_grad_cam if title.endswith("CAM") and "Layer" not in title and "Guided" not in title else captum
-            ours = loupe.grad_cam if reference is pytorch_grad_cam else loupe.captum
+        for title, is_cam, call in cases(model, batch):
+            reference, ours = (pytorch_grad_cam, loupe.grad_cam) if is_cam else (captum, loupe.captum)
             call(ours, x, t)  # exports once
             mine = median_ms(lambda: call(ours, x, t), a.runs)
             theirs = median_ms(lambda: call(reference, x, t), a.runs)

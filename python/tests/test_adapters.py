@@ -101,7 +101,17 @@ def test_captum_adapter_matches_captum(network, case, batch):
     got, delta = split(call(loupe.captum, model, layer, x, target))
     assert isinstance(got, torch.Tensor) and got.dtype == torch.float32 and got.shape == expected32.shape
     error = relative_error(got, expected64)
+    if title == "Occlusion":
+        # Differences of logits: seeded MobileNetV2's outputs barely move (3e-10 against logits
+        # of 0.2), below float32's resolution, so no float32 answer can be checked there; the
+        # ImageNet weights' case checks MobileNetV2's occlusion.
+        with torch.no_grad():
+            resolution = 2.0 ** -23 * float(model(x).abs().max())
+        if float(expected64.abs().max()) < 100 * resolution:
+            pytest.skip(f"{name}: occlusion moves the logits by {float(expected64.abs().max()):.1e}, below float32's resolution")
     bound = 1e-3 if error <= 1e-3 else max(1e-3, 4 * own_error(call, model, layer, x, target, expected32, expected64))
+    if bound > 1e-3:
+        print(f"{name} {title} batch {batch}: error {error:.2e}, bound {bound:.2e} from the reference's own float32 error")
     assert error <= bound, f"{name} {title} batch {batch}: error {error:.2e} > bound {bound:.2e}"
     if delta64 is not None:
         # Completeness: sum of attributions - (f(x) - f(baseline)), a small difference of sums,
