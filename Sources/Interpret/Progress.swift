@@ -24,7 +24,9 @@ public enum Progress {
         try $taskHandler.withValue(handler) { try body() }
     }
 
-    static func report(_ what: String, _ done: Int, _ total: Int) {
+    /// Reports `done` of `total` units of `what` to the current handler (the task's, else the
+    /// process's), unless muted.
+    public static func report(_ what: String, _ done: Int, _ total: Int) {
         guard !muted, let h = taskHandler ?? handler.withLock({ $0 }) else { return }
         h(what, done, total)
     }

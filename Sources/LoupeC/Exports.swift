@@ -1,4 +1,5 @@
 import Foundation
+import Interpret
 import Models
 
 // The C interface (`loupe.h`): opaque handles as integers, float32 arrays by pointer with their
@@ -64,6 +65,19 @@ public func loupe_close(_ handle: UInt64) -> Int32 {
     }
 }
 
+/// A progress callback: context, what is being done, units done, units in all.
+public typealias LoupeProgress = @convention(c) (UnsafeMutableRawPointer?, UnsafePointer<CChar>?, Int64, Int64) -> Void
+
+/// Sets the calling thread's progress callback (nil: none): later `loupe_run` calls on this
+/// thread report their long loops (IG's steps, SmoothGrad's samples, occlusion's windows,
+/// Score-CAM's channels, sanity stages, optimization steps) through it, on this thread. It
+/// cannot fail, and leaves the thread's last error as it was.
+@_cdecl("loupe_set_progress")
+public func loupe_set_progress(_ callback: LoupeProgress?, _ context: UnsafeMutableRawPointer?) -> Int32 {
+    ProgressCallback.set(callback.map { ProgressCallback(function: $0, context: context) })
+    return Status.ok.rawValue
+}
+
 /// Runs the operation `op` on the model `handle` (0: a call that needs no model) with JSON
 /// options and `count` named float32 arrays; writes the handle of its result.
 @_cdecl("loupe_run")
@@ -78,7 +92,8 @@ public func loupe_run(_ handle: UInt64, _ op: UnsafePointer<CChar>?, _ options: 
         let name = String(cString: op)
         let o = try Options(json: options, context: name)
         var a = try Arrays(count: count, names: names, data: data, shapes: shapes, ranks: ranks, context: name)
-        let r = handle == 0 ? try Calls.run(name, o, &a) : try Registry.session(handle).run(name, o, &a)
+        let work = { handle == 0 ? try Calls.run(name, o, &a) : try Registry.session(handle).run(name, o, &a) }
+        let r = try ProgressCallback.current.map { callback in try Interpret.Progress.observing(callback.report) { try work() } } ?? work()
         result.pointee = Registry.add(r)
     }
 }

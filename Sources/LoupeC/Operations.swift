@@ -174,7 +174,7 @@ extension Session {
         let job = FeatureVisualization(objectives: objectives, size: size, steps: steps, basis: basis, decorrelate: decorrelate,
                                        transforms: transformName == "none" ? .none : .standard,
                                        optimizer: .adam(AdamSettings(learningRate: lr)), seed: seed)
-        let result = try job.run(model)
+        let result = try job.run(model) { p in Interpret.Progress.report("visualize", Swift.min(p.step + 1, steps), steps) }
         return try CallResult(json: ["objectives": result.objectives, "seconds": result.seconds],
                               arrays: ["images": HostArray(values: result.images, shape: [result.count, 3, size, size])])
     }
@@ -204,7 +204,7 @@ extension Session {
         let stride = shape.rank == 4 ? Swift.max(Int((Double(x.h) / Double(Swift.max(shape[2], 1))).rounded()), 1) : 32
         let job = FeatureInversion(layers: [layer], steps: steps, learningRate: lr, tvWeight: tv ?? FeatureInversion.defaultTVWeight(stride: stride),
                                    jitter: jitter, seed: seed)
-        let result = try job.run(model, target: target)
+        let result = try job.run(model, target: target) { p in Interpret.Progress.report("invert", Swift.min(p.step + 1, steps), steps) }
         return try CallResult(json: ["layer": layer, "relative_feature_error": result.errors.first ?? 0, "seconds": result.seconds],
                               arrays: ["image": HostArray(values: result.image, shape: [1, 3, result.height, result.width])])
     }

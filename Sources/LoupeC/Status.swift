@@ -80,3 +80,35 @@ func classify(_ error: any Error) -> (Status, String) {
     default: return (.runtime, String(describing: error))
     }
 }
+
+/// The calling thread's progress callback (`loupe_set_progress`).
+struct ProgressCallback: @unchecked Sendable {
+    let function: LoupeProgress
+    let context: UnsafeMutableRawPointer?
+
+    final class Box { var callback: ProgressCallback? }
+    static let key: pthread_key_t = {
+        var key = pthread_key_t()
+        pthread_key_create(&key) { pointer in
+            if let pointer { Unmanaged<Box>.fromOpaque(pointer).release() }
+        }
+        return key
+    }()
+
+    static var box: Box {
+        if let pointer = pthread_getspecific(key) { return Unmanaged<Box>.fromOpaque(pointer).takeUnretainedValue() }
+        let box = Box()
+        pthread_setspecific(key, Unmanaged.passRetained(box).toOpaque())
+        return box
+    }
+
+    static func set(_ callback: ProgressCallback?) { box.callback = callback }
+    static var current: ProgressCallback? { box.callback }
+
+    /// Calls the function with a C string of `what`.
+    var report: Interpret.Progress.Handler {
+        let (function, context) = (function, context)
+        nonisolated(unsafe) let unsafeContext = context
+        return { what, done, total in what.withCString { function(unsafeContext, $0, Int64(done), Int64(total)) } }
+    }
+}

@@ -37,4 +37,9 @@ int32_t loupe_result_json(uint64_t result, const char **json);
 int32_t loupe_result_array(uint64_t result, const char *name, const float **data, const int64_t **shape, int32_t *rank);
 int32_t loupe_result_free(uint64_t result);
 
+/* The calling thread's progress callback (NULL: none): later loupe_run calls on this thread
+ * report their long loops through it, on this thread: what, units done, units in all. */
+typedef void (*loupe_progress)(void *context, const char *what, int64_t done, int64_t total);
+int32_t loupe_set_progress(loupe_progress callback, void *context);
+
 #endif

@@ -1,4 +1,5 @@
 """PNG pictures of results for Jupyter (_repr_png_), with numpy and zlib only."""
+import os
 import struct
 import zlib
 
@@ -49,3 +50,22 @@ def row(images):
         pad[:image.shape[0]] = image
         parts.append(pad)
     return np.concatenate(parts, axis=1)
+
+
+def save_png(path, rgb):
+    """Writes an [H, W, 3] image in [0, 1] as a PNG file: a temporary file renamed, so whole or not at all."""
+    path = os.fspath(path)
+    tmp = f"{path}.tmp-{os.getpid()}"
+    try:
+        with open(tmp, "wb") as f:
+            f.write(png(rgb))
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+
+
+def pil(rgb):
+    """An [H, W, 3] image in [0, 1] as a PIL image."""
+    from PIL import Image
+    return Image.fromarray((np.clip(rgb, 0, 1) * 255 + 0.5).astype(np.uint8), "RGB")

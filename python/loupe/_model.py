@@ -81,9 +81,20 @@ class Attribution:
         shape = tuple(self._maps.shape) if self._maps is not None else ()
         return f"Attribution({self.method!r}, maps {shape}, targets {self.targets})"
 
-    def _repr_png_(self):
+    def _pictures(self):
         maps = self._maps.reshape(self._maps.shape[0], self._maps.shape[-2], self._maps.shape[-1])
-        return _display.png(_display.row([_display.colormap(_display.normalized(m)) for m in maps[:8]]))
+        return [_display.colormap(_display.normalized(m)) for m in maps]
+
+    def _repr_png_(self):
+        return _display.png(_display.row(self._pictures()[:8]))
+
+    def pil(self, index=0):
+        """Map `index` as a PIL image (viridis, scaled to its own range); needs Pillow."""
+        return _display.pil(self._pictures()[index])
+
+    def save(self, path, index=0):
+        """Writes map `index` as a PNG file (viridis; whole or not at all)."""
+        _display.save_png(path, self._pictures()[index])
 
 
 class Images:
@@ -105,13 +116,13 @@ class Images:
     def _repr_png_(self):
         return _display.png(_display.row([np.transpose(i, (1, 2, 0)) for i in self.images[:8]]))
 
+    def pil(self, index=0):
+        """Image `index` as a PIL image; needs Pillow."""
+        return _display.pil(np.transpose(self.images[index], (1, 2, 0)))
+
     def save(self, path, index=0):
         """Writes image `index` as a PNG file (whole or not at all: a temporary file renamed)."""
-        data = _display.png(np.transpose(self.images[index], (1, 2, 0)))
-        tmp = f"{path}.tmp-{os.getpid()}"
-        with open(tmp, "wb") as f:
-            f.write(data)
-        os.replace(tmp, path)
+        _display.save_png(path, np.transpose(self.images[index], (1, 2, 0)))
 
 
 class Classification:

@@ -6,7 +6,7 @@ import threading
 
 import numpy as np
 
-__all__ = ["LoupeError", "ModelFileError", "DeviceError", "ClosedModelError", "library", "call"]
+__all__ = ["LoupeError", "ModelFileError", "DeviceError", "ClosedModelError", "library", "call", "set_progress"]
 
 
 class LoupeError(RuntimeError):
@@ -27,6 +27,53 @@ class DeviceError(LoupeError):
 
 class ClosedModelError(LoupeError):
     """A model that was closed."""
+
+
+_PROGRESS = ctypes.CFUNCTYPE(None, ctypes.c_void_p, ctypes.c_char_p, ctypes.c_int64, ctypes.c_int64)
+# "auto": tqdm bars when tqdm is installed; False: none; a function(what, done, total): its own.
+_progress = "auto"
+
+
+def set_progress(mode):
+    """How long loops report progress: "auto" (tqdm bars when tqdm is installed, the default),
+    False (silent), or a function(what, done, total) called on the calling thread."""
+    global _progress
+    if mode not in ("auto", False, True) and not callable(mode):
+        raise LoupeValueError(f"progress: expected 'auto', True, False or a function, got {mode!r}")
+    _progress = "auto" if mode is True else mode
+
+
+class _Bars:
+    """tqdm bars, one per loop name, closed when the loop is done."""
+
+    def __init__(self, tqdm):
+        self.tqdm, self.bars = tqdm, {}
+
+    def __call__(self, what, done, total):
+        bar = self.bars.get(what)
+        if bar is None:
+            bar = self.bars[what] = self.tqdm(total=total, desc=what, leave=False)
+        bar.n = done
+        bar.refresh()
+        if done >= total:
+            bar.close()
+            del self.bars[what]
+
+    def close(self):
+        for bar in self.bars.values():
+            bar.close()
+
+
+def _reporter():
+    if callable(_progress):
+        return _progress
+    if _progress == "auto":
+        try:
+            from tqdm.auto import tqdm
+        except ImportError:
+            return None
+        return _Bars(tqdm)
+    return None
 
 
 _ERRORS = {1: LoupeValueError, 2: ModelFileError, 3: DeviceError, 4: ClosedModelError, 5: LoupeError}
@@ -76,19 +123,25 @@ def library():
                                            ctypes.POINTER(ctypes.POINTER(ctypes.c_int64)), ctypes.POINTER(_c_i32)]
         lib.loupe_result_free.restype = _c_i32
         lib.loupe_result_free.argtypes = [_c_u64]
+        lib.loupe_set_progress.restype = _c_i32
+        lib.loupe_set_progress.argtypes = [_PROGRESS, ctypes.c_void_p]
         _lib = lib
         return lib
 
 
+def error(status):
+    """The Python exception of a non-zero status, with the thread's last error message (read at
+    once: the next call on this thread replaces it)."""
+    buffer = ctypes.create_string_buffer(4096)
+    library().loupe_last_error(buffer, len(buffer))
+    message = buffer.value.decode("utf-8", "replace") or f"Loupe call failed with status {status}"
+    return _ERRORS.get(status, LoupeError)(message)
+
+
 def check(status):
     """Raises the Python exception of a non-zero status, with the library's message."""
-    if status == 0:
-        return
-    lib = library()
-    buffer = ctypes.create_string_buffer(4096)
-    lib.loupe_last_error(buffer, len(buffer))
-    message = buffer.value.decode("utf-8", "replace") or f"Loupe call failed with status {status}"
-    raise _ERRORS.get(status, LoupeError)(message)
+    if status != 0:
+        raise error(status)
 
 
 def as_float32(name, value):
@@ -113,7 +166,32 @@ def call(handle, op, options=None, arrays=None):
     ranks = (_c_i32 * max(n, 1))(*[a.ndim for a in arrays.values()])
     text = json.dumps(options or {}, allow_nan=False).encode()
     result = _c_u64(0)
-    check(lib.loupe_run(_c_u64(handle), op.encode(), text, n, names, data, shapes, ranks, ctypes.byref(result)))
+    reporter = _reporter()
+    if reporter is None:
+        status = lib.loupe_run(_c_u64(handle), op.encode(), text, n, names, data, shapes, ranks, ctypes.byref(result))
+    else:
+        errors = []
+
+        def report(_, what, done, total):
+            try:
+                reporter(what.decode(), int(done), int(total))
+            except Exception as error:  # never across the C boundary
+                errors.append(error)
+
+        callback = _PROGRESS(report)
+        lib.loupe_set_progress(callback, None)
+        try:
+            status = lib.loupe_run(_c_u64(handle), op.encode(), text, n, names, data, shapes, ranks, ctypes.byref(result))
+            if status != 0:
+                raise error(status)
+        finally:
+            lib.loupe_set_progress(_PROGRESS(), None)
+            if hasattr(reporter, "close"):
+                reporter.close()
+        if errors and status == 0:
+            lib.loupe_result_free(result)
+            raise errors[0]
+    check(status)
     try:
         pointer = ctypes.c_char_p()
         check(lib.loupe_result_json(result, ctypes.byref(pointer)))

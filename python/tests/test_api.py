@@ -91,6 +91,29 @@ def test_attribution_object_and_display(resnet18):
     assert isinstance(ig.raw, torch.Tensor) and ig.delta.shape == (2,)
 
 
+def test_long_loops_report_progress_and_results_save(resnet18, tmp_path):
+    model = loupe.from_torch(resnet18, photos(1, size=64))
+    x = photos(2, size=64)
+    seen = []
+    loupe.set_progress(lambda what, done, total: seen.append((what, done, total)))
+    try:
+        a = model.attribute(x, "integrated_gradients", target=1, steps=8, batch=4)
+        assert seen == [("integrated_gradients", k, 16) for k in (4, 8, 12, 16)]
+        seen.clear()
+        images = model.visualize("class:1", size=32, steps=20)
+        assert seen[-1] == ("visualize", 20, 20)
+        # An exception in the callback reaches the caller, not the library.
+        loupe.set_progress(lambda *report: 1 / 0)
+        with pytest.raises(ZeroDivisionError):
+            model.attribute(x, "integrated_gradients", target=1, steps=8)
+    finally:
+        loupe.set_progress("auto")
+    a.save(tmp_path / "map.png", index=1)
+    images.save(tmp_path / "image.png")
+    assert (tmp_path / "map.png").read_bytes().startswith(b"\x89PNG") and a.pil(1).size == (64, 64)
+    assert images.pil().size == (32, 32) and sorted(p.name for p in tmp_path.iterdir()) == ["image.png", "map.png"]
+
+
 def test_visualize_invert_sanity_and_metrics(resnet18):
     model = loupe.from_torch(resnet18, photos(1))
     images = model.visualize(["class:1", ("layer3", 5)], size=64, steps=12)
