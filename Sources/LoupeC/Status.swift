@@ -29,27 +29,41 @@ struct CallError: Error, CustomStringConvertible {
     init(_ status: Status, _ description: String) { self.status = status; self.description = description }
 }
 
-/// The last error message of each thread, for `loupe_last_error` (sqlite3's errmsg, per thread
-/// as ONNX Runtime's statuses are per call).
-enum LastError {
-    final class Box { var message: String = "" }
-    static let key: pthread_key_t = {
+/// A value per thread: a pthread key whose destructor releases each thread's box.
+final class ThreadLocal<Value>: @unchecked Sendable {
+    private final class Box { var value: Value; init(_ value: Value) { self.value = value } }
+    private let key: pthread_key_t
+    private let initial: Value
+
+    init(_ initial: Value) {
         var key = pthread_key_t()
         pthread_key_create(&key) { pointer in
-            if let pointer { Unmanaged<Box>.fromOpaque(pointer).release() }
+            if let pointer { Unmanaged<AnyObject>.fromOpaque(pointer).release() }
         }
-        return key
-    }()
+        self.key = key
+        self.initial = initial
+    }
 
-    static var box: Box {
+    private var box: Box {
         if let pointer = pthread_getspecific(key) { return Unmanaged<Box>.fromOpaque(pointer).takeUnretainedValue() }
-        let box = Box()
+        let box = Box(initial)
         pthread_setspecific(key, Unmanaged.passRetained(box).toOpaque())
         return box
     }
 
-    static func set(_ message: String) { box.message = message }
-    static var message: String { box.message }
+    /// This thread's value.
+    var value: Value {
+        get { box.value }
+        set { box.value = newValue }
+    }
+}
+
+/// The last error message of each thread, for `loupe_last_error` (sqlite3's errmsg, per thread
+/// as ONNX Runtime's statuses are per call).
+enum LastError {
+    static let storage = ThreadLocal("")
+    static func set(_ message: String) { storage.value = message }
+    static var message: String { storage.value }
 }
 
 /// Runs `body`, turning every thrown error into a status and the thread's last error; nothing
@@ -86,24 +100,9 @@ struct ProgressCallback: @unchecked Sendable {
     let function: LoupeProgress
     let context: UnsafeMutableRawPointer?
 
-    final class Box { var callback: ProgressCallback? }
-    static let key: pthread_key_t = {
-        var key = pthread_key_t()
-        pthread_key_create(&key) { pointer in
-            if let pointer { Unmanaged<Box>.fromOpaque(pointer).release() }
-        }
-        return key
-    }()
-
-    static var box: Box {
-        if let pointer = pthread_getspecific(key) { return Unmanaged<Box>.fromOpaque(pointer).takeUnretainedValue() }
-        let box = Box()
-        pthread_setspecific(key, Unmanaged.passRetained(box).toOpaque())
-        return box
-    }
-
-    static func set(_ callback: ProgressCallback?) { box.callback = callback }
-    static var current: ProgressCallback? { box.callback }
+    static let storage = ThreadLocal<ProgressCallback?>(nil)
+    static func set(_ callback: ProgressCallback?) { storage.value = callback }
+    static var current: ProgressCallback? { storage.value }
 
     /// Calls the function with a C string of `what`.
     var report: Interpret.Progress.Handler {
