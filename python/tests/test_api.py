@@ -167,6 +167,31 @@ def test_bad_input_is_a_python_exception(resnet18, tmp_path):
     model.close()  # twice is fine
 
 
+def test_models_on_different_threads_run_at_once(resnet18, mobilenet_v2):
+    """Two models called from two threads at once give what each gives alone."""
+    import threading
+    x = photos(2, size=64)
+    models = [loupe.from_torch(resnet18, x), loupe.from_torch(mobilenet_v2, x)]
+    alone = [m.attribute(x, "integrated_gradients", target=[1, 2], steps=8).raw.numpy() for m in models]
+    together, errors = [None, None], []
+
+    def work(i):
+        try:
+            for _ in range(3):
+                together[i] = models[i].attribute(x, "integrated_gradients", target=[1, 2], steps=8).raw.numpy()
+        except Exception as error:  # reported below
+            errors.append(error)
+
+    threads = [threading.Thread(target=work, args=(i,)) for i in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors, errors
+    for a, b in zip(together, alone):
+        assert np.array_equal(a, b)
+
+
 def test_memory_stays_flat_over_a_thousand_calls(resnet18):
     model = loupe.from_torch(resnet18, photos(1, size=32))
     x = photos(1, size=32).numpy()
