@@ -31,7 +31,7 @@ extension Session {
     func info(_ o: Options, _ a: inout Arrays) throws -> CallResult {
         try o.finish(); try a.finish()
         let (h, w) = inputSize
-        let (_, classes) = try logits(try backend.tensor([Float](repeating: 0, count: 3 * h * w), [1, 3, h, w]))
+        let classes = try ClassScores(model, input: try backend.tensor([Float](repeating: 0, count: 3 * h * w), [1, 3, h, w])).classes
         var json: [String: Any] = [
             "name": name, "architecture": model.architecture.name, "device": backend.name, "classes": classes,
             "input_size": [h, w], "crop": preprocessing.crop, "resize": preprocessing.resizeShorter ?? 0, "interpolation": preprocessing.interpolation.rawValue,
@@ -57,9 +57,9 @@ extension Session {
     func forward(_ o: Options, _ a: inout Arrays) throws -> CallResult {
         let x = try batch(try a.require("x"), what: "a forward pass")
         try o.finish(); try a.finish()
-        let (values, classes) = try logits(x.tensor)
-        return try CallResult(json: [:], arrays: ["logits": HostArray(values: values, shape: [x.n, classes]),
-                                                  "probabilities": HostArray(values: softmax(values, classes: classes), shape: [x.n, classes])])
+        let scores = try ClassScores(model, input: x.tensor)
+        return try CallResult(json: [:], arrays: ["logits": HostArray(values: scores.logits, shape: [x.n, scores.classes]),
+                                                  "probabilities": HostArray(values: scores.probabilities, shape: [x.n, scores.classes])])
     }
 
     func activations(_ o: Options, _ a: inout Arrays) throws -> CallResult {

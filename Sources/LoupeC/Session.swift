@@ -97,39 +97,10 @@ final class Session: @unchecked Sendable {
         return (try backend.tensor(x.values, Shape(x.shape)), n, h, w)
     }
 
-    /// Logits [N, classes] of a fused pass.
-    func logits(_ x: Tensor) throws -> (values: [Float], classes: Int) {
-        let g = Graph(backend: backend)
-        g.keptLayers = []
-        let y = try model.forward(g, g.input(x))
-        let shape = g.shape(y)
-        guard shape.rank == 2 else { throw CallError(.runtime, "\(name)'s output is \(shape), not [N, classes]") }
-        return (try backend.values(g.tensor(y)), shape[1])
-    }
-
     /// Each image's target: the given ones (an int for all, or one per image) or the top class.
     func targets(_ o: Options, n: Int, x: Tensor) throws -> [Int] {
-        guard let given = try o.ints("targets", in: 0...Int(Int32.max)) else {
-            let (values, classes) = try logits(x)
-            return (0..<n).map { i in
-                let row = values[(i * classes)..<((i + 1) * classes)]
-                return row.indices.max { row[$0] < row[$1] }! - i * classes
-            }
-        }
+        guard let given = try o.ints("targets", in: 0...Int(Int32.max)) else { return try ClassScores(model, input: x).topClasses }
         guard given.count == n || given.count == 1 else { throw CallError(.invalidArgument, "\(given.count) targets for \(n) images") }
         return given.count == n ? given : [Int](repeating: given[0], count: n)
     }
-}
-
-/// Softmax of each row of `values` ([rows, classes]).
-func softmax(_ values: [Float], classes: Int) -> [Float] {
-    var out = values
-    for start in stride(from: 0, to: values.count, by: classes) {
-        let row = values[start..<(start + classes)]
-        let top = row.max() ?? 0
-        var total: Float = 0
-        for j in row.indices { out[j] = exp(values[j] - top); total += out[j] }
-        for j in row.indices { out[j] /= total }
-    }
-    return out
 }

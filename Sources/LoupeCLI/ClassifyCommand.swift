@@ -2,6 +2,7 @@ import ArgumentParser
 import Backend
 import Foundation
 import Graph
+import Interpret
 import Models
 
 /// `loupe classify`: the top-K classes of an image with softmax probabilities.
@@ -66,15 +67,9 @@ public struct ClassifyCommand: ParsableCommand {
     /// The top classes, named by `names(classes)` (ImageNet's for 1000 outputs by default).
     public static func classify(model: Model, input: [Float], shape: Shape, top: Int,
                                 names: (Int) throws -> [String]? = { $0 == imageNetClasses.count ? imageNetClasses : nil }) throws -> [Prediction] {
-        try MemoryBudget.requirePass(model, batch: shape[0], height: shape[2], width: shape[3], what: "classifying")
-        let g = Graph(backend: model.backend)
-        g.keptLayers = []
-        let logits = try model.forward(g, g.input(try model.backend.tensor(input, shape)))
-        let probabilities = try model.backend.values(try model.backend.softmax(g.tensor(logits)))
-        let classes = probabilities.count, named = try names(classes)
-        return probabilities.indices.sorted { probabilities[$0] > probabilities[$1] }.prefix(Swift.min(top, classes)).map {
-            Prediction(index: $0, label: label($0, names: named), probability: probabilities[$0])
-        }
+        let scores = try ClassScores(model, input: try model.backend.tensor(input, shape))
+        let named = try names(scores.classes)
+        return scores.ranked(0, top: top).map { Prediction(index: $0, label: label($0, names: named), probability: scores.probability(0, $0)) }
     }
 }
 

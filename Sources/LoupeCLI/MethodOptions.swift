@@ -62,9 +62,9 @@ public struct MethodOptions: ParsableArguments {
         return camLayer
     }
 
-    /// One class per image: `--target` (indices or class names) or else the top-1 class.
-    func resolveTargets(count: Int, classes: Int, probabilities: [Float], names: [String]?, synonyms: [String]? = nil, flag: String = "--target") throws -> [Int] {
-        let top = (0..<count).map { i in (0..<classes).max { probabilities[i * classes + $0] < probabilities[i * classes + $1] }! }
+    /// One class per image: `--target` (indices or class names) or else `top`, each image's
+    /// most probable class (ClassScores.topClasses).
+    func resolveTargets(count: Int, classes: Int, top: [Int], names: [String]?, synonyms: [String]? = nil, flag: String = "--target") throws -> [Int] {
         guard let target else { return top }
         let parts = target.split(separator: ",").map { String($0).trimmingCharacters(in: .whitespaces) }
         guard parts.count == 1 || parts.count == count else {

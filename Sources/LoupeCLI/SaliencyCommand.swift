@@ -68,11 +68,11 @@ public struct SaliencyCommand: ParsableCommand {
         // Probabilities and default targets from one forward pass.
         let g = Graph(backend: backend)
         let logits = try model.forward(g, g.input(input))
-        let classes = g.shape(logits)[1]
+        let scores = try ClassScores(graph: g, logits: logits)
+        let (classes, probabilities) = (scores.classes, scores.probabilities)
         let camLayer = try methodOptions.camLayer(for: methods, model: model, graph: g)
-        let probabilities = try backend.values(backend.softmax(g.tensor(logits)))
         let names = try modelOptions.classNames(classes: classes)
-        let targets = try methodOptions.resolveTargets(count: files.count, classes: classes, probabilities: probabilities, names: names,
+        let targets = try methodOptions.resolveTargets(count: files.count, classes: classes, top: scores.topClasses, names: names,
                                                      synonyms: modelOptions.classSynonyms(classes: classes))
 
         var results: [(String, Attribution, Double)] = []

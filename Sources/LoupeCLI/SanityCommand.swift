@@ -59,11 +59,11 @@ public struct SanityCommand: ParsableCommand {
         let input = try backend.tensor(preprocessing.normalize(prepared), [1, 3, prepared.height, prepared.width])
         let g = Graph(backend: backend)
         let logits = try model.forward(g, g.input(input))
-        let classes = g.shape(logits)[1]
+        let scores = try ClassScores(graph: g, logits: logits)
+        let (classes, probabilities) = (scores.classes, scores.probabilities)
         let layer = try methodOptions.camLayer(for: methods, model: model, graph: g)
-        let probabilities = try backend.values(backend.softmax(g.tensor(logits)))
         let names = try modelOptions.classNames(classes: classes)
-        let target = try methodOptions.resolveTargets(count: 1, classes: classes, probabilities: probabilities, names: names,
+        let target = try methodOptions.resolveTargets(count: 1, classes: classes, top: scores.topClasses, names: names,
                                                     synonyms: modelOptions.classSynonyms(classes: classes))[0]
 
         let start = DispatchTime.now().uptimeNanoseconds

@@ -82,7 +82,7 @@ public struct VisualizeCommand: ParsableCommand {
                      "\(l)_n\(parts.compactMap { $0 }.map(String.init).joined(separator: "_"))")]
         }
         if let classTarget {
-            let k = try MethodOptions.parse(["--target", classTarget]).resolveTargets(count: 1, classes: classes, probabilities: [Float](repeating: 0, count: classes),
+            let k = try MethodOptions.parse(["--target", classTarget]).resolveTargets(count: 1, classes: classes, top: [0],
                                                                                     names: names, synonyms: synonyms)[0]
             return [(.classLogit(k), "class_\(k)")]
         }

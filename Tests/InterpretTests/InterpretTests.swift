@@ -1,5 +1,6 @@
 import Backend
 import Foundation
+import Graph
 import Interpret
 import Models
 import Synchronization
@@ -90,6 +91,28 @@ struct Case {
                     #expect(normalizedError(full, every) < 1e-5, "\(b.name) \(arch) \(plain.method) on \(fullOn)")
                     #expect(normalizedError(full, gradient) > 1e-2, "\(b.name) \(arch) \(plain.method): the rule changed nothing")
                 }
+            }
+        }
+    }
+
+    /// One pass's scores: the logits of the model, their softmax, classes ranked by probability.
+    @Test func classScoresRankThePass() throws {
+        let c = Case("resnet18")
+        for b in backends() {
+            let model = try c.model(on: b), x = try c.input(on: b)
+            let two = try b.tensor(try b.values(x) + b.values(x).map { -$0 }, [2, 3, x.shape[2], x.shape[3]])
+            let scores = try ClassScores(model, input: two)
+            #expect(scores.count == 2 && scores.classes == 1000)
+            let g = Graph(backend: b)
+            let logits = try b.values(g.tensor(model.forward(g, g.input(two))))
+            #expect(normalizedError(scores.logits, logits) < 1e-5)
+            for i in 0..<2 {
+                let row = Array(logits[(i * 1000)..<((i + 1) * 1000)])
+                let top = row.max()!, total = row.reduce(Float(0)) { $0 + exp($1 - top) }
+                #expect(normalizedError(Array(scores.probabilities[(i * 1000)..<((i + 1) * 1000)]), row.map { exp($0 - top) / total }) < 1e-5)
+                let ranked = scores.ranked(i, top: 5)
+                #expect(ranked[0] == row.indices.max { row[$0] < row[$1] }! && scores.topClasses[i] == ranked[0])
+                #expect(zip(ranked, ranked.dropFirst()).allSatisfy { scores.probability(i, $0) >= scores.probability(i, $1) })
             }
         }
     }

@@ -1,0 +1,51 @@
+import Backend
+import Graph
+import Models
+
+/// The scores of one forward pass: logits and softmax probabilities [N, classes] on the host,
+/// and each image's classes by probability. `loupe classify`, the probe pass that gives `loupe
+/// saliency` and `loupe sanity` their default targets, and the C interface's `forward` and
+/// default targets all read them from here.
+public struct ClassScores: Sendable {
+    /// [N, classes], row-major.
+    public let logits: [Float]
+    /// Softmax of each row of `logits` (on the model's device).
+    public let probabilities: [Float]
+    /// Images (N).
+    public let count: Int
+    /// Outputs per image.
+    public let classes: Int
+
+    /// The scores of `logits`, an [N, classes] value of a graph that ran the model.
+    public init(graph g: Graph, logits: Graph.Value) throws {
+        let shape = g.shape(logits)
+        guard shape.rank == 2 else { throw InterpretError("the model's output is \(shape), not [N, classes]") }
+        let b = g.backend
+        self.logits = try b.values(g.tensor(logits))
+        probabilities = try b.values(b.softmax(g.tensor(logits)))
+        (count, classes) = (shape[0], shape[1])
+    }
+
+    /// One fused forward pass of the normalized batch `input` [N, 3, H, W], after the memory
+    /// budget of that pass.
+    public init(_ model: Model, input: Tensor) throws {
+        guard let (n, _, h, w) = input.shape.nchw else { throw InterpretError("input must be [N, 3, H, W], got \(input.shape)") }
+        try MemoryBudget.requirePass(model, batch: n, height: h, width: w, what: "a forward pass")
+        let g = Graph(backend: model.backend)
+        g.keptLayers = []
+        try self.init(graph: g, logits: try model.forward(g, g.input(input)))
+    }
+
+    /// Image `i`'s `k` most probable classes, most probable first (ties: the lower index first).
+    public func ranked(_ i: Int, top k: Int) -> [Int] {
+        let start = i * classes
+        let row = probabilities[start..<(start + classes)]
+        return row.indices.sorted { row[$0] != row[$1] ? row[$0] > row[$1] : $0 < $1 }.prefix(Swift.min(k, classes)).map { $0 - start }
+    }
+
+    /// Each image's most probable class.
+    public var topClasses: [Int] { (0..<count).map { ranked($0, top: 1)[0] } }
+
+    /// Image `i`'s probability of class `k`.
+    public func probability(_ i: Int, _ k: Int) -> Float { probabilities[i * classes + k] }
+}
