@@ -1,6 +1,7 @@
 """The Loupe model of a torch module, exported once and reused while its weights stay the same."""
 import os
 import threading
+import weakref
 
 from ._model import Model
 from ._native import LoupeValueError
@@ -35,11 +36,20 @@ def model_of(forward_func, example, device=None):
         if entry and entry[0] == fingerprint and entry[1]() is forward_func:
             return entry[2]
     from . import from_torch
-    import weakref
     model = from_torch(forward_func, example, device=device)
     with _lock:
+        if key not in _cache:
+            # The module's death frees its Loupe model (and that model's device memory).
+            weakref.finalize(forward_func, _forget, key)
         _cache[key] = (fingerprint, weakref.ref(forward_func), model)
     return model
+
+
+def _forget(key):
+    with _lock:
+        entry = _cache.pop(key, None)
+    if entry:
+        entry[2].close()
 
 
 def tensor_input(inputs, what):

@@ -192,6 +192,25 @@ def test_models_on_different_threads_run_at_once(resnet18, mobilenet_v2):
         assert np.array_equal(a, b)
 
 
+def test_an_adapters_model_is_reused_and_freed_with_its_module(mobilenet_v2):
+    import copy
+
+    import loupe.captum
+    from loupe import _torch
+    module = copy.deepcopy(mobilenet_v2)
+    x = photos(1, size=32)
+    loupe.captum.Saliency(module).attribute(x, target=1)
+    model = _torch.model_of(module, x)
+    assert _torch.model_of(module, x) is model  # exported once
+    with torch.no_grad():
+        module.classifier[1].bias.add_(1)  # an in-place change: exported again
+    assert _torch.model_of(module, x) is not model
+    count = len(_torch._cache)
+    del module
+    gc.collect()
+    assert len(_torch._cache) == count - 1
+
+
 def test_memory_stays_flat_over_a_thousand_calls(resnet18):
     model = loupe.from_torch(resnet18, photos(1, size=32))
     x = photos(1, size=32).numpy()
