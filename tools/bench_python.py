@@ -5,10 +5,12 @@ torchvision ResNet18 (random weights, 224x224) at batch 1 and 8, and loupe.captu
 against `loupe bench --model resnet18 --method gradient` (the CLI's own timing of the same
 work), as a markdown table of medians and ratios (below 1: Loupe is faster).
 
-Loupe runs on its default device (`loupe devices`); torch on the CPU with its default threads.
-The first call of an adapter exports the module and is not timed.
+Loupe runs on its default device (`loupe devices`); torch on the CPU with its default threads,
+or with --device cuda on the GPU (for a GPU machine: Loupe's OpenCL on that GPU beside Captum on
+CUDA on the same GPU; tools/gpu/run.sh runs it so). The first call of an adapter exports the
+module and is not timed.
 Run: make bench-python   (or, in a venv with the wheel, torch, torchvision, captum and grad-cam:
-python3 tools/bench_python.py [--runs N] [--batch 1,8])"""
+python3 tools/bench_python.py [--runs N] [--batch 1,8] [--device cuda] [--quick])"""
 import argparse
 import json
 import os
@@ -35,11 +37,16 @@ import loupe.captum  # noqa: E402
 import loupe.grad_cam  # noqa: E402
 
 
+DEVICE = "cpu"
+
+
 def median_ms(call, runs):
     times = []
     for _ in range(runs):
         start = time.perf_counter()
         call()
+        if DEVICE != "cpu":
+            torch.cuda.synchronize()
         times.append((time.perf_counter() - start) * 1000)
     return statistics.median(times)
 
@@ -70,16 +77,23 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--batch", default="1,8")
+    ap.add_argument("--device", default="cpu", help="where torch runs the references: cpu or cuda")
+    ap.add_argument("--quick", action="store_true", help="Saliency, IG, LayerGradCam and GradCAM only")
     a = ap.parse_args()
+    global DEVICE
+    DEVICE = a.device
     torch.manual_seed(0)
-    model = torchvision.models.resnet18().eval()
+    model = torchvision.models.resnet18().eval().to(DEVICE)
     device = next(d["device"] for d in loupe.devices() if d["default"])
     rows = []
     cli = os.path.join(os.path.dirname(loupe.__file__), "_native", "loupe")
     for batch in [int(b) for b in a.batch.split(",")]:
-        x = torch.randn(batch, 3, 224, 224)
-        t = torch.tensor([(i * 37) % 1000 for i in range(batch)])
+        x = torch.randn(batch, 3, 224, 224, device=DEVICE)
+        t = torch.tensor([(i * 37) % 1000 for i in range(batch)], device=DEVICE)
+        quick = ("Saliency", "IntegratedGradients (50 steps)", "LayerGradCam", "GradCAM")
         for title, is_cam, call in cases(model, batch):
+            if a.quick and title not in quick:
+                continue
             reference, ours = (pytorch_grad_cam, loupe.grad_cam) if is_cam else (captum, loupe.captum)
             call(ours, x, t)  # exports once
             mine = median_ms(lambda: call(ours, x, t), a.runs)
@@ -92,7 +106,8 @@ def main():
             bench = json.loads(out[out.index("["):])[0]["wallMilliseconds"]
             python = median_ms(lambda: loupe.captum.Saliency(model).attribute(x, target=t), max(a.runs, 3))
             rows.append((f"loupe.captum.Saliency vs `loupe bench --method gradient`, batch {batch}", python, bench, "loupe CLI"))
-    print(f"\nLoupe on {device}; torch {torch.__version__} on the CPU ({torch.get_num_threads()} threads); "
+    where = torch.cuda.get_device_name() if DEVICE != "cpu" else f"the CPU ({torch.get_num_threads()} threads)"
+    print(f"\nLoupe on {device}; torch {torch.__version__} on {where}; "
           f"{platform.machine()}, {os.cpu_count()} cores; median of {a.runs} runs\n")
     print("| work | Loupe ms | reference ms | Loupe / reference | reference |")
     print("|---|---|---|---|---|")

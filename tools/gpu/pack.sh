@@ -25,8 +25,16 @@ ldd .build-gpu/bundle/loupe | awk '{print $1}' > .build-gpu/bundle/needed-librar
 cp Assets/chelsea.png .build-gpu/bundle/
 weights="${TORCH_HOME:-$HOME/.cache/torch}/hub/checkpoints/mobilenet_v2-b0353104.pth"
 if [ -f "$weights" ]; then mkdir -p .build-gpu/bundle/torch/hub/checkpoints && cp "$weights" .build-gpu/bundle/torch/hub/checkpoints/; fi
+# The Python package with libLoupeC.so (Swift's runtime linked in, as `make wheel` builds it; the
+# libraries it needs are those of bundle/lib), for run.sh's adapters against Captum on CUDA.
+swift build -c release --product LoupeC --static-swift-stdlib -Xswiftc -static-stdlib --scratch-path .build-wheel
+mkdir -p .build-gpu/bundle/python/loupe/_native
+cp python/loupe/*.py .build-gpu/bundle/python/loupe/
+version=$(sed -n 's/.*static let number = "\(.*\)".*/\1/p' Sources/Models/Version.swift)
+echo "__version__ = \"$version\"" > .build-gpu/bundle/python/loupe/_version.py
+strip -o .build-gpu/bundle/python/loupe/_native/libLoupeC.so .build-wheel/release/libLoupeC.so
 du -sh .build-gpu/bundle
-# One compressed file to carry (about 30 MB; the device tool carries at most 64 MiB).
+# One compressed file to carry (about 45 MB with the Python part; the device tool carries at most 64 MiB).
 tar -cJf .build-gpu/bundle.tar.xz -C .build-gpu bundle
 du -sh .build-gpu/bundle.tar.xz
 echo "packed: .build-gpu/bundle (loupe + $(basename "$loader")) and .build-gpu/bundle.tar.xz: carry .build-gpu/bundle.tar.xz (and Assets/photos for the atlas step)"

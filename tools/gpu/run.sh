@@ -7,7 +7,9 @@
 # tools/gpu/atlas.sh (atlas throughput) when Assets/photos was carried. Where
 # python3 has PyTorch with CUDA, tools/bench_compare.py --device cuda puts Loupe (OpenCL on the
 # GPU) beside PyTorch/Captum/pytorch-grad-cam (CUDA on the same GPU); wheels of the packages it
-# needs that are missing there can travel in .whl/ (installed into .build-gpu/site).
+# needs that are missing there can travel in .whl/ (installed into .build-gpu/site); with the
+# bundled Python package, tools/bench_python.py --device cuda does the same for loupe.captum and
+# loupe.grad_cam against Captum and pytorch-grad-cam.
 # Output goes to stdout and, when $OUT is set, to $OUT/*.txt / *.json.
 # RUN_BUDGET_S (default 540) bounds the whole script: each step's timeout is cut to what is left,
 # and steps past the budget are skipped, so the most important checks come first.
@@ -43,6 +45,13 @@ if python3 -c 'import torch, sys; sys.exit(0 if torch.cuda.is_available() else 1
     2>&1 | tee "$out/bench-compare.txt"
 else
   echo "(no PyTorch with CUDA here: skipped)"
+fi
+echo "== the Python adapters (loupe.captum, loupe.grad_cam; Loupe on OpenCL) against Captum and pytorch-grad-cam on CUDA"
+if [ -d "$bundle/python/loupe" ] && python3 -c 'import torch, torchvision, captum, pytorch_grad_cam, onnx, sys; sys.exit(0 if torch.cuda.is_available() else 1)' 2>/dev/null; then
+  PYTHONPATH="$PWD/$bundle/python:${PYTHONPATH:-}" PYTHONUNBUFFERED=1 step 240 python3 tools/bench_python.py --device cuda --batch 1,16 --runs 3 \
+    2>&1 | tee "$out/bench-python.txt"
+else
+  echo "(no bundled Python package, or no torch with CUDA, torchvision, captum, grad-cam and onnx here: skipped)"
 fi
 echo "== loupe bench (launch cost; conv 3x3 64->64 56x56; the GEMV, pooling and depthwise launch shapes)"
 step 60 "$bundle/loupe" bench --filter "conv 3x3 64->64 56x56,linear 25088,maxpool 64x112x112,conv dw 3x3 144->144 56x56" 2>&1 | tee "$out/bench-conv.txt"
