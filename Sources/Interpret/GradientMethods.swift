@@ -136,7 +136,8 @@ public struct IntegratedGradients: AttributionMethod {
         case black
         /// The image blurred with a Gaussian of this sigma, in pixels.
         case blur(sigma: Float)
-        /// Any normalized image of the input's size, [3, H, W].
+        /// Normalized images of the input's size: one [3, H, W] for every image, or one per
+        /// image of the batch, [N, 3, H, W] (each image integrates from its own).
         case image([Float])
     }
 
@@ -164,7 +165,7 @@ public struct IntegratedGradients: AttributionMethod {
         var maps: [Float] = [], raws: [Float] = [], errors: [Float] = []
         for i in 0..<n {
             let xv = Array(values[(i * plane)..<((i + 1) * plane)])
-            let base = try baselineValues(xv, h, w, model.architecture.normalization)
+            let base = try baselineValues(xv, h, w, model.architecture.normalization, image: i, of: n)
             let x = try b.tensor(xv, [1, 3, h, w]), x0 = try b.tensor(base, [1, 3, h, w])
             let diff = try b.axpy(-1, x0, x)
             var total: Tensor?
@@ -196,7 +197,7 @@ public struct IntegratedGradients: AttributionMethod {
         return result
     }
 
-    func baselineValues(_ x: [Float], _ h: Int, _ w: Int, _ normalization: Normalization) throws -> [Float] {
+    func baselineValues(_ x: [Float], _ h: Int, _ w: Int, _ normalization: Normalization, image i: Int = 0, of n: Int = 1) throws -> [Float] {
         switch baseline {
         case .zero: return [Float](repeating: 0, count: x.count)
         case .black:
@@ -204,7 +205,8 @@ public struct IntegratedGradients: AttributionMethod {
             return (0..<x.count).map { -mean[$0 / (h * w)] / std[$0 / (h * w)] }
         case .blur(let sigma): return gaussianBlur(x, channels: 3, height: h, width: w, sigma: sigma)
         case .image(let v):
-            guard v.count == x.count else { throw InterpretError("baseline image has \(v.count) values, the input \(x.count)") }
+            if v.count == x.count * n, n > 1 { return Array(v[(i * x.count)..<((i + 1) * x.count)]) }
+            guard v.count == x.count else { throw InterpretError("baseline has \(v.count) values; the input needs \(x.count) (one image) or \(x.count * n) (one per image)") }
             return v
         }
     }

@@ -22,10 +22,15 @@ public enum MethodRegistry {
         public var steps = 50
         /// Integrated Gradients' baseline: "black", "zero" or "blur".
         public var baseline = "black"
+        /// Integrated Gradients' baseline as normalized images instead (IntegratedGradients
+        /// .Baseline.image: one for all, or one per image); `baseline` is then not read.
+        public var baselineImages: [Float]?
         /// Occlusion: window and stride in pixels.
         public var window = 16
         /// Occlusion's stride, pixels.
         public var stride = 8
+        /// Occlusion's fill, in the model's normalized input space.
+        public var fill: Float = 0
         /// Guided backprop, deconvnet and guided Grad-CAM: the activation kinds their rule
         /// applies to (Captum's hook `nn.ReLU` only).
         public var ruleActivations = Set(Activation.allCases)
@@ -87,7 +92,8 @@ public enum MethodRegistry {
         Entry(name: "integrated_gradients", readsLayer: false, cost: .passes, transformerOnly: false,
               build: { s in
                   let base: IntegratedGradients.Baseline
-                  switch s.baseline {
+                  switch s.baselineImages.map({ _ in "images" }) ?? s.baseline {
+                  case "images": base = .image(s.baselineImages!)
                   case "black": base = .black
                   case "zero": base = .zero
                   case "blur": base = .blur(sigma: 10)
@@ -95,10 +101,10 @@ public enum MethodRegistry {
                   }
                   return IntegratedGradients(steps: s.steps, baseline: base, batch: s.batch)
               },
-              recorded: { ["steps": $0.steps, "baseline": $0.baseline, "method": "gausslegendre", "batch": $0.batch] }),
+              recorded: { ["steps": $0.steps, "baseline": $0.baselineImages == nil ? $0.baseline : "images", "method": "gausslegendre", "batch": $0.batch] }),
         Entry(name: "occlusion", readsLayer: false, cost: .slow, transformerOnly: false,
-              build: { Occlusion(window: $0.window, stride: $0.stride, batch: $0.batch) },
-              recorded: { ["window": $0.window, "stride": $0.stride, "baseline": 0, "batch": $0.batch] }),
+              build: { Occlusion(window: $0.window, stride: $0.stride, baseline: $0.fill, batch: $0.batch) },
+              recorded: { ["window": $0.window, "stride": $0.stride, "baseline": $0.fill, "batch": $0.batch] }),
         Entry(name: "attention_rollout", readsLayer: false, cost: .passes, transformerOnly: true,
               build: { _ in AttentionRollout() }, recorded: { _ in [:] }),
     ]

@@ -106,10 +106,16 @@ extension Session {
                 return kind
             })
         }
-        let occlusionBaseline = try o.float("occlusion_baseline")
+        s.fill = try o.float("occlusion_baseline") ?? s.fill
         let layerMap = try o.bool("layer_map") ?? false
         let targets = try self.targets(o, n: x.n, x: x.tensor)
-        let baselineImages = a.take("baseline")
+        if let images = try a.optional("baseline") {
+            guard method == "integrated_gradients" else { throw CallError(.invalidArgument, "a baseline array is for integrated_gradients, not \(method)") }
+            guard images.shape.count == 4, images.shape[0] == x.n || images.shape[0] == 1, Array(images.shape.dropFirst()) == [3, x.h, x.w] else {
+                throw CallError(.invalidArgument, "baseline must be [N or 1, 3, \(x.h), \(x.w)], got \(images.shape)")
+            }
+            s.baselineImages = images.values
+        }
         try o.finish(); try a.finish()
 
         if layerMap {
@@ -119,32 +125,7 @@ extension Session {
         }
         var json: [String: Any] = ["method": method, "targets": targets, "settings": entry.parameters(s)]
         if entry.readsLayer { json["layer"] = s.layer }
-        let result: Attribution
-        if let images = baselineImages {
-            guard method == "integrated_gradients" else { throw CallError(.invalidArgument, "a baseline array is for integrated_gradients, not \(method)") }
-            let plane = 3 * x.h * x.w
-            guard images.shape.count == 4, images.shape[0] == x.n || images.shape[0] == 1, Array(images.shape.dropFirst()) == [3, x.h, x.w] else {
-                throw CallError(.invalidArgument, "baseline must be [N or 1, 3, \(x.h), \(x.w)], got \(images.shape)")
-            }
-            guard images.values.allSatisfy(\.isFinite) else { throw CallError(.invalidArgument, "baseline holds NaN or infinite values") }
-            // One baseline per image: each image integrates from its own.
-            let values = try backend.values(x.tensor)
-            var maps: [Float] = [], raws: [Float] = [], errors: [Float] = []
-            for i in 0..<x.n {
-                let k = images.shape[0] == 1 ? 0 : i
-                let ig = IntegratedGradients(steps: s.steps, baseline: .image(Array(images.values[(k * plane)..<((k + 1) * plane)])), batch: s.batch)
-                let one = try ig.attribute(model, input: try backend.tensor(Array(values[(i * plane)..<((i + 1) * plane)]), [1, 3, x.h, x.w]), targets: [targets[i]])
-                maps += one.map; raws += one.raw ?? []; errors += one.completenessError ?? []
-            }
-            var combined = Attribution(method: method, count: x.n, height: x.h, width: x.w, map: maps, raw: raws)
-            combined.completenessError = errors
-            result = combined
-            json["settings"] = ["steps": s.steps, "baseline": "array", "batch": s.batch]
-        } else if method == "occlusion", let occlusionBaseline {
-            result = try Occlusion(window: s.window, stride: s.stride, baseline: occlusionBaseline, batch: s.batch).attribute(model, input: x.tensor, targets: targets)
-        } else {
-            result = try entry.make(s).attribute(model, input: x.tensor, targets: targets)
-        }
+        let result = try entry.make(s).attribute(model, input: x.tensor, targets: targets)
         var arrays = ["map": HostArray(values: result.map, shape: [x.n, x.h, x.w])]
         if let raw = result.raw { arrays["raw"] = HostArray(values: raw, shape: [x.n, 3, x.h, x.w]) }
         if let delta = result.completenessError { arrays["delta"] = HostArray(values: delta, shape: [x.n]) }

@@ -138,14 +138,16 @@ struct Arrays {
         }
     }
 
-    mutating func take(_ name: String) -> HostArray? {
-        read.insert(name)
-        return arrays[name]
+    /// The array `name` when given, checked to be finite.
+    mutating func optional(_ name: String) throws -> HostArray? {
+        guard arrays[name] != nil else { read.insert(name); return nil }
+        return try require(name)
     }
 
     /// The array `name`, required, finite, of `rank` (when given).
     mutating func require(_ name: String, rank: Int? = nil, finite: Bool = true) throws -> HostArray {
-        guard let a = take(name) else { throw CallError(.invalidArgument, "\(context): the array \(name) is missing") }
+        read.insert(name)
+        guard let a = arrays[name] else { throw CallError(.invalidArgument, "\(context): the array \(name) is missing") }
         if let rank, a.shape.count != rank {
             throw CallError(.invalidArgument, "\(context): \(name) must have \(rank) dimensions, got shape \(a.shape)")
         }

@@ -95,6 +95,24 @@ struct Case {
         }
     }
 
+    /// Integrated Gradients from one baseline image per image of the batch gives what each image
+    /// gives alone from its own; a baseline of the wrong size is refused.
+    @Test func integratedGradientsTakeABaselinePerImage() throws {
+        let c = Case("resnet18")
+        let model = try c.model(on: cpu), x = try cpu.values(c.input(on: cpu))
+        let plane = x.count, (h, w) = (Int(Double(plane / 3).squareRoot()), Int(Double(plane / 3).squareRoot()))
+        let bases = [x.map { $0 * 0.3 }, x.map { -$0 * 0.5 }]
+        let batch = try cpu.tensor(x + x.map { $0 * 0.8 }, [2, 3, h, w])
+        let both = try IntegratedGradients(steps: 6, baseline: .image(bases[0] + bases[1])).attribute(model, input: batch, targets: [c.target, 3])
+        for i in 0..<2 {
+            let image = try cpu.tensor(i == 0 ? x : x.map { $0 * 0.8 }, [1, 3, h, w])
+            let one = try IntegratedGradients(steps: 6, baseline: .image(bases[i])).attribute(model, input: image, targets: [[c.target, 3][i]])
+            #expect(normalizedError(Array(both.raw![(i * plane)..<((i + 1) * plane)]), one.raw!) < 1e-6)
+            #expect(abs(both.completenessError![i] - one.completenessError![0]) <= 1e-4 * max(1, abs(one.completenessError![0])))
+        }
+        #expect(throws: InterpretError.self) { try IntegratedGradients(steps: 2, baseline: .image(Array(bases[0].dropLast()))).attribute(model, input: batch, targets: [1, 2]) }
+    }
+
     /// One pass's scores: the logits of the model, their softmax, classes ranked by probability.
     @Test func classScoresRankThePass() throws {
         let c = Case("resnet18")

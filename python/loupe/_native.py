@@ -166,32 +166,27 @@ def call(handle, op, options=None, arrays=None):
     ranks = (_c_i32 * max(n, 1))(*[a.ndim for a in arrays.values()])
     text = json.dumps(options or {}, allow_nan=False).encode()
     result = _c_u64(0)
-    reporter = _reporter()
-    if reporter is None:
-        status = lib.loupe_run(_c_u64(handle), op.encode(), text, n, names, data, shapes, ranks, ctypes.byref(result))
-    else:
-        errors = []
+    reporter, errors = _reporter(), []
 
-        def report(_, what, done, total):
-            try:
-                reporter(what.decode(), int(done), int(total))
-            except Exception as error:  # never across the C boundary
-                errors.append(error)
-
-        callback = _PROGRESS(report)
-        lib.loupe_set_progress(callback, None)
+    def report(_, what, done, total):
         try:
-            status = lib.loupe_run(_c_u64(handle), op.encode(), text, n, names, data, shapes, ranks, ctypes.byref(result))
-            if status != 0:
-                raise error(status)
-        finally:
-            lib.loupe_set_progress(_PROGRESS(), None)
-            if hasattr(reporter, "close"):
-                reporter.close()
-        if errors and status == 0:
-            lib.loupe_result_free(result)
-            raise errors[0]
-    check(status)
+            reporter(what.decode(), int(done), int(total))
+        except Exception as error:  # never across the C boundary
+            errors.append(error)
+
+    callback = _PROGRESS(report) if reporter else _PROGRESS()
+    lib.loupe_set_progress(callback, None)
+    try:
+        status = lib.loupe_run(_c_u64(handle), op.encode(), text, n, names, data, shapes, ranks, ctypes.byref(result))
+        if status != 0:
+            raise error(status)  # read before another call replaces the thread's message
+    finally:
+        lib.loupe_set_progress(_PROGRESS(), None)
+        if hasattr(reporter, "close"):
+            reporter.close()
+    if errors:
+        lib.loupe_result_free(result)
+        raise errors[0]
     try:
         pointer = ctypes.c_char_p()
         check(lib.loupe_result_json(result, ctypes.byref(pointer)))
