@@ -19,6 +19,7 @@ let package = Package(
         .library(name: "Loupe", targets: ["Loupe"]),
         .library(name: "Device", targets: ["Device"]),
         .library(name: "Backend", targets: ["Backend"]),
+        .library(name: "BackendCore", targets: ["BackendCore"]),
         .library(name: "Graph", targets: ["Graph"]),
         .library(name: "WeightFiles", targets: ["WeightFiles"]),
         .library(name: "Models", targets: ["Models"]),
@@ -60,13 +61,21 @@ let package = Package(
         .plugin(name: "EmbedKernels", capability: .buildTool(), dependencies: ["KernelEmbedder"]),
         // The git commit of the build, for `loupe --version` and run records.
         .plugin(name: "EmbedBuildInfo", capability: .buildTool(), dependencies: ["KernelEmbedder"]),
-        // Shapes, the Backend protocol, the CPU reference and the OpenCL backend.
-        .target(name: "Backend", dependencies: ["Device"], swiftSettings: optimizedInDebug, plugins: ["EmbedKernels"]),
+        // Shape, Tensor, the op parameters, ShapeRules and the Backend protocol: what weight
+        // files, the tape and a new backend need, without OpenCL.
+        .target(name: "BackendCore", swiftSettings: optimizedInDebug),
+        // CPUBackend: the plain-Swift reference every device result is checked against.
+        .target(name: "CPUReference", dependencies: ["BackendCore"], swiftSettings: optimizedInDebug),
+        // OpenCLBackend: the kernel families, the GEMM engine, the tuning cache, Kernels/*.cl.
+        .target(name: "OpenCLCompute", dependencies: ["BackendCore", "Device"], swiftSettings: optimizedInDebug,
+                plugins: ["EmbedKernels"]),
+        // The three above re-exported, and DeviceChoice (auto / cpu / opencl:N).
+        .target(name: "Backend", dependencies: ["BackendCore", "CPUReference", "OpenCLCompute", "Device"]),
         // Weight files: safetensors, PyTorch checkpoints (zip and legacy pickles, read without
         // executing anything), SHA-256; host tensors with their shapes.
-        .target(name: "WeightFiles", dependencies: ["Backend"], swiftSettings: optimizedInDebug),
+        .target(name: "WeightFiles", dependencies: ["BackendCore"], swiftSettings: optimizedInDebug),
         // The tape: records the forward pass, runs the backward pass, taps named layers.
-        .target(name: "Graph", dependencies: ["Backend"]),
+        .target(name: "Graph", dependencies: ["BackendCore"]),
         // Layers, architectures with torchvision parameter names, weight loaders.
         .target(name: "Models", dependencies: ["Graph", "Backend", "WeightFiles", .product(name: "SwiftProtobuf", package: "swift-protobuf")],
                 swiftSettings: optimizedInDebug),

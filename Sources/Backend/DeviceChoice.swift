@@ -1,4 +1,7 @@
+import BackendCore
+import CPUReference
 import Device
+import OpenCLCompute
 
 /// Which backend a run uses, as `--device` and the Python package's `device=` name it: `auto`,
 /// `cpu` or `opencl:N`.

@@ -1,4 +1,4 @@
-import Backend
+import BackendCore
 
 // Each op: the forward call on the backend, and right after it the backward rule.
 extension Graph {

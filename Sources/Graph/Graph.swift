@@ -1,4 +1,4 @@
-import Backend
+import BackendCore
 
 /// A tape over a `Backend`: ops called on a `Graph` run at once on the backend and are recorded,
 /// so `backward` can run the backward pass from any value to the input and, when asked, to the

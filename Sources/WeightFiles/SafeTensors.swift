@@ -1,4 +1,4 @@
-import Backend
+import BackendCore
 import Foundation
 
 /// A float32 array with its shape, on the host.

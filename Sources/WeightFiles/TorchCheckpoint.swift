@@ -1,4 +1,4 @@
-import Backend
+import BackendCore
 import Foundation
 
 /// Reads PyTorch checkpoints (`torch.save` of a state_dict) straight from the file, in both

@@ -1,3 +1,4 @@
+import BackendCore
 import Foundation
 
 // Resizing, masks, channel maxima and affine sampling on the CPU reference backend (the twins of

@@ -1,3 +1,4 @@
+import BackendCore
 import Device
 
 // Max, average and adaptive average pooling on the device (pool.cl).

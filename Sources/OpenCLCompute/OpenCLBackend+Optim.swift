@@ -1,3 +1,4 @@
+import BackendCore
 import Device
 
 // The Adam step on the device (optim.cl).

@@ -1,3 +1,4 @@
+import BackendCore
 import Foundation
 
 // The Adam step on the CPU reference backend (the twin of OpenCLBackend+Optim.swift: optim.cl).

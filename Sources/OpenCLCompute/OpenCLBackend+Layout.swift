@@ -1,3 +1,4 @@
+import BackendCore
 import Device
 
 // Concatenation, split (channels.cl) and permutation (layout.cl) on the device.

@@ -1,3 +1,4 @@
+import BackendCore
 /// Host memory of the CPU reference backend.
 public final class CPUStorage: TensorStorage {
     /// The tensor's values, row-major.

@@ -1,3 +1,4 @@
+import BackendCore
 import Foundation
 
 // Concatenation, split and permutation on the CPU reference backend (the twins of

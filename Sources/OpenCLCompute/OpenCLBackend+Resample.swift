@@ -1,3 +1,4 @@
+import BackendCore
 import Device
 
 // Resizing, masks, channel maxima and affine sampling on the device (resample.cl).

@@ -1,3 +1,4 @@
+import BackendCore
 import Device
 
 extension OpenCLBackend {

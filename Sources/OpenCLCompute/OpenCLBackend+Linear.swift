@@ -1,3 +1,4 @@
+import BackendCore
 import Device
 
 // linear on the device: tiled products over gemm.cl (linear.cl), at batch <= 4 on GPUs
@@ -69,5 +70,52 @@ extension OpenCLBackend {
     public func linearBackwardBias(_ gy: Tensor) throws -> Tensor {
         let (n, outF) = try ShapeRules.linearBackwardBias("linear backward bias", gradient: gy.shape)
         return try channelSum(gy, n: n, c: outF, hw: 1, "linear backward bias")
+    }
+
+    /// Rows of a batch from which a linear layer runs as a matrix product (x packed in MR-row
+    /// panels, W's columns in NR-wide panels) instead of a matrix-vector product per row:
+    /// reading W once per MR rows instead of once per row.
+    static let packedLinearRows = 4
+
+    /// y [N, Out] = x W^T + b for N >= packedLinearRows: A = x's rows packed per call, B = W^T
+    /// as NR-wide panels [ceil(Out/NR)][In][NR] (packed once per weight tensor: W's rows are
+    /// B's columns), the bias added per column.
+    func linearPacked(_ xb: Buffer<Float>, weight: Tensor, bias bb: Buffer<Float>?, y yb: Buffer<Float>, n: Int, inF: Int, outF: Int) throws {
+        let op = "linear"
+        guard let storage = weight.storage as? OpenCLStorage else { throw BackendError(op, "weight \(weight.shape) is not on \(name)") }
+        let wt = try storage.derived("linear columns \(packing.nr)") {
+            let panels = try Buffer<Float>(context: context, count: (outF + packing.nr - 1) / packing.nr * packing.nr * inF)
+            try packRows(storage.buffer, into: panels, rows: outF, cols: inF, mr: packing.nr)
+            return panels
+        }
+        try withScratch(op) { scratch in
+            let a = try scratch("rows", (n + packing.mr - 1) / packing.mr * packing.mr * inF)
+            try packRows(xb, into: a, rows: n, cols: inF, mr: packing.mr)
+            try packedGemm(a, .panels(wt), yb, bias: bb, biasColumns: true, m: n, n: outF, k: inF, z: 1, groups: 1,
+                           firstImage: 0, strideImage: 0, strideGroup: 0, ldc: outF)
+        }
+    }
+
+    /// gx [N, In] = gy W for N >= packedLinearRows: A = gy's rows packed per call, B = W read in
+    /// place as a row-major [Out][In] matrix.
+    func linearBackwardInputPacked(_ gb: Buffer<Float>, weight wb: Buffer<Float>, gx gxb: Buffer<Float>, n: Int, inF: Int, outF: Int) throws {
+        try withScratch("linear backward input") { scratch in
+            let a = try scratch("rows", (n + packing.mr - 1) / packing.mr * packing.mr * outF)
+            try packRows(gb, into: a, rows: n, cols: outF, mr: packing.mr)
+            try packedGemm(a, .planes(wb, firstImage: 0, strideImage: 0, strideGroup: 0), gxb, bias: nil, m: n, n: inF, k: outF,
+                           z: 1, groups: 1, firstImage: 0, strideImage: 0, strideGroup: 0, ldc: inF)
+        }
+    }
+
+    /// gw [Out, In] = gy^T x: A = gy's columns packed per call (gy^T's rows), B = x read in place
+    /// as a row-major [N][In] matrix. (Also the batch sum of attribution maps: gy a column of
+    /// ones, so one A row, the rest of its panel zeros.)
+    func linearBackwardWeightPacked(_ gb: Buffer<Float>, input xb: Buffer<Float>, gw gwb: Buffer<Float>, n: Int, inF: Int, outF: Int) throws {
+        try withScratch("linear backward weight") { scratch in
+            let a = try scratch("columns", (outF + packing.mr - 1) / packing.mr * packing.mr * n)
+            try packRows(gb, into: a, rows: outF, cols: n, mr: packing.mr, transposed: true)
+            try packedGemm(a, .planes(xb, firstImage: 0, strideImage: 0, strideGroup: 0), gwb, bias: nil, m: outF, n: inF, k: n,
+                           z: 1, groups: 1, firstImage: 0, strideImage: 0, strideGroup: 0, ldc: inF)
+        }
     }
 }

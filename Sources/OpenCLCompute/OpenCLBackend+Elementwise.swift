@@ -1,3 +1,4 @@
+import BackendCore
 import Device
 
 // Activations, batchnorm, elementwise arithmetic, noise and pointwise maps on the device

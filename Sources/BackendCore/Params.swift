@@ -149,9 +149,6 @@ public enum Activation: Int32, Sendable, CaseIterable {
     case relu = 0
     /// min(max(x, 0), 6)
     case relu6 = 1
-
-    /// The kernel flag that fuses this activation into a convolution's store (conv_geometry.cl).
-    var fusedFlag: String { self == .relu ? "ACT_RELU" : "ACT_RELU6" }
 }
 
 /// How an activation's backward pass treats the incoming gradient g.
@@ -195,16 +192,6 @@ public enum Pointwise: Hashable, Sendable {
     case gelu
     /// tanh(x); derivative 1 - tanh(x)^2.
     case tanh
-
-    var code: Int32 {
-        switch self {
-        case .sigmoid: 0; case .absPower: 1; case .hardSigmoid: 2; case .hardSwish: 3; case .erf: 4; case .offset: 5; case .gelu: 6; case .tanh: 7
-        }
-    }
-    /// The op's number: the exponent of absPower, the constant of offset.
-    var parameter: Float {
-        switch self { case .absPower(let p), .offset(let p): p; default: 0 }
-    }
 }
 
 /// An affine map from output pixel (x, y) to the input point it samples,
@@ -233,7 +220,7 @@ public struct AffineMap: Sendable, Equatable, CustomStringConvertible {
     /// The twelve numbers the kernels read: a b c d e f, the inverse's linear part (ia ib id ie)
     /// and the half-extents (ex, ey) of the output region whose sample points lie within one
     /// pixel of an input pixel (for the gather form of the backward pass).
-    func packed() throws -> [Float] {
+    package func packed() throws -> [Float] {
         let det = determinant
         guard det.isFinite, abs(det) > 1e-6 else { throw BackendError("affine sample", "transform \(self) is not invertible") }
         let (ia, ib, id, ie) = (e / det, -b / det, -d / det, a / det)

@@ -1,3 +1,4 @@
+import BackendCore
 import Foundation
 
 // Activations, batchnorm, elementwise arithmetic, noise and pointwise maps on the CPU reference

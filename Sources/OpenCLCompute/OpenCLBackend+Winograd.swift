@@ -1,3 +1,4 @@
+import BackendCore
 import Device
 
 /// 3x3 stride-1 convolutions of the register-blocked family as Winograd F(m x m, 3x3)

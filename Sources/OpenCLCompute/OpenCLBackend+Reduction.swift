@@ -1,3 +1,4 @@
+import BackendCore
 import Device
 
 // Row-wise ops on the device: softmax, log-softmax (softmax.cl), layer norm (layernorm.cl), sums,

@@ -1,3 +1,4 @@
+import BackendCore
 import Foundation
 
 // conv2d on the CPU reference backend: direct loops, double accumulation (the twin of

@@ -1,3 +1,4 @@
+import BackendCore
 import Device
 
 // conv2d and linear on the device: implicit-im2col matrix multiplies (conv2d.cl, linear.cl
@@ -70,47 +71,6 @@ extension OpenCLBackend {
             global: [h, n * c], local: [1, 1],
             [.buffer(gb), .buffer(wb), .buffer(gxb), .int(c), .int(h), .int(w), .int(out[2]), .int(out[3]),
              .buffer(try storeMask.map { try buffer($0.output, "depthwise backward input") } ?? gxb)])
-    }
-
-    /// A program's files, defines and flags with `storeMask`'s backward applied as its kernel
-    /// stores (activation.cl added, STORE_MASK with GRAD_KIND and GRAD_RULE), or as given without.
-    func storeMaskProgram(_ files: [String], _ defines: [String: Int], _ flags: [String],
-                          _ storeMask: GradientMask?) -> ([String], [String: Int], [String]) {
-        guard let storeMask else { return (files, defines, flags) }
-        return ([files[0], "activation"] + files.dropFirst(),
-                defines.merging(["GRAD_KIND": Int(storeMask.kind.rawValue), "GRAD_RULE": Int(storeMask.rule.rawValue)]) { a, _ in a },
-                flags + ["STORE_MASK"])
-    }
-
-    /// Slices of K for a product whose tiles are too few to fill the device: enough to reach
-    /// `splitKGroups` work-groups, each slice at least four TK steps deep, the partial results
-    /// within the scratch limit. 1 when the tiles alone fill the device.
-    func splitK(m: Int, n: Int, z: Int, k: Int, tiling: GemmTiling) -> Int {
-        let groups = (n + tiling.tn - 1) / tiling.tn * ((m + tiling.tm - 1) / tiling.tm) * z
-        guard groups < splitKGroups else { return 1 }
-        var splits = Swift.min((splitKGroups + groups - 1) / groups, k / (4 * tiling.tk), 256)
-        while splits > 1, splits * z * m * n > scratchFloats { splits /= 2 }
-        return Swift.max(splits, 1)
-    }
-
-    func gemm(_ files: [String], _ mode: String, m: Int, n: Int, k: Int, z: Int, tiling: GemmTiling,
-                      defines: [String: Int] = [:], flags: [String] = [], _ args: [KernelArgument]) throws {
-        let defines = tiling.defines.merging(defines) { a, _ in a }
-        let local = tiling.local
-        let tiles = [(n + tiling.tn - 1) / tiling.tn * local[0], (m + tiling.tm - 1) / tiling.tm * local[1]]
-        let splits = splitK(m: m, n: n, z: z, k: k, tiling: tiling)
-        guard splits > 1 else {
-            try kernel(files + ["gemm"], "gemm_tiled", defines: defines, flags: [mode] + flags).launch(global: tiles + [z], local: local, args)
-            return
-        }
-        try withScratch(mode) { scratch in
-            let part = try scratch("split-k", splits * z * m * n)
-            let args = args + [.buffer(part), .int(splits)]
-            try kernel(files + ["gemm"], "gemm_tiled", defines: defines, flags: [mode, "GEMM_SPLIT_K"] + flags)
-                .launch(global: tiles + [z * splits], local: local, args)
-            try kernel(files + ["gemm"], "gemm_splitk_reduce", defines: defines, flags: [mode, "GEMM_SPLIT_K"] + flags)
-                .launch(global: [n, m, z], local: [Swift.min(n, 32), Swift.min(m, 4), 1], args)
-        }
     }
 
     public func conv2d(_ x: Tensor, weight: Tensor, bias: Tensor?, _ p: Conv2DParams) throws -> Tensor {

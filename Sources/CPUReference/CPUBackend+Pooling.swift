@@ -1,3 +1,4 @@
+import BackendCore
 // Pooling on the CPU reference backend.
 extension CPUBackend {
     /// The flat in-plane index of the window's first maximum, or nil for an all-padding window.

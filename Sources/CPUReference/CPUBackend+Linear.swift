@@ -1,3 +1,4 @@
+import BackendCore
 import Foundation
 
 // linear on the CPU reference backend (the twin of OpenCLBackend+Linear.swift).

@@ -1,3 +1,4 @@
+import BackendCore
 import Foundation
 
 // Row-wise ops on the CPU reference backend: softmax, log-softmax, layer norm, sums, means and

@@ -1,0 +1,137 @@
+import BackendCore
+import Device
+
+/// The matrix-multiply engine that convolution, linear and matmul share: the tiled family's
+/// `gemm` over gemm.cl (local-memory tiles, split K when the tiles are too few to fill the
+/// device) and the register-blocked family's `packedGemm` over gemm_packed.cl (A packed into
+/// MR-row panels, B as panels, strided planes or an implicit im2col, one barrier-free
+/// microkernel). Callers describe their operands; the engine picks the launch.
+extension OpenCLBackend {
+    /// A program's files, defines and flags with `storeMask`'s backward applied as its kernel
+    /// stores (activation.cl added, STORE_MASK with GRAD_KIND and GRAD_RULE), or as given without.
+    func storeMaskProgram(_ files: [String], _ defines: [String: Int], _ flags: [String],
+                          _ storeMask: GradientMask?) -> ([String], [String: Int], [String]) {
+        guard let storeMask else { return (files, defines, flags) }
+        return ([files[0], "activation"] + files.dropFirst(),
+                defines.merging(["GRAD_KIND": Int(storeMask.kind.rawValue), "GRAD_RULE": Int(storeMask.rule.rawValue)]) { a, _ in a },
+                flags + ["STORE_MASK"])
+    }
+
+    /// Slices of K for a product whose tiles are too few to fill the device: enough to reach
+    /// `splitKGroups` work-groups, each slice at least four TK steps deep, the partial results
+    /// within the scratch limit. 1 when the tiles alone fill the device.
+    func splitK(m: Int, n: Int, z: Int, k: Int, tiling: GemmTiling) -> Int {
+        let groups = (n + tiling.tn - 1) / tiling.tn * ((m + tiling.tm - 1) / tiling.tm) * z
+        guard groups < splitKGroups else { return 1 }
+        var splits = Swift.min((splitKGroups + groups - 1) / groups, k / (4 * tiling.tk), 256)
+        while splits > 1, splits * z * m * n > scratchFloats { splits /= 2 }
+        return Swift.max(splits, 1)
+    }
+
+    func gemm(_ files: [String], _ mode: String, m: Int, n: Int, k: Int, z: Int, tiling: GemmTiling,
+                      defines: [String: Int] = [:], flags: [String] = [], _ args: [KernelArgument]) throws {
+        let defines = tiling.defines.merging(defines) { a, _ in a }
+        let local = tiling.local
+        let tiles = [(n + tiling.tn - 1) / tiling.tn * local[0], (m + tiling.tm - 1) / tiling.tm * local[1]]
+        let splits = splitK(m: m, n: n, z: z, k: k, tiling: tiling)
+        guard splits > 1 else {
+            try kernel(files + ["gemm"], "gemm_tiled", defines: defines, flags: [mode] + flags).launch(global: tiles + [z], local: local, args)
+            return
+        }
+        try withScratch(mode) { scratch in
+            let part = try scratch("split-k", splits * z * m * n)
+            let args = args + [.buffer(part), .int(splits)]
+            try kernel(files + ["gemm"], "gemm_tiled", defines: defines, flags: [mode, "GEMM_SPLIT_K"] + flags)
+                .launch(global: tiles + [z * splits], local: local, args)
+            try kernel(files + ["gemm"], "gemm_splitk_reduce", defines: defines, flags: [mode, "GEMM_SPLIT_K"] + flags)
+                .launch(global: [n, m, z], local: [Swift.min(n, 32), Swift.min(m, 4), 1], args)
+        }
+    }
+
+    /// `matrix` [rows, cols] (row-major; `transposed`: [cols, rows], its transpose packed) as A
+    /// panels [ceil(rows/MR)][cols][MR] in `into`.
+    func packRows(_ matrix: Buffer<Float>, into panels: Buffer<Float>, rows: Int, cols: Int, mr: Int,
+                          transposed: Bool = false) throws {
+        let (sm, sk) = transposed ? (1, rows) : (cols, 1)
+        try kernel(["conv_geometry", "gemm_packed"], "pack_a", defines: mr == packing.mr ? packing.defines : ["MR": mr]).launch(
+            global: [cols, (rows + mr - 1) / mr, 1], local: [Swift.min(cols, 16), 1, 1],
+            [.buffer(matrix), .buffer(panels), .int(rows), .int(cols), .int(0), .int(sm), .int(sk), .int(1)])
+    }
+
+    /// `weight` as A panels [G][ceil(m/MR)][k][MR], where row r, column c of group g is
+    /// weight[g * sg + r * sm + (c / window) * sk + window - 1 - c % window] (window 1: a plain
+    /// strided matrix); packed on the device once per weight tensor and layout.
+    func packedPanels(_ weight: Tensor, layout: String, m: Int, k: Int, groups: Int, sg: Int, sm: Int, sk: Int, window: Int = 1,
+                      _ op: String) throws -> Buffer<Float> {
+        guard let storage = weight.storage as? OpenCLStorage else { throw BackendError(op, "weight \(weight.shape) is not on \(name)") }
+        let key = "\(layout) \(packing.mr)"
+        return try storage.derived(key) {
+            let mb = (m + packing.mr - 1) / packing.mr
+            let panels = try Buffer<Float>(context: context, count: groups * mb * k * packing.mr)
+            try kernel(["conv_geometry", "gemm_packed"], "pack_a", defines: packing.defines).launch(
+                global: [k, mb, groups], local: [Swift.min(k, 16), 1, 1],
+                [.buffer(storage.buffer), .buffer(panels), .int(m), .int(k), .int(sg), .int(sm), .int(sk), .int(window)])
+            return panels
+        }
+    }
+
+    /// Where gemm_packed reads B: panels (per chunk) or an NCHW tensor's planes in place.
+    enum PackedOperand {
+        /// Panels [z][ceil(n/NR)][k][NR] of the current chunk.
+        case panels(Buffer<Float>)
+        /// Image i, group g's [k][n] matrix at buffer + i * strideImage + g * strideGroup, rows n apart.
+        case planes(Buffer<Float>, firstImage: Int, strideImage: Int, strideGroup: Int)
+        /// The im2col matrix of a convolution over zero-padded planes split into stride phases
+        /// (rows of `row` floats, `plane` floats a channel, all phases), read in place;
+        /// `geometry` holds the window's defines, `outWidth` the output's columns.
+        case implicit(Buffer<Float>, strideImage: Int, strideGroup: Int, row: Int, plane: Int, outWidth: Int, geometry: [String: Int],
+                      offset: Int = 0)
+    }
+
+    /// C = A B for A panels `a` over `z` (image, group) pairs, stored through the layout
+    /// arguments of gemm_packed (see gemm_packed.cl). With an implicit B, output pixel (oy, ox)
+    /// of a row goes to cOffset + oy * cRowStride + ox * cColStride (default: a dense map).
+    /// With `storeMask` (panels or planes only), C is the gradient of its activation's output and
+    /// goes through that activation's backward as it is stored.
+    func packedGemm(_ a: Buffer<Float>, _ b: PackedOperand, _ c: Buffer<Float>, bias: Buffer<Float>?, biasColumns: Bool = false,
+                            activation: Activation? = nil, storeMask: GradientMask? = nil,
+                            m: Int, n: Int, k: Int, z: Int, groups: Int, firstImage: Int,
+                            strideImage: Int, strideGroup: Int, ldc: Int,
+                            cOffset: Int = 0, cRowStride: Int? = nil, cColStride: Int = 1) throws {
+        let mb = (m + packing.mr - 1) / packing.mr, nb = (n + packing.nr - 1) / packing.nr
+        let source: Buffer<Float>, bArgs: [Int]
+        var flags: [String]
+        var defines = packing.defines, planeSize = 0, outWidth = 0, bOffset = 0
+        switch b {
+        case .panels(let buffer):
+            let panel = nb * k * packing.nr
+            (source, bArgs, flags) = (buffer, [0, groups * panel, panel, packing.nr, buffer.count], [])
+        case let .planes(buffer, first, strideImage, strideGroup):
+            (source, bArgs, flags) = (buffer, [first, strideImage, strideGroup, n, buffer.count], ["B_ROWMAJOR"])
+        case let .implicit(buffer, strideImage, strideGroup, row, plane, width, geometry, offset):
+            (source, bArgs, flags) = (buffer, [0, strideImage, strideGroup, row, buffer.count], ["B_IMPLICIT"])
+            defines.merge(geometry) { a, _ in a }
+            (planeSize, outWidth, bOffset) = (plane, width, offset)
+        }
+        // Column blocks per work-item: enough k steps per work-group (about 1024) to hide its cost
+        // (256 left ResNet18's 7x7 stem, K = 147, at 1.4x the time: a work-group per 16 columns).
+        // When A is the larger operand (few columns: late layers, backward passes), up to 2048, so
+        // that its A panel is read from memory fewer times, but no more: the B columns a
+        // work-item sweeps (K x NR floats a block) must stay in cache for the next row block.
+        // A work-item sweeping all 14 blocks of ResNet18's 3x3 128->256 stride-2 layer (K = 1152,
+        // 74 KB a block) took 1.3-1.4x the time of a block each (forward, PoCL). Either way at least
+        // 64 work-groups remain for the cores.
+        if biasColumns { flags.append("BIAS_COLUMNS") }
+        if let activation { flags.append(activation.fusedFlag) }
+        var perItem = Swift.min(nb, Swift.max(1, (m > n ? 2048 : 1024) / Swift.max(k, 1)))
+        while perItem > 1, mb * ((nb + perItem - 1) / perItem) * z < 64 { perItem -= 1 }
+        let (files, allDefines, allFlags) = storeMaskProgram(["conv_geometry", "gemm_packed"], defines, flags, storeMask)
+        try kernel(files, "gemm_packed", defines: allDefines, flags: allFlags).launch(
+            global: [mb, (nb + perItem - 1) / perItem, z], local: [1, 1, 1],
+            [.buffer(a), .buffer(source), .buffer(c), .buffer(bias ?? a), .int(bias == nil ? 0 : 1),
+             .int(m), .int(n), .int(k), .int(groups)]
+            + (bArgs + [firstImage, strideImage, strideGroup, ldc, perItem, planeSize, outWidth,
+                        bOffset, cOffset, cRowStride ?? outWidth, cColStride]).map { .int($0) }
+            + [.buffer(try storeMask.map { try buffer($0.output, "gemm_packed") } ?? c)])
+    }
+}
