@@ -82,19 +82,20 @@ public struct Benchmark {
         let fma = try program.kernel("fma_peak")
         let flopSeconds = try (0..<3).map { _ in
             try fma.launch(global: [items], local: cpu ? [1] : nil,
-                           [.buffer(out), .float(0.999), .float(0.001), .int(Int32(iterations))]).deviceSeconds()
+                           try KernelCall.fma_peak(out: out, a: 0.999, b: 0.001, rounds: iterations).arguments).deviceSeconds()
         }.min()!
         let n = 1 << 24
         let src = try Buffer<Float>(context: ctx, count: n), dst = try Buffer<Float>(context: ctx, count: n)
         try src.fill(1)
         let copy = try program.kernel("copy_bandwidth")
         let copySeconds = try (0..<3).map { _ in
-            try copy.launch(global: [n / 4], [.buffer(src), .buffer(dst)]).deviceSeconds()
+            try copy.launch(global: [n / 4], try KernelCall.copy_bandwidth(src: src, dst: dst).arguments).deviceSeconds()
         }.min()!
         let launches = 2000
+        let copyArguments = try KernelCall.copy_bandwidth(src: src, dst: dst).arguments
         let launchSeconds = try (0..<3).map { _ in
             let start = DispatchTime.now().uptimeNanoseconds
-            for _ in 0..<launches { try copy.launch(global: [1], local: [1], [.buffer(src), .buffer(dst)], event: false) }
+            for _ in 0..<launches { try copy.launch(global: [1], local: [1], copyArguments, event: false) }
             try ctx.finish()
             return Double(DispatchTime.now().uptimeNanoseconds - start) * 1e-9
         }.min()!

@@ -34,6 +34,30 @@ if arguments.first == "--commit", arguments.count == 3 {
     }
     exit(0)
 }
+// Or: KernelEmbedder --launches OUTPUT.swift KERNEL.cl...
+// Writes one typed launch factory per kernel (and per GEMM mode) from the kernels' signatures
+// (KernelSignatures.swift).
+if arguments.first == "--launches", arguments.count >= 2 {
+    let output = arguments[arguments.startIndex + 1]
+    var kernels: [KernelSignature] = [], modes: [KernelSignature] = []
+    do {
+        for path in arguments.dropFirst(2) {
+            let url = URL(fileURLWithPath: path)
+            let found = try signatures(file: url.deletingPathExtension().lastPathComponent, source: try String(contentsOf: url, encoding: .utf8))
+            kernels += found.kernels
+            modes += found.gemmModes
+        }
+        let names = kernels.map(\.name)
+        if let twice = names.first(where: { n in names.filter { $0 == n }.count > 1 }) {
+            throw SignatureError.unsupported(file: "Kernels", kernel: twice, parameter: "(the name is defined twice)")
+        }
+        try launchFunctions(kernels: kernels, gemmModes: modes).write(to: URL(fileURLWithPath: output), atomically: true, encoding: .utf8)
+    } catch {
+        FileHandle.standardError.write(Data("KernelEmbedder: \(error)\n".utf8))
+        exit(1)
+    }
+    exit(0)
+}
 guard let outputPath = arguments.first else {
     FileHandle.standardError.write(Data("usage: KernelEmbedder OUTPUT.swift KERNEL.cl...\n".utf8))
     exit(2)

@@ -9,7 +9,7 @@ extension Activation {
 
 extension Pointwise {
     /// The op's number in pointwise.cl.
-    var code: Int32 {
+    var code: Int {
         switch self {
         case .sigmoid: 0; case .absPower: 1; case .hardSigmoid: 2; case .hardSwish: 3; case .erf: 4; case .offset: 5; case .gelu: 6; case .tanh: 7
         }

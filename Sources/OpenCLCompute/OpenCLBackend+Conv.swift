@@ -4,12 +4,6 @@ import Device
 // conv2d and linear on the device: implicit-im2col matrix multiplies (conv2d.cl, linear.cl
 // over gemm.cl; at batch <= 4 on GPUs linear_gemv.cl). Bias gradients are channel sums (reduce.cl).
 extension OpenCLBackend {
-    private func convArgs(_ x: Shape, _ w: Shape, _ y: Shape, _ p: Conv2DParams, m: Int, n: Int, k: Int) -> [KernelArgument] {
-        let (_, cin, h, wd) = x.nchw!, (cout, _, kh, kw) = w.nchw!
-        return [cin, h, wd, cout, y[2], y[3], kh, kw, p.stride.h, p.stride.w, p.padding.h, p.padding.w,
-                p.dilation.h, p.dilation.w, p.groups, m, n, k].map { .int($0) }
-    }
-
     /// The window geometry as build-time constants: one program per geometry (3x3 stride 1,
     /// 1x1, ...), shared by every layer size with that geometry.
     func geometry(_ w: Shape, _ p: Conv2DParams) -> [String: Int] {
@@ -41,16 +35,14 @@ extension OpenCLBackend {
                                                            activation.map { [$0.fusedFlag] } ?? [], storeMask)
         let mask = try storeMask.map { try buffer($0.output, "depthwise") } ?? yb
         if p.stride == (1, 1), out[2] == h, out[3] == width, width < OpenCLBackend.depthwiseFlatWidth {
-            try kernel(files, "depthwise_flat", defines: defines, flags: flags).launch(
-                global: [planes], local: [1],
-                [.buffer(xb), .buffer(wb), .buffer(bias ?? wb), .buffer(yb), .int(bias == nil ? 0 : 1), .int(flip ? 1 : 0),
-                 .int(c), .int(h), .int(width), .buffer(mask)])
+            try launch(.depthwise_flat(x: xb, w: wb, bias: bias ?? wb, y: yb, hasBias: bias == nil ? 0 : 1, flip: flip ? 1 : 0,
+                                       C: c, H: h, W: width, storeMask: mask),
+                       files: files, defines: defines, flags: flags, global: [planes], local: [1])
             return
         }
-        try kernel(files, "depthwise_rows", defines: defines, flags: flags).launch(
-            global: [out[2], planes], local: [1, 1],
-            [.buffer(xb), .buffer(wb), .buffer(bias ?? wb), .buffer(yb), .int(bias == nil ? 0 : 1), .int(flip ? 1 : 0),
-             .int(c), .int(h), .int(width), .int(out[2]), .int(out[3]), .buffer(mask)])
+        try launch(.depthwise_rows(x: xb, w: wb, bias: bias ?? wb, y: yb, hasBias: bias == nil ? 0 : 1, flip: flip ? 1 : 0, C: c,
+                                   H: h, W: width, OH: out[2], OW: out[3], storeMask: mask),
+                   files: files, defines: defines, flags: flags, global: [out[2], planes], local: [1, 1])
     }
 
     /// dL/dx of a depthwise convolution on the register-blocked family: at stride 1 the depthwise
@@ -67,10 +59,9 @@ extension OpenCLBackend {
             return
         }
         let (files, defines, flags) = storeMaskProgram(["conv_geometry", "conv2d_depthwise"], geometry(weight, p), [], storeMask)
-        try kernel(files, "depthwise_rows_backward_input", defines: defines, flags: flags).launch(
-            global: [h, n * c], local: [1, 1],
-            [.buffer(gb), .buffer(wb), .buffer(gxb), .int(c), .int(h), .int(w), .int(out[2]), .int(out[3]),
-             .buffer(try storeMask.map { try buffer($0.output, "depthwise backward input") } ?? gxb)])
+        try launch(.depthwise_rows_backward_input(gy: gb, w: wb, gx: gxb, C: c, H: h, W: w, OH: out[2], OW: out[3],
+                                                  storeMask: try storeMask.map { try buffer($0.output, "depthwise backward input") } ?? gxb),
+                   files: files, defines: defines, flags: flags, global: [h, n * c], local: [1, 1])
     }
 
     public func conv2d(_ x: Tensor, weight: Tensor, bias: Tensor?, _ p: Conv2DParams) throws -> Tensor {
@@ -104,18 +95,20 @@ extension OpenCLBackend {
         let (y, yb) = try empty(out, "conv2d")
         if isDepthwise(weight.shape, p) {
             let (n, c, h, w) = x.shape.nchw!
-            try kernel(["conv_geometry", "conv2d_depthwise"], "depthwise_forward", defines: geometry(weight.shape, p), flags: flags).launch(
-                global: [out[3], out[2], n * c], local: planeLocal(width: out[3], height: out[2]),
-                [.buffer(xb), .buffer(wb), .buffer(bb), .buffer(yb), .int(bias == nil ? 0 : 1),
-                 .int(c), .int(h), .int(w), .int(out[2]), .int(out[3])])
+            try launch(.depthwise_forward(x: xb, w: wb, bias: bb, y: yb, hasBias: bias == nil ? 0 : 1, C: c, H: h, W: w,
+                                          OH: out[2], OW: out[3]),
+                       files: ["conv_geometry", "conv2d_depthwise"], defines: geometry(weight.shape, p), flags: flags,
+                       global: [out[3], out[2], n * c], local: planeLocal(width: out[3], height: out[2]))
             return y
         }
         let (cout, cig, kh, kw) = weight.shape.nchw!
         let m = cout / p.groups, n = out[2] * out[3], k = cig * kh * kw
-        try gemm(["conv_geometry", "conv2d"], "CONV_FORWARD", m: m, n: n, k: k, z: x.shape[0] * p.groups, tiling: tiling(rows: m),
-                 defines: geometry(weight.shape, p), flags: flags,
-                 [.buffer(xb), .buffer(wb), .buffer(bb), .buffer(yb), .int(bias == nil ? 0 : 1)]
-                 + convArgs(x.shape, weight.shape, out, p, m: m, n: n, k: k))
+        try gemm(.CONV_FORWARD(x: xb, w: wb, bias: bb, y: yb, hasBias: bias == nil ? 0 : 1, Cin: x.shape[1], H: x.shape[2],
+                               W: x.shape[3], Cout: weight.shape[0], OH: out[2], OW: out[3], kh: weight.shape[2],
+                               kw: weight.shape[3], sh: p.stride.h, sw: p.stride.w, ph: p.padding.h, pw: p.padding.w,
+                               dh: p.dilation.h, dw: p.dilation.w, G: p.groups, M: m, N: n, K: k),
+                 includes: ["conv_geometry"], m: m, n: n, k: k, z: x.shape[0] * p.groups, tiling: tiling(rows: m),
+                 defines: geometry(weight.shape, p), flags: flags)
         return y
     }
 
@@ -133,21 +126,27 @@ extension OpenCLBackend {
                 return gx
             }
             let (n, c, h, w) = inputShape.nchw!
-            try kernel(["conv_geometry", "conv2d_depthwise"], "depthwise_backward_input", defines: geometry(weight.shape, p)).launch(
-                global: [w, h, n * c], local: planeLocal(width: w, height: h), [.buffer(gb), .buffer(wb), .buffer(gxb), .int(c), .int(h), .int(w), .int(out[2]), .int(out[3])])
+            try launch(.depthwise_backward_input(gy: gb, w: wb, gx: gxb, C: c, H: h, W: w, OH: out[2], OW: out[3]),
+                       files: ["conv_geometry", "conv2d_depthwise"], defines: geometry(weight.shape, p), global: [w, h, n * c],
+                       local: planeLocal(width: w, height: h))
             return gx
         }
         if p.groups == 1, weight.shape[1] <= 4 {
             let (n, c, h, w) = inputShape.nchw!
-            try kernel(["conv_geometry", "conv2d_direct"], "backward_input_few_channels", defines: geometry(weight.shape, p).merging(["CONV_CIN": c]) { a, _ in a })
-                .launch(global: [w, h, n], [.buffer(gb), .buffer(wb), .buffer(gxb), .int(weight.shape[0]), .int(h), .int(w), .int(out[2]), .int(out[3])])
+            try launch(.backward_input_few_channels(gy: gb, w: wb, gx: gxb, Cout: weight.shape[0], H: h, W: w, OH: out[2],
+                                                    OW: out[3]),
+                       files: ["conv_geometry", "conv2d_direct"],
+                       defines: geometry(weight.shape, p).merging(["CONV_CIN": c]) { a, _ in a }, global: [w, h, n])
             return gx
         }
         let (cout, cig, kh, kw) = weight.shape.nchw!
         let m = cig, n = inputShape[2] * inputShape[3], k = cout / p.groups * kh * kw
-        try gemm(["conv_geometry", "conv2d"], "CONV_BACKWARD_INPUT", m: m, n: n, k: k, z: inputShape[0] * p.groups, tiling: tiling(rows: m),
-                 defines: geometry(weight.shape, p),
-                 [.buffer(gb), .buffer(wb), .buffer(gxb)] + convArgs(inputShape, weight.shape, out, p, m: m, n: n, k: k))
+        try gemm(.CONV_BACKWARD_INPUT(gy: gb, w: wb, gx: gxb, Cin: inputShape[1], H: inputShape[2], W: inputShape[3],
+                                      Cout: weight.shape[0], OH: out[2], OW: out[3], kh: weight.shape[2], kw: weight.shape[3],
+                                      sh: p.stride.h, sw: p.stride.w, ph: p.padding.h, pw: p.padding.w, dh: p.dilation.h,
+                                      dw: p.dilation.w, G: p.groups, M: m, N: n, K: k),
+                 includes: ["conv_geometry"], m: m, n: n, k: k, z: inputShape[0] * p.groups, tiling: tiling(rows: m),
+                 defines: geometry(weight.shape, p))
         return gx
     }
 
@@ -191,24 +190,26 @@ extension OpenCLBackend {
         let (gw, gwb) = try empty(weightShape, "conv2d backward weight")
         if isDepthwise(weightShape, p) {
             let (n, c, h, w) = input.shape.nchw!
-            try kernel(["conv_geometry", "conv2d_depthwise"], "depthwise_backward_weight", defines: geometry(weightShape, p)).launch(
-                global: [64, c], local: [64, 1],
-                [.buffer(gb), .buffer(xb), .buffer(gwb), .int(n), .int(c), .int(h), .int(w), .int(out[2]), .int(out[3])])
+            try launch(.depthwise_backward_weight(gy: gb, x: xb, gw: gwb, Nb: n, C: c, H: h, W: w, OH: out[2], OW: out[3]),
+                       files: ["conv_geometry", "conv2d_depthwise"], defines: geometry(weightShape, p), global: [64, c],
+                       local: [64, 1])
             return gw
         }
         let (cout, cig, kh, kw) = weightShape.nchw!
         let m = cout / p.groups, n = cig * kh * kw, k = input.shape[0] * out[2] * out[3]
-        try gemm(["conv_geometry", "conv2d"], "CONV_BACKWARD_WEIGHT", m: m, n: n, k: k, z: p.groups, tiling: tiling(rows: m),
-                 defines: geometry(weightShape, p),
-                 [.buffer(gb), .buffer(xb), .buffer(gwb)] + convArgs(input.shape, weightShape, out, p, m: m, n: n, k: k))
+        try gemm(.CONV_BACKWARD_WEIGHT(gy: gb, x: xb, gw: gwb, Cin: input.shape[1], H: input.shape[2], W: input.shape[3],
+                                       Cout: weightShape[0], OH: out[2], OW: out[3], kh: weightShape[2], kw: weightShape[3],
+                                       sh: p.stride.h, sw: p.stride.w, ph: p.padding.h, pw: p.padding.w, dh: p.dilation.h,
+                                       dw: p.dilation.w, G: p.groups, M: m, N: n, K: k),
+                 includes: ["conv_geometry"], m: m, n: n, k: k, z: p.groups, tiling: tiling(rows: m),
+                 defines: geometry(weightShape, p))
         return gw
     }
 
     func channelSum(_ gy: Tensor, n: Int, c: Int, hw: Int, _ op: String) throws -> Tensor {
         let gb = try buffer(gy, op)
         let (s, sb) = try empty([c], op)
-        try kernel(["reduce"], "channel_sum").launch(global: [64, c], local: [64, 1],
-            [.buffer(gb), .buffer(sb), .int(n), .int(c), .int(hw)])
+        try launch(.channel_sum(x: gb, y: sb, Nb: n, C: c, HW: hw), global: [64, c], local: [64, 1])
         return s
     }
 

@@ -18,10 +18,11 @@ extension OpenCLBackend {
     /// im2col panels [z][ceil(n/NR)][k][NR] of images first ..< first + images of `x` [N, C, H, W].
     private func packIm2col(_ x: Buffer<Float>, into b: Buffer<Float>, first: Int, images: Int, c: Int, h: Int, w: Int,
                             out: Shape, k: Int, groups: Int, defines: [String: Int]) throws {
-        try kernel(["conv_geometry", "gemm_packed"], "pack_b_im2col", defines: defines).launch(
-            global: [k, images * groups], local: [1, 1],
-            [.buffer(x), .buffer(b), .int(first), .int(c), .int(h), .int(w), .int(out[2]), .int(out[3]), .int(groups),
-             .int(out[2] * out[3]), .int(k)] + [KernelArgument](repeating: .int(0), count: 8))
+        try launch(.pack_b_im2col(x: x, B: b, z0: first, Cin: c, H: h, W: w, OH: out[2], OW: out[3], G: groups,
+                                  N: out[2] * out[3], K: k, kh: defines["CONV_KH"] ?? 0, kw: defines["CONV_KW"] ?? 0,
+                                  sh: defines["CONV_SH"] ?? 0, sw: defines["CONV_SW"] ?? 0, ph: defines["CONV_PH"] ?? 0,
+                                  pw: defines["CONV_PW"] ?? 0, dh: defines["CONV_DH"] ?? 0, dw: defines["CONV_DW"] ?? 0),
+                   files: ["conv_geometry", "gemm_packed"], defines: defines, global: [k, images * groups], local: [1, 1])
     }
 
     /// `planes` planes of h x w from `x`, zero-padded and split into stride phases of hq x wq
@@ -36,10 +37,10 @@ extension OpenCLBackend {
             defines.merge(["GRAD_KIND": Int(mask.kind.rawValue), "GRAD_RULE": Int(mask.rule.rawValue)]) { a, _ in a }
             files.insert("activation", at: 1)
         }
-        try kernel(files, "pad_planes", defines: defines, flags: mask == nil ? [] : ["GRAD_MASK"]).launch(
-            global: [planes * phases], local: [1],
-            [.buffer(x), .buffer(xq), .int(h), .int(w), .int(hq), .int(wq), .int(padding.h), .int(padding.w), .int(stride.h),
-             .int(stride.w), .int(phases), .int(firstPlane), .buffer(try mask.map { try buffer($0.output, "pad planes") } ?? x)])
+        try launch(.pad_planes(x: x, xq: xq, H: h, W: w, Hq: hq, Wq: wq, padH: padding.h, padW: padding.w, sh: stride.h,
+                               sw: stride.w, phases: phases, firstPlane: firstPlane,
+                               mask: try mask.map { try buffer($0.output, "pad planes") } ?? x),
+                   files: files, defines: defines, flags: mask == nil ? [] : ["GRAD_MASK"], global: [planes * phases], local: [1])
     }
 
     /// An activation's backward that a convolution's backward to the input applies as it reads

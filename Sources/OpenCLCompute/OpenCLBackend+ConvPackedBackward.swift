@@ -61,10 +61,11 @@ extension OpenCLBackend {
                 let count = Swift.min(chunk, images - first)
                 try packedGemm(a, .planes(source, firstImage: first, strideImage: cout * n, strideGroup: cog * n), cols, bias: nil,
                                m: m, n: n, k: cog, z: count * g, groups: g, firstImage: 0, strideImage: g * m * n, strideGroup: m * n, ldc: n)
-                try kernel(["conv_geometry", "gemm_packed"], "col2im", defines: packedDefines(weight.shape, p)).launch(
-                    global: [inputShape[3], inputShape[2], count * g * cig], local: [Swift.min(inputShape[3], 16), 1, 1],
-                    [.buffer(cols), .buffer(gxb), .int(first), .int(cin), .int(inputShape[2]), .int(inputShape[3]), .int(out[2]),
-                     .int(out[3]), .int(g)] + [KernelArgument](repeating: .int(0), count: 8))
+                try launch(.col2im(cols: cols, gx: gxb, n0: first, Cin: cin, H: inputShape[2], W: inputShape[3], OH: out[2],
+                                   OW: out[3], G: g, kh: weight.shape[2], kw: weight.shape[3], sh: p.stride.h, sw: p.stride.w,
+                                   ph: p.padding.h, pw: p.padding.w, dh: p.dilation.h, dw: p.dilation.w),
+                           files: ["conv_geometry", "gemm_packed"], defines: packedDefines(weight.shape, p),
+                           global: [inputShape[3], inputShape[2], count * g * cig], local: [Swift.min(inputShape[3], 16), 1, 1])
             }
         }
         return gx
@@ -106,11 +107,11 @@ extension OpenCLBackend {
         let a = try storage.derived("stacked phases \(packing.mr)") {
             let mb = (m + packing.mr - 1) / packing.mr
             let panels = try Buffer<Float>(context: context, count: g * mb * k * packing.mr)
-            try kernel(["conv_geometry", "gemm_packed"], "pack_a_stacked", defines: packing.defines).launch(
-                global: [k, mb, g], local: [Swift.min(k, 16), 1, 1],
-                [.buffer(storage.buffer), .buffer(panels), .int(m), .int(cig), .int(k), .int(kh), .int(kw), .int(sh), .int(sw),
-                 .int(p.padding.h), .int(p.padding.w), .int(p.dilation.h), .int(p.dilation.w), .int(st.ty), .int(st.tx), .int(st.uy0),
-                 .int(st.ux0)])
+            try launch(.pack_a_stacked(w: storage.buffer, A: panels, M: m, M1: cig, K: k, KHf: kh, KWf: kw, SHs: sh, SWs: sw,
+                                       PHs: p.padding.h, PWs: p.padding.w, DHs: p.dilation.h, DWs: p.dilation.w, TY: st.ty,
+                                       TX: st.tx, uy0: st.uy0, ux0: st.ux0),
+                       files: ["conv_geometry", "gemm_packed"], defines: packing.defines, global: [k, mb, g],
+                       local: [Swift.min(k, 16), 1, 1])
             return panels
         }
         let (ty, tx) = (PhaseTaps(offset: st.uy0, count: st.ty, size: qh), PhaseTaps(offset: st.ux0, count: st.tx, size: qw))
@@ -135,10 +136,10 @@ extension OpenCLBackend {
                                             offset: pad.start(ty, tx)),
                                phases, bias: nil, m: m, n: qh * wq, k: k, z: count * g, groups: g, firstImage: 0,
                                strideImage: product, strideGroup: m * qh * qw, ldc: qh * qw)
-                try kernel(["conv_geometry", "gemm_packed"], "merge_phases", defines: packing.defines).launch(
-                    global: [h * count * cin], local: [1],
-                    [.buffer(phases), .buffer(gxb), .int(first), .int(cin), .int(h), .int(w), .int(qh), .int(qw), .int(sh), .int(sw),
-                     .int(g)])
+                try launch(.merge_phases(P: phases, gx: gxb, n0: first, Cin: cin, H: h, W: w, QH: qh, QW: qw, SHs: sh, SWs: sw,
+                                         G: g),
+                           files: ["conv_geometry", "gemm_packed"], defines: packing.defines, global: [h * count * cin],
+                           local: [1])
             }
         }
         return gx
@@ -235,10 +236,10 @@ extension OpenCLBackend {
                 let a = try storage.derived("phase \(ry) \(rx) \(packing.mr)") {
                     let mb = (cig + packing.mr - 1) / packing.mr
                     let panels = try Buffer<Float>(context: context, count: g * mb * k * packing.mr)
-                    try kernel(["conv_geometry", "gemm_packed"], "pack_a_phase", defines: packing.defines).launch(
-                        global: [k, mb, g], local: [Swift.min(k, 16), 1, 1],
-                        [.buffer(storage.buffer), .buffer(panels), .int(cig), .int(k), .int(kh), .int(kw), .int(ty.first), .int(tx.first),
-                         .int(ty.count), .int(tx.count), .int(ty.step), .int(tx.step)])
+                    try launch(.pack_a_phase(w: storage.buffer, A: panels, M: cig, K: k, KHf: kh, KWf: kw, ky0: ty.first,
+                                             kx0: tx.first, TY: ty.count, TX: tx.count, stepY: ty.step, stepX: tx.step),
+                               files: ["conv_geometry", "gemm_packed"], defines: packing.defines, global: [k, mb, g],
+                               local: [Swift.min(k, 16), 1, 1])
                     return panels
                 }
                 let window = Conv2DParams(stride: (1, 1), padding: (0, 0), dilation: (ty.dilation, tx.dilation), groups: g)

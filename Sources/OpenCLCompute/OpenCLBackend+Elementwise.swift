@@ -7,8 +7,7 @@ extension OpenCLBackend {
     public func activation(_ x: Tensor, _ kind: Activation) throws -> Tensor {
         let xb = try buffer(x, "activation")
         let (y, yb) = try empty(x.shape, "activation")
-        try kernel(["activation"], "activation_forward").launch(global: [quads(x.shape.count)],
-            [.buffer(xb), .buffer(yb), .int(x.shape.count), .int(kind.rawValue)])
+        try launch(.activation_forward(x: xb, y: yb, n: x.shape.count, kind: Int(kind.rawValue)), global: [quads(x.shape.count)])
         return y
     }
 
@@ -16,8 +15,9 @@ extension OpenCLBackend {
         try ShapeRules.same("activation backward", gy.shape, input.shape)
         let gb = try buffer(gy, "activation backward"), xb = try buffer(input, "activation backward")
         let (gx, gxb) = try empty(gy.shape, "activation backward")
-        try kernel(["activation"], "activation_backward").launch(global: [quads(gy.shape.count)],
-            [.buffer(gb), .buffer(xb), .buffer(gxb), .int(gy.shape.count), .int(kind.rawValue), .int(rule.rawValue)])
+        try launch(.activation_backward(gy: gb, x: xb, gx: gxb, n: gy.shape.count, kind: Int(kind.rawValue),
+                                        rule: Int(rule.rawValue)),
+                   global: [quads(gy.shape.count)])
         return gx
     }
 
@@ -33,8 +33,8 @@ extension OpenCLBackend {
         let p = try bnBuffers("batchnorm2d", bn, channels: c)
         let xb = try buffer(x, "batchnorm2d")
         let (y, yb) = try empty(x.shape, "batchnorm2d")
-        try kernel(["batchnorm"], "batchnorm2d_forward").launch(global: [quads(h * w), c, n],
-            [.buffer(xb), .buffer(p[0]), .buffer(p[1]), .buffer(p[2]), .buffer(p[3]), .float(bn.eps), .buffer(yb), .int(c), .int(h * w)])
+        try launch(.batchnorm2d_forward(x: xb, gamma: p[0], beta: p[1], mean: p[2], var: p[3], eps: bn.eps, y: yb, C: c, HW: h * w),
+                   global: [quads(h * w), c, n])
         return y
     }
 
@@ -43,26 +43,27 @@ extension OpenCLBackend {
         let p = try bnBuffers("batchnorm2d backward", bn, channels: c)
         let gb = try buffer(gy, "batchnorm2d backward")
         let (gx, gxb) = try empty(gy.shape, "batchnorm2d backward")
-        try kernel(["batchnorm"], "batchnorm2d_backward").launch(global: [quads(h * w), c, n],
-            [.buffer(gb), .buffer(p[0]), .buffer(p[3]), .float(bn.eps), .buffer(gxb), .int(c), .int(h * w)])
+        try launch(.batchnorm2d_backward(gy: gb, gamma: p[0], var: p[3], eps: bn.eps, gx: gxb, C: c, HW: h * w),
+                   global: [quads(h * w), c, n])
         return gx
     }
 
-    private func binary(_ name: String, _ a: Tensor, _ b: Tensor) throws -> Tensor {
+    private func binary(_ name: String, _ a: Tensor, _ b: Tensor,
+                        _ call: (Buffer<Float>, Buffer<Float>, Buffer<Float>, Int) throws -> KernelCall) throws -> Tensor {
         try ShapeRules.same(name, a.shape, b.shape)
         let ab = try buffer(a, name), bb = try buffer(b, name)
         let (y, yb) = try empty(a.shape, name)
-        try kernel(["elementwise"], name).launch(global: [quads(a.shape.count)], [.buffer(ab), .buffer(bb), .buffer(yb), .int(a.shape.count)])
+        try launch(try call(ab, bb, yb, a.shape.count), global: [quads(a.shape.count)])
         return y
     }
 
-    public func add(_ a: Tensor, _ b: Tensor) throws -> Tensor { try binary("add", a, b) }
-    public func mul(_ a: Tensor, _ b: Tensor) throws -> Tensor { try binary("mul", a, b) }
+    public func add(_ a: Tensor, _ b: Tensor) throws -> Tensor { try binary("add", a, b) { try .add(a: $0, b: $1, y: $2, n: $3) } }
+    public func mul(_ a: Tensor, _ b: Tensor) throws -> Tensor { try binary("mul", a, b) { try .mul(a: $0, b: $1, y: $2, n: $3) } }
 
     public func scale(_ a: Tensor, _ s: Float) throws -> Tensor {
         let ab = try buffer(a, "scale")
         let (y, yb) = try empty(a.shape, "scale")
-        try kernel(["elementwise"], "scale").launch(global: [quads(a.shape.count)], [.buffer(ab), .float(s), .buffer(yb), .int(a.shape.count)])
+        try launch(.scale(a: ab, s: s, y: yb, n: a.shape.count), global: [quads(a.shape.count)])
         return y
     }
 
@@ -71,8 +72,8 @@ extension OpenCLBackend {
         let xb = try buffer(x, "noisy copies")
         let (y, yb) = try empty(shape, "noisy copies")
         let n = x.shape.count
-        try kernel(["random"], "noisy_copies").launch(global: [n, copies], local: [Swift.min(n, 64), 1],
-            [.buffer(xb), .buffer(yb), .int(n), .float(sigma), .ulong(seed &+ 0x5EED), .ulong(offset)])
+        try launch(.noisy_copies(x: xb, y: yb, n: n, sigma: sigma, key: seed &+ 0x5EED, offset: offset),
+                   global: [n, copies], local: [Swift.min(n, 64), 1])
         return y
     }
 
@@ -80,16 +81,15 @@ extension OpenCLBackend {
         try ShapeRules.same("axpy", x.shape, y.shape)
         let xb = try buffer(x, "axpy"), yb = try buffer(y, "axpy")
         let (out, ob) = try empty(x.shape, "axpy")
-        try kernel(["elementwise"], "axpy").launch(global: [quads(x.shape.count)],
-            [.float(alpha), .buffer(xb), .buffer(yb), .buffer(ob), .int(x.shape.count)])
+        try launch(.axpy(alpha: alpha, x: xb, y: yb, out: ob, n: x.shape.count), global: [quads(x.shape.count)])
         return out
     }
 
     public func pointwise(_ x: Tensor, _ op: Pointwise) throws -> Tensor {
         let xb = try buffer(x, "pointwise")
         let (y, yb) = try empty(x.shape, "pointwise")
-        try kernel(["elementwise", "pointwise"], "pointwise").launch(global: [quads(x.shape.count)],
-            [.buffer(xb), .buffer(yb), .int(x.shape.count), .int(op.code), .float(op.parameter)])
+        try launch(.pointwise(x: xb, y: yb, n: x.shape.count, op: op.code, p: op.parameter),
+                   files: ["elementwise", "pointwise"], global: [quads(x.shape.count)])
         return y
     }
 
@@ -97,8 +97,8 @@ extension OpenCLBackend {
         try ShapeRules.same("pointwise backward", gy.shape, input.shape)
         let gb = try buffer(gy, "pointwise backward"), xb = try buffer(input, "pointwise backward")
         let (gx, gxb) = try empty(input.shape, "pointwise backward")
-        try kernel(["elementwise", "pointwise"], "pointwise_backward").launch(global: [quads(input.shape.count)],
-            [.buffer(gb), .buffer(xb), .buffer(gxb), .int(input.shape.count), .int(op.code), .float(op.parameter)])
+        try launch(.pointwise_backward(gy: gb, x: xb, gx: gxb, n: input.shape.count, op: op.code, p: op.parameter),
+                   files: ["elementwise", "pointwise"], global: [quads(input.shape.count)])
         return gx
     }
 }

@@ -28,22 +28,28 @@ extension OpenCLBackend {
         return Swift.max(splits, 1)
     }
 
-    func gemm(_ files: [String], _ mode: String, m: Int, n: Int, k: Int, z: Int, tiling: GemmTiling,
-                      defines: [String: Int] = [:], flags: [String] = [], _ args: [KernelArgument]) throws {
+    /// C = A B in `call`'s mode of gemm.cl (its file's GEMM_ARGS, A_LOAD, B_LOAD, C_STORE), over
+    /// `z` products of m x n from k, with `includes` prepended (conv_geometry for convolutions).
+    /// When the tiles are too few to fill the device, K is split into slices summed afterwards.
+    func gemm(_ call: GemmCall, includes: [String] = [], m: Int, n: Int, k: Int, z: Int, tiling: GemmTiling,
+              defines: [String: Int] = [:], flags: [String] = []) throws {
+        let files = includes + [call.file, "gemm"]
         let defines = tiling.defines.merging(defines) { a, _ in a }
         let local = tiling.local
         let tiles = [(n + tiling.tn - 1) / tiling.tn * local[0], (m + tiling.tm - 1) / tiling.tm * local[1]]
         let splits = splitK(m: m, n: n, z: z, k: k, tiling: tiling)
         guard splits > 1 else {
-            try kernel(files + ["gemm"], "gemm_tiled", defines: defines, flags: [mode] + flags).launch(global: tiles + [z], local: local, args)
+            try kernel(files, "gemm_tiled", defines: defines, flags: [call.mode] + flags)
+                .launch(global: tiles + [z], local: local, call.arguments)
             return
         }
-        try withScratch(mode) { scratch in
+        try withScratch(call.mode) { scratch in
             let part = try scratch("split-k", splits * z * m * n)
-            let args = args + [.buffer(part), .int(splits)]
-            try kernel(files + ["gemm"], "gemm_tiled", defines: defines, flags: [mode, "GEMM_SPLIT_K"] + flags)
+            // GEMM_KERNEL_ARGS under GEMM_SPLIT_K: the mode's arguments, then gemm_part and gemm_splits.
+            let args = call.arguments + [.buffer(part), try kernelInt(splits, "gemm_tiled", "gemm_splits")]
+            try kernel(files, "gemm_tiled", defines: defines, flags: [call.mode, "GEMM_SPLIT_K"] + flags)
                 .launch(global: tiles + [z * splits], local: local, args)
-            try kernel(files + ["gemm"], "gemm_splitk_reduce", defines: defines, flags: [mode, "GEMM_SPLIT_K"] + flags)
+            try kernel(files, "gemm_splitk_reduce", defines: defines, flags: [call.mode, "GEMM_SPLIT_K"] + flags)
                 .launch(global: [n, m, z], local: [Swift.min(n, 32), Swift.min(m, 4), 1], args)
         }
     }
@@ -51,11 +57,11 @@ extension OpenCLBackend {
     /// `matrix` [rows, cols] (row-major; `transposed`: [cols, rows], its transpose packed) as A
     /// panels [ceil(rows/MR)][cols][MR] in `into`.
     func packRows(_ matrix: Buffer<Float>, into panels: Buffer<Float>, rows: Int, cols: Int, mr: Int,
-                          transposed: Bool = false) throws {
+                  transposed: Bool = false) throws {
         let (sm, sk) = transposed ? (1, rows) : (cols, 1)
-        try kernel(["conv_geometry", "gemm_packed"], "pack_a", defines: mr == packing.mr ? packing.defines : ["MR": mr]).launch(
-            global: [cols, (rows + mr - 1) / mr, 1], local: [Swift.min(cols, 16), 1, 1],
-            [.buffer(matrix), .buffer(panels), .int(rows), .int(cols), .int(0), .int(sm), .int(sk), .int(1)])
+        try launch(.pack_a(src: matrix, A: panels, M: rows, K: cols, sg: 0, sm: sm, sk: sk, window: 1),
+                   files: ["conv_geometry", "gemm_packed"], defines: mr == packing.mr ? packing.defines : ["MR": mr],
+                   global: [cols, (rows + mr - 1) / mr, 1], local: [Swift.min(cols, 16), 1, 1])
     }
 
     /// `weight` as A panels [G][ceil(m/MR)][k][MR], where row r, column c of group g is
@@ -68,9 +74,9 @@ extension OpenCLBackend {
         return try storage.derived(key) {
             let mb = (m + packing.mr - 1) / packing.mr
             let panels = try Buffer<Float>(context: context, count: groups * mb * k * packing.mr)
-            try kernel(["conv_geometry", "gemm_packed"], "pack_a", defines: packing.defines).launch(
-                global: [k, mb, groups], local: [Swift.min(k, 16), 1, 1],
-                [.buffer(storage.buffer), .buffer(panels), .int(m), .int(k), .int(sg), .int(sm), .int(sk), .int(window)])
+            try launch(.pack_a(src: storage.buffer, A: panels, M: m, K: k, sg: sg, sm: sm, sk: sk, window: window),
+                       files: ["conv_geometry", "gemm_packed"], defines: packing.defines, global: [k, mb, groups],
+                       local: [Swift.min(k, 16), 1, 1])
             return panels
         }
     }
@@ -99,17 +105,17 @@ extension OpenCLBackend {
                             strideImage: Int, strideGroup: Int, ldc: Int,
                             cOffset: Int = 0, cRowStride: Int? = nil, cColStride: Int = 1) throws {
         let mb = (m + packing.mr - 1) / packing.mr, nb = (n + packing.nr - 1) / packing.nr
-        let source: Buffer<Float>, bArgs: [Int]
+        let source: Buffer<Float>, bArgs: (image0: Int, strideImage: Int, strideGroup: Int, ldb: Int)
         var flags: [String]
         var defines = packing.defines, planeSize = 0, outWidth = 0, bOffset = 0
         switch b {
         case .panels(let buffer):
             let panel = nb * k * packing.nr
-            (source, bArgs, flags) = (buffer, [0, groups * panel, panel, packing.nr, buffer.count], [])
+            (source, bArgs, flags) = (buffer, (0, groups * panel, panel, packing.nr), [])
         case let .planes(buffer, first, strideImage, strideGroup):
-            (source, bArgs, flags) = (buffer, [first, strideImage, strideGroup, n, buffer.count], ["B_ROWMAJOR"])
+            (source, bArgs, flags) = (buffer, (first, strideImage, strideGroup, n), ["B_ROWMAJOR"])
         case let .implicit(buffer, strideImage, strideGroup, row, plane, width, geometry, offset):
-            (source, bArgs, flags) = (buffer, [0, strideImage, strideGroup, row, buffer.count], ["B_IMPLICIT"])
+            (source, bArgs, flags) = (buffer, (0, strideImage, strideGroup, row), ["B_IMPLICIT"])
             defines.merge(geometry) { a, _ in a }
             (planeSize, outWidth, bOffset) = (plane, width, offset)
         }
@@ -126,12 +132,12 @@ extension OpenCLBackend {
         var perItem = Swift.min(nb, Swift.max(1, (m > n ? 2048 : 1024) / Swift.max(k, 1)))
         while perItem > 1, mb * ((nb + perItem - 1) / perItem) * z < 64 { perItem -= 1 }
         let (files, allDefines, allFlags) = storeMaskProgram(["conv_geometry", "gemm_packed"], defines, flags, storeMask)
-        try kernel(files, "gemm_packed", defines: allDefines, flags: allFlags).launch(
-            global: [mb, (nb + perItem - 1) / perItem, z], local: [1, 1, 1],
-            [.buffer(a), .buffer(source), .buffer(c), .buffer(bias ?? a), .int(bias == nil ? 0 : 1),
-             .int(m), .int(n), .int(k), .int(groups)]
-            + (bArgs + [firstImage, strideImage, strideGroup, ldc, perItem, planeSize, outWidth,
-                        bOffset, cOffset, cRowStride ?? outWidth, cColStride]).map { .int($0) }
-            + [.buffer(try storeMask.map { try buffer($0.output, "gemm_packed") } ?? c)])
+        try launch(.gemm_packed(A: a, B: source, C: c, bias: bias ?? a, hasBias: bias == nil ? 0 : 1, M: m, N: n, K: k, G: groups,
+                                bImage0: bArgs.image0, bStrideImage: bArgs.strideImage, bStrideGroup: bArgs.strideGroup, ldb: bArgs.ldb,
+                                bCount: source.count, image0: firstImage, strideImage: strideImage, strideGroup: strideGroup, ldc: ldc,
+                                blocksPerItem: perItem, planeSize: planeSize, outWidth: outWidth, bOffset: bOffset, cOffset: cOffset,
+                                cRowStride: cRowStride ?? outWidth, cColStride: cColStride,
+                                storeMask: try storeMask.map { try buffer($0.output, "gemm_packed") } ?? c),
+                   files: files, defines: allDefines, flags: allFlags, global: [mb, (nb + perItem - 1) / perItem, z], local: [1, 1, 1])
     }
 }

@@ -5,8 +5,9 @@ import Device
 extension OpenCLBackend {
     private func copyChannels(_ src: Buffer<Float>, srcC: Int, srcOffset: Int, _ dst: Buffer<Float>, dstC: Int,
                               dstOffset: Int, count: Int, n: Int, hw: Int) throws {
-        try kernel(["channels"], "copy_channels").launch(global: [quads(count * hw), n],
-            [.buffer(src), .int(srcC), .int(srcOffset), .buffer(dst), .int(dstC), .int(dstOffset), .int(count), .int(hw)])
+        try launch(.copy_channels(src: src, srcC: srcC, srcOffset: srcOffset, dst: dst, dstC: dstC, dstOffset: dstOffset,
+                                  count: count, HW: hw),
+                   global: [quads(count * hw), n])
     }
 
     public func concat(_ parts: [Tensor]) throws -> Tensor {
@@ -42,8 +43,9 @@ extension OpenCLBackend {
         guard out.count > 0 else { return y }
         let pad = 6 - out.rank
         let dims = [Int](repeating: 1, count: pad) + out.dims, inStrides = [Int](repeating: 0, count: pad) + strides
-        try kernel(["layout"], "permute").launch(global: [(dims[5] + 15) / 16, out.count / dims[5]],
-            [.buffer(xb), .buffer(yb)] + dims[1...].map { .int($0) } + inStrides.map { .int($0) })
+        try launch(.permute(x: xb, y: yb, d1: dims[1], d2: dims[2], d3: dims[3], d4: dims[4], d5: dims[5], s0: inStrides[0],
+                            s1: inStrides[1], s2: inStrides[2], s3: inStrides[3], s4: inStrides[4], s5: inStrides[5]),
+                   global: [(dims[5] + 15) / 16, out.count / dims[5]])
         return y
     }
 }

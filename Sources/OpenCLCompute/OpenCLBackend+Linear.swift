@@ -22,17 +22,17 @@ extension OpenCLBackend {
             return y
         }
         if family == .registerBlocked {
-            try kernel(["linear_rows"], "linear_rows_forward").launch(global: [outF, n], local: [1, 1],
-                [.buffer(xb), .buffer(wb), .buffer(bb), .buffer(yb), .int(bias == nil ? 0 : 1), .int(outF), .int(n), .int(inF)])
+            try launch(.linear_rows_forward(x: xb, w: wb, bias: bb, y: yb, hasBias: bias == nil ? 0 : 1, Out: outF, N: n, In: inF),
+                       global: [outF, n], local: [1, 1])
             return y
         }
         if n <= OpenCLBackend.gemvRows, context.device.maxWorkGroupSize >= 256 {
-            try kernel(["linear_gemv"], "linear_gemv_forward").launch(global: [256, outF], local: [256, 1],
-                [.buffer(xb), .buffer(wb), .buffer(bb), .buffer(yb), .int(bias == nil ? 0 : 1), .int(outF), .int(n), .int(inF)])
+            try launch(.linear_gemv_forward(x: xb, w: wb, bias: bb, y: yb, hasBias: bias == nil ? 0 : 1, Out: outF, N: n, In: inF),
+                       global: [256, outF], local: [256, 1])
             return y
         }
-        try gemm(["linear"], "LINEAR_FORWARD", m: outF, n: n, k: inF, z: 1, tiling: n < 32 ? .narrow : .large,
-                 [.buffer(xb), .buffer(wb), .buffer(bb), .buffer(yb), .int(bias == nil ? 0 : 1), .int(outF), .int(n), .int(inF)])
+        try gemm(.LINEAR_FORWARD(x: xb, w: wb, bias: bb, y: yb, hasBias: bias == nil ? 0 : 1, M: outF, N: n, K: inF),
+                 m: outF, n: n, k: inF, z: 1, tiling: n < 32 ? .narrow : .large)
         return y
     }
 
@@ -45,12 +45,12 @@ extension OpenCLBackend {
             return gx
         }
         if family == .registerBlocked {
-            try kernel(["linear_rows"], "linear_rows_backward_input").launch(global: [(inF + 63) / 64, n], local: [1, 1],
-                [.buffer(gb), .buffer(wb), .buffer(gxb), .int(outF), .int(n), .int(inF)])
+            try launch(.linear_rows_backward_input(gy: gb, w: wb, gx: gxb, Out: outF, N: n, In: inF),
+                       global: [(inF + 63) / 64, n], local: [1, 1])
             return gx
         }
-        try gemm(["linear"], "LINEAR_BACKWARD_INPUT", m: inF, n: n, k: outF, z: 1, tiling: n < 32 ? .narrow : .large,
-                 [.buffer(gb), .buffer(wb), .buffer(gxb), .int(inF), .int(n), .int(outF)])
+        try gemm(.LINEAR_BACKWARD_INPUT(gy: gb, w: wb, gx: gxb, M: inF, N: n, K: outF),
+                 m: inF, n: n, k: outF, z: 1, tiling: n < 32 ? .narrow : .large)
         return gx
     }
 
@@ -62,8 +62,7 @@ extension OpenCLBackend {
             try linearBackwardWeightPacked(gb, input: xb, gw: gwb, n: n, inF: inF, outF: outF)
             return gw
         }
-        try gemm(["linear"], "LINEAR_BACKWARD_WEIGHT", m: outF, n: inF, k: n, z: 1, tiling: .large,
-                 [.buffer(gb), .buffer(xb), .buffer(gwb), .int(outF), .int(inF), .int(n)])
+        try gemm(.LINEAR_BACKWARD_WEIGHT(gy: gb, x: xb, gw: gwb, M: outF, N: inF, K: n), m: outF, n: inF, k: n, z: 1, tiling: .large)
         return gw
     }
 

@@ -19,16 +19,17 @@ extension OpenCLBackend {
             let mr = packing.mr, blocks = (m + mr - 1) / mr
             try withScratch(op) { scratch in
                 let panels = try scratch("rows", z * blocks * mr * k)
-                try kernel(["conv_geometry", "gemm_packed"], "pack_a", defines: packing.defines).launch(
-                    global: [k, blocks, z], local: [Swift.min(k, 16), 1, 1],
-                    [.buffer(ab), .buffer(panels), .int(m), .int(k), .int(m * k), .int(transposeA ? 1 : k), .int(transposeA ? m : 1), .int(1)])
+                try launch(.pack_a(src: ab, A: panels, M: m, K: k, sg: m * k, sm: transposeA ? 1 : k, sk: transposeA ? m : 1,
+                                   window: 1),
+                           files: ["conv_geometry", "gemm_packed"], defines: packing.defines, global: [k, blocks, z],
+                           local: [Swift.min(k, 16), 1, 1])
                 try packedGemm(panels, .planes(bb, firstImage: 0, strideImage: 0, strideGroup: k * n), cb, bias: nil,
                                m: m, n: n, k: k, z: z, groups: z, firstImage: 0, strideImage: 0, strideGroup: m * n, ldc: n)
             }
             return c
         }
-        try gemm(["matmul"], "MATMUL", m: m, n: n, k: k, z: z, tiling: n < 32 ? .narrow : .large,
-                 [.buffer(ab), .buffer(try buffer(b, op)), .buffer(cb), .int(transposeA ? 1 : 0), .int(transposeB ? 1 : 0), .int(m), .int(n), .int(k)])
+        try gemm(.MATMUL(a: ab, b: try buffer(b, op), c: cb, transA: transposeA ? 1 : 0, transB: transposeB ? 1 : 0, M: m, N: n, K: k),
+                 m: m, n: n, k: k, z: z, tiling: n < 32 ? .narrow : .large)
         return c
     }
 }

@@ -8,9 +8,9 @@ extension OpenCLBackend {
         let bufs = try [p, g, m, v].map { try buffer($0, "adam") }
         let (np, npb) = try empty(p.shape, "adam"), (nm, nmb) = try empty(p.shape, "adam"), (nv, nvb) = try empty(p.shape, "adam")
         let (c1, c2) = s.corrections(step: t)
-        try kernel(["optim"], "adam").launch(global: [quads(p.shape.count)],
-            bufs.map { .buffer($0) } + [.buffer(npb), .buffer(nmb), .buffer(nvb), .int(p.shape.count),
-             .float(s.learningRate), .float(s.beta1), .float(s.beta2), .float(s.epsilon), .float(c1), .float(c2)])
+        try launch(.adam(p: bufs[0], g: bufs[1], m: bufs[2], v: bufs[3], p2: npb, m2: nmb, v2: nvb, n: p.shape.count,
+                         lr: s.learningRate, b1: s.beta1, b2: s.beta2, eps: s.epsilon, c1: c1, c2: c2),
+                   global: [quads(p.shape.count)])
         return (np, nm, nv)
     }
 }

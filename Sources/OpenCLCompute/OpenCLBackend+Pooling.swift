@@ -3,22 +3,19 @@ import Device
 
 // Max, average and adaptive average pooling on the device (pool.cl).
 extension OpenCLBackend {
-    private func poolArgs(_ input: Shape, _ out: Shape, _ p: Pool2DParams) -> [KernelArgument] {
-        [input[2], input[3], out[2], out[3], p.kernel.h, p.kernel.w, p.stride.h, p.stride.w, p.padding.h, p.padding.w]
-            .map { .int($0) }
-    }
-
     public func maxPool2d(_ x: Tensor, _ p: Pool2DParams) throws -> Tensor {
         let out = try p.outputShape(input: x.shape, op: "maxpool2d")
         let xb = try buffer(x, "maxpool2d")
         let (y, yb) = try empty(out, "maxpool2d")
         if poolsByRows(p) {
-            try kernel(["pool"], "maxpool2d_rows").launch(global: [(out[3] + 31) / 32, out[2], out[0] * out[1]], local: [1, 1, 1],
-                [.buffer(xb), .buffer(yb)] + poolArgs(x.shape, out, p))
+            try launch(.maxpool2d_rows(x: xb, out: yb, H: x.shape[2], W: x.shape[3], OH: out[2], OW: out[3], KH: p.kernel.h,
+                                       KW: p.kernel.w, SH: p.stride.h, SW: p.stride.w, PH: p.padding.h, PW: p.padding.w),
+                       global: [(out[3] + 31) / 32, out[2], out[0] * out[1]], local: [1, 1, 1])
             return y
         }
-        try kernel(["pool"], "maxpool2d_forward").launch(global: [out[3], out[2], out[0] * out[1]], local: planeLocal(width: out[3], height: out[2]),
-            [.buffer(xb), .buffer(yb)] + poolArgs(x.shape, out, p))
+        try launch(.maxpool2d_forward(x: xb, y: yb, H: x.shape[2], W: x.shape[3], OH: out[2], OW: out[3], KH: p.kernel.h,
+                                      KW: p.kernel.w, SH: p.stride.h, SW: p.stride.w, PH: p.padding.h, PW: p.padding.w),
+                   global: [out[3], out[2], out[0] * out[1]], local: planeLocal(width: out[3], height: out[2]))
         return y
     }
 
@@ -36,18 +33,25 @@ extension OpenCLBackend {
         try withScratch("maxpool2d backward") { scratch in
             let argmax = try scratch("argmax", out.count)
             if poolsByRows(p) {
-                try kernel(["pool"], "maxpool2d_rows", flags: ["POOL_INDEX"]).launch(
-                    global: [(out[3] + 31) / 32, out[2], out[0] * out[1]], local: [1, 1, 1],
-                    [.buffer(xb), .buffer(argmax)] + poolArgs(input.shape, out, p))
-                try kernel(["pool"], "maxpool2d_backward_rows").launch(
-                    global: [(input.shape[3] + 63) / 64, input.shape[2], input.shape[0] * input.shape[1]], local: [1, 1, 1],
-                    [.buffer(gb), .buffer(argmax), .buffer(gxb)] + poolArgs(input.shape, out, p))
+                try launch(.maxpool2d_rows(x: xb, out: argmax, H: input.shape[2], W: input.shape[3], OH: out[2], OW: out[3],
+                                           KH: p.kernel.h, KW: p.kernel.w, SH: p.stride.h, SW: p.stride.w, PH: p.padding.h,
+                                           PW: p.padding.w),
+                           flags: ["POOL_INDEX"], global: [(out[3] + 31) / 32, out[2], out[0] * out[1]], local: [1, 1, 1])
+                try launch(.maxpool2d_backward_rows(gy: gb, argmax: argmax, gx: gxb, H: input.shape[2], W: input.shape[3],
+                                                    OH: out[2], OW: out[3], KH: p.kernel.h, KW: p.kernel.w, SH: p.stride.h,
+                                                    SW: p.stride.w, PH: p.padding.h, PW: p.padding.w),
+                           global: [(input.shape[3] + 63) / 64, input.shape[2], input.shape[0] * input.shape[1]], local: [1, 1, 1])
                 return
             }
-            try kernel(["pool"], "maxpool2d_argmax").launch(global: [out[3], out[2], out[0] * out[1]], local: planeLocal(width: out[3], height: out[2]),
-                [.buffer(xb), .buffer(argmax)] + poolArgs(input.shape, out, p))
-            try kernel(["pool"], "maxpool2d_backward").launch(global: [input.shape[3], input.shape[2], input.shape[0] * input.shape[1]],
-                local: planeLocal(width: input.shape[3], height: input.shape[2]), [.buffer(gb), .buffer(argmax), .buffer(gxb)] + poolArgs(input.shape, out, p))
+            try launch(.maxpool2d_argmax(x: xb, argmax: argmax, H: input.shape[2], W: input.shape[3], OH: out[2], OW: out[3],
+                                         KH: p.kernel.h, KW: p.kernel.w, SH: p.stride.h, SW: p.stride.w, PH: p.padding.h,
+                                         PW: p.padding.w),
+                       global: [out[3], out[2], out[0] * out[1]], local: planeLocal(width: out[3], height: out[2]))
+            try launch(.maxpool2d_backward(gy: gb, argmax: argmax, gx: gxb, H: input.shape[2], W: input.shape[3], OH: out[2],
+                                           OW: out[3], KH: p.kernel.h, KW: p.kernel.w, SH: p.stride.h, SW: p.stride.w,
+                                           PH: p.padding.h, PW: p.padding.w),
+                       global: [input.shape[3], input.shape[2], input.shape[0] * input.shape[1]],
+                       local: planeLocal(width: input.shape[3], height: input.shape[2]))
         }
         return gx
     }
@@ -56,8 +60,10 @@ extension OpenCLBackend {
         let out = try p.outputShape(input: x.shape, op: "avgpool2d")
         let xb = try buffer(x, "avgpool2d")
         let (y, yb) = try empty(out, "avgpool2d")
-        try kernel(["pool"], "avgpool2d_forward").launch(global: [out[3], out[2], out[0] * out[1]], local: planeLocal(width: out[3], height: out[2]),
-            [.buffer(xb), .buffer(yb)] + poolArgs(x.shape, out, p) + [.int(p.countIncludePad ? 1 : 0)])
+        try launch(.avgpool2d_forward(x: xb, y: yb, H: x.shape[2], W: x.shape[3], OH: out[2], OW: out[3], KH: p.kernel.h,
+                                      KW: p.kernel.w, SH: p.stride.h, SW: p.stride.w, PH: p.padding.h, PW: p.padding.w,
+                                      countIncludePad: p.countIncludePad ? 1 : 0),
+                   global: [out[3], out[2], out[0] * out[1]], local: planeLocal(width: out[3], height: out[2]))
         return y
     }
 
@@ -66,9 +72,11 @@ extension OpenCLBackend {
         try ShapeRules.same("avgpool2d backward", gy.shape, out)
         let gb = try buffer(gy, "avgpool2d backward")
         let (gx, gxb) = try empty(inputShape, "avgpool2d backward")
-        try kernel(["pool"], "avgpool2d_backward").launch(global: [inputShape[3], inputShape[2], inputShape[0] * inputShape[1]],
-            local: planeLocal(width: inputShape[3], height: inputShape[2]),
-            [.buffer(gb), .buffer(gxb)] + poolArgs(inputShape, out, p) + [.int(p.countIncludePad ? 1 : 0)])
+        try launch(.avgpool2d_backward(gy: gb, gx: gxb, H: inputShape[2], W: inputShape[3], OH: out[2], OW: out[3],
+                                       KH: p.kernel.h, KW: p.kernel.w, SH: p.stride.h, SW: p.stride.w, PH: p.padding.h,
+                                       PW: p.padding.w, countIncludePad: p.countIncludePad ? 1 : 0),
+                   global: [inputShape[3], inputShape[2], inputShape[0] * inputShape[1]],
+                   local: planeLocal(width: inputShape[3], height: inputShape[2]))
         return gx
     }
 
@@ -79,9 +87,8 @@ extension OpenCLBackend {
         }
         let xb = try buffer(x, "adaptive avgpool2d")
         let (y, yb) = try empty([n, c, outputSize.h, outputSize.w], "adaptive avgpool2d")
-        try kernel(["pool"], "adaptive_avgpool2d_forward").launch(global: [outputSize.w, outputSize.h, n * c],
-            local: planeLocal(width: outputSize.w, height: outputSize.h),
-            [.buffer(xb), .buffer(yb), .int(h), .int(w), .int(outputSize.h), .int(outputSize.w)])
+        try launch(.adaptive_avgpool2d_forward(x: xb, y: yb, H: h, W: w, OH: outputSize.h, OW: outputSize.w),
+                   global: [outputSize.w, outputSize.h, n * c], local: planeLocal(width: outputSize.w, height: outputSize.h))
         return y
     }
 
@@ -93,8 +100,8 @@ extension OpenCLBackend {
         }
         let gb = try buffer(gy, "adaptive avgpool2d backward")
         let (gx, gxb) = try empty(inputShape, "adaptive avgpool2d backward")
-        try kernel(["pool"], "adaptive_avgpool2d_backward").launch(global: [w, h, n * c], local: planeLocal(width: w, height: h),
-            [.buffer(gb), .buffer(gxb), .int(h), .int(w), .int(oh), .int(ow)])
+        try launch(.adaptive_avgpool2d_backward(gy: gb, gx: gxb, H: h, W: w, OH: oh, OW: ow),
+                   global: [w, h, n * c], local: planeLocal(width: w, height: h))
         return gx
     }
 }

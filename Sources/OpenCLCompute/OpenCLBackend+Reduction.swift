@@ -9,12 +9,10 @@ extension OpenCLBackend {
         let xb = try buffer(x, op)
         let (y, yb) = try empty(x.shape, op)
         if family == .registerBlocked {
-            try kernel(["softmax"], "softmax_rows_forward").launch(global: [rows], local: [1],
-                [.buffer(xb), .buffer(yb), .int(cols), .int(log ? 1 : 0), .int(rows)])
+            try launch(.softmax_rows_forward(x: xb, y: yb, cols: cols, LOG: log ? 1 : 0, rows: rows), global: [rows], local: [1])
             return y
         }
-        try kernel(["softmax"], "softmax_forward").launch(global: [64, rows], local: [64, 1],
-            [.buffer(xb), .buffer(yb), .int(cols), .int(log ? 1 : 0)])
+        try launch(.softmax_forward(x: xb, y: yb, cols: cols, LOG: log ? 1 : 0), global: [64, rows], local: [64, 1])
         return y
     }
 
@@ -24,12 +22,10 @@ extension OpenCLBackend {
         let gb = try buffer(gy, op), yb = try buffer(y, op)
         let (gx, gxb) = try empty(gy.shape, op)
         if family == .registerBlocked {
-            try kernel(["softmax"], "softmax_rows_backward").launch(global: [rows], local: [1],
-                [.buffer(gb), .buffer(yb), .buffer(gxb), .int(cols), .int(log ? 1 : 0), .int(rows)])
+            try launch(.softmax_rows_backward(gy: gb, y: yb, gx: gxb, cols: cols, LOG: log ? 1 : 0, rows: rows), global: [rows], local: [1])
             return gx
         }
-        try kernel(["softmax"], "softmax_backward").launch(global: [64, rows], local: [64, 1],
-            [.buffer(gb), .buffer(yb), .buffer(gxb), .int(cols), .int(log ? 1 : 0)])
+        try launch(.softmax_backward(gy: gb, y: yb, gx: gxb, cols: cols, LOG: log ? 1 : 0), global: [64, rows], local: [64, 1])
         return gx
     }
 
@@ -47,11 +43,14 @@ extension OpenCLBackend {
         let xb = try buffer(x, "layer norm")
         let gb = try gamma.map { try buffer($0, "layer norm") } ?? xb, bb = try beta.map { try buffer($0, "layer norm") } ?? xb
         let (y, yb) = try empty(x.shape, "layer norm")
-        let args: [KernelArgument] = [.buffer(xb), .buffer(gb), .buffer(bb), .buffer(yb), .int(cols), .float(eps), .int(gamma == nil ? 0 : 1), .int(beta == nil ? 0 : 1)]
         if family == .registerBlocked {
-            try kernel(["softmax", "layernorm"], "layernorm_rows_forward").launch(global: [rows], local: [1], args + [.int(rows)])
+            try launch(.layernorm_rows_forward(x: xb, gamma: gb, beta: bb, y: yb, cols: cols, eps: eps,
+                                               hasGamma: gamma == nil ? 0 : 1, hasBeta: beta == nil ? 0 : 1, rows: rows),
+                       files: ["softmax", "layernorm"], global: [rows], local: [1])
         } else {
-            try kernel(["softmax", "layernorm"], "layernorm_forward").launch(global: [64, rows], local: [64, 1], args)
+            try launch(.layernorm_forward(x: xb, gamma: gb, beta: bb, y: yb, cols: cols, eps: eps, hasGamma: gamma == nil ? 0 : 1,
+                                          hasBeta: beta == nil ? 0 : 1),
+                       files: ["softmax", "layernorm"], global: [64, rows], local: [64, 1])
         }
         return y
     }
@@ -62,11 +61,14 @@ extension OpenCLBackend {
         let gyb = try buffer(gy, "layer norm backward"), xb = try buffer(input, "layer norm backward")
         let gb = try gamma.map { try buffer($0, "layer norm backward") } ?? xb
         let (gx, gxb) = try empty(input.shape, "layer norm backward")
-        let args: [KernelArgument] = [.buffer(gyb), .buffer(xb), .buffer(gb), .buffer(gxb), .int(cols), .float(eps), .int(gamma == nil ? 0 : 1)]
         if family == .registerBlocked {
-            try kernel(["softmax", "layernorm"], "layernorm_rows_backward").launch(global: [rows], local: [1], args + [.int(rows)])
+            try launch(.layernorm_rows_backward(gy: gyb, x: xb, gamma: gb, gx: gxb, cols: cols, eps: eps,
+                                                hasGamma: gamma == nil ? 0 : 1, rows: rows),
+                       files: ["softmax", "layernorm"], global: [rows], local: [1])
         } else {
-            try kernel(["softmax", "layernorm"], "layernorm_backward").launch(global: [64, rows], local: [64, 1], args)
+            try launch(.layernorm_backward(gy: gyb, x: xb, gamma: gb, gx: gxb, cols: cols, eps: eps,
+                                           hasGamma: gamma == nil ? 0 : 1),
+                       files: ["softmax", "layernorm"], global: [64, rows], local: [64, 1])
         }
         return gx
     }
@@ -75,8 +77,7 @@ extension OpenCLBackend {
         let (rows, cols, out) = try ShapeRules.rows("reduce", x.shape, axis: axis)
         let xb = try buffer(x, "reduce")
         let (y, yb) = try empty(out, "reduce")
-        try kernel(["reduce"], "reduce_rows").launch(global: [64, rows], local: [64, 1],
-            [.buffer(xb), .buffer(yb), .int(cols), .int(op.rawValue)])
+        try launch(.reduce_rows(x: xb, y: yb, cols: cols, OP: Int(op.rawValue)), global: [64, rows], local: [64, 1])
         return y
     }
 
@@ -85,8 +86,8 @@ extension OpenCLBackend {
         try ShapeRules.same("reduce backward", gy.shape, out)
         let gb = try buffer(gy, "reduce backward"), xb = try buffer(input, "reduce backward")
         let (gx, gxb) = try empty(input.shape, "reduce backward")
-        try kernel(["reduce"], "reduce_rows_backward").launch(global: [input.shape.count],
-            [.buffer(gb), .buffer(xb), .buffer(gxb), .int(cols), .int(input.shape.count), .int(op.rawValue)])
+        try launch(.reduce_rows_backward(gy: gb, x: xb, gx: gxb, cols: cols, total: input.shape.count, OP: Int(op.rawValue)),
+                   global: [input.shape.count])
         return gx
     }
 
@@ -94,8 +95,7 @@ extension OpenCLBackend {
         let (rows, cols, out) = try ShapeRules.rows("max", x.shape, axis: axis)
         let xb = try buffer(x, "max")
         let (v, vb) = try empty(out, "max"), (i, ib) = try empty(out, "max")
-        try kernel(["reduce"], "max_rows").launch(global: [64, rows], local: [64, 1],
-            [.buffer(xb), .buffer(vb), .buffer(ib), .int(cols)])
+        try launch(.max_rows(x: xb, values: vb, indices: ib, cols: cols), global: [64, rows], local: [64, 1])
         return (v, i)
     }
 
@@ -105,8 +105,7 @@ extension OpenCLBackend {
         try ShapeRules.same("max backward", indices.shape, out)
         let gb = try buffer(gy, "max backward"), ib = try buffer(indices, "max backward")
         let (gx, gxb) = try empty(inputShape, "max backward")
-        try kernel(["reduce"], "max_rows_backward").launch(global: [inputShape.count],
-            [.buffer(gb), .buffer(ib), .buffer(gxb), .int(cols), .int(inputShape.count)])
+        try launch(.max_rows_backward(gy: gb, indices: ib, gx: gxb, cols: cols, total: inputShape.count), global: [inputShape.count])
         return gx
     }
 }
@@ -118,8 +117,7 @@ extension OpenCLBackend {
         let (out, cols) = try ShapeRules.camWeights(op, activations.shape, gradients.shape)
         let ab = try buffer(activations, op), gb = try buffer(gradients, op)
         let (w, wb) = try empty(out, op)
-        try kernel(["reduce"], "gradcampp_weights").launch(global: [64, out.count], local: [64, 1],
-            [.buffer(ab), .buffer(gb), .buffer(wb), .int(cols)])
+        try launch(.gradcampp_weights(a: ab, g: gb, w: wb, cols: cols), global: [64, out.count], local: [64, 1])
         return w
     }
 
@@ -128,7 +126,7 @@ extension OpenCLBackend {
         let (rows, cols) = try ShapeRules.planes(op, x.shape)
         let xb = try buffer(x, op)
         let (y, yb) = try empty(x.shape, op)
-        try kernel(["reduce"], "normalize_rows").launch(global: [64, rows], local: [64, 1], [.buffer(xb), .buffer(yb), .int(cols)])
+        try launch(.normalize_rows(x: xb, y: yb, cols: cols), global: [64, rows], local: [64, 1])
         return y
     }
 }

@@ -8,8 +8,8 @@ extension OpenCLBackend {
         guard oh >= 1, ow >= 1 else { throw BackendError("resize", "size \(oh)x\(ow) must be positive") }
         let xb = try buffer(x, "resize")
         let (y, yb) = try empty([n, c, oh, ow], "resize")
-        try kernel(["resample"], "resize").launch(global: [ow, oh, n * c], local: planeLocal(width: ow, height: oh),
-            [.buffer(xb), .buffer(yb), .int(h), .int(w), .int(oh), .int(ow), .int(mode.rawValue)])
+        try launch(.resize(x: xb, y: yb, H: h, W: w, OH: oh, OW: ow, mode: Int(mode.rawValue)),
+                   global: [ow, oh, n * c], local: planeLocal(width: ow, height: oh))
         return y
     }
 
@@ -17,8 +17,7 @@ extension OpenCLBackend {
         let (m, c, hw, perMask) = try ShapeRules.broadcastMul("broadcast mul", x.shape, masks.shape)
         let xb = try buffer(x, "broadcast mul"), mb = try buffer(masks, "broadcast mul")
         let (y, yb) = try empty([m, c, x.shape[2], x.shape[3]], "broadcast mul")
-        try kernel(["resample"], "broadcast_mul").launch(global: [quads(hw), c, m],
-            [.buffer(xb), .buffer(mb), .buffer(yb), .int(c), .int(hw), .int(perMask ? 1 : 0)])
+        try launch(.broadcast_mul(x: xb, masks: mb, y: yb, C: c, HW: hw, perMask: perMask ? 1 : 0), global: [quads(hw), c, m])
         return y
     }
 
@@ -26,7 +25,7 @@ extension OpenCLBackend {
         let (n, c, h, w) = try ShapeRules.rank4("channel max", x.shape)
         let xb = try buffer(x, "channel max")
         let (y, yb) = try empty([n, 1, h, w], "channel max")
-        try kernel(["resample"], "channel_max").launch(global: [h * w, n], [.buffer(xb), .buffer(yb), .int(c), .int(h * w)])
+        try launch(.channel_max(x: xb, y: yb, C: c, HW: h * w), global: [h * w, n])
         return y
     }
 
@@ -39,8 +38,8 @@ extension OpenCLBackend {
         let (n, c, h, w) = try ShapeRules.affineSample("affine sample", x.shape, transforms, height: oh, width: ow)
         let xb = try buffer(x, "affine sample"), tb = try transformBuffer(transforms, "affine sample")
         let (y, yb) = try empty([n, c, oh, ow], "affine sample")
-        try kernel(["resample"], "affine_sample").launch(global: [ow, oh, n], local: planeLocal(width: ow, height: oh),
-            [.buffer(xb), .buffer(tb), .buffer(yb), .int(c), .int(h), .int(w), .int(oh), .int(ow), .float(fill)])
+        try launch(.affine_sample(x: xb, t: tb, y: yb, C: c, H: h, W: w, OH: oh, OW: ow, fill: fill),
+                   global: [ow, oh, n], local: planeLocal(width: ow, height: oh))
         return y
     }
 
@@ -50,8 +49,8 @@ extension OpenCLBackend {
         guard inputShape[0] == n, inputShape[1] == c else { throw BackendError("affine sample backward", "gradient \(gy.shape) does not fit input \(inputShape)") }
         let gb = try buffer(gy, "affine sample backward"), tb = try transformBuffer(transforms, "affine sample backward")
         let (gx, gxb) = try empty(inputShape, "affine sample backward")
-        try kernel(["resample"], "affine_sample_backward").launch(global: [w, h, n], local: planeLocal(width: w, height: h),
-            [.buffer(gb), .buffer(tb), .buffer(gxb), .int(c), .int(h), .int(w), .int(oh), .int(ow)])
+        try launch(.affine_sample_backward(gy: gb, t: tb, gx: gxb, C: c, H: h, W: w, OH: oh, OW: ow),
+                   global: [w, h, n], local: planeLocal(width: w, height: h))
         return gx
     }
 }

@@ -89,9 +89,8 @@ extension OpenCLBackend {
             let mb = (m + packing.mr - 1) / packing.mr
             let panels = try Buffer<Float>(context: context, count: positions * mb * k * packing.mr)
             let defines = packing.defines.merging(["WM": tile]) { a, _ in a }
-            try kernel(["conv_geometry", "winograd"], "winograd_pack_a", defines: defines).launch(
-                global: [k, mb], local: [Swift.min(k, 16), 1],
-                [.buffer(storage.buffer), .buffer(panels), .int(m), .int(k), .int(sm), .int(sk), .int(transposed ? 1 : 0)])
+            try launch(.winograd_pack_a(w: storage.buffer, A: panels, M: m, K: k, sm: sm, sk: sk, flip: transposed ? 1 : 0),
+                       files: ["conv_geometry", "winograd"], defines: defines, global: [k, mb], local: [Swift.min(k, 16), 1])
             return panels
         }
     }
@@ -135,16 +134,17 @@ extension OpenCLBackend {
                               padding: padding, stride: (1, 1), phases: 1, mask: mask)
                 for ty0 in stride(from: 0, to: th, by: rows) {
                     let band = Swift.min(rows, th - ty0), columns = count * band * twp
-                    try kernel(["conv_geometry", "winograd"], "winograd_input", defines: defines).launch(
-                        global: [(count * cin + inPer - 1) / inPer], local: [1],
-                        [.buffer(padded), .buffer(v), .int(cin), .int(th), .int(twp), .int(ty0), .int(band), .int(count * cin),
-                         .int(inPer)])
+                    try launch(.winograd_input(xq: padded, V: v, C: cin, TH: th, TWp: twp, ty0: ty0, rows: band,
+                                               planes: count * cin, planesPerItem: inPer),
+                               files: ["conv_geometry", "winograd"], defines: defines,
+                               global: [(count * cin + inPer - 1) / inPer], local: [1])
                     try packedGemm(u, .panels(v), products, bias: nil, m: cout, n: columns, k: cin, z: positions, groups: positions, firstImage: 0,
                                    strideImage: 0, strideGroup: cout * columns, ldc: columns)
-                    try kernel(["conv_geometry", "winograd"], "winograd_output", defines: defines, flags: act).launch(
-                        global: [(count * cout + outPer - 1) / outPer], local: [1],
-                        [.buffer(products), .buffer(yb), .buffer(bb ?? products), .int(bb == nil ? 0 : 1), .int(first), .int(cout),
-                         .int(oh), .int(ow), .int(twp), .int(ty0), .int(band), .int(count * cout), .int(outPer)])
+                    try launch(.winograd_output(Mx: products, y: yb, bias: bb ?? products, hasBias: bb == nil ? 0 : 1,
+                                                image0: first, Cout: cout, OH: oh, OW: ow, TWp: twp, ty0: ty0, rows: band,
+                                                planes: count * cout, planesPerItem: outPer),
+                               files: ["conv_geometry", "winograd"], defines: defines, flags: act,
+                               global: [(count * cout + outPer - 1) / outPer], local: [1])
                 }
             }
         }

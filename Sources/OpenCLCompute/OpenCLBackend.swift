@@ -226,6 +226,13 @@ public final class OpenCLBackend: Backend {
         return Launcher(kernel: made, backend: self, label: label)
     }
 
+    /// Launches `call`'s kernel from the program made of `files` (default: the kernel's own
+    /// file) with `defines` and `flags`, over `global` work-items in groups of `local`.
+    func launch(_ call: KernelCall, files: [String]? = nil, defines: [String: Int] = [:], flags: [String] = [],
+                global: [Int], local: [Int]? = nil) throws {
+        try kernel(files ?? [call.file], call.name, defines: defines, flags: flags).launch(global: global, local: local, call.arguments)
+    }
+
     public func tensor(_ values: [Float], _ shape: Shape) throws -> Tensor {
         guard values.count == shape.count else {
             throw BackendError("tensor", "\(values.count) values for shape \(shape)")

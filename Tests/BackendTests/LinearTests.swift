@@ -1,0 +1,32 @@
+import Backend
+import Foundation
+import Testing
+import TestSupport
+
+@Suite struct LinearTests {
+    // (1, 300, 150) and (2, 200, 600) are deep enough to split K in the tiled family.
+    // From 4 rows the CPU family multiplies packed panels: (13, 29, 45) and (40, 226, 37) end
+    // inside a block of rows and of columns, (4, 1, 1) is all tail.
+    @Test(arguments: [(1, 7, 5), (3, 64, 70), (8, 33, 1000), (2, 1, 1), (2, 40, 3), (1, 300, 150), (2, 200, 600),
+                      (13, 29, 45), (40, 226, 37), (4, 1, 1), (6, 16, 32)])
+    func deviceMatchesReferenceAndFiniteDifferences(_ n: Int, _ inF: Int, _ outF: Int) throws {
+        var rng = SeededRandom(seed: 21)
+        let x = rng.floats(n * inF), w = rng.floats(outF * inF), b = rng.floats(outF), g = rng.floats(n * outF)
+        try expectDeviceMatchesReference("linear \(n)x\(inF)->\(outF)",
+                                         inputs: [(x, [n, inF]), (w, [outF, inF]), (b, [outF]), (g, [n, outF])],
+                                         on: openCLFamilies() + openCLSplitK()) { be, t in
+            [try be.linear(t[0], weight: t[1], bias: t[2]), try be.linear(t[0], weight: t[1], bias: nil),
+             try be.linearBackwardInput(t[3], weight: t[1]), try be.linearBackwardWeight(t[3], input: t[0]),
+             try be.linearBackwardBias(t[3])]
+        }
+        guard n * inF * outF < 50_000 else { return }
+        try expectFiniteDifferences("linear", inputs: [x, w, b]) { v in
+            try cpu.values(cpu.linear(cpu.tensor(v[0], [n, inF]), weight: cpu.tensor(v[1], [outF, inF]), bias: cpu.tensor(v[2], [outF])))
+        } backward: { v, r in
+            let gy = try cpu.tensor(r, [n, outF])
+            return [try cpu.values(cpu.linearBackwardInput(gy, weight: cpu.tensor(v[1], [outF, inF]))),
+                    try cpu.values(cpu.linearBackwardWeight(gy, input: cpu.tensor(v[0], [n, inF]))),
+                    try cpu.values(cpu.linearBackwardBias(gy))]
+        }
+    }
+}

@@ -1,0 +1,53 @@
+import Backend
+import Foundation
+import Testing
+import TestSupport
+
+@Suite struct MapPostprocessingTests {
+    /// Grad-CAM++'s weights and the CAM normalization on the device against the CPU reference,
+    /// which is checked here against values worked by hand.
+    @Test(arguments: [Shape([1, 1, 2, 2]), Shape([2, 3, 7, 7]), Shape([1, 5, 14, 13]), Shape([3, 2, 1, 1]), Shape([1, 2, 9, 70])])
+    func camWeightsAndNormalizationDeviceMatchesReference(_ shape: Shape) throws {
+        var rng = SeededRandom(seed: 31)
+        let a = rng.floats(shape.count).map { abs($0) }
+        // Some gradients exactly 0 (skipped by Grad-CAM++), some negative.
+        let g = rng.floats(shape.count).enumerated().map { $0.offset % 5 == 0 ? 0 : $0.element }
+        try expectDeviceMatchesReference("CAM \(shape)", inputs: [(a, shape), (g, shape)]) { b, t in
+            [try b.gradCAMPlusPlusWeights(t[0], gradients: t[1]), try b.normalizePlanes(t[1]), try b.normalizePlanes(t[0])]
+        }
+    }
+
+    @Test func camReferenceOpsMatchHandWorkedValues() throws {
+        // One plane A = [1, 2, 3, 4] (sum 10), G = [0.5, -1, 0, 2]:
+        // 0.5: 0.5 * 0.25 / (0.5 + 10 * 0.125 + 1e-6) = 0.125 / 1.750001; -1: ReLU 0; 0: skipped;
+        // 2: 2 * 4 / (8 + 10 * 8 + 1e-6) = 8 / 88.000001.
+        let a = try cpu.tensor([1, 2, 3, 4], [1, 1, 2, 2]), g = try cpu.tensor([0.5, -1, 0, 2], [1, 1, 2, 2])
+        let w = try cpu.values(cpu.gradCAMPlusPlusWeights(a, gradients: g))
+        #expect(w.count == 1 && abs(w[0] - (0.125 / 1.750001 + 8 / 88.000001)) < 1e-6, "\(w)")
+        // ReLU, minus the minimum, over the range: [-1, 1, 3, 0.5] -> [0, 1, 3, 0.5] -> / 3.
+        let y = try cpu.values(cpu.normalizePlanes(cpu.tensor([-1, 1, 3, 0.5, 2, 2, 4, 6], [2, 1, 2, 2])))
+        let want: [Float] = [0, 1 / 3, 1, 0.5 / 3, 0, 0, 0.5, 1]
+        #expect(zip(y, want).allSatisfy { abs($0 - $1) < 1e-6 }, "\(y)")
+        // A constant plane becomes 0, not NaN.
+        #expect(try cpu.values(cpu.normalizePlanes(cpu.tensor([2, 2, 2, 2], [1, 1, 2, 2]))) == [0, 0, 0, 0])
+        #expect(throws: BackendError.self) { try cpu.normalizePlanes(cpu.tensor([1, 2], [2])) }
+        #expect(throws: BackendError.self) { try cpu.gradCAMPlusPlusWeights(a, gradients: cpu.tensor([1, 2], [1, 1, 1, 2])) }
+    }
+
+    @Test(arguments: [(Shape([1, 1, 7, 7]), 224, 224), (Shape([2, 3, 5, 6]), 5, 6), (Shape([1, 2, 9, 9]), 4, 17), (Shape([3, 1, 1, 1]), 3, 2)])
+    func resizeAndChannelMaxDeviceMatchesReference(_ shape: Shape, _ h: Int, _ w: Int) throws {
+        var rng = SeededRandom(seed: 31)
+        try expectDeviceMatchesReference("resize \(shape) -> \(h)x\(w)", inputs: [(rng.floats(shape.count), shape)]) { b, t in
+            [try b.resizeBilinear(t[0], height: h, width: w), try b.resize(t[0], height: h, width: w, mode: .bilinearAlignCorners),
+             try b.resize(t[0], height: h, width: w, mode: .nearest), try b.channelMax(t[0])]
+        }
+        let masks = rng.floats(3 * shape[2] * shape[3])
+        let single = Shape([1] + Array(shape.dims.dropFirst()))
+        try expectDeviceMatchesReference("broadcast mul \(shape)", inputs: [(rng.floats(single.count), single), (masks, [3, 1, shape[2], shape[3]])]) { b, t in
+            [try b.broadcastMul(t[0], masks: t[1])]
+        }
+        // Same size is the identity.
+        let x = try cpu.tensor(rng.floats(shape.count), shape)
+        #expect(try cpu.values(cpu.resizeBilinear(x, height: shape[2], width: shape[3])) == cpu.values(x))
+    }
+}
