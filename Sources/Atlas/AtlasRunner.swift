@@ -132,7 +132,7 @@ public struct AtlasRunner {
     /// image), in input pixels, inclusive.
     public func receptiveFields() throws -> [String: (x0: Int, y0: Int, x1: Int, y1: Int)] {
         let b = model.backend, s = plan.settings.inputSize
-        var random = SplitMixRandom(seed: 7)
+        var random = SplitMix64(noiseSeed: 7)
         var out: [String: (Int, Int, Int, Int)] = [:]
         for layer in plan.layers {
             let g = Graph(backend: b)

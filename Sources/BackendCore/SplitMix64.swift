@@ -1,3 +1,5 @@
+import Foundation
+
 /// SplitMix64 (Steele, Lea and Flood 2014): the one seeded generator behind every random number
 /// Loupe draws (seeded weights, SmoothGrad's noise on the CPU reference and in random.cl, the
 /// optimization engine's transforms and noise, the tests' inputs), so that a seed means the same
@@ -24,5 +26,26 @@ public struct SplitMix64: RandomNumberGenerator, Sendable {
     public mutating func next() -> UInt64 {
         state &+= SplitMix64.golden
         return SplitMix64.mix(state)
+    }
+}
+
+extension SplitMix64 {
+    /// The noise stream of `seed` (SmoothGrad's noise on the CPU reference, the optimization
+    /// engine's transforms, jitter and initial images): the sequence of seed + 0x5EED, the key
+    /// random.cl's noisy copies use too, so that noise and seeded weights of the same seed differ.
+    public init(noiseSeed seed: UInt64) { self.init(seed: seed &+ 0x5EED) }
+
+    /// Uniform in (0, 1): the top 53 bits of the next value, centred in their interval.
+    public mutating func uniform() -> Double {
+        (Double(next() >> 11) + 0.5) / Double(1 << 53)
+    }
+
+    /// Uniform in 0 ..< count.
+    public mutating func index(_ count: Int) -> Int { Swift.min(Int(uniform() * Double(count)), count - 1) }
+
+    /// `count` Gaussian numbers of mean 0 and standard deviation `sigma` (Box-Muller, one pair of
+    /// uniforms per number).
+    public mutating func normal(_ count: Int, sigma: Float) -> [Float] {
+        (0..<count).map { _ in Float((-2 * log(uniform())).squareRoot() * cos(2 * Double.pi * uniform())) * sigma }
     }
 }

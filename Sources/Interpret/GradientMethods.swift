@@ -258,15 +258,3 @@ func gaussianBlur(_ x: [Float], channels: Int, height h: Int, width w: Int, sigm
     }
     return out
 }
-
-/// Seeded Gaussian noise (SplitMix64 and Box-Muller).
-struct GaussianNoise {
-    var generator: SplitMix64
-    init(seed: UInt64) { generator = SplitMix64(seed: seed &+ 0x5EED) }
-    mutating func uniform() -> Double {
-        (Double(generator.next() >> 11) + 0.5) / Double(1 << 53)
-    }
-    mutating func next(_ count: Int, sigma: Float) -> [Float] {
-        (0..<count).map { _ in Float((-2 * log(uniform())).squareRoot() * cos(2 * Double.pi * uniform())) * sigma }
-    }
-}

@@ -52,8 +52,8 @@ public struct ImageParameterization: Sendable {
 
     /// Normal(0, initialScale) parameters from `seed`.
     public func initial(seed: UInt64) -> [Float] {
-        var noise = GaussianNoise(seed: seed)
-        return noise.next(shape.count, sigma: initialScale)
+        var noise = SplitMix64(noiseSeed: seed)
+        return noise.normal(shape.count, sigma: initialScale)
     }
 
     /// |f| of the rfft2 coefficient (ky, kx) in cycles per pixel (numpy's fftfreq).

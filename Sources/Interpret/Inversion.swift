@@ -96,7 +96,7 @@ public struct FeatureInversion: Sendable {
         let constants = try param.constants(on: b)
         var state = try OptimizerState(parameters: try b.tensor(param.initial(seed: seed), param.shape), backend: b,
                                        optimizer: .adam(AdamSettings(learningRate: learningRate)))
-        var random = SplitMixRandom(seed: seed)
+        var random = SplitMix64(noiseSeed: seed)
         let start = DispatchTime.now().uptimeNanoseconds
         func elapsed() -> Double { Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9 }
         let regularizers = [Regularizer(.alphaNorm(alpha), weight: alphaWeight), Regularizer(.totalVariation(beta), weight: tvWeight)].filter { $0.weight != 0 }

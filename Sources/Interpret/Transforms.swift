@@ -39,16 +39,16 @@ public struct TransformSet: Sendable, Equatable {
 
     /// One draw for `count` images of `height` x `width`: each image's sample map and the size
     /// of the transformed images.
-    public func draw(count: Int, height: Int, width: Int, random: inout SplitMixRandom) -> (transforms: [AffineMap], height: Int, width: Int) {
-        var none: [SplitMixRandom] = []
+    public func draw(count: Int, height: Int, width: Int, random: inout SplitMix64) -> (transforms: [AffineMap], height: Int, width: Int) {
+        var none: [SplitMix64] = []
         return draw(count: count, height: height, width: width, random: &random, perImage: &none)
     }
 
     /// The same, with each image's jitter and rotation drawn from its own generator in
     /// `perImage` (when it holds `count`; otherwise from `random`) and the scale from `random`:
     /// an image's transforms then do not depend on the other images of its batch.
-    public func draw(count: Int, height: Int, width: Int, random: inout SplitMixRandom,
-                     perImage: inout [SplitMixRandom]) -> (transforms: [AffineMap], height: Int, width: Int) {
+    public func draw(count: Int, height: Int, width: Int, random: inout SplitMix64,
+                     perImage: inout [SplitMix64]) -> (transforms: [AffineMap], height: Int, width: Int) {
         if isIdentity { return ([AffineMap](repeating: .identity, count: count), height, width) }
         let own = perImage.count == count
         let s = scales[random.index(scales.count)]
@@ -72,16 +72,4 @@ public struct TransformSet: Sendable, Equatable {
         }
         return (transforms, h, w)
     }
-}
-
-/// A seeded generator (SplitMix64) for everything random in the optimization engine, so the
-/// same seed gives the same picture on every device.
-public struct SplitMixRandom: Sendable {
-    var noise: GaussianNoise
-    /// A generator seeded with `seed`.
-    public init(seed: UInt64) { noise = GaussianNoise(seed: seed) }
-    /// Uniform in 0..<count.
-    public mutating func index(_ count: Int) -> Int { Swift.min(Int(noise.uniform() * Double(count)), count - 1) }
-    /// `count` Gaussian numbers of mean 0 and standard deviation `sigma`.
-    public mutating func normal(_ count: Int, sigma: Float) -> [Float] { noise.next(count, sigma: sigma) }
 }

@@ -174,14 +174,14 @@ public struct FeatureVisualization: Sendable {
         let param = parameterization
         let constants = try param.constants(on: b)
         let compiled = CompiledObjectives(objectives)
-        var random = SplitMixRandom(seed: seed)
+        var random = SplitMix64(noiseSeed: seed)
         if let imageSeeds, imageSeeds.count != objectives.count {
             throw InterpretError("\(imageSeeds.count) image seeds for \(objectives.count) objectives")
         }
         var single = param
         single.batch = 1
         let initial = imageSeeds.map { $0.flatMap { single.initial(seed: $0) } } ?? param.initial(seed: seed)
-        var own = imageSeeds.map { $0.map { SplitMixRandom(seed: $0 &+ 0x9E37_79B9_7F4A_7C15) } } ?? []
+        var own = imageSeeds.map { $0.map { SplitMix64(noiseSeed: $0 &+ 0x9E37_79B9_7F4A_7C15) } } ?? []
         var state = try OptimizerState(parameters: try b.tensor(initial, param.shape), backend: b, optimizer: optimizer)
         let start = DispatchTime.now().uptimeNanoseconds
         func elapsed() -> Double { Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9 }

@@ -100,7 +100,7 @@ import WeightFiles
     }
 
     @Test func transformsAreSeededAndSized() {
-        var a = SplitMixRandom(seed: 5), b = SplitMixRandom(seed: 5)
+        var a = SplitMix64(noiseSeed: 5), b = SplitMix64(noiseSeed: 5)
         let first = TransformSet.standard.draw(count: 3, height: 64, width: 64, random: &a)
         let second = TransformSet.standard.draw(count: 3, height: 64, width: 64, random: &b)
         #expect(first.transforms == second.transforms && first.height == second.height)
@@ -108,7 +108,7 @@ import WeightFiles
         #expect((68...84).contains(first.height) && first.height == first.width)
         #expect(Set(first.transforms.map(\.description)).count == 3, "each image draws its own jitter and rotation")
         for t in first.transforms { #expect(abs(t.determinant) > 0.8 && abs(t.determinant) < 1.25) }
-        var c = SplitMixRandom(seed: 5)
+        var c = SplitMix64(noiseSeed: 5)
         let none = TransformSet.none.draw(count: 2, height: 10, width: 12, random: &c)
         #expect(none.transforms == [.identity, .identity] && none.height == 10 && none.width == 12)
     }
@@ -199,7 +199,7 @@ import WeightFiles
     @Test func inversionAgreesAcrossBackends() throws {
         let c = Case("resnet18")
         var target: [Float] = []
-        var random = SplitMixRandom(seed: 2)
+        var random = SplitMix64(noiseSeed: 2)
         for _ in 0..<(3 * 32 * 32) { target.append(Float(random.index(256)) / 255) }
         let job = FeatureInversion(layers: ["layer1", "layer2.0"], steps: 3, tvWeight: 0.5, jitter: 2, reportEvery: 1)
         let results = try backends().map { b in try job.run(try c.model(on: b), target: try b.tensor(target, [1, 3, 32, 32])) }
@@ -274,7 +274,7 @@ import WeightFiles
         let layer = "features.10.conv.0"
         let channels = (0..<8).map { Objective.channel(layer: layer, channel: $0) }
         let result = try FeatureVisualization(objectives: channels, size: 128, steps: 128).run(model)
-        var random = SplitMixRandom(seed: 1)
+        var random = SplitMix64(noiseSeed: 1)
         let noise = RGBImage(width: 128, height: 128, pixels: (0..<(3 * 128 * 128)).map { _ in UInt8(random.index(256)) })
         let g2 = Graph(backend: b)
         _ = try model.forward(g2, g2.input(try b.tensor(Preprocessing.normalizeOnly.normalize(noise), [1, 3, 128, 128])))
