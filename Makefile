@@ -14,7 +14,7 @@ PHOTOS := Assets/photos
 SWIFT ?= swift
 LOUPE := .build/release/loupe
 
-.PHONY: setup models photos atlas-demo build test swift-test python-test python-venv wheel docs doc-coverage fuzz bench bench-compare bench-python tune demo fixtures clean
+.PHONY: setup models photos atlas-demo build test swift-test python-test python-venv wheel docs doc-coverage fuzz bench bench-compare bench-python bench-tables tune demo fixtures clean
 
 # Installs the system packages the project needs (idempotent: apt runs only when one is missing).
 setup:
@@ -111,9 +111,16 @@ docs: setup doc-coverage
 	rm -rf $(DOCS) && mv $(DOCS).tmp $(DOCS) && echo "docs: $(DOCS)/documentation/loupe/index.html"
 
 # Fails when a public declaration of a library module has no doc comment (conformances count
-# as documented when their protocol documents the requirement); --list prints them all.
+# as documented when their protocol documents the requirement; --list prints them all), or when
+# a benchmark table of docs/ differs from its recording in bench/results (make bench-tables).
 doc-coverage:
 	@python3 tools/doc_coverage.py
+	@python3 tools/bench_tables.py --check
+
+# The benchmark tables of docs/ (between <!-- bench: NAME --> marks) from bench/results/NAME.json,
+# the runs recorded by `tools/bench_compare.py --record` and `tools/bench_python.py --record`.
+bench-tables:
+	python3 tools/bench_tables.py
 
 # Parsers at scale: LOUPE_FUZZ_MUTATIONS (default 100000) mutations of each fuzz file per parser
 # (.pth zip and legacy, safetensors, ONNX, PNG, JPEG) in an optimized build; one line per file,

@@ -77,6 +77,8 @@ def main():
     ap.add_argument("--quick", action="store_true", help="ResNet18 only, no SmoothGrad/IG/visualization")
     ap.add_argument("--device", default="cpu", help="PyTorch's device: cpu (default) or cuda")
     ap.add_argument("--batch", default="1,8", help="comma-separated batch sizes of the model, saliency and conv rows")
+    ap.add_argument("--record", metavar="FILE", help="also write the run as JSON (bench/results/NAME.json: make bench-tables)")
+    ap.add_argument("--machine", default="", help="the machine, in words, for --record (default: CPU model and cores)")
     a = ap.parse_args()
     global DEVICE
     DEVICE = a.device
@@ -157,6 +159,11 @@ def main():
     for r in ratios:
         gm *= r
     print(f"geometric mean of Loupe / reference over {len(ratios)} rows: {gm ** (1 / len(ratios)):.2f}x")
+    if a.record:
+        from bench_tables import machine_words, record
+        version = loupe(["--version"], a.loupe).strip()
+        record(a.record, list(rows), a.machine or machine_words(), f"{version} on {device.split()[3] if len(device.split()) > 3 else device}",
+               f"PyTorch {torch.__version__}, {where}", "python3 tools/bench_compare.py " + " ".join(sys.argv[1:]))
 
 
 def visualization_rows(rows, a):

@@ -79,6 +79,8 @@ def main():
     ap.add_argument("--batch", default="1,8")
     ap.add_argument("--device", default="cpu", help="where torch runs the references: cpu or cuda")
     ap.add_argument("--quick", action="store_true", help="Saliency, IG, LayerGradCam and GradCAM only")
+    ap.add_argument("--record", metavar="FILE", help="also write the run as JSON (bench/results/NAME.json: make bench-tables)")
+    ap.add_argument("--machine", default="", help="the machine, in words, for --record (default: CPU model and cores)")
     a = ap.parse_args()
     global DEVICE
     DEVICE = a.device
@@ -113,6 +115,11 @@ def main():
     print("|---|---|---|---|---|")
     for work, mine, theirs, ref in rows:
         print(f"| {work} | {mine:.1f} | {theirs:.1f} | {mine / theirs:.2f} | {ref} |")
+    if a.record:
+        sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+        from bench_tables import machine_words, record
+        record(a.record, rows, a.machine or machine_words(), f"{loupe.version()} (Python package) on {device}",
+               f"torch {torch.__version__} on {where}", "tools/bench_python.py " + " ".join(sys.argv[1:]))
 
 
 if __name__ == "__main__":
