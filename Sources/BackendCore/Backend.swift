@@ -2,8 +2,10 @@
 /// `CPUBackend` (plain Swift, the reference) and `OpenCLBackend` (any OpenCL device). Code
 /// written against this protocol runs unchanged on both, which is what makes "compare CPU and
 /// GPU" free. Every op validates shapes the same way on both (`ShapeRules`) and throws a
-/// `BackendError` naming the op and the shapes; nothing traps on bad input.
-public protocol Backend: AnyObject, Sendable {
+/// `BackendError` naming the op and the shapes; nothing traps on bad input. The ops only
+/// attribution and feature visualization use are a protocol of their own (`AttributionOps`)
+/// with host implementations by default, so a new backend starts with the ops below.
+public protocol Backend: AttributionOps, AnyObject, Sendable {
     /// "cpu" or the OpenCL device's name.
     var name: String { get }
 
@@ -22,19 +24,12 @@ public protocol Backend: AnyObject, Sendable {
     func conv2d(_ x: Tensor, weight: Tensor, bias: Tensor?, _ p: Conv2DParams, activation: Activation?) throws -> Tensor
     /// dL/dx from dL/dy.
     func conv2dBackwardInput(_ gy: Tensor, weight: Tensor, inputShape: Shape, _ p: Conv2DParams) throws -> Tensor
-    /// dL/dx of conv2d followed by `activation` (the fused op above) from dL/d(its output):
-    /// activationBackward under `rule`, its mask read from the fused op's `output` (y > 0 iff
-    /// x > 0; 0 < y < 6 iff 0 < x < 6), then conv2dBackwardInput, in one pass over gy where the
-    /// backend can (the mask applied as gy is read).
-    func conv2dBackwardInput(_ gy: Tensor, weight: Tensor, inputShape: Shape, _ p: Conv2DParams, activation: Activation, output: Tensor,
-                             rule: GradientRule) throws -> Tensor
-    /// dL/dz for a convolution whose input x is `inputActivation`(z) (the output of a fused
-    /// conv + activation that only this convolution reads): conv2dBackwardInput, then
-    /// activationBackward under `rule` with its mask read from `input` (x), in one pass where the
-    /// backend has a kernel that applies the mask as it stores dL/dx; nil where it has not (the
-    /// caller then leaves the mask to the op that made x, which may apply it as it reads gy).
-    func conv2dBackwardInput(_ gy: Tensor, weight: Tensor, input: Tensor, _ p: Conv2DParams, inputActivation: Activation,
-                             rule: GradientRule) throws -> Tensor?
+    /// dL/dx with the fused activations around the convolution (`ConvolutionFusion`): the one
+    /// after it, whose mask gy goes through first, and the one that made its input, whose mask
+    /// dL/dx goes through as it is stored where the backend has a kernel for that (the result
+    /// says whether it did; when it did not, the caller leaves that mask to the op that made x).
+    func conv2dBackwardInput(_ gy: Tensor, weight: Tensor, inputShape: Shape, _ p: Conv2DParams,
+                             fused: ConvolutionFusion) throws -> (gradient: Tensor, inputMasked: Bool)
     /// dL/dweight from dL/dy and the forward input.
     func conv2dBackwardWeight(_ gy: Tensor, input: Tensor, weightShape: Shape, _ p: Conv2DParams) throws -> Tensor
     /// dL/dbias: gy summed over N, H and W, shape [Cout].
@@ -93,10 +88,6 @@ public protocol Backend: AnyObject, Sendable {
     func scale(_ a: Tensor, _ s: Float) throws -> Tensor
     /// alpha * x + y
     func axpy(_ alpha: Float, _ x: Tensor, _ y: Tensor) throws -> Tensor
-    /// `copies` noisy copies of x, [copies * N, ...]: element j of copy k is
-    /// x[j] + sigma * g(offset + k * x.count + j), g the counter-based Gaussian stream of `seed`
-    /// (random.cl; the same numbers on every backend, drawn where the copies are made).
-    func noisyCopies(_ x: Tensor, copies: Int, sigma: Float, seed: UInt64, offset: UInt64) throws -> Tensor
 
     // MARK: Channels (dimension 1 of NCHW)
     /// The parts joined along the channel dimension (same N, H, W): torch.cat(parts, dim=1).
@@ -139,15 +130,6 @@ public protocol Backend: AnyObject, Sendable {
     /// dL/dx of max: each row's gradient to the position `indices` names, zeros elsewhere.
     func maxBackward(_ gy: Tensor, indices: Tensor, inputShape: Shape, axis: Int) throws -> Tensor
 
-    // MARK: Class activation maps (no backward: they read a finished pass)
-    /// Grad-CAM++'s channel weights (Chattopadhay et al.) [N, C] from a layer's activations A
-    /// and the target's gradient G there, both [N, C, H, W]: the sum over each plane, where
-    /// G != 0, of ReLU(G) G^2 / (2 G^2 + sum(A) G^3 + 1e-6), sum(A) over the same plane.
-    func gradCAMPlusPlusWeights(_ activations: Tensor, gradients: Tensor) throws -> Tensor
-    /// Each row of x (rows of `x.shape`'s last two dimensions: a map's planes) made
-    /// non-negative and scaled to [0, 1] as pytorch-grad-cam does: y = ReLU(x), then
-    /// (y - min y) / (max(y - min y) + 1e-7).
-    func normalizePlanes(_ x: Tensor) throws -> Tensor
 
     // MARK: Post-processing of maps (forward only: nothing differentiates through them yet)
     /// Resize of each plane, no antialiasing, with PyTorch's interpolate modes.
@@ -162,14 +144,6 @@ public protocol Backend: AnyObject, Sendable {
     func pointwise(_ x: Tensor, _ op: Pointwise) throws -> Tensor
     /// dL/dx = gy * f'(x), from dL/dy and the forward input.
     func pointwiseBackward(_ gy: Tensor, input: Tensor, _ op: Pointwise) throws -> Tensor
-    /// [N, C, H, W] -> [N, C, height, width]: image n bilinearly sampled through transforms[n]
-    /// (`AffineMap`), `fill` outside the input.
-    func affineSample(_ x: Tensor, _ transforms: [AffineMap], height: Int, width: Int, fill: Float) throws -> Tensor
-    /// dL/dx of affineSample: each output gradient scattered to its four bilinear neighbours with
-    /// their weights (sampled positions outside the input contribute nothing).
-    func affineSampleBackward(_ gy: Tensor, _ transforms: [AffineMap], inputShape: Shape) throws -> Tensor
-    /// One Adam step at step t (from 1): the new parameters, first and second moments.
-    func adamStep(_ p: Tensor, gradient g: Tensor, m: Tensor, v: Tensor, _ settings: AdamSettings, step t: Int) throws -> (p: Tensor, m: Tensor, v: Tensor)
 }
 
 /// How `Backend.resize` interpolates.
@@ -196,15 +170,11 @@ extension Backend {
         return try activation.map { try self.activation(y, $0) } ?? y
     }
 
-    /// The composition, for backends without a fused kernel (the CPU reference).
-    public func conv2dBackwardInput(_ gy: Tensor, weight: Tensor, inputShape: Shape, _ p: Conv2DParams, activation: Activation,
-                                    output: Tensor, rule: GradientRule) throws -> Tensor {
-        try conv2dBackwardInput(try activationBackward(gy, input: output, activation, rule: rule), weight: weight, inputShape: inputShape, p)
-    }
-
-    /// No single-pass kernel: nil (the CPU reference and any backend without one).
-    public func conv2dBackwardInput(_ gy: Tensor, weight: Tensor, input: Tensor, _ p: Conv2DParams, inputActivation: Activation,
-                                    rule: GradientRule) throws -> Tensor? {
-        nil
+    /// The composition, for backends without a fused kernel (the CPU reference): gy through the
+    /// output's activation, then the plain backward; the input's mask is left to its op.
+    public func conv2dBackwardInput(_ gy: Tensor, weight: Tensor, inputShape: Shape, _ p: Conv2DParams,
+                                    fused: ConvolutionFusion) throws -> (gradient: Tensor, inputMasked: Bool) {
+        let g = try fused.output.map { try activationBackward(gy, input: $0.value, $0.activation, rule: fused.rule) } ?? gy
+        return (try conv2dBackwardInput(g, weight: weight, inputShape: inputShape, p), false)
     }
 }

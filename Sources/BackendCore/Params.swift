@@ -151,6 +151,36 @@ public enum Activation: Int32, Sendable, CaseIterable {
     case relu6 = 1
 }
 
+/// The activations fused around a convolution in its backward pass to the input, and the rule
+/// their backward follows.
+public struct ConvolutionFusion: Sendable {
+    /// A fused activation and the tensor its mask is read from (y > 0 iff x > 0; 0 < y < 6 iff
+    /// 0 < x < 6, so an activation's output gives the same mask as its input).
+    public struct Mask: Sendable {
+        /// The activation.
+        public var activation: Activation
+        /// The tensor whose values decide the mask.
+        public var value: Tensor
+        /// `activation` with its mask read from `value`.
+        public init(_ activation: Activation, _ value: Tensor) { self.activation = activation; self.value = value }
+    }
+
+    /// The rule both masks follow.
+    public var rule: GradientRule
+    /// The activation fused after the convolution, its mask read from the fused op's output: gy
+    /// is the gradient of that output.
+    public var output: Mask?
+    /// The activation whose output is the convolution's input x (a fused op that only this
+    /// convolution reads), its mask read from x: applied to dL/dx as it is stored, where the
+    /// backend has a kernel for it.
+    public var input: Mask?
+
+    /// A fusion under `rule`; nil masks are not fused.
+    public init(rule: GradientRule, output: Mask? = nil, input: Mask? = nil) {
+        self.rule = rule; self.output = output; self.input = input
+    }
+}
+
 /// How an activation's backward pass treats the incoming gradient g.
 public enum GradientRule: Int32, Sendable, CaseIterable {
     /// g * f'(x): the true gradient.

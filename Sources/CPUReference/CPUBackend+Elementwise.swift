@@ -1,9 +1,9 @@
 import BackendCore
 import Foundation
 
-// Activations, batchnorm, elementwise arithmetic, noise and pointwise maps on the CPU reference
+// Activations, batchnorm, elementwise arithmetic and pointwise maps on the CPU reference
 // backend (the twins of OpenCLBackend+Elementwise.swift: activation.cl, batchnorm.cl,
-// elementwise.cl, random.cl, pointwise.cl).
+// elementwise.cl, pointwise.cl; its noisy copies are AttributionOps' default).
 extension CPUBackend {
     public func activation(_ x: Tensor, _ kind: Activation) throws -> Tensor {
         let xv = try host(x, "activation")
@@ -67,24 +67,6 @@ extension CPUBackend {
     public func mul(_ a: Tensor, _ b: Tensor) throws -> Tensor { try zip2("mul", a, b, *) }
     public func scale(_ a: Tensor, _ s: Float) throws -> Tensor { make(try host(a, "scale").map { s * $0 }, a.shape) }
     public func axpy(_ alpha: Float, _ x: Tensor, _ y: Tensor) throws -> Tensor { try zip2("axpy", x, y) { alpha * $0 + $1 } }
-
-    public func noisyCopies(_ x: Tensor, copies: Int, sigma: Float, seed: UInt64, offset: UInt64) throws -> Tensor {
-        let shape = try ShapeRules.noisyCopies("noisy copies", x.shape, copies: copies)
-        let v = try host(x, "noisy copies"), n = v.count
-        let key = seed &+ 0x5EED
-        func mix(_ i: UInt64) -> Float {
-            (Float(SplitMix64.mix(key &+ i &* SplitMix64.golden) >> 40) + 0.5) * (1 / 16_777_216)
-        }
-        var y = [Float](repeating: 0, count: shape.count)
-        for k in 0..<copies {
-            for j in 0..<n {
-                let c = offset &+ UInt64(k * n + j)
-                let g = (-2 * log(mix(2 &* c &+ 1))).squareRoot() * cos(2 * Float.pi * mix(2 &* c &+ 2))
-                y[k * n + j] = sigma * g + v[j]
-            }
-        }
-        return make(y, shape)
-    }
 
     static func apply(_ op: Pointwise, _ x: Float) -> Float {
         switch op {

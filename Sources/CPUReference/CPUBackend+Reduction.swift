@@ -149,35 +149,3 @@ extension CPUBackend {
         return make(gx, inputShape)
     }
 }
-
-// MARK: Class activation maps
-extension CPUBackend {
-    public func gradCAMPlusPlusWeights(_ activations: Tensor, gradients: Tensor) throws -> Tensor {
-        let op = "Grad-CAM++ weights"
-        let (out, cols) = try ShapeRules.camWeights(op, activations.shape, gradients.shape)
-        let a = try host(activations, op), g = try host(gradients, op)
-        let w = (0..<out.count).map { row -> Float in
-            let plane = (row * cols)..<((row + 1) * cols)
-            let sumA = a[plane].reduce(0, +)
-            return plane.reduce(Float(0)) { sum, j in
-                let v = g[j], v2 = v * v
-                return v == 0 ? sum : sum + Swift.max(v, 0) * v2 / (2 * v2 + sumA * v2 * v + 1e-6)
-            }
-        }
-        return make(w, out)
-    }
-
-    public func normalizePlanes(_ x: Tensor) throws -> Tensor {
-        let op = "normalize planes"
-        let (rows, cols) = try ShapeRules.planes(op, x.shape)
-        var y = try host(x, op).map { Swift.max($0, 0) }
-        for r in 0..<rows {
-            let plane = (r * cols)..<((r + 1) * cols)
-            let lo = y[plane].min() ?? 0
-            var hi: Float = 0
-            for j in plane { y[j] -= lo; hi = Swift.max(hi, y[j]) }
-            for j in plane { y[j] /= 1e-7 + hi }
-        }
-        return make(y, x.shape)
-    }
-}

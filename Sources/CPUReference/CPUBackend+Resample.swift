@@ -1,8 +1,9 @@
 import BackendCore
 import Foundation
 
-// Resizing, masks, channel maxima and affine sampling on the CPU reference backend (the twins of
-// OpenCLBackend+Resample.swift: resample.cl).
+// Resizing, masks and channel maxima on the CPU reference backend (the twins of
+// OpenCLBackend+Resample.swift: resample.cl). Its affine sampling, like every AttributionOps
+// op, is the protocol's default implementation (BackendCore/AttributionOps.swift).
 extension CPUBackend {
     public func resize(_ x: Tensor, height oh: Int, width ow: Int, mode: ResizeMode) throws -> Tensor {
         let (n, c, h, w) = try ShapeRules.rank4("resize", x.shape)
@@ -45,44 +46,5 @@ extension CPUBackend {
         var y = [Float](repeating: -.infinity, count: n * h * w)
         for b in 0..<n { for ch in 0..<c { for i in 0..<(h * w) { y[b * h * w + i] = Swift.max(y[b * h * w + i], xv[(b * c + ch) * h * w + i]) } } }
         return make(y, [n, 1, h, w])
-    }
-
-    /// The four corners a sample point reads and their bilinear weights.
-    static func corners(_ t: AffineMap, _ ox: Int, _ oy: Int) -> [(x: Int, y: Int, w: Float)] {
-        let u = t.a * Float(ox) + t.b * Float(oy) + t.c, v = t.d * Float(ox) + t.e * Float(oy) + t.f
-        let (fu, fv) = (u.rounded(.down), v.rounded(.down))
-        let (tx, ty) = (u - fu, v - fv)
-        let (x0, y0) = (Int(fu), Int(fv))
-        return [(x0, y0, (1 - tx) * (1 - ty)), (x0 + 1, y0, tx * (1 - ty)), (x0, y0 + 1, (1 - tx) * ty), (x0 + 1, y0 + 1, tx * ty)]
-    }
-
-    public func affineSample(_ x: Tensor, _ transforms: [AffineMap], height oh: Int, width ow: Int, fill: Float) throws -> Tensor {
-        let (n, c, h, w) = try ShapeRules.affineSample("affine sample", x.shape, transforms, height: oh, width: ow)
-        let xv = try host(x, "affine sample")
-        var y = [Float](repeating: 0, count: n * c * oh * ow)
-        for b in 0..<n { for oy in 0..<oh { for ox in 0..<ow {
-            let taps = Self.corners(transforms[b], ox, oy)
-            for ch in 0..<c {
-                let plane = (b * c + ch) * h * w
-                y[((b * c + ch) * oh + oy) * ow + ox] = taps.reduce(0) { sum, tap in
-                    sum + tap.w * (tap.x >= 0 && tap.x < w && tap.y >= 0 && tap.y < h ? xv[plane + tap.y * w + tap.x] : fill)
-                }
-            }
-        } } }
-        return make(y, [n, c, oh, ow])
-    }
-
-    /// The adjoint of `affineSample`, as a scatter.
-    public func affineSampleBackward(_ gy: Tensor, _ transforms: [AffineMap], inputShape: Shape) throws -> Tensor {
-        let (n, c, oh, ow) = try ShapeRules.rank4("affine sample backward", gy.shape)
-        let (_, _, h, w) = try ShapeRules.affineSample("affine sample backward", inputShape, transforms, height: oh, width: ow)
-        let g = try host(gy, "affine sample backward")
-        var gx = [Float](repeating: 0, count: inputShape.count)
-        for b in 0..<n { for oy in 0..<oh { for ox in 0..<ow {
-            for tap in Self.corners(transforms[b], ox, oy) where tap.x >= 0 && tap.x < w && tap.y >= 0 && tap.y < h {
-                for ch in 0..<c { gx[((b * c + ch) * h + tap.y) * w + tap.x] += tap.w * g[((b * c + ch) * oh + oy) * ow + ox] }
-            }
-        } } }
-        return make(gx, inputShape)
     }
 }

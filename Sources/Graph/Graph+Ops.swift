@@ -8,7 +8,8 @@ extension Graph {
         let y = try backend.conv2d(xt, weight: wt, bias: bias.map(tensor), p)
         let b = backend
         return record(y, [x, weight] + (bias.map { [$0] } ?? []), inputBackward: { gy, rule, _, mask in
-            try Graph.convolutionInputGradient(b, gy, weight: wt, input: xt, p, rule: rule, maskInput: mask)
+            try b.conv2dBackwardInput(gy, weight: wt, inputShape: xt.shape, p,
+                                      fused: ConvolutionFusion(rule: rule, input: mask.map { .init($0, xt) }))
         }) { gy, _, needs in
             [needs[0] ? try b.conv2dBackwardInput(gy, weight: wt, inputShape: xt.shape, p) : nil,
              needs[1] ? try b.conv2dBackwardWeight(gy, input: xt, weightShape: wt.shape, p) : nil]
@@ -24,10 +25,12 @@ extension Graph {
         let b = backend
         let y = try b.conv2d(xt, weight: wt, bias: bias.map(tensor), p, activation: activation)
         let inputBackward: InputBackward = { gy, rule, gyMasked, mask in
-            // gy already masked by the op that reads y: as a plain convolution. Otherwise the
-            // mask applied as the backward reads gy, and x's own mask left to its op.
-            if gyMasked { return try Graph.convolutionInputGradient(b, gy, weight: wt, input: xt, p, rule: rule, maskInput: mask) }
-            return (try b.conv2dBackwardInput(gy, weight: wt, inputShape: xt.shape, p, activation: activation, output: y, rule: rule), false)
+            // gy already masked by the op that reads y: as a plain convolution, x's mask fused
+            // where the backend can. Otherwise y's mask applied as the backward reads gy, and
+            // x's own mask left to its op.
+            try b.conv2dBackwardInput(gy, weight: wt, inputShape: xt.shape, p,
+                                      fused: gyMasked ? ConvolutionFusion(rule: rule, input: mask.map { .init($0, xt) })
+                                                      : ConvolutionFusion(rule: rule, output: .init(activation, y)))
         }
         // dL/dx alone (every attribution pass) goes through inputBackward (Graph.backward); this
         // rule serves passes that also ask for parameter gradients.
@@ -37,16 +40,6 @@ extension Graph {
                     needs[1] ? try b.conv2dBackwardWeight(gz, input: xt, weightShape: wt.shape, p) : nil]
                 + (needs.count > 2 ? [needs[2] ? try b.conv2dBackwardBias(gz) : nil] : [])
         }
-    }
-
-    /// dL/dx of a convolution, through `maskInput` (the fused activation that made x) as it is
-    /// stored where the backend can; the flag says whether it did.
-    static func convolutionInputGradient(_ b: any Backend, _ gy: Tensor, weight: Tensor, input: Tensor, _ p: Conv2DParams,
-                                         rule: GradientRule, maskInput: Activation?) throws -> (Tensor, masked: Bool) {
-        if let maskInput, let g = try b.conv2dBackwardInput(gy, weight: weight, input: input, p, inputActivation: maskInput, rule: rule) {
-            return (g, true)
-        }
-        return (try b.conv2dBackwardInput(gy, weight: weight, inputShape: input.shape, p), false)
     }
 
     /// ReLU or ReLU6; its backward follows the pass's rule (standard, guided, deconvnet).

@@ -28,7 +28,7 @@ public final class Graph {
     /// op reading its output applied it); `maskInput`, the fused activation that made the input,
     /// whose backward the op may apply as it stores dL/dx. Returns dL/dx and whether it did.
     typealias InputBackward = (_ gy: Tensor, _ rule: GradientRule, _ gyMasked: Bool, _ maskInput: Activation?) throws
-        -> (Tensor, masked: Bool)
+        -> (gradient: Tensor, inputMasked: Bool)
 
     struct Node {
         let inputs: [Int]
@@ -150,7 +150,7 @@ public final class Graph {
         let lowest = stoppingAt.map(\.id).min() ?? 0
         // Values whose gradient already went through their op's fused activation: the one op
         // that reads such a value applied it as it stored the gradient, where its backend could
-        // (`Backend.conv2dBackwardInput(_:weight:input:_:inputActivation:rule:)`). Never a value
+        // (`Backend.conv2dBackwardInput(_:weight:inputShape:_:fused:)`). Never a value
         // whose gradient the caller reads: the output, a stopping point, a tap of a kept layer
         // (every tap when the pass keeps every layer).
         var readers = [Int](repeating: 0, count: nodes.count)

@@ -150,37 +150,40 @@ extension OpenCLBackend {
         return gx
     }
 
-    public func conv2dBackwardInput(_ gy: Tensor, weight: Tensor, inputShape: Shape, _ p: Conv2DParams, activation: Activation, output: Tensor,
-                                    rule: GradientRule) throws -> Tensor {
-        let out = try p.outputShape(input: inputShape, weight: weight.shape, op: "conv2d backward input")
-        try ShapeRules.same("conv2d backward input", gy.shape, out)
-        try ShapeRules.same("conv2d backward input", output.shape, out)
-        if family == .registerBlocked, !isDepthwise(weight.shape, p) {
-            return try conv2dBackwardInputPacked(gy, weight: weight, inputShape: inputShape, p, out: out,
-                                                 mask: GradientMask(output: output, kind: activation, rule: rule))
-        }
-        return try conv2dBackwardInput(try activationBackward(gy, input: output, activation, rule: rule), weight: weight, inputShape: inputShape, p)
-    }
-
-    /// The register-blocked family applies the mask as its pointwise and depthwise backwards
-    /// store dL/dx (gemm_packed's and conv2d_depthwise.cl's STORE_MASK): those read gy in place,
-    /// so the activation's backward after them was a pass of its own. Elsewhere nil: the
-    /// Winograd and phased backwards apply an activation's mask as they pad gy.
-    public func conv2dBackwardInput(_ gy: Tensor, weight: Tensor, input: Tensor, _ p: Conv2DParams, inputActivation: Activation,
-                                    rule: GradientRule) throws -> Tensor? {
-        guard family == .registerBlocked else { return nil }
+    /// With an output activation, the register-blocked family applies its mask as its backward
+    /// reads or pads gy (Winograd, stride phases); the tiled family runs the activation's
+    /// backward first. With an input activation only, the register-blocked family applies that
+    /// mask as its pointwise and depthwise backwards store dL/dx (gemm_packed's and
+    /// conv2d_depthwise.cl's STORE_MASK): those read gy in place, so the activation's backward
+    /// after them would be a pass of its own. Elsewhere the input's mask is left to its op.
+    public func conv2dBackwardInput(_ gy: Tensor, weight: Tensor, inputShape: Shape, _ p: Conv2DParams,
+                                    fused: ConvolutionFusion) throws -> (gradient: Tensor, inputMasked: Bool) {
         let op = "conv2d backward input"
-        let out = try p.outputShape(input: input.shape, weight: weight.shape, op: op)
+        let out = try p.outputShape(input: inputShape, weight: weight.shape, op: op)
         try ShapeRules.same(op, gy.shape, out)
-        let mask = GradientMask(output: input, kind: inputActivation, rule: rule)
-        if isDepthwise(weight.shape, p) {
-            let (gx, gxb) = try empty(input.shape, op)
-            try depthwiseRowsBackwardInput(try buffer(gy, op), try buffer(weight, op), gxb, weight: weight.shape, p, inputShape: input.shape,
-                                           out: out, storeMask: mask)
-            return gx
+        if let output = fused.output {
+            try ShapeRules.same(op, output.value.shape, out)
+            if family == .registerBlocked, !isDepthwise(weight.shape, p) {
+                return (try conv2dBackwardInputPacked(gy, weight: weight, inputShape: inputShape, p, out: out,
+                                                      mask: GradientMask(output: output.value, kind: output.activation, rule: fused.rule)),
+                        false)
+            }
+            let g = try activationBackward(gy, input: output.value, output.activation, rule: fused.rule)
+            return (try conv2dBackwardInput(g, weight: weight, inputShape: inputShape, p), false)
         }
-        guard isPointwise(weight.shape, p) else { return nil }
-        return try conv2dBackwardInputPacked(gy, weight: weight, inputShape: input.shape, p, out: out, storeMask: mask)
+        guard family == .registerBlocked, let input = fused.input else {
+            return (try conv2dBackwardInput(gy, weight: weight, inputShape: inputShape, p), false)
+        }
+        try ShapeRules.same(op, input.value.shape, inputShape)
+        let mask = GradientMask(output: input.value, kind: input.activation, rule: fused.rule)
+        if isDepthwise(weight.shape, p) {
+            let (gx, gxb) = try empty(inputShape, op)
+            try depthwiseRowsBackwardInput(try buffer(gy, op), try buffer(weight, op), gxb, weight: weight.shape, p, inputShape: inputShape,
+                                           out: out, storeMask: mask)
+            return (gx, true)
+        }
+        guard isPointwise(weight.shape, p) else { return (try conv2dBackwardInput(gy, weight: weight, inputShape: inputShape, p), false) }
+        return (try conv2dBackwardInputPacked(gy, weight: weight, inputShape: inputShape, p, out: out, storeMask: mask), true)
     }
 
     public func conv2dBackwardWeight(_ gy: Tensor, input: Tensor, weightShape: Shape, _ p: Conv2DParams) throws -> Tensor {

@@ -157,8 +157,10 @@ let winogradConvCases: [ConvCase] = [
         for act in Activation.allCases {
             let masked = try cpu.activation(try cpu.tensor(ov, out), act), dmasked = try gpu.tensor(try cpu.values(masked), out)
             for rule in GradientRule.allCases {
-                expectClose(try gpu.values(gpu.conv2dBackwardInput(dg, weight: dw, inputShape: c.xShape, c.params, activation: act,
-                                                                   output: dmasked, rule: rule)),
+                let fused = try gpu.conv2dBackwardInput(dg, weight: dw, inputShape: c.xShape, c.params,
+                                                        fused: ConvolutionFusion(rule: rule, output: .init(act, dmasked)))
+                #expect(!fused.inputMasked)
+                expectClose(try gpu.values(fused.gradient),
                             try cpu.values(cpu.conv2dBackwardInput(cpu.activationBackward(g, input: masked, act, rule: rule), weight: w,
                                                                    inputShape: c.xShape, c.params)),
                             "\(gpu.family) backward input through \(act), \(rule)")
@@ -166,19 +168,19 @@ let winogradConvCases: [ConvCase] = [
         }
         // The backward to an input that a fused activation made, its mask applied as dL/dx is
         // stored: the register-blocked family's pointwise and depthwise convolutions have it
-        // (nil elsewhere: the caller leaves the mask to the op that made x).
+        // (elsewhere the plain gradient, unmasked: the caller leaves the mask to the op that made x).
         let xmv = rng.floats(c.xShape.count).map { 8 * $0 }
         let storesMasked = gpu.family == .registerBlocked
             && ((c.k == 1 && c.stride == 1 && c.pad == 0) || (c.groups > 1 && c.groups == c.cin && c.groups == c.cout))
         for act in Activation.allCases {
             let xm = try cpu.activation(try cpu.tensor(xmv, c.xShape), act), dxm = try gpu.tensor(try cpu.values(xm), c.xShape)
             for rule in GradientRule.allCases {
-                let got = try gpu.conv2dBackwardInput(dg, weight: dw, input: dxm, c.params, inputActivation: act, rule: rule)
-                #expect((got != nil) == storesMasked, "\(gpu.family) \(c): a masked store where none was expected, or none")
-                guard let got else { continue }
-                expectClose(try gpu.values(got),
-                            try cpu.values(cpu.activationBackward(cpu.conv2dBackwardInput(g, weight: w, inputShape: c.xShape, c.params),
-                                                                  input: xm, act, rule: rule)),
+                let got = try gpu.conv2dBackwardInput(dg, weight: dw, inputShape: c.xShape, c.params,
+                                                      fused: ConvolutionFusion(rule: rule, input: .init(act, dxm)))
+                #expect(got.inputMasked == storesMasked, "\(gpu.family) \(c): a masked store where none was expected, or none")
+                let plain = try cpu.conv2dBackwardInput(g, weight: w, inputShape: c.xShape, c.params)
+                expectClose(try gpu.values(got.gradient),
+                            try cpu.values(got.inputMasked ? cpu.activationBackward(plain, input: xm, act, rule: rule) : plain),
                             "\(gpu.family) backward input into \(act), \(rule)")
             }
         }
