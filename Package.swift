@@ -28,6 +28,7 @@ let package = Package(
         .library(name: "Figures", targets: ["Figures"]),
         .library(name: "Atlas", targets: ["Atlas"]),
         .library(name: "Bench", targets: ["Bench"]),
+        .library(name: "Workflows", targets: ["Workflows"]),
         // The C interface (Sources/LoupeC/loupe.h) that the Python package loads.
         .library(name: "LoupeC", type: .dynamic, targets: ["LoupeC"]),
     ],
@@ -83,17 +84,22 @@ let package = Package(
         .target(name: "Interpret", dependencies: ["Graph", "Models", "Backend", "ImageIO"], swiftSettings: optimizedInDebug),
         // The umbrella: re-exports the modules above (Sources/Loupe/Loupe.swift).
         .target(name: "Atlas", dependencies: ["Backend", "Graph", "Models", "ImageIO", "Interpret", "Figures"]),
-        .target(name: "Loupe", dependencies: ["Device", "Backend", "WeightFiles", "Graph", "Models", "ImageIO", "Interpret", "Figures", "Atlas"]),
+        .target(name: "Loupe", dependencies: ["Device", "Backend", "WeightFiles", "Graph", "Models", "ImageIO", "Interpret", "Figures", "Atlas",
+                                       "Workflows"]),
         // The C interface: opaque handles, float32 arrays by pointer, status codes, JSON options.
         .target(name: "LoupeC", dependencies: ["Backend", "Device", "Graph", "Models", "ImageIO", "Interpret", "WeightFiles"],
                 exclude: ["loupe.h"]),
+        // What the commands run, as a library: classification, the probe pass and target choice,
+        // saliency with metrics and its files and report, run records (the commit of the build).
+        .target(name: "Workflows", dependencies: ["Backend", "Graph", "Models", "ImageIO", "Interpret", "Figures", "WeightFiles"],
+                plugins: ["EmbedBuildInfo"]),
         // Kernel microbenchmarks (device time from profiling events).
         .target(name: "Bench", dependencies: ["Backend", "Device", "Graph", "Models", "Interpret"]),
-        // Subcommands: argument parsing only.
+        // Subcommands: parse the arguments, call Workflows (and the other modules), print.
         .target(name: "LoupeCLI", dependencies: [
-            "Backend", "Device", "WeightFiles", "Bench", "Graph", "Models", "ImageIO", "Interpret", "Figures", "Atlas",
+            "Backend", "Device", "WeightFiles", "Bench", "Graph", "Models", "ImageIO", "Interpret", "Figures", "Atlas", "Workflows",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
-        ], plugins: ["EmbedBuildInfo"]),
+        ]),
         .executableTarget(name: "loupe", dependencies: ["LoupeCLI", "Interpret"]),
         .target(name: "TestSupport", dependencies: ["Backend", "Device"], path: "Tests/TestSupport"),
         .testTarget(name: "DeviceTests", dependencies: ["Device", "TestSupport"]),
@@ -103,7 +109,7 @@ let package = Package(
         .testTarget(name: "ImageIOTests", dependencies: ["ImageIO", "Backend", "WeightFiles", "TestSupport"], exclude: ["Fixtures"]),
         .testTarget(name: "FiguresTests", dependencies: ["Figures", "ImageIO"]),
         .testTarget(name: "InterpretTests", dependencies: ["Interpret", "WeightFiles", "TestSupport"], exclude: ["Fixtures"]),
-        .testTarget(name: "LoupeCLITests", dependencies: ["LoupeCLI", "Atlas", "Backend", "ImageIO", "Interpret", "Models", "TestSupport"]),
+        .testTarget(name: "LoupeCLITests", dependencies: ["LoupeCLI", "Atlas", "Backend", "ImageIO", "Interpret", "Models", "TestSupport", "Workflows"]),
     ],
     swiftLanguageModes: [.v6]
 )

@@ -35,6 +35,7 @@ public protocol AttributionOps {
 }
 
 extension AttributionOps where Self: Backend {
+    /// On the host: the same counter-based stream as random.cl (SplitMix64, Box-Muller).
     public func noisyCopies(_ x: Tensor, copies: Int, sigma: Float, seed: UInt64, offset: UInt64) throws -> Tensor {
         let shape = try ShapeRules.noisyCopies("noisy copies", x.shape, copies: copies)
         let v = try values(x), n = v.count
@@ -53,6 +54,7 @@ extension AttributionOps where Self: Backend {
         return try tensor(y, shape)
     }
 
+    /// On the host: a loop over each plane.
     public func gradCAMPlusPlusWeights(_ activations: Tensor, gradients: Tensor) throws -> Tensor {
         let op = "Grad-CAM++ weights"
         let (out, cols) = try ShapeRules.camWeights(op, activations.shape, gradients.shape)
@@ -68,6 +70,7 @@ extension AttributionOps where Self: Backend {
         return try tensor(w, out)
     }
 
+    /// On the host: ReLU, then each plane shifted and scaled.
     public func normalizePlanes(_ x: Tensor) throws -> Tensor {
         let op = "normalize planes"
         let (rows, cols) = try ShapeRules.planes(op, x.shape)
@@ -82,6 +85,7 @@ extension AttributionOps where Self: Backend {
         return try tensor(y, x.shape)
     }
 
+    /// On the host: the four bilinear taps of each output pixel.
     public func affineSample(_ x: Tensor, _ transforms: [AffineMap], height oh: Int, width ow: Int, fill: Float) throws -> Tensor {
         let (n, c, h, w) = try ShapeRules.affineSample("affine sample", x.shape, transforms, height: oh, width: ow)
         let xv = try values(x)
@@ -112,6 +116,7 @@ extension AttributionOps where Self: Backend {
         return try tensor(gx, inputShape)
     }
 
+    /// On the host: one pass over the parameters.
     public func adamStep(_ p: Tensor, gradient g: Tensor, m: Tensor, v: Tensor, _ s: AdamSettings, step t: Int) throws -> (p: Tensor, m: Tensor, v: Tensor) {
         for other in [g, m, v] { try ShapeRules.same("adam", p.shape, other.shape) }
         let (pv, gv, mv, vv) = (try values(p), try values(g), try values(m), try values(v))

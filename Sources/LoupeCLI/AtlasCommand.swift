@@ -3,6 +3,7 @@ import Atlas
 import Foundation
 import Models
 import WeightFiles
+import Workflows
 
 /// `loupe atlas`: every channel of some layers, its feature visualization beside the dataset
 /// images that excite it most, as a static site; sharded over a cluster and resumable.

@@ -4,6 +4,7 @@ import Foundation
 import Graph
 import Interpret
 import Models
+import Workflows
 
 /// `loupe classify`: the top-K classes of an image with softmax probabilities.
 public struct ClassifyCommand: ParsableCommand {
@@ -27,12 +28,6 @@ public struct ClassifyCommand: ParsableCommand {
 
     public init() {}
 
-    public struct Prediction: Codable, Equatable {
-        public let index: Int
-        public let label: String
-        public let probability: Float
-    }
-
     public func run() throws {
         guard top >= 1 else { throw UserError("--top must be at least 1") }
         guard !(json && csv) else { throw UserError("give --json or --csv, not both") }
@@ -44,7 +39,7 @@ public struct ClassifyCommand: ParsableCommand {
         if csv { emit("image,rank,index,label,probability") }
         for file in files {
             let (_, prepared, input, shape) = try imageOptions.load(file, preprocessing)
-            let predictions = try ClassifyCommand.classify(model: model, input: input, shape: shape, top: top) { try modelOptions.classNames(classes: $0) }
+            let predictions = try Classifier.classify(model: model, input: input, shape: shape, top: top) { try modelOptions.classNames(classes: $0) }
             if json {
                 struct Output: Codable { let image: String; let top: [Prediction] }
                 let encoder = JSONEncoder()
@@ -62,14 +57,6 @@ public struct ClassifyCommand: ParsableCommand {
                 }
             }
         }
-    }
-
-    /// The top classes, named by `names(classes)` (ImageNet's for 1000 outputs by default).
-    public static func classify(model: Model, input: [Float], shape: Shape, top: Int,
-                                names: (Int) throws -> [String]? = { $0 == imageNetClasses.count ? imageNetClasses : nil }) throws -> [Prediction] {
-        let scores = try ClassScores(model, input: try model.backend.tensor(input, shape))
-        let named = try names(scores.classes)
-        return scores.ranked(0, top: top).map { Prediction(index: $0, label: label($0, names: named), probability: scores.probability(0, $0)) }
     }
 }
 

@@ -7,6 +7,7 @@ import Graph
 import ImageIO
 import Interpret
 import Models
+import Workflows
 
 /// `loupe compare`: the same forward and backward pass on the CPU reference and on an OpenCL
 /// device, layer by layer.

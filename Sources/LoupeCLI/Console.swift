@@ -1,6 +1,7 @@
 import Dispatch
 import Foundation
 import Synchronization
+import Workflows
 
 /// Where commands write their standard output: stdout, or a collector bound for one task (tests
 /// run whole commands and read what they printed, while other tests run in parallel).
@@ -95,9 +96,4 @@ public final class ProgressDisplay: @unchecked Sendable {
         progressLine(text, done: done >= total)
         if done >= total { drawing = false; what = "" }
     }
-}
-
-/// "850 ms", "12.3 s", "2 min 5 s".
-func formatDuration(seconds s: Double) -> String {
-    s < 1 ? String(format: "%.0f ms", s * 1000) : s < 60 ? String(format: "%.1f s", s) : String(format: "%d min %d s", Int(s) / 60, Int(s) % 60)
 }

@@ -2,6 +2,7 @@ import ArgumentParser
 import Figures
 import Foundation
 import ImageIO
+import Workflows
 
 /// `--figure-format`: the formats of the labelled figures (grids, plots, sprites, strips).
 public struct FigureOptions: ParsableArguments {
@@ -9,6 +10,9 @@ public struct FigureOptions: ParsableArguments {
     public var figureFormat: String = "png"
 
     public init() {}
+
+    /// The writer of these formats.
+    func writer() throws -> FigureWriter { FigureWriter(formats: try formats()) }
 
     func formats() throws -> [FigureFormat] {
         do { return try FigureFormat.list(figureFormat) } catch let error as FigureError { throw UserError("--figure-format: \(error.description)") }

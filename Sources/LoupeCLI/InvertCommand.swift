@@ -6,6 +6,7 @@ import Graph
 import ImageIO
 import Interpret
 import Models
+import Workflows
 
 /// `loupe invert`: feature inversion (Mahendran & Vedaldi 2015), one reconstruction per layer.
 public struct InvertCommand: ParsableCommand {

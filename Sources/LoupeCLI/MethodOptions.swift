@@ -48,51 +48,6 @@ public struct MethodOptions: ParsableArguments {
         return list
     }
 
-    /// The CAM layer (default: the model's last convolutional block), checked on a graph that
-    /// ran the model when any of `methods` needs it: it must exist and have a 4-D output.
-    func camLayer(for methods: [String], model: Model, graph g: Graph) throws -> String {
-        let camLayer = layer ?? model.architecture.lastConvLayer
-        guard methods.contains(where: Self.camNames.contains) else { return camLayer }
-        try checkLayerName(camLayer, in: g.tapNames, model: model.architecture.name)
-        let shape = g.shape(g.tapped(camLayer)!)
-        guard shape.rank == 4 || tokenGridSide(shape) != nil else {
-            let valid = g.tapNames.filter { g.shape(g.tapped($0)!).rank == 4 || tokenGridSide(g.shape(g.tapped($0)!)) != nil }.suffix(6)
-            throw UserError("--layer \(camLayer) has a \(shape.rank)-D output \(shape); CAM methods need a 4-D one (or a transformer's tokens [N, 1 + s^2, C]), e.g. \(valid.joined(separator: ", "))")
-        }
-        return camLayer
-    }
-
-    /// One class per image: `--target` (indices or class names) or else `top`, each image's
-    /// most probable class (ClassScores.topClasses).
-    func resolveTargets(count: Int, classes: Int, top: [Int], names: [String]?, synonyms: [String]? = nil, flag: String = "--target") throws -> [Int] {
-        guard let target else { return top }
-        let parts = target.split(separator: ",").map { String($0).trimmingCharacters(in: .whitespaces) }
-        guard parts.count == 1 || parts.count == count else {
-            throw UserError("\(flag): \(parts.count) targets for \(count) images (give one, or one per image)")
-        }
-        let resolved = try parts.map { part -> Int in
-            if let index = Int(part) {
-                guard index >= 0, index < classes else { throw UserError("\(flag) \(index) is out of range 0...\(classes - 1)") }
-                return index
-            }
-            return try resolveClass(part, names: names, synonyms: synonyms, flag: flag)
-        }
-        return parts.count == 1 ? [Int](repeating: resolved[0], count: count) : resolved
-    }
-
-    /// A class by name (`ClassLookup`): ambiguous names are refused with the candidates.
-    func resolveClass(_ part: String, names: [String]?, synonyms: [String]?, flag: String) throws -> Int {
-        guard let names else { throw UserError("\(flag) \(part): this model's classes have no names (give an index, or names with --labels)") }
-        switch ClassLookup.match(part, names: names, synonyms: synonyms) {
-        case .found(let index): return index
-        case .ambiguous(let candidates):
-            let listed = candidates.prefix(12).map { "\($0) \(names[$0])" }.joined(separator: ", ")
-            throw UserError("\(flag) \(part): \(candidates.count) classes match: \(listed)\(candidates.count > 12 ? ", ..." : ""); give one of these names or its index")
-        case .none(let near):
-            throw UserError("\(flag) \(part): no such class; nearest: \(near.joined(separator: ", "))")
-        }
-    }
-
     /// `--batch`, or the model's largest batch when it runs at a fixed one.
     func deviceBatch(for model: Model) -> Int { Swift.min(batch, model.architecture.maxBatch ?? batch) }
 

@@ -170,8 +170,3 @@ func imageFiles(_ paths: [String]) throws -> [String] {
     guard !files.isEmpty else { throw UserError("--image: no PNG or JPEG images found") }
     return files
 }
-
-/// The name of class `index` (ModelOptions.classNames), or "class K" without names.
-func label(_ index: Int, names: [String]?) -> String {
-    names.map { $0[index] } ?? "class \(index)"
-}

@@ -6,6 +6,7 @@ import Graph
 import ImageIO
 import Interpret
 import Models
+import Workflows
 
 /// `loupe visualize`: feature visualization by optimization (Olah et al. 2017, Lucid's defaults).
 public struct VisualizeCommand: ParsableCommand {
@@ -82,13 +83,12 @@ public struct VisualizeCommand: ParsableCommand {
                      "\(l)_n\(parts.compactMap { $0 }.map(String.init).joined(separator: "_"))")]
         }
         if let classTarget {
-            let k = try MethodOptions.parse(["--target", classTarget]).resolveTargets(count: 1, classes: classes, top: [0],
-                                                                                    names: names, synonyms: synonyms)[0]
+            let k = try Probe.resolveTargets(classTarget, count: 1, classes: classes, top: [0], names: names, synonyms: synonyms)[0]
             return [(.classLogit(k), "class_\(k)")]
         }
         if let objective {
-            let lookup = { (name: String) throws -> Int in try MethodOptions().resolveClass(name, names: names, synonyms: synonyms, flag: "--objective class:") }
-            do { return [(try Objective.parse(objective, classIndex: lookup), "objective")] } catch let error as UserError { throw error } catch {
+            let lookup = { (name: String) throws -> Int in try Probe.resolveClass(name, names: names, synonyms: synonyms, flag: "--objective class:") }
+            do { return [(try Objective.parse(objective, classIndex: lookup), "objective")] } catch let error as WorkflowError { throw error } catch {
                 throw UserError("--objective: \(error)")
             }
         }

@@ -13,10 +13,10 @@ let model = try ModelLocator.load(model: "mobilenet_v2", on: backend)
 let image = try Preprocessing.imagenet.prepare(RGBImage(contentsOf: imageURL))
 let input = try backend.tensor(Preprocessing.imagenet.normalize(image), [1, 3, 224, 224])
 
-let g = Graph(backend: backend)
-let logits = try backend.values(g.tensor(try model.forward(g, g.input(input))))
-let target = logits.indices.max { logits[$0] < logits[$1] }!
-print("top class: \(target) \(imageNetClasses[target])")
+// The probe pass `loupe saliency` runs: class probabilities and the top class of each image.
+let probe = try Probe(model: model, input: input, names: { $0 == imageNetClasses.count ? imageNetClasses : nil })
+let target = probe.scores.topClasses[0]
+print("top class: \(target) \(classLabel(target, names: probe.names))")
 
 try FileManager.default.createDirectory(at: out, withIntermediateDirectories: true)
 let methods: [any AttributionMethod] = [CAM(.gradCAM, layer: "features.18"), GuidedBackprop()]

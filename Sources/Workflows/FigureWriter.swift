@@ -1,0 +1,24 @@
+import Figures
+import Foundation
+
+/// The formats a run writes its labelled figures in (`--figure-format`).
+public struct FigureWriter: Sendable {
+    /// The formats, at least one.
+    public let formats: [FigureFormat]
+
+    /// A writer of `formats`.
+    public init(formats: [FigureFormat]) { self.formats = formats }
+
+    /// The extension of the figure a report shows: png when written, else svg, else pdf.
+    public var preferred: String {
+        (formats.contains(.png) ? FigureFormat.png : formats.contains(.svg) ? .svg : .pdf).rawValue
+    }
+
+    /// The file names figure `stem` gets.
+    public func files(_ stem: String) -> [String] { formats.map { stem + "." + $0.rawValue } }
+
+    /// Writes `canvas` as `stem` in each format into `folder`.
+    public func write(_ canvas: Canvas, stem: String, into folder: URL) throws {
+        do { try canvas.write(into: folder, stem: stem, formats: formats) } catch let error as FigureError { throw WorkflowError(error.description) }
+    }
+}

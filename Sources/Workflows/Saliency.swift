@@ -1,0 +1,205 @@
+import Backend
+import Figures
+import Foundation
+import ImageIO
+import Interpret
+import Models
+
+/// `loupe saliency`'s work: every method's maps for a batch of images and targets, timed, with
+/// deletion and insertion scores when asked; then the per-image folders (maps as .npy and PNG,
+/// overlays, a grid figure, a metrics figure, summary.json) and the run's report.
+public struct SaliencyRun {
+    /// One method's maps for the whole batch.
+    public struct Result {
+        /// The method's registry name.
+        public let name: String
+        /// Its maps.
+        public let attribution: Attribution
+        /// Its wall time for the batch.
+        public let milliseconds: Double
+        /// Its settings, as summary.json records them.
+        public let parameters: [String: Any]
+    }
+
+    /// A method to run: its registry name, the method and its settings for the records.
+    public typealias Method = (name: String, method: any AttributionMethod, parameters: [String: Any])
+
+    /// The results in the order the methods were given.
+    public let results: [Result]
+    /// curves[image][method][mode]: the deletion and insertion curves and their AUC (empty
+    /// without metrics).
+    public let curves: [[[(curve: [Float], auc: Float)]]]
+    /// The metrics' wall time in seconds, nil without metrics.
+    public let metricsSeconds: Double?
+    /// Pixels removed or inserted per step of the curves, and images per device batch.
+    public let metrics: (step: Int, batch: Int)?
+
+    /// Runs `methods` on `model` for `input` [N, 3, H, W] and `targets` (one per image); with
+    /// `metrics`, scores each map by deletion and insertion.
+    public init(model: Model, input: Tensor, methods: [Method], targets: [Int], metrics: (step: Int, batch: Int)?) throws {
+        var results: [Result] = []
+        for m in methods {
+            let start = DispatchTime.now().uptimeNanoseconds
+            let attribution = try m.method.attribute(model, input: input, targets: targets)
+            results.append(Result(name: m.name, attribution: attribution,
+                                  milliseconds: Double(DispatchTime.now().uptimeNanoseconds - start) / 1e6, parameters: m.parameters))
+        }
+        self.results = results
+        self.metrics = metrics
+        guard let metrics else { (curves, metricsSeconds) = ([], nil); return }
+        guard metrics.step >= 1 else { throw WorkflowError("--metric-step must be positive") }
+        let start = DispatchTime.now().uptimeNanoseconds
+        let values = try model.backend.values(input)
+        let (n, h, w) = (input.shape[0], input.shape[2], input.shape[3])
+        var curves: [[[(curve: [Float], auc: Float)]]] = []
+        for i in 0..<n {
+            let image = try model.backend.tensor(Array(values[(i * 3 * h * w)..<((i + 1) * 3 * h * w)]), [1, 3, h, w])
+            curves.append(try results.map { result in
+                try CausalMetric.Mode.allCases.map { mode in
+                    try CausalMetric(mode, step: metrics.step, batch: metrics.batch).evaluate(model, image: image, target: targets[i], map: result.attribution.map(i))
+                }
+            })
+        }
+        self.curves = curves
+        metricsSeconds = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
+    }
+}
+
+/// What a saliency run writes: for each image a folder, and the run's report.
+public struct SaliencyOutput {
+    /// The run.
+    public var run: SaliencyRun
+    /// The image files, their folder names (stems) and their prepared images.
+    public var files: [String], stems: [String], prepared: [RGBImage]
+    /// The probe pass (probabilities and class names).
+    public var probe: Probe
+    /// Each image's target class.
+    public var targets: [Int]
+    /// The model, its CAM layer and the backend's name.
+    public var model: Model, layer: String, device: String
+    /// How maps are drawn and in which formats figures are written.
+    public var style: MapStyle, figures: FigureWriter
+    /// The run's record.
+    public var record: RunRecord
+
+    /// The output of `run` over `files`.
+    public init(run: SaliencyRun, files: [String], stems: [String], prepared: [RGBImage], probe: Probe, targets: [Int], model: Model,
+                layer: String, device: String, style: MapStyle, figures: FigureWriter, record: RunRecord) {
+        self.run = run; self.files = files; self.stems = stems; self.prepared = prepared; self.probe = probe; self.targets = targets
+        self.model = model; self.layer = layer; self.device = device; self.style = style; self.figures = figures; self.record = record
+    }
+
+    private var classes: Int { probe.scores.classes }
+    private func probability(_ i: Int) -> Float { probe.scores.probabilities[i * classes + targets[i]] }
+    private var readsLayer: Bool {
+        let readers = Set(MethodRegistry.entries.filter(\.readsLayer).map(\.name))
+        return run.results.contains { readers.contains($0.name) }
+    }
+
+    /// Writes each image's folder and index.html into `folder` (the caller's staging folder).
+    public func write(into folder: URL) throws {
+        for i in stems.indices { try writeImage(i, into: folder.appendingPathComponent(stems[i])) }
+        try report().write(to: folder.appendingPathComponent("index.html"))
+    }
+
+    /// The names `write` creates in its folder.
+    public var entries: [String] { stems + ["index.html"] }
+
+    private func writeImage(_ i: Int, into dir: URL) throws {
+        let (results, curves, names) = (run.results, run.curves, probe.names)
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        let image = prepared[i]
+        try image.writePNG(to: dir.appendingPathComponent("input.png"))
+        var cells = [ImageGrid.Cell(image, title: "input", caption: "\(image.width)x\(image.height)")]
+        var methodsJSON: [[String: Any]] = []
+        for (m, result) in results.enumerated() {
+            let (name, attribution) = (result.name, result.attribution)
+            let (h, w) = (attribution.height, attribution.width)
+            try npyData(Array(attribution.map(i)), shape: [h, w]).write(to: dir.appendingPathComponent("\(name).npy"))
+            if let raw = attribution.raw(i) {
+                try npyData(Array(raw), shape: [3, h, w]).write(to: dir.appendingPathComponent("\(name)_raw.npy"))
+            }
+            let (scaled, colormap) = style.scaled(map: attribution.map(i), raw: attribution.raw(i), signed: attribution.isSigned)
+            let heat = scaled.colorized(colormap, width: w, height: h)
+            try heat.writePNG(to: dir.appendingPathComponent("\(name).png"))
+            let overlay = try MapImages.overlay(heat, on: image, alpha: style.alpha)
+            try overlay.writePNG(to: dir.appendingPathComponent("\(name)_overlay.png"))
+            cells.append(.init(overlay, title: name, caption: "\(scaled.sign.rawValue) · \(formatDuration(seconds: result.milliseconds / 1000))",
+                               colorBar: ColorBar(scaled, colormap: colormap)))
+            var entry: [String: Any] = ["method": name, "milliseconds": result.milliseconds, "parameters": result.parameters,
+                                        "display": ["sign": scaled.sign.rawValue, "colormap": colormap.rawValue, "clip_percentile": style.outlierPercent,
+                                                    "alpha": style.alpha, "scale_low": scaled.range.low, "scale_high": scaled.range.high] as [String: Any]]
+            if let e = attribution.completenessError { entry["completeness_error"] = e[i] }
+            if !curves.isEmpty {
+                for (k, mode) in CausalMetric.Mode.allCases.enumerated() {
+                    entry["\(mode.rawValue)_auc"] = curves[i][m][k].auc
+                    entry["\(mode.rawValue)_curve"] = curves[i][m][k].curve
+                }
+            }
+            methodsJSON.append(entry)
+        }
+        let file = URL(fileURLWithPath: files[i]).lastPathComponent
+        let targetText = "target \(targets[i]) \(classLabel(targets[i], names: names)) (p = \(String(format: "%.3f", probability(i))))"
+        let grid = try ImageGrid.canvas(title: "\(file) · \(targetText)",
+                                        subtitle: "\(model.architecture.name)\(readsLayer ? " · CAM layer \(layer)" : "") · \(device)",
+                                        rows: [cells])
+        try figures.write(grid, stem: "grid", into: dir)
+        if !curves.isEmpty {
+            let panels = CausalMetric.Mode.allCases.enumerated().map { k, mode in
+                LineChart.Panel(title: mode == .deletion ? "Deletion (lower AUC is better)" : "Insertion (higher AUC is better)",
+                                xLabel: "fraction of pixels \(mode == .deletion ? "deleted" : "inserted"), most salient first",
+                                yLabel: "p(\(classLabel(targets[i], names: names)))", yRange: 0...1, x: .unit,
+                                series: results.enumerated().map { m, r in
+                                    .init(name: "\(r.name)  AUC \(String(format: "%.3f", curves[i][m][k].auc))", values: curves[i][m][k].curve)
+                                })
+            }
+            try figures.write(try LineChart.canvas(title: "\(file) · \(targetText)", panels: panels), stem: "metrics", into: dir)
+        }
+        let summary: [String: Any] = [
+            "image": stems[i], "model": model.architecture.name, "layer": layer, "device": device,
+            "target": ["index": targets[i], "label": classLabel(targets[i], names: names), "probability": probability(i)],
+            "input_size": [image.height, image.width], "methods": methodsJSON,
+            "grid": ["input"] + results.map(\.name), "image_path": files[i], "run": record.json,
+            "metrics": run.metrics.map { ["step": $0.step, "batch": $0.batch, "blur_sigma": CausalMetric(.insertion).blurSigma] as [String: Any] }
+                ?? NSNull() as Any,
+        ]
+        try JSONSerialization.data(withJSONObject: summary, options: [.prettyPrinted, .sortedKeys])
+            .write(to: dir.appendingPathComponent("summary.json"))
+    }
+
+    /// index.html: the run, then per image its grid, metrics plot, a table and every map.
+    public func report() throws -> HTMLReport {
+        let (results, curves, names) = (run.results, run.curves, probe.names)
+        let figure = figures.preferred
+        var facts = record.facts
+        facts.append(("methods", results.map { "\($0.name) (\(formatDuration(seconds: $0.milliseconds / 1000)))" }.joined(separator: ", ")))
+        if readsLayer { facts.append(("CAM layer", layer)) }
+        if let seconds = run.metricsSeconds, let metrics = run.metrics {
+            facts.append(("deletion/insertion metrics", String(format: "%.1f s (step %d pixels)", seconds, metrics.step)))
+        }
+        var report = HTMLReport(title: "loupe saliency: \(files.count) image\(files.count == 1 ? "" : "s"), \(results.count) method\(results.count == 1 ? "" : "s")",
+                                sections: [.init("Run", [.facts(facts)])])
+        for (i, stem) in stems.enumerated() {
+            let target = "target \(targets[i]) \(classLabel(targets[i], names: names)) (p = \(String(format: "%.3f", probability(i))))"
+            var blocks: [HTMLReport.Block] = [.figure("\(stem)/grid.\(figure)", caption: "The input and each method's map over it; colour bars in the map's units.")]
+            if !curves.isEmpty {
+                blocks.append(.figure("\(stem)/metrics.\(figure)", caption: "Deletion and insertion curves: the target's probability as the most salient pixels are removed or inserted."))
+            }
+            var header = ["method", "time"]
+            if !curves.isEmpty { header += ["deletion AUC", "insertion AUC"] }
+            if results.contains(where: { $0.attribution.completenessError != nil }) { header.append("completeness error") }
+            blocks.append(.table(header: header, rows: results.enumerated().map { m, r in
+                var row = [r.name, formatDuration(seconds: r.milliseconds / 1000)]
+                if !curves.isEmpty { row += [String(format: "%.4f", curves[i][m][0].auc), String(format: "%.4f", curves[i][m][1].auc)] }
+                if header.last == "completeness error" { row.append(r.attribution.completenessError.map { String(format: "%.4g", $0[i]) } ?? "") }
+                return row
+            }))
+            blocks.append(.gallery([("\(stem)/input.png", "input")] + results.flatMap { r in
+                [("\(stem)/\(r.name)_overlay.png", "\(r.name) overlay"), ("\(stem)/\(r.name).png", "\(r.name) map")]
+            }))
+            blocks.append(.paragraph("Files: \(stem)/summary.json (every number above), <method>.npy (the maps), <method>_raw.npy (signed attributions)."))
+            report.sections.append(.init("\(URL(fileURLWithPath: files[i]).lastPathComponent): \(target)", blocks))
+        }
+        return report
+    }
+}
