@@ -14,7 +14,7 @@ extension OpenCLBackend {
     /// One filter per channel (groups == Cin == Cout): the direct kernels of conv2d_depthwise.cl.
     /// The backward-weight kernel reduces KH*KW values per work-item in local memory, so very
     /// large windows take the general path.
-    private func isDepthwise(_ w: Shape, _ p: Conv2DParams) -> Bool {
+    func isDepthwise(_ w: Shape, _ p: Conv2DParams) -> Bool {
         w[1] == 1 && w[0] == p.groups && p.groups > 1 && w[2] * w[3] <= 64
     }
 
@@ -48,7 +48,7 @@ extension OpenCLBackend {
     /// dL/dx of a depthwise convolution on the register-blocked family: at stride 1 the depthwise
     /// convolution of gy with the reversed filter and padding D*(K-1) - P (depthwiseRows), at
     /// other strides depthwise_rows_backward_input; through `storeMask` as it is stored.
-    private func depthwiseRowsBackwardInput(_ gb: Buffer<Float>, _ wb: Buffer<Float>, _ gxb: Buffer<Float>, weight: Shape,
+    func depthwiseRowsBackwardInput(_ gb: Buffer<Float>, _ wb: Buffer<Float>, _ gxb: Buffer<Float>, weight: Shape,
                                             _ p: Conv2DParams, inputShape: Shape, out: Shape, storeMask: GradientMask? = nil) throws {
         let (n, c, h, w) = inputShape.nchw!
         let tp = Conv2DParams(stride: (1, 1), padding: (p.dilation.h * (weight[2] - 1) - p.padding.h, p.dilation.w * (weight[3] - 1) - p.padding.w),
@@ -73,21 +73,22 @@ extension OpenCLBackend {
     public func conv2d(_ x: Tensor, weight: Tensor, bias: Tensor?, _ p: Conv2DParams, activation: Activation?) throws -> Tensor {
         let out = try p.outputShape(input: x.shape, weight: weight.shape)
         try ShapeRules.channelVector("conv2d", bias, channels: out[1], what: "bias")
-        if family == .registerBlocked, !isDepthwise(weight.shape, p) {
-            return try conv2dPacked(x, weight: weight, bias: bias, p, out: out, activation: activation)
-        }
-        if family == .registerBlocked, isDepthwise(weight.shape, p) {
-            let (n, c, h, w) = x.shape.nchw!
-            let (y, yb) = try empty(out, "conv2d")
-            let wb = try buffer(weight, "conv2d")
-            try depthwiseRows(try buffer(x, "conv2d"), wb, bias: try bias.map { try buffer($0, "conv2d") }, yb, flip: false,
-                              weight.shape, p, c: c, h: h, w: w, planes: n * c, out: out, activation: activation)
-            return y
-        }
-        return try tiledConv2d(x, weight: weight, bias: bias, p, out: out, activation: activation)
+        return try kernels.conv2d(self, x, weight: weight, bias: bias, p, out: out, activation: activation)
     }
 
-    private func tiledConv2d(_ x: Tensor, weight: Tensor, bias: Tensor?, _ p: Conv2DParams, out: Shape,
+    /// A depthwise convolution by rows (the register-blocked family's `depthwise_rows`).
+    func depthwiseRowsConv2d(_ x: Tensor, weight: Tensor, bias: Tensor?, _ p: Conv2DParams, out: Shape,
+                             activation: Activation?) throws -> Tensor {
+        let (n, c, h, w) = x.shape.nchw!
+        let (y, yb) = try empty(out, "conv2d")
+        let wb = try buffer(weight, "conv2d")
+        try depthwiseRows(try buffer(x, "conv2d"), wb, bias: try bias.map { try buffer($0, "conv2d") }, yb, flip: false,
+                          weight.shape, p, c: c, h: h, w: w, planes: n * c, out: out, activation: activation)
+        return y
+    }
+
+    /// The tiled family's convolution: a direct depthwise kernel, else the implicit-im2col GEMM.
+    func tiledConv2d(_ x: Tensor, weight: Tensor, bias: Tensor?, _ p: Conv2DParams, out: Shape,
                              activation: Activation?) throws -> Tensor {
         let flags = activation.map { [$0.fusedFlag] } ?? []
         let xb = try buffer(x, "conv2d"), wb = try buffer(weight, "conv2d")
@@ -115,16 +116,15 @@ extension OpenCLBackend {
     public func conv2dBackwardInput(_ gy: Tensor, weight: Tensor, inputShape: Shape, _ p: Conv2DParams) throws -> Tensor {
         let out = try p.outputShape(input: inputShape, weight: weight.shape, op: "conv2d backward input")
         try ShapeRules.same("conv2d backward input", gy.shape, out)
-        if family == .registerBlocked, !isDepthwise(weight.shape, p) {
-            return try conv2dBackwardInputPacked(gy, weight: weight, inputShape: inputShape, p, out: out)
-        }
+        return try kernels.conv2dBackwardInput(self, gy, weight: weight, inputShape: inputShape, p, out: out)
+    }
+
+    /// The tiled family's dL/dx: direct kernels for depthwise and few-channel convolutions, else
+    /// the implicit-im2col GEMM of the transposed convolution.
+    func tiledConv2dBackwardInput(_ gy: Tensor, weight: Tensor, inputShape: Shape, _ p: Conv2DParams, out: Shape) throws -> Tensor {
         let gb = try buffer(gy, "conv2d backward input"), wb = try buffer(weight, "conv2d backward input")
         let (gx, gxb) = try empty(inputShape, "conv2d backward input")
         if isDepthwise(weight.shape, p) {
-            if family == .registerBlocked {
-                try depthwiseRowsBackwardInput(gb, wb, gxb, weight: weight.shape, p, inputShape: inputShape, out: out)
-                return gx
-            }
             let (n, c, h, w) = inputShape.nchw!
             try launch(.depthwise_backward_input(gy: gb, w: wb, gx: gxb, C: c, H: h, W: w, OH: out[2], OW: out[3]),
                        files: ["conv_geometry", "conv2d_depthwise"], defines: geometry(weight.shape, p), global: [w, h, n * c],
@@ -150,40 +150,14 @@ extension OpenCLBackend {
         return gx
     }
 
-    /// With an output activation, the register-blocked family applies its mask as its backward
-    /// reads or pads gy (Winograd, stride phases); the tiled family runs the activation's
-    /// backward first. With an input activation only, the register-blocked family applies that
-    /// mask as its pointwise and depthwise backwards store dL/dx (gemm_packed's and
-    /// conv2d_depthwise.cl's STORE_MASK): those read gy in place, so the activation's backward
-    /// after them would be a pass of its own. Elsewhere the input's mask is left to its op.
     public func conv2dBackwardInput(_ gy: Tensor, weight: Tensor, inputShape: Shape, _ p: Conv2DParams,
                                     fused: ConvolutionFusion) throws -> (gradient: Tensor, inputMasked: Bool) {
         let op = "conv2d backward input"
         let out = try p.outputShape(input: inputShape, weight: weight.shape, op: op)
         try ShapeRules.same(op, gy.shape, out)
-        if let output = fused.output {
-            try ShapeRules.same(op, output.value.shape, out)
-            if family == .registerBlocked, !isDepthwise(weight.shape, p) {
-                return (try conv2dBackwardInputPacked(gy, weight: weight, inputShape: inputShape, p, out: out,
-                                                      mask: GradientMask(output: output.value, kind: output.activation, rule: fused.rule)),
-                        false)
-            }
-            let g = try activationBackward(gy, input: output.value, output.activation, rule: fused.rule)
-            return (try conv2dBackwardInput(g, weight: weight, inputShape: inputShape, p), false)
-        }
-        guard family == .registerBlocked, let input = fused.input else {
-            return (try conv2dBackwardInput(gy, weight: weight, inputShape: inputShape, p), false)
-        }
-        try ShapeRules.same(op, input.value.shape, inputShape)
-        let mask = GradientMask(output: input.value, kind: input.activation, rule: fused.rule)
-        if isDepthwise(weight.shape, p) {
-            let (gx, gxb) = try empty(inputShape, op)
-            try depthwiseRowsBackwardInput(try buffer(gy, op), try buffer(weight, op), gxb, weight: weight.shape, p, inputShape: inputShape,
-                                           out: out, storeMask: mask)
-            return (gx, true)
-        }
-        guard isPointwise(weight.shape, p) else { return (try conv2dBackwardInput(gy, weight: weight, inputShape: inputShape, p), false) }
-        return (try conv2dBackwardInputPacked(gy, weight: weight, inputShape: inputShape, p, out: out, storeMask: mask), true)
+        if let output = fused.output { try ShapeRules.same(op, output.value.shape, out) }
+        if let input = fused.input { try ShapeRules.same(op, input.value.shape, inputShape) }
+        return try kernels.conv2dBackwardInput(self, gy, weight: weight, inputShape: inputShape, p, out: out, fused: fused)
     }
 
     public func conv2dBackwardWeight(_ gy: Tensor, input: Tensor, weightShape: Shape, _ p: Conv2DParams) throws -> Tensor {

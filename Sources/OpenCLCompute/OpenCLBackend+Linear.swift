@@ -14,55 +14,67 @@ extension OpenCLBackend {
     public func linear(_ x: Tensor, weight: Tensor, bias: Tensor?) throws -> Tensor {
         let (n, inF, outF) = try ShapeRules.linear("linear", x: x.shape, weight: weight.shape)
         try ShapeRules.channelVector("linear", bias, channels: outF, what: "bias")
-        let xb = try buffer(x, "linear"), wb = try buffer(weight, "linear")
-        let bb = try bias.map { try buffer($0, "linear") } ?? wb
+        let xb = try buffer(x, "linear")
         let (y, yb) = try empty([n, outF], "linear")
-        if family == .registerBlocked, n >= OpenCLBackend.packedLinearRows {
-            try linearPacked(xb, weight: weight, bias: try bias.map { try buffer($0, "linear") }, y: yb, n: n, inF: inF, outF: outF)
-            return y
-        }
-        if family == .registerBlocked {
-            try launch(.linear_rows_forward(x: xb, w: wb, bias: bb, y: yb, hasBias: bias == nil ? 0 : 1, Out: outF, N: n, In: inF),
-                       global: [outF, n], local: [1, 1])
-            return y
-        }
+        try kernels.linear(self, x: xb, weight: weight, bias: try bias.map { try buffer($0, "linear") }, y: yb, n: n, inF: inF, outF: outF)
+        return y
+    }
+
+    /// The tiled family's linear layer: at batch <= gemvRows a work-group per output
+    /// (linear_gemv.cl), else the tiled product.
+    func tiledLinear(x xb: Buffer<Float>, weight wb: Buffer<Float>, bias: Buffer<Float>?, y yb: Buffer<Float>, n: Int, inF: Int, outF: Int) throws {
+        let bb = bias ?? wb
         if n <= OpenCLBackend.gemvRows, context.device.maxWorkGroupSize >= 256 {
             try launch(.linear_gemv_forward(x: xb, w: wb, bias: bb, y: yb, hasBias: bias == nil ? 0 : 1, Out: outF, N: n, In: inF),
                        global: [256, outF], local: [256, 1])
-            return y
+            return
         }
         try gemm(.LINEAR_FORWARD(x: xb, w: wb, bias: bb, y: yb, hasBias: bias == nil ? 0 : 1, M: outF, N: n, K: inF),
                  m: outF, n: n, k: inF, z: 1, tiling: n < 32 ? .narrow : .large)
-        return y
+    }
+
+    /// The register-blocked family's linear layer: packed panels from packedLinearRows rows on,
+    /// a matrix-vector product per row below (linear_rows.cl).
+    func rowsLinear(x xb: Buffer<Float>, weight: Tensor, bias: Buffer<Float>?, y yb: Buffer<Float>, n: Int, inF: Int, outF: Int) throws {
+        if n >= OpenCLBackend.packedLinearRows {
+            try linearPacked(xb, weight: weight, bias: bias, y: yb, n: n, inF: inF, outF: outF)
+            return
+        }
+        let wb = try buffer(weight, "linear")
+        try launch(.linear_rows_forward(x: xb, w: wb, bias: bias ?? wb, y: yb, hasBias: bias == nil ? 0 : 1, Out: outF, N: n, In: inF),
+                   global: [outF, n], local: [1, 1])
     }
 
     public func linearBackwardInput(_ gy: Tensor, weight: Tensor) throws -> Tensor {
         let (n, outF, inF) = try ShapeRules.linearBackwardInput("linear backward input", gradient: gy.shape, weight: weight.shape)
         let gb = try buffer(gy, "linear backward input"), wb = try buffer(weight, "linear backward input")
         let (gx, gxb) = try empty([n, inF], "linear backward input")
-        if family == .registerBlocked, n >= OpenCLBackend.packedLinearRows {
-            try linearBackwardInputPacked(gb, weight: wb, gx: gxb, n: n, inF: inF, outF: outF)
-            return gx
-        }
-        if family == .registerBlocked {
-            try launch(.linear_rows_backward_input(gy: gb, w: wb, gx: gxb, Out: outF, N: n, In: inF),
-                       global: [(inF + 63) / 64, n], local: [1, 1])
-            return gx
-        }
+        try kernels.linearBackwardInput(self, gy: gb, weight: wb, gx: gxb, n: n, inF: inF, outF: outF)
+        return gx
+    }
+
+    /// The tiled family's dL/dx of a linear layer: the tiled product.
+    func tiledLinearBackwardInput(gy gb: Buffer<Float>, weight wb: Buffer<Float>, gx gxb: Buffer<Float>, n: Int, inF: Int, outF: Int) throws {
         try gemm(.LINEAR_BACKWARD_INPUT(gy: gb, w: wb, gx: gxb, M: inF, N: n, K: outF),
                  m: inF, n: n, k: outF, z: 1, tiling: n < 32 ? .narrow : .large)
-        return gx
+    }
+
+    /// The register-blocked family's dL/dx of a linear layer: packed panels from
+    /// packedLinearRows rows on, W's rows walked 64 columns at a time below (linear_rows.cl).
+    func rowsLinearBackwardInput(gy gb: Buffer<Float>, weight wb: Buffer<Float>, gx gxb: Buffer<Float>, n: Int, inF: Int, outF: Int) throws {
+        if n >= OpenCLBackend.packedLinearRows {
+            try linearBackwardInputPacked(gb, weight: wb, gx: gxb, n: n, inF: inF, outF: outF)
+            return
+        }
+        try launch(.linear_rows_backward_input(gy: gb, w: wb, gx: gxb, Out: outF, N: n, In: inF),
+                   global: [(inF + 63) / 64, n], local: [1, 1])
     }
 
     public func linearBackwardWeight(_ gy: Tensor, input: Tensor) throws -> Tensor {
         let (n, outF, inF) = try ShapeRules.linearBackwardWeight("linear backward weight", gradient: gy.shape, input: input.shape)
         let gb = try buffer(gy, "linear backward weight"), xb = try buffer(input, "linear backward weight")
         let (gw, gwb) = try empty([outF, inF], "linear backward weight")
-        if family == .registerBlocked {
-            try linearBackwardWeightPacked(gb, input: xb, gw: gwb, n: n, inF: inF, outF: outF)
-            return gw
-        }
-        try gemm(.LINEAR_BACKWARD_WEIGHT(gy: gb, x: xb, gw: gwb, M: outF, N: inF, K: n), m: outF, n: inF, k: n, z: 1, tiling: .large)
+        try kernels.linearBackwardWeight(self, gy: gb, input: xb, gw: gwb, n: n, inF: inF, outF: outF)
         return gw
     }
 

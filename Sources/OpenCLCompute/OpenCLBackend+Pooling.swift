@@ -7,7 +7,7 @@ extension OpenCLBackend {
         let out = try p.outputShape(input: x.shape, op: "maxpool2d")
         let xb = try buffer(x, "maxpool2d")
         let (y, yb) = try empty(out, "maxpool2d")
-        if poolsByRows(p) {
+        if kernels.poolsByRows(p) {
             try launch(.maxpool2d_rows(x: xb, out: yb, H: x.shape[2], W: x.shape[3], OH: out[2], OW: out[3], KH: p.kernel.h,
                                        KW: p.kernel.w, SH: p.stride.h, SW: p.stride.w, PH: p.padding.h, PW: p.padding.w),
                        global: [(out[3] + 31) / 32, out[2], out[0] * out[1]], local: [1, 1, 1])
@@ -19,11 +19,6 @@ extension OpenCLBackend {
         return y
     }
 
-    /// The register-blocked family pools by rows (pool.cl's maxpool2d_rows) when 32 outputs'
-    /// window span fits its 160-column buffer: every pool of the networks here.
-    private func poolsByRows(_ p: Pool2DParams) -> Bool {
-        family == .registerBlocked && 31 * p.stride.w + p.kernel.w <= 160
-    }
 
     public func maxPool2dBackward(_ gy: Tensor, input: Tensor, _ p: Pool2DParams) throws -> Tensor {
         let out = try p.outputShape(input: input.shape, op: "maxpool2d backward")
@@ -32,7 +27,7 @@ extension OpenCLBackend {
         let (gx, gxb) = try empty(input.shape, "maxpool2d backward")
         try withScratch("maxpool2d backward") { scratch in
             let argmax = try scratch("argmax", out.count)
-            if poolsByRows(p) {
+            if kernels.poolsByRows(p) {
                 try launch(.maxpool2d_rows(x: xb, out: argmax, H: input.shape[2], W: input.shape[3], OH: out[2], OW: out[3],
                                            KH: p.kernel.h, KW: p.kernel.w, SH: p.stride.h, SW: p.stride.w, PH: p.padding.h,
                                            PW: p.padding.w),

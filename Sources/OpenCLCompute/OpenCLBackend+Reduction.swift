@@ -8,11 +8,7 @@ extension OpenCLBackend {
         let (rows, cols) = try ShapeRules.lastDim(op, x.shape)
         let xb = try buffer(x, op)
         let (y, yb) = try empty(x.shape, op)
-        if family == .registerBlocked {
-            try launch(.softmax_rows_forward(x: xb, y: yb, cols: cols, LOG: log ? 1 : 0, rows: rows), global: [rows], local: [1])
-            return y
-        }
-        try launch(.softmax_forward(x: xb, y: yb, cols: cols, LOG: log ? 1 : 0), global: [64, rows], local: [64, 1])
+        try kernels.softmax(self, x: xb, y: yb, rows: rows, cols: cols, log: log)
         return y
     }
 
@@ -21,11 +17,7 @@ extension OpenCLBackend {
         let (rows, cols) = try ShapeRules.lastDim(op, gy.shape)
         let gb = try buffer(gy, op), yb = try buffer(y, op)
         let (gx, gxb) = try empty(gy.shape, op)
-        if family == .registerBlocked {
-            try launch(.softmax_rows_backward(gy: gb, y: yb, gx: gxb, cols: cols, LOG: log ? 1 : 0, rows: rows), global: [rows], local: [1])
-            return gx
-        }
-        try launch(.softmax_backward(gy: gb, y: yb, gx: gxb, cols: cols, LOG: log ? 1 : 0), global: [64, rows], local: [64, 1])
+        try kernels.softmaxBackward(self, gy: gb, y: yb, gx: gxb, rows: rows, cols: cols, log: log)
         return gx
     }
 
@@ -43,15 +35,8 @@ extension OpenCLBackend {
         let xb = try buffer(x, "layer norm")
         let gb = try gamma.map { try buffer($0, "layer norm") } ?? xb, bb = try beta.map { try buffer($0, "layer norm") } ?? xb
         let (y, yb) = try empty(x.shape, "layer norm")
-        if family == .registerBlocked {
-            try launch(.layernorm_rows_forward(x: xb, gamma: gb, beta: bb, y: yb, cols: cols, eps: eps,
-                                               hasGamma: gamma == nil ? 0 : 1, hasBeta: beta == nil ? 0 : 1, rows: rows),
-                       files: ["softmax", "layernorm"], global: [rows], local: [1])
-        } else {
-            try launch(.layernorm_forward(x: xb, gamma: gb, beta: bb, y: yb, cols: cols, eps: eps, hasGamma: gamma == nil ? 0 : 1,
-                                          hasBeta: beta == nil ? 0 : 1),
-                       files: ["softmax", "layernorm"], global: [64, rows], local: [64, 1])
-        }
+        try kernels.layerNorm(self, x: xb, gamma: gb, beta: bb, y: yb, rows: rows, cols: cols, eps: eps,
+                              hasGamma: gamma != nil, hasBeta: beta != nil)
         return y
     }
 
@@ -61,15 +46,7 @@ extension OpenCLBackend {
         let gyb = try buffer(gy, "layer norm backward"), xb = try buffer(input, "layer norm backward")
         let gb = try gamma.map { try buffer($0, "layer norm backward") } ?? xb
         let (gx, gxb) = try empty(input.shape, "layer norm backward")
-        if family == .registerBlocked {
-            try launch(.layernorm_rows_backward(gy: gyb, x: xb, gamma: gb, gx: gxb, cols: cols, eps: eps,
-                                                hasGamma: gamma == nil ? 0 : 1, rows: rows),
-                       files: ["softmax", "layernorm"], global: [rows], local: [1])
-        } else {
-            try launch(.layernorm_backward(gy: gyb, x: xb, gamma: gb, gx: gxb, cols: cols, eps: eps,
-                                           hasGamma: gamma == nil ? 0 : 1),
-                       files: ["softmax", "layernorm"], global: [64, rows], local: [64, 1])
-        }
+        try kernels.layerNormBackward(self, gy: gyb, x: xb, gamma: gb, gx: gxb, rows: rows, cols: cols, eps: eps, hasGamma: gamma != nil)
         return gx
     }
 

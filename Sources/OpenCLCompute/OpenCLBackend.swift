@@ -133,8 +133,10 @@ public final class OpenCLBackend: Backend {
         if GemmTiling.fromEnvironment() != nil { return convTiling }
         return m <= 8 ? .fewRows : m <= 32 ? .mediumRows : convTiling
     }
-    /// The kernel design for convolutions (chosen from the device kind unless given).
+    /// The kernel design (chosen from the device kind unless given).
     public let family: KernelFamily
+    /// The family's implementations of the ops whose design differs between the families.
+    let kernels: any FamilyKernels
     /// The register block of the register-blocked family.
     public let packing: PackedTiling
     /// The most floats one op's scratch panels may take; larger batches are done in chunks.
@@ -163,6 +165,7 @@ public final class OpenCLBackend: Backend {
         self.convTiling = convTiling ?? GemmTiling.fromEnvironment() ?? tuned?.gemmTiling
             ?? (context.device.kind == .gpu ? .gpu : .large)
         self.family = family ?? KernelFamily.preferred(for: context.device.kind)
+        kernels = self.family == .tiled ? TiledFamily() : RegisterBlockedFamily()
         self.packing = packing ?? PackedTiling.fromEnvironment() ?? tuned?.packedTiling ?? .default
         self.scratchFloats = scratchFloats
         self.splitKGroups = splitKGroups ?? 2 * context.device.computeUnits
@@ -297,17 +300,8 @@ public final class OpenCLBackend: Backend {
     }
 
     /// A local size for a (width, height, planes) grid whose kernel returns early outside
-    /// width x height. CPU devices: a run of up to 16 pixels of one row (left to itself, PoCL may
-    /// make the whole grid one work-group and keep one core busy). GPUs: a block of up to 256
-    /// pixels, up to 32 of a row, in powers of two: groups of one short row (7 work-items for a
-    /// 7x7 map) leave most of a warp idle and hit the resident-group limit long before the
-    /// thread limit (the H200 ran max pooling at 5% of its bandwidth that way).
-    func planeLocal(width: Int, height: Int) -> [Int] {
-        guard family == .tiled else { return [Swift.min(Swift.max(width, 1), 16), 1, 1] }
-        func pow2(_ v: Int, _ cap: Int) -> Int { var p = 1; while p < v, p < cap { p *= 2 }; return p }
-        let x = pow2(width, 32)
-        return [x, pow2(height, 256 / x), 1]
-    }
+    /// width x height, shaped for the device kind (`FamilyKernels.planeLocal`).
+    func planeLocal(width: Int, height: Int) -> [Int] { kernels.planeLocal(width: width, height: height) }
 
     /// Work-items needed to cover `n` elements 4 at a time.
     func quads(_ n: Int) -> Int { (n + 3) / 4 }
