@@ -117,56 +117,38 @@ public struct CompareCommand: ParsableCommand {
     func writeReport(_ output: OutputFolder, title: String, table: [[String]], verdict: String, model: Model, image: String?, backend: any Backend) throws {
         let preprocessing = image == nil ? nil : try modelOptions.preprocessing(noResize: noResize)
         let record = try RunRecord(modelOptions: modelOptions, model: model, preprocessing: preprocessing, backend: backend)
-        try output.publish(["compare.json", "index.html"]) { staging in
-            let json: [String: Any] = ["title": title, "verdict": verdict, "columns": table[0], "rows": Array(table.dropFirst()),
-                                       "image_path": image.map { $0 as Any } ?? NSNull(), "run": record.json,
-                                       "tolerances": ["activation": tolerance, "gradient": gradientTolerance, "image": imageTolerance]]
-            try writeAtomically(try JSONSerialization.data(withJSONObject: json, options: [.prettyPrinted, .sortedKeys]),
-                                to: staging.appendingPathComponent("compare.json"))
-            try HTMLReport(title: "loupe compare: \(title)", sections: [
-                .init("Run", [.facts(record.facts + [("image", image ?? "none")])]),
-                .init("Errors", [.table(header: table[0].enumerated().map { $0 == 0 && $1.isEmpty ? "layer" : $1 }, rows: Array(table.dropFirst())),
-                                 .paragraph(verdict)]),
-            ]).write(to: staging.appendingPathComponent("index.html"))
-        }
+        let result = ComparisonOutput(title: title, table: table, verdict: verdict, image: image,
+                                      tolerances: ["activation": tolerance, "gradient": gradientTolerance, "image": imageTolerance], record: record)
+        try output.publish(result.entries) { try result.write(into: $0) }
         emit("report: \(output.shown("index.html"))")
     }
 
     /// `--visualize` / `--invert`: the same short optimization on both backends.
     func compareOptimization(reference: Model, device: Model, image: String?, output: OutputFolder?) throws -> Void {
         guard steps >= 1 else { throw UserError("--steps must be at least 1") }
-        var rows = [["", "relative L2 error", "CPU reference", "device"]]
-        var worst: Float = 0
-        func add(_ what: String, _ a: [Float], _ b: [Float], floor: Double = 1e-30) {
-            let e = BackendComparison.relativeL2(a, b, floor: floor)
-            worst = Swift.max(worst, e)
-            let shown = a.count <= 4 ? [a.map { String(format: "%.4g", $0) }.joined(separator: " "), b.map { String(format: "%.4g", $0) }.joined(separator: " ")] : ["", ""]
-            rows.append([what, String(format: "%.3g", e)] + shown)
-        }
+        var compared: [OptimizationComparison.Row] = []
         do {
             if let visualize {
                 guard ["sgd", "adam"].contains(optimizer) else { throw UserError("--optimizer \(optimizer): expected sgd or adam") }
                 let objective: Objective
                 do { objective = try Objective.parse(visualize) } catch { throw UserError("--visualize: \(error)") }
-                let job = FeatureVisualization(objectives: [objective], size: size, steps: steps,
-                                               optimizer: optimizer == "sgd" ? .sgd(learningRate: lr) : .adam(AdamSettings(learningRate: lr)))
-                let (a, b) = (try job.run(reference), try job.run(device))
+                compared += try OptimizationComparison.visualization(
+                    objective, size: size, steps: steps, optimizer: optimizer == "sgd" ? .sgd(learningRate: lr) : .adam(AdamSettings(learningRate: lr)),
+                    reference: reference, device: device)
                 emit("\(reference.architecture.name): visualize \(objective), \(steps) steps at \(size)x\(size) (\(optimizer)), CPU reference vs \(device.backend.name)")
-                add("image", a.images, b.images)
-                add("objective", a.objectives, b.objectives, floor: 1)
             }
             if let invert {
                 guard let image else { throw UserError("--invert needs --image") }
                 let photo = try modelOptions.preprocessing(noResize: noResize).prepare(try RGBImage(contentsOf: URL(fileURLWithPath: image)))
-                let job = FeatureInversion(layers: [invert], steps: steps, tvWeight: 1)
-                let shape: Shape = [1, 3, photo.height, photo.width]
-                let a = try job.run(reference, target: try reference.backend.tensor(photo.planes, shape))
-                let b = try job.run(device, target: try device.backend.tensor(photo.planes, shape))
+                compared += try OptimizationComparison.inversion(layer: invert, photo: photo, steps: steps, reference: reference, device: device)
                 emit("\(reference.architecture.name): invert \(invert), \(steps) steps, CPU reference vs \(device.backend.name)")
-                add("image", a.image, b.image)
-                add("relative feature error", a.errors, b.errors)
             }
         } catch let error as InterpretError { throw UserError(error.description) }
+        let worst = compared.map(\.relativeL2).max() ?? 0
+        let rows = [["", "relative L2 error", "CPU reference", "device"]] + compared.map { r in
+            [r.what, String(format: "%.3g", r.relativeL2)]
+                + (r.reference.count <= 4 ? [r.reference, r.device].map { $0.map { String(format: "%.4g", $0) }.joined(separator: " ") } : ["", ""])
+        }
         emit(TextTable.format(rows), terminator: "")
         let verdict = String(format: "worst relative L2 error %.3g (tolerance %.3g)", worst, imageTolerance)
         if let output {
