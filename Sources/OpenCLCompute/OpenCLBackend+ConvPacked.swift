@@ -89,9 +89,9 @@ extension OpenCLBackend {
         let (y, yb) = try empty(out, op)
         // Input planes of exactly [OH][OW] (x itself, or phase 0 of it) times A, read in place.
         func pointwise(_ planes: Buffer<Float>) throws {
-            try packedGemm(a, .planes(planes, firstImage: 0, strideImage: cin * n, strideGroup: cin / g * n), yb, bias: bb,
-                           activation: activation, m: m, n: n, k: k, z: images * g, groups: g, firstImage: 0, strideImage: cout * n,
-                           strideGroup: m * n, ldc: n)
+            try packedGemm(a, .planes(planes, firstImage: 0, strideImage: cin * n, strideGroup: cin / g * n),
+                           into: PackedResult(yb, strideImage: cout * n, strideGroup: m * n, ldc: n),
+                           ProductShape(m: m, n: n, k: k, z: images * g, groups: g), bias: bb, activation: activation)
         }
         if isPointwise(window, p) {
             try pointwise(xb)
@@ -120,8 +120,8 @@ extension OpenCLBackend {
                               phases: sh * sw)
                 try packedGemm(a, .implicit(padded, strideImage: cin * plane, strideGroup: cin / g * plane, row: wq, plane: plane,
                                             outWidth: out[3], geometry: packedDefines(window, p)),
-                               yb, bias: bb, activation: activation, m: m, n: out[2] * wq, k: k, z: images * g, groups: g, firstImage: 0,
-                               strideImage: cout * n, strideGroup: m * n, ldc: n)
+                               into: PackedResult(yb, strideImage: cout * n, strideGroup: m * n, ldc: n),
+                               ProductShape(m: m, n: out[2] * wq, k: k, z: images * g, groups: g), bias: bb, activation: activation)
             }
             return y
         }
@@ -133,8 +133,9 @@ extension OpenCLBackend {
                 let count = Swift.min(chunk, images - first)
                 try packIm2col(xb, into: b, first: first, images: count, c: cin, h: h, w: w, out: out, k: k, groups: g,
                                defines: packedDefines(window, p))
-                try packedGemm(a, .panels(b), yb, bias: bb, activation: activation, m: m, n: n, k: k, z: count * g, groups: g, firstImage: first,
-                               strideImage: cout * n, strideGroup: m * n, ldc: n)
+                try packedGemm(a, .panels(b),
+                               into: PackedResult(yb, firstImage: first, strideImage: cout * n, strideGroup: m * n, ldc: n),
+                               ProductShape(m: m, n: n, k: k, z: count * g, groups: g), bias: bb, activation: activation)
             }
         }
         return y

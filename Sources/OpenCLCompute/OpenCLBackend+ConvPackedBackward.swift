@@ -47,9 +47,9 @@ extension OpenCLBackend {
         let a = try packedPanels(weight, layout: "backward input", m: m, k: cog, groups: g, sg: cog * m, sm: 1, sk: m, op)
         let (gx, gxb) = try empty(inputShape, op)
         if isPointwise(weight.shape, p) {
-            try packedGemm(a, .planes(source, firstImage: 0, strideImage: cout * n, strideGroup: cog * n), gxb, bias: nil,
-                           storeMask: storeMask,
-                           m: m, n: n, k: cog, z: images * g, groups: g, firstImage: 0, strideImage: cin * n, strideGroup: cig * n, ldc: n)
+            try packedGemm(a, .planes(source, firstImage: 0, strideImage: cout * n, strideGroup: cog * n),
+                           into: PackedResult(gxb, strideImage: cin * n, strideGroup: cig * n, ldc: n),
+                           ProductShape(m: m, n: n, k: cog, z: images * g, groups: g), storeMask: storeMask)
             return gx
         }
         // Few input channels where stacking the phases would multiply the work (a 1x1 window, or
@@ -59,8 +59,9 @@ extension OpenCLBackend {
             let cols = try scratch("columns", chunk * g * m * n)
             for first in stride(from: 0, to: images, by: chunk) {
                 let count = Swift.min(chunk, images - first)
-                try packedGemm(a, .planes(source, firstImage: first, strideImage: cout * n, strideGroup: cog * n), cols, bias: nil,
-                               m: m, n: n, k: cog, z: count * g, groups: g, firstImage: 0, strideImage: g * m * n, strideGroup: m * n, ldc: n)
+                try packedGemm(a, .planes(source, firstImage: first, strideImage: cout * n, strideGroup: cog * n),
+                               into: PackedResult(cols, strideImage: g * m * n, strideGroup: m * n, ldc: n),
+                               ProductShape(m: m, n: n, k: cog, z: count * g, groups: g))
                 try launch(.col2im(cols: cols, gx: gxb, n0: first, Cin: cin, H: inputShape[2], W: inputShape[3], OH: out[2],
                                    OW: out[3], G: g, kh: weight.shape[2], kw: weight.shape[3], sh: p.stride.h, sw: p.stride.w,
                                    ph: p.padding.h, pw: p.padding.w, dh: p.dilation.h, dw: p.dilation.w),
@@ -134,8 +135,8 @@ extension OpenCLBackend {
                 try packedGemm(a, .implicit(padded, strideImage: cout * plane, strideGroup: cog * plane, row: wq, plane: plane,
                                             outWidth: qw, geometry: packedDefines([m, cog, st.ty, st.tx], window),
                                             offset: pad.start(ty, tx)),
-                               phases, bias: nil, m: m, n: qh * wq, k: k, z: count * g, groups: g, firstImage: 0,
-                               strideImage: product, strideGroup: m * qh * qw, ldc: qh * qw)
+                               into: PackedResult(phases, strideImage: product, strideGroup: m * qh * qw, ldc: qh * qw),
+                               ProductShape(m: m, n: qh * wq, k: k, z: count * g, groups: g))
                 try launch(.merge_phases(P: phases, gx: gxb, n0: first, Cin: cin, H: h, W: w, QH: qh, QW: qw, SHs: sh, SWs: sw,
                                          G: g),
                            files: ["conv_geometry", "gemm_packed"], defines: packing.defines, global: [h * count * cin],
@@ -246,9 +247,9 @@ extension OpenCLBackend {
                 try packedGemm(a, .implicit(padded, strideImage: cout * plane, strideGroup: cog * plane, row: wq, plane: plane,
                                             outWidth: tx.size, geometry: packedDefines([cin, cog, ty.count, tx.count], window),
                                             offset: pad.start(ty, tx)),
-                               gxb, bias: nil, m: cig, n: ty.size * wq, k: k, z: images * g, groups: g, firstImage: 0,
-                               strideImage: cin * h * w, strideGroup: cig * h * w, ldc: h * w,
-                               cOffset: ry * w + rx, cRowStride: p.stride.h * w, cColStride: p.stride.w)
+                               into: PackedResult(gxb, strideImage: cin * h * w, strideGroup: cig * h * w, ldc: h * w,
+                                                  offset: ry * w + rx, rowStride: p.stride.h * w, colStride: p.stride.w),
+                               ProductShape(m: cig, n: ty.size * wq, k: k, z: images * g, groups: g))
             }
         }
         return gx

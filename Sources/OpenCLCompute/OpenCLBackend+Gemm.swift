@@ -94,16 +94,35 @@ extension OpenCLBackend {
                       offset: Int = 0)
     }
 
-    /// C = A B for A panels `a` over `z` (image, group) pairs, stored through the layout
-    /// arguments of gemm_packed (see gemm_packed.cl). With an implicit B, output pixel (oy, ox)
-    /// of a row goes to cOffset + oy * cRowStride + ox * cColStride (default: a dense map).
-    /// With `storeMask` (panels or planes only), C is the gradient of its activation's output and
-    /// goes through that activation's backward as it is stored.
-    func packedGemm(_ a: Buffer<Float>, _ b: PackedOperand, _ c: Buffer<Float>, bias: Buffer<Float>?, biasColumns: Bool = false,
-                            activation: Activation? = nil, storeMask: GradientMask? = nil,
-                            m: Int, n: Int, k: Int, z: Int, groups: Int, firstImage: Int,
-                            strideImage: Int, strideGroup: Int, ldc: Int,
-                            cOffset: Int = 0, cRowStride: Int? = nil, cColStride: Int = 1) throws {
+    /// The sizes of a packed product: `z` (image, group) pairs, `groups` per image, each
+    /// C [m, n] = A [m, k] B [k, n].
+    struct ProductShape {
+        var m: Int, n: Int, k: Int, z: Int, groups: Int
+    }
+
+    /// Where gemm_packed stores C: pair z's [m, n] block at
+    /// buffer + (firstImage + z / groups) * strideImage + (z % groups) * strideGroup, rows `ldc`
+    /// apart. With an implicit B, output pixel (oy, ox) of a row goes to
+    /// offset + oy * rowStride + ox * colStride instead (default: a dense map).
+    struct PackedResult {
+        var buffer: Buffer<Float>
+        var firstImage = 0, strideImage: Int, strideGroup: Int, ldc: Int
+        var offset = 0, rowStride: Int? = nil, colStride = 1
+
+        init(_ buffer: Buffer<Float>, firstImage: Int = 0, strideImage: Int, strideGroup: Int, ldc: Int,
+             offset: Int = 0, rowStride: Int? = nil, colStride: Int = 1) {
+            self.buffer = buffer; self.firstImage = firstImage; self.strideImage = strideImage; self.strideGroup = strideGroup
+            self.ldc = ldc; self.offset = offset; self.rowStride = rowStride; self.colStride = colStride
+        }
+    }
+
+    /// C = A B for A panels `a` (see gemm_packed.cl) and B as `b` describes it, stored as `c`
+    /// describes, plus `bias` per row (per column with `biasColumns`: a linear layer's), through
+    /// `activation` as it is stored. With `storeMask` (panels or planes only), C is the gradient
+    /// of its activation's output and goes through that activation's backward as it is stored.
+    func packedGemm(_ a: Buffer<Float>, _ b: PackedOperand, into c: PackedResult, _ shape: ProductShape, bias: Buffer<Float>? = nil,
+                    biasColumns: Bool = false, activation: Activation? = nil, storeMask: GradientMask? = nil) throws {
+        let (m, n, k, z, groups) = (shape.m, shape.n, shape.k, shape.z, shape.groups)
         let mb = (m + packing.mr - 1) / packing.mr, nb = (n + packing.nr - 1) / packing.nr
         let source: Buffer<Float>, bArgs: (image0: Int, strideImage: Int, strideGroup: Int, ldb: Int)
         var flags: [String]
@@ -132,12 +151,12 @@ extension OpenCLBackend {
         var perItem = Swift.min(nb, Swift.max(1, (m > n ? 2048 : 1024) / Swift.max(k, 1)))
         while perItem > 1, mb * ((nb + perItem - 1) / perItem) * z < 64 { perItem -= 1 }
         let (files, allDefines, allFlags) = storeMaskProgram(["conv_geometry", "gemm_packed"], defines, flags, storeMask)
-        try launch(.gemm_packed(A: a, B: source, C: c, bias: bias ?? a, hasBias: bias == nil ? 0 : 1, M: m, N: n, K: k, G: groups,
+        try launch(.gemm_packed(A: a, B: source, C: c.buffer, bias: bias ?? a, hasBias: bias == nil ? 0 : 1, M: m, N: n, K: k, G: groups,
                                 bImage0: bArgs.image0, bStrideImage: bArgs.strideImage, bStrideGroup: bArgs.strideGroup, ldb: bArgs.ldb,
-                                bCount: source.count, image0: firstImage, strideImage: strideImage, strideGroup: strideGroup, ldc: ldc,
-                                blocksPerItem: perItem, planeSize: planeSize, outWidth: outWidth, bOffset: bOffset, cOffset: cOffset,
-                                cRowStride: cRowStride ?? outWidth, cColStride: cColStride,
-                                storeMask: try storeMask.map { try buffer($0.output, "gemm_packed") } ?? c),
+                                bCount: source.count, image0: c.firstImage, strideImage: c.strideImage, strideGroup: c.strideGroup,
+                                ldc: c.ldc, blocksPerItem: perItem, planeSize: planeSize, outWidth: outWidth, bOffset: bOffset,
+                                cOffset: c.offset, cRowStride: c.rowStride ?? outWidth, cColStride: c.colStride,
+                                storeMask: try storeMask.map { try buffer($0.output, "gemm_packed") } ?? c.buffer),
                    files: files, defines: allDefines, flags: allFlags, global: [mb, (nb + perItem - 1) / perItem, z], local: [1, 1, 1])
     }
 }

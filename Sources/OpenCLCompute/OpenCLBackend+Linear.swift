@@ -102,8 +102,9 @@ extension OpenCLBackend {
         try withScratch(op) { scratch in
             let a = try scratch("rows", (n + packing.mr - 1) / packing.mr * packing.mr * inF)
             try packRows(xb, into: a, rows: n, cols: inF, mr: packing.mr)
-            try packedGemm(a, .panels(wt), yb, bias: bb, biasColumns: true, m: n, n: outF, k: inF, z: 1, groups: 1,
-                           firstImage: 0, strideImage: 0, strideGroup: 0, ldc: outF)
+            try packedGemm(a, .panels(wt),
+                           into: PackedResult(yb, strideImage: 0, strideGroup: 0, ldc: outF),
+                           ProductShape(m: n, n: outF, k: inF, z: 1, groups: 1), bias: bb, biasColumns: true)
         }
     }
 
@@ -113,8 +114,9 @@ extension OpenCLBackend {
         try withScratch("linear backward input") { scratch in
             let a = try scratch("rows", (n + packing.mr - 1) / packing.mr * packing.mr * outF)
             try packRows(gb, into: a, rows: n, cols: outF, mr: packing.mr)
-            try packedGemm(a, .planes(wb, firstImage: 0, strideImage: 0, strideGroup: 0), gxb, bias: nil, m: n, n: inF, k: outF,
-                           z: 1, groups: 1, firstImage: 0, strideImage: 0, strideGroup: 0, ldc: inF)
+            try packedGemm(a, .planes(wb, firstImage: 0, strideImage: 0, strideGroup: 0),
+                           into: PackedResult(gxb, strideImage: 0, strideGroup: 0, ldc: inF),
+                           ProductShape(m: n, n: inF, k: outF, z: 1, groups: 1))
         }
     }
 
@@ -125,8 +127,9 @@ extension OpenCLBackend {
         try withScratch("linear backward weight") { scratch in
             let a = try scratch("columns", (outF + packing.mr - 1) / packing.mr * packing.mr * n)
             try packRows(gb, into: a, rows: outF, cols: n, mr: packing.mr, transposed: true)
-            try packedGemm(a, .planes(xb, firstImage: 0, strideImage: 0, strideGroup: 0), gwb, bias: nil, m: outF, n: inF, k: n,
-                           z: 1, groups: 1, firstImage: 0, strideImage: 0, strideGroup: 0, ldc: inF)
+            try packedGemm(a, .planes(xb, firstImage: 0, strideImage: 0, strideGroup: 0),
+                           into: PackedResult(gwb, strideImage: 0, strideGroup: 0, ldc: inF),
+                           ProductShape(m: outF, n: inF, k: n, z: 1, groups: 1))
         }
     }
 }

@@ -33,8 +33,9 @@ extension OpenCLBackend {
                                window: 1),
                        files: ["conv_geometry", "gemm_packed"], defines: packing.defines, global: [k, blocks, z],
                        local: [Swift.min(k, 16), 1, 1])
-            try packedGemm(panels, .planes(bb, firstImage: 0, strideImage: 0, strideGroup: k * n), cb, bias: nil,
-                           m: m, n: n, k: k, z: z, groups: z, firstImage: 0, strideImage: 0, strideGroup: m * n, ldc: n)
+            try packedGemm(panels, .planes(bb, firstImage: 0, strideImage: 0, strideGroup: k * n),
+                           into: PackedResult(cb, strideImage: 0, strideGroup: m * n, ldc: n),
+                           ProductShape(m: m, n: n, k: k, z: z, groups: z))
         }
     }
 

@@ -138,8 +138,9 @@ extension OpenCLBackend {
                                                planes: count * cin, planesPerItem: inPer),
                                files: ["conv_geometry", "winograd"], defines: defines,
                                global: [(count * cin + inPer - 1) / inPer], local: [1])
-                    try packedGemm(u, .panels(v), products, bias: nil, m: cout, n: columns, k: cin, z: positions, groups: positions, firstImage: 0,
-                                   strideImage: 0, strideGroup: cout * columns, ldc: columns)
+                    try packedGemm(u, .panels(v),
+                                   into: PackedResult(products, strideImage: 0, strideGroup: cout * columns, ldc: columns),
+                                   ProductShape(m: cout, n: columns, k: cin, z: positions, groups: positions))
                     try launch(.winograd_output(Mx: products, y: yb, bias: bb ?? products, hasBias: bb == nil ? 0 : 1,
                                                 image0: first, Cout: cout, OH: oh, OW: ow, TWp: twp, ty0: ty0, rows: band,
                                                 planes: count * cout, planesPerItem: outPer),
