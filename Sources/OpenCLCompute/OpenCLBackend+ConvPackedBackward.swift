@@ -100,22 +100,22 @@ extension OpenCLBackend {
     /// merge_phases moving each row of the product to its phase's pixels. A chunk of images at
     /// a time. Measured on ResNet18's stem at batch 8 (PoCL): see the README's Performance.
     private func stackedBackwardInput(_ gb: Buffer<Float>, _ gyShape: Shape, weight: Tensor, inputShape: Shape, _ p: Conv2DParams,
-                                      _ st: StackedPhases, mask: GradientMask?, _ op: String) throws -> Tensor {
+                                      _ stacked: StackedPhases, mask: GradientMask?, _ op: String) throws -> Tensor {
         let (images, cin, h, w) = inputShape.nchw!, (cout, cig, kh, kw) = weight.shape.nchw!
         let (oh, ow) = (gyShape[2], gyShape[3]), g = p.groups, cog = cout / g, (sh, sw) = p.stride
         guard let storage = weight.storage as? OpenCLStorage else { throw BackendError(op, "weight \(weight.shape) is not on \(name)") }
-        let (qh, qw) = ((h + sh - 1) / sh, (w + sw - 1) / sw), m = sh * sw * cig, k = cog * st.ty * st.tx
+        let (qh, qw) = ((h + sh - 1) / sh, (w + sw - 1) / sw), m = sh * sw * cig, k = cog * stacked.ty * stacked.tx
         let a = try storage.derived("stacked phases \(packing.mr)") {
             let mb = (m + packing.mr - 1) / packing.mr
             let panels = try Buffer<Float>(context: context, count: g * mb * k * packing.mr)
             try launch(.pack_a_stacked(w: storage.buffer, A: panels, M: m, M1: cig, K: k, KHf: kh, KWf: kw, SHs: sh, SWs: sw,
-                                       PHs: p.padding.h, PWs: p.padding.w, DHs: p.dilation.h, DWs: p.dilation.w, TY: st.ty,
-                                       TX: st.tx, uy0: st.uy0, ux0: st.ux0),
+                                       PHs: p.padding.h, PWs: p.padding.w, DHs: p.dilation.h, DWs: p.dilation.w, TY: stacked.ty,
+                                       TX: stacked.tx, uy0: stacked.uy0, ux0: stacked.ux0),
                        files: ["conv_geometry", "gemm_packed"], defines: packing.defines, global: [k, mb, g],
                        local: [Swift.min(k, 16), 1, 1])
             return panels
         }
-        let (ty, tx) = (PhaseTaps(offset: st.uy0, count: st.ty, size: qh), PhaseTaps(offset: st.ux0, count: st.tx, size: qw))
+        let (ty, tx) = (PhaseTaps(offset: stacked.uy0, count: stacked.ty, size: qh), PhaseTaps(offset: stacked.ux0, count: stacked.tx, size: qw))
         let pad = PaddedGradient([(ty, tx)], oh: oh, ow: ow, nr: packing.nr)
         let (plane, wq) = (pad.plane, pad.wq)
         let product = g * m * qh * qw
@@ -133,7 +133,7 @@ extension OpenCLBackend {
                 try padPlanes(gb, firstPlane: first * cout, into: padded, planes: count * cout, h: oh, w: ow, hq: pad.hq, wq: wq,
                               padding: (pad.top, pad.left), stride: (1, 1), phases: 1, mask: mask)
                 try packedGemm(a, .implicit(padded, strideImage: cout * plane, strideGroup: cog * plane, row: wq, plane: plane,
-                                            outWidth: qw, geometry: packedDefines([m, cog, st.ty, st.tx], window),
+                                            outWidth: qw, geometry: packedDefines([m, cog, stacked.ty, stacked.tx], window),
                                             offset: pad.start(ty, tx)),
                                into: PackedResult(phases, strideImage: product, strideGroup: m * qh * qw, ldc: qh * qw),
                                ProductShape(m: m, n: qh * wq, k: k, z: count * g, groups: g))
