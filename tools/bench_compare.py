@@ -24,6 +24,8 @@ import sys
 import time
 import warnings
 
+from bench_tables import add_record_arguments, machine_words, record  # beside this script
+
 warnings.filterwarnings("ignore")
 ROOT = os.path.normpath(os.path.join(os.path.dirname(__file__), ".."))
 
@@ -77,13 +79,15 @@ def main():
     ap.add_argument("--quick", action="store_true", help="ResNet18 only, no SmoothGrad/IG/visualization")
     ap.add_argument("--device", default="cpu", help="PyTorch's device: cpu (default) or cuda")
     ap.add_argument("--batch", default="1,8", help="comma-separated batch sizes of the model, saliency and conv rows")
-    ap.add_argument("--record", metavar="FILE", help="also write the run as JSON (bench/results/NAME.json: make bench-tables)")
-    ap.add_argument("--machine", default="", help="the machine, in words, for --record (default: CPU model and cores)")
+    add_record_arguments(ap)
     a = ap.parse_args()
     global DEVICE
     DEVICE = a.device
 
     import torch
+    if torch.version.cuda is None:  # see python/tests/conftest.py
+        import types
+        sys.modules.setdefault("torchvision._meta_registrations", types.ModuleType("torchvision._meta_registrations"))
     import torchvision
     from captum.attr import IntegratedGradients, NoiseTunnel, Saliency
     from pytorch_grad_cam import GradCAM
@@ -160,7 +164,6 @@ def main():
         gm *= r
     print(f"geometric mean of Loupe / reference over {len(ratios)} rows: {gm ** (1 / len(ratios)):.2f}x")
     if a.record:
-        from bench_tables import machine_words, record
         version = loupe(["--version"], a.loupe).strip()
         record(a.record, list(rows), a.machine or machine_words(), f"{version} on {device.split()[3] if len(device.split()) > 3 else device}",
                f"PyTorch {torch.__version__}, {where}", "python3 tools/bench_compare.py " + " ".join(sys.argv[1:]))

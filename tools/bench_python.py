@@ -32,6 +32,8 @@ import pytorch_grad_cam  # noqa: E402
 import torchvision  # noqa: E402
 from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget  # noqa: E402
 
+from bench_tables import add_record_arguments, machine_words, record  # noqa: E402  (beside this script)
+
 import loupe  # noqa: E402
 import loupe.captum  # noqa: E402
 import loupe.grad_cam  # noqa: E402
@@ -79,8 +81,7 @@ def main():
     ap.add_argument("--batch", default="1,8")
     ap.add_argument("--device", default="cpu", help="where torch runs the references: cpu or cuda")
     ap.add_argument("--quick", action="store_true", help="Saliency, IG, LayerGradCam and GradCAM only")
-    ap.add_argument("--record", metavar="FILE", help="also write the run as JSON (bench/results/NAME.json: make bench-tables)")
-    ap.add_argument("--machine", default="", help="the machine, in words, for --record (default: CPU model and cores)")
+    add_record_arguments(ap)
     a = ap.parse_args()
     global DEVICE
     DEVICE = a.device
@@ -116,8 +117,6 @@ def main():
     for work, mine, theirs, ref in rows:
         print(f"| {work} | {mine:.1f} | {theirs:.1f} | {mine / theirs:.2f} | {ref} |")
     if a.record:
-        sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-        from bench_tables import machine_words, record
         record(a.record, rows, a.machine or machine_words(), f"{loupe.version()} (Python package) on {device}",
                f"torch {torch.__version__} on {where}", "tools/bench_python.py " + " ".join(sys.argv[1:]))
 

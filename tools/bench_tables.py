@@ -24,6 +24,12 @@ ROOT = os.path.normpath(os.path.join(os.path.dirname(__file__), ".."))
 MARK = re.compile(r"(<!-- bench: (?P<name>[\w.-]+) -->\n)(?P<body>.*?)(<!-- /bench -->)", re.S)
 
 
+def add_record_arguments(parser):
+    """--record FILE and --machine TEXT, as every benchmark that writes a recording takes them."""
+    parser.add_argument("--record", metavar="FILE", help="also write the run as JSON (bench/results/NAME.json: make bench-tables)")
+    parser.add_argument("--machine", default="", help="the machine, in words, for --record (default: CPU model and cores)")
+
+
 def machine_words():
     """The CPU's model name and core count, from /proc/cpuinfo."""
     model = "unknown CPU"
