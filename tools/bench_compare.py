@@ -19,6 +19,7 @@ import argparse
 import json
 import os
 import re
+import shlex
 import subprocess
 import sys
 import time
@@ -166,7 +167,7 @@ def main():
     if a.record:
         version = loupe(["--version"], a.loupe).strip()
         record(a.record, list(rows), a.machine or machine_words(), f"{version} on {device.split()[3] if len(device.split()) > 3 else device}",
-               f"PyTorch {torch.__version__}, {where}", "python3 tools/bench_compare.py " + " ".join(sys.argv[1:]))
+               f"PyTorch {torch.__version__}, {where}", "python3 tools/bench_compare.py " + shlex.join(sys.argv[1:]))
 
 
 def visualization_rows(rows, a):

@@ -15,6 +15,7 @@ import argparse
 import json
 import os
 import platform
+import shlex
 import statistics
 import subprocess
 import sys
@@ -118,7 +119,7 @@ def main():
         print(f"| {work} | {mine:.1f} | {theirs:.1f} | {mine / theirs:.2f} | {ref} |")
     if a.record:
         record(a.record, rows, a.machine or machine_words(), f"{loupe.version()} (Python package) on {device}",
-               f"torch {torch.__version__} on {where}", "tools/bench_python.py " + " ".join(sys.argv[1:]))
+               f"torch {torch.__version__} on {where}", "tools/bench_python.py " + shlex.join(sys.argv[1:]))
 
 
 if __name__ == "__main__":
