@@ -87,11 +87,12 @@ let package = Package(
         .target(name: "Loupe", dependencies: ["Device", "Backend", "WeightFiles", "Graph", "Models", "ImageIO", "Interpret", "Figures", "Atlas",
                                        "Workflows"]),
         // The C interface: opaque handles, float32 arrays by pointer, status codes, JSON options.
-        .target(name: "LoupeC", dependencies: ["Backend", "Device", "Graph", "Models", "ImageIO", "Interpret", "WeightFiles"],
+        .target(name: "LoupeC", dependencies: ["Backend", "Device", "Graph", "Models", "ImageIO", "Interpret", "WeightFiles", "Workflows"],
                 exclude: ["loupe.h"]),
         // What the commands run, as a library: classification, the probe pass and target choice,
-        // saliency with metrics and its files and report, run records (the commit of the build).
-        .target(name: "Workflows", dependencies: ["Backend", "Graph", "Models", "ImageIO", "Interpret", "Figures", "WeightFiles"],
+        // saliency with metrics and its files and report, compare's runs, whole-network bench jobs,
+        // run records (the commit of the build).
+        .target(name: "Workflows", dependencies: ["Backend", "Bench", "Graph", "Models", "ImageIO", "Interpret", "Figures", "WeightFiles"],
                 plugins: ["EmbedBuildInfo"]),
         // Kernel microbenchmarks (device time from profiling events).
         .target(name: "Bench", dependencies: ["Backend", "Device", "Graph", "Models", "Interpret"]),

@@ -5,6 +5,7 @@ import Graph
 import ImageIO
 import Interpret
 import Models
+import Workflows
 
 /// The calls `loupe_run` takes on a model, by name; each reads its options and arrays, refuses
 /// what it does not know, and gives a JSON text and named arrays.
@@ -125,7 +126,10 @@ extension Session {
         }
         var json: [String: Any] = ["method": method, "targets": targets, "settings": entry.parameters(s)]
         if entry.readsLayer { json["layer"] = s.layer }
-        let result = try entry.make(s).attribute(model, input: x.tensor, targets: targets)
+        let run = try SaliencyRun(model: model, input: x.tensor, methods: [(method, try entry.make(s), entry.parameters(s))],
+                                  targets: targets, metrics: nil)
+        let result = run.results[0].attribution
+        json["milliseconds"] = run.results[0].milliseconds
         var arrays = ["map": HostArray(values: result.map, shape: [x.n, x.h, x.w])]
         if let raw = result.raw { arrays["raw"] = HostArray(values: raw, shape: [x.n, 3, x.h, x.w]) }
         if let delta = result.completenessError { arrays["delta"] = HostArray(values: delta, shape: [x.n]) }

@@ -83,6 +83,23 @@ final class Options {
         }
     }
 
+    /// A list of integers (from `range`) and strings, in order, or one of them alone.
+    func intsOrStrings(_ key: String, in range: ClosedRange<Int>) throws -> [Either]? {
+        guard let v = value(key) else { return nil }
+        let list = (v as? [Any]) ?? [v]
+        return try list.map { item in
+            if let text = item as? String { return .string(text) }
+            guard let n = item as? NSNumber, n.doubleValue.rounded() == n.doubleValue,
+                  n.doubleValue >= Double(range.lowerBound), n.doubleValue <= Double(range.upperBound) else {
+                throw CallError(.invalidArgument, "\(context): option \(key) holds \(item), not an integer from \(range.lowerBound) to \(range.upperBound) or a name")
+            }
+            return .int(Int(n.doubleValue))
+        }
+    }
+
+    /// An item of `intsOrStrings`.
+    enum Either { case int(Int), string(String) }
+
     func strings(_ key: String) throws -> [String]? {
         guard let v = value(key) else { return nil }
         if let s = v as? String { return [s] }

@@ -4,6 +4,7 @@ import Graph
 import ImageIO
 import Interpret
 import Models
+import Workflows
 
 /// One open model: its weights on one backend, the preprocessing its images get, and a lock
 /// that runs one call at a time on it (calls on different sessions run side by side).
@@ -97,10 +98,30 @@ final class Session: @unchecked Sendable {
         return (try backend.tensor(x.values, Shape(x.shape)), n, h, w)
     }
 
-    /// Each image's target: the given ones (an int for all, or one per image) or the top class.
+    /// Each image's target: the given ones (a class index or an ImageNet class name, one for all
+    /// images or one per image) or each image's top class from the probe pass (`Probe`). Given
+    /// indices cost no pass; names are resolved by the probe pass (which counts the classes).
     func targets(_ o: Options, n: Int, x: Tensor) throws -> [Int] {
-        guard let given = try o.ints("targets", in: 0...Int(Int32.max)) else { return try ClassScores(model, input: x).topClasses }
+        var probed: Probe?
+        func probe() throws -> Probe {
+            if let probed { return probed }
+            let made = try Probe(model: model, input: x, names: { $0 == imageNetClasses.count ? imageNetClasses : nil },
+                                 synonyms: { $0 == imageNetSynonyms.count ? imageNetSynonyms : nil })
+            probed = made
+            return made
+        }
+        guard let given = try o.intsOrStrings("targets", in: 0...Int(Int32.max)) else { return try probe().scores.topClasses }
         guard given.count == n || given.count == 1 else { throw CallError(.invalidArgument, "\(given.count) targets for \(n) images") }
-        return given.count == n ? given : [Int](repeating: given[0], count: n)
+        let resolved = try given.map { item -> Int in
+            switch item {
+            case .int(let k): return k
+            case .string(let name):
+                let p = try probe()
+                do { return try Probe.resolveClass(name, names: p.names, synonyms: p.synonyms, flag: "target") } catch let error as WorkflowError {
+                    throw CallError(.invalidArgument, error.description)
+                }
+            }
+        }
+        return resolved.count == n ? resolved : [Int](repeating: resolved[0], count: n)
     }
 }

@@ -4,6 +4,7 @@ import Bench
 import Foundation
 import Interpret
 import Models
+import Workflows
 
 /// `loupe bench`: kernel microbenchmarks on the layer shapes of VGG16, ResNet18, MobileNetV2.
 public struct BenchCommand: ParsableCommand {
@@ -53,41 +54,30 @@ public struct BenchCommand: ParsableCommand {
     func runModel(_ name: String) throws {
         let batches = try batchSizes()
         let backend = try deviceOptions.backend()
-        let installed = Architectures.torchvisionFiles[name].map {
-            FileManager.default.fileExists(atPath: ModelLocator.checkpointDirectory.appendingPathComponent($0).path)
-        } ?? true
-        let options = try ModelOptions.parse(["--model", name] + (installed ? [] : ["--random-weights", "1"]))
-        let model = try options.load(on: backend)
+        let bench = try ModelBench(model: name, on: backend)
+        let model = bench.model
         if visualize {
             emit("\(model.architecture.name) feature visualization on \(backend.name), 224x224, Fourier + decorrelation + standard transforms + Adam, the faster of 2 runs of \(runs) step(s) after 1 warm-up")
             emit(fixedRow(["batch", "steps/s", "images x steps/s"], widths: [6, 10, 0]))
             for b in batches {
-                let rate = try VisualizationBenchmark.stepsPerSecond(model, batch: b, steps: runs)
+                let rate = try bench.visualizationRate(batch: b, steps: runs)
                 emit(fixedRow(["\(b)", String(format: "%.2f", rate), String(format: "%.2f", rate * Double(b))], widths: [6, 10, 0]))
             }
             if kernels {
-                let steps = Swift.max(runs, 1)
-                let classes = try model.classCount()
-                let job = FeatureVisualization(objectives: (0..<batches[0]).map { .classLogit($0 * 37 % classes) },
-                                               size: 224, steps: steps, reportEvery: Int.max)
-                printKernels("per optimization step (a run of \(steps) steps and its setup, divided by \(steps)), batch \(batches[0])",
-                             try ModelBenchmark.kernelBreakdown(on: backend) { _ = try job.run(model) }, divisor: Double(steps))
+                for k in try bench.kernelBreakdowns(batch: batches[0], methods: nil, visualizationSteps: Swift.max(runs, 1)) {
+                    printKernels(k.title, k.kernels, divisor: k.divisor)
+                }
             }
             return
         }
         var results: [ModelBenchResult] = []
         if !json {
-            emit("\(model.architecture.name) (\(installed ? "its weights" : "seeded random weights")) on \(backend.name), 224x224, median of \(runs) run(s) after 1 warm-up")
+            emit("\(model.architecture.name) (\(bench.installedWeights ? "its weights" : "seeded random weights")) on \(backend.name), 224x224, median of \(runs) run(s) after 1 warm-up")
             emit(fixedRow(["batch", saliency == nil ? "pass" : "method", "wall ms", "device ms", "ms / image"], widths: [6, 22, 11, 11, 0]))
         }
-        let methods = try saliency.map { list in
-            let options = try MethodOptions.parse(["--method", list])
-            return try options.parseMethods().map { try options.makeMethod($0, layer: model.architecture.lastConvLayer, model: model) }
-        }
+        let methods = try saliency.map { try bench.methods($0) }
         for b in batches {
-            let timed = try methods.map { try SaliencyBenchmark.run(model, methods: $0, batch: b, runs: runs) }
-                ?? ModelBenchmark.run(model, batch: b, runs: runs)
-            for r in timed {
+            for r in try bench.passes(batch: b, runs: runs, methods: methods) {
                 results.append(r)
                 if !json {
                     emit(fixedRow(["\(r.batch)", r.pass, String(format: "%.1f", r.wallMilliseconds),
@@ -102,19 +92,8 @@ public struct BenchCommand: ParsableCommand {
             emit(String(decoding: try encoder.encode(results), as: UTF8.self))
         }
         if kernels, !json {
-            if let methods {
-                let b = batches[0]
-                let input = try backend.tensor([Float](repeating: 0.5, count: b * 3 * 224 * 224), [b, 3, 224, 224])
-                let classes = try model.classCount()
-                let targets = (0..<b).map { $0 * 37 % 1000 % classes }
-                for method in methods {
-                    printKernels("\(method.name), batch \(b)", try ModelBenchmark.kernelBreakdown(on: backend) {
-                        _ = try method.attribute(model, input: input, targets: targets)
-                    })
-                }
-            } else {
-                printKernels("one forward pass, batch \(batches[0])", try ModelBenchmark.kernelBreakdown(model, batch: batches[0], backward: false))
-                printKernels("one forward + backward pass, batch \(batches[0])", try ModelBenchmark.kernelBreakdown(model, batch: batches[0]))
+            for k in try bench.kernelBreakdowns(batch: batches[0], methods: methods, visualizationSteps: nil) {
+                printKernels(k.title, k.kernels, divisor: k.divisor)
             }
         }
     }

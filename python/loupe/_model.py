@@ -24,9 +24,12 @@ def _like(reference, array):
 
 
 def targets_list(target, n):
-    """Captum's target forms (None, an int, a list, a 0-D or 1-D tensor or array) as n ints or None."""
+    """Captum's target forms (None, an int, a list, a 0-D or 1-D tensor or array) as n ints or None;
+    an ImageNet class name ("tabby cat") stands for its index, alone or in a list."""
     if target is None:
         return None
+    if isinstance(target, str):
+        return [target] * n
     if _is_torch(target):
         target = target.detach().cpu().numpy()
     if isinstance(target, np.ndarray):
@@ -36,15 +39,15 @@ def targets_list(target, n):
     if isinstance(target, (int, np.integer)) and not isinstance(target, bool):
         return [int(target)] * n
     if isinstance(target, (list, tuple)):
-        if not all(isinstance(t, (int, np.integer)) and not isinstance(t, bool) for t in target):
-            raise LoupeValueError("target: Loupe takes class indices (an int per image); tuples of output indices are not supported")
-        values = [int(t) for t in target]
+        if not all(isinstance(t, str) or (isinstance(t, (int, np.integer)) and not isinstance(t, bool)) for t in target):
+            raise LoupeValueError("target: Loupe takes class indices or names (one per image); tuples of output indices are not supported")
+        values = [t if isinstance(t, str) else int(t) for t in target]
         if len(values) == 1:
             return values * n
         if len(values) != n:
             raise LoupeValueError(f"{len(values)} targets for {n} images")
         return values
-    raise LoupeValueError(f"target must be an int, a list of ints or a tensor of ints, got {type(target).__name__}")
+    raise LoupeValueError(f"target must be an int, a class name, a list of them or a tensor of ints, got {type(target).__name__}")
 
 
 class Layer(tuple):
@@ -71,6 +74,7 @@ class Attribution:
         self.targets = payload.get("targets")
         self.layer = payload.get("layer")
         self.settings = payload.get("settings", {})
+        self.milliseconds = payload.get("milliseconds")  # the method's wall time for the batch
         self.map = _like(reference, arrays["map"]) if "map" in arrays else None
         self.raw = _like(reference, arrays["raw"]) if "raw" in arrays else None
         self.delta = _like(reference, arrays["delta"]) if "delta" in arrays else None

@@ -60,6 +60,13 @@ def test_classify_the_bundled_photo_with_real_weights():
         top = model.classify(loupe.load_image(PHOTOS[0]), top=3).top[0]
         assert [k for k, _, _ in top] == [285, 282, 281] and top[0][1] == "Egyptian cat"
         assert abs(top[0][2] - 0.7166) < 1e-3
+        # A class name for a target, as `loupe saliency --target` takes it (Workflows' Probe).
+        x = loupe.load_image(PHOTOS[0])
+        named = model.attribute(x, method="gradcam", target="tabby cat")
+        assert named.targets == [281] and named.milliseconds > 0
+        assert np.array_equal(named.map, model.attribute(x, method="gradcam", target=281).map)
+        with pytest.raises(loupe.LoupeValueError, match="target zqxjk: no such class"):
+            model.attribute(x, method="gradcam", target="zqxjk")
         # The same weights from the file's bytes, and through ONNX bytes.
         data = MOBILENET_WEIGHTS.read_bytes()
         with loupe.load(data, arch="mobilenet_v2", name="weights.pth") as again:
