@@ -41,15 +41,16 @@ export LOUPE_TUNING_CACHE="$out/tuning.json"
 step 120 "$bundle/loupe" tune 2>&1 | tee "$out/tune.txt"
 echo "== Loupe (OpenCL) against PyTorch (CUDA) on this GPU"
 if python3 -c 'import torch, sys; sys.exit(0 if torch.cuda.is_available() else 1)' 2>/dev/null; then
+  # --record: the JSON that make bench-tables turns into docs/gpu.md's table (bench/results/).
   PYTHONUNBUFFERED=1 step 240 python3 tools/bench_compare.py --device cuda --loupe "$bundle/loupe" --batch 1,16 --runs 5 \
-    2>&1 | tee "$out/bench-compare.txt"
+    --record "$out/gpu-compare.json" --machine "$(nvidia-smi --query-gpu=name,driver_version --format=csv,noheader 2>/dev/null | head -n 1)" 2>&1 | tee "$out/bench-compare.txt"
 else
   echo "(no PyTorch with CUDA here: skipped)"
 fi
 echo "== the Python adapters (loupe.captum, loupe.grad_cam; Loupe on OpenCL) against Captum and pytorch-grad-cam on CUDA"
 if [ -d "$bundle/python/loupe" ] && python3 -c 'import torch, torchvision, captum, pytorch_grad_cam, onnx, sys; sys.exit(0 if torch.cuda.is_available() else 1)' 2>/dev/null; then
   PYTHONPATH="$PWD/$bundle/python:${PYTHONPATH:-}" PYTHONUNBUFFERED=1 step 240 python3 tools/bench_python.py --device cuda --batch 1,16 --runs 3 \
-    2>&1 | tee "$out/bench-python.txt"
+    --record "$out/gpu-python.json" --machine "$(nvidia-smi --query-gpu=name,driver_version --format=csv,noheader 2>/dev/null | head -n 1)" 2>&1 | tee "$out/bench-python.txt"
 else
   echo "(no bundled Python package, or no torch with CUDA, torchvision, captum, grad-cam and onnx here: skipped)"
 fi
