@@ -180,7 +180,8 @@ public enum ONNXImport {
         }
         guard let offset = Int(entries["offset"] ?? "0"), offset >= 0 else { throw ModelError("bad external data offset \(entries["offset"] ?? "")") }
         if files[location] == nil {
-            do { files[location] = try Data(contentsOf: folder.appendingPathComponent(location), options: .alwaysMapped) } catch {
+            let url = try externalDataFile(location, in: folder)
+            do { files[location] = try Data(contentsOf: url, options: .alwaysMapped) } catch {
                 throw ModelError("cannot open its external data file \(location)")
             }
         }
@@ -195,6 +196,21 @@ public enum ONNXImport {
         copy.externalData = []
         copy.rawData = bytes
         return copy
+    }
+
+    /// The external data file `location` of a model in `folder`, its links resolved: it must be a
+    /// regular file whose real path lies in the model's (real) folder, so a link beside the model
+    /// cannot read a file elsewhere, and a FIFO or device cannot block or stream forever.
+    static func externalDataFile(_ location: String, in folder: URL) throws -> URL {
+        let realFolder = folder.resolvingSymlinksInPath().standardizedFileURL
+        let real = folder.appendingPathComponent(location).resolvingSymlinksInPath().standardizedFileURL
+        guard real.deletingLastPathComponent().path == realFolder.path else {
+            throw ModelError("external data \(location) is a link to \(real.path), outside the model's folder: refused")
+        }
+        var info = stat()
+        guard stat(real.path, &info) == 0 else { throw ModelError("cannot open its external data file \(location)") }
+        guard info.st_mode & S_IFMT == S_IFREG else { throw ModelError("external data \(location) is not a regular file") }
+        return real
     }
 
     static func tensorValues(_ t: Onnx_TensorProto) throws -> Values {

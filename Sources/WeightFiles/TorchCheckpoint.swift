@@ -120,7 +120,17 @@ public enum TorchCheckpoint {
         let count = t.size.reduce(1) { $0.multipliedReportingOverflow(by: $1).overflow ? Int.max : $0 * $1 }
         let elementSize = t.storage.dtype.size
         let available = data.count / elementSize
-        let last = zip(t.size, t.stride).reduce(t.offset) { $0 + ($1.0 > 0 ? ($1.0 - 1) * $1.1 : 0) }
+        // The offset of the last element, in checked arithmetic: a crafted stride (2^62) or offset
+        // must be refused, not overflow.
+        var last = t.offset
+        for (size, stride) in zip(t.size, t.stride) where size > 0 {
+            let (step, over) = (size - 1).multipliedReportingOverflow(by: stride)
+            let (sum, past) = last.addingReportingOverflow(step)
+            guard !over, !past else {
+                throw WeightFileError("tensor \(name): size \(t.size) with stride \(t.stride) at offset \(t.offset) reaches past any storage")
+            }
+            last = sum
+        }
         guard count < 1 << 32, count == 0 || last < available else {
             throw WeightFileError("tensor \(name): \(t.size) at offset \(t.offset) does not fit its storage of \(available) elements (truncated or corrupt)")
         }

@@ -175,6 +175,14 @@ func openCL() -> OpenCLBackend? { TestDevice.backend { Issue.record(Comment(rawV
         #expect(!FileManager.default.fileExists(atPath: marker))
     }
 
+    /// A stride whose last element's offset overflows 64 bits (tools/make_crafted_checkpoints.py)
+    /// is refused with one line naming the tensor, not a trap.
+    @Test func aStrideThatOverflowsIsRefused() throws {
+        #expect { _ = try loadWeights(url: fixtures.appendingPathComponent("crafted_stride.pth")) } throws: { error in
+            "\(error)".contains("tensor w: size [2, 2, 3, 1] with stride [4611686018427387904, 4611686018427387904, 3, 1]")
+        }
+    }
+
     @Test(arguments: ["tiny_zip.pth", "tiny_legacy.pth"])
     func truncatedOrCorruptCheckpointsThrow(_ file: String) throws {
         let good = [UInt8](try Data(contentsOf: fixtures.appendingPathComponent(file)))

@@ -206,7 +206,8 @@ import WeightFiles
     }
 
     /// External data must name a file beside the model, inside its length: a path that leaves
-    /// the folder, a missing file and a range past the file's end are refused, naming why.
+    /// the folder, a link that leads out of it, a FIFO, a missing file and a range past the
+    /// file's end are refused, naming why.
     @Test func externalDataOutsideItsFileIsRefused() throws {
         let source = fixtures.appendingPathComponent("onnx/mean_ext_17.onnx")
         let bytes = [UInt8](try Data(contentsOf: source)), data = try Data(contentsOf: source.appendingPathExtension("data"))
@@ -235,6 +236,28 @@ import WeightFiles
                 "\(error)".contains(message)
             }
         }
+        // A link beside the model that leads out of its folder is refused (the onnx package's
+        // CVE-2024-27318 class), however valid the file it reaches; a FIFO is refused unopened;
+        // a link to a file in the same folder is followed.
+        let outside = FileManager.default.temporaryDirectory.appendingPathComponent("loupe-ext-outside-\(UUID().uuidString)")
+        try data.write(to: outside)
+        defer { try? FileManager.default.removeItem(at: outside) }
+        let sidecar = dir.appendingPathComponent("mean_ext_17.onnx.data")
+        try Data(bytes).write(to: dir.appendingPathComponent("linked.onnx"))
+        try? FileManager.default.removeItem(at: sidecar)
+        try FileManager.default.createSymbolicLink(at: sidecar, withDestinationURL: outside)
+        #expect { _ = try ModelLocator.load(model: dir.appendingPathComponent("linked.onnx").path, on: cpu) } throws: { error in
+            "\(error)".contains("outside the model's folder: refused")
+        }
+        try FileManager.default.removeItem(at: sidecar)
+        #expect(mkfifo(sidecar.path, 0o600) == 0)
+        #expect { _ = try ModelLocator.load(model: dir.appendingPathComponent("linked.onnx").path, on: cpu) } throws: { error in
+            "\(error)".contains("is not a regular file")
+        }
+        try FileManager.default.removeItem(at: sidecar)
+        try data.write(to: dir.appendingPathComponent("real.data"))
+        try FileManager.default.createSymbolicLink(at: sidecar, withDestinationURL: dir.appendingPathComponent("real.data"))
+        _ = try ModelLocator.load(model: dir.appendingPathComponent("linked.onnx").path, on: cpu)
     }
 
     /// The memory estimate of a model that runs only at its own input size (ops.onnx flattens
