@@ -45,10 +45,13 @@ public struct Conv2DParams: Hashable, Sendable, CustomStringConvertible {
         guard let (n, cin, h, w) = input.nchw, let (cout, cig, kh, kw) = weight.nchw else {
             throw BackendError(op, "input \(input) and weight \(weight) must both be rank 4")
         }
+        let limit = 1 << 24  // far past any real window; keeps the arithmetic below in range
         guard groups >= 1, stride.h >= 1, stride.w >= 1, dilation.h >= 1, dilation.w >= 1,
-              padding.h >= 0, padding.w >= 0 else {
+              padding.h >= 0, padding.w >= 0,
+              [stride.h, stride.w, dilation.h, dilation.w, padding.h, padding.w, groups].allSatisfy({ $0 <= limit }) else {
             throw BackendError(op, "invalid settings: \(self)")
         }
+        guard [h, w, kh, kw].allSatisfy({ $0 <= limit }) else { throw BackendError(op, "input \(input) or weight \(weight) is too large") }
         guard cin % groups == 0, cout % groups == 0, cig == cin / groups else {
             throw BackendError(op, "input \(input) and weight \(weight) do not agree with \(groups) group(s): weight must be [Cout, Cin/groups, KH, KW] with Cout divisible by groups")
         }
@@ -58,7 +61,9 @@ public struct Conv2DParams: Hashable, Sendable, CustomStringConvertible {
               w + 2 * padding.w - dilation.w * (kw - 1) - 1 >= 0 else {
             throw BackendError(op, "kernel \(kh)x\(kw) with \(self) does not fit input \(input)")
         }
-        return [n, cout, oh, ow]
+        let out: Shape = [n, cout, oh, ow]
+        guard out.checkedCount != nil else { throw BackendError(op, "output \(out) has more elements than can be counted") }
+        return out
     }
 }
 
@@ -113,6 +118,7 @@ public struct Pool2DParams: Hashable, Sendable, CustomStringConvertible {
     public func outputShape(input: Shape, op: String) throws -> Shape {
         guard let (n, c, h, w) = input.nchw else { throw BackendError(op, "input \(input) must be rank 4") }
         guard kernel.h >= 1, kernel.w >= 1, stride.h >= 1, stride.w >= 1, padding.h >= 0, padding.w >= 0,
+              [kernel.h, kernel.w, stride.h, stride.w, h, w].allSatisfy({ $0 <= 1 << 24 }),
               2 * padding.h <= kernel.h, 2 * padding.w <= kernel.w else {
             throw BackendError(op, "invalid settings: \(self) (padding must be at most half the kernel)")
         }

@@ -12,6 +12,18 @@ public struct Shape: Hashable, Sendable, CustomStringConvertible, ExpressibleByA
     public var rank: Int { dims.count }
     /// Number of elements.
     public var count: Int { dims.reduce(1, *) }
+    /// Number of elements, or nil when a dimension is negative or the product overflows: what a
+    /// shape computed from a file's numbers must pass before it is used.
+    public var checkedCount: Int? {
+        var n = 1
+        for d in dims {
+            guard d >= 0 else { return nil }
+            let (p, over) = n.multipliedReportingOverflow(by: d)
+            guard !over else { return nil }
+            n = p
+        }
+        return n
+    }
     /// Dimension i, outermost first.
     public subscript(i: Int) -> Int { dims[i] }
     /// "[d0, d1, ...]".

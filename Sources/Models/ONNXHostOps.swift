@@ -182,8 +182,10 @@ extension ONNXNode {
 func reshapeTarget(_ target: [Int64], of old: [Int]) -> [Int] {
     var dims = target.enumerated().map { i, d in d == 0 && i < old.count ? old[i] : Int(d) }
     if let free = dims.firstIndex(of: -1) {
-        let known = dims.enumerated().filter { $0.offset != free }.map(\.element).reduce(1, *)
-        dims[free] = known > 0 ? old.reduce(1, *) / known : 0
+        var rest = dims
+        rest[free] = 1
+        // A product that overflows leaves -1 in place: the caller refuses the shape.
+        if let known = Shape(rest).checkedCount { dims[free] = known > 0 ? old.reduce(1, *) / known : 0 }
     }
     return dims
 }

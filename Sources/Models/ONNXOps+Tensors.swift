@@ -147,12 +147,12 @@ extension NodeReader {
             var dims = reshapeTarget(target, of: old.dims)
             // The exporter writes the batch it traced with into target shapes; the graph runs
             // at any batch, so a leading dimension equal to that batch becomes this pass's.
-            if dims.reduce(1, *) != old.count, let b = exportBatch, old.rank > 0, b != old[0], target.first == Int64(b) {
+            if Shape(dims).checkedCount != old.count, let b = exportBatch, old.rank > 0, b != old[0], target.first == Int64(b) {
                 var rebatched = target
                 rebatched[0] = Int64(old[0])
                 dims = reshapeTarget(rebatched, of: old.dims)
             }
-            guard dims.allSatisfy({ $0 >= 0 }), dims.reduce(1, *) == old.count else {
+            guard Shape(dims).checkedCount == old.count else {
                 throw ModelError("cannot reshape \(old) to \(target): the graph fixed this shape when it was exported; run it at the batch and input size it was exported at")
             }
             return try g.reshape(try value(x, 0), Shape(dims))

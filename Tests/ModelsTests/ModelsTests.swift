@@ -175,7 +175,7 @@ func openCL() -> OpenCLBackend? { TestDevice.backend { Issue.record(Comment(rawV
         #expect(!FileManager.default.fileExists(atPath: marker))
     }
 
-    /// A stride whose last element's offset overflows 64 bits (tools/make_crafted_checkpoints.py)
+    /// A stride whose last element's offset overflows 64 bits (tools/make_crafted_fixtures.py)
     /// is refused with one line naming the tensor, not a trap.
     @Test func aStrideThatOverflowsIsRefused() throws {
         #expect { _ = try loadWeights(url: fixtures.appendingPathComponent("crafted_stride.pth")) } throws: { error in

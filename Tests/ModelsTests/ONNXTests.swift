@@ -260,6 +260,25 @@ import WeightFiles
         _ = try ModelLocator.load(model: dir.appendingPathComponent("linked.onnx").path, on: cpu)
     }
 
+    /// Crafted graphs whose shapes overflow (tools/make_crafted_fixtures.py) are refused with
+    /// one line on both backends, never a trap: Conv pads of 2^30, a Reshape to [2^40, 2^40].
+    @Test func shapesThatOverflowAreRefused() throws {
+        for (file, message) in [("crafted_pads.onnx", "conv2d: invalid settings: stride 1x1 pad 1073741824x1073741824"),
+                                ("crafted_reshape.onnx", "cannot reshape [1, 3, 8, 8] to [1099511627776, 1099511627776]")] {
+            var backends: [any Backend] = [cpu]
+            if let device = TestDevice.backend(fail: { Issue.record(Comment(rawValue: $0)) }) { backends.append(device) }
+            for b in backends {
+                #expect {
+                    let model = try ModelLocator.load(model: fixtures.appendingPathComponent("onnx/" + file).path, on: b)
+                    let g = Graph(backend: b)
+                    _ = try model.forward(g, g.input(try b.tensor([Float](repeating: 0.5, count: 3 * 8 * 8), [1, 3, 8, 8])))
+                } throws: { error in
+                    "\(error)".contains(message)
+                }
+            }
+        }
+    }
+
     /// The memory estimate of a model that runs only at its own input size (ops.onnx flattens
     /// into a fixed MatMul): the 64x64 probe fails, so one image at the asked size is probed.
     @Test func memoryIsEstimatedForAModelOfFixedSize() throws {
