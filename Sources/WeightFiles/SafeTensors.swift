@@ -49,6 +49,11 @@ public struct SafeTensorsFile: Sendable {
         guard headerLength <= UInt64(bytes.count - 8) else {
             throw FormatError(message: "header length \(headerLength) exceeds the file (\(bytes.count) bytes)")
         }
+        // The reference library refuses headers over 100 MB (a small file could otherwise make the
+        // JSON parser build a huge object).
+        guard headerLength <= 100_000_000 else {
+            throw FormatError(message: "header of \(headerLength) bytes is over the format's 100 MB limit")
+        }
         let dataStart = 8 + Int(headerLength)
         let json: Any
         do { json = try JSONSerialization.jsonObject(with: Data(bytes[8..<dataStart])) } catch {
@@ -57,13 +62,15 @@ public struct SafeTensorsFile: Sendable {
         guard let header = json as? [String: Any] else { throw FormatError(message: "header is not a JSON object") }
         var tensors: [String: HostTensor] = [:]
         var metadata: [String: String] = [:]
+        var extents: [(start: Int, end: Int, name: String)] = []
         for (name, entry) in header {
             if name == "__metadata__" {
                 metadata = (entry as? [String: String]) ?? [:]
                 continue
             }
             guard let info = entry as? [String: Any], let dtype = info["dtype"] as? String,
-                  let shape = info["shape"] as? [Int], let offsets = info["data_offsets"] as? [Int], offsets.count == 2 else {
+                  let shape = SafeTensorsFile.integers(info["shape"]), let offsets = SafeTensorsFile.integers(info["data_offsets"]),
+                  offsets.count == 2 else {
                 throw FormatError(message: "tensor \(name): missing or malformed dtype, shape or data_offsets")
             }
             guard shape.allSatisfy({ $0 >= 0 && $0 < 1 << 31 }) else {
@@ -84,6 +91,7 @@ public struct SafeTensorsFile: Sendable {
                   dataStart + offsets[1] <= bytes.count else {
                 throw FormatError(message: "tensor \(name): data_offsets \(offsets) do not hold \(shape) of \(dtype) inside the file")
             }
+            extents.append((offsets[0], offsets[1], name))
             let base = dataStart + offsets[0]
             var values = [Float](repeating: 0, count: count)
             for i in 0..<count {
@@ -112,8 +120,32 @@ public struct SafeTensorsFile: Sendable {
             }
             tensors[name] = HostTensor(shape: Shape(shape), values: values)
         }
+        // As the reference library validates: the tensors' byte ranges, in order, tile the data
+        // exactly (no overlap, no gap, nothing after the last).
+        var end = 0
+        for e in extents.sorted(by: { ($0.start, $0.end) < ($1.start, $1.end) }) {
+            guard e.start == end else {
+                throw FormatError(message: "tensor \(e.name): data_offsets start at \(e.start), \(e.start < end ? "overlapping" : "leaving a gap after") the tensor before (which ends at \(end))")
+            }
+            end = e.end
+        }
+        guard end == bytes.count - dataStart else {
+            throw FormatError(message: "the tensors hold \(end) bytes of data, the file \(bytes.count - dataStart)")
+        }
         self.tensors = tensors
         self.metadata = metadata
+    }
+
+    /// A JSON array of integers written as integers (not 2.0, not 2.5), or nil.
+    static func integers(_ value: Any?) -> [Int]? {
+        guard let list = value as? [Any] else { return nil }
+        var out: [Int] = []
+        for item in list {
+            guard let n = item as? NSNumber, !"fdFD".contains(String(cString: n.objCType)), let i = Int(exactly: n.int64Value),
+                  n.doubleValue == Double(i) else { return nil }
+            out.append(i)
+        }
+        return out
     }
 
     /// The tensor `name`, or an error naming it.

@@ -157,5 +157,26 @@ struct Fixture {
         for bad in [Data(), good.prefix(7), good.prefix(100), good.prefix(good.count - 1), Data([255, 255, 255, 255, 255, 255, 255, 127]) + good.dropFirst(8)] {
             #expect(throws: SafeTensorsFile.FormatError.self) { try SafeTensorsFile(data: bad) }
         }
+        // What the reference library refuses, refused by name: overlapping ranges, a gap, bytes
+        // after the last tensor, a float in a shape, a header over 100 MB.
+        func file(_ header: String, data: Int) -> Data {
+            let h = Array(header.utf8)
+            return Data((0..<8).map { UInt8((h.count >> (8 * $0)) & 255) }) + Data(h) + Data(count: data)
+        }
+        let cases: [(Data, String)] = [
+            (file(#"{"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]},"b":{"dtype":"F32","shape":[2],"data_offsets":[4,12]}}"#, data: 12),
+             "overlapping"),
+            (file(#"{"a":{"dtype":"F32","shape":[1],"data_offsets":[0,4]},"b":{"dtype":"F32","shape":[1],"data_offsets":[8,12]}}"#, data: 12),
+             "leaving a gap"),
+            (file(#"{"a":{"dtype":"F32","shape":[1],"data_offsets":[0,4]}}"#, data: 8), "the tensors hold 4 bytes of data, the file 8"),
+            (file(#"{"a":{"dtype":"F32","shape":[2.0],"data_offsets":[0,8]}}"#, data: 8), "malformed dtype, shape or data_offsets"),
+            (Data([0x10, 0xE1, 0xF5, 0x05, 0, 0, 0, 0]) + Data(count: 100_000_016), "over the format's 100 MB limit"),
+        ]
+        for (bytes, message) in cases {
+            #expect { try SafeTensorsFile(data: bytes) } throws: { "\($0)".contains(message) }
+        }
+        // The same file, tiled exactly, loads.
+        let fine = file(#"{"a":{"dtype":"F32","shape":[1],"data_offsets":[0,4]},"b":{"dtype":"F32","shape":[2],"data_offsets":[4,12]}}"#, data: 12)
+        #expect(try SafeTensorsFile(data: fine).tensors.count == 2)
     }
 }
