@@ -35,6 +35,10 @@ public struct MethodOptions: ParsableArguments {
 
     func parseMethods() throws -> [String] {
         try requireNumber("--noise", noise, atLeast: 0)
+        for (flag, value) in [("--batch", batch), ("--samples", samples), ("--ig-steps", steps), ("--window", window), ("--stride", stride)]
+        where value < 1 {
+            throw UserError("\(flag) \(value): must be at least 1")
+        }
         let list = method == "all" ? Self.anyNetwork.filter { $0.cost != .slow }.map(\.name)
             : method == "all+slow" ? Self.anyNetwork.map(\.name)
             : method.split(separator: ",").map { String($0).trimmingCharacters(in: .whitespaces) }

@@ -154,6 +154,10 @@ import Testing
         for (arguments, message) in [
             (["bench", "--visualize"], "--visualize time a whole network: give --model (e.g. --model resnet18)"),
             (["bench", "--kernels", "--saliency", "gradient"], "--kernels, --method time a whole network: give --model (e.g. --model resnet18)"),
+            // A batch or count below 1 is refused before anything runs (it used to run as if 16).
+            (["saliency", "--image", chelsea, "--batch", "-1", "--out", "unused"], "--batch -1: must be at least 1"),
+            (["sanity", "--image", chelsea, "--samples", "0", "--out", "unused"], "--samples 0: must be at least 1"),
+            (["saliency", "--image", chelsea, "--ig-steps", "0", "--out", "unused"], "--ig-steps 0: must be at least 1"),
         ] {
             do { _ = try run(arguments); Issue.record("\(arguments): ran") } catch { #expect("\(error)" == message) }
         }
