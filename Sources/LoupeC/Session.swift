@@ -98,26 +98,29 @@ final class Session: @unchecked Sendable {
         return (try backend.tensor(x.values, Shape(x.shape)), n, h, w)
     }
 
-    /// Each image's target: the given ones (a class index or an ImageNet class name, one for all
-    /// images or one per image) or each image's top class from the probe pass (`Probe`). Given
-    /// indices cost no pass; names are resolved by the probe pass (which counts the classes).
+    /// Each image's target: the given ones (a class index or an ImageNet class name, resolved as
+    /// `loupe saliency --target` resolves it, one for all images or one per image) or each image's
+    /// top class. Given indices cost no pass; the top classes and a name's class count come from
+    /// one fused forward pass (`ClassScores`: no layer kept, its memory budgeted).
     func targets(_ o: Options, n: Int, x: Tensor) throws -> [Int] {
-        var probed: Probe?
-        func probe() throws -> Probe {
-            if let probed { return probed }
-            let made = try Probe(model: model, input: x, names: { $0 == imageNetClasses.count ? imageNetClasses : nil },
-                                 synonyms: { $0 == imageNetSynonyms.count ? imageNetSynonyms : nil })
-            probed = made
+        var scored: ClassScores?
+        func scores() throws -> ClassScores {
+            if let scored { return scored }
+            let made = try ClassScores(model, input: x)
+            scored = made
             return made
         }
-        guard let given = try o.intsOrStrings("targets", in: 0...Int(Int32.max)) else { return try probe().scores.topClasses }
+        guard let given = try o.intsOrStrings("targets", in: 0...Int(Int32.max)) else { return try scores().topClasses }
         guard given.count == n || given.count == 1 else { throw CallError(.invalidArgument, "\(given.count) targets for \(n) images") }
         let resolved = try given.map { item -> Int in
             switch item {
             case .int(let k): return k
             case .string(let name):
-                let p = try probe()
-                do { return try Probe.resolveClass(name, names: p.names, synonyms: p.synonyms, flag: "target") } catch let error as WorkflowError {
+                let imageNet = try scores().classes == imageNetClasses.count
+                do {
+                    return try Probe.resolveClass(name, names: imageNet ? imageNetClasses : nil, synonyms: imageNet ? imageNetSynonyms : nil,
+                                                  flag: "target")
+                } catch let error as WorkflowError {
                     throw CallError(.invalidArgument, error.description)
                 }
             }
