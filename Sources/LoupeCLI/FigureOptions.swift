@@ -18,19 +18,14 @@ public struct FigureOptions: ParsableArguments {
         do { return try FigureFormat.list(figureFormat) } catch let error as FigureError { throw UserError("--figure-format: \(error.description)") }
     }
 
-    /// The extension of the figure a report shows: png when written, else svg, else pdf.
-    func preferred() throws -> String {
-        let formats = try formats()
-        return (formats.contains(.png) ? FigureFormat.png : formats.contains(.svg) ? .svg : .pdf).rawValue
-    }
+    /// The extension of the figure a report shows (`FigureWriter.preferred`).
+    func preferred() throws -> String { try writer().preferred }
 
     /// The file names figure `stem` gets.
-    func files(_ stem: String) throws -> [String] { try formats().map { stem + "." + $0.rawValue } }
+    func files(_ stem: String) throws -> [String] { try writer().files(stem) }
 
     /// Writes `canvas` as `stem` in each format into `folder`.
-    func write(_ canvas: Canvas, stem: String, into folder: URL) throws {
-        do { try canvas.write(into: folder, stem: stem, formats: try formats()) } catch let error as FigureError { throw UserError(error.description) }
-    }
+    func write(_ canvas: Canvas, stem: String, into folder: URL) throws { try writer().write(canvas, stem: stem, into: folder) }
 }
 
 /// How attribution maps are drawn (Captum's `visualize_image_attr` settings).
