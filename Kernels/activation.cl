@@ -5,30 +5,32 @@
 //   2 deconvnet: gx = max(g, 0)            (Zeiler & Fergus: the forward mask is ignored)
 // These are the rules Captum's GuidedBackprop and Deconvolution apply with backward hooks.
 
+// fmax and clamp would turn a NaN into 0 or 6; these keep it, as PyTorch's relu and relu6 do
+// (a NaN compares false, so it falls through to the input).
 inline float4 act4(float4 x, int kind) {
-    return kind == 0 ? fmax(x, 0.0f) : clamp(x, 0.0f, 6.0f);
+    return kind == 0 ? (x < 0.0f ? 0.0f : x) : (x < 0.0f ? 0.0f : x > 6.0f ? 6.0f : x);
 }
 inline float act1(float x, int kind) {
-    return kind == 0 ? fmax(x, 0.0f) : clamp(x, 0.0f, 6.0f);
+    return kind == 0 ? (x < 0.0f ? 0.0f : x) : (x < 0.0f ? 0.0f : x > 6.0f ? 6.0f : x);
 }
 // act_grad_float4, act_grad_float8, act_grad_float16: the backward lane by lane (the last two
 // for kernels that apply it as they store: gemm_packed.cl, conv2d_depthwise.cl).
+// A NaN gradient passes where the input is inside (PyTorch's threshold_backward: x <= 0 ? 0 : g,
+// a select, not a product that would turn 0 * NaN into NaN outside) and through the guided and
+// deconvnet ReLUs of the gradient.
 #define ACT_GRAD_VECTOR(T) \
     inline T act_grad_##T(T g, T x, int kind, int rule) { \
-        if (rule == 2) return fmax(g, 0.0f); \
-        const T inside = kind == 0 ? select((T)(0.0f), (T)(1.0f), x > 0.0f) \
-                                   : select((T)(0.0f), (T)(1.0f), x > 0.0f && x < 6.0f); \
-        const T gx = g * inside; \
-        return rule == 1 ? fmax(gx, 0.0f) : gx; \
+        if (rule == 2) return g < 0.0f ? (T)(0.0f) : g; \
+        const T gx = kind == 0 ? (x > 0.0f ? g : (T)(0.0f)) : (x > 0.0f && x < 6.0f ? g : (T)(0.0f)); \
+        return rule == 1 ? (gx < 0.0f ? (T)(0.0f) : gx) : gx; \
     }
 ACT_GRAD_VECTOR(float4)
 ACT_GRAD_VECTOR(float8)
 ACT_GRAD_VECTOR(float16)
 inline float act_grad1(float g, float x, int kind, int rule) {
-    if (rule == 2) return fmax(g, 0.0f);
-    const float inside = kind == 0 ? (x > 0.0f) : (x > 0.0f && x < 6.0f);
-    const float gx = g * inside;
-    return rule == 1 ? fmax(gx, 0.0f) : gx;
+    if (rule == 2) return g < 0.0f ? 0.0f : g;
+    const float gx = (kind == 0 ? x > 0.0f : (x > 0.0f && x < 6.0f)) ? g : 0.0f;
+    return rule == 1 && gx < 0.0f ? 0.0f : gx;
 }
 
 __kernel void activation_forward(__global const float* x, __global float* y, int n, int kind) {

@@ -24,11 +24,11 @@
 
 // An activation fused into a convolution's store (ACT_RELU or ACT_RELU6 defined; none by
 // default), computed as activation.cl computes it: a conv, its folded batchnorm and the ReLU
-// after them become one pass over the output.
+// after them become one pass over the output. A NaN stays NaN (fmax and clamp would drop it).
 #if defined(ACT_RELU)
-#define FUSED_ACT(v) fmax((v), 0.0f)
+#define FUSED_ACT(v) ((v) < 0.0f ? 0.0f : (v))
 #elif defined(ACT_RELU6)
-#define FUSED_ACT(v) clamp((v), 0.0f, 6.0f)
+#define FUSED_ACT(v) ((v) < 0.0f ? 0.0f : (v) > 6.0f ? 6.0f : (v))
 #else
 #define FUSED_ACT(v) (v)
 #endif

@@ -18,8 +18,8 @@ inline float4 erf4(float4 x) {
 inline float4 pointwise4(float4 x, int op, float p) {
     switch (op) {
     case 0: return 1.0f / (1.0f + exp(-x));
-    case 2: return clamp(x + 3.0f, 0.0f, 6.0f) / 6.0f;
-    case 3: return x * clamp(x + 3.0f, 0.0f, 6.0f) / 6.0f;
+    case 2: return (x + 3.0f < 0.0f ? 0.0f : x + 3.0f > 6.0f ? 6.0f : x + 3.0f) / 6.0f;  // NaN stays NaN
+    case 3: return x * (x + 3.0f < 0.0f ? 0.0f : x + 3.0f > 6.0f ? 6.0f : x + 3.0f) / 6.0f;
     case 4: return erf4(x);
     case 5: return x + p;
     case 6: return 0.5f * x * (1.0f + erf4(x * SQRT1_2));

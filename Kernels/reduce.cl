@@ -3,7 +3,8 @@
 // OP: 0 sum, 1 mean, 2 sum of squares.
 //   backward: sum gx = g; mean gx = g / cols; sum of squares gx = 2 x g
 // max_rows gives each row's maximum and the index of its first occurrence (stored as a float:
-// exact for rows shorter than 2^24); its backward routes g to that index.
+// exact for rows shorter than 2^24; a NaN is the maximum, as in torch.max); its backward routes
+// g to that index.
 // channel_sum sums [Nb, C, HW] over Nb and HW for each channel: the bias gradient of conv2d
 // (and of linear, with HW = 1).
 
@@ -45,7 +46,7 @@ void max_rows(__global const float* x, __global float* values, __global float* i
     int at = -1;
     for (int j = l; j < cols; j += RWG) {
         const float v = x[row + j];
-        if (at < 0 || v > m) { m = v; at = j; }
+        if (at < 0 || ((v > m || isnan(v)) && !isnan(m))) { m = v; at = j; }  // the first NaN wins, as in PyTorch
     }
     best[l] = m;
     where[l] = at;
@@ -53,7 +54,9 @@ void max_rows(__global const float* x, __global float* values, __global float* i
     for (int h = RWG / 2; h > 0; h >>= 1) {
         if (l < h) {
             const int other = where[l + h];
-            if (other >= 0 && (where[l] < 0 || best[l + h] > best[l] || (best[l + h] == best[l] && other < where[l]))) {
+            const float a = best[l], b = best[l + h];
+            const bool better = isnan(b) ? !isnan(a) || other < where[l] : !isnan(a) && (b > a || (b == a && other < where[l]));
+            if (other >= 0 && (where[l] < 0 || better)) {
                 best[l] = best[l + h];
                 where[l] = other;
             }

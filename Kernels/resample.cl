@@ -38,7 +38,7 @@ __kernel void channel_max(__global const float* x, __global float* y, int C, int
     if (i >= HW) return;
     __global const float* p = x + (long)n * C * HW + i;
     float m = p[0];
-    for (int c = 1; c < C; ++c) m = fmax(m, p[(long)c * HW]);
+    for (int c = 1; c < C; ++c) { const float v = p[(long)c * HW]; m = v > m || isnan(v) ? v : m; }  // a NaN once in stays
     y[(long)n * HW + i] = m;
 }
 

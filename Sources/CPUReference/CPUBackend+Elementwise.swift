@@ -18,7 +18,7 @@ extension CPUBackend {
             let inside = kind == .relu ? xv[i] > 0 : (xv[i] > 0 && xv[i] < 6)
             switch rule {
             case .standard: gx[i] = inside ? gv[i] : 0
-            case .guided: gx[i] = inside && gv[i] > 0 ? gv[i] : 0
+            case .guided: gx[i] = inside && !(gv[i] < 0) ? gv[i] : 0  // a NaN gradient passes, as Captum's relu of it
             case .deconvnet: gx[i] = Swift.max(gv[i], 0)
             }
         }

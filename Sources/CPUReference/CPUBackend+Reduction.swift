@@ -133,7 +133,10 @@ extension CPUBackend {
         var values = [Float](), indices = [Float]()
         for r in 0..<rows {
             var best = 0
-            for j in 1..<Swift.max(cols, 1) where xv[r * cols + j] > xv[r * cols + best] { best = j }
+            // The first NaN is the maximum (torch.max's rule): a comparison alone would skip it.
+            for j in 1..<Swift.max(cols, 1) where !xv[r * cols + best].isNaN && (xv[r * cols + j] > xv[r * cols + best] || xv[r * cols + j].isNaN) {
+                best = j
+            }
             values.append(xv[r * cols + best])
             indices.append(Float(best))
         }

@@ -44,7 +44,10 @@ extension CPUBackend {
         let (n, c, h, w) = try ShapeRules.rank4("channel max", x.shape)
         let xv = try host(x, "channel max")
         var y = [Float](repeating: -.infinity, count: n * h * w)
-        for b in 0..<n { for ch in 0..<c { for i in 0..<(h * w) { y[b * h * w + i] = Swift.max(y[b * h * w + i], xv[(b * c + ch) * h * w + i]) } } }
+        for b in 0..<n { for ch in 0..<c { for i in 0..<(h * w) {
+            let (m, v) = (y[b * h * w + i], xv[(b * c + ch) * h * w + i])
+            y[b * h * w + i] = v > m || v.isNaN ? v : m  // a NaN once in stays
+        } } }
         return make(y, [n, 1, h, w])
     }
 }
