@@ -75,9 +75,11 @@ public struct ComputeDevice: @unchecked Sendable, Hashable {
 
     /// Every device of every platform, in platform order: the numbering `--device opencl:N` uses.
     public static func all() throws(CLError) -> [ComputeDevice] {
-        var devices: [ComputeDevice] = []
-        for platform in try Platform.all() { devices += try platform.devices() }
-        return devices
+        try PoCLStartup.cleaningUp { () throws(CLError) -> [ComputeDevice] in
+            var devices: [ComputeDevice] = []
+            for platform in try Platform.all() { devices += try platform.devices() }
+            return devices
+        }
     }
 
     /// The device `auto` picks: the first GPU, else the first device of any kind; nil if none.
