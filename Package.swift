@@ -52,7 +52,7 @@ let package = Package(
         // Cairo: labelled figures (text, axes, colour bars) as PNG, SVG and PDF.
         .systemLibrary(name: "CCairo", pkgConfig: "cairo", providers: [.apt(["libcairo2-dev", "fonts-dejavu-core"])]),
         // Decode / encode, resize, crop, normalize.
-        .target(name: "ImageIO", dependencies: ["CPNG", "CTurboJPEG"], swiftSettings: optimizedInDebug),
+        .target(name: "ImageIO", dependencies: ["BackendCore", "CPNG", "CTurboJPEG"], swiftSettings: optimizedInDebug),
         // Labelled figures: image grids with titles and colour bars, line charts with axes and legends.
         .target(name: "Figures", dependencies: ["CCairo", "ImageIO"]),
         // OpenCL objects as Swift types. Knows nothing about neural nets.
@@ -83,7 +83,7 @@ let package = Package(
         // Attribution methods, CAMs, metrics.
         .target(name: "Interpret", dependencies: ["Graph", "Models", "Backend", "ImageIO"], swiftSettings: optimizedInDebug),
         // The umbrella: re-exports the modules above (Sources/Loupe/Loupe.swift).
-        .target(name: "Atlas", dependencies: ["Backend", "Graph", "Models", "ImageIO", "Interpret", "Figures"]),
+        .target(name: "Atlas", dependencies: ["Backend", "Graph", "Models", "ImageIO", "Interpret", "Figures", "WeightFiles"]),
         .target(name: "Loupe", dependencies: ["Device", "Backend", "WeightFiles", "Graph", "Models", "ImageIO", "Interpret", "Figures", "Atlas",
                                        "Workflows"]),
         // The C interface: opaque handles, float32 arrays by pointer, status codes, JSON options.

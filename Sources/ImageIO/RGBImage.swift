@@ -1,4 +1,5 @@
 import Foundation
+import BackendCore
 
 /// An 8-bit RGB image, rows top to bottom, pixels interleaved R, G, B.
 public struct RGBImage: Sendable, Equatable {
@@ -33,23 +34,11 @@ extension RGBImage {
     /// CMYK), recognised by content. Alpha is dropped, grey is replicated, as PIL's
     /// `convert("RGB")` does.
     public init(contentsOf url: URL) throws {
-        // What the path is, before reading: a folder, a FIFO or a device would give a raw system
-        // error, or block.
-        let path = url.path
-        var info = stat()
-        guard stat(path, &info) == 0 else { throw ImageError("cannot read \(path): \(String(cString: strerror(errno)))") }
-        switch info.st_mode & S_IFMT {
-        case S_IFREG: break
-        case S_IFDIR: throw ImageError("\(path) is a folder, not an image file")
-        default: throw ImageError("\(path) is not a regular file (a device, FIFO or socket); give a PNG or JPEG file")
-        }
-        guard FileManager.default.isReadableFile(atPath: path) else { throw ImageError("cannot read \(path): permission denied") }
+        // A folder, a FIFO or a device is refused by what it is, without blocking.
         let data: Data
-        do { data = try Data(contentsOf: url) } catch {
-            throw ImageError("cannot read \(url.path): \(error.localizedDescription)")
-        }
+        do { data = try InputFile.read(url.path, what: "image", limit: 1 << 31) } catch { throw ImageError("\(error)") }
         do { try self.init(data: [UInt8](data)) } catch let error as ImageError {
-            throw ImageError("\(url.lastPathComponent): \(error.description)")
+            throw ImageError("\(printable(url.lastPathComponent)): \(error.description)")
         }
     }
 
@@ -87,7 +76,7 @@ public func writeAtomically(_ data: Data, to url: URL) throws {
         }
     } catch {
         try? FileManager.default.removeItem(at: temp)
-        throw ImageError("cannot write \(url.path): \(error.localizedDescription)")
+        throw WriteFailure("cannot write \(url.path): \(systemReason(error, withPath: false))")
     }
 }
 

@@ -29,10 +29,31 @@ extension RGBImage {
     /// coefficients normalized per output pixel, applied horizontally then vertically in 8 bits
     /// with PIL's 22-bit fixed point rounding and clamping, so results match PIL's.
     public func resized(width outW: Int, height outH: Int, filter: Interpolation = .bilinear) throws -> RGBImage {
+        try resized(width: outW, height: outH, window: (0, 0, outW, outH), filter: filter)
+    }
+
+    /// The pixels `window` (x, y, width, height) of the image resized to `outW` x `outH`, the
+    /// same values `resized(width:height:filter:)` then a crop would give, but computed for the
+    /// window alone: each output pixel's filter coefficients depend only on its own position, so
+    /// a centre crop of a huge resize (a 60000x2 strip made 256 pixels high) costs the crop, not
+    /// the resize. The window must fit `ImageLimits.maxPixels`.
+    public func resized(width outW: Int, height outH: Int, window: (x: Int, y: Int, width: Int, height: Int),
+                        filter: Interpolation = .bilinear) throws -> RGBImage {
         guard outW > 0, outH > 0 else { throw ImageError("cannot resize to \(outW)x\(outH)") }
+        guard window.x >= 0, window.y >= 0, window.width > 0, window.height > 0,
+              window.x <= outW - window.width, window.y <= outH - window.height else {
+            throw ImageError("the window \(window) lies outside a \(outW)x\(outH) image")
+        }
+        try ImageLimits.check("a resized image", width: window.width, height: window.height)
+        // The intermediate image is the window's columns at the input's height.
+        try ImageLimits.check("a resized image", width: window.width, height: height)
         var image = self
-        if outW != width { image = image.resampledHorizontally(outW, filter) }
-        if outH != height { image = image.transposed().resampledHorizontally(outH, filter).transposed() }
+        if outW != width || window.width != width {
+            image = image.resampledHorizontally(outW, filter, columns: window.x..<(window.x + window.width))
+        }
+        if outH != height || window.height != height {
+            image = image.transposed().resampledHorizontally(outH, filter, columns: window.y..<(window.y + window.height)).transposed()
+        }
         return image
     }
 
@@ -58,14 +79,17 @@ extension RGBImage {
         return RGBImage(width: height, height: width, pixels: out)
     }
 
-    /// PIL's precompute_coeffs for the filter, then the 8-bit horizontal pass.
-    func resampledHorizontally(_ outW: Int, _ filter: Interpolation) -> RGBImage {
+    /// PIL's precompute_coeffs for the filter, then the 8-bit horizontal pass, for the output
+    /// columns `columns` of a resize to `outW` (all of them by default).
+    func resampledHorizontally(_ outW: Int, _ filter: Interpolation, columns: Range<Int>? = nil) -> RGBImage {
+        let columns = columns ?? 0..<outW
         let scale = Double(width) / Double(outW)
         let filterScale = Swift.max(scale, 1)
         let support = filter.support * filterScale
         let precision = 22
-        var out = [UInt8](repeating: 0, count: outW * height * 3)
-        for xx in 0..<outW {
+        let count = columns.count
+        var out = [UInt8](repeating: 0, count: count * height * 3)
+        for xx in columns {
             let center = (Double(xx) + 0.5) * scale
             let xmin = Swift.max(Int(center - support + 0.5), 0)
             let xmax = Swift.min(Int(center + support + 0.5), width) - xmin
@@ -79,11 +103,11 @@ extension RGBImage {
                 for c in 0..<3 {
                     var ss = Int64(1) << (precision - 1)
                     for (x, kk) in fixed.enumerated() { ss += Int64(pixels[(y * width + xmin + x) * 3 + c]) * kk }
-                    out[(y * outW + xx) * 3 + c] = UInt8(clamping: ss >> Int64(precision))
+                    out[(y * count + xx - columns.lowerBound) * 3 + c] = UInt8(clamping: ss >> Int64(precision))
                 }
             }
         }
-        return RGBImage(width: outW, height: height, pixels: out)
+        return RGBImage(width: count, height: height, pixels: out)
     }
 }
 
@@ -125,10 +149,26 @@ public struct Preprocessing: Sendable {
     /// The resized and cropped 8-bit image the network sees (before normalization).
     public func prepare(_ image: RGBImage) throws -> RGBImage {
         guard let short = resizeShorter else { return image }
-        let (w, h) = (image.width, image.height)
-        // torchvision: the long side becomes int(short * long / short_side).
-        let (nw, nh) = w <= h ? (short, Int(Double(short) * Double(h) / Double(w))) : (Int(Double(short) * Double(w) / Double(h)), short)
-        return try image.resized(width: nw, height: nh, filter: interpolation).centerCropped(width: Swift.min(crop, nw), height: Swift.min(crop, nh))
+        let (nw, nh, window) = try resizePlan(width: image.width, height: image.height)
+        return try image.resized(width: nw, height: nh, window: window, filter: interpolation)
+    }
+
+    /// The size the resize gives an image of `width` x `height` and the centre crop's window in
+    /// it, as torchvision computes them: the long side becomes int(short * long / short_side);
+    /// the crop's top is round((H - h) / 2) and its left round((W - w) / 2), with Python's
+    /// round-half-to-even. Checked before any pixel is made: the crop must fit
+    /// `ImageLimits.maxPixels`.
+    public func resizePlan(width w: Int, height h: Int) throws -> (width: Int, height: Int, window: (x: Int, y: Int, width: Int, height: Int)) {
+        let short = resizeShorter ?? Swift.min(w, h)
+        guard w > 0, h > 0, short > 0, crop > 0 else { throw ImageError("cannot resize a \(w)x\(h) image to \(short) with a crop of \(crop)") }
+        let long = Double(short) * Double(Swift.max(w, h)) / Double(Swift.min(w, h))
+        guard long < Double(1 << 40) else { throw ImageError("resizing a \(w)x\(h) image to \(short) makes its long side \(long) pixels: too large") }
+        let (nw, nh) = w <= h ? (short, Int(long)) : (Int(long), short)
+        let (cw, ch) = (Swift.min(crop, nw), Swift.min(crop, nh))
+        try ImageLimits.check("the resized and cropped input", width: cw, height: ch)
+        let top = Int((Double(nh - ch) / 2).rounded(.toNearestOrEven))
+        let left = Int((Double(nw - cw) / 2).rounded(.toNearestOrEven))
+        return (nw, nh, (left, top, cw, ch))
     }
 
     /// CHW float values: pixel / 255, minus mean, over std, per channel.

@@ -26,12 +26,23 @@ public enum BackendComparison {
         public var judged: Float { isGradient ? relativeL2 : relative }
 
         /// `device` against `reference` (same length).
+        /// A value that is not finite on either side (NaN, infinity) makes every error NaN: the
+        /// worst there is, never a small number from the finite values around it.
         public init(what: String, shape: Shape, reference a: [Float], device b: [Float], isGradient: Bool) {
-            let maxAbs = zip(a, b).map { abs($0 - $1) }.max() ?? 0
-            (self.what, self.shape, self.maxAbs, self.isGradient) = (what, shape, maxAbs, isGradient)
+            (self.what, self.shape, self.isGradient) = (what, shape, isGradient)
+            guard a.allSatisfy(\.isFinite), b.allSatisfy(\.isFinite) else {
+                (maxAbs, relative, relativeL2) = (.nan, .nan, .nan)
+                return
+            }
+            maxAbs = zip(a, b).map { abs($0 - $1) }.max() ?? 0
             relative = maxAbs / Swift.max(a.map(abs).max() ?? 0, 1e-12)
             relativeL2 = BackendComparison.relativeL2(a, b)
         }
+    }
+
+    /// The worst of `errors`: NaN when any is NaN (`max()` would skip it).
+    public static func worst(_ errors: [Float]) -> Float {
+        errors.contains { $0.isNaN } ? .nan : errors.max() ?? 0
     }
 
     /// ||b - a|| / max(||a||, floor), in double precision: with `floor` 1, values near 0 (a

@@ -22,6 +22,11 @@ public struct ClassScores: Sendable {
         guard shape.rank == 2 else { throw InterpretError("the model's output is \(shape), not [N, classes]") }
         let b = g.backend
         self.logits = try b.values(g.tensor(logits))
+        // A NaN or an overflow in the logits (from the input or the weights) has no class to
+        // name: refused here rather than ranked as if it were a score.
+        if let i = self.logits.firstIndex(where: { !$0.isFinite }) {
+            throw InterpretError("the model's output for image \(i / Swift.max(shape[1], 1)) holds \(self.logits[i]) (class \(i % Swift.max(shape[1], 1))): the input or the weights are not finite, or a layer overflowed")
+        }
         probabilities = try b.values(b.softmax(g.tensor(logits)))
         (count, classes) = (shape[0], shape[1])
     }

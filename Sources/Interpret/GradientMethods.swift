@@ -80,6 +80,9 @@ public struct SmoothGrad: AttributionMethod {
     public var noise: [[Float]]?
 
     /// SmoothGrad: by default 25 samples, noise 0.15 of the value range, 16 copies per pass.
+    /// The most samples a run takes (each is a forward and backward pass).
+    public static let maxSamples = 100_000
+
     public init(samples: Int = 25, noiseLevel: Float = 0.15, batch: Int = 16, seed: UInt64 = 0, noise: [[Float]]? = nil) {
         self.samples = samples; self.noiseLevel = noiseLevel; self.batch = batch; self.seed = seed; self.noise = noise
     }
@@ -87,6 +90,12 @@ public struct SmoothGrad: AttributionMethod {
     public func attribute(_ model: Model, input: Tensor, targets: [Int]) throws -> Attribution {
         let (n, h, w) = try checkBatch(input, targets)
         guard samples >= 1, batch >= 1 else { throw InterpretError("smoothgrad needs at least one sample and a positive batch") }
+        guard samples <= Self.maxSamples else {
+            throw InterpretError("smoothgrad with \(samples) samples: at most \(Self.maxSamples) (each is a forward and backward pass; SmoothGrad's paper uses 50)")
+        }
+        guard noiseLevel.isFinite, noiseLevel >= 0, noiseLevel <= 10 else {
+            throw InterpretError("smoothgrad noise \(noiseLevel): between 0 and 10 times the image's value range (the paper uses 0.1 to 0.2; more drowns the image)")
+        }
         try MemoryBudget.requirePass(model, batch: Swift.min(batch, samples), height: h, width: w, what: "smoothgrad's batch of noisy copies")
         let b = model.backend
         let values = try b.values(input)
@@ -154,9 +163,16 @@ public struct IntegratedGradients: AttributionMethod {
         self.steps = steps; self.baseline = baseline; self.batch = batch
     }
 
+    /// The most steps a run takes: Gauss-Legendre nodes cost steps^2 to find, and each step is a
+    /// forward and backward pass (Captum's default is 50).
+    public static let maxSteps = 10_000
+
     public func attribute(_ model: Model, input: Tensor, targets: [Int]) throws -> Attribution {
         let (n, h, w) = try checkBatch(input, targets)
         guard steps >= 1, batch >= 1 else { throw InterpretError("integrated gradients needs at least one step and a positive batch") }
+        guard steps <= Self.maxSteps else {
+            throw InterpretError("integrated gradients with \(steps) steps: at most \(Self.maxSteps) (each is a forward and backward pass; Captum's default is 50)")
+        }
         try MemoryBudget.requirePass(model, batch: Swift.min(batch, steps), height: h, width: w, what: "integrated gradients' batch of interpolated images")
         let b = model.backend
         let (nodes, weights) = gaussLegendre(steps)

@@ -24,7 +24,7 @@ public struct BenchCommand: ParsableCommand {
     public var shapes: String = LayerShapes.models.joined(separator: ",")
     @Option(help: "Time a whole network instead (forward, and forward + backward to the input), e.g. mobilenet_v2. Its weights are used when installed, seeded random weights otherwise.")
     public var model: String?
-    @Option(help: "Comma-separated batch sizes.")
+    @Option(parsing: .unconditional, help: "Comma-separated batch sizes.")
     public var batch: String = "1,8"
     @Option(parsing: .unconditional, help: "Timed runs per measurement (the median is reported), after warm-up (one run; kernel rows: at least 50 ms of runs).")
     public var runs: Int = 3

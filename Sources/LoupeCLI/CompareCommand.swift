@@ -97,8 +97,8 @@ public struct CompareCommand: ParsableCommand {
                           String(format: "%.3g", r.relativeL2)])
         }
         emit(TextTable.format(table), terminator: "")
-        let worstForward = rows.filter { !$0.isGradient }.map(\.judged).max() ?? 0
-        let worstGradient = rows.filter(\.isGradient).map(\.judged).max() ?? 0
+        let worstForward = BackendComparison.worst(rows.filter { !$0.isGradient }.map(\.judged))
+        let worstGradient = BackendComparison.worst(rows.filter(\.isGradient).map(\.judged))
         let verdict = String(format: "worst relative error of activations %.3g (tolerance %.3g), worst relative L2 error of gradients %.3g (tolerance %.3g)",
                              worstForward, tolerance, worstGradient, gradientTolerance)
         let passed = worstForward <= tolerance && worstGradient <= gradientTolerance
@@ -119,7 +119,7 @@ public struct CompareCommand: ParsableCommand {
         let record = try RunRecord(modelOptions: modelOptions, model: model, preprocessing: preprocessing, backend: backend)
         let result = ComparisonOutput(title: title, table: table, verdict: verdict, image: image,
                                       tolerances: ["activation": tolerance, "gradient": gradientTolerance, "image": imageTolerance], record: record)
-        try output.publish(result.entries) { try result.write(into: $0) }
+        try output.publish { try result.write(into: $0) }
         emit("report: \(output.shown("index.html"))")
     }
 
@@ -144,7 +144,7 @@ public struct CompareCommand: ParsableCommand {
                 emit("\(reference.architecture.name): invert \(invert), \(steps) steps, CPU reference vs \(device.backend.name)")
             }
         } catch let error as InterpretError { throw UserError(error.description) }
-        let worst = compared.map(\.relativeL2).max() ?? 0
+        let worst = BackendComparison.worst(compared.map(\.relativeL2))
         let rows = [["", "relative L2 error", "CPU reference", "device"]] + compared.map { r in
             [r.what, String(format: "%.3g", r.relativeL2)]
                 + (r.reference.count <= 4 ? [r.reference, r.device].map { $0.map { String(format: "%.4g", $0) }.joined(separator: " ") } : ["", ""])
@@ -153,9 +153,9 @@ public struct CompareCommand: ParsableCommand {
         let verdict = String(format: "worst relative L2 error %.3g (tolerance %.3g)", worst, imageTolerance)
         if let output {
             try writeReport(output, title: "\(reference.architecture.name): \(visualize.map { "visualize \($0)" } ?? "invert \(invert ?? "")") CPU reference vs \(device.backend.name)",
-                            table: rows, verdict: (worst > imageTolerance ? "FAIL: " : "OK: ") + verdict, model: reference, image: image, backend: device.backend)
+                            table: rows, verdict: (!(worst <= imageTolerance) ? "FAIL: " : "OK: ") + verdict, model: reference, image: image, backend: device.backend)
         }
-        if worst > imageTolerance {
+        if !(worst <= imageTolerance) {  // NaN fails
             emit("FAIL: " + verdict)
             throw ExitCode(1)
         }

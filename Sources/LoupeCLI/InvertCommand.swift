@@ -92,7 +92,7 @@ public struct InvertCommand: ParsableCommand {
         }
         let files = layers.map { fileStem($0) + ".png" } + (try figureOptions.files("strip")) + ["invert.json"]
         let record = try RunRecord(modelOptions: modelOptions, model: model, preprocessing: preprocessing, backend: backend)
-        try output.publish(files + ["index.html"]) { staging in
+        try output.publish { staging in
             for (l, _, result, _) in results { try result.picture.writePNG(to: staging.appendingPathComponent(fileStem(l) + ".png")) }
             let cells = [ImageGrid.Cell(prepared, title: "input")] + results.map { l, _, result, error in
                 ImageGrid.Cell(result.picture, title: l, caption: String(format: "relative feature error %.3f", error))

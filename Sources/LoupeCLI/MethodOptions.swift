@@ -15,7 +15,7 @@ public struct MethodOptions: ParsableArguments {
 
     @Option(help: "Comma-separated methods; all (every method but the slow scorecam and occlusion, and attention_rollout, which needs a vision transformer); all+slow (with scorecam and occlusion).")
     public var method: String = "gradient,guided_backprop,gradcam"
-    @Option(help: "Target class: an index or a class name (\"tabby\", \"tabby cat\"); with several images one for all or one per image, comma-separated. Default: the top-1 class.")
+    @Option(parsing: .unconditional, help: "Target class: an index or a class name (\"tabby\", \"tabby cat\"); with several images one for all or one per image, comma-separated. Default: the top-1 class.")
     public var target: String?
     @Option(help: "Layer of the CAM methods (`loupe layers`); default: the model's last convolutional block.")
     public var layer: String?
@@ -35,9 +35,13 @@ public struct MethodOptions: ParsableArguments {
 
     func parseMethods() throws -> [String] {
         try requireNumber("--noise", noise, atLeast: 0)
+        guard noise <= 10 else { throw UserError("--noise \(noise): at most 10 times the image's value range (SmoothGrad uses 0.1 to 0.2)") }
         for (flag, value) in [("--batch", batch), ("--samples", samples), ("--ig-steps", steps), ("--window", window), ("--stride", stride)]
         where value < 1 {
             throw UserError("\(flag) \(value): must be at least 1")
+        }
+        for (flag, value, limit) in [("--samples", samples, SmoothGrad.maxSamples), ("--ig-steps", steps, IntegratedGradients.maxSteps)] where value > limit {
+            throw UserError("\(flag) \(value): at most \(limit) (each is a forward and backward pass)")
         }
         let list = method == "all" ? Self.anyNetwork.filter { $0.cost != .slow }.map(\.name)
             : method == "all+slow" ? Self.anyNetwork.map(\.name)

@@ -29,14 +29,7 @@ public struct ModelOptions: ParsableArguments {
     /// outputs, else none (classes are then "class K").
     public func classNames(classes: Int) throws -> [String]? {
         guard let labels else { return classes == imageNetClasses.count ? imageNetClasses : nil }
-        var info = stat()
-        guard stat(labels, &info) == 0 else { throw UserError("--labels \(labels): cannot read it (\(String(cString: strerror(errno))))") }
-        guard info.st_mode & S_IFMT == S_IFREG else { throw UserError("--labels \(labels): not a regular file") }
-        guard info.st_size <= 16 << 20 else { throw UserError("--labels \(labels): \(info.st_size) bytes is too large for a list of names") }
-        let data: Data
-        do { data = try Data(contentsOf: URL(fileURLWithPath: labels)) } catch {
-            throw UserError("--labels \(labels): cannot read it (\(error.localizedDescription))")
-        }
+        let data = try InputFile.read(labels, what: "--labels", limit: 16 << 20)
         let names: [String]
         if let list = try? JSONSerialization.jsonObject(with: data) as? [Any] {
             guard let strings = list as? [String] else { throw UserError("--labels \(labels): a JSON file must hold a list of strings") }
@@ -62,9 +55,9 @@ public struct ModelOptions: ParsableArguments {
     public var crop: Int?
     @Option(help: "Resampling filter of the resize, as PIL's: bilinear or bicubic (default: the preset's).")
     public var interpolation: String?
-    @Option(help: "Per-channel mean of the input normalization, three comma-separated numbers for R, G, B (default: ImageNet's, 0.485,0.456,0.406).")
+    @Option(parsing: .unconditional, help: "Per-channel mean of the input normalization, three comma-separated numbers for R, G, B (default: ImageNet's, 0.485,0.456,0.406).")
     public var mean: String?
-    @Option(help: "Per-channel standard deviation of the input normalization, three comma-separated numbers (default: ImageNet's, 0.229,0.224,0.225).")
+    @Option(parsing: .unconditional, help: "Per-channel standard deviation of the input normalization, three comma-separated numbers (default: ImageNet's, 0.229,0.224,0.225).")
     public var std: String?
 
     /// The input normalization `--mean` and `--std` give (ImageNet's by default).

@@ -52,46 +52,73 @@ public struct SaliencyCommand: ParsableCommand {
         _ = try figureOptions.formats()
         let files = try imageFiles(images)
         let preprocessing = try modelOptions.preprocessing(noResize: noResize)
-        var prepared: [RGBImage] = []
-        for file in files { prepared.append(try preprocessing.prepare(try RGBImage(contentsOf: URL(fileURLWithPath: file)))) }
-        guard Set(prepared.map { "\($0.width)x\($0.height)" }).count == 1 else {
-            throw UserError("with --no-resize every image must have the same size")
-        }
-        let (h, w) = (prepared[0].height, prepared[0].width)
         let stems = files.map { URL(fileURLWithPath: $0).deletingPathExtension().lastPathComponent }
         guard Set(stems).count == stems.count else { throw UserError("two images share a file name; their output folders would collide") }
+        let targetSpecs = try methodOptions.target.map { try perImage($0, count: files.count) }
         let output = try OutputFolder(out, force: force)
 
         let backend = try deviceOptions.backend()
         let model = try modelOptions.load(on: backend)
-        let input = try backend.tensor(prepared.flatMap { preprocessing.normalize($0) }, [files.count, 3, h, w])
-        // Probabilities and default targets from one forward pass.
-        let probe = try Probe(model: model, input: input, names: { try modelOptions.classNames(classes: $0) },
-                              synonyms: { modelOptions.classSynonyms(classes: $0) })
-        let camLayer = try probe.camLayer(methodOptions.layer, for: methods, model: model)
-        let targets = try probe.targets(methodOptions.target, count: files.count)
-        let run = try SaliencyRun(model: model, input: input, methods: try methods.map {
-            ($0, try methodOptions.makeMethod($0, layer: camLayer, model: model), methodOptions.parameters($0, layer: camLayer, model: model))
-        }, targets: targets, metrics: metrics ? (metricStep, methodOptions.deviceBatch(for: model)) : nil)
         let record = try RunRecord(modelOptions: modelOptions, model: model, preprocessing: preprocessing, backend: backend)
-        let result = SaliencyOutput(run: run, files: files, stems: stems, prepared: prepared, probe: probe, targets: targets, model: model,
-                                    layer: camLayer, device: backend.name, style: style, figures: try figureOptions.writer(), record: record)
-        try output.publish(result.entries) { try result.write(into: $0) }
-        let (names, classes, probabilities) = (probe.names, probe.scores.classes, probe.scores.probabilities)
-        let curves = run.curves
-        for (i, stem) in stems.enumerated() {
-            emit("\(stem): target \(targets[i]) \(classLabel(targets[i], names: names)) (p = \(String(format: "%.4f", probabilities[i * classes + targets[i]]))) -> \(output.shown(stem))")
-        }
-        for (m, r) in run.results.enumerated() {
-            let (name, result, ms) = (r.name, r.attribution, r.milliseconds)
-            var extra = result.completenessError.map { "  completeness error " + $0.map { String(format: "%.4g", $0) }.joined(separator: ", ") } ?? ""
-            if !curves.isEmpty {
-                extra += "  deletion AUC " + curves.map { String(format: "%.4f", $0[m][0].auc) }.joined(separator: ", ")
-                    + "  insertion AUC " + curves.map { String(format: "%.4f", $0[m][1].auc) }.joined(separator: ", ")
+        // The images go through in batches of --batch: memory holds one batch's passes and maps,
+        // whatever the number of images; each batch's folders are written before the next runs.
+        // As many images per batch as --batch asks and the memory holds (the first image's size
+        // is every image's: the preset's crop, or with --no-resize checked below).
+        let first = try preprocessing.prepare(try RGBImage(contentsOf: URL(fileURLWithPath: files[0])))
+        let perBatch = try MemoryBudget.fittingBatch(model, upTo: methodOptions.deviceBatch(for: model), height: first.height, width: first.width,
+                                                     what: "saliency's pass")
+        var report: SaliencyReport?
+        var size: (h: Int, w: Int)?
+        try output.publish { folder in
+            for start in stride(from: 0, to: files.count, by: perBatch) {
+                let range = start..<Swift.min(start + perBatch, files.count)
+                let prepared = try range.map { try preprocessing.prepare(try RGBImage(contentsOf: URL(fileURLWithPath: files[$0]))) }
+                if size == nil { size = (prepared[0].height, prepared[0].width) }
+                let (h, w) = size!
+                for p in prepared where (p.height, p.width) != (h, w) {
+                    throw UserError("with --no-resize every image must have the same size (\(w)x\(h), then \(p.width)x\(p.height))")
+                }
+                let input = try backend.tensor(prepared.flatMap { preprocessing.normalize($0) }, [range.count, 3, h, w])
+                // Probabilities and default targets from one forward pass.
+                let probe = try Probe(model: model, input: input, names: { try modelOptions.classNames(classes: $0) },
+                                      synonyms: { modelOptions.classSynonyms(classes: $0) })
+                let camLayer = try probe.camLayer(methodOptions.layer, for: methods, model: model)
+                let targets = try probe.targets(targetSpecs.map { $0[range].joined(separator: ",") }, count: range.count)
+                let run = try SaliencyRun(model: model, input: input, methods: try methods.map {
+                    ($0, try methodOptions.makeMethod($0, layer: camLayer, model: model), methodOptions.parameters($0, layer: camLayer, model: model))
+                }, targets: targets, metrics: metrics ? (metricStep, methodOptions.deviceBatch(for: model)) : nil)
+                let result = SaliencyOutput(run: run, files: Array(files[range]), stems: Array(stems[range]), prepared: prepared, probe: probe,
+                                            targets: targets, model: model, layer: camLayer, device: backend.name, style: style,
+                                            figures: try figureOptions.writer(), record: record)
+                try result.writeImages(into: folder)
+                if report == nil { report = SaliencyReport(record: record, figures: try figureOptions.writer(), layer: camLayer, metrics: run.metrics) }
+                report!.add(result)
             }
-            emit("  " + name.padding(toLength: 22, withPad: " ", startingAt: 0) + String(format: "%9.1f ms", ms) + extra)
+            try report!.html().write(to: folder.appendingPathComponent("index.html"))
         }
-        if let metricsSeconds = run.metricsSeconds { emit("  deletion and insertion metrics: \(String(format: "%.1f", metricsSeconds)) s") }
+        guard let report else { return }
+        for s in report.summaries {
+            emit("\(s.stem): target \(s.target) \(s.label) (p = \(String(format: "%.4f", s.probability))) -> \(output.shown(s.stem))")
+        }
+        for (m, time) in report.methodTimes.enumerated() {
+            let rows = report.summaries.map { $0.methods[m] }
+            var extra = rows.contains { $0.completeness != nil }
+                ? "  completeness error " + rows.map { $0.completeness.map { String(format: "%.4g", $0) } ?? "-" }.joined(separator: ", ") : ""
+            if rows.first?.auc != nil {
+                extra += "  deletion AUC " + rows.map { String(format: "%.4f", $0.auc?.deletion ?? .nan) }.joined(separator: ", ")
+                    + "  insertion AUC " + rows.map { String(format: "%.4f", $0.auc?.insertion ?? .nan) }.joined(separator: ", ")
+            }
+            emit("  " + time.name.padding(toLength: 22, withPad: " ", startingAt: 0) + String(format: "%9.1f ms", time.milliseconds) + extra)
+        }
+        if let metricsSeconds = report.metricsSeconds { emit("  deletion and insertion metrics: \(String(format: "%.1f", metricsSeconds)) s") }
         emit("report: \(output.shown("index.html"))")
+    }
+
+    /// `--target`'s items, one per image: one item for all, or as many as there are images.
+    func perImage(_ spec: String, count: Int) throws -> [String] {
+        let items = spec.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }
+        if items.count == 1 { return [String](repeating: items[0], count: count) }
+        guard items.count == count else { throw UserError("--target: \(items.count) targets for \(count) images (give one, or one per image)") }
+        return items
     }
 }

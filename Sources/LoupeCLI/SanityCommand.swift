@@ -75,7 +75,7 @@ public struct SanityCommand: ParsableCommand {
                                   layer: layer, device: backend.name, weightsSeed: weightsSeed, seconds: seconds,
                                   methods: methods.map { ($0, methodOptions.parameters($0, layer: layer, model: model)) },
                                   style: style, figures: try figureOptions.writer(), record: record)
-        try output.publish([stem, "index.html"]) { try result.write(into: $0) }
+        try output.publish { try result.write(into: $0) }
         emit("\(stem): target \(target) \(classLabel(target, names: names)) (p = \(String(format: "%.4f", probabilities[target]))), "
              + "\(check.stages.count - 1) stages in \(String(format: "%.1f", seconds)) s -> \(output.shown(stem))")
         emit("Spearman rank correlation / SSIM with the trained model's map, weights re-drawn from the top down to each block:")

@@ -30,9 +30,9 @@ public struct VisualizeCommand: ParsableCommand {
     @Option(help: "Layer of the objective (`loupe layers`).") public var layer: String?
     @Option(parsing: .unconditional, help: "Channel of --layer: maximize its mean activation.") public var channel: Int?
     @Option(help: "C,X,Y or C: one unit of --layer (C alone: at the centre).") public var neuron: String?
-    @Option(name: .customLong("target"), help: "A class index or name (ImageNet's, or --labels'): maximize its logit.") public var classTarget: String?
+    @Option(name: .customLong("target"), parsing: .unconditional, help: "A class index or name (ImageNet's, or --labels'): maximize its logit.") public var classTarget: String?
     /// The spelling before 0.9 (hidden; one release).
-    @Option(name: .customLong("class"), help: .hidden) public var classAlias: String?
+    @Option(name: .customLong("class"), parsing: .unconditional, help: .hidden) public var classAlias: String?
     @Option(help: "An objective expression, e.g. \"0.2*features.10:5 + 0.8*class:948\".") public var objective: String?
     @Option(help: "A..B: one image per channel A through B of --layer, optimized as one batch; also writes a labelled sprite figure.") public var batchChannels: String?
     @Option(name: .customLong("count"), parsing: .unconditional, help: "Optimize N images of the same objective in one batch (with --diversity: different facets of it).") public var count: Int = 1
@@ -47,8 +47,8 @@ public struct VisualizeCommand: ParsableCommand {
     @Option(help: "Transformation robustness: standard (pad 12, jitter 8, scale 0.9-1.1, rotate -10..10, jitter 4) or none.") public var transforms: String = "standard"
     @Option(parsing: .unconditional, help: "Learning rate.") public var lr: Float = 0.05
     @Option(help: "adam or sgd.") public var optimizer: String = "adam"
-    @Option(help: "Weight of the L2 penalty, mean (x - 0.5)^2.") public var l2: Float = 0
-    @Option(help: "Weight of the L1 penalty, mean |x - 0.5|.") public var l1: Float = 0
+    @Option(parsing: .unconditional, help: "Weight of the L2 penalty, mean (x - 0.5)^2.") public var l2: Float = 0
+    @Option(parsing: .unconditional, help: "Weight of the L1 penalty, mean |x - 0.5|.") public var l1: Float = 0
     @Option(parsing: .unconditional, help: "Weight of the total variation penalty, TV^beta with --beta.") public var tv: Float = 0
     @Option(parsing: .unconditional, help: "Exponent beta of the total variation.") public var beta: Float = 1
     @Option(parsing: .unconditional, help: "Weight of the frequency penalty (spectrum energy weighted by |f|).") public var freq: Float = 0
@@ -185,7 +185,7 @@ public struct VisualizeCommand: ParsableCommand {
 
         let files = named.flatMap { [$0.1 + ".png", $0.1 + ".npy"] } + (named.count > 1 ? try figureOptions.files("sprite") : []) + ["visualize.json"]
         let record = try RunRecord(modelOptions: modelOptions, model: model, preprocessing: nil, backend: backend)
-        try output.publish(files + ["index.html"]) { staging in
+        try output.publish { staging in
             let plane = 3 * result.size * result.size
             for (i, (_, name)) in named.enumerated() {
                 try result.image(i).writePNG(to: staging.appendingPathComponent(name + ".png"))

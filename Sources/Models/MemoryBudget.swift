@@ -7,14 +7,46 @@ import Graph
 /// (image size, batch, channels, samples) is estimated first and refused with the estimate and
 /// the limit in the message.
 public enum MemoryBudget {
-    /// Bytes the host can still give: MemAvailable of /proc/meminfo, else the physical memory.
+    /// Bytes the host can still give: MemAvailable of /proc/meminfo (else the physical memory),
+    /// or less when the process runs under an address-space limit (`ulimit -v`): half of that
+    /// limit less what the process has already mapped, since an allocation past it fails (and a
+    /// driver that asserts on a failed allocation aborts), and the allocator's arenas and the
+    /// buffer pool's size classes take address space beyond the bytes in use (measured: a
+    /// saliency batch estimated at 795 MB failed with 991 MB of room).
     public static var hostAvailable: UInt64 {
-        if let text = try? String(contentsOfFile: "/proc/meminfo", encoding: .utf8),
-           let line = text.split(separator: "\n").first(where: { $0.hasPrefix("MemAvailable:") }),
-           let kb = line.split(separator: " ").compactMap({ UInt64($0) }).first {
-            return kb * 1024
+        var available = ProcessInfo.processInfo.physicalMemory
+        if let kb = procField("/proc/meminfo", "MemAvailable:") { available = kb * 1024 }
+        var limit = rlimit()
+        if getrlimit(Int32(RLIMIT_AS.rawValue), &limit) == 0, limit.rlim_cur != rlim_t.max {
+            let mapped = (procField("/proc/self/status", "VmSize:") ?? 0) * 1024
+            available = Swift.min(available, UInt64(limit.rlim_cur) > mapped ? (UInt64(limit.rlim_cur) - mapped) / 2 : 0)
         }
-        return ProcessInfo.processInfo.physicalMemory
+        return available
+    }
+
+    /// Whether the process runs under an address-space limit (`ulimit -v`): then even small
+    /// passes are estimated, since the limit may be small.
+    static var addressSpaceLimited: Bool {
+        var limit = rlimit()
+        return getrlimit(Int32(RLIMIT_AS.rawValue), &limit) == 0 && limit.rlim_cur != rlim_t.max
+    }
+
+    /// The number in kB after `key` in a /proc file of `key: value kB` lines.
+    static func procField(_ path: String, _ key: String) -> UInt64? {
+        guard let text = try? String(contentsOfFile: path, encoding: .utf8),
+              let line = text.split(separator: "\n").first(where: { $0.hasPrefix(key) }) else { return nil }
+        return line.split(separator: " ").compactMap({ UInt64($0) }).first
+    }
+
+    /// The largest batch up to `limit` whose pass of `model` on images of `height` x `width`
+    /// fits the device's and the host's memory (`requirePass`'s test); throws when one image
+    /// does not fit.
+    public static func fittingBatch(_ model: Model, upTo limit: Int, height: Int, width: Int, what: String) throws -> Int {
+        try requirePass(model, batch: 1, height: height, width: width, what: what)
+        var batch = Swift.max(limit, 1)
+        let room = Swift.min(deviceMemory(model.backend), hostAvailable)
+        while batch > 1, try passBytes(model, batch: batch, height: height, width: width) > room { batch = (batch + 1) / 2 }
+        return batch
     }
 
     /// The device memory of `backend` (the host's for the CPU reference).
@@ -33,10 +65,11 @@ public enum MemoryBudget {
     /// CNN's activations grow with the image's area. 0 when the input is small enough not to ask.
     public static func passBytes(_ model: Model, batch: Int, height: Int, width: Int) throws -> UInt64 {
         let pixels = batch.multipliedReportingOverflow(by: height).partialValue.multipliedReportingOverflow(by: width)
-        guard batch > 0, height > 0, width > 0, !pixels.overflow else {
-            throw ModelError("an input of \(batch) x 3 x \(height) x \(width) is too large to describe")
+        guard batch > 0, height > 0, width > 0 else {
+            throw ModelError("an input of \(batch) x 3 x \(height) x \(width) is empty: the batch and the image's sides must be at least 1")
         }
-        guard pixels.partialValue > unprobedPixels else { return 0 }
+        guard !pixels.overflow else { throw ModelError("an input of \(batch) x 3 x \(height) x \(width) is too large to describe") }
+        guard pixels.partialValue > unprobedPixels || addressSpaceLimited else { return 0 }
         func probe(_ h: Int, _ w: Int) throws -> Double {
             let g = Graph(backend: model.backend)
             _ = try model.forward(g, g.input(try model.backend.tensor([Float](repeating: 0, count: 3 * h * w), [1, 3, h, w])))

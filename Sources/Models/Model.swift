@@ -30,6 +30,7 @@ public struct Model: Sendable {
         for spec in specs {
             guard let w = weights[spec.name] else { missing.append(spec.name); continue }
             guard w.shape == spec.shape else { wrong.append("\(spec.name) is \(w.shape), expected \(spec.shape)"); continue }
+            try Model.checkValues(w.values, of: spec)
             tensors[spec.name] = try backend.tensor(w.values, w.shape)
         }
         let known = Set(specs.map(\.name))
@@ -45,6 +46,24 @@ public struct Model: Sendable {
                              + list("unexpected", unexpected) + list("wrong shape", wrong))
         }
         self.init(architecture: architecture, parameters: ParameterStore(tensors), backend: backend)
+    }
+
+    /// Values beyond this magnitude are refused: the product of two of them overflows float32.
+    static let largestWeight: Float = 0x1p63
+
+    /// Throws unless every value of the parameter `spec` is finite and of a magnitude whose
+    /// products stay finite (a NaN or an overflow would reach every output), and a batch norm's
+    /// running variance is not negative (its square root is NaN): PyTorch computes NaN from such
+    /// files, which no explanation of the network survives.
+    static func checkValues(_ values: [Float], of spec: ParameterSpec) throws {
+        if let i = values.firstIndex(where: { !$0.isFinite || abs($0) >= largestWeight }) {
+            let bad = values.lazy.filter { !$0.isFinite || abs($0) >= largestWeight }.count
+            throw ModelError("weight \(printable(spec.name)) holds \(values[i]) at index \(i) (\(bad) of \(values.count) values are "
+                             + "NaN, infinite or beyond ±2^63): a corrupt or diverged file")
+        }
+        if spec.name.hasSuffix("running_var"), let i = values.firstIndex(where: { $0 < 0 }) {
+            throw ModelError("weight \(printable(spec.name)) holds the negative variance \(values[i]) at index \(i): a corrupt file")
+        }
     }
 
     /// Logits for a normalized input [N, 3, H, W]; every layer is tapped on `g`.
@@ -72,15 +91,14 @@ public struct Model: Sendable {
 /// Reads a weight file: a PyTorch checkpoint (.pth / .pt, zip or legacy) or safetensors,
 /// recognised by content, not by extension.
 public func loadWeights(url: URL) throws -> [String: HostTensor] {
-    guard let handle = FileHandle(forReadingAtPath: url.path) else {
-        throw ModelError("cannot open \(url.path): no such file or not readable")
+    let data = try InputFile.read(url.path, what: "--model", limit: TorchCheckpoint.weightFileLimit)
+    let name = printable(url.lastPathComponent)
+    if data.count > 9, data[data.startIndex + 8] == UInt8(ascii: "{") {
+        do { return try SafeTensorsFile(data: data).tensors } catch { throw ModelError("\(name): \(error)") }
     }
-    let head = [UInt8]((try? handle.read(upToCount: 9)) ?? Data())
-    try? handle.close()
-    if head.count == 9, head[8] == UInt8(ascii: "{") {
-        do { return try SafeTensorsFile(url: url).tensors } catch { throw ModelError("\(url.lastPathComponent): \(error)") }
+    do { return try TorchCheckpoint.load(bytes: [UInt8](data)) } catch let error as WeightFileError {
+        throw WeightFileError("\(name): \(error.description)")
     }
-    return try TorchCheckpoint.load(url: url)
 }
 
 /// Where `--model` and `--arch` lead.
@@ -180,7 +198,8 @@ public enum ModelLocator {
     /// whose initializers carry no data (for `--random-weights`).
     public static func onnx(_ path: String, weightsRequired: Bool = true) throws -> (Architecture, [String: HostTensor]) {
         let url = URL(fileURLWithPath: path)
-        guard let data = FileManager.default.contents(atPath: url.path) else { throw ModelError("cannot open \(path): no such file or not readable") }
+        // Protocol buffers cap a message at 2 GiB; larger models keep their tensors outside.
+        let data = try InputFile.read(path, what: "--model", limit: Int(Int32.max))
         return try ONNXImport.load(bytes: [UInt8](data), name: url.lastPathComponent, weightsRequired: weightsRequired,
                                    folder: url.deletingLastPathComponent())
     }

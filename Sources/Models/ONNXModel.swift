@@ -17,11 +17,15 @@ public enum ONNXImport {
     /// Tensors stored outside the file (external data, as the dynamo exporter writes them) are
     /// read from the file they name in `folder` (the model file's folder; nil refuses them).
     public static func load(bytes: [UInt8], name: String, weightsRequired: Bool = true, folder: URL? = nil) throws -> (Architecture, [String: HostTensor]) {
-        let model: Onnx_ModelProto
+        var model: Onnx_ModelProto
         do { model = try Onnx_ModelProto(serializedBytes: bytes) } catch {
-            throw ModelError("\(name): not a readable ONNX model (\(error))")
+            throw ModelError("\(printable(name)): not a readable ONNX model (\(error))")
         }
-        guard model.hasGraph else { throw ModelError("\(name): the ONNX model has no graph") }
+        guard model.hasGraph else { throw ModelError("\(printable(name)): the ONNX model has no graph") }
+        model.graph = printableNames(model.graph)
+        if let foreign = model.graph.node.first(where: { !$0.domain.isEmpty && $0.domain != "ai.onnx" }) {
+            throw ModelError("\(printable(name)): node \(foreign.name) is \(foreign.opType) of the domain \(foreign.domain), not a standard ONNX op: refused")
+        }
         let opset = model.opsetImport.first { $0.domain.isEmpty || $0.domain == "ai.onnx" }?.version ?? 0
         guard opsets.contains(Int(opset)) else {
             throw ModelError("\(name): ONNX opset \(opset) is not supported (opsets \(opsets.lowerBound) to \(opsets.upperBound))")
@@ -155,6 +159,26 @@ public enum ONNXImport {
             arch.maxBatch = batch
         }
         return (arch, weights.filter { used.contains($0.key) })
+    }
+
+    /// `graph` with every name a message or a layer list may show made `printable` (nodes, their
+    /// ops, domains, attributes, inputs and outputs; initializers; the graph's inputs and
+    /// outputs): a name is
+    /// then the same in every message, in `loupe layers` and in what `--layer` takes.
+    static func printableNames(_ graph: Onnx_GraphProto) -> Onnx_GraphProto {
+        var graph = graph
+        for i in graph.node.indices {
+            graph.node[i].name = printable(graph.node[i].name)
+            graph.node[i].opType = printable(graph.node[i].opType)
+            graph.node[i].domain = printable(graph.node[i].domain)
+            graph.node[i].input = graph.node[i].input.map(printable)
+            graph.node[i].output = graph.node[i].output.map(printable)
+            for j in graph.node[i].attribute.indices { graph.node[i].attribute[j].name = printable(graph.node[i].attribute[j].name) }
+        }
+        for i in graph.initializer.indices { graph.initializer[i].name = printable(graph.initializer[i].name) }
+        for i in graph.input.indices { graph.input[i].name = printable(graph.input[i].name) }
+        for i in graph.output.indices { graph.output[i].name = printable(graph.output[i].name) }
+        return graph
     }
 
     /// SeededWeights' role by torchvision's naming (and rank, for the exporter's onnx::Conv_N

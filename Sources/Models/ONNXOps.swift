@@ -10,6 +10,9 @@ extension NodeReader {
         try only(["kernel_shape", "strides", "pads", "dilations", "group", "auto_pad"])
         guard let w = param(1) else { throw ModelError("the weight must be an initializer") }
         let bias = param(2), pads = try pads()
+        if let kernel = ints("kernel_shape"), let shape = floats[w]?.shape, shape.rank == 4, kernel != Array(shape.dims[2...]) {
+            throw ModelError("kernel_shape \(kernel) contradicts the weight's \(shape): refused")
+        }
         // Asymmetric pads (TensorFlow's "same" padding at stride 2) as zeros added first.
         let symmetric = pads[0] == pads[2] && pads[1] == pads[3]
         let p = Conv2DParams(stride: try pair("strides", 1), padding: symmetric ? (pads[0], pads[1]) : (0, 0), dilation: try pair("dilations", 1), groups: int("group", 1))

@@ -203,7 +203,7 @@ public final class OpenCLBackend: Backend {
         if let dir = kernelDirectory {
             let url = URL(fileURLWithPath: dir).appendingPathComponent(file + ".cl")
             do { return try String(contentsOf: url, encoding: .utf8) } catch {
-                throw BackendError("kernels", "LOUPE_KERNEL_DIR is set but \(url.path) cannot be read: \(error.localizedDescription)")
+                throw BackendError("kernels", "LOUPE_KERNEL_DIR is set but \(url.path) cannot be read: \(systemReason(error))")
             }
         }
         guard let source = EmbeddedKernels.sources[file] else {

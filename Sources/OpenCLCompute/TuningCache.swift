@@ -83,7 +83,7 @@ public enum TuningCache {
             try FileManager.default.createDirectory(at: url.deletingLastPathComponent(), withIntermediateDirectories: true)
             try encoder.encode(all).write(to: url, options: .atomic)
         } catch {
-            throw BackendError("tune", "cannot write the tuning cache \(url.path): \(error.localizedDescription)")
+            throw BackendError("tune", "cannot write the tuning cache \(url.path): \(systemReason(error))")
         }
     }
 }

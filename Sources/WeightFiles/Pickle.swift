@@ -1,3 +1,4 @@
+import BackendCore
 /// A restricted reader for the pickles inside PyTorch checkpoints. It understands only what a
 /// state_dict needs (dicts, lists, tuples, strings, numbers, OrderedDict, tensor rebuild calls,
 /// storage references) and refuses every other global with an error naming it: nothing is ever
@@ -75,11 +76,11 @@ struct PickleReader {
     private mutating func line() throws -> String {
         guard let end = bytes[position...].firstIndex(of: 0x0A) else { throw WeightFileError("pickle: truncated data") }
         defer { position = end + 1 }
-        return String(decoding: bytes[position..<end], as: UTF8.self)
+        return printable(String(decoding: bytes[position..<end], as: UTF8.self))
     }
 
     private func global(_ module: String, _ name: String) throws -> PickleValue {
-        let full = module + "." + name
+        let full = printable(module + "." + name)
         if module == "torch", name.hasSuffix("Storage"), PickleDType(storage: name) != nil { return .global(full) }
         guard PickleReader.allowedGlobals.contains(full) else {
             throw WeightFileError("refusing to load: the pickle asks for \(full); only state_dicts of tensors are read, and nothing in a checkpoint is ever executed")
@@ -140,7 +141,8 @@ struct PickleReader {
                 stack.append(.float(Double(bitPattern: b.reduce(UInt64(0)) { $0 << 8 | UInt64($1) })))
             case 0x58, 0x8C, 0x8D:                                       // BINUNICODE, SHORT_BINUNICODE, BINUNICODE8
                 let n = try uint(op == 0x58 ? 4 : op == 0x8C ? 1 : 8)
-                stack.append(.string(String(decoding: try take(n), as: UTF8.self)))
+                // Every string made printable as it is read: keys, globals and storage names reach messages.
+                stack.append(.string(printable(String(decoding: try take(n), as: UTF8.self))))
             case 0x43, 0x42:                                             // SHORT_BINBYTES, BINBYTES
                 stack.append(.bytes(Array(try take(try uint(op == 0x43 ? 1 : 4)))))
             case 0x71: memo[try uint(1)] = stack.last                    // BINPUT

@@ -34,11 +34,7 @@ public struct SafeTensorsFile: Sendable {
 
     /// Reads and checks the file at `url`; a `FormatError` names what is wrong.
     public init(url: URL) throws {
-        let data: Data
-        do { data = try Data(contentsOf: url) } catch {
-            throw FormatError(message: "cannot read \(url.path): \(error.localizedDescription)")
-        }
-        try self.init(data: data)
+        try self.init(data: try InputFile.read(url.path, what: "weight file", limit: TorchCheckpoint.weightFileLimit))
     }
 
     /// Parses and checks a whole file held in memory.
@@ -60,11 +56,17 @@ public struct SafeTensorsFile: Sendable {
             throw FormatError(message: "header is not valid JSON")
         }
         guard let header = json as? [String: Any] else { throw FormatError(message: "header is not a JSON object") }
+        // The JSON parser keeps the last of two equal keys; the reference library refuses them.
+        let written = SafeTensorsFile.topLevelKeyCount(bytes[8..<dataStart])
+        guard written == header.count else {
+            throw FormatError(message: "header names a tensor twice (\(written) keys, \(header.count) distinct)")
+        }
         var tensors: [String: HostTensor] = [:]
         var metadata: [String: String] = [:]
         var extents: [(start: Int, end: Int, name: String)] = []
-        for (name, entry) in header {
-            if name == "__metadata__" {
+        for (raw, entry) in header {
+            let name = printable(raw)
+            if raw == "__metadata__" {
                 metadata = (entry as? [String: String]) ?? [:]
                 continue
             }
@@ -134,6 +136,30 @@ public struct SafeTensorsFile: Sendable {
         }
         self.tensors = tensors
         self.metadata = metadata
+    }
+
+    /// How many keys the JSON object in `json` writes at its top level (equal keys counted each
+    /// time): strings followed by `:` at depth 1, outside other strings.
+    static func topLevelKeyCount(_ json: ArraySlice<UInt8>) -> Int {
+        var depth = 0, count = 0, inString = false, escaped = false, stringDepth = 0, lastWasString = false
+        for byte in json {
+            if inString {
+                if escaped { escaped = false } else if byte == UInt8(ascii: "\\") { escaped = true } else if byte == UInt8(ascii: "\"") {
+                    inString = false
+                    lastWasString = stringDepth == 1
+                }
+                continue
+            }
+            switch byte {
+            case UInt8(ascii: "\""): inString = true; stringDepth = depth
+            case UInt8(ascii: "{"), UInt8(ascii: "["): depth += 1; lastWasString = false
+            case UInt8(ascii: "}"), UInt8(ascii: "]"): depth -= 1; lastWasString = false
+            case UInt8(ascii: ":"): if lastWasString { count += 1 }; lastWasString = false
+            case 0x20, 0x09, 0x0A, 0x0D: break
+            default: lastWasString = false
+            }
+        }
+        return count
     }
 
     /// A JSON array of integers written as integers (not 2.0, not 2.5), or nil.

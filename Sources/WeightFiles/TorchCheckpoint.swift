@@ -8,15 +8,15 @@ import Foundation
 /// through `PickleReader`, which never executes anything. Tensors become float32 (half,
 /// bfloat16, double and integer storages are converted); non-tensor entries are skipped.
 public enum TorchCheckpoint {
+    /// The largest weight file read (a file is read whole): 16 GiB, beyond any image network.
+    public static let weightFileLimit = 16 << 30
+
     /// The state_dict in the file at `url` (torch.save's zip format or the legacy one), by
     /// parameter name; a `WeightFileError` naming the file otherwise.
     public static func load(url: URL) throws -> [String: HostTensor] {
-        let data: Data
-        do { data = try Data(contentsOf: url) } catch {
-            throw WeightFileError("cannot read \(url.path): \(error.localizedDescription)")
-        }
+        let data = try InputFile.read(url.path, what: "weight file", limit: weightFileLimit)
         do { return try load(bytes: [UInt8](data)) } catch let error as WeightFileError {
-            throw WeightFileError("\(url.lastPathComponent): \(error.description)")
+            throw WeightFileError("\(printable(url.lastPathComponent)): \(error.description)")
         }
     }
 
@@ -29,8 +29,11 @@ public enum TorchCheckpoint {
 
     static func loadZip(_ bytes: [UInt8]) throws -> [String: HostTensor] {
         let zip = try ZipArchive(bytes)
-        guard let pkl = zip.entries.keys.filter({ $0.hasSuffix("data.pkl") }).min(by: { $0.count < $1.count }),
-              let entry = zip.entries[pkl] else {
+        let pickles = zip.entries.keys.filter { $0 == "data.pkl" || $0.hasSuffix("/data.pkl") }
+        guard pickles.count <= 1 else {
+            throw WeightFileError("zip archive with \(pickles.count) data.pkl entries (\(pickles.sorted().prefix(4).joined(separator: ", "))): which one is the checkpoint is ambiguous, refused")
+        }
+        guard let pkl = pickles.first, let entry = zip.entries[pkl] else {
             throw WeightFileError("zip archive without data.pkl: not a torch.save checkpoint")
         }
         let prefix = String(pkl.dropLast("data.pkl".count))
@@ -106,8 +109,10 @@ public enum TorchCheckpoint {
         }
         var result: [String: HostTensor] = [:]
         for (key, value) in dict.items {
-            guard case .string(var name) = key, case .tensor(let t) = value else { continue }
+            guard case .string(let raw) = key, case .tensor(let t) = value else { continue }
+            var name = printable(raw)
             if name.hasPrefix("module.") { name.removeFirst("module.".count) }
+            guard result[name] == nil else { throw WeightFileError("the checkpoint holds two tensors named \(name)") }
             result[name] = try tensor(t, try storage(t.storage), name: name)
         }
         guard !result.isEmpty else { throw WeightFileError("the checkpoint holds no tensors") }

@@ -1,3 +1,4 @@
+import BackendCore
 /// The stored (uncompressed) entries of a zip archive, as torch.save writes them. Reads the
 /// central directory; every offset and length is checked against the data, so a truncated or
 /// corrupt archive throws. Compressed entries are refused with a clear error (torch never
@@ -55,7 +56,7 @@ struct ZipArchive {
             let nameLength = try u16(at + 28), extraLength = try u16(at + 30), commentLength = try u16(at + 32)
             var local = try u32(at + 42)
             guard at + 46 + nameLength <= bytes.count else { throw WeightFileError("zip: truncated central directory") }
-            let name = String(decoding: bytes[(at + 46)..<(at + 46 + nameLength)], as: UTF8.self)
+            let name = printable(String(decoding: bytes[(at + 46)..<(at + 46 + nameLength)], as: UTF8.self))
             // ZIP64 extra field (id 1): 64-bit sizes and offset in order, for fields set to 0xFFFFFFFF.
             var e = at + 46 + nameLength
             let extraEnd = e + extraLength
@@ -76,6 +77,8 @@ struct ZipArchive {
             guard dataStart >= 0, size >= 0, dataStart + size <= bytes.count else {
                 throw WeightFileError("zip: entry \(name) runs past the end of the file (truncated)")
             }
+            // Readers differ on which of two equal names counts (Python's zipfile takes the last).
+            guard entries[name] == nil else { throw WeightFileError("zip: two entries named \(name)") }
             entries[name] = Entry(name: name, offset: dataStart, size: size, method: method)
             at = extraEnd + commentLength
         }

@@ -7,8 +7,9 @@ import Models
 /// class probabilities, checks the CAM layer and resolves the targets (given, or each image's
 /// top class). `loupe saliency`, `loupe sanity` and the Python package's default targets use it.
 public struct Probe {
-    /// The pass (its taps name the model's layers).
-    public let graph: Graph
+    /// Every tapped layer's name and output shape, in the pass's order (the pass itself is not
+    /// kept: its activations would stay alive beside the methods' passes).
+    public let layers: [(name: String, shape: Shape)]
     /// Logits, probabilities and ranked classes of each image.
     public let scores: ClassScores
     /// The class names (nil: "class K").
@@ -19,9 +20,10 @@ public struct Probe {
     /// Runs `model` on `input` [N, 3, H, W]; `names` and `synonyms` give the class names for a
     /// model of that many classes.
     public init(model: Model, input: Tensor, names: (Int) throws -> [String]?, synonyms: (Int) -> [String]? = { _ in nil }) throws {
-        graph = Graph(backend: model.backend)
+        let graph = Graph(backend: model.backend)
         let logits = try model.forward(graph, graph.input(input))
         scores = try ClassScores(graph: graph, logits: logits)
+        layers = graph.tapNames.map { ($0, graph.shape(graph.tapped($0)!)) }
         self.names = try names(scores.classes)
         self.synonyms = synonyms(scores.classes)
     }
@@ -32,10 +34,10 @@ public struct Probe {
         let layer = requested ?? model.architecture.lastConvLayer
         let readers = Set(MethodRegistry.entries.filter(\.readsLayer).map(\.name))
         guard methods.contains(where: readers.contains) else { return layer }
-        try checkLayerName(layer, in: graph.tapNames, model: model.architecture.name)
-        let shape = graph.shape(graph.tapped(layer)!)
+        try checkLayerName(layer, in: layers.map(\.name), model: model.architecture.name)
+        let shape = layers.first { $0.name == layer }!.shape
         guard shape.rank == 4 || tokenGridSide(shape) != nil else {
-            let valid = graph.tapNames.filter { graph.shape(graph.tapped($0)!).rank == 4 || tokenGridSide(graph.shape(graph.tapped($0)!)) != nil }.suffix(6)
+            let valid = layers.filter { $0.shape.rank == 4 || tokenGridSide($0.shape) != nil }.map(\.name).suffix(6)
             throw WorkflowError("\(flag) \(layer) has a \(shape.rank)-D output \(shape); CAM methods need a 4-D one (or a transformer's tokens [N, 1 + s^2, C]), e.g. \(valid.joined(separator: ", "))")
         }
         return layer

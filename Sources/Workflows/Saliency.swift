@@ -41,6 +41,10 @@ public struct SaliencyRun {
         for m in methods {
             let start = DispatchTime.now().uptimeNanoseconds
             let attribution = try m.method.attribute(model, input: input, targets: targets)
+            // A NaN or an overflow would draw as an empty map: refused, not drawn.
+            for i in 0..<input.shape[0] where attribution.map(i).contains(where: { !$0.isFinite }) {
+                throw WorkflowError("\(m.name) gave NaN or infinite attributions for image \(i): the input, its noise or a layer overflowed")
+            }
             results.append(Result(name: m.name, attribution: attribution,
                                   milliseconds: Double(DispatchTime.now().uptimeNanoseconds - start) / 1e6, parameters: m.parameters))
         }
@@ -91,19 +95,42 @@ public struct SaliencyOutput {
 
     private var classes: Int { probe.scores.classes }
     private func probability(_ i: Int) -> Float { probe.scores.probabilities[i * classes + targets[i]] }
-    private var readsLayer: Bool {
+    private var readsLayer: Bool { SaliencyOutput.readsLayer(run.results.map(\.name)) }
+
+    /// Whether any of `methods` reads a layer (the report then names the CAM layer).
+    static func readsLayer(_ methods: [String]) -> Bool {
         let readers = Set(MethodRegistry.entries.filter(\.readsLayer).map(\.name))
-        return run.results.contains { readers.contains($0.name) }
+        return methods.contains { readers.contains($0) }
     }
 
-    /// Writes each image's folder and index.html into `folder` (the caller's staging folder).
-    public func write(into folder: URL) throws {
+    /// Writes each image's folder into `folder` (the caller's staging folder); the report is
+    /// written once every batch of images has been (`SaliencyReport`).
+    public func writeImages(into folder: URL) throws {
         for i in stems.indices { try writeImage(i, into: folder.appendingPathComponent(stems[i])) }
-        try report().write(to: folder.appendingPathComponent("index.html"))
+    }
+
+    /// Writes each image's folder and index.html into `folder`: a run whose images came in one batch.
+    public func write(into folder: URL) throws {
+        try writeImages(into: folder)
+        var report = SaliencyReport(record: record, figures: figures, layer: layer, metrics: run.metrics)
+        report.add(self)
+        try report.html().write(to: folder.appendingPathComponent("index.html"))
     }
 
     /// The names `write` creates in its folder.
     public var entries: [String] { stems + ["index.html"] }
+
+    /// What the report and the command's lines keep of each image once its folder is written.
+    public var summaries: [SaliencySummary] {
+        stems.indices.map { i in
+            SaliencySummary(file: files[i], stem: stems[i], target: targets[i], label: classLabel(targets[i], names: probe.names),
+                            probability: probability(i), methods: run.results.enumerated().map { m, r in
+                                SaliencySummary.Method(name: r.name, milliseconds: r.milliseconds,
+                                                       completeness: r.attribution.completenessError?[i],
+                                                       auc: run.curves.isEmpty ? nil : (run.curves[i][m][0].auc, run.curves[i][m][1].auc))
+                            })
+        }
+    }
 
     private func writeImage(_ i: Int, into dir: URL) throws {
         let (results, curves, names) = (run.results, run.curves, probe.names)
@@ -167,38 +194,90 @@ public struct SaliencyOutput {
             .write(to: dir.appendingPathComponent("summary.json"))
     }
 
-    /// index.html: the run, then per image its grid, metrics plot, a table and every map.
-    public func report() throws -> HTMLReport {
-        let (results, curves, names) = (run.results, run.curves, probe.names)
+}
+
+/// One image of a saliency run, as the report and the command's lines show it.
+public struct SaliencySummary: Sendable {
+    /// A method's numbers for this image.
+    public struct Method: Sendable {
+        /// The method's registry name.
+        public let name: String
+        /// Its wall time for the batch the image was in.
+        public let milliseconds: Double
+        /// Its completeness error for this image (methods that have one).
+        public let completeness: Float?
+        /// Its deletion and insertion AUC for this image (with metrics).
+        public let auc: (deletion: Float, insertion: Float)?
+    }
+    /// The image file, its folder name, its target class, the class's label and probability.
+    public let file: String, stem: String, target: Int, label: String, probability: Float
+    /// Every method's numbers, in the run's order.
+    public let methods: [Method]
+}
+
+/// index.html of a saliency run: the run, then per image its grid, metrics plot, a table and
+/// every map. Built from the images' summaries, so a run over many images holds only their
+/// numbers, not their maps, until the end.
+public struct SaliencyReport {
+    /// Every image's summary, in the run's order.
+    public var summaries: [SaliencySummary]
+    /// The run's record, the figures' formats and the CAM layer.
+    public var record: RunRecord, figures: FigureWriter, layer: String
+    /// The metrics' step and batch, and their wall time in seconds (nil without metrics).
+    public var metrics: (step: Int, batch: Int)?, metricsSeconds: Double?
+
+    /// Each method's name and its wall time summed over the run's batches.
+    public var methodTimes: [(name: String, milliseconds: Double)]
+
+    /// An empty report of a run recorded as `record`, its figures in `figures`' formats.
+    public init(record: RunRecord, figures: FigureWriter, layer: String, metrics: (step: Int, batch: Int)?) {
+        (self.summaries, self.record, self.figures, self.layer, self.metrics, self.metricsSeconds, self.methodTimes) = ([], record, figures, layer, metrics, nil, [])
+    }
+
+    /// Adds a batch of images: their summaries, their methods' and metrics' times.
+    public mutating func add(_ output: SaliencyOutput) {
+        summaries += output.summaries
+        if methodTimes.isEmpty { methodTimes = output.run.results.map { ($0.name, 0) } }
+        for (m, r) in output.run.results.enumerated() where m < methodTimes.count { methodTimes[m].milliseconds += r.milliseconds }
+        if let seconds = output.run.metricsSeconds { metricsSeconds = (metricsSeconds ?? 0) + seconds }
+    }
+
+    /// The report.
+    public func html() throws -> HTMLReport {
         let figure = figures.preferred
+        let methods = summaries.first?.methods.map(\.name) ?? []
+        let readsLayer = SaliencyOutput.readsLayer(methods)
+        let hasCurves = summaries.first?.methods.first?.auc != nil
         var facts = record.facts
-        facts.append(("methods", results.map { "\($0.name) (\(formatDuration(seconds: $0.milliseconds / 1000)))" }.joined(separator: ", ")))
+        facts.append(("methods", methodTimes.map { "\($0.name) (\(formatDuration(seconds: $0.milliseconds / 1000)))" }.joined(separator: ", ")))
         if readsLayer { facts.append(("CAM layer", layer)) }
-        if let seconds = run.metricsSeconds, let metrics = run.metrics {
+        if let seconds = metricsSeconds, let metrics {
             facts.append(("deletion/insertion metrics", String(format: "%.1f s (step %d pixels)", seconds, metrics.step)))
         }
-        var report = HTMLReport(title: "loupe saliency: \(files.count) image\(files.count == 1 ? "" : "s"), \(results.count) method\(results.count == 1 ? "" : "s")",
+        var report = HTMLReport(title: "loupe saliency: \(summaries.count) image\(summaries.count == 1 ? "" : "s"), \(methods.count) method\(methods.count == 1 ? "" : "s")",
                                 sections: [.init("Run", [.facts(facts)])])
-        for (i, stem) in stems.enumerated() {
-            let target = "target \(targets[i]) \(classLabel(targets[i], names: names)) (p = \(String(format: "%.3f", probability(i))))"
+        for s in summaries {
+            let stem = s.stem
+            let target = "target \(s.target) \(s.label) (p = \(String(format: "%.3f", s.probability)))"
             var blocks: [HTMLReport.Block] = [.figure("\(stem)/grid.\(figure)", caption: "The input and each method's map over it; colour bars in the map's units.")]
-            if !curves.isEmpty {
+            if hasCurves {
                 blocks.append(.figure("\(stem)/metrics.\(figure)", caption: "Deletion and insertion curves: the target's probability as the most salient pixels are removed or inserted."))
             }
             var header = ["method", "time"]
-            if !curves.isEmpty { header += ["deletion AUC", "insertion AUC"] }
-            if results.contains(where: { $0.attribution.completenessError != nil }) { header.append("completeness error") }
-            blocks.append(.table(header: header, rows: results.enumerated().map { m, r in
+            if hasCurves { header += ["deletion AUC", "insertion AUC"] }
+            let completeness = s.methods.contains { $0.completeness != nil }
+            if completeness { header.append("completeness error") }
+            blocks.append(.table(header: header, rows: s.methods.map { r in
                 var row = [r.name, formatDuration(seconds: r.milliseconds / 1000)]
-                if !curves.isEmpty { row += [String(format: "%.4f", curves[i][m][0].auc), String(format: "%.4f", curves[i][m][1].auc)] }
-                if header.last == "completeness error" { row.append(r.attribution.completenessError.map { String(format: "%.4g", $0[i]) } ?? "") }
+                if let auc = r.auc { row += [String(format: "%.4f", auc.deletion), String(format: "%.4f", auc.insertion)] }
+                if completeness { row.append(r.completeness.map { String(format: "%.4g", $0) } ?? "") }
                 return row
             }))
-            blocks.append(.gallery([("\(stem)/input.png", "input")] + results.flatMap { r in
+            blocks.append(.gallery([("\(stem)/input.png", "input")] + s.methods.flatMap { r in
                 [("\(stem)/\(r.name)_overlay.png", "\(r.name) overlay"), ("\(stem)/\(r.name).png", "\(r.name) map")]
             }))
             blocks.append(.paragraph("Files: \(stem)/summary.json (every number above), <method>.npy (the maps), <method>_raw.npy (signed attributions)."))
-            report.sections.append(.init("\(URL(fileURLWithPath: files[i]).lastPathComponent): \(target)", blocks))
+            report.sections.append(.init("\(URL(fileURLWithPath: s.file).lastPathComponent): \(target)", blocks))
         }
         return report
     }

@@ -100,7 +100,7 @@ func device() -> Bool { TestDevice.backend(fail: { Issue.record(Comment(rawValue
         try ((0..<500).map { "a\($0)" } + [""] + (0..<499).map { "b\($0)" }).joined(separator: "\n").write(to: gap, atomically: true, encoding: .utf8)
         try "[1, 2, 3]".write(to: numbers, atomically: true, encoding: .utf8)
         for (file, message) in [(short, "has 2 name(s) but the model has 1000 outputs"), (gap, "line 501 is empty"),
-                                (numbers, "must hold a list of strings"), (dir, "not a regular file")] {
+                                (numbers, "must hold a list of strings"), (dir, "is a folder")] {
             #expect { _ = try run(["classify", "--image", chelsea, "--labels", file.path]) } throws: { error in
                 "\(error)".contains(message) && "\(error)".contains(file.path)
             }

@@ -14,7 +14,7 @@ import TestSupport
                             "--size", "32", "--steps", "2", "--tv", "0.1", "--freq", "1", "--out", out.path])
         #expect(text.contains("layer2_c3.png  layer2:3  objective"), "\(text)")
         let files = Set(try FileManager.default.contentsOfDirectory(atPath: out.path))
-        #expect(files == Set((0...3).flatMap { ["layer2_c\($0).png", "layer2_c\($0).npy"] } + ["sprite.png", "visualize.json", "index.html"]))
+        #expect(files == Set((0...3).flatMap { ["layer2_c\($0).png", "layer2_c\($0).npy"] } + ["sprite.png", "visualize.json", "index.html", ".loupe.manifest.json"]))
         // The .npy holds the picture before rounding: [3, 32, 32] in [0, 1], within half a level of the PNG.
         let npy = try Data(contentsOf: out.appendingPathComponent("layer2_c1.npy"))
         #expect(String(decoding: npy.prefix(128), as: UTF8.self).contains("'shape': (3, 32, 32)"))
@@ -47,7 +47,7 @@ import TestSupport
         let text = try run(["invert", "--model", "resnet18", "--random-weights", "2", "--image", smallImage, "--no-resize",
                             "--layer", "layer1,layer2", "--steps", "2", "--out", out.path])
         #expect(text.contains("layer1") && text.contains("relative feature error"), "\(text)")
-        #expect(Set(try FileManager.default.contentsOfDirectory(atPath: out.path)) == ["layer1.png", "layer2.png", "strip.png", "invert.json", "index.html"])
+        #expect(Set(try FileManager.default.contentsOfDirectory(atPath: out.path)) == ["layer1.png", "layer2.png", "strip.png", "invert.json", "index.html", ".loupe.manifest.json"])
         let json = try JSONSerialization.jsonObject(with: Data(contentsOf: out.appendingPathComponent("invert.json"))) as! [String: Any]
         let layers = json["layers"] as! [[String: Any]]
         #expect(layers.map { $0["layer"] as! String } == ["layer1", "layer2"])

@@ -38,7 +38,7 @@ import TestSupport
             #expect(prep["resize_shorter_side"] as? Int == 256 && prep["center_crop"] as? Int == 224 && prep["no_resize"] as? Bool == false)
             #expect((summary["image_path"] as? String)?.hasSuffix(stem == "rgb" ? "rgb.png" : "chelsea.png") == true)
         }
-        #expect(try FileManager.default.contentsOfDirectory(atPath: out.path).sorted() == ["chelsea", "index.html", "rgb"])
+        #expect(try FileManager.default.contentsOfDirectory(atPath: out.path).sorted() == [".loupe.manifest.json", "chelsea", "index.html", "rgb"])
     }
 
     /// The map PNGs are the saved attributions through the chosen sign, clipping and colour map
@@ -121,7 +121,7 @@ import TestSupport
         #expect(String(decoding: npy.prefix(128), as: UTF8.self).contains("'shape': (4, 3, 23, 37)"))
         #expect(throws: (any Error).self) { try run(["sanity", "--model", "resnet18", "--random-weights", "2", "--image", smallImage, "--stages", "0", "--out", out.path]) }
         #expect(throws: (any Error).self) { try run(["sanity", "--model", "resnet18", "--random-weights", "2", "--image", smallImage, "--method", "gradcam", "--layer", "fc", "--out", out.path]) }
-        #expect(try FileManager.default.contentsOfDirectory(atPath: out.path).sorted() == ["index.html", "rgb"])
+        #expect(try FileManager.default.contentsOfDirectory(atPath: out.path).sorted() == [".loupe.manifest.json", "index.html", "rgb"])
     }
 
     /// A run never mixes its files with an earlier run's: refused without --force, replaced
@@ -139,7 +139,7 @@ import TestSupport
         let files = Set(try FileManager.default.contentsOfDirectory(atPath: out.appendingPathComponent("rgb").path))
         #expect(files.contains("gradcam.png") && !files.contains("gradient.png") && !files.contains("gradient.npy"))
         #expect(try FileManager.default.contentsOfDirectory(atPath: parent.path) == ["sal"])
-        #expect(try FileManager.default.contentsOfDirectory(atPath: out.path).sorted() == ["index.html", "rgb"])
+        #expect(try FileManager.default.contentsOfDirectory(atPath: out.path).sorted() == [".loupe.manifest.json", "index.html", "rgb"])
     }
 
     @Test func badInputsGetOneClearErrorAndLeaveNothing() throws {

@@ -121,13 +121,21 @@ public func fuzzMutations(_ normal: Int) -> Int {
 }
 
 /// One line for `make fuzz` to collect.
+/// Whether `text` (a message or a name read from a file) holds a control character other than
+/// the line breaks of a message: what could drive a terminal or forge a line.
+public func holdsControlCharacters(_ text: String) -> Bool {
+    text.unicodeScalars.contains { ($0.value < 0x20 && $0 != "\n") || (0x7F..<0xA0).contains($0.value) || (0x202A...0x202E).contains($0.value) }
+}
+
 public func reportFuzz(_ what: String, mutations: Int, refused: Int) {
     print("fuzz \(what): \(mutations) mutations, \(mutations - refused) loaded, \(refused) refused with an error, 0 traps")
 }
 
 /// Deterministic mutations of a valid file for parser robustness tests: truncation, bit flips,
-/// random bytes, 2/4/8-byte fields overwritten with huge or negative lengths, duplicated and
-/// deleted spans. Mutation i of a given seed is always the same bytes.
+/// random bytes, 2/4/8-byte fields overwritten with values near 2^31, 2^32, 2^62 and 2^63 (or
+/// negative), duplicated and deleted spans, and control characters (ESC sequences, a newline that
+/// would forge a line, BEL, a bidirectional override) written into the bytes, where names live.
+/// Mutation i of a given seed is always the same bytes.
 public struct Mutator {
     public let original: [UInt8]
     var rng: SeededRandom
@@ -143,7 +151,7 @@ public struct Mutator {
     public mutating func next() -> (bytes: [UInt8], what: String) {
         var b = original
         guard !b.isEmpty else { return (b, "empty") }
-        switch below(6) {
+        switch below(8) {
         case 0:
             let n = below(b.count)
             return (Array(b.prefix(n)), "truncated to \(n)")
@@ -159,7 +167,8 @@ public struct Mutator {
             // A length-like field: little- or big-endian, 2, 4 or 8 bytes of a huge or negative value.
             let width = [2, 4, 8][below(3)]
             let at = below(Swift.max(b.count - width, 1))
-            let values: [UInt64] = [0xFFFF_FFFF_FFFF_FFFF, 0x7FFF_FFFF_FFFF_FFFF, 0x8000_0000, 0xFFFF_FFFF, 0x7FFF_FFFF, 0x1_0000_0000, 0]
+            let values: [UInt64] = [0xFFFF_FFFF_FFFF_FFFF, 0x7FFF_FFFF_FFFF_FFFF, 0x8000_0000_0000_0000, 0x4000_0000_0000_0000,
+                                    0x8000_0000, 0xFFFF_FFFF, 0xFFFF_FFFE, 0x7FFF_FFFF, 0x1_0000_0000, 0]
             let v = values[below(values.count)]
             let bigEndian = below(2) == 1
             for i in 0..<Swift.min(width, b.count - at) {
@@ -167,6 +176,33 @@ public struct Mutator {
                 b[at + i] = UInt8(truncatingIfNeeded: v >> shift)
             }
             return (b, "\(width)-byte field at \(at) set to \(v) (\(bigEndian ? "big" : "little") endian)")
+        case 7:
+            // A protocol-buffer varint (after a byte that reads as a varint field's tag: the dims,
+            // pads, strides and other integers of an ONNX file) set to a value near 2^31, 2^32,
+            // 2^62 or 2^63, or negative (ten bytes, as protobuf writes a negative int64).
+            guard let tag = (below(b.count)..<b.count).first(where: { b[$0] & 7 == 0 && b[$0] != 0 }), tag + 1 < b.count else {
+                return (b, "no varint field")
+            }
+            var end = tag + 1
+            while end < b.count, b[end] & 0x80 != 0, end - tag < 10 { end += 1 }
+            end = Swift.min(end + 1, b.count)
+            let values: [UInt64] = [0x7FFF_FFFF, 0x8000_0000, 0xFFFF_FFFF, 0x1_0000_0000, 0x4000_0000_0000_0000, 0x7FFF_FFFF_FFFF_FFFF,
+                                    0x8000_0000_0000_0000, 0xFFFF_FFFF_FFFF_FFFF, 0xFFFF_FFFF_FFFF_FFFE]
+            var v = values[below(values.count)]
+            var varint: [UInt8] = []
+            repeat {
+                varint.append(UInt8(v & 0x7F) | (v >= 0x80 ? 0x80 : 0))
+                v >>= 7
+            } while v > 0
+            b.replaceSubrange((tag + 1)..<end, with: varint)
+            return (b, "varint after byte \(tag) set to \(varint.count) bytes")
+        case 6:
+            let sequences = ["\u{1B}[2J", "\u{1B}]0;title\u{7}", "\nError: forged", "\r", "\u{202E}"]
+            let text = Array(sequences[below(sequences.count)].utf8)
+            let at = below(b.count)
+            let n = Swift.min(text.count, b.count - at)
+            b.replaceSubrange(at..<(at + n), with: text)
+            return (b, "\(text.count) control bytes at \(at)")
         case 4:
             let at = below(b.count), n = Swift.min(1 + below(64), b.count - at)
             b.insert(contentsOf: b[at..<(at + n)], at: at)

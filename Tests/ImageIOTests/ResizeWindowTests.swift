@@ -1,0 +1,48 @@
+import BackendCore
+import ImageIO
+import Testing
+import TestSupport
+
+/// The preprocessing resizes only the centre crop's window: equal to the whole resize then the
+/// crop, pixel for pixel, and bounded by the crop whatever the resize's size.
+@Suite struct ResizeWindowTests {
+    func image(_ w: Int, _ h: Int, seed: UInt64) -> RGBImage {
+        var rng = SeededRandom(seed: seed)
+        return RGBImage(width: w, height: h, pixels: (0..<(w * h * 3)).map { _ in UInt8.random(in: 0...255, using: &rng) })
+    }
+
+    func crop(_ im: RGBImage, _ x: Int, _ y: Int, _ w: Int, _ h: Int) -> RGBImage {
+        var out: [UInt8] = []
+        for row in y..<(y + h) { out += im.pixels[((row * im.width + x) * 3)..<((row * im.width + x + w) * 3)] }
+        return RGBImage(width: w, height: h, pixels: out)
+    }
+
+    @Test(arguments: Interpolation.allCases)
+    func aWindowIsTheCropOfTheWholeResize(_ filter: Interpolation) throws {
+        let source = image(37, 23, seed: 4)
+        var rng = SeededRandom(seed: 5)
+        for (ow, oh) in [(50, 30), (17, 11), (37, 60), (37, 23), (90, 9)] {
+            let whole = try source.resized(width: ow, height: oh, filter: filter)
+            for _ in 0..<6 {
+                let w = Int.random(in: 1...ow, using: &rng), h = Int.random(in: 1...oh, using: &rng)
+                let x = Int.random(in: 0...(ow - w), using: &rng), y = Int.random(in: 0...(oh - h), using: &rng)
+                let window = try source.resized(width: ow, height: oh, window: (x, y, w, h), filter: filter)
+                #expect(window == crop(whole, x, y, w, h), "\(filter) \(ow)x\(oh) window \(x),\(y) \(w)x\(h)")
+            }
+        }
+        #expect(throws: (any Error).self) { try source.resized(width: 10, height: 10, window: (5, 5, 6, 1), filter: filter) }
+    }
+
+    /// A 60000x2 strip: resized whole it would be 7,680,000 x 256 pixels (5.9 GB); its crop is
+    /// 224x224 and so is all the work. A crop over the pixel limit is refused before any pixel.
+    @Test func aStripIsPreparedByItsCropAlone() throws {
+        let strip = image(60000, 2, seed: 6)
+        let plan = try Preprocessing.imagenet.resizePlan(width: 60000, height: 2)
+        #expect(plan.width == 7_680_000 && plan.height == 256 && plan.window == (3_839_888, 16, 224, 224) as (Int, Int, Int, Int))
+        let prepared = try Preprocessing.imagenet.prepare(strip)
+        #expect(prepared.width == 224 && prepared.height == 224)
+        #expect { _ = try Preprocessing(resizeShorter: 16384, crop: 16384).resizePlan(width: 500, height: 400) } throws: {
+            "\($0)".contains("16384x16384") && "\($0)".contains("limit")
+        }
+    }
+}
