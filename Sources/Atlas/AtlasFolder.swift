@@ -1,3 +1,4 @@
+import BackendCore
 import Foundation
 import ImageIO
 
@@ -53,6 +54,8 @@ public struct AtlasFolder: Sendable {
                     throw AtlasError("\(root.path) holds other files and no atlas.json; give an empty or new folder")
                 }
             }
+            // Units left without their atlas.json are adopted only when made under this plan.
+            try checkUnits(plan)
             try fm.createDirectory(at: root, withIntermediateDirectories: true)
             let encoder = JSONEncoder()
             encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
@@ -60,6 +63,22 @@ public struct AtlasFolder: Sendable {
             try writeAtomically(try encoder.encode(plan), to: manifest)
         }
         try fm.createDirectory(at: unitsFolder, withIntermediateDirectories: true)
+        try checkUnits(plan)
+    }
+
+    /// Throws unless every finished unit in the folder was made under `plan` (its unit.json
+    /// records the plan's fingerprint): units copied in from another atlas, or left from one
+    /// whose atlas.json was deleted, are refused, never merged or adopted.
+    public func checkUnits(_ plan: AtlasPlan) throws {
+        let fingerprint = plan.fingerprint
+        for id in finished().sorted() {
+            let url = unit(id).appendingPathComponent("unit.json")
+            let record = (try? InputFile.read(url.path, what: "unit record", limit: 64 << 20))
+                .flatMap { try? JSONSerialization.jsonObject(with: $0) as? [String: Any] }
+            guard let made = record?["plan"] as? String, made == fingerprint else {
+                throw AtlasError("unit \(printable(id)) in \(unitsFolder.path) was made with other settings than \(manifest.lastPathComponent)'s (or by an older Loupe): remove it, or give the settings it was made with")
+            }
+        }
     }
 
     /// Writes a unit: `body` fills a staging folder, which is then renamed to `units/<id>`. If

@@ -1,4 +1,5 @@
 import Foundation
+import WeightFiles
 
 /// What an atlas covers and how it is made: the settings every shard of one atlas must share.
 /// A site folder records them in `atlas.json`; a run into a folder made with other settings is
@@ -108,11 +109,24 @@ public struct AtlasPlan: Codable, Sendable, Equatable {
             for layer in layers where range.lowerBound >= layer.channels {
                 throw AtlasError("channels \(range.lowerBound)..\(range.upperBound): layer \(layer.name) has \(layer.channels) channels")
             }
+            // A range past a narrower layer's channels stops at its last; past every layer's, it
+            // names channels that do not exist.
+            if let widest = layers.max(by: { $0.channels < $1.channels }), range.upperBound >= widest.channels {
+                throw AtlasError("channels \(range.lowerBound)..\(range.upperBound): no layer has channel \(range.upperBound) (the widest, \(widest.name), has \(widest.channels): 0...\(widest.channels - 1))")
+            }
         }
         let stems = layers.map(\.stem)
         guard Set(stems).count == stems.count else { throw AtlasError("two layers have the same file name: \(stems)") }
         self.settings = settings
         self.layers = layers
+    }
+
+    /// The plan's SHA-256 (of its JSON with sorted keys): every unit records the one it was made
+    /// under, so a unit made with other settings is never taken for this plan's.
+    public var fingerprint: String {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys]
+        return SHA256.hex((try? encoder.encode(self)) ?? Data())
     }
 
     /// The channels of layer number `i` that the atlas covers.

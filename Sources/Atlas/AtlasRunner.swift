@@ -55,6 +55,7 @@ public struct AtlasRunner {
             }
             record["seconds"] = elapsed()
             record["device"] = model.backend.name
+            record["plan"] = plan.fingerprint
             try JSONSerialization.data(withJSONObject: record, options: [.prettyPrinted, .sortedKeys])
                 .write(to: staging.appendingPathComponent("unit.json"))
         }

@@ -14,10 +14,12 @@ public struct AtlasSite {
     /// Its plan, read from `atlas.json`.
     public let plan: AtlasPlan
 
-    /// The site in `folder`; throws when it has no readable `atlas.json`.
+    /// The site in `folder`; throws when it has no readable `atlas.json`, or holds a unit made
+    /// with other settings.
     public init(_ folder: AtlasFolder) throws {
         self.folder = folder
         plan = try folder.plan()
+        try folder.checkUnits(plan)
     }
 
     /// What a merge found: units done, units in all, and which are missing.

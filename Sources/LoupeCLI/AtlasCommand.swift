@@ -48,7 +48,11 @@ public struct AtlasCommand: ParsableCommand {
     public func run() throws {
         if let merge {
             guard layer == nil, out == nil else { throw UserError("--merge SITE takes no --layer or --out") }
+            guard shard == "0/1", shardCount == nil else { throw UserError("--merge builds the whole site: it takes no --shard or --shard-count") }
             return try mergeSite(merge)
+        }
+        if shardCount != nil, shard != "auto" {
+            throw UserError("--shard-count is the number of shards for --shard auto; with --shard k/n, n is the count")
         }
         guard let layer else { throw UserError("give --layer (or --merge SITE)") }
         guard let out else { throw UserError("give --out SITE") }

@@ -161,6 +161,33 @@ import TestSupport
         #expect { _ = try run(arguments(images) + ["--out", site.path, "--shard", "3/3"]) } throws: { "\($0)".contains("expected k/n with 0 <= k < n") }
     }
 
+    /// Units made with other settings (another seed), copied into a site or left after its
+    /// atlas.json was deleted, are refused by the merge and by a run, never adopted; a channel
+    /// range no layer has, and shard options a command would ignore, are refused.
+    @Test func foreignUnitsAndIgnoredOptionsAreRefused() throws {
+        guard device() else { return }
+        let parent = try tempDir()
+        defer { try? FileManager.default.removeItem(at: parent) }
+        let base = ["atlas", "--model", "resnet18", "--random-weights", "1", "--layer", "layer1", "--channels", "0..1", "--steps", "1", "--size", "32"]
+        let (a, b) = (parent.appendingPathComponent("a"), parent.appendingPathComponent("b"))
+        _ = try run(base + ["--out", a.path])
+        _ = try run(base + ["--seed", "7", "--out", b.path])
+        let unit = "channels-layer1-00000-00001"
+        try FileManager.default.removeItem(at: a.appendingPathComponent("units/\(unit)"))
+        try FileManager.default.copyItem(at: b.appendingPathComponent("units/\(unit)"), to: a.appendingPathComponent("units/\(unit)"))
+        #expect { _ = try run(["atlas", "--merge", a.path]) } throws: { "\($0)".contains("unit \(unit)") && "\($0)".contains("other settings") }
+        for name in try FileManager.default.contentsOfDirectory(atPath: b.path) where name != "units" {
+            try FileManager.default.removeItem(at: b.appendingPathComponent(name))  // atlas.json and the pages: only units/ is left
+        }
+        #expect { _ = try run(base + ["--out", b.path]) } throws: { "\($0)".contains("other settings") }
+        _ = try run(base + ["--seed", "7", "--out", b.path])  // its own settings: its units are adopted
+        #expect { _ = try run(base.dropLast(6) + ["--channels", "0..99999", "--steps", "1", "--size", "32", "--out", parent.appendingPathComponent("c").path]) } throws: {
+            "\($0)".contains("no layer has channel 99999 (the widest, layer1, has 64: 0...63)")
+        }
+        #expect { _ = try run(["atlas", "--merge", a.path, "--shard", "1/2"]) } throws: { "\($0)".contains("takes no --shard") }
+        #expect { _ = try run(base + ["--shard-count", "3", "--out", a.path]) } throws: { "\($0)".contains("--shard-count is the number of shards for --shard auto") }
+    }
+
     /// deploy/slurm/atlas.sbatch run as three array tasks, and deploy/k8s/atlas-job.yaml's
     /// container arguments run as three pods of the Indexed Job (its volumes pointed at temporary
     /// folders, fewer channels and steps), each make a whole atlas.
