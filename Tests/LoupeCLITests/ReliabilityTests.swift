@@ -17,6 +17,47 @@ import Testing
         }
     }
 
+    /// The command line's contract: a negative number after a numeric option is its value (and
+    /// refused or taken as such, never "Missing value"); paths that are not model files are
+    /// refused by what they are, without blocking or a raw system code; options whose value would
+    /// run for days or drown the image are refused by name.
+    @Test func optionsAndPathsGetTheirOwnMessage() throws {
+        guard device() else { return }
+        let dir = try tempDir()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let fifo = dir.appendingPathComponent("model.pth").path
+        #expect(mkfifo(fifo, 0o600) == 0)
+        let out = dir.appendingPathComponent("out").path
+        let visualize = ["visualize", "--model", "resnet18", "--random-weights", "1", "--steps", "1", "--size", "32", "--out", out]
+        let saliency = ["saliency", "--model", "resnet18", "--random-weights", "1", "--image", smallImage, "--out", out]
+        let cases: [([String], String)] = [
+            (visualize + ["--layer", "layer1", "--channel", "0", "--l1", "-1"], "--l1 -1: must be at least 0"),
+            (visualize + ["--layer", "layer1", "--channel", "0", "--l2", "-2"], "--l2 -2"),
+            (visualize + ["--target", "-3"], "--target -3 is out of range"),
+            (["classify", "--model", "resnet18", "--random-weights", "1", "--image", smallImage, "--std", "-1,1,1"], "--std"),
+            (["bench", "--batch", "-2"], "--batch -2"),
+            (["visualize", "--model", "resnet18", "--random-weights", "1", "--target", "1", "--size", "0", "--out", out], "is empty"),
+            (["classify", "--model", "/dev/zero", "--arch", "resnet18", "--image", smallImage], "is a device, not a regular file"),
+            (["classify", "--model", dir.path, "--arch", "resnet18", "--image", smallImage], "is a folder, not a file"),
+            (["classify", "--model", fifo, "--arch", "resnet18", "--image", smallImage], "is a FIFO, not a regular file"),
+            (["classify", "--model", "/proc/self/mem", "--arch", "resnet18", "--image", smallImage], "cannot read it"),
+            (saliency + ["--method", "smoothgrad", "--noise", "1e20"], "--noise 1e+20: at most 10"),
+            (saliency + ["--method", "smoothgrad", "--samples", "2000000000"], "--samples 2000000000: at most 100000"),
+            (saliency + ["--method", "integrated_gradients", "--ig-steps", "2000000000"], "--ig-steps 2000000000: at most 10000"),
+            (saliency + ["--batch", "-1"], "--batch -1: must be at least 1"),
+        ]
+        for (arguments, needle) in cases {
+            do {
+                _ = try run(arguments)
+                Issue.record("\(arguments): no error")
+            } catch {
+                let text = Loupe.message(for: error)
+                #expect(text.contains(needle) && !text.contains("Missing value") && !text.contains("NSCocoaErrorDomain"), "\(arguments): \(text)")
+            }
+        }
+        #expect(!FileManager.default.fileExists(atPath: out))
+    }
+
     @Test func oversizedImagesAndBatchesAreRefusedBeforeAllocating() throws {
         guard device() else { return }
         try expectRefused(["layers", "--model", "resnet18", "--random-weights", "1", "--size", "100000"], "layers --size 100000")
