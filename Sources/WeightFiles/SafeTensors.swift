@@ -87,7 +87,7 @@ public struct SafeTensorsFile: Sendable {
             case "F16", "BF16", "I16": width = 2
             case "F64", "I64": width = 8
             case "I8", "U8", "BOOL": width = 1
-            default: throw FormatError(message: "tensor \(name): dtype \(dtype) is not supported (F32, F16, BF16, F64, I64, I32, I16, I8, U8, BOOL)")
+            default: throw FormatError(message: "tensor \(name): dtype \(printable(dtype)) is not supported (F32, F16, BF16, F64, I64, I32, I16, I8, U8, BOOL)")
             }
             guard !overflow, offsets[0] >= 0, offsets[1] >= offsets[0], offsets[1] - offsets[0] == count * width,
                   dataStart + offsets[1] <= bytes.count else {
