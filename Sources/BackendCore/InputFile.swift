@@ -58,7 +58,7 @@ public enum InputFile {
 public func systemReason(_ error: Error, withPath: Bool = true) -> String {
     let ns = error as NSError
     guard ns.domain == NSCocoaErrorDomain || ns.domain == NSPOSIXErrorDomain else {
-        return (error as? CustomStringConvertible)?.description ?? ns.localizedDescription
+        return String(describing: error)
     }
     var reason: String?
     if let underlying = ns.userInfo[NSUnderlyingErrorKey] as? NSError, underlying.domain == NSPOSIXErrorDomain {

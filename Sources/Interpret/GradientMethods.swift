@@ -79,10 +79,10 @@ public struct SmoothGrad: AttributionMethod {
     /// Fixed noise, [samples, 3, H, W] per image (tests); drawn from `seed` when nil.
     public var noise: [[Float]]?
 
-    /// SmoothGrad: by default 25 samples, noise 0.15 of the value range, 16 copies per pass.
     /// The most samples a run takes (each is a forward and backward pass).
     public static let maxSamples = 100_000
 
+    /// SmoothGrad: by default 25 samples, noise 0.15 of the value range, 16 copies per pass.
     public init(samples: Int = 25, noiseLevel: Float = 0.15, batch: Int = 16, seed: UInt64 = 0, noise: [[Float]]? = nil) {
         self.samples = samples; self.noiseLevel = noiseLevel; self.batch = batch; self.seed = seed; self.noise = noise
     }
