@@ -14,7 +14,7 @@ PHOTOS := Assets/photos
 SWIFT ?= swift
 LOUPE := .build/release/loupe
 
-.PHONY: setup models photos atlas-demo build test swift-test python-test python-venv wheel docs doc-coverage fuzz bench bench-compare bench-python bench-tables tune demo fixtures clean
+.PHONY: setup models photos atlas-demo build test swift-test python-test python-venv wheel docs doc-coverage fuzz mutants bench bench-compare bench-python bench-tables tune demo fixtures clean
 
 # Installs the system packages the project needs (idempotent: apt runs only when one is missing).
 setup:
@@ -61,8 +61,12 @@ build: setup
 # compute modules in this debug build (see Package.swift).
 test: swift-test python-test
 
+# The tests run with no tuning cache and no tiling from the environment: what `loupe tune`
+# stored on this machine must not choose the kernels they check (tests that try a tile or a
+# register block pass it).
 swift-test: setup
 	@if [ "$$CI" = "true" ]; then export LOUPE_REQUIRE_OPENCL=1 LOUPE_REQUIRE_MODELS=1 LOUPE_REQUIRE_BROWSER=1; fi; \
+	unset LOUPE_PACKED_TILING LOUPE_CONV_TILING LOUPE_KERNEL_FAMILY; export LOUPE_TUNING_CACHE=/nonexistent/loupe-tests/tuning.json; \
 	export LOUPE_OPTIMIZE_DEBUG=1; $(SWIFT) build --build-tests && $(SWIFT) test --skip-build
 
 # The Python wheel: libLoupeC.so and the loupe binary (release, Swift's runtime linked in) with
@@ -128,6 +132,11 @@ bench-tables:
 fuzz: setup
 	@set -o pipefail; LOUPE_FUZZ_MUTATIONS=$${LOUPE_FUZZ_MUTATIONS:-100000} $(SWIFT) test -c release --filter NeverCrash 2>&1 \
 	  | grep -E '^fuzz |Test run|error:|recorded an issue'
+
+# Deliberately broken kernels (tools/mutants/run.py), each run against the tests that must
+# catch it; a mutant that survives fails the target.
+mutants: setup
+	export LOUPE_OPTIMIZE_DEBUG=1; $(SWIFT) build --build-tests && python3 tools/mutants/run.py
 
 # Kernel microbenchmarks on the layer shapes of VGG16, ResNet18 and MobileNetV2 (batch 1 and 8).
 bench: build

@@ -202,7 +202,26 @@ let winogradConvCases: [ConvCase] = [
         }
     }
 
-    @Test(arguments: convCases.filter { $0.xShape.count * $0.wShape.count < 200_000 })
+    /// Every register block `loupe tune` may choose for the register-blocked family (the one
+    /// CPUs run): pointwise, 3x3 below and at Winograd's channel count, strided, depthwise,
+    /// grouped and dilated layers whose rows and channels end inside a block, forward and every
+    /// backward, fused activations and rules included.
+    @Test(arguments: PackedTiling.candidates)
+    func everyRegisterBlockCandidateMatchesReference(_ packing: PackedTiling) throws {
+        guard let device = openCL() else { return }
+        let gpu = OpenCLBackend(context: device.context, family: .registerBlocked, packing: packing)
+        #expect(gpu.packing == packing)
+        for c in [ConvCase(n: 2, cin: 13, cout: 29, h: 7, w: 9, k: 1, stride: 1, pad: 0, dilation: 1, groups: 1, bias: true),
+                  ConvCase(n: 1, cin: 6, cout: 11, h: 9, w: 10, k: 3, stride: 1, pad: 1, dilation: 1, groups: 1, bias: false),
+                  ConvCase(n: 2, cin: 16, cout: 20, h: 7, w: 11, k: 3, stride: 1, pad: 1, dilation: 1, groups: 1, bias: true),
+                  ConvCase(n: 1, cin: 5, cout: 7, h: 11, w: 13, k: 3, stride: 2, pad: 1, dilation: 1, groups: 1, bias: true),
+                  ConvCase(n: 1, cin: 12, cout: 12, h: 9, w: 9, k: 3, stride: 1, pad: 1, dilation: 1, groups: 12, bias: true),
+                  ConvCase(n: 1, cin: 8, cout: 12, h: 8, w: 9, k: 3, stride: 1, pad: 2, dilation: 2, groups: 4, bias: false)] {
+            try expectConvMatchesReference(c, on: gpu)
+        }
+    }
+
+    @Test(arguments: convCases)
     func referenceBackwardMatchesFiniteDifferences(_ c: ConvCase) throws {
         var rng = SeededRandom(seed: 12)
         let inputs = [rng.floats(c.xShape.count), rng.floats(c.wShape.count), rng.floats(c.cout)]

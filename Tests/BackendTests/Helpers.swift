@@ -14,7 +14,7 @@ let cpu = CPUBackend()
 func openCLFamilies() -> [OpenCLBackend] {
     guard let device = openCL() else { return [] }
     return KernelFamily.allCases.compactMap { family in
-        family == device.family ? device : try? OpenCLBackend(context: device.context, family: family)
+        family == device.family ? device : OpenCLBackend(context: device.context, convTiling: device.convTiling, family: family, packing: device.packing)
     }
 }
 

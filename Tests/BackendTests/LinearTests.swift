@@ -4,6 +4,30 @@ import Testing
 import TestSupport
 
 @Suite struct LinearTests {
+    /// Every register block `loupe tune` may choose: the linear layer's three passes and a
+    /// batched matmul (both transposes) on shapes that end inside a block of rows and of columns.
+    @Test(arguments: PackedTiling.candidates)
+    func everyRegisterBlockCandidateMatchesReference(_ packing: PackedTiling) throws {
+        guard let device = openCL() else { return }
+        let gpu = OpenCLBackend(context: device.context, family: .registerBlocked, packing: packing)
+        var rng = SeededRandom(seed: 22)
+        for (n, inF, outF) in [(13, 29, 45), (40, 226, 37), (4, 1, 1), (7, 64, 70)] {
+            let x = rng.floats(n * inF), w = rng.floats(outF * inF), b = rng.floats(outF), g = rng.floats(n * outF)
+            try expectDeviceMatchesReference("linear \(n)x\(inF)->\(outF) \(packing)",
+                                             inputs: [(x, [n, inF]), (w, [outF, inF]), (b, [outF]), (g, [n, outF])], on: [gpu]) { be, t in
+                [try be.linear(t[0], weight: t[1], bias: t[2]), try be.linearBackwardInput(t[3], weight: t[1]),
+                 try be.linearBackwardWeight(t[3], input: t[0]), try be.linearBackwardBias(t[3])]
+            }
+        }
+        let a = rng.floats(2 * 13 * 19), bm = rng.floats(2 * 19 * 23)
+        for (ta, tb) in [(false, false), (true, false), (false, true), (true, true)] {
+            try expectDeviceMatchesReference("matmul \(ta) \(tb) \(packing)",
+                                             inputs: [(a, ta ? [2, 19, 13] : [2, 13, 19]), (bm, tb ? [2, 23, 19] : [2, 19, 23])], on: [gpu]) { be, t in
+                [try be.matmul(t[0], t[1], transposeA: ta, transposeB: tb)]
+            }
+        }
+    }
+
     // (1, 300, 150) and (2, 200, 600) are deep enough to split K in the tiled family.
     // From 4 rows the CPU family multiplies packed panels: (13, 29, 45) and (40, 226, 37) end
     // inside a block of rows and of columns, (4, 1, 1) is all tail.

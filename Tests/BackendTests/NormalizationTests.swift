@@ -100,6 +100,12 @@ import TestSupport
         } backward: { v, r in
             [try cpu.values(cpu.layerNormBackward(cpu.tensor(r, shape), input: cpu.tensor(v[0], shape), gamma: cpu.tensor(gamma, [c]), eps: 1e-5))]
         }
+        // Without gamma (the affine-free norm the transformers' final norm and tests use).
+        try expectFiniteDifferences("layer norm \(shape), no gamma", inputs: [x.map { $0 / 2 }], eps: 1e-2, tolerance: 3e-2) { v in
+            try cpu.values(cpu.layerNorm(cpu.tensor(v[0], shape), gamma: nil, beta: nil, eps: 0.1))
+        } backward: { v, r in
+            [try cpu.values(cpu.layerNormBackward(cpu.tensor(r, shape), input: cpu.tensor(v[0], shape), gamma: nil, eps: 0.1))]
+        }
         #expect(throws: BackendError.self) { try cpu.layerNorm(cpu.tensor(x, shape), gamma: cpu.tensor(gamma + [1], [c + 1]), beta: nil, eps: 1e-5) }
     }
 

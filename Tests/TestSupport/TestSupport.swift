@@ -31,6 +31,13 @@ public func normalizedError(_ actual: [Float], _ expected: [Float]) -> Float {
     return worst / scale
 }
 
+/// max |a - e|, or infinity when the counts differ (a `zip` would compare the shorter prefix and
+/// pass).
+public func maxAbsDifference<A: Collection<Float>, E: Collection<Float>>(_ a: A, _ e: E) -> Float {
+    guard a.count == e.count else { return .infinity }
+    return zip(a, e).map { abs($0 - $1) }.max() ?? 0
+}
+
 /// Where OpenCL tests get their device. Without any OpenCL device they are skipped with a
 /// message, unless LOUPE_REQUIRE_OPENCL=1 (set by .ci/run), which turns the skip into a failure.
 public enum TestDevice {
@@ -42,7 +49,9 @@ public enum TestDevice {
             guard let device = ComputeDevice.preferred(among: try ComputeDevice.all()) else {
                 throw BackendError("opencl", "no OpenCL device found (install pocl-opencl-icd, or run `make setup`)")
             }
-            return .success(try OpenCLBackend(device: device))
+            // The built-in tile and register block, whatever `loupe tune` stored for this device:
+            // tests that try another one pass it (ConvTests' candidate sweeps).
+            return .success(try OpenCLBackend(device: device, convTiling: device.kind == .gpu ? .gpu : .large, packing: .default))
         } catch {
             return .failure(error)
         }
@@ -64,11 +73,13 @@ public enum TestDevice {
 
 /// Central finite differences against an analytic backward pass. The scalar is
 /// L = sum(forward(inputs) * r) for a fixed random r, so the analytic gradient of each input is
-/// `backward(inputs, r)`. Checks `samples` random coordinates of every input whose gradient is
-/// given; returns one message per mismatch (empty when all agree). Tolerance is relative to the
-/// largest analytic gradient of that input (at least 1).
+/// `backward(inputs, r)`. Checks the first and last coordinates and `samples` random ones of
+/// every input whose gradient is given; returns one message per mismatch (empty when all agree).
+/// Tolerance is relative to the gradient's own magnitude at those coordinates (the larger of the
+/// analytic and the numeric, at least `floor`), so a gradient of r/1000 that is zero or doubled
+/// fails as surely as one of size 1.
 public func finiteDifferenceMismatches(
-    inputs: [[Float]], eps: Float = 1e-2, samples: Int = 10, tolerance: Float = 2e-2, seed: UInt64 = 7,
+    inputs: [[Float]], eps: Float = 1e-2, samples: Int = 10, tolerance: Float = 2e-2, floor: Float = 1e-4, seed: UInt64 = 7,
     forward: ([[Float]]) throws -> [Float],
     backward: ([[Float]], [Float]) throws -> [[Float]?]
 ) throws -> [String] {
@@ -86,17 +97,18 @@ public func finiteDifferenceMismatches(
             problems.append("input \(j): gradient has \(grad.count) values, input \(inputs[j].count)")
             continue
         }
-        let scale = Swift.max(1, grad.map(abs).max() ?? 0)
-        let picks = inputs[j].count <= samples ? Array(inputs[j].indices)
-            : (0..<samples).map { _ in Int.random(in: 0..<inputs[j].count, using: &rng) }
-        for i in picks {
+        let count = inputs[j].count
+        let picks = count <= samples + 2 ? Array(inputs[j].indices)
+            : [0, count - 1] + (0..<samples).map { _ in Int.random(in: 0..<count, using: &rng) }
+        let numeric = try picks.map { i -> Float in
             var plus = inputs, minus = inputs
             plus[j][i] += eps
             minus[j][i] -= eps
-            let numeric = Float((try loss(plus) - loss(minus)) / Double(2 * eps))
-            if abs(numeric - grad[i]) > tolerance * scale {
-                problems.append("input \(j)[\(i)]: analytic \(grad[i]), finite difference \(numeric)")
-            }
+            return Float((try loss(plus) - loss(minus)) / Double(2 * eps))
+        }
+        let scale = Swift.max(floor, picks.map { abs(grad[$0]) }.max() ?? 0, numeric.map(abs).max() ?? 0)
+        for (i, n) in zip(picks, numeric) where abs(n - grad[i]) > tolerance * scale {
+            problems.append("input \(j)[\(i)]: analytic \(grad[i]), finite difference \(n) (scale \(scale))")
         }
     }
     return problems
