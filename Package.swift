@@ -104,7 +104,7 @@ let package = Package(
         .executableTarget(name: "loupe", dependencies: ["LoupeCLI", "Interpret"]),
         .target(name: "TestSupport", dependencies: ["Backend", "Device"], path: "Tests/TestSupport"),
         .testTarget(name: "DeviceTests", dependencies: ["Device", "TestSupport"]),
-        .testTarget(name: "BackendTests", dependencies: ["Backend", "Device", "WeightFiles", "TestSupport"], exclude: ["Fixtures"]),
+        .testTarget(name: "BackendTests", dependencies: ["Backend", "Device", "Graph", "WeightFiles", "TestSupport"], exclude: ["Fixtures"]),
         .testTarget(name: "GraphTests", dependencies: ["Graph", "TestSupport"]),
         .testTarget(name: "ModelsTests", dependencies: ["Models", "WeightFiles", "TestSupport"], exclude: ["Fixtures"]),
         .testTarget(name: "ImageIOTests", dependencies: ["ImageIO", "Backend", "WeightFiles", "TestSupport"], exclude: ["Fixtures"]),

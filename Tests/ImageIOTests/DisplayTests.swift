@@ -1,6 +1,7 @@
 import Foundation
 import ImageIO
 import Testing
+import TestSupport
 
 /// Colour maps and the display scaling of attribution maps, against matplotlib and Captum
 /// (tools/make_display_fixtures.py).
@@ -41,7 +42,7 @@ import Testing
         for expected in reference.scaled {
             let sign = try #require(signs[expected.sign])
             let scaled = ScaledMap(combined, sign: sign, outlierPercent: expected.outlier_percent)
-            let error = zip(scaled.values, expected.values).map { abs($0 - $1) }.max()!
+            let error = maxAbsDifference(scaled.values, expected.values)
             #expect(error < 1e-5, "\(expected.sign) outlier \(expected.outlier_percent): max error \(error)")
             #expect(scaled.values.allSatisfy { $0 >= (sign == .all ? -1 : 0) && $0 <= 1 })
         }

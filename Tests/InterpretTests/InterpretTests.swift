@@ -12,8 +12,9 @@ let cpu = CPUBackend()
 let fixtureURL = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("Fixtures/saliency.safetensors")
 let fixtures = try! SafeTensorsFile(url: fixtureURL)
 
-/// ||a - e|| / ||e||.
+/// ||a - e|| / ||e||; infinity when the counts differ.
 func relativeL2(_ a: [Float], _ e: [Float]) -> Float {
+    guard a.count == e.count else { return .infinity }
     let d = zip(a, e).reduce(Float(0)) { $0 + ($1.0 - $1.1) * ($1.0 - $1.1) }
     return (d / Swift.max(e.reduce(Float(0)) { $0 + $1 * $1 }, 1e-30)).squareRoot()
 }
@@ -145,7 +146,7 @@ struct Case {
                 let layer = kind == .scoreCAM ? c.settings["scorecam_layer"] as! String : c.layer
                 let result = try CAM(kind, layer: layer).attribute(model, input: x, targets: [c.target])
                 let want = try c.expected(key)
-                let worst = zip(result.map, want).map { abs($0 - $1) }.max()!
+                let worst = maxAbsDifference(result.map, want)
                 #expect(worst < 2e-3, "\(b.name) \(arch) \(key): max abs error \(worst)")
             }
         }
@@ -277,7 +278,7 @@ struct Case {
             #expect(relativeL2(gradient.map, try expected.tensor("gradient_map").values) < 1e-2, "\(b.name) gradient map")
             let cam = try CAM(.gradCAM, layer: "features.18").attribute(model, input: x, targets: [285])
             let want = try expected.tensor("gradcam").values
-            #expect(zip(cam.map, want).map { abs($0 - $1) }.max()! < 1e-3, "\(b.name) Grad-CAM")
+            #expect(maxAbsDifference(cam.map, want) < 1e-3, "\(b.name) Grad-CAM")
             // The photo is a close-up: the cat's face fills the middle; the maximum must be there, not at a border.
             let at = cam.map.indices.max { cam.map[$0] < cam.map[$1] }!
             let (y, xx) = (at / 224, at % 224)
@@ -300,7 +301,7 @@ struct Case {
                 let (curve, auc) = try CausalMetric(mode, step: 256, batch: 5).evaluate(model, image: x, target: c.target, map: map[...])
                 let want = try c.expected(mode.rawValue)
                 #expect(curve.count == want.count)
-                #expect(zip(curve, want).map { abs($0 - $1) }.max()! < 1e-4, "\(b.name) \(mode)")
+                #expect(maxAbsDifference(curve, want) < 1e-4, "\(b.name) \(mode)")
                 let wantAUC = (want.reduce(0, +) - want.first! / 2 - want.last! / 2) / Float(want.count - 1)
                 #expect(abs(auc - wantAUC) < 1e-4)
             }
@@ -325,13 +326,13 @@ struct Case {
             let model = Model(architecture: architecture, parameters: try SeededWeights.parameters(for: architecture, seed: 20261126, on: b), backend: b)
             let result = try CAM(.gradCAM, layer: architecture.lastConvLayer).attribute(model, input: try b.tensor(x.values, x.shape), targets: [target])
             let want = try reference.tensor("vit.gradcam").values
-            let worst = zip(result.map, want).map { abs($0 - $1) }.max()!
+            let worst = maxAbsDifference(result.map, want)
             #expect(result.map.count == want.count && worst < 2e-3, "\(b.name) ViT Grad-CAM: max abs error \(worst)")
             // Attention rollout against the same product computed in PyTorch from each block's
             // input projection (tools/make_onnx_fixtures.py's attention_rollout).
             let rollout = try AttentionRollout().attribute(model, input: try b.tensor(x.values, x.shape), targets: [target])
             let expected = try reference.tensor("vit.rollout").values
-            let rolloutError = zip(rollout.map, expected).map { abs($0 - $1) }.max()!
+            let rolloutError = maxAbsDifference(rollout.map, expected)
             #expect(rollout.map.count == expected.count && rolloutError < 1e-4, "\(b.name) ViT attention rollout: max abs error \(rolloutError)")
         }
     }
