@@ -2,6 +2,12 @@ import ArgumentParser
 import Backend
 import Foundation
 
+/// Ends the process with `status`, after a signal's cleanup in progress (which ends it first).
+private func finish(_ status: Int32) -> Never {
+    Interrupts.settle()
+    Glibc.exit(status)
+}
+
 extension Loupe {
     /// Runs the process's command line, as ArgumentParser's `main()` does, with three promises
     /// kept at the last step: help and version that cannot be written to stdout exit with 74, as
@@ -12,25 +18,25 @@ extension Loupe {
         do {
             var command = try parseAsRoot(arguments)
             try command.run()
-            Glibc.exit(0)
+            finish(0)
         } catch {
             let code = exitCode(for: error)
             if code == .success {
                 let text = fullMessage(for: error)
                 if !text.isEmpty, let failure = writeAll(1, text + "\n") {
                     warn("Error: cannot write the output to stdout: \(failure)")
-                    Glibc.exit(74)
+                    finish(74)
                 }
-                Glibc.exit(0)
+                finish(0)
             }
             let ns = error as NSError
             if error is WriteFailure || ns.domain == NSCocoaErrorDomain || ns.domain == NSPOSIXErrorDomain {
                 warn("Error: " + printableLines(systemReason(error)))
-                Glibc.exit(isWriteFailure(error) ? 74 : 1)
+                finish(isWriteFailure(error) ? 74 : 1)
             }
             let text = fullMessage(for: error)
             if !text.isEmpty { warn(printableLines(text)) }
-            Glibc.exit(code.rawValue)
+            finish(code.rawValue)
         }
     }
 }

@@ -13,8 +13,9 @@ public enum Interrupts {
     /// Folders made above --out for this run, removed (when empty) on a signal.
     private static let made = Mutex<[String]>([])
     private static let sources = Mutex<[any DispatchSourceSignal]>([])
-    /// Held while results are renamed into --out: a signal then waits (a few milliseconds) for
-    /// the renames to finish, so --out holds the whole new set, never a part of it.
+    /// Held while the staging folder is made and while results are renamed into --out: a signal
+    /// then waits (a few milliseconds) for that to finish, so --out holds the whole new set,
+    /// never a part of it, and no folder is made after the signal has removed what the run made.
     private static let renaming = Mutex<Void>(())
 
     /// Installs the handlers (once per process; call before any work).
@@ -26,10 +27,13 @@ public enum Interrupts {
                 let source = DispatchSource.makeSignalSource(signal: number, queue: .global())
                 source.setEventHandler {
                     renaming.withLock { _ in
-                        let placeholders = staging.withLock({ $0 }).compactMap(removeWhileWritten)
+                        // Both lists first: the run's own cleanup (an error from a write into
+                        // the folder removed below) may unregister them meanwhile.
+                        let (stagingFolders, madeFolders) = (staging.withLock({ $0 }), made.withLock({ $0 }))
+                        let placeholders = stagingFolders.compactMap(removeWhileWritten)
                         // The last steps before exiting: what another thread writes now is lost with the process.
                         for path in placeholders { unlink(path) }
-                        for path in made.withLock({ $0 }).reversed() { rmdir(path) }
+                        for path in madeFolders.reversed() { rmdir(path) }
                         warn("interrupted (\(number == SIGINT ? "SIGINT" : "SIGTERM"))")
                         _exit(code)
                     }
@@ -40,7 +44,14 @@ public enum Interrupts {
         }
     }
 
-    /// Runs `body` (the renames into --out) with signals held off until it returns.
+    /// Waits for a signal's cleanup in progress, if any (which then ends the process with the
+    /// signal's status): the process must not exit with its own status halfway through it.
+    public static func settle() {
+        renaming.withLock { _ in }
+    }
+
+    /// Runs `body` (making the staging folder, the renames into --out) with signals held off
+    /// until it returns.
     static func whileRenaming(_ body: () throws -> Void) throws {
         try renaming.withLock { _ in try body() }
     }

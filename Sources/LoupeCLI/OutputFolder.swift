@@ -172,7 +172,13 @@ struct OutputFolder {
             if !placed { for folder in made.reversed() { rmdir(folder.path) } }
             for folder in made { Interrupts.unregisterMade(folder) }
         }
-        do { try FileManager.default.createDirectory(at: staging, withIntermediateDirectories: true) } catch {
+        // Made while a signal waits: a signal between making a folder above --out and making the
+        // staging folder would otherwise leave that folder behind. What the run writes inside
+        // staging makes no folder above it (no intermediate folders), so once a signal has taken
+        // the staging folder away nothing brings it back.
+        do {
+            try Interrupts.whileRenaming { try FileManager.default.createDirectory(at: staging, withIntermediateDirectories: true) }
+        } catch {
             throw UserError("--out \(given): cannot create the folder (\(systemReason(error)))")
         }
         removeStaleStaging()

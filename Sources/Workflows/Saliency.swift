@@ -134,7 +134,7 @@ public struct SaliencyOutput {
 
     private func writeImage(_ i: Int, into dir: URL) throws {
         let (results, curves, names) = (run.results, run.curves, probe.names)
-        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: false)
         let image = prepared[i]
         try image.writePNG(to: dir.appendingPathComponent("input.png"))
         var cells = [ImageGrid.Cell(image, title: "input", caption: "\(image.width)x\(image.height)")]

@@ -39,7 +39,7 @@ public struct SanityOutput {
     public func write(into staging: URL) throws {
         let (probabilities, names) = (probe.scores.probabilities, probe.names)
         let dir = staging.appendingPathComponent(stem)
-        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: false)
         let title = "\(URL(fileURLWithPath: image).lastPathComponent) · target \(target) \(classLabel(target, names: names)) (p = \(String(format: "%.3f", probabilities[target])))"
         try writeFigures(title: title, subtitle: "\(model.architecture.name) · weights re-drawn from the top down (seed \(weightsSeed)) · \(device)",
                          into: dir)

@@ -21,16 +21,6 @@ import TestSupport
         return dir
     }
 
-    /// The real binary of this build (under CI its absence fails the test).
-    func loupeBinary() -> URL? {
-        let binary = repo.appendingPathComponent(".build/debug/loupe")
-        guard FileManager.default.isExecutableFile(atPath: binary.path) else {
-            if ProcessInfo.processInfo.environment["CI"] == "true" { Issue.record("no .build/debug/loupe to test with") }
-            return nil
-        }
-        return binary
-    }
-
     func arguments(_ images: URL, block: Int = 4) -> [String] {
         ["atlas", "--layer", "features.4", "--channels", "0..7", "--channel-block", "\(block)", "--images", images.path, "--image-block", "2",
          "--top", "3", "--steps", "4", "--size", "64"]

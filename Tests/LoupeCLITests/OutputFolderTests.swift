@@ -14,15 +14,17 @@ func loupeBinary() -> URL? {
     return binary
 }
 
-/// A started run of the real binary with its stderr collected.
+/// A started run of the real binary (or of any executable) with its stderr collected, its
+/// stdout written to `stdout` (/dev/full for a full disk) and `environment` added to this one's.
 final class BinaryRun: @unchecked Sendable {
     let process = Process()
     let errors = Pipe()
-    init(_ binary: URL, _ arguments: [String]) throws {
+    init(_ binary: URL, _ arguments: [String], stdout: String = "/dev/null", environment: [String: String] = [:]) throws {
         process.executableURL = binary
         process.arguments = arguments
-        process.standardOutput = FileHandle(forWritingAtPath: "/dev/null")
+        process.standardOutput = FileHandle(forWritingAtPath: stdout)
         process.standardError = errors
+        if !environment.isEmpty { process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 } }
         try process.run()
     }
     /// Waits for the end: the exit status (or the signal) and what it printed on stderr.
@@ -152,16 +154,8 @@ func expectWholeOrAbsent(_ out: URL, parent: URL, sourceLocation: SourceLocation
     @Test(arguments: [["help"], ["--version"], ["saliency", "--help"]])
     func helpToAFullDiskExits74(_ arguments: [String]) throws {
         guard let binary = loupeBinary(), FileManager.default.fileExists(atPath: "/dev/full") else { return }
-        let process = Process()
-        process.executableURL = binary
-        process.arguments = arguments
-        process.standardOutput = FileHandle(forWritingAtPath: "/dev/full")
-        let errors = Pipe()
-        process.standardError = errors
-        try process.run()
-        let message = String(decoding: errors.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-        process.waitUntilExit()
-        #expect(process.terminationStatus == 74 && message.split(separator: "\n").count == 1, "\(arguments): \(process.terminationStatus) \(message)")
+        let r = try BinaryRun(binary, arguments, stdout: "/dev/full").finish()
+        #expect(r.exited && r.status == 74 && r.message.split(separator: "\n").count == 1, "\(arguments): \(r.status) \(r.message)")
     }
 }
 
@@ -172,14 +166,8 @@ func expectWholeOrAbsent(_ out: URL, parent: URL, sourceLocation: SourceLocation
     let cache = try tempDir()
     defer { try? FileManager.default.removeItem(at: cache) }
     for _ in 0..<3 {
-        let process = Process()
-        process.executableURL = binary
-        process.arguments = ["devices"]
-        process.environment = ProcessInfo.processInfo.environment.merging(["POCL_CACHE_DIR": cache.path]) { $1 }
-        process.standardOutput = FileHandle(forWritingAtPath: "/dev/null")
-        try process.run()
-        process.waitUntilExit()
-        #expect(process.terminationStatus == 0)
+        let r = try BinaryRun(binary, ["devices"], environment: ["POCL_CACHE_DIR": cache.path]).finish()
+        #expect(r.exited && r.status == 0, "\(r.message)")
     }
     let names = try FileManager.default.contentsOfDirectory(atPath: cache.path)
     #expect(!names.contains { $0.hasPrefix("tempfile_") }, "\(names)")
@@ -201,17 +189,9 @@ func expectWholeOrAbsent(_ out: URL, parent: URL, sourceLocation: SourceLocation
     try RGBImage(width: 60000, height: 2, pixels: (0..<(60000 * 2 * 3)).map { _ in UInt8.random(in: 0...255, using: &rng) }).writePNG(to: strip)
     for command in [["saliency", "--image", images.path, "--method", "gradient", "--quiet", "--out", dir.appendingPathComponent("out").path],
                     ["classify", "--image", strip.path]] {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/bin/sh")
-        process.arguments = ["-c", "ulimit -v 2097152; exec \"$0\" \"$@\"", binary.path] + command
-        process.standardOutput = FileHandle(forWritingAtPath: "/dev/null")
-        let errors = Pipe()
-        process.standardError = errors
-        try process.run()
-        let message = String(decoding: errors.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-        process.waitUntilExit()
-        #expect(process.terminationReason == .exit && [0, 1].contains(process.terminationStatus), "\(command[0]): \(process.terminationStatus) \(message)")
-        #expect(message.split(separator: "\n").count <= 1, "\(command[0]): \(message)")
+        let r = try BinaryRun(URL(fileURLWithPath: "/bin/sh"), ["-c", "ulimit -v 2097152; exec \"$0\" \"$@\"", binary.path] + command).finish()
+        #expect(r.exited && [0, 1].contains(r.status), "\(command[0]): \(r.status) \(r.message)")
+        #expect(r.message.split(separator: "\n").count <= 1, "\(command[0]): \(r.message)")
     }
     #expect(try FileManager.default.contentsOfDirectory(atPath: dir.appendingPathComponent("out").path).filter { $0.hasPrefix("cat") }.count == 100)
 }

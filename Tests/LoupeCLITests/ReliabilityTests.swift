@@ -247,23 +247,15 @@ import Testing
     /// The real binary with its output on a full disk: one line on stderr and exit status 74,
     /// not a trap.
     @Test func aFullDiskIsAnErrorNotATrap() throws {
-        let binary = repo.appendingPathComponent(".build/debug/loupe")
-        guard FileManager.default.isExecutableFile(atPath: binary.path), FileManager.default.fileExists(atPath: "/dev/full") else {
-            if ProcessInfo.processInfo.environment["CI"] == "true" { Issue.record("no .build/debug/loupe or /dev/full to test with") }
+        guard let binary = loupeBinary() else { return }
+        guard FileManager.default.fileExists(atPath: "/dev/full") else {
+            if ProcessInfo.processInfo.environment["CI"] == "true" { Issue.record("no /dev/full to test with") }
             return
         }
-        let process = Process()
-        process.executableURL = binary
-        process.arguments = ["devices"]
-        process.standardOutput = FileHandle(forWritingAtPath: "/dev/full")
-        let errors = Pipe()
-        process.standardError = errors
-        try process.run()
-        let message = String(decoding: errors.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-        process.waitUntilExit()
-        #expect(process.terminationReason == .exit, "terminated by signal \(process.terminationStatus): \(message)")
-        #expect(process.terminationStatus == 74, "exit status \(process.terminationStatus): \(message)")
-        #expect(message.contains("cannot write the output") && message.split(separator: "\n").count == 1, "\(message)")
+        let r = try BinaryRun(binary, ["devices"], stdout: "/dev/full").finish()
+        #expect(r.exited, "terminated by signal \(r.status): \(r.message)")
+        #expect(r.status == 74, "exit status \(r.status): \(r.message)")
+        #expect(r.message.contains("cannot write the output") && r.message.split(separator: "\n").count == 1, "\(r.message)")
     }
 
     /// SIGINT and SIGTERM stop the real binary mid-run with exit status 130 and 143 and leave no
@@ -271,26 +263,17 @@ import Testing
     /// hidden staging folder behind).
     @Test(arguments: [(SIGINT, Int32(130)), (SIGTERM, Int32(143))])
     func signalsStopTheRunAndLeaveNothing(_ number: Int32, _ code: Int32) throws {
-        let binary = repo.appendingPathComponent(".build/debug/loupe")
-        guard FileManager.default.isExecutableFile(atPath: binary.path) else {
-            if ProcessInfo.processInfo.environment["CI"] == "true" { Issue.record("no .build/debug/loupe to test with") }
-            return
-        }
+        guard let binary = loupeBinary() else { return }
         let parent = try tempDir()
         defer { try? FileManager.default.removeItem(at: parent) }
         let out = parent.appendingPathComponent("never")
-        let process = Process()
-        process.executableURL = binary
-        process.arguments = ["visualize", "--model", "resnet18", "--random-weights", "1", "--target", "1", "--size", "64",
-                             "--steps", "1000000", "--out", out.path]
-        let errors = Pipe()
-        process.standardError = errors
-        try process.run()
+        let run = try BinaryRun(binary, ["visualize", "--model", "resnet18", "--random-weights", "1", "--target", "1", "--size", "64",
+                                         "--steps", "1000000", "--out", out.path])
         Thread.sleep(forTimeInterval: 3)
-        kill(process.processIdentifier, number)
+        kill(run.process.processIdentifier, number)
         let sent = Date()
-        let message = String(decoding: errors.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-        process.waitUntilExit()
+        let (_, _, message) = run.finish()
+        let process = run.process
         #expect(Date().timeIntervalSince(sent) < 2, "took \(Date().timeIntervalSince(sent)) s to stop")
         #expect(process.terminationReason == .exit && process.terminationStatus == code,
                 "\(process.terminationReason == .exit ? "exit" : "signal") \(process.terminationStatus): \(message)")
