@@ -160,7 +160,10 @@ bench-python: python-venv wheel
 	cd python/tests && ../../$(PY_VENV)/bin/python ../../tools/bench_python.py $(BENCH_PYTHON_ARGS)
 
 # The main job on the default model (torchvision's MobileNetV2) and the bundled photo.
+# out/demo is the demo's own: removed first, so a folder left by an older Loupe (without the
+# manifest --force checks) never stops it.
 demo: build
+	rm -rf out/demo
 	$(LOUPE) devices
 	$(LOUPE) classify --image Assets/chelsea.png
 	$(LOUPE) classify --image Assets/chelsea.png --device cpu --top 3
