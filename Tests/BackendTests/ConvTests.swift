@@ -107,8 +107,9 @@ let winogradConvCases: [ConvCase] = [
         // one image (batches go through in chunks), and the tiled one splitting K wherever it can.
         let backends = openCLFamilies() + [try OpenCLBackend(context: device.context, family: .registerBlocked, scratchFloats: 64)]
             + openCLSplitK()
+        let reference = try Reference(c)
         for gpu in backends {
-            try expectConvMatchesReference(c, on: gpu)
+            try expectConvMatchesReference(c, reference, on: gpu)
         }
     }
 
@@ -117,9 +118,10 @@ let winogradConvCases: [ConvCase] = [
     @Test(arguments: phasedConvCases)
     func phasedBackwardMatchesReference(_ c: ConvCase) throws {
         guard let device = openCL() else { return }
+        let reference = try Reference(c)
         for gpu in [try OpenCLBackend(context: device.context, family: .registerBlocked),
                     try OpenCLBackend(context: device.context, family: .registerBlocked, scratchFloats: 64)] {
-            try expectConvMatchesReference(c, on: gpu)
+            try expectConvMatchesReference(c, reference, on: gpu)
         }
     }
 
@@ -128,65 +130,93 @@ let winogradConvCases: [ConvCase] = [
     @Test(arguments: winogradConvCases)
     func winogradMatchesReference(_ c: ConvCase) throws {
         guard let device = openCL() else { return }
+        let reference = try Reference(c)
         for gpu in [try OpenCLBackend(context: device.context, family: .registerBlocked),
                     try OpenCLBackend(context: device.context, family: .registerBlocked, scratchFloats: 64)] {
-            try expectConvMatchesReference(c, on: gpu)
+            try expectConvMatchesReference(c, reference, on: gpu)
+        }
+    }
+
+    /// The CPU reference's results for case `c`, computed once and compared with every backend
+    /// the case runs on (each reference convolution used to be recomputed per backend).
+    struct Reference {
+        let xv: [Float], wv: [Float], bv: [Float], gv: [Float], ov: [Float], xmv: [Float], out: Shape
+        /// Expected values by what they are: "forward", "forward relu", "backward input",
+        /// "through relu standard", "plain", "into relu standard", "backward weight", "backward bias".
+        var expected: [String: [Float]] = [:]
+
+        init(_ c: ConvCase) throws {
+            var rng = SeededRandom(seed: 11)
+            xv = rng.floats(c.xShape.count); wv = rng.floats(c.wShape.count); bv = rng.floats(c.cout)
+            out = try c.params.outputShape(input: c.xShape, weight: c.wShape)
+            gv = rng.floats(out.count)
+            ov = rng.floats(out.count).map { 8 * $0 }
+            xmv = rng.floats(c.xShape.count).map { 8 * $0 }
+            let (x, w, b, g) = (try cpu.tensor(xv, c.xShape), try cpu.tensor(wv, c.wShape), try cpu.tensor(bv, [c.cout]), try cpu.tensor(gv, out))
+            let y = try cpu.conv2d(x, weight: w, bias: c.bias ? b : nil, c.params)
+            expected["forward"] = try cpu.values(y)
+            let plain = try cpu.conv2dBackwardInput(g, weight: w, inputShape: c.xShape, c.params)
+            expected["backward input"] = try cpu.values(plain)
+            for act in Activation.allCases {
+                expected["forward \(act)"] = try cpu.values(cpu.activation(y, act))
+                let masked = try cpu.activation(try cpu.tensor(ov, out), act)
+                let xm = try cpu.activation(try cpu.tensor(xmv, c.xShape), act)
+                expected["mask \(act)"] = try cpu.values(masked)
+                expected["input mask \(act)"] = try cpu.values(xm)
+                for rule in GradientRule.allCases {
+                    expected["through \(act) \(rule)"] = try cpu.values(cpu.conv2dBackwardInput(cpu.activationBackward(g, input: masked, act, rule: rule),
+                                                                                                  weight: w, inputShape: c.xShape, c.params))
+                    expected["into \(act) \(rule)"] = try cpu.values(cpu.activationBackward(plain, input: xm, act, rule: rule))
+                }
+            }
+            expected["backward weight"] = try cpu.values(cpu.conv2dBackwardWeight(g, input: x, weightShape: c.wShape, c.params))
+            expected["backward bias"] = try cpu.values(cpu.conv2dBackwardBias(g))
         }
     }
 
     func expectConvMatchesReference(_ c: ConvCase, on gpu: OpenCLBackend) throws {
-        var rng = SeededRandom(seed: 11)
-        let xv = rng.floats(c.xShape.count), wv = rng.floats(c.wShape.count), bv = rng.floats(c.cout)
-        let out = try c.params.outputShape(input: c.xShape, weight: c.wShape)
-        let gv = rng.floats(out.count)
-        let (x, w, b, g) = (try cpu.tensor(xv, c.xShape), try cpu.tensor(wv, c.wShape), try cpu.tensor(bv, [c.cout]), try cpu.tensor(gv, out))
-        let (dx, dw, db, dg) = (try gpu.tensor(xv, c.xShape), try gpu.tensor(wv, c.wShape), try gpu.tensor(bv, [c.cout]), try gpu.tensor(gv, out))
-        expectClose(try gpu.values(gpu.conv2d(dx, weight: dw, bias: c.bias ? db : nil, c.params)),
-                    try cpu.values(cpu.conv2d(x, weight: w, bias: c.bias ? b : nil, c.params)), "\(gpu.family) forward")
+        try expectConvMatchesReference(c, try Reference(c), on: gpu)
+    }
+
+    func expectConvMatchesReference(_ c: ConvCase, _ r: Reference, on gpu: OpenCLBackend) throws {
+        let want = { (key: String) in r.expected[key]! }
+        let (dx, dw, db, dg) = (try gpu.tensor(r.xv, c.xShape), try gpu.tensor(r.wv, c.wShape), try gpu.tensor(r.bv, [c.cout]), try gpu.tensor(r.gv, r.out))
+        expectClose(try gpu.values(gpu.conv2d(dx, weight: dw, bias: c.bias ? db : nil, c.params)), want("forward"), "\(gpu.family) forward")
         // The activation fused into the store (both families; the tiled one after summing split K).
         for act in Activation.allCases {
-            expectClose(try gpu.values(gpu.conv2d(dx, weight: dw, bias: c.bias ? db : nil, c.params, activation: act)),
-                        try cpu.values(cpu.activation(cpu.conv2d(x, weight: w, bias: c.bias ? b : nil, c.params), act)),
+            expectClose(try gpu.values(gpu.conv2d(dx, weight: dw, bias: c.bias ? db : nil, c.params, activation: act)), want("forward \(act)"),
                         "\(gpu.family) forward + \(act)")
         }
-        expectClose(try gpu.values(gpu.conv2dBackwardInput(dg, weight: dw, inputShape: c.xShape, c.params)),
-                    try cpu.values(cpu.conv2dBackwardInput(g, weight: w, inputShape: c.xShape, c.params)), "\(gpu.family) backward input")
+        expectClose(try gpu.values(gpu.conv2dBackwardInput(dg, weight: dw, inputShape: c.xShape, c.params)), want("backward input"),
+                    "\(gpu.family) backward input")
         // The backward through a fused activation: its mask read from an output spanning both
         // sides of ReLU6's range, every rule (the register-blocked family applies it as it pads gy).
-        let ov = rng.floats(out.count).map { 8 * $0 }
         for act in Activation.allCases {
-            let masked = try cpu.activation(try cpu.tensor(ov, out), act), dmasked = try gpu.tensor(try cpu.values(masked), out)
+            let dmasked = try gpu.tensor(want("mask \(act)"), r.out)
             for rule in GradientRule.allCases {
                 let fused = try gpu.conv2dBackwardInput(dg, weight: dw, inputShape: c.xShape, c.params,
                                                         fused: ConvolutionFusion(rule: rule, output: .init(act, dmasked)))
                 #expect(!fused.inputMasked)
-                expectClose(try gpu.values(fused.gradient),
-                            try cpu.values(cpu.conv2dBackwardInput(cpu.activationBackward(g, input: masked, act, rule: rule), weight: w,
-                                                                   inputShape: c.xShape, c.params)),
-                            "\(gpu.family) backward input through \(act), \(rule)")
+                expectClose(try gpu.values(fused.gradient), want("through \(act) \(rule)"), "\(gpu.family) backward input through \(act), \(rule)")
             }
         }
         // The backward to an input that a fused activation made, its mask applied as dL/dx is
         // stored: the register-blocked family's pointwise and depthwise convolutions have it
         // (elsewhere the plain gradient, unmasked: the caller leaves the mask to the op that made x).
-        let xmv = rng.floats(c.xShape.count).map { 8 * $0 }
         let storesMasked = gpu.family == .registerBlocked
             && ((c.k == 1 && c.stride == 1 && c.pad == 0) || (c.groups > 1 && c.groups == c.cin && c.groups == c.cout))
         for act in Activation.allCases {
-            let xm = try cpu.activation(try cpu.tensor(xmv, c.xShape), act), dxm = try gpu.tensor(try cpu.values(xm), c.xShape)
+            let dxm = try gpu.tensor(want("input mask \(act)"), c.xShape)
             for rule in GradientRule.allCases {
                 let got = try gpu.conv2dBackwardInput(dg, weight: dw, inputShape: c.xShape, c.params,
                                                       fused: ConvolutionFusion(rule: rule, input: .init(act, dxm)))
                 #expect(got.inputMasked == storesMasked, "\(gpu.family) \(c): a masked store where none was expected, or none")
-                let plain = try cpu.conv2dBackwardInput(g, weight: w, inputShape: c.xShape, c.params)
-                expectClose(try gpu.values(got.gradient),
-                            try cpu.values(got.inputMasked ? cpu.activationBackward(plain, input: xm, act, rule: rule) : plain),
+                expectClose(try gpu.values(got.gradient), got.inputMasked ? want("into \(act) \(rule)") : want("backward input"),
                             "\(gpu.family) backward input into \(act), \(rule)")
             }
         }
-        expectClose(try gpu.values(gpu.conv2dBackwardWeight(dg, input: dx, weightShape: c.wShape, c.params)),
-                    try cpu.values(cpu.conv2dBackwardWeight(g, input: x, weightShape: c.wShape, c.params)), "backward weight")
-        expectClose(try gpu.values(gpu.conv2dBackwardBias(dg)), try cpu.values(cpu.conv2dBackwardBias(g)), "backward bias")
+        expectClose(try gpu.values(gpu.conv2dBackwardWeight(dg, input: dx, weightShape: c.wShape, c.params)), want("backward weight"), "backward weight")
+        expectClose(try gpu.values(gpu.conv2dBackwardBias(dg)), want("backward bias"), "backward bias")
     }
 
     /// Every tile `loupe tune` may choose for the tiled family, each as the default for a layer
