@@ -45,7 +45,9 @@ public enum MemoryBudget {
         try requirePass(model, batch: 1, height: height, width: width, what: what)
         var batch = Swift.max(limit, 1)
         let room = Swift.min(deviceMemory(model.backend), hostAvailable)
-        while batch > 1, try passBytes(model, batch: batch, height: height, width: width) > room { batch = (batch + 1) / 2 }
+        // One probe: the estimate is proportional to the batch (0 when too small to probe).
+        let full = try passBytes(model, batch: batch, height: height, width: width)
+        while batch > 1, Double(full) * Double(batch) / Double(Swift.max(limit, 1)) > Double(room) { batch = (batch + 1) / 2 }
         return batch
     }
 
