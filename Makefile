@@ -133,7 +133,7 @@ fuzz: setup
 	@set -o pipefail; LOUPE_FUZZ_MUTATIONS=$${LOUPE_FUZZ_MUTATIONS:-100000} $(SWIFT) test -c release --filter NeverCrash 2>&1 \
 	  | grep -E '^fuzz |Test run|error:|recorded an issue'
 
-# Deliberately broken kernels (tools/mutants/run.py), each run against the tests that must
+# Deliberately broken kernels and rules (tools/mutants/run.py), each run against the tests that must
 # catch it; a mutant that survives fails the target.
 mutants: setup
 	export LOUPE_OPTIMIZE_DEBUG=1; $(SWIFT) build --build-tests && python3 tools/mutants/run.py

@@ -46,7 +46,13 @@ public enum TorchCheckpoint {
             guard let e = zip.entries[prefix + "data/" + storage.key] else {
                 throw WeightFileError("storage \(storage.key) is missing from the archive")
             }
-            return try zip.data(e)
+            let data = try zip.data(e)
+            // As torch.load checks: the pickle's element count is the entry's size exactly.
+            let (expected, overflow) = storage.count.multipliedReportingOverflow(by: storage.dtype.size)
+            guard !overflow, expected == data.count else {
+                throw WeightFileError("storage \(storage.key): the pickle gives \(storage.count) elements of \(storage.dtype.size) bytes, the archive holds \(data.count) bytes")
+            }
+            return data
         }
     }
 
@@ -66,16 +72,19 @@ public enum TorchCheckpoint {
         guard case .list(let keyList) = try reader.read() else { throw WeightFileError("legacy checkpoint without storage keys") }
         var position = reader.position
         var storages: [String: ArraySlice<UInt8>] = [:]
-        var sizes: [String: Int] = [:]
-        collectStorages(root, into: &sizes)
+        var refs: [String: StorageRef] = [:]
+        collectStorages(root, into: &refs)
         for key in keyList.items {
-            guard case .string(let k) = key, let elementSize = sizes[k] else { throw WeightFileError("legacy checkpoint: unknown storage key") }
+            guard case .string(let k) = key, let ref = refs[k] else { throw WeightFileError("legacy checkpoint: unknown storage key") }
             guard position + 8 <= bytes.count else { throw WeightFileError("legacy checkpoint: truncated storage \(k)") }
             let count = (0..<8).reduce(UInt64(0)) { $0 | UInt64(bytes[position + $1]) << (8 * UInt64($1)) }
-            let (length, overflow) = Int(clamping: count).multipliedReportingOverflow(by: elementSize)
+            let (length, overflow) = Int(clamping: count).multipliedReportingOverflow(by: ref.dtype.size)
             position += 8
             guard !overflow, count < UInt64(Int.max / 16), position + length <= bytes.count else {
                 throw WeightFileError("legacy checkpoint: storage \(k) runs past the end of the file (truncated)")
+            }
+            guard count == UInt64(ref.count) else {
+                throw WeightFileError("legacy checkpoint: storage \(k) holds \(count) elements, its pickle says \(ref.count)")
             }
             storages[k] = bytes[position..<(position + length)]
             position += length
@@ -86,10 +95,10 @@ public enum TorchCheckpoint {
         }
     }
 
-    static func collectStorages(_ v: PickleValue, into sizes: inout [String: Int]) {
+    static func collectStorages(_ v: PickleValue, into sizes: inout [String: StorageRef]) {
         switch v {
-        case .tensor(let t): sizes[t.storage.key] = t.storage.dtype.size
-        case .storage(let s): sizes[s.key] = s.dtype.size
+        case .tensor(let t): sizes[t.storage.key] = t.storage
+        case .storage(let s): sizes[s.key] = s
         case .dict(let d): for item in d.items { collectStorages(item.value, into: &sizes) }
         case .list(let l): for item in l.items { collectStorages(item, into: &sizes) }
         case .tuple(let items): for item in items { collectStorages(item, into: &sizes) }

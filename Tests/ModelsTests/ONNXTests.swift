@@ -319,6 +319,12 @@ import WeightFiles
                 let (architecture, weights) = try ONNXImport.load(bytes: bytes, name: "mutated.onnx", weightsRequired: false)
                 loaded += 1
                 #expect(!architecture.parameters.map(\.name).contains(where: holdsControlCharacters), "\(what): a name with control characters")
+                for (name, t) in weights where !t.isConsistent {
+                    Issue.record("\(what): weight \(name) has shape \(t.shape) and \(t.values.count) values")
+                }
+                for p in architecture.parameters where weights[p.name].map({ $0.shape != p.shape }) ?? false {
+                    Issue.record("\(what): parameter \(p.name) is declared \(p.shape), stored \(weights[p.name]!.shape)")
+                }
                 // Every 25th graph that loads runs a pass: sizes from the file (pads, strides,
                 // reshape targets) meet the shape arithmetic there.
                 if loaded % 25 == 0 {

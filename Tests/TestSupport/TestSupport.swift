@@ -140,7 +140,8 @@ public func holdsControlCharacters(_ text: String) -> Bool {
 }
 
 public func reportFuzz(_ what: String, mutations: Int, refused: Int) {
-    print("fuzz \(what): \(mutations) mutations, \(mutations - refused) loaded, \(refused) refused with an error, 0 traps")
+    // A trap would have ended the process before this line.
+    print("fuzz \(what): \(mutations) mutations, \(mutations - refused) loaded and checked, \(refused) refused with a message")
 }
 
 /// Deterministic mutations of a valid file for parser robustness tests: truncation, bit flips,

@@ -1,10 +1,13 @@
 #!/usr/bin/env python3
-"""Deliberately broken kernels, each with the tests that must catch it: `make mutants`.
+"""Deliberately broken kernels and rules, each with the tests that must catch it: `make mutants`.
 
-Each mutant replaces one piece of one kernel file (a copy of Kernels/ in a temporary folder; the
-tree is never touched), runs the named tests against it through LOUPE_KERNEL_DIR (the backend
+A kernel mutant replaces one piece of one kernel file (a copy of Kernels/ in a temporary folder;
+the tree is never touched), runs the named tests against it through LOUPE_KERNEL_DIR (the backend
 reads its kernel sources from there instead of the embedded ones), and expects them to fail. A
-mutant the tests do not catch ("survived") fails the run: the tests would not see that bug.
+source mutant (a path under Sources/) edits that Swift file in place, rebuilds the tests, runs
+them and puts the file back (also on SIGINT and SIGTERM); the tests are rebuilt from the
+restored tree at the end. A mutant the tests do not catch ("survived") fails the run: the tests
+would not see that bug.
 
 Needs the debug build with tests (`make swift-test` or `swift build --build-tests`). Usage:
   tools/mutants/run.py            every mutant
@@ -12,13 +15,14 @@ Needs the debug build with tests (`make swift-test` or `swift build --build-test
 """
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
 
 ROOT = os.path.normpath(os.path.join(os.path.dirname(__file__), "..", ".."))
 
-# name: (kernel file, text to replace, replacement, swift test filter, what it breaks)
+# name: (kernel file or Sources/ path, text to replace, replacement, swift test filter, what it breaks)
 MUTANTS = {
     "relu-drops-nan": (
         "activation.cl",
@@ -49,10 +53,87 @@ MUTANTS = {
         "the packed GEMM's store of every vector but the first: only register blocks with NV > 1 "
         "(4x8x3, 8x16x2) run it, so only the candidate sweeps can see it",
     ),
+    "mean-backward-off-by-one": (
+        "Sources/CPUReference/CPUBackend+Reduction.swift",
+        "case .mean: return g / Float(cols)",
+        "case .mean: return g / Float(cols + 1)",
+        "ReductionTests",
+        "the CPU reference's mean backward divided by one more than the row: a gradient of r/61 "
+        "instead of r/60, below the old finite-difference tolerance of 0.02",
+    ),
+    "adaptive-pool-backward-doubled": (
+        "Sources/CPUReference/CPUBackend+Pooling.swift",
+        "let g = gv[(plane * oh + oy) * ow + ox] / Float(ys.count * xs.count)",
+        "let g = 2 * gv[(plane * oh + oy) * ow + ox] / Float(ys.count * xs.count)",
+        "PoolTests",
+        "the CPU reference's adaptive average pooling backward doubled (r/49 -> 2r/49 for 7x7 -> 1x1)",
+    ),
+    "zip-storage-size-unchecked": (
+        "Sources/WeightFiles/TorchCheckpoint.swift",
+        "guard !overflow, expected == data.count else {",
+        "guard !overflow || expected == data.count else {",
+        "ParserCrossCheckTests",
+        "a zip checkpoint's storage read whatever its pickle's element count says (torch.load refuses)",
+    ),
 }
+
+SWIFT_ENV = dict(os.environ, LOUPE_OPTIMIZE_DEBUG="1")
+
+
+def build():
+    result = subprocess.run(["swift", "build", "--build-tests"], cwd=ROOT, env=SWIFT_ENV, capture_output=True, text=True)
+    if result.returncode != 0:
+        print(result.stdout[-3000:] + result.stderr[-3000:])
+    return result.returncode == 0
+
+
+def run_source(name):
+    path, old, new, tests, what = MUTANTS[name]
+    full = os.path.join(ROOT, path)
+    text = open(full).read()
+    if text.count(old) != 1:
+        print(f"{name}: the text to replace is not in {path} exactly once (the source changed; update the mutant)")
+        return False
+
+    def restore(*_):
+        open(full, "w").write(text)
+        if _:
+            sys.exit(f"{name}: interrupted; {path} restored (rebuild the tests)")
+
+    handlers = {sig: signal.signal(sig, restore) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        open(full, "w").write(text.replace(old, new))
+        if not build():
+            print(f"{name}: the mutant does not build (update it)")
+            return False
+        result = subprocess.run(["swift", "test", "--skip-build", "--filter", tests], cwd=ROOT, env=test_env(None),
+                                capture_output=True, text=True)
+    finally:
+        restore()
+        for sig, handler in handlers.items():
+            signal.signal(sig, handler)
+    return report(name, tests, what, result)
+
+
+def test_env(kernels):
+    env = dict(os.environ, LOUPE_TUNING_CACHE="/nonexistent/loupe-tests/tuning.json")
+    if kernels:
+        env["LOUPE_KERNEL_DIR"] = kernels
+    for key in ("LOUPE_PACKED_TILING", "LOUPE_CONV_TILING", "LOUPE_KERNEL_FAMILY"):
+        env.pop(key, None)
+    return env
+
+
+def report(name, tests, what, result):
+    issues = [line for line in result.stdout.splitlines() if "recorded an issue" in line]
+    killed = result.returncode != 0
+    print(f"{name}: {'killed' if killed else 'SURVIVED'} by {tests} ({len(issues)} issues): {what}")
+    return killed
 
 
 def run(name):
+    if MUTANTS[name][0].startswith("Sources/"):
+        return run_source(name)
     kernel, old, new, tests, what = MUTANTS[name]
     with tempfile.TemporaryDirectory(prefix="loupe-mutant-") as folder:
         for f in os.listdir(os.path.join(ROOT, "Kernels")):
@@ -63,15 +144,9 @@ def run(name):
             print(f"{name}: the text to replace is not in {kernel} exactly once (the kernel changed; update the mutant)")
             return False
         open(path, "w").write(text.replace(old, new))
-        env = dict(os.environ, LOUPE_KERNEL_DIR=folder, LOUPE_TUNING_CACHE="/nonexistent/loupe-tests/tuning.json")
-        for key in ("LOUPE_PACKED_TILING", "LOUPE_CONV_TILING", "LOUPE_KERNEL_FAMILY"):
-            env.pop(key, None)
-        result = subprocess.run(["swift", "test", "--skip-build", "--filter", tests], cwd=ROOT, env=env,
+        result = subprocess.run(["swift", "test", "--skip-build", "--filter", tests], cwd=ROOT, env=test_env(folder),
                                 capture_output=True, text=True)
-        issues = [line for line in result.stdout.splitlines() if "recorded an issue" in line]
-        killed = result.returncode != 0
-        print(f"{name}: {'killed' if killed else 'SURVIVED'} by {tests} ({len(issues)} issues): {what}")
-        return killed
+        return report(name, tests, what, result)
 
 
 if __name__ == "__main__":
@@ -80,6 +155,8 @@ if __name__ == "__main__":
     if unknown:
         sys.exit(f"unknown mutant(s): {', '.join(unknown)}; known: {', '.join(MUTANTS)}")
     survived = [n for n in names if not run(n)]
+    if any(MUTANTS[n][0].startswith("Sources/") for n in names) and not build():
+        sys.exit("the restored tree does not build")
     if survived:
         sys.exit(f"{len(survived)} of {len(names)} mutants survived: {', '.join(survived)}")
     print(f"all {len(names)} mutants killed")
