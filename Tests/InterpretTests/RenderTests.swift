@@ -187,13 +187,19 @@ import WeightFiles
         var other = job
         other.seed = 10
         #expect(try other.run(try c.model(on: b)).images != again.images)
-        // Adam's first steps are lr * sign(gradient): coordinates whose gradient is within
-        // rounding of zero step in opposite directions on different devices, so an Adam run is
-        // held to a looser bound (its update itself matches torch.optim.Adam to 1e-5 above).
+        // Adam with its default epsilon steps lr * sign(gradient) at first: a coordinate whose
+        // gradient is within rounding of zero steps either way on different devices (measured
+        // here: 4.6% apart in the pictures after 3 steps; its update matches torch.optim.Adam to
+        // 1e-5 in the optimizer test). With an epsilon near the gradients' scale (0.1) the step
+        // is smooth in the gradient: measured 1.4e-3 apart in the pictures, 7e-5 in the
+        // objectives.
         var adam = job
-        adam.optimizer = .adam(AdamSettings(learningRate: 0.05))
+        adam.optimizer = .adam(AdamSettings(learningRate: 0.05, epsilon: 0.1))
         let adamRuns = try backends().map { try adam.run(try c.model(on: $0)) }
-        for r in adamRuns.dropFirst() { #expect(normalizedError(r.objectives, adamRuns[0].objectives) < 5e-2, "Adam objectives vs CPU") }
+        for r in adamRuns.dropFirst() {
+            #expect(normalizedError(r.images, adamRuns[0].images) < 5e-3, "Adam images vs CPU")
+            #expect(normalizedError(r.objectives, adamRuns[0].objectives) < 1e-3, "Adam objectives vs CPU")
+        }
     }
 
     @Test func inversionAgreesAcrossBackends() throws {
