@@ -6,10 +6,14 @@ ResNet18, VGG16 and MobileNetV2 with seeded weights (tools/make_model_fixtures.p
 which Sources/Models/SeededWeights.swift mirrors), one 64x64 input (32x32 for VGG16), target = top-1 class.
 Captum: Saliency, InputXGradient, GuidedBackprop, Deconvolution, LayerGradCam, GuidedGradCam,
 IntegratedGradients (gausslegendre, zero baseline), Occlusion. pytorch-grad-cam: GradCAM,
-GradCAMPlusPlus, LayerCAM, ScoreCAM. SmoothGrad with fixed noise (stored): mean of |gradient|
-over the noisy inputs, what Captum's NoiseTunnel(Saliency) computes for that noise.
-MobileNetV2 uses ReLU6, which Captum's GuidedBackprop and Deconvolution leave alone, so its
-guided and deconvnet references apply the same rules to ReLU6 with explicit backward hooks.
+GradCAMPlusPlus, LayerCAM, ScoreCAM. SmoothGrad: Captum's NoiseTunnel(Saliency), its noise
+read off the model's input and stored for Loupe to add. ResNet18's deletion and insertion
+curves: RISE's CausalMetric (its evaluation code, which no packaged library ships; Quantus'
+PixelFlipping steps by features, all channels apart, in steps that divide H x W, so 256
+pixels of 3 channels cannot be asked of it). MobileNetV2 uses ReLU6, which Captum's GuidedBackprop and
+Deconvolution leave alone (they hook nn.ReLU only), so its guided and deconvnet references apply
+the same rules to ReLU6 with explicit backward hooks (checked equal to Captum's on the ReLU
+networks).
 """
 import json
 import os
@@ -19,7 +23,7 @@ import numpy as np
 import torch
 import torchvision
 from captum.attr import (Deconvolution, GuidedBackprop, GuidedGradCam, InputXGradient, IntegratedGradients,
-                         LayerAttribution, LayerGradCam, Occlusion, Saliency)
+                         LayerAttribution, LayerGradCam, NoiseTunnel, Occlusion, Saliency)
 from pytorch_grad_cam import GradCAM, GradCAMPlusPlus, LayerCAM, ScoreCAM
 from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
 
@@ -143,15 +147,17 @@ def main():
                 if name == "scorecam":
                     cam.batch_size = 16
                 t(name, torch.from_numpy(cam(input_tensor=x, targets=targets)[0]))
+        # Captum's NoiseTunnel(Saliency) itself; the noise it drew is read off the model's input
+        # (one batch of 4 noisy copies) and stored for Loupe to add.
+        seen = []
+        hook = model.register_forward_pre_hook(lambda m, inputs: seen.append(inputs[0].detach().clone()))
         torch.manual_seed(4)
-        noise = torch.randn(4, 3, size, size) * 0.15 * float(x.max() - x.min())
-        grads = []
-        for n in noise:
-            xi = (x + n).requires_grad_(True)
-            model(xi)[0, target].backward()
-            grads.append(xi.grad.abs())
-        t("smoothgrad_noise", noise)
-        t("smoothgrad", torch.stack(grads).mean(0)[0])
+        smooth = NoiseTunnel(Saliency(model)).attribute(x, nt_type="smoothgrad", nt_samples=4,
+                                                        stdevs=0.15 * float(x.max() - x.min()), target=target)
+        hook.remove()
+        assert len(seen) == 1 and seen[0].shape[0] == 4
+        t("smoothgrad_noise", seen[0] - x)
+        t("smoothgrad", smooth[0])
         ig, delta = IntegratedGradients(model).attribute(x, baselines=torch.zeros_like(x), target=target, n_steps=8,
                                                          return_convergence_delta=True)
         t("integrated_gradients", ig[0])
