@@ -63,11 +63,17 @@ test: swift-test python-test
 
 # The tests run with no tuning cache and no tiling from the environment: what `loupe tune`
 # stored on this machine must not choose the kernels they check (tests that try a tile or a
-# register block pass it).
+# register block pass it). Then the ten slowest tests by the time their bodies took (the Timed
+# trait of Tests/TestSupport; Swift Testing's own "passed after" counts queueing too).
 swift-test: setup
 	@if [ "$$CI" = "true" ]; then export LOUPE_REQUIRE_OPENCL=1 LOUPE_REQUIRE_MODELS=1 LOUPE_REQUIRE_BROWSER=1; fi; \
 	unset LOUPE_PACKED_TILING LOUPE_CONV_TILING LOUPE_KERNEL_FAMILY; export LOUPE_TUNING_CACHE=/nonexistent/loupe-tests/tuning.json; \
-	export LOUPE_OPTIMIZE_DEBUG=1; $(SWIFT) build --build-tests && $(SWIFT) test --skip-build
+	export LOUPE_OPTIMIZE_DEBUG=1; $(SWIFT) build --build-tests && \
+	rm -f .build/test-times.tsv && LOUPE_TEST_TIMES=$(CURDIR)/.build/test-times.tsv $(SWIFT) test --skip-build; status=$$?; \
+	echo "The slowest tests (seconds in their own bodies, all cases; two run at once on two cores):"; \
+	awk -F'\t' '{ n = $$2; sub(/\/[^\/]*\.swift:[0-9]+:[0-9]+$$/, "", n); t[n] += $$1; c[n]++ } \
+	  END { for (n in t) printf "%8.1f  %s (%d case%s)\n", t[n], n, c[n], (c[n] > 1 ? "s" : "") }' .build/test-times.tsv 2>/dev/null | sort -rn | head -10; \
+	exit $$status
 
 # The Python wheel: libLoupeC.so and the loupe binary (release, Swift's runtime linked in) with
 # the package python/loupe, then auditwheel copies in every shared library they need but

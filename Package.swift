@@ -108,7 +108,7 @@ let package = Package(
         .testTarget(name: "GraphTests", dependencies: ["Graph", "TestSupport"]),
         .testTarget(name: "ModelsTests", dependencies: ["Models", "WeightFiles", "TestSupport"], exclude: ["Fixtures"]),
         .testTarget(name: "ImageIOTests", dependencies: ["ImageIO", "Backend", "WeightFiles", "TestSupport"], exclude: ["Fixtures"]),
-        .testTarget(name: "FiguresTests", dependencies: ["Figures", "ImageIO"]),
+        .testTarget(name: "FiguresTests", dependencies: ["Figures", "ImageIO", "TestSupport"]),
         .testTarget(name: "InterpretTests", dependencies: ["Interpret", "WeightFiles", "TestSupport"], exclude: ["Fixtures"]),
         .testTarget(name: "LoupeCLITests", dependencies: ["LoupeCLI", "Atlas", "Backend", "ImageIO", "Interpret", "Models", "TestSupport", "Workflows"]),
     ],

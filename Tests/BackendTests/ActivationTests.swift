@@ -26,7 +26,7 @@ func awayFromKinks(_ count: Int, seed: UInt64) -> [Float] {
     }
 }
 
-@Suite struct ActivationTests {
+@Suite(.timed) struct ActivationTests {
     @Test(arguments: activationCases)
     func deviceMatchesReference(_ c: ActivationCase) throws {
         var rng = SeededRandom(seed: 3)

@@ -3,7 +3,7 @@ import Foundation
 import Testing
 import TestSupport
 
-@Suite struct ChannelTests {
+@Suite(.timed) struct ChannelTests {
     @Test(arguments: [[1, 2, 3], [4], [5, 3]])
     func concatAndSplitAreInversesOnBothBackends(_ sizes: [Int]) throws {
         var rng = SeededRandom(seed: 25)

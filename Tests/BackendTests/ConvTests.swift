@@ -99,7 +99,7 @@ let winogradConvCases: [ConvCase] = [
     ConvCase(n: 2, cin: 48, cout: 64, h: 16, w: 16, k: 3, stride: 1, pad: 1, dilation: 1, groups: 1, bias: false),
 ]
 
-@Suite struct ConvTests {
+@Suite(.timed) struct ConvTests {
     @Test(arguments: convCases)
     func deviceMatchesReference(_ c: ConvCase) throws {
         guard let device = openCL() else { return }

@@ -3,7 +3,7 @@ import Foundation
 import Testing
 import TestSupport
 
-@Suite struct ElementwiseTests {
+@Suite(.timed) struct ElementwiseTests {
     // Sizes around the 4-wide vector step: ragged tails must be handled.
     @Test(arguments: [1, 3, 4, 5, 17, 1000, 4099])
     func deviceMatchesReferenceAndFiniteDifferences(_ n: Int) throws {
@@ -32,7 +32,7 @@ import TestSupport
     }
 }
 
-@Suite struct NoiseTests {
+@Suite(.timed) struct NoiseTests {
     /// The counter-based stream: the device draws what the reference draws, copies continue the
     /// stream (two copies at offset 0 = one at 0 and one at x.count), and the numbers are
     /// N(0, 1): moments and tail mass over 200 000 draws, and no correlation between neighbours.

@@ -5,7 +5,7 @@ import Testing
 import TestSupport
 
 /// The launch factories generated from the kernels' signatures (KernelLaunches.swift).
-@Suite struct KernelLaunchTests {
+@Suite(.timed) struct KernelLaunchTests {
     @Test func argumentsFollowTheSignature() throws {
         guard let backend = openCL() else { return }
         let a = try Buffer<Float>(context: backend.context, values: [1, 2, 3, 4])

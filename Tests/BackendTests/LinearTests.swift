@@ -3,7 +3,7 @@ import Foundation
 import Testing
 import TestSupport
 
-@Suite struct LinearTests {
+@Suite(.timed) struct LinearTests {
     /// Every register block `loupe tune` may choose: the linear layer's three passes and a
     /// batched matmul (both transposes) on shapes that end inside a block of rows and of columns.
     @Test(arguments: PackedTiling.candidates)

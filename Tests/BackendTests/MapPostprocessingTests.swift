@@ -3,7 +3,7 @@ import Foundation
 import Testing
 import TestSupport
 
-@Suite struct MapPostprocessingTests {
+@Suite(.timed) struct MapPostprocessingTests {
     /// Grad-CAM++'s weights and the CAM normalization on the device against the CPU reference,
     /// which is checked here against values worked by hand.
     @Test(arguments: [Shape([1, 1, 2, 2]), Shape([2, 3, 7, 7]), Shape([1, 5, 14, 13]), Shape([3, 2, 1, 1]), Shape([1, 2, 9, 70])])

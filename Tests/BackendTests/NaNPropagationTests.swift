@@ -56,7 +56,7 @@ let nanCases: [NaNCase] = [
     NaNCase(name: "pointwise \(op)", shapes: [[2, 37]]) { b, t in [try b.pointwise(t[0], op)] }
 }
 
-@Suite struct NaNPropagationTests {
+@Suite(.timed) struct NaNPropagationTests {
     @Test(arguments: nanCases)
     func nanReachesTheOutput(_ c: NaNCase) throws {
         var rng = SeededRandom(seed: 11)

@@ -3,7 +3,7 @@ import Foundation
 import Testing
 import TestSupport
 
-@Suite struct BatchNormTests {
+@Suite(.timed) struct BatchNormTests {
     @Test(arguments: [Shape([1, 3, 7, 7]), Shape([3, 5, 1, 1]), Shape([2, 6, 5, 3])])
     func deviceMatchesReferenceAndFiniteDifferences(_ shape: Shape) throws {
         var rng = SeededRandom(seed: 22)
@@ -43,7 +43,7 @@ import TestSupport
 }
 
 /// Ops of imported transformer-style graphs: permute (ONNX Transpose) and layer normalization.
-@Suite struct LayoutAndNormalizationTests {
+@Suite(.timed) struct LayoutAndNormalizationTests {
     /// Every output element is the input element at the permuted coordinates (checked against
     /// an index computation written here, independent of both backends), on both backends, and
     /// the permute by the inverse permutation undoes it.
@@ -67,7 +67,7 @@ import TestSupport
         for (i, p) in perm.enumerated() { inverse[p] = i }
         for b in [cpu as any Backend] + openCLFamilies() {
             let y = try b.permute(try b.tensor(x, shape), perm)
-            #expect(y.shape == out)
+            #expect(y.shape == out, "\(b.name) permute \(shape) by \(perm)")
             #expect(try b.values(y) == expected, "\(b.name) permute \(shape) by \(perm)")
             #expect(try b.values(try b.permute(y, inverse)) == x, "\(b.name) inverse permute")
         }

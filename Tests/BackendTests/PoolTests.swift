@@ -32,7 +32,7 @@ func distinctValues(_ count: Int, seed: UInt64) -> [Float] {
     return (0..<count).map { Float($0) * 0.1 - Float(count) * 0.05 }.shuffled(using: &rng)
 }
 
-@Suite struct PoolTests {
+@Suite(.timed) struct PoolTests {
     @Test(arguments: poolCases)
     func deviceMatchesReference(_ c: PoolCase) throws {
         let out = try c.params.outputShape(input: c.shape, op: "test")

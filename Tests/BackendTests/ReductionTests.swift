@@ -3,7 +3,7 @@ import Foundation
 import Testing
 import TestSupport
 
-@Suite struct SoftmaxAndReductionTests {
+@Suite(.timed) struct SoftmaxAndReductionTests {
     @Test(arguments: [Shape([1, 1000]), Shape([3, 7]), Shape([2, 1]), Shape([2, 3, 5]), Shape([4, 197]), Shape([2, 17, 16])])
     func softmaxDeviceMatchesReferenceAndFiniteDifferences(_ shape: Shape) throws {
         var rng = SeededRandom(seed: 26)

@@ -8,7 +8,7 @@ import WeightFiles
 /// against tools/make_render_fixtures.py (torch's grid_sample, torch.optim.Adam; the fixture lives
 /// with the engine's other references in InterpretTests) and their definitions, on the CPU
 /// reference and both device families; backward passes by finite differences.
-@Suite struct RenderOpTests {
+@Suite(.timed) struct RenderOpTests {
     static let file = try! SafeTensorsFile(url: URL(fileURLWithPath: #filePath).deletingLastPathComponent()
         .appendingPathComponent("../InterpretTests/Fixtures/render.safetensors").standardized)
     func fixture(_ name: String) throws -> HostTensor { try Self.file.tensor(name) }
@@ -25,13 +25,13 @@ import WeightFiles
         let x = try fixture("affine.x"), gy = try fixture("affine.gy")
         for b in all {
             let y = try b.affineSample(try b.tensor(x.values, x.shape), maps, height: 6, width: 8, fill: 0)
-            #expect(y.shape == [2, 3, 6, 8])
+            #expect(y.shape == [2, 3, 6, 8], "\(b.name)")
             #expect(normalizedError(try b.values(y), try fixture("affine.y").values) < 1e-5, "\(b.name) forward")
             let gx = try b.affineSampleBackward(try b.tensor(gy.values, gy.shape), maps, inputShape: x.shape)
             #expect(normalizedError(try b.values(gx), try fixture("affine.gx").values) < 1e-5, "\(b.name) backward")
             // Identity and an integer shift with a fill value.
             let same = try b.affineSample(try b.tensor(x.values, x.shape), [.identity, .identity], height: 7, width: 9, fill: 0)
-            #expect(try b.values(same) == x.values)
+            #expect(try b.values(same) == x.values, "\(b.name) identity")
             let shifted = try b.values(b.affineSample(try b.tensor(x.values, x.shape), [AffineMap(a: 1, b: 0, c: 2, d: 0, e: 1, f: 0), .identity],
                                                       height: 7, width: 9, fill: 0.5))
             #expect(shifted[0] == x.values[2] && shifted[7] == 0.5 && shifted[8] == 0.5)

@@ -30,7 +30,7 @@ struct Fixture {
     }
 }
 
-@Suite struct TorchFixtureTests {
+@Suite(.timed) struct TorchFixtureTests {
     func each(_ names: [String], _ body: (Fixture) throws -> Void) throws {
         let file = try #require(torchFixtures, "fixture file missing: run tools/make_fixtures.py")
         for backend in fixtureBackends() {

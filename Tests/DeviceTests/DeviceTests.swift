@@ -8,7 +8,7 @@ func context() -> Context? {
     return backend.context
 }
 
-@Suite struct DeviceTests {
+@Suite(.timed) struct DeviceTests {
     @Test func discoveryReportsWhatTheDeviceSays() throws {
         guard let ctx = context() else { return }
         let d = ctx.device

@@ -2,6 +2,7 @@ import Figures
 import Foundation
 import ImageIO
 import Testing
+import TestSupport
 
 func tempFolder() throws -> URL {
     let url = FileManager.default.temporaryDirectory.appendingPathComponent("loupe-figures-\(UUID().uuidString)")
@@ -24,7 +25,7 @@ func pattern(_ w: Int, _ h: Int) -> RGBImage {
     return RGBImage(width: w, height: h, pixels: pixels)
 }
 
-@Suite struct FiguresTests {
+@Suite(.timed) struct FiguresTests {
     @Test func textIsSetInAFont() throws {
         let canvas = try Canvas(width: 200, height: 40)
         canvas.text("Grad-CAM 0.87", x: 10, y: 25, size: 14)
@@ -113,7 +114,7 @@ func pattern(_ w: Int, _ h: Int) -> RGBImage {
     }
 }
 
-@Suite struct HTMLReportTests {
+@Suite(.timed) struct HTMLReportTests {
     @Test func pagesEscapeTextAndLinkRelatively() throws {
         let report = HTMLReport(title: "a <b> & \"c\"", sections: [
             .init("Run", [.facts([("command", "loupe saliency --target 'tabby cat'")]), .code("x < y")]),

@@ -44,7 +44,7 @@ struct TinyNet {
     }
 }
 
-@Suite struct GraphTests {
+@Suite(.timed) struct GraphTests {
     let shape: Shape = [2, 3, 7, 7]
 
     @Test func inputAndParameterGradientsMatchFiniteDifferences() throws {
@@ -137,7 +137,7 @@ struct TinyNet {
 /// (permute to channels-last, layer norm with gamma and beta, a bias along the last axis, GELU,
 /// a scale along channels, permute back), its input and parameter gradients by finite
 /// differences on the CPU reference, and the device against the reference.
-@Suite struct TransformerOpsTests {
+@Suite(.timed) struct TransformerOpsTests {
     let shape: Shape = [2, 4, 3, 5]
     func block(_ g: Graph, _ x: Graph.Value, _ p: [Graph.Value], _ b: any Backend) throws -> Graph.Value {
         var h = try g.permute(x, [0, 2, 3, 1])

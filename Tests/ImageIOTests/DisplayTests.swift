@@ -5,7 +5,7 @@ import TestSupport
 
 /// Colour maps and the display scaling of attribution maps, against matplotlib and Captum
 /// (tools/make_display_fixtures.py).
-@Suite struct DisplayTests {
+@Suite(.timed) struct DisplayTests {
     struct Reference: Decodable {
         struct Scaled: Decodable { let sign: String; let outlier_percent: Float; let values: [Float] }
         let colormaps: [String: [[Int]]]

@@ -5,7 +5,7 @@ import TestSupport
 
 /// Image decoders never crash: thousands of mutations of valid PNGs and JPEGs (truncations, bit
 /// flips, huge dimensions and chunk lengths, spliced spans) each decode or throw, never trap.
-@Suite struct ImageFuzzTests {
+@Suite(.timed) struct ImageFuzzTests {
     static let fixtures = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("Fixtures")
 
     @Test(arguments: ["rgb.png", "palette.png", "gray16.png", "baseline.jpg", "progressive.jpg", "cmyk.jpg"])

@@ -14,7 +14,7 @@ func maxDifference(_ image: RGBImage, _ want: HostTensor) -> Float {
     return zip(image.pixels, want.values).map { abs(Float($0) - $1) }.max() ?? 0
 }
 
-@Suite struct ImageIOTests {
+@Suite(.timed) struct ImageIOTests {
     @Test(arguments: ["rgb.png", "gray.png", "palette.png", "rgba.png", "gray16.png"])
     func pngDecodesAsPILDoes(_ name: String) throws {
         let image = try RGBImage(contentsOf: fixtures.appendingPathComponent(name))

@@ -5,7 +5,7 @@ import TestSupport
 
 /// The preprocessing resizes only the centre crop's window: equal to the whole resize then the
 /// crop, pixel for pixel, and bounded by the crop whatever the resize's size.
-@Suite struct ResizeWindowTests {
+@Suite(.timed) struct ResizeWindowTests {
     func image(_ w: Int, _ h: Int, seed: UInt64) -> RGBImage {
         var rng = SeededRandom(seed: seed)
         return RGBImage(width: w, height: h, pixels: (0..<(w * h * 3)).map { _ in UInt8.random(in: 0...255, using: &rng) })

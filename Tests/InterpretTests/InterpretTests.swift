@@ -45,7 +45,7 @@ struct Case {
 
 /// Captum and pytorch-grad-cam on random-weight ResNet18, VGG16 and MobileNetV2 (64x64, VGG16 32x32):
 /// every method matches on both backends.
-@Suite struct AttributionTests {
+@Suite(.timed) struct AttributionTests {
     static let archs = ["resnet18", "vgg16", "mobilenet_v2"]
 
     @Test(arguments: archs)
@@ -121,10 +121,10 @@ struct Case {
             let model = try c.model(on: b), x = try c.input(on: b)
             let two = try b.tensor(try b.values(x) + b.values(x).map { -$0 }, [2, 3, x.shape[2], x.shape[3]])
             let scores = try ClassScores(model, input: two)
-            #expect(scores.count == 2 && scores.classes == 1000)
+            #expect(scores.count == 2 && scores.classes == 1000, "\(b.name)")
             let g = Graph(backend: b)
             let logits = try b.values(g.tensor(model.forward(g, g.input(two))))
-            #expect(normalizedError(scores.logits, logits) < 1e-5)
+            #expect(normalizedError(scores.logits, logits) < 1e-5, "\(b.name)")
             for i in 0..<2 {
                 let row = Array(logits[(i * 1000)..<((i + 1) * 1000)])
                 let top = row.max()!, total = row.reduce(Float(0)) { $0 + exp($1 - top) }
@@ -264,7 +264,7 @@ struct Case {
 
 /// torchvision's MobileNetV2 on the bundled photo (torchvision's preprocessing): the gradient
 /// and Grad-CAM maps match Captum's and pytorch-grad-cam's, and Grad-CAM's maximum is on the cat.
-@Suite struct RealModelSaliencyTests {
+@Suite(.timed) struct RealModelSaliencyTests {
     @Test func chelseaMapsMatchPyTorch() throws {
         guard realWeightsPresent(fail: { Issue.record(Comment(rawValue: $0)) }),
               let gpu = TestDevice.backend(fail: { Issue.record(Comment(rawValue: $0)) }) else { return }
@@ -287,7 +287,7 @@ struct Case {
     }
 }
 
-@Suite struct CausalMetricTests {
+@Suite(.timed) struct CausalMetricTests {
     /// Deletion and insertion curves of ResNet18's gradient map, against the same algorithm in
     /// PyTorch (tools/make_saliency_fixtures.py), on both backends.
     @Test func deletionAndInsertionCurvesMatchPyTorch() throws {
@@ -300,10 +300,10 @@ struct Case {
             for mode in CausalMetric.Mode.allCases {
                 let (curve, auc) = try CausalMetric(mode, step: 256, batch: 5).evaluate(model, image: x, target: c.target, map: map[...])
                 let want = try c.expected(mode.rawValue)
-                #expect(curve.count == want.count)
+                #expect(curve.count == want.count, "\(b.name) \(mode)")
                 #expect(maxAbsDifference(curve, want) < 1e-4, "\(b.name) \(mode)")
                 let wantAUC = (want.reduce(0, +) - want.first! / 2 - want.last! / 2) / Float(want.count - 1)
-                #expect(abs(auc - wantAUC) < 1e-4)
+                #expect(abs(auc - wantAUC) < 1e-4, "\(b.name) \(mode) AUC")
             }
         }
     }
@@ -313,7 +313,7 @@ struct Case {
 /// tools/make_onnx_fixtures.py): the default layer is the last block's first layer norm, its
 /// tokens laid out on their grid without the class token, as pytorch-grad-cam's ViT example
 /// reads them; the map against pytorch-grad-cam's on both backends. Attention rollout likewise.
-@Suite struct TransformerCAMTests {
+@Suite(.timed) struct TransformerCAMTests {
     @Test func vitGradCAMMatchesPytorchGradCam() throws {
         let folder = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
             .appendingPathComponent("ModelsTests/Fixtures/onnx")

@@ -1,7 +1,8 @@
 import Interpret
 import Testing
+import TestSupport
 
-@Suite struct MethodRegistryTests {
+@Suite(.timed) struct MethodRegistryTests {
     /// The table is the only list of methods: names unique, each entry builds the method that
     /// reports that name, the layer readers are the CAM family, and a bad setting is refused.
     @Test func everyEntryBuildsTheMethodItNames() throws {

@@ -12,7 +12,7 @@ import WeightFiles
 /// Lucid's scaling, torch autograd of each penalty), and every gradient against finite
 /// differences on the CPU reference. The ops under them (affine resampling, Adam, pointwise
 /// functions) are tested in BackendTests/RenderOpTests.swift.
-@Suite struct RenderPartsTests {
+@Suite(.timed) struct RenderPartsTests {
     static let file = try! SafeTensorsFile(url: fixtureURL.deletingLastPathComponent().appendingPathComponent("render.safetensors"))
     func fixture(_ name: String) throws -> HostTensor { try Self.file.tensor(name) }
 
@@ -162,7 +162,7 @@ import WeightFiles
 
 /// Whole optimizations: the same seed gives the same picture, the CPU reference and the device
 /// agree on a short run, and divergence is caught with its step and term.
-@Suite struct RenderRunTests {
+@Suite(.timed) struct RenderRunTests {
     /// Plain gradient ascent on both backends: the pictures agree to 1e-3.
     @Test func visualizationAgreesAcrossBackendsAndIsReproducible() throws {
         let c = Case("resnet18")
@@ -253,7 +253,7 @@ import WeightFiles
 }
 
 /// The real MobileNetV2 (`make models`), on the OpenCL device.
-@Suite struct RealModelRenderTests {
+@Suite(.timed) struct RealModelRenderTests {
     static let reference = try! JSONSerialization.jsonObject(with: Data(contentsOf: fixtureURL.deletingLastPathComponent()
         .appendingPathComponent("inversion_reference.json"))) as! [String: Double]
 

@@ -9,7 +9,7 @@ import WeightFiles
 /// The model-randomization sanity check against tools/make_sanity_fixtures.py (scipy's
 /// spearmanr, skimage's SSIM, Captum's Saliency and pytorch-grad-cam's GradCAM on a cascade
 /// re-drawn with the same seeded generator).
-@Suite struct SanityCheckTests {
+@Suite(.timed) struct SanityCheckTests {
     static let file = try! SafeTensorsFile(url: fixtureURL.deletingLastPathComponent().appendingPathComponent("sanity.safetensors"))
     nonisolated(unsafe) static let info = try! JSONSerialization.jsonObject(with: Data(file.metadata["sanity"]!.utf8)) as! [String: Any]
 

@@ -7,7 +7,7 @@ import TestSupport
 /// `loupe atlas`: one process and three shard processes (one of them killed mid-unit and run
 /// again) make the same site; a channel's picture does not depend on its block; merge lists
 /// what is missing; the pages load whole in a headless browser.
-@Suite(.serialized) struct AtlasTests {
+@Suite(.serialized, .timed) struct AtlasTests {
     /// Five images (two photos, three seeded noise pictures) in a fresh folder.
     func dataset() throws -> URL {
         let dir = try tempDir()

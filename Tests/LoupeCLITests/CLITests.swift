@@ -6,7 +6,7 @@ import Models
 import Testing
 import TestSupport
 
-@Suite struct CLITests {
+@Suite(.timed) struct CLITests {
     @Test func deviceChoicesParse() {
         #expect(DeviceChoice(argument: "auto") == .auto)
         #expect(DeviceChoice(argument: "cpu") == .cpu)
@@ -65,7 +65,7 @@ import TestSupport
     }
 }
 
-@Suite struct VersionTests {
+@Suite(.timed) struct VersionTests {
     /// `loupe --version` names the version and the commit the binary was built from: HEAD's,
     /// or, for a test binary built before the last commit and run without rebuilding, one of
     /// its ancestors (a real commit of this history, never a made-up string).
@@ -99,7 +99,7 @@ import TestSupport
     }
 }
 
-@Suite struct MethodListTests {
+@Suite(.timed) struct MethodListTests {
     /// `all` leaves out the methods of hundreds of passes; `all+slow` and names run them.
     @Test func allLeavesOutTheSlowMethods() throws {
         guard device() else { return }

@@ -38,7 +38,7 @@ func tempDir() throws -> URL {
 
 func device() -> Bool { TestDevice.backend(fail: { Issue.record(Comment(rawValue: $0)) }) != nil }
 
-@Suite(.serialized) struct ModelCommandTests {
+@Suite(.serialized, .timed) struct ModelCommandTests {
     @Test func classifyPrintsEgyptianCatFirstAsJSON() throws {
         guard weights(), device() else { return }
         let out = try run(["classify", "--image", chelsea, "--json", "--top", "3"])

@@ -55,7 +55,7 @@ func expectWholeOrAbsent(_ out: URL, parent: URL, sourceLocation: SourceLocation
             sourceLocation: sourceLocation)
 }
 
-@Suite(.serialized) struct OutputFolderTests {
+@Suite(.serialized, .timed) struct OutputFolderTests {
     /// SIGTERM and SIGINT at 20 points of a run's life (loading, computing, writing, placing):
     /// --out is then absent or the whole run, and nothing is left beside it.
     @Test func signalsAtAnyPointLeaveTheRunWholeOrAbsent() throws {
@@ -161,7 +161,7 @@ func expectWholeOrAbsent(_ out: URL, parent: URL, sourceLocation: SourceLocation
 
 /// PoCL leaves an empty `tempfile_XXXXXX` probe in its kernel cache each time it starts; the
 /// binary removes its own, so runs do not grow the cache (50 runs left 50 files before).
-@Test func runsLeaveNoProbeFilesInPoCLsCache() throws {
+@Test(.timed) func runsLeaveNoProbeFilesInPoCLsCache() throws {
     guard let binary = loupeBinary(), device() else { return }
     let cache = try tempDir()
     defer { try? FileManager.default.removeItem(at: cache) }
@@ -177,7 +177,7 @@ func expectWholeOrAbsent(_ out: URL, parent: URL, sourceLocation: SourceLocation
 /// a 60000x2 strip end with one line, a result or a refusal, never an abort: the budget counts
 /// the limit, the images go through in batches that fit it, and the strip is resized by its
 /// crop alone.
-@Test func aMemoryCapEndsInOneLineNeverAnAbort() throws {
+@Test(.timed) func aMemoryCapEndsInOneLineNeverAnAbort() throws {
     guard let binary = loupeBinary(), device(), weights() else { return }
     let dir = try tempDir()
     defer { try? FileManager.default.removeItem(at: dir) }

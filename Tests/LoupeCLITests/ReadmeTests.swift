@@ -7,7 +7,7 @@ import TestSupport
 /// and print what the README shows: the same classes in the same order, probabilities within
 /// 5e-4 (the README's four digits, whatever the device), every other line as shown but the
 /// device's name.
-@Suite struct ReadmeTests {
+@Suite(.timed) struct ReadmeTests {
     @Test func commandLineExamplesPrintWhatTheReadmeShows() throws {
         guard weights(), device() else { return }
         let lines = try String(contentsOf: repo.appendingPathComponent("README.md"), encoding: .utf8).components(separatedBy: "\n")

@@ -2,10 +2,11 @@ import Foundation
 import ImageIO
 import LoupeCLI
 import Testing
+import TestSupport
 
 /// Work sized past what the machine has is refused before anything is allocated (Swift traps
 /// when a host array cannot be allocated), with the estimate and the limit in one message.
-@Suite struct ReliabilityTests {
+@Suite(.timed) struct ReliabilityTests {
     func expectRefused(_ arguments: [String], _ what: String) throws {
         do {
             _ = try run(arguments)

@@ -5,7 +5,7 @@ import Testing
 import TestSupport
 
 /// `loupe visualize` and `loupe invert` as a user runs them (random-weight ResNet18, tiny sizes).
-@Suite(.serialized) struct RenderCommandTests {
+@Suite(.serialized, .timed) struct RenderCommandTests {
     @Test func visualizeWritesEachImageASpriteAndSettings() throws {
         guard device() else { return }
         let out = try tempDir()
@@ -110,7 +110,7 @@ import TestSupport
 
 /// Every command on an ONNX file (torchvision's ResNet18 exported by torch.onnx.export, seeded
 /// weights): classify, layers, compare, saliency, sanity, visualize, invert.
-@Suite(.serialized) struct ONNXCommandTests {
+@Suite(.serialized, .timed) struct ONNXCommandTests {
     let onnx = repo.appendingPathComponent("Tests/ModelsTests/Fixtures/onnx/resnet18.onnx").path
     var model: [String] { ["--model", onnx, "--random-weights", "20261126"] }
 
@@ -136,7 +136,7 @@ import TestSupport
 /// A vision transformer from torch.onnx.export (a reduced torchvision ViT, 32x32 inputs,
 /// exported at batch 1: its attention reshapes hold that batch): saliency with the batched
 /// methods passes one image at a time, and Grad-CAM reads the last block's tokens.
-@Suite(.serialized) struct TransformerCommandTests {
+@Suite(.serialized, .timed) struct TransformerCommandTests {
     let vit = repo.appendingPathComponent("Tests/ModelsTests/Fixtures/onnx/vit_default.onnx").path
     let image = repo.appendingPathComponent("Tests/ModelsTests/Fixtures/onnx/chelsea32.png").path
 

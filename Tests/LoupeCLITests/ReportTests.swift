@@ -33,7 +33,7 @@ func headless(_ browser: String, _ page: URL, _ arguments: [String]) throws -> S
 
 /// Each command's index.html, opened in a real browser: every image on it loaded, and a
 /// screenshot of it is a picture, not a blank page.
-@Suite(.serialized) struct ReportTests {
+@Suite(.serialized, .timed) struct ReportTests {
     @Test func reportsLoadWholeInAHeadlessBrowser() throws {
         guard device() else { return }
         guard let chromium = browser() else { return }

@@ -5,7 +5,7 @@ import Models
 import Testing
 import TestSupport
 
-@Suite(.serialized) struct SaliencyCommandTests {
+@Suite(.serialized, .timed) struct SaliencyCommandTests {
     @Test func writesMapsOverlaysGridAndSummaryPerImage() throws {
         guard device() else { return }
         let out = try tempDir()

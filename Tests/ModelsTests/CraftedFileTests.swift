@@ -8,7 +8,7 @@ import WeightFiles
 
 /// Files that other libraries refuse or that would mislead (tools/make_crafted_fixtures.py makes
 /// the binary ones; the rest are built here), each refused with one line.
-@Suite struct CraftedFileTests {
+@Suite(.timed) struct CraftedFileTests {
     let fixtures = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("Fixtures")
 
     /// resnet18's seeded weights as a host dictionary, for edits.

@@ -11,7 +11,7 @@ let fixtures = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appen
 
 func openCL() -> OpenCLBackend? { TestDevice.backend { Issue.record(Comment(rawValue: $0)) } }
 
-@Suite struct ArchitectureTests {
+@Suite(.timed) struct ArchitectureTests {
     @Test(arguments: Architectures.names)
     func parameterNamesAndShapesAreTorchvisions(_ name: String) throws {
         let data = try Data(contentsOf: fixtures.appendingPathComponent("state_dict_keys.json"))
@@ -45,7 +45,7 @@ func openCL() -> OpenCLBackend? { TestDevice.backend { Issue.record(Comment(rawV
                 let what = "\(backend.name) \(name)\(kept == nil ? "" : " fused")"
                 let x = g.input(try backend.tensor(input.values, input.shape))
                 let y = try model.forward(g, x)
-                #expect(g.shape(y) == logits.shape)
+                #expect(g.shape(y) == logits.shape, "\(what)")
                 let got = try backend.values(g.tensor(y))
                 #expect(normalizedError(got, logits.values) < 1e-4, "\(what) logits: \(normalizedError(got, logits.values))")
                 var seedValues = [Float](repeating: 0, count: logits.shape.count)
@@ -151,7 +151,7 @@ func openCL() -> OpenCLBackend? { TestDevice.backend { Issue.record(Comment(rawV
     }
 }
 
-@Suite struct CheckpointTests {
+@Suite(.timed) struct CheckpointTests {
     /// torch.save in both formats, and safetensors.torch.save_file (int64 num_batches_tracked).
     @Test(arguments: ["tiny_zip.pth", "tiny_legacy.pth", "tiny.safetensors"])
     func torchSaveFilesLoad(_ file: String) throws {
@@ -217,7 +217,7 @@ func openCL() -> OpenCLBackend? { TestDevice.backend { Issue.record(Comment(rawV
 
 /// The real MobileNetV2 (torchvision's mobilenet_v2-b0353104.pth, fetched by `make models`)
 /// on torchvision's preprocessing of Assets/chelsea.png: the logits PyTorch gives, on both backends.
-@Suite struct RealMobileNetV2Tests {
+@Suite(.timed) struct RealMobileNetV2Tests {
     static func weights() -> URL? {
         let url = ModelLocator.checkpointDirectory.appendingPathComponent("mobilenet_v2-b0353104.pth")
         if FileManager.default.fileExists(atPath: url.path) { return url }
@@ -241,15 +241,15 @@ func openCL() -> OpenCLBackend? { TestDevice.backend { Issue.record(Comment(rawV
             #expect(normalizedError(got, logits) < 1e-4, "\(backend.name): \(normalizedError(got, logits))")
             let probs = try backend.values(backend.softmax(g.tensor(y)))
             let top = probs.indices.max { probs[$0] < probs[$1] }!
-            #expect(top == 285)
+            #expect(top == 285, "\(backend.name)")
             let want = ((expected["top"] as! [[String: Any]])[0]["probability"] as! Double)
-            #expect(abs(Double(probs[285]) - want) < 1e-3)
+            #expect(abs(Double(probs[285]) - want) < 1e-3, "\(backend.name)")
         }
     }
 }
 
 
-@Suite struct SHA256Tests {
+@Suite(.timed) struct SHA256Tests {
     /// FIPS 180-4's examples, and files whose length crosses the padding and piece boundaries.
     @Test func digestsMatchTheStandardsVectors() throws {
         #expect(SHA256.hex([UInt8]()) == "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855")
@@ -274,7 +274,7 @@ func openCL() -> OpenCLBackend? { TestDevice.backend { Issue.record(Comment(rawV
     }
 }
 
-@Suite struct ClassLookupTests {
+@Suite(.timed) struct ClassLookupTests {
     @Test func namesSynonymsAndWordsFindClasses() {
         func match(_ q: String) -> ClassLookup.Match { ClassLookup.match(q, names: imageNetClasses, synonyms: imageNetSynonyms) }
         #expect(match("Egyptian cat") == .found(285) && match("egyptian CAT") == .found(285))

@@ -10,7 +10,7 @@ import WeightFiles
 /// tools/make_onnx_fixtures.py), their initializers filled with the seeded weights that
 /// tools/make_model_fixtures.py used, so models.safetensors' logits and input gradients are the
 /// reference, on both backends.
-@Suite struct ONNXTests {
+@Suite(.timed) struct ONNXTests {
     static let seed: UInt64 = 20261126
 
     func onnxModel(_ arch: String, on b: any Backend) throws -> Model {

@@ -13,7 +13,7 @@ import WeightFiles
 /// twice (refused as ambiguous; Python keeps the last). An ONNX file Loupe loads gives
 /// each stored weight it uses as onnx reads it; Loupe may refuse more (it checks the graph, not
 /// only the protobuf).
-@Suite struct ParserCrossCheckTests {
+@Suite(.timed) struct ParserCrossCheckTests {
     static let fixtures = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("Fixtures")
 
     /// A tensor as the fixture writes it: its dimensions and a digest of its float32 values.

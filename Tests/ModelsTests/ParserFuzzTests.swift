@@ -9,7 +9,7 @@ import WeightFiles
 /// formats) and safetensors files each either load or throw an error with a message; none traps,
 /// and none allocates without bound (a length field set to 2^63 must be refused, not allocated:
 /// the process would die).
-@Suite struct ParserFuzzTests {
+@Suite(.timed) struct ParserFuzzTests {
     static let fixtures = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("Fixtures")
 
     /// `parse` returns the tensors it read: each name printable, each shape's element count the
