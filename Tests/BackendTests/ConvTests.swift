@@ -17,7 +17,7 @@ struct ConvCase: Sendable, CustomTestStringConvertible {
 /// stride 2 on odd sizes, padding, dilation, groups, depthwise, batch 1 and 3, more output
 /// channels than one tile. Strided windows with few input channels take the register-blocked
 /// backward's stacked phases (7x7 at stride 2 on a 7x7 map, 5x5, 3x3 with 2 and 1 channels a
-/// group; checked to fail with the phases' columns swapped in merge_phases) or, where stacking
+/// group; tools/mutants/run.py's merged-phases-columns-swapped is caught) or, where stacking
 /// would do more than twice the work (stride 3, dilation 2 at stride 2), col2im.
 let convCases: [ConvCase] = [
     ConvCase(n: 1, cin: 3, cout: 5, h: 7, w: 7, k: 3, stride: 1, pad: 1, dilation: 1, groups: 1, bias: true),

@@ -53,6 +53,34 @@ MUTANTS = {
         "the packed GEMM's store of every vector but the first: only register blocks with NV > 1 "
         "(4x8x3, 8x16x2) run it, so only the candidate sweeps can see it",
     ),
+    "winograd-bt-last-row": (
+        "winograd.cl",
+        "        out[5] = 4.0f * x[1] - 5.0f * x[3] + x[5]; \\\n",
+        "        out[5] = 4.0f * x[1] - 4.0f * x[3] + x[5]; \\\n",
+        "winogradMatchesReference",
+        "F(4x4)'s input transform's last row with one coefficient changed",
+    ),
+    "winograd-at-coefficient": (
+        "winograd.cl",
+        "        out[3] = m1 + 8.0f * m2 + x[5]; \\\n",
+        "        out[3] = m1 + 8.0f * m2; \\\n",
+        "winogradMatchesReference",
+        "F(4x4)'s output transform without its last term",
+    ),
+    "winograd-planes-cut-short": (
+        "winograd.cl",
+        "    const int zcEnd = min(planes, (int)(get_global_id(0) + 1) * planesPerItem);\n    for (int zc = get_global_id(0) * planesPerItem; zc < zcEnd; ++zc) {\n        const int z = zc / C, c = zc - z * C;\n        __global const float* src = xq",
+        "    const int zcEnd = min(planes, (int)(get_global_id(0) + 1) * planesPerItem - 1);\n    for (int zc = get_global_id(0) * planesPerItem; zc < zcEnd; ++zc) {\n        const int z = zc / C, c = zc - z * C;\n        __global const float* src = xq",
+        "winogradMatchesReference",
+        "the input transform's loop over a work-item's planes stopping one plane early",
+    ),
+    "merged-phases-columns-swapped": (
+        "gemm_packed.cl",
+        "        const int rx = ix % SWs;\n        dst[ix] = src[rx * phaseStride + ix / SWs];",
+        "        const int rx = (ix + 1) % SWs;\n        dst[ix] = src[rx * phaseStride + ix / SWs];",
+        "ConvTests",
+        "a strided backward's stacked phases merged back with the phases' columns swapped",
+    ),
     "mean-backward-off-by-one": (
         "Sources/CPUReference/CPUBackend+Reduction.swift",
         "case .mean: return g / Float(cols)",
