@@ -6,8 +6,9 @@ ResNet18, VGG16 and MobileNetV2 with seeded weights (tools/make_model_fixtures.p
 which Sources/Models/SeededWeights.swift mirrors), one 64x64 input (32x32 for VGG16), target = top-1 class.
 Captum: Saliency, InputXGradient, GuidedBackprop, Deconvolution, LayerGradCam, GuidedGradCam,
 IntegratedGradients (gausslegendre, zero baseline), Occlusion. pytorch-grad-cam: GradCAM,
-GradCAMPlusPlus, LayerCAM, ScoreCAM. SmoothGrad: Captum's NoiseTunnel(Saliency), its noise
-read off the model's input and stored for Loupe to add. ResNet18's deletion and insertion
+GradCAMPlusPlus, LayerCAM, HiResCAM, XGradCAM, ScoreCAM. SmoothGrad: Captum's NoiseTunnel(Saliency), its noise
+read off the model's input and stored for Loupe to add (its smoothgrad_sq and vargrad types on
+the same noise too). ResNet18's deletion and insertion
 curves: RISE's CausalMetric (its evaluation code, which no packaged library ships; Quantus'
 PixelFlipping steps by features, all channels apart, in steps that divide H x W, so 256
 pixels of 3 channels cannot be asked of it). MobileNetV2 uses ReLU6, which Captum's GuidedBackprop and
@@ -24,7 +25,7 @@ import torch
 import torchvision
 from captum.attr import (Deconvolution, GuidedBackprop, GuidedGradCam, InputXGradient, IntegratedGradients,
                          LayerAttribution, LayerGradCam, NoiseTunnel, Occlusion, Saliency)
-from pytorch_grad_cam import GradCAM, GradCAMPlusPlus, LayerCAM, ScoreCAM
+from pytorch_grad_cam import GradCAM, GradCAMPlusPlus, HiResCAM, LayerCAM, ScoreCAM, XGradCAM
 from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
 
 sys.path.insert(0, os.path.dirname(__file__))
@@ -141,7 +142,8 @@ def main():
             assert torch.allclose(guided_gradcam, GuidedGradCam(model, layer).attribute(x, target=target), atol=1e-6)
         t("guided_gradcam", guided_gradcam[0])
         targets = [ClassifierOutputTarget(target)]
-        for name, cls in [("gradcam", GradCAM), ("gradcampp", GradCAMPlusPlus), ("layercam", LayerCAM), ("scorecam", ScoreCAM)]:
+        for name, cls in [("gradcam", GradCAM), ("gradcampp", GradCAMPlusPlus), ("layercam", LayerCAM), ("hirescam", HiResCAM),
+                          ("xgradcam", XGradCAM), ("scorecam", ScoreCAM)]:
             cam_layer = module(model, SCORECAM_LAYERS[arch]) if name == "scorecam" else layer
             with cls(model=model, target_layers=[cam_layer]) as cam:
                 if name == "scorecam":
@@ -158,6 +160,16 @@ def main():
         assert len(seen) == 1 and seen[0].shape[0] == 4
         t("smoothgrad_noise", seen[0] - x)
         t("smoothgrad", smooth[0])
+        # Its other two types on the same draw (the same seed gives the same noise: checked).
+        for nt_type in ("smoothgrad_sq", "vargrad"):
+            again = []
+            hook = model.register_forward_pre_hook(lambda m, inputs: again.append(inputs[0].detach().clone()))
+            torch.manual_seed(4)
+            other = NoiseTunnel(Saliency(model)).attribute(x, nt_type=nt_type, nt_samples=4,
+                                                           stdevs=0.15 * float(x.max() - x.min()), target=target)
+            hook.remove()
+            assert torch.equal(again[0], seen[0]), nt_type
+            t(nt_type, other[0])
         ig, delta = IntegratedGradients(model).attribute(x, baselines=torch.zeros_like(x), target=target, n_steps=8,
                                                          return_convergence_delta=True)
         t("integrated_gradients", ig[0])

@@ -16,6 +16,11 @@ public struct CAM: AttributionMethod {
         case gradCAMPlusPlus = "gradcam++"
         /// LayerCAM (Jiang et al.): cam = sum_c ReLU(g_c) * A_c, elementwise.
         case layerCAM = "layercam"
+        /// HiResCAM (Draelos and Carin): cam = sum_c g_c * A_c, elementwise (Grad-CAM without
+        /// averaging the gradients over the map).
+        case hiResCAM = "hirescam"
+        /// XGradCAM (Fu et al.): w_c = sum(g_c * A_c) / (sum(A_c) + 1e-7) over the map.
+        case xGradCAM = "xgradcam"
         /// Score-CAM (Wang et al.): w = softmax over channels of the target logit of the input
         /// masked by each channel's map (upsampled with aligned corners, min-max normalized);
         /// the masked passes run `batch` at a time on the device.
@@ -52,8 +57,9 @@ public struct CAM: AttributionMethod {
 
     /// sum_c w_c A_c per image at the layer's resolution (LayerCAM: sum_c ReLU(g_c) A_c), before
     /// the ReLU and normalization: [N, 1, lh, lw] on the model's device. The weights are made
-    /// there too (Score-CAM's from its masked passes' scores), so Grad-CAM, Grad-CAM++ and
-    /// LayerCAM run one forward and one backward pass with no host round trip.
+    /// there too (Score-CAM's from its masked passes' scores; XGradCAM's quotient of two sums
+    /// per channel on the host), so Grad-CAM, Grad-CAM++, LayerCAM and HiResCAM run one forward
+    /// and one backward pass with no host round trip.
     func weightedSums(_ model: Model, input: Tensor, targets: [Int]) throws -> Tensor {
         let (n, h, w) = try checkBatch(input, targets)
         let b = model.backend
@@ -69,6 +75,13 @@ public struct CAM: AttributionMethod {
         case .layerCAM:
             (weights, maps) = (try b.tensor([Float](repeating: 1, count: n * c), [n, c]),
                                try b.mul(try b.activation(gradients, .relu), activations))
+        case .hiResCAM:
+            (weights, maps) = (try b.tensor([Float](repeating: 1, count: n * c), [n, c]), try b.mul(gradients, activations))
+        case .xGradCAM:
+            // Two sums per channel on the device; their quotient (N x C values) on the host.
+            let numerators = try b.values(b.reduce(try b.mul(gradients, activations), .sum, axis: 2))
+            let denominators = try b.values(b.reduce(activations, .sum, axis: 2))
+            (weights, maps) = (try b.tensor(zip(numerators, denominators).map { $0 / ($1 + 1e-7) }, [n, c]), activations)
         case .scoreCAM:
             try MemoryBudget.requirePass(model, batch: Swift.min(batch, c), height: h, width: w, what: "score-CAM's batch of masked images")
             let a = try b.values(activations), inputValues = try b.values(input)

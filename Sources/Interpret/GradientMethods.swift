@@ -63,11 +63,25 @@ func gradientAttribution(_ name: String, _ model: Model, _ input: Tensor, _ targ
 
 /// SmoothGrad (Smilkov et al. 2017): the mean of |gradient| over noisy copies of the input,
 /// noise N(0, sigma^2) with sigma = noiseLevel * (max - min of the image); what Captum's
-/// NoiseTunnel(Saliency) computes. Samples run `batch` at a time; the noisy copies are drawn on
-/// the device (`Backend.noisyCopies`: image i's sample s uses the stream from (i * samples + s) *
-/// the image size, so results do not depend on the batch).
+/// NoiseTunnel(Saliency) computes, and its other two types: SmoothGrad-squared, the mean of
+/// gradient^2, and VarGrad (Adebayo et al. 2018), the variance of |gradient| over the copies
+/// (mean of squares minus the square of the mean). Samples run `batch` at a time; the noisy
+/// copies are drawn on the device (`Backend.noisyCopies`: image i's sample s uses the stream
+/// from (i * samples + s) * the image size, so results do not depend on the batch).
 public struct SmoothGrad: AttributionMethod {
-    public var name: String { "smoothgrad" }
+    /// What is taken over the noisy copies' gradients g: Captum NoiseTunnel's `nt_type`.
+    public enum Statistic: String, Sendable, CaseIterable {
+        /// mean |g|
+        case mean = "smoothgrad"
+        /// mean g^2
+        case meanOfSquares = "smoothgrad_sq"
+        /// mean g^2 - (mean |g|)^2
+        case variance = "vargrad"
+    }
+
+    public var name: String { statistic.rawValue }
+    /// Which of NoiseTunnel's statistics.
+    public var statistic: Statistic
     /// Noisy copies per image (Captum: n_samples).
     public var samples: Int
     /// The noise's standard deviation as a fraction of the image's value range (max - min).
@@ -82,21 +96,24 @@ public struct SmoothGrad: AttributionMethod {
     /// The most samples a run takes (each is a forward and backward pass).
     public static let maxSamples = 100_000
 
-    /// SmoothGrad: by default 25 samples, noise 0.15 of the value range, 16 copies per pass.
-    public init(samples: Int = 25, noiseLevel: Float = 0.15, batch: Int = 16, seed: UInt64 = 0, noise: [[Float]]? = nil) {
+    /// SmoothGrad (or `statistic`): by default 25 samples, noise 0.15 of the value range, 16
+    /// copies per pass.
+    public init(_ statistic: Statistic = .mean, samples: Int = 25, noiseLevel: Float = 0.15, batch: Int = 16, seed: UInt64 = 0,
+                noise: [[Float]]? = nil) {
+        self.statistic = statistic
         self.samples = samples; self.noiseLevel = noiseLevel; self.batch = batch; self.seed = seed; self.noise = noise
     }
 
     public func attribute(_ model: Model, input: Tensor, targets: [Int]) throws -> Attribution {
         let (n, h, w) = try checkBatch(input, targets)
-        guard samples >= 1, batch >= 1 else { throw InterpretError("smoothgrad needs at least one sample and a positive batch") }
+        guard samples >= 1, batch >= 1 else { throw InterpretError("\(name) needs at least one sample and a positive batch") }
         guard samples <= Self.maxSamples else {
-            throw InterpretError("smoothgrad with \(samples) samples: at most \(Self.maxSamples) (each is a forward and backward pass; SmoothGrad's paper uses 50)")
+            throw InterpretError("\(name) with \(samples) samples: at most \(Self.maxSamples) (each is a forward and backward pass; SmoothGrad's paper uses 50)")
         }
         guard noiseLevel.isFinite, noiseLevel >= 0, noiseLevel <= 10 else {
-            throw InterpretError("smoothgrad noise \(noiseLevel): between 0 and 10 times the image's value range (the paper uses 0.1 to 0.2; more drowns the image)")
+            throw InterpretError("\(name) noise \(noiseLevel): between 0 and 10 times the image's value range (the paper uses 0.1 to 0.2; more drowns the image)")
         }
-        try MemoryBudget.requirePass(model, batch: Swift.min(batch, samples), height: h, width: w, what: "smoothgrad's batch of noisy copies")
+        try MemoryBudget.requirePass(model, batch: Swift.min(batch, samples), height: h, width: w, what: "\(name)'s batch of noisy copies")
         let b = model.backend
         let values = try b.values(input)
         let plane = 3 * h * w
@@ -105,7 +122,7 @@ public struct SmoothGrad: AttributionMethod {
             let x = Array(values[(i * plane)..<((i + 1) * plane)])
             let sigma = noiseLevel * ((x.max() ?? 0) - (x.min() ?? 0))
             let image = try b.tensor(x, [1, 3, h, w])
-            var total: Tensor?
+            var total: Tensor?, squares: Tensor?
             var start = 0
             while start < samples {
                 let count = Swift.min(batch, samples - start)
@@ -119,12 +136,27 @@ public struct SmoothGrad: AttributionMethod {
                 }
                 let pass = try targetGradient(model, noisy, [Int](repeating: targets[i], count: count))
                 let g = try inputGradient(pass)
-                let absSum = try batchSum(b, try b.add(try b.activation(g, .relu), try b.activation(try b.scale(g, -1), .relu)))
-                total = try total.map { try b.add($0, absSum) } ?? absSum
+                if statistic != .meanOfSquares {
+                    let absSum = try batchSum(b, try b.add(try b.activation(g, .relu), try b.activation(try b.scale(g, -1), .relu)))
+                    total = try total.map { try b.add($0, absSum) } ?? absSum
+                }
+                if statistic != .mean {
+                    let squareSum = try batchSum(b, try b.mul(g, g))
+                    squares = try squares.map { try b.add($0, squareSum) } ?? squareSum
+                }
                 start += count
-                Progress.report("smoothgrad", i * samples + start, n * samples)
+                Progress.report(name, i * samples + start, n * samples)
             }
-            let mean = try b.scale(total!, 1 / Float(samples))
+            let mean: Tensor
+            switch statistic {
+            case .mean:
+                mean = try b.scale(total!, 1 / Float(samples))
+            case .meanOfSquares:
+                mean = try b.scale(squares!, 1 / Float(samples))
+            case .variance:
+                let m = try b.scale(total!, 1 / Float(samples))
+                mean = try b.add(try b.scale(squares!, 1 / Float(samples)), try b.scale(try b.mul(m, m), -1))
+            }
             raws += try b.values(mean)
             maps += try b.values(b.channelMax(mean))
         }
@@ -184,7 +216,7 @@ public struct IntegratedGradients: AttributionMethod {
             let base = try baselineValues(xv, h, w, model.architecture.normalization, image: i, of: n)
             let x = try b.tensor(xv, [1, 3, h, w]), x0 = try b.tensor(base, [1, 3, h, w])
             let diff = try b.axpy(-1, x0, x)
-            var total: Tensor?
+            var total: Tensor?, squares: Tensor?
             var start = 0
             while start < steps {
                 let count = Swift.min(batch, steps - start)

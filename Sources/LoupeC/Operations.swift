@@ -120,7 +120,7 @@ extension Session {
         try o.finish(); try a.finish()
 
         if layerMap {
-            guard let kind = CAM.Kind(rawValue: method) else { throw CallError(.invalidArgument, "layer_map is for the CAM family (gradcam, gradcam++, layercam, scorecam), not \(method)") }
+            guard let kind = CAM.Kind(rawValue: method) else { throw CallError(.invalidArgument, "layer_map is for the CAM family (gradcam, gradcam++, layercam, hirescam, xgradcam, scorecam), not \(method)") }
             let (values, shape) = try CAM(kind, layer: s.layer, batch: s.batch).layerMaps(model, input: x.tensor, targets: targets)
             return try CallResult(json: ["method": method, "layer": s.layer, "targets": targets], arrays: ["layer_map": HostArray(values: values, shape: shape.dims)])
         }

@@ -178,10 +178,18 @@ struct Case {
         let noise = try fixtures.tensor("\(arch).smoothgrad_noise")
         for b in backends() {
             let model = try c.model(on: b), x = try c.input(on: b)
-            let sg = try SmoothGrad(samples: 4, batch: 3, noise: [noise.values]).attribute(model, input: x, targets: [c.target])
-            let sgWant = try c.expected("smoothgrad")
-            // Many passes, each of which may meet a ReLU input within rounding of its kink: judged by L2.
-            #expect(relativeL2(sg.raw!, sgWant) < 5e-3, "\(b.name) \(arch) smoothgrad \(normalizedError(sg.raw!, sgWant)) L2 \(relativeL2(sg.raw!, sgWant))")
+            // Captum NoiseTunnel's three types on its own noise: within 1e-4 (relative L2;
+            // measured 1e-6 to 7e-6). MobileNetV2's narrow ReLU6 layers leave no draw without an
+            // input within float32 rounding of a kink (the fixture script's margin is 1.8e-6), and
+            // on the CPU reference one noisy copy meets one: measured 2.7e-3 for the mean, and a
+            // square doubles a relative error (5.7e-3), a difference of squares more (8.8e-3).
+            for (statistic, loose) in zip(SmoothGrad.Statistic.allCases, [Float(5e-3), 1e-2, 2e-2]) {
+                let sg = try SmoothGrad(statistic, samples: 4, batch: 3, noise: [noise.values]).attribute(model, input: x, targets: [c.target])
+                let sgWant = try c.expected(statistic.rawValue)
+                let bound = arch == "mobilenet_v2" ? loose : 1e-4
+                #expect(relativeL2(sg.raw!, sgWant) < bound,
+                        "\(b.name) \(arch) \(statistic.rawValue) \(normalizedError(sg.raw!, sgWant)) L2 \(relativeL2(sg.raw!, sgWant)) (bound \(bound))")
+            }
             let ig = try IntegratedGradients(steps: 8, baseline: .zero, batch: 3).attribute(model, input: x, targets: [c.target])
             let igWant = try c.expected("integrated_gradients")
             #expect(relativeL2(ig.raw!, igWant) < 5e-3, "\(b.name) \(arch) integrated gradients \(normalizedError(ig.raw!, igWant)) L2 \(relativeL2(ig.raw!, igWant))")

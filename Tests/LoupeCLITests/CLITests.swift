@@ -108,7 +108,7 @@ import TestSupport
         let text = try run(["saliency", "--model", "resnet18", "--random-weights", "1", "--image", smallImage, "--no-resize", "--method", "all",
                             "--samples", "2", "--ig-steps", "2", "--out", out.path])
         for name in ["gradient", "gradient_x_input", "guided_backprop", "deconvnet", "gradcam", "gradcam++", "guided_gradcam", "layercam",
-                     "smoothgrad", "integrated_gradients"] {
+                     "hirescam", "xgradcam", "smoothgrad", "smoothgrad_sq", "vargrad", "integrated_gradients"] {
             #expect(text.contains("  \(name) "), "\(name) missing from all")
         }
         #expect(!text.contains("scorecam") && !text.contains("occlusion"))

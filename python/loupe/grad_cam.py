@@ -8,7 +8,7 @@ import numpy as np
 from ._native import LoupeValueError
 from ._torch import model_of
 
-__all__ = ["GradCAM", "GradCAMPlusPlus", "LayerCAM", "ScoreCAM", "ClassifierOutputTarget"]
+__all__ = ["GradCAM", "GradCAMPlusPlus", "LayerCAM", "HiResCAM", "XGradCAM", "ScoreCAM", "ClassifierOutputTarget"]
 
 
 class ClassifierOutputTarget:
@@ -111,6 +111,16 @@ class GradCAMPlusPlus(_CAM):
 class LayerCAM(_CAM):
     """pytorch-grad-cam's LayerCAM."""
     method = "layercam"
+
+
+class HiResCAM(_CAM):
+    """pytorch-grad-cam's HiResCAM."""
+    method = "hirescam"
+
+
+class XGradCAM(_CAM):
+    """pytorch-grad-cam's XGradCAM."""
+    method = "xgradcam"
 
 
 class ScoreCAM(_CAM):

@@ -137,7 +137,8 @@ def test_noise_tunnel_over_integrated_gradients_matches_captum(resnet18):
         assert error <= bound, f"{nt_type}: error {error:.2e} > bound {bound:.2e}"
 
 
-GRAD_CAM_CASES = [("GradCAM", 1), ("GradCAMPlusPlus", 1), ("LayerCAM", 1), ("GradCAM", 4), ("GradCAMPlusPlus", 4), ("LayerCAM", 4)]
+GRAD_CAM_CASES = [("GradCAM", 1), ("GradCAMPlusPlus", 1), ("LayerCAM", 1), ("HiResCAM", 1), ("XGradCAM", 1),
+                  ("GradCAM", 4), ("GradCAMPlusPlus", 4), ("LayerCAM", 4), ("HiResCAM", 4), ("XGradCAM", 4)]
 
 
 def cam_reference(kind, model, layers, x, targets):
@@ -202,8 +203,8 @@ def test_unsupported_options_are_refused_by_name(resnet18):
         loupe.grad_cam.GradCAM(model=resnet18, target_layers=[resnet18.layer4])(input_tensor=x, targets=None, eigen_smooth=True)
     with pytest.raises(ValueError, match="ClassifierOutputTarget"):
         loupe.grad_cam.GradCAM(model=resnet18, target_layers=[resnet18.layer4])(input_tensor=x, targets=[lambda o: o[3]])
-    with pytest.raises(ImportError, match="HiResCAM"):
-        from loupe.grad_cam import HiResCAM  # noqa: F401
+    with pytest.raises(ImportError, match="EigenCAM"):
+        from loupe.grad_cam import EigenCAM  # noqa: F401
     with pytest.raises(ImportError, match="DeepLift"):
         from loupe.captum import DeepLift  # noqa: F401
     with pytest.raises(ValueError, match="torch.nn.Module"):
