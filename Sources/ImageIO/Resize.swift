@@ -148,7 +148,7 @@ public struct Preprocessing: Sendable {
 
     /// The resized and cropped 8-bit image the network sees (before normalization).
     public func prepare(_ image: RGBImage) throws -> RGBImage {
-        guard let short = resizeShorter else { return image }
+        guard resizeShorter != nil else { return image }
         let (nw, nh, window) = try resizePlan(width: image.width, height: image.height)
         return try image.resized(width: nw, height: nh, window: window, filter: interpolation)
     }

@@ -216,7 +216,7 @@ public struct IntegratedGradients: AttributionMethod {
             let base = try baselineValues(xv, h, w, model.architecture.normalization, image: i, of: n)
             let x = try b.tensor(xv, [1, 3, h, w]), x0 = try b.tensor(base, [1, 3, h, w])
             let diff = try b.axpy(-1, x0, x)
-            var total: Tensor?, squares: Tensor?
+            var total: Tensor?
             var start = 0
             while start < steps {
                 let count = Swift.min(batch, steps - start)

@@ -105,7 +105,7 @@ let winogradConvCases: [ConvCase] = [
         guard let device = openCL() else { return }
         // Every kernel family on this device, the register-blocked one with scratch for less than
         // one image (batches go through in chunks), and the tiled one splitting K wherever it can.
-        let backends = openCLFamilies() + [try OpenCLBackend(context: device.context, family: .registerBlocked, scratchFloats: 64)]
+        let backends = openCLFamilies() + [OpenCLBackend(context: device.context, family: .registerBlocked, scratchFloats: 64)]
             + openCLSplitK()
         let reference = try Reference(c)
         for gpu in backends {
@@ -119,8 +119,8 @@ let winogradConvCases: [ConvCase] = [
     func phasedBackwardMatchesReference(_ c: ConvCase) throws {
         guard let device = openCL() else { return }
         let reference = try Reference(c)
-        for gpu in [try OpenCLBackend(context: device.context, family: .registerBlocked),
-                    try OpenCLBackend(context: device.context, family: .registerBlocked, scratchFloats: 64)] {
+        for gpu in [OpenCLBackend(context: device.context, family: .registerBlocked),
+                    OpenCLBackend(context: device.context, family: .registerBlocked, scratchFloats: 64)] {
             try expectConvMatchesReference(c, reference, on: gpu)
         }
     }
@@ -131,8 +131,8 @@ let winogradConvCases: [ConvCase] = [
     func winogradMatchesReference(_ c: ConvCase) throws {
         guard let device = openCL() else { return }
         let reference = try Reference(c)
-        for gpu in [try OpenCLBackend(context: device.context, family: .registerBlocked),
-                    try OpenCLBackend(context: device.context, family: .registerBlocked, scratchFloats: 64)] {
+        for gpu in [OpenCLBackend(context: device.context, family: .registerBlocked),
+                    OpenCLBackend(context: device.context, family: .registerBlocked, scratchFloats: 64)] {
             try expectConvMatchesReference(c, reference, on: gpu)
         }
     }
