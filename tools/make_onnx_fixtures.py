@@ -1,5 +1,6 @@
 #!/usr/bin/env python3
-"""ONNX graphs for Tests/ModelsTests (run by hand: pip install torch torchvision onnx).
+"""ONNX graphs for Tests/ModelsTests (run by hand: pip install torch torchvision onnx, and onnxscript
+for --dynamo).
 
 torchvision's VGG16, ResNet18, MobileNetV2 and GoogLeNet exported by torch.onnx.export (opset 17,
 dynamo=False, do_constant_folding=False so batchnorm stays a node and initializers keep
