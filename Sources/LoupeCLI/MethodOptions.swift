@@ -25,7 +25,10 @@ public struct MethodOptions: ParsableArguments {
     /// The spelling before 0.9 (hidden; one release).
     @Option(name: .customLong("steps"), parsing: .unconditional, help: .hidden) public var stepsAlias: Int?
     var steps: Int { stepsAlias ?? igSteps }
-    @Option(help: "Integrated Gradients baseline: black, zero, or blur.") public var baseline: String = "black"
+    @Option(help: "Integrated Gradients baseline: black, zero, blur, or (saliency) an image file, prepared as the inputs are.") public var baseline: String = "black"
+
+    /// Whether `--baseline` is one of the named baselines rather than an image file.
+    var namedBaseline: Bool { ["black", "zero", "blur"].contains(baseline) }
     @Option(parsing: .unconditional, help: "Occlusion window (pixels).") public var window: Int = 16
     @Option(parsing: .unconditional, help: "Occlusion stride (pixels).") public var stride: Int = 8
     @Option(parsing: .unconditional, help: "Images per device batch of the batched methods (Score-CAM, SmoothGrad, IG, occlusion) and of saliency's --metrics.") public var batch: Int = 16
@@ -59,9 +62,11 @@ public struct MethodOptions: ParsableArguments {
     /// `--batch`, or the model's largest batch when it runs at a fixed one.
     func deviceBatch(for model: Model) -> Int { Swift.min(batch, model.architecture.maxBatch ?? batch) }
 
-    /// The registry's settings from these flags.
-    func settings(layer: String, model: Model) -> MethodRegistry.Settings {
+    /// The registry's settings from these flags; `baselineImage`, the normalized pixels of an
+    /// image `--baseline` named, replaces the named baseline.
+    func settings(layer: String, model: Model, baselineImage: [Float]? = nil) -> MethodRegistry.Settings {
         var s = MethodRegistry.Settings(layer: layer)
+        s.baselineImages = baselineImage
         s.batch = deviceBatch(for: model)
         s.samples = samples; s.noise = noise; s.seed = seed
         s.steps = steps; s.baseline = baseline
@@ -69,15 +74,17 @@ public struct MethodOptions: ParsableArguments {
         return s
     }
 
-    func makeMethod(_ name: String, layer: String, model: Model) throws -> any AttributionMethod {
+    func makeMethod(_ name: String, layer: String, model: Model, baselineImage: [Float]? = nil) throws -> any AttributionMethod {
         guard let entry = MethodRegistry.entry(name) else { throw UserError("unknown method \(name)") }
-        do { return try entry.make(settings(layer: layer, model: model)) } catch let error as InterpretError {
+        do { return try entry.make(settings(layer: layer, model: model, baselineImage: baselineImage)) } catch let error as InterpretError {
             throw UserError(error.description)
         }
     }
 
     /// The settings of method `name`, for summary files.
-    func parameters(_ name: String, layer: String, model: Model) -> [String: Any] {
-        MethodRegistry.entry(name)?.parameters(settings(layer: layer, model: model)) ?? [:]
+    func parameters(_ name: String, layer: String, model: Model, baselineImage: [Float]? = nil) -> [String: Any] {
+        var recorded = MethodRegistry.entry(name)?.parameters(settings(layer: layer, model: model, baselineImage: baselineImage)) ?? [:]
+        if baselineImage != nil, recorded["baseline"] != nil { recorded["baseline"] = baseline }
+        return recorded
     }
 }

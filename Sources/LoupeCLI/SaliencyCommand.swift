@@ -55,6 +55,9 @@ public struct SaliencyCommand: ParsableCommand {
         let stems = files.map { URL(fileURLWithPath: $0).deletingPathExtension().lastPathComponent }
         guard Set(stems).count == stems.count else { throw UserError("two images share a file name; their output folders would collide") }
         let targetSpecs = try methodOptions.target.map { try perImage($0, count: files.count) }
+        if !methodOptions.namedBaseline, !FileManager.default.fileExists(atPath: methodOptions.baseline) {
+            throw UserError("--baseline \(printable(methodOptions.baseline)): expected black, zero, blur or an image file (there is no file there)")
+        }
         let output = try OutputFolder(out, force: force)
 
         let backend = try deviceOptions.backend()
@@ -67,6 +70,9 @@ public struct SaliencyCommand: ParsableCommand {
         let first = try preprocessing.prepare(try RGBImage(contentsOf: URL(fileURLWithPath: files[0])))
         let perBatch = try MemoryBudget.fittingBatch(model, upTo: methodOptions.deviceBatch(for: model), height: first.height, width: first.width,
                                                      what: "saliency's pass")
+        // An image baseline is prepared as the inputs are, and must come out at their size.
+        let baselineImage = methodOptions.namedBaseline ? nil
+            : try preprocessing.prepare(try RGBImage(contentsOf: URL(fileURLWithPath: methodOptions.baseline)))
         var report: SaliencyReport?
         var size: (h: Int, w: Int)?
         try output.publish { folder in
@@ -78,6 +84,10 @@ public struct SaliencyCommand: ParsableCommand {
                 for p in prepared where (p.height, p.width) != (h, w) {
                     throw UserError("with --no-resize every image must have the same size (\(w)x\(h), then \(p.width)x\(p.height))")
                 }
+                if let b = baselineImage, (b.height, b.width) != (h, w) {
+                    throw UserError("--baseline \(printable(methodOptions.baseline)) is \(b.width)x\(b.height) after preprocessing, the images \(w)x\(h)")
+                }
+                let baselineValues = baselineImage.map { preprocessing.normalize($0) }
                 let input = try backend.tensor(prepared.flatMap { preprocessing.normalize($0) }, [range.count, 3, h, w])
                 // Probabilities and default targets from one forward pass.
                 let probe = try Probe(model: model, input: input, names: { try modelOptions.classNames(classes: $0) },
@@ -85,7 +95,8 @@ public struct SaliencyCommand: ParsableCommand {
                 let camLayer = try probe.camLayer(methodOptions.layer, for: methods, model: model)
                 let targets = try probe.targets(targetSpecs.map { $0[range].joined(separator: ",") }, count: range.count)
                 let run = try SaliencyRun(model: model, input: input, methods: try methods.map {
-                    ($0, try methodOptions.makeMethod($0, layer: camLayer, model: model), methodOptions.parameters($0, layer: camLayer, model: model))
+                    ($0, try methodOptions.makeMethod($0, layer: camLayer, model: model, baselineImage: baselineValues),
+                     methodOptions.parameters($0, layer: camLayer, model: model, baselineImage: baselineValues))
                 }, targets: targets, metrics: metrics ? (metricStep, methodOptions.deviceBatch(for: model)) : nil)
                 let result = SaliencyOutput(run: run, files: Array(files[range]), stems: Array(stems[range]), prepared: prepared, probe: probe,
                                             targets: targets, model: model, layer: camLayer, device: backend.name, style: style,

@@ -43,6 +43,41 @@ import TestSupport
 
     /// The map PNGs are the saved attributions through the chosen sign, clipping and colour map
     /// (recomputed here from the .npy files), and the figures come in every format asked for.
+    /// `--baseline FILE`: the image, prepared as the inputs are, is where Integrated Gradients'
+    /// path starts. From the input itself the path is empty: every attribution 0, completeness
+    /// error 0; from another photo they are not. The file is named in the summary; a missing
+    /// one or one of another size after preprocessing is one line.
+    @Test func integratedGradientsStartFromABaselineImage() throws {
+        guard device() else { return }
+        let out = try tempDir()
+        defer { try? FileManager.default.removeItem(at: out) }
+        func attributions(_ baseline: String, into name: String) throws -> (text: String, values: [Float]) {
+            let folder = out.appendingPathComponent(name)
+            let text = try run(["saliency", "--model", "resnet18", "--random-weights", "1", "--image", chelsea, "--method", "integrated_gradients",
+                                "--ig-steps", "4", "--baseline", baseline, "--out", folder.path])
+            let npy = try Data(contentsOf: folder.appendingPathComponent("chelsea/integrated_gradients_raw.npy"))
+            let values = npy.dropFirst(128).withUnsafeBytes { Array($0.bindMemory(to: Float.self)) }
+            return (text, values)
+        }
+        let same = try attributions(chelsea, into: "same")
+        #expect(same.values.count == 3 * 224 * 224 && same.values.allSatisfy { $0 == 0 }, "from the input itself")
+        #expect(same.text.contains("completeness error 0\n") || same.text.contains("completeness error 0 "), "\(same.text)")
+        let summary = try JSONSerialization.jsonObject(with: Data(contentsOf: out.appendingPathComponent("same/chelsea/summary.json"))) as! [String: Any]
+        let recorded = (summary["methods"] as! [[String: Any]])[0]["parameters"] as? [String: Any]
+        #expect(recorded?["baseline"] as? String == chelsea, "\(summary)")
+        let photo = repo.appendingPathComponent("Assets/photos").path
+        let other = try FileManager.default.contentsOfDirectory(atPath: photo).filter { $0.hasSuffix(".png") || $0.hasSuffix(".jpg") }.sorted().first
+        if let other {
+            let different = try attributions(photo + "/" + other, into: "other")
+            #expect(different.values.contains { $0 != 0 }, "from another photo")
+        }
+        #expect(throws: (any Error).self) { _ = try attributions(out.appendingPathComponent("missing.png").path, into: "missing") }
+        #expect(throws: (any Error).self) {
+            _ = try run(["saliency", "--model", "resnet18", "--random-weights", "1", "--image", chelsea, "--no-resize", "--method", "integrated_gradients",
+                         "--baseline", smallImage, "--out", out.appendingPathComponent("size").path])
+        }
+    }
+
     @Test func mapStyleAndFigureFormats() throws {
         guard device() else { return }
         let out = try tempDir()
