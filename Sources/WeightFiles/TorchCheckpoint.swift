@@ -95,13 +95,13 @@ public enum TorchCheckpoint {
         }
     }
 
-    static func collectStorages(_ v: PickleValue, into sizes: inout [String: StorageRef]) {
+    static func collectStorages(_ v: PickleValue, into refs: inout [String: StorageRef]) {
         switch v {
-        case .tensor(let t): sizes[t.storage.key] = t.storage
-        case .storage(let s): sizes[s.key] = s
-        case .dict(let d): for item in d.items { collectStorages(item.value, into: &sizes) }
-        case .list(let l): for item in l.items { collectStorages(item, into: &sizes) }
-        case .tuple(let items): for item in items { collectStorages(item, into: &sizes) }
+        case .tensor(let t): refs[t.storage.key] = t.storage
+        case .storage(let s): refs[s.key] = s
+        case .dict(let d): for item in d.items { collectStorages(item.value, into: &refs) }
+        case .list(let l): for item in l.items { collectStorages(item, into: &refs) }
+        case .tuple(let items): for item in items { collectStorages(item, into: &refs) }
         default: break
         }
     }

@@ -60,7 +60,7 @@ import WeightFiles
         let original = [UInt8](try Data(contentsOf: Self.fixtures.appendingPathComponent(file)))
         let seedTable = try #require(entry["seed"] as? [String: Any])
         var seed: [String: Entry] = [:]
-        for (name, value) in seedTable { seed[name] = try #require(Entry(json: value)) }
+        for (name, value) in seedTable { seed[name] = try #require(Entry(json: value) as Entry?, "\(file): seed entry \(name)") as Entry }
         // The seed itself: the fixture's digests and Loupe's arithmetic agree.
         let seedLoaded = try Self.load(file, original).mapValues(Entry.init)
         if file.hasSuffix(".onnx") {
@@ -88,7 +88,9 @@ import WeightFiles
                 continue
             }
             var expected = seed
-            for (name, value) in changed { expected[name] = value is NSNull ? nil : try #require(Entry(json: value)) }
+            for (name, value) in changed {
+                expected[name] = value is NSNull ? nil : try #require(Entry(json: value) as Entry?, "\(file): entry \(name)") as Entry
+            }
             guard let loaded else {
                 // The ONNX importer checks the graph too. A checkpoint whose pickle names a
                 // tensor twice is refused as ambiguous (Python keeps the last); nothing else
