@@ -93,7 +93,7 @@ wheel: setup
 # The venv the Python tests run in: the reference libraries from the package registry (torch's
 # CPU build; made again when this list changes).
 PY_VENV := .venv-python
-PY_PACKAGES := numpy==2.4.6 torch==2.13.0 torchvision==0.28.0 captum==0.9.0 grad-cam==1.5.7 onnx==1.23.2 pytest==9.2.0
+PY_PACKAGES := numpy==2.4.6 torch==2.13.0 torchvision==0.28.0 captum==0.9.0 grad-cam==1.5.7 zennit==0.5.1 onnx==1.23.2 pytest==9.2.0
 python-venv:
 	@if [ "$$(cat $(PY_VENV)/.packages 2>/dev/null)" != "$(PY_PACKAGES)" ]; then \
 	  rm -rf $(PY_VENV) && python3 -m venv $(PY_VENV) && \
@@ -101,7 +101,7 @@ python-venv:
 	else echo "python-venv: $(PY_VENV) present"; fi
 
 # The Python package's tests (python/tests) against the installed wheel, not the source tree:
-# every adapter against Captum and pytorch-grad-cam, names, bad input, a fresh venv install.
+# every adapter against Captum, pytorch-grad-cam and zennit, names, bad input, a fresh venv install.
 python-test: setup wheel python-venv
 	$(PY_VENV)/bin/pip install --quiet --disable-pip-version-check --force-reinstall --no-deps dist/loupe-*-py3-none-manylinux_*_x86_64.whl
 	@if [ "$$CI" = "true" ]; then export LOUPE_REQUIRE_OPENCL=1 LOUPE_REQUIRE_MODELS=1; fi; \

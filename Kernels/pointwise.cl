@@ -1,7 +1,8 @@
 // Elementwise functions of the optimization engine and of imported graphs, and their
 // derivatives, over n floats, 4 per work-item (VEC_BODY from elementwise.cl). op 0: sigmoid;
 // op 1: |x|^p; op 2: hard sigmoid relu6(x + 3) / 6; op 3: hard swish x relu6(x + 3) / 6;
-// op 4: erf; op 5: x + p; op 6: GELU x Phi(x) (exact, erf form); op 7: tanh.
+// op 4: erf; op 5: x + p; op 6: GELU x Phi(x) (exact, erf form); op 7: tanh; op 8: the
+// stabilized reciprocal 1 / (x + p s(x)), s(x) = 1 for x >= 0, else -1 (relevance propagation).
 
 #define SQRT1_2 0.70710678118654752f
 #define TWO_OVER_SQRTPI 1.12837916709551257f
@@ -24,6 +25,7 @@ inline float4 pointwise4(float4 x, int op, float p) {
     case 5: return x + p;
     case 6: return 0.5f * x * (1.0f + erf4(x * SQRT1_2));
     case 7: return tanh(x);
+    case 8: return 1.0f / (x + select((float4)(-p), (float4)(p), x >= 0.0f));
     default: return pow(fabs(x), (float4)(p));
     }
 }
@@ -44,6 +46,10 @@ inline float4 pointwise_grad4(float4 gy, float4 x, int op, float p) {
     case 7: {
         const float4 t = tanh(x);
         return gy * (1.0f - t * t);
+    }
+    case 8: {
+        const float4 d = x + select((float4)(-p), (float4)(p), x >= 0.0f);
+        return -gy / (d * d);
     }
     default: {
         const float4 d = p * pow(fabs(x), (float4)(p - 1.0f)) * sign(x);

@@ -3,7 +3,8 @@
 machine: a table of times and the ratio Loupe / reference (below 1: Loupe is faster).
 
 Rows: MobileNetV2 and ResNet18 forward and forward + backward to the input at batch 1 and 8;
-gradient (Captum Saliency) and Grad-CAM (pytorch-grad-cam) per batch of 1 and 8; SmoothGrad (25
+gradient (Captum Saliency), Grad-CAM (pytorch-grad-cam) and LRP (zennit's EpsilonPlusFlat with the
+network's canonizers) per batch of 1 and 8; SmoothGrad (25
 samples, Captum NoiseTunnel) and Integrated Gradients (50 steps, Captum) on one image; feature
 visualization steps at batch 1 and 8 (Lucent's render_vis: Fourier, decorrelation, transforms,
 Adam); conv 3x3 64->64 at 56x56, batch 1 and 8. Loupe runs on its default device (`loupe devices`);
@@ -11,8 +12,9 @@ PyTorch on the CPU with its default threads, or with --device cuda on the GPU (f
 compare Loupe's OpenCL on that GPU with PyTorch's CUDA on the same GPU). Both use random weights
 of the same architecture.
 
-Needs: pip install torch torchvision captum grad-cam; for the visualization rows also
-pip install --no-deps torch-lucent kornia kornia_rs (rows are skipped when a package is missing).
+Needs: pip install torch torchvision captum grad-cam; zennit for the LRP rows; for the
+visualization rows also pip install --no-deps torch-lucent kornia kornia_rs (rows are skipped
+when a package is missing).
 Run: make bench-compare   (or python3 tools/bench_compare.py [--loupe PATH] [--runs N] [--quick])
 """
 import argparse
@@ -137,6 +139,7 @@ def main():
                 cam = GradCAM(model=model, target_layers=[cam_layer[name](model)])
                 f, ref = (lambda: cam(input_tensor=x, targets=[ClassifierOutputTarget(t) for t in targets])), "pytorch-grad-cam"
             rows.append((f"{name} {r['pass']} batch {n}", r["wallMilliseconds"], median_time(f, a.runs), ref))
+        lrp_rows(rows, a, name, model)
         if a.quick:
             continue
         x1 = torch.randn(1, 3, 224, 224, device=DEVICE)
@@ -168,6 +171,30 @@ def main():
         version = loupe(["--version"], a.loupe).strip()
         record(a.record, list(rows), a.machine or machine_words(), f"{version} on {device.split()[3] if len(device.split()) > 3 else device}",
                f"PyTorch {torch.__version__}, {where}", "python3 tools/bench_compare.py " + shlex.join(sys.argv[1:]))
+
+
+def lrp_rows(rows, a, name, model):
+    """`lrp` (epsilon_plus_flat) beside zennit's EpsilonPlusFlat with the network's canonizers."""
+    try:
+        import torch
+        from zennit.attribution import Gradient
+        from zennit.canonizers import SequentialMergeBatchNorm
+        from zennit.composites import EpsilonPlusFlat
+        from zennit.torchvision import ResNetCanonizer
+    except ImportError as e:
+        print(f"(LRP rows skipped: {e})", file=sys.stderr)
+        return
+    canonizers = [ResNetCanonizer()] if name.startswith("resnet") else [SequentialMergeBatchNorm()]
+    for r in loupe_json(["bench", "--model", name, "--method", "lrp", "--batch", a.batch, "--runs", str(a.runs)], a.loupe):
+        n = r["batch"]
+        x = torch.randn(n, 3, 224, 224, device=DEVICE)
+        seed = torch.zeros(n, 1000, device=DEVICE)
+        seed[range(n), [i * 37 % 1000 for i in range(n)]] = 1
+
+        def f():
+            with Gradient(model=model, composite=EpsilonPlusFlat(canonizers=canonizers)) as attributor:
+                attributor(x, seed)
+        rows.append((f"{name} lrp batch {n}", r["wallMilliseconds"], median_time(f, a.runs), "zennit EpsilonPlusFlat"))
 
 
 def visualization_rows(rows, a):

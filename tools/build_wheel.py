@@ -40,7 +40,7 @@ Description-Content-Type: text/markdown
 Loupe computes saliency maps, CAMs, Integrated Gradients, feature visualizations and the
 randomization and deletion/insertion checks of image networks in its own Swift library, on any
 OpenCL device (a GPU, or PoCL on a CPU) or its CPU reference. `loupe.captum` and
-`loupe.grad_cam` take Captum's and pytorch-grad-cam's calls. See docs/python.md.
+`loupe.grad_cam` take Captum's and pytorch-grad-cam's calls, `loupe.zennit` zennit's. See docs/python.md.
 """
 
 
@@ -49,10 +49,13 @@ def main():
     v = version()
     files = {}  # path in the wheel -> (bytes, executable)
     package = os.path.join(ROOT, "python", "loupe")
-    for name in sorted(os.listdir(package)):
-        if name.endswith(".py"):
-            with open(os.path.join(package, name), "rb") as f:
-                files[f"loupe/{name}"] = (f.read(), False)
+    for folder, dirs, names in sorted(os.walk(package)):
+        dirs[:] = sorted(d for d in dirs if d != "__pycache__")
+        for name in sorted(names):
+            if name.endswith(".py"):
+                path = os.path.join(folder, name)
+                with open(path, "rb") as f:
+                    files["loupe/" + os.path.relpath(path, package).replace(os.sep, "/")] = (f.read(), False)
     files["loupe/_version.py"] = (f'__version__ = "{v}"\n'.encode(), False)
     with open(os.path.join(ROOT, "Sources", "LoupeC", "loupe.h"), "rb") as f:
         files["loupe/_native/loupe.h"] = (f.read(), False)

@@ -228,6 +228,10 @@ public enum Pointwise: Hashable, Sendable {
     case gelu
     /// tanh(x); derivative 1 - tanh(x)^2.
     case tanh
+    /// 1 / (x + e s(x)), s(x) = 1 for x >= 0 (zero included), -1 below: the stabilized
+    /// denominator of layer-wise relevance propagation (zennit's `stabilize`); derivative
+    /// -1 / (x + e s(x))^2.
+    case stabilizedReciprocal(Float)
 }
 
 /// An affine map from output pixel (x, y) to the input point it samples,

@@ -78,6 +78,7 @@ extension CPUBackend {
         case .offset(let c): return x + c
         case .gelu: return Float(0.5 * Double(x) * (1 + Foundation.erf(Double(x) / 2.0.squareRoot())))
         case .tanh: return Foundation.tanh(x)
+        case .stabilizedReciprocal(let e): return 1 / (x + (x >= 0 ? e : -e))
         }
     }
 
@@ -107,6 +108,9 @@ extension CPUBackend {
             case .tanh:
                 let t = Foundation.tanh(x)
                 return g * (1 - t * t)
+            case .stabilizedReciprocal(let e):
+                let d = x + (x >= 0 ? e : -e)
+                return -g / (d * d)
             }
         }
     }

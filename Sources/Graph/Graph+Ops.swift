@@ -10,7 +10,7 @@ extension Graph {
         return record(y, [x, weight] + (bias.map { [$0] } ?? []), inputBackward: { gy, rule, _, mask in
             try b.conv2dBackwardInput(gy, weight: wt, inputShape: xt.shape, p,
                                       fused: ConvolutionFusion(rule: rule, input: mask.map { .init($0, xt) }))
-        }) { gy, _, needs in
+        }, relevance: .convolution(xt, weight: wt, bias: bias.map(tensor), p, on: b)) { gy, _, needs in
             [needs[0] ? try b.conv2dBackwardInput(gy, weight: wt, inputShape: xt.shape, p) : nil,
              needs[1] ? try b.conv2dBackwardWeight(gy, input: xt, weightShape: wt.shape, p) : nil]
                 + (needs.count > 2 ? [needs[2] ? try b.conv2dBackwardBias(gy) : nil] : [])
@@ -34,7 +34,10 @@ extension Graph {
         }
         // dL/dx alone (every attribution pass) goes through inputBackward (Graph.backward); this
         // rule serves passes that also ask for parameter gradients.
-        return record(y, [x, weight] + (bias.map { [$0] } ?? []), activation: activation, inputBackward: inputBackward) { gy, rule, needs in
+        // Relevance passes the activation unchanged (zennit's Pass rule) and takes the
+        // convolution's rule.
+        return record(y, [x, weight] + (bias.map { [$0] } ?? []), activation: activation, inputBackward: inputBackward,
+                      relevance: .convolution(xt, weight: wt, bias: bias.map(tensor), p, on: b)) { gy, rule, needs in
             let gz = try b.activationBackward(gy, input: y, activation, rule: rule)
             return [needs[0] ? try b.conv2dBackwardInput(gz, weight: wt, inputShape: xt.shape, p) : nil,
                     needs[1] ? try b.conv2dBackwardWeight(gz, input: xt, weightShape: wt.shape, p) : nil]
@@ -46,7 +49,7 @@ extension Graph {
     public func activation(_ x: Value, _ kind: Activation) throws -> Value {
         let xt = tensor(x)
         let b = backend
-        return record(try b.activation(xt, kind), [x], activation: kind) { gy, rule, _ in
+        return record(try b.activation(xt, kind), [x], activation: kind, relevance: .pass) { gy, rule, _ in
             [try b.activationBackward(gy, input: xt, kind, rule: rule)]
         }
     }
@@ -62,14 +65,18 @@ extension Graph {
     public func avgPool2d(_ x: Value, _ p: Pool2DParams) throws -> Value {
         let shape = self.shape(x)
         let b = backend
-        return record(try b.avgPool2d(tensor(x), p), [x]) { gy, _, _ in [try b.avgPool2dBackward(gy, inputShape: shape, p)] }
+        let xt = tensor(x), y = try b.avgPool2d(xt, p)
+        return record(y, [x], relevance: .proportional([xt], y) { [try b.avgPool2dBackward($0, inputShape: shape, p)] }) { gy, _, _ in
+            [try b.avgPool2dBackward(gy, inputShape: shape, p)]
+        }
     }
 
     /// Adaptive average pooling to `outputSize`, as PyTorch bins it.
     public func adaptiveAvgPool2d(_ x: Value, outputSize: (h: Int, w: Int)) throws -> Value {
         let shape = self.shape(x)
         let b = backend
-        return record(try b.adaptiveAvgPool2d(tensor(x), outputSize: outputSize), [x]) { gy, _, _ in
+        let xt = tensor(x), y = try b.adaptiveAvgPool2d(xt, outputSize: outputSize)
+        return record(y, [x], relevance: .proportional([xt], y) { [try b.adaptiveAvgPool2dBackward($0, inputShape: shape)] }) { gy, _, _ in
             [try b.adaptiveAvgPool2dBackward(gy, inputShape: shape)]
         }
     }
@@ -79,22 +86,30 @@ extension Graph {
         let (xt, wt) = (tensor(x), tensor(weight))
         let b = backend
         let y = try b.linear(xt, weight: wt, bias: bias.map(tensor))
-        return record(y, [x, weight] + (bias.map { [$0] } ?? [])) { gy, _, needs in
+        return record(y, [x, weight] + (bias.map { [$0] } ?? []), relevance: .linear(xt, weight: wt, bias: bias.map(tensor), on: b)) { gy, _, needs in
             [needs[0] ? try b.linearBackwardInput(gy, weight: wt) : nil,
              needs[1] ? try b.linearBackwardWeight(gy, input: xt) : nil]
                 + (needs.count > 2 ? [needs[2] ? try b.linearBackwardBias(gy) : nil] : [])
         }
     }
 
-    /// Inference-mode batchnorm; its statistics and affine parameters are constants.
+    /// Inference-mode batchnorm; its statistics and affine parameters are constants. Relevance
+    /// passes it unchanged (zennit's Pass rule for a batch norm no convolution absorbed).
     public func batchNorm2d(_ x: Value, _ bn: BatchNormParams) throws -> Value {
-        let b = backend
-        return record(try b.batchNorm2d(tensor(x), bn), [x]) { gy, _, _ in [try b.batchNorm2dBackward(gy, bn)] }
+        try batchNorm2d(x, bn, relevance: .pass)
     }
 
-    /// Elementwise sum of two values of one shape (a residual connection).
+    func batchNorm2d(_ x: Value, _ bn: BatchNormParams, relevance: RelevanceRole?) throws -> Value {
+        let b = backend
+        return record(try b.batchNorm2d(tensor(x), bn), [x], relevance: relevance) { gy, _, _ in [try b.batchNorm2dBackward(gy, bn)] }
+    }
+
+    /// Elementwise sum of two values of one shape (a residual connection). Relevance is split
+    /// between them by contribution (zennit's Norm rule on its canonizers' Sum).
     public func add(_ a: Value, _ c: Value) throws -> Value {
-        record(try backend.add(tensor(a), tensor(c)), [a, c]) { gy, _, _ in [gy, gy] }
+        let (at, ct) = (tensor(a), tensor(c))
+        let y = try backend.add(at, ct)
+        return record(y, [a, c], relevance: .proportional([at, ct], y) { [$0, $0] }) { gy, _, _ in [gy, gy] }
     }
 
     /// Elementwise product of two values of one shape.
@@ -174,14 +189,16 @@ extension Graph {
         let bn = BatchNormParams(gamma: try backend.tensor(scale, [c]), beta: try backend.tensor(shift, [c]),
                                  mean: try backend.tensor([Float](repeating: 0, count: c), [c]),
                                  variance: try backend.tensor([Float](repeating: 1, count: c), [c]), eps: 0)
-        return try batchNorm2d(x, bn)
+        return try batchNorm2d(x, bn, relevance: nil)
     }
 
     /// y = f(x) elementwise (sigmoid, |x|^p).
     public func pointwise(_ x: Value, _ op: Pointwise) throws -> Value {
         let xt = tensor(x)
         let b = backend
-        return record(try b.pointwise(xt, op), [x]) { gy, _, _ in [try b.pointwiseBackward(gy, input: xt, op)] }
+        return record(try b.pointwise(xt, op), [x], relevance: op.isActivation ? .pass : nil) { gy, _, _ in
+            [try b.pointwiseBackward(gy, input: xt, op)]
+        }
     }
 
     /// Each image resampled through its affine transform (bilinear, `fill` outside).
@@ -282,6 +299,6 @@ extension Graph {
         let bn = BatchNormParams(gamma: scale.map { Tensor(shape: [c], storage: $0.storage) } ?? ones,
                                  beta: shift.map { Tensor(shape: [c], storage: $0.storage) } ?? zeros, mean: zeros, variance: ones, eps: 0)
         let outer = s.dims[..<axis].reduce(1, *), inner = s.dims[(axis + 1)...].reduce(1, *)
-        return try reshape(try batchNorm2d(try reshape(x, [outer, c, inner, 1]), bn), s)
+        return try reshape(try batchNorm2d(try reshape(x, [outer, c, inner, 1]), bn, relevance: nil), s)
     }
 }

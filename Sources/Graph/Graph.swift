@@ -36,16 +36,19 @@ public final class Graph {
         /// The activation fused into this op's output (a conv + ReLU or ReLU6), or an activation op's kind.
         var activation: Activation? = nil
         var inputBackward: InputBackward? = nil
+        /// How relevance propagation treats this op (`relevance(from:seed:composite:)`); nil:
+        /// the gradient.
+        var relevance: RelevanceRole? = nil
     }
 
     private(set) var tensors: [Tensor] = []
     /// Ones and zeros of each length asked for in this pass (axisAffine's identity parts),
     /// uploaded once per pass instead of once per op.
     var unitVectors: [Int: (ones: Tensor, zeros: Tensor)] = [:]
-    private var nodes: [Node?] = []
-    private var requiresGrad: [Bool] = []
+    var nodes: [Node?] = []
+    var requiresGrad: [Bool] = []
     private var tapOrder: [(name: String, id: Int)] = []
-    private var tapIndex: [String: Int] = [:]
+    private(set) var tapIndex: [String: Int] = [:]
     /// Layers after which a forward pass may stop: once all of them are tapped, `stopped` is
     /// true and sequential containers skip the rest (feature inversion needs no logits).
     public var stopWhenTapped: Set<String> = []
@@ -101,10 +104,11 @@ public final class Graph {
 
     /// Records `output`, computed from `inputs`, with its backward rule.
     func record(_ output: Tensor, _ inputs: [Value], activation: Activation? = nil, inputBackward: InputBackward? = nil,
-                _ backward: @escaping Backward) -> Value {
+                relevance: RelevanceRole? = nil, _ backward: @escaping Backward) -> Value {
         let grad = inputs.contains { requiresGrad[$0.id] }
         tensors.append(output)
-        nodes.append(grad ? Node(inputs: inputs.map(\.id), backward: backward, activation: activation, inputBackward: inputBackward) : nil)
+        nodes.append(grad ? Node(inputs: inputs.map(\.id), backward: backward, activation: activation, inputBackward: inputBackward,
+                                 relevance: relevance) : nil)
         requiresGrad.append(grad)
         return Value(id: tensors.count - 1)
     }

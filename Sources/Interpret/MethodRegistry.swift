@@ -31,6 +31,12 @@ public enum MethodRegistry {
         public var stride = 8
         /// Occlusion's fill, in the model's normalized input space.
         public var fill: Float = 0
+        /// LRP: the composite (a zennit name or `conv=RULE,linear=RULE[,first=RULE]`).
+        public var composite = "epsilon_plus_flat"
+        /// LRP: the epsilon of the named composites' epsilon rule.
+        public var epsilon: Float = 1e-6
+        /// LRP: the gamma of `epsilon_gamma_box`.
+        public var gamma: Float = 0.25
         /// Guided backprop, deconvnet and guided Grad-CAM: the activation kinds their rule
         /// applies to (Captum's hook `nn.ReLU` only).
         public var ruleActivations = Set(Activation.allCases)
@@ -76,6 +82,9 @@ public enum MethodRegistry {
               build: { GuidedBackprop(activations: $0.ruleActivations) }, recorded: { ruleSettings($0) }),
         Entry(name: "deconvnet", readsLayer: false, cost: .passes, transformerOnly: false,
               build: { Deconvnet(activations: $0.ruleActivations) }, recorded: { ruleSettings($0) }),
+        Entry(name: "lrp", readsLayer: false, cost: .passes, transformerOnly: false,
+              build: { try LRP(composite: $0.composite, epsilon: $0.epsilon, gamma: $0.gamma) },
+              recorded: { ["composite": $0.composite, "epsilon": $0.epsilon, "gamma": $0.gamma] }),
         Entry(name: "gradcam", readsLayer: true, cost: .passes, transformerOnly: false,
               build: { CAM(.gradCAM, layer: $0.layer) }, recorded: { ["layer": $0.layer] }),
         Entry(name: "gradcam++", readsLayer: true, cost: .passes, transformerOnly: false,

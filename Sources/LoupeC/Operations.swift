@@ -81,7 +81,7 @@ extension Session {
 
     /// Any method of the registry: options method, targets, layer, batch, samples, noise, seed,
     /// steps, baseline ("black", "zero", "blur"; or an array `baseline` [N or 1, 3, H, W]),
-    /// window, stride, occlusion_baseline, rule_activations (["relu"]: guided backprop's and
+    /// window, stride, occlusion_baseline, composite, epsilon and gamma (LRP), rule_activations (["relu"]: guided backprop's and
     /// deconvnet's rule on ReLU only, as Captum's hooks), layer_map (the CAM family's weighted
     /// sums at the layer's resolution, before ReLU and normalization: Captum's LayerGradCam).
     func attribute(_ o: Options, _ a: inout Arrays) throws -> CallResult {
@@ -99,6 +99,9 @@ extension Session {
         s.baseline = try o.string("baseline") ?? s.baseline
         s.window = try o.int("window", in: 1...16384) ?? s.window
         s.stride = try o.int("stride", in: 1...16384) ?? s.stride
+        s.composite = try o.string("composite") ?? s.composite
+        s.epsilon = try o.float("epsilon", in: 0...Float.greatestFiniteMagnitude) ?? s.epsilon
+        s.gamma = try o.float("gamma", in: 0...Float.greatestFiniteMagnitude) ?? s.gamma
         if let kinds = try o.strings("rule_activations") {
             s.ruleActivations = Set(try kinds.map { text in
                 guard let kind = Activation.allCases.first(where: { "\($0)" == text }) else {

@@ -90,7 +90,6 @@ public struct InvertCommand: ParsableCommand {
             let error = try job.relativeErrors(model, image: saved.planes, height: saved.height, width: saved.width, target: target)[0]
             results.append((l, job, result, error))
         }
-        let files = layers.map { fileStem($0) + ".png" } + (try figureOptions.files("strip")) + ["invert.json"]
         let record = try RunRecord(modelOptions: modelOptions, model: model, preprocessing: preprocessing, backend: backend)
         try output.publish { staging in
             for (l, _, result, _) in results { try result.picture.writePNG(to: staging.appendingPathComponent(fileStem(l) + ".png")) }

@@ -183,7 +183,6 @@ public struct VisualizeCommand: ParsableCommand {
         }
         progressLine("done: \(job.steps) steps in \(String(format: "%.1f", result.seconds)) s (\(String(format: "%.2f", Double(job.steps) / Swift.max(result.seconds, 1e-9))) steps/s)", done: true)
 
-        let files = named.flatMap { [$0.1 + ".png", $0.1 + ".npy"] } + (named.count > 1 ? try figureOptions.files("sprite") : []) + ["visualize.json"]
         let record = try RunRecord(modelOptions: modelOptions, model: model, preprocessing: nil, backend: backend)
         try output.publish { staging in
             let plane = 3 * result.size * result.size

@@ -79,7 +79,7 @@ import WeightFiles
 
     @Test func pointwiseOpsAndTheirGradients() throws {
         let x: [Float] = (0..<23).map { Float($0) * 0.37 - 4.1 }
-        for op in [Pointwise.sigmoid, .absPower(1.5), .absPower(6), .absPower(0.5), .hardSigmoid, .hardSwish, .erf, .offset(-0.75), .gelu, .tanh] {
+        for op in [Pointwise.sigmoid, .absPower(1.5), .absPower(6), .absPower(0.5), .hardSigmoid, .hardSwish, .erf, .offset(-0.75), .gelu, .tanh, .stabilizedReciprocal(0.5)] {
             let expected = x.map { v -> Float in
                 switch op {
                 case .absPower(let p): return pow(abs(v), p)
@@ -91,6 +91,7 @@ import WeightFiles
                 // torch.nn.functional.gelu(torch.tensor(v)), approximate="none"
                 case .gelu: return v * 0.5 * (1 + erf(v / Float(2).squareRoot()))
                 case .tanh: return tanh(v)
+                case .stabilizedReciprocal(let e): return 1 / (v + (v >= 0 ? e : -e))
                 }
             }
             // The derivative written out (PyTorch's at the hard functions' kinks; none of x is one).
@@ -104,6 +105,7 @@ import WeightFiles
                 case .offset: return 1
                 case .gelu: return 0.5 * (1 + erf(v / Float(2).squareRoot())) + v * exp(-v * v / 2) / (2 * Float.pi).squareRoot()
                 case .tanh: return 1 - tanh(v) * tanh(v)
+                case .stabilizedReciprocal(let e): return -1 / ((v + (v >= 0 ? e : -e)) * (v + (v >= 0 ? e : -e)))
                 }
             }
             for b in all {
