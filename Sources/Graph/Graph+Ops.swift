@@ -2,6 +2,13 @@ import BackendCore
 
 // Each op: the forward call on the backend, and right after it the backward rule.
 extension Graph {
+    /// `v`, marked as holding no negative number when every one of `inputs` holds none (an op
+    /// that only selects, averages, adds or moves its inputs' values).
+    func keepingSign(of inputs: [Value], _ v: Value) -> Value {
+        if inputs.allSatisfy({ nonNegative.contains($0.id) }) { nonNegative.insert(v.id) }
+        return v
+    }
+
     /// A convolution (see `Backend.conv2d`); backward to the input, the weight and the bias.
     public func conv2d(_ x: Value, weight: Value, bias: Value?, _ p: Conv2DParams) throws -> Value {
         let (xt, wt) = (tensor(x), tensor(weight))
@@ -10,7 +17,7 @@ extension Graph {
         return record(y, [x, weight] + (bias.map { [$0] } ?? []), inputBackward: { gy, rule, _, mask in
             try b.conv2dBackwardInput(gy, weight: wt, inputShape: xt.shape, p,
                                       fused: ConvolutionFusion(rule: rule, input: mask.map { .init($0, xt) }))
-        }, relevance: .convolution(xt, weight: wt, bias: bias.map(tensor), p, on: b)) { gy, _, needs in
+        }, relevance: .convolution(xt, weight: wt, bias: bias.map(tensor), p, nonNegative: nonNegative.contains(x.id), on: b)) { gy, _, needs in
             [needs[0] ? try b.conv2dBackwardInput(gy, weight: wt, inputShape: xt.shape, p) : nil,
              needs[1] ? try b.conv2dBackwardWeight(gy, input: xt, weightShape: wt.shape, p) : nil]
                 + (needs.count > 2 ? [needs[2] ? try b.conv2dBackwardBias(gy) : nil] : [])
@@ -36,29 +43,33 @@ extension Graph {
         // rule serves passes that also ask for parameter gradients.
         // Relevance passes the activation unchanged (zennit's Pass rule) and takes the
         // convolution's rule.
-        return record(y, [x, weight] + (bias.map { [$0] } ?? []), activation: activation, inputBackward: inputBackward,
-                      relevance: .convolution(xt, weight: wt, bias: bias.map(tensor), p, on: b)) { gy, rule, needs in
+        let v = record(y, [x, weight] + (bias.map { [$0] } ?? []), activation: activation, inputBackward: inputBackward,
+                       relevance: .convolution(xt, weight: wt, bias: bias.map(tensor), p, nonNegative: nonNegative.contains(x.id), on: b)) { gy, rule, needs in
             let gz = try b.activationBackward(gy, input: y, activation, rule: rule)
             return [needs[0] ? try b.conv2dBackwardInput(gz, weight: wt, inputShape: xt.shape, p) : nil,
                     needs[1] ? try b.conv2dBackwardWeight(gz, input: xt, weightShape: wt.shape, p) : nil]
                 + (needs.count > 2 ? [needs[2] ? try b.conv2dBackwardBias(gz) : nil] : [])
         }
+        nonNegative.insert(v.id)
+        return v
     }
 
     /// ReLU or ReLU6; its backward follows the pass's rule (standard, guided, deconvnet).
     public func activation(_ x: Value, _ kind: Activation) throws -> Value {
         let xt = tensor(x)
         let b = backend
-        return record(try b.activation(xt, kind), [x], activation: kind, relevance: .pass) { gy, rule, _ in
+        let v = record(try b.activation(xt, kind), [x], activation: kind, relevance: .pass) { gy, rule, _ in
             [try b.activationBackward(gy, input: xt, kind, rule: rule)]
         }
+        nonNegative.insert(v.id)
+        return v
     }
 
     /// Max pooling; the backward routes each gradient to its window's maximum.
     public func maxPool2d(_ x: Value, _ p: Pool2DParams) throws -> Value {
         let xt = tensor(x)
         let b = backend
-        return record(try b.maxPool2d(xt, p), [x]) { gy, _, _ in [try b.maxPool2dBackward(gy, input: xt, p)] }
+        return keepingSign(of: [x], record(try b.maxPool2d(xt, p), [x]) { gy, _, _ in [try b.maxPool2dBackward(gy, input: xt, p)] })
     }
 
     /// Average pooling; the backward spreads each gradient over its window.
@@ -66,9 +77,9 @@ extension Graph {
         let shape = self.shape(x)
         let b = backend
         let xt = tensor(x), y = try b.avgPool2d(xt, p)
-        return record(y, [x], relevance: .proportional([xt], y) { [try b.avgPool2dBackward($0, inputShape: shape, p)] }) { gy, _, _ in
+        return keepingSign(of: [x], record(y, [x], relevance: .proportional([xt], y) { [try b.avgPool2dBackward($0, inputShape: shape, p)] }) { gy, _, _ in
             [try b.avgPool2dBackward(gy, inputShape: shape, p)]
-        }
+        })
     }
 
     /// Adaptive average pooling to `outputSize`, as PyTorch bins it.
@@ -76,9 +87,9 @@ extension Graph {
         let shape = self.shape(x)
         let b = backend
         let xt = tensor(x), y = try b.adaptiveAvgPool2d(xt, outputSize: outputSize)
-        return record(y, [x], relevance: .proportional([xt], y) { [try b.adaptiveAvgPool2dBackward($0, inputShape: shape)] }) { gy, _, _ in
+        return keepingSign(of: [x], record(y, [x], relevance: .proportional([xt], y) { [try b.adaptiveAvgPool2dBackward($0, inputShape: shape)] }) { gy, _, _ in
             [try b.adaptiveAvgPool2dBackward(gy, inputShape: shape)]
-        }
+        })
     }
 
     /// y = x W^T + b for x [N, In], W [Out, In].
@@ -86,7 +97,8 @@ extension Graph {
         let (xt, wt) = (tensor(x), tensor(weight))
         let b = backend
         let y = try b.linear(xt, weight: wt, bias: bias.map(tensor))
-        return record(y, [x, weight] + (bias.map { [$0] } ?? []), relevance: .linear(xt, weight: wt, bias: bias.map(tensor), on: b)) { gy, _, needs in
+        return record(y, [x, weight] + (bias.map { [$0] } ?? []),
+                      relevance: .linear(xt, weight: wt, bias: bias.map(tensor), nonNegative: nonNegative.contains(x.id), on: b)) { gy, _, needs in
             [needs[0] ? try b.linearBackwardInput(gy, weight: wt) : nil,
              needs[1] ? try b.linearBackwardWeight(gy, input: xt) : nil]
                 + (needs.count > 2 ? [needs[2] ? try b.linearBackwardBias(gy) : nil] : [])
@@ -109,7 +121,7 @@ extension Graph {
     public func add(_ a: Value, _ c: Value) throws -> Value {
         let (at, ct) = (tensor(a), tensor(c))
         let y = try backend.add(at, ct)
-        return record(y, [a, c], relevance: .proportional([at, ct], y) { [$0, $0] }) { gy, _, _ in [gy, gy] }
+        return keepingSign(of: [a, c], record(y, [a, c], relevance: .proportional([at, ct], y) { [$0, $0] }) { gy, _, _ in [gy, gy] })
     }
 
     /// Elementwise product of two values of one shape.
@@ -144,16 +156,16 @@ extension Graph {
     public func concat(_ parts: [Value]) throws -> Value {
         let sizes = parts.map { shape($0)[1] }
         let b = backend
-        return record(try b.concat(parts.map(tensor)), parts) { gy, _, _ in try b.split(gy, sizes: sizes) }
+        return keepingSign(of: parts, record(try b.concat(parts.map(tensor)), parts) { gy, _, _ in try b.split(gy, sizes: sizes) })
     }
 
     /// The same values with another shape of the same element count (no copy).
     public func reshape(_ x: Value, _ shape: Shape) throws -> Value {
         let old = self.shape(x)
         guard old.count == shape.count else { throw BackendError("reshape", "cannot reshape \(old) to \(shape)") }
-        return record(Tensor(shape: shape, storage: tensor(x).storage), [x]) { gy, _, _ in
+        return keepingSign(of: [x], record(Tensor(shape: shape, storage: tensor(x).storage), [x]) { gy, _, _ in
             [Tensor(shape: old, storage: gy.storage)]
-        }
+        })
     }
 
     /// [N, ...] to [N, rest].

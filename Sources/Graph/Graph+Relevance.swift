@@ -1,4 +1,5 @@
 import BackendCore
+import Synchronization
 
 /// One rule of layer-wise relevance propagation (Bach et al. 2015; Montavon et al. 2019) for a
 /// convolution or linear layer, as zennit defines it (`zennit.rules`): with z = W x + b the
@@ -79,14 +80,14 @@ enum RelevanceRole {
     /// An elementwise activation or a batch norm: relevance passes unchanged (zennit's Pass).
     case pass
 
-    static func convolution(_ x: Tensor, weight: Tensor, bias: Tensor?, _ p: Conv2DParams, on b: any Backend) -> RelevanceRole {
-        .layer(RelevanceLayer(x: x, weight: weight, bias: bias, isConvolution: true,
+    static func convolution(_ x: Tensor, weight: Tensor, bias: Tensor?, _ p: Conv2DParams, nonNegative: Bool, on b: any Backend) -> RelevanceRole {
+        .layer(RelevanceLayer(x: x, weight: weight, bias: bias, isConvolution: true, nonNegative: nonNegative,
                               forward: { try b.conv2d($0, weight: $1, bias: $2, p) },
                               transpose: { try b.conv2dBackwardInput($0, weight: $1, inputShape: x.shape, p) }))
     }
 
-    static func linear(_ x: Tensor, weight: Tensor, bias: Tensor?, on b: any Backend) -> RelevanceRole {
-        .layer(RelevanceLayer(x: x, weight: weight, bias: bias, isConvolution: false,
+    static func linear(_ x: Tensor, weight: Tensor, bias: Tensor?, nonNegative: Bool, on b: any Backend) -> RelevanceRole {
+        .layer(RelevanceLayer(x: x, weight: weight, bias: bias, isConvolution: false, nonNegative: nonNegative,
                               forward: { try b.linear($0, weight: $1, bias: $2) },
                               transpose: { try b.linearBackwardInput($0, weight: $1) }))
     }
@@ -96,6 +97,9 @@ enum RelevanceRole {
 struct RelevanceLayer {
     let x: Tensor, weight: Tensor, bias: Tensor?
     let isConvolution: Bool
+    /// Whether x holds no negative number (it comes from an activation): the rules' terms in
+    /// x's negative part are zero and skipped.
+    let nonNegative: Bool
     /// The layer with other inputs, weights and bias.
     let forward: (Tensor, Tensor, Tensor?) throws -> Tensor
     /// Its backward to the input for an output gradient and other weights.
@@ -162,45 +166,53 @@ extension Graph {
         let (f, t) = (layer.forward, layer.transpose)
         func positive(_ v: Tensor) throws -> Tensor { try b.activation(v, .relu) }
         func negative(_ v: Tensor) throws -> Tensor { try b.axpy(-1, try positive(v), v) }
+        /// A modified weight or bias, made once per weight tensor and kept while it lives.
+        func modified(_ v: Tensor?, _ key: String, _ make: (Tensor) throws -> Tensor) throws -> Tensor? {
+            try v.map { v in try DerivedTensors.shared.tensor(of: v, key) { try make(v) } }
+        }
         /// R / stabilized(z).
         func quotient(_ z: Tensor, _ e: Float) throws -> Tensor { try b.mul(r, try b.pointwise(z, .stabilizedReciprocal(e))) }
         func ones(_ shape: Shape) throws -> Tensor { try b.tensor([Float](repeating: 1, count: shape.count), shape) }
+        /// a + c where c may be absent (a term of x's negative part when x has none).
+        func plus(_ a: Tensor, _ c: Tensor?) throws -> Tensor { try c.map { try b.add(a, $0) } ?? a }
+        let (xp, xn) = layer.nonNegative ? (x, nil) : (try positive(x), try negative(x))
         switch rule {
         case .epsilon(let e):
             return try b.mul(x, try t(try quotient(try f(x, w, bias), e), w))
-        case .zPlus:
-            let (xp, xn, wp, wn) = (try positive(x), try negative(x), try positive(w), try negative(w))
-            let s = try quotient(try b.add(try f(xp, wp, try bias.map(positive)), try f(xn, wn, nil)), stabilizer)
-            return try b.add(try b.mul(xp, try t(s, wp)), try b.mul(xn, try t(s, wn)))
-        case .alphaBeta(let alpha, let beta):
-            let (xp, xn, wp, wn) = (try positive(x), try negative(x), try positive(w), try negative(w))
-            let sp = try quotient(try b.add(try f(xp, wp, try bias.map(positive)), try f(xn, wn, nil)), stabilizer)
-            let sn = try quotient(try b.add(try f(xp, wn, try bias.map(negative)), try f(xn, wp, nil)), stabilizer)
-            let rp = try b.add(try b.mul(xp, try t(sp, wp)), try b.mul(xn, try t(sp, wn)))
-            let rn = try b.add(try b.mul(xp, try t(sn, wn)), try b.mul(xn, try t(sn, wp)))
-            return try b.axpy(-beta, rn, try b.scale(rp, alpha))
+        case .zPlus, .alphaBeta:
+            let (alpha, beta): (Float, Float) = if case .alphaBeta(let a, let c) = rule { (a, c) } else { (1, 0) }
+            let wp = try modified(w, "positive", positive)!, wn = try modified(w, "negative", negative)!
+            // Positive contributions: x+ w+ (+ b+) and x- w-; negative ones: x+ w- (+ b-) and x- w+.
+            let sp = try quotient(try plus(try f(xp, wp, try modified(bias, "positive", positive)), try xn.map { try f($0, wn, nil) }), stabilizer)
+            var result = try plus(try b.mul(xp, try t(sp, wp)), try xn.map { try b.mul($0, try t(sp, wn)) })
+            if beta != 0 {
+                let sn = try quotient(try plus(try f(xp, wn, try modified(bias, "negative", negative)), try xn.map { try f($0, wp, nil) }), stabilizer)
+                let rn = try plus(try b.mul(xp, try t(sn, wn)), try xn.map { try b.mul($0, try t(sn, wp)) })
+                result = try b.axpy(-beta, rn, alpha == 1 ? result : try b.scale(result, alpha))
+            }
+            return result
         case .gamma(let gamma):
-            let (xp, xn) = (try positive(x), try negative(x))
             // W + gamma W+ and W + gamma W- (the bias likewise).
-            let (wp, wn) = (try b.axpy(gamma, try positive(w), w), try b.axpy(gamma, try negative(w), w))
-            let bp = try bias.map { try b.axpy(gamma, try positive($0), $0) }, bn = try bias.map { try b.axpy(gamma, try negative($0), $0) }
+            let grown = { (part: @escaping (Tensor) throws -> Tensor) in { (v: Tensor) in try b.axpy(gamma, try part(v), v) } }
+            let wp = try modified(w, "gamma \(gamma) positive", grown(positive))!, wn = try modified(w, "gamma \(gamma) negative", grown(negative))!
+            let bp = try modified(bias, "gamma \(gamma) positive", grown(positive)), bn = try modified(bias, "gamma \(gamma) negative", grown(negative))
             let z = try f(x, w, bias)
             // Outputs above zero take the positive contributions' share, those below the negative's.
-            let above = try b.activationBackward(try quotient(try b.add(try f(xp, wp, bp), try f(xn, wn, nil)), stabilizer),
+            let above = try b.activationBackward(try quotient(try plus(try f(xp, wp, bp), try xn.map { try f($0, wn, nil) }), stabilizer),
                                                  input: z, .relu, rule: .standard)
-            let below = try b.activationBackward(try quotient(try b.add(try f(xp, wn, bn), try f(xn, wp, nil)), stabilizer),
+            let below = try b.activationBackward(try quotient(try plus(try f(xp, wn, bn), try xn.map { try f($0, wp, nil) }), stabilizer),
                                                  input: try b.scale(z, -1), .relu, rule: .standard)
-            return try b.add(try b.mul(xp, try b.add(try t(above, wp), try t(below, wn))),
-                             try b.mul(xn, try b.add(try t(above, wn), try t(below, wp))))
+            return try plus(try b.mul(xp, try b.add(try t(above, wp), try t(below, wn))),
+                            try xn.map { try b.mul($0, try b.add(try t(above, wn), try t(below, wp))) })
         case .flat:
-            let unit = try ones(w.shape)
+            let unit = try modified(w, "ones") { try ones($0.shape) }!
             return try t(try quotient(try f(try ones(x.shape), unit, nil), stabilizer), unit)
         case .wSquare:
-            let square = try b.mul(w, w)
-            return try t(try quotient(try f(try ones(x.shape), square, try bias.map { try b.mul($0, $0) }), stabilizer), square)
+            let square = try modified(w, "square") { try b.mul($0, $0) }!
+            return try t(try quotient(try f(try ones(x.shape), square, try modified(bias, "square") { try b.mul($0, $0) }), stabilizer), square)
         case .zBox(let low, let high):
             let (l, h) = (try box(low, like: x), try box(high, like: x))
-            let (wp, wn) = (try positive(w), try negative(w))
+            let wp = try modified(w, "positive", positive)!, wn = try modified(w, "negative", negative)!
             // The biases of the three terms cancel: b - relu(b) - min(b, 0) = 0.
             let z = try b.axpy(-1, try b.add(try f(l, wp, nil), try f(h, wn, nil)), try f(x, w, nil))
             let s = try quotient(z, stabilizer)
@@ -218,5 +230,34 @@ extension Graph {
         var v = [Float](repeating: 0, count: s.count)
         for i in 0..<s.count { v[i] = perChannel[(i / inner) % s[1]] }
         return try backend.tensor(v, s)
+    }
+}
+
+/// Tensors derived from a weight (its positive part, its square) by the relevance rules, made
+/// once per weight tensor and per key and kept while that tensor lives, so that a backend's own
+/// per-weight work (packed panels, Winograd transforms) is done once too. An entry whose weight
+/// was freed is found stale by its weak reference and dropped.
+final class DerivedTensors: Sendable {
+    static let shared = DerivedTensors()
+
+    private struct Entry {
+        weak var owner: (any TensorStorage)?
+        var tensors: [String: Tensor]
+    }
+    private let entries = Mutex<[ObjectIdentifier: Entry]>([:])
+
+    func tensor(of source: Tensor, _ key: String, _ make: () throws -> Tensor) throws -> Tensor {
+        let id = ObjectIdentifier(source.storage)
+        let shapeKey = "\(key) \(source.shape)"
+        if let made = entries.withLock({ $0[id].flatMap { $0.owner === source.storage ? $0.tensors[shapeKey] : nil } }) { return made }
+        let made = try make()
+        entries.withLock { entries in
+            if entries[id]?.owner !== source.storage {
+                entries = entries.filter { $0.value.owner != nil }
+                entries[id] = Entry(owner: source.storage, tensors: [:])
+            }
+            entries[id]!.tensors[shapeKey] = made
+        }
+        return made
     }
 }

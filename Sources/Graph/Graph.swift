@@ -47,6 +47,9 @@ public final class Graph {
     var unitVectors: [Int: (ones: Tensor, zeros: Tensor)] = [:]
     var nodes: [Node?] = []
     var requiresGrad: [Bool] = []
+    /// Values known to hold no negative number (an activation's output, pools and sums of
+    /// such): relevance rules skip the negative part of their input there.
+    var nonNegative = Set<Int>()
     private var tapOrder: [(name: String, id: Int)] = []
     private(set) var tapIndex: [String: Int] = [:]
     /// Layers after which a forward pass may stop: once all of them are tapped, `stopped` is
