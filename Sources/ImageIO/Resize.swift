@@ -171,6 +171,29 @@ public struct Preprocessing: Sendable {
         return (nw, nh, (left, top, cw, ch))
     }
 
+    /// A mask image as the network's input would be cut from it: resized and cropped as
+    /// `prepare` does, by the nearest pixel (a mask's values are labels, not intensities), and
+    /// true where any channel is at least 128.
+    public func prepareMask(_ image: RGBImage) throws -> [Bool] {
+        func inside(_ x: Int, _ y: Int) -> Bool {
+            let p = (y * image.width + x) * 3
+            return image.pixels[p] >= 128 || image.pixels[p + 1] >= 128 || image.pixels[p + 2] >= 128
+        }
+        guard resizeShorter != nil else {
+            return (0..<(image.width * image.height)).map { inside($0 % image.width, $0 / image.width) }
+        }
+        let (nw, nh, window) = try resizePlan(width: image.width, height: image.height)
+        var out = [Bool](repeating: false, count: window.width * window.height)
+        for y in 0..<window.height {
+            let sy = Swift.min(image.height - 1, Int((Double(y + window.y) + 0.5) * Double(image.height) / Double(nh)))
+            for x in 0..<window.width {
+                let sx = Swift.min(image.width - 1, Int((Double(x + window.x) + 0.5) * Double(image.width) / Double(nw)))
+                out[y * window.width + x] = inside(sx, sy)
+            }
+        }
+        return out
+    }
+
     /// CHW float values: pixel / 255, minus mean, over std, per channel.
     public func normalize(_ image: RGBImage) -> [Float] {
         let plane = image.width * image.height

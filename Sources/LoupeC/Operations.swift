@@ -198,7 +198,8 @@ extension Session {
     }
 
     /// Deletion and insertion (Petsiuk et al.): x [N, 3, H, W], maps [N, H, W]; options targets,
-    /// modes, step, batch, blur.
+    /// modes, step, batch, blur; and each map's `MapQuality`, against the optional array
+    /// `masks` [N, H, W] (nonzero inside).
     func metrics(_ o: Options, _ a: inout Arrays) throws -> CallResult {
         let x = try batch(try a.require("x"), what: "the metrics' passes")
         let maps = try a.require("maps")
@@ -212,10 +213,26 @@ extension Session {
         let batchSize = try o.int("batch", in: 1...4096) ?? 16
         let blur = try o.float("blur", in: 0.1...1000) ?? 5
         let targets = try self.targets(o, n: x.n, x: x.tensor)
+        let masks = try a.optional("masks")
+        if let masks, masks.shape != [x.n, x.h, x.w] {
+            throw CallError(.invalidArgument, "masks must be [\(x.n), \(x.h), \(x.w)] like maps, got \(masks.shape)")
+        }
         try o.finish(); try a.finish()
         let values = try backend.values(x.tensor)
         let plane = 3 * x.h * x.w, pixels = x.h * x.w
         var json: [String: Any] = ["targets": targets, "step": step]
+        // Quantus' scores of each map (and against its mask): no model pass.
+        let quality = try (0..<x.n).map { i in
+            try MapQuality(map: maps.values[(i * pixels)..<((i + 1) * pixels)],
+                           mask: masks.map { m in m.values[(i * pixels)..<((i + 1) * pixels)].map { $0 != 0 } })
+        }
+        json["sparseness"] = quality.map(\.sparseness)
+        json["complexity"] = quality.map(\.complexity)
+        if masks != nil {
+            json["relevance_mass_accuracy"] = quality.map { $0.massAccuracy.map { $0 as Any } ?? NSNull() }
+            json["relevance_rank_accuracy"] = quality.map { $0.rankAccuracy.map { $0 as Any } ?? NSNull() }
+            json["pointing_game"] = quality.map { $0.pointingGame.map { $0 as Any } ?? NSNull() }
+        }
         var arrays: [String: HostArray] = [:]
         for mode in modes {
             var aucs: [Float] = [], curves: [Float] = []

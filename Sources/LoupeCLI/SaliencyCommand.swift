@@ -40,8 +40,10 @@ public struct SaliencyCommand: ParsableCommand {
     @Flag(help: "Use the images at their own size instead of the preset's resize and centre crop (--preset, --resize, --crop) (all images must then share a size).")
     public var noResize = false
 
-    @Flag(help: "Also score each map by deletion and insertion (Petsiuk et al.): curves and AUC in summary.json, a metrics figure.")
+    @Flag(help: "Also score each map by deletion and insertion (Petsiuk et al.: curves and AUC in summary.json, a metrics figure) and by Quantus' sparseness and complexity.")
     public var metrics = false
+    @Option(help: "With --metrics: mask images (white where the evidence is), one for all images or one per image, comma-separated; adds Quantus' relevance mass accuracy, relevance rank accuracy and pointing game.")
+    public var mask: String?
     @Option(parsing: .unconditional, help: "Pixels removed or inserted per step of the deletion and insertion curves.") public var metricStep: Int = 224
 
     public init() {}
@@ -55,6 +57,11 @@ public struct SaliencyCommand: ParsableCommand {
         let stems = files.map { URL(fileURLWithPath: $0).deletingPathExtension().lastPathComponent }
         guard Set(stems).count == stems.count else { throw UserError("two images share a file name; their output folders would collide") }
         let targetSpecs = try methodOptions.target.map { try perImage($0, count: files.count) }
+        let maskFiles = try mask.map { try perImage($0, count: files.count, flag: "--mask") }
+        if maskFiles != nil, !metrics { throw UserError("--mask is scored with the metrics: add --metrics") }
+        for file in Set(maskFiles ?? []) where !FileManager.default.fileExists(atPath: file) {
+            throw UserError("--mask \(printable(file)): there is no file there")
+        }
         if !methodOptions.namedBaseline, !FileManager.default.fileExists(atPath: methodOptions.baseline) {
             throw UserError("--baseline \(printable(methodOptions.baseline)): expected black, zero, blur or an image file (there is no file there)")
         }
@@ -88,6 +95,15 @@ public struct SaliencyCommand: ParsableCommand {
                     throw UserError("--baseline \(printable(methodOptions.baseline)) is \(b.width)x\(b.height) after preprocessing, the images \(w)x\(h)")
                 }
                 let baselineValues = baselineImage.map { preprocessing.normalize($0) }
+                let masks = try maskFiles.map { files in
+                    try files[range].map { file -> [Bool] in
+                        let m = try preprocessing.prepareMask(try RGBImage(contentsOf: URL(fileURLWithPath: file)))
+                        guard m.count == h * w else {
+                            throw UserError("--mask \(printable(file)) is \(m.count) pixels after preprocessing, the images \(w)x\(h)")
+                        }
+                        return m
+                    }
+                }
                 let input = try backend.tensor(prepared.flatMap { preprocessing.normalize($0) }, [range.count, 3, h, w])
                 // Probabilities and default targets from one forward pass.
                 let probe = try Probe(model: model, input: input, names: { try modelOptions.classNames(classes: $0) },
@@ -97,7 +113,7 @@ public struct SaliencyCommand: ParsableCommand {
                 let run = try SaliencyRun(model: model, input: input, methods: try methods.map {
                     ($0, try methodOptions.makeMethod($0, layer: camLayer, model: model, baselineImage: baselineValues),
                      methodOptions.parameters($0, layer: camLayer, model: model, baselineImage: baselineValues))
-                }, targets: targets, metrics: metrics ? (metricStep, methodOptions.deviceBatch(for: model)) : nil)
+                }, targets: targets, metrics: metrics ? (metricStep, methodOptions.deviceBatch(for: model)) : nil, masks: masks)
                 let result = SaliencyOutput(run: run, files: Array(files[range]), stems: Array(stems[range]), prepared: prepared, probe: probe,
                                             targets: targets, model: model, layer: camLayer, device: backend.name, style: style,
                                             figures: try figureOptions.writer(), record: record)
@@ -118,6 +134,11 @@ public struct SaliencyCommand: ParsableCommand {
             if rows.first?.auc != nil {
                 extra += "  deletion AUC " + rows.map { String(format: "%.4f", $0.auc?.deletion ?? .nan) }.joined(separator: ", ")
                     + "  insertion AUC " + rows.map { String(format: "%.4f", $0.auc?.insertion ?? .nan) }.joined(separator: ", ")
+                    + "  sparseness " + rows.map { String(format: "%.3f", $0.quality?.sparseness ?? .nan) }.joined(separator: ", ")
+            }
+            if rows.contains(where: { $0.quality?.massAccuracy != nil }) {
+                extra += "  relevance mass " + rows.map { $0.quality?.massAccuracy.map { String(format: "%.3f", $0) } ?? "-" }.joined(separator: ", ")
+                    + "  pointing " + rows.map { $0.quality?.pointingGame.map { $0 ? "hit" : "miss" } ?? "-" }.joined(separator: ", ")
             }
             emit("  " + time.name.padding(toLength: 22, withPad: " ", startingAt: 0) + String(format: "%9.1f ms", time.milliseconds) + extra)
         }
@@ -126,10 +147,10 @@ public struct SaliencyCommand: ParsableCommand {
     }
 
     /// `--target`'s items, one per image: one item for all, or as many as there are images.
-    func perImage(_ spec: String, count: Int) throws -> [String] {
+    func perImage(_ spec: String, count: Int, flag: String = "--target") throws -> [String] {
         let items = spec.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }
         if items.count == 1 { return [String](repeating: items[0], count: count) }
-        guard items.count == count else { throw UserError("--target: \(items.count) targets for \(count) images (give one, or one per image)") }
+        guard items.count == count else { throw UserError("\(flag): \(items.count) items for \(count) images (give one, or one per image)") }
         return items
     }
 }

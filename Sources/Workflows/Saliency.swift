@@ -33,10 +33,15 @@ public struct SaliencyRun {
     public let metricsSeconds: Double?
     /// Pixels removed or inserted per step of the curves, and images per device batch.
     public let metrics: (step: Int, batch: Int)?
+    /// quality[image][method]: the map's Quantus scores (with metrics; against the image's mask
+    /// when masks were given).
+    public let quality: [[MapQuality]]
 
     /// Runs `methods` on `model` for `input` [N, 3, H, W] and `targets` (one per image); with
-    /// `metrics`, scores each map by deletion and insertion.
-    public init(model: Model, input: Tensor, methods: [Method], targets: [Int], metrics: (step: Int, batch: Int)?) throws {
+    /// `metrics`, scores each map by deletion and insertion and by `MapQuality`, against
+    /// `masks` (one per image, H x W, true where the evidence is) when given.
+    public init(model: Model, input: Tensor, methods: [Method], targets: [Int], metrics: (step: Int, batch: Int)?,
+                masks: [[Bool]]? = nil) throws {
         var results: [Result] = []
         for m in methods {
             let start = DispatchTime.now().uptimeNanoseconds
@@ -50,8 +55,15 @@ public struct SaliencyRun {
         }
         self.results = results
         self.metrics = metrics
-        guard let metrics else { (curves, metricsSeconds) = ([], nil); return }
+        guard let metrics else {
+            guard masks == nil else { throw WorkflowError("a mask is scored with the metrics: --mask needs --metrics") }
+            (curves, metricsSeconds, quality) = ([], nil, []); return
+        }
         guard metrics.step >= 1 else { throw WorkflowError("--metric-step must be positive") }
+        if let masks, masks.count != input.shape[0] { throw WorkflowError("\(masks.count) masks for \(input.shape[0]) images") }
+        quality = try (0..<input.shape[0]).map { i in
+            try results.map { try MapQuality(map: $0.attribution.map(i), mask: masks?[i]) }
+        }
         let start = DispatchTime.now().uptimeNanoseconds
         let values = try model.backend.values(input)
         let (n, h, w) = (input.shape[0], input.shape[2], input.shape[3])
@@ -127,7 +139,8 @@ public struct SaliencyOutput {
                             probability: probability(i), methods: run.results.enumerated().map { m, r in
                                 SaliencySummary.Method(name: r.name, milliseconds: r.milliseconds,
                                                        completeness: r.attribution.completenessError?[i],
-                                                       auc: run.curves.isEmpty ? nil : (run.curves[i][m][0].auc, run.curves[i][m][1].auc))
+                                                       auc: run.curves.isEmpty ? nil : (run.curves[i][m][0].auc, run.curves[i][m][1].auc),
+                                                       quality: run.quality.isEmpty ? nil : run.quality[i][m])
                             })
         }
     }
@@ -162,6 +175,14 @@ public struct SaliencyOutput {
                     entry["\(mode.rawValue)_auc"] = curves[i][m][k].auc
                     entry["\(mode.rawValue)_curve"] = curves[i][m][k].curve
                 }
+            }
+            if !run.quality.isEmpty {
+                let q = run.quality[i][m]
+                entry["sparseness"] = q.sparseness
+                entry["complexity"] = q.complexity
+                if let v = q.massAccuracy { entry["relevance_mass_accuracy"] = v }
+                if let v = q.rankAccuracy { entry["relevance_rank_accuracy"] = v }
+                if let v = q.pointingGame { entry["pointing_game"] = v }
             }
             methodsJSON.append(entry)
         }
@@ -208,6 +229,8 @@ public struct SaliencySummary: Sendable {
         public let completeness: Float?
         /// Its deletion and insertion AUC for this image (with metrics).
         public let auc: (deletion: Float, insertion: Float)?
+        /// Its map's Quantus scores for this image (with metrics).
+        public let quality: MapQuality?
     }
     /// The image file, its folder name, its target class, the class's label and probability.
     public let file: String, stem: String, target: Int, label: String, probability: Float
@@ -264,12 +287,19 @@ public struct SaliencyReport {
                 blocks.append(.figure("\(stem)/metrics.\(figure)", caption: "Deletion and insertion curves: the target's probability as the most salient pixels are removed or inserted."))
             }
             var header = ["method", "time"]
-            if hasCurves { header += ["deletion AUC", "insertion AUC"] }
+            if hasCurves { header += ["deletion AUC", "insertion AUC", "sparseness", "complexity"] }
+            let masked = s.methods.contains { $0.quality?.massAccuracy != nil }
+            if masked { header += ["relevance mass", "relevance rank", "pointing game"] }
             let completeness = s.methods.contains { $0.completeness != nil }
             if completeness { header.append("completeness error") }
             blocks.append(.table(header: header, rows: s.methods.map { r in
                 var row = [r.name, formatDuration(seconds: r.milliseconds / 1000)]
                 if let auc = r.auc { row += [String(format: "%.4f", auc.deletion), String(format: "%.4f", auc.insertion)] }
+                if hasCurves, let q = r.quality { row += [String(format: "%.4f", q.sparseness), String(format: "%.3f", q.complexity)] }
+                if masked {
+                    row += [r.quality?.massAccuracy.map { String(format: "%.4f", $0) } ?? "", r.quality?.rankAccuracy.map { String(format: "%.4f", $0) } ?? "",
+                            r.quality?.pointingGame.map { $0 ? "hit" : "miss" } ?? ""]
+                }
                 if completeness { row.append(r.completeness.map { String(format: "%.4g", $0) } ?? "") }
                 return row
             }))

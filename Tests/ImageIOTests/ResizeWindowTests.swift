@@ -45,4 +45,19 @@ import TestSupport
             "\($0)".contains("16384x16384") && "\($0)".contains("limit")
         }
     }
+
+    /// A mask is cut as the input is, by the nearest pixel: a 512 x 384 mask white on its left
+    /// half, resized to 341 x 256 and centre-cropped to 224 (left 58): columns whose nearest
+    /// source column is below 256, (x + 58.5) * 512 / 341 < 256, are inside: x < 112.
+    @Test func masksAreCutAsTheInputIsByTheNearestPixel() throws {
+        let (w, h) = (512, 384)
+        let image = RGBImage(width: w, height: h, pixels: (0..<(w * h)).flatMap { i -> [UInt8] in i % w < 256 ? [255, 0, 0] : [0, 0, 127] })
+        let mask = try Preprocessing.imagenet.prepareMask(image)
+        #expect(mask.count == 224 * 224)
+        for row in [0, 100, 223] {
+            let inside = (0..<224).filter { mask[row * 224 + $0] }
+            #expect(inside == Array(0..<112), "row \(row): \(inside.count) inside")
+        }
+        #expect(try Preprocessing.normalizeOnly.prepareMask(image).filter { $0 }.count == 256 * h)
+    }
 }

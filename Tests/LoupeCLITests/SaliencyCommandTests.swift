@@ -1,5 +1,6 @@
 import Foundation
 import ImageIO
+import Interpret
 import LoupeCLI
 import Models
 import Testing
@@ -137,6 +138,38 @@ import TestSupport
             let auc = method["insertion_auc"] as! Double
             #expect(auc >= 0 && auc <= 1)
         }
+    }
+
+    /// --mask adds Quantus' localisation scores; every score in summary.json is MapQuality's
+    /// of the saved map against the mask.
+    @Test func masksAddLocalisationScores() throws {
+        guard device() else { return }
+        let out = try tempDir()
+        defer { try? FileManager.default.removeItem(at: out) }
+        // 37 x 23, white over the left 15 columns.
+        let inside = (0..<(37 * 23)).map { $0 % 37 < 15 }
+        let maskFile = out.appendingPathComponent("mask.png")
+        try RGBImage(width: 37, height: 23, pixels: inside.flatMap { [UInt8](repeating: $0 ? 255 : 0, count: 3) }).writePNG(to: maskFile)
+        let base = ["saliency", "--model", "resnet18", "--random-weights", "2", "--image", smallImage, "--no-resize", "--method", "gradient,lrp"]
+        let folder = out.appendingPathComponent("run")
+        let text = try run(base + ["--metrics", "--metric-step", "400", "--mask", maskFile.path, "--out", folder.path])
+        #expect(text.contains("sparseness") && text.contains("relevance mass") && text.contains("pointing"), "\(text)")
+        let dir = folder.appendingPathComponent("rgb")
+        let summary = try JSONSerialization.jsonObject(with: Data(contentsOf: dir.appendingPathComponent("summary.json"))) as! [String: Any]
+        for method in summary["methods"] as! [[String: Any]] {
+            let npy = try Data(contentsOf: dir.appendingPathComponent("\(method["method"] as! String).npy"))
+            let start = 10 + Int(npy[8]) + Int(npy[9]) * 256
+            let map = npy[start...].withUnsafeBytes { Array($0.bindMemory(to: Float.self)) }
+            let q = try MapQuality(map: map[...], mask: inside)
+            // (JSON keeps 15 significant digits.)
+            func same(_ key: String, _ v: Double?) -> Bool { (method[key] as? Double).map { abs($0 - v!) <= 1e-12 * Swift.max(1, abs(v!)) } ?? false }
+            #expect(same("sparseness", q.sparseness) && same("complexity", q.complexity), "\(method)")
+            #expect(same("relevance_mass_accuracy", q.massAccuracy) && same("relevance_rank_accuracy", q.rankAccuracy), "\(method)")
+            #expect(method["pointing_game"] as? Bool == q.pointingGame)
+        }
+        #expect(throws: (any Error).self) { try run(base + ["--mask", maskFile.path, "--out", out.appendingPathComponent("b").path]) }
+        #expect(throws: (any Error).self) { try run(base + ["--metrics", "--mask", "/nonexistent.png", "--out", out.appendingPathComponent("c").path]) }
+        #expect(!FileManager.default.fileExists(atPath: out.appendingPathComponent("b").path))
     }
 
     @Test func sanityCheckWritesTableCurvesAndMaps() throws {

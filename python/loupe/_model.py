@@ -281,9 +281,12 @@ class Model:
         payload, arrays = self._call("invert", options, {"x": x})
         return Images(arrays["image"], payload)
 
-    def metrics(self, x, maps, target=None, modes=("deletion", "insertion"), step=None, batch=16):
+    def metrics(self, x, maps, target=None, modes=("deletion", "insertion"), step=None, batch=16, masks=None):
         """Deletion and insertion AUCs (Petsiuk et al.) of maps [N, H, W] for x [N, 3, H, W]:
-        {"deletion": [auc per image], "insertion": [...], "deletion_curves": array, ...}."""
+        {"deletion": [auc per image], "insertion": [...], "deletion_curves": array, ...}, and
+        Quantus' "sparseness" and "complexity" of each map; with masks [N, H, W] (nonzero where
+        the evidence is) also "relevance_mass_accuracy", "relevance_rank_accuracy" and
+        "pointing_game" (None for an empty mask)."""
         n = int(np.shape(x)[0])
         options = {"modes": list(modes), "batch": batch}
         if step:
@@ -291,7 +294,10 @@ class Model:
         t = targets_list(target, n)
         if t is not None:
             options["targets"] = t
-        payload, arrays = self._call("metrics", options, {"x": x, "maps": maps})
+        inputs = {"x": x, "maps": maps}
+        if masks is not None:
+            inputs["masks"] = np.asarray(masks.detach().cpu().numpy() if _is_torch(masks) else masks, dtype=np.float32)
+        payload, arrays = self._call("metrics", options, inputs)
         payload.update(arrays)
         return payload
 
