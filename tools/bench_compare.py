@@ -3,8 +3,8 @@
 machine: a table of times and the ratio Loupe / reference (below 1: Loupe is faster).
 
 Rows: MobileNetV2 and ResNet18 forward and forward + backward to the input at batch 1 and 8;
-gradient (Captum Saliency), Grad-CAM (pytorch-grad-cam) and LRP (zennit's EpsilonPlusFlat with the
-network's canonizers) per batch of 1 and 8; SmoothGrad (25
+gradient (Captum Saliency), Grad-CAM (pytorch-grad-cam), LRP (zennit's EpsilonPlusFlat with the
+network's canonizers) and DeepLIFT (Captum's DeepLift) per batch of 1 and 8; SmoothGrad (25
 samples, Captum NoiseTunnel) and Integrated Gradients (50 steps, Captum) on one image; feature
 visualization steps at batch 1 and 8 (Lucent's render_vis: Fourier, decorrelation, transforms,
 Adam); conv 3x3 64->64 at 56x56, batch 1 and 8. Loupe runs on its default device (`loupe devices`);
@@ -140,6 +140,7 @@ def main():
                 f, ref = (lambda: cam(input_tensor=x, targets=[ClassifierOutputTarget(t) for t in targets])), "pytorch-grad-cam"
             rows.append((f"{name} {r['pass']} batch {n}", r["wallMilliseconds"], median_time(f, a.runs), ref))
         lrp_rows(rows, a, name, model)
+        deeplift_rows(rows, a, name, model)
         if a.quick:
             continue
         x1 = torch.randn(1, 3, 224, 224, device=DEVICE)
@@ -195,6 +196,31 @@ def lrp_rows(rows, a, name, model):
             with Gradient(model=model, composite=EpsilonPlusFlat(canonizers=canonizers)) as attributor:
                 attributor(x, seed)
         rows.append((f"{name} lrp batch {n}", r["wallMilliseconds"], median_time(f, a.runs), "zennit EpsilonPlusFlat"))
+
+
+def deeplift_rows(rows, a, name, model):
+    """`deeplift` (its default rules and reference: the same passes) beside Captum's DeepLift from
+    a zero baseline, on the model with a ReLU module per call (Captum's DeepLift needs it)."""
+    import copy
+    import torch
+    from captum.attr import DeepLift
+    from torchvision.models.resnet import BasicBlock
+
+    def forward(self, x):
+        identity = x if self.downsample is None else self.downsample(x)
+        out = self.bn2(self.conv2(self.relu(self.bn1(self.conv1(x)))))
+        return self.relu_out(out + identity)
+    separate = copy.deepcopy(model)
+    for m in separate.modules():
+        if isinstance(m, BasicBlock):
+            m.relu_out = torch.nn.ReLU()
+            m.forward = forward.__get__(m)
+    for r in loupe_json(["bench", "--model", name, "--method", "deeplift", "--batch", a.batch, "--runs", str(a.runs)], a.loupe):
+        n = r["batch"]
+        x = torch.randn(n, 3, 224, 224, device=DEVICE)
+        targets = [i * 37 % 1000 for i in range(n)]
+        f = lambda: DeepLift(separate).attribute(x, baselines=torch.zeros_like(x), target=targets)
+        rows.append((f"{name} deeplift batch {n}", r["wallMilliseconds"], median_time(f, a.runs), "Captum DeepLift"))
 
 
 def visualization_rows(rows, a):

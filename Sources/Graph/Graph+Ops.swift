@@ -58,7 +58,8 @@ extension Graph {
     public func activation(_ x: Value, _ kind: Activation) throws -> Value {
         let xt = tensor(x)
         let b = backend
-        let v = record(try b.activation(xt, kind), [x], activation: kind, relevance: .pass) { gy, rule, _ in
+        let y = try b.activation(xt, kind)
+        let v = record(y, [x], activation: kind, relevance: .pass, difference: .activation(xt, y, kind)) { gy, rule, _ in
             [try b.activationBackward(gy, input: xt, kind, rule: rule)]
         }
         nonNegative.insert(v.id)
@@ -69,7 +70,8 @@ extension Graph {
     public func maxPool2d(_ x: Value, _ p: Pool2DParams) throws -> Value {
         let xt = tensor(x)
         let b = backend
-        return keepingSign(of: [x], record(try b.maxPool2d(xt, p), [x]) { gy, _, _ in [try b.maxPool2dBackward(gy, input: xt, p)] })
+        let y = try b.maxPool2d(xt, p)
+        return keepingSign(of: [x], record(y, [x], difference: .maxPool(xt, y, p)) { gy, _, _ in [try b.maxPool2dBackward(gy, input: xt, p)] })
     }
 
     /// Average pooling; the backward spreads each gradient over its window.

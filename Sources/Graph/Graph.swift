@@ -39,6 +39,8 @@ public final class Graph {
         /// How relevance propagation treats this op (`relevance(from:seed:composite:)`); nil:
         /// the gradient.
         var relevance: RelevanceRole? = nil
+        /// The op's input and output where DeepLIFT replaces its gradient (`deepLift`).
+        var difference: DifferenceRole? = nil
     }
 
     private(set) var tensors: [Tensor] = []
@@ -107,11 +109,11 @@ public final class Graph {
 
     /// Records `output`, computed from `inputs`, with its backward rule.
     func record(_ output: Tensor, _ inputs: [Value], activation: Activation? = nil, inputBackward: InputBackward? = nil,
-                relevance: RelevanceRole? = nil, _ backward: @escaping Backward) -> Value {
+                relevance: RelevanceRole? = nil, difference: DifferenceRole? = nil, _ backward: @escaping Backward) -> Value {
         let grad = inputs.contains { requiresGrad[$0.id] }
         tensors.append(output)
         nodes.append(grad ? Node(inputs: inputs.map(\.id), backward: backward, activation: activation, inputBackward: inputBackward,
-                                 relevance: relevance) : nil)
+                                 relevance: relevance, difference: difference) : nil)
         requiresGrad.append(grad)
         return Value(id: tensors.count - 1)
     }

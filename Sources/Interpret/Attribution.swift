@@ -17,14 +17,14 @@ public struct Attribution: Sendable {
     public let map: [Float]
     /// N x 3 x H x W signed attributions of the gradient methods (nil for CAMs).
     public let raw: [Float]?
-    /// Integrated Gradients: sum of attributions minus (f(x) - f(baseline)), per image.
+    /// Integrated Gradients and DeepLIFT: sum of attributions minus (f(x) - f(baseline)), per image.
     public var completenessError: [Float]?
 
     /// Whether the attributions are signed contributions that add up to a change of the score
-    /// (gradient x input, integrated gradients, occlusion, LRP): drawn on a diverging scale by default.
+    /// (gradient x input, integrated gradients, occlusion, LRP, DeepLIFT): drawn on a diverging scale by default.
     public var isSigned: Bool { Self.signedMethods.contains(method) }
     /// The names of the methods whose attributions are signed contributions.
-    public static let signedMethods: Set<String> = ["gradient_x_input", "integrated_gradients", "occlusion", "lrp"]
+    public static let signedMethods: Set<String> = ["gradient_x_input", "integrated_gradients", "occlusion", "lrp", "deeplift"]
 
     /// An attribution of `count` maps of height x width (and raw attributions, when the method
     /// has them).

@@ -31,14 +31,17 @@ public enum MethodRegistry {
         public var stride = 8
         /// Occlusion's fill, in the model's normalized input space.
         public var fill: Float = 0
+        /// DeepLIFT: whether max pools take its rule (false: their gradient, as Captum 0.9's
+        /// DeepLift computes).
+        public var maxPoolRule = true
         /// LRP: the composite (a zennit name or `conv=RULE,linear=RULE[,first=RULE]`).
         public var composite = "epsilon_plus_flat"
         /// LRP: the epsilon of the named composites' epsilon rule.
         public var epsilon: Float = 1e-6
         /// LRP: the gamma of `epsilon_gamma_box`.
         public var gamma: Float = 0.25
-        /// Guided backprop, deconvnet and guided Grad-CAM: the activation kinds their rule
-        /// applies to (Captum's hook `nn.ReLU` only).
+        /// Guided backprop, deconvnet, guided Grad-CAM and DeepLIFT: the activation kinds their
+        /// rule applies to (Captum's hook `nn.ReLU` only).
         public var ruleActivations = Set(Activation.allCases)
         /// Settings with the defaults, and `layer` for the CAM family.
         public init(layer: String) { self.layer = layer }
@@ -109,18 +112,12 @@ public enum MethodRegistry {
               build: { SmoothGrad(.variance, samples: $0.samples, noiseLevel: $0.noise, batch: $0.batch, seed: $0.seed) },
               recorded: { ["samples": $0.samples, "noise": $0.noise, "seed": $0.seed, "batch": $0.batch] }),
         Entry(name: "integrated_gradients", readsLayer: false, cost: .passes, transformerOnly: false,
-              build: { s in
-                  let base: IntegratedGradients.Baseline
-                  switch s.baselineImages.map({ _ in "images" }) ?? s.baseline {
-                  case "images": base = .image(s.baselineImages!)
-                  case "black": base = .black
-                  case "zero": base = .zero
-                  case "blur": base = .blur(sigma: 10)
-                  default: throw InterpretError("--baseline \(s.baseline): expected black, zero or blur")
-                  }
-                  return IntegratedGradients(steps: s.steps, baseline: base, batch: s.batch)
-              },
+              build: { s in IntegratedGradients(steps: s.steps, baseline: try integrationBaseline(s), batch: s.batch) },
               recorded: { ["steps": $0.steps, "baseline": $0.baselineImages == nil ? $0.baseline : "images", "method": "gausslegendre", "batch": $0.batch] }),
+        Entry(name: "deeplift", readsLayer: false, cost: .passes, transformerOnly: false,
+              build: { s in DeepLift(baseline: try integrationBaseline(s), activations: s.ruleActivations, batch: s.batch, maxPoolRule: s.maxPoolRule) },
+              recorded: { ["baseline": $0.baselineImages == nil ? $0.baseline : "images", "batch": $0.batch, "max_pool_rule": $0.maxPoolRule]
+                  .merging(ruleSettings($0)) { a, _ in a } }),
         Entry(name: "occlusion", readsLayer: false, cost: .slow, transformerOnly: false,
               build: { Occlusion(window: $0.window, stride: $0.stride, baseline: $0.fill, batch: $0.batch) },
               recorded: { ["window": $0.window, "stride": $0.stride, "baseline": $0.fill, "batch": $0.batch] }),
@@ -133,6 +130,17 @@ public enum MethodRegistry {
 
     /// The entry called `name`, if any.
     public static func entry(_ name: String) -> Entry? { entries.first { $0.name == name } }
+}
+
+/// Integrated Gradients' and DeepLIFT's reference from the settings: an image, or by name.
+private func integrationBaseline(_ s: MethodRegistry.Settings) throws -> IntegratedGradients.Baseline {
+    if let images = s.baselineImages { return .image(images) }
+    switch s.baseline {
+    case "black": return .black
+    case "zero": return .zero
+    case "blur": return .blur(sigma: 10)
+    default: throw InterpretError("--baseline \(s.baseline): expected black, zero or blur")
+    }
 }
 
 /// The rule's activation kinds for a run's summary, when they are not every kind.

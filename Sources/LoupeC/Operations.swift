@@ -81,7 +81,8 @@ extension Session {
 
     /// Any method of the registry: options method, targets, layer, batch, samples, noise, seed,
     /// steps, baseline ("black", "zero", "blur"; or an array `baseline` [N or 1, 3, H, W]),
-    /// window, stride, occlusion_baseline, composite, epsilon and gamma (LRP), rule_activations (["relu"]: guided backprop's and
+    /// window, stride, occlusion_baseline, composite, epsilon and gamma (LRP), max_pool_rule
+    /// (DeepLIFT), rule_activations (["relu"]: guided backprop's and
     /// deconvnet's rule on ReLU only, as Captum's hooks), layer_map (the CAM family's weighted
     /// sums at the layer's resolution, before ReLU and normalization: Captum's LayerGradCam).
     func attribute(_ o: Options, _ a: inout Arrays) throws -> CallResult {
@@ -99,6 +100,7 @@ extension Session {
         s.baseline = try o.string("baseline") ?? s.baseline
         s.window = try o.int("window", in: 1...16384) ?? s.window
         s.stride = try o.int("stride", in: 1...16384) ?? s.stride
+        s.maxPoolRule = try o.bool("max_pool_rule") ?? s.maxPoolRule
         s.composite = try o.string("composite") ?? s.composite
         s.epsilon = try o.float("epsilon", in: 0...Float.greatestFiniteMagnitude) ?? s.epsilon
         s.gamma = try o.float("gamma", in: 0...Float.greatestFiniteMagnitude) ?? s.gamma
@@ -114,7 +116,9 @@ extension Session {
         let layerMap = try o.bool("layer_map") ?? false
         let targets = try self.targets(o, n: x.n, x: x.tensor)
         if let images = try a.optional("baseline") {
-            guard method == "integrated_gradients" else { throw CallError(.invalidArgument, "a baseline array is for integrated_gradients, not \(method)") }
+            guard ["integrated_gradients", "deeplift"].contains(method) else {
+                throw CallError(.invalidArgument, "a baseline array is for integrated_gradients and deeplift, not \(method)")
+            }
             guard images.shape.count == 4, images.shape[0] == x.n || images.shape[0] == 1, Array(images.shape.dropFirst()) == [3, x.h, x.w] else {
                 throw CallError(.invalidArgument, "baseline must be [N or 1, 3, \(x.h), \(x.w)], got \(images.shape)")
             }

@@ -57,7 +57,7 @@ public struct SaliencyCommand: ParsableCommand {
         let stems = files.map { URL(fileURLWithPath: $0).deletingPathExtension().lastPathComponent }
         guard Set(stems).count == stems.count else { throw UserError("two images share a file name; their output folders would collide") }
         let targetSpecs = try methodOptions.target.map { try perImage($0, count: files.count) }
-        let maskFiles = try mask.map { try perImage($0, count: files.count, flag: "--mask") }
+        let maskFiles = try mask.map { try perImage($0, count: files.count, flag: "--mask", noun: "masks") }
         if maskFiles != nil, !metrics { throw UserError("--mask is scored with the metrics: add --metrics") }
         for file in Set(maskFiles ?? []) where !FileManager.default.fileExists(atPath: file) {
             throw UserError("--mask \(printable(file)): there is no file there")
@@ -147,10 +147,10 @@ public struct SaliencyCommand: ParsableCommand {
     }
 
     /// `--target`'s items, one per image: one item for all, or as many as there are images.
-    func perImage(_ spec: String, count: Int, flag: String = "--target") throws -> [String] {
+    func perImage(_ spec: String, count: Int, flag: String = "--target", noun: String = "targets") throws -> [String] {
         let items = spec.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }
         if items.count == 1 { return [String](repeating: items[0], count: count) }
-        guard items.count == count else { throw UserError("\(flag): \(items.count) items for \(count) images (give one, or one per image)") }
+        guard items.count == count else { throw UserError("\(flag): \(items.count) \(noun) for \(count) images (give one, or one per image)") }
         return items
     }
 }

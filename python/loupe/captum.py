@@ -12,7 +12,7 @@ from ._model import _is_torch, _like, targets_list
 from ._native import LoupeValueError
 from ._torch import model_of, tensor_input
 
-__all__ = ["Saliency", "InputXGradient", "GuidedBackprop", "Deconvolution", "IntegratedGradients", "NoiseTunnel",
+__all__ = ["Saliency", "InputXGradient", "GuidedBackprop", "Deconvolution", "IntegratedGradients", "DeepLift", "NoiseTunnel",
            "LayerGradCam", "GuidedGradCam", "Occlusion", "LayerAttribution"]
 
 
@@ -132,6 +132,40 @@ class IntegratedGradients(_Attribution):
             baseline = baselines
         a = self._model(x).attribute(x, "integrated_gradients", target=_targets(target, len(x), "IntegratedGradients"),
                                      baseline=baseline, **options)
+        result = _wrap(a.raw, as_tuple)
+        return (result, a.delta) if return_convergence_delta else result
+
+
+class DeepLift(_Attribution):
+    """Captum's DeepLift: the rescale rule on nn.ReLU (ReLU6 and other activations keep their
+    gradient, as in Captum), max pools by their gradient (what Captum 0.9 computes: its max-pool
+    rule does not reach the result), times (inputs - baselines)."""
+
+    def __init__(self, model, multiply_by_inputs=True, eps=1e-10, device=None):
+        _refuse("DeepLift", multiply_by_inputs=(multiply_by_inputs, True), eps=(eps, 1e-10))
+        super().__init__(model, device)
+
+    def has_convergence_delta(self):
+        return True
+
+    @property
+    def multiplies_by_inputs(self):
+        return True
+
+    def attribute(self, inputs, baselines=None, target=None, additional_forward_args=None, return_convergence_delta=False,
+                  custom_attribution_func=None):
+        x, as_tuple = tensor_input(inputs, "DeepLift")
+        _refuse("DeepLift", additional_forward_args=(additional_forward_args, None), custom_attribution_func=(custom_attribution_func, None))
+        if isinstance(baselines, tuple):
+            baselines, _ = tensor_input(baselines, "DeepLift baselines")
+        if baselines is None:
+            baseline = "zero"
+        elif isinstance(baselines, (int, float)):
+            baseline = np.full((1,) + tuple(x.shape[1:]), float(baselines), np.float32)
+        else:
+            baseline = baselines
+        a = self._model(x).attribute(x, "deeplift", target=_targets(target, len(x), "DeepLift"), baseline=baseline,
+                                     rule_activations=["relu"], max_pool_rule=False)
         result = _wrap(a.raw, as_tuple)
         return (result, a.delta) if return_convergence_delta else result
 

@@ -121,6 +121,45 @@ def test_captum_adapter_matches_captum(network, case, batch):
         assert delta_error <= max(1e-3 * scale, 4 * float((delta32 - delta64).abs().max())), "convergence delta"
 
 
+def separate_relus(model):
+    """The model with a second ReLU module for the second call in each BasicBlock (Captum's
+    DeepLift keeps one input per module, so a module called twice breaks it); the same network."""
+    from torchvision.models.resnet import BasicBlock
+
+    def forward(self, x):
+        identity = x if self.downsample is None else self.downsample(x)
+        out = self.bn2(self.conv2(self.relu(self.bn1(self.conv1(x)))))
+        return self.relu_out(out + identity)
+    model = copy.deepcopy(model)
+    for m in model.modules():
+        if isinstance(m, BasicBlock):
+            m.relu_out = torch.nn.ReLU()
+            m.forward = forward.__get__(m)
+    return model
+
+
+@pytest.mark.parametrize("batch", [1, 4])
+@pytest.mark.parametrize("baselines", ["zero", "scaled"])
+def test_deeplift_adapter_matches_captum(network, baselines, batch):
+    name, model, layer = network
+    model = separate_relus(model)
+    x = photos(batch)
+    target = target_forms(batch, 0)
+
+    def call(c, m, l, xx, t):
+        b = None if baselines == "zero" else 0.3 * xx.flip(0)
+        return c.DeepLift(m).attribute(xx, baselines=b, target=t, return_convergence_delta=True)
+    expected32, delta32 = call(captum, model, None, x, target)
+    expected64, delta64 = call(captum, copy.deepcopy(model).double(), None, x.double(), target)
+    got, delta = call(loupe.captum, model, None, x, target)
+    assert isinstance(got, torch.Tensor) and got.dtype == torch.float32 and got.shape == expected32.shape
+    error = relative_error(got, expected64)
+    bound = 1e-3 if error <= 1e-3 else max(1e-3, 4 * own_error(call, model, model, x, target, expected32, expected64))
+    assert error <= bound, f"{name} DeepLift {baselines} batch {batch}: error {error:.2e} > bound {bound:.2e}"
+    scale = float(expected64.abs().sum(dim=(1, 2, 3)).max())
+    assert float((delta - delta64.float()).abs().max()) <= max(1e-3 * scale, 4 * float((delta32 - delta64).abs().max())), "convergence delta"
+
+
 def test_noise_tunnel_over_integrated_gradients_matches_captum(resnet18):
     """NoiseTunnel over IG, in batches of samples (a remainder batch too), every nt_type."""
     x = photos(2, size=96)
@@ -205,7 +244,7 @@ def test_unsupported_options_are_refused_by_name(resnet18):
         loupe.grad_cam.GradCAM(model=resnet18, target_layers=[resnet18.layer4])(input_tensor=x, targets=[lambda o: o[3]])
     with pytest.raises(ImportError, match="EigenCAM"):
         from loupe.grad_cam import EigenCAM  # noqa: F401
-    with pytest.raises(ImportError, match="DeepLift"):
-        from loupe.captum import DeepLift  # noqa: F401
+    with pytest.raises(ImportError, match="GradientShap"):
+        from loupe.captum import GradientShap  # noqa: F401
     with pytest.raises(ValueError, match="torch.nn.Module"):
         loupe.captum.Saliency(lambda v: resnet18(v)).attribute(x, target=1)

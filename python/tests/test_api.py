@@ -138,15 +138,16 @@ def test_visualize_invert_sanity_and_metrics(resnet18):
     assert scores["deletion_curves"].shape == (1, 64 * 64 // 256 + 1)
     # Quantus' map scores: Sparseness is the Gini index of |map| / max |map| (Quantus adds 1e-7
     # to each value); masks at the map's largest and smallest pixel hit and miss.
-    flat = np.abs(maps[0]).reshape(-1) / np.abs(maps[0]).max() + 1e-7
+    m = np.asarray(maps)
+    flat = np.abs(m[0]).reshape(-1) / np.abs(m[0]).max() + 1e-7
     ordered, n = np.sort(flat), flat.size
     gini = ((2 * np.arange(1, n + 1) - n - 1) * ordered).sum() / (n * ordered.sum())
     assert abs(scores["sparseness"][0] - gini) < 1e-6 and scores["complexity"][0] > 0
     masks = np.zeros((2, 64, 64), np.float32)
-    masks[0].reshape(-1)[np.argmax(maps[0])] = 1
-    masks[1].reshape(-1)[np.argmin(maps[0])] = 1
-    both = model.metrics(np.concatenate([x, x]), np.concatenate([maps, maps]), target=3, step=4096, masks=masks)
-    assert both["pointing_game"] == [True, bool(maps[0].min() == maps[0].max())]
+    masks[0].reshape(-1)[np.argmax(m[0])] = 1
+    masks[1].reshape(-1)[np.argmin(m[0])] = 1
+    both = model.metrics(np.concatenate([np.asarray(x), np.asarray(x)]), np.concatenate([m, m]), target=3, step=4096, masks=masks)
+    assert both["pointing_game"] == [True, bool(m[0].min() == m[0].max())]
     assert both["relevance_rank_accuracy"][0] == 1 and both["relevance_mass_accuracy"][1] <= both["relevance_mass_accuracy"][0]
     assert model.metrics(x, maps, target=3, step=4096, masks=np.zeros((1, 64, 64)))["pointing_game"] == [None]
 

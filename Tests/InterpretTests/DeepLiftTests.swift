@@ -1,0 +1,58 @@
+import Backend
+import Foundation
+import Interpret
+import Models
+import Testing
+import TestSupport
+import WeightFiles
+
+/// Captum's DeepLift on random-weight ResNet18, VGG16 and MobileNetV2 (tools/make_deeplift_fixtures.py),
+/// from a zero and a black reference, on both backends. Captum 0.9's max-pool rule does not reach
+/// its result (taking MaxPool2d out of its SUPPORTED_NON_LINEAR leaves the attributions
+/// unchanged), so its reference is matched with `maxPoolRule` off, and the rule itself is held to
+/// DeepLIFT's summation to delta.
+@Suite(.timed) struct DeepLiftTests {
+    static let fixtures = try! SafeTensorsFile(url: URL(fileURLWithPath: #filePath).deletingLastPathComponent()
+        .appendingPathComponent("Fixtures/deeplift.safetensors"))
+
+    @Test(arguments: ["resnet18", "vgg16", "mobilenet_v2"])
+    func matchesCaptum(_ arch: String) throws {
+        let settings = try JSONSerialization.jsonObject(with: Data(Self.fixtures.metadata[arch]!.utf8)) as! [String: Any]
+        let errors = settings["float64_error"] as! [String: Double]
+        let target = settings["target"] as! Int
+        let x = try Self.fixtures.tensor("\(arch).input")
+        for b in backends() {
+            let a = try Architectures.make(arch)
+            let model = Model(architecture: a, parameters: try SeededWeights.parameters(for: a, seed: UInt64(settings["seed"] as! Int), on: b), backend: b)
+            let input = try b.tensor(x.values, Shape([1] + x.shape.dims))
+            for (key, baseline) in [("zero", IntegratedGradients.Baseline.zero), ("black", .black)] {
+                // Captum rescales nn.ReLU only: MobileNetV2's ReLU6 pass their gradient.
+                let result = try DeepLift(baseline: baseline, activations: [.relu], maxPoolRule: false).attribute(model, input: input, targets: [target])
+                let want = try Self.fixtures.tensor("\(arch).\(key)").values
+                let error = relativeL2(result.raw!, want)
+                #expect(error < Swift.max(1e-3, 4 * Float(errors[key]!)), "\(b.name) \(arch) \(key): relative L2 \(error)")
+            }
+        }
+    }
+
+    /// The rescale and max-pool rules are complete: the attributions add up to f(x) - f(x')
+    /// (Shrikumar et al.'s summation to delta), through MobileNetV2's ReLU6, additions and pools,
+    /// ResNet18's and VGG16's max pools, two images per pass.
+    @Test(arguments: ["mobilenet_v2", "resnet18", "vgg16"])
+    func rulesSumToTheDifference(_ arch: String) throws {
+        let a = try Architectures.make(arch)
+        let b = backends().last!
+        let model = Model(architecture: a, parameters: try SeededWeights.parameters(for: a, seed: 7, on: b), backend: b)
+        let x = try b.tensor((0..<(2 * 3 * 48 * 48)).map { Float(($0 * 7919) % 1000) / 500 - 1 }, [2, 3, 48, 48])
+        let result = try DeepLift(baseline: .black).attribute(model, input: x, targets: [3, 500])
+        for (i, e) in result.completenessError!.enumerated() {
+            let total = result.raw(i)!.reduce(0) { $0 + abs($1) }
+            #expect(abs(e) < 1e-4 * total, "\(b.name) \(arch) image \(i): completeness error \(e) of attributions summing to \(total) in magnitude")
+        }
+        // Without the max-pool rule the sum misses it where there are max pools.
+        if arch != "mobilenet_v2" {
+            let plain = try DeepLift(baseline: .black, maxPoolRule: false).attribute(model, input: x, targets: [3, 500])
+            #expect(plain.completenessError!.enumerated().contains { abs($1) > 1e-3 * plain.raw($0)!.reduce(0) { $0 + abs($1) } })
+        }
+    }
+}
