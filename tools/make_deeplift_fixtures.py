@@ -25,7 +25,7 @@ from torchvision.models.resnet import BasicBlock
 sys.path.insert(0, os.path.dirname(__file__))
 from make_model_fixtures import SEED, build, fill  # noqa: E402
 from make_saliency_fixtures import no_inplace  # noqa: E402
-from safetensors_io import write_safetensors  # noqa: E402
+from safetensors_io import read_safetensors, write_safetensors  # noqa: E402
 
 ROOT = os.path.join(os.path.dirname(__file__), "..")
 SALIENCY = os.path.join(ROOT, "Tests", "InterpretTests", "Fixtures", "saliency.safetensors")
@@ -48,29 +48,12 @@ def separate_relus(model):
     return model
 
 
-def read_saliency():
-    import struct
-    import numpy as np
-    with open(SALIENCY, "rb") as f:
-        n = struct.unpack("<Q", f.read(8))[0]
-        header = json.loads(f.read(n))
-        data = f.read()
-    out = {}
-    for name, spec in header.items():
-        if name == "__metadata__":
-            out[name] = spec
-            continue
-        a, b = spec["data_offsets"]
-        out[name] = torch.from_numpy(np.frombuffer(data[a:b], dtype="<f4").reshape(spec["shape"]).copy())
-    return out
-
-
 def main():
-    saliency = read_saliency()
+    saliency, metadata = read_safetensors(SALIENCY)
     tensors, meta = {}, {}
     for arch in ["resnet18", "vgg16", "mobilenet_v2"]:
-        settings = json.loads(saliency["__metadata__"][arch])
-        x, target = saliency[f"{arch}.input"][None], settings["target"]
+        settings = json.loads(metadata[arch])
+        x, target = torch.from_numpy(saliency[f"{arch}.input"])[None], settings["target"]
         model = separate_relus(no_inplace(fill(build(arch)))).eval()
         model64 = separate_relus(no_inplace(fill(build(arch)))).eval().double()
         black = ((0 - torch.tensor(MEAN)) / torch.tensor(STD)).view(1, 3, 1, 1).expand_as(x).contiguous()

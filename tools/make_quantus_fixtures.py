@@ -18,28 +18,14 @@ import warnings
 
 import numpy as np
 import quantus
+import torch
 
 sys.path.insert(0, os.path.dirname(__file__))
-from safetensors_io import write_safetensors  # noqa: E402
+from safetensors_io import read_safetensors, write_safetensors  # noqa: E402
 
 ROOT = os.path.join(os.path.dirname(__file__), "..")
 SOURCE = os.path.join(ROOT, "Tests", "InterpretTests", "Fixtures", "saliency.safetensors")
 OUT = os.path.join(ROOT, "Tests", "InterpretTests", "Fixtures", "quantus.safetensors")
-
-
-def read(path):
-    import struct
-    with open(path, "rb") as f:
-        n = struct.unpack("<Q", f.read(8))[0]
-        header = json.loads(f.read(n))
-        data = f.read()
-    out = {}
-    for name, spec in header.items():
-        if name == "__metadata__":
-            continue
-        a, b = spec["data_offsets"]
-        out[name] = np.frombuffer(data[a:b], dtype="<f4").reshape(spec["shape"])
-    return out
 
 
 def scores(a, s):
@@ -60,7 +46,7 @@ def scores(a, s):
 
 
 def main():
-    src = read(SOURCE)
+    src, _ = read_safetensors(SOURCE)
     maps = {
         "resnet18_gradient": np.abs(src["resnet18.saliency"]).max(0),
         "vgg16_integrated_gradients": src["vgg16.integrated_gradients"].sum(0),
@@ -74,10 +60,10 @@ def main():
         rect[h // 4:h // 2, w // 3:3 * w // 4] = True
         blob = rng.random((h, w)) < 0.3
         blob[: h // 2] = False
-        tensors[f"{name}.map"] = __import__("torch").from_numpy(a.astype(np.float32).copy())
+        tensors[f"{name}.map"] = torch.from_numpy(a.astype(np.float32).copy())
         cases = {}
         for mask_name, s in (("rect", rect), ("blob", blob), ("empty", np.zeros((h, w), bool))):
-            tensors[f"{name}.{mask_name}"] = __import__("torch").from_numpy(s.astype(np.float32))
+            tensors[f"{name}.{mask_name}"] = torch.from_numpy(s.astype(np.float32))
             result = scores(a, s)
             if "rank" in result:
                 # Ties at the K-th largest value would leave the score to numpy's sort order.

@@ -26,6 +26,7 @@ public enum RelevanceRule: Sendable, Equatable, CustomStringConvertible {
     /// channel (in the network's normalized input space).
     case zBox(low: [Float], high: [Float])
 
+    /// The rule as `--composite` spells it ("gamma:0.25", "z_plus"; a box without its bounds).
     public var description: String {
         switch self {
         case .epsilon(let e): "epsilon:\(e)"
@@ -65,6 +66,7 @@ public struct RelevanceComposite: Sendable, Equatable, CustomStringConvertible {
         self.convolution = convolution; self.linear = linear; self.first = first; self.stabilizer = stabilizer
     }
 
+    /// The composite's name.
     public var description: String { name }
 }
 

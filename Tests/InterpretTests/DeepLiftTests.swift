@@ -17,18 +17,14 @@ import WeightFiles
 
     @Test(arguments: ["resnet18", "vgg16", "mobilenet_v2"])
     func matchesCaptum(_ arch: String) throws {
-        let settings = try JSONSerialization.jsonObject(with: Data(Self.fixtures.metadata[arch]!.utf8)) as! [String: Any]
-        let errors = settings["float64_error"] as! [String: Double]
-        let target = settings["target"] as! Int
-        let x = try Self.fixtures.tensor("\(arch).input")
+        let c = Case(arch, in: Self.fixtures)
+        let errors = c.settings["float64_error"] as! [String: Double]
         for b in backends() {
-            let a = try Architectures.make(arch)
-            let model = Model(architecture: a, parameters: try SeededWeights.parameters(for: a, seed: UInt64(settings["seed"] as! Int), on: b), backend: b)
-            let input = try b.tensor(x.values, Shape([1] + x.shape.dims))
+            let model = try c.model(on: b), input = try c.input(on: b)
             for (key, baseline) in [("zero", IntegratedGradients.Baseline.zero), ("black", .black)] {
                 // Captum rescales nn.ReLU only: MobileNetV2's ReLU6 pass their gradient.
-                let result = try DeepLift(baseline: baseline, activations: [.relu], maxPoolRule: false).attribute(model, input: input, targets: [target])
-                let want = try Self.fixtures.tensor("\(arch).\(key)").values
+                let result = try DeepLift(baseline: baseline, activations: [.relu], maxPoolRule: false).attribute(model, input: input, targets: [c.target])
+                let want = try c.expected(key)
                 let error = relativeL2(result.raw!, want)
                 #expect(error < Swift.max(1e-3, 4 * Float(errors[key]!)), "\(b.name) \(arch) \(key): relative L2 \(error)")
             }

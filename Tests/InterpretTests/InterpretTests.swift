@@ -26,21 +26,24 @@ func backends() -> [any Backend] {
 struct Case {
     let arch: String
     let settings: [String: Any]
+    /// The fixture file the case reads (the saliency fixtures by default).
+    let file: SafeTensorsFile
     var target: Int { settings["target"] as! Int }
     var layer: String { settings["layer"] as! String }
-    init(_ arch: String) {
+    init(_ arch: String, in file: SafeTensorsFile = fixtures) {
         self.arch = arch
-        settings = try! JSONSerialization.jsonObject(with: Data(fixtures.metadata[arch]!.utf8)) as! [String: Any]
+        self.file = file
+        settings = try! JSONSerialization.jsonObject(with: Data(file.metadata[arch]!.utf8)) as! [String: Any]
     }
     func model(on b: any Backend) throws -> Model {
         let a = try Architectures.make(arch)
         return Model(architecture: a, parameters: try SeededWeights.parameters(for: a, seed: UInt64(settings["seed"] as! Int), on: b), backend: b)
     }
     func input(on b: any Backend) throws -> Tensor {
-        let x = try fixtures.tensor("\(arch).input")
+        let x = try file.tensor("\(arch).input")
         return try b.tensor(x.values, Shape([1] + x.shape.dims))
     }
-    func expected(_ name: String) throws -> [Float] { try fixtures.tensor("\(arch).\(name)").values }
+    func expected(_ name: String) throws -> [Float] { try file.tensor("\(arch).\(name)").values }
 }
 
 /// Captum and pytorch-grad-cam on random-weight ResNet18, VGG16 and MobileNetV2 (64x64, VGG16 32x32):

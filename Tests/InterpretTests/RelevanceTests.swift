@@ -13,40 +13,23 @@ let relevanceFixtures = try! SafeTensorsFile(url: URL(fileURLWithPath: #filePath
 /// zennit's LRP on random-weight ResNet18, VGG16 and MobileNetV2 (tools/make_lrp_fixtures.py):
 /// its five composites and one assembled from other rules and parameters, on both backends.
 @Suite(.timed) struct RelevanceTests {
-    struct Reference {
-        let arch: String
-        let settings: [String: Any]
-        init(_ arch: String) {
-            self.arch = arch
-            settings = try! JSONSerialization.jsonObject(with: Data(relevanceFixtures.metadata[arch]!.utf8)) as! [String: Any]
-        }
-        var target: Int { settings["target"] as! Int }
-        func model(on b: any Backend) throws -> Model {
-            let a = try Architectures.make(arch)
-            return Model(architecture: a, parameters: try SeededWeights.parameters(for: a, seed: UInt64(settings["seed"] as! Int), on: b), backend: b)
-        }
-        func input(on b: any Backend) throws -> Tensor {
-            let x = try relevanceFixtures.tensor("\(arch).input")
-            return try b.tensor(x.values, Shape([1] + x.shape.dims))
-        }
-        /// max(1e-3, 4 x zennit's own float32-vs-float64 distance) for `key`.
-        func bound(_ key: String) -> Float {
-            let errors = settings["float64_error"] as! [String: Double]
-            return Swift.max(1e-3, 4 * Float(errors[key]!))
-        }
+    /// max(1e-3, 4 x zennit's own float32-vs-float64 distance) for `key`.
+    func bound(_ c: Case, _ key: String) -> Float {
+        let errors = c.settings["float64_error"] as! [String: Double]
+        return Swift.max(1e-3, 4 * Float(errors[key]!))
     }
 
     @Test(arguments: ["resnet18", "vgg16", "mobilenet_v2"])
     func compositesMatchZennit(_ arch: String) throws {
-        let c = Reference(arch)
+        let c = Case(arch, in: relevanceFixtures)
         for b in backends() {
             let model = try c.model(on: b), x = try c.input(on: b)
             for key in LRP.compositeNames + ["custom"] {
                 let method = try LRP(composite: key == "custom" ? c.settings["custom"] as! String : key)
                 let result = try method.attribute(model, input: x, targets: [c.target])
-                let want = try relevanceFixtures.tensor("\(arch).\(key)").values
+                let want = try c.expected(key)
                 let error = relativeL2(result.raw!, want)
-                #expect(error < c.bound(key), "\(b.name) \(arch) \(key): relative L2 \(error)")
+                #expect(error < bound(c, key), "\(b.name) \(arch) \(key): relative L2 \(error)")
                 // Conservation as zennit has it: the same total relevance.
                 let (got, expected) = (result.raw!.reduce(0, +), want.reduce(0, +))
                 #expect(abs(got - expected) < 1e-3 * Swift.max(1, abs(expected)), "\(b.name) \(arch) \(key): sum \(got), zennit \(expected)")

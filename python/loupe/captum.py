@@ -29,6 +29,17 @@ def _targets(target, n, what):
     return t
 
 
+def _baseline(baselines, x, what):
+    """Captum's baselines (None: zeros, a number, a tensor or a 1-tuple of one) as Loupe's."""
+    if isinstance(baselines, tuple):
+        baselines, _ = tensor_input(baselines, f"{what} baselines")
+    if baselines is None:
+        return "zero"
+    if isinstance(baselines, (int, float)):
+        return np.full((1,) + tuple(x.shape[1:]), float(baselines), np.float32)
+    return baselines
+
+
 def _wrap(result, as_tuple):
     return (result,) if as_tuple else result
 
@@ -119,19 +130,11 @@ class IntegratedGradients(_Attribution):
                   method="gausslegendre", internal_batch_size=None, return_convergence_delta=False):
         x, as_tuple = tensor_input(inputs, "IntegratedGradients")
         _refuse("IntegratedGradients", additional_forward_args=(additional_forward_args, None), method=(method, "gausslegendre"))
-        if isinstance(baselines, tuple):
-            baselines, _ = tensor_input(baselines, "IntegratedGradients baselines")
         options = {"steps": int(n_steps)}
         if internal_batch_size:
             options["batch"] = int(internal_batch_size)
-        if baselines is None:
-            baseline = "zero"
-        elif isinstance(baselines, (int, float)):
-            baseline = np.full((1,) + tuple(x.shape[1:]), float(baselines), np.float32)
-        else:
-            baseline = baselines
         a = self._model(x).attribute(x, "integrated_gradients", target=_targets(target, len(x), "IntegratedGradients"),
-                                     baseline=baseline, **options)
+                                     baseline=_baseline(baselines, x, "IntegratedGradients"), **options)
         result = _wrap(a.raw, as_tuple)
         return (result, a.delta) if return_convergence_delta else result
 
@@ -156,15 +159,7 @@ class DeepLift(_Attribution):
                   custom_attribution_func=None):
         x, as_tuple = tensor_input(inputs, "DeepLift")
         _refuse("DeepLift", additional_forward_args=(additional_forward_args, None), custom_attribution_func=(custom_attribution_func, None))
-        if isinstance(baselines, tuple):
-            baselines, _ = tensor_input(baselines, "DeepLift baselines")
-        if baselines is None:
-            baseline = "zero"
-        elif isinstance(baselines, (int, float)):
-            baseline = np.full((1,) + tuple(x.shape[1:]), float(baselines), np.float32)
-        else:
-            baseline = baselines
-        a = self._model(x).attribute(x, "deeplift", target=_targets(target, len(x), "DeepLift"), baseline=baseline,
+        a = self._model(x).attribute(x, "deeplift", target=_targets(target, len(x), "DeepLift"), baseline=_baseline(baselines, x, "DeepLift"),
                                      rule_activations=["relu"], max_pool_rule=False)
         result = _wrap(a.raw, as_tuple)
         return (result, a.delta) if return_convergence_delta else result
