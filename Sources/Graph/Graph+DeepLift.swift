@@ -70,10 +70,10 @@ extension Graph {
         let (x1, x0) = try halves(x)
         let delta = try b.axpy(-1, x0, x1)
         // 1 where |x - x'| > 1e-10, else 0.
+        let ones = try self.ones(delta.shape)
         let size = try b.pointwise(delta, .absPower(1))
-        let keep = try b.activationBackward(try b.tensor([Float](repeating: 1, count: delta.shape.count), delta.shape),
-                                            input: try b.pointwise(size, .offset(-1e-10)), .relu, rule: .standard)
-        let drop = try b.axpy(-1, keep, try b.tensor([Float](repeating: 1, count: delta.shape.count), delta.shape))
+        let keep = try b.activationBackward(ones, input: try b.pointwise(size, .offset(-1e-10)), .relu, rule: .standard)
+        let drop = try b.axpy(-1, keep, ones)
         // 1 / (x - x'), with 1 added where the difference is too small to divide by.
         let inverse = try b.pointwise(try b.add(delta, drop), .stabilizedReciprocal(0))
         let multiplier: Tensor
@@ -86,6 +86,14 @@ extension Graph {
             multiplier = try joined(ratio, ratio)
         }
         return try b.add(multiplier, try b.mul(plain, try joined(drop, drop)))
+    }
+
+    /// Ones of `shape`, uploaded once per pass.
+    private func ones(_ shape: Shape) throws -> Tensor {
+        if let made = onesByShape[shape] { return made }
+        let made = try backend.tensor([Float](repeating: 1, count: shape.count), shape)
+        onesByShape[shape] = made
+        return made
     }
 
     /// The first and second half of a batch [2N, ...]: [N, ...] each.

@@ -47,6 +47,8 @@ public final class Graph {
     /// Ones and zeros of each length asked for in this pass (axisAffine's identity parts),
     /// uploaded once per pass instead of once per op.
     var unitVectors: [Int: (ones: Tensor, zeros: Tensor)] = [:]
+    /// Ones of each shape a DeepLIFT pass asked for, uploaded once per pass.
+    var onesByShape: [Shape: Tensor] = [:]
     var nodes: [Node?] = []
     var requiresGrad: [Bool] = []
     /// Values known to hold no negative number (an activation's output, pools and sums of

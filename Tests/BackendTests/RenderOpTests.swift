@@ -79,7 +79,7 @@ import WeightFiles
 
     @Test func pointwiseOpsAndTheirGradients() throws {
         let x: [Float] = (0..<23).map { Float($0) * 0.37 - 4.1 }
-        for op in [Pointwise.sigmoid, .absPower(1.5), .absPower(6), .absPower(0.5), .hardSigmoid, .hardSwish, .erf, .offset(-0.75), .gelu, .tanh, .stabilizedReciprocal(0.5)] {
+        for op in [Pointwise.sigmoid, .absPower(1.5), .absPower(6), .absPower(0.5), .absPower(1), .hardSigmoid, .hardSwish, .erf, .offset(-0.75), .gelu, .tanh, .stabilizedReciprocal(0.5)] {
             let expected = x.map { v -> Float in
                 switch op {
                 case .absPower(let p): return pow(abs(v), p)
