@@ -180,6 +180,9 @@ public struct IntegratedGradients: AttributionMethod {
         /// Normalized images of the input's size: one [3, H, W] for every image, or one per
         /// image of the batch, [N, 3, H, W] (each image integrates from its own).
         case image([Float])
+        /// Uniform noise: each pixel value drawn from [0, 1) (SplitMix64 from `seed`, image i's
+        /// stream from seed + i), then normalized as the input was.
+        case uniform(seed: UInt64)
     }
 
     public var name: String { "integrated_gradients" }
@@ -245,13 +248,22 @@ public struct IntegratedGradients: AttributionMethod {
         return result
     }
 
-    func baselineValues(_ x: [Float], _ h: Int, _ w: Int, _ normalization: Normalization, image i: Int = 0, of n: Int = 1) throws -> [Float] {
+    /// The reference x' of image `i` of `n` (normalized CHW values `x`, H x W), in the input
+    /// space `normalization` makes.
+    public func baselineValues(_ x: [Float], _ h: Int, _ w: Int, _ normalization: Normalization, image i: Int = 0, of n: Int = 1) throws -> [Float] {
         switch baseline {
         case .zero: return [Float](repeating: 0, count: x.count)
         case .black:
             let (mean, std) = (normalization.mean, normalization.std)
             return (0..<x.count).map { -mean[$0 / (h * w)] / std[$0 / (h * w)] }
         case .blur(let sigma): return gaussianBlur(x, channels: 3, height: h, width: w, sigma: sigma)
+        case .uniform(let seed):
+            let (mean, std) = (normalization.mean, normalization.std)
+            var rng = SplitMix64(seed: seed &+ UInt64(i))
+            return (0..<x.count).map { j in
+                let pixel = Float(rng.next() >> 40) / Float(1 << 24)
+                return (pixel - mean[j / (h * w)]) / std[j / (h * w)]
+            }
         case .image(let v):
             if v.count == x.count * n, n > 1 { return Array(v[(i * x.count)..<((i + 1) * x.count)]) }
             guard v.count == x.count else { throw InterpretError("baseline has \(v.count) values; the input needs \(x.count) (one image) or \(x.count * n) (one per image)") }

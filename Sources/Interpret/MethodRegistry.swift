@@ -20,7 +20,8 @@ public enum MethodRegistry {
         public var seed: UInt64 = 0
         /// Integrated Gradients: steps (Gauss-Legendre) and baseline (black, zero or blur).
         public var steps = 50
-        /// Integrated Gradients' baseline: "black", "zero" or "blur".
+        /// Integrated Gradients' and DeepLIFT's baseline: "black", "zero", "blur" or "uniform"
+        /// (noise from `seed`).
         public var baseline = "black"
         /// Integrated Gradients' baseline as normalized images instead (IntegratedGradients
         /// .Baseline.image: one for all, or one per image); `baseline` is then not read.
@@ -113,7 +114,8 @@ public enum MethodRegistry {
               recorded: { ["samples": $0.samples, "noise": $0.noise, "seed": $0.seed, "batch": $0.batch] }),
         Entry(name: "integrated_gradients", readsLayer: false, cost: .passes, transformerOnly: false,
               build: { s in IntegratedGradients(steps: s.steps, baseline: try integrationBaseline(s), batch: s.batch) },
-              recorded: { ["steps": $0.steps, "baseline": $0.baselineImages == nil ? $0.baseline : "images", "method": "gausslegendre", "batch": $0.batch] }),
+              recorded: { ["steps": $0.steps, "baseline": $0.baselineImages == nil ? $0.baseline : "images", "method": "gausslegendre", "batch": $0.batch]
+                  .merging($0.baseline == "uniform" && $0.baselineImages == nil ? ["seed": $0.seed] : [:]) { a, _ in a } }),
         Entry(name: "deeplift", readsLayer: false, cost: .passes, transformerOnly: false,
               build: { s in DeepLift(baseline: try integrationBaseline(s), activations: s.ruleActivations, batch: s.batch, maxPoolRule: s.maxPoolRule) },
               recorded: { ["baseline": $0.baselineImages == nil ? $0.baseline : "images", "batch": $0.batch, "max_pool_rule": $0.maxPoolRule]
@@ -139,7 +141,8 @@ private func integrationBaseline(_ s: MethodRegistry.Settings) throws -> Integra
     case "black": return .black
     case "zero": return .zero
     case "blur": return .blur(sigma: 10)
-    default: throw InterpretError("--baseline \(s.baseline): expected black, zero or blur")
+    case "uniform": return .uniform(seed: s.seed)
+    default: throw InterpretError("--baseline \(s.baseline): expected black, zero, blur or uniform")
     }
 }
 

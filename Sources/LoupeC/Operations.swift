@@ -80,7 +80,7 @@ extension Session {
     }
 
     /// Any method of the registry: options method, targets, layer, batch, samples, noise, seed,
-    /// steps, baseline ("black", "zero", "blur"; or an array `baseline` [N or 1, 3, H, W]),
+    /// steps, baseline ("black", "zero", "blur", "uniform"; or an array `baseline` [N or 1, 3, H, W]),
     /// window, stride, occlusion_baseline, composite, epsilon and gamma (LRP), max_pool_rule
     /// (DeepLIFT), rule_activations (["relu"]: guided backprop's and
     /// deconvnet's rule on ReLU only, as Captum's hooks), layer_map (the CAM family's weighted

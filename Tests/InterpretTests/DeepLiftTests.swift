@@ -51,4 +51,35 @@ import WeightFiles
             #expect(plain.completenessError!.enumerated().contains { abs($1) > 1e-3 * plain.raw($0)!.reduce(0) { $0 + abs($1) } })
         }
     }
+
+    /// `--baseline uniform`: pixels from [0, 1) normalized, the same for a seed, another for
+    /// another seed or image; DeepLIFT from it still sums to f(x) - f(x') (the scored reference is
+    /// the one attributed from).
+    @Test func uniformBaselineIsSeededNoiseInTheInputBox() throws {
+        let (h, w) = (6, 5)
+        let x = [Float](repeating: 0, count: 3 * h * w)
+        let draw = { (seed: UInt64, image: Int) in
+            try IntegratedGradients(baseline: .uniform(seed: seed)).baselineValues(x, h, w, .imagenet, image: image, of: 2)
+        }
+        let a = try draw(3, 0)
+        #expect(try a == draw(3, 0) && a != draw(4, 0) && a != draw(3, 1))
+        var pixels: [Float] = []
+        for (j, v) in a.enumerated() {
+            let c = j / (h * w)
+            pixels.append(v * Normalization.imagenet.std[c] + Normalization.imagenet.mean[c])
+        }
+        #expect(pixels.allSatisfy { $0 >= -1e-6 && $0 < 1 + 1e-6 }, "\(pixels)")
+        #expect(abs(pixels.reduce(0, +) / Float(pixels.count) - 0.5) < 0.15)
+        var settings = MethodRegistry.Settings(layer: "features.18")
+        settings.baseline = "uniform"
+        settings.seed = 9
+        let b = backends().last!
+        let arch = try Architectures.make("mobilenet_v2")
+        let model = Model(architecture: arch, parameters: try SeededWeights.parameters(for: arch, seed: 7, on: b), backend: b)
+        let input = try b.tensor((0..<(3 * 32 * 32)).map { Float(($0 * 7919) % 1000) / 500 - 1 }, [1, 3, 32, 32])
+        let result = try MethodRegistry.entry("deeplift")!.make(settings).attribute(model, input: input, targets: [7])
+        let total = result.raw(0)!.reduce(0) { $0 + abs($1) }
+        #expect(abs(result.completenessError![0]) < 1e-4 * total)
+        #expect(MethodRegistry.entry("integrated_gradients")!.parameters(settings)["seed"] as? UInt64 == 9)
+    }
 }
