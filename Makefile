@@ -93,7 +93,7 @@ wheel: setup
 # The venv the Python tests run in: the reference libraries from the package registry (torch's
 # CPU build; made again when this list changes).
 PY_VENV := .venv-python
-PY_PACKAGES := numpy==2.4.6 torch==2.13.0 torchvision==0.28.0 captum==0.9.0 grad-cam==1.5.7 zennit==0.5.1 onnx==1.23.2 pytest==9.2.0
+PY_PACKAGES := numpy==2.4.6 torch==2.13.0 torchvision==0.28.0 captum==0.9.0 grad-cam==1.5.7 zennit==0.5.1 scikit-learn==1.9.1 onnx==1.23.2 pytest==9.2.0
 python-venv:
 	@if [ "$$(cat $(PY_VENV)/.packages 2>/dev/null)" != "$(PY_PACKAGES)" ]; then \
 	  rm -rf $(PY_VENV) && python3 -m venv $(PY_VENV) && \

@@ -4,7 +4,8 @@ machine: a table of times and the ratio Loupe / reference (below 1: Loupe is fas
 
 Rows: MobileNetV2 and ResNet18 forward and forward + backward to the input at batch 1 and 8;
 gradient (Captum Saliency), Grad-CAM (pytorch-grad-cam), LRP (zennit's EpsilonPlusFlat with the
-network's canonizers) and DeepLIFT (Captum's DeepLift) per batch of 1 and 8; SmoothGrad (25
+network's canonizers) and DeepLIFT (Captum's DeepLift) per batch of 1 and 8; GradientSHAP (25
+samples, Captum GradientShap) per batch of 1 and 8, one run; SmoothGrad (25
 samples, Captum NoiseTunnel) and Integrated Gradients (50 steps, Captum) on one image; feature
 visualization steps at batch 1 and 8 (Lucent's render_vis: Fourier, decorrelation, transforms,
 Adam); conv 3x3 64->64 at 56x56, batch 1 and 8. Loupe runs on its default device (`loupe devices`);
@@ -143,6 +144,7 @@ def main():
         deeplift_rows(rows, a, name, model)
         if a.quick:
             continue
+        gradient_shap_rows(rows, a, name, model)
         x1 = torch.randn(1, 3, 224, 224, device=DEVICE)
         for r in loupe_json(["bench", "--model", name, "--method", "smoothgrad,integrated_gradients", "--batch", "1", "--runs", "1"], a.loupe):
             if r["pass"] == "smoothgrad":
@@ -221,6 +223,21 @@ def deeplift_rows(rows, a, name, model):
         targets = [i * 37 % 1000 for i in range(n)]
         f = lambda: DeepLift(separate).attribute(x, baselines=torch.zeros_like(x), target=targets)
         rows.append((f"{name} deeplift batch {n}", r["wallMilliseconds"], median_time(f, a.runs), "Captum DeepLift"))
+
+
+def gradient_shap_rows(rows, a, name, model):
+    """`gradient_shap` (its defaults: 25 samples from the black reference, no noise) beside
+    Captum's GradientShap with the same reference and samples, one run each (200 passes at batch 8)."""
+    import torch
+    from captum.attr import GradientShap
+    mean, std = torch.tensor([0.485, 0.456, 0.406], device=DEVICE), torch.tensor([0.229, 0.224, 0.225], device=DEVICE)
+    black = (-mean / std).view(1, 3, 1, 1).expand(1, 3, 224, 224).contiguous()
+    for r in loupe_json(["bench", "--model", name, "--method", "gradient_shap", "--batch", a.batch, "--runs", "1"], a.loupe):
+        n = r["batch"]
+        x = torch.randn(n, 3, 224, 224, device=DEVICE)
+        targets = [i * 37 % 1000 for i in range(n)]
+        f = lambda: GradientShap(model).attribute(x, baselines=black, n_samples=25, stdevs=0.0, target=targets)
+        rows.append((f"{name} gradient_shap 25 samples batch {n}", r["wallMilliseconds"], median_time(f, 1), "Captum GradientShap"))
 
 
 def visualization_rows(rows, a):

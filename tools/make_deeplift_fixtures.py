@@ -23,12 +23,11 @@ from captum.attr import DeepLift
 from torchvision.models.resnet import BasicBlock
 
 sys.path.insert(0, os.path.dirname(__file__))
-from make_model_fixtures import SEED, build, fill  # noqa: E402
-from make_saliency_fixtures import no_inplace  # noqa: E402
-from safetensors_io import read_safetensors, write_safetensors  # noqa: E402
+from make_model_fixtures import SEED  # noqa: E402
+from make_saliency_fixtures import saliency_cases  # noqa: E402
+from safetensors_io import write_safetensors  # noqa: E402
 
 ROOT = os.path.join(os.path.dirname(__file__), "..")
-SALIENCY = os.path.join(ROOT, "Tests", "InterpretTests", "Fixtures", "saliency.safetensors")
 OUT = os.path.join(ROOT, "Tests", "InterpretTests", "Fixtures", "deeplift.safetensors")
 MEAN, STD = [0.485, 0.456, 0.406], [0.229, 0.224, 0.225]
 
@@ -49,13 +48,8 @@ def separate_relus(model):
 
 
 def main():
-    saliency, metadata = read_safetensors(SALIENCY)
     tensors, meta = {}, {}
-    for arch in ["resnet18", "vgg16", "mobilenet_v2"]:
-        settings = json.loads(metadata[arch])
-        x, target = torch.from_numpy(saliency[f"{arch}.input"])[None], settings["target"]
-        model = separate_relus(no_inplace(fill(build(arch)))).eval()
-        model64 = separate_relus(no_inplace(fill(build(arch)))).eval().double()
+    for arch, x, target, model, model64 in saliency_cases(separate_relus):
         black = ((0 - torch.tensor(MEAN)) / torch.tensor(STD)).view(1, 3, 1, 1).expand_as(x).contiguous()
         errors = {}
         for name, baseline in (("zero", torch.zeros_like(x)), ("black", black)):

@@ -30,7 +30,7 @@ from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
 
 sys.path.insert(0, os.path.dirname(__file__))
 from make_model_fixtures import SEED, build, fill  # noqa: E402
-from safetensors_io import write_safetensors  # noqa: E402
+from safetensors_io import read_safetensors, write_safetensors  # noqa: E402
 
 OUT = os.path.join(os.path.dirname(__file__), "..", "Tests", "InterpretTests", "Fixtures", "saliency.safetensors")
 LAYERS = {"resnet18": "layer4", "vgg16": "features.29", "mobilenet_v2": "features.18"}
@@ -51,6 +51,16 @@ def no_inplace(model):
         if hasattr(m, "inplace"):
             m.inplace = False
     return model
+
+
+def saliency_cases(prepare=lambda model: model):
+    """(arch, input [1, 3, H, W], target, model, float64 model) of each network, with the inputs
+    and targets this script wrote; `prepare` adapts each model (no in-place activations first)."""
+    saliency, metadata = read_safetensors(OUT)
+    for arch in ["resnet18", "vgg16", "mobilenet_v2"]:
+        x, target = torch.from_numpy(saliency[f"{arch}.input"])[None], json.loads(metadata[arch])["target"]
+        model = prepare(no_inplace(fill(build(arch)))).eval()
+        yield arch, x, target, model, prepare(no_inplace(fill(build(arch)))).eval().double()
 
 
 def kink_margin(model, x):

@@ -21,10 +21,10 @@ public struct Attribution: Sendable {
     public var completenessError: [Float]?
 
     /// Whether the attributions are signed contributions that add up to a change of the score
-    /// (gradient x input, integrated gradients, occlusion, LRP, DeepLIFT): drawn on a diverging scale by default.
+    /// (gradient x input, integrated gradients, occlusion, LRP, DeepLIFT, the SHAP methods and LIME): drawn on a diverging scale by default.
     public var isSigned: Bool { Self.signedMethods.contains(method) }
     /// The names of the methods whose attributions are signed contributions.
-    public static let signedMethods: Set<String> = ["gradient_x_input", "integrated_gradients", "occlusion", "lrp", "deeplift"]
+    public static let signedMethods: Set<String> = ["gradient_x_input", "integrated_gradients", "occlusion", "lrp", "deeplift", "gradient_shap", "deeplift_shap", "lime", "kernel_shap"]
 
     /// An attribution of `count` maps of height x width (and raw attributions, when the method
     /// has them).

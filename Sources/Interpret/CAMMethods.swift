@@ -21,6 +21,10 @@ public struct CAM: AttributionMethod {
         case hiResCAM = "hirescam"
         /// XGradCAM (Fu et al.): w_c = sum(g_c * A_c) / (sum(A_c) + 1e-7) over the map.
         case xGradCAM = "xgradcam"
+        /// EigenCAM (Muhammad and Yeasin 2020): the activations' projection on their first
+        /// principal component (centred over the positions), class-agnostic, no gradients; the
+        /// sign Seg-Eigen-CAM's (negated when its minimum outweighs its maximum).
+        case eigenCAM = "eigencam"
         /// Score-CAM (Wang et al.): w = softmax over channels of the target logit of the input
         /// masked by each channel's map (upsampled with aligned corners, min-max normalized);
         /// the masked passes run `batch` at a time on the device.
@@ -63,8 +67,10 @@ public struct CAM: AttributionMethod {
     func weightedSums(_ model: Model, input: Tensor, targets: [Int]) throws -> Tensor {
         let (n, h, w) = try checkBatch(input, targets)
         let b = model.backend
+        if kind == .eigenCAM { return try eigenProjections(model, input: input) }
         let pass = try targetGradient(model, input, targets, keeping: [layer], stoppingAtKept: true)
-        let (activations, gradients, shape) = try layerTensors(pass.graph, pass.grads, layer: layer, model: model)
+        let (activations, layerGradients, shape) = try layerTensors(pass.graph, pass.grads, layer: layer, model: model)
+        guard let gradients = layerGradients else { throw InterpretError("layer \(layer) does not influence the output") }
         let (c, lh, lw) = (shape[1], shape[2], shape[3])
         let weights: Tensor, maps: Tensor
         switch kind {
@@ -82,6 +88,8 @@ public struct CAM: AttributionMethod {
             let numerators = try b.values(b.reduce(try b.mul(gradients, activations), .sum, axis: 2))
             let denominators = try b.values(b.reduce(activations, .sum, axis: 2))
             (weights, maps) = (try b.tensor(zip(numerators, denominators).map { $0 / ($1 + 1e-7) }, [n, c]), activations)
+        case .eigenCAM:
+            return try eigenProjections(model, input: input)
         case .scoreCAM:
             try MemoryBudget.requirePass(model, batch: Swift.min(batch, c), height: h, width: w, what: "score-CAM's batch of masked images")
             let a = try b.values(activations), inputValues = try b.values(input)
@@ -96,6 +104,32 @@ public struct CAM: AttributionMethod {
         let sums = try b.matmul(Tensor(shape: [n, 1, c], storage: weights.storage), Tensor(shape: [n, c, lh * lw], storage: maps.storage),
                                 transposeA: false, transposeB: false)
         return Tensor(shape: [n, 1, lh, lw], storage: sums.storage)
+    }
+
+    /// EigenCAM's projections [N, 1, lh, lw] from one forward pass (`eigenProjection`).
+    func eigenProjections(_ model: Model, input: Tensor) throws -> Tensor {
+        let g = Graph(backend: model.backend)
+        g.keptLayers = [layer]
+        _ = try model.forward(g, g.input(input))
+        let (activations, _, shape) = try layerTensors(g, nil, layer: layer, model: model)
+        guard Swift.min(shape[1], shape[2] * shape[3]) <= 4096 else {
+            throw InterpretError("eigencam: layer \(layer) has \(shape[1]) channels at \(shape[2]) x \(shape[3]); at most 4096 on the smaller side")
+        }
+        return try model.backend.tensor(try Self.eigenProjection(activations, on: model.backend), [shape[0], 1, shape[2], shape[3]])
+    }
+
+    /// Each image's activations [N, C, lh, lw] (positions x channels) projected on their first
+    /// principal component, on the host in float64, with Seg-Eigen-CAM's sign: N x lh x lw values.
+    public static func eigenProjection(_ activations: Tensor, on b: any Backend) throws -> [Float] {
+        guard let (n, c, lh, lw) = activations.shape.nchw else { throw InterpretError("eigencam needs [N, C, H, W] activations, got \(activations.shape)") }
+        let values = try b.values(activations)
+        var out: [Float] = []
+        for i in 0..<n {
+            var m = [Double](repeating: 0, count: lh * lw * c)
+            for ch in 0..<c { for p in 0..<(lh * lw) { m[p * c + ch] = Double(values[(i * c + ch) * lh * lw + p]) } }
+            out += firstComponentProjection(m, rows: lh * lw, columns: c).map(Float.init)
+        }
+        return out
     }
 
     /// Score-CAM's channel weights for one image (its normalized values and layer activations).
@@ -128,15 +162,14 @@ public struct CAM: AttributionMethod {
     }
 }
 
-/// The activation and gradient of `layer` after a pass, checked to be 4-D.
-func layerTensors(_ g: Graph, _ grads: Gradients, layer: String, model: Model) throws -> (Tensor, Tensor, Shape) {
+/// The activation and gradient (when `grads` is given) of `layer` after a pass, checked to be 4-D.
+func layerTensors(_ g: Graph, _ grads: Gradients?, layer: String, model: Model) throws -> (Tensor, Tensor?, Shape) {
     try checkLayerName(layer, in: g.tapNames, model: model.architecture.name)
     let value = g.tapped(layer)!
     let shape = g.shape(value)
     if let side = tokenGridSide(shape) {
         // A vision transformer's tokens [N, 1 + s^2, C]: the class token dropped, the rest laid
         // out on their s x s grid as [N, C, s, s] (pytorch-grad-cam's reshape_transform for ViT).
-        guard let gradient = grads.tapped(layer) else { throw InterpretError("layer \(layer) does not influence the output") }
         let b = g.backend
         func grid(_ t: Tensor) throws -> Tensor {
             let (n, c) = (shape[0], shape[2])
@@ -144,15 +177,20 @@ func layerTensors(_ g: Graph, _ grads: Gradients, layer: String, model: Model) t
             let channelsFirst = try b.permute(Tensor(shape: [n, side * side, c], storage: tokens.storage), [0, 2, 1])
             return Tensor(shape: [n, c, side, side], storage: channelsFirst.storage)
         }
-        return (try grid(g.tensor(value)), try grid(gradient), [shape[0], shape[2], side, side])
+        return (try grid(g.tensor(value)), try grads.map { try grid(try tappedGradient($0, layer)) }, [shape[0], shape[2], side, side])
     }
     guard shape.rank == 4 else {
         let valid = g.tapNames.filter { g.shape(g.tapped($0)!).rank == 4 || tokenGridSide(g.shape(g.tapped($0)!)) != nil }
         throw InterpretError("layer \(layer) has a \(shape.rank)-D output \(shape); CAM methods need a 4-D one (or a transformer's tokens [N, 1 + s^2, C]): "
                              + valid.suffix(8).joined(separator: ", ") + (valid.count > 8 ? " (and \(valid.count - 8) more, see `loupe layers`)" : ""))
     }
+    return (g.tensor(value), try grads.map { try tappedGradient($0, layer) }, shape)
+}
+
+/// The gradient at `layer` of a pass; an error if the output does not depend on it.
+private func tappedGradient(_ grads: Gradients, _ layer: String) throws -> Tensor {
     guard let gradient = grads.tapped(layer) else { throw InterpretError("layer \(layer) does not influence the output") }
-    return (g.tensor(value), gradient, shape)
+    return gradient
 }
 
 /// The side s of a token sequence [N, 1 + s^2, C] (a class token and an s x s grid), or nil.

@@ -21,12 +21,25 @@ public enum MethodRegistry {
         /// Integrated Gradients: steps (Gauss-Legendre) and baseline (black, zero or blur).
         public var steps = 50
         /// Integrated Gradients' and DeepLIFT's baseline: "black", "zero", "blur" or "uniform"
-        /// (noise from `seed`).
+        /// (noise from `seed`); for the SHAP methods a comma-separated distribution of them.
         public var baseline = "black"
         /// Integrated Gradients' baseline as normalized images instead (IntegratedGradients
         /// .Baseline.image: one for all, or one per image); `baseline` is then not read.
         public var baselineImages: [Float]?
-        /// Occlusion: window and stride in pixels.
+        /// The references as a list (named or images; `baseline` and `baselineImages` are then
+        /// not read): a distribution for the SHAP methods, one reference for IG and DeepLIFT.
+        public var baselineList: [IntegratedGradients.Baseline]?
+        /// GradientSHAP: the noise's standard deviation in the normalized input space (Captum's
+        /// stdevs).
+        public var stdev: Float = 0
+        /// GradientSHAP: fixed draws instead of those of `seed` (Captum's, from its adapter).
+        public var shapDraws: GradientShap.Draws?
+        /// LIME and KernelSHAP: the features (a grid of `window` when nil).
+        public var featureMask: FeatureMask?
+        /// LIME and KernelSHAP: fixed binary vectors, samples per image in order (Captum's, from
+        /// its adapters); drawn from `seed` when nil.
+        public var surrogateSamples: [[Bool]]?
+        /// Occlusion: window and stride in pixels; LIME's and KernelSHAP's grid cell.
         public var window = 16
         /// Occlusion's stride, pixels.
         public var stride = 8
@@ -101,6 +114,8 @@ public enum MethodRegistry {
               build: { CAM(.hiResCAM, layer: $0.layer) }, recorded: { ["layer": $0.layer] }),
         Entry(name: "xgradcam", readsLayer: true, cost: .passes, transformerOnly: false,
               build: { CAM(.xGradCAM, layer: $0.layer) }, recorded: { ["layer": $0.layer] }),
+        Entry(name: "eigencam", readsLayer: true, cost: .passes, transformerOnly: false,
+              build: { CAM(.eigenCAM, layer: $0.layer) }, recorded: { ["layer": $0.layer] }),
         Entry(name: "scorecam", readsLayer: true, cost: .slow, transformerOnly: false,
               build: { CAM(.scoreCAM, layer: $0.layer, batch: $0.batch) }, recorded: { ["layer": $0.layer, "batch": $0.batch] }),
         Entry(name: "smoothgrad", readsLayer: false, cost: .passes, transformerOnly: false,
@@ -114,12 +129,30 @@ public enum MethodRegistry {
               recorded: { ["samples": $0.samples, "noise": $0.noise, "seed": $0.seed, "batch": $0.batch] }),
         Entry(name: "integrated_gradients", readsLayer: false, cost: .passes, transformerOnly: false,
               build: { s in IntegratedGradients(steps: s.steps, baseline: try integrationBaseline(s), batch: s.batch) },
-              recorded: { ["steps": $0.steps, "baseline": $0.baselineImages == nil ? $0.baseline : "images", "method": "gausslegendre", "batch": $0.batch]
-                  .merging($0.baseline == "uniform" && $0.baselineImages == nil ? ["seed": $0.seed] : [:]) { a, _ in a } }),
+              recorded: { ["steps": $0.steps, "baseline": recordedBaseline($0), "method": "gausslegendre", "batch": $0.batch]
+                  .merging(recordedBaseline($0).contains("uniform") ? ["seed": $0.seed] : [:]) { a, _ in a } }),
         Entry(name: "deeplift", readsLayer: false, cost: .passes, transformerOnly: false,
               build: { s in DeepLift(baseline: try integrationBaseline(s), activations: s.ruleActivations, batch: s.batch, maxPoolRule: s.maxPoolRule) },
-              recorded: { ["baseline": $0.baselineImages == nil ? $0.baseline : "images", "batch": $0.batch, "max_pool_rule": $0.maxPoolRule]
+              recorded: { ["baseline": recordedBaseline($0), "batch": $0.batch, "max_pool_rule": $0.maxPoolRule]
                   .merging(ruleSettings($0)) { a, _ in a } }),
+        Entry(name: "gradient_shap", readsLayer: false, cost: .passes, transformerOnly: false,
+              build: { s in GradientShap(baselines: try integrationBaselines(s), samples: s.samples, stdev: s.stdev, batch: s.batch, seed: s.seed,
+                                                   draws: s.shapDraws) },
+              recorded: { ["samples": $0.samples, "stdevs": $0.stdev, "seed": $0.shapDraws == nil ? "\($0.seed)" : "given draws", "batch": $0.batch,
+                            "baselines": recordedBaseline($0)] }),
+        Entry(name: "deeplift_shap", readsLayer: false, cost: .passes, transformerOnly: false,
+              build: { s in DeepLiftShap(baselines: try integrationBaselines(s),
+                                         deepLift: DeepLift(activations: s.ruleActivations, batch: s.batch, maxPoolRule: s.maxPoolRule)) },
+              recorded: { ["baselines": recordedBaseline($0), "batch": $0.batch, "max_pool_rule": $0.maxPoolRule]
+                  .merging(ruleSettings($0)) { a, _ in a } }),
+        Entry(name: "lime", readsLayer: false, cost: .passes, transformerOnly: false,
+              build: { s in Surrogate(.lime, samples: s.samples, baseline: try integrationBaseline(s), cell: s.window, mask: s.featureMask,
+                                      batch: s.batch, seed: s.seed, given: s.surrogateSamples) },
+              recorded: { surrogateSettings($0).merging(["alpha": 0.01, "kernel_width": 1.0]) { a, _ in a } }),
+        Entry(name: "kernel_shap", readsLayer: false, cost: .passes, transformerOnly: false,
+              build: { s in Surrogate(.kernelShap, samples: s.samples, baseline: try integrationBaseline(s), cell: s.window, mask: s.featureMask,
+                                      batch: s.batch, seed: s.seed, given: s.surrogateSamples) },
+              recorded: { surrogateSettings($0) }),
         Entry(name: "occlusion", readsLayer: false, cost: .slow, transformerOnly: false,
               build: { Occlusion(window: $0.window, stride: $0.stride, baseline: $0.fill, batch: $0.batch) },
               recorded: { ["window": $0.window, "stride": $0.stride, "baseline": $0.fill, "batch": $0.batch] }),
@@ -134,15 +167,47 @@ public enum MethodRegistry {
     public static func entry(_ name: String) -> Entry? { entries.first { $0.name == name } }
 }
 
-/// Integrated Gradients' and DeepLIFT's reference from the settings: an image, or by name.
+/// The references of the settings: the list, an image, or by name (comma-separated).
+private func integrationBaselines(_ s: MethodRegistry.Settings) throws -> [IntegratedGradients.Baseline] {
+    if let list = s.baselineList { return list }
+    if let images = s.baselineImages { return [.image(images)] }
+    return try s.baseline.split(separator: ",").map { try MethodRegistry.namedBaseline(String($0), seed: s.seed) }
+}
+
+/// Integrated Gradients' and DeepLIFT's one reference.
 private func integrationBaseline(_ s: MethodRegistry.Settings) throws -> IntegratedGradients.Baseline {
-    if let images = s.baselineImages { return .image(images) }
-    switch s.baseline {
-    case "black": return .black
-    case "zero": return .zero
-    case "blur": return .blur(sigma: 10)
-    case "uniform": return .uniform(seed: s.seed)
-    default: throw InterpretError("--baseline \(s.baseline): expected black, zero, blur or uniform")
+    let list = try integrationBaselines(s)
+    guard list.count == 1 else {
+        throw InterpretError("integrated_gradients, deeplift, lime and kernel_shap start from one baseline, not \(list.count) (a distribution is for gradient_shap and deeplift_shap)")
+    }
+    return list[0]
+}
+
+/// LIME's and KernelSHAP's settings for a summary file.
+private func surrogateSettings(_ s: MethodRegistry.Settings) -> [String: Any] {
+    ["samples": s.samples, "baseline": recordedBaseline(s), "batch": s.batch,
+     "features": s.featureMask.map { "mask of \($0.count)" } ?? "grid of \(s.window) px",
+     "seed": s.surrogateSamples == nil ? "\(s.seed)" : "given samples"]
+}
+
+/// The references as a summary file records them.
+private func recordedBaseline(_ s: MethodRegistry.Settings) -> String {
+    s.baselineList == nil && s.baselineImages == nil ? s.baseline : "images"
+}
+
+extension MethodRegistry {
+    /// The names `--baseline` takes.
+    public static let baselineNames = ["black", "zero", "blur", "uniform"]
+
+    /// A reference by name: black, zero, blur (sigma 10) or uniform (noise from `seed`).
+    public static func namedBaseline(_ name: String, seed: UInt64) throws -> IntegratedGradients.Baseline {
+        switch name {
+        case "black": return .black
+        case "zero": return .zero
+        case "blur": return .blur(sigma: 10)
+        case "uniform": return .uniform(seed: seed)
+        default: throw InterpretError("baseline \(name): expected black, zero, blur or uniform")
+        }
     }
 }
 

@@ -80,7 +80,10 @@ extension Session {
     }
 
     /// Any method of the registry: options method, targets, layer, batch, samples, noise, seed,
-    /// steps, baseline ("black", "zero", "blur", "uniform"; or an array `baseline` [N or 1, 3, H, W]),
+    /// steps, baseline ("black", "zero", "blur", "uniform"; or an array `baseline` [N or 1, 3, H, W];
+    /// the SHAP methods a comma-separated list, or an array `baselines` [B, 3, H, W]), stdevs,
+    /// draw_indices, draw_alphas and draw_noise (gradient_shap's draws, as Captum makes them),
+    /// feature_mask [H, W] and surrogate_samples [N * samples, features] (lime, kernel_shap),
     /// window, stride, occlusion_baseline, composite, epsilon and gamma (LRP), max_pool_rule
     /// (DeepLIFT), rule_activations (["relu"]: guided backprop's and
     /// deconvnet's rule on ReLU only, as Captum's hooks), layer_map (the CAM family's weighted
@@ -115,19 +118,67 @@ extension Session {
         s.fill = try o.float("occlusion_baseline") ?? s.fill
         let layerMap = try o.bool("layer_map") ?? false
         let targets = try self.targets(o, n: x.n, x: x.tensor)
+        s.stdev = try o.float("stdevs", in: 0...1000) ?? s.stdev
         if let images = try a.optional("baseline") {
-            guard ["integrated_gradients", "deeplift"].contains(method) else {
-                throw CallError(.invalidArgument, "a baseline array is for integrated_gradients and deeplift, not \(method)")
+            guard ["integrated_gradients", "deeplift", "lime", "kernel_shap"].contains(method) else {
+                throw CallError(.invalidArgument, "a baseline array is for integrated_gradients, deeplift, lime and kernel_shap, not \(method) (gradient_shap and deeplift_shap take baselines)")
             }
             guard images.shape.count == 4, images.shape[0] == x.n || images.shape[0] == 1, Array(images.shape.dropFirst()) == [3, x.h, x.w] else {
                 throw CallError(.invalidArgument, "baseline must be [N or 1, 3, \(x.h), \(x.w)], got \(images.shape)")
             }
             s.baselineImages = images.values
         }
+        if let images = try a.optional("baselines") {
+            guard ["gradient_shap", "deeplift_shap"].contains(method) else {
+                throw CallError(.invalidArgument, "a baselines array (a distribution) is for gradient_shap and deeplift_shap, not \(method)")
+            }
+            let plane = 3 * x.h * x.w
+            guard images.shape.count == 4, (1...4096).contains(images.shape[0]), Array(images.shape.dropFirst()) == [3, x.h, x.w] else {
+                throw CallError(.invalidArgument, "baselines must be [B, 3, \(x.h), \(x.w)] with 1 to 4096 references, got \(images.shape)")
+            }
+            s.baselineList = (0..<images.shape[0]).map { .image(Array(images.values[($0 * plane)..<(($0 + 1) * plane)])) }
+        }
+        if let labels = try a.optional("feature_mask") {
+            guard ["lime", "kernel_shap"].contains(method) else {
+                throw CallError(.invalidArgument, "feature_mask is for lime and kernel_shap, not \(method)")
+            }
+            guard labels.values.count == x.h * x.w, labels.values.allSatisfy({ $0 >= 0 && $0 < Float(1 << 24) && $0 == $0.rounded() }) else {
+                throw CallError(.invalidArgument, "feature_mask must be \(x.h) x \(x.w) whole-number labels from 0, got shape \(labels.shape)")
+            }
+            let ints = labels.values.map { Int($0) }
+            do { s.featureMask = try FeatureMask(labels: ints, count: (ints.max() ?? -1) + 1) } catch let e as InterpretError {
+                throw CallError(.invalidArgument, e.description)
+            }
+        }
+        if let given = try a.optional("surrogate_samples") {
+            guard ["lime", "kernel_shap"].contains(method) else {
+                throw CallError(.invalidArgument, "surrogate_samples are lime's and kernel_shap's binary vectors, not \(method)'s")
+            }
+            guard given.shape.count == 2, given.shape[0] == x.n * s.samples, given.shape[1] >= 1,
+                  given.values.allSatisfy({ $0 == 0 || $0 == 1 }) else {
+                throw CallError(.invalidArgument, "surrogate_samples must be [\(x.n * s.samples), features] of 0 and 1, got shape \(given.shape)")
+            }
+            let m = given.shape[1]
+            s.surrogateSamples = (0..<given.shape[0]).map { r in (0..<m).map { given.values[r * m + $0] == 1 } }
+        }
+        if let indices = try a.optional("draw_indices") {
+            guard method == "gradient_shap", let alphas = try a.optional("draw_alphas") else {
+                throw CallError(.invalidArgument, "draw_indices and draw_alphas are gradient_shap's draws, given together")
+            }
+            let noise = try a.optional("draw_noise")
+            let draws = x.n * s.samples
+            guard indices.values.count == draws, alphas.values.count == draws, noise.map({ $0.values.count == draws * 3 * x.h * x.w }) ?? true else {
+                throw CallError(.invalidArgument, "gradient_shap's draws: \(draws) indices and alphas (and [\(draws), 3, \(x.h), \(x.w)] noise) for \(x.n) images of \(s.samples) samples")
+            }
+            guard indices.values.allSatisfy({ $0 >= 0 && $0 < Float(1 << 20) && $0 == $0.rounded() }) else {
+                throw CallError(.invalidArgument, "draw_indices must be whole numbers of references from 0")
+            }
+            s.shapDraws = GradientShap.Draws(baselineIndices: indices.values.map { Int($0) }, alphas: Array(alphas.values), noise: noise.map { Array($0.values) })
+        }
         try o.finish(); try a.finish()
 
         if layerMap {
-            guard let kind = CAM.Kind(rawValue: method) else { throw CallError(.invalidArgument, "layer_map is for the CAM family (gradcam, gradcam++, layercam, hirescam, xgradcam, scorecam), not \(method)") }
+            guard let kind = CAM.Kind(rawValue: method) else { throw CallError(.invalidArgument, "layer_map is for the CAM family (gradcam, gradcam++, layercam, hirescam, xgradcam, eigencam, scorecam), not \(method)") }
             let (values, shape) = try CAM(kind, layer: s.layer, batch: s.batch).layerMaps(model, input: x.tensor, targets: targets)
             return try CallResult(json: ["method": method, "layer": s.layer, "targets": targets], arrays: ["layer_map": HostArray(values: values, shape: shape.dims)])
         }

@@ -19,17 +19,20 @@ public struct MethodOptions: ParsableArguments {
     public var target: String?
     @Option(help: "Layer of the CAM methods (`loupe layers`); default: the model's last convolutional block.")
     public var layer: String?
-    @Option(parsing: .unconditional, help: "SmoothGrad samples.") public var samples: Int = 25
+    @Option(parsing: .unconditional, help: "Samples per image of SmoothGrad, GradientSHAP, LIME and KernelSHAP.") public var samples: Int = 25
     @Option(parsing: .unconditional, help: "SmoothGrad noise, as a fraction of the image's value range.") public var noise: Float = 0.15
     @Option(name: .customLong("ig-steps"), parsing: .unconditional, help: "Integrated Gradients steps (Gauss-Legendre).") public var igSteps: Int = 50
     /// The spelling before 0.9 (hidden; one release).
     @Option(name: .customLong("steps"), parsing: .unconditional, help: .hidden) public var stepsAlias: Int?
     var steps: Int { stepsAlias ?? igSteps }
-    @Option(help: "Integrated Gradients' and DeepLIFT's baseline: black, zero, blur, uniform (noise from --seed), or (saliency) an image file, prepared as the inputs are.") public var baseline: String = "black"
+    @Option(help: "Integrated Gradients' and DeepLIFT's baseline: black, zero, blur, uniform (noise from --seed), or (saliency) an image file, prepared as the inputs are; gradient_shap and deeplift_shap take a comma-separated distribution of them.") public var baseline: String = "black"
+    @Option(parsing: .unconditional, help: "GradientSHAP: standard deviation of the noise added to each sample, in the model's normalized input space (Captum's stdevs).") public var stdevs: Float = 0
 
-    /// Whether `--baseline` is one of the named baselines rather than an image file.
-    var namedBaseline: Bool { ["black", "zero", "blur", "uniform"].contains(baseline) }
-    @Option(parsing: .unconditional, help: "Occlusion window (pixels).") public var window: Int = 16
+    /// `--baseline`'s references, in order.
+    var baselineEntries: [String] { baseline.split(separator: ",", omittingEmptySubsequences: false).map(String.init) }
+    /// The entries of `--baseline` that are image files rather than names.
+    var baselineFiles: [String] { baselineEntries.filter { !MethodRegistry.baselineNames.contains($0) } }
+    @Option(parsing: .unconditional, help: "Occlusion window, and the grid cell of LIME's and KernelSHAP's features (pixels).") public var window: Int = 16
     @Option(parsing: .unconditional, help: "Occlusion stride (pixels).") public var stride: Int = 8
     @Option(parsing: .unconditional, help: "Images per device batch of the batched methods (Score-CAM, SmoothGrad, IG, occlusion) and of saliency's --metrics.") public var batch: Int = 16
     @Option(parsing: .unconditional, help: "Seed of SmoothGrad's noise and of the uniform baseline.") public var seed: UInt64 = 0
@@ -42,6 +45,7 @@ public struct MethodOptions: ParsableArguments {
 
     func parseMethods() throws -> [String] {
         try requireNumber("--noise", noise, atLeast: 0)
+        try requireNumber("--stdevs", stdevs, atLeast: 0)
         guard noise <= 10 else { throw UserError("--noise \(noise): at most 10 times the image's value range (SmoothGrad uses 0.1 to 0.2)") }
         for (flag, value) in [("--batch", batch), ("--samples", samples), ("--ig-steps", steps), ("--window", window), ("--stride", stride)]
         where value < 1 {
@@ -66,30 +70,35 @@ public struct MethodOptions: ParsableArguments {
     /// `--batch`, or the model's largest batch when it runs at a fixed one.
     func deviceBatch(for model: Model) -> Int { Swift.min(batch, model.architecture.maxBatch ?? batch) }
 
-    /// The registry's settings from these flags; `baselineImage`, the normalized pixels of an
-    /// image `--baseline` named, replaces the named baseline.
-    func settings(layer: String, model: Model, baselineImage: [Float]? = nil) -> MethodRegistry.Settings {
+    /// The registry's settings from these flags; `baselineImages`, the normalized pixels of the
+    /// image files `--baseline` names, take their places in its list.
+    func settings(layer: String, model: Model, baselineImages: [String: [Float]] = [:]) throws -> MethodRegistry.Settings {
         var s = MethodRegistry.Settings(layer: layer)
-        s.baselineImages = baselineImage
+        if !baselineImages.isEmpty {
+            s.baselineList = try baselineEntries.map { entry in
+                try baselineImages[entry].map { .image($0) } ?? MethodRegistry.namedBaseline(entry, seed: seed)
+            }
+        }
         s.batch = deviceBatch(for: model)
-        s.samples = samples; s.noise = noise; s.seed = seed
+        s.samples = samples; s.noise = noise; s.seed = seed; s.stdev = stdevs
         s.steps = steps; s.baseline = baseline
         s.window = window; s.stride = stride
         s.composite = composite; s.epsilon = epsilon; s.gamma = gamma
         return s
     }
 
-    func makeMethod(_ name: String, layer: String, model: Model, baselineImage: [Float]? = nil) throws -> any AttributionMethod {
+    func makeMethod(_ name: String, layer: String, model: Model, baselineImages: [String: [Float]] = [:]) throws -> any AttributionMethod {
         guard let entry = MethodRegistry.entry(name) else { throw UserError("unknown method \(name)") }
-        do { return try entry.make(settings(layer: layer, model: model, baselineImage: baselineImage)) } catch let error as InterpretError {
+        do { return try entry.make(try settings(layer: layer, model: model, baselineImages: baselineImages)) } catch let error as InterpretError {
             throw UserError(error.description)
         }
     }
 
     /// The settings of method `name`, for summary files.
-    func parameters(_ name: String, layer: String, model: Model, baselineImage: [Float]? = nil) -> [String: Any] {
-        var recorded = MethodRegistry.entry(name)?.parameters(settings(layer: layer, model: model, baselineImage: baselineImage)) ?? [:]
-        if baselineImage != nil, recorded["baseline"] != nil { recorded["baseline"] = baseline }
+    func parameters(_ name: String, layer: String, model: Model, baselineImages: [String: [Float]] = [:]) -> [String: Any] {
+        guard let entry = MethodRegistry.entry(name), let s = try? settings(layer: layer, model: model, baselineImages: baselineImages) else { return [:] }
+        var recorded = entry.parameters(s)
+        for key in ["baseline", "baselines"] where !baselineImages.isEmpty && recorded[key] != nil { recorded[key] = baseline }
         return recorded
     }
 }

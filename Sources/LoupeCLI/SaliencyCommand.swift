@@ -62,8 +62,8 @@ public struct SaliencyCommand: ParsableCommand {
         for file in Set(maskFiles ?? []) where !FileManager.default.fileExists(atPath: file) {
             throw UserError("--mask \(printable(file)): there is no file there")
         }
-        if !methodOptions.namedBaseline, !FileManager.default.fileExists(atPath: methodOptions.baseline) {
-            throw UserError("--baseline \(printable(methodOptions.baseline)): expected black, zero, blur or an image file (there is no file there)")
+        for file in methodOptions.baselineFiles where !FileManager.default.fileExists(atPath: file) {
+            throw UserError("--baseline \(printable(file)): expected black, zero, blur, uniform or an image file (there is no file there)")
         }
         let output = try OutputFolder(out, force: force)
 
@@ -77,9 +77,11 @@ public struct SaliencyCommand: ParsableCommand {
         let first = try preprocessing.prepare(try RGBImage(contentsOf: URL(fileURLWithPath: files[0])))
         let perBatch = try MemoryBudget.fittingBatch(model, upTo: methodOptions.deviceBatch(for: model), height: first.height, width: first.width,
                                                      what: "saliency's pass")
-        // An image baseline is prepared as the inputs are, and must come out at their size.
-        let baselineImage = methodOptions.namedBaseline ? nil
-            : try preprocessing.prepare(try RGBImage(contentsOf: URL(fileURLWithPath: methodOptions.baseline)))
+        // Image baselines are prepared as the inputs are, and must come out at their size.
+        var baselineImages: [String: RGBImage] = [:]
+        for file in methodOptions.baselineFiles where baselineImages[file] == nil {
+            baselineImages[file] = try preprocessing.prepare(try RGBImage(contentsOf: URL(fileURLWithPath: file)))
+        }
         var report: SaliencyReport?
         var size: (h: Int, w: Int)?
         try output.publish { folder in
@@ -91,10 +93,10 @@ public struct SaliencyCommand: ParsableCommand {
                 for p in prepared where (p.height, p.width) != (h, w) {
                     throw UserError("with --no-resize every image must have the same size (\(w)x\(h), then \(p.width)x\(p.height))")
                 }
-                if let b = baselineImage, (b.height, b.width) != (h, w) {
-                    throw UserError("--baseline \(printable(methodOptions.baseline)) is \(b.width)x\(b.height) after preprocessing, the images \(w)x\(h)")
+                for (file, b) in baselineImages where (b.height, b.width) != (h, w) {
+                    throw UserError("--baseline \(printable(file)) is \(b.width)x\(b.height) after preprocessing, the images \(w)x\(h)")
                 }
-                let baselineValues = baselineImage.map { preprocessing.normalize($0) }
+                let baselineValues = baselineImages.mapValues { preprocessing.normalize($0) }
                 let masks = try maskFiles.map { files in
                     try files[range].map { file -> [Bool] in
                         let m = try preprocessing.prepareMask(try RGBImage(contentsOf: URL(fileURLWithPath: file)))
@@ -111,8 +113,8 @@ public struct SaliencyCommand: ParsableCommand {
                 let camLayer = try probe.camLayer(methodOptions.layer, for: methods, model: model)
                 let targets = try probe.targets(targetSpecs.map { $0[range].joined(separator: ",") }, count: range.count)
                 let run = try SaliencyRun(model: model, input: input, methods: try methods.map {
-                    ($0, try methodOptions.makeMethod($0, layer: camLayer, model: model, baselineImage: baselineValues),
-                     methodOptions.parameters($0, layer: camLayer, model: model, baselineImage: baselineValues))
+                    ($0, try methodOptions.makeMethod($0, layer: camLayer, model: model, baselineImages: baselineValues),
+                     methodOptions.parameters($0, layer: camLayer, model: model, baselineImages: baselineValues))
                 }, targets: targets, metrics: metrics ? (metricStep, methodOptions.deviceBatch(for: model)) : nil, masks: masks)
                 let result = SaliencyOutput(run: run, files: Array(files[range]), stems: Array(stems[range]), prepared: prepared, probe: probe,
                                             targets: targets, model: model, layer: camLayer, device: backend.name, style: style,

@@ -13,7 +13,7 @@ import TestSupport
             #expect(method.name == entry.name)
             #expect(entry.readsLayer == (entry.parameters(MethodRegistry.Settings(layer: "L"))["layer"] as? String == "L"))
         }
-        #expect(Set(MethodRegistry.entries.filter(\.readsLayer).map(\.name)) == ["gradcam", "gradcam++", "guided_gradcam", "layercam", "hirescam", "xgradcam", "scorecam"])
+        #expect(Set(MethodRegistry.entries.filter(\.readsLayer).map(\.name)) == ["gradcam", "gradcam++", "guided_gradcam", "layercam", "hirescam", "xgradcam", "eigencam", "scorecam"])
         #expect(Set(MethodRegistry.entries.filter { $0.cost == .slow }.map(\.name)) == ["scorecam", "occlusion"])
         var bad = MethodRegistry.Settings(layer: "features.18")
         bad.baseline = "grey"

@@ -79,6 +79,32 @@ import TestSupport
         }
     }
 
+    /// `--baseline` as a distribution: the SHAP methods take names and image files together and
+    /// record them; Integrated Gradients refuses more than one reference, in one line.
+    @Test func shapMethodsTakeADistributionOfBaselines() throws {
+        guard device() else { return }
+        let out = try tempDir()
+        defer { try? FileManager.default.removeItem(at: out) }
+        let folder = out.appendingPathComponent("shap")
+        let list = "black,\(smallImage),uniform"
+        _ = try run(["saliency", "--model", "resnet18", "--random-weights", "1", "--image", smallImage, "--no-resize",
+                     "--method", "gradient_shap,deeplift_shap", "--samples", "3", "--stdevs", "0.1", "--baseline", list, "--out", folder.path])
+        let summary = try JSONSerialization.jsonObject(with: Data(contentsOf: folder.appendingPathComponent("rgb/summary.json"))) as! [String: Any]
+        let methods = summary["methods"] as! [[String: Any]]
+        for m in methods {
+            #expect((m["parameters"] as? [String: Any])?["baselines"] as? String == list, "\(m)")
+            let npy = try Data(contentsOf: folder.appendingPathComponent("rgb/\(m["method"] as! String)_raw.npy"))
+            let values = npy.dropFirst(128).withUnsafeBytes { Array($0.bindMemory(to: Float.self)) }
+            #expect(values.contains { $0 != 0 } && values.allSatisfy(\.isFinite))
+        }
+        #expect((methods.first { $0["method"] as? String == "gradient_shap" }?["parameters"] as? [String: Any])?["stdevs"] as? Double == 0.1)
+        #expect(throws: (any Error).self) {
+            _ = try run(["saliency", "--model", "resnet18", "--random-weights", "1", "--image", smallImage, "--no-resize", "--method", "integrated_gradients",
+                         "--baseline", "black,uniform", "--out", out.appendingPathComponent("ig").path])
+        }
+        #expect(!FileManager.default.fileExists(atPath: out.appendingPathComponent("ig").path))
+    }
+
     @Test func mapStyleAndFigureFormats() throws {
         guard device() else { return }
         let out = try tempDir()

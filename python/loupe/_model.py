@@ -243,13 +243,27 @@ class Model:
         _, arrays = self._call("activations", {"layers": names}, {"x": x})
         return {(l if isinstance(l, str) else n): _like(x, arrays[n]) for l, n in zip(layers, names)}
 
-    def attribute(self, x, method="gradient", target=None, layer=None, baseline=None, **options):
+    def attribute(self, x, method="gradient", target=None, layer=None, baseline=None, draws=None, **options):
         """The attribution of each image's target class (None: its top class) by `method`
         (loupe.methods() lists them). Options: batch, samples, noise, seed, steps, window, stride,
-        occlusion_baseline, layer_map; `baseline` is "black", "zero", "blur" or an array [N or 1, 3, H, W]."""
+        occlusion_baseline, layer_map, stdevs (gradient_shap); `baseline` is "black", "zero", "blur",
+        "uniform" or an array [N or 1, 3, H, W]; for gradient_shap and deeplift_shap a distribution:
+        names joined by commas ("black,uniform") or an array [B, 3, H, W]. lime and kernel_shap:
+        feature_mask, labels [H, W] (a grid of `window` pixels by default), and surrogate_samples,
+        fixed binary vectors [N * samples, features]. `draws` fixes
+        gradient_shap's draws: (reference indices [N * samples], points on the path [N * samples],
+        noise [N * samples, 3, H, W] or None)."""
         n = int(np.shape(x)[0]) if np.ndim(x) else 0
-        opts = {"method": method, **options}
         arrays = {"x": x}
+        for key in ("feature_mask", "surrogate_samples"):
+            if options.get(key) is not None:
+                arrays[key] = options.pop(key)
+        opts = {"method": method, **options}
+        if draws is not None:
+            indices, alphas, noise = draws
+            arrays["draw_indices"], arrays["draw_alphas"] = np.asarray(indices, np.float32), np.asarray(alphas, np.float32)
+            if noise is not None:
+                arrays["draw_noise"] = noise
         t = targets_list(target, n)
         if t is not None:
             opts["targets"] = t
@@ -258,7 +272,7 @@ class Model:
         if isinstance(baseline, str):
             opts["baseline"] = baseline
         elif baseline is not None:
-            arrays["baseline"] = baseline
+            arrays["baselines" if method in ("gradient_shap", "deeplift_shap") else "baseline"] = baseline
         payload, out = self._call("attribute", opts, arrays)
         return Attribution(method, payload, out, x)
 

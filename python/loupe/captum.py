@@ -12,7 +12,8 @@ from ._model import _is_torch, _like, targets_list
 from ._native import LoupeValueError
 from ._torch import model_of, tensor_input
 
-__all__ = ["Saliency", "InputXGradient", "GuidedBackprop", "Deconvolution", "IntegratedGradients", "DeepLift", "NoiseTunnel",
+__all__ = ["Saliency", "InputXGradient", "GuidedBackprop", "Deconvolution", "IntegratedGradients", "DeepLift", "DeepLiftShap",
+           "GradientShap", "Lime", "KernelShap", "NoiseTunnel",
            "LayerGradCam", "GuidedGradCam", "Occlusion", "LayerAttribution"]
 
 
@@ -165,6 +166,156 @@ class DeepLift(_Attribution):
         return (result, a.delta) if return_convergence_delta else result
 
 
+def _distribution(baselines, x, what):
+    """Captum's baselines of the SHAP methods (a tensor [B, ...] or a 1-tuple of one) as an array."""
+    if isinstance(baselines, tuple):
+        baselines, _ = tensor_input(baselines, f"{what} baselines")
+    if callable(baselines):
+        raise LoupeValueError(f"{what}: baselines must be a tensor of references [B, 3, H, W] in Loupe (a callable is not supported)")
+    if baselines is None or isinstance(baselines, (int, float)) or np.ndim(baselines) != 4:
+        raise LoupeValueError(f"{what}: baselines must be a tensor of references [B, 3, H, W] (as Captum's)")
+    return baselines
+
+
+class DeepLiftShap(DeepLift):
+    """Captum's DeepLiftShap: DeepLift (its rules as loupe.captum.DeepLift) from each reference of
+    the distribution `baselines` [B, 3, H, W], averaged."""
+
+    def attribute(self, inputs, baselines, target=None, additional_forward_args=None, return_convergence_delta=False,
+                  custom_attribution_func=None):
+        x, as_tuple = tensor_input(inputs, "DeepLiftShap")
+        _refuse("DeepLiftShap", additional_forward_args=(additional_forward_args, None), custom_attribution_func=(custom_attribution_func, None))
+        a = self._model(x).attribute(x, "deeplift_shap", target=_targets(target, len(x), "DeepLiftShap"),
+                                     baseline=_distribution(baselines, x, "DeepLiftShap"), rule_activations=["relu"], max_pool_rule=False)
+        result = _wrap(a.raw, as_tuple)
+        return (result, a.delta) if return_convergence_delta else result
+
+
+class GradientShap(_Attribution):
+    """Captum's GradientShap: for each of n_samples draws per image a reference from `baselines`
+    (np.random.choice), Gaussian noise of `stdevs` (torch.normal for a torch input, else
+    np.random.normal) and a point on the path (np.random.uniform), drawn in Captum's order, so
+    seeded numpy and torch give Captum's draws; Loupe takes the gradients at those points."""
+
+    def __init__(self, forward_func, multiply_by_inputs=True, device=None):
+        _refuse("GradientShap", multiply_by_inputs=(multiply_by_inputs, True))
+        super().__init__(forward_func, device)
+
+    @property
+    def multiplies_by_inputs(self):
+        return True
+
+    def attribute(self, inputs, baselines, n_samples=5, stdevs=0.0, target=None, additional_forward_args=None,
+                  return_convergence_delta=False):
+        x, as_tuple = tensor_input(inputs, "GradientShap")
+        _refuse("GradientShap", additional_forward_args=(additional_forward_args, None),
+                return_convergence_delta=(return_convergence_delta, False))
+        if isinstance(stdevs, tuple):
+            stdevs, _ = tensor_input(stdevs, "GradientShap stdevs")
+        references = _distribution(baselines, x, "GradientShap")
+        n, samples = len(x), int(n_samples)
+        if samples < 1:
+            raise LoupeValueError(f"GradientShap: n_samples {n_samples} must be at least 1")
+        indices = np.random.choice(int(references.shape[0]), samples * n)
+        noise = _noise(x, float(stdevs), samples)
+        alphas = np.random.uniform(0.0, 1.0, samples * n)
+        a = self._model(x).attribute(x, "gradient_shap", target=_targets(target, n, "GradientShap"), baseline=references,
+                                     samples=samples, draws=(indices, alphas, noise if float(stdevs) else None))
+        return _wrap(a.raw, as_tuple)
+
+
+def _feature_mask(feature_mask, x, what):
+    """Captum's feature_mask as one [H, W] label map for every image and channel."""
+    if isinstance(feature_mask, tuple):
+        feature_mask, _ = tensor_input(feature_mask, f"{what} feature_mask")
+    if feature_mask is None:
+        raise LoupeValueError(f"{what}: Loupe needs a feature_mask (Captum's default, one feature per input value, is 3 x H x W features)")
+    m = feature_mask.detach().cpu().numpy() if _is_torch(feature_mask) else np.asarray(feature_mask)
+    h, w = int(x.shape[-2]), int(x.shape[-1])
+    if m.ndim < 2 or tuple(m.shape[-2:]) != (h, w) or any(d != 1 for d in m.shape[:-2]) and not np.all(m == m.reshape(-1, h, w)[:1]):
+        raise LoupeValueError(f"{what}: feature_mask must be the same [H, W] labels for every image and channel ([1, 1, {h}, {w}] or [{h}, {w}]), got {tuple(m.shape)}")
+    labels = m.reshape(-1, h, w)[0]
+    count = int(labels.max()) + 1
+    if labels.min() != 0 or len(np.unique(labels)) != count:
+        raise LoupeValueError(f"{what}: feature_mask labels must be 0 to {count - 1}, each used")
+    return labels.astype(np.float32), count
+
+
+class _Surrogate(_Attribution):
+    """Captum's Lime and KernelShap (their default interpretable model, kernel and sampling)."""
+    method = None
+    samples_default = 25
+
+    def _draw(self, count, samples):
+        """samples x count binary vectors for one image, as Captum draws them."""
+        raise NotImplementedError
+
+    def attribute(self, inputs, baselines=None, target=None, additional_forward_args=None, feature_mask=None, n_samples=None,
+                  perturbations_per_eval=1, return_input_shape=True, show_progress=False):
+        what = type(self).__name__
+        x, as_tuple = tensor_input(inputs, what)
+        _refuse(what, additional_forward_args=(additional_forward_args, None), return_input_shape=(return_input_shape, True))
+        labels, count = _feature_mask(feature_mask, x, what)
+        samples = int(self.samples_default if n_samples is None else n_samples)
+        if samples < 1:
+            raise LoupeValueError(f"{what}: n_samples {n_samples} must be at least 1")
+        drawn = []
+        for _ in range(len(x)):
+            drawn.append(self._draw(count, samples))
+            # Captum fits each image's model through a torch DataLoader (whose iterator takes a
+            # number from torch's generator for its base seed) into a new nn.Linear (whose
+            # initialization draws its weights): the next image's draws follow both.
+            import torch
+            torch.empty((), dtype=torch.int64).random_()
+            torch.nn.Linear(count, 1)
+        drawn = np.concatenate(drawn)
+        a = self._model(x).attribute(x, self.method, target=_targets(target, len(x), what), baseline=_baseline(baselines, x, what),
+                                     samples=samples, batch=max(int(perturbations_per_eval), 16), feature_mask=labels, surrogate_samples=drawn)
+        return _wrap(a.raw, as_tuple)
+
+
+class Lime(_Surrogate):
+    """Captum's Lime with its defaults (Bernoulli(1/2) samples drawn with torch.bernoulli as
+    Captum draws them, the exponential cosine kernel of width 1, Lasso alpha 0.01); a
+    feature_mask is required (the same [H, W] labels for every image)."""
+    method = "lime"
+    samples_default = 50
+
+    def __init__(self, forward_func, interpretable_model=None, similarity_func=None, perturb_func=None, device=None):
+        _refuse("Lime", interpretable_model=(interpretable_model, None), similarity_func=(similarity_func, None),
+                perturb_func=(perturb_func, None))
+        super().__init__(forward_func, device)
+
+    def _draw(self, count, samples):
+        import torch
+        return np.concatenate([torch.bernoulli(torch.ones(1, count) * 0.5).long().numpy() for _ in range(samples)]).astype(np.float32)
+
+
+class KernelShap(_Surrogate):
+    """Captum's KernelShap: all features on, all off, then the Shapley kernel's draws (a
+    Categorical count and torch.randn thresholded at its k-th value, as Captum draws them);
+    least squares; a feature_mask is required."""
+    method = "kernel_shap"
+    samples_default = 25
+
+    def _draw(self, count, samples):
+        import torch
+        from torch.distributions.categorical import Categorical
+        if count < 2:
+            raise LoupeValueError("KernelShap: the feature_mask needs at least two features")
+        sizes = torch.arange(count, dtype=torch.float)
+        probs = torch.tensor(count - 1) / (sizes * (count - sizes))
+        probs[0] = 0.0
+        distribution = Categorical(probs)
+        out = [np.ones((1, count)), np.zeros((1, count))]
+        while len(out) < samples:
+            k = distribution.sample()
+            values = torch.randn(1, count)
+            threshold = torch.kthvalue(values, count - k).values.item()
+            out.append((values > threshold).long().numpy())
+        return np.concatenate(out[:samples]).astype(np.float32)
+
+
 class NoiseTunnel:
     """Captum's NoiseTunnel over any class of this module: the wrapped method runs on noisy copies
     drawn as Captum draws them (torch.normal, so a seeded torch gives Captum's noise), in one
@@ -237,15 +388,22 @@ def _in_chunks(method, x, args, wants_delta, chunk=16):
     return np.concatenate(parts), (np.concatenate(deltas) if wants_delta else None)
 
 
-def _noisy(x, stdev, samples):
-    """x repeated `samples` times per image plus N(0, stdev^2) noise, as Captum's NoiseTunnel draws it."""
+def _noise(x, stdev, samples):
+    """N(0, stdev^2) noise for `samples` copies of each image of x, drawn as Captum's NoiseTunnel
+    draws it (torch.normal for a torch input), in x's kind."""
+    shape = (x.shape[0] * samples,) + tuple(x.shape[1:])
     if _is_torch(x):
         import torch
-        shape = (x.shape[0] * samples,) + tuple(x.shape[1:])
-        noise = torch.normal(0, torch.tensor(stdev, device=x.device).repeat(shape))
+        return torch.normal(0, torch.tensor(stdev, device=x.device).repeat(shape))
+    return np.random.normal(0, stdev, shape).astype(np.float32)
+
+
+def _noisy(x, stdev, samples):
+    """x repeated `samples` times per image plus N(0, stdev^2) noise, as Captum's NoiseTunnel draws it."""
+    noise = _noise(x, stdev, samples)
+    if _is_torch(x):
         return x.repeat_interleave(samples, dim=0) + noise
-    x = np.asarray(x, np.float32)
-    return np.repeat(x, samples, axis=0) + np.random.normal(0, stdev, (x.shape[0] * samples,) + x.shape[1:]).astype(np.float32)
+    return np.repeat(np.asarray(x, np.float32), samples, axis=0) + noise
 
 
 class LayerAttribution:

@@ -131,4 +131,8 @@ class ScoreCAM(_CAM):
 def __getattr__(name):
     if name.startswith("__"):
         raise AttributeError(name)
+    if name == "EigenCAM":
+        raise ImportError("loupe.grad_cam has no EigenCAM: pytorch-grad-cam's takes the principal component's sign from numpy's SVD, "
+                          "which is arbitrary; Loupe's eigencam (model.attribute(x, 'eigencam', layer=...)) takes Seg-Eigen-CAM's sign "
+                          "(pytorch-grad-cam's get_2d_projection_with_sign_correction), so the maps are the same or each other's opposite")
     raise ImportError(f"loupe.grad_cam has no {name}: Loupe does not compute it (yet); it has {', '.join(__all__)}")
