@@ -175,20 +175,27 @@ public struct Preprocessing: Sendable {
     /// `prepare` does, by the nearest pixel (a mask's values are labels, not intensities), and
     /// true where any channel is at least 128.
     public func prepareMask(_ image: RGBImage) throws -> [Bool] {
-        func inside(_ x: Int, _ y: Int) -> Bool {
+        try prepareLabels(image).map { $0 >> 16 >= 128 || ($0 >> 8) & 0xFF >= 128 || $0 & 0xFF >= 128 }
+    }
+
+    /// A label image (a segmentation: each colour one region) as the network's input would be
+    /// cut from it: resized and cropped as `prepare` does, by the nearest pixel; each pixel's
+    /// colour as r << 16 | g << 8 | b.
+    public func prepareLabels(_ image: RGBImage) throws -> [Int] {
+        func colour(_ x: Int, _ y: Int) -> Int {
             let p = (y * image.width + x) * 3
-            return image.pixels[p] >= 128 || image.pixels[p + 1] >= 128 || image.pixels[p + 2] >= 128
+            return Int(image.pixels[p]) << 16 | Int(image.pixels[p + 1]) << 8 | Int(image.pixels[p + 2])
         }
         guard resizeShorter != nil else {
-            return (0..<(image.width * image.height)).map { inside($0 % image.width, $0 / image.width) }
+            return (0..<(image.width * image.height)).map { colour($0 % image.width, $0 / image.width) }
         }
         let (nw, nh, window) = try resizePlan(width: image.width, height: image.height)
-        var out = [Bool](repeating: false, count: window.width * window.height)
+        var out = [Int](repeating: 0, count: window.width * window.height)
         for y in 0..<window.height {
             let sy = Swift.min(image.height - 1, Int((Double(y + window.y) + 0.5) * Double(image.height) / Double(nh)))
             for x in 0..<window.width {
                 let sx = Swift.min(image.width - 1, Int((Double(x + window.x) + 0.5) * Double(image.width) / Double(nw)))
-                out[y * window.width + x] = inside(sx, sy)
+                out[y * window.width + x] = colour(sx, sy)
             }
         }
         return out

@@ -18,6 +18,18 @@ public struct FeatureMask: Sendable, Equatable {
         self.labels = labels; self.count = count
     }
 
+    /// The regions of a segmentation: one feature per distinct value of `regions` (colours, say),
+    /// numbered in the order they first appear.
+    public init(regions: [Int]) throws {
+        var index: [Int: Int] = [:]
+        let labels = regions.map { value in
+            if let i = index[value] { return i }
+            index[value] = index.count
+            return index.count - 1
+        }
+        try self.init(labels: labels, count: index.count)
+    }
+
     /// Square cells of `cell` pixels (the last row and column of cells may be narrower), numbered
     /// row by row.
     public static func grid(height h: Int, width w: Int, cell: Int) throws -> FeatureMask {

@@ -72,8 +72,9 @@ public struct MethodOptions: ParsableArguments {
 
     /// The registry's settings from these flags; `baselineImages`, the normalized pixels of the
     /// image files `--baseline` names, take their places in its list.
-    func settings(layer: String, model: Model, baselineImages: [String: [Float]] = [:]) throws -> MethodRegistry.Settings {
+    func settings(layer: String, model: Model, baselineImages: [String: [Float]] = [:], featureMask: FeatureMask? = nil) throws -> MethodRegistry.Settings {
         var s = MethodRegistry.Settings(layer: layer)
+        s.featureMask = featureMask
         if !baselineImages.isEmpty {
             s.baselineList = try baselineEntries.map { entry in
                 try baselineImages[entry].map { .image($0) } ?? MethodRegistry.namedBaseline(entry, seed: seed)
@@ -87,16 +88,16 @@ public struct MethodOptions: ParsableArguments {
         return s
     }
 
-    func makeMethod(_ name: String, layer: String, model: Model, baselineImages: [String: [Float]] = [:]) throws -> any AttributionMethod {
+    func makeMethod(_ name: String, layer: String, model: Model, baselineImages: [String: [Float]] = [:], featureMask: FeatureMask? = nil) throws -> any AttributionMethod {
         guard let entry = MethodRegistry.entry(name) else { throw UserError("unknown method \(name)") }
-        do { return try entry.make(try settings(layer: layer, model: model, baselineImages: baselineImages)) } catch let error as InterpretError {
+        do { return try entry.make(try settings(layer: layer, model: model, baselineImages: baselineImages, featureMask: featureMask)) } catch let error as InterpretError {
             throw UserError(error.description)
         }
     }
 
     /// The settings of method `name`, for summary files.
-    func parameters(_ name: String, layer: String, model: Model, baselineImages: [String: [Float]] = [:]) -> [String: Any] {
-        guard let entry = MethodRegistry.entry(name), let s = try? settings(layer: layer, model: model, baselineImages: baselineImages) else { return [:] }
+    func parameters(_ name: String, layer: String, model: Model, baselineImages: [String: [Float]] = [:], featureMask: FeatureMask? = nil) -> [String: Any] {
+        guard let entry = MethodRegistry.entry(name), let s = try? settings(layer: layer, model: model, baselineImages: baselineImages, featureMask: featureMask) else { return [:] }
         var recorded = entry.parameters(s)
         for key in ["baseline", "baselines"] where !baselineImages.isEmpty && recorded[key] != nil { recorded[key] = baseline }
         return recorded

@@ -44,6 +44,8 @@ public struct SaliencyCommand: ParsableCommand {
     public var metrics = false
     @Option(help: "With --metrics: mask images (white where the evidence is), one for all images or one per image, comma-separated; adds Quantus' relevance mass accuracy, relevance rank accuracy and pointing game.")
     public var mask: String?
+    @Option(help: "LIME's and KernelSHAP's features from a segmentation image (each colour one feature, e.g. superpixels), prepared as the inputs are (nearest pixel), one for all images; default: a grid of --window pixels.")
+    public var featureMask: String?
     @Option(parsing: .unconditional, help: "Pixels removed or inserted per step of the deletion and insertion curves.") public var metricStep: Int = 224
 
     public init() {}
@@ -59,6 +61,12 @@ public struct SaliencyCommand: ParsableCommand {
         let targetSpecs = try methodOptions.target.map { try perImage($0, count: files.count) }
         let maskFiles = try mask.map { try perImage($0, count: files.count, flag: "--mask", noun: "masks") }
         if maskFiles != nil, !metrics { throw UserError("--mask is scored with the metrics: add --metrics") }
+        if featureMask != nil, !methods.contains(where: { ["lime", "kernel_shap"].contains($0) }) {
+            throw UserError("--feature-mask is the features of lime and kernel_shap; --method names neither")
+        }
+        if let file = featureMask, !FileManager.default.fileExists(atPath: file) {
+            throw UserError("--feature-mask \(printable(file)): there is no file there")
+        }
         for file in Set(maskFiles ?? []) where !FileManager.default.fileExists(atPath: file) {
             throw UserError("--mask \(printable(file)): there is no file there")
         }
@@ -97,6 +105,13 @@ public struct SaliencyCommand: ParsableCommand {
                     throw UserError("--baseline \(printable(file)) is \(b.width)x\(b.height) after preprocessing, the images \(w)x\(h)")
                 }
                 let baselineValues = baselineImages.mapValues { preprocessing.normalize($0) }
+                let features = try featureMask.map { file -> FeatureMask in
+                    let regions = try preprocessing.prepareLabels(try RGBImage(contentsOf: URL(fileURLWithPath: file)))
+                    guard regions.count == h * w else {
+                        throw UserError("--feature-mask \(printable(file)) is \(regions.count) pixels after preprocessing, the images \(w)x\(h)")
+                    }
+                    return try FeatureMask(regions: regions)
+                }
                 let masks = try maskFiles.map { files in
                     try files[range].map { file -> [Bool] in
                         let m = try preprocessing.prepareMask(try RGBImage(contentsOf: URL(fileURLWithPath: file)))
@@ -113,8 +128,8 @@ public struct SaliencyCommand: ParsableCommand {
                 let camLayer = try probe.camLayer(methodOptions.layer, for: methods, model: model)
                 let targets = try probe.targets(targetSpecs.map { $0[range].joined(separator: ",") }, count: range.count)
                 let run = try SaliencyRun(model: model, input: input, methods: try methods.map {
-                    ($0, try methodOptions.makeMethod($0, layer: camLayer, model: model, baselineImages: baselineValues),
-                     methodOptions.parameters($0, layer: camLayer, model: model, baselineImages: baselineValues))
+                    ($0, try methodOptions.makeMethod($0, layer: camLayer, model: model, baselineImages: baselineValues, featureMask: features),
+                     methodOptions.parameters($0, layer: camLayer, model: model, baselineImages: baselineValues, featureMask: features))
                 }, targets: targets, metrics: metrics ? (metricStep, methodOptions.deviceBatch(for: model)) : nil, masks: masks)
                 let result = SaliencyOutput(run: run, files: Array(files[range]), stems: Array(stems[range]), prepared: prepared, probe: probe,
                                             targets: targets, model: model, layer: camLayer, device: backend.name, style: style,

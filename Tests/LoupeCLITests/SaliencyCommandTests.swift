@@ -79,6 +79,41 @@ import TestSupport
         }
     }
 
+    /// `--feature-mask FILE`: each colour of a segmentation image is one feature of LIME and
+    /// KernelSHAP (here two halves of the image), so each map has one value per region; the
+    /// summary says so. Without lime or kernel_shap, or of another size, it is one clear error.
+    @Test func limeAndKernelShapTakeASegmentationImage() throws {
+        guard device() else { return }
+        let out = try tempDir()
+        defer { try? FileManager.default.removeItem(at: out) }
+        let image = try RGBImage(contentsOf: URL(fileURLWithPath: smallImage))
+        var pixels = [UInt8](repeating: 0, count: image.width * image.height * 3)
+        for y in 0..<image.height { for x in 0..<image.width where x >= image.width / 2 { pixels[(y * image.width + x) * 3] = 200 } }
+        let segments = out.appendingPathComponent("halves.png")
+        try RGBImage(width: image.width, height: image.height, pixels: pixels).writePNG(to: segments)
+        let folder = out.appendingPathComponent("lime")
+        _ = try run(["saliency", "--model", "resnet18", "--random-weights", "1", "--image", smallImage, "--no-resize", "--method", "lime,kernel_shap",
+                     "--samples", "8", "--feature-mask", segments.path, "--out", folder.path])
+        let summary = try JSONSerialization.jsonObject(with: Data(contentsOf: folder.appendingPathComponent("rgb/summary.json"))) as! [String: Any]
+        for m in summary["methods"] as! [[String: Any]] {
+            #expect((m["parameters"] as? [String: Any])?["features"] as? String == "mask of 2", "\(m)")
+            let npy = try Data(contentsOf: folder.appendingPathComponent("rgb/\(m["method"] as! String)_raw.npy"))
+            let values = npy.dropFirst(128).withUnsafeBytes { Array($0.bindMemory(to: Float.self)) }
+            let plane = image.width * image.height
+            let left = Set((0..<plane).filter { $0 % image.width < image.width / 2 }.map { values[$0] })
+            let right = Set((0..<plane).filter { $0 % image.width >= image.width / 2 }.map { values[$0] })
+            #expect(left.count == 1 && right.count == 1, "\(m["method"]!): one value per region")
+        }
+        #expect(throws: (any Error).self) {
+            _ = try run(["saliency", "--model", "resnet18", "--random-weights", "1", "--image", smallImage, "--no-resize", "--method", "gradient",
+                         "--feature-mask", segments.path, "--out", out.appendingPathComponent("gradient").path])
+        }
+        #expect(throws: (any Error).self) {
+            _ = try run(["saliency", "--model", "resnet18", "--random-weights", "1", "--image", smallImage, "--no-resize", "--method", "lime",
+                         "--feature-mask", chelsea, "--out", out.appendingPathComponent("size").path])
+        }
+    }
+
     /// `--baseline` as a distribution: the SHAP methods take names and image files together and
     /// record them; Integrated Gradients refuses more than one reference, in one line.
     @Test func shapMethodsTakeADistributionOfBaselines() throws {
