@@ -14,7 +14,7 @@ extension Graph {
         let (xt, wt) = (tensor(x), tensor(weight))
         let y = try backend.conv2d(xt, weight: wt, bias: bias.map(tensor), p)
         let b = backend
-        return record(y, [x, weight] + (bias.map { [$0] } ?? []), inputBackward: { gy, rule, _, mask in
+        let v = record(y, [x, weight] + (bias.map { [$0] } ?? []), inputBackward: { gy, rule, _, mask in
             try b.conv2dBackwardInput(gy, weight: wt, inputShape: xt.shape, p,
                                       fused: ConvolutionFusion(rule: rule, input: mask.map { .init($0, xt) }))
         }, relevance: .convolution(xt, weight: wt, bias: bias.map(tensor), p, nonNegative: nonNegative.contains(x.id), on: b)) { gy, _, needs in
@@ -22,6 +22,8 @@ extension Graph {
              needs[1] ? try b.conv2dBackwardWeight(gy, input: xt, weightShape: wt.shape, p) : nil]
                 + (needs.count > 2 ? [needs[2] ? try b.conv2dBackwardBias(gy) : nil] : [])
         }
+        if recordsBiases, let bias { biases[v.id] = tensor(bias) }
+        return v
     }
 
     /// conv2d and `activation` as one op (a conv with its batchnorm folded in and the ReLU after
@@ -115,7 +117,13 @@ extension Graph {
 
     func batchNorm2d(_ x: Value, _ bn: BatchNormParams, relevance: RelevanceRole?) throws -> Value {
         let b = backend
-        return record(try b.batchNorm2d(tensor(x), bn), [x], relevance: relevance) { gy, _, _ in [try b.batchNorm2dBackward(gy, bn)] }
+        let y = record(try b.batchNorm2d(tensor(x), bn), [x], relevance: relevance) { gy, _, _ in [try b.batchNorm2dBackward(gy, bn)] }
+        if recordsBiases {
+            let c = bn.beta.shape.count
+            let shift = try b.batchNorm2d(try b.tensor([Float](repeating: 0, count: c), [1, c, 1, 1]), bn)
+            biases[y.id] = Tensor(shape: [c], storage: shift.storage)
+        }
+        return y
     }
 
     /// Elementwise sum of two values of one shape (a residual connection). Relevance is split

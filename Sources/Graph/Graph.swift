@@ -59,6 +59,13 @@ public final class Graph {
     /// Layers after which a forward pass may stop: once all of them are tapped, `stopped` is
     /// true and sequential containers skip the rest (feature inversion needs no logits).
     public var stopWhenTapped: Set<String> = []
+    /// Whether convolutions with a bias and batch norms record the bias they add per channel
+    /// (a batch norm's: beta - mean gamma / sqrt(var + eps), its output for a zero input), for
+    /// `bias(of:)` (FullGrad reads them). Off by default: nothing is recorded.
+    public var recordsBiases = false
+    var biases: [Int: Tensor] = [:]
+    /// The per-channel bias [C] the op that made `v` adds, when `recordsBiases` was on.
+    public func bias(of v: Value) -> Tensor? { biases[v.id] }
     /// Whether every layer of `stopWhenTapped` has been tapped: the rest of the pass may be skipped.
     public var stopped: Bool { !stopWhenTapped.isEmpty && stopWhenTapped.isSubset(of: tapIndex.keys) }
     /// Layers whose own outputs this pass must produce. nil (the default): every layer, each
@@ -71,8 +78,13 @@ public final class Graph {
     /// none of them, and no parameter gradients are asked (folded weights have none of their own).
     public func mayFuse(_ names: [String]) -> Bool {
         guard let kept = keptLayers, !parameterGradients else { return false }
-        return names.allSatisfy { !kept.contains($0) && !stopWhenTapped.contains($0) }
+        return names.allSatisfy { !kept.contains($0) && !stopWhenTapped.contains($0) && patches[$0] == nil }
     }
+    /// Replacements of layer outputs: when layer `name` is tapped, the pass goes on from the
+    /// value its patch returns (of the same shape) instead of the layer's own output, as a
+    /// PyTorch forward hook that returns a new output (Captum's LayerIntegratedGradients,
+    /// pytorch-grad-cam's AblationCAM). A patched layer is never fused away.
+    public var patches: [String: (Graph, Value) throws -> Value] = [:]
     /// Layer types of taps, for listings (`loupe layers`).
     public private(set) var tapKinds: [String: String] = [:]
 
@@ -122,12 +134,23 @@ public final class Graph {
 
     // MARK: Taps
 
-    /// Names `v` as the output of layer `name` (a torchvision module name, e.g. "features.10").
-    public func tap(_ name: String, _ v: Value, kind: String) {
+    /// Names `v` as the output of layer `name` (a torchvision module name, e.g. "features.10")
+    /// and returns what the pass goes on from: `v`, or its replacement when `patches` has one.
+    @discardableResult
+    public func tap(_ name: String, _ v: Value, kind: String) throws -> Value {
+        var v = v
+        if let patch = patches[name] {
+            let replaced = try patch(self, v)
+            guard shape(replaced) == shape(v) else {
+                throw BackendError("patch", "layer \(name)'s replacement is \(shape(replaced)), its output \(shape(v))")
+            }
+            v = replaced
+        }
         if tapIndex[name] == nil { tapOrder.append((name, v.id)) }
         else if let i = tapOrder.firstIndex(where: { $0.name == name }) { tapOrder[i].id = v.id }
         tapIndex[name] = v.id
         tapKinds[name] = kind
+        return v
     }
 
     /// Tapped layer names in the order the forward pass produced them.

@@ -19,12 +19,17 @@ public struct Attribution: Sendable {
     public let raw: [Float]?
     /// Integrated Gradients and DeepLIFT: sum of attributions minus (f(x) - f(baseline)), per image.
     public var completenessError: [Float]?
+    /// The layer methods' attributions at their layer: N blocks of `layerShape` ([C, lh, lw]).
+    public var layerValues: [Float]?
+    /// The shape of one image's `layerValues`.
+    public var layerShape: [Int]?
 
     /// Whether the attributions are signed contributions that add up to a change of the score
     /// (gradient x input, integrated gradients, occlusion, LRP, DeepLIFT, the SHAP methods and LIME): drawn on a diverging scale by default.
     public var isSigned: Bool { Self.signedMethods.contains(method) }
     /// The names of the methods whose attributions are signed contributions.
-    public static let signedMethods: Set<String> = ["gradient_x_input", "integrated_gradients", "occlusion", "lrp", "deeplift", "gradient_shap", "deeplift_shap", "lime", "kernel_shap"]
+    public static let signedMethods: Set<String> = ["gradient_x_input", "integrated_gradients", "occlusion", "lrp", "deeplift", "gradient_shap", "deeplift_shap", "lime", "kernel_shap",
+                                                     "layer_gradient_x_activation", "layer_conductance", "layer_integrated_gradients"]
 
     /// An attribution of `count` maps of height x width (and raw attributions, when the method
     /// has them).
@@ -35,6 +40,12 @@ public struct Attribution: Sendable {
 
     /// Map `i` as H x W values.
     public func map(_ i: Int) -> ArraySlice<Float> { map[(i * height * width)..<((i + 1) * height * width)] }
+    /// Image `i`'s attributions at the layer, `layerShape` (nil but for the layer methods).
+    public func layer(_ i: Int) -> ArraySlice<Float>? {
+        guard let layerValues, let layerShape else { return nil }
+        let size = layerShape.reduce(1, *)
+        return layerValues[(i * size)..<((i + 1) * size)]
+    }
     /// Image `i`'s raw attributions, 3 x H x W (nil for CAMs).
     public func raw(_ i: Int) -> ArraySlice<Float>? { raw?[(i * 3 * height * width)..<((i + 1) * 3 * height * width)] }
 }

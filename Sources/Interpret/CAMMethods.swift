@@ -25,6 +25,11 @@ public struct CAM: AttributionMethod {
         /// principal component (centred over the positions), class-agnostic, no gradients; the
         /// sign Seg-Eigen-CAM's (negated when its minimum outweighs its maximum).
         case eigenCAM = "eigencam"
+        /// AblationCAM (Desai and Ramaswamy 2020): w_c = (s - s_c) / s, s the target's logit and
+        /// s_c its logit with channel c of the layer ablated (set to 0 when the layer's smallest
+        /// value is 0, as after a ReLU; else to that value less 1e7), the ablated layers run
+        /// `batch` at a time through the rest of the network (the layer's output replaced).
+        case ablationCAM = "ablationcam"
         /// Score-CAM (Wang et al.): w = softmax over channels of the target logit of the input
         /// masked by each channel's map (upsampled with aligned corners, min-max normalized);
         /// the masked passes run `batch` at a time on the device.
@@ -68,6 +73,7 @@ public struct CAM: AttributionMethod {
         let (n, h, w) = try checkBatch(input, targets)
         let b = model.backend
         if kind == .eigenCAM { return try eigenProjections(model, input: input) }
+        if kind == .ablationCAM { return try ablationSums(model, input: input, targets: targets) }
         let pass = try targetGradient(model, input, targets, keeping: [layer], stoppingAtKept: true)
         let (activations, layerGradients, shape) = try layerTensors(pass.graph, pass.grads, layer: layer, model: model)
         guard let gradients = layerGradients else { throw InterpretError("layer \(layer) does not influence the output") }
@@ -90,6 +96,8 @@ public struct CAM: AttributionMethod {
             (weights, maps) = (try b.tensor(zip(numerators, denominators).map { $0 / ($1 + 1e-7) }, [n, c]), activations)
         case .eigenCAM:
             return try eigenProjections(model, input: input)
+        case .ablationCAM:
+            return try ablationSums(model, input: input, targets: targets)
         case .scoreCAM:
             try MemoryBudget.requirePass(model, batch: Swift.min(batch, c), height: h, width: w, what: "score-CAM's batch of masked images")
             let a = try b.values(activations), inputValues = try b.values(input)
@@ -102,6 +110,60 @@ public struct CAM: AttributionMethod {
         }
         // [N, 1, C] x [N, C, lh * lw] per image.
         let sums = try b.matmul(Tensor(shape: [n, 1, c], storage: weights.storage), Tensor(shape: [n, c, lh * lw], storage: maps.storage),
+                                transposeA: false, transposeB: false)
+        return Tensor(shape: [n, 1, lh, lw], storage: sums.storage)
+    }
+
+    /// AblationCAM's sums [N, 1, lh, lw]: per image one pass for the layer and the score, then
+    /// one pass per channel from the layer on, `batch` channels at a time; each batch's ablated
+    /// layers made on the device from the layer's activations by a per-channel scale and shift.
+    func ablationSums(_ model: Model, input: Tensor, targets: [Int]) throws -> Tensor {
+        let (n, h, w) = try checkBatch(input, targets)
+        let b = model.backend
+        let g = Graph(backend: b)
+        g.keptLayers = [layer]
+        let logits = try model.forward(g, g.constant(input))
+        try checkLayerName(layer, in: g.tapNames, model: model.architecture.name)
+        let activations = g.tensor(g.tapped(layer)!)
+        guard let (_, c, lh, lw) = activations.shape.nchw else {
+            throw InterpretError("ablationcam needs a layer with a 4-D output; \(layer) is \(activations.shape)")
+        }
+        let classes = g.shape(logits)[1], scores = try b.values(g.tensor(logits))
+        try MemoryBudget.requirePass(model, batch: Swift.min(batch, c), height: h, width: w, what: "ablationcam's batch of ablated layers")
+        let values = try b.values(activations), plane = c * lh * lw
+        let rows = try b.split(Tensor(shape: [1, n * plane, 1, 1], storage: activations.storage), sizes: [Int](repeating: plane, count: n))
+        let inputValues = try b.values(input)
+        var weights: [Float] = []
+        for i in 0..<n {
+            guard targets[i] >= 0, targets[i] < classes else { throw InterpretError("target class \(targets[i]) is out of range 0...\(classes - 1)") }
+            let score = scores[i * classes + targets[i]]
+            let low = values[(i * plane)..<((i + 1) * plane)].min() ?? 0
+            let ablated: Float = low == 0 ? 0 : low - 1e7
+            let image = try b.tensor(Array(inputValues[(i * 3 * h * w)..<((i + 1) * 3 * h * w)]), [1, 3, h, w])
+            var channelScores: [Float] = []
+            for start in stride(from: 0, to: c, by: batch) {
+                let count = Swift.min(batch, c - start)
+                // Row k of the batch: the activations with channel start + k set to `ablated`.
+                let repeated = try b.broadcastMul(Tensor(shape: [1, plane, 1, 1], storage: rows[i].storage),
+                                                  masks: b.tensor([Float](repeating: 1, count: count), [count, 1, 1, 1]))
+                var scale = [Float](repeating: 1, count: count * c), shift = [Float](repeating: 0, count: count * c)
+                for k in 0..<count { scale[k * c + start + k] = 0; shift[k * c + start + k] = ablated }
+                let bn = BatchNormParams(gamma: try b.tensor(scale, [count * c]), beta: try b.tensor(shift, [count * c]),
+                                         mean: try b.tensor([Float](repeating: 0, count: count * c), [count * c]),
+                                         variance: try b.tensor([Float](repeating: 1, count: count * c), [count * c]), eps: 0)
+                let layerValues = try b.batchNorm2d(Tensor(shape: [1, count * c, lh, lw], storage: repeated.storage), bn)
+                let pass = Graph(backend: b)
+                pass.keptLayers = [layer]
+                let patched = pass.constant(Tensor(shape: [count, c, lh, lw], storage: layerValues.storage))
+                pass.patches[layer] = { _, _ in patched }
+                let images = try b.broadcastMul(image, masks: b.tensor([Float](repeating: 1, count: count * h * w), [count, 1, h, w]))
+                let out = try b.values(pass.tensor(try model.forward(pass, pass.constant(images))))
+                channelScores += (0..<count).map { out[$0 * classes + targets[i]] }
+                Progress.report("ablationcam", i * c + start + count, n * c)
+            }
+            weights += channelScores.map { (score - $0) / score }
+        }
+        let sums = try b.matmul(try b.tensor(weights, [n, 1, c]), Tensor(shape: [n, c, lh * lw], storage: activations.storage),
                                 transposeA: false, transposeB: false)
         return Tensor(shape: [n, 1, lh, lw], storage: sums.storage)
     }
@@ -167,24 +229,25 @@ func layerTensors(_ g: Graph, _ grads: Gradients?, layer: String, model: Model) 
     try checkLayerName(layer, in: g.tapNames, model: model.architecture.name)
     let value = g.tapped(layer)!
     let shape = g.shape(value)
-    if let side = tokenGridSide(shape) {
-        // A vision transformer's tokens [N, 1 + s^2, C]: the class token dropped, the rest laid
-        // out on their s x s grid as [N, C, s, s] (pytorch-grad-cam's reshape_transform for ViT).
-        let b = g.backend
-        func grid(_ t: Tensor) throws -> Tensor {
-            let (n, c) = (shape[0], shape[2])
-            let tokens = try b.split(Tensor(shape: [n, 1 + side * side, c, 1], storage: t.storage), sizes: [1, side * side])[1]
-            let channelsFirst = try b.permute(Tensor(shape: [n, side * side, c], storage: tokens.storage), [0, 2, 1])
-            return Tensor(shape: [n, c, side, side], storage: channelsFirst.storage)
-        }
-        return (try grid(g.tensor(value)), try grads.map { try grid(try tappedGradient($0, layer)) }, [shape[0], shape[2], side, side])
-    }
-    guard shape.rank == 4 else {
+    guard shape.rank == 4 || tokenGridSide(shape) != nil else {
         let valid = g.tapNames.filter { g.shape(g.tapped($0)!).rank == 4 || tokenGridSide(g.shape(g.tapped($0)!)) != nil }
         throw InterpretError("layer \(layer) has a \(shape.rank)-D output \(shape); CAM methods need a 4-D one (or a transformer's tokens [N, 1 + s^2, C]): "
                              + valid.suffix(8).joined(separator: ", ") + (valid.count > 8 ? " (and \(valid.count - 8) more, see `loupe layers`)" : ""))
     }
-    return (g.tensor(value), try grads.map { try tappedGradient($0, layer) }, shape)
+    let (activations, gridShape) = try layerGrid(g.backend, g.tensor(value))
+    return (activations, try grads.map { try layerGrid(g.backend, try tappedGradient($0, layer)).0 }, gridShape)
+}
+
+/// A layer's output as [N, C, lh, lw]: a 4-D output as it is; a vision transformer's tokens
+/// [N, 1 + s^2, C] with the class token dropped and the rest laid out on their s x s grid
+/// (pytorch-grad-cam's reshape_transform for ViT).
+func layerGrid(_ b: any Backend, _ t: Tensor) throws -> (Tensor, Shape) {
+    let shape = t.shape
+    guard let side = tokenGridSide(shape) else { return (t, shape) }
+    let (n, c) = (shape[0], shape[2])
+    let tokens = try b.split(Tensor(shape: [n, 1 + side * side, c, 1], storage: t.storage), sizes: [1, side * side])[1]
+    let channelsFirst = try b.permute(Tensor(shape: [n, side * side, c], storage: tokens.storage), [0, 2, 1])
+    return (Tensor(shape: [n, c, side, side], storage: channelsFirst.storage), [n, c, side, side])
 }
 
 /// The gradient at `layer` of a pass; an error if the output does not depend on it.

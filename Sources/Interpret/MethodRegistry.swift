@@ -116,6 +116,10 @@ public enum MethodRegistry {
               build: { CAM(.xGradCAM, layer: $0.layer) }, recorded: { ["layer": $0.layer] }),
         Entry(name: "eigencam", readsLayer: true, cost: .passes, transformerOnly: false,
               build: { CAM(.eigenCAM, layer: $0.layer) }, recorded: { ["layer": $0.layer] }),
+        Entry(name: "fullgrad", readsLayer: false, cost: .passes, transformerOnly: false,
+              build: { _ in FullGrad() }, recorded: { _ in [:] }),
+        Entry(name: "ablationcam", readsLayer: true, cost: .slow, transformerOnly: false,
+              build: { CAM(.ablationCAM, layer: $0.layer, batch: $0.batch) }, recorded: { ["layer": $0.layer, "batch": $0.batch] }),
         Entry(name: "scorecam", readsLayer: true, cost: .slow, transformerOnly: false,
               build: { CAM(.scoreCAM, layer: $0.layer, batch: $0.batch) }, recorded: { ["layer": $0.layer, "batch": $0.batch] }),
         Entry(name: "smoothgrad", readsLayer: false, cost: .passes, transformerOnly: false,
@@ -153,6 +157,14 @@ public enum MethodRegistry {
               build: { s in Surrogate(.kernelShap, samples: s.samples, baseline: try integrationBaseline(s), cell: s.window, mask: s.featureMask,
                                       batch: s.batch, seed: s.seed, given: s.surrogateSamples) },
               recorded: { surrogateSettings($0) }),
+        Entry(name: "layer_gradient_x_activation", readsLayer: true, cost: .passes, transformerOnly: false,
+              build: { LayerAttribution(.gradientXActivation, layer: $0.layer) }, recorded: { ["layer": $0.layer] }),
+        Entry(name: "layer_conductance", readsLayer: true, cost: .passes, transformerOnly: false,
+              build: { s in LayerAttribution(.conductance, layer: s.layer, steps: s.steps, baseline: try integrationBaseline(s), batch: s.batch) },
+              recorded: { ["layer": $0.layer, "steps": $0.steps, "baseline": recordedBaseline($0), "method": "gausslegendre", "batch": $0.batch] }),
+        Entry(name: "layer_integrated_gradients", readsLayer: true, cost: .passes, transformerOnly: false,
+              build: { s in LayerAttribution(.integratedGradients, layer: s.layer, steps: s.steps, baseline: try integrationBaseline(s), batch: s.batch) },
+              recorded: { ["layer": $0.layer, "steps": $0.steps, "baseline": recordedBaseline($0), "method": "gausslegendre", "batch": $0.batch] }),
         Entry(name: "occlusion", readsLayer: false, cost: .slow, transformerOnly: false,
               build: { Occlusion(window: $0.window, stride: $0.stride, baseline: $0.fill, batch: $0.batch) },
               recorded: { ["window": $0.window, "stride": $0.stride, "baseline": $0.fill, "batch": $0.batch] }),
@@ -178,7 +190,7 @@ private func integrationBaselines(_ s: MethodRegistry.Settings) throws -> [Integ
 private func integrationBaseline(_ s: MethodRegistry.Settings) throws -> IntegratedGradients.Baseline {
     let list = try integrationBaselines(s)
     guard list.count == 1 else {
-        throw InterpretError("integrated_gradients, deeplift, lime and kernel_shap start from one baseline, not \(list.count) (a distribution is for gradient_shap and deeplift_shap)")
+        throw InterpretError("integrated_gradients, deeplift, lime, kernel_shap and the layer methods start from one baseline, not \(list.count) (a distribution is for gradient_shap and deeplift_shap)")
     }
     return list[0]
 }

@@ -87,7 +87,10 @@ extension Session {
     /// window, stride, occlusion_baseline, composite, epsilon and gamma (LRP), max_pool_rule
     /// (DeepLIFT), rule_activations (["relu"]: guided backprop's and
     /// deconvnet's rule on ReLU only, as Captum's hooks), layer_map (the CAM family's weighted
-    /// sums at the layer's resolution, before ReLU and normalization: Captum's LayerGradCam).
+    /// sums at the layer's resolution, before ReLU and normalization: Captum's LayerGradCam),
+    /// objective (explain an objective in `visualize`'s syntax instead of `targets`: a neuron
+    /// "layer3:88@3,1", a channel, a direction, a weighted sum; `values` returns its value per
+    /// image). The layer methods return `layer_attribution` [N, C, lh, lw].
     func attribute(_ o: Options, _ a: inout Arrays) throws -> CallResult {
         let x = try batch(try a.require("x"), what: "an attribution pass")
         guard let method = try o.string("method") else { throw CallError(.invalidArgument, "attribute: option method is required (\(MethodRegistry.names.joined(separator: ", ")))") }
@@ -117,11 +120,25 @@ extension Session {
         }
         s.fill = try o.float("occlusion_baseline") ?? s.fill
         let layerMap = try o.bool("layer_map") ?? false
-        let targets = try self.targets(o, n: x.n, x: x.tensor)
+        var model = self.model, objective: Objective?
+        if let text = try o.string("objective") {
+            guard try o.intsOrStrings("targets", in: 0...Int(Int32.max)) == nil else {
+                throw CallError(.invalidArgument, "objective and targets both name what to explain; give one")
+            }
+            let lookup = { (name: String) throws -> Int in
+                if case .found(let k) = ClassLookup.match(name, names: imageNetClasses, synonyms: imageNetSynonyms) { return k }
+                throw CallError(.invalidArgument, "class \(name): not one ImageNet class name; give its index (class:K)")
+            }
+            do { objective = try Objective.parse(text, classIndex: lookup) } catch let e as InterpretError {
+                throw CallError(.invalidArgument, e.description)
+            }
+            model = model.targeting(objective!)
+        }
+        let targets = objective == nil ? try self.targets(o, n: x.n, x: x.tensor) : [Int](repeating: 0, count: x.n)
         s.stdev = try o.float("stdevs", in: 0...1000) ?? s.stdev
         if let images = try a.optional("baseline") {
-            guard ["integrated_gradients", "deeplift", "lime", "kernel_shap"].contains(method) else {
-                throw CallError(.invalidArgument, "a baseline array is for integrated_gradients, deeplift, lime and kernel_shap, not \(method) (gradient_shap and deeplift_shap take baselines)")
+            guard ["integrated_gradients", "deeplift", "lime", "kernel_shap", "layer_conductance", "layer_integrated_gradients"].contains(method) else {
+                throw CallError(.invalidArgument, "a baseline array is for integrated_gradients, deeplift, lime, kernel_shap, layer_conductance and layer_integrated_gradients, not \(method) (gradient_shap and deeplift_shap take baselines)")
             }
             guard images.shape.count == 4, images.shape[0] == x.n || images.shape[0] == 1, Array(images.shape.dropFirst()) == [3, x.h, x.w] else {
                 throw CallError(.invalidArgument, "baseline must be [N or 1, 3, \(x.h), \(x.w)], got \(images.shape)")
@@ -178,12 +195,13 @@ extension Session {
         try o.finish(); try a.finish()
 
         if layerMap {
-            guard let kind = CAM.Kind(rawValue: method) else { throw CallError(.invalidArgument, "layer_map is for the CAM family (gradcam, gradcam++, layercam, hirescam, xgradcam, eigencam, scorecam), not \(method)") }
+            guard let kind = CAM.Kind(rawValue: method) else { throw CallError(.invalidArgument, "layer_map is for the CAM family (gradcam, gradcam++, layercam, hirescam, xgradcam, eigencam, ablationcam, scorecam), not \(method)") }
             let (values, shape) = try CAM(kind, layer: s.layer, batch: s.batch).layerMaps(model, input: x.tensor, targets: targets)
             return try CallResult(json: ["method": method, "layer": s.layer, "targets": targets], arrays: ["layer_map": HostArray(values: values, shape: shape.dims)])
         }
         var json: [String: Any] = ["method": method, "targets": targets, "settings": entry.parameters(s)]
         if entry.readsLayer { json["layer"] = s.layer }
+        if let objective { json["objective"] = objective.description }
         let run = try SaliencyRun(model: model, input: x.tensor, methods: [(method, try entry.make(s), entry.parameters(s))],
                                   targets: targets, metrics: nil)
         let result = run.results[0].attribution
@@ -191,6 +209,10 @@ extension Session {
         var arrays = ["map": HostArray(values: result.map, shape: [x.n, x.h, x.w])]
         if let raw = result.raw { arrays["raw"] = HostArray(values: raw, shape: [x.n, 3, x.h, x.w]) }
         if let delta = result.completenessError { arrays["delta"] = HostArray(values: delta, shape: [x.n]) }
+        if let values = result.layerValues, let shape = result.layerShape {
+            arrays["layer_attribution"] = HostArray(values: values, shape: [x.n] + shape)
+        }
+        if objective != nil { arrays["values"] = HostArray(values: try model.outputValues(x.tensor), shape: [x.n]) }
         return try CallResult(json: json, arrays: arrays)
     }
 

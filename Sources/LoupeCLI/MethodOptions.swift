@@ -13,7 +13,7 @@ public struct MethodOptions: ParsableArguments {
     static let anyNetwork = MethodRegistry.entries.filter { !$0.transformerOnly }
     static let camNames = Set(MethodRegistry.entries.filter(\.readsLayer).map(\.name))
 
-    @Option(help: "Comma-separated methods; all (every method but the slow scorecam and occlusion, and attention_rollout, which needs a vision transformer); all+slow (with scorecam and occlusion).")
+    @Option(help: "Comma-separated methods; all (every method but the slow scorecam, ablationcam and occlusion, and attention_rollout, which needs a vision transformer); all+slow (with scorecam, ablationcam and occlusion).")
     public var method: String = "gradient,guided_backprop,gradcam"
     @Option(parsing: .unconditional, help: "Target class: an index or a class name (\"tabby\", \"tabby cat\"); with several images one for all or one per image, comma-separated. Default: the top-1 class.")
     public var target: String?

@@ -19,11 +19,12 @@ public struct SaliencyCommand: ParsableCommand {
             attention_rollout, which needs a vision transformer, and the slow ones below). guided_backprop and deconvnet \
             override the gradient of ReLU and ReLU6 only, as Captum does: GELU, SiLU, HardSwish \
             and other activations keep their ordinary gradient. --method all leaves out the slow methods \
-            (scorecam and occlusion: hundreds of passes per image); all+slow runs them too.
+            (scorecam, ablationcam and occlusion: hundreds of passes per image); all+slow runs them too.
 
             Examples:
               loupe saliency --image Assets/chelsea.png --method gradient,guided_backprop,gradcam --out out/sal
               loupe saliency --image photos/ --method integrated_gradients,gradcam --target "tabby cat" --metrics --figure-format png,pdf --out out/sal
+              loupe saliency --image Assets/chelsea.png --method gradient,integrated_gradients --objective features.16:5@3,3 --out out/neuron
             """)
 
     @OptionGroup public var deviceOptions: DeviceOptions
@@ -47,6 +48,8 @@ public struct SaliencyCommand: ParsableCommand {
     @Option(help: "LIME's and KernelSHAP's features from a segmentation image (each colour one feature, e.g. superpixels), prepared as the inputs are (nearest pixel), one for all images; default: a grid of --window pixels.")
     public var featureMask: String?
     @Option(parsing: .unconditional, help: "Pixels removed or inserted per step of the deletion and insertion curves.") public var metricStep: Int = 224
+    @Option(help: "Explain an objective instead of a class, in visualize's syntax, one for all images: a channel's mean (features.16:5), a neuron (features.16:5@3,3: channel 5 at x 3, y 3), a direction, a class (class:281) or a weighted sum (\"0.5*layer4:3 + class:281\"); every method then attributes its value.")
+    public var objective: String?
 
     public init() {}
 
@@ -73,10 +76,23 @@ public struct SaliencyCommand: ParsableCommand {
         for file in methodOptions.baselineFiles where !FileManager.default.fileExists(atPath: file) {
             throw UserError("--baseline \(printable(file)): expected black, zero, blur, uniform or an image file (there is no file there)")
         }
+        if objective != nil, methodOptions.target != nil { throw UserError("--objective and --target both name what to explain; give one") }
+        if objective != nil, metrics { throw UserError("--metrics score a class's probability; with --objective there is none (leave out --metrics)") }
         let output = try OutputFolder(out, force: force)
 
         let backend = try deviceOptions.backend()
         let model = try modelOptions.load(on: backend)
+        let goal = try objective.map { text -> Objective in
+            let lookup = { (name: String) throws -> Int in
+                let classes = try model.classCount()
+                return try Probe.resolveClass(name, names: try modelOptions.classNames(classes: classes), synonyms: modelOptions.classSynonyms(classes: classes),
+                                              flag: "--objective class:")
+            }
+            do { return try Objective.parse(text, classIndex: lookup) } catch let error as WorkflowError { throw error } catch {
+                throw UserError("--objective: \(error)")
+            }
+        }
+        let explained = goal.map { model.targeting($0) } ?? model
         let record = try RunRecord(modelOptions: modelOptions, model: model, preprocessing: preprocessing, backend: backend)
         // The images go through in batches of --batch: memory holds one batch's passes and maps,
         // whatever the number of images; each batch's folders are written before the next runs.
@@ -126,14 +142,16 @@ public struct SaliencyCommand: ParsableCommand {
                 let probe = try Probe(model: model, input: input, names: { try modelOptions.classNames(classes: $0) },
                                       synonyms: { modelOptions.classSynonyms(classes: $0) })
                 let camLayer = try probe.camLayer(methodOptions.layer, for: methods, model: model)
-                let targets = try probe.targets(targetSpecs.map { $0[range].joined(separator: ",") }, count: range.count)
-                let run = try SaliencyRun(model: model, input: input, methods: try methods.map {
+                let targets = goal == nil ? try probe.targets(targetSpecs.map { $0[range].joined(separator: ",") }, count: range.count)
+                    : [Int](repeating: 0, count: range.count)
+                let run = try SaliencyRun(model: explained, input: input, methods: try methods.map {
                     ($0, try methodOptions.makeMethod($0, layer: camLayer, model: model, baselineImages: baselineValues, featureMask: features),
                      methodOptions.parameters($0, layer: camLayer, model: model, baselineImages: baselineValues, featureMask: features))
                 }, targets: targets, metrics: metrics ? (metricStep, methodOptions.deviceBatch(for: model)) : nil, masks: masks)
-                let result = SaliencyOutput(run: run, files: Array(files[range]), stems: Array(stems[range]), prepared: prepared, probe: probe,
+                var result = SaliencyOutput(run: run, files: Array(files[range]), stems: Array(stems[range]), prepared: prepared, probe: probe,
                                             targets: targets, model: model, layer: camLayer, device: backend.name, style: style,
                                             figures: try figureOptions.writer(), record: record)
+                if let objective, goal != nil { result.objective = (objective, try explained.outputValues(input)) }
                 try result.writeImages(into: folder)
                 if report == nil { report = SaliencyReport(record: record, figures: try figureOptions.writer(), layer: camLayer, metrics: run.metrics) }
                 report!.add(result)
@@ -142,7 +160,7 @@ public struct SaliencyCommand: ParsableCommand {
         }
         guard let report else { return }
         for s in report.summaries {
-            emit("\(s.stem): target \(s.target) \(s.label) (p = \(String(format: "%.4f", s.probability))) -> \(output.shown(s.stem))")
+            emit("\(s.stem): \(s.targetText(digits: 4)) -> \(output.shown(s.stem))")
         }
         for (m, time) in report.methodTimes.enumerated() {
             let rows = report.summaries.map { $0.methods[m] }
@@ -157,7 +175,7 @@ public struct SaliencyCommand: ParsableCommand {
                 extra += "  relevance mass " + rows.map { $0.quality?.massAccuracy.map { String(format: "%.3f", $0) } ?? "-" }.joined(separator: ", ")
                     + "  pointing " + rows.map { $0.quality?.pointingGame.map { $0 ? "hit" : "miss" } ?? "-" }.joined(separator: ", ")
             }
-            emit("  " + time.name.padding(toLength: 22, withPad: " ", startingAt: 0) + String(format: "%9.1f ms", time.milliseconds) + extra)
+            emit("  " + time.name.padding(toLength: 28, withPad: " ", startingAt: 0) + String(format: "%9.1f ms", time.milliseconds) + extra)
         }
         if let metricsSeconds = report.metricsSeconds { emit("  deletion and insertion metrics: \(String(format: "%.1f", metricsSeconds)) s") }
         emit("report: \(output.shown("index.html"))")

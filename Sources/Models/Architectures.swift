@@ -34,13 +34,31 @@ public struct Architecture: Sendable {
     /// (ImageNet's unless `--mean` / `--std` or a preset say otherwise): what feature
     /// visualization and inversion normalize their images with, and what a black baseline is.
     public var normalization = Normalization.imagenet
+    /// Applied to the output of `body`: what the network's output stands for when a method's
+    /// target is not a class (an objective: `Model.targeting` in Interpret).
+    public var head: Head? = nil
+
+    /// A function of the output and of the layers it names (which fused passes then keep).
+    public struct Head: Sendable {
+        /// The layers `apply` reads through `Graph.tapped`.
+        public var layers: Set<String>
+        /// The new output from the body's output.
+        public var apply: @Sendable (Graph, Graph.Value) throws -> Graph.Value
+        /// A head reading `layers`.
+        public init(layers: Set<String>, apply: @escaping @Sendable (Graph, Graph.Value) throws -> Graph.Value) {
+            self.layers = layers; self.apply = apply
+        }
+    }
 
     /// Every parameter the weights must hold, with its torchvision name and shape.
     public var parameters: [ParameterSpec] { body.flatMap(\.parameters) }
 
-    /// Logits [N, 1000] for a normalized input [N, 3, H, W]; every module's output is tapped.
+    /// Logits [N, 1000] for a normalized input [N, 3, H, W] (or what `head` makes of them);
+    /// every module's output is tapped.
     public func forward(_ g: Graph, _ x: Graph.Value, _ p: ParameterStore) throws -> Graph.Value {
-        try runInOrder(body, g, try inputTransform?(g, x) ?? x, p)
+        guard let head else { return try runInOrder(body, g, try inputTransform?(g, x) ?? x, p) }
+        if let kept = g.keptLayers { g.keptLayers = kept.union(head.layers) }
+        return try head.apply(g, try runInOrder(body, g, try inputTransform?(g, x) ?? x, p))
     }
 }
 
@@ -196,8 +214,7 @@ struct ResidualBlock: Module {
             h = try convNorm(g, h, p, conv, norm, activation: i < convs.count - 1 ? .relu : nil)
         }
         let identity = try downsample?(g, x, p) ?? x
-        let y = try g.activation(try g.add(h, identity), .relu)
-        g.tap(join(name, "relu"), y, kind: "ReLU")
-        return tapped(g, y)
+        let y = try g.tap(join(name, "relu"), try g.activation(try g.add(h, identity), .relu), kind: "ReLU")
+        return try tapped(g, y)
     }
 }

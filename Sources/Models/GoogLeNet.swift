@@ -72,6 +72,6 @@ struct Inception: Module {
     var parameters: [ParameterSpec] { branches.flatMap(\.parameters) }
 
     func callAsFunction(_ g: Graph, _ x: Graph.Value, _ p: ParameterStore) throws -> Graph.Value {
-        tapped(g, try g.concat(try branches.map { try $0(g, x, p) }))
+        try tapped(g, try g.concat(try branches.map { try $0(g, x, p) }))
     }
 }

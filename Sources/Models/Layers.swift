@@ -31,7 +31,7 @@ public struct Conv2d: Module {
 
     public func callAsFunction(_ g: Graph, _ x: Graph.Value, _ p: ParameterStore) throws -> Graph.Value {
         let bias = hasBias ? g.parameter(try p(join(name, "bias"))) : nil
-        return tapped(g, try g.conv2d(x, weight: g.parameter(try p(join(name, "weight"))), bias: bias, params))
+        return try tapped(g, try g.conv2d(x, weight: g.parameter(try p(join(name, "weight"))), bias: bias, params))
     }
 }
 
@@ -61,7 +61,7 @@ public struct BatchNorm2d: Module {
     public func callAsFunction(_ g: Graph, _ x: Graph.Value, _ p: ParameterStore) throws -> Graph.Value {
         let bn = BatchNormParams(gamma: try p(join(name, "weight")), beta: try p(join(name, "bias")),
                                  mean: try p(join(name, "running_mean")), variance: try p(join(name, "running_var")), eps: eps)
-        return tapped(g, try g.batchNorm2d(x, bn))
+        return try tapped(g, try g.batchNorm2d(x, bn))
     }
 }
 
@@ -75,7 +75,7 @@ public struct ActivationLayer: Module {
     /// An activation layer named `name`.
     public init(_ name: String, _ activation: Activation) { self.name = name; self.activation = activation }
     public func callAsFunction(_ g: Graph, _ x: Graph.Value, _ p: ParameterStore) throws -> Graph.Value {
-        tapped(g, try g.activation(x, activation))
+        try tapped(g, try g.activation(x, activation))
     }
 }
 
@@ -92,7 +92,7 @@ public struct MaxPool2d: Module {
         params = Pool2DParams(kernel: kernel, stride: stride, padding: padding, ceilMode: ceilMode)
     }
     public func callAsFunction(_ g: Graph, _ x: Graph.Value, _ p: ParameterStore) throws -> Graph.Value {
-        tapped(g, try g.maxPool2d(x, params))
+        try tapped(g, try g.maxPool2d(x, params))
     }
 }
 
@@ -106,7 +106,7 @@ public struct AdaptiveAvgPool2d: Module {
     /// An adaptive average pool named `name` to an h x w output.
     public init(_ name: String, _ h: Int, _ w: Int) { self.name = name; size = (h, w) }
     public func callAsFunction(_ g: Graph, _ x: Graph.Value, _ p: ParameterStore) throws -> Graph.Value {
-        tapped(g, try g.adaptiveAvgPool2d(x, outputSize: size))
+        try tapped(g, try g.adaptiveAvgPool2d(x, outputSize: size))
     }
 }
 
@@ -128,7 +128,7 @@ public struct Linear: Module {
         guard g.shape(x).rank == 2, g.shape(x)[1] == inFeatures else {
             throw ModelError("\(name): Linear expects [N, \(inFeatures)] but got \(g.shape(x)); is the input size right for this model?")
         }
-        return tapped(g, try g.linear(x, weight: g.parameter(try p(join(name, "weight"))), bias: g.parameter(try p(join(name, "bias")))))
+        return try tapped(g, try g.linear(x, weight: g.parameter(try p(join(name, "weight"))), bias: g.parameter(try p(join(name, "bias")))))
     }
 }
 
@@ -139,7 +139,7 @@ public struct Dropout: Module {
     public var parameters: [ParameterSpec] { [] }
     /// A dropout layer named `name` (the identity at inference).
     public init(_ name: String) { self.name = name }
-    public func callAsFunction(_ g: Graph, _ x: Graph.Value, _ p: ParameterStore) throws -> Graph.Value { tapped(g, x) }
+    public func callAsFunction(_ g: Graph, _ x: Graph.Value, _ p: ParameterStore) throws -> Graph.Value { try tapped(g, x) }
 }
 
 /// Children named `name.0`, `name.1`, ... run in order.
@@ -156,7 +156,7 @@ public struct Sequential: Module {
     }
     public var parameters: [ParameterSpec] { children.flatMap(\.parameters) }
     public func callAsFunction(_ g: Graph, _ x: Graph.Value, _ p: ParameterStore) throws -> Graph.Value {
-        tapped(g, try runInOrder(children, g, x, p))
+        try tapped(g, try runInOrder(children, g, x, p))
     }
 }
 
@@ -201,12 +201,10 @@ func fusedConvolution(_ g: Graph, _ x: Graph.Value, _ p: ParameterStore, _ conv:
     let (w, b) = (g.parameter(weight), bias.map { g.parameter($0) })
     guard let activation else {
         let y = try g.conv2d(x, weight: w, bias: b, conv.params)
-        if let norm { g.tap(norm.name, y, kind: norm.kind) }
-        return y
+        return try norm.map { try g.tap($0.name, y, kind: $0.kind) } ?? y
     }
     let y = try g.conv2d(x, weight: w, bias: b, conv.params, activation: activation)
-    if !activationName.isEmpty { g.tap(activationName, y, kind: ActivationLayer(activationName, activation).kind) }
-    return y
+    return activationName.isEmpty ? y : try g.tap(activationName, y, kind: ActivationLayer(activationName, activation).kind)
 }
 
 /// conv, batchnorm and (optionally) an untapped activation: fused when the pass allows.

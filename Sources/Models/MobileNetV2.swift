@@ -47,8 +47,7 @@ struct InvertedResidual: Module {
     var parameters: [ParameterSpec] { layers.flatMap(\.parameters) }
 
     func callAsFunction(_ g: Graph, _ x: Graph.Value, _ p: ParameterStore) throws -> Graph.Value {
-        let h = try runInOrder(layers, g, x, p, stopping: false)
-        g.tap(join(name, "conv"), h, kind: "Sequential")
-        return tapped(g, residual ? try g.add(x, h) : h)
+        let h = try g.tap(join(name, "conv"), try runInOrder(layers, g, x, p, stopping: false), kind: "Sequential")
+        return try tapped(g, residual ? try g.add(x, h) : h)
     }
 }

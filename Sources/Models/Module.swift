@@ -100,8 +100,7 @@ func join(_ prefix: String, _ child: String) -> String { prefix.isEmpty ? child 
 
 extension Module {
     /// Runs the module and taps its output under its name.
-    func tapped(_ g: Graph, _ y: Graph.Value) -> Graph.Value {
-        if !name.isEmpty { g.tap(name, y, kind: kind) }
-        return y
+    func tapped(_ g: Graph, _ y: Graph.Value) throws -> Graph.Value {
+        name.isEmpty ? y : try g.tap(name, y, kind: kind)
     }
 }

@@ -291,8 +291,7 @@ struct ONNXNetwork: Module {
                 continue
             }
             let y = try named(node) { try node.run(g, operands, p) }
-            values[node.output] = y
-            g.tap(node.output, y, kind: node.opType)
+            values[node.output] = try g.tap(node.output, y, kind: node.opType)
         }
         guard let y = values[output] else {
             if g.stopped, let last = nodes.last(where: { values[$0.output] != nil }) { return values[last.output]! }

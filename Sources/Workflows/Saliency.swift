@@ -97,6 +97,9 @@ public struct SaliencyOutput {
     public var style: MapStyle, figures: FigureWriter
     /// The run's record.
     public var record: RunRecord
+    /// When the methods explained an objective (`Model.targeting`), not a class: its text and
+    /// its value for each image.
+    public var objective: (text: String, values: [Float])?
 
     /// The output of `run` over `files`.
     public init(run: SaliencyRun, files: [String], stems: [String], prepared: [RGBImage], probe: Probe, targets: [Int], model: Model,
@@ -106,7 +109,8 @@ public struct SaliencyOutput {
     }
 
     private var classes: Int { probe.scores.classes }
-    private func probability(_ i: Int) -> Float { probe.scores.probabilities[i * classes + targets[i]] }
+    private func probability(_ i: Int) -> Float { objective?.values[i] ?? probe.scores.probabilities[i * classes + targets[i]] }
+    private func label(_ i: Int) -> String { objective?.text ?? classLabel(targets[i], names: probe.names) }
     private var readsLayer: Bool { SaliencyOutput.readsLayer(run.results.map(\.name)) }
 
     /// Whether any of `methods` reads a layer (the report then names the CAM layer).
@@ -135,8 +139,8 @@ public struct SaliencyOutput {
     /// What the report and the command's lines keep of each image once its folder is written.
     public var summaries: [SaliencySummary] {
         stems.indices.map { i in
-            SaliencySummary(file: files[i], stem: stems[i], target: targets[i], label: classLabel(targets[i], names: probe.names),
-                            probability: probability(i), methods: run.results.enumerated().map { m, r in
+            SaliencySummary(file: files[i], stem: stems[i], target: targets[i], label: label(i),
+                            probability: probability(i), isObjective: objective != nil, methods: run.results.enumerated().map { m, r in
                                 SaliencySummary.Method(name: r.name, milliseconds: r.milliseconds,
                                                        completeness: r.attribution.completenessError?[i],
                                                        auc: run.curves.isEmpty ? nil : (run.curves[i][m][0].auc, run.curves[i][m][1].auc),
@@ -158,6 +162,9 @@ public struct SaliencyOutput {
             try npyData(Array(attribution.map(i)), shape: [h, w]).write(to: dir.appendingPathComponent("\(name).npy"))
             if let raw = attribution.raw(i) {
                 try npyData(Array(raw), shape: [3, h, w]).write(to: dir.appendingPathComponent("\(name)_raw.npy"))
+            }
+            if let layer = attribution.layer(i), let shape = attribution.layerShape {
+                try npyData(Array(layer), shape: shape).write(to: dir.appendingPathComponent("\(name)_layer.npy"))
             }
             let (scaled, colormap) = style.scaled(map: attribution.map(i), raw: attribution.raw(i), signed: attribution.isSigned)
             let heat = scaled.colorized(colormap, width: w, height: h)
@@ -187,7 +194,7 @@ public struct SaliencyOutput {
             methodsJSON.append(entry)
         }
         let file = URL(fileURLWithPath: files[i]).lastPathComponent
-        let targetText = "target \(targets[i]) \(classLabel(targets[i], names: names)) (p = \(String(format: "%.3f", probability(i))))"
+        let targetText = summaries[i].targetText(digits: 3)
         let grid = try ImageGrid.canvas(title: "\(file) · \(targetText)",
                                         subtitle: "\(model.architecture.name)\(readsLayer ? " · CAM layer \(layer)" : "") · \(device)",
                                         rows: [cells])
@@ -205,7 +212,8 @@ public struct SaliencyOutput {
         }
         let summary: [String: Any] = [
             "image": stems[i], "model": model.architecture.name, "layer": layer, "device": device,
-            "target": ["index": targets[i], "label": classLabel(targets[i], names: names), "probability": probability(i)],
+            "target": objective.map { ["objective": $0.text, "value": $0.values[i]] as [String: Any] }
+                ?? ["index": targets[i], "label": classLabel(targets[i], names: names), "probability": probability(i)],
             "input_size": [image.height, image.width], "methods": methodsJSON,
             "grid": ["input"] + results.map(\.name), "image_path": files[i], "run": record.json,
             "metrics": run.metrics.map { ["step": $0.step, "batch": $0.batch, "blur_sigma": CausalMetric(.insertion).blurSigma] as [String: Any] }
@@ -232,10 +240,19 @@ public struct SaliencySummary: Sendable {
         /// Its map's Quantus scores for this image (with metrics).
         public let quality: MapQuality?
     }
-    /// The image file, its folder name, its target class, the class's label and probability.
+    /// The image file, its folder name, its target class, the class's label and probability
+    /// (an objective's text and value when `isObjective`).
     public let file: String, stem: String, target: Int, label: String, probability: Float
+    /// Whether the target is an objective (`label` its text, `probability` its value).
+    public var isObjective = false
     /// Every method's numbers, in the run's order.
     public let methods: [Method]
+
+    /// "target 281 tabby cat (p = 0.912)", or "objective layer3:88 (value = 3.21)".
+    public func targetText(digits: Int) -> String {
+        isObjective ? "objective \(label) (value = \(String(format: "%.4g", probability)))"
+            : "target \(target) \(label) (p = \(String(format: "%.\(digits)f", probability)))"
+    }
 }
 
 /// index.html of a saliency run: the run, then per image its grid, metrics plot, a table and
@@ -281,7 +298,7 @@ public struct SaliencyReport {
                                 sections: [.init("Run", [.facts(facts)])])
         for s in summaries {
             let stem = s.stem
-            let target = "target \(s.target) \(s.label) (p = \(String(format: "%.3f", s.probability)))"
+            let target = s.targetText(digits: 3)
             var blocks: [HTMLReport.Block] = [.figure("\(stem)/grid.\(figure)", caption: "The input and each method's map over it; colour bars in the map's units.")]
             if hasCurves {
                 blocks.append(.figure("\(stem)/metrics.\(figure)", caption: "Deletion and insertion curves: the target's probability as the most salient pixels are removed or inserted."))
@@ -306,7 +323,7 @@ public struct SaliencyReport {
             blocks.append(.gallery([("\(stem)/input.png", "input")] + s.methods.flatMap { r in
                 [("\(stem)/\(r.name)_overlay.png", "\(r.name) overlay"), ("\(stem)/\(r.name).png", "\(r.name) map")]
             }))
-            blocks.append(.paragraph("Files: \(stem)/summary.json (every number above), <method>.npy (the maps), <method>_raw.npy (signed attributions)."))
+            blocks.append(.paragraph("Files: \(stem)/summary.json (every number above), <method>.npy (the maps), <method>_raw.npy (signed attributions), <method>_layer.npy (the layer methods' attributions at the layer, channels x height x width)."))
             report.sections.append(.init("\(URL(fileURLWithPath: s.file).lastPathComponent): \(target)", blocks))
         }
         return report

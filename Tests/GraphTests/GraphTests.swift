@@ -20,25 +20,24 @@ struct TinyNet {
 
     /// Returns the graph, input, parameter values and the scalar output.
     func run(_ backend: any Backend, input: [Float], inputShape: Shape, parameters: [[Float]]? = nil,
-             parameterGradients: Bool = false) throws -> (Graph, Graph.Value, [Graph.Value], Graph.Value) {
-        let g = Graph(backend: backend, parameterGradients: parameterGradients)
+             parameterGradients: Bool = false, into graph: Graph? = nil) throws -> (Graph, Graph.Value, [Graph.Value], Graph.Value) {
+        let g = graph ?? Graph(backend: backend, parameterGradients: parameterGradients)
         let x = g.input(try backend.tensor(input, inputShape))
         let p = try zip(parameters ?? params, shapes).map { g.parameter(try backend.tensor($0, $1)) }
         let bnp = BatchNormParams(gamma: try backend.tensor(bn[0], [6]), beta: try backend.tensor(bn[1], [6]),
                                   mean: try backend.tensor(bn[2], [6]), variance: try backend.tensor(bn[3], [6]))
         var h = try g.conv2d(x, weight: p[0], bias: p[1], Conv2DParams(padding: 1))
-        g.tap("conv", h, kind: "Conv2d")
+        try g.tap("conv", h, kind: "Conv2d")
         h = try g.activation(try g.batchNorm2d(h, bnp), .relu6)
-        g.tap("act", h, kind: "ReLU6")
+        try g.tap("act", h, kind: "ReLU6")
         h = try g.maxPool2d(h, Pool2DParams(kernel: 2))
         let dw = try g.activation(try g.conv2d(h, weight: p[2], bias: nil, Conv2DParams(padding: 1, groups: 6)), .relu)
-        h = try g.add(h, dw)
-        g.tap("block", h, kind: "Block")
+        h = try g.tap("block", try g.add(h, dw), kind: "Block")
         let a = try g.conv2d(h, weight: p[3], bias: nil, Conv2DParams())
         let pooled = try g.avgPool2d(try g.concat([h, a]), Pool2DParams(kernel: 3, stride: 1, padding: 1))
         let f = try g.flatten(try g.adaptiveAvgPool2d(pooled, outputSize: (2, 2)))
         let logits = try g.linear(f, weight: p[4], bias: p[5])
-        g.tap("logits", logits, kind: "Linear")
+        try g.tap("logits", logits, kind: "Linear")
         let out = try g.reduce(try g.scale(try g.mul(try g.logSoftmax(logits), logits), 0.5), .sum, axis: 0)
         return (g, x, p, out)
     }
@@ -130,6 +129,28 @@ struct TinyNet {
         #expect(all.of(fx) != nil)
         #expect(partial.of(cx) == nil)
         #expect(partial.tapped("act") == nil)
+    }
+
+    /// A patch replaces a layer's output for the rest of the pass: the output computed from a
+    /// new leaf at "block" equals the pass whose input leads there, the leaf gets the layer's
+    /// whole gradient, and a replacement of another shape is refused.
+    @Test func patchReplacesALayersOutputForTheRestOfThePass() throws {
+        let net = TinyNet(seed: 5)
+        var rng = SeededRandom(seed: 6)
+        let x = rng.floats(shape.count, -1, 1), other = rng.floats(shape.count, -1, 1)
+        let (reference, _, _, referenceOut) = try net.run(cpu, input: other, inputShape: shape)
+        let block = try cpu.values(reference.tensor(reference.tapped("block")!))
+        let blockGradient = try cpu.values(try reference.backward(from: referenceOut).tapped("block")!)
+        let g = Graph(backend: cpu)
+        let leaf = g.input(try cpu.tensor(block, reference.shape(reference.tapped("block")!)))
+        g.patches["block"] = { _, _ in leaf }
+        let (_, _, _, out) = try net.run(cpu, input: x, inputShape: shape, into: g)
+        #expect(try cpu.values(g.tensor(out)) == cpu.values(reference.tensor(referenceOut)))
+        #expect(try cpu.values(try g.backward(from: out).of(leaf)!) == blockGradient)
+        let wrong = Graph(backend: cpu)
+        let small = wrong.input(try cpu.tensor([1], [1]))
+        wrong.patches["block"] = { _, _ in small }
+        #expect(throws: BackendError.self) { try net.run(cpu, input: x, inputShape: shape, into: wrong) }
     }
 }
 

@@ -144,8 +144,8 @@ struct Case {
         let c = Case(arch)
         for b in backends() {
             let model = try c.model(on: b), x = try c.input(on: b)
-            // EigenCAM has its own fixture and test (EigenCAMTests).
-            for kind in CAM.Kind.allCases where kind != .eigenCAM {
+            // EigenCAM and AblationCAM have their own fixtures and tests (EigenCAMTests, AblationCAMTests).
+            for kind in CAM.Kind.allCases where kind != .eigenCAM && kind != .ablationCAM {
                 let key = kind == .gradCAMPlusPlus ? "gradcampp" : kind.rawValue
                 let layer = kind == .scoreCAM ? c.settings["scorecam_layer"] as! String : c.layer
                 let result = try CAM(kind, layer: layer).attribute(model, input: x, targets: [c.target])

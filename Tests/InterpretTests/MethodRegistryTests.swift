@@ -4,7 +4,8 @@ import TestSupport
 
 @Suite(.timed) struct MethodRegistryTests {
     /// The table is the only list of methods: names unique, each entry builds the method that
-    /// reports that name, the layer readers are the CAM family, and a bad setting is refused.
+    /// reports that name, the layer readers are the CAM family and the layer methods, and a bad
+    /// setting is refused.
     @Test func everyEntryBuildsTheMethodItNames() throws {
         let names = MethodRegistry.names
         #expect(Set(names).count == names.count)
@@ -13,8 +14,9 @@ import TestSupport
             #expect(method.name == entry.name)
             #expect(entry.readsLayer == (entry.parameters(MethodRegistry.Settings(layer: "L"))["layer"] as? String == "L"))
         }
-        #expect(Set(MethodRegistry.entries.filter(\.readsLayer).map(\.name)) == ["gradcam", "gradcam++", "guided_gradcam", "layercam", "hirescam", "xgradcam", "eigencam", "scorecam"])
-        #expect(Set(MethodRegistry.entries.filter { $0.cost == .slow }.map(\.name)) == ["scorecam", "occlusion"])
+        #expect(Set(MethodRegistry.entries.filter(\.readsLayer).map(\.name)) == ["gradcam", "gradcam++", "guided_gradcam", "layercam", "hirescam", "xgradcam", "eigencam", "scorecam", "ablationcam",
+                                                                               "layer_gradient_x_activation", "layer_conductance", "layer_integrated_gradients"])
+        #expect(Set(MethodRegistry.entries.filter { $0.cost == .slow }.map(\.name)) == ["scorecam", "ablationcam", "occlusion"])
         var bad = MethodRegistry.Settings(layer: "features.18")
         bad.baseline = "grey"
         #expect(throws: InterpretError.self) { try MethodRegistry.entry("integrated_gradients")!.make(bad) }

@@ -108,10 +108,11 @@ import TestSupport
         let text = try run(["saliency", "--model", "resnet18", "--random-weights", "1", "--image", smallImage, "--no-resize", "--method", "all",
                             "--samples", "2", "--ig-steps", "2", "--out", out.path])
         for name in ["gradient", "gradient_x_input", "guided_backprop", "deconvnet", "gradcam", "gradcam++", "guided_gradcam", "layercam",
-                     "hirescam", "xgradcam", "smoothgrad", "smoothgrad_sq", "vargrad", "integrated_gradients"] {
+                     "hirescam", "xgradcam", "smoothgrad", "smoothgrad_sq", "vargrad", "integrated_gradients", "fullgrad",
+                     "layer_gradient_x_activation", "layer_conductance", "layer_integrated_gradients"] {
             #expect(text.contains("  \(name) "), "\(name) missing from all")
         }
-        #expect(!text.contains("scorecam") && !text.contains("occlusion"))
+        #expect(!text.contains("scorecam") && !text.contains("ablationcam") && !text.contains("occlusion"))
         let help = SaliencyCommand.helpMessage()
         #expect(help.contains("all+slow") && help.contains("Examples:"))
         for command in [SanityCommand.helpMessage(), VisualizeCommand.helpMessage(), InvertCommand.helpMessage(), ClassifyCommand.helpMessage(),

@@ -114,6 +114,38 @@ import TestSupport
         }
     }
 
+    /// `--objective`: the methods explain one unit of layer3 (its gradient is zero outside the
+    /// unit's receptive field), the summary records the objective and its value, the layer
+    /// methods write their attributions at the layer; --target and --metrics are refused with it.
+    @Test func objectiveTargetsAUnitAndLayerMethodsWriteTheLayer() throws {
+        guard device() else { return }
+        let out = try tempDir()
+        defer { try? FileManager.default.removeItem(at: out) }
+        let folder = out.appendingPathComponent("unit")
+        let text = try run(["saliency", "--model", "resnet18", "--random-weights", "1", "--image", chelsea, "--method", "gradient,layer_integrated_gradients",
+                            "--ig-steps", "4", "--layer", "layer2", "--objective", "layer3:5@3,4", "--out", folder.path])
+        #expect(text.contains("chelsea: objective layer3:5@3,4 (value = "), "\(text)")
+        let summary = try JSONSerialization.jsonObject(with: Data(contentsOf: folder.appendingPathComponent("chelsea/summary.json"))) as! [String: Any]
+        let target = summary["target"] as! [String: Any]
+        #expect(target["objective"] as? String == "layer3:5@3,4" && (target["value"] as? Double)?.isFinite == true, "\(target)")
+        let gradient = try Data(contentsOf: folder.appendingPathComponent("chelsea/gradient_raw.npy"))
+        let values = gradient.dropFirst(128).withUnsafeBytes { Array($0.bindMemory(to: Float.self)) }
+        // layer3's unit (x 3, y 4) is centred on pixel (48, 64) and sees 105 pixels each way
+        // (ResNet18's receptive field there is 211): nothing right of x 153 or below y 169
+        // reaches it (but rounding: the convolutions' transforms leave 1e-8 of the largest).
+        let largest = values.map(abs).max() ?? 0
+        let outside = (0..<3).flatMap { c in (0..<224).flatMap { y in (0..<224).filter { x in x > 155 || y > 171 }.map { x in values[(c * 224 + y) * 224 + x] } } }
+        #expect(largest > 0 && outside.allSatisfy { abs($0) < 1e-6 * largest }, "\(outside.map(abs).max() ?? 0) of \(largest)")
+        let layer = try Data(contentsOf: folder.appendingPathComponent("chelsea/layer_integrated_gradients_layer.npy"))
+        #expect(String(decoding: layer.prefix(128), as: UTF8.self).contains("'shape': (128, 28, 28)"))
+        for extra in [["--target", "1"], ["--metrics"]] {
+            #expect(throws: (any Error).self) {
+                _ = try run(["saliency", "--model", "resnet18", "--random-weights", "1", "--image", chelsea, "--method", "gradient",
+                             "--objective", "layer3:5", "--out", out.appendingPathComponent("refused").path] + extra)
+            }
+        }
+    }
+
     /// `--baseline` as a distribution: the SHAP methods take names and image files together and
     /// record them; Integrated Gradients refuses more than one reference, in one line.
     @Test func shapMethodsTakeADistributionOfBaselines() throws {

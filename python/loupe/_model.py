@@ -67,7 +67,9 @@ class Layer(tuple):
 
 class Attribution:
     """An attribution of N images: `map` [N, H, W] (what `loupe saliency` draws), `raw` [N, 3, H, W]
-    for gradient methods (None for CAMs), `delta` [N] for integrated gradients, `targets`."""
+    for gradient methods (None for CAMs), `delta` [N] for integrated gradients, `targets`;
+    `layer_attribution` [N, C, h, w] for the layer methods; `objective` and its `values` [N]
+    when an objective, not a class, was explained."""
 
     def __init__(self, method, payload, arrays, reference):
         self.method = method
@@ -79,6 +81,9 @@ class Attribution:
         self.raw = _like(reference, arrays["raw"]) if "raw" in arrays else None
         self.delta = _like(reference, arrays["delta"]) if "delta" in arrays else None
         self.layer_map = _like(reference, arrays["layer_map"]) if "layer_map" in arrays else None
+        self.layer_attribution = _like(reference, arrays["layer_attribution"]) if "layer_attribution" in arrays else None
+        self.objective = payload.get("objective")
+        self.values = _like(reference, arrays["values"]) if "values" in arrays else None
         self._maps = arrays.get("map", arrays.get("layer_map"))
 
     def __repr__(self):
@@ -243,9 +248,12 @@ class Model:
         _, arrays = self._call("activations", {"layers": names}, {"x": x})
         return {(l if isinstance(l, str) else n): _like(x, arrays[n]) for l, n in zip(layers, names)}
 
-    def attribute(self, x, method="gradient", target=None, layer=None, baseline=None, draws=None, **options):
+    def attribute(self, x, method="gradient", target=None, layer=None, baseline=None, draws=None, objective=None, **options):
         """The attribution of each image's target class (None: its top class) by `method`
-        (loupe.methods() lists them). Options: batch, samples, noise, seed, steps, window, stride,
+        (loupe.methods() lists them), or of `objective` instead (`loupe visualize --objective`
+        syntax: a neuron "layer3:88@3,1" (channel 88 at x 3, y 1), a channel's mean "layer3:88",
+        a direction, a weighted sum; Captum's neuron methods are the gradient methods of a
+        neuron). Options: batch, samples, noise, seed, steps, window, stride,
         occlusion_baseline, layer_map, stdevs (gradient_shap); `baseline` is "black", "zero", "blur",
         "uniform" or an array [N or 1, 3, H, W]; for gradient_shap and deeplift_shap a distribution:
         names joined by commas ("black,uniform") or an array [B, 3, H, W]. lime and kernel_shap:
@@ -267,6 +275,8 @@ class Model:
         t = targets_list(target, n)
         if t is not None:
             opts["targets"] = t
+        if objective is not None:
+            opts["objective"] = str(objective)
         if layer is not None:
             opts["layer"] = self.layer_name(layer)
         if isinstance(baseline, str):

@@ -14,7 +14,8 @@ from ._torch import model_of, tensor_input
 
 __all__ = ["Saliency", "InputXGradient", "GuidedBackprop", "Deconvolution", "IntegratedGradients", "DeepLift", "DeepLiftShap",
            "GradientShap", "Lime", "KernelShap", "NoiseTunnel",
-           "LayerGradCam", "GuidedGradCam", "Occlusion", "LayerAttribution"]
+           "LayerGradCam", "GuidedGradCam", "Occlusion", "LayerAttribution", "LayerGradientXActivation", "LayerConductance",
+           "LayerIntegratedGradients", "NeuronGradient", "NeuronIntegratedGradients"]
 
 
 def _refuse(what, **arguments):
@@ -436,6 +437,131 @@ class LayerGradCam(_Attribution, LayerAttribution):
         if relu_attributions:
             m = m.clamp(min=0) if _is_torch(m) else np.maximum(m, 0)
         return m
+
+
+class LayerGradientXActivation(_Attribution, LayerAttribution):
+    """Captum's LayerGradientXActivation: the layer's activation times the target's gradient
+    there, [N, C, h, w]."""
+
+    def __init__(self, forward_func, layer, device_ids=None, multiply_by_inputs=True, device=None):
+        _refuse("LayerGradientXActivation", device_ids=(device_ids, None), multiply_by_inputs=(multiply_by_inputs, True))
+        super().__init__(forward_func, device)
+        self.layer = layer
+
+    @property
+    def multiplies_by_inputs(self):
+        return True
+
+    def attribute(self, inputs, target=None, additional_forward_args=None, attribute_to_layer_input=False):
+        x, _ = tensor_input(inputs, "LayerGradientXActivation")
+        _refuse("LayerGradientXActivation", additional_forward_args=(additional_forward_args, None),
+                attribute_to_layer_input=(attribute_to_layer_input, False))
+        return self._model(x).attribute(x, "layer_gradient_x_activation", target=_targets(target, len(x), "LayerGradientXActivation"),
+                                        layer=self.layer).layer_attribution
+
+
+class _LayerPath(_Attribution, LayerAttribution):
+    """Captum's layer path methods: Gauss-Legendre points from the baselines, [N, C, h, w]."""
+
+    def __init__(self, forward_func, layer, device_ids=None, multiply_by_inputs=True, device=None):
+        what = type(self).__name__
+        _refuse(what, device_ids=(device_ids, None), multiply_by_inputs=(multiply_by_inputs, True))
+        super().__init__(forward_func, device)
+        self.layer = layer
+
+    def has_convergence_delta(self):
+        return True
+
+    @property
+    def multiplies_by_inputs(self):
+        return True
+
+    def attribute(self, inputs, baselines=None, target=None, additional_forward_args=None, n_steps=50, method="gausslegendre",
+                  internal_batch_size=None, return_convergence_delta=False, attribute_to_layer_input=False, grad_kwargs=None):
+        what = type(self).__name__
+        x, _ = tensor_input(inputs, what)
+        _refuse(what, additional_forward_args=(additional_forward_args, None), method=(method, "gausslegendre"),
+                attribute_to_layer_input=(attribute_to_layer_input, False), grad_kwargs=(grad_kwargs, None))
+        options = {"steps": int(n_steps)}
+        if internal_batch_size:
+            options["batch"] = int(internal_batch_size)
+        a = self._model(x).attribute(x, self.method, target=_targets(target, len(x), what), layer=self.layer,
+                                     baseline=_baseline(baselines, x, what), **options)
+        return (a.layer_attribution, a.delta) if return_convergence_delta else a.layer_attribution
+
+
+class LayerConductance(_LayerPath):
+    """Captum's LayerConductance: the sum over the path's points of the gradient at the layer
+    times the change of the layer's activation to the next point (n_steps + 1 points)."""
+    method = "layer_conductance"
+
+    def __init__(self, forward_func, layer, device_ids=None, device=None):
+        super().__init__(forward_func, layer, device_ids=device_ids, device=device)
+
+
+class LayerIntegratedGradients(_LayerPath):
+    """Captum's LayerIntegratedGradients: Integrated Gradients in the layer's space (the layer's
+    output replaced by points between its values for the baselines and the inputs)."""
+    method = "layer_integrated_gradients"
+
+
+def _neuron_objective(model, layer, neuron_selector, what):
+    """Captum's neuron_selector (an int, or a tuple of ints indexing the layer's output without
+    its batch dimension) as a Loupe objective."""
+    selector = (neuron_selector,) if isinstance(neuron_selector, int) else neuron_selector
+    if callable(selector) or not isinstance(selector, tuple) or not all(isinstance(i, int) for i in selector):
+        raise LoupeValueError(f"{what}: neuron_selector must be an int or a tuple of ints in Loupe "
+                              f"(slices and functions are not supported), got {neuron_selector!r}")
+    name = model.layer_name(layer)
+    if len(selector) == 1:
+        return f"{name}:{selector[0]}"
+    if len(selector) == 3:
+        channel, y, x = selector
+        return f"{name}:{channel}@{x},{y}"
+    raise LoupeValueError(f"{what}: neuron_selector {selector!r}: Loupe takes (channel, y, x) of a 4-D layer or (unit,) of a 2-D one")
+
+
+class NeuronGradient(_Attribution):
+    """Captum's NeuronGradient: the gradient of one unit of a layer with respect to the input."""
+
+    def __init__(self, forward_func, layer, device_ids=None, device=None):
+        _refuse("NeuronGradient", device_ids=(device_ids, None))
+        super().__init__(forward_func, device)
+        self.layer = layer
+
+    def attribute(self, inputs, neuron_selector, additional_forward_args=None, attribute_to_neuron_input=False):
+        x, as_tuple = tensor_input(inputs, "NeuronGradient")
+        _refuse("NeuronGradient", additional_forward_args=(additional_forward_args, None),
+                attribute_to_neuron_input=(attribute_to_neuron_input, False))
+        model = self._model(x)
+        a = model.attribute(x, "gradient", objective=_neuron_objective(model, self.layer, neuron_selector, "NeuronGradient"))
+        return _wrap(a.raw, as_tuple)
+
+
+class NeuronIntegratedGradients(_Attribution):
+    """Captum's NeuronIntegratedGradients: Integrated Gradients of one unit of a layer."""
+
+    def __init__(self, forward_func, layer, device_ids=None, multiply_by_inputs=True, device=None):
+        _refuse("NeuronIntegratedGradients", device_ids=(device_ids, None), multiply_by_inputs=(multiply_by_inputs, True))
+        super().__init__(forward_func, device)
+        self.layer = layer
+
+    @property
+    def multiplies_by_inputs(self):
+        return True
+
+    def attribute(self, inputs, neuron_selector, baselines=None, additional_forward_args=None, n_steps=50, method="gausslegendre",
+                  internal_batch_size=None, attribute_to_neuron_input=False):
+        x, as_tuple = tensor_input(inputs, "NeuronIntegratedGradients")
+        _refuse("NeuronIntegratedGradients", additional_forward_args=(additional_forward_args, None), method=(method, "gausslegendre"),
+                attribute_to_neuron_input=(attribute_to_neuron_input, False))
+        model = self._model(x)
+        options = {"steps": int(n_steps)}
+        if internal_batch_size:
+            options["batch"] = int(internal_batch_size)
+        a = model.attribute(x, "integrated_gradients", baseline=_baseline(baselines, x, "NeuronIntegratedGradients"),
+                            objective=_neuron_objective(model, self.layer, neuron_selector, "NeuronIntegratedGradients"), **options)
+        return _wrap(a.raw, as_tuple)
 
 
 class GuidedGradCam(_Attribution):

@@ -8,7 +8,7 @@ import numpy as np
 from ._native import LoupeValueError
 from ._torch import model_of
 
-__all__ = ["GradCAM", "GradCAMPlusPlus", "LayerCAM", "HiResCAM", "XGradCAM", "ScoreCAM", "ClassifierOutputTarget"]
+__all__ = ["GradCAM", "GradCAMPlusPlus", "LayerCAM", "HiResCAM", "XGradCAM", "ScoreCAM", "AblationCAM", "FullGrad", "ClassifierOutputTarget"]
 
 
 class ClassifierOutputTarget:
@@ -126,6 +126,42 @@ class XGradCAM(_CAM):
 class ScoreCAM(_CAM):
     """pytorch-grad-cam's ScoreCAM (masked images batch_size at a time)."""
     method = "scorecam"
+
+
+class AblationCAM(_CAM):
+    """pytorch-grad-cam's AblationCAM: w_c = (s - s_c) / s with channel c ablated (set to 0 on a
+    layer whose smallest value is 0, else to that value less 1e7), batch_size channels per pass;
+    every channel is ablated (ratio_channels_to_ablate=1.0, the default)."""
+    method = "ablationcam"
+
+    def __init__(self, model, target_layers, reshape_transform=None, ablation_layer=None, batch_size=32,
+                 ratio_channels_to_ablate=1.0, device=None):
+        if ablation_layer is not None and type(ablation_layer).__name__ != "AblationLayer":
+            raise LoupeValueError(f"AblationCAM: ablation_layer {type(ablation_layer).__name__} is not supported by Loupe (only AblationLayer)")
+        if ratio_channels_to_ablate != 1.0:
+            raise LoupeValueError(f"AblationCAM: ratio_channels_to_ablate={ratio_channels_to_ablate!r} is not supported by Loupe (only 1.0)")
+        super().__init__(model, target_layers, reshape_transform=reshape_transform, device=device)
+        self.batch_size = int(batch_size)
+
+
+class FullGrad(_CAM):
+    """pytorch-grad-cam's FullGrad: |gradient x input| and |bias x gradient| at every layer that
+    adds a bias per channel, each channel scaled and resized, summed. Like pytorch-grad-cam's, it
+    reads no target layer (target_layers may be empty; any given are ignored)."""
+    method = "fullgrad"
+
+    def __init__(self, model, target_layers=(), reshape_transform=None, device=None):
+        super().__init__(model, [None], reshape_transform=reshape_transform, device=device)
+
+    def __call__(self, input_tensor, targets=None, aug_smooth=False, eigen_smooth=False):
+        if aug_smooth or eigen_smooth:
+            raise LoupeValueError("FullGrad: aug_smooth and eigen_smooth are not supported by Loupe")
+        x = input_tensor
+        categories = None if targets is None else [_category(t) for t in targets]
+        if categories is not None and len(categories) != len(x):
+            raise LoupeValueError(f"{len(categories)} targets for {len(x)} images")
+        a = model_of(self.model, x, self.device).attribute(x, "fullgrad", target=categories)
+        return np.asarray(a._maps, dtype=np.float32)
 
 
 def __getattr__(name):

@@ -52,6 +52,12 @@ CAPTUM_CASES = [
     ("LayerGradCam", lambda c, m, l, x, t: c.LayerGradCam(m, l).attribute(x, target=t)),
     ("GuidedGradCam", lambda c, m, l, x, t: c.GuidedGradCam(m, l).attribute(x, target=t)),
     ("Occlusion", lambda c, m, l, x, t: c.Occlusion(m).attribute(x, sliding_window_shapes=(3, 32, 32), strides=(3, 24, 24), target=t)),
+    ("LayerGradientXActivation", lambda c, m, l, x, t: c.LayerGradientXActivation(m, l).attribute(x, target=t)),
+    ("LayerConductance", lambda c, m, l, x, t: c.LayerConductance(m, l).attribute(x, target=t, n_steps=12, return_convergence_delta=True)),
+    ("LayerIntegratedGradients", lambda c, m, l, x, t: c.LayerIntegratedGradients(m, l).attribute(
+        x, baselines=0.3 * x.flip(0), target=t, n_steps=12, return_convergence_delta=True)),
+    ("NeuronGradient", lambda c, m, l, x, t: c.NeuronGradient(m, l).attribute(x, neuron_selector=(3, 1, 2))),
+    ("NeuronIntegratedGradients", lambda c, m, l, x, t: c.NeuronIntegratedGradients(m, l).attribute(x, neuron_selector=(5, 2, 0), n_steps=12)),
 ]
 
 
@@ -113,6 +119,7 @@ def test_captum_adapter_matches_captum(network, case, batch):
     expected32, delta32 = split(call(captum, model, layer, x, target))
     expected64, delta64 = split(call(captum, *as_double(model, layer, x, target)))
     got, delta = split(call(loupe.captum, model, layer, x, target))
+    expected32, expected64 = expected32.detach(), expected64.detach()
     assert isinstance(got, torch.Tensor) and got.dtype == torch.float32 and got.shape == expected32.shape
     error = relative_error(got, expected64)
     if title == "Occlusion":
@@ -124,6 +131,11 @@ def test_captum_adapter_matches_captum(network, case, batch):
         if float(expected64.abs().max()) < 100 * resolution:
             pytest.skip(f"{name}: occlusion moves the logits by {float(expected64.abs().max()):.1e}, below float32's resolution")
     bound = 1e-3 if error <= 1e-3 else max(1e-3, 4 * own_error(call, model, layer, x, target, expected32, expected64))
+    if bound > 1:
+        # The reference's own float32 answers are more than 25% off its float64 one: float32 does
+        # not resolve this attribution (seeded MobileNetV2's layer path methods, whose logits move
+        # by less than float32's step along the path), so no float32 answer can be checked.
+        pytest.skip(f"{name} {title} batch {batch}: the reference's own float32 error is {bound / 4:.2f}")
     if bound > 1e-3:
         print(f"{name} {title} batch {batch}: error {error:.2e}, bound {bound:.2e} from the reference's own float32 error")
     assert error <= bound, f"{name} {title} batch {batch}: error {error:.2e} > bound {bound:.2e}"
@@ -318,6 +330,34 @@ def test_score_cam_matches_pytorch_grad_cam(request, fixture):
     assert error <= 1e-3, f"{fixture} ScoreCAM: max error {error:.2e}"
 
 
+@pytest.mark.parametrize("fixture", ["resnet18", "mobilenet_v2_imagenet"])
+def test_ablation_cam_matches_pytorch_grad_cam(request, fixture):
+    model = request.getfixturevalue(fixture)
+    # Layers after a ReLU (ReLU6): their smallest value is 0, which an ablated channel takes.
+    layer = model.layer3 if fixture == "resnet18" else model.features[4].conv[0]
+    x = photos(1, size=64)
+    targets = [ClassifierOutputTarget(285)]
+    expected = cam_reference("AblationCAM", model, [layer], x, targets)
+    with loupe.grad_cam.AblationCAM(model=model, target_layers=[layer]) as cam:
+        got = cam(input_tensor=x, targets=targets)
+    error = float(np.abs(got - expected).max())
+    assert error <= 1e-3, f"{fixture} AblationCAM: max error {error:.2e}"
+
+
+@pytest.mark.parametrize("fixture", ["resnet18", "mobilenet_v2_imagenet"])
+def test_full_grad_matches_pytorch_grad_cam(request, fixture):
+    # The exported graph folds each batch norm into the convolution before it, whose bias and
+    # output are the batch norm's: the same sum as pytorch-grad-cam's over the torch modules.
+    model = request.getfixturevalue(fixture)
+    x = photos(2, size=96)
+    targets = [ClassifierOutputTarget(285), ClassifierOutputTarget(7)]
+    expected = cam_reference("FullGrad", model, [], x, targets)
+    got = loupe.grad_cam.FullGrad(model=model, target_layers=[])(input_tensor=x, targets=targets)
+    assert got.shape == expected.shape
+    error = float(np.abs(got - expected).max())
+    assert error <= 1e-3, f"{fixture} FullGrad: max error {error:.2e}"
+
+
 def test_several_target_layers_are_averaged_as_pytorch_grad_cam(resnet18):
     x = photos(2)
     layers = [resnet18.layer4[-1], resnet18.layer3]
@@ -344,7 +384,11 @@ def test_unsupported_options_are_refused_by_name(resnet18):
         loupe.grad_cam.GradCAM(model=resnet18, target_layers=[resnet18.layer4])(input_tensor=x, targets=[lambda o: o[3]])
     with pytest.raises(ImportError, match="EigenCAM"):
         from loupe.grad_cam import EigenCAM  # noqa: F401
-    with pytest.raises(ImportError, match="LayerIntegratedGradients"):
-        from loupe.captum import LayerIntegratedGradients  # noqa: F401
+    with pytest.raises(ImportError, match="FeaturePermutation"):
+        from loupe.captum import FeaturePermutation  # noqa: F401
+    with pytest.raises(ValueError, match="neuron_selector"):
+        loupe.captum.NeuronGradient(resnet18, resnet18.layer4).attribute(x, neuron_selector=(1, slice(0, 2), 0))
+    with pytest.raises(ValueError, match="ratio_channels_to_ablate"):
+        loupe.grad_cam.AblationCAM(model=resnet18, target_layers=[resnet18.layer4], ratio_channels_to_ablate=0.5)
     with pytest.raises(ValueError, match="torch.nn.Module"):
         loupe.captum.Saliency(lambda v: resnet18(v)).attribute(x, target=1)
