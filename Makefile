@@ -94,10 +94,15 @@ wheel: setup
 # CPU build; made again when this list changes).
 PY_VENV := .venv-python
 PY_PACKAGES := numpy==2.4.6 torch==2.13.0 torchvision==0.28.0 captum==0.9.0 grad-cam==1.5.7 zennit==0.5.1 scikit-learn==1.9.1 onnx==1.23.2 pytest==9.2.0
+# zennit-crp 0.6.0 declares zennit<=0.4.6 but runs on 0.5.1, the zennit the LRP tests check
+# against: installed without its dependencies (tqdm and matplotlib come with captum).
+PY_NODEPS := zennit-crp==0.6.0
 python-venv:
-	@if [ "$$(cat $(PY_VENV)/.packages 2>/dev/null)" != "$(PY_PACKAGES)" ]; then \
+	@if [ "$$(cat $(PY_VENV)/.packages 2>/dev/null)" != "$(PY_PACKAGES) $(PY_NODEPS)" ]; then \
 	  rm -rf $(PY_VENV) && python3 -m venv $(PY_VENV) && \
-	  $(PY_VENV)/bin/pip install --quiet --disable-pip-version-check $(PY_PACKAGES) && echo "$(PY_PACKAGES)" > $(PY_VENV)/.packages; \
+	  $(PY_VENV)/bin/pip install --quiet --disable-pip-version-check $(PY_PACKAGES) && \
+	  $(PY_VENV)/bin/pip install --quiet --disable-pip-version-check --no-deps $(PY_NODEPS) && \
+	  echo "$(PY_PACKAGES) $(PY_NODEPS)" > $(PY_VENV)/.packages; \
 	else echo "python-venv: $(PY_VENV) present"; fi
 
 # The Python package's tests (python/tests) against the installed wheel, not the source tree:

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Reference AblationCAM maps from pytorch-grad-cam for Tests/InterpretTests (AblationCAMTests).
+"""Reference AblationCAM maps from pytorch-grad-cam for Tests/InterpretTests (AblationAndFullGradTests).
 Run by hand: pip install torch torchvision grad-cam && python3 tools/make_ablation_fixtures.py
 
 ResNet18 (layer1), VGG16 (features.3) and MobileNetV2 (features.1.conv.0) with seeded weights

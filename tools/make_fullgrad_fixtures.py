@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Reference FullGrad maps from pytorch-grad-cam for Tests/InterpretTests (FullGradTests).
+"""Reference FullGrad maps from pytorch-grad-cam for Tests/InterpretTests (AblationAndFullGradTests).
 Run by hand: pip install torch torchvision grad-cam && python3 tools/make_fullgrad_fixtures.py
 
 ResNet18, VGG16 and MobileNetV2 with seeded weights (tools/make_model_fixtures.py's generator),

@@ -23,13 +23,15 @@ public struct Attribution: Sendable {
     public var layerValues: [Float]?
     /// The shape of one image's `layerValues`.
     public var layerShape: [Int]?
+    /// Concept relevance: each image's concept (channels of the layer).
+    public var concepts: [[Int]]?
 
     /// Whether the attributions are signed contributions that add up to a change of the score
     /// (gradient x input, integrated gradients, occlusion, LRP, DeepLIFT, the SHAP methods and LIME): drawn on a diverging scale by default.
     public var isSigned: Bool { Self.signedMethods.contains(method) }
     /// The names of the methods whose attributions are signed contributions.
     public static let signedMethods: Set<String> = ["gradient_x_input", "integrated_gradients", "occlusion", "lrp", "deeplift", "gradient_shap", "deeplift_shap", "lime", "kernel_shap",
-                                                     "layer_gradient_x_activation", "layer_conductance", "layer_integrated_gradients"]
+                                                     "layer_gradient_x_activation", "layer_conductance", "layer_integrated_gradients", "concept_relevance"]
 
     /// An attribution of `count` maps of height x width (and raw attributions, when the method
     /// has them).

@@ -54,6 +54,8 @@ public enum MethodRegistry {
         public var epsilon: Float = 1e-6
         /// LRP: the gamma of `epsilon_gamma_box`.
         public var gamma: Float = 0.25
+        /// Concept relevance: channels of `layer` (empty: each image's most relevant channel).
+        public var concept: [Int] = []
         /// Guided backprop, deconvnet, guided Grad-CAM and DeepLIFT: the activation kinds their
         /// rule applies to (Captum's hook `nn.ReLU` only).
         public var ruleActivations = Set(Activation.allCases)
@@ -102,6 +104,10 @@ public enum MethodRegistry {
         Entry(name: "lrp", readsLayer: false, cost: .passes, transformerOnly: false,
               build: { try LRP(composite: $0.composite, epsilon: $0.epsilon, gamma: $0.gamma) },
               recorded: { ["composite": $0.composite, "epsilon": $0.epsilon, "gamma": $0.gamma] }),
+        Entry(name: "concept_relevance", readsLayer: true, cost: .passes, transformerOnly: false,
+              build: { ConceptRelevance(layer: $0.layer, channels: $0.concept, lrp: try LRP(composite: $0.composite, epsilon: $0.epsilon, gamma: $0.gamma)) },
+              recorded: { ["layer": $0.layer, "concept": $0.concept.isEmpty ? "most relevant channel" : $0.concept.map(String.init).joined(separator: ","),
+                           "composite": $0.composite, "epsilon": $0.epsilon, "gamma": $0.gamma] }),
         Entry(name: "gradcam", readsLayer: true, cost: .passes, transformerOnly: false,
               build: { CAM(.gradCAM, layer: $0.layer) }, recorded: { ["layer": $0.layer] }),
         Entry(name: "gradcam++", readsLayer: true, cost: .passes, transformerOnly: false,

@@ -120,3 +120,71 @@ public struct LRP: AttributionMethod {
         return Attribution(method: name, count: n, height: h, width: w, map: try b.values(absChannelMax(b, raw)), raw: try b.values(raw))
     }
 }
+
+/// Concept relevance (Achtibat et al. 2023), as zennit-crp's CondAttribution computes its
+/// conditional heatmaps: LRP (`composite`, as `lrp`) from the target's logit (its value, as
+/// zennit-crp starts) to `layer` through every path, masked there to the concept's channels,
+/// then on to the input; the map is the input relevance summed over colour channels (signed).
+/// With no channels given, each image's concept is the channel of largest relevance at the
+/// layer (summed over positions).
+public struct ConceptRelevance: AttributionMethod {
+    public var name: String { "concept_relevance" }
+    /// The layer the concept lives in, named as `loupe layers` prints it.
+    public var layer: String
+    /// The concept: channels of `layer` (dimension 1 of its output); empty: each image's most
+    /// relevant channel.
+    public var channels: [Int]
+    /// The rules, as the `lrp` method takes them.
+    public var lrp: LRP
+
+    /// The conditional heatmap of `channels` of `layer` under `lrp`'s composite.
+    public init(layer: String, channels: [Int] = [], lrp: LRP) {
+        self.layer = layer; self.channels = channels; self.lrp = lrp
+    }
+
+    public func attribute(_ model: Model, input: Tensor, targets: [Int]) throws -> Attribution {
+        let (n, h, w) = try checkBatch(input, targets)
+        let b = model.backend
+        let g = Graph(backend: b)
+        g.keptLayers = [layer]
+        let x = g.input(input)
+        let logits = try model.forward(g, x)
+        try checkLayerName(layer, in: g.tapNames, model: model.architecture.name)
+        let composite = try lrp.resolved(for: model.architecture.normalization)
+        let classes = g.shape(logits)[1], scores = try b.values(g.tensor(logits))
+        let seed = try oneHot(b, targets: targets, classes: classes, scale: try targets.enumerated().map { i, t in
+            guard t >= 0, t < classes else { throw InterpretError("target class \(t) is out of range 0...\(classes - 1)") }
+            return scores[i * classes + t]
+        })
+        let value = g.tapped(layer)!
+        guard let atLayer = try g.relevance(from: logits, seed: seed, composite: composite).of(value) else {
+            throw InterpretError("layer \(layer) does not influence the output")
+        }
+        let shape = atLayer.shape
+        let c = shape[1], rest = shape.count / (n * c)
+        let concepts: [[Int]]
+        if channels.isEmpty {
+            // Each image's channel of largest relevance (summed over the rest of the layer).
+            let sums = try b.values(b.reduce(Tensor(shape: [n, c, rest], storage: atLayer.storage), .sum, axis: 2))
+            concepts = (0..<n).map { i in [(0..<c).max { sums[i * c + $0] < sums[i * c + $1] }!] }
+        } else {
+            for ch in channels where ch < 0 || ch >= c {
+                throw InterpretError("\(layer) has \(c) channels (0...\(c - 1)); channel \(ch) does not exist")
+            }
+            concepts = [[Int]](repeating: channels, count: n)
+        }
+        // The relevance at the layer times 1 on the concept's channels and 0 elsewhere, per image.
+        var keep = [Float](repeating: 0, count: n * c)
+        for (i, concept) in concepts.enumerated() { for ch in concept { keep[i * c + ch] = 1 } }
+        let zeros = try b.tensor([Float](repeating: 0, count: n * c), [n * c]), ones = try b.tensor([Float](repeating: 1, count: n * c), [n * c])
+        let masked = try b.batchNorm2d(Tensor(shape: [1, n * c, rest, 1], storage: atLayer.storage),
+                                       BatchNormParams(gamma: try b.tensor(keep, [n * c]), beta: zeros, mean: zeros, variance: ones, eps: 0))
+        let relevance = try g.relevance(from: value, seed: Tensor(shape: shape, storage: masked.storage), composite: composite)
+        guard let raw = relevance.of(x) else { throw InterpretError("the model's output does not depend on its input") }
+        let sums = try b.matmul(try b.tensor([Float](repeating: 1, count: n * 3), [n, 1, 3]), Tensor(shape: [n, 3, h * w], storage: raw.storage),
+                                transposeA: false, transposeB: false)
+        var result = Attribution(method: name, count: n, height: h, width: w, map: try b.values(sums), raw: try b.values(raw))
+        result.concepts = concepts
+        return result
+    }
+}

@@ -85,7 +85,8 @@ extension Session {
     /// draw_indices, draw_alphas and draw_noise (gradient_shap's draws, as Captum makes them),
     /// feature_mask [H, W] and surrogate_samples [N * samples, features] (lime, kernel_shap),
     /// window, stride, occlusion_baseline, composite, epsilon and gamma (LRP), max_pool_rule
-    /// (DeepLIFT), rule_activations (["relu"]: guided backprop's and
+    /// (DeepLIFT), concept (concept_relevance's channels; `concepts` returns each image's),
+    /// rule_activations (["relu"]: guided backprop's and
     /// deconvnet's rule on ReLU only, as Captum's hooks), layer_map (the CAM family's weighted
     /// sums at the layer's resolution, before ReLU and normalization: Captum's LayerGradCam),
     /// objective (explain an objective in `visualize`'s syntax instead of `targets`: a neuron
@@ -110,6 +111,7 @@ extension Session {
         s.composite = try o.string("composite") ?? s.composite
         s.epsilon = try o.float("epsilon", in: 0...Float.greatestFiniteMagnitude) ?? s.epsilon
         s.gamma = try o.float("gamma", in: 0...Float.greatestFiniteMagnitude) ?? s.gamma
+        s.concept = try o.ints("concept", in: 0...(1 << 24)) ?? s.concept
         if let kinds = try o.strings("rule_activations") {
             s.ruleActivations = Set(try kinds.map { text in
                 guard let kind = Activation.allCases.first(where: { "\($0)" == text }) else {
@@ -213,6 +215,7 @@ extension Session {
             arrays["layer_attribution"] = HostArray(values: values, shape: [x.n] + shape)
         }
         if objective != nil { arrays["values"] = HostArray(values: try model.outputValues(x.tensor), shape: [x.n]) }
+        if let concepts = result.concepts { json["concepts"] = concepts }
         return try CallResult(json: json, arrays: arrays)
     }
 

@@ -40,6 +40,8 @@ public struct MethodOptions: ParsableArguments {
     public var composite: String = "epsilon_plus_flat"
     @Option(parsing: .unconditional, help: "LRP: epsilon of the named composites' epsilon rule (linear layers).") public var epsilon: Float = 1e-6
     @Option(parsing: .unconditional, help: "LRP: gamma of epsilon_gamma_box's gamma rule (convolutions).") public var gamma: Float = 0.25
+    @Option(help: "concept_relevance: channels of --layer, comma-separated, whose relevance the conditional heatmap follows (default: each image's most relevant channel).")
+    public var concept: String?
 
     public init() {}
 
@@ -85,6 +87,12 @@ public struct MethodOptions: ParsableArguments {
         s.steps = steps; s.baseline = baseline
         s.window = window; s.stride = stride
         s.composite = composite; s.epsilon = epsilon; s.gamma = gamma
+        if let concept {
+            s.concept = try concept.split(separator: ",").map { part in
+                guard let c = Int(part.trimmingCharacters(in: .whitespaces)), c >= 0 else { throw UserError("--concept \(concept): expected channel numbers, e.g. 5 or 5,17") }
+                return c
+            }
+        }
         return s
     }
 

@@ -177,6 +177,7 @@ public struct SaliencyOutput {
                                         "display": ["sign": scaled.sign.rawValue, "colormap": colormap.rawValue, "clip_percentile": style.outlierPercent,
                                                     "alpha": style.alpha, "scale_low": scaled.range.low, "scale_high": scaled.range.high] as [String: Any]]
             if let e = attribution.completenessError { entry["completeness_error"] = e[i] }
+            if let concepts = attribution.concepts { entry["concept"] = concepts[i] }
             if !curves.isEmpty {
                 for (k, mode) in CausalMetric.Mode.allCases.enumerated() {
                     entry["\(mode.rawValue)_auc"] = curves[i][m][k].auc

@@ -144,7 +144,7 @@ struct Case {
         let c = Case(arch)
         for b in backends() {
             let model = try c.model(on: b), x = try c.input(on: b)
-            // EigenCAM and AblationCAM have their own fixtures and tests (EigenCAMTests, AblationCAMTests).
+            // EigenCAM and AblationCAM have their own fixtures and tests (EigenCAMTests, AblationAndFullGradTests).
             for kind in CAM.Kind.allCases where kind != .eigenCAM && kind != .ablationCAM {
                 let key = kind == .gradCAMPlusPlus ? "gradcampp" : kind.rawValue
                 let layer = kind == .scoreCAM ? c.settings["scorecam_layer"] as! String : c.layer

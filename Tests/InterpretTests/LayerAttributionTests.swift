@@ -28,7 +28,6 @@ import WeightFiles
             func check(_ name: String, _ got: [Float]?) throws {
                 let bound = Swift.max(["layer_gradient_x_activation", "neuron_gradient"].contains(name) ? 1e-3 : 1e-2, 4 * Float(floors[name]!))
                 let error = relativeL2(try #require(got), try c.expected(name))
-                print("\(b.name) \(arch) \(name): \(error)")
                 #expect(error < bound, "\(b.name) \(arch) \(name): relative L2 \(error) (bound \(bound))")
             }
             for kind in LayerAttribution.Kind.allCases {

@@ -15,7 +15,7 @@ import TestSupport
             #expect(entry.readsLayer == (entry.parameters(MethodRegistry.Settings(layer: "L"))["layer"] as? String == "L"))
         }
         #expect(Set(MethodRegistry.entries.filter(\.readsLayer).map(\.name)) == ["gradcam", "gradcam++", "guided_gradcam", "layercam", "hirescam", "xgradcam", "eigencam", "scorecam", "ablationcam",
-                                                                               "layer_gradient_x_activation", "layer_conductance", "layer_integrated_gradients"])
+                                                                               "layer_gradient_x_activation", "layer_conductance", "layer_integrated_gradients", "concept_relevance"])
         #expect(Set(MethodRegistry.entries.filter { $0.cost == .slow }.map(\.name)) == ["scorecam", "ablationcam", "occlusion"])
         var bad = MethodRegistry.Settings(layer: "features.18")
         bad.baseline = "grey"

@@ -109,7 +109,7 @@ import TestSupport
                             "--samples", "2", "--ig-steps", "2", "--out", out.path])
         for name in ["gradient", "gradient_x_input", "guided_backprop", "deconvnet", "gradcam", "gradcam++", "guided_gradcam", "layercam",
                      "hirescam", "xgradcam", "smoothgrad", "smoothgrad_sq", "vargrad", "integrated_gradients", "fullgrad",
-                     "layer_gradient_x_activation", "layer_conductance", "layer_integrated_gradients"] {
+                     "layer_gradient_x_activation", "layer_conductance", "layer_integrated_gradients", "concept_relevance"] {
             #expect(text.contains("  \(name) "), "\(name) missing from all")
         }
         #expect(!text.contains("scorecam") && !text.contains("ablationcam") && !text.contains("occlusion"))

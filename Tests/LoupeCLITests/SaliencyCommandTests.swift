@@ -146,6 +146,24 @@ import TestSupport
         }
     }
 
+    /// `concept_relevance` records the concept it followed (the most relevant channel by
+    /// default, the given ones otherwise) and refuses a channel the layer does not have.
+    @Test func conceptRelevanceRecordsItsConcept() throws {
+        guard device() else { return }
+        let out = try tempDir()
+        defer { try? FileManager.default.removeItem(at: out) }
+        func concept(_ extra: [String], _ name: String) throws -> [Int]? {
+            _ = try run(["saliency", "--model", "resnet18", "--random-weights", "1", "--image", smallImage, "--no-resize",
+                         "--method", "concept_relevance", "--layer", "layer3", "--out", out.appendingPathComponent(name).path] + extra)
+            let summary = try JSONSerialization.jsonObject(with: Data(contentsOf: out.appendingPathComponent("\(name)/rgb/summary.json"))) as! [String: Any]
+            return (summary["methods"] as! [[String: Any]])[0]["concept"] as? [Int]
+        }
+        let top = try concept([], "top")
+        #expect(top?.count == 1 && (0..<256).contains(top![0]), "\(top ?? [])")
+        #expect(try concept(["--concept", "3,7"], "given") == [3, 7])
+        #expect(throws: (any Error).self) { _ = try concept(["--concept", "256"], "missing") }
+    }
+
     /// `--baseline` as a distribution: the SHAP methods take names and image files together and
     /// record them; Integrated Gradients refuses more than one reference, in one line.
     @Test func shapMethodsTakeADistributionOfBaselines() throws {

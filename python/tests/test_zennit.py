@@ -124,6 +124,38 @@ def test_zennit_adapter_matches_zennit(request, fixture, composite, batch):
     assert error <= bound, f"{fixture} {composite} batch {batch}: error {error:.2e} > bound {bound:.2e}"
 
 
+def concept_heatmap(name, model, x, targets, layer, channels):
+    """zennit-crp's CondAttribution heatmap of `channels` of `layer` (EpsilonPlusFlat, zennit's canonizers)."""
+    from crp.attribution import CondAttribution
+    from zennit.composites import EpsilonPlusFlat
+    from zennit.canonizers import SequentialMergeBatchNorm
+    from zennit.torchvision import ResNetCanonizer
+    canon = [ResNetCanonizer()] if name == "resnet18" else [SequentialMergeBatchNorm(), MobileNetV2Canonizer()]
+    x = x.clone().requires_grad_(True)
+    conditions = [{"y": [t], layer: channels} for t in targets]
+    return CondAttribution(model, no_param_grad=True)(x, conditions, EpsilonPlusFlat(canonizers=canon)).heatmap.detach()
+
+
+@pytest.mark.parametrize("fixture", ["resnet18", "mobilenet_v2_imagenet"])
+def test_concept_relevance_matches_zennit_crp(request, fixture):
+    """model.attribute(x, "concept_relevance") against zennit-crp's conditional heatmap: the
+    relevance from each target's logit masked to two channels of a layer, on to the input."""
+    model = folded(request.getfixturevalue(fixture))
+    name, layer = ("resnet18", "layer3") if fixture == "resnet18" else ("mobilenet_v2", "features.13")
+    x, targets, channels = photos(2), TARGETS[:2], [5, 9]
+    expected32 = concept_heatmap(name, copy.deepcopy(model), x, targets, layer, channels)
+    expected64 = concept_heatmap(name, copy.deepcopy(model).double(), x.double(), targets, layer, channels)
+    got = loupe.from_torch(model, x).attribute(x, "concept_relevance", target=targets, layer=layer, concept=channels,
+                                               composite="epsilon_plus_flat").map
+    error = relative_error(torch.as_tensor(np.asarray(got)), expected64)
+    own = [relative_error(expected32, expected64)]
+    if error > 1e-3:
+        own += [relative_error(concept_heatmap(name, other, x, targets, layer, channels), expected64) for other, _ in rounded_copies(model, model)]
+    bound = max(1e-3, 4 * max(own))
+    print(f"{fixture} concept relevance: error {error:.2e}, bound {bound:.2e}")
+    assert error <= bound, f"{fixture} concept relevance: error {error:.2e} > bound {bound:.2e}"
+
+
 def test_the_seed_scales_and_broadcasts(resnet18):
     """A one-hot row times 3 triples the relevance (every rule is linear in it); one row serves every image."""
     x = photos(2)
