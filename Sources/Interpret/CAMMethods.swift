@@ -252,7 +252,9 @@ func layerGrid(_ b: any Backend, _ t: Tensor) throws -> (Tensor, Shape) {
 
 /// The gradient at `layer` of a pass; an error if the output does not depend on it.
 private func tappedGradient(_ grads: Gradients, _ layer: String) throws -> Tensor {
-    guard let gradient = grads.tapped(layer) else { throw InterpretError("layer \(layer) does not influence the output") }
+    guard let gradient = grads.tapped(layer) else {
+        throw InterpretError("layer \(layer) does not influence the output (to explain an objective, name a layer before the ones it reads)")
+    }
     return gradient
 }
 

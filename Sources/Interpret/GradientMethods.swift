@@ -223,10 +223,7 @@ public struct IntegratedGradients: AttributionMethod {
             var start = 0
             while start < steps {
                 let count = Swift.min(batch, steps - start)
-                var alphas = [Float](repeating: 0, count: count * h * w)
-                for k in 0..<count { for j in 0..<(h * w) { alphas[k * h * w + j] = nodes[start + k] } }
-                let ones = try b.tensor([Float](repeating: 1, count: count * h * w), [count, 1, h, w])
-                let points = try b.add(try b.broadcastMul(diff, masks: b.tensor(alphas, [count, 1, h, w])), try b.broadcastMul(x0, masks: ones))
+                let points = try pathPoints(b, from: x0, difference: diff, alphas: nodes[start..<(start + count)], height: h, width: w)
                 let pass = try targetGradient(model, points, [Int](repeating: targets[i], count: count), scale: Array(weights[start..<(start + count)]))
                 let sum = try batchSum(b, try inputGradient(pass))
                 total = try total.map { try b.add($0, sum) } ?? sum
@@ -270,6 +267,16 @@ public struct IntegratedGradients: AttributionMethod {
             return v
         }
     }
+}
+
+/// The points x0 + a (x - x0) of a straight path for each a of `alphas`, [alphas, 3, H, W], made
+/// on the device from x0 and `difference` = x - x0 (each [1, 3, H, W]).
+func pathPoints(_ b: any Backend, from x0: Tensor, difference: Tensor, alphas: ArraySlice<Float>, height h: Int, width w: Int) throws -> Tensor {
+    let count = alphas.count
+    var masks = [Float](repeating: 0, count: count * h * w)
+    for (k, a) in alphas.enumerated() { for j in 0..<(h * w) { masks[k * h * w + j] = a } }
+    let ones = try b.tensor([Float](repeating: 1, count: count * h * w), [count, 1, h, w])
+    return try b.add(try b.broadcastMul(difference, masks: b.tensor(masks, [count, 1, h, w])), try b.broadcastMul(x0, masks: ones))
 }
 
 /// Gauss-Legendre nodes and weights on [0, 1] (Newton's method on the Legendre polynomial).

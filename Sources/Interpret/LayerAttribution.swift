@@ -189,10 +189,7 @@ public struct LayerAttribution: AttributionMethod {
         var start = 0, shape: Shape = []
         while start < points {
             let count = Swift.min(batch, points - start)
-            var alphas = [Float](repeating: 0, count: count * h * w)
-            for k in 0..<count { for j in 0..<(h * w) { alphas[k * h * w + j] = nodes[start + k] } }
-            let ones = try b.tensor([Float](repeating: 1, count: count * h * w), [count, 1, h, w])
-            let path = try b.add(try b.broadcastMul(diff, masks: b.tensor(alphas, [count, 1, h, w])), try b.broadcastMul(x0t, masks: ones))
+            let path = try pathPoints(b, from: x0t, difference: diff, alphas: nodes[start..<(start + count)], height: h, width: w)
             let pass = try targetGradient(model, path, [Int](repeating: target, count: count), keeping: [layer], stoppingAtKept: true)
             let (activations, gradients, gridShape) = try layerTensors(pass.graph, pass.grads, layer: layer, model: model)
             guard let gradients else { throw InterpretError("layer \(layer) does not influence the output") }
