@@ -214,6 +214,14 @@ class Model:
             layer = name
         return self._aliases.get(layer, layer)
 
+    def _objective_names(self, text):
+        """An objective with each layer named as torch names its module (`layer3:88@7,7`) in the
+        exported graph's names, for a from_torch model."""
+        if not self._aliases:
+            return text
+        text = re.sub(r"([A-Za-z_][\w./]*)(?=\s*:)", lambda m: self._aliases.get(m.group(1), m.group(1)), text)
+        return self._aliases.get(text.strip(), text)
+
     def layers(self, height=None, width=None, raw=False):
         """The layers a pass taps, in order, with their kinds and shapes. A from_torch model lists
         its modules by their torch names (`raw=True`: the exported graph's names)."""
@@ -276,7 +284,7 @@ class Model:
         if t is not None:
             opts["targets"] = t
         if objective is not None:
-            opts["objective"] = str(objective)
+            opts["objective"] = self._objective_names(str(objective))
         if layer is not None:
             opts["layer"] = self.layer_name(layer)
         if isinstance(baseline, str):

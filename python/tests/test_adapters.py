@@ -366,6 +366,16 @@ def test_several_target_layers_are_averaged_as_pytorch_grad_cam(resnet18):
     assert float(np.abs(got - expected).max()) <= 1e-4
 
 
+def test_objectives_name_torch_modules(resnet18):
+    """A from_torch model's objective names its layers as torch does (`layer3`, not the exported
+    graph's name); the gradient of a neuron is NeuronGradient's."""
+    x = photos(1)
+    a = loupe.from_torch(resnet18, x).attribute(x, "gradient", objective="layer3:88@3,1")
+    assert a.objective.endswith(":88@3,1") and tuple(a.values.shape) == (1,)
+    expected = loupe.captum.NeuronGradient(resnet18, resnet18.layer3).attribute(x, neuron_selector=(88, 1, 3))
+    assert np.allclose(np.asarray(a.raw), expected.numpy(), rtol=1e-6, atol=1e-12)
+
+
 def test_unsupported_options_are_refused_by_name(resnet18):
     x = photos(1)
     with pytest.raises(ValueError, match="additional_forward_args"):
