@@ -56,12 +56,7 @@ public struct CausalMetric: Sendable {
             let changedT = try b.tensor(changed, [count, 1, h, w])
             let keptT = try b.tensor(changed.map { 1 - $0 }, [count, 1, h, w])
             let inputs = try b.add(try b.broadcastMul(startT, masks: keptT), try b.broadcastMul(finishT, masks: changedT))
-            let g = Graph(backend: b)
-            g.keptLayers = []
-            let probabilities = try b.values(b.softmax(g.tensor(try model.forward(g, g.input(inputs)))))
-            let classes = probabilities.count / count
-            guard target >= 0, target < classes else { throw InterpretError("target class \(target) is out of range 0...\(classes - 1)") }
-            for k in 0..<count { curve.append(probabilities[k * classes + target]) }
+            curve += try targetScores(model, inputs, target: target, probability: true)
             i += count
             Progress.report(mode.rawValue, i, steps + 1)
         }

@@ -277,29 +277,78 @@ extension Session {
                               arrays: ["image": HostArray(values: result.image, shape: [1, 3, result.height, result.width])])
     }
 
-    /// Deletion and insertion (Petsiuk et al.): x [N, 3, H, W], maps [N, H, W]; options targets,
-    /// modes, step, batch, blur; and each map's `MapQuality`, against the optional array
+    /// Deletion and insertion (Petsiuk et al.) and the perturbation metrics: x [N, 3, H, W],
+    /// maps [N, H, W]; options targets, modes (deletion, insertion and `PerturbationMetric`'s
+    /// names), step, batch, blur, runs, subset_size, patch, regions, samples, radius, stdev, normalize,
+    /// seed, method and layer (the method the sensitivities run again); optional arrays raw
+    /// [N, 3, H, W] (infidelity's attributions), subsets [runs, k], noise and perturbations
+    /// [S, 3, H, W] (given draws); and each map's `MapQuality`, against the optional array
     /// `masks` [N, H, W] (nonzero inside).
     func metrics(_ o: Options, _ a: inout Arrays) throws -> CallResult {
         let x = try batch(try a.require("x"), what: "the metrics' passes")
         let maps = try a.require("maps")
         guard maps.shape == [x.n, x.h, x.w] else { throw CallError(.invalidArgument, "maps must be [\(x.n), \(x.h), \(x.w)] for x \([x.n, 3, x.h, x.w]), got \(maps.shape)") }
         let modeNames = try o.strings("modes") ?? ["deletion", "insertion"]
-        let modes = try modeNames.map { text in
-            guard let m = CausalMetric.Mode(rawValue: text) else { throw CallError(.invalidArgument, "mode \(text): expected deletion or insertion") }
-            return m
+        var modes: [CausalMetric.Mode] = [], others: [PerturbationMetric] = []
+        for text in modeNames {
+            if let m = CausalMetric.Mode(rawValue: text) { modes.append(m) } else if let m = PerturbationMetric(rawValue: text) { others.append(m) } else {
+                throw CallError(.invalidArgument, "mode \(text): expected deletion, insertion, \(PerturbationMetric.names)")
+            }
         }
         let step = try o.int("step", in: 1...(1 << 26)) ?? x.w
         let batchSize = try o.int("batch", in: 1...4096) ?? 16
         let blur = try o.float("blur", in: 0.1...1000) ?? 5
+        var settings = PerturbationMetric.Settings()
+        settings.step = step
+        settings.batch = batchSize
+        settings.runs = try o.int("runs", in: 2...100_000) ?? settings.runs
+        settings.subsetSize = try o.int("subset_size", in: 1...(1 << 26)) ?? settings.subsetSize
+        settings.patch = try o.int("patch", in: 1...16384) ?? settings.patch
+        settings.regions = try o.int("regions", in: 1...(1 << 26)) ?? settings.regions
+        settings.samples = try o.int("samples", in: 1...100_000) ?? settings.samples
+        settings.radius = try o.float("radius", in: 1e-12...1e6) ?? settings.radius
+        settings.stdev = try o.float("stdev", in: 1e-12...1e6) ?? settings.stdev
+        settings.seed = try o.uint64("seed") ?? settings.seed
+        settings.normalize = try o.bool("normalize") ?? settings.normalize
+        let methodName = try o.string("method"), layer = try o.string("layer")
         let targets = try self.targets(o, n: x.n, x: x.tensor)
         let masks = try a.optional("masks")
         if let masks, masks.shape != [x.n, x.h, x.w] {
             throw CallError(.invalidArgument, "masks must be [\(x.n), \(x.h), \(x.w)] like maps, got \(masks.shape)")
         }
+        let plane = 3 * x.h * x.w, pixels = x.h * x.w
+        let raw = try a.optional("raw")
+        if let raw, raw.shape != [x.n, 3, x.h, x.w] { throw CallError(.invalidArgument, "raw must be [\(x.n), 3, \(x.h), \(x.w)] like x, got \(raw.shape)") }
+        /// Rows of a given draw array [S, ...] of `width` values each.
+        func rows(_ name: String, width: Int?) throws -> [[Float]]? {
+            guard let given = try a.optional(name) else { return nil }
+            let count = given.shape.first ?? 0, size = count == 0 ? 0 : given.values.count / count
+            guard count >= 1, size >= 1, width.map({ size == $0 }) ?? true else {
+                throw CallError(.invalidArgument, "\(name) must be [S, \(width.map { _ in "3, \(x.h), \(x.w)" } ?? "k")], got \(given.shape)")
+            }
+            return (0..<count).map { Array(given.values[($0 * size)..<(($0 + 1) * size)]) }
+        }
+        if let subsets = try rows("subsets", width: nil) {
+            guard subsets.joined().allSatisfy({ $0 >= 0 && $0 < Float(plane) && $0 == $0.rounded() }) else {
+                throw CallError(.invalidArgument, "subsets must hold whole feature indices in 0..<\(plane)")
+            }
+            settings.subsets = subsets.map { $0.map { Int($0) } }
+        }
+        settings.noise = try rows("noise", width: plane)
+        settings.perturbations = try rows("perturbations", width: plane)
+        var method: (any AttributionMethod)?
+        if others.contains(where: \.needsMethod) {
+            guard let methodName, let entry = MethodRegistry.entry(methodName) else {
+                throw CallError(.invalidArgument, "max_sensitivity and avg_sensitivity run the method again: option method must name one of \(MethodRegistry.names.joined(separator: ", "))")
+            }
+            var s = MethodRegistry.Settings(layer: layer ?? model.architecture.lastConvLayer)
+            (s.batch, s.seed) = (batchSize, settings.seed)
+            method = try entry.make(s)
+        } else if methodName != nil {
+            throw CallError(.invalidArgument, "option method is for max_sensitivity and avg_sensitivity")
+        }
         try o.finish(); try a.finish()
         let values = try backend.values(x.tensor)
-        let plane = 3 * x.h * x.w, pixels = x.h * x.w
         var json: [String: Any] = ["targets": targets, "step": step]
         // Quantus' scores of each map (and against its mask): no model pass.
         let quality = try (0..<x.n).map { i in
@@ -314,16 +363,27 @@ extension Session {
             json["pointing_game"] = quality.map { $0.pointingGame.map { $0 as Any } ?? NSNull() }
         }
         var arrays: [String: HostArray] = [:]
+        let images = try (0..<x.n).map { i in try backend.tensor(Array(values[(i * plane)..<((i + 1) * plane)]), [1, 3, x.h, x.w]) }
         for mode in modes {
             var aucs: [Float] = [], curves: [Float] = []
             for i in 0..<x.n {
-                let image = try backend.tensor(Array(values[(i * plane)..<((i + 1) * plane)]), [1, 3, x.h, x.w])
                 let r = try CausalMetric(mode, step: step, batch: batchSize, blurSigma: blur)
-                    .evaluate(model, image: image, target: targets[i], map: maps.values[(i * pixels)..<((i + 1) * pixels)])
+                    .evaluate(model, image: images[i], target: targets[i], map: maps.values[(i * pixels)..<((i + 1) * pixels)])
                 aucs.append(r.auc); curves += r.curve
             }
             json[mode.rawValue] = aucs
             arrays[mode.rawValue + "_curves"] = HostArray(values: curves, shape: [x.n, curves.count / x.n])
+        }
+        for metric in others {
+            var scores: [Any] = [], curves: [Float] = []
+            for i in 0..<x.n {
+                let r = try metric.evaluate(model, image: images[i], target: targets[i], map: maps.values[(i * pixels)..<((i + 1) * pixels)],
+                                            raw: raw.map { $0.values[(i * plane)..<((i + 1) * plane)] }, method: method, settings: settings)
+                scores.append(r.value.isFinite ? r.value as Any : NSNull())
+                curves += r.curve ?? []
+            }
+            json[metric.rawValue] = scores
+            if !curves.isEmpty { arrays[metric.rawValue + "_curves"] = HostArray(values: curves, shape: [x.n, curves.count / x.n]) }
         }
         return try CallResult(json: json, arrays: arrays)
     }

@@ -47,7 +47,16 @@ public struct SaliencyCommand: ParsableCommand {
     public var mask: String?
     @Option(help: "LIME's and KernelSHAP's features from a segmentation image (each colour one feature, e.g. superpixels), prepared as the inputs are (nearest pixel), one for all images; default: a grid of --window pixels.")
     public var featureMask: String?
-    @Option(parsing: .unconditional, help: "Pixels removed or inserted per step of the deletion and insertion curves.") public var metricStep: Int = 224
+    @Option(parsing: .unconditional, help: "Pixels removed or inserted per step of the deletion and insertion curves (and set to black per step of pixel flipping).") public var metricStep: Int = 224
+    @Option(help: "Also score each map by metrics that run the model on perturbed copies, comma-separated or all: \(PerturbationMetric.names) (Quantus' and Captum's definitions; implies --metrics).")
+    public var perturbationMetrics: String?
+    @Option(parsing: .unconditional, help: "Faithfulness correlation: random subsets per image (Quantus' nr_runs).") public var metricRuns: Int = 100
+    @Option(parsing: .unconditional, help: "Faithfulness correlation: values per subset (Quantus' subset_size).") public var metricSubset: Int = 224
+    @Option(parsing: .unconditional, help: "Region perturbation: the side of a region, pixels.") public var metricPatch: Int = 8
+    @Option(parsing: .unconditional, help: "Region perturbation: regions set to black, most relevant first.") public var metricRegions: Int = 100
+    @Option(parsing: .unconditional, help: "Max and avg sensitivity and infidelity: samples per map (each sensitivity sample runs the method once; Quantus' default is 200).") public var metricSamples: Int = 10
+    @Option(parsing: .unconditional, help: "Max and avg sensitivity: the uniform noise's bound in the normalized input (Quantus' 0.2; Captum's sensitivity_max 0.02).") public var metricRadius: Float = 0.2
+    @Option(parsing: .unconditional, help: "Infidelity: the Gaussian perturbations' standard deviation in the normalized input.") public var metricStdev: Float = 0.1
     @Option(help: "Explain an objective instead of a class, in visualize's syntax, one for all images: a channel's mean (features.16:5), a neuron (features.16:5@3,3: channel 5 at x 3, y 3), a direction, a class (class:281) or a weighted sum (\"0.5*layer4:3 + class:281\"); every method then attributes its value.")
     public var objective: String?
 
@@ -63,7 +72,7 @@ public struct SaliencyCommand: ParsableCommand {
         guard Set(stems).count == stems.count else { throw UserError("two images share a file name; their output folders would collide") }
         let targetSpecs = try methodOptions.target.map { try perImage($0, count: files.count) }
         let maskFiles = try mask.map { try perImage($0, count: files.count, flag: "--mask", noun: "masks") }
-        if maskFiles != nil, !metrics { throw UserError("--mask is scored with the metrics: add --metrics") }
+        if maskFiles != nil, !metrics, perturbationMetrics == nil { throw UserError("--mask is scored with the metrics: add --metrics") }
         if featureMask != nil, !methods.contains(where: { ["lime", "kernel_shap"].contains($0) }) {
             throw UserError("--feature-mask is the features of lime and kernel_shap; --method names neither")
         }
@@ -77,6 +86,19 @@ public struct SaliencyCommand: ParsableCommand {
             throw UserError("--baseline \(printable(file)): expected black, zero, blur, uniform or an image file (there is no file there)")
         }
         if objective != nil, methodOptions.target != nil { throw UserError("--objective and --target both name what to explain; give one") }
+        let perturbation = try perturbationMetrics.map { text -> (metrics: [PerturbationMetric], settings: PerturbationMetric.Settings) in
+            let list: [PerturbationMetric]
+            do { list = try PerturbationMetric.parse(text) } catch { throw UserError("--perturbation-metrics: \(error)") }
+            var s = PerturbationMetric.Settings()
+            (s.step, s.runs, s.subsetSize, s.patch, s.regions) = (metricStep, metricRuns, metricSubset, metricPatch, metricRegions)
+            (s.samples, s.radius, s.stdev, s.seed) = (metricSamples, metricRadius, metricStdev, methodOptions.seed)
+            guard s.runs >= 2, s.subsetSize >= 1, s.patch >= 1, s.regions >= 1, s.samples >= 1 else {
+                throw UserError("--metric-runs must be at least 2, and --metric-subset, --metric-patch, --metric-regions and --metric-samples positive")
+            }
+            guard s.radius > 0, s.radius.isFinite, s.stdev > 0, s.stdev.isFinite else { throw UserError("--metric-radius and --metric-stdev must be positive") }
+            return (list, s)
+        }
+        let metrics = self.metrics || perturbation != nil
         if objective != nil, metrics { throw UserError("--metrics score a class's probability; with --objective there is none (leave out --metrics)") }
         let output = try OutputFolder(out, force: force)
 
@@ -147,7 +169,8 @@ public struct SaliencyCommand: ParsableCommand {
                 let run = try SaliencyRun(model: explained, input: input, methods: try methods.map {
                     ($0, try methodOptions.makeMethod($0, layer: camLayer, model: model, baselineImages: baselineValues, featureMask: features),
                      methodOptions.parameters($0, layer: camLayer, model: model, baselineImages: baselineValues, featureMask: features))
-                }, targets: targets, metrics: metrics ? (metricStep, methodOptions.deviceBatch(for: model)) : nil, masks: masks)
+                }, targets: targets, metrics: metrics ? (metricStep, methodOptions.deviceBatch(for: model)) : nil, masks: masks,
+                   perturbation: perturbation.map { p in var s = p.settings; s.batch = methodOptions.deviceBatch(for: model); return (p.metrics, s) })
                 var result = SaliencyOutput(run: run, files: Array(files[range]), stems: Array(stems[range]), prepared: prepared, probe: probe,
                                             targets: targets, model: model, layer: camLayer, device: backend.name, style: style,
                                             figures: try figureOptions.writer(), record: record)
@@ -175,9 +198,14 @@ public struct SaliencyCommand: ParsableCommand {
                 extra += "  relevance mass " + rows.map { $0.quality?.massAccuracy.map { String(format: "%.3f", $0) } ?? "-" }.joined(separator: ", ")
                     + "  pointing " + rows.map { $0.quality?.pointingGame.map { $0 ? "hit" : "miss" } ?? "-" }.joined(separator: ", ")
             }
+            for (k, score) in (rows.first?.scores ?? []).enumerated() {
+                extra += "  \(score.metric.rawValue) " + rows.map { k < $0.scores.count ? String(format: "%.4g", $0.scores[k].value) : "-" }.joined(separator: ", ")
+            }
             emit("  " + time.name.padding(toLength: 28, withPad: " ", startingAt: 0) + String(format: "%9.1f ms", time.milliseconds) + extra)
         }
-        if let metricsSeconds = report.metricsSeconds { emit("  deletion and insertion metrics: \(String(format: "%.1f", metricsSeconds)) s") }
+        if let metricsSeconds = report.metricsSeconds {
+            emit("  \(perturbation == nil ? "deletion and insertion metrics" : "metrics"): \(String(format: "%.1f", metricsSeconds)) s")
+        }
         emit("report: \(output.shown("index.html"))")
     }
 

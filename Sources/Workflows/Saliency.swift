@@ -36,12 +36,17 @@ public struct SaliencyRun {
     /// quality[image][method]: the map's Quantus scores (with metrics; against the image's mask
     /// when masks were given).
     public let quality: [[MapQuality]]
+    /// The perturbation metrics asked for and their settings (nil: none).
+    public let perturbation: (metrics: [PerturbationMetric], settings: PerturbationMetric.Settings)?
+    /// scores[image][method][metric]: the perturbation metrics' scores, in `perturbation`'s order.
+    public let scores: [[[PerturbationMetric.Score]]]
 
     /// Runs `methods` on `model` for `input` [N, 3, H, W] and `targets` (one per image); with
     /// `metrics`, scores each map by deletion and insertion and by `MapQuality`, against
-    /// `masks` (one per image, H x W, true where the evidence is) when given.
+    /// `masks` (one per image, H x W, true where the evidence is) when given, and by the
+    /// `perturbation` metrics.
     public init(model: Model, input: Tensor, methods: [Method], targets: [Int], metrics: (step: Int, batch: Int)?,
-                masks: [[Bool]]? = nil) throws {
+                masks: [[Bool]]? = nil, perturbation: (metrics: [PerturbationMetric], settings: PerturbationMetric.Settings)? = nil) throws {
         var results: [Result] = []
         for m in methods {
             let start = DispatchTime.now().uptimeNanoseconds
@@ -55,9 +60,11 @@ public struct SaliencyRun {
         }
         self.results = results
         self.metrics = metrics
+        self.perturbation = perturbation
         guard let metrics else {
             guard masks == nil else { throw WorkflowError("a mask is scored with the metrics: --mask needs --metrics") }
-            (curves, metricsSeconds, quality) = ([], nil, []); return
+            guard perturbation == nil else { throw WorkflowError("the perturbation metrics come with the metrics: add --metrics") }
+            (curves, metricsSeconds, quality, scores) = ([], nil, [], []); return
         }
         guard metrics.step >= 1 else { throw WorkflowError("--metric-step must be positive") }
         if let masks, masks.count != input.shape[0] { throw WorkflowError("\(masks.count) masks for \(input.shape[0]) images") }
@@ -68,6 +75,7 @@ public struct SaliencyRun {
         let values = try model.backend.values(input)
         let (n, h, w) = (input.shape[0], input.shape[2], input.shape[3])
         var curves: [[[(curve: [Float], auc: Float)]]] = []
+        var scores: [[[PerturbationMetric.Score]]] = []
         for i in 0..<n {
             let image = try model.backend.tensor(Array(values[(i * 3 * h * w)..<((i + 1) * 3 * h * w)]), [1, 3, h, w])
             curves.append(try results.map { result in
@@ -75,8 +83,16 @@ public struct SaliencyRun {
                     try CausalMetric(mode, step: metrics.step, batch: metrics.batch).evaluate(model, image: image, target: targets[i], map: result.attribution.map(i))
                 }
             })
+            guard let perturbation else { continue }
+            scores.append(try zip(results, methods).map { result, m in
+                try perturbation.metrics.map { metric in
+                    try metric.evaluate(model, image: image, target: targets[i], map: result.attribution.map(i), raw: result.attribution.raw(i),
+                                        method: m.method, settings: perturbation.settings)
+                }
+            })
         }
         self.curves = curves
+        self.scores = scores
         metricsSeconds = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
     }
 }
@@ -144,7 +160,8 @@ public struct SaliencyOutput {
                                 SaliencySummary.Method(name: r.name, milliseconds: r.milliseconds,
                                                        completeness: r.attribution.completenessError?[i],
                                                        auc: run.curves.isEmpty ? nil : (run.curves[i][m][0].auc, run.curves[i][m][1].auc),
-                                                       quality: run.quality.isEmpty ? nil : run.quality[i][m])
+                                                       quality: run.quality.isEmpty ? nil : run.quality[i][m],
+                                                       scores: run.scores.isEmpty ? [] : zip(run.perturbation!.metrics, run.scores[i][m]).map { ($0, $1.value) })
                             })
         }
     }
@@ -184,6 +201,13 @@ public struct SaliencyOutput {
                     entry["\(mode.rawValue)_curve"] = curves[i][m][k].curve
                 }
             }
+            if let perturbation = run.perturbation, !run.scores.isEmpty {
+                for (metric, score) in zip(perturbation.metrics, run.scores[i][m]) {
+                    let key = score.curve == nil ? metric.rawValue : "\(metric.rawValue)_auc"
+                    entry[key] = score.value.isFinite ? score.value as Any : NSNull()
+                    if let curve = score.curve { entry["\(metric.rawValue)_curve"] = curve }
+                }
+            }
             if !run.quality.isEmpty {
                 let q = run.quality[i][m]
                 entry["sparseness"] = q.sparseness
@@ -201,13 +225,27 @@ public struct SaliencyOutput {
                                         rows: [cells])
         try figures.write(grid, stem: "grid", into: dir)
         if !curves.isEmpty {
-            let panels = CausalMetric.Mode.allCases.enumerated().map { k, mode in
+            var panels = CausalMetric.Mode.allCases.enumerated().map { k, mode in
                 LineChart.Panel(title: mode == .deletion ? "Deletion (lower AUC is better)" : "Insertion (higher AUC is better)",
                                 xLabel: "fraction of pixels \(mode == .deletion ? "deleted" : "inserted"), most salient first",
                                 yLabel: "p(\(classLabel(targets[i], names: names)))", yRange: 0...1, x: .unit,
                                 series: results.enumerated().map { m, r in
                                     .init(name: "\(r.name)  AUC \(String(format: "%.3f", curves[i][m][k].auc))", values: curves[i][m][k].curve)
                                 })
+            }
+            // Pixel flipping's and region perturbation's curves, when asked for.
+            for (k, metric) in (run.perturbation?.metrics ?? []).enumerated() where run.scores[i].first?[k].curve != nil {
+                let curves = run.scores[i].map { $0[k].curve ?? [] }
+                let low = Swift.min(0, Double(curves.joined().min() ?? 0)), high = Swift.max(Double(curves.joined().max() ?? 1), low + 1e-6)
+                let flipping = metric == .pixelFlipping
+                panels.append(LineChart.Panel(title: flipping ? "Pixel flipping (lower is better)" : "Region perturbation (higher is better)",
+                                              xLabel: flipping ? "fraction of pixels set to black, most salient first"
+                                                  : "fraction of \(curves[0].count) regions set to black, most relevant first",
+                                              yLabel: flipping ? "p(\(classLabel(targets[i], names: names)))" : "drop of p",
+                                              yRange: flipping ? 0...1 : low...high, x: .unit,
+                                              series: results.enumerated().map { m, r in
+                                                  .init(name: "\(r.name)  AUC \(String(format: "%.3g", run.scores[i][m][k].value))", values: curves[m])
+                                              }, zeroLine: !flipping))
             }
             try figures.write(try LineChart.canvas(title: "\(file) · \(targetText)", panels: panels), stem: "metrics", into: dir)
         }
@@ -217,8 +255,16 @@ public struct SaliencyOutput {
                 ?? ["index": targets[i], "label": classLabel(targets[i], names: names), "probability": probability(i)],
             "input_size": [image.height, image.width], "methods": methodsJSON,
             "grid": ["input"] + results.map(\.name), "image_path": files[i], "run": record.json,
-            "metrics": run.metrics.map { ["step": $0.step, "batch": $0.batch, "blur_sigma": CausalMetric(.insertion).blurSigma] as [String: Any] }
-                ?? NSNull() as Any,
+            "metrics": run.metrics.map { m in
+                var settings: [String: Any] = ["step": m.step, "batch": m.batch, "blur_sigma": CausalMetric(.insertion).blurSigma]
+                if let p = run.perturbation {
+                    settings["perturbation"] = p.metrics.map(\.rawValue)
+                    settings["perturbation_settings"] = ["runs": p.settings.runs, "subset_size": p.settings.subsetSize, "patch": p.settings.patch,
+                                                         "regions": p.settings.regions, "samples": p.settings.samples, "radius": p.settings.radius,
+                                                         "stdev": p.settings.stdev, "seed": p.settings.seed, "pixel_flipping_step": p.settings.step] as [String: Any]
+                }
+                return settings
+            } ?? NSNull() as Any,
         ]
         try JSONSerialization.data(withJSONObject: summary, options: [.prettyPrinted, .sortedKeys])
             .write(to: dir.appendingPathComponent("summary.json"))
@@ -240,6 +286,8 @@ public struct SaliencySummary: Sendable {
         public let auc: (deletion: Float, insertion: Float)?
         /// Its map's Quantus scores for this image (with metrics).
         public let quality: MapQuality?
+        /// Its perturbation metrics' scores for this image, in the run's order.
+        public var scores: [(metric: PerturbationMetric, value: Float)] = []
     }
     /// The image file, its folder name, its target class, the class's label and probability
     /// (an objective's text and value when `isObjective`).
@@ -308,6 +356,8 @@ public struct SaliencyReport {
             if hasCurves { header += ["deletion AUC", "insertion AUC", "sparseness", "complexity"] }
             let masked = s.methods.contains { $0.quality?.massAccuracy != nil }
             if masked { header += ["relevance mass", "relevance rank", "pointing game"] }
+            let perturbation = s.methods.first?.scores.map(\.metric) ?? []
+            header += perturbation.map { $0.rawValue.replacingOccurrences(of: "_", with: " ") + ($0.higherIsBetter ? " ↑" : " ↓") }
             let completeness = s.methods.contains { $0.completeness != nil }
             if completeness { header.append("completeness error") }
             blocks.append(.table(header: header, rows: s.methods.map { r in
@@ -318,6 +368,7 @@ public struct SaliencyReport {
                     row += [r.quality?.massAccuracy.map { String(format: "%.4f", $0) } ?? "", r.quality?.rankAccuracy.map { String(format: "%.4f", $0) } ?? "",
                             r.quality?.pointingGame.map { $0 ? "hit" : "miss" } ?? ""]
                 }
+                row += r.scores.map { $0.value.isFinite ? String(format: "%.4g", $0.value) : "undefined" }
                 if completeness { row.append(r.completeness.map { String(format: "%.4g", $0) } ?? "") }
                 return row
             }))

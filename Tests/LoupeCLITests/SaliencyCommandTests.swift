@@ -251,6 +251,40 @@ import TestSupport
         }
     }
 
+    /// --perturbation-metrics adds each metric's score (and pixel flipping's and region
+    /// perturbation's curves, drawn in the metrics figure) to every method's entry; an unknown
+    /// name or a bad setting is refused before anything is written.
+    @Test func perturbationMetricsAddScoresAndCurves() throws {
+        guard device() else { return }
+        let out = try tempDir()
+        defer { try? FileManager.default.removeItem(at: out) }
+        let base = ["saliency", "--model", "resnet18", "--random-weights", "2", "--image", smallImage, "--no-resize", "--method", "gradient,gradcam",
+                    "--layer", "layer3", "--metric-step", "400", "--metric-runs", "3", "--metric-subset", "20", "--metric-regions", "3", "--metric-samples", "2"]
+        let text = try run(base + ["--perturbation-metrics", "all", "--out", out.appendingPathComponent("run").path])
+        for metric in PerturbationMetric.allCases { #expect(text.contains(metric.rawValue), "\(metric)") }
+        let dir = out.appendingPathComponent("run/rgb")
+        #expect(FileManager.default.fileExists(atPath: dir.appendingPathComponent("metrics.png").path))
+        let summary = try JSONSerialization.jsonObject(with: Data(contentsOf: dir.appendingPathComponent("summary.json"))) as! [String: Any]
+        let settings = (summary["metrics"] as! [String: Any])["perturbation_settings"] as! [String: Any]
+        #expect(settings["runs"] as? Int == 3 && settings["samples"] as? Int == 2)
+        for method in summary["methods"] as! [[String: Any]] {
+            let flipping = method["pixel_flipping_curve"] as! [Double], regions = method["region_perturbation_curve"] as! [Double]
+            #expect(flipping.count == 3 && regions.count == 3, "ceil(851 / 400) steps, 3 regions")
+            let area = flipping.reduce(0, +) - flipping.first! / 2 - flipping.last! / 2
+            #expect(abs(area - (method["pixel_flipping_auc"] as! Double)) < 1e-6)
+            let correlation = method["faithfulness_correlation"] as? Double
+            #expect(correlation.map { abs($0) <= 1 } ?? (method["faithfulness_correlation"] is NSNull))
+            let (high, mean) = (method["max_sensitivity"] as! Double, method["avg_sensitivity"] as! Double)
+            #expect(high >= mean && mean >= 0 && (method["infidelity"] as! Double) >= 0, "\(method)")
+            #expect(method["deletion_auc"] != nil, "the perturbation metrics come with --metrics")
+        }
+        for bad in [["--perturbation-metrics", "faithfulness"], ["--perturbation-metrics", "all", "--metric-runs", "1"],
+                    ["--perturbation-metrics", "infidelity", "--metric-stdev", "0"]] {
+            #expect(throws: (any Error).self, "\(bad)") { try run(base + bad + ["--out", out.appendingPathComponent("bad").path]) }
+        }
+        #expect(!FileManager.default.fileExists(atPath: out.appendingPathComponent("bad").path))
+    }
+
     /// --mask adds Quantus' localisation scores; every score in summary.json is MapQuality's
     /// of the saved map against the mask.
     @Test func masksAddLocalisationScores() throws {

@@ -313,22 +313,37 @@ class Model:
         payload, arrays = self._call("invert", options, {"x": x})
         return Images(arrays["image"], payload)
 
-    def metrics(self, x, maps, target=None, modes=("deletion", "insertion"), step=None, batch=16, masks=None):
-        """Deletion and insertion AUCs (Petsiuk et al.) of maps [N, H, W] for x [N, 3, H, W]:
-        {"deletion": [auc per image], "insertion": [...], "deletion_curves": array, ...}, and
-        Quantus' "sparseness" and "complexity" of each map; with masks [N, H, W] (nonzero where
-        the evidence is) also "relevance_mass_accuracy", "relevance_rank_accuracy" and
-        "pointing_game" (None for an empty mask)."""
+    def metrics(self, x, maps, target=None, modes=("deletion", "insertion"), step=None, batch=16, masks=None,
+                raw=None, method=None, layer=None, runs=None, subset_size=None, patch=None, regions=None,
+                samples=None, radius=None, stdev=None, normalize=None, seed=None, subsets=None, noise=None, perturbations=None):
+        """Scores of maps [N, H, W] for x [N, 3, H, W], by `modes`: "deletion" and "insertion"
+        (Petsiuk et al.: {"deletion": [auc per image], "deletion_curves": array, ...}), and the
+        perturbation metrics "faithfulness_correlation", "pixel_flipping", "region_perturbation",
+        "max_sensitivity", "avg_sensitivity" (Quantus') and "infidelity" (Captum's) with their
+        settings (runs, subset_size, patch, regions, samples, radius, stdev, normalize (infidelity's
+        best scale first, default True), seed; `method` and
+        `layer`: what the sensitivities run again; `raw` [N, 3, H, W]: infidelity's signed
+        attributions; given draws: `subsets` [runs, k] of feature indices into 3 x H x W,
+        `noise` and `perturbations` [S, 3, H, W]); pixel flipping and region perturbation also
+        give "<name>_curves". Always Quantus' "sparseness" and "complexity" of each map; with masks
+        [N, H, W] (nonzero where the evidence is) also "relevance_mass_accuracy",
+        "relevance_rank_accuracy" and "pointing_game" (None for an empty mask)."""
         n = int(np.shape(x)[0])
         options = {"modes": list(modes), "batch": batch}
-        if step:
-            options["step"] = step
+        for name, value in (("step", step), ("runs", runs), ("subset_size", subset_size), ("patch", patch), ("regions", regions),
+                            ("samples", samples), ("radius", radius), ("stdev", stdev), ("normalize", normalize), ("seed", seed),
+                            ("method", method)):
+            if value is not None:
+                options[name] = value
+        if layer is not None:
+            options["layer"] = self.layer_name(layer)
         t = targets_list(target, n)
         if t is not None:
             options["targets"] = t
         inputs = {"x": x, "maps": maps}
-        if masks is not None:
-            inputs["masks"] = np.asarray(masks.detach().cpu().numpy() if _is_torch(masks) else masks, dtype=np.float32)
+        for name, value in (("masks", masks), ("raw", raw), ("subsets", subsets), ("noise", noise), ("perturbations", perturbations)):
+            if value is not None:
+                inputs[name] = np.asarray(value.detach().cpu().numpy() if _is_torch(value) else value, dtype=np.float32)
         payload, arrays = self._call("metrics", options, inputs)
         payload.update(arrays)
         return payload

@@ -40,8 +40,11 @@ CAPTUM_CASES = [
     ("IntegratedGradients", lambda c, m, l, x, t: c.IntegratedGradients(m).attribute(x, target=t, n_steps=16)),
     ("IntegratedGradients(baselines)", lambda c, m, l, x, t: c.IntegratedGradients(m).attribute(
         x, baselines=0.3 * x.flip(0), target=t, n_steps=12, return_convergence_delta=True)),
+    # Seed 7 also puts one of photo 2's NoiseTunnel samples within float32 rounding of a ReLU kink
+    # of seeded ResNet18 on some CPUs (this photo's map 3.9e-3 from float64 on a 2-core EPYC with
+    # AVX2 only, the other photos 4e-6): seed 3 keeps its samples clear, as GradientShap's below.
     ("NoiseTunnel(Saliency)", lambda c, m, l, x, t: seeded_call(lambda: c.NoiseTunnel(c.Saliency(m)).attribute(
-        x, nt_samples=4, stdevs=0.1, target=t))),
+        x, nt_samples=4, stdevs=0.1, target=t), seed=3)),
     # Seed 7 puts two of photo 2's sampled points on seeded ResNet18 within float32 rounding of a
     # ReLU's kink (5e-7 from it in layer2, where any float32 pass is 6e-6 off): Loupe's gradient
     # there flips on both backends (6.6e-2 from float64 at that point), PyTorch's happens not to,

@@ -152,6 +152,46 @@ def test_visualize_invert_sanity_and_metrics(resnet18):
     assert model.metrics(x, maps, target=3, step=4096, masks=np.zeros((1, 64, 64)))["pointing_game"] == [None]
 
 
+def test_perturbation_metrics_match_captum(resnet18):
+    """Captum's infidelity (normalized and not) of gradient x input and its sensitivity_max of
+    the gradient map, with the same perturbations given to both; the other perturbation metrics
+    run and keep their ranges (Quantus' own agreement is in the Swift tests' fixtures)."""
+    from captum.attr import InputXGradient, Saliency
+    from captum.metrics import infidelity, sensitivity_max
+    model = loupe.from_torch(resnet18, photos(1, size=48))
+    x = photos(1, size=48)
+    generator = torch.Generator().manual_seed(0)
+    perturbations = torch.randn((4,) + tuple(x.shape[1:]), generator=generator) * 0.1
+    gxi = InputXGradient(resnet18).attribute(x, target=3).detach()
+    maps = gxi.abs().amax(1)
+    for normalize in (False, True):
+        want = float(infidelity(resnet18, lambda inputs: (perturbations, inputs - perturbations), x, gxi, target=3,
+                                n_perturb_samples=4, max_examples_per_batch=4, normalize=normalize)[0])
+        got = model.metrics(x, maps, target=3, modes=["infidelity"], raw=gxi, perturbations=perturbations, normalize=normalize)
+        assert abs(got["infidelity"][0] - want) <= 1e-3 * want, (normalize, got["infidelity"], want)
+    noise = (torch.rand((3,) + tuple(x.shape[1:]), generator=generator) * 2 - 1) * 0.02
+
+    def explain(inputs, target):
+        # Captum passes a tuple and needs one back: it iterates over the first explanation,
+        # which for a tensor walks its batch dimension.
+        inputs = inputs[0] if isinstance(inputs, tuple) else inputs
+        return (Saliency(resnet18).attribute(inputs, target=target).amax(1, keepdim=True),)
+
+    want = float(sensitivity_max(explain, x, perturb_func=lambda inputs, perturb_radius: inputs + noise, n_perturb_samples=3,
+                                 max_examples_per_batch=3, target=3)[0])
+    gradient = explain(x, 3)[0].detach()[:, 0]
+    got = model.metrics(x, gradient, target=3, modes=["max_sensitivity"], method="gradient", noise=noise)["max_sensitivity"][0]
+    assert abs(got - want) <= 1e-3 * want
+    scores = model.metrics(x, gradient, target=3, modes=["faithfulness_correlation", "pixel_flipping", "region_perturbation", "avg_sensitivity"],
+                           method="gradient", runs=4, subset_size=30, step=400, regions=3, samples=2, seed=1)
+    assert -1 <= scores["faithfulness_correlation"][0] <= 1 and scores["avg_sensitivity"][0] > 0
+    assert scores["pixel_flipping_curves"].shape == (1, 6) and scores["region_perturbation_curves"].shape == (1, 3)
+    with pytest.raises(loupe.LoupeValueError, match="method"):
+        model.metrics(x, gradient, target=3, modes=["max_sensitivity"])
+    with pytest.raises(loupe.LoupeValueError, match="faithfulness"):
+        model.metrics(x, gradient, target=3, modes=["faithfulness"])
+
+
 def test_bad_input_is_a_python_exception(resnet18, tmp_path):
     model = loupe.from_torch(resnet18, photos(1))
     x = photos(1).numpy()
