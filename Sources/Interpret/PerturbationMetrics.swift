@@ -5,7 +5,7 @@ import Models
 
 /// The scores of a map that run the model on perturbed copies of its image, beside deletion and
 /// insertion (`CausalMetric`): Quantus' FaithfulnessCorrelation, PixelFlipping,
-/// RegionPerturbation, MaxSensitivity and AvgSensitivity, and Captum's infidelity. Each follows
+/// RegionPerturbation, MaxSensitivity, AvgSensitivity and ROAD, and Captum's infidelity. Each follows
 /// its library's definition with the map (H x W) broadcast over the colour channels, as Quantus
 /// does with an attribution of one channel; the copies are built and scored on the device,
 /// `batch` at a time. Random draws come from a seed, or are given (the tests give the libraries'
@@ -28,6 +28,9 @@ public enum PerturbationMetric: String, Sendable, CaseIterable {
     /// The mean squared error between the attributions' dot product with a Gaussian perturbation
     /// and the logit's change under it (Yeh et al. 2019, Captum's infidelity). Lower is better.
     case infidelity
+    /// The target's probability as ever more of the most salient pixels are imputed from their
+    /// neighbours (ROAD, Rong et al. 2022), and the curve's mean. Lower is better.
+    case road
 
     /// Whether a higher value means a better map.
     public var higherIsBetter: Bool { self == .faithfulnessCorrelation || self == .regionPerturbation }
@@ -403,6 +406,9 @@ extension PerturbationMetric {
         /// Infidelity's perturbation standard deviation, and whether it first scales the
         /// attributions by their best factor (Captum's normalize).
         public var stdev: Float = 0.1, normalize = true
+        /// ROAD's percentages of pixels removed and its imputation noise (Quantus': 1, 3, ..., 99
+        /// and 0.01).
+        public var percentages: [Double] = Array(stride(from: 1.0, through: 99, by: 2)), imputationNoise: Float = 0.01
         /// The seed of every draw.
         public var seed: UInt64 = 0
         /// Given draws instead of the seed's (the Python package passes a library's own): the
@@ -412,9 +418,9 @@ extension PerturbationMetric {
         public init() {}
     }
 
-    /// One score: its value and, for pixel flipping and region perturbation, its curve.
+    /// One score: its value and, for pixel flipping, region perturbation and ROAD, its curve.
     public struct Score: Sendable {
-        /// The score (the curve's area for the two curves; NaN where the score is undefined, such
+        /// The score (the curve's area for pixel flipping and region perturbation, its mean for ROAD; NaN where the score is undefined, such
         /// as a correlation with a constant map).
         public let value: Float
         /// The curve, when the metric has one.
@@ -449,6 +455,10 @@ extension PerturbationMetric {
             let v = try Infidelity(samples: s.samples, stdev: s.stdev, normalize: s.normalize, batch: s.batch, seed: s.seed, perturbations: s.perturbations)
                 .evaluate(model, image: image, target: target, attributions: raw ?? map)
             return Score(value: v, curve: nil)
+        case .road:
+            let r = try RemoveAndDebias(percentages: s.percentages, noise: s.imputationNoise, batch: s.batch, seed: s.seed)
+                .evaluate(model, image: image, target: target, map: map)
+            return Score(value: r.mean, curve: r.curve)
         }
     }
 

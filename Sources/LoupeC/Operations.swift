@@ -280,7 +280,7 @@ extension Session {
     /// Deletion and insertion (Petsiuk et al.) and the perturbation metrics: x [N, 3, H, W],
     /// maps [N, H, W]; options targets, modes (deletion, insertion and `PerturbationMetric`'s
     /// names), step, batch, blur, runs, subset_size, patch, regions, samples, radius, stdev, normalize,
-    /// seed, method and layer (the method the sensitivities run again); optional arrays raw
+    /// percentages, imputation_noise, seed, method and layer (the method the sensitivities run again); optional arrays raw
     /// [N, 3, H, W] (infidelity's attributions), subsets [runs, k], noise and perturbations
     /// [S, 3, H, W] (given draws); and each map's `MapQuality`, against the optional array
     /// `masks` [N, H, W] (nonzero inside).
@@ -310,6 +310,13 @@ extension Session {
         settings.stdev = try o.float("stdev", in: 1e-12...1e6) ?? settings.stdev
         settings.seed = try o.uint64("seed") ?? settings.seed
         settings.normalize = try o.bool("normalize") ?? settings.normalize
+        if let percentages = try o.floats("percentages") {
+            guard !percentages.isEmpty, percentages.allSatisfy({ $0 > 0 && $0 < 100 }) else {
+                throw CallError(.invalidArgument, "option percentages must hold numbers between 0 and 100")
+            }
+            settings.percentages = percentages.map(Double.init)
+        }
+        settings.imputationNoise = try o.float("imputation_noise", in: 0...1e6) ?? settings.imputationNoise
         let methodName = try o.string("method"), layer = try o.string("layer")
         let targets = try self.targets(o, n: x.n, x: x.tensor)
         let masks = try a.optional("masks")

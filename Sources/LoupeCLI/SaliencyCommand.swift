@@ -57,6 +57,8 @@ public struct SaliencyCommand: ParsableCommand {
     @Option(parsing: .unconditional, help: "Max and avg sensitivity and infidelity: samples per map (each sensitivity sample runs the method once; Quantus' default is 200).") public var metricSamples: Int = 10
     @Option(parsing: .unconditional, help: "Max and avg sensitivity: the uniform noise's bound in the normalized input (Quantus' 0.2; Captum's sensitivity_max 0.02).") public var metricRadius: Float = 0.2
     @Option(parsing: .unconditional, help: "Infidelity: the Gaussian perturbations' standard deviation in the normalized input.") public var metricStdev: Float = 0.1
+    @Option(help: "ROAD: the percentages of pixels imputed, comma-separated (default Quantus' 1, 3, ..., 99; each point solves the imputation once).")
+    public var metricPercentages: String?
     @Option(help: "Explain an objective instead of a class, in visualize's syntax, one for all images: a channel's mean (features.16:5), a neuron (features.16:5@3,3: channel 5 at x 3, y 3), a direction, a class (class:281) or a weighted sum (\"0.5*layer4:3 + class:281\"); every method then attributes its value.")
     public var objective: String?
 
@@ -92,6 +94,13 @@ public struct SaliencyCommand: ParsableCommand {
             var s = PerturbationMetric.Settings()
             (s.step, s.runs, s.subsetSize, s.patch, s.regions) = (metricStep, metricRuns, metricSubset, metricPatch, metricRegions)
             (s.samples, s.radius, s.stdev, s.seed) = (metricSamples, metricRadius, metricStdev, methodOptions.seed)
+            if let text = metricPercentages {
+                let percentages = text.split(separator: ",").map { Double($0.trimmingCharacters(in: .whitespaces)) }
+                guard !percentages.isEmpty, percentages.allSatisfy({ $0.map { $0 > 0 && $0 < 100 } ?? false }) else {
+                    throw UserError("--metric-percentages: expected numbers between 0 and 100, comma-separated, got \(printable(text))")
+                }
+                s.percentages = percentages.map { $0! }
+            }
             guard s.runs >= 2, s.subsetSize >= 1, s.patch >= 1, s.regions >= 1, s.samples >= 1 else {
                 throw UserError("--metric-runs must be at least 2, and --metric-subset, --metric-patch, --metric-regions and --metric-samples positive")
             }

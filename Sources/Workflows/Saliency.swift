@@ -203,7 +203,7 @@ public struct SaliencyOutput {
             }
             if let perturbation = run.perturbation, !run.scores.isEmpty {
                 for (metric, score) in zip(perturbation.metrics, run.scores[i][m]) {
-                    let key = score.curve == nil ? metric.rawValue : "\(metric.rawValue)_auc"
+                    let key = score.curve == nil || metric == .road ? metric.rawValue : "\(metric.rawValue)_auc"
                     entry[key] = score.value.isFinite ? score.value as Any : NSNull()
                     if let curve = score.curve { entry["\(metric.rawValue)_curve"] = curve }
                 }
@@ -237,15 +237,18 @@ public struct SaliencyOutput {
             for (k, metric) in (run.perturbation?.metrics ?? []).enumerated() where run.scores[i].first?[k].curve != nil {
                 let curves = run.scores[i].map { $0[k].curve ?? [] }
                 let low = Swift.min(0, Double(curves.joined().min() ?? 0)), high = Swift.max(Double(curves.joined().max() ?? 1), low + 1e-6)
-                let flipping = metric == .pixelFlipping
-                panels.append(LineChart.Panel(title: flipping ? "Pixel flipping (lower is better)" : "Region perturbation (higher is better)",
-                                              xLabel: flipping ? "fraction of pixels set to black, most salient first"
-                                                  : "fraction of \(curves[0].count) regions set to black, most relevant first",
-                                              yLabel: flipping ? "p(\(classLabel(targets[i], names: names)))" : "drop of p",
-                                              yRange: flipping ? 0...1 : low...high, x: .unit,
+                let (title, xLabel, yLabel, yRange): (String, String, String, ClosedRange<Double>) = switch metric {
+                case .pixelFlipping: ("Pixel flipping (lower is better)", "fraction of pixels set to black, most salient first",
+                                      "p(\(classLabel(targets[i], names: names)))", 0...1)
+                case .road: ("ROAD (lower is better)", "pixels imputed, \(formatPercentages(run.perturbation!.settings.percentages)), most salient first",
+                             "p(\(classLabel(targets[i], names: names)))", 0...1)
+                default: ("Region perturbation (higher is better)", "fraction of \(curves[0].count) regions set to black, most relevant first",
+                          "drop of p", low...high)
+                }
+                panels.append(LineChart.Panel(title: title, xLabel: xLabel, yLabel: yLabel, yRange: yRange, x: .unit,
                                               series: results.enumerated().map { m, r in
-                                                  .init(name: "\(r.name)  AUC \(String(format: "%.3g", run.scores[i][m][k].value))", values: curves[m])
-                                              }, zeroLine: !flipping))
+                                                  .init(name: "\(r.name)  \(metric == .road ? "mean" : "AUC") \(String(format: "%.3g", run.scores[i][m][k].value))", values: curves[m])
+                                              }, zeroLine: metric == .regionPerturbation))
             }
             try figures.write(try LineChart.canvas(title: "\(file) · \(targetText)", panels: panels), stem: "metrics", into: dir)
         }
@@ -261,7 +264,8 @@ public struct SaliencyOutput {
                     settings["perturbation"] = p.metrics.map(\.rawValue)
                     settings["perturbation_settings"] = ["runs": p.settings.runs, "subset_size": p.settings.subsetSize, "patch": p.settings.patch,
                                                          "regions": p.settings.regions, "samples": p.settings.samples, "radius": p.settings.radius,
-                                                         "stdev": p.settings.stdev, "seed": p.settings.seed, "pixel_flipping_step": p.settings.step] as [String: Any]
+                                                         "stdev": p.settings.stdev, "seed": p.settings.seed, "pixel_flipping_step": p.settings.step,
+                                                         "percentages": p.settings.percentages, "imputation_noise": p.settings.imputationNoise] as [String: Any]
                 }
                 return settings
             } ?? NSNull() as Any,
@@ -270,6 +274,12 @@ public struct SaliencyOutput {
             .write(to: dir.appendingPathComponent("summary.json"))
     }
 
+}
+
+/// "1% to 99%" or "10%, 50%, 90%": the percentages of a curve's x axis.
+private func formatPercentages(_ p: [Double]) -> String {
+    let text = p.map { String(format: "%g%%", $0) }
+    return text.count > 4 ? "\(text.first!) to \(text.last!)" : text.joined(separator: ", ")
 }
 
 /// One image of a saliency run, as the report and the command's lines show it.

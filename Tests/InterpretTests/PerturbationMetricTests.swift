@@ -7,7 +7,7 @@ import TestSupport
 import WeightFiles
 
 /// Quantus' FaithfulnessCorrelation, PixelFlipping, RegionPerturbation, MaxSensitivity and
-/// AvgSensitivity and Captum's infidelity on random-weight ResNet18 and MobileNetV2 at
+/// AvgSensitivity, ROAD's imputation and curve, and Captum's infidelity on random-weight ResNet18 and MobileNetV2 at
 /// 36x36, both backends, with the libraries' own random draws
 /// (tools/make_perturbation_fixtures.py): the map is the gradient's, and the scores match
 /// within max(tolerance, 4 x the reference's float32-vs-float64 distance).
@@ -21,10 +21,10 @@ import WeightFiles
         (c.settings["scores"] as! [String: [Double]], c.settings["float64_error"] as! [String: Double])
     }
 
-    /// Rows of a fixture array [k, n].
+    /// Rows of a fixture array [k, ...].
     static func rows(_ c: Case, _ key: String) throws -> [[Float]] {
         let t = try file.tensor("\(c.arch).\(key)")
-        let n = t.shape.dims[1]
+        let n = t.values.count / t.shape.dims[0]
         return (0..<t.shape.dims[0]).map { Array(t.values[($0 * n)..<(($0 + 1) * n)]) }
     }
 
@@ -80,6 +80,28 @@ import WeightFiles
                     .evaluate(model, image: x, target: c.target, attributions: attributions)
                 close([value], scores[key]!, floor: floors[key]!, relative: 1e-3, scale: 0, "\(b.name) \(arch) \(key)")
             }
+        }
+    }
+
+    /// ROAD: the imputed images at 30% and 90% and the curve at 10, 30, ..., 90% against Quantus'
+    /// noisy_linear_imputation (noise 0) and the reference model's probabilities.
+    @Test(arguments: archs)
+    func roadMatchesQuantusImputation(_ arch: String) throws {
+        let c = Case(arch, in: Self.file)
+        let (scores, floors) = Self.reference(c)
+        let map = try c.expected("map")[...]
+        let imputed = try Self.rows(c, "road_imputed")
+        let x = try cpu.values(try c.input(on: cpu))
+        let values = Array(map)
+        let order = values.indices.sorted { values[$0] != values[$1] ? values[$0] > values[$1] : $0 < $1 }
+        for (k, p) in [30.0, 90.0].enumerated() {
+            let got = try RemoveAndDebias.impute(x, height: 36, width: 36, removed: Array(order.prefix(Int(36 * 36 * p / 100))), start: x.map(Double.init))
+            #expect(relativeL2(got.map(Float.init), imputed[k]) < 1e-5, "\(arch) imputation at \(p)%")
+        }
+        for b in backends() {
+            let model = try c.model(on: b), input = try c.input(on: b)
+            let road = try RemoveAndDebias(percentages: [10, 30, 50, 70, 90], noise: 0, batch: 2).evaluate(model, image: input, target: c.target, map: map)
+            close(road.curve, scores["road"]!, floor: floors["road"]!, relative: 1e-3, scale: 0, "\(b.name) \(arch) road")
         }
     }
 

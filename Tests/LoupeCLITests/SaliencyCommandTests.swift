@@ -276,10 +276,13 @@ import TestSupport
             #expect(correlation.map { abs($0) <= 1 } ?? (method["faithfulness_correlation"] is NSNull))
             let (high, mean) = (method["max_sensitivity"] as! Double, method["avg_sensitivity"] as! Double)
             #expect(high >= mean && mean >= 0 && (method["infidelity"] as! Double) >= 0, "\(method)")
+            let road = method["road_curve"] as! [Double]
+            #expect(road.count == 50 && road.allSatisfy { (0...1).contains($0) }, "Quantus' 1, 3, ..., 99")
+            #expect(abs(road.reduce(0, +) / 50 - (method["road"] as! Double)) < 1e-6)
             #expect(method["deletion_auc"] != nil, "the perturbation metrics come with --metrics")
         }
         for bad in [["--perturbation-metrics", "faithfulness"], ["--perturbation-metrics", "all", "--metric-runs", "1"],
-                    ["--perturbation-metrics", "infidelity", "--metric-stdev", "0"]] {
+                    ["--perturbation-metrics", "infidelity", "--metric-stdev", "0"], ["--perturbation-metrics", "road", "--metric-percentages", "10,150"]] {
             #expect(throws: (any Error).self, "\(bad)") { try run(base + bad + ["--out", out.appendingPathComponent("bad").path]) }
         }
         #expect(!FileManager.default.fileExists(atPath: out.appendingPathComponent("bad").path))

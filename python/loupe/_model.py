@@ -315,28 +315,31 @@ class Model:
 
     def metrics(self, x, maps, target=None, modes=("deletion", "insertion"), step=None, batch=16, masks=None,
                 raw=None, method=None, layer=None, runs=None, subset_size=None, patch=None, regions=None,
-                samples=None, radius=None, stdev=None, normalize=None, seed=None, subsets=None, noise=None, perturbations=None):
+                samples=None, radius=None, stdev=None, normalize=None, percentages=None, imputation_noise=None, seed=None,
+                subsets=None, noise=None, perturbations=None):
         """Scores of maps [N, H, W] for x [N, 3, H, W], by `modes`: "deletion" and "insertion"
         (Petsiuk et al.: {"deletion": [auc per image], "deletion_curves": array, ...}), and the
         perturbation metrics "faithfulness_correlation", "pixel_flipping", "region_perturbation",
-        "max_sensitivity", "avg_sensitivity" (Quantus') and "infidelity" (Captum's) with their
+        "max_sensitivity", "avg_sensitivity", "road" (Quantus') and "infidelity" (Captum's) with their
         settings (runs, subset_size, patch, regions, samples, radius, stdev, normalize (infidelity's
-        best scale first, default True), seed; `method` and
+        best scale first, default True), percentages and imputation_noise (ROAD's), seed; `method` and
         `layer`: what the sensitivities run again; `raw` [N, 3, H, W]: infidelity's signed
         attributions; given draws: `subsets` [runs, k] of feature indices into 3 x H x W,
         `noise` and `perturbations` [S, 3, H, W]); pixel flipping and region perturbation also
-        give "<name>_curves". Always Quantus' "sparseness" and "complexity" of each map; with masks
+        and ROAD give "<name>_curves". Always Quantus' "sparseness" and "complexity" of each map; with masks
         [N, H, W] (nonzero where the evidence is) also "relevance_mass_accuracy",
         "relevance_rank_accuracy" and "pointing_game" (None for an empty mask)."""
         n = int(np.shape(x)[0])
         options = {"modes": list(modes), "batch": batch}
         for name, value in (("step", step), ("runs", runs), ("subset_size", subset_size), ("patch", patch), ("regions", regions),
                             ("samples", samples), ("radius", radius), ("stdev", stdev), ("normalize", normalize), ("seed", seed),
-                            ("method", method)):
+                            ("imputation_noise", imputation_noise), ("method", method)):
             if value is not None:
                 options[name] = value
         if layer is not None:
             options["layer"] = self.layer_name(layer)
+        if percentages is not None:
+            options["percentages"] = [float(p) for p in percentages]
         t = targets_list(target, n)
         if t is not None:
             options["targets"] = t

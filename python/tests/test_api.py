@@ -182,10 +182,11 @@ def test_perturbation_metrics_match_captum(resnet18):
     gradient = explain(x, 3)[0].detach()[:, 0]
     got = model.metrics(x, gradient, target=3, modes=["max_sensitivity"], method="gradient", noise=noise)["max_sensitivity"][0]
     assert abs(got - want) <= 1e-3 * want
-    scores = model.metrics(x, gradient, target=3, modes=["faithfulness_correlation", "pixel_flipping", "region_perturbation", "avg_sensitivity"],
-                           method="gradient", runs=4, subset_size=30, step=400, regions=3, samples=2, seed=1)
+    scores = model.metrics(x, gradient, target=3, modes=["faithfulness_correlation", "pixel_flipping", "region_perturbation", "avg_sensitivity", "road"],
+                           method="gradient", runs=4, subset_size=30, step=400, regions=3, samples=2, seed=1, percentages=[20, 60])
     assert -1 <= scores["faithfulness_correlation"][0] <= 1 and scores["avg_sensitivity"][0] > 0
     assert scores["pixel_flipping_curves"].shape == (1, 6) and scores["region_perturbation_curves"].shape == (1, 3)
+    assert scores["road_curves"].shape == (1, 2) and abs(scores["road"][0] - scores["road_curves"][0].mean()) < 1e-6
     with pytest.raises(loupe.LoupeValueError, match="method"):
         model.metrics(x, gradient, target=3, modes=["max_sensitivity"])
     with pytest.raises(loupe.LoupeValueError, match="faithfulness"):
