@@ -71,6 +71,18 @@ func replacedCopies(_ b: any Backend, _ image: Tensor, replaced: [Float], value:
     return Tensor(shape: [k, c, h, w], storage: try b.add(kept, set).storage)
 }
 
+/// The given draws (each of `features` values, at least one), or `samples` drawn by `draw` from
+/// `seed`'s generator.
+private func givenOrDrawn(_ given: [[Float]]?, samples: Int, features: Int, seed: UInt64, what: String,
+                          draw: (inout SplitMix64) -> [Float]) throws -> [[Float]] {
+    if let given {
+        guard !given.isEmpty, given.allSatisfy({ $0.count == features }) else { throw InterpretError("\(what) needs \(features) values") }
+        return given
+    }
+    var rng = SplitMix64(noiseSeed: seed)
+    return (0..<samples).map { _ in draw(&rng) }
+}
+
 /// Quantus' "black" baseline: the image's smallest value over every channel and pixel.
 private func black(_ x: [Float]) -> Float { x.min() ?? 0 }
 
@@ -282,14 +294,9 @@ public struct Sensitivity: Sendable {
         let (h, w) = try imageShape(image, map: map.count, "sensitivity")
         let features = 3 * h * w
         guard batch >= 1 else { throw InterpretError("sensitivity: batch must be positive") }
-        let draws: [[Float]]
-        if let noise {
-            guard !noise.isEmpty, noise.allSatisfy({ $0.count == features }) else { throw InterpretError("sensitivity: each given noise needs \(features) values") }
-            draws = noise
-        } else {
-            guard samples >= 1, radius > 0, radius.isFinite else { throw InterpretError("sensitivity: samples and the radius must be positive") }
-            var rng = SplitMix64(noiseSeed: seed)
-            draws = (0..<samples).map { _ in (0..<features).map { _ in Float(rng.uniform() * 2 - 1) * radius } }
+        guard noise != nil || (samples >= 1 && radius > 0 && radius.isFinite) else { throw InterpretError("sensitivity: samples and the radius must be positive") }
+        let draws = try givenOrDrawn(noise, samples: samples, features: features, seed: seed, what: "sensitivity: each given noise") { rng in
+            (0..<features).map { _ in Float(rng.uniform() * 2 - 1) * radius }
         }
         let b = model.backend
         let x = try b.values(image), original = Array(map)
@@ -347,14 +354,11 @@ public struct Infidelity: Sendable {
             throw InterpretError("infidelity: \(attributions.count) attributions for a \(w)x\(h) image (expected 3 x H x W or H x W)")
         }
         guard batch >= 1 else { throw InterpretError("infidelity: batch must be positive") }
-        let draws: [[Float]]
-        if let perturbations {
-            guard !perturbations.isEmpty, perturbations.allSatisfy({ $0.count == features }) else { throw InterpretError("infidelity: each given perturbation needs \(features) values") }
-            draws = perturbations
-        } else {
-            guard samples >= 1, stdev > 0, stdev.isFinite else { throw InterpretError("infidelity: samples and the standard deviation must be positive") }
-            var rng = SplitMix64(noiseSeed: seed)
-            draws = (0..<samples).map { _ in rng.normal(features, sigma: stdev) }
+        guard perturbations != nil || (samples >= 1 && stdev > 0 && stdev.isFinite) else {
+            throw InterpretError("infidelity: samples and the standard deviation must be positive")
+        }
+        let draws = try givenOrDrawn(perturbations, samples: samples, features: features, seed: seed, what: "infidelity: each given perturbation") { rng in
+            rng.normal(features, sigma: stdev)
         }
         let a = Array(attributions), broadcast = attributions.count == plane
         let b = model.backend

@@ -91,19 +91,25 @@ public struct RemoveAndDebias: Sendable {
         for ch in 0..<3 {
             let base = ch * plane
             let rhs = (0..<k).map { i in outer[i].reduce(0.0) { $0 + $1.1 * Double(x[base + $1.0]) } }
-            func apply(_ v: [Double]) -> [Double] {
-                (0..<k).map { i in diagonal[i] * v[i] - inner[i].reduce(0.0) { $0 + $1.1 * v[$1.0] } }
+            // The system's product into `out`, without allocating inside the iterations.
+            func apply(_ v: [Double], into out: inout [Double]) {
+                for i in 0..<k {
+                    var sum = diagonal[i] * v[i]
+                    for (j, weight) in inner[i] { sum -= weight * v[j] }
+                    out[i] = sum
+                }
             }
             var u = removed.map { start[base + $0] }
-            let au = apply(u)
-            var r = (0..<k).map { rhs[$0] - au[$0] }
+            var ad = [Double](repeating: 0, count: k)
+            apply(u, into: &ad)
+            var r = (0..<k).map { rhs[$0] - ad[$0] }
             var d = r
             var rr = r.reduce(0) { $0 + $1 * $1 }
             let bound = Swift.max(rhs.reduce(0) { $0 + $1 * $1 }, 1e-300) * 1e-24
             var iterations = 0
             while rr > bound {
                 guard iterations < 20 * k + 100 else { throw InterpretError("road: the imputation did not converge (\(k) pixels)") }
-                let ad = apply(d)
+                apply(d, into: &ad)
                 let dad = zip(d, ad).reduce(0) { $0 + $1.0 * $1.1 }
                 guard dad > 0 else { throw InterpretError("road: the imputation's system is singular (a removed region touches no kept pixel)") }
                 let alpha = rr / dad
