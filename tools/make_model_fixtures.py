@@ -50,13 +50,14 @@ def seeded(name, count, seed=SEED):
     return (z >> np.uint64(40)).astype(np.float32) / np.float32(1 << 24)
 
 
-def fill(model, seed=SEED, only=None):
-    """Draws every parameter (or those for which `only(name)` is true) from `seed`."""
+def fill(model, seed=SEED, only=None, prefix=""):
+    """Draws every parameter (or those for which `only(name)` is true) from `seed`; `prefix`
+    names a submodule's parameters as the whole model does (`layer1.0.conv1.`)."""
     state = model.state_dict()
     for name, t in state.items():
         if name.endswith("num_batches_tracked") or (only is not None and not only(name)):
             continue
-        u = seeded(name, t.numel(), seed)
+        u = seeded(prefix + name, t.numel(), seed)
         if name.endswith("running_var") or (name.endswith("weight") and t.dim() == 1):
             v = 0.5 + u
         elif name.endswith("bias") or name.endswith("running_mean"):

@@ -109,9 +109,12 @@ public enum LineChart {
                 canvas.text(tickLabel(v), x: x, y: bottom + 15, size: tickSize, anchor: .middle)
             }
         case .categories(let names):
+            // Every category gets a tick; labels thin out to one per 16 px (the first and last kept).
+            let every = Swift.max(1, Int((Double(names.count) * 16 / plotWidth).rounded(.up)))
             for (i, name) in names.enumerated() {
                 let x = xPosition(i, of: names.count)
                 canvas.line([(x, bottom), (x, bottom + 4)], color: .axis)
+                guard i == names.count - 1 || (i % every == 0 && names.count - 1 - i >= every) else { continue }
                 canvas.text(name, x: x + 3, y: bottom + 10, size: tickSize, anchor: .end, angle: -45)
             }
         }
@@ -124,7 +127,7 @@ public enum LineChart {
                     (x: xPosition(i, of: series.values.count), y: v.isNaN ? Double.nan : yPosition(Double(v)))
                 }
                 canvas.line(points, color: .series(k), lineWidth: 1.8)
-                if case .categories = panel.x {
+                if case .categories(let names) = panel.x, names.count <= 40 {
                     for p in points where p.y.isFinite { canvas.circle(x: p.x, y: p.y, radius: 2.5, color: .series(k)) }
                 }
             }

@@ -395,8 +395,10 @@ extension Session {
         return try CallResult(json: json, arrays: arrays)
     }
 
-    /// The model randomization check (Adebayo et al.): x [1, 3, H, W]; options methods, target,
-    /// stages, seed, layer (the CAM family's).
+    /// The model randomization checks (Adebayo et al.'s cascade, Quantus' MPRT, smooth MPRT and
+    /// efficient MPRT): x [1, 3, H, W]; options methods, target, test, granularity, order,
+    /// stages, seed (the weights'), smooth_samples, smooth_noise, noise_seed, batch, layer (the
+    /// CAM family's).
     func sanity(_ o: Options, _ a: inout Arrays) throws -> CallResult {
         let x = try batch(try a.require("x"), what: "the sanity check")
         guard x.n == 1 else { throw CallError(.invalidArgument, "sanity takes one image [1, 3, H, W], got \(x.n)") }
@@ -406,15 +408,38 @@ extension Session {
             guard let e = MethodRegistry.entry(text) else { throw CallError(.invalidArgument, "unknown method \(text); Loupe has \(MethodRegistry.names.joined(separator: ", "))") }
             return try e.make(settings)
         }
+        let testName = try o.string("test") ?? "cascade"
+        guard let test = RandomizationTest(rawValue: testName) else {
+            throw CallError(.invalidArgument, "unknown test \(testName); expected \(RandomizationTest.allCases.map(\.rawValue).joined(separator: ", "))")
+        }
         let stages = try o.int("stages", in: 1...10_000)
         let seed = try o.uint64("seed") ?? 1
+        var randomization = test.randomization(seed: seed)
+        if let g = try o.string("granularity") {
+            guard let granularity = ModelRandomization.Granularity(rawValue: g) else { throw CallError(.invalidArgument, "granularity \(g): expected block or layer") }
+            randomization.granularity = granularity
+        }
+        if let text = try o.string("order") {
+            guard let order = ModelRandomization.Order(rawValue: text) else { throw CallError(.invalidArgument, "order \(text): expected top_down, bottom_up or independent") }
+            randomization.order = order
+        }
+        let samples = try o.int("smooth_samples", in: 1...100_000), noise = try o.float("smooth_noise", in: 0...Float.greatestFiniteMagnitude)
+        let noiseSeed = try o.uint64("noise_seed"), chunk = try o.int("batch", in: 1...4096)
+        if !test.smooths && (samples != nil || noise != nil || noiseSeed != nil) {
+            throw CallError(.invalidArgument, "smooth_samples, smooth_noise and noise_seed belong to the smooth_mprt test")
+        }
+        let smoothing = test.smooths ? MapSmoothing(samples: samples ?? 50, magnitude: noise ?? 0.1, batch: chunk ?? 8, seed: noiseSeed ?? 0) : nil
         let target = try self.targets(o, n: 1, x: x.tensor)[0]
         try o.finish(); try a.finish()
-        let check = try SanityCheck(model: model, image: x.tensor, target: target, methods: methods,
-                                    randomization: ModelRandomization(seed: seed), stageCount: stages)
+        let check = try SanityCheck(model: model, image: x.tensor, target: target, methods: methods, randomization: randomization,
+                                    stageCount: stages, smoothing: smoothing, finalOnly: test.finalOnly)
         let maps = check.stages.flatMap { $0.maps.flatMap { $0 } }
-        return try CallResult(json: ["methods": check.methods, "target": target, "stages": check.stages.map(\.name),
-                                     "spearman": check.stages.map(\.spearman), "ssim": check.stages.map(\.ssim)],
+        func numbers(_ v: [Float]) -> [Any] { v.map { $0.isFinite ? $0 as Any : NSNull() } }
+        return try CallResult(json: ["methods": check.methods, "target": target, "stages": check.stages.map(\.name), "test": test.rawValue,
+                                     "granularity": randomization.granularity.rawValue, "order": randomization.order.rawValue,
+                                     "spearman": check.stages.map { numbers($0.spearman) }, "ssim": check.stages.map { numbers($0.ssim) },
+                                     "entropy": check.stages.map { numbers($0.entropy) }, "mean_spearman": numbers(check.meanSpearman),
+                                     "entropy_rise": numbers(check.entropyRise)],
                               arrays: ["maps": HostArray(values: maps, shape: [check.stages.count, check.methods.count, x.h, x.w])])
     }
 }

@@ -35,7 +35,7 @@ public struct MethodOptions: ParsableArguments {
     @Option(parsing: .unconditional, help: "Occlusion window, and the grid cell of LIME's and KernelSHAP's features (pixels).") public var window: Int = 16
     @Option(parsing: .unconditional, help: "Occlusion stride (pixels).") public var stride: Int = 8
     @Option(parsing: .unconditional, help: "Images per device batch of the batched methods (Score-CAM, SmoothGrad, IG, occlusion) and of saliency's --metrics.") public var batch: Int = 16
-    @Option(parsing: .unconditional, help: "Seed of SmoothGrad's noise and of the uniform baseline.") public var seed: UInt64 = 0
+    @Option(parsing: .unconditional, help: "Seed of SmoothGrad's and smooth MPRT's noise and of the uniform baseline.") public var seed: UInt64 = 0
     @Option(help: "LRP composite: epsilon_plus, epsilon_plus_flat, epsilon_gamma_box, epsilon_alpha2_beta1, epsilon_alpha2_beta1_flat (zennit's), or rules by layer kind, conv=RULE,linear=RULE[,first=RULE] with RULE epsilon[:E], gamma[:G], z_plus, alpha_beta[:A:B], flat, w_square, z_box.")
     public var composite: String = "epsilon_plus_flat"
     @Option(parsing: .unconditional, help: "LRP: epsilon of the named composites' epsilon rule (linear layers).") public var epsilon: Float = 1e-6

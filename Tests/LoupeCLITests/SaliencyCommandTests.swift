@@ -326,7 +326,7 @@ import TestSupport
         defer { try? FileManager.default.removeItem(at: out) }
         let text = try run(["sanity", "--model", "resnet18", "--random-weights", "2", "--image", smallImage, "--no-resize",
                             "--method", "gradient,guided_backprop,gradcam", "--layer", "layer3", "--stages", "3", "--out", out.path])
-        #expect(text.contains("randomized through  gradient") && text.contains("original") && text.contains("layer4.0"), "\(text)")
+        #expect(text.contains("randomized through ") && text.contains("gradient") && text.contains("original") && text.contains("layer4.0"), "\(text)")
         let dir = out.appendingPathComponent("rgb")
         #expect(Set(try FileManager.default.contentsOfDirectory(atPath: dir.path)) == ["sanity.json", "curves.png", "maps.png", "maps.npy"])
         let json = try JSONSerialization.jsonObject(with: Data(contentsOf: dir.appendingPathComponent("sanity.json"))) as! [String: Any]
@@ -338,6 +338,50 @@ import TestSupport
         #expect(throws: (any Error).self) { try run(["sanity", "--model", "resnet18", "--random-weights", "2", "--image", smallImage, "--stages", "0", "--out", out.path]) }
         #expect(throws: (any Error).self) { try run(["sanity", "--model", "resnet18", "--random-weights", "2", "--image", smallImage, "--method", "gradcam", "--layer", "fc", "--out", out.path]) }
         #expect(try FileManager.default.contentsOfDirectory(atPath: out.path).sorted() == [".loupe.manifest.json", "index.html", "rgb"])
+    }
+
+    /// Quantus' tests by name: MPRT's layers from the top down, smooth MPRT's from the bottom up
+    /// with averaged maps, efficient MPRT's one fully random stage and its entropy rise.
+    @Test func mprtTestsRunLayerByLayer() throws {
+        guard device() else { return }
+        let out = try tempDir()
+        defer { try? FileManager.default.removeItem(at: out) }
+        let base = ["sanity", "--model", "resnet18", "--random-weights", "2", "--image", smallImage, "--no-resize", "--method", "gradient,gradcam",
+                    "--layer", "layer3"]
+        func json(_ name: String) throws -> [String: Any] {
+            try JSONSerialization.jsonObject(with: Data(contentsOf: out.appendingPathComponent(name).appendingPathComponent("rgb/sanity.json"))) as! [String: Any]
+        }
+        func names(_ j: [String: Any]) -> [String] { (j["stages"] as! [[String: Any]]).map { $0["randomized_through"] as! String } }
+        let text = try run(base + ["--test", "mprt", "--stages", "3", "--out", out.appendingPathComponent("m").path])
+        #expect(text.contains("layers re-drawn from the top down") && text.contains("layer4.1.bn2") && text.contains("mean ρ over the stages"), "\(text)")
+        let mprt = try json("m")
+        #expect(names(mprt) == ["original", "fc", "layer4.1.bn2", "layer4.1.conv2"])
+        #expect(mprt["test"] as? String == "mprt" && mprt["granularity"] as? String == "layer" && mprt["order"] as? String == "top_down")
+        let stages = mprt["stages"] as! [[String: Any]]
+        let rho = stages.dropFirst().map { ($0["spearman"] as! [Double])[0] }
+        let scores = mprt["scores"] as! [String: [String: Any]]
+        #expect(abs((scores["gradient"]!["mean_spearman"] as! Double) - rho.reduce(0, +) / 3) < 1e-5)
+        #expect(abs((scores["gradient"]!["last_spearman"] as! Double) - rho[2]) < 1e-6)
+
+        _ = try run(base + ["--test", "smooth_mprt", "--smooth-samples", "3", "--smooth-noise", "0.2", "--stages", "2", "--batch", "2",
+                            "--out", out.appendingPathComponent("s").path])
+        let smooth = try json("s")
+        #expect(names(smooth) == ["original", "conv1", "bn1"] && smooth["order"] as? String == "bottom_up")
+        #expect((smooth["smoothing"] as? [String: Any])?["samples"] as? Int == 3)
+
+        _ = try run(base + ["--test", "efficient_mprt", "--out", out.appendingPathComponent("e").path])
+        let efficient = try json("e")
+        #expect(names(efficient) == ["original", "fc"], "one stage: every layer random")
+        let entropy = (efficient["stages"] as! [[String: Any]]).map { ($0["entropy"] as! [Double])[0] }
+        let rise = (efficient["scores"] as! [String: [String: Any]])["gradient"]!["entropy_rise"] as! Double
+        #expect(entropy[0] > 0 && abs(rise - (entropy[1] - entropy[0]) / entropy[0]) < 1e-5)
+
+        for (args, why) in [(["--test", "mprt", "--smooth-samples", "3"], "smoothing outside smooth_mprt"), (["--test", "nope"], "unknown test"),
+                            (["--order", "sideways"], "unknown order"), (["--granularity", "atom"], "unknown granularity"),
+                            (["--test", "smooth_mprt", "--smooth-samples", "0"], "no samples")] {
+            #expect(throws: (any Error).self, "\(why)") { try run(base + args + ["--out", out.appendingPathComponent("x").path]) }
+        }
+        #expect(!FileManager.default.fileExists(atPath: out.appendingPathComponent("x").path))
     }
 
     /// A run never mixes its files with an earlier run's: refused without --force, replaced

@@ -351,12 +351,18 @@ class Model:
         payload.update(arrays)
         return payload
 
-    def sanity(self, x, methods=("gradient", "gradcam"), target=None, stages=None, seed=1, layer=None):
-        """The model randomization check (Adebayo et al.) on one image: each stage's maps and their
-        Spearman correlation and SSIM with the trained model's."""
-        options = {"methods": list(methods), "seed": seed}
-        if stages:
-            options["stages"] = stages
+    def sanity(self, x, methods=("gradient", "gradcam"), target=None, stages=None, seed=1, layer=None, test="cascade",
+               granularity=None, order=None, smooth_samples=None, smooth_noise=None, noise_seed=None, batch=None):
+        """Model randomization checks on one image: test "cascade" (Adebayo et al.: blocks from
+        the top down), "mprt", "smooth_mprt" or "efficient_mprt" (Quantus'); granularity
+        ("block", "layer") and order ("top_down", "bottom_up", "independent") override the
+        test's. Returns each stage's maps, their Spearman correlation and SSIM with the trained
+        model's, their discrete entropy, and per method the mean Spearman and the entropy rise
+        (efficient MPRT's score)."""
+        options = {"methods": list(methods), "seed": seed, "test": test}
+        optional = {"stages": stages, "granularity": granularity, "order": order, "smooth_samples": smooth_samples,
+                    "smooth_noise": smooth_noise, "noise_seed": noise_seed, "batch": batch}
+        options.update({k: v for k, v in optional.items() if v is not None})
         t = targets_list(target, 1)
         if t is not None:
             options["targets"] = t

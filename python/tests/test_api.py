@@ -132,6 +132,23 @@ def test_visualize_invert_sanity_and_metrics(resnet18):
     report = model.sanity(x, methods=["gradient", "gradcam"], target=3, stages=2)
     assert report["stages"][0] == "original" and len(report["stages"]) == 3 and report["maps"].shape == (3, 2, 64, 64)
     assert report["spearman"][0] == [1, 1]
+    # Quantus' MPRT by layers: each stage's Spearman and entropy as scipy and numpy compute them
+    # on the returned maps (Quantus' correlation_spearman and discrete_entropy).
+    from scipy.stats import entropy, spearmanr
+    mprt = model.sanity(x, methods=["gradient"], target=3, test="mprt", stages=3)
+    assert mprt["stages"][1] == "fc" and mprt["granularity"] == "layer" and mprt["order"] == "top_down"
+    for s in range(1, 4):
+        a, b = mprt["maps"][0, 0].ravel(), mprt["maps"][s, 0].ravel()
+        assert abs(mprt["spearman"][s][0] - spearmanr(a, b).statistic) < 1e-5
+        assert abs(mprt["entropy"][s][0] - entropy(np.histogram(b, bins=100)[0])) < 1e-5
+    assert abs(mprt["mean_spearman"][0] - np.mean([mprt["spearman"][s][0] for s in (1, 2, 3)])) < 1e-5
+    efficient = model.sanity(x, methods=["gradient"], target=3, test="efficient_mprt")
+    h = [e[0] for e in efficient["entropy"]]
+    assert len(efficient["stages"]) == 2 and abs(efficient["entropy_rise"][0] - (h[1] - h[0]) / h[0]) < 1e-5
+    smooth = model.sanity(x, methods=["gradient"], target=3, test="smooth_mprt", smooth_samples=2, stages=1, batch=2)
+    assert smooth["order"] == "bottom_up" and len(smooth["stages"]) == 2
+    with pytest.raises(loupe.LoupeError):
+        model.sanity(x, test="mprt", smooth_samples=3)
     maps = model.attribute(x, "gradcam", target=3).map
     scores = model.metrics(x, maps, target=3, step=256)
     assert len(scores["deletion"]) == 1 and 0 <= scores["insertion"][0] <= 1
