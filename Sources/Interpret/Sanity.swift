@@ -7,7 +7,8 @@ import Models
 /// trained model. A method whose maps survive the randomization of the layers they claim to
 /// explain fails the check.
 ///
-/// A unit is a block or a layer (`Granularity`). Stages follow `order`: from the classifier down
+/// A unit is a block or a layer (`Granularity`); an imported graph's parameter named by its
+/// exporter (`onnx::Conv_251`) belongs to the layer that reads it, at either granularity. Stages follow `order`: from the classifier down
 /// (cascading, the paper's and Quantus' MPRT), from the stem up (cascading, Quantus' smooth and
 /// efficient MPRT), or one unit at a time on the trained model (`independent`). Re-drawn weights
 /// come from `SeededWeights` with `seed`: He-uniform for conv and linear weights, so activations
@@ -52,7 +53,7 @@ public struct ModelRandomization: Sendable {
     public static func units(of architecture: Architecture, _ granularity: Granularity) -> [String] {
         var order: [String] = [], seen: Set<String> = []
         for spec in architecture.parameters {
-            let unit = unitName(spec.name, granularity)
+            let unit = unitName(spec.name, granularity, architecture)
             if seen.insert(unit).inserted { order.append(unit) }
         }
         return order
@@ -64,7 +65,10 @@ public struct ModelRandomization: Sendable {
         return order == .topDown ? units.reversed() : units
     }
 
-    static func unitName(_ parameter: String, _ granularity: Granularity) -> String {
+    /// The unit of `parameter`. A parameter of an imported graph whose name carries no module
+    /// (`onnx::Conv_251`, an exporter's folded constant) belongs to the layer that reads it.
+    static func unitName(_ parameter: String, _ granularity: Granularity, _ architecture: Architecture) -> String {
+        if parameter.contains("::") || !parameter.contains("."), let layer = architecture.parameterLayers[parameter] { return layer }
         let parts = parameter.split(separator: ".").map(String.init)
         switch granularity {
         case .block:
@@ -79,7 +83,7 @@ public struct ModelRandomization: Sendable {
     public func randomizing(_ units: some Sequence<String>, of model: Model) throws -> Model {
         let chosen = Set(units)
         var tensors = model.parameters.tensors
-        for spec in model.architecture.parameters where chosen.contains(Self.unitName(spec.name, granularity)) {
+        for spec in model.architecture.parameters where chosen.contains(Self.unitName(spec.name, granularity, model.architecture)) {
             tensors[spec.name] = try model.backend.tensor(SeededWeights.values(for: spec, seed: seed), spec.shape)
         }
         return Model(architecture: model.architecture, parameters: ParameterStore(tensors), backend: model.backend)

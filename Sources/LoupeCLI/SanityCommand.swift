@@ -61,6 +61,9 @@ public struct SanityCommand: ParsableCommand {
         let style = try mapStyle.style()
         _ = try figureOptions.formats()
         if let stages, stages < 1 { throw UserError("--stages must be at least 1") }
+        if modelOptions.randomWeights == weightsSeed {
+            throw UserError("--weights-seed \(weightsSeed) re-draws the weights --random-weights \(weightsSeed) already drew: nothing would change; pick another seed")
+        }
         guard let test = RandomizationTest(rawValue: test) else {
             throw UserError("--test \(self.test): expected one of \(RandomizationTest.allCases.map(\.rawValue).joined(separator: ", "))")
         }

@@ -37,6 +37,9 @@ public struct Architecture: Sendable {
     /// Applied to the output of `body`: what the network's output stands for when a method's
     /// target is not a class (an objective: `Model.targeting` in Interpret).
     public var head: Head? = nil
+    /// An imported graph's parameters by the layer (node output) that first reads each; empty
+    /// for the built-in architectures, whose parameter names carry their module's.
+    public var parameterLayers: [String: String] = [:]
 
     /// A function of the output and of the layers it names (which fused passes then keep).
     public struct Head: Sendable {

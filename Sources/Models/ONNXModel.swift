@@ -132,9 +132,15 @@ public enum ONNXImport {
         }
         let weights = floats
         let used = Set(nodes.flatMap(\.parameterNames))
-        let specs = weights.filter { used.contains($0.key) }.map { key, t in
-            ParameterSpec(name: key, shape: t.shape, role: role(key, t.shape))
-        }.sorted { $0.name < $1.name }
+        // Parameters in the order the graph first reads them, each with the layer that does.
+        var owners: [String: String] = [:], specs: [ParameterSpec] = []
+        for node in nodes {
+            for key in node.parameterNames where owners[key] == nil {
+                guard let t = weights[key] else { continue }
+                owners[key] = node.output
+                specs.append(ParameterSpec(name: key, shape: t.shape, role: role(key, t.shape)))
+            }
+        }
         let network = ONNXNetwork(nodes: nodes, input: inputs[0], output: graph.output[0].name, specs: specs,
                                   constants: floats.filter { !used.contains($0.key) }, integers: integers)
         // The default CAM layer: the last node output before the head's global pooling (the last
@@ -150,6 +156,7 @@ public enum ONNXImport {
         let tokens = nodes.contains { $0.opType == "GlobalAveragePool" || $0.opType == "ReduceMean" } ? nil
             : attention.flatMap { a in nodes[..<a].last { $0.opType == "LayerNormalization" } }
         var arch = Architecture(name: name, body: [network], inputTransform: nil, lastConvLayer: tokens?.output ?? last?.output ?? inputs[0])
+        arch.parameterLayers = owners
         // A stored reshape target that does not lead with the traced batch (nor 0 or -1) has
         // the batch folded into another dimension: the graph runs at that batch only.
         if let batch = context.exportBatch, graph.node.contains(where: { n in

@@ -127,6 +127,22 @@ import TestSupport
         let summary = try JSONSerialization.jsonObject(with: Data(contentsOf: out.appendingPathComponent("rgb/summary.json"))) as! [String: Any]
         #expect(summary["layer"] as? String == layer, "the default CAM layer is the last output before global pooling")
         #expect(try run(["sanity"] + model + ["--image", smallImage, "--no-resize", "--stages", "2", "--out", out.appendingPathComponent("sanity").path]).contains("randomized through"))
+        // MPRT by layers in the graph's order; the default exporter's folded parameters
+        // (onnx::Conv_N) belong to the layers that read them.
+        for (file, names) in [(onnx, ["fc", "layer4.1.bn2", "layer4.1.conv2"]),
+                              (onnx.replacingOccurrences(of: "resnet18.onnx", with: "resnet18_default.onnx"),
+                               ["fc", "/layer4/layer4.1/conv2/Conv_output_0", "/layer4/layer4.1/conv1/Conv_output_0"])] {
+            let mprtOut = out.appendingPathComponent("mprt")
+            let text = try run(["sanity", "--model", file, "--random-weights", "20261126", "--image", smallImage, "--no-resize", "--test", "mprt",
+                                "--stages", "3", "--method", "gradient", "--out", mprtOut.path, "--force"])
+            let mprt = try JSONSerialization.jsonObject(with: Data(contentsOf: mprtOut.appendingPathComponent("rgb/sanity.json"))) as! [String: Any]
+            let stages = mprt["stages"] as! [[String: Any]]
+            #expect(stages.map { $0["randomized_through"] as! String } == ["original"] + names, "\(text)")
+            #expect(stages.dropFirst().contains { ($0["spearman"] as! [Double])[0] < 0.999 }, "re-drawn layers change the map: \(text)")
+        }
+        #expect(throws: (any Error).self, "the weights' own seed re-draws nothing") {
+            try run(["sanity", "--model", onnx, "--random-weights", "1", "--image", smallImage, "--no-resize", "--out", out.appendingPathComponent("same").path])
+        }
         #expect(try run(["visualize"] + model + ["--layer", layer, "--channel", "3", "--size", "32", "--steps", "1", "--out", out.appendingPathComponent("visualize").path]).contains("objective"))
         #expect(try run(["invert"] + model + ["--image", smallImage, "--no-resize", "--layer", "/layer1/layer1.0/relu/Relu_output_0", "--steps", "1", "--out", out.appendingPathComponent("invert").path])
             .contains("relative feature error"))

@@ -370,6 +370,9 @@ class Model:
             options["layer"] = self.layer_name(layer)
         payload, arrays = self._call("sanity", options, {"x": x})
         payload["maps"] = arrays["maps"]
+        # A bound torch module names each layer (the deepest module whose output it is).
+        modules = {tap: module for module, tap in self._aliases.items()}
+        payload["stages"] = [modules.get(stage, stage) for stage in payload["stages"]]
         return payload
 
     # torch names
