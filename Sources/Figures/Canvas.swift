@@ -194,6 +194,58 @@ public final class Canvas {
         cairo_restore(cr)
     }
 
+    /// `text` laid out within `maxWidth`: on one line at `size` when it fits, or shrunk a little
+    /// (to 85%, not below `minSize`); else wrapped onto at most `maxLines` lines at the largest
+    /// size down to `minSize` (in steps of 0.5) where it fits, broken after ". _ - / , ·" or a
+    /// space (inside a word only when the word alone is wider than the line). Only when even
+    /// that does not hold is the last line cut with an ellipsis.
+    public func wrapped(_ text: String, maxWidth: Double, size: Double, minSize: Double, bold: Bool = false,
+                        maxLines: Int = 2) -> (lines: [String], size: Double) {
+        func fits(_ t: some StringProtocol, _ s: Double) -> Bool { textWidth(String(t), size: s, bold: bold) <= maxWidth }
+        let smallest = Swift.min(size, minSize), lines = Swift.max(1, maxLines)
+        let sizes = stride(from: size, through: smallest, by: -0.5).map { $0 }
+        if let s = sizes.first(where: { $0 >= Swift.max(smallest, 0.85 * size) && fits(text, $0) }) { return ([text], s) }
+        // Whole words first, at the largest size that holds them.
+        for s in sizes {
+            var cut = false, broken = false
+            let layout = wrapping(text, size: s, maxLines: lines, fits: { fits($0, s) }, cut: { cut = true; return $0 }, broke: { broken = true })
+            if !cut && !broken { return layout }
+        }
+        return wrapping(text, size: smallest, maxLines: lines, fits: { fits($0, smallest) },
+                        cut: { fitted($0, maxWidth: maxWidth, size: smallest, bold: bold) }, broke: {})
+    }
+
+    private func wrapping(_ text: String, size: Double, maxLines: Int, fits: (Substring) -> Bool, cut: (String) -> String,
+                          broke: () -> Void) -> (lines: [String], size: Double) {
+        var pieces: [Substring] = [], start = text.startIndex
+        for i in text.indices where ". _-/,·".contains(text[i]) {
+            pieces.append(text[start...i]); start = text.index(after: i)
+        }
+        if start < text.endIndex { pieces.append(text[start...]) }
+        var lines: [String] = [], line = ""
+        for piece in pieces {
+            if fits(Substring(line + piece)) { line += piece; continue }
+            if !line.isEmpty { lines.append(line); line = "" }
+            var rest = piece
+            while !rest.isEmpty && !fits(rest) {
+                broke()
+                // The longest prefix that fits (at least one character).
+                var n = 1
+                while n < rest.count, fits(rest.prefix(n + 1)) { n += 1 }
+                lines.append(String(rest.prefix(n)))
+                rest = rest.dropFirst(n)
+            }
+            line = String(rest)
+        }
+        if !line.isEmpty { lines.append(line) }
+        if lines.count > maxLines {
+            // The text after the kept lines, cut to one line.
+            let kept = lines.prefix(maxLines - 1)
+            lines = Array(kept) + [cut(String(text.dropFirst(kept.map(\.count).reduce(0, +))).trimmingCharacters(in: .whitespaces))]
+        }
+        return (lines.map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }, size)
+    }
+
     /// `text` cut with an ellipsis to fit `maxWidth`.
     public func fitted(_ text: String, maxWidth: Double, size: Double, bold: Bool = false) -> String {
         guard textWidth(text, size: size, bold: bold) > maxWidth else { return text }

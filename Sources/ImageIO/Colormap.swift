@@ -136,13 +136,23 @@ public struct MapStyle: Sendable {
     public var colormap: Colormap?
     /// Captum's `outlier_perc`: the top percent of the absolute mass that saturates.
     public var outlierPercent: Float
-    /// The map's weight in overlays (the photo's is 1 - alpha).
+    /// The map's weight in overlays (the photo's is 1 - alpha); with `followsMap`, its weight
+    /// where the map is strongest.
     public var alpha: Float
+    /// Whether an overlay's opacity follows the map (the photo clear where the map is near
+    /// zero) rather than blending the whole photo at `alpha`.
+    public var followsMap: Bool
 
     /// A style; the defaults are Captum's `visualize_image_attr`: sign and colour map chosen per
-    /// method, 2% outliers, alpha 0.5.
-    public init(sign: AttributionSign? = nil, colormap: Colormap? = nil, outlierPercent: Float = 2, alpha: Float = 0.5) {
-        self.sign = sign; self.colormap = colormap; self.outlierPercent = outlierPercent; self.alpha = alpha
+    /// method, 2% outliers, alpha 0.5, with the overlay's opacity following the map.
+    public init(sign: AttributionSign? = nil, colormap: Colormap? = nil, outlierPercent: Float = 2, alpha: Float = 0.5, followsMap: Bool = true) {
+        self.sign = sign; self.colormap = colormap; self.outlierPercent = outlierPercent; self.alpha = alpha; self.followsMap = followsMap
+    }
+
+    /// `scaled`'s colours (`heat`) over `image`: opacity following the map, or a blend.
+    public func overlay(_ heat: RGBImage, of scaled: ScaledMap, on image: RGBImage) throws -> RGBImage {
+        followsMap ? try MapImages.overlay(heat, on: image, alpha: alpha, strength: scaled.values)
+                   : try MapImages.overlay(heat, on: image, alpha: alpha)
     }
 
     /// The sign to draw: the one set, else `all` for signed methods and `absolute` for the others.

@@ -12,6 +12,25 @@ public enum MapImages {
         let top = Swift.max(blended.max() ?? 1, 1)
         return RGBImage(width: image.width, height: image.height, pixels: blended.map { UInt8(($0 / top * 255).rounded()) })
     }
+
+    /// The colorized map over `image` with an opacity that follows the map: each pixel weighs
+    /// the heat by `alpha` x its `strength` (the scaled map's magnitude, 0...1) and the photo by
+    /// the rest, so the photo stays clear where the map is near zero (Captum's `alpha_scaling`,
+    /// with the heat drawn over the photo).
+    public static func overlay(_ heat: RGBImage, on image: RGBImage, alpha: Float, strength: [Float]) throws -> RGBImage {
+        guard heat.width == image.width, heat.height == image.height, strength.count == image.width * image.height else {
+            throw ImageError("overlay of \(heat.width)x\(heat.height) with \(strength.count) weights on \(image.width)x\(image.height)")
+        }
+        var pixels = [UInt8](repeating: 0, count: image.pixels.count)
+        for i in strength.indices {
+            let a = alpha * Swift.min(Swift.max(abs(strength[i]), 0), 1)
+            for c in 0..<3 {
+                let k = 3 * i + c
+                pixels[k] = UInt8((a * Float(heat.pixels[k]) + (1 - a) * Float(image.pixels[k])).rounded())
+            }
+        }
+        return RGBImage(width: image.width, height: image.height, pixels: pixels)
+    }
 }
 
 /// numpy's .npy format (version 1.0), little-endian float32, C order: `numpy.load` reads it.

@@ -8,11 +8,13 @@ import Workflows
 public struct FigureOptions: ParsableArguments {
     @Option(help: "Formats of the labelled figures, comma-separated: png, svg, pdf (vector text and lines, for papers).")
     public var figureFormat: String = "png"
+    @Flag(help: "Put the device and each method's time in the figures' subtitles and captions (they are always in the report and the JSON).")
+    public var figureDetails = false
 
     public init() {}
 
     /// The writer of these formats.
-    func writer() throws -> FigureWriter { FigureWriter(formats: try formats()) }
+    func writer() throws -> FigureWriter { FigureWriter(formats: try formats(), details: figureDetails) }
 
     func formats() throws -> [FigureFormat] {
         do { return try FigureFormat.list(figureFormat) } catch let error as FigureError { throw UserError("--figure-format: \(error.description)") }
@@ -36,8 +38,10 @@ public struct MapStyleOptions: ParsableArguments {
     public var sign: String = "auto"
     @Option(parsing: .unconditional, help: "Percent of the attribution mass clipped as outliers before scaling (Captum's outlier_perc).")
     public var clipPercentile: Float = 2
-    @Option(parsing: .unconditional, help: "Weight of the map in overlays, 0...1 (the photo gets 1 - alpha).")
+    @Option(parsing: .unconditional, help: "Weight of the map in overlays, 0...1 (the photo gets 1 - alpha); with --overlay map, its weight where the map is strongest.")
     public var alpha: Float = 0.5
+    @Option(help: "Overlay opacity: map (follows the map: the photo stays clear where the map is near zero) or blend (alpha everywhere, pytorch-grad-cam's show_cam_on_image).")
+    public var overlay: String = "map"
 
     public init() {}
 
@@ -46,7 +50,8 @@ public struct MapStyleOptions: ParsableArguments {
         guard clipPercentile < 100 else { throw UserError("--clip-percentile \(clipPercentile): must be below 100") }
         try requireNumber("--alpha", alpha, atLeast: 0)
         guard alpha <= 1 else { throw UserError("--alpha \(alpha): must be at most 1") }
-        var style = MapStyle(outlierPercent: clipPercentile, alpha: alpha)
+        guard ["map", "blend"].contains(overlay) else { throw UserError("--overlay \(overlay): expected map or blend") }
+        var style = MapStyle(outlierPercent: clipPercentile, alpha: alpha, followsMap: overlay == "map")
         if colormap != "auto" {
             guard let map = Colormap(rawValue: colormap.lowercased()) else {
                 throw UserError("--colormap \(colormap): known: auto, \(Colormap.allCases.map(\.rawValue).joined(separator: ", "))")

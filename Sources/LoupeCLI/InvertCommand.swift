@@ -97,7 +97,7 @@ public struct InvertCommand: ParsableCommand {
                 ImageGrid.Cell(result.picture, title: l, caption: String(format: "relative feature error %.3f", error))
             }
             let strip = try ImageGrid.canvas(title: "Feature inversion of \(URL(fileURLWithPath: imagePath).lastPathComponent)",
-                                             subtitle: "\(model.architecture.name) · \(steps) steps · \(backend.name)", rows: [cells])
+                                             subtitle: "\(model.architecture.name) · \(steps) steps\(try figureOptions.writer().detail(backend.name))", rows: [cells])
             try figureOptions.write(strip, stem: "strip", into: staging)
             let json: [String: Any] = [
                 "model": model.architecture.name, "device": backend.name, "image": imagePath, "run": record.json,

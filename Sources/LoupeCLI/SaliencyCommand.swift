@@ -188,6 +188,7 @@ public struct SaliencyCommand: ParsableCommand {
                 if report == nil { report = SaliencyReport(record: record, figures: try figureOptions.writer(), layer: camLayer, metrics: run.metrics) }
                 report!.add(result)
             }
+            try report!.writeGrid(into: folder)
             try report!.html().write(to: folder.appendingPathComponent("index.html"))
         }
         guard let report else { return }

@@ -5,9 +5,15 @@ import Foundation
 public struct FigureWriter: Sendable {
     /// The formats, at least one.
     public let formats: [FigureFormat]
+    /// Whether figures name the device and times in their subtitles and captions
+    /// (`--figure-details`); without it they show only what explains the picture.
+    public let details: Bool
 
-    /// A writer of `formats`.
-    public init(formats: [FigureFormat]) { self.formats = formats }
+    /// A writer of `formats`, with the device and times in figures when `details`.
+    public init(formats: [FigureFormat], details: Bool = false) { self.formats = formats; self.details = details }
+
+    /// `text` when figures carry details, else nothing: " · \(text)" or "".
+    public func detail(_ text: String) -> String { details ? " · " + text : "" }
 
     /// The extension of the figure a report shows: png when written, else svg, else pdf.
     public var preferred: String {

@@ -141,11 +141,13 @@ public struct SaliencyOutput {
         for i in stems.indices { try writeImage(i, into: folder.appendingPathComponent(stems[i])) }
     }
 
-    /// Writes each image's folder and index.html into `folder`: a run whose images came in one batch.
+    /// Writes each image's folder, the run's grid and index.html into `folder`: a run whose
+    /// images came in one batch.
     public func write(into folder: URL) throws {
         try writeImages(into: folder)
         var report = SaliencyReport(record: record, figures: figures, layer: layer, metrics: run.metrics)
         report.add(self)
+        try report.writeGrid(into: folder)
         try report.html().write(to: folder.appendingPathComponent("index.html"))
     }
 
@@ -186,13 +188,13 @@ public struct SaliencyOutput {
             let (scaled, colormap) = style.scaled(map: attribution.map(i), raw: attribution.raw(i), signed: attribution.isSigned)
             let heat = scaled.colorized(colormap, width: w, height: h)
             try heat.writePNG(to: dir.appendingPathComponent("\(name).png"))
-            let overlay = try MapImages.overlay(heat, on: image, alpha: style.alpha)
+            let overlay = try style.overlay(heat, of: scaled, on: image)
             try overlay.writePNG(to: dir.appendingPathComponent("\(name)_overlay.png"))
-            cells.append(.init(overlay, title: name, caption: "\(scaled.sign.rawValue) · \(formatDuration(seconds: result.milliseconds / 1000))",
+            cells.append(.init(overlay, title: name, caption: scaled.sign.rawValue + figures.detail(formatDuration(seconds: result.milliseconds / 1000)),
                                colorBar: ColorBar(scaled, colormap: colormap)))
             var entry: [String: Any] = ["method": name, "milliseconds": result.milliseconds, "parameters": result.parameters,
                                         "display": ["sign": scaled.sign.rawValue, "colormap": colormap.rawValue, "clip_percentile": style.outlierPercent,
-                                                    "alpha": style.alpha, "scale_low": scaled.range.low, "scale_high": scaled.range.high] as [String: Any]]
+                                                    "alpha": style.alpha, "overlay": style.followsMap ? "map" : "blend", "scale_low": scaled.range.low, "scale_high": scaled.range.high] as [String: Any]]
             if let e = attribution.completenessError { entry["completeness_error"] = e[i] }
             if let concepts = attribution.concepts { entry["concept"] = concepts[i] }
             if !curves.isEmpty {
@@ -221,7 +223,7 @@ public struct SaliencyOutput {
         let file = URL(fileURLWithPath: files[i]).lastPathComponent
         let targetText = summaries[i].targetText(digits: 3)
         let grid = try ImageGrid.canvas(title: "\(file) · \(targetText)",
-                                        subtitle: "\(model.architecture.name)\(readsLayer ? " · CAM layer \(layer)" : "") · \(device)",
+                                        subtitle: "\(model.architecture.name)\(readsLayer ? " · CAM layer \(layer)" : "")\(figures.detail(device))",
                                         rows: [cells])
         try figures.write(grid, stem: "grid", into: dir)
         if !curves.isEmpty {
@@ -341,6 +343,29 @@ public struct SaliencyReport {
         if let seconds = output.run.metricsSeconds { metricsSeconds = (metricsSeconds ?? 0) + seconds }
     }
 
+    /// The most images the run's grid shows (the first ones).
+    public static let gridRows = 16
+
+    /// Writes the run's grid into `folder` (the run's staging folder, each image's folder in it)
+    /// when the run has two images or more: a row per image (the first `gridRows`), labelled
+    /// with its file and target; a column per method, labelled with it; the input and each
+    /// method's overlay as the image's folder holds them.
+    public func writeGrid(into folder: URL) throws {
+        guard summaries.count > 1, let methods = summaries.first?.methods.map(\.name) else { return }
+        let shown = summaries.prefix(Self.gridRows)
+        let rows: [[ImageGrid.Cell?]] = try shown.map { s in
+            let dir = folder.appendingPathComponent(s.stem)
+            return try (["input"] + methods.map { "\($0)_overlay" }).map { .init(try RGBImage(contentsOf: dir.appendingPathComponent("\($0).png"))) }
+        }
+        let title = "\(summaries.count) images by \(methods.count) method\(methods.count == 1 ? "" : "s")"
+            + (summaries.count > shown.count ? " (the first \(shown.count))" : "")
+        let canvas = try ImageGrid.canvas(title: title, subtitle: record.model + (SaliencyOutput.readsLayer(methods) ? " · CAM layer \(layer)" : ""),
+                                          rows: rows, columnHeaders: ["input"] + methods,
+                                          rowHeaders: shown.map { "\(URL(fileURLWithPath: $0.file).lastPathComponent) · \($0.targetText(digits: 2))" },
+                                          tile: 160)
+        try figures.write(canvas, stem: "grid", into: folder)
+    }
+
     /// The report.
     public func html() throws -> HTMLReport {
         let figure = figures.preferred
@@ -355,6 +380,10 @@ public struct SaliencyReport {
         }
         var report = HTMLReport(title: "loupe saliency: \(summaries.count) image\(summaries.count == 1 ? "" : "s"), \(methods.count) method\(methods.count == 1 ? "" : "s")",
                                 sections: [.init("Run", [.facts(facts)])])
+        if summaries.count > 1 {
+            report.sections.append(.init("All images", [.figure("grid.\(figure)", caption: "A row per image, a column per method: each map over its image"
+                                                                 + (summaries.count > Self.gridRows ? " (the first \(Self.gridRows) images)" : "") + ".")]))
+        }
         for s in summaries {
             let stem = s.stem
             let target = s.targetText(digits: 3)

@@ -51,7 +51,7 @@ public struct SanityOutput {
         let dir = staging.appendingPathComponent(stem)
         try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: false)
         let title = "\(URL(fileURLWithPath: image).lastPathComponent) · target \(target) \(classLabel(target, names: names)) (p = \(String(format: "%.3f", probabilities[target])))"
-        try writeFigures(title: title, subtitle: "\(model.architecture.name) · \(test.rawValue): \(procedure) (seed \(weightsSeed)) · \(device)",
+        try writeFigures(title: title, subtitle: "\(model.architecture.name) · \(test.rawValue): \(procedure) (seed \(weightsSeed))\(figures.detail(device))",
                          into: dir)
         let json: [String: Any] = [
             "image": stem, "model": model.architecture.name, "layer": layer, "device": device,

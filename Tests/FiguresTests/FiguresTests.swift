@@ -60,6 +60,29 @@ func pattern(_ w: Int, _ h: Int) -> RGBImage {
         #expect(labelled.height > bare.height + 50 && labelled.width > bare.width)
     }
 
+    /// Titles shrink a little, then wrap at name boundaries, and only then lose their end.
+    @Test func titlesShrinkOrWrapInsteadOfTruncating() throws {
+        let canvas = try Canvas(width: 10, height: 10)
+        #expect(canvas.wrapped("gradcam", maxWidth: 200, size: 11, minSize: 8) == (["gradcam"], 11))
+        let tight = canvas.textWidth("gradcam", size: 11) - 2
+        let shrunk = canvas.wrapped("gradcam", maxWidth: tight, size: 11, minSize: 8)
+        #expect(shrunk.lines == ["gradcam"] && shrunk.size < 11 && shrunk.size >= 0.85 * 11)
+        let name = "features.16.conv.0.0"
+        let width = canvas.textWidth("features.16.", size: 11) + 1
+        let layout = canvas.wrapped(name, maxWidth: width, size: 11, minSize: 8)
+        #expect(layout.lines.count == 2 && layout.lines.joined() == name, "\(layout)")
+        #expect(layout.lines.allSatisfy { canvas.textWidth($0, size: layout.size) <= width })
+        let long = canvas.wrapped("integrated_gradients_with_a_very_long_suffix_name", maxWidth: 40, size: 11, minSize: 8)
+        #expect(long.lines.count == 2 && long.size == 8 && long.lines[1].hasSuffix("…"), "\(long)")
+        #expect(long.lines.allSatisfy { canvas.textWidth($0, size: 8) <= 40 })
+        // A 32-pixel image with a title gets a 96-unit cell; a bare one keeps its size.
+        let small = pattern(32, 32)
+        #expect(try ImageGrid.canvas(rows: [[.init(small, title: "guided_backprop")]]).rendered().width == 10 + 96 + 10)
+        #expect(try ImageGrid.canvas(rows: [[.init(small)]]).rendered().width == 10 + 32 + 10)
+        // A colour bar at the narrowest cell keeps its end labels apart.
+        _ = try ImageGrid.canvas(rows: [[.init(small, colorBar: ColorBar(colormap: .viridis, low: -0.000123, high: 0.000456))]]).rendered()
+    }
+
     @Test func colorBarRunsThroughTheMap() throws {
         let bar = ColorBar(colormap: .rdbu, low: -2, high: 2)
         let grid = try ImageGrid.canvas(rows: [[.init(pattern(100, 20), colorBar: bar)]]).rendered()

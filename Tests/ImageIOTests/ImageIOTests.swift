@@ -100,3 +100,22 @@ func maxDifference(_ image: RGBImage, _ want: HostTensor) -> Float {
         #expect(try FileManager.default.contentsOfDirectory(atPath: dir.path) == ["out.png"])
     }
 }
+
+/// Overlays: a blend at one weight, pytorch-grad-cam's (rescaled to the brightest channel), and
+/// an opacity that follows the map, the photo untouched where the map is zero.
+@Suite struct OverlayTests {
+    @Test func opacityFollowsTheMap() throws {
+        let photo = RGBImage(width: 3, height: 1, pixels: [10, 20, 30, 40, 50, 60, 200, 100, 0])
+        let heat = RGBImage(width: 3, height: 1, pixels: [250, 0, 0, 0, 250, 0, 0, 0, 250])
+        let followed = try MapImages.overlay(heat, on: photo, alpha: 0.5, strength: [0, 1, -0.5])
+        #expect(followed.pixels == [10, 20, 30, 20, 150, 30, 150, 75, 63])
+        let blended = try MapImages.overlay(heat, on: photo, alpha: 0.5)
+        let raw: [Float] = zip(heat.pixels, photo.pixels).map { 0.5 * Float($0) + 0.5 * Float($1) }
+        #expect(blended.pixels == raw.map { UInt8(($0 / raw.max()! * 255).rounded()) })
+        #expect(throws: ImageError.self) { try MapImages.overlay(heat, on: photo, alpha: 0.5, strength: [1]) }
+        // MapStyle picks the mode; the map's scaled magnitude is the strength.
+        let scaled = ScaledMap([0, 2, -1], sign: .all, outlierPercent: 0)
+        #expect(try MapStyle().overlay(heat, of: scaled, on: photo) == MapImages.overlay(heat, on: photo, alpha: 0.5, strength: scaled.values))
+        #expect(try MapStyle(followsMap: false).overlay(heat, of: scaled, on: photo) == blended)
+    }
+}

@@ -39,7 +39,12 @@ import TestSupport
             #expect(prep["resize_shorter_side"] as? Int == 256 && prep["center_crop"] as? Int == 224 && prep["no_resize"] as? Bool == false)
             #expect((summary["image_path"] as? String)?.hasSuffix(stem == "rgb" ? "rgb.png" : "chelsea.png") == true)
         }
-        #expect(try FileManager.default.contentsOfDirectory(atPath: out.path).sorted() == [".loupe.manifest.json", "chelsea", "index.html", "rgb"])
+        #expect(try FileManager.default.contentsOfDirectory(atPath: out.path).sorted() == [".loupe.manifest.json", "chelsea", "grid.png", "index.html", "rgb"])
+        // The run's grid: a row per image, a column per method and the input, the overlays as
+        // each image's folder holds them (drawn at 160 units a cell).
+        let grid = try RGBImage(contentsOf: out.appendingPathComponent("grid.png"))
+        #expect(grid.width >= 4 * 160 + 3 * 10 && grid.height >= 2 * 160 + 10, "\(grid.width)x\(grid.height)")
+        #expect(try String(contentsOf: out.appendingPathComponent("index.html"), encoding: .utf8).contains("src=\"grid.png\""))
     }
 
     /// The map PNGs are the saved attributions through the chosen sign, clipping and colour map
@@ -225,7 +230,18 @@ import TestSupport
         let defaults = try JSONSerialization.jsonObject(with: Data(contentsOf: dir.appendingPathComponent("summary.json"))) as! [String: Any]
         let displays = (defaults["methods"] as! [[String: Any]]).map { $0["display"] as! [String: Any] }
         #expect(displays.map { $0["sign"] as! String } == ["absolute", "all"] && displays.map { $0["colormap"] as! String } == ["viridis", "rdbu"])
-        for bad in [["--colormap", "jet"], ["--sign", "both"], ["--clip-percentile", "100"], ["--alpha", "2"], ["--figure-format", "png,eps"]] {
+        // Overlays: opacity following the map by default, a blend at --alpha with --overlay blend;
+        // both from the map PNG and the input as written.
+        let input = try RGBImage(contentsOf: dir.appendingPathComponent("input.png")), heat = try RGBImage(contentsOf: dir.appendingPathComponent("gradient.png"))
+        let strength = ScaledMap(try npy("gradient.npy"), sign: .absolute, outlierPercent: 2).values
+        #expect(displays[0]["overlay"] as? String == "map")
+        #expect(try RGBImage(contentsOf: dir.appendingPathComponent("gradient_overlay.png")) == MapImages.overlay(heat, on: input, alpha: 0.5, strength: strength))
+        _ = try run(["saliency", "--model", "resnet18", "--random-weights", "2", "--image", chelsea, "--method", "gradient", "--overlay", "blend",
+                     "--alpha", "0.3", "--figure-details", "--out", out.path, "--force"])
+        #expect(try RGBImage(contentsOf: dir.appendingPathComponent("gradient_overlay.png"))
+                == MapImages.overlay(try RGBImage(contentsOf: dir.appendingPathComponent("gradient.png")), on: input, alpha: 0.3))
+        for bad in [["--colormap", "jet"], ["--sign", "both"], ["--clip-percentile", "100"], ["--alpha", "2"], ["--figure-format", "png,eps"],
+                    ["--overlay", "multiply"]] {
             #expect(throws: (any Error).self, "\(bad)") {
                 try run(["saliency", "--model", "resnet18", "--random-weights", "2", "--image", chelsea, "--out", out.appendingPathComponent("bad").path] + bad)
             }
