@@ -45,7 +45,7 @@ public struct SaliencyCommand: ParsableCommand {
     public var metrics = false
     @Option(help: "With --metrics: mask images (white where the evidence is), one for all images or one per image, comma-separated; adds Quantus' relevance mass accuracy, relevance rank accuracy and pointing game.")
     public var mask: String?
-    @Option(help: "LIME's and KernelSHAP's features from a segmentation image (each colour one feature, e.g. superpixels), prepared as the inputs are (nearest pixel), one for all images; default: a grid of --window pixels.")
+    @Option(help: "LIME's and KernelSHAP's features: slic[:N[:C]] (SLIC superpixels of each image, about N of them, default 100, compactness C, default 10: scikit-image's slic), or segmentation images (each colour one feature), prepared as the inputs are (nearest pixel), one for all images or one per image, comma-separated; default: a grid of --window pixels.")
     public var featureMask: String?
     @Option(parsing: .unconditional, help: "Pixels removed or inserted per step of the deletion and insertion curves (and set to black per step of pixel flipping).") public var metricStep: Int = 224
     @Option(help: "Also score each map by metrics that run the model on perturbed copies, comma-separated or all: \(PerturbationMetric.names) (Quantus' and Captum's definitions; implies --metrics).")
@@ -78,8 +78,11 @@ public struct SaliencyCommand: ParsableCommand {
         if featureMask != nil, !methods.contains(where: { ["lime", "kernel_shap"].contains($0) }) {
             throw UserError("--feature-mask is the features of lime and kernel_shap; --method names neither")
         }
-        if let file = featureMask, !FileManager.default.fileExists(atPath: file) {
-            throw UserError("--feature-mask \(printable(file)): there is no file there")
+        let features = try featureMask.map { try featureSource($0, count: files.count) }
+        if case .files(let list) = features {
+            for file in Set(list) where !FileManager.default.fileExists(atPath: file) {
+                throw UserError("--feature-mask \(printable(file)): there is no file there")
+            }
         }
         for file in Set(maskFiles ?? []) where !FileManager.default.fileExists(atPath: file) {
             throw UserError("--mask \(printable(file)): there is no file there")
@@ -130,8 +133,11 @@ public struct SaliencyCommand: ParsableCommand {
         // As many images per batch as --batch asks and the memory holds (the first image's size
         // is every image's: the preset's crop, or with --no-resize checked below).
         let first = try preprocessing.prepare(try RGBImage(contentsOf: URL(fileURLWithPath: files[0])))
-        let perBatch = try MemoryBudget.fittingBatch(model, upTo: methodOptions.deviceBatch(for: model), height: first.height, width: first.width,
-                                                     what: "saliency's pass")
+        // Features that differ between images (SLIC, a file per image) go one image at a time:
+        // LIME and KernelSHAP take one feature mask per call.
+        let perBatch = features?.perImage == true ? 1
+            : try MemoryBudget.fittingBatch(model, upTo: methodOptions.deviceBatch(for: model), height: first.height, width: first.width,
+                                            what: "saliency's pass")
         // Image baselines are prepared as the inputs are, and must come out at their size.
         var baselineImages: [String: RGBImage] = [:]
         for file in methodOptions.baselineFiles where baselineImages[file] == nil {
@@ -152,12 +158,19 @@ public struct SaliencyCommand: ParsableCommand {
                     throw UserError("--baseline \(printable(file)) is \(b.width)x\(b.height) after preprocessing, the images \(w)x\(h)")
                 }
                 let baselineValues = baselineImages.mapValues { preprocessing.normalize($0) }
-                let features = try featureMask.map { file -> FeatureMask in
-                    let regions = try preprocessing.prepareLabels(try RGBImage(contentsOf: URL(fileURLWithPath: file)))
-                    guard regions.count == h * w else {
-                        throw UserError("--feature-mask \(printable(file)) is \(regions.count) pixels after preprocessing, the images \(w)x\(h)")
+                let features = try features.map { source -> FeatureMask in
+                    switch source {
+                    case .slic(let segments, let compactness):
+                        let cut = try Superpixels.slic(prepared[0], segments: segments, compactness: compactness)
+                        return try FeatureMask(labels: cut.labels, count: cut.count)
+                    case .files(let list):
+                        let file = list[range.lowerBound]
+                        let regions = try preprocessing.prepareLabels(try RGBImage(contentsOf: URL(fileURLWithPath: file)))
+                        guard regions.count == h * w else {
+                            throw UserError("--feature-mask \(printable(file)) is \(regions.count) pixels after preprocessing, the images \(w)x\(h)")
+                        }
+                        return try FeatureMask(regions: regions)
                     }
-                    return try FeatureMask(regions: regions)
                 }
                 let masks = try maskFiles.map { files in
                     try files[range].map { file -> [Bool] in
@@ -220,6 +233,34 @@ public struct SaliencyCommand: ParsableCommand {
     }
 
     /// `--target`'s items, one per image: one item for all, or as many as there are images.
+    /// Where LIME's and KernelSHAP's features come from.
+    enum FeatureSource {
+        /// SLIC superpixels of each image.
+        case slic(segments: Int, compactness: Double)
+        /// A segmentation image per image (the same file repeated for one for all).
+        case files([String])
+        /// Whether the features differ between images.
+        var perImage: Bool {
+            switch self {
+            case .slic: true
+            case .files(let list): Set(list).count > 1
+            }
+        }
+    }
+
+    /// `--feature-mask`'s value: slic[:N[:C]], or files for `count` images.
+    func featureSource(_ text: String, count: Int) throws -> FeatureSource {
+        guard text == "slic" || text.hasPrefix("slic:") else {
+            return .files(try perImage(text, count: count, flag: "--feature-mask", noun: "feature masks"))
+        }
+        let parts = text.split(separator: ":", omittingEmptySubsequences: false).dropFirst()
+        guard parts.count <= 2, let segments = parts.first.map({ Int($0) }) ?? 100, segments >= 1, segments <= 100_000,
+              let compactness = parts.dropFirst().first.map({ Double($0) }) ?? 10, compactness > 0, compactness.isFinite else {
+            throw UserError("--feature-mask \(printable(text)): expected slic, slic:N or slic:N:C (N segments from 1, compactness C above 0)")
+        }
+        return .slic(segments: segments, compactness: compactness)
+    }
+
     func perImage(_ spec: String, count: Int, flag: String = "--target", noun: String = "targets") throws -> [String] {
         let items = spec.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }
         if items.count == 1 { return [String](repeating: items[0], count: count) }

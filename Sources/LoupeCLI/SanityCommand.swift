@@ -61,9 +61,6 @@ public struct SanityCommand: ParsableCommand {
         let style = try mapStyle.style()
         _ = try figureOptions.formats()
         if let stages, stages < 1 { throw UserError("--stages must be at least 1") }
-        if modelOptions.randomWeights == weightsSeed {
-            throw UserError("--weights-seed \(weightsSeed) re-draws the weights --random-weights \(weightsSeed) already drew: nothing would change; pick another seed")
-        }
         guard let test = RandomizationTest(rawValue: test) else {
             throw UserError("--test \(self.test): expected one of \(RandomizationTest.allCases.map(\.rawValue).joined(separator: ", "))")
         }
@@ -84,6 +81,9 @@ public struct SanityCommand: ParsableCommand {
         var options = ImageOptions()
         options.images = images
         let image = try options.image
+        if modelOptions.randomWeights == weightsSeed {
+            throw UserError("--weights-seed \(weightsSeed) re-draws the weights --random-weights \(weightsSeed) already drew: nothing would change; pick another seed")
+        }
         let preprocessing = try modelOptions.preprocessing(noResize: noResize)
         let prepared = try preprocessing.prepare(try RGBImage(contentsOf: URL(fileURLWithPath: image)))
         guard prepared.width >= 11, prepared.height >= 11 else { throw UserError("\(image): SSIM needs an image of at least 11x11 pixels") }

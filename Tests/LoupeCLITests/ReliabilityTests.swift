@@ -75,7 +75,7 @@ import TestSupport
         let big = out.appendingPathComponent("big.png")
         try RGBImage(width: 6000, height: 6000, pixels: [UInt8](repeating: 90, count: 6000 * 6000 * 3)).writePNG(to: big)
         try expectRefused(["compare", "--model", "resnet18", "--random-weights", "1", "--image", big.path, "--no-resize"], "compare --no-resize")
-        try expectRefused(["sanity", "--model", "resnet18", "--random-weights", "1", "--image", big.path, "--no-resize",
+        try expectRefused(["sanity", "--model", "resnet18", "--random-weights", "1", "--weights-seed", "2", "--image", big.path, "--no-resize",
                            "--out", out.appendingPathComponent("s").path], "sanity --no-resize")
         try FileManager.default.removeItem(at: big)
         #expect(try FileManager.default.contentsOfDirectory(atPath: out.path).filter { !$0.hasPrefix(".") }.isEmpty)

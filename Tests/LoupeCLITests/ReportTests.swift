@@ -43,7 +43,7 @@ func headless(_ browser: String, _ page: URL, _ arguments: [String]) throws -> S
         let runs: [(String, [String], Int)] = [
             ("compare", ["compare"] + model + ["--image", smallImage, "--no-resize", "--layer", "layer1,fc"], 0),
             ("saliency", ["saliency"] + model + ["--image", chelsea, smallImage, "--method", "gradient,gradcam", "--metrics", "--metric-step", "5000",
-                                                  "--figure-format", "png,svg"], 2 * (2 + 1 + 2 * 2)),
+                                                  "--figure-format", "png,svg"], 1 + 2 * (2 + 1 + 2 * 2)),
             ("sanity", ["sanity"] + model + ["--image", chelsea, "--method", "gradient,gradcam", "--stages", "2"], 2),
             ("visualize", ["visualize"] + model + ["--layer", "layer2", "--batch-channels", "0..2", "--steps", "2", "--size", "48"], 1 + 3),
             ("invert", ["invert"] + model + ["--image", chelsea, "--layer", "layer1", "--steps", "2"], 1 + 1),

@@ -117,6 +117,30 @@ import TestSupport
             _ = try run(["saliency", "--model", "resnet18", "--random-weights", "1", "--image", smallImage, "--no-resize", "--method", "lime",
                          "--feature-mask", chelsea, "--out", out.appendingPathComponent("size").path])
         }
+        // SLIC: each image's own superpixels (Superpixels.slic of the prepared image), so each map
+        // is constant on each superpixel; the two images go one at a time.
+        let slicFolder = out.appendingPathComponent("slic")
+        _ = try run(["saliency", "--model", "resnet18", "--random-weights", "1", "--image", smallImage, chelsea, "--resize", "40", "--crop", "32",
+                     "--method", "lime", "--samples", "8", "--feature-mask", "slic:12", "--out", slicFolder.path])
+        for stem in ["rgb", "chelsea"] {
+            let input = try RGBImage(contentsOf: slicFolder.appendingPathComponent("\(stem)/input.png"))
+            let cut = try Superpixels.slic(input, segments: 12)
+            let summary = try JSONSerialization.jsonObject(with: Data(contentsOf: slicFolder.appendingPathComponent("\(stem)/summary.json"))) as! [String: Any]
+            let method = (summary["methods"] as! [[String: Any]])[0]
+            #expect((method["parameters"] as? [String: Any])?["features"] as? String == "mask of \(cut.count)", "\(method)")
+            let npy = try Data(contentsOf: slicFolder.appendingPathComponent("\(stem)/lime_raw.npy"))
+            let values = npy.dropFirst(128).withUnsafeBytes { Array($0.bindMemory(to: Float.self)) }
+            for label in 0..<cut.count {
+                #expect(Set(cut.labels.indices.filter { cut.labels[$0] == label }.map { values[$0] }).count == 1, "\(stem): superpixel \(label)")
+            }
+        }
+        for bad in ["slic:0", "slic:12:0", "slic:x", "slic:1:2:3", "\(segments.path),\(segments.path),\(segments.path)"] {
+            #expect(throws: (any Error).self, "\(bad)") {
+                _ = try run(["saliency", "--model", "resnet18", "--random-weights", "1", "--image", smallImage, chelsea, "--method", "lime",
+                             "--feature-mask", bad, "--out", out.appendingPathComponent("bad").path])
+            }
+        }
+        #expect(!FileManager.default.fileExists(atPath: out.appendingPathComponent("bad").path))
     }
 
     /// `--objective`: the methods explain one unit of layer3 (its gradient is zero outside the
