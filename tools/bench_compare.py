@@ -6,17 +6,21 @@ Rows: MobileNetV2 and ResNet18 forward and forward + backward to the input at ba
 gradient (Captum Saliency), Grad-CAM (pytorch-grad-cam), LRP (zennit's EpsilonPlusFlat with the
 network's canonizers) and DeepLIFT (Captum's DeepLift) per batch of 1 and 8; GradientSHAP (25
 samples, Captum GradientShap) per batch of 1 and 8, one run; SmoothGrad (25
-samples, Captum NoiseTunnel) and Integrated Gradients (50 steps, Captum) on one image; feature
+samples, Captum NoiseTunnel) and Integrated Gradients (50 steps, Captum) on one image; HiResCAM
+and AblationCAM (pytorch-grad-cam) per batch of 1 and 8; Quantus' FaithfulnessCorrelation,
+PixelFlipping and MaxSensitivity on 8 images (through the Python package); feature
 visualization steps at batch 1 and 8 (Lucent's render_vis: Fourier, decorrelation, transforms,
 Adam); conv 3x3 64->64 at 56x56, batch 1 and 8. Loupe runs on its default device (`loupe devices`);
 PyTorch on the CPU with its default threads, or with --device cuda on the GPU (for a GPU machine:
 compare Loupe's OpenCL on that GPU with PyTorch's CUDA on the same GPU). Both use random weights
 of the same architecture.
 
-Needs: pip install torch torchvision captum grad-cam; zennit for the LRP rows; for the
+Needs: pip install torch torchvision captum grad-cam; zennit for the LRP rows; quantus and the
+Loupe wheel for the Quantus rows; for the
 visualization rows also pip install --no-deps torch-lucent kornia kornia_rs (rows are skipped
 when a package is missing).
-Run: make bench-compare   (or python3 tools/bench_compare.py [--loupe PATH] [--runs N] [--quick])
+Run: make bench-compare   (or python3 tools/bench_compare.py [--loupe PATH] [--runs N] [--quick]
+     [--only GROUPS] [--models NETS])
 """
 import argparse
 import json
@@ -83,8 +87,14 @@ def main():
     ap.add_argument("--quick", action="store_true", help="ResNet18 only, no SmoothGrad/IG/visualization")
     ap.add_argument("--device", default="cpu", help="PyTorch's device: cpu (default) or cuda")
     ap.add_argument("--batch", default="1,8", help="comma-separated batch sizes of the model, saliency and conv rows")
+    groups = ["model", "saliency", "lrp", "deeplift", "cam", "quantus", "gradient_shap", "smoothgrad_ig", "visualization", "conv"]
+    ap.add_argument("--only", default=",".join(groups), help=f"comma-separated groups of rows: {', '.join(groups)} (default: all)")
+    ap.add_argument("--models", default="mobilenet_v2,resnet18", help="comma-separated networks of the per-network rows")
     add_record_arguments(ap)
     a = ap.parse_args()
+    only = set(a.only.split(","))
+    if only - set(groups):
+        ap.error(f"--only: unknown groups {', '.join(sorted(only - set(groups)))}")
     global DEVICE
     DEVICE = a.device
 
@@ -98,7 +108,7 @@ def main():
     from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
 
     rows = Rows()  # (work, loupe ms, reference ms, reference name)
-    models = ["resnet18"] if a.quick else ["mobilenet_v2", "resnet18"]
+    models = ["resnet18"] if a.quick else a.models.split(",")
     cam_layer = {"mobilenet_v2": lambda m: m.features[18], "resnet18": lambda m: m.layer4}
     device = loupe(["devices"], a.loupe).splitlines()
     device = next((l for l in device if l.startswith("*")), "?")
@@ -113,7 +123,7 @@ def main():
         for p in model.parameters():
             p.requires_grad_(False)
         # Whole network.
-        for r in loupe_json(["bench", "--model", name, "--batch", a.batch, "--runs", str(a.runs)], a.loupe):
+        for r in (loupe_json(["bench", "--model", name, "--batch", a.batch, "--runs", str(a.runs)], a.loupe) if "model" in only else []):
             x = torch.randn(r["batch"], 3, 224, 224, device=DEVICE)
             if r["pass"] == "forward":
                 def f():
@@ -126,7 +136,7 @@ def main():
             rows.append((f"{name} {r['pass']} batch {r['batch']}", r["wallMilliseconds"], median_time(f, a.runs), "PyTorch"))
         # Saliency.
         methods = "gradient,gradcam" if a.quick else "gradient,gradcam"
-        for r in loupe_json(["bench", "--model", name, "--method", methods, "--batch", a.batch, "--runs", str(a.runs)], a.loupe):
+        for r in (loupe_json(["bench", "--model", name, "--method", methods, "--batch", a.batch, "--runs", str(a.runs)], a.loupe) if "saliency" in only else []):
             n = r["batch"]
             x = torch.randn(n, 3, 224, 224, device=DEVICE)
             targets = [i * 37 % 1000 for i in range(n)]
@@ -140,13 +150,21 @@ def main():
                 cam = GradCAM(model=model, target_layers=[cam_layer[name](model)])
                 f, ref = (lambda: cam(input_tensor=x, targets=[ClassifierOutputTarget(t) for t in targets])), "pytorch-grad-cam"
             rows.append((f"{name} {r['pass']} batch {n}", r["wallMilliseconds"], median_time(f, a.runs), ref))
-        lrp_rows(rows, a, name, model)
-        deeplift_rows(rows, a, name, model)
+        if "lrp" in only:
+            lrp_rows(rows, a, name, model)
+        if "deeplift" in only:
+            deeplift_rows(rows, a, name, model)
         if a.quick:
             continue
-        gradient_shap_rows(rows, a, name, model)
+        if "cam" in only:
+            cam_rows(rows, a, name, model, cam_layer[name])
+        if "quantus" in only:
+            quantus_rows(rows, a, name, model)
+        if "gradient_shap" in only:
+            gradient_shap_rows(rows, a, name, model)
         x1 = torch.randn(1, 3, 224, 224, device=DEVICE)
-        for r in loupe_json(["bench", "--model", name, "--method", "smoothgrad,integrated_gradients", "--batch", "1", "--runs", "1"], a.loupe):
+        smooth = ["bench", "--model", name, "--method", "smoothgrad,integrated_gradients", "--batch", "1", "--runs", "1"]
+        for r in (loupe_json(smooth, a.loupe) if "smoothgrad_ig" in only else []):
             if r["pass"] == "smoothgrad":
                 f = lambda: NoiseTunnel(Saliency(model)).attribute(x1, nt_type="smoothgrad", nt_samples=25, nt_samples_batch_size=16,
                                                                     stdevs=0.15 * 4.5, target=0, abs=True)
@@ -154,9 +172,10 @@ def main():
             else:
                 f = lambda: IntegratedGradients(model).attribute(x1, target=0, n_steps=50)
                 rows.append((f"{name} Integrated Gradients 50 steps", r["wallMilliseconds"], median_time(f, 1), "Captum"))
-    if not a.quick:
+    if not a.quick and "visualization" in only:
         visualization_rows(rows, a)
-    conv_rows(rows, a)
+    if "conv" in only:
+        conv_rows(rows, a)
 
     print(f"Loupe: {a.loupe} on {device.split()[3] if len(device.split()) > 3 else device}")
     where = f"{torch.get_num_threads()} threads, CPU" if DEVICE == "cpu" else torch.cuda.get_device_name()
@@ -198,6 +217,69 @@ def lrp_rows(rows, a, name, model):
             with Gradient(model=model, composite=EpsilonPlusFlat(canonizers=canonizers)) as attributor:
                 attributor(x, seed)
         rows.append((f"{name} lrp batch {n}", r["wallMilliseconds"], median_time(f, a.runs), "zennit EpsilonPlusFlat"))
+
+
+def cam_rows(rows, a, name, model, layer):
+    """HiResCAM and AblationCAM beside pytorch-grad-cam's at the default CAM layer, per batch
+    (AblationCAM ablates every channel of the layer, pytorch-grad-cam 32 at a time; one run)."""
+    from pytorch_grad_cam import AblationCAM, HiResCAM
+    from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
+    import torch
+    for p in layer(model).parameters():
+        p.requires_grad_(True)
+    for method, cls, runs in (("hirescam", HiResCAM, a.runs), ("ablationcam", AblationCAM, 1)):
+        for r in loupe_json(["bench", "--model", name, "--method", method, "--batch", a.batch, "--runs", str(runs)], a.loupe):
+            n = r["batch"]
+            x = torch.randn(n, 3, 224, 224, device=DEVICE)
+            targets = [ClassifierOutputTarget(i * 37 % 1000) for i in range(n)]
+            cam = cls(model=model, target_layers=[layer(model)])
+            rows.append((f"{name} {method} batch {n}", r["wallMilliseconds"], median_time(lambda: cam(input_tensor=x, targets=targets), runs),
+                         f"pytorch-grad-cam {cls.__name__}"))
+
+
+def quantus_rows(rows, a, name, model):
+    """Three of Quantus' metrics beside Loupe's (`model.metrics` of the Python package, which must
+    be installed: `make wheel`, then pip install dist/loupe-*.whl) on the same random-weight
+    network, 8 images and their gradient maps, one run each: FaithfulnessCorrelation (100 runs of
+    224 values), PixelFlipping (672 steps of 224 values beside Loupe's 670 of 75 pixels) and
+    MaxSensitivity (10 samples of the gradient, radius 0.2)."""
+    try:
+        import loupe
+        import numpy as np
+        import quantus
+        import torch
+        from captum.attr import Saliency
+    except ImportError as e:
+        print(f"(Quantus rows skipped: {e})", file=sys.stderr)
+        return
+    import copy
+    model = copy.deepcopy(model).cpu()  # Quantus runs on the CPU here, whatever --device says
+    n = 8
+    x = torch.randn(n, 3, 224, 224)
+    targets = [i * 37 % 1000 for i in range(n)]
+    ours = loupe.from_torch(model, x[:1])
+    maps = np.asarray(ours.attribute(x.numpy(), "gradient", target=targets).map)
+
+    def explain(model, inputs, targets, **kwargs):
+        t = torch.as_tensor(np.asarray(inputs), dtype=torch.float32)
+        return Saliency(model).attribute(t, target=torch.as_tensor(np.asarray(targets).reshape(-1)), abs=True).amax(1, keepdim=True).numpy()
+    common = dict(model=model, x_batch=x.numpy(), y_batch=np.asarray(targets), a_batch=maps[:, None], device="cpu")
+    cases = [
+        ("faithfulness_correlation", dict(runs=100, subset_size=224),
+         lambda: quantus.FaithfulnessCorrelation(nr_runs=100, subset_size=224, disable_warnings=True)(**common)),
+        # Quantus counts a step in values of the 3 x H x W image but requires it to divide H x W,
+        # so no step of whole pixels runs at 224 x 224: 224 values (672 steps) beside Loupe's 75
+        # pixels (670 steps).
+        ("pixel_flipping", dict(step=75),
+         lambda: quantus.PixelFlipping(features_in_step=224, disable_warnings=True)(**common)),
+        ("max_sensitivity", dict(samples=10, radius=0.2, method="gradient"),
+         lambda: quantus.MaxSensitivity(nr_samples=10, lower_bound=0.2, disable_warnings=True)(**common, explain_func=explain)),
+    ]
+    for mode, options, reference in cases:
+        def f():
+            ours.metrics(x.numpy(), maps, target=targets, modes=[mode], batch=16, **options)
+        rows.append((f"{name} {mode} batch {n}", median_time(f, 1), median_time(reference, 1), f"Quantus {mode}"))
+    ours.close()
 
 
 def deeplift_rows(rows, a, name, model):
