@@ -431,6 +431,10 @@ extension Session {
         let smoothing = test.smooths ? MapSmoothing(samples: samples ?? 50, magnitude: noise ?? 0.1, batch: chunk ?? 8, seed: noiseSeed ?? 0) : nil
         let target = try self.targets(o, n: 1, x: x.tensor)[0]
         try o.finish(); try a.finish()
+        if let smoothing {
+            try MemoryBudget.requirePass(model, batch: Swift.min(smoothing.batch, smoothing.samples), height: x.h, width: x.w,
+                                         what: "smooth MPRT's noisy copies")
+        }
         let check = try SanityCheck(model: model, image: x.tensor, target: target, methods: methods, randomization: randomization,
                                     stageCount: stages, smoothing: smoothing, finalOnly: test.finalOnly)
         let maps = check.stages.flatMap { $0.maps.flatMap { $0 } }
