@@ -134,6 +134,17 @@ import TestSupport
                 #expect(Set(cut.labels.indices.filter { cut.labels[$0] == label }.map { values[$0] }).count == 1, "\(stem): superpixel \(label)")
             }
         }
+        // One segmentation image per image: halves for the first, a single region for the second.
+        let whole = out.appendingPathComponent("whole.png")
+        try RGBImage(width: image.width, height: image.height, pixels: [UInt8](repeating: 90, count: image.width * image.height * 3)).writePNG(to: whole)
+        let perImage = out.appendingPathComponent("per-image")
+        _ = try run(["saliency", "--model", "resnet18", "--random-weights", "1", "--image", smallImage, smallImage.replacingOccurrences(of: "rgb.png", with: "rgba.png"),
+                     "--no-resize", "--method", "lime", "--samples", "8", "--feature-mask", "\(segments.path),\(whole.path)", "--out", perImage.path])
+        for (stem, regions) in [("rgb", 2), ("rgba", 1)] {
+            let summary = try JSONSerialization.jsonObject(with: Data(contentsOf: perImage.appendingPathComponent("\(stem)/summary.json"))) as! [String: Any]
+            let method = (summary["methods"] as! [[String: Any]])[0]
+            #expect((method["parameters"] as? [String: Any])?["features"] as? String == "mask of \(regions)", "\(stem): \(method)")
+        }
         for bad in ["slic:0", "slic:12:0", "slic:x", "slic:1:2:3", "\(segments.path),\(segments.path),\(segments.path)"] {
             #expect(throws: (any Error).self, "\(bad)") {
                 _ = try run(["saliency", "--model", "resnet18", "--random-weights", "1", "--image", smallImage, chelsea, "--method", "lime",
