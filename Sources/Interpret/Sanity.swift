@@ -282,13 +282,8 @@ public struct SanityCheck: Sendable {
         let count = Swift.min(stageCount ?? units.count, units.count)
         guard count >= 1 else { throw InterpretError("sanity check: at least one stage of randomization is needed") }
         let chosen = Array(units.prefix(count))
-        let runs: [(name: String, units: [String])]
-        switch (finalOnly, randomization.order) {
-        case (true, .independent): runs = [(chosen[count - 1], [chosen[count - 1]])]
-        case (true, _): runs = [(chosen[count - 1], chosen)]
-        case (false, .independent): runs = chosen.map { ($0, [$0]) }
-        case (false, _): runs = chosen.indices.map { (chosen[$0], Array(chosen[...$0])) }
-        }
+        // The stages' names: each unit, or only the last with `finalOnly`.
+        let runs = finalOnly ? [chosen[count - 1]] : chosen
         let base = try model.backend.values(image)
         if let smoothing {
             guard smoothing.samples >= 1, smoothing.batch >= 1 else { throw InterpretError("smoothing: samples and batch must be at least 1") }
@@ -299,41 +294,46 @@ public struct SanityCheck: Sendable {
             }
         }
         var rng = SplitMix64(noiseSeed: smoothing?.seed ?? 0)
-        // One map per method: plain, or the mean over noisy copies (`index` picks given noise).
+        let sigma = (smoothing?.magnitude ?? 0) * ((base.max() ?? 0) - (base.min() ?? 0))
+        // One map per method: plain, or the mean over noisy copies (`index` picks given noise);
+        // each chunk of copies goes to the device once, for every method.
         func maps(_ m: Model, index: Int) throws -> [[Float]] {
             guard let smoothing else {
                 return try Progress.muting { try methods.map { Array(try $0.attribute(m, input: image, targets: [target]).map(0)) } }
             }
-            let sigma = smoothing.magnitude * ((base.max() ?? 0) - (base.min() ?? 0))
-            let copies: [[Float]] = (0..<smoothing.samples).map { k in
-                if k == smoothing.samples - 1 { return base }
-                let e = smoothing.noise?[index][k] ?? rng.normal(base.count, sigma: 1)
-                return zip(base, e).map { $0 + $1 * sigma }
-            }
-            return try Progress.muting {
-                try methods.map { method in
-                    var sum = [Float](repeating: 0, count: h * w)
-                    for start in stride(from: 0, to: copies.count, by: smoothing.batch) {
-                        let chunk = copies[start..<Swift.min(start + smoothing.batch, copies.count)]
-                        let input = try m.backend.tensor(chunk.flatMap { $0 }, [chunk.count, c, h, w])
-                        let a = try method.attribute(m, input: input, targets: Array(repeating: target, count: chunk.count))
-                        for i in 0..<chunk.count { for (j, v) in a.map(i).enumerated() { sum[j] += v } }
+            var sums = [[Float]](repeating: [Float](repeating: 0, count: h * w), count: methods.count)
+            try Progress.muting {
+                for start in stride(from: 0, to: smoothing.samples, by: smoothing.batch) {
+                    let ks = start..<Swift.min(start + smoothing.batch, smoothing.samples)
+                    let values = ks.flatMap { k -> [Float] in
+                        if k == smoothing.samples - 1 { return base }
+                        let e = smoothing.noise?[index][k] ?? rng.normal(base.count, sigma: 1)
+                        return zip(base, e).map { $0 + $1 * sigma }
                     }
-                    return sum.map { $0 / Float(smoothing.samples) }
+                    let input = try m.backend.tensor(values, [ks.count, c, h, w])
+                    for (j, method) in methods.enumerated() {
+                        let a = try method.attribute(m, input: input, targets: Array(repeating: target, count: ks.count))
+                        for i in 0..<ks.count { for (p, v) in a.map(i).enumerated() { sums[j][p] += v } }
+                    }
                 }
             }
+            return sums.map { $0.map { $0 / Float(smoothing.samples) } }
         }
         let original = try maps(model, index: 0)
         var stages = [Stage(name: "original", maps: original, spearman: original.map { _ in 1 },
                             ssim: original.map { _ in 1 }, entropy: original.map { discreteEntropy($0) })]
         var current = model
-        for (k, run) in runs.enumerated() {
-            progress(run.name)
-            // Cascading stages add one unit to the previous stage's model; the others start over.
-            let cascading = randomization.order != .independent && !finalOnly
-            current = try randomization.randomizing(cascading ? [run.name] : run.units, of: cascading ? current : model)
+        for (k, name) in runs.enumerated() {
+            progress(name)
+            // Cascading stages add one unit to the previous stage's model; independent ones start
+            // over; `finalOnly` re-draws every chosen unit (cascading) or the last (independent) at once.
+            switch (finalOnly, randomization.order) {
+            case (true, .independent), (false, .independent): current = try randomization.randomizing([name], of: model)
+            case (true, _): current = try randomization.randomizing(chosen, of: model)
+            case (false, _): current = try randomization.randomizing([name], of: current)
+            }
             let m = try maps(current, index: k + 1)
-            stages.append(Stage(name: run.name, maps: m,
+            stages.append(Stage(name: name, maps: m,
                                 spearman: zip(original, m).map { spearmanCorrelation($0, $1) },
                                 ssim: try zip(original, m).map { try structuralSimilarity($0, $1, width: w, height: h) },
                                 entropy: m.map { discreteEntropy($0) }))
