@@ -386,7 +386,7 @@ extension Session {
             for i in 0..<x.n {
                 let r = try metric.evaluate(model, image: images[i], target: targets[i], map: maps.values[(i * pixels)..<((i + 1) * pixels)],
                                             raw: raw.map { $0.values[(i * plane)..<((i + 1) * plane)] }, method: method, settings: settings)
-                scores.append(r.value.isFinite ? r.value as Any : NSNull())
+                scores.append(jsonNumber(r.value))
                 curves += r.curve ?? []
             }
             json[metric.rawValue] = scores
@@ -438,12 +438,11 @@ extension Session {
         let check = try SanityCheck(model: model, image: x.tensor, target: target, methods: methods, randomization: randomization,
                                     stageCount: stages, smoothing: smoothing, finalOnly: test.finalOnly)
         let maps = check.stages.flatMap { $0.maps.flatMap { $0 } }
-        func numbers(_ v: [Float]) -> [Any] { v.map { $0.isFinite ? $0 as Any : NSNull() } }
         return try CallResult(json: ["methods": check.methods, "target": target, "stages": check.stages.map(\.name), "test": test.rawValue,
                                      "granularity": randomization.granularity.rawValue, "order": randomization.order.rawValue,
-                                     "spearman": check.stages.map { numbers($0.spearman) }, "ssim": check.stages.map { numbers($0.ssim) },
-                                     "entropy": check.stages.map { numbers($0.entropy) }, "mean_spearman": numbers(check.meanSpearman),
-                                     "entropy_rise": numbers(check.entropyRise)],
+                                     "spearman": check.stages.map { $0.spearman.map(jsonNumber) }, "ssim": check.stages.map { $0.ssim.map(jsonNumber) },
+                                     "entropy": check.stages.map { $0.entropy.map(jsonNumber) }, "mean_spearman": check.meanSpearman.map(jsonNumber),
+                                     "entropy_rise": check.entropyRise.map(jsonNumber)],
                               arrays: ["maps": HostArray(values: maps, shape: [check.stages.count, check.methods.count, x.h, x.w])])
     }
 }

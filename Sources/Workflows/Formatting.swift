@@ -9,3 +9,6 @@ public func formatDuration(seconds s: Double) -> String {
 public func classLabel(_ index: Int, names: [String]?) -> String {
     names.map { $0[index] } ?? "class \(index)"
 }
+
+/// A finite number as JSON has it, else null (NaN and infinities have no JSON form).
+public func jsonNumber(_ v: Float) -> Any { v.isFinite ? v as Any : NSNull() }

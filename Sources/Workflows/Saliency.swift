@@ -206,7 +206,7 @@ public struct SaliencyOutput {
             if let perturbation = run.perturbation, !run.scores.isEmpty {
                 for (metric, score) in zip(perturbation.metrics, run.scores[i][m]) {
                     let key = score.curve == nil || metric == .road ? metric.rawValue : "\(metric.rawValue)_auc"
-                    entry[key] = score.value.isFinite ? score.value as Any : NSNull()
+                    entry[key] = jsonNumber(score.value)
                     if let curve = score.curve { entry["\(metric.rawValue)_curve"] = curve }
                 }
             }

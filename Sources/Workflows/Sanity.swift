@@ -4,9 +4,6 @@ import ImageIO
 import Interpret
 import Models
 
-/// A finite value for JSON, else null.
-private func jsonNumber(_ v: Float) -> Any { v.isFinite ? v as Any : NSNull() }
-
 /// A value with three decimals, "n/a" when not finite.
 private func fixed(_ v: Float) -> String { v.isFinite ? String(format: "%.3f", v) : "n/a" }
 
