@@ -8,10 +8,28 @@ extension CPUBackend {
         try ShapeRules.channelVector("linear", bias, channels: outF, what: "bias")
         let xv = try host(x, "linear"), wv = try host(weight, "linear"), bv = try bias.map { try host($0, "linear") }
         var y = [Float](repeating: 0, count: n * outF)
-        for b in 0..<n { for o in 0..<outF {
-            var s = bv?[o] ?? 0
-            for i in 0..<inF { s += xv[b * inF + i] * wv[o * inF + i] }
-            y[b * outF + o] = s
+        // Four outputs at a time, each summing its terms in input order as the plain loop does
+        // (four independent chains of additions instead of one).
+        xv.withUnsafeBufferPointer { xp in wv.withUnsafeBufferPointer { wp in
+            for b in 0..<n {
+                let row = b * inF
+                var o = 0
+                while o + 4 <= outF {
+                    var (s0, s1, s2, s3) = (bv?[o] ?? 0, bv?[o + 1] ?? 0, bv?[o + 2] ?? 0, bv?[o + 3] ?? 0)
+                    let v = xp.baseAddress! + row, w0 = wp.baseAddress! + o * inF
+                    let (w1, w2, w3) = (w0 + inF, w0 + 2 * inF, w0 + 3 * inF)
+                    for i in 0..<inF {
+                        s0 += v[i] * w0[i]; s1 += v[i] * w1[i]; s2 += v[i] * w2[i]; s3 += v[i] * w3[i]
+                    }
+                    (y[b * outF + o], y[b * outF + o + 1], y[b * outF + o + 2], y[b * outF + o + 3]) = (s0, s1, s2, s3)
+                    o += 4
+                }
+                for o in o..<outF {
+                    var s = bv?[o] ?? 0
+                    for i in 0..<inF { s += xp[row + i] * wp[o * inF + i] }
+                    y[b * outF + o] = s
+                }
+            }
         } }
         return make(y, [n, outF])
     }
@@ -20,7 +38,13 @@ extension CPUBackend {
         let (n, outF, inF) = try ShapeRules.linearBackwardInput("linear backward input", gradient: gy.shape, weight: weight.shape)
         let gv = try host(gy, "linear backward input"), wv = try host(weight, "linear backward input")
         var gx = [Float](repeating: 0, count: n * inF)
-        for b in 0..<n { for i in 0..<inF { for o in 0..<outF { gx[b * inF + i] += gv[b * outF + o] * wv[o * inF + i] } } }
+        // Row by row of the weight (each input's terms still summed in output order).
+        gv.withUnsafeBufferPointer { gp in wv.withUnsafeBufferPointer { wp in gx.withUnsafeMutableBufferPointer { xp in
+            for b in 0..<n { for o in 0..<outF {
+                let g = gp[b * outF + o], d = xp.baseAddress! + b * inF, r = wp.baseAddress! + o * inF
+                for i in 0..<inF { d[i] += g * r[i] }
+            } }
+        } } }
         return make(gx, [n, inF])
     }
 

@@ -268,6 +268,44 @@ let winogradConvCases: [ConvCase] = [
         #expect(problems.isEmpty, "\(problems.prefix(5))")
     }
 
+    /// The reference's loops are arranged for speed; each pass must still be the naive seven
+    /// loops below, sum for sum and bit for bit.
+    @Test(arguments: convCases)
+    func referenceIsTheNaiveLoopsBitForBit(_ c: ConvCase) throws {
+        var rng = SeededRandom(seed: 5)
+        let out = try c.params.outputShape(input: c.xShape, weight: c.wShape)
+        let (x, w, bias, g) = (rng.floats(c.xShape.count), rng.floats(c.wShape.count), rng.floats(c.cout), rng.floats(out.count))
+        let (cig, cog, p) = (c.cin / c.groups, c.cout / c.groups, c.params)
+        var (y, gx, gw) = ([Float](repeating: 0, count: out.count), [Float](repeating: 0, count: x.count), [Float](repeating: 0, count: w.count))
+        for b in 0..<c.n { for co in 0..<c.cout { for oy in 0..<out[2] { for ox in 0..<out[3] {
+            let o = ((b * c.cout + co) * out[2] + oy) * out[3] + ox
+            var s = c.bias ? bias[co] : 0
+            for ci in 0..<cig { for ky in 0..<c.k { for kx in 0..<c.k {
+                let iy = oy * p.stride.h - p.padding.h + ky * p.dilation.h, ix = ox * p.stride.w - p.padding.w + kx * p.dilation.w
+                guard iy >= 0, iy < c.h, ix >= 0, ix < c.w else { continue }
+                let (wi, xi) = (((co * cig + ci) * c.k + ky) * c.k + kx, ((b * c.cin + co / cog * cig + ci) * c.h + iy) * c.w + ix)
+                s += w[wi] * x[xi]
+                gx[xi] += w[wi] * g[o]
+            } } }
+            y[o] = s
+        } } } }
+        for b in 0..<c.n { for co in 0..<c.cout { for oy in 0..<out[2] { for ox in 0..<out[3] {
+            for ci in 0..<cig { for ky in 0..<c.k { for kx in 0..<c.k {
+                let iy = oy * p.stride.h - p.padding.h + ky * p.dilation.h, ix = ox * p.stride.w - p.padding.w + kx * p.dilation.w
+                guard iy >= 0, iy < c.h, ix >= 0, ix < c.w else { continue }
+                gw[((co * cig + ci) * c.k + ky) * c.k + kx] += x[((b * c.cin + co / cog * cig + ci) * c.h + iy) * c.w + ix]
+                    * g[((b * c.cout + co) * out[2] + oy) * out[3] + ox]
+            } } }
+        } } } }
+        let got = try cpu.values(cpu.conv2d(cpu.tensor(x, c.xShape), weight: cpu.tensor(w, c.wShape),
+                                             bias: c.bias ? cpu.tensor(bias, [c.cout]) : nil, p))
+        #expect(got.map(\.bitPattern) == y.map(\.bitPattern), "forward")
+        let gotX = try cpu.values(cpu.conv2dBackwardInput(cpu.tensor(g, out), weight: cpu.tensor(w, c.wShape), inputShape: c.xShape, p))
+        #expect(gotX.map(\.bitPattern) == gx.map(\.bitPattern), "backward input")
+        let gotW = try cpu.values(cpu.conv2dBackwardWeight(cpu.tensor(g, out), input: cpu.tensor(x, c.xShape), weightShape: c.wShape, p))
+        #expect(gotW.map(\.bitPattern) == gw.map(\.bitPattern), "backward weight")
+    }
+
     @Test func mismatchedShapesThrowNamingTheOp() throws {
         let x = try cpu.tensor([Float](repeating: 0, count: 2 * 3 * 4 * 4), [2, 3, 4, 4])
         let w = try cpu.tensor([Float](repeating: 0, count: 5 * 2 * 3 * 3), [5, 2, 3, 3])

@@ -53,4 +53,23 @@ import TestSupport
                     try cpu.values(cpu.linearBackwardBias(gy))]
         }
     }
+
+    /// The reference runs four outputs at a time; each must still be the plain loop's sum, bit
+    /// for bit (output counts that are no multiple of four included).
+    @Test(arguments: [(1, 7, 5), (3, 64, 70), (2, 1, 1), (2, 40, 3), (1, 33, 8)])
+    func referenceIsThePlainLoopBitForBit(_ n: Int, _ inF: Int, _ outF: Int) throws {
+        var rng = SeededRandom(seed: 22)
+        let x = rng.floats(n * inF), w = rng.floats(outF * inF), b = rng.floats(outF), g = rng.floats(n * outF)
+        var (y, gx) = ([Float](repeating: 0, count: n * outF), [Float](repeating: 0, count: n * inF))
+        for r in 0..<n { for o in 0..<outF {
+            var s = b[o]
+            for i in 0..<inF { s += x[r * inF + i] * w[o * inF + i] }
+            y[r * outF + o] = s
+        } }
+        for r in 0..<n { for i in 0..<inF { for o in 0..<outF { gx[r * inF + i] += g[r * outF + o] * w[o * inF + i] } } }
+        let got = try cpu.values(cpu.linear(cpu.tensor(x, [n, inF]), weight: cpu.tensor(w, [outF, inF]), bias: cpu.tensor(b, [outF])))
+        #expect(got.map(\.bitPattern) == y.map(\.bitPattern))
+        let gotX = try cpu.values(cpu.linearBackwardInput(cpu.tensor(g, [n, outF]), weight: cpu.tensor(w, [outF, inF])))
+        #expect(gotX.map(\.bitPattern) == gx.map(\.bitPattern))
+    }
 }
