@@ -110,7 +110,7 @@ let package = Package(
         .testTarget(name: "ImageIOTests", dependencies: ["ImageIO", "Backend", "WeightFiles", "TestSupport"], exclude: ["Fixtures"]),
         .testTarget(name: "FiguresTests", dependencies: ["Figures", "ImageIO", "TestSupport"]),
         .testTarget(name: "InterpretTests", dependencies: ["Interpret", "WeightFiles", "TestSupport"], exclude: ["Fixtures"]),
-        .testTarget(name: "LoupeCLITests", dependencies: ["LoupeCLI", "Atlas", "Backend", "ImageIO", "Interpret", "Models", "TestSupport", "Workflows"]),
+        .testTarget(name: "LoupeCLITests", dependencies: ["LoupeCLI", "Atlas", "Backend", "Graph", "ImageIO", "Interpret", "Models", "TestSupport", "Workflows"]),
     ],
     swiftLanguageModes: [.v6]
 )

@@ -43,16 +43,20 @@ public struct AtlasSettings: Codable, Sendable, Equatable {
     public var channelBlock: Int
     /// Dataset images per image unit.
     public var imageBlock: Int
+    /// Relevance maximization (zennit-crp's, `RelevanceMaximization`) beside the activation
+    /// statistics: the LRP composite (as `--composite` takes it) whose relevance, from each
+    /// image's top-1 class, ranks the dataset examples; nil: activations only.
+    public var relevance: String?
 
     /// Settings; the defaults are `loupe visualize`'s (512 steps at 224 px, learning rate 0.05)
     /// and torchvision's preprocessing (resize 256, crop 224, bilinear).
     public init(model: String, weights: String, layers: [String], channels: ClosedRange<Int>? = nil, images: [String], inputSize: Int = 224, resize: Int = 256, interpolation: String = "bilinear",
                 steps: Int = 512, size: Int = 224, learningRate: Float = 0.05, seed: UInt64 = 0, variants: Int = 1,
-                diversityWeight: Float = 100, top: Int = 8, channelBlock: Int = 16, imageBlock: Int = 32) {
+                diversityWeight: Float = 100, top: Int = 8, channelBlock: Int = 16, imageBlock: Int = 32, relevance: String? = nil) {
         self.model = model; self.weights = weights; self.layers = layers; self.channels = channels; self.images = images
         self.inputSize = inputSize; self.resize = resize; self.interpolation = interpolation; self.steps = steps; self.size = size; self.learningRate = learningRate; self.seed = seed
         self.variants = variants; self.diversityWeight = diversityWeight; self.top = top
-        self.channelBlock = channelBlock; self.imageBlock = imageBlock
+        self.channelBlock = channelBlock; self.imageBlock = imageBlock; self.relevance = relevance
     }
 }
 

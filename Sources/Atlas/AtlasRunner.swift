@@ -93,6 +93,11 @@ public struct AtlasRunner {
     func images(_ range: Range<Int>, into staging: URL, progress: (String) -> Void) throws -> [String: Any] {
         let s = plan.settings, b = model.backend
         var activations = [[Float]](repeating: [], count: plan.layers.count)
+        var relevance = [[Float]](repeating: [], count: plan.layers.count)
+        var targets: [Int] = []
+        let lrp = try s.relevance.map { spec in
+            do { return try LRP(composite: spec) } catch let error as InterpretError { throw AtlasError(error.description) }
+        }
         for lo in stride(from: range.lowerBound, to: range.upperBound, by: imageBatch) {
             let batch = lo..<Swift.min(lo + imageBatch, range.upperBound)
             var input: [Float] = []
@@ -106,10 +111,30 @@ public struct AtlasRunner {
                     input += preprocessing.normalize(prepared)
                 } catch { throw AtlasError("image \(path): \(error)") }
             }
+            let x = try b.tensor(input, [batch.count, 3, s.inputSize, s.inputSize])
             let g = Graph(backend: b)
             g.keptLayers = Set(s.layers)
             g.stopWhenTapped = Set(s.layers)
-            _ = try model.forward(g, g.input(try b.tensor(input, [batch.count, 3, s.inputSize, s.inputSize])))
+            _ = try model.forward(g, g.input(x))
+            if let lrp {
+                // Each layer's relevance from each image's top-1 class, scaled per image as
+                // zennit-crp's default score (the sum over positions, divided by the absolute
+                // sum over channels), so that the statistics' means rank as zennit-crp ranks.
+                let top1 = try Self.topClasses(model, x)
+                targets += top1
+                for (l, layer) in plan.layers.enumerated() {
+                    let r: RelevanceMaximization.Scores
+                    do { r = try RelevanceMaximization(layer: layer.name, lrp: lrp).scores(model, input: x, targets: top1) }
+                    catch let error as InterpretError { throw AtlasError(error.description) }
+                    let area = layer.height * layer.width
+                    for i in 0..<batch.count {
+                        let total = (0..<layer.channels).reduce(Float(0)) { sum, k in
+                            sum + abs(r.relevance[((i * layer.channels + k) * area)..<((i * layer.channels + k + 1) * area)].reduce(0, +))
+                        } + 1e-10
+                        relevance[l] += r.relevance[(i * layer.channels * area)..<((i + 1) * layer.channels * area)].map { $0 / total }
+                    }
+                }
+            }
             for (l, layer) in plan.layers.enumerated() {
                 guard let v = g.tapped(layer.name) else { throw AtlasError("no layer \(layer.name)") }
                 guard g.shape(v) == Shape([batch.count, layer.channels, layer.height, layer.width]) else {
@@ -123,9 +148,25 @@ public struct AtlasRunner {
             let stats = LayerStats(activations: activations[l], images: range.count, channels: layer.channels, height: layer.height,
                                    width: layer.width, top: s.top)
             try stats.data().write(to: staging.appendingPathComponent("\(layer.stem).stats"))
+            if s.relevance != nil {
+                let byRelevance = LayerStats(activations: relevance[l], images: range.count, channels: layer.channels, height: layer.height,
+                                             width: layer.width, top: s.top)
+                try byRelevance.data().write(to: staging.appendingPathComponent("\(layer.stem).relevance.stats"))
+            }
         }
-        return ["kind": "images", "images": [range.lowerBound, range.upperBound - 1],
-                "receptive_fields": try receptiveFields().mapValues { [$0.x0, $0.y0, $0.x1, $0.y1] }]
+        var record: [String: Any] = ["kind": "images", "images": [range.lowerBound, range.upperBound - 1],
+                                     "receptive_fields": try receptiveFields().mapValues { [$0.x0, $0.y0, $0.x1, $0.y1] }]
+        if s.relevance != nil { record["targets"] = targets }
+        return record
+    }
+
+    /// Each image's top-1 class (the first of equal logits).
+    static func topClasses(_ model: Model, _ x: Tensor) throws -> [Int] {
+        let g = Graph(backend: model.backend)
+        g.keptLayers = []
+        let logits = try model.forward(g, g.input(x))
+        let classes = g.shape(logits)[1], values = try model.backend.values(g.tensor(logits))
+        return (0..<x.shape.dims[0]).map { i in (0..<classes).max { values[i * classes + $0] < values[i * classes + $1] || (values[i * classes + $0] == values[i * classes + $1] && $0 > $1) }! }
     }
 
     /// Each layer's receptive field: the input pixels the centre unit of the layer depends on (the

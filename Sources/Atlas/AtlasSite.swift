@@ -83,6 +83,7 @@ public struct AtlasSite {
                 try FileManager.default.createDirectory(at: dir.appendingPathComponent(sub), withIntermediateDirectories: true)
             }
             let merged = try merge(layer: l, imageUnits: imageUnits, images: n)
+            let byRelevance = s.relevance == nil ? nil : try merge(layer: l, imageUnits: imageUnits, images: n, file: "relevance.stats")
             let channels = plan.channels(of: l)
             var cells: [String] = []
             var made = 0
@@ -98,7 +99,8 @@ public struct AtlasSite {
                 let values = (0..<n).map { merged.mean[$0 * layer.channels + c] }.filter { !$0.isNaN }
                 let average = values.isEmpty ? Float.nan : values.reduce(0, +) / Float(values.count)
                 cells.append(cell(channel: c, picture: done, mean: average))
-                try channelPage(layer: l, channel: c, pictures: pictures, merged: merged, field: fields[layer.name], photo: photo, into: dir)
+                try channelPage(layer: l, channel: c, pictures: pictures, merged: merged, relevance: byRelevance, field: fields[layer.name],
+                                photo: photo, into: dir)
             }
             try layerPage(l, cells: cells, made: made, into: dir)
             layerRows.append("<tr><td><a href=\"layers/\(HTMLReport.link(layer.stem))/index.html\">\(HTMLReport.escaped(layer.name))</a></td>"
@@ -123,12 +125,12 @@ public struct AtlasSite {
 
     /// Means, maxima and the top maps of layer `l` over every finished image unit: the top-k of
     /// each channel over all images, then the maps of exactly those (image, channel) pairs.
-    func merge(layer l: Int, imageUnits: [Range<Int>], images n: Int) throws -> Merged {
+    func merge(layer l: Int, imageUnits: [Range<Int>], images n: Int, file: String = "stats") throws -> Merged {
         let layer = plan.layers[l], c = layer.channels
         var m = Merged(mean: [Float](repeating: .nan, count: n * c), max: [Float](repeating: .nan, count: n * c),
                        argmax: [Int32](repeating: 0, count: n * c), seen: 0)
         func stats(_ r: Range<Int>) throws -> LayerStats {
-            let url = folder.unit(plan.id(.images(r))).appendingPathComponent("\(layer.stem).stats")
+            let url = folder.unit(plan.id(.images(r))).appendingPathComponent("\(layer.stem).\(file)")
             guard let data = FileManager.default.contents(atPath: url.path) else { throw AtlasError("\(url.path) is missing") }
             let st = try LayerStats(data: data, name: url.path)
             guard st.images == r.count, st.channels == c, st.height == layer.height, st.width == layer.width else {
@@ -207,7 +209,7 @@ public struct AtlasSite {
         try page.write(to: dir.appendingPathComponent("index.html"))
     }
 
-    func channelPage(layer l: Int, channel c: Int, pictures: [String], merged m: Merged, field: [Int]?,
+    func channelPage(layer l: Int, channel c: Int, pictures: [String], merged m: Merged, relevance: Merged?, field: [Int]?,
                      photo: (Int) throws -> RGBImage, into dir: URL) throws {
         let layer = plan.layers[l], s = plan.settings, n = s.images.count
         var sections: [HTMLReport.Section] = []
@@ -222,11 +224,13 @@ public struct AtlasSite {
             sections.append(.init("Dataset examples", [.paragraph(s.images.isEmpty ? "The atlas has no --images." : "No image unit is finished yet.")]))
         } else {
             // One colour scale for the channel: its largest activation among the maps shown.
-            let shown = (byMean + byMax).compactMap { m.maps[$0 * layer.channels + c] }
-            let scale = Swift.max(shown.map(\.high).filter(\.isFinite).max() ?? 0, 1e-12)
-            /// The photo with the channel's activation over it: the map upsampled bilinearly,
-            /// coloured by viridis and blended in where it is strong (transparent at zero).
-            func heat(_ image: Int) throws -> RGBImage {
+            func scale(_ images: [Int], _ m: Merged) -> Float {
+                Swift.max(images.compactMap { m.maps[$0 * layer.channels + c] }.map(\.high).filter(\.isFinite).max() ?? 0, 1e-12)
+            }
+            /// The photo with the channel's activation (or relevance) over it: the map upsampled
+            /// bilinearly, coloured by viridis and blended in where it is strong (transparent at
+            /// zero and below).
+            func heat(_ image: Int, _ m: Merged, scale: Float) throws -> RGBImage {
                 let p = try photo(image)
                 guard let map = m.maps[image * layer.channels + c] else { return p }
                 let levels = map.values.map { v -> UInt8 in
@@ -246,10 +250,11 @@ public struct AtlasSite {
                 }
                 return RGBImage(width: p.width, height: p.height, pixels: pixels)
             }
+            let activationScale = scale(byMean + byMax, m)
             var meanItems: [(file: String, caption: String)] = []
             for (rank, i) in byMean.enumerated() {
                 let file = "examples/c\(c)-mean-\(rank).png"
-                try heat(i).resized(width: 112, height: 112, filter: .bilinear).writePNG(to: dir.appendingPathComponent(file))
+                try heat(i, m, scale: activationScale).resized(width: 112, height: 112, filter: .bilinear).writePNG(to: dir.appendingPathComponent(file))
                 meanItems.append((file, "\(name(i)) · mean \(format(m.mean[i * layer.channels + c]))"))
             }
             var maxItems: [(file: String, caption: String)] = []
@@ -257,13 +262,32 @@ public struct AtlasSite {
                 let file = "examples/c\(c)-max-\(rank).png"
                 let at = Int(m.argmax[i * layer.channels + c])
                 let (x, y) = (at % layer.width, at / layer.width)
-                try crop(try heat(i), x: x, y: y, layer: layer, field: field).resized(width: 112, height: 112, filter: .bilinear)
+                try crop(try heat(i, m, scale: activationScale), x: x, y: y, layer: layer, field: field).resized(width: 112, height: 112, filter: .bilinear)
                     .writePNG(to: dir.appendingPathComponent(file))
                 maxItems.append((file, "\(name(i)) · max \(format(m.max[i * layer.channels + c])) at (\(x), \(y))"))
             }
             let values = (0..<n).map { m.mean[$0 * layer.channels + c] }.filter { !$0.isNaN }
             sections.append(.init("Dataset examples: top \(byMean.count) of \(m.seen) images by mean activation", [.gallery(meanItems)]))
             sections.append(.init("By max activation: the receptive field around the maximum", [.gallery(maxItems)]))
+            if let r = relevance, let composite = s.relevance {
+                // zennit-crp's relevance maximization: the images ranked by the channel's
+                // normalized relevance sum (the statistics' mean times the layer's area), each
+                // cropped to the receptive field of its most relevant neuron, with the channel's
+                // relevance over it.
+                let byRelevance = top(r.mean, channel: c, of: layer.channels, images: n)
+                let relevanceScale = scale(byRelevance, r)
+                var items: [(file: String, caption: String)] = []
+                for (rank, i) in byRelevance.enumerated() {
+                    let file = "examples/c\(c)-relevance-\(rank).png"
+                    let at = Int(r.argmax[i * layer.channels + c])
+                    let (x, y) = (at % layer.width, at / layer.width)
+                    try crop(try heat(i, r, scale: relevanceScale), x: x, y: y, layer: layer, field: field).resized(width: 112, height: 112, filter: .bilinear)
+                        .writePNG(to: dir.appendingPathComponent(file))
+                    items.append((file, "\(name(i)) · relevance \(format(r.mean[i * layer.channels + c] * Float(layer.height * layer.width))) at (\(x), \(y))"))
+                }
+                sections.append(.init("Relevance maximization (\(composite), each image's top-1 class): the receptive field around the most relevant neuron",
+                                      [.gallery(items)]))
+            }
             sections.append(.init("Mean activation over \(values.count) images", [.html(histogram(values))]))
         }
         let page = HTMLReport(title: "Atlas of \(s.model): \(layer.name) channel \(c)", sections: sections)
@@ -322,7 +346,7 @@ public struct AtlasSite {
             ("images", "\(s.images.count) (\(imagesDone) measured), input \(s.inputSize)x\(s.inputSize)"),
             ("feature visualization", "\(s.steps) steps at \(s.size)x\(s.size), Adam \(s.learningRate), Fourier basis, decorrelated colour, standard transforms, seed \(s.seed)"
                 + (s.variants > 1 ? ", \(s.variants) variants per channel (diversity \(s.diversityWeight))" : "")),
-            ("top images per channel", "\(s.top)"),
+            ("top images per channel", "\(s.top)" + (s.relevance.map { " by activation and by relevance (\($0))" } ?? "")),
             ("units", "\(report.done) of \(report.total) done (\(s.channelBlock) channels or \(s.imageBlock) images each)"),
         ]
         if timing.channelCount > 0 {

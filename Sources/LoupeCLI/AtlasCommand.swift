@@ -1,6 +1,7 @@
 import ArgumentParser
 import Atlas
 import Foundation
+import Interpret
 import Models
 import WeightFiles
 import Workflows
@@ -36,7 +37,9 @@ public struct AtlasCommand: ParsableCommand {
     @Option(parsing: .unconditional, help: "Seed of the atlas (each channel's picture is seeded from it, the layer and the channel).") public var seed: UInt64 = 0
     @Option(parsing: .unconditional, help: "K pictures per channel, made together with Lucid's diversity term.") public var diversity: Int = 1
     @Option(parsing: .unconditional, help: "Weight of the diversity term with --diversity K.") public var diversityWeight: Float = 100
-    @Option(parsing: .unconditional, help: "Dataset images kept per channel, by mean and by max activation.") public var top: Int = 8
+    @Option(parsing: .unconditional, help: "Dataset images kept per channel, by mean and by max activation (and by relevance).") public var top: Int = 8
+    @Option(help: "Relevance maximization beside the activations (zennit-crp's): rank each channel's dataset images by their relevance under this LRP composite (as saliency's --composite), from each image's top-1 class.")
+    public var relevance: String?
     @Option(parsing: .unconditional, help: "Channels per unit (optimized as one batch).") public var channelBlock: Int = 16
     @Option(parsing: .unconditional, help: "Images per unit.") public var imageBlock: Int = 32
     @Option(parsing: .unconditional, help: "Images per forward pass.") public var imageBatch: Int = 8
@@ -56,6 +59,10 @@ public struct AtlasCommand: ParsableCommand {
         }
         guard let layer else { throw UserError("give --layer (or --merge SITE)") }
         guard let out else { throw UserError("give --out SITE") }
+        if let relevance {
+            guard !images.isEmpty else { throw UserError("--relevance ranks dataset images: give --images") }
+            do { _ = try LRP(composite: relevance) } catch let error as InterpretError { throw UserError("--relevance: \(error.description)") }
+        }
         try requireNumber("--lr", lr, above: 0)
         try requireNumber("--diversity-weight", diversityWeight, atLeast: 0)
         guard imageBatch >= 1 else { throw UserError("--image-batch must be at least 1") }
@@ -72,7 +79,7 @@ public struct AtlasCommand: ParsableCommand {
             layers: layer.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }, channels: range, images: files,
             inputSize: preprocessing.crop, resize: preprocessing.resizeShorter ?? preprocessing.crop, interpolation: preprocessing.interpolation.rawValue,
             steps: steps, size: size, learningRate: lr, seed: seed, variants: diversity, diversityWeight: diversityWeight, top: top,
-            channelBlock: channelBlock, imageBlock: imageBlock)
+            channelBlock: channelBlock, imageBlock: imageBlock, relevance: relevance)
         let folder = AtlasFolder(URL(fileURLWithPath: out))
         do {
             let plan = try AtlasRunner.plan(settings, model: model)

@@ -1,6 +1,10 @@
 import Atlas
+import Backend
 import Foundation
+import Graph
 import ImageIO
+import Interpret
+import Models
 import Testing
 import TestSupport
 
@@ -149,6 +153,52 @@ import TestSupport
         let b = try RGBImage(contentsOf: diverse.appendingPathComponent("units/channels-features.4-00000-00001/c0-1.png"))
         #expect(a.pixels != b.pixels, "the two variants are the same picture")
         #expect { _ = try run(arguments(images) + ["--out", site.path, "--shard", "3/3"]) } throws: { "\($0)".contains("expected k/n with 0 <= k < n") }
+    }
+
+    /// `--relevance`: each image unit keeps relevance statistics beside the activation ones,
+    /// whose means (times the layer's area) are zennit-crp's scores as `RelevanceMaximization`
+    /// computes them on the CPU reference (the image's top-1 class, the sum normalized over the
+    /// layer's channels); the channel page ranks its images by them, largest first.
+    @Test func relevanceMaximizationRanksTheImagesAsTheLibraryDoes() throws {
+        guard device() else { return }
+        let images = try dataset()
+        let site = try tempDir().appendingPathComponent("site")
+        defer { try? FileManager.default.removeItem(at: images); try? FileManager.default.removeItem(at: site.deletingLastPathComponent()) }
+        _ = try run(["atlas", "--model", "resnet18", "--random-weights", "1", "--resize", "64", "--crop", "64", "--layer", "layer1",
+                     "--channels", "0..3", "--images", images.path, "--image-block", "2", "--top", "3", "--steps", "1", "--size", "32",
+                     "--relevance", "epsilon_plus_flat", "--out", site.path])
+        let files = try FileManager.default.contentsOfDirectory(atPath: images.path).sorted()
+        let architecture = try Architectures.make("resnet18")
+        let model = Model(architecture: architecture, parameters: try SeededWeights.parameters(for: architecture, seed: 1, on: CPUBackend()),
+                          backend: CPUBackend())
+        let prepare = Preprocessing(resizeShorter: 64, crop: 64)
+        let x = try files.flatMap { try prepare.normalize(prepare.prepare(RGBImage(contentsOf: images.appendingPathComponent($0)))) }
+        let input = try model.backend.tensor(x, [files.count, 3, 64, 64])
+        let g = Graph(backend: model.backend)
+        let logits = try model.backend.values(g.tensor(model.forward(g, g.input(input))))
+        let top1 = (0..<files.count).map { i in (0..<1000).max { logits[i * 1000 + $0] < logits[i * 1000 + $1] }! }
+        let expected = try RelevanceMaximization(layer: "layer1", lrp: LRP(composite: "epsilon_plus_flat")).scores(model, input: input, targets: top1)
+        var got = [Float]()
+        for unit in [0..<2, 2..<4, 4..<5] {
+            let url = site.appendingPathComponent(String(format: "units/images-%05d-%05d/layer1.relevance.stats", unit.lowerBound, unit.upperBound - 1))
+            let stats = try LayerStats(data: Data(contentsOf: url), name: url.path)
+            got += stats.mean.map { $0 * Float(stats.height * stats.width) }
+        }
+        #expect(got.count == expected.scores.count)
+        for i in 0..<files.count {
+            let row = Array(expected.scores[(i * 64)..<((i + 1) * 64)])
+            let scale = row.map(abs).max()!
+            let error = zip(got[(i * 64)..<((i + 1) * 64)], row).map { abs($0 - $1) }.max()! / scale
+            #expect(error < 1e-3, "\(files[i]): relevance scores off by \(error) of the largest")
+            #expect(abs(row.map(abs).reduce(0, +) - 1) < 1e-4)
+        }
+        let page = try String(contentsOf: site.appendingPathComponent("layers/layer1/c2.html"), encoding: .utf8)
+        #expect(page.contains("Relevance maximization (epsilon_plus_flat"))
+        let ranked = (0..<files.count).sorted { expected.scores[$0 * 64 + 2] > expected.scores[$1 * 64 + 2] }.prefix(3)
+        let shown = page.components(separatedBy: "c2-relevance-").dropFirst().compactMap { part in files.first { part.contains("\($0) · relevance") } }
+        #expect(shown == ranked.map { files[$0] }, "\(shown) against \(ranked.map { files[$0] })")
+        #expect { _ = try run(["atlas", "--layer", "features.4", "--relevance", "no_such_rule", "--images", images.path, "--out", site.path + "2"]) }
+            throws: { "\($0)".contains("--relevance: unknown") }
     }
 
     /// Units made with other settings (another seed), copied into a site or left after its
