@@ -10,7 +10,8 @@ import Workflows
 /// The calls `loupe_run` takes on a model, by name; each reads its options and arrays, refuses
 /// what it does not know, and gives a JSON text and named arrays.
 extension Session {
-    static let operations = ["info", "layers", "forward", "activations", "attribute", "visualize", "invert", "metrics", "sanity"]
+    static let operations = ["info", "layers", "forward", "activations", "attribute", "visualize", "invert", "metrics", "sanity",
+                             "concept_scores", "reference_heatmaps"]
 
     func run(_ op: String, _ o: Options, _ a: inout Arrays) throws -> CallResult {
         lock.lock()
@@ -25,6 +26,8 @@ extension Session {
         case "invert": return try invert(o, &a)
         case "metrics": return try metrics(o, &a)
         case "sanity": return try sanity(o, &a)
+        case "concept_scores": return try conceptScores(o, &a)
+        case "reference_heatmaps": return try referenceHeatmaps(o, &a)
         default: throw CallError(.invalidArgument, "unknown operation \(op); expected \(Self.operations.joined(separator: ", "))")
         }
     }
@@ -393,6 +396,52 @@ extension Session {
             if !curves.isEmpty { arrays[metric.rawValue + "_curves"] = HostArray(values: curves, shape: [x.n, curves.count / x.n]) }
         }
         return try CallResult(json: json, arrays: arrays)
+    }
+
+    /// zennit-crp's relevance maximization scores of one batch (`RelevanceMaximization`):
+    /// options layer (required), targets (default: each image's top class), composite, epsilon
+    /// and gamma (as `lrp`), max_target ("sum" or "max"), abs_norm (default true); arrays scores
+    /// and neurons [N, C] (the most relevant neuron, y * W + x, of the layer's H x W).
+    func conceptScores(_ o: Options, _ a: inout Arrays) throws -> CallResult {
+        let x = try batch(try a.require("x"), what: "relevance maximization")
+        guard let layer = try o.string("layer") else { throw CallError(.invalidArgument, "concept_scores: option layer is required") }
+        let lrp = try self.lrp(o)
+        let name = try o.string("max_target") ?? "sum"
+        guard let target = RelevanceMaximization.Target(rawValue: name) else {
+            throw CallError(.invalidArgument, "max_target \(name): expected sum or max")
+        }
+        let absNorm = try o.bool("abs_norm") ?? true
+        let targets = try self.targets(o, n: x.n, x: x.tensor)
+        try o.finish(); try a.finish()
+        let s = try RelevanceMaximization(layer: layer, lrp: lrp, target: target, absNorm: absNorm).scores(model, input: x.tensor, targets: targets)
+        return try CallResult(json: ["targets": targets, "height": s.height, "width": s.width],
+                              arrays: ["scores": HostArray(values: s.scores, shape: [s.count, s.channels]),
+                                       "neurons": HostArray(values: s.neurons.map(Float.init), shape: [s.count, s.channels])])
+    }
+
+    /// zennit-crp's reference heatmaps (`RelevanceMaximization.referenceHeatmaps`): options layer
+    /// and channel (required), neurons (one per image, y * W + x; absent: the whole channel),
+    /// composite, epsilon and gamma; array heatmaps [N, H, W]; json crops, per image zennit-crp's
+    /// window [row0, row1, col0, col1] (ends excluded) or null.
+    func referenceHeatmaps(_ o: Options, _ a: inout Arrays) throws -> CallResult {
+        let x = try batch(try a.require("x"), what: "reference heatmaps")
+        guard let layer = try o.string("layer") else { throw CallError(.invalidArgument, "reference_heatmaps: option layer is required") }
+        guard let channel = try o.int("channel", in: 0...(1 << 24)) else { throw CallError(.invalidArgument, "reference_heatmaps: option channel is required") }
+        let lrp = try self.lrp(o)
+        let neurons = try o.ints("neurons", in: 0...(1 << 30))
+        try o.finish(); try a.finish()
+        let maps = try RelevanceMaximization(layer: layer, lrp: lrp).referenceHeatmaps(model, input: x.tensor, channel: channel, neurons: neurons)
+        let crops: [Any] = maps.map { map in
+            RelevanceMaximization.crop(map, width: x.w, height: x.h).map { [$0.rows.lowerBound, $0.rows.upperBound, $0.columns.lowerBound, $0.columns.upperBound] as Any } ?? NSNull()
+        }
+        return try CallResult(json: ["crops": crops], arrays: ["heatmaps": HostArray(values: maps.flatMap { $0 }, shape: [x.n, x.h, x.w])])
+    }
+
+    /// The LRP rules of options composite, epsilon and gamma (the `lrp` method's defaults).
+    func lrp(_ o: Options) throws -> LRP {
+        let d = MethodRegistry.Settings(layer: "")
+        return try LRP(composite: try o.string("composite") ?? d.composite, epsilon: try o.float("epsilon", in: 0...Float.greatestFiniteMagnitude) ?? d.epsilon,
+                       gamma: try o.float("gamma", in: 0...Float.greatestFiniteMagnitude) ?? d.gamma)
     }
 
     /// The model randomization checks (Adebayo et al.'s cascade, Quantus' MPRT, smooth MPRT and

@@ -9,7 +9,8 @@
  * the result's arrays and their shapes) and those arrays, valid until loupe_result_free.
  *
  * Operations on a model: info, layers, forward, activations, attribute, visualize, invert,
- * metrics, sanity. Without a model (handle 0): devices, methods, preprocess.
+ * metrics, sanity, concept_scores, reference_heatmaps. Without a model (handle 0): devices,
+ * methods, preprocess.
  * docs/python.md lists each one's options and arrays. */
 #ifndef LOUPE_H
 #define LOUPE_H

@@ -10,11 +10,11 @@ by Loupe's Swift library on any OpenCL device (or its CPU reference).
 import io
 import os
 
-from ._model import Attribution, Classification, Images, Layer, Model
+from ._model import Attribution, Classification, Images, Layer, Model, RelevanceMaximization
 from ._native import ClosedModelError, DeviceError, LoupeError, LoupeValueError, ModelFileError, call, library, set_progress
 
 __all__ = ["load", "from_torch", "devices", "methods", "load_image", "version", "set_progress", "Model", "Attribution", "Classification",
-           "Images", "Layer", "LoupeError", "LoupeValueError", "ModelFileError", "DeviceError", "ClosedModelError"]
+           "Images", "Layer", "RelevanceMaximization", "LoupeError", "LoupeValueError", "ModelFileError", "DeviceError", "ClosedModelError"]
 try:
     from ._version import __version__  # written into the wheel from Sources/Models/Version.swift
 except ImportError:  # the source tree

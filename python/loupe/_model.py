@@ -153,6 +153,22 @@ class Classification:
         return f"<table><tr><th>image</th><th>class</th><th>name</th><th>p</th></tr>{rows}</table>"
 
 
+class RelevanceMaximization:
+    """Each channel's reference images by relevance: `images`, `scores` and `neurons` [top, C],
+    largest first (ties to the earlier image), as zennit-crp's data, rel and rf arrays; `all_scores`
+    and `all_neurons` [N, C] of every image; `targets` each image's class."""
+
+    def __init__(self, scores, neurons, targets, top):
+        self.all_scores, self.all_neurons, self.targets = scores, neurons, targets
+        order = np.argsort(-scores, axis=0, kind="stable")[:top]
+        self.images = order
+        self.scores = np.take_along_axis(scores, order, axis=0)
+        self.neurons = np.take_along_axis(neurons, order, axis=0)
+
+    def __repr__(self):
+        return f"loupe.RelevanceMaximization({self.all_scores.shape[0]} images, {self.all_scores.shape[1]} channels, top {self.images.shape[0]})"
+
+
 class Model:
     """A model open in Loupe's library on one device. Arrays are NCHW float32 (numpy, or torch
     CPU tensors: results then come back as torch tensors), normalized as the model expects."""
@@ -350,6 +366,47 @@ class Model:
         payload, arrays = self._call("metrics", options, inputs)
         payload.update(arrays)
         return payload
+
+    def relevance_maximization(self, x, layer, target=None, top=40, max_target="sum", abs_norm=True, batch=16,
+                               composite="epsilon_plus_flat", epsilon=None, gamma=None):
+        """zennit-crp's relevance maximization over the images x [N, 3, H, W]: each channel of
+        `layer` ranks the images by its relevance there (LRP by `composite` from each image's
+        target, None: its top class), summed over positions (max_target "sum") or at the most
+        relevant one ("max"), each image's scores divided by their absolute sum over the channels
+        when abs_norm. Returns RelevanceMaximization: `images`, `scores` and `neurons` [top, C],
+        largest first, as zennit-crp's data, rel and rf arrays (neurons as y * W + x of the
+        layer's H x W); `batch` images per pass."""
+        n = int(np.shape(x)[0])
+        t = targets_list(target, n)
+        options = {"layer": self.layer_name(layer), "max_target": max_target, "abs_norm": bool(abs_norm), "composite": composite}
+        for name, value in (("epsilon", epsilon), ("gamma", gamma)):
+            if value is not None:
+                options[name] = float(value)
+        scores, neurons, targets = [], [], []
+        for lo in range(0, n, int(batch)):
+            part = dict(options)
+            if t is not None:
+                part["targets"] = t[lo:lo + int(batch)] if len(t) == n else t
+            payload, arrays = self._call("concept_scores", part, {"x": x[lo:lo + int(batch)]})
+            scores.append(arrays["scores"])
+            neurons.append(arrays["neurons"])
+            targets += payload["targets"]
+        return RelevanceMaximization(np.concatenate(scores), np.concatenate(neurons).astype(np.int64), targets, int(top))
+
+    def reference_heatmaps(self, x, layer, channel, neurons=None, composite="epsilon_plus_flat", epsilon=None, gamma=None):
+        """zennit-crp's reference heatmaps (get_max_reference with rf=True) of `channel` of `layer`
+        on x [N, 3, H, W]: LRP started at the layer from its activation at each image's neuron
+        (y * W + x; None: the whole channel), on to the input, summed over colour channels.
+        Returns (heatmaps [N, H, W], crops): each crop zennit-crp's window (row0, row1, col0,
+        col1), ends excluded, or None where nothing passes its threshold."""
+        options = {"layer": self.layer_name(layer), "channel": int(channel), "composite": composite}
+        if neurons is not None:
+            options["neurons"] = [int(v) for v in neurons]
+        for name, value in (("epsilon", epsilon), ("gamma", gamma)):
+            if value is not None:
+                options[name] = float(value)
+        payload, arrays = self._call("reference_heatmaps", options, {"x": x})
+        return _like(x, arrays["heatmaps"]), [tuple(c) if c is not None else None for c in payload["crops"]]
 
     def sanity(self, x, methods=("gradient", "gradcam"), target=None, stages=None, seed=1, layer=None, test="cascade",
                granularity=None, order=None, smooth_samples=None, smooth_noise=None, noise_seed=None, batch=None):

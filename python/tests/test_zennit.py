@@ -198,3 +198,62 @@ def test_what_loupe_cannot_compute_is_refused_by_name(resnet18):
         with pytest.raises(ValueError, match=None) as caught:
             call()
         assert words in str(caught.value), f"{words!r} not in {caught.value}"
+
+
+def test_relevance_maximization_matches_zennit_crp(resnet18):
+    """model.relevance_maximization and reference_heatmaps against zennit-crp's
+    FeatureVisualization (its defaults: the relevance sum, normalized over channels) and
+    get_max_reference(rf=True) on ResNet18's layer2, four photos at 64 px in batches of 2."""
+    import tempfile
+    from crp.attribution import CondAttribution
+    from crp.concepts import ChannelConcept
+    from crp.helper import load_maximization, max_norm
+    from crp.image import get_crop_range
+    from crp.visualization import FeatureVisualization
+    from torchvision.transforms.functional import gaussian_blur
+    from zennit.composites import EpsilonPlusFlat
+    from zennit.torchvision import ResNetCanonizer
+
+    model = folded(resnet18)
+    x = photos(4, size=64)
+    targets = model(x).argmax(1).tolist()
+
+    class Data(torch.utils.data.Dataset):
+        def __len__(self):
+            return len(x)
+
+        def __getitem__(self, i):
+            return x[i], targets[i]
+
+    with tempfile.TemporaryDirectory() as tmp:
+        fv = FeatureVisualization(CondAttribution(model, no_param_grad=True), Data(), {"layer2": ChannelConcept()}, path=tmp)
+        fv.run(EpsilonPlusFlat(canonizers=[ResNetCanonizer()]), 0, len(x), batch_size=2)
+        data, rel, rf = (np.array(a) for a in load_maximization(fv.RelMax.PATH, "layer2"))
+        channel = int(np.argmax(rel[0]))
+        _, heat = fv.get_max_reference([channel], "layer2", "relevance", (0, 3), composite=EpsilonPlusFlat(canonizers=[ResNetCanonizer()]),
+                                       rf=True, plot_fn=None)[channel]
+
+    ours = loupe.from_torch(model, x)
+    got = ours.relevance_maximization(x, "layer2", target=targets, top=len(x), batch=2)
+    assert got.targets == targets and got.scores.shape == rel.shape
+    error = np.linalg.norm(got.scores - rel) / np.linalg.norm(rel)
+    print(f"relevance maximization: scores' relative L2 {error:.2e}")
+    assert error < 1e-3
+    # Ranks and neurons equal, except between images whose scores are within rounding (a dead
+    # channel's are all zero).
+    scale = np.abs(rel).max(0)
+    tied = np.array([[np.any(np.abs(np.delete(rel[:, k], r) - rel[r, k]) <= 1e-4 * scale[k]) for k in range(rel.shape[1])] for r in range(rel.shape[0])])
+    assert np.all((got.images == data) | tied) and np.all((got.neurons == rf) | tied)
+
+    top = data[:3, channel]
+    maps, crops = ours.reference_heatmaps(x[top], "layer2", channel, neurons=rf[:3, channel])
+    for i in range(3):
+        e = relative_error(maps[i], heat[i])
+        assert e < 1e-3, f"reference heatmap {i}: error {e:.2e}"
+        window = get_crop_range(max_norm(gaussian_blur(heat[i].detach().unsqueeze(0), kernel_size=19)[0]), 0.1)
+        want = None if [int(v) for v in window] == [0, -1, 0, -1] else tuple(int(v) for v in window)
+        assert crops[i] == want or (want and crops[i] and max(abs(a - b) for a, b in zip(crops[i], want)) <= 1), f"{crops[i]} != {want}"
+    with pytest.raises(loupe.LoupeValueError, match="max_target mean: expected sum or max"):
+        ours.relevance_maximization(x, "layer2", max_target="mean")
+    with pytest.raises(loupe.LoupeValueError, match="channel 9999 does not exist"):
+        ours.reference_heatmaps(x[:1], "layer2", 9999)
