@@ -156,10 +156,12 @@ def main():
             deeplift_rows(rows, a, name, model)
         if a.quick:
             continue
-        if "cam" in only:
-            cam_rows(rows, a, name, model, cam_layer[name])
+        # Quantus before the CAMs: pytorch-grad-cam's AblationCAM leaves the network exporting a
+        # Cast node that Loupe's ONNX import does not take yet.
         if "quantus" in only:
             quantus_rows(rows, a, name, model)
+        if "cam" in only:
+            cam_rows(rows, a, name, model, cam_layer[name])
         if "gradient_shap" in only:
             gradient_shap_rows(rows, a, name, model)
         x1 = torch.randn(1, 3, 224, 224, device=DEVICE)

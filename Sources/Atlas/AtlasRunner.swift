@@ -95,6 +95,8 @@ public struct AtlasRunner {
         var activations = [[Float]](repeating: [], count: plan.layers.count)
         var relevance = [[Float]](repeating: [], count: plan.layers.count)
         var targets: [Int] = []
+        // With relevance: the unit's prepared photos and network inputs, for the reference heatmaps.
+        var photos: [RGBImage] = [], inputs: [Float] = []
         let lrp = try s.relevance.map { spec in
             do { return try LRP(composite: spec) } catch let error as InterpretError { throw AtlasError(error.description) }
         }
@@ -109,8 +111,10 @@ public struct AtlasRunner {
                         throw AtlasError("becomes \(prepared.width)x\(prepared.height), not \(s.inputSize)x\(s.inputSize)")
                     }
                     input += preprocessing.normalize(prepared)
+                    if s.relevance != nil { photos.append(prepared) }
                 } catch { throw AtlasError("image \(path): \(error)") }
             }
+            if s.relevance != nil { inputs += input }
             let x = try b.tensor(input, [batch.count, 3, s.inputSize, s.inputSize])
             let g = Graph(backend: b)
             g.keptLayers = Set(s.layers)
@@ -152,12 +156,70 @@ public struct AtlasRunner {
                 let byRelevance = LayerStats(activations: relevance[l], images: range.count, channels: layer.channels, height: layer.height,
                                              width: layer.width, top: s.top)
                 try byRelevance.data().write(to: staging.appendingPathComponent("\(layer.stem).relevance.stats"))
+                if let lrp { try referencePictures(layer: l, stats: byRelevance, lrp: lrp, photos: photos, inputs: inputs, into: staging) }
             }
         }
         var record: [String: Any] = ["kind": "images", "images": [range.lowerBound, range.upperBound - 1],
                                      "receptive_fields": try receptiveFields().mapValues { [$0.x0, $0.y0, $0.x1, $0.y1] }]
         if s.relevance != nil { record["targets"] = targets }
         return record
+    }
+
+    /// The folder of a unit's reference pictures of `layer`, and one picture's file in it (the
+    /// image's index within the unit).
+    public static func referenceFile(layer: AtlasLayer, channel c: Int, image i: Int) -> String { "\(layer.stem).relevance/c\(c)-\(i).png" }
+
+    /// For each of the atlas's channels of layer `l`, the unit's top images by relevance
+    /// (`stats`): zennit-crp's reference heatmap (`RelevanceMaximization.referenceHeatmaps` at the
+    /// channel's most relevant neuron), drawn beside the photo (`referencePicture`).
+    func referencePictures(layer l: Int, stats: LayerStats, lrp: LRP, photos: [RGBImage], inputs: [Float], into staging: URL) throws {
+        let s = plan.settings, layer = plan.layers[l], side = s.inputSize, per = 3 * side * side
+        try FileManager.default.createDirectory(at: staging.appendingPathComponent("\(layer.stem).relevance"), withIntermediateDirectories: true)
+        let method = RelevanceMaximization(layer: layer.name, lrp: lrp)
+        for c in plan.channels(of: l) {
+            let column = (0..<stats.images).map { stats.mean[$0 * layer.channels + c] }
+            let tops = LayerStats.top(s.top, column).filter { !column[$0].isNaN }
+            guard !tops.isEmpty else { continue }
+            let x = try model.backend.tensor(tops.flatMap { inputs[($0 * per)..<(($0 + 1) * per)] }, [tops.count, 3, side, side])
+            let maps: [[Float]]
+            do { maps = try method.referenceHeatmaps(model, input: x, channel: c, neurons: tops.map { Int(stats.argmax[$0 * layer.channels + c]) }) }
+            catch let error as InterpretError { throw AtlasError(error.description) }
+            for (j, i) in tops.enumerated() {
+                try Self.referencePicture(photo: photos[i], heatmap: maps[j])
+                    .writePNG(to: staging.appendingPathComponent(Self.referenceFile(layer: layer, channel: c, image: i)))
+            }
+        }
+    }
+
+    /// The photo and its reference heatmap side by side, 112 pixels high, both cut to the window
+    /// zennit-crp's `vis_img_heatmap` cuts (`RelevanceMaximization.crop`; the whole image where it
+    /// has none or the heatmap sums to zero there), the heatmap blue (negative) to white to red on a
+    /// scale symmetric about zero (zennit-crp's `imgify(..., symmetric=True)`).
+    public static func referencePicture(photo: RGBImage, heatmap: [Float]) throws -> RGBImage {
+        let (w, h) = (photo.width, photo.height)
+        var (rows, columns) = (0..<h, 0..<w)
+        if let box = RelevanceMaximization.crop(heatmap, width: w, height: h), !box.rows.isEmpty, !box.columns.isEmpty,
+           box.rows.reduce(Float(0), { sum, y in box.columns.reduce(sum) { $0 + heatmap[y * w + $1] } }) != 0 {
+            (rows, columns) = (box.rows, box.columns)
+        }
+        let values = rows.flatMap { y in columns.map { heatmap[y * w + $0] } }
+        let top = values.map { abs($0) }.filter(\.isFinite).max() ?? 0
+        let heat = values.flatMap { v -> [UInt8] in
+            let t = top > 0 && v.isFinite ? (v / top + 1) / 2 : 0.5
+            let (r, g, b) = Colormap.rdbu.color(t)
+            return [r, g, b]
+        }
+        let cut = rows.flatMap { y in columns.flatMap { x in photo.pixels[((y * w + x) * 3)..<((y * w + x) * 3 + 3)] } }
+        let height = 112, width = Swift.min(Swift.max(Int((112 * Double(columns.count) / Double(rows.count)).rounded()), 16), 448)
+        let left = try RGBImage(width: columns.count, height: rows.count, pixels: cut).resized(width: width, height: height, filter: .bilinear)
+        let right = try RGBImage(width: columns.count, height: rows.count, pixels: heat).resized(width: width, height: height, filter: .bilinear)
+        var pixels = [UInt8](repeating: 255, count: (2 * width + 4) * height * 3)
+        for y in 0..<height {
+            pixels.replaceSubrange((y * (2 * width + 4) * 3)..<((y * (2 * width + 4) + width) * 3), with: left.pixels[(y * width * 3)..<((y + 1) * width * 3)])
+            pixels.replaceSubrange(((y * (2 * width + 4) + width + 4) * 3)..<((y * (2 * width + 4) + 2 * width + 4) * 3),
+                                   with: right.pixels[(y * width * 3)..<((y + 1) * width * 3)])
+        }
+        return RGBImage(width: 2 * width + 4, height: height, pixels: pixels)
     }
 
     /// Each image's top-1 class (the first of equal logits).

@@ -99,8 +99,8 @@ public struct AtlasSite {
                 let values = (0..<n).map { merged.mean[$0 * layer.channels + c] }.filter { !$0.isNaN }
                 let average = values.isEmpty ? Float.nan : values.reduce(0, +) / Float(values.count)
                 cells.append(cell(channel: c, picture: done, mean: average))
-                try channelPage(layer: l, channel: c, pictures: pictures, merged: merged, relevance: byRelevance, field: fields[layer.name],
-                                photo: photo, into: dir)
+                try channelPage(layer: l, channel: c, pictures: pictures, merged: merged, relevance: byRelevance, imageUnits: imageUnits,
+                                field: fields[layer.name], photo: photo, into: dir)
             }
             try layerPage(l, cells: cells, made: made, into: dir)
             layerRows.append("<tr><td><a href=\"layers/\(HTMLReport.link(layer.stem))/index.html\">\(HTMLReport.escaped(layer.name))</a></td>"
@@ -209,7 +209,7 @@ public struct AtlasSite {
         try page.write(to: dir.appendingPathComponent("index.html"))
     }
 
-    func channelPage(layer l: Int, channel c: Int, pictures: [String], merged m: Merged, relevance: Merged?, field: [Int]?,
+    func channelPage(layer l: Int, channel c: Int, pictures: [String], merged m: Merged, relevance: Merged?, imageUnits: [Range<Int>], field: [Int]?,
                      photo: (Int) throws -> RGBImage, into dir: URL) throws {
         let layer = plan.layers[l], s = plan.settings, n = s.images.count
         var sections: [HTMLReport.Section] = []
@@ -257,14 +257,21 @@ public struct AtlasSite {
                 try heat(i, m, scale: activationScale).resized(width: 112, height: 112, filter: .bilinear).writePNG(to: dir.appendingPathComponent(file))
                 meanItems.append((file, "\(name(i)) · mean \(format(m.mean[i * layer.channels + c]))"))
             }
-            var maxItems: [(file: String, caption: String)] = []
-            for (rank, i) in byMax.enumerated() {
-                let file = "examples/c\(c)-max-\(rank).png"
-                let at = Int(m.argmax[i * layer.channels + c])
-                let (x, y) = (at % layer.width, at / layer.width)
-                try crop(try heat(i, m, scale: activationScale), x: x, y: y, layer: layer, field: field).resized(width: 112, height: 112, filter: .bilinear)
-                    .writePNG(to: dir.appendingPathComponent(file))
-                maxItems.append((file, "\(name(i)) · max \(format(m.max[i * layer.channels + c])) at (\(x), \(y))"))
+            /// Each image cropped to the receptive field around the channel's maximum in `m`,
+            /// with `m`'s map over it, written as examples/c<c>-<kind>-<rank>.png.
+            func crops(_ images: [Int], _ m: Merged, scale: Float, kind: String,
+                       caption: (_ image: Int, _ x: Int, _ y: Int) -> String) throws -> [(file: String, caption: String)] {
+                try images.enumerated().map { rank, i in
+                    let file = "examples/c\(c)-\(kind)-\(rank).png"
+                    let at = Int(m.argmax[i * layer.channels + c])
+                    let (x, y) = (at % layer.width, at / layer.width)
+                    try crop(try heat(i, m, scale: scale), x: x, y: y, layer: layer, field: field).resized(width: 112, height: 112, filter: .bilinear)
+                        .writePNG(to: dir.appendingPathComponent(file))
+                    return (file, caption(i, x, y))
+                }
+            }
+            let maxItems = try crops(byMax, m, scale: activationScale, kind: "max") { i, x, y in
+                "\(name(i)) · max \(format(m.max[i * layer.channels + c])) at (\(x), \(y))"
             }
             let values = (0..<n).map { m.mean[$0 * layer.channels + c] }.filter { !$0.isNaN }
             sections.append(.init("Dataset examples: top \(byMean.count) of \(m.seen) images by mean activation", [.gallery(meanItems)]))
@@ -275,18 +282,21 @@ public struct AtlasSite {
                 // cropped to the receptive field of its most relevant neuron, with the channel's
                 // relevance over it.
                 let byRelevance = top(r.mean, channel: c, of: layer.channels, images: n)
-                let relevanceScale = scale(byRelevance, r)
-                var items: [(file: String, caption: String)] = []
-                for (rank, i) in byRelevance.enumerated() {
-                    let file = "examples/c\(c)-relevance-\(rank).png"
-                    let at = Int(r.argmax[i * layer.channels + c])
-                    let (x, y) = (at % layer.width, at / layer.width)
-                    try crop(try heat(i, r, scale: relevanceScale), x: x, y: y, layer: layer, field: field).resized(width: 112, height: 112, filter: .bilinear)
-                        .writePNG(to: dir.appendingPathComponent(file))
-                    items.append((file, "\(name(i)) · relevance \(format(r.mean[i * layer.channels + c] * Float(layer.height * layer.width))) at (\(x), \(y))"))
+                let items = try crops(byRelevance, r, scale: scale(byRelevance, r), kind: "relevance") { i, x, y in
+                    "\(name(i)) · relevance \(format(r.mean[i * layer.channels + c] * Float(layer.height * layer.width))) at (\(x), \(y))"
                 }
                 sections.append(.init("Relevance maximization (\(composite), each image's top-1 class): the receptive field around the most relevant neuron",
                                       [.gallery(items)]))
+                // Each one's reference heatmap, made by its image unit (the global top images are
+                // among the units' own).
+                let references = byRelevance.compactMap { i -> (file: String, caption: String)? in
+                    guard let unit = imageUnits.first(where: { $0.contains(i) }) else { return nil }
+                    let file = AtlasRunner.referenceFile(layer: layer, channel: c, image: i - unit.lowerBound)
+                    guard FileManager.default.fileExists(atPath: folder.unit(plan.id(.images(unit))).appendingPathComponent(file).path) else { return nil }
+                    return ("../../units/\(plan.id(.images(unit)))/\(file)", name(i))
+                }
+                sections.append(.init("Their reference heatmaps (zennit-crp's: relevance from the layer at that neuron alone, cut where it lies)",
+                                      [.gallery(references)]))
             }
             sections.append(.init("Mean activation over \(values.count) images", [.html(histogram(values))]))
         }

@@ -145,21 +145,7 @@ public struct ConceptRelevance: AttributionMethod {
     public func attribute(_ model: Model, input: Tensor, targets: [Int]) throws -> Attribution {
         let (n, h, w) = try checkBatch(input, targets)
         let b = model.backend
-        let g = Graph(backend: b)
-        g.keptLayers = [layer]
-        let x = g.input(input)
-        let logits = try model.forward(g, x)
-        try checkLayerName(layer, in: g.tapNames, model: model.architecture.name)
-        let composite = try lrp.resolved(for: model.architecture.normalization)
-        let classes = g.shape(logits)[1], scores = try b.values(g.tensor(logits))
-        let seed = try oneHot(b, targets: targets, classes: classes, scale: try targets.enumerated().map { i, t in
-            guard t >= 0, t < classes else { throw InterpretError("target class \(t) is out of range 0...\(classes - 1)") }
-            return scores[i * classes + t]
-        })
-        let value = g.tapped(layer)!
-        guard let atLayer = try g.relevance(from: logits, seed: seed, composite: composite).of(value) else {
-            throw InterpretError("layer \(layer) does not influence the output")
-        }
+        let (g, x, value, atLayer, composite) = try relevanceAtLayer(model, input: input, targets: targets, layer: layer, lrp: lrp)
         let shape = atLayer.shape
         let c = shape[1], rest = shape.count / (n * c)
         let concepts: [[Int]]
@@ -187,4 +173,28 @@ public struct ConceptRelevance: AttributionMethod {
         result.concepts = concepts
         return result
     }
+}
+
+/// LRP by `lrp`'s composite from each image's target logit (its value, as zennit-crp starts) to
+/// `layer`, through every path: the pass's graph, its input, the layer's output and the
+/// relevance there, and the composite resolved for the model.
+func relevanceAtLayer(_ model: Model, input: Tensor, targets: [Int], layer: String, lrp: LRP) throws
+    -> (graph: Graph, input: Graph.Value, layer: Graph.Value, relevance: Tensor, composite: RelevanceComposite) {
+    let b = model.backend
+    let g = Graph(backend: b)
+    g.keptLayers = [layer]
+    let x = g.input(input)
+    let logits = try model.forward(g, x)
+    try checkLayerName(layer, in: g.tapNames, model: model.architecture.name)
+    let composite = try lrp.resolved(for: model.architecture.normalization)
+    let classes = g.shape(logits)[1], scores = try b.values(g.tensor(logits))
+    let seed = try oneHot(b, targets: targets, classes: classes, scale: try targets.enumerated().map { i, t in
+        guard t >= 0, t < classes else { throw InterpretError("target class \(t) is out of range 0...\(classes - 1)") }
+        return scores[i * classes + t]
+    })
+    let value = g.tapped(layer)!
+    guard let atLayer = try g.relevance(from: logits, seed: seed, composite: composite).of(value) else {
+        throw InterpretError("layer \(layer) does not influence the output")
+    }
+    return (g, x, value, atLayer, composite)
 }

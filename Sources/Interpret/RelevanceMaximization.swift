@@ -62,26 +62,12 @@ public struct RelevanceMaximization: Sendable {
     /// The scores of `input`'s images for their `targets` (one class per image).
     public func scores(_ model: Model, input: Tensor, targets: [Int]) throws -> Scores {
         let (n, _, _) = try checkBatch(input, targets)
-        let b = model.backend
-        let g = Graph(backend: b)
-        g.keptLayers = [layer]
-        let logits = try model.forward(g, g.input(input))
-        try checkLayerName(layer, in: g.tapNames, model: model.architecture.name)
-        let classes = g.shape(logits)[1], values = try b.values(g.tensor(logits))
-        let seed = try oneHot(b, targets: targets, classes: classes, scale: try targets.enumerated().map { i, t in
-            guard t >= 0, t < classes else { throw InterpretError("target class \(t) is out of range 0...\(classes - 1)") }
-            return values[i * classes + t]
-        })
-        let value = g.tapped(layer)!
-        let shape = g.shape(value), dims = shape.dims
+        let atLayer = try relevanceAtLayer(model, input: input, targets: targets, layer: layer, lrp: lrp).relevance
+        let dims = atLayer.shape.dims
         guard dims.count == 4 || dims.count == 2 else {
-            throw InterpretError("layer \(layer) has shape \(shape); relevance maximization needs [N, C, H, W] or [N, C]")
+            throw InterpretError("layer \(layer) has shape \(atLayer.shape); relevance maximization needs [N, C, H, W] or [N, C]")
         }
-        let composite = try lrp.resolved(for: model.architecture.normalization)
-        guard let atLayer = try g.relevance(from: logits, seed: seed, composite: composite).of(value) else {
-            throw InterpretError("layer \(layer) does not influence the output")
-        }
-        let relevance = try b.values(atLayer)
+        let relevance = try model.backend.values(atLayer)
         let c = dims[1], (h, w) = dims.count == 4 ? (dims[2], dims[3]) : (1, 1), area = h * w
         var result = Scores(count: n, channels: c, height: h, width: w, scores: [Float](repeating: 0, count: n * c),
                             neurons: [Int](repeating: 0, count: n * c), relevance: relevance)

@@ -197,6 +197,25 @@ import TestSupport
         let ranked = (0..<files.count).sorted { expected.scores[$0 * 64 + 2] > expected.scores[$1 * 64 + 2] }.prefix(3)
         let shown = page.components(separatedBy: "c2-relevance-").dropFirst().compactMap { part in files.first { part.contains("\($0) · relevance") } }
         #expect(shown == ranked.map { files[$0] }, "\(shown) against \(ranked.map { files[$0] })")
+        // Each one's reference heatmap beside its photo, made by its unit: the library's
+        // heatmap of the top image, drawn the same way, to within the device's rounding.
+        let references = page.components(separatedBy: "src=\"../../units/").dropFirst().compactMap { part -> String? in
+            let path = String(part.prefix { $0 != "\"" })
+            return path.contains(".relevance/") ? path : nil
+        }
+        #expect(references.count == 3, "\(references)")
+        let first = ranked.first!, unit = [0..<2, 2..<4, 4..<5].first { $0.contains(first) }!
+        let drawn = try RGBImage(contentsOf: site.appendingPathComponent("units").appendingPathComponent(references[0]))
+        #expect(references[0].hasSuffix("layer1.relevance/c2-\(first - unit.lowerBound).png"))
+        let one = try model.backend.tensor(Array(x[(first * 3 * 64 * 64)..<((first + 1) * 3 * 64 * 64)]), [1, 3, 64, 64])
+        let heat = try RelevanceMaximization(layer: "layer1", lrp: LRP(composite: "epsilon_plus_flat"))
+            .referenceHeatmaps(model, input: one, channel: 2, neurons: [expected.neurons[first * 64 + 2]])[0]
+        let want = try AtlasRunner.referencePicture(photo: prepare.prepare(RGBImage(contentsOf: images.appendingPathComponent(files[first]))), heatmap: heat)
+        #expect(drawn.width == want.width && drawn.height == want.height, "\(drawn.width)x\(drawn.height) against \(want.width)x\(want.height)")
+        if drawn.pixels.count == want.pixels.count {
+            let off = zip(drawn.pixels, want.pixels).filter { abs(Int($0) - Int($1)) > 8 }.count
+            #expect(off * 100 < want.pixels.count, "\(off) of \(want.pixels.count) values differ by more than 8")
+        }
         #expect { _ = try run(["atlas", "--layer", "features.4", "--relevance", "no_such_rule", "--images", images.path, "--out", site.path + "2"]) }
             throws: { "\($0)".contains("--relevance: unknown") }
     }
