@@ -156,12 +156,10 @@ def main():
             deeplift_rows(rows, a, name, model)
         if a.quick:
             continue
-        # Quantus before the CAMs: pytorch-grad-cam's AblationCAM leaves the network exporting a
-        # Cast node that Loupe's ONNX import does not take yet.
-        if "quantus" in only:
-            quantus_rows(rows, a, name, model)
         if "cam" in only:
             cam_rows(rows, a, name, model, cam_layer[name])
+        if "quantus" in only:
+            quantus_rows(rows, a, name, model)
         if "gradient_shap" in only:
             gradient_shap_rows(rows, a, name, model)
         x1 = torch.randn(1, 3, 224, 224, device=DEVICE)
@@ -254,8 +252,16 @@ def quantus_rows(rows, a, name, model):
     except ImportError as e:
         print(f"(Quantus rows skipped: {e})", file=sys.stderr)
         return
-    import copy
-    model = copy.deepcopy(model).cpu()  # Quantus runs on the CPU here, whatever --device says
+    import torchvision
+    # A fresh network with the same weights, on the CPU (Quantus runs there, whatever --device
+    # says): the zennit, Captum and pytorch-grad-cam rows before leave the module exporting a Cast
+    # node that Loupe's ONNX import does not take yet.
+    fresh = getattr(torchvision.models, name)(weights=None).eval()
+    fresh.load_state_dict(model.state_dict())
+    for m in fresh.modules():
+        if hasattr(m, "inplace"):
+            m.inplace = False
+    model = fresh
     n = 8
     x = torch.randn(n, 3, 224, 224)
     targets = [i * 37 % 1000 for i in range(n)]
