@@ -121,22 +121,17 @@ public struct AtlasRunner {
             g.stopWhenTapped = Set(s.layers)
             _ = try model.forward(g, g.input(x))
             if let lrp {
-                // Each layer's relevance from each image's top-1 class, scaled per image as
-                // zennit-crp's default score (the sum over positions, divided by the absolute
-                // sum over channels), so that the statistics' means rank as zennit-crp ranks.
-                let top1 = try Self.topClasses(model, x)
-                targets += top1
-                for (l, layer) in plan.layers.enumerated() {
-                    let r: RelevanceMaximization.Scores
-                    do { r = try RelevanceMaximization(layer: layer.name, lrp: lrp).scores(model, input: x, targets: top1) }
-                    catch let error as InterpretError { throw AtlasError(error.description) }
-                    let area = layer.height * layer.width
-                    for i in 0..<batch.count {
-                        let total = (0..<layer.channels).reduce(Float(0)) { sum, k in
-                            sum + abs(r.relevance[((i * layer.channels + k) * area)..<((i * layer.channels + k + 1) * area)].reduce(0, +))
-                        } + 1e-10
-                        relevance[l] += r.relevance[(i * layer.channels * area)..<((i + 1) * layer.channels * area)].map { $0 / total }
-                    }
+                // Every layer's relevance from each image's top-1 class in one LRP pass, divided
+                // per image as zennit-crp's default score divides it (by the absolute sum over
+                // channels of the sums over positions), so that the statistics' means rank as
+                // zennit-crp ranks.
+                let perLayer: [RelevanceMaximization.Scores]
+                do { perLayer = try RelevanceMaximization.scores(model, input: x, targets: nil, layers: plan.layers.map(\.name), lrp: lrp) }
+                catch let error as InterpretError { throw AtlasError(error.description) }
+                targets += perLayer.first?.targets ?? []
+                for (l, r) in perLayer.enumerated() {
+                    let per = r.channels * r.height * r.width
+                    for i in 0..<r.count { relevance[l] += r.relevance[(i * per)..<((i + 1) * per)].map { $0 / r.normalizers[i] } }
                 }
             }
             for (l, layer) in plan.layers.enumerated() {
@@ -222,14 +217,6 @@ public struct AtlasRunner {
         return RGBImage(width: 2 * width + 4, height: height, pixels: pixels)
     }
 
-    /// Each image's top-1 class (the first of equal logits).
-    static func topClasses(_ model: Model, _ x: Tensor) throws -> [Int] {
-        let g = Graph(backend: model.backend)
-        g.keptLayers = []
-        let logits = try model.forward(g, g.input(x))
-        let classes = g.shape(logits)[1], values = try model.backend.values(g.tensor(logits))
-        return (0..<x.shape.dims[0]).map { i in (0..<classes).max { values[i * classes + $0] < values[i * classes + $1] || (values[i * classes + $0] == values[i * classes + $1] && $0 > $1) }! }
-    }
 
     /// Each layer's receptive field: the input pixels the centre unit of the layer depends on (the
     /// box where the gradient of its activations, summed over channels, is non-zero on a random

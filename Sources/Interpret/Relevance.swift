@@ -145,7 +145,8 @@ public struct ConceptRelevance: AttributionMethod {
     public func attribute(_ model: Model, input: Tensor, targets: [Int]) throws -> Attribution {
         let (n, h, w) = try checkBatch(input, targets)
         let b = model.backend
-        let (g, x, value, atLayer, composite) = try relevanceAtLayer(model, input: input, targets: targets, layer: layer, lrp: lrp)
+        let pass = try relevanceAtLayers(model, input: input, targets: targets, layers: [layer], lrp: lrp)
+        let (g, x, value, atLayer, composite) = (pass.graph, pass.input, pass.layers[0], pass.relevance[0], pass.composite)
         let shape = atLayer.shape
         let c = shape[1], rest = shape.count / (n * c)
         let concepts: [[Int]]
@@ -176,25 +177,29 @@ public struct ConceptRelevance: AttributionMethod {
 }
 
 /// LRP by `lrp`'s composite from each image's target logit (its value, as zennit-crp starts) to
-/// `layer`, through every path: the pass's graph, its input, the layer's output and the
-/// relevance there, and the composite resolved for the model.
-func relevanceAtLayer(_ model: Model, input: Tensor, targets: [Int], layer: String, lrp: LRP) throws
-    -> (graph: Graph, input: Graph.Value, layer: Graph.Value, relevance: Tensor, composite: RelevanceComposite) {
+/// `layers`, through every path, in one forward and one backward pass: the pass's graph, its
+/// input, each layer's output and the relevance there, the composite resolved for the model,
+/// and the targets (nil given: each image's top class, the first of equal logits).
+func relevanceAtLayers(_ model: Model, input: Tensor, targets given: [Int]?, layers: [String], lrp: LRP) throws
+    -> (graph: Graph, input: Graph.Value, layers: [Graph.Value], relevance: [Tensor], composite: RelevanceComposite, targets: [Int]) {
     let b = model.backend
     let g = Graph(backend: b)
-    g.keptLayers = [layer]
+    g.keptLayers = Set(layers)
     let x = g.input(input)
     let logits = try model.forward(g, x)
-    try checkLayerName(layer, in: g.tapNames, model: model.architecture.name)
+    for layer in layers { try checkLayerName(layer, in: g.tapNames, model: model.architecture.name) }
     let composite = try lrp.resolved(for: model.architecture.normalization)
-    let classes = g.shape(logits)[1], scores = try b.values(g.tensor(logits))
+    let (n, classes) = (g.shape(logits)[0], g.shape(logits)[1]), scores = try b.values(g.tensor(logits))
+    let targets = given ?? (0..<n).map { i in (0..<classes).max { scores[i * classes + $0] < scores[i * classes + $1] || (scores[i * classes + $0] == scores[i * classes + $1] && $0 > $1) }! }
     let seed = try oneHot(b, targets: targets, classes: classes, scale: try targets.enumerated().map { i, t in
         guard t >= 0, t < classes else { throw InterpretError("target class \(t) is out of range 0...\(classes - 1)") }
         return scores[i * classes + t]
     })
-    let value = g.tapped(layer)!
-    guard let atLayer = try g.relevance(from: logits, seed: seed, composite: composite).of(value) else {
-        throw InterpretError("layer \(layer) does not influence the output")
+    let values = layers.map { g.tapped($0)! }
+    let relevance = try g.relevance(from: logits, seed: seed, composite: composite)
+    let atLayers = try zip(layers, values).map { layer, value in
+        guard let r = relevance.of(value) else { throw InterpretError("layer \(layer) does not influence the output") }
+        return r
     }
-    return (g, x, value, atLayer, composite)
+    return (g, x, values, atLayers, composite, targets)
 }

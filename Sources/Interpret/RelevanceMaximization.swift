@@ -51,40 +51,57 @@ public struct RelevanceMaximization: Sendable {
         public var neurons: [Int]
         /// Relevance at the layer, [count][channels][height][width] flattened.
         public var relevance: [Float]
+        /// What each image's scores were divided by (`absNorm`; 1 without it).
+        public var normalizers: [Float]
+        /// Each image's target class.
+        public var targets: [Int]
 
         /// Scores of `count` images and `channels` channels of a `height` x `width` layer.
-        public init(count: Int, channels: Int, height: Int, width: Int, scores: [Float], neurons: [Int], relevance: [Float]) {
+        public init(count: Int, channels: Int, height: Int, width: Int, scores: [Float], neurons: [Int], relevance: [Float],
+                    normalizers: [Float]? = nil, targets: [Int] = []) {
             self.count = count; self.channels = channels; self.height = height; self.width = width
             self.scores = scores; self.neurons = neurons; self.relevance = relevance
+            self.normalizers = normalizers ?? [Float](repeating: 1, count: count); self.targets = targets
         }
     }
 
-    /// The scores of `input`'s images for their `targets` (one class per image).
-    public func scores(_ model: Model, input: Tensor, targets: [Int]) throws -> Scores {
-        let (n, _, _) = try checkBatch(input, targets)
-        let atLayer = try relevanceAtLayer(model, input: input, targets: targets, layer: layer, lrp: lrp).relevance
-        let dims = atLayer.shape.dims
-        guard dims.count == 4 || dims.count == 2 else {
-            throw InterpretError("layer \(layer) has shape \(atLayer.shape); relevance maximization needs [N, C, H, W] or [N, C]")
-        }
-        let relevance = try model.backend.values(atLayer)
-        let c = dims[1], (h, w) = dims.count == 4 ? (dims[2], dims[3]) : (1, 1), area = h * w
-        var result = Scores(count: n, channels: c, height: h, width: w, scores: [Float](repeating: 0, count: n * c),
-                            neurons: [Int](repeating: 0, count: n * c), relevance: relevance)
-        for i in 0..<n {
-            for k in 0..<c {
-                let map = relevance[((i * c + k) * area)..<((i * c + k + 1) * area)]
-                var best = map.startIndex
-                for p in map.indices where map[p] > map[best] { best = p }
-                result.neurons[i * c + k] = best - map.startIndex
-                result.scores[i * c + k] = target == .sum ? map.reduce(0, +) : map[best]
+    /// The scores of `input`'s images for their `targets` (one class per image; nil: each
+    /// image's top class).
+    public func scores(_ model: Model, input: Tensor, targets: [Int]?) throws -> Scores {
+        try Self.scores(model, input: input, targets: targets, layers: [layer], lrp: lrp, target: target, absNorm: absNorm)[0]
+    }
+
+    /// The scores of every layer of `layers` from one forward and one LRP pass (`scores` of
+    /// each layer's `RelevanceMaximization`).
+    public static func scores(_ model: Model, input: Tensor, targets given: [Int]?, layers: [String], lrp: LRP,
+                              target: Target = .sum, absNorm: Bool = true) throws -> [Scores] {
+        if let given { _ = try checkBatch(input, given) }
+        let pass = try relevanceAtLayers(model, input: input, targets: given, layers: layers, lrp: lrp)
+        return try zip(layers, pass.relevance).map { layer, atLayer in
+            let dims = atLayer.shape.dims
+            guard dims.count == 4 || dims.count == 2 else {
+                throw InterpretError("layer \(layer) has shape \(atLayer.shape); relevance maximization needs [N, C, H, W] or [N, C]")
             }
-            if absNorm {
-                let total = (0..<c).reduce(Float(0)) { $0 + abs(result.scores[i * c + $1]) } + 1e-10
-                for k in 0..<c { result.scores[i * c + k] /= total }
+            let relevance = try model.backend.values(atLayer)
+            let (n, c) = (dims[0], dims[1]), (h, w) = dims.count == 4 ? (dims[2], dims[3]) : (1, 1), area = h * w
+            var result = Scores(count: n, channels: c, height: h, width: w, scores: [Float](repeating: 0, count: n * c),
+                                neurons: [Int](repeating: 0, count: n * c), relevance: relevance, targets: pass.targets)
+            for i in 0..<n {
+                for k in 0..<c {
+                    let map = relevance[((i * c + k) * area)..<((i * c + k + 1) * area)]
+                    var best = map.startIndex
+                    for p in map.indices where map[p] > map[best] { best = p }
+                    result.neurons[i * c + k] = best - map.startIndex
+                    result.scores[i * c + k] = target == .sum ? map.reduce(0, +) : map[best]
+                }
+                if absNorm {
+                    let total = (0..<c).reduce(Float(0)) { $0 + abs(result.scores[i * c + $1]) } + 1e-10
+                    result.normalizers[i] = total
+                    for k in 0..<c { result.scores[i * c + k] /= total }
+                }
             }
+            return result
         }
-        return result
     }
 
     /// A channel's reference images over a dataset, kept as batches arrive: the `top` of each
