@@ -3,6 +3,7 @@
 //   upsampling): output o samples input coordinate (o + 0.5) * in / out - 0.5, clamped at 0.
 // MODE 1, bilinear with aligned corners (align_corners=True): o * (in - 1) / (out - 1).
 // MODE 2, nearest: input floor(o * in / out).
+// resize_backward: its adjoint, gathered per input pixel; global (W, H, N*C).
 // channel_max: the maximum over channels of each pixel, [N, C, H, W] -> [N, 1, H, W]; global (H*W, N).
 
 inline void source_coordinate(int o, int inSize, int outSize, int mode, int* i0, int* i1, float* t) {
@@ -31,6 +32,46 @@ __kernel void resize(__global const float* x, __global float* y, int H, int W, i
     const float top = (1.0f - tx) * p[y0 * W + x0] + tx * p[y0 * W + x1];
     const float bottom = (1.0f - tx) * p[y1 * W + x0] + tx * p[y1 * W + x1];
     y[((long)nc * OH + oy) * OW + ox] = (1.0f - ty) * top + ty * bottom;
+}
+
+// resize_backward: dL/dx of resize, gathered: each input pixel sums, in output order, the
+// gradients of the outputs whose source coordinates read it, times their weights on it (no
+// atomics; the same result at any work-group size). Global (W, H, N*C).
+inline float source_weight(int o, int i, int inSize, int outSize, int mode) {
+    int i0, i1;
+    float t;
+    source_coordinate(o, inSize, outSize, mode, &i0, &i1, &t);
+    return (i0 == i ? 1.0f - t : 0.0f) + (i1 == i ? t : 0.0f);
+}
+
+// The outputs that may read input i along one axis: a window two wider than the coordinate map
+// says at each end (weights outside it are zero, and checked anyway).
+inline void output_window(int i, int inSize, int outSize, int mode, int* first, int* last) {
+    const float r = mode == 1 ? (inSize > 1 ? (float)(outSize - 1) / (float)(inSize - 1) : (float)outSize)
+                              : (float)outSize / (float)inSize;
+    *first = max((int)floor((float)(i - 1) * r) - 2, 0);
+    *last = min((int)ceil((float)(i + 2) * r) + 2, outSize - 1);
+}
+
+__kernel void resize_backward(__global const float* gy, __global float* gx, int H, int W, int OH, int OW, int mode) {
+    const int ix = get_global_id(0), iy = get_global_id(1), nc = get_global_id(2);
+    if (ix >= W || iy >= H) return;
+    int fy, ly, fx, lx;
+    output_window(iy, H, OH, mode, &fy, &ly);
+    output_window(ix, W, OW, mode, &fx, &lx);
+    __global const float* g = gy + (long)nc * OH * OW;
+    float sum = 0.0f;
+    for (int oy = fy; oy <= ly; ++oy) {
+        const float wy = source_weight(oy, iy, H, OH, mode);
+        if (wy == 0.0f) continue;
+        float row = 0.0f;
+        for (int ox = fx; ox <= lx; ++ox) {
+            const float wx = source_weight(ox, ix, W, OW, mode);
+            if (wx != 0.0f) row += wx * g[(long)oy * OW + ox];
+        }
+        sum += wy * row;
+    }
+    gx[((long)nc * H + iy) * W + ix] = sum;
 }
 
 __kernel void channel_max(__global const float* x, __global float* y, int C, int HW) {

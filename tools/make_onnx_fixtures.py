@@ -33,6 +33,7 @@ scale, shapes) keep their data. References go to onnx/dynamo_exports.safetensors
 import ast
 import copy
 import io
+import json
 import os
 import sys
 import warnings
@@ -127,7 +128,7 @@ def main():
     reference = seeded_reference(ops, None, (2, 3, 7, 7))
     export(ops, reference["input"], os.path.join(OUT, "ops.onnx"), strip=False, fold=True)
     write_safetensors(os.path.join(OUT, "ops.safetensors"), reference, {})
-    odd = nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.Softplus(), nn.Upsample(scale_factor=2), nn.ReLU()).eval()
+    odd = nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.Softplus(), nn.Upsample(scale_factor=2, mode="bicubic"), nn.ReLU()).eval()
     export(odd, torch.zeros(1, 3, 8, 8), os.path.join(OUT, "unsupported.onnx"), strip=False)
 
 
@@ -278,7 +279,30 @@ def store_reference(tensors, meta, case, model, x, name=None):
         tensors[f"{case}.pooled_grad"] = grad
         meta[f"{case}.input_name"] = name
     tensors[f"{case}.logits"] = logits
+    meta[f"{case}.modules"] = json.dumps(module_outputs(model, x), separators=(",", ":"))
     return logits
+
+
+def module_outputs(model, x):
+    """Each named module's output on x (of its last call, where it is called more than once; the
+    first of a tuple):
+    {name: [shape, sum, sum of squares]} in float64, what the module names Loupe reads from an
+    exported graph are checked against."""
+    seen, hooks = {}, []
+    for name, module in model.named_modules():
+        if name:
+            def hook(_, __, y, name=name):
+                if isinstance(y, tuple) and y and isinstance(y[0], torch.Tensor):
+                    y = y[0]  # attention's (output, weights)
+                if isinstance(y, torch.Tensor):
+                    v = y.detach().double()
+                    seen[name] = [list(y.shape), float(v.sum()), float((v * v).sum())]
+            hooks.append(module.register_forward_hook(hook))
+    with torch.no_grad():
+        model(x)
+    for h in hooks:
+        h.remove()
+    return seen
 
 
 def default_exports():
@@ -477,12 +501,75 @@ def dynamo_exports():
         if size >= 224:
             name, x = quiet_input(model, f"{arch}_dynamo", n, size)
         store_reference(tensors, meta, arch, model, x, name)
-        for nd in proto.graph.node:  # the exporter's stack traces and scopes: not needed to run it
+        for nd in proto.graph.node:  # the exporter's stack traces: not needed; its module scopes kept
+            kept_props = [(p.key, p.value) for p in nd.metadata_props
+                          if p.key in ("pkg.torch.onnx.name_scopes", "pkg.torch.onnx.class_hierarchy")]
             nd.ClearField("metadata_props")
+            for key, value in kept_props:
+                nd.metadata_props.add(key=key, value=value)
             nd.ClearField("doc_string")
         kept = [t.name for t in proto.graph.initializer if t.data_type == onnx.TensorProto.FLOAT and t.name not in placed]
         save_stripped(proto, os.path.join(OUT, f"{arch}_dynamo.onnx"), lambda t: t.name in placed, "| kept: " + " ".join(kept))
     write_safetensors(os.path.join(OUT, "dynamo_exports.safetensors"), tensors, meta)
+
+
+def resize_ops():
+    """resize_<exporter>.onnx: torch's interpolate as each exporter writes it (Resize): bilinear
+    to the input's size read from its shape (a segmentation head), bilinear with aligned corners
+    and nearest by a scale of 2, bilinear from 1x1 (DeepLabV3's pooled branch);
+    resize.safetensors: the output and input gradient in PyTorch (batch 2, 7x9)."""
+    import torch.nn.functional as F
+
+    class Net(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.conv = nn.Conv2d(3, 4, 3, stride=2, padding=1)
+
+        def forward(self, x):
+            f = torch.relu(self.conv(x))
+            up = F.interpolate(f, size=x.shape[-2:], mode="bilinear", align_corners=False)
+            corners = F.interpolate(f, scale_factor=2, mode="bilinear", align_corners=True)
+            near = F.interpolate(f, scale_factor=2, mode="nearest")
+            pooled = F.interpolate(f.mean(dim=(2, 3), keepdim=True), size=f.shape[-2:], mode="bilinear", align_corners=False)
+            return torch.cat([up.flatten(1), corners.flatten(1), near.flatten(1), (pooled * f).flatten(1)], 1)
+
+    torch.manual_seed(11)
+    net = Net().eval()
+    reference = seeded_reference(net, 12, (2, 3, 7, 9))
+    x = reference["input"].detach()
+    f = io.BytesIO()
+    torch.onnx.export(net, x, f, opset_version=17, dynamo=False, input_names=["input"], output_names=["output"])
+    save_stripped(onnx.load_from_string(f.getvalue()), os.path.join(OUT, "resize_torchscript.onnx"), lambda t: False)
+    proto = torch.onnx.export(net, (x,), dynamo=True, external_data=False, verbose=False).model_proto
+    for nd in proto.graph.node:
+        nd.ClearField("metadata_props")
+        nd.ClearField("doc_string")
+    save_stripped(proto, os.path.join(OUT, "resize_dynamo.onnx"), lambda t: False)
+    write_safetensors(os.path.join(OUT, "resize.safetensors"), reference, {})
+
+
+def flat_net():
+    """flat.onnx: a small net whose output is flat (its classifier's weights and bias are zeros,
+    so every class has probability 1/10) and whose input is declared as [1, 3, 32, 32]: what the
+    warnings of a run whose maps say nothing, and the declared input size, are tested with."""
+    from onnx import TensorProto, helper, numpy_helper
+
+    rng = np.random.default_rng(9)
+    inits = [numpy_helper.from_array((rng.standard_normal((8, 3, 3, 3)) * 0.3).astype(np.float32), "conv.weight"),
+             numpy_helper.from_array(np.zeros(8, np.float32), "conv.bias"),
+             numpy_helper.from_array(np.zeros((10, 8), np.float32), "fc.weight"),
+             numpy_helper.from_array(np.zeros(10, np.float32), "fc.bias")]
+    nodes = [helper.make_node("Conv", ["input", "conv.weight", "conv.bias"], ["/conv/Conv_output_0"], name="/conv/Conv",
+                              pads=[1, 1, 1, 1], kernel_shape=[3, 3]),
+             helper.make_node("Relu", ["/conv/Conv_output_0"], ["/relu/Relu_output_0"], name="/relu/Relu"),
+             helper.make_node("GlobalAveragePool", ["/relu/Relu_output_0"], ["/pool/GlobalAveragePool_output_0"], name="/pool/GlobalAveragePool"),
+             helper.make_node("Flatten", ["/pool/GlobalAveragePool_output_0"], ["/Flatten_output_0"], name="/Flatten"),
+             helper.make_node("Gemm", ["/Flatten_output_0", "fc.weight", "fc.bias"], ["logits"], name="/fc/Gemm", transB=1)]
+    graph = helper.make_graph(nodes, "flat", [helper.make_tensor_value_info("input", TensorProto.FLOAT, [1, 3, 32, 32])],
+                              [helper.make_tensor_value_info("logits", TensorProto.FLOAT, [1, 10])], inits)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    onnx.checker.check_model(model)
+    save_stripped(model, os.path.join(OUT, "flat.onnx"), lambda t: False)
 
 
 def layout_ops():
@@ -580,9 +667,15 @@ if __name__ == "__main__":
         external_data()
     elif "--layout" in sys.argv:
         layout_ops()
+    elif "--flat" in sys.argv:
+        flat_net()
+    elif "--resize" in sys.argv:
+        resize_ops()
     else:
         main()
         default_exports()
         dynamo_exports()
         external_data()
         layout_ops()
+        flat_net()
+        resize_ops()

@@ -131,9 +131,12 @@ public protocol Backend: AttributionOps, AnyObject, Sendable {
     func maxBackward(_ gy: Tensor, indices: Tensor, inputShape: Shape, axis: Int) throws -> Tensor
 
 
-    // MARK: Post-processing of maps (forward only: nothing differentiates through them yet)
+    // MARK: Resizing and post-processing of maps
     /// Resize of each plane, no antialiasing, with PyTorch's interpolate modes.
     func resize(_ x: Tensor, height: Int, width: Int, mode: ResizeMode) throws -> Tensor
+    /// dL/dx of resize (its adjoint: each input pixel gets the gradient of every output that
+    /// reads it, times that output's weight on it), from dL/dy [N, C, OH, OW].
+    func resizeBackward(_ gy: Tensor, inputShape: Shape, mode: ResizeMode) throws -> Tensor
     /// [1 or M, C, H, W] x [M, 1, H, W] -> [M, C, H, W]: an image (or one per mask) times each mask.
     func broadcastMul(_ x: Tensor, masks: Tensor) throws -> Tensor
     /// The maximum over channels: [N, C, H, W] -> [N, 1, H, W].

@@ -96,6 +96,18 @@ extension Graph {
         })
     }
 
+    /// Each plane of x [N, C, H, W] resized to `height` x `width` with one of PyTorch's
+    /// interpolate modes (a segmentation head's upsampling); linear in x, so LRP passes relevance
+    /// back in proportion to each input's share of every output, as through average pooling.
+    public func resize(_ x: Value, height: Int, width: Int, mode: ResizeMode) throws -> Value {
+        let shape = self.shape(x)
+        let b = backend
+        let xt = tensor(x), y = try b.resize(xt, height: height, width: width, mode: mode)
+        return keepingSign(of: [x], record(y, [x], relevance: .proportional([xt], y) { [try b.resizeBackward($0, inputShape: shape, mode: mode)] }) { gy, _, _ in
+            [try b.resizeBackward(gy, inputShape: shape, mode: mode)]
+        })
+    }
+
     /// y = x W^T + b for x [N, In], W [Out, In].
     public func linear(_ x: Value, weight: Value, bias: Value?) throws -> Value {
         let (xt, wt) = (tensor(x), tensor(weight))

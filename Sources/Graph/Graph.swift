@@ -56,6 +56,11 @@ public final class Graph {
     var nonNegative = Set<Int>()
     private var tapOrder: [(name: String, id: Int)] = []
     private(set) var tapIndex: [String: Int] = [:]
+    /// Other names of taps (alias -> tap name): an imported graph's module names for the node
+    /// outputs that are those modules' outputs (`layer4` for `/layer4/layer4.1/relu_1/Relu`).
+    public private(set) var aliases: [String: String] = [:]
+    /// The tap a layer name or alias names.
+    func tapID(_ name: String) -> Int? { tapIndex[name] ?? aliases[name].flatMap { tapIndex[$0] } }
     /// Layers after which a forward pass may stop: once all of them are tapped, `stopped` is
     /// true and sequential containers skip the rest (feature inversion needs no logits).
     public var stopWhenTapped: Set<String> = []
@@ -67,7 +72,7 @@ public final class Graph {
     /// The per-channel bias [C] the op that made `v` adds, when `recordsBiases` was on.
     public func bias(of v: Value) -> Tensor? { biases[v.id] }
     /// Whether every layer of `stopWhenTapped` has been tapped: the rest of the pass may be skipped.
-    public var stopped: Bool { !stopWhenTapped.isEmpty && stopWhenTapped.isSubset(of: tapIndex.keys) }
+    public var stopped: Bool { !stopWhenTapped.isEmpty && stopWhenTapped.allSatisfy { tapID($0) != nil } }
     /// Layers whose own outputs this pass must produce. nil (the default): every layer, each
     /// op as the model defines it. A set: the model may fuse a convolution with the batchnorm and
     /// ReLU after it (`mayFuse`), computing and tapping neither intermediate output unless it is
@@ -136,10 +141,13 @@ public final class Graph {
 
     /// Names `v` as the output of layer `name` (a torchvision module name, e.g. "features.10")
     /// and returns what the pass goes on from: `v`, or its replacement when `patches` has one.
+    /// `aliases` are other names of the same output (the modules it is the output of); a patch
+    /// under an alias applies as under `name`, and a later tap takes over an alias.
     @discardableResult
-    public func tap(_ name: String, _ v: Value, kind: String) throws -> Value {
+    public func tap(_ name: String, _ v: Value, kind: String, aliases: [String] = []) throws -> Value {
         var v = v
-        if let patch = patches[name] {
+        for alias in aliases { self.aliases[alias] = name }
+        if let patch = patches[name] ?? aliases.lazy.compactMap({ self.patches[$0] }).first {
             let replaced = try patch(self, v)
             guard shape(replaced) == shape(v) else {
                 throw BackendError("patch", "layer \(name)'s replacement is \(shape(replaced)), its output \(shape(v))")
@@ -155,9 +163,11 @@ public final class Graph {
 
     /// Tapped layer names in the order the forward pass produced them.
     public var tapNames: [String] { tapOrder.map(\.name) }
+    /// Every name a layer can be given: the taps, then their aliases (sorted).
+    public var layerNames: [String] { tapNames + aliases.keys.filter { tapIndex[$0] == nil }.sorted() }
 
-    /// The activation of layer `name`, or nil if no such tap.
-    public func tapped(_ name: String) -> Value? { tapIndex[name].map(Value.init(id:)) }
+    /// The activation of layer `name` (a tap or an alias), or nil if no such layer.
+    public func tapped(_ name: String) -> Value? { tapID(name).map(Value.init(id:)) }
 
     // MARK: Backward
 
@@ -189,7 +199,7 @@ public final class Graph {
         // (every tap when the pass keeps every layer).
         var readers = [Int](repeating: 0, count: nodes.count)
         for case let node? in nodes { for input in node.inputs { readers[input] += 1 } }
-        let readTaps = keptLayers.map { $0.union(stopWhenTapped).compactMap { tapIndex[$0] } } ?? Array(tapIndex.values)
+        let readTaps = keptLayers.map { $0.union(stopWhenTapped).compactMap { tapID($0) } } ?? Array(tapIndex.values)
         let kept = Set(readTaps).union(stoppingAt.map(\.id)).union([output.id])
         var masked = Set<Int>()
         for id in stride(from: output.id, through: lowest, by: -1) {

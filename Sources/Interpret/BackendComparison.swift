@@ -74,7 +74,7 @@ public enum BackendComparison {
         }
         let (cg, cx, cy, cgrads) = passes[0], (dg, dx, dy, dgrads) = passes[1]
         let names = cg.tapNames
-        if let layers { for name in layers { try checkLayerName(name, in: names, model: reference.architecture.name) } }
+        if let layers { for name in layers { try checkLayerName(name, in: cg.layerNames, model: reference.architecture.name) } }
         func row(_ what: String, _ a: Tensor?, _ b: Tensor?, gradient: Bool) throws -> Row? {
             guard let a, let b else { return nil }
             return Row(what: what, shape: a.shape, reference: try reference.backend.values(a), device: try device.backend.values(b),

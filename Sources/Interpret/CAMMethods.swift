@@ -123,7 +123,7 @@ public struct CAM: AttributionMethod {
         let g = Graph(backend: b)
         g.keptLayers = [layer]
         let logits = try model.forward(g, g.constant(input))
-        try checkLayerName(layer, in: g.tapNames, model: model.architecture.name)
+        try checkLayerName(layer, in: g.layerNames, model: model.architecture.name)
         let activations = g.tensor(g.tapped(layer)!)
         guard let (_, c, lh, lw) = activations.shape.nchw else {
             throw InterpretError("ablationcam needs a layer with a 4-D output; \(layer) is \(activations.shape)")
@@ -226,7 +226,7 @@ public struct CAM: AttributionMethod {
 
 /// The activation and gradient (when `grads` is given) of `layer` after a pass, checked to be 4-D.
 func layerTensors(_ g: Graph, _ grads: Gradients?, layer: String, model: Model) throws -> (Tensor, Tensor?, Shape) {
-    try checkLayerName(layer, in: g.tapNames, model: model.architecture.name)
+    try checkLayerName(layer, in: g.layerNames, model: model.architecture.name)
     let value = g.tapped(layer)!
     let shape = g.shape(value)
     guard shape.rank == 4 || tokenGridSide(shape) != nil else {

@@ -160,7 +160,7 @@ public struct FeatureInversion: Sendable {
         var negatives: [Tensor] = [], energies: [Float] = []
         for layer in layers {
             guard let v = g.tapped(layer) else {
-                try checkLayerName(layer, in: g.tapNames, model: model.architecture.name)
+                try checkLayerName(layer, in: g.layerNames, model: model.architecture.name)
                 throw InterpretError("no layer \(layer)")
             }
             let phi = g.tensor(v)

@@ -121,7 +121,7 @@ public struct LayerAttribution: AttributionMethod {
             let g = Graph(backend: b)
             g.keptLayers = [layer]
             let logits = try model.forward(g, g.constant(try b.tensor(values, [count, 3, h, w])))
-            try checkLayerName(layer, in: g.tapNames, model: model.architecture.name)
+            try checkLayerName(layer, in: g.layerNames, model: model.architecture.name)
             let a = g.tensor(g.tapped(layer)!)
             let per = a.shape.count / count
             let rows = count == 1 ? [a] : try b.split(Tensor(shape: [1, a.shape.count, 1, 1], storage: a.storage), sizes: [per, per])

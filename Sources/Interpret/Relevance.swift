@@ -187,7 +187,7 @@ func relevanceAtLayers(_ model: Model, input: Tensor, targets given: [Int]?, lay
     g.keptLayers = Set(layers)
     let x = g.input(input)
     let logits = try model.forward(g, x)
-    for layer in layers { try checkLayerName(layer, in: g.tapNames, model: model.architecture.name) }
+    for layer in layers { try checkLayerName(layer, in: g.layerNames, model: model.architecture.name) }
     let composite = try lrp.resolved(for: model.architecture.normalization)
     let (n, classes) = (g.shape(logits)[0], g.shape(logits)[1]), scores = try b.values(g.tensor(logits))
     let targets = given ?? (0..<n).map { i in (0..<classes).max { scores[i * classes + $0] < scores[i * classes + $1] || (scores[i * classes + $0] == scores[i * classes + $1] && $0 > $1) }! }

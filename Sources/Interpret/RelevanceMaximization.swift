@@ -156,7 +156,7 @@ public struct RelevanceMaximization: Sendable {
         g.keptLayers = [layer]
         let x = g.input(input)
         _ = try model.forward(g, x)
-        try checkLayerName(layer, in: g.tapNames, model: model.architecture.name)
+        try checkLayerName(layer, in: g.layerNames, model: model.architecture.name)
         let value = g.tapped(layer)!
         let shape = g.shape(value), c = shape[1], area = shape.count / (n * c)
         guard channel >= 0, channel < c else { throw InterpretError("\(layer) has \(c) channels (0...\(c - 1)); channel \(channel) does not exist") }

@@ -55,7 +55,11 @@ extension Session {
         let g = Graph(backend: backend)
         _ = try model.forward(g, g.input(try backend.tensor([Float](repeating: 0, count: 3 * h * w), [1, 3, h, w])))
         let layers: [[String: Any]] = g.tapNames.map { ["name": $0, "kind": g.tapKinds[$0] ?? "", "shape": g.shape(g.tapped($0)!).dims] }
-        return try CallResult(json: ["layers": layers])
+        // An imported graph's torch module names (outermost first), each with its node output.
+        let modules: [[String: Any]] = model.architecture.modules.map {
+            ["name": $0.name, "layer": $0.layer, "kind": $0.type, "depth": $0.depth, "shape": g.shape(g.tapped($0.layer)!).dims]
+        }
+        return try CallResult(json: ["layers": layers, "modules": modules])
     }
 
     func forward(_ o: Options, _ a: inout Arrays) throws -> CallResult {
@@ -75,7 +79,7 @@ extension Session {
         let y = try model.forward(g, g.input(x.tensor))
         var arrays: [String: HostArray] = ["logits": HostArray(values: try backend.values(g.tensor(y)), shape: g.shape(y).dims)]
         for layer in names {
-            try checkLayerName(layer, in: g.tapNames, model: name)
+            try checkLayerName(layer, in: g.layerNames, model: name)
             let v = g.tapped(layer)!
             arrays[layer] = HostArray(values: try backend.values(g.tensor(v)), shape: g.shape(v).dims)
         }
@@ -270,7 +274,7 @@ extension Session {
         let target = try backend.tensor(pixels, [1, 3, x.h, x.w])
         let g = Graph(backend: backend)
         _ = try model.forward(g, g.input(x.tensor))
-        try checkLayerName(layer, in: g.tapNames, model: name)
+        try checkLayerName(layer, in: g.layerNames, model: name)
         let shape = g.shape(g.tapped(layer)!)
         let stride = shape.rank == 4 ? Swift.max(Int((Double(x.h) / Double(Swift.max(shape[2], 1))).rounded()), 1) : 32
         let job = FeatureInversion(layers: [layer], steps: steps, learningRate: lr, tvWeight: tv ?? FeatureInversion.defaultTVWeight(stride: stride),

@@ -70,9 +70,10 @@ public struct AtlasCommand: ParsableCommand {
         let shard: AtlasShard
         do { shard = try AtlasShard.parse(self.shard, count: shardCount) } catch let error as AtlasError { throw UserError(error.description) }
         let files = images.isEmpty ? [] : try imageFiles(images).map { URL(fileURLWithPath: $0).standardizedFileURL.path }
-        let preprocessing = try modelOptions.preprocessing(noResize: false)
+        _ = try modelOptions.preprocessing(noResize: false)  // refused before the model loads
         let backend = try deviceOptions.backend()
         let model = try modelOptions.load(on: backend)
+        let preprocessing = try modelOptions.preprocessing(noResize: false, for: model)
         let record = try RunRecord(modelOptions: modelOptions, model: model, preprocessing: preprocessing, backend: backend)
         let settings = AtlasSettings(
             model: model.architecture.name, weights: record.modelSHA256.map { "SHA-256 \($0)" } ?? "random weights, seed \(modelOptions.randomWeights ?? 0)",

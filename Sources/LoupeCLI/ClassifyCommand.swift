@@ -32,9 +32,10 @@ public struct ClassifyCommand: ParsableCommand {
         guard top >= 1 else { throw UserError("--top must be at least 1") }
         guard !(json && csv) else { throw UserError("give --json or --csv, not both") }
         let files = try imageFiles(imageOptions.images)
-        let preprocessing = try modelOptions.preprocessing(noResize: imageOptions.noResize)
+        _ = try modelOptions.preprocessing(noResize: imageOptions.noResize)  // refused before the model loads
         let backend = try deviceOptions.backend()
         let model = try modelOptions.load(on: backend)
+        let preprocessing = try modelOptions.preprocessing(noResize: imageOptions.noResize, for: model)
         if !json && !csv { emit("\(model.architecture.name) on \(backend.name)") }
         if csv { emit("image,rank,index,label,probability") }
         for file in files {

@@ -83,7 +83,7 @@ public struct CompareCommand: ParsableCommand {
         var imageOptions = ImageOptions()
         imageOptions.images = [image]
         imageOptions.noResize = noResize
-        let (_, _, input, shape) = try imageOptions.load(try imageOptions.image, try modelOptions.preprocessing(noResize: noResize))
+        let (_, _, input, shape) = try imageOptions.load(try imageOptions.image, try modelOptions.preprocessing(noResize: noResize, for: reference))
         // Both passes keep every activation (a --no-resize photo can be any size): checked first.
         try MemoryBudget.requirePass(reference, batch: shape[0], height: shape[2], width: shape[3], what: "comparing")
         let onDevice = try reference.moved(to: gpu)
@@ -115,7 +115,7 @@ public struct CompareCommand: ParsableCommand {
 
     /// compare.json and index.html in --out: the table, the verdict, the run.
     func writeReport(_ output: OutputFolder, title: String, table: [[String]], verdict: String, model: Model, image: String?, backend: any Backend) throws {
-        let preprocessing = image == nil ? nil : try modelOptions.preprocessing(noResize: noResize)
+        let preprocessing = image == nil ? nil : try modelOptions.preprocessing(noResize: noResize, for: model)
         let record = try RunRecord(modelOptions: modelOptions, model: model, preprocessing: preprocessing, backend: backend)
         let result = ComparisonOutput(title: title, table: table, verdict: verdict, image: image,
                                       tolerances: ["activation": tolerance, "gradient": gradientTolerance, "image": imageTolerance], record: record)
@@ -139,7 +139,7 @@ public struct CompareCommand: ParsableCommand {
             }
             if let invert {
                 guard let image else { throw UserError("--invert needs --image") }
-                let photo = try modelOptions.preprocessing(noResize: noResize).prepare(try RGBImage(contentsOf: URL(fileURLWithPath: image)))
+                let photo = try modelOptions.preprocessing(noResize: noResize, for: reference).prepare(try RGBImage(contentsOf: URL(fileURLWithPath: image)))
                 compared += try OptimizationComparison.inversion(layer: invert, photo: photo, steps: steps, reference: reference, device: device)
                 emit("\(reference.architecture.name): invert \(invert), \(steps) steps, CPU reference vs \(device.backend.name)")
             }

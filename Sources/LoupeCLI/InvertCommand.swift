@@ -58,18 +58,19 @@ public struct InvertCommand: ParsableCommand {
         }
         guard !layers.isEmpty, !layers.contains("") else { throw UserError("--layer names no layer") }
         guard steps >= 1, reportEvery >= 1, jitter >= 0 else { throw UserError("--steps and --report-every must be positive, --jitter non-negative") }
-        let preprocessing = try modelOptions.preprocessing(noResize: imageOptions.noResize)
+        _ = try modelOptions.preprocessing(noResize: imageOptions.noResize)  // refused before the model loads
         let imagePath = try imageOptions.image
-        let (_, prepared, _, shape) = try imageOptions.load(imagePath, preprocessing)
         let output = try OutputFolder(out, force: force)
         let backend = try deviceOptions.backend()
         let model = try modelOptions.load(on: backend)
+        let preprocessing = try modelOptions.preprocessing(noResize: imageOptions.noResize, for: model)
+        let (_, prepared, _, shape) = try imageOptions.load(imagePath, preprocessing)
         let target = try backend.tensor(prepared.planes, shape)
         let g = Graph(backend: backend)
         do { _ = try model.forward(g, g.input(target)) } catch {
             throw UserError("\(model.architecture.name) cannot take a \(prepared.width)x\(prepared.height) image: \(error)")
         }
-        for l in layers { try checkLayerName(l, in: g.tapNames, model: model.architecture.name) }
+        for l in layers { try checkLayerName(l, in: g.layerNames, model: model.architecture.name) }
 
         var results: [(String, FeatureInversion, FeatureInversion.Result, Float)] = []
         for l in layers {

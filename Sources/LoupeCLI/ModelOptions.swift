@@ -76,12 +76,17 @@ public struct ModelOptions: ParsableArguments {
     }
 
     /// Resize, crop and normalization from the preset and the options (`noResize`: the image at
-    /// its own size, normalized only).
-    public func preprocessing(noResize: Bool) throws -> Preprocessing {
+    /// its own size, normalized only). `model`'s declared input size (an ONNX file's), when it
+    /// has one, is the default crop, resized from the preset's ratio (224 of 256).
+    public func preprocessing(noResize: Bool, for model: Model? = nil) throws -> Preprocessing {
         guard let sizes = Preprocessing.presets[preset] else {
             throw UserError("--preset \(preset): expected \(Preprocessing.presets.keys.sorted().joined(separator: ", "))")
         }
-        let (shorter, side) = (resize ?? sizes.resize, crop ?? sizes.crop)
+        var (shorter, side) = (resize ?? sizes.resize, crop ?? sizes.crop)
+        if crop == nil, let declared = model?.architecture.inputSize {
+            side = declared
+            if resize == nil { shorter = Swift.max(declared, Int((Double(declared) * Double(sizes.resize) / Double(sizes.crop)).rounded())) }
+        }
         guard (1...16384).contains(shorter), (1...16384).contains(side), side <= shorter else {
             throw UserError("--resize \(shorter) and --crop \(side): both from 1 to 16384, the crop no larger than the resized side")
         }

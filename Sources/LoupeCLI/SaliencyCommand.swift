@@ -69,7 +69,7 @@ public struct SaliencyCommand: ParsableCommand {
         let style = try mapStyle.style()
         _ = try figureOptions.formats()
         let files = try imageFiles(images)
-        let preprocessing = try modelOptions.preprocessing(noResize: noResize)
+        _ = try modelOptions.preprocessing(noResize: noResize)  // refused before the model loads
         let stems = files.map { URL(fileURLWithPath: $0).deletingPathExtension().lastPathComponent }
         guard Set(stems).count == stems.count else { throw UserError("two images share a file name; their output folders would collide") }
         let targetSpecs = try methodOptions.target.map { try perImage($0, count: files.count) }
@@ -116,6 +116,7 @@ public struct SaliencyCommand: ParsableCommand {
 
         let backend = try deviceOptions.backend()
         let model = try modelOptions.load(on: backend)
+        let preprocessing = try modelOptions.preprocessing(noResize: noResize, for: model)
         let goal = try objective.map { text -> Objective in
             let lookup = { (name: String) throws -> Int in
                 let classes = try model.classCount()
@@ -207,6 +208,7 @@ public struct SaliencyCommand: ParsableCommand {
         guard let report else { return }
         for s in report.summaries {
             emit("\(s.stem): \(s.targetText(digits: 4)) -> \(output.shown(s.stem))")
+            for line in s.warnings { warn("warning: \(s.stem): \(line)") }
         }
         for (m, time) in report.methodTimes.enumerated() {
             let rows = report.summaries.map { $0.methods[m] }

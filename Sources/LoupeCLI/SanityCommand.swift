@@ -84,14 +84,15 @@ public struct SanityCommand: ParsableCommand {
         if modelOptions.randomWeights == weightsSeed {
             throw UserError("--weights-seed \(weightsSeed) re-draws the weights --random-weights \(weightsSeed) already drew: nothing would change; pick another seed")
         }
-        let preprocessing = try modelOptions.preprocessing(noResize: noResize)
-        let prepared = try preprocessing.prepare(try RGBImage(contentsOf: URL(fileURLWithPath: image)))
-        guard prepared.width >= 11, prepared.height >= 11 else { throw UserError("\(image): SSIM needs an image of at least 11x11 pixels") }
+        _ = try modelOptions.preprocessing(noResize: noResize)  // refused before the model loads
         let stem = URL(fileURLWithPath: image).deletingPathExtension().lastPathComponent
         let output = try OutputFolder(out, force: force)
 
         let backend = try deviceOptions.backend()
         let model = try modelOptions.load(on: backend)
+        let preprocessing = try modelOptions.preprocessing(noResize: noResize, for: model)
+        let prepared = try preprocessing.prepare(try RGBImage(contentsOf: URL(fileURLWithPath: image)))
+        guard prepared.width >= 11, prepared.height >= 11 else { throw UserError("\(image): SSIM needs an image of at least 11x11 pixels") }
         try MemoryBudget.requirePass(model, batch: smoothing.map { Swift.min($0.batch, $0.samples) } ?? 1, height: prepared.height, width: prepared.width,
                                      what: "the sanity check")
         let input = try backend.tensor(preprocessing.normalize(prepared), [1, 3, prepared.height, prepared.width])

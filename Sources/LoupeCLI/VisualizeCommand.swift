@@ -160,11 +160,11 @@ public struct VisualizeCommand: ParsableCommand {
         let classes = g.shape(logits)[1]
         let named = try batched(try objectives(classes: classes)).map { ($0.0, fileStem($0.1)) }
         for layer in Set(named.flatMap { $0.0.layers } + (diversity != 0 ? [diversityLayer ?? layer].compactMap { $0 } : [])) where layer != Objective.logits {
-            try checkLayerName(layer, in: g.tapNames, model: model.architecture.name)
+            try checkLayerName(layer, in: g.layerNames, model: model.architecture.name)
         }
         // Channels, classes and neuron positions against the layers' real shapes, before any step.
         var shapes = [Objective.logits: Array(g.shape(logits).dims.dropFirst())]
-        for name in g.tapNames { shapes[name] = Array(g.shape(g.tapped(name)!).dims.dropFirst()) }
+        for name in g.layerNames { shapes[name] = Array(g.shape(g.tapped(name)!).dims.dropFirst()) }
         do { for (objective, _) in named { try objective.check(shapes: shapes) } } catch let error as InterpretError {
             throw UserError(error.description)
         }

@@ -40,6 +40,14 @@ public struct Architecture: Sendable {
     /// An imported graph's parameters by the layer (node output) that first reads each; empty
     /// for the built-in architectures, whose parameter names carry their module's.
     public var parameterLayers: [String: String] = [:]
+    /// An imported graph's layers named as torch names its modules, in the order the pass
+    /// reaches them (outermost first): each name is an alias of its node output's tap, so
+    /// `--layer layer4` reads that output. Empty for the built-in architectures, whose taps
+    /// are module names already.
+    public var modules: [ModuleLayer] = []
+    /// The square input size an imported graph declares (`[1, 3, 224, 224]`: 224), the default
+    /// crop of its inputs; nil where the file leaves it free or declares a non-square one.
+    public var inputSize: Int? = nil
 
     /// A function of the output and of the layers it names (which fused passes then keep).
     public struct Head: Sendable {

@@ -141,8 +141,15 @@ public enum ONNXImport {
                 specs.append(ParameterSpec(name: key, shape: t.shape, role: role(key, t.shape)))
             }
         }
-        let network = ONNXNetwork(nodes: nodes, input: inputs[0], output: graph.output[0].name, specs: specs,
-                                  constants: floats.filter { !used.contains($0.key) }, integers: integers)
+        let modules = ONNXModules.modules(nodes: nodes, scopes: ONNXModules.scopes(graph), floats: Set(floats.keys),
+                                          graphOutput: graph.output[0].name)
+        let taps = Set(nodes.map(\.output))
+        // A node output's own name wins over a module of that name elsewhere.
+        let named = modules.filter { !taps.contains($0.name) || $0.name == $0.layer }
+        let square = declared.count == 4 && declared[2] > 0 && declared[3] > 0 ? (Int(declared[2]), Int(declared[3])) : nil
+        let network = ONNXNetwork(nodes: nodes, input: inputs[0], output: graph.output[0].name, declaredSize: square, specs: specs,
+                                  constants: floats.filter { !used.contains($0.key) }, integers: integers,
+                                  aliases: Dictionary(grouping: named.filter { $0.name != $0.layer }, by: \.layer).mapValues { $0.map(\.name) })
         // The default CAM layer: the last node output before the head's global pooling (the last
         // one: squeeze-excitation blocks pool too) or, without one, before flattening.
         let pool = nodes.lastIndex { $0.opType == "GlobalAveragePool" || $0.opType == "ReduceMean" }
@@ -155,8 +162,13 @@ public enum ONNXImport {
         let attention = nodes.lastIndex { $0.opType == "Softmax" }
         let tokens = nodes.contains { $0.opType == "GlobalAveragePool" || $0.opType == "ReduceMean" } ? nil
             : attention.flatMap { a in nodes[..<a].last { $0.opType == "LayerNormalization" } }
-        var arch = Architecture(name: name, body: [network], inputTransform: nil, lastConvLayer: tokens?.output ?? last?.output ?? inputs[0])
+        // Named as torch names the outermost module whose output it is, where the file says.
+        let camLayer = tokens?.output ?? last?.output ?? inputs[0]
+        var arch = Architecture(name: name, body: [network], inputTransform: nil,
+                                lastConvLayer: named.first { $0.layer == camLayer }?.name ?? camLayer)
         arch.parameterLayers = owners
+        arch.modules = named
+        if declared.count == 4, declared[2] > 0, declared[2] == declared[3], declared[2] <= 16384 { arch.inputSize = Int(declared[2]) }
         // A stored reshape target that does not lead with the traced batch (nor 0 or -1) has
         // the batch folded into another dimension: the graph runs at that batch only.
         if let batch = context.exportBatch, graph.node.contains(where: { n in
@@ -278,16 +290,30 @@ struct ONNXNetwork: Module {
     let nodes: [ONNXNode]
     let input: String
     let output: String
+    /// The input's height and width as the file declares them, when it fixes them.
+    let declaredSize: (Int, Int)?
     let specs: [ParameterSpec]
     /// Float constants that are not weights (Constant nodes, scalars), kept on the host.
     let constants: [String: HostTensor]
     /// Stored integer tensors (shapes, axes, indices), the host nodes' first operands.
     let integers: [String: HostNumbers]
+    /// The torch module names of node outputs (`ONNXModules`), tapped as their aliases.
+    let aliases: [String: [String]]
     var name: String { "" }
     var kind: String { "ONNX" }
     var parameters: [ParameterSpec] { specs }
 
     func callAsFunction(_ g: Graph, _ x: Graph.Value, _ p: ParameterStore) throws -> Graph.Value {
+        let shape = g.shape(x)
+        guard let (h, w) = declaredSize, shape.rank == 4, (shape[2], shape[3]) != (h, w) else { return try run(g, x, p) }
+        // At another size than the file declares: the graph may still run (a network with global
+        // pooling), and where it cannot, the error says which size it takes.
+        do { return try run(g, x, p) } catch let error as ModelError {
+            throw ModelError("\(error.description) (the file declares \(h)x\(w) inputs, this pass is \(shape[2])x\(shape[3]): run it at \(h)x\(w), e.g. --crop \(h))")
+        }
+    }
+
+    private func run(_ g: Graph, _ x: Graph.Value, _ p: ParameterStore) throws -> Graph.Value {
         var values: [String: Graph.Value] = [input: x]
         var integers = self.integers
         for node in nodes {
@@ -298,7 +324,7 @@ struct ONNXNetwork: Module {
                 continue
             }
             let y = try named(node) { try node.run(g, operands, p) }
-            values[node.output] = try g.tap(node.output, y, kind: node.opType)
+            values[node.output] = try g.tap(node.output, y, kind: node.opType, aliases: aliases[node.output] ?? [])
         }
         guard let y = values[output] else {
             if g.stopped, let last = nodes.last(where: { values[$0.output] != nil }) { return values[last.output]! }

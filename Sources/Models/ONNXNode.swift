@@ -163,6 +163,7 @@ extension NodeReader {
         "AveragePool": { try $0.buildPool() },
         "GlobalAveragePool": { try $0.buildGlobalAveragePool() },
         "ReduceMean": { try $0.buildReduceMean() },
+        "Resize": { try $0.buildResize() },
         "BatchNormalization": { try $0.buildBatchNormalization() },
         "Gemm": { try $0.buildGemm() },
         "MatMul": { r in r.param(1) == nil && r.param(0) == nil ? try r.buildMatMulOfTwo() : try r.buildMatMul() },

@@ -97,6 +97,56 @@ extension NodeReader {
         return built
     }
 
+    func buildResize() throws -> BuiltOp {
+        var built = BuiltOp()
+        // PyTorch's interpolate as both exporters write it: bilinear with half-pixel centres
+        // (align_corners=False; `pytorch_half_pixel` or `half_pixel`) or aligned corners, and
+        // nearest (`asymmetric` coordinates, `floor`), to `sizes` or by `scales` of whole pixels.
+        try only(["mode", "coordinate_transformation_mode", "nearest_mode", "cubic_coeff_a", "exclude_outside", "antialias",
+                  "extrapolation_value", "keep_aspect_ratio_policy"])
+        func text(_ name: String, _ fallback: String) -> String { attributes[name].map { String(decoding: $0.s, as: UTF8.self) } ?? fallback }
+        let (kind, coordinates, nearest) = (text("mode", "nearest"), text("coordinate_transformation_mode", "half_pixel"), text("nearest_mode", "round_prefer_floor"))
+        guard int("antialias", 0) == 0, int("exclude_outside", 0) == 0, text("keep_aspect_ratio_policy", "stretch") == "stretch" else {
+            throw ModelError("Resize with antialias, exclude_outside or a kept aspect ratio is not supported")
+        }
+        let mode: ResizeMode
+        switch (kind, coordinates) {
+        case ("linear", "half_pixel"), ("linear", "pytorch_half_pixel"): mode = .bilinear
+        case ("linear", "align_corners"): mode = .bilinearAlignCorners
+        case ("nearest", "asymmetric") where nearest == "floor": mode = .nearest
+        default:
+            throw ModelError("Resize \(kind) with \(coordinates) coordinates\(kind == "nearest" ? " and nearest_mode \(nearest)" : ""): only PyTorch's bilinear (half-pixel or aligned corners) and nearest (asymmetric, floor)")
+        }
+        let input = node.input
+        // Scales stored as an initializer (the dynamo exporter's) are read now.
+        let storedScales = input.count > 2 ? floats[input[2]]?.values.map(Double.init) : nil
+        built.run = { g, x, _ in
+            let v = try value(x, 0)
+            let s = g.shape(v)
+            guard s.rank == 4 else { throw ModelError("Resize of a rank-\(s.rank) tensor: only [N, C, H, W]") }
+            var size: (Int, Int)
+            if input.count > 3, !input[3].isEmpty {
+                guard let sizes = x.integers[3]?.values, sizes.count == 4 else { throw ModelError("Resize sizes must be 4 integers") }
+                guard sizes[0] == Int64(s[0]) || sizes[0] == Int64(x.batch) || sizes[0] == -1, sizes[1] == Int64(s[1]) else {
+                    throw ModelError("Resize of \(s) to \(sizes): only rows and columns")
+                }
+                guard (1...16384).contains(sizes[2]), (1...16384).contains(sizes[3]) else { throw ModelError("Resize to \(sizes)") }
+                size = (Int(sizes[2]), Int(sizes[3]))
+            } else {
+                guard input.count > 2, let scales = storedScales ?? x.integers[2]?.asReals, scales.count == 4, scales[0] == 1, scales[1] == 1 else {
+                    throw ModelError("Resize needs sizes, or 4 scales of which the first two are 1")
+                }
+                let out = [scales[2] * Double(s[2]), scales[3] * Double(s[3])]
+                guard out.allSatisfy({ $0 == $0.rounded() && $0 >= 1 && $0 <= 16384 }) else {
+                    throw ModelError("Resize of \(s) by scales \(scales): only scales that give whole output sizes")
+                }
+                size = (Int(out[0]), Int(out[1]))
+            }
+            return try g.resize(v, height: size.0, width: size.1, mode: mode)
+        }
+        return built
+    }
+
     func buildReduceMean() throws -> BuiltOp {
         var built = BuiltOp()
         // The mean over an image's rows and columns (the dynamo exporter's global pooling).

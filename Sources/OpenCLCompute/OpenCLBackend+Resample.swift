@@ -13,6 +13,17 @@ extension OpenCLBackend {
         return y
     }
 
+    public func resizeBackward(_ gy: Tensor, inputShape: Shape, mode: ResizeMode) throws -> Tensor {
+        let (n, c, h, w) = try ShapeRules.rank4("resize backward", inputShape)
+        let (gn, gc, oh, ow) = try ShapeRules.rank4("resize backward", gy.shape)
+        guard gn == n, gc == c, h >= 1, w >= 1 else { throw BackendError("resize backward", "gradient \(gy.shape) does not fit input \(inputShape)") }
+        let gb = try buffer(gy, "resize backward")
+        let (gx, gxb) = try empty(inputShape, "resize backward")
+        try launch(.resize_backward(gy: gb, gx: gxb, H: h, W: w, OH: oh, OW: ow, mode: Int(mode.rawValue)),
+                   global: [w, h, n * c], local: planeLocal(width: w, height: h))
+        return gx
+    }
+
     public func broadcastMul(_ x: Tensor, masks: Tensor) throws -> Tensor {
         let (m, c, hw, perMask) = try ShapeRules.broadcastMul("broadcast mul", x.shape, masks.shape)
         let xb = try buffer(x, "broadcast mul"), mb = try buffer(masks, "broadcast mul")

@@ -23,7 +23,7 @@ public struct Probe {
         let graph = Graph(backend: model.backend)
         let logits = try model.forward(graph, graph.input(input))
         scores = try ClassScores(graph: graph, logits: logits)
-        layers = graph.tapNames.map { ($0, graph.shape(graph.tapped($0)!)) }
+        layers = graph.layerNames.map { ($0, graph.shape(graph.tapped($0)!)) }
         self.names = try names(scores.classes)
         self.synonyms = synonyms(scores.classes)
     }

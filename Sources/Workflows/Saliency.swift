@@ -129,6 +129,24 @@ public struct SaliencyOutput {
     private func label(_ i: Int) -> String { objective?.text ?? classLabel(targets[i], names: probe.names) }
     private var readsLayer: Bool { SaliencyOutput.readsLayer(run.results.map(\.name)) }
 
+    /// Why image `i`'s maps may say nothing, one line each: the model's output is flat (every
+    /// class's probability within 1e-6 of uniform: untrained or random weights), the target class
+    /// has a probability below 1e-4, or a method's map is all zero.
+    public func warnings(_ i: Int) -> [String] {
+        var lines: [String] = []
+        let p = probe.scores.probabilities[(i * classes)..<((i + 1) * classes)]
+        let uniform = 1 / Float(classes)
+        if classes > 1, p.allSatisfy({ abs($0 - uniform) <= 1e-6 }) {
+            lines.append("the model's output is flat (every class's probability within 1e-6 of 1/\(classes)): its maps say nothing about the image (untrained or random weights?)")
+        } else if objective == nil, probability(i) < 1e-4 {
+            lines.append("the target's probability is \(String(format: "%.2g", probability(i))), below 1e-4: the maps explain a class the model does not see in the image")
+        }
+        for r in run.results where r.attribution.map(i).allSatisfy({ $0 == 0 }) {
+            lines.append("\(r.name): the map is all zero")
+        }
+        return lines
+    }
+
     /// Whether any of `methods` reads a layer (the report then names the CAM layer).
     static func readsLayer(_ methods: [String]) -> Bool {
         let readers = Set(MethodRegistry.entries.filter(\.readsLayer).map(\.name))
@@ -164,7 +182,7 @@ public struct SaliencyOutput {
                                                        auc: run.curves.isEmpty ? nil : (run.curves[i][m][0].auc, run.curves[i][m][1].auc),
                                                        quality: run.quality.isEmpty ? nil : run.quality[i][m],
                                                        scores: run.scores.isEmpty ? [] : zip(run.perturbation!.metrics, run.scores[i][m]).map { ($0, $1.value) })
-                            })
+                            }, warnings: warnings(i))
         }
     }
 
@@ -259,7 +277,7 @@ public struct SaliencyOutput {
             "target": objective.map { ["objective": $0.text, "value": $0.values[i]] as [String: Any] }
                 ?? ["index": targets[i], "label": classLabel(targets[i], names: names), "probability": probability(i)],
             "input_size": [image.height, image.width], "methods": methodsJSON,
-            "grid": ["input"] + results.map(\.name), "image_path": files[i], "run": record.json,
+            "grid": ["input"] + results.map(\.name), "image_path": files[i], "run": record.json, "warnings": warnings(i),
             "metrics": run.metrics.map { m in
                 var settings: [String: Any] = ["step": m.step, "batch": m.batch, "blur_sigma": CausalMetric(.insertion).blurSigma]
                 if let p = run.perturbation {
@@ -308,6 +326,8 @@ public struct SaliencySummary: Sendable {
     public var isObjective = false
     /// Every method's numbers, in the run's order.
     public let methods: [Method]
+    /// Why the maps may say nothing (`SaliencyOutput.warnings`); empty when nothing was seen.
+    public var warnings: [String] = []
 
     /// "target 281 tabby cat (p = 0.912)", or "objective layer3:88 (value = 3.21)".
     public func targetText(digits: Int) -> String {
@@ -387,7 +407,8 @@ public struct SaliencyReport {
         for s in summaries {
             let stem = s.stem
             let target = s.targetText(digits: 3)
-            var blocks: [HTMLReport.Block] = [.figure("\(stem)/grid.\(figure)", caption: "The input and each method's map over it; colour bars in the map's units.")]
+            var blocks: [HTMLReport.Block] = s.warnings.map { .paragraph("Warning: " + $0 + ".") }
+            blocks.append(.figure("\(stem)/grid.\(figure)", caption: "The input and each method's map over it; colour bars in the map's units."))
             if hasCurves {
                 blocks.append(.figure("\(stem)/metrics.\(figure)", caption: "Deletion and insertion curves: the target's probability as the most salient pixels are removed or inserted."))
             }

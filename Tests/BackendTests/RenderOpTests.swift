@@ -135,3 +135,38 @@ import WeightFiles
         }
     }
 }
+
+/// Resizing's backward pass (a segmentation head's upsampling, ONNX's Resize): the adjoint of the
+/// forward (<resize(x), r> = <x, resizeBackward(r)>) in every mode, up by 8 (FCN's head), down,
+/// from one pixel (DeepLabV3's pooled branch) and to odd sizes, on the CPU reference and every
+/// device family, the device's gather against the reference's scatter; finite differences.
+@Suite(.timed) struct ResizeBackwardTests {
+    @Test func resizeBackwardIsTheForwardsAdjoint() throws {
+        var rng = SeededRandom(seed: 5)
+        let cases: [(Shape, Int, Int)] = [([1, 3, 4, 5], 32, 40), ([2, 2, 9, 7], 4, 3), ([1, 2, 1, 1], 6, 5), ([1, 1, 5, 6], 11, 13), ([1, 1, 2, 1], 7, 1)]
+        for (shape, oh, ow) in cases {
+            let x = rng.floats(shape.count), r = rng.floats(shape[0] * shape[1] * oh * ow)
+            let out: Shape = [shape[0], shape[1], oh, ow]
+            for mode in [ResizeMode.bilinear, .bilinearAlignCorners, .nearest] {
+                let reference = try cpu.values(cpu.resizeBackward(try cpu.tensor(r, out), inputShape: shape, mode: mode))
+                let backends: [any Backend] = [cpu] + openCLFamilies()
+                for b in backends {
+                    let y = try b.values(b.resize(try b.tensor(x, shape), height: oh, width: ow, mode: mode))
+                    let gx = try b.values(b.resizeBackward(try b.tensor(r, out), inputShape: shape, mode: mode))
+                    let lhs = zip(y, r).reduce(0.0) { $0 + Double($1.0) * Double($1.1) }
+                    let rhs = zip(x, gx).reduce(0.0) { $0 + Double($1.0) * Double($1.1) }
+                    let scale = zip(y, r).reduce(0.0) { $0 + abs(Double($1.0) * Double($1.1)) }
+                    #expect(abs(lhs - rhs) <= 1e-5 * scale, "\(b.name) \(mode) \(shape) -> \(oh)x\(ow): <Ax, r> \(lhs), <x, A'r> \(rhs)")
+                    #expect(normalizedError(gx, reference) < 1e-5, "\(b.name) \(mode) \(shape) -> \(oh)x\(ow) against the reference")
+                }
+            }
+        }
+        let shape: Shape = [1, 2, 3, 4]
+        try expectFiniteDifferences("resize", inputs: [rng.floats(shape.count)]) { v in
+            try cpu.values(cpu.resize(try cpu.tensor(v[0], shape), height: 7, width: 9, mode: .bilinear))
+        } backward: { _, r in
+            [try cpu.values(cpu.resizeBackward(try cpu.tensor(r, [1, 2, 7, 9]), inputShape: shape, mode: .bilinear))]
+        }
+        #expect(throws: BackendError.self) { try cpu.resizeBackward(try cpu.tensor(rng.floats(8), [1, 2, 2, 2]), inputShape: [1, 3, 2, 2], mode: .bilinear) }
+    }
+}

@@ -125,7 +125,7 @@ import TestSupport
         let saliency = try run(["saliency"] + model + ["--image", smallImage, "--no-resize", "--method", "gradient,gradcam", "--out", out.path])
         #expect(saliency.contains("gradcam"), "\(saliency)")
         let summary = try JSONSerialization.jsonObject(with: Data(contentsOf: out.appendingPathComponent("rgb/summary.json"))) as! [String: Any]
-        #expect(summary["layer"] as? String == layer, "the default CAM layer is the last output before global pooling")
+        #expect(summary["layer"] as? String == "layer4", "the default CAM layer is the last output before global pooling, named by its module")
         #expect(try run(["sanity"] + model + ["--image", smallImage, "--no-resize", "--stages", "2", "--out", out.appendingPathComponent("sanity").path]).contains("randomized through"))
         // MPRT by layers in the graph's order; the default exporter's folded parameters
         // (onnx::Conv_N) belong to the layers that read them.
@@ -149,6 +149,74 @@ import TestSupport
     }
 }
 
+/// An exported graph's own module names and declared input, and the warnings of a run whose
+/// maps say nothing.
+@Suite(.serialized, .timed) struct ONNXNamesCommandTests {
+    let folder = repo.appendingPathComponent("Tests/ModelsTests/Fixtures/onnx")
+
+    /// `loupe layers` prints the module tree of a default export (the TorchScript exporter's
+    /// scoped node names); `--layer layer4` reads the same output as its node's own name;
+    /// `--nodes` lists the node outputs.
+    @Test func layersAreNamedAsTorchNamesTheModules() throws {
+        guard device() else { return }
+        let model = ["--model", folder.appendingPathComponent("resnet18_default.onnx").path, "--random-weights", "20261126"]
+        let tree = try run(["layers"] + model)
+        let rows = tree.split(separator: "\n").map(String.init)
+        #expect(rows.contains { $0.hasPrefix("layer4 ") && $0.hasSuffix("/layer4/layer4.1/relu_1/Relu_output_0") }, "\(tree)")
+        #expect(rows.contains { $0.hasPrefix("  layer4.1 ") } && rows.contains { $0.hasPrefix("    layer4.1.conv2 ") }, "\(tree)")
+        #expect(rows.contains { $0.hasPrefix("    layer2.0.downsample ") } && rows.contains { $0.hasPrefix("      layer2.0.downsample.0 ") }, "\(tree)")
+        #expect(try run(["layers", "--nodes"] + model).contains("/layer4/layer4.1/Add_output_0"))
+        let out = try tempDir()
+        defer { try? FileManager.default.removeItem(at: out) }
+        var maps: [Data] = []
+        for (k, layer) in ["layer4", "/layer4/layer4.1/relu_1/Relu_output_0"].enumerated() {
+            _ = try run(["saliency"] + model + ["--image", smallImage, "--no-resize", "--method", "gradcam", "--layer", layer,
+                                                "--out", out.appendingPathComponent("\(k)").path])
+            maps.append(try Data(contentsOf: out.appendingPathComponent("\(k)/rgb/gradcam.npy")))
+        }
+        #expect(maps[0] == maps[1], "a module's name reads its output node")
+        do {
+            _ = try run(["saliency"] + model + ["--image", smallImage, "--no-resize", "--method", "gradcam", "--layer", "layer4.7",
+                                                "--out", out.appendingPathComponent("bad").path])
+            Issue.record("an unknown module ran")
+        } catch { #expect("\(error)".contains("unknown layer layer4.7") && "\(error)".contains("layer4.1"), "\(error)") }
+    }
+
+    /// flat.onnx declares [1, 3, 32, 32] inputs and its classifier is zeros: a photo is cropped to
+    /// 32x32 by default, and the run says that its output is flat and its maps all zero, on the
+    /// terminal's stderr, in summary.json and in the report. ShuffleNet, whose reshapes fix its
+    /// export size (64x64), refuses another crop with one line naming the size it takes.
+    @Test func theDeclaredInputIsTheDefaultAndEmptyResultsAreSaid() throws {
+        guard device() else { return }
+        let out = try tempDir()
+        defer { try? FileManager.default.removeItem(at: out) }
+        let flat = ["--model", folder.appendingPathComponent("flat.onnx").path]
+        _ = try run(["saliency"] + flat + ["--image", chelsea, "--method", "gradcam,gradient", "--out", out.path])
+        let summary = try JSONSerialization.jsonObject(with: Data(contentsOf: out.appendingPathComponent("chelsea/summary.json"))) as! [String: Any]
+        #expect(summary["input_size"] as? [Int] == [32, 32])
+        let warnings = summary["warnings"] as? [String] ?? []
+        #expect(warnings.count == 3 && warnings[0].contains("flat") && warnings[1] == "gradcam: the map is all zero", "\(warnings)")
+        #expect(try String(contentsOf: out.appendingPathComponent("index.html"), encoding: .utf8).contains("Warning: the model&#39;s output is flat")
+                || (try String(contentsOf: out.appendingPathComponent("index.html"), encoding: .utf8)).contains("Warning: the model's output is flat"))
+        #expect(try run(["classify"] + flat + ["--image", chelsea, "--crop", "48"]).contains("input 48x48"), "global pooling runs at any size")
+        let shufflenet = ["--model", folder.appendingPathComponent("shufflenet_v2_x1_0_default.onnx").path, "--random-weights", "1"]
+        #expect(try run(["classify"] + shufflenet + ["--image", chelsea]).contains("input 64x64"))
+        do {
+            _ = try run(["classify"] + shufflenet + ["--image", chelsea, "--crop", "224"])
+            Issue.record("ran at 224x224")
+        } catch {
+            let text = "\(error)"
+            #expect(!text.contains("\n") && text.contains("the file declares 64x64 inputs") && text.contains("--crop 64"), "\(text)")
+        }
+        // A run whose maps do say something has no warnings (at 224: at the 32x32 the file
+        // declares, layer4's map is one pixel, which Grad-CAM's normalization makes zero).
+        _ = try run(["saliency", "--model", folder.appendingPathComponent("resnet18_default.onnx").path, "--random-weights", "20261126",
+                     "--image", chelsea, "--crop", "224", "--method", "gradcam", "--out", out.appendingPathComponent("ok").path])
+        let ok = try JSONSerialization.jsonObject(with: Data(contentsOf: out.appendingPathComponent("ok/chelsea/summary.json"))) as! [String: Any]
+        #expect((ok["warnings"] as? [String]) == [], "\(ok["warnings"] ?? "none")")
+    }
+}
+
 /// A vision transformer from torch.onnx.export (a reduced torchvision ViT, 32x32 inputs,
 /// exported at batch 1: its attention reshapes hold that batch): saliency with the batched
 /// methods passes one image at a time, and Grad-CAM reads the last block's tokens.
@@ -166,6 +234,6 @@ import TestSupport
                                                       "--samples", "3", "--steps", "4", "--batch", "8", "--out", out.path])
         #expect(printed.contains("integrated_gradients") && printed.contains("attention_rollout"), "\(printed)")
         let summary = try JSONSerialization.jsonObject(with: Data(contentsOf: out.appendingPathComponent("chelsea32/summary.json"))) as! [String: Any]
-        #expect(summary["layer"] as? String == "/encoder/layers/encoder_layer_1/ln_1/LayerNormalization_output_0")
+        #expect(summary["layer"] as? String == "encoder.layers.encoder_layer_1.ln_1")
     }
 }

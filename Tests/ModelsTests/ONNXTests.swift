@@ -18,11 +18,13 @@ import WeightFiles
         return Model(architecture: architecture, parameters: try SeededWeights.parameters(for: architecture, seed: Self.seed, on: b), backend: b)
     }
 
-    func logitsAndGradient(_ model: Model, _ input: [Float], _ shape: Shape, targets: [Int]? = nil) throws -> (logits: [Float], grad: [Float]) {
+    func logitsAndGradient(_ model: Model, _ input: [Float], _ shape: Shape, targets: [Int]? = nil,
+                           inspect: (Graph) throws -> Void = { _ in }) throws -> (logits: [Float], grad: [Float]) {
         let b = model.backend
         let g = Graph(backend: b)
         let x = g.input(try b.tensor(input, shape))
         let y = try model.forward(g, x)
+        try inspect(g)
         let logits = try b.values(g.tensor(y))
         let classes = g.shape(y)[1], n = shape[0]
         var seed = [Float](repeating: 0, count: logits.count)
@@ -66,13 +68,44 @@ import WeightFiles
         let bound: Float = 1e-3
         let backends: [any Backend] = (shape[2] < 224 ? [cpu] : []) + (openCL().map { [$0 as any Backend] } ?? [])
         for b in backends {
-            let (logits, grad) = try logitsAndGradient(try onnxModel(file, on: b), input, shape)
+            let model = try onnxModel(file, on: b)
+            let (logits, grad) = try logitsAndGradient(model, input, shape) { g in
+                try expectModulesAreTorchs(model, g, file: file, json: references.metadata["\(key).modules"])
+            }
             #expect(normalizedError(logits, logitsReference) < 1e-4, "\(b.name) \(file) logits")
             let compared = shape[2] < 224 ? grad : blockSums(grad, shape, block: 8)
             let gradReference = try references.tensor(shape[2] < 224 ? "\(key).input_grad" : "\(key).pooled_grad").values
             let error = normalizedError(compared, gradReference)
             #expect(error < bound, "\(b.name) \(file) input gradient: \(error) (bound \(bound))")
         }
+    }
+
+    /// The module names the file records (the TorchScript exporter's scoped node names, the
+    /// dynamo exporter's name scopes) name what torch's modules output: each module Loupe lists
+    /// against the module's own output in PyTorch on the same weights and input (a forward hook,
+    /// its last call; shape, sum and sum of squares in `json`, tools/make_onnx_fixtures.py), and
+    /// every container module of torch's (one with children) is listed, the model's blocks.
+    func expectModulesAreTorchs(_ model: Model, _ g: Graph, file: String, json: String?) throws {
+        let json = try #require(json, "\(file): the fixture holds no module outputs")
+        let torch = try #require(try JSONSerialization.jsonObject(with: Data(json.utf8)) as? [String: [Any]])
+        let modules = model.architecture.modules
+        #expect(!modules.isEmpty, "\(file): no module names")
+        for m in modules {
+            guard let reference = torch[m.name] else { Issue.record("\(file): \(m.name) is not a module of torch's"); continue }
+            let v = try #require(g.tapped(m.name), "\(file): \(m.name) not tapped")
+            let shape = (reference[0] as! [Int])
+            let (sum, squares) = ((reference[1] as! NSNumber).doubleValue, (reference[2] as! NSNumber).doubleValue)
+            #expect(g.shape(v).dims == shape, "\(file) \(m.name): \(g.shape(v)) vs torch's \(shape)")
+            let values = try model.backend.values(g.tensor(v)).map(Double.init)
+            let (s, q) = (values.reduce(0, +), values.reduce(0) { $0 + $1 * $1 })
+            let scale = (squares * Double(values.count)).squareRoot() + 1e-9
+            #expect(abs(s - sum) <= 1e-4 * scale && abs(q - squares) <= 1e-4 * squares + 1e-12,
+                    "\(file) \(m.name) (\(m.layer)): sum \(s) vs \(sum), squares \(q) vs \(squares)")
+        }
+        let listed = Set(modules.map(\.name))
+        let containers = torch.keys.filter { name in torch.keys.contains { $0.hasPrefix(name + ".") } }
+        let missing = containers.filter { !listed.contains($0) }.sorted()
+        #expect(missing.isEmpty, "\(file): torch's modules \(missing) are not listed")
     }
 
     /// `values` [N, C, H, W] summed over block x block squares: [N, C, H / block, W / block].
@@ -188,6 +221,14 @@ import WeightFiles
             let grad = try b.values(try g.backward(from: y, seed: try b.tensor(seed.values, seed.shape)).of(input)!)
             #expect(normalizedError(grad, try file.tensor("input_grad").values) < 1e-4, "\(b.name) \(model) input gradient")
         }
+    }
+
+    /// Resize as both exporters write torch's interpolate: bilinear to a size read from a
+    /// tensor's shape, with aligned corners and nearest by a scale of 2, bilinear from 1x1
+    /// (tools/make_onnx_fixtures.py --resize).
+    @Test(arguments: ["torchscript", "dynamo"])
+    func resizeMatchesPyTorch(_ exporter: String) throws {
+        try expectMatchesPyTorch("resize_\(exporter).onnx", "resize.safetensors")
     }
 
     @Test func otherOpsMatchPyTorch() throws {
@@ -307,7 +348,7 @@ import WeightFiles
         } catch let error as ModelError {
             let text = error.description
             #expect(text.contains("/1/Softplus (Softplus): op Softplus is not supported"), "\(text)")
-            #expect(text.contains("/2/Resize (Resize): op Resize is not supported"), "\(text)")
+            #expect(text.contains("/2/Resize (Resize): Resize cubic with half_pixel coordinates: only PyTorch's bilinear"), "\(text)")
         }
         #expect(throws: ModelError.self) { try ONNXImport.load(bytes: [0x08, 0x07, 0x12], name: "junk.onnx") }
     }

@@ -239,8 +239,9 @@ class Model:
         return self._aliases.get(text.strip(), text)
 
     def layers(self, height=None, width=None, raw=False):
-        """The layers a pass taps, in order, with their kinds and shapes. A from_torch model lists
-        its modules by their torch names (`raw=True`: the exported graph's names)."""
+        """The layers a pass taps, in order, with their kinds and shapes. A from_torch model, and an
+        ONNX file exported from torch, list their modules by their torch names, outermost first
+        (`raw=True`: the exported graph's node outputs)."""
         options = {}
         if height:
             options["height"] = int(height)
@@ -248,6 +249,8 @@ class Model:
             options["width"] = int(width)
         payload, _ = self._call("layers", options)
         layers = [Layer(l["name"], l["kind"], l["shape"]) for l in payload["layers"]]
+        if not raw and not self._aliases and payload.get("modules"):
+            return [Layer(m["name"], m["kind"], m["shape"]) for m in payload["modules"]]
         if raw or not self._aliases:
             return layers
         by_name = {l.name: l for l in layers}

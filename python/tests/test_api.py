@@ -53,6 +53,28 @@ def test_from_torch_keeps_the_modules_names(resnet18, mobilenet_v2):
     assert "features.18" in [l.name for l in mobile.layers()] and "classifier.1" in [l.name for l in mobile.layers()]
 
 
+def test_an_onnx_export_names_its_layers_as_torch_names_the_modules(resnet18, tmp_path):
+    x = photos(1)
+    path = tmp_path / "resnet18.onnx"
+    torch.onnx.export(resnet18, x, str(path), dynamo=False)  # the exporter's defaults: batchnorms folded
+    outputs = {}
+    hooks = [resnet18.get_submodule(n).register_forward_hook(lambda m, i, o, n=n: outputs.__setitem__(n, o.detach()))
+             for n in ("layer3", "layer4.0")]
+    with torch.no_grad():
+        resnet18(x)
+    for h in hooks:
+        h.remove()
+    with loupe.load(str(path)) as model:
+        names = [layer.name for layer in model.layers()]
+        for name in ("layer1", "layer4", "layer4.1", "layer4.1.relu", "layer3.0.downsample", "maxpool", "avgpool", "fc"):
+            assert name in names, name
+        assert model.default_layer == "layer4"
+        assert "/layer4/layer4.1/relu_1/Relu_output_0" in [layer.name for layer in model.layers(raw=True)]
+        got = model.activations(x, ["layer3", "layer4.0"])
+        for name in ("layer3", "layer4.0"):
+            assert relative_error(got[name], outputs[name]) < 1e-4, name
+
+
 def test_classify_the_bundled_photo_with_real_weights():
     if not MOBILENET_WEIGHTS.exists():
         missing(str(MOBILENET_WEIGHTS))
