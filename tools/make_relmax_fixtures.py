@@ -20,7 +20,6 @@ import tempfile
 
 import numpy as np
 import torch
-from PIL import Image
 from torchvision.transforms.functional import gaussian_blur
 
 from crp.attribution import CondAttribution
@@ -30,9 +29,10 @@ from crp.image import get_crop_range
 from crp.visualization import FeatureVisualization
 
 sys.path.insert(0, os.path.dirname(__file__))
-from make_lrp_fixtures import MEAN, STD, composite  # noqa: E402
+from make_lrp_fixtures import composite  # noqa: E402
 from make_model_fixtures import SEED, build, fill  # noqa: E402
 from make_saliency_fixtures import no_inplace  # noqa: E402
+from photo_input import photo_tensor  # noqa: E402
 from safetensors_io import write_safetensors  # noqa: E402
 
 ROOT = os.path.join(os.path.dirname(__file__), "..")
@@ -44,14 +44,7 @@ SIZE = 64
 
 
 def photo(name):
-    image = Image.open(os.path.join(ROOT, "Assets", "photos", name)).convert("RGB")
-    w, h = image.size
-    scale = SIZE / min(w, h)
-    image = image.resize((max(SIZE, round(w * scale)), max(SIZE, round(h * scale))), Image.BILINEAR)
-    w, h = image.size
-    left, top = (w - SIZE) // 2, (h - SIZE) // 2
-    a = np.asarray(image.crop((left, top, left + SIZE, top + SIZE)), dtype=np.float32) / 255
-    return torch.from_numpy(((a - MEAN) / STD).transpose(2, 0, 1).astype(np.float32))
+    return photo_tensor(os.path.join(ROOT, "Assets", "photos", name), SIZE)
 
 
 class Photos(torch.utils.data.Dataset):
