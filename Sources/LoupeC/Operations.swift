@@ -56,8 +56,8 @@ extension Session {
         _ = try model.forward(g, g.input(try backend.tensor([Float](repeating: 0, count: 3 * h * w), [1, 3, h, w])))
         let layers: [[String: Any]] = g.tapNames.map { ["name": $0, "kind": g.tapKinds[$0] ?? "", "shape": g.shape(g.tapped($0)!).dims] }
         // An imported graph's torch module names (outermost first), each with its node output.
-        let modules: [[String: Any]] = model.architecture.modules.map {
-            ["name": $0.name, "layer": $0.layer, "kind": $0.type, "depth": $0.depth, "shape": g.shape(g.tapped($0.layer)!).dims]
+        let modules: [[String: Any]] = model.architecture.modules.compactMap { m in
+            g.tapped(m.layer).map { ["name": m.name, "layer": m.layer, "kind": m.type, "depth": m.depth, "shape": g.shape($0).dims] }
         }
         return try CallResult(json: ["layers": layers, "modules": modules])
     }

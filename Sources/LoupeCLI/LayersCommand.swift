@@ -60,7 +60,8 @@ public struct LayersCommand: ParsableCommand {
         if !nodes, !modules.isEmpty {
             var rows = [["layer", "type", "output shape", "node"]]
             for m in modules {
-                rows.append([String(repeating: "  ", count: m.depth) + m.name, m.type, g.shape(g.tapped(m.layer)!).description, m.layer])
+                guard let v = g.tapped(m.layer) else { continue }
+                rows.append([String(repeating: "  ", count: m.depth) + m.name, m.type, g.shape(v).description, m.layer])
             }
             return rows
         }
