@@ -305,6 +305,58 @@ def module_outputs(model, x):
     return seen
 
 
+def default_placements(model, proto, x):
+    """Fills the stripped initializers of a default (constant-folded) export with seeded values and
+    puts them where the exporter took them from (the module docstring's default exports);
+    returns the values by initializer name."""
+    values = {t.name: onnx_role_values(t.name, list(t.dims)) for t in proto.graph.initializer if is_weight(t)}
+    aliases = {nd.output[0]: nd.input[0] for nd in proto.graph.node if nd.op_type == "Identity" and nd.input[0] in values}
+    # The convolutions in the order the forward pass calls them: the exporter's Conv nodes.
+    calls = call_order(model, x, nn.Conv2d)
+    convs = [nd for nd in proto.graph.node if nd.op_type == "Conv"]
+    assert len(convs) == len(calls), (len(convs), len(calls))
+    state = model.state_dict()
+    for name in state:
+        if name in values:
+            state[name] = values[name]
+    # Equal tensors of a freshly made model (layer norms' ones and zeros, biases, layer
+    # scales) are stored once and shared through Identity nodes named after the others.
+    for name, source in aliases.items():
+        if name in state and tuple(state[name].shape) == tuple(values[source].shape):
+            state[name] = values[source]
+    model.load_state_dict(state)
+    for node, conv in zip(convs, calls):
+        w = aliases.get(node.input[1], node.input[1])
+        conv.weight = nn.Parameter(values[w].clone())
+        if len(node.input) > 2:
+            conv.bias = nn.Parameter(values[aliases.get(node.input[2], node.input[2])].clone())
+    # Linear layers the exporter wrote as MatMul by a stored [in, out] matrix (ConvNeXt's
+    # blocks, ViT's MLPs and attention's input projection): the matrix transposed goes into
+    # the module the node's scope names.
+    for nd in proto.graph.node:
+        b = aliases.get(nd.input[1], nd.input[1]) if nd.op_type == "MatMul" else None
+        if b in values and len(values[b].shape) == 2:
+            module = module_of(model, nd.name)
+            target = module.in_proj_weight if isinstance(module, nn.MultiheadAttention) else module.weight
+            target.data.copy_(values[b].t())
+    # A BatchNormalization node (named by its module's scope, /features/denseblock1/...)
+    # takes its four tensors, shared ones through Identity nodes, as the node reads them;
+    # batchnorms without a node are folded into a convolution's weights.
+    kept = set()
+    for nd in proto.graph.node:
+        if nd.op_type != "BatchNormalization":
+            continue
+        bn = module_of(model, nd.name)
+        for attr, source in zip(["weight", "bias", "running_mean", "running_var"], nd.input[1:]):
+            getattr(bn, attr).data.copy_(values[aliases.get(source, source)])
+        kept.add(bn)
+    for parent in list(model.modules()):
+        for child_name, child in list(parent.named_children()):
+            if isinstance(child, nn.BatchNorm2d) and child not in kept:
+                setattr(parent, child_name, nn.Identity())
+    return values
+
+
 def default_exports():
     tensors, meta = {}, {"seed": str(SEED)}
     for arch, n, size, opset in DEFAULT_CASES:
@@ -320,51 +372,7 @@ def default_exports():
         else:
             torch.onnx.export(model, x[:1], f, dynamo=False, opset_version=opset)
         proto = onnx.load_from_string(f.getvalue())
-        values = {t.name: onnx_role_values(t.name, list(t.dims)) for t in proto.graph.initializer if is_weight(t)}
-        aliases = {nd.output[0]: nd.input[0] for nd in proto.graph.node if nd.op_type == "Identity" and nd.input[0] in values}
-        # The convolutions in the order the forward pass calls them: the exporter's Conv nodes.
-        calls = call_order(model, x, nn.Conv2d)
-        convs = [nd for nd in proto.graph.node if nd.op_type == "Conv"]
-        assert len(convs) == len(calls), (arch, len(convs), len(calls))
-        state = model.state_dict()
-        for name in state:
-            if name in values:
-                state[name] = values[name]
-        # Equal tensors of a freshly made model (layer norms' ones and zeros, biases, layer
-        # scales) are stored once and shared through Identity nodes named after the others.
-        for name, source in aliases.items():
-            if name in state and tuple(state[name].shape) == tuple(values[source].shape):
-                state[name] = values[source]
-        model.load_state_dict(state)
-        for node, conv in zip(convs, calls):
-            w = aliases.get(node.input[1], node.input[1])
-            conv.weight = nn.Parameter(values[w].clone())
-            if len(node.input) > 2:
-                conv.bias = nn.Parameter(values[aliases.get(node.input[2], node.input[2])].clone())
-        # Linear layers the exporter wrote as MatMul by a stored [in, out] matrix (ConvNeXt's
-        # blocks, ViT's MLPs and attention's input projection): the matrix transposed goes into
-        # the module the node's scope names.
-        for nd in proto.graph.node:
-            b = aliases.get(nd.input[1], nd.input[1]) if nd.op_type == "MatMul" else None
-            if b in values and len(values[b].shape) == 2:
-                module = module_of(model, nd.name)
-                target = module.in_proj_weight if isinstance(module, nn.MultiheadAttention) else module.weight
-                target.data.copy_(values[b].t())
-        # A BatchNormalization node (named by its module's scope, /features/denseblock1/...)
-        # takes its four tensors, shared ones through Identity nodes, as the node reads them;
-        # batchnorms without a node are folded into a convolution's weights.
-        kept = set()
-        for nd in proto.graph.node:
-            if nd.op_type != "BatchNormalization":
-                continue
-            bn = module_of(model, nd.name)
-            for attr, source in zip(["weight", "bias", "running_mean", "running_var"], nd.input[1:]):
-                getattr(bn, attr).data.copy_(values[aliases.get(source, source)])
-            kept.add(bn)
-        for parent in list(model.modules()):
-            for child_name, child in list(parent.named_children()):
-                if isinstance(child, nn.BatchNorm2d) and child not in kept:
-                    setattr(parent, child_name, nn.Identity())
+        default_placements(model, proto, x)
         model.eval()
         name = None
         if size >= 224:
@@ -513,6 +521,25 @@ def dynamo_exports():
     write_safetensors(os.path.join(OUT, "dynamo_exports.safetensors"), tensors, meta)
 
 
+def export_both(net, x, case, opset=None, keep_doc=True):
+    """`net` exported by both exporters with its weights: <case>_torchscript.onnx (the legacy
+    exporter; `opset` when given, the node doc strings dropped unless `keep_doc`) and
+    <case>_dynamo.onnx (metadata and doc strings dropped)."""
+    f = io.BytesIO()
+    torch.onnx.export(net, x, f, dynamo=False, input_names=["input"], output_names=["output"],
+                      **({"opset_version": opset} if opset else {}))
+    scripted = onnx.load_from_string(f.getvalue())
+    if not keep_doc:
+        for nd in scripted.graph.node:
+            nd.ClearField("doc_string")
+    save_stripped(scripted, os.path.join(OUT, f"{case}_torchscript.onnx"), lambda t: False)
+    proto = torch.onnx.export(net, (x,), dynamo=True, external_data=False, verbose=False).model_proto
+    for nd in proto.graph.node:
+        nd.ClearField("metadata_props")
+        nd.ClearField("doc_string")
+    save_stripped(proto, os.path.join(OUT, f"{case}_dynamo.onnx"), lambda t: False)
+
+
 def resize_ops():
     """resize_<exporter>.onnx: torch's interpolate as each exporter writes it (Resize): bilinear
     to the input's size read from its shape (a segmentation head), bilinear with aligned corners
@@ -536,15 +563,7 @@ def resize_ops():
     torch.manual_seed(11)
     net = Net().eval()
     reference = seeded_reference(net, 12, (2, 3, 7, 9))
-    x = reference["input"].detach()
-    f = io.BytesIO()
-    torch.onnx.export(net, x, f, opset_version=17, dynamo=False, input_names=["input"], output_names=["output"])
-    save_stripped(onnx.load_from_string(f.getvalue()), os.path.join(OUT, "resize_torchscript.onnx"), lambda t: False)
-    proto = torch.onnx.export(net, (x,), dynamo=True, external_data=False, verbose=False).model_proto
-    for nd in proto.graph.node:
-        nd.ClearField("metadata_props")
-        nd.ClearField("doc_string")
-    save_stripped(proto, os.path.join(OUT, "resize_dynamo.onnx"), lambda t: False)
+    export_both(net, reference["input"].detach(), "resize", opset=17)
     write_safetensors(os.path.join(OUT, "resize.safetensors"), reference, {})
 
 
@@ -658,6 +677,133 @@ def external_data():
     write_safetensors(os.path.join(OUT, "mean_ext.safetensors"), reference, {})
 
 
+def attention_ops():
+    """attention_<exporter>.onnx: windowed attention as MaxViT writes it, exported by each exporter
+    at its defaults with its weights: Einsum in torchvision's spaced capitals
+    ("B G H I D, B G H J D -> B G H I J") and in lower case, a relative position bias gathered
+    from a table by a constant index (folded by the exporter into a stored tensor, then
+    transposed and unsqueezed, or gathered and laid out in the graph) added to scores of one
+    more leading dimension; attention.safetensors: PyTorch's output and input gradient (batch 2)."""
+
+    class Net(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.proj = nn.Conv2d(3, 16, 1)
+            self.table = nn.Parameter(torch.randn(9, 2) * 0.5)
+            self.register_buffer("index", torch.randint(0, 9, (8, 8)))
+
+        def forward(self, x):
+            y = self.proj(x)  # [B, 16, 2, 4]
+            b = y.shape[0]
+            tokens = y.flatten(2).transpose(1, 2)  # [B, 8, 16]
+            q = tokens.reshape(b, 8, 2, 2, 4).permute(0, 2, 3, 1, 4)  # [B, G 2, H 2, I 8, D 4]
+            k, v = torch.tanh(q), q * q
+            scores = torch.einsum("B G H I D, B G H J D -> B G H I J", q, k)
+            bias = self.table[self.index].permute(2, 0, 1).unsqueeze(0)  # [1, H, 8, 8]
+            weights = torch.softmax(scores + bias, dim=-1)
+            out = torch.einsum("B G H I J, B G H J D -> B G H I D", weights, v)
+            mixed = torch.einsum("bgid,bgjd->bgij", out.flatten(1, 2), q.flatten(1, 2))  # [B, 4, 8, 8]
+            return torch.cat([out.flatten(1), mixed.flatten(1)], 1)
+
+    torch.manual_seed(13)
+    net = Net().eval()
+    reference = seeded_reference(net, 14, (2, 3, 2, 4))
+    export_both(net, reference["input"].detach(), "attention")
+    write_safetensors(os.path.join(OUT, "attention.safetensors"), reference, {})
+
+
+def swin_ops():
+    """swin_<exporter>.onnx: a reduced torchvision Swin Transformer (32x32 images, 4x4 patches,
+    width 16, two stages of two blocks, 2x2 windows: every stage shifts its windows) exported by
+    each exporter at its defaults with its weights; swin_v2_<exporter>.onnx the same with Swin
+    V2's blocks and patch merging and 3x3 windows (padded maps; cosine attention, the position
+    MLP, the zeroed key bias). Its shifted windows' attention mask is built
+    from constants (the dynamo exporter: a zero tensor filled by ScatterND, compared by Equal,
+    Not and Where) or from the pass's shapes (the TorchScript exporter: the same ops, with Cast,
+    Pow, Expand and a Pad of computed pads); patch merging slices every other row and column.
+    swin.safetensors, swin_v2.safetensors: PyTorch's output and input gradient (batch 1, as Swin
+    exports)."""
+    from torchvision.models.swin_transformer import PatchMergingV2, SwinTransformerBlockV2
+
+    for case, seed, extra in (("swin", 15, {"window_size": [2, 2]}),
+                              ("swin_v2", 17, {"window_size": [3, 3], "block": SwinTransformerBlockV2, "downsample_layer": PatchMergingV2})):
+        torch.manual_seed(seed)
+        net = torchvision.models.SwinTransformer(patch_size=[4, 4], embed_dim=16, depths=[2, 2], num_heads=[2, 2],
+                                                 stochastic_depth_prob=0.0, num_classes=5, **extra).eval()
+        reference = seeded_reference(net, seed + 1, (1, 3, 32, 32))
+        export_both(net, reference["input"].detach(), case, keep_doc=False)
+        write_safetensors(os.path.join(OUT, f"{case}.safetensors"), reference, {})
+
+
+class SegmentationOutput(nn.Module):
+    """torchvision's segmentation model with its output dict's "out" as the output: what a user
+    exports (pytorch-grad-cam's SegmentationModelOutputWrapper)."""
+
+    def __init__(self, model):
+        super().__init__()
+        self.model = model
+
+    def forward(self, x):
+        return self.model(x)["out"]
+
+
+def segmentation_exports():
+    """segmentation_<exporter>.onnx: torchvision's LR-ASPP (MobileNetV3-Large, 21 classes) wrapped
+    in SegmentationOutput, exported by each exporter at its defaults at 1x3x64x64, initializers
+    stripped and seeded as the default and dynamo exports are. segmentation.safetensors, per
+    exporter: the input; the output averaged over 4x4 blocks; the target (the class predicted
+    on the most pixels, background aside) and its predicted pixels; the input gradient of the
+    class summed over them (pytorch-grad-cam's SemanticSegmentationTarget); and pytorch-grad-cam's
+    Grad-CAM of that target on model.backbone.16 (its segmentation tutorial's recipe)."""
+    from pytorch_grad_cam import GradCAM
+    from pytorch_grad_cam.utils.model_targets import SemanticSegmentationTarget
+
+    tensors, meta = {}, {"seed": str(SEED)}
+    for exporter in ("torchscript", "dynamo"):
+        torch.manual_seed(1)
+        model = SegmentationOutput(torchvision.models.segmentation.lraspp_mobilenet_v3_large(weights=None, weights_backbone=None)).eval()
+        torch.manual_seed(2)
+        x = torch.randn(1, 3, 64, 64)
+        if exporter == "dynamo":
+            proto = torch.onnx.export(model, (x,), dynamo=True, verbose=False).model_proto
+            values = {t.name: onnx_role_values(t.name, list(t.dims)) for t in proto.graph.initializer if is_weight(t)}
+            placed = dynamo_placements(model, proto, values, x)
+            for nd in proto.graph.node:
+                kept_props = [(p.key, p.value) for p in nd.metadata_props
+                              if p.key in ("pkg.torch.onnx.name_scopes", "pkg.torch.onnx.class_hierarchy")]
+                nd.ClearField("metadata_props")
+                for key, value in kept_props:
+                    nd.metadata_props.add(key=key, value=value)
+                nd.ClearField("doc_string")
+            strip = lambda t: t.name in placed  # noqa: E731
+        else:
+            f = io.BytesIO()
+            torch.onnx.export(model, x, f, dynamo=False)
+            proto = onnx.load_from_string(f.getvalue())
+            default_placements(model, proto, x)
+            strip = is_weight
+        model.eval()
+        xg = x.clone().requires_grad_(True)
+        out = model(xg)
+        predicted = out[0].argmax(dim=0)
+        counts = torch.bincount(predicted.flatten(), minlength=out.shape[1])
+        counts[0] = 0 if counts[1:].sum() > 0 else counts[0]
+        target = int(counts.argmax())
+        mask = (predicted == target).float()
+        (grad,) = torch.autograd.grad((out[0, target] * mask).sum(), xg)
+        with GradCAM(model=model, target_layers=[model.model.backbone["16"]]) as cam:
+            gradcam = cam(input_tensor=x, targets=[SemanticSegmentationTarget(target, mask.numpy())])
+        tensors[f"{exporter}.input"] = x
+        tensors[f"{exporter}.pooled_output"] = torch.nn.functional.avg_pool2d(out.detach(), 4)
+        tensors[f"{exporter}.mask"] = mask
+        tensors[f"{exporter}.input_grad"] = grad
+        tensors[f"{exporter}.gradcam"] = torch.from_numpy(gradcam)
+        meta[f"{exporter}.target"] = str(target)
+        meta[f"{exporter}.modules"] = json.dumps(module_outputs(model, x), separators=(",", ":"))
+        save_stripped(proto, os.path.join(OUT, f"segmentation_{exporter}.onnx"), strip, f"| target {target}, {int(mask.sum())} px")
+    write_safetensors(os.path.join(OUT, "segmentation.safetensors"), tensors, meta)
+
+
 if __name__ == "__main__":
     if "--defaults" in sys.argv:
         default_exports()
@@ -671,6 +817,12 @@ if __name__ == "__main__":
         flat_net()
     elif "--resize" in sys.argv:
         resize_ops()
+    elif "--segmentation" in sys.argv:
+        segmentation_exports()
+    elif "--attention" in sys.argv:
+        attention_ops()
+    elif "--swin" in sys.argv:
+        swin_ops()
     else:
         main()
         default_exports()
@@ -679,3 +831,6 @@ if __name__ == "__main__":
         layout_ops()
         flat_net()
         resize_ops()
+        segmentation_exports()
+        attention_ops()
+        swin_ops()

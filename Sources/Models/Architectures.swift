@@ -48,6 +48,9 @@ public struct Architecture: Sendable {
     /// The square input size an imported graph declares (`[1, 3, 224, 224]`: 224), the default
     /// crop of its inputs; nil where the file leaves it free or declares a non-square one.
     public var inputSize: Int? = nil
+    /// Whether the output is a segmentation's, [N, classes, H, W], as an imported graph declares
+    /// (a method's target is then a class over a region: `Model.summed(over:)` in Interpret).
+    public var isDense = false
 
     /// A function of the output and of the layers it names (which fused passes then keep).
     public struct Head: Sendable {

@@ -5,7 +5,8 @@ import Graph
 // Integer ops on the host: the exporter's shape arithmetic, evaluated per pass.
 extension ONNXNode {
     static let hostOps: Set<String> = ["Gather", "Add", "Sub", "Mul", "Div", "Mod", "Concat", "Unsqueeze", "Squeeze", "Cast",
-                                       "Slice", "Identity", "Equal", "Where", "Range", "Sqrt", "Reshape", "ConstantOfShape"]
+                                       "Slice", "Identity", "Equal", "Where", "Range", "Sqrt", "Reshape", "ConstantOfShape",
+                                       "ScatterND", "Not", "Pow", "Transpose", "Expand"]
 
     static func hostOp(_ op: String, ints: (String) -> [Int]?, int: (String, Int) -> Int,
                        only: (Set<String>) throws -> Void, tensor: Onnx_TensorProto?) throws -> @Sendable (Graph, Operands) throws -> HostNumbers {
@@ -70,6 +71,8 @@ extension ONNXNode {
             }
             return { _, x in
                 let (a, b) = (try integers(x, 0), try integers(x, 1))
+                // Tensors of other dimensions broadcast (numpy's rules): the folding evaluator.
+                guard sameOrScalar(a, b) else { throw ModelError("\(op) of numbers \(a.dims) and \(b.dims) broadcast") }
                 if a.reals != nil || b.reals != nil {
                     let (ar, br) = (a.asReals, b.asReals)
                     guard ar.count == br.count || ar.count == 1 || br.count == 1 else { throw ModelError("\(op) of numbers \(a.dims) and \(b.dims)") }
@@ -88,7 +91,7 @@ extension ONNXNode {
             try only([])
             return { _, x in
                 let (a, b) = (try integers(x, 0), try integers(x, 1))
-                guard a.values.count == b.values.count || b.values.count == 1 else { throw ModelError("Equal of integer tensors \(a.dims) and \(b.dims)") }
+                guard sameOrScalar(a, b), a.values.count == b.values.count || b.values.count == 1 else { throw ModelError("Equal of integer tensors \(a.dims) and \(b.dims)") }
                 return HostNumbers(dims: a.dims, values: a.values.indices.map { a.values[$0] == b.values[b.values.count == 1 ? 0 : $0] ? 1 : 0 })
             }
         case "Where":
@@ -96,7 +99,7 @@ extension ONNXNode {
             return { _, x in
                 let (c, a, b) = (try integers(x, 0), try integers(x, 1), try integers(x, 2))
                 let n = Swift.max(c.values.count, a.values.count, b.values.count)
-                guard [c, a, b].allSatisfy({ $0.values.count == n || $0.values.count == 1 }) else { throw ModelError("Where of integer tensors \(c.dims), \(a.dims), \(b.dims)") }
+                guard sameOrScalar(c, a), sameOrScalar(c, b), sameOrScalar(a, b), [c, a, b].allSatisfy({ $0.values.count == n || $0.values.count == 1 }) else { throw ModelError("Where of integer tensors \(c.dims), \(a.dims), \(b.dims)") }
                 let at = { (t: HostNumbers, i: Int) in t.values[t.values.count == 1 ? 0 : i] }
                 return HostNumbers(dims: [c, a, b].first { $0.values.count == n }!.dims, values: (0..<n).map { at(c, $0) != 0 ? at(a, $0) : at(b, $0) })
             }
@@ -236,4 +239,12 @@ func sliceRange(count: Int, start: Int64, end: Int64, step: Int64) throws -> [In
 func integers(_ x: Operands, _ i: Int) throws -> HostNumbers {
     guard i < x.integers.count, let v = x.integers[i] else { throw ModelError("input \(i) must be an integer tensor (a shape or indices)") }
     return v
+}
+
+/// Whether two host tensors combine elementwise without broadcasting to a new shape: the same
+/// dimensions, a single number of no more dimensions than the other, or vectors (and scalars)
+/// of one length. ([1, 1] + [6] is [1, 6]: the folding evaluator's broadcast.)
+func sameOrScalar(_ a: HostNumbers, _ b: HostNumbers) -> Bool {
+    a.dims == b.dims || (a.values.count == 1 && a.dims.count <= b.dims.count) || (b.values.count == 1 && b.dims.count <= a.dims.count)
+        || (a.dims.count <= 1 && b.dims.count <= 1 && a.values.count == b.values.count)
 }

@@ -34,12 +34,15 @@ public enum ONNXImport {
         var floats: [String: HostTensor] = [:], integers: [String: HostNumbers] = [:]
         var problems: [String] = []
         var externalFiles: [String: Data] = [:]
+        // Initializers without data (a graph whose weights come later, seeded): never folded.
+        var placeholders: Set<String> = []
         for t in graph.initializer {
             do {
                 if !weightsRequired, t.dataType == Int32(Onnx_TensorProto.DataType.float.rawValue), t.floatData.isEmpty, t.rawData.isEmpty, !t.dims.isEmpty {
                     let dims = t.dims.map { Int($0) }
                     guard dims.allSatisfy({ $0 > 0 && $0 < 1 << 24 }), dims.reduce(1, *) <= 1 << 27 else { throw ModelError("bad dimensions \(t.dims)") }
                     floats[t.name] = HostTensor(shape: Shape(dims), values: [Float](repeating: 0, count: dims.reduce(1, *)))
+                    placeholders.insert(t.name)
                     continue
                 }
                 switch try tensorValues(try inlined(t, folder: folder, files: &externalFiles)) {
@@ -61,6 +64,18 @@ public enum ONNXImport {
                 case .integer(let v): integers[node.output[0]] = v
                 }
             } catch { problems.append("node \(node.name) (Constant): \(error)") }
+        }
+        // What the graph computes from constants alone and Loupe runs no op for (Swin's
+        // attention mask), evaluated now: stored tensors from here on.
+        let folding = ConstantFolding.fold(graph.node, floats: floats.filter { !placeholders.contains($0.key) }, integers: integers)
+        floats.merge(folding.floats) { a, _ in a }
+        integers.merge(folding.integers) { a, _ in a }
+        // A stored vector that a ScatterND writes into (Swin V2 zeroes the middle third of its qkv
+        // bias, with updates sized from shapes): host numbers too, so the write runs on the host.
+        for node in graph.node where node.opType == "ScatterND" && !folding.folded.contains(node.output.first ?? "") {
+            if let data = node.input.first, let t = floats[data], t.values.count <= 1 << 16, integers[data] == nil {
+                integers[data] = HostNumbers(dims: t.shape.dims, reals: t.values.map(Double.init))
+            }
         }
         // Identity of a stored tensor (the exporter's constant folding shares equal initializers
         // that way): its output names that tensor, so nodes read the initializer itself.
@@ -96,7 +111,8 @@ public enum ONNXImport {
             }
         }
         var nodes: [ONNXNode] = []
-        for var node in graph.node where node.opType != "Constant" && aliases[node.output.first ?? ""] == nil && !absorbed.contains(node.output.first ?? "") {
+        for var node in graph.node where node.opType != "Constant" && aliases[node.output.first ?? ""] == nil && !absorbed.contains(node.output.first ?? "")
+            && !folding.folded.contains(node.output.first ?? "") {
             node.input = node.input.map { aliases[$0] ?? $0 }
             if node.opType == "MatMul", let fused = biasOf[node.output[0]] {
                 node.input.append(fused.bias)
@@ -154,7 +170,10 @@ public enum ONNXImport {
         // one: squeeze-excitation blocks pool too) or, without one, before flattening.
         let pool = nodes.lastIndex { $0.opType == "GlobalAveragePool" || $0.opType == "ReduceMean" }
             ?? nodes.firstIndex { ["Flatten", "Gemm", "Reshape"].contains($0.opType) } ?? nodes.count
-        let last = nodes[..<pool].last { $0.host == nil &&
+        // A Transpose that feeds the pooling (Swin's permute of its [N, H, W, C] map to
+        // [N, C, H, W]) is the map in the layout CAMs read.
+        let permuted = pool < nodes.count ? nodes[..<pool].last { $0.opType == "Transpose" && nodes[pool].inputs.first == $0.output } : nil
+        let last = permuted ?? nodes[..<pool].last { $0.host == nil &&
             ["Conv", "Relu", "Clip", "BatchNormalization", "Add", "Concat", "MaxPool", "LeakyRelu", "HardSwish", "Mul"].contains($0.opType)
         }
         // A vision transformer (attention's Softmax, no global pooling): the last block's first
@@ -162,18 +181,27 @@ public enum ONNXImport {
         let attention = nodes.lastIndex { $0.opType == "Softmax" }
         let tokens = nodes.contains { $0.opType == "GlobalAveragePool" || $0.opType == "ReduceMean" } ? nil
             : attention.flatMap { a in nodes[..<a].last { $0.opType == "LayerNormalization" } }
+        // A segmentation (a declared [N, classes, H, W] output) whose modules include a
+        // backbone: the backbone's output (its last, where it has several, as LR-ASPP's), the
+        // layer pytorch-grad-cam's segmentation tutorial reads; the head's pooled branches
+        // (DeepLabV3's ASPP pooling) say nothing of where.
+        let isDense = graph.output[0].type.tensorType.shape.dim.count == 4
+        let backbone = isDense ? named.first { $0.name == "backbone" || $0.name.hasSuffix(".backbone") } : nil
         // Named as torch names the outermost module whose output it is, where the file says.
-        let camLayer = tokens?.output ?? last?.output ?? inputs[0]
+        let camLayer = backbone?.layer ?? tokens?.output ?? last?.output ?? inputs[0]
         var arch = Architecture(name: name, body: [network], inputTransform: nil,
-                                lastConvLayer: named.first { $0.layer == camLayer }?.name ?? camLayer)
+                                lastConvLayer: backbone?.name ?? named.first { $0.layer == camLayer }?.name ?? camLayer)
         arch.parameterLayers = owners
         arch.modules = named
         if declared.count == 4, declared[2] > 0, declared[2] == declared[3], declared[2] <= 16384 { arch.inputSize = Int(declared[2]) }
+        arch.isDense = isDense
         // A stored reshape target that does not lead with the traced batch (nor 0 or -1) has
-        // the batch folded into another dimension: the graph runs at that batch only.
+        // the batch folded into another dimension, and a stored Resize size holds the batch
+        // itself (the dynamo exporter's upsampling): the graph runs at that batch only.
         if let batch = context.exportBatch, graph.node.contains(where: { n in
-            n.opType == "Reshape" && n.input.count > 1 && !context.isInteger(aliases[n.input[0]] ?? n.input[0])
-                && (integers[aliases[n.input[1]] ?? n.input[1]]?.values.first).map { ![Int64(batch), 0, -1].contains($0) } == true
+            (n.opType == "Reshape" && n.input.count > 1 && !context.isInteger(aliases[n.input[0]] ?? n.input[0])
+                && (integers[aliases[n.input[1]] ?? n.input[1]]?.values.first).map { ![Int64(batch), 0, -1].contains($0) } == true)
+                || (n.opType == "Resize" && n.input.count > 3 && !n.input[3].isEmpty && integers[aliases[n.input[3]] ?? n.input[3]] != nil)
         }) {
             arch.maxBatch = batch
         }

@@ -80,7 +80,35 @@ struct ONNXNode: Sendable {
         }
         let present = node.input.indices.filter { !node.input[$0].isEmpty }
         if node.opType == "Shape" || (!present.isEmpty && present.allSatisfy(reader.integral) && ONNXNode.hostOps.contains(node.opType)) {
+            let proto = node
+            if ConstantFolding.ops.contains(node.opType), !["Add", "Sub", "Mul", "Div", "Reshape", "Identity", "ConstantOfShape", "Concat"].contains(node.opType) {
+                // Multi-dimensional and real-valued host tensors (Swin's attention mask, built
+                // from the pass's shapes by the TorchScript exporter): the folding evaluator,
+                // run in each pass; the integer op where it applies.
+                let integerOp = try? ONNXNode.hostOp(node.opType, ints: reader.ints, int: reader.int, only: reader.only, tensor: nil)
+                host = { g, x in
+                    if let integerOp, x.integers.allSatisfy({ $0?.reals == nil }), let made = try? integerOp(g, x) { return made }
+                    let inputs = x.integers.map { $0.map { ConstantFolding.Constant(dims: $0.dims, values: $0.asReals, integer: $0.reals == nil) } }
+                    let c = try ConstantFolding.evaluate(proto, inputs)
+                    return c.integer ? HostNumbers(dims: c.dims, values: c.values.map { $0.isFinite && abs($0) < 9e18 ? Int64($0) : 0 })
+                        : HostNumbers(dims: c.dims, reals: c.values)
+                }
+                return
+            }
             host = try ONNXNode.hostOp(node.opType, ints: reader.ints, int: reader.int, only: reader.only, tensor: attributes["value"].flatMap { $0.hasT ? $0.t : nil })
+            if ConstantFolding.ops.contains(node.opType), let integerOp = host {
+                // Arithmetic, reshapes and concatenations of tensors the integer ops refuse
+                // (broadcast, multi-dimensional): the folding evaluator.
+                host = { g, x in
+                    do { return try integerOp(g, x) } catch {
+                        let inputs = x.integers.map { $0.map { ConstantFolding.Constant(dims: $0.dims, values: $0.asReals, integer: $0.reals == nil) } }
+                        let c: ConstantFolding.Constant
+                        do { c = try ConstantFolding.evaluate(proto, inputs) } catch let folding { throw ModelError("\(error); \(folding)") }
+                        return c.integer ? HostNumbers(dims: c.dims, values: c.values.map { $0.isFinite && abs($0) < 9e18 ? Int64($0) : 0 })
+                            : HostNumbers(dims: c.dims, reals: c.values)
+                    }
+                }
+            }
             return
         }
 
@@ -166,6 +194,8 @@ extension NodeReader {
         "Resize": { try $0.buildResize() },
         "BatchNormalization": { try $0.buildBatchNormalization() },
         "Gemm": { try $0.buildGemm() },
+        "Einsum": { try $0.buildEinsum() },
+        "ReduceL2": { try $0.buildReduceL2() },
         "MatMul": { r in r.param(1) == nil && r.param(0) == nil ? try r.buildMatMulOfTwo() : try r.buildMatMul() },
         "Add": { try $0.buildArithmetic() },
         "Sub": { try $0.buildArithmetic() },

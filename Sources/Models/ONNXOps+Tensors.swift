@@ -28,7 +28,9 @@ extension NodeReader {
             }
         } else if let c = param(constantFirst ? 0 : 1), floats[c]!.shape.dims.filter({ $0 != 1 }).count > 1 {
             // A stored tensor over x's trailing dimensions (ViT's position embedding
-            // [1, 197, 768]): the same tensor for every image of the batch, a weight.
+            // [1, 197, 768]; MaxViT's relative position bias [1, heads, 49, 49] over
+            // [N, windows, heads, 49, 49]): the same tensor for every index of the leading
+            // dimensions, a weight.
             guard op == "Add" || op == "Mul" else { throw ModelError("\(op) with a stored tensor of shape \(floats[c]!.shape): only Add and Mul") }
             let (i, t) = (constantFirst ? 1 : 0, floats[c]!)
             built.parameterNames = [c]
@@ -37,12 +39,18 @@ extension NodeReader {
                 let s = g.shape(v)
                 let lead = t.shape.dims.prefix { $0 == 1 }.count, trailing = Array(t.shape.dims.dropFirst(lead))
                 guard s.rank >= trailing.count, Array(s.dims.suffix(trailing.count)) == trailing else {
-                    throw ModelError("\(op) of \(s) and a stored tensor of shape \(t.shape)")
+                    // Broadcast on the host to x's shape where numpy would (Swin's attention
+                    // mask [1, windows, 1, 49, 49] over [N, windows, heads, 49, 49]), once per
+                    // parameter store and shape.
+                    let full = try ps.derived("\(c) broadcast to \(s.dims)") {
+                        try g.backend.tensor(try broadcastValues(try g.backend.values(try ps(c)), t.shape.dims, to: s.dims), s)
+                    }
+                    return op == "Add" ? try g.add(v, g.parameter(full)) : try g.mul(v, g.parameter(full))
                 }
-                let perImage = s.dims.dropFirst().reduce(1, *), w = try ps(c)
-                guard trailing.reduce(1, *) == perImage else { throw ModelError("\(op) of \(s) and a stored tensor of shape \(t.shape): only one per image") }
-                let one = g.parameter(Tensor(shape: Shape([1] + s.dims.dropFirst()), storage: w.storage))
-                let all = try repeated(g, one, s[0])
+                let size = trailing.reduce(1, *), w = try ps(c)
+                guard size > 0, s.count % size == 0 else { throw ModelError("\(op) of \(s) and a stored tensor of shape \(t.shape)") }
+                let one = g.parameter(Tensor(shape: Shape([1] + trailing), storage: w.storage))
+                let all = try g.reshape(try repeated(g, one, s.count / size), s)
                 return op == "Add" ? try g.add(v, all) : try g.mul(v, all)
             }
         } else if let c = param(constantFirst ? 0 : 1) {
@@ -75,6 +83,12 @@ extension NodeReader {
             guard op != "Div" || k == 1, op != "Sub" || k == 1 else { throw ModelError("\(op) of a number by a computed tensor is not supported") }
             built.run = { g, x, _ in
                 let n = try integers(x, k).asReals
+                if n.count > 1, op == "Add" || op == "Mul" || (op == "Sub" && k == 1) {
+                    // A tensor of numbers (Swin's attention mask from the TorchScript exporter):
+                    // broadcast to the computed one, a constant.
+                    let (a, b) = try deviceOperands(g, x, op)
+                    return op == "Add" ? try g.add(a, b) : op == "Mul" ? try g.mul(a, b) : try g.add(a, try g.scale(b, -1))
+                }
                 guard n.count == 1 else { throw ModelError("\(op) of a tensor and \(n.count) numbers: only one") }
                 let c = Float(n[0]), v = try value(x, i)
                 switch op {
@@ -86,10 +100,15 @@ extension NodeReader {
             }
         } else {
             switch op {
-            case "Add": built.run = { g, x, _ in let (a, b) = try matched(g, try value(x, 0), try value(x, 1), op); return try g.add(a, b) }
-            case "Sub": built.run = { g, x, _ in let (a, b) = try matched(g, try value(x, 0), try value(x, 1), op); return try g.add(a, try g.scale(b, -1)) }
-            case "Mul": built.run = { g, x, _ in let (a, b) = try matched(g, try value(x, 0), try value(x, 1), op); return try g.mul(a, b) }
-            default: throw ModelError("division of two computed tensors is not supported")
+            case "Add": built.run = { g, x, _ in let (a, b) = try deviceOperands(g, x, op); return try g.add(a, b) }
+            case "Sub": built.run = { g, x, _ in let (a, b) = try deviceOperands(g, x, op); return try g.add(a, try g.scale(b, -1)) }
+            case "Mul": built.run = { g, x, _ in let (a, b) = try deviceOperands(g, x, op); return try g.mul(a, b) }
+            default:
+                // a / b = a * (1 / b) (F.normalize's division by a norm: [..., K] by [..., 1]).
+                built.run = { g, x, _ in
+                    let (a, b) = try deviceOperands(g, x, op)
+                    return try g.mul(a, try g.pointwise(b, .stabilizedReciprocal(0)))
+                }
             }
         }
         return built
@@ -141,8 +160,13 @@ extension NodeReader {
         try only(["allowzero"])
         guard integral(1) else { throw ModelError("the shape must be a constant or computed from shapes") }
         let exportBatch = context.exportBatch
-        built.run = { g, x, _ in
-            let old = g.shape(try value(x, 0))
+        let stored = param(0)
+        built.parameterNames = stored.map { [$0] } ?? []
+        built.run = { g, x, ps in
+            // A stored tensor (a weight the exporter folded, as MaxViT's gathered position
+            // bias) is laid out as a computed one.
+            let v = try stored.map { g.parameter(try ps($0)) } ?? value(x, 0)
+            let old = g.shape(v)
             let target = try integers(x, 1).values
             var dims = reshapeTarget(target, of: old.dims)
             // The exporter writes the batch it traced with into target shapes; the graph runs
@@ -155,7 +179,7 @@ extension NodeReader {
             guard Shape(dims).checkedCount == old.count else {
                 throw ModelError("cannot reshape \(old) to \(target): the graph fixed this shape when it was exported; run it at the batch and input size it was exported at")
             }
-            return try g.reshape(try value(x, 0), Shape(dims))
+            return try g.reshape(v, Shape(dims))
         }
         return built
     }
@@ -163,9 +187,10 @@ extension NodeReader {
     func buildTranspose() throws -> BuiltOp {
         var built = BuiltOp()
         try only(["perm"])
-        let perm = ints("perm")
-        built.run = { g, x, _ in
-            let v = try value(x, 0)
+        let perm = ints("perm"), stored = param(0)
+        built.parameterNames = stored.map { [$0] } ?? []
+        built.run = { g, x, ps in
+            let v = try stored.map { g.parameter(try ps($0)) } ?? value(x, 0)
             return try g.permute(v, perm ?? Array((0..<g.shape(v).rank).reversed()))
         }
         return built
@@ -175,6 +200,41 @@ extension NodeReader {
         var built = BuiltOp()
         try only(["mode"])
         if let mode = attributes["mode"], String(decoding: mode.s, as: UTF8.self) != "constant" { throw ModelError("only constant padding is supported") }
+        if node.input.count > 1, let pads = stored(1), pads.allSatisfy({ $0 == 0 }) {
+            // No padding at all (Swin pads its [N, H, W, C] maps to whole windows: none at 224).
+            built.run = { _, x, _ in try value(x, 0) }
+            return built
+        }
+        if node.input.count > 1, stored(1) == nil, integral(1) {
+            // Pads computed in the pass from shapes (the TorchScript exporter's Swin: none at
+            // 224): none, or zeros around rows and columns of [N, C, H, W].
+            try only(["mode"])
+            guard node.input.count < 4 || node.input[3].isEmpty, (scalar(2) ?? 0) == 0 else {
+                throw ModelError("only zero padding of all axes is supported")
+            }
+            built.run = { g, x, _ in
+                let v = try value(x, 0), pads = try integers(x, 1).values
+                if pads.allSatisfy({ $0 == 0 }) { return v }
+                if pads.count == 8, pads.allSatisfy({ $0 >= 0 }), pads[0] == 0, pads[3] == 0, pads[4] == 0, pads[7] == 0 {
+                    let spatial = [pads[1], pads[2], pads[5], pads[6]].map { Int($0) }
+                    return try g.permute(try zeroPadded(g, try g.permute(v, [0, 3, 1, 2]), spatial), [0, 2, 3, 1])
+                }
+                guard pads.count == 8, pads.allSatisfy({ $0 >= 0 }), pads[0] == 0, pads[1] == 0, pads[4] == 0, pads[5] == 0 else {
+                    throw ModelError("Pad by \(pads): only non-negative pads of rows and columns of [N, C, H, W]")
+                }
+                return try zeroPadded(g, v, [pads[2], pads[3], pads[6], pads[7]].map { Int($0) })
+            }
+            return built
+        }
+        if node.input.count > 1, let pads = stored(1), pads.count == 8, pads.allSatisfy({ $0 >= 0 }), pads[0] == 0, pads[3] == 0, pads[4] == 0, pads[7] == 0,
+           node.input.count < 4 || node.input[3].isEmpty, (scalar(2) ?? 0) == 0 {
+            // Rows and columns of an [N, H, W, C] map (Swin's windows): between permutations.
+            let spatial = [pads[1], pads[2], pads[5], pads[6]].map { Int($0) }
+            built.run = { g, x, _ in
+                try g.permute(try zeroPadded(g, try g.permute(try value(x, 0), [0, 3, 1, 2]), spatial), [0, 2, 3, 1])
+            }
+            return built
+        }
         guard node.input.count > 1, let pads = stored(1), pads.count == 8, pads.allSatisfy({ $0 >= 0 }),
               pads[0] == 0, pads[1] == 0, pads[4] == 0, pads[5] == 0 else {
             throw ModelError("only constant, non-negative pads of rows and columns are supported")
@@ -193,6 +253,27 @@ extension NodeReader {
         // laid out in the indices' shape.
         try only(["axis"])
         let index = stored(1)!, dims = context.integers[node.input[1]]!.dims, axis = int("axis", 0)
+        if let table = param(0), let t = floats[table] {
+            // Rows of a stored tensor by constant indices (a relative position bias table read
+            // at each pair of tokens): gathered once per parameter store, a constant.
+            let rank = t.shape.rank, a = axis < 0 ? axis + rank : axis
+            guard a == 0, rank >= 1 else { throw ModelError("gathering a stored tensor along axis \(axis): only axis 0") }
+            let rows = t.shape[0], width = t.shape.count / Swift.max(rows, 1)
+            let picked = try index.map { i -> Int in
+                let k = i < 0 ? Int(i) + rows : Int(i)
+                guard k >= 0, k < rows else { throw ModelError("Gather index \(i) outside \(rows) rows") }
+                return k
+            }
+            let out = Shape(dims + Array(t.shape.dims.dropFirst())), key = table + " gathered by " + node.input[1]
+            built.parameterNames = [table]
+            built.run = { g, _, ps in
+                g.parameter(try ps.derived(key) {
+                    let values = try g.backend.values(try ps(table))
+                    return try g.backend.tensor(picked.flatMap { values[($0 * width)..<(($0 + 1) * width)] }, out)
+                })
+            }
+            return built
+        }
         // (All negative or all not: [-1, 0] is the last element, then the first.)
         guard zip(index, index.dropFirst()).allSatisfy({ $1 == $0 + 1 }), index.allSatisfy({ $0 >= 0 }) || index.allSatisfy({ $0 < 0 }) else {
             throw ModelError("only gathering one constant index or a run of consecutive ones is supported")
@@ -252,8 +333,18 @@ extension NodeReader {
             let a = Int(axes[0] < 0 ? axes[0] + Int64(s.rank) : axes[0])
             guard a >= 0, a < s.rank else { throw ModelError("Slice along axis \(axes[0]) of \(s)") }
             let range = try sliceRange(count: s[a], start: starts[0], end: ends[0], step: steps[0])
-            guard let first = range.first, steps[0] == 1 else { throw ModelError("Slice of \(s) along axis \(a): only a non-empty range with step 1") }
-            return try slice(g, v, axis: a, from: first, count: range.count)
+            guard let first = range.first else { throw ModelError("Slice of \(s) along axis \(a): an empty range") }
+            if steps[0] == 1 { return try slice(g, v, axis: a, from: first, count: range.count) }
+            // Every k-th element (Swin's patch merging, x[:, 0::2, 1::2]): the axis split into
+            // [L / k, k], one index of the second taken; the range must reach the axis' end.
+            let k = Int(steps[0])
+            guard k > 1, s[a] % k == 0, first < k, range.count == s[a] / k else {
+                throw ModelError("Slice of \(s) along axis \(a) by step \(steps[0]): only every k-th element from one of the first k to the end")
+            }
+            let split = Array(s.dims[..<a]) + [s[a] / k, k] + Array(s.dims[(a + 1)...])
+            var out = s.dims
+            out[a] = s[a] / k
+            return try g.reshape(try slice(g, try g.reshape(v, Shape(split)), axis: a + 1, from: first, count: 1), Shape(out))
         }
         return built
     }
@@ -264,8 +355,10 @@ extension NodeReader {
         guard let axes = ((node.input.count > 1 ? stored(1) : nil) ?? attributes["axes"]?.ints)?.map({ Int($0) }) else {
             throw ModelError("the axes must be constants")
         }
-        built.run = { g, x, _ in
-            let v = try value(x, 0)
+        let stored = param(0)
+        built.parameterNames = stored.map { [$0] } ?? []
+        built.run = { g, x, ps in
+            let v = try stored.map { g.parameter(try ps($0)) } ?? value(x, 0)
             return try g.reshape(v, Shape(try unsqueezed(g.shape(v).dims, axes: axes)))
         }
         return built
@@ -274,9 +367,10 @@ extension NodeReader {
     func buildSqueeze() throws -> BuiltOp {
         var built = BuiltOp()
         try only(["axes"])
-        let axes = (node.input.count > 1 ? stored(1) : nil)?.map { Int($0) } ?? ints("axes")
-        built.run = { g, x, _ in
-            let v = try value(x, 0)
+        let axes = (node.input.count > 1 ? stored(1) : nil)?.map { Int($0) } ?? ints("axes"), weight = param(0)
+        built.parameterNames = weight.map { [$0] } ?? []
+        built.run = { g, x, ps in
+            let v = try weight.map { g.parameter(try ps($0)) } ?? value(x, 0)
             return try g.reshape(v, Shape(try squeezed(g.shape(v).dims, axes: axes)))
         }
         return built
@@ -300,7 +394,12 @@ extension NodeReader {
                 return Swift.max(p, q)
             }
             if let e = exportBatch, x.batch != e, out.first == e { out[0] = x.batch }
-            guard zip(a, out).dropFirst().allSatisfy({ $0 == $1 }) else { throw ModelError("expanding \(s) to \(out): only along the first dimension") }
+            if a.count >= 1, a.last == 1, (out.last ?? 1) > 1, Array(a.dropLast()) == Array(out.dropLast()) {
+                // Along the last dimension (a norm [..., 1] expanded to its vectors [..., K]).
+                let k = out.last!
+                return try g.reshape(try g.expand(try g.reshape(v, [a.reduce(1, *), 1, 1, 1]), height: 1, width: k), Shape(out))
+            }
+            guard zip(a, out).dropFirst().allSatisfy({ $0 == $1 }) else { throw ModelError("expanding \(s) to \(out): only along the first or the last dimension") }
             return try repeated(g, try g.reshape(v, Shape(a)), out[0] / Swift.max(a[0], 1))
         }
         return built
@@ -355,4 +454,47 @@ extension NodeReader {
         built.run = { _, x, _ in try value(x, 0) }
         return built
     }
+}
+
+/// `values` of dimensions `dims` broadcast to `target` as numpy would; refused where it would not.
+func broadcastValues(_ values: [Float], _ dims: [Int], to target: [Int]) throws -> [Float] {
+    guard dims.count <= target.count else { throw ModelError("cannot broadcast \(dims) to \(target)") }
+    let padded = [Int](repeating: 1, count: target.count - dims.count) + dims
+    guard zip(padded, target).allSatisfy({ $0 == $1 || $0 == 1 }), let n = Shape(target).checkedCount else {
+        throw ModelError("cannot broadcast \(dims) to \(target)")
+    }
+    var strides = [Int](repeating: 0, count: target.count), step = 1
+    for d in stride(from: target.count - 1, through: 0, by: -1) {
+        strides[d] = padded[d] == 1 ? 0 : step
+        step *= padded[d]
+    }
+    var out = [Float](repeating: 0, count: n), index = [Int](repeating: 0, count: target.count)
+    for i in 0..<n {
+        var source = 0
+        for d in 0..<target.count { source += index[d] * strides[d] }
+        out[i] = values[source]
+        var d = target.count - 1
+        while d >= 0 {
+            index[d] += 1
+            if index[d] < target[d] { break }
+            index[d] = 0
+            d -= 1
+        }
+    }
+    return out
+}
+
+/// The two operands of an elementwise op as device values of one shape: computed ones matched
+/// (`matched`), or a host tensor (computed in this pass from shapes and constants: Swin's
+/// attention mask from the TorchScript exporter) broadcast on the host to the computed one's
+/// shape, a constant.
+func deviceOperands(_ g: Graph, _ x: Operands, _ op: String) throws -> (Graph.Value, Graph.Value) {
+    func constant(_ h: HostNumbers, like other: Graph.Value) throws -> Graph.Value {
+        let target = g.shape(other).dims
+        return g.constant(try g.backend.tensor(try broadcastValues(h.asReals.map { Float($0) }, h.dims, to: target), Shape(target)))
+    }
+    let host = x.integers.count > 1 ? (x.integers[0], x.integers[1]) : (nil, nil)
+    if x.values.count > 1, let a = x.values[0], x.values[1] == nil, let h = host.1 { return (a, try constant(h, like: a)) }
+    if x.values.count > 1, x.values[0] == nil, let h = host.0, let b = x.values[1] { return (try constant(h, like: b), b) }
+    return try matched(g, try value(x, 0), try value(x, 1), op)
 }

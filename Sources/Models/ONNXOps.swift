@@ -37,7 +37,16 @@ extension NodeReader {
         let lo = scalar(1) ?? attributes["min"]?.f ?? -.infinity, hi = scalar(2) ?? attributes["max"]?.f ?? .infinity
         if lo == 0 && hi == 6 { built.run = { g, x, _ in try g.activation(try value(x, 0), .relu6) } }
         else if lo == 0 && hi == .infinity { built.run = { g, x, _ in try g.activation(try value(x, 0), .relu) } }
-        else { throw ModelError("Clip to [\(lo), \(hi)]: only [0, 6] (ReLU6) and [0, inf) (ReLU) are supported") }
+        else if lo.isFinite || hi.isFinite, !lo.isNaN, !hi.isNaN, lo <= hi {
+            // Other bounds (F.normalize's clamp of a norm to 1e-12 and up): max(x, lo) =
+            // relu(x - lo) + lo, min(y, hi) = hi - relu(hi - y), gradients as PyTorch's clamp.
+            built.run = { g, x, _ in
+                var y = try value(x, 0)
+                if lo.isFinite { y = try g.pointwise(try g.activation(try g.pointwise(y, .offset(-lo)), .relu), .offset(lo)) }
+                if hi.isFinite { y = try g.pointwise(try g.scale(try g.activation(try g.pointwise(try g.scale(y, -1), .offset(hi)), .relu), -1), .offset(hi)) }
+                return y
+            }
+        } else { throw ModelError("Clip to [\(lo), \(hi)]: bounds must be numbers, the lower not above the upper") }
         return built
     }
 
@@ -199,6 +208,40 @@ extension NodeReader {
         return built
     }
 
+    func buildReduceL2() throws -> BuiltOp {
+        var built = BuiltOp()
+        // The Euclidean norm along the last axis (F.normalize): sqrt of the sum of squares.
+        try only(["axes", "keepdims", "noop_with_empty_axes"])
+        guard let axes = (attributes["axes"]?.ints ?? (node.input.count > 1 ? stored(1) : nil)), axes.count == 1 else {
+            throw ModelError("ReduceL2 along one constant axis only")
+        }
+        let keep = int("keepdims", 1) == 1
+        built.run = { g, x, _ in
+            let v = try value(x, 0), s = g.shape(v)
+            let axis = Int(axes[0] < 0 ? axes[0] + Int64(s.rank) : axes[0])
+            guard axis == s.rank - 1, s.rank >= 2 else { throw ModelError("ReduceL2 of \(s) along axis \(axes[0]): only the last") }
+            let rows = try g.reshape(v, [s.count / s.dims.last!, s.dims.last!])
+            let norm = try g.pointwise(try g.reduce(rows, .sumOfSquares, axis: 1), .absPower(0.5))
+            return try g.reshape(norm, Shape(Array(s.dims.dropLast()) + (keep ? [1] : [])))
+        }
+        return built
+    }
+
+    func buildEinsum() throws -> BuiltOp {
+        var built = BuiltOp()
+        // Two operands whose contraction is a batched matrix product (attention's
+        // "bhid,bhjd->bhij" and "bhij,bhjd->bhid", MaxViT's with spaces and capitals): letters
+        // in both operands and the output are batch dimensions, in one operand and the output
+        // free ones, in both operands only summed. Each operand is permuted to [batch, free,
+        // summed] / [batch, summed, free], multiplied, and the product permuted to the output.
+        try only(["equation"])
+        guard let text = attributes["equation"].map({ String(decoding: $0.s, as: UTF8.self) }) else { throw ModelError("Einsum without an equation") }
+        let plan = try EinsumPlan(text)
+        guard node.input.count == 2 else { throw ModelError("Einsum of \(node.input.count) operands: only two are supported") }
+        built.run = { g, x, _ in try plan.apply(g, try value(x, 0), try value(x, 1)) }
+        return built
+    }
+
     func buildMatMul() throws -> BuiltOp {
         var built = BuiltOp()
         try only([])
@@ -283,7 +326,28 @@ func matched(_ g: Graph, _ a: Graph.Value, _ b: Graph.Value, _ op: String) throw
         if sb[2] == 1, sb[3] == 1 { return (a, try g.expand(b, height: sa[2], width: sa[3])) }
         if sa[2] == 1, sa[3] == 1 { return (try g.expand(a, height: sb[2], width: sb[3]), b) }
     }
-    throw ModelError("\(op) of \(sa) and \(sb): only equal shapes, or [N, C, 1, 1] with [N, C, H, W], broadcast")
+    // One operand over the other's trailing dimensions, its leading ones 1 (MaxViT's position
+    // bias [1, heads, 49, 49] over the scores [N, windows, heads, 49, 49]): repeated over the
+    // rest; its gradient is the sum over the copies.
+    func trailing(_ small: Shape, _ large: Shape) -> Bool {
+        let kept = Array(small.dims.drop { $0 == 1 })
+        return small.rank <= large.rank && small.count > 0 && large.count % small.count == 0 && Array(large.dims.suffix(kept.count)) == kept
+    }
+    // One operand of size 1 on the last axis, the rest the other's (a norm [..., 1] over the
+    // vectors [..., K]): each value repeated along that axis.
+    func lastAxis(_ small: Shape, _ large: Shape) -> Bool {
+        small.rank == large.rank && small.rank >= 1 && small.dims.last == 1 && (large.dims.last ?? 0) > 1
+            && Array(small.dims.dropLast()) == Array(large.dims.dropLast())
+    }
+    func spread(_ v: Graph.Value, like large: Shape) throws -> Graph.Value {
+        let k = large.dims.last!
+        return try g.reshape(try g.expand(try g.reshape(v, [g.shape(v).count, 1, 1, 1]), height: 1, width: k), large)
+    }
+    if lastAxis(sb, sa) { return (a, try spread(b, like: sa)) }
+    if lastAxis(sa, sb) { return (try spread(a, like: sb), b) }
+    if trailing(sb, sa) { return (a, try g.reshape(try repeated(g, try g.reshape(b, [1, sb.count]), sa.count / sb.count), sa)) }
+    if trailing(sa, sb) { return (try g.reshape(try repeated(g, try g.reshape(a, [1, sa.count]), sb.count / sa.count), sb), b) }
+    throw ModelError("\(op) of \(sa) and \(sb): only equal shapes, [N, C, 1, 1] with [N, C, H, W], or a tensor over the other's trailing dimensions broadcast")
 }
 
 /// Input `i` of a node, which must be a computed value (not a weight or a missing input).
@@ -342,5 +406,51 @@ func slice(_ g: Graph, _ v: Graph.Value, axis: Int, from: Int, count: Int) throw
 func named<T>(_ node: ONNXNode, _ body: () throws -> T) throws -> T {
     do { return try body() } catch let error as ModelError {
         throw ModelError("node \(node.output) (\(node.opType)): \(error.description)")
+    }
+}
+
+/// An Einsum equation of two operands that is a batched matrix product (`buildEinsum`).
+struct EinsumPlan: Sendable {
+    let a: [Character], b: [Character], out: [Character]
+    let batch: [Character], freeA: [Character], freeB: [Character], summed: [Character]
+
+    init(_ equation: String) throws {
+        let text = equation.filter { !$0.isWhitespace }
+        let sides = text.components(separatedBy: "->")
+        let operands = sides.first.map { $0.split(separator: ",", omittingEmptySubsequences: false).map { Array($0) } } ?? []
+        guard sides.count == 2, operands.count == 2, !text.contains(".") else {
+            throw ModelError("Einsum \(printable(equation)): only two operands and an explicit output, without ellipses, are supported")
+        }
+        (a, b, out) = (operands[0], operands[1], Array(sides[1]))
+        for letters in [a, b, out] where Set(letters).count != letters.count || !letters.allSatisfy(\.isLetter) {
+            throw ModelError("Einsum \(printable(equation)): a letter repeated within an operand (a diagonal) is not supported")
+        }
+        let (sa, sb, so) = (Set(a), Set(b), Set(out))
+        guard so.isSubset(of: sa.union(sb)), sa.subtracting(sb).isSubset(of: so), sb.subtracting(sa).isSubset(of: so) else {
+            throw ModelError("Einsum \(printable(equation)): a letter of one operand only must be in the output (no sums over one operand)")
+        }
+        batch = out.filter { sa.contains($0) && sb.contains($0) }
+        freeA = a.filter { !sb.contains($0) }
+        freeB = b.filter { !sa.contains($0) }
+        summed = a.filter { sb.contains($0) && !so.contains($0) }
+    }
+
+    func apply(_ g: Graph, _ x: Graph.Value, _ y: Graph.Value) throws -> Graph.Value {
+        let (sx, sy) = (g.shape(x), g.shape(y))
+        guard sx.rank == a.count, sy.rank == b.count else { throw ModelError("Einsum of \(sx) and \(sy): ranks other than the equation's") }
+        var size: [Character: Int] = [:]
+        for (letters, shape) in [(a, sx), (b, sy)] {
+            for (k, c) in letters.enumerated() {
+                if let known = size[c], known != shape[k] { throw ModelError("Einsum: \(c) is \(known) in one operand and \(shape[k]) in the other") }
+                size[c] = shape[k]
+            }
+        }
+        func count(_ letters: [Character]) -> Int { letters.reduce(1) { $0 * size[$1]! } }
+        let (z, m, n, k) = (count(batch), count(freeA), count(freeB), count(summed))
+        let left = try g.reshape(try g.permute(x, (batch + freeA + summed).map { a.firstIndex(of: $0)! }), [z, m, k])
+        let right = try g.reshape(try g.permute(y, (batch + summed + freeB).map { b.firstIndex(of: $0)! }), [z, k, n])
+        let order = batch + freeA + freeB
+        let product = try g.reshape(try g.batchedMatMul(left, right), Shape(order.map { size[$0]! }))
+        return try g.permute(product, out.map { order.firstIndex(of: $0)! })
     }
 }

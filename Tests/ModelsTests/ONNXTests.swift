@@ -231,6 +231,32 @@ import WeightFiles
         try expectMatchesPyTorch("resize_\(exporter).onnx", "resize.safetensors")
     }
 
+    /// Windowed attention as MaxViT writes it, from both exporters: Einsum (torchvision's
+    /// spaced capitals and lower case), a relative position bias gathered from a table and laid
+    /// out from a stored tensor, added to scores of one more leading dimension
+    /// (tools/make_onnx_fixtures.py --attention).
+    @Test(arguments: ["torchscript", "dynamo"])
+    func attentionOpsMatchPyTorch(_ exporter: String) throws {
+        try expectMatchesPyTorch("attention_\(exporter).onnx", "attention.safetensors")
+    }
+
+    /// A reduced torchvision Swin Transformer from both exporters: the shifted windows' attention
+    /// mask built from constants (folded at import) or from the pass's shapes (on the host in
+    /// each pass), zero pads, patch merging's strided slices (tools/make_onnx_fixtures.py --swin).
+    @Test(arguments: ["torchscript", "dynamo"])
+    func swinMatchesPyTorch(_ exporter: String) throws {
+        try expectMatchesPyTorch("swin_\(exporter).onnx", "swin.safetensors")
+    }
+
+    /// Swin V2's blocks (reduced, 3x3 windows on 8x8 and 4x4 maps, so padded): cosine attention
+    /// (ReduceL2, a clamp, a division by the norm), the position MLP and logit scale folded at
+    /// import, the key bias zeroed by ScatterND on the host, rows and columns of [N, H, W, C] maps
+    /// padded.
+    @Test(arguments: ["torchscript", "dynamo"])
+    func swinV2MatchesPyTorch(_ exporter: String) throws {
+        try expectMatchesPyTorch("swin_v2_\(exporter).onnx", "swin_v2.safetensors")
+    }
+
     @Test func otherOpsMatchPyTorch() throws {
         try expectMatchesPyTorch("ops.onnx", "ops.safetensors")
     }
