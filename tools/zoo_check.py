@@ -13,12 +13,15 @@ model is built with seeded random weights (torch.manual_seed(0); parameters that
 initializes to zeros, such as ViT's head, are redrawn small so that the output is not flat),
 exported at batch 1 and --size with the exporter's defaults into a temporary folder, loaded by
 `loupe.load` on the default device, and compared on Assets/chelsea.png (resized to --size):
-logits by their relative L2 error, the input gradient of the top class by its relative L2 error.
+logits by their relative L2 error, the input gradient of the top class by its relative L2 error
+(a segmentation's: of its most predicted class, background aside, summed over its predicted
+pixels, pytorch-grad-cam's SemanticSegmentationTarget).
 Both exporters fold each batch norm into the convolution before it, so the file computes the
 folded network: the gradient is compared with PyTorch's on the model folded the same way
 (torch.fx's conv/batch-norm fusion; the unfolded model where it cannot trace), and `match` is
 logits < 1e-4 and that gradient below max(1e-3, 4 x PyTorch's own float32-vs-float64 error on
-it), the bound of the tests; where that float32 error is over 1e-2 (random weights can leave
+it: the largest over the model and two copies with weights one rounding step off), the bound of
+the tests; where that float32 error is over 1e-2 (random weights can leave
 activations at rounding level) the gradient is `undetermined`. A pre-activation within float32 rounding of a ReLU's kink can take
 the other side once folded (ResNet18 on the photo: the folded model's gradient is 3.6e-3 from
 the unfolded one's, in PyTorch too); the error against the unfolded model is recorded as well. The timing is the wall time of the command
@@ -123,6 +126,18 @@ def fold_batch_norms(model):
         return None
 
 
+def rounded(model, seed, torch):
+    """A copy of `model` whose float weights and buffers are each one rounding step up or down."""
+    import copy
+    generator = torch.Generator().manual_seed(seed)
+    other = copy.deepcopy(model)
+    with torch.no_grad():
+        for t in list(other.parameters()) + [b for b in other.buffers() if b.is_floating_point()]:
+            signs = torch.randint(0, 2, t.shape, generator=generator).to(t.dtype) * 2 - 1
+            t.mul_(1 + signs * 2.0 ** -23)
+    return other.eval()
+
+
 def export(model, x, path, exporter, torch):
     with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
         warnings.simplefilter("ignore")
@@ -159,21 +174,24 @@ def check(family, name, make, exporter, size, loupe_bin, workdir, torch, loupe, 
     with opened:
         xg = x.clone().requires_grad_(True)
         y = model(xg)
-        if y.dim() == 4:  # segmentation: the class map's sum, as the dense target over every pixel
-            target = int(y.sum(dim=(2, 3))[0].argmax())
-            y.sum(dim=(2, 3))[0, target].backward()
-            row["status"] = "loads"
-            try:
-                got = opened(x)
-                row["logits_error"] = relative(got, y.detach())
-            except Exception as error:  # noqa: BLE001
-                return {**row, "status": "runs with an error", "reason": first_line(error)[:300]}
-            return row
         target = int(y[0].argmax())
-        y[0, target].backward()
+        region = None
+        if y.dim() == 4:
+            # A segmentation: the class predicted on the most pixels (background aside) summed
+            # over those pixels, pytorch-grad-cam's SemanticSegmentationTarget.
+            predicted = y[0].argmax(dim=0)
+            counts = torch.bincount(predicted.flatten(), minlength=y.shape[1])
+            counts[0] = 0 if counts[1:].sum() > 0 else counts[0]
+            target = int(counts.argmax())
+            region = (predicted == target).to(y.dtype).detach()
+
+        def score(out):
+            return out[0, target] if region is None else (out[0, target] * region.to(out.dtype)).sum()
+
+        score(y).backward()
         try:
             logits = opened(x)
-            grad = opened.attribute(x, "gradient", target=[target]).raw
+            grad = opened.attribute(x, "gradient", target=[target], **({} if region is None else {"region": region.numpy()})).raw
         except Exception as error:  # noqa: BLE001
             return {**row, "status": "runs with an error", "reason": first_line(error)[:300]}
         row["logits_error"] = relative(logits, y.detach())
@@ -183,12 +201,22 @@ def check(family, name, make, exporter, size, loupe_bin, workdir, torch, loupe, 
         row["folded"] = folded is not None
         reference = folded or model
         xf = x.clone().requires_grad_(True)
-        reference(xf)[0, target].backward()
+        score(reference(xf)).backward()
         row["gradient_error"] = relative(grad, xf.grad)
-        # PyTorch's own float32 error on that gradient: the same pass in float64.
+        # PyTorch's own float32 error on that gradient: its distance from the same pass in
+        # float64, the largest of the model's and of two copies whose weights are one rounding
+        # step (2^-23 relative) up or down at random (as python/tests/test_adapters.py bounds
+        # its references): a pre-activation within rounding of a ReLU's kink moves the gradient
+        # by a float32 rounding that any implementation may make, and one pass need not show it.
+        copies = [rounded(reference, seed, torch) for seed in (1, 2)]
+        grads = [xf.grad]
+        for other in copies:
+            xc = x.clone().requires_grad_(True)
+            score(other(xc)).backward()
+            grads.append(xc.grad)
         x64 = x.double().requires_grad_(True)
-        reference.double()(x64)[0, target].backward()
-        row["gradient_floor"] = relative(xf.grad, x64.grad)
+        score(reference.double()(x64)).backward()
+        row["gradient_floor"] = max(relative(g, x64.grad) for g in grads)
         row["default_layer"] = opened.default_layer
         row["modules"] = len(opened.layers())
     bound = max(1e-3, 4 * row["gradient_floor"])
@@ -232,8 +260,6 @@ def table(rows, names=()):
         if s == "undetermined":
             return (f"logits match ({r['logits_error']:.0e}); the gradient is not determined in float32: PyTorch's own "
                     f"float32 and float64 gradients are {r['gradient_floor']:.0%} apart (Loupe: {r['gradient_error']:.0%})")
-        if s == "loads":
-            return f"loads, output {r.get('logits_error', float('nan')):.0e}"
         if s == "refused":
             return "refused: " + (", ".join(r["ops"]) if r.get("ops") else r["reason"].replace("|", "/")[:120])
         return f"{s}: " + r.get("reason", "").replace("|", "/")[:120]

@@ -33,6 +33,29 @@ public enum MapImages {
     }
 }
 
+extension RGBImage {
+    /// This image with the edge of `mask` (width x height, row-major) drawn over it in `colour`:
+    /// each pixel of the mask within `thickness` pixels (Chebyshev) of a pixel outside it, or
+    /// of the image's border. A mask of another size leaves the image as it is.
+    public func outlined(_ mask: [Bool], colour: (UInt8, UInt8, UInt8) = (0, 255, 255), thickness: Int = 2) -> RGBImage {
+        guard mask.count == width * height else { return self }
+        var out = self
+        for y in 0..<height {
+            for x in 0..<width where mask[y * width + x] {
+                var edge = false
+                search: for dy in -thickness...thickness {
+                    for dx in -thickness...thickness {
+                        let (yy, xx) = (y + dy, x + dx)
+                        if yy < 0 || yy >= height || xx < 0 || xx >= width || !mask[yy * width + xx] { edge = true; break search }
+                    }
+                }
+                if edge { (out.pixels[3 * (y * width + x)], out.pixels[3 * (y * width + x) + 1], out.pixels[3 * (y * width + x) + 2]) = colour }
+            }
+        }
+        return out
+    }
+}
+
 /// numpy's .npy format (version 1.0), little-endian float32, C order: `numpy.load` reads it.
 public func npyData(_ values: [Float], shape: [Int]) -> Data {
     let dims = shape.map(String.init).joined(separator: ", ") + (shape.count == 1 ? "," : "")

@@ -50,6 +50,25 @@ public struct Attribution: Sendable {
     }
     /// Image `i`'s raw attributions, 3 x H x W (nil for CAMs).
     public func raw(_ i: Int) -> ArraySlice<Float>? { raw?[(i * 3 * height * width)..<((i + 1) * 3 * height * width)] }
+
+    /// The attributions of `parts` (of one method, each of its own images) as one batch, in
+    /// order.
+    public static func joined(_ parts: [Attribution]) throws -> Attribution {
+        guard let first = parts.first else { throw InterpretError("no attributions to join") }
+        guard parts.allSatisfy({ $0.method == first.method && $0.height == first.height && $0.width == first.width
+                                 && ($0.raw == nil) == (first.raw == nil) && $0.layerShape == first.layerShape }) else {
+            throw InterpretError("attributions of different methods or sizes do not join")
+        }
+        func all<T>(_ key: (Attribution) -> [T]?) -> [T]? {
+            parts.allSatisfy { key($0) != nil } ? parts.flatMap { key($0)! } : nil
+        }
+        var joined = Attribution(method: first.method, count: parts.reduce(0) { $0 + $1.count }, height: first.height, width: first.width,
+                                 map: parts.flatMap(\.map), raw: all(\.raw), completenessError: all(\.completenessError))
+        joined.layerValues = all(\.layerValues)
+        joined.layerShape = first.layerShape
+        joined.concepts = all(\.concepts)
+        return joined
+    }
 }
 
 /// An attribution, visualization or inversion that cannot run: a bad batch or target, an

@@ -16,19 +16,37 @@ public struct ClassScores: Sendable {
     /// Outputs per image.
     public let classes: Int
 
-    /// The scores of `logits`, an [N, classes] value of a graph that ran the model.
+    /// A segmentation model's per-pixel scores, when the output is [N, classes, H, W]; nil for a
+    /// classifier. `logits` then holds each class's mean score over the grid and
+    /// `probabilities` each class's share of the predicted pixels, so that the classes rank by
+    /// the area predicted as each.
+    public let dense: DenseScores?
+
+    /// The scores of `logits`, an [N, classes] value of a graph that ran the model, or a
+    /// segmentation's [N, classes, H, W].
     public init(graph g: Graph, logits: Graph.Value) throws {
         let shape = g.shape(logits)
-        guard shape.rank == 2 else { throw InterpretError("the model's output is \(shape), not [N, classes]") }
+        guard shape.rank == 2 || shape.rank == 4 else {
+            throw InterpretError("the model's output is \(shape), not [N, classes] (a classifier) or [N, classes, H, W] (a segmentation)")
+        }
         let b = g.backend
-        self.logits = try b.values(g.tensor(logits))
+        let values = try b.values(g.tensor(logits))
         // A NaN or an overflow in the logits (from the input or the weights) has no class to
         // name: refused here rather than ranked as if it were a score.
-        if let i = self.logits.firstIndex(where: { !$0.isFinite }) {
-            throw InterpretError("the model's output for image \(i / Swift.max(shape[1], 1)) holds \(self.logits[i]) (class \(i % Swift.max(shape[1], 1))): the input or the weights are not finite, or a layer overflowed")
+        if let i = values.firstIndex(where: { !$0.isFinite }) {
+            let perImage = Swift.max(shape.count / Swift.max(shape[0], 1), 1), area = shape.rank == 4 ? Swift.max(shape[2] * shape[3], 1) : 1
+            throw InterpretError("the model's output for image \(i / perImage) holds \(values[i]) (class \(i % perImage / area)): the input or the weights are not finite, or a layer overflowed")
         }
-        probabilities = try b.values(b.softmax(g.tensor(logits)))
         (count, classes) = (shape[0], shape[1])
+        if shape.rank == 4 {
+            let dense = try DenseScores(logits: values, shape: shape)
+            (self.logits, probabilities) = dense.classRows()
+            self.dense = dense
+        } else {
+            self.logits = values
+            probabilities = try b.values(b.softmax(g.tensor(logits)))
+            dense = nil
+        }
     }
 
     /// One fused forward pass of the normalized batch `input` [N, 3, H, W], after the memory

@@ -66,7 +66,12 @@ extension Session {
         let x = try batch(try a.require("x"), what: "a forward pass")
         try o.finish(); try a.finish()
         let scores = try ClassScores(model, input: x.tensor)
-        return try CallResult(json: [:], arrays: ["logits": HostArray(values: scores.logits, shape: [x.n, scores.classes]),
+        // `output` is the model's own ([N, classes], or a segmentation's [N, classes, H, W]);
+        // `logits` and `probabilities` are `ClassScores`' rows (a segmentation's mean scores
+        // and each class's share of the predicted pixels).
+        let output = scores.dense.map { HostArray(values: $0.logits, shape: [x.n, scores.classes, $0.height, $0.width]) }
+            ?? HostArray(values: scores.logits, shape: [x.n, scores.classes])
+        return try CallResult(json: [:], arrays: ["output": output, "logits": HostArray(values: scores.logits, shape: [x.n, scores.classes]),
                                                   "probabilities": HostArray(values: scores.probabilities, shape: [x.n, scores.classes])])
     }
 
@@ -98,7 +103,10 @@ extension Session {
     /// sums at the layer's resolution, before ReLU and normalization: Captum's LayerGradCam),
     /// objective (explain an objective in `visualize`'s syntax instead of `targets`: a neuron
     /// "layer3:88@3,1", a channel, a direction, a weighted sum; `values` returns its value per
-    /// image). The layer methods return `layer_attribution` [N, C, lh, lw].
+    /// image), region (a segmentation's target: an array [N or 1, H', W'] on the output's grid,
+    /// nonzero inside, that each image's class is summed over; by default, for a model whose
+    /// output is [N, classes, H', W'], the pixels predicted as the class). The layer methods
+    /// return `layer_attribution` [N, C, lh, lw].
     func attribute(_ o: Options, _ a: inout Arrays) throws -> CallResult {
         let x = try batch(try a.require("x"), what: "an attribution pass")
         guard let method = try o.string("method") else { throw CallError(.invalidArgument, "attribute: option method is required (\(MethodRegistry.names.joined(separator: ", ")))") }
@@ -201,7 +209,42 @@ extension Session {
             }
             s.shapDraws = GradientShap.Draws(baselineIndices: indices.values.map { Int($0) }, alphas: Array(alphas.values), noise: noise.map { Array($0.values) })
         }
+        let regionMasks = try a.optional("region")
         try o.finish(); try a.finish()
+
+        // A segmentation's target (a model that declares [N, classes, H, W] outputs, or any
+        // given `region`): each image's class summed over its region, one image at a time.
+        if objective == nil, regionMasks != nil || model.architecture.isDense {
+            guard !layerMap else { throw CallError(.invalidArgument, "layer_map is not available for a segmentation's region target") }
+            guard let dense = try ClassScores(model, input: x.tensor).dense else {
+                throw CallError(.invalidArgument, "region: the model's output is [N, classes], a classifier's; a region is a segmentation's target ([N, classes, H, W])")
+            }
+            if let r = regionMasks {
+                let grid = [dense.height, dense.width]
+                guard (r.shape.count == 2 && r.shape == grid) || (r.shape.count == 3 && [1, x.n].contains(r.shape[0]) && Array(r.shape.dropFirst()) == grid) else {
+                    throw CallError(.invalidArgument, "region must be [N or 1, \(dense.height), \(dense.width)] (the output's grid), got \(r.shape)")
+                }
+            }
+            let values = try backend.values(x.tensor), plane = 3 * x.h * x.w
+            var parts: [Attribution] = [], milliseconds = 0.0
+            for i in 0..<x.n {
+                let mask = regionMasks.map { r in
+                    let k = r.shape.count == 3 && r.shape[0] == x.n ? i : 0
+                    return r.values[(k * dense.area)..<((k + 1) * dense.area)].map { $0 != 0 }
+                } ?? dense.predictedMask(i, targets[i])
+                guard mask.contains(true) else {
+                    throw CallError(.invalidArgument, "image \(i): " + (regionMasks == nil ? "no pixel is predicted as class \(targets[i]); give a region" : "the region holds no pixel"))
+                }
+                let image = try backend.tensor(Array(values[(i * plane)..<((i + 1) * plane)]), [1, 3, x.h, x.w])
+                let run = try SaliencyRun(model: try model.summed(over: mask), input: image, methods: [(method, try entry.make(s), entry.parameters(s))],
+                                          targets: [targets[i]], metrics: nil)
+                parts.append(run.results[0].attribution)
+                milliseconds += run.results[0].milliseconds
+            }
+            var json: [String: Any] = ["method": method, "targets": targets, "settings": entry.parameters(s), "milliseconds": milliseconds]
+            if entry.readsLayer { json["layer"] = s.layer }
+            return try attributionResult(try Attribution.joined(parts), json: json, x: (x.n, x.h, x.w))
+        }
 
         if layerMap {
             guard let kind = CAM.Kind(rawValue: method) else { throw CallError(.invalidArgument, "layer_map is for the CAM family (gradcam, gradcam++, layercam, hirescam, xgradcam, eigencam, ablationcam, scorecam), not \(method)") }
@@ -213,15 +256,22 @@ extension Session {
         if let objective { json["objective"] = objective.description }
         let run = try SaliencyRun(model: model, input: x.tensor, methods: [(method, try entry.make(s), entry.parameters(s))],
                                   targets: targets, metrics: nil)
-        let result = run.results[0].attribution
         json["milliseconds"] = run.results[0].milliseconds
-        var arrays = ["map": HostArray(values: result.map, shape: [x.n, x.h, x.w])]
+        var values: [String: HostArray] = [:]
+        if objective != nil { values["values"] = HostArray(values: try model.outputValues(x.tensor), shape: [x.n]) }
+        return try attributionResult(run.results[0].attribution, json: json, x: (x.n, x.h, x.w), extra: values)
+    }
+
+    /// `attribute`'s answer: the maps [N, H, W], and where the method has them the raw
+    /// attributions, completeness errors, layer attributions and concepts.
+    func attributionResult(_ result: Attribution, json: [String: Any], x: (n: Int, h: Int, w: Int), extra: [String: HostArray] = [:]) throws -> CallResult {
+        var json = json, arrays = extra
+        arrays["map"] = HostArray(values: result.map, shape: [x.n, x.h, x.w])
         if let raw = result.raw { arrays["raw"] = HostArray(values: raw, shape: [x.n, 3, x.h, x.w]) }
         if let delta = result.completenessError { arrays["delta"] = HostArray(values: delta, shape: [x.n]) }
         if let values = result.layerValues, let shape = result.layerShape {
             arrays["layer_attribution"] = HostArray(values: values, shape: [x.n] + shape)
         }
-        if objective != nil { arrays["values"] = HostArray(values: try model.outputValues(x.tensor), shape: [x.n]) }
         if let concepts = result.concepts { json["concepts"] = concepts }
         return try CallResult(json: json, arrays: arrays)
     }

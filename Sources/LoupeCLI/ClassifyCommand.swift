@@ -51,10 +51,11 @@ public struct ClassifyCommand: ParsableCommand {
                     emit([csvField(file), "\(rank + 1)", "\(p.index)", csvField(p.label), String(format: "%.6f", p.probability)].joined(separator: ","))
                 }
             } else {
-                emit("\(file) (input \(prepared.width)x\(prepared.height))")
+                let dense = predictions.first?.pixels != nil
+                emit("\(file) (input \(prepared.width)x\(prepared.height)\(dense ? "; a segmentation: each class's share of the predicted pixels" : ""))")
                 for (rank, p) in predictions.enumerated() {
                     emit(String(format: "%2d. %4d  ", rank + 1, p.index) + p.label.padding(toLength: Swift.max(32, p.label.count + 1), withPad: " ", startingAt: 0)
-                          + String(format: "%.4f", p.probability))
+                          + String(format: "%.4f", p.probability) + (p.pixels.map { "  \($0) px" } ?? ""))
                 }
             }
         }

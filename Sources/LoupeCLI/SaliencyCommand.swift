@@ -61,6 +61,8 @@ public struct SaliencyCommand: ParsableCommand {
     public var metricPercentages: String?
     @Option(help: "Explain an objective instead of a class, in visualize's syntax, one for all images: a channel's mean (features.16:5), a neuron (features.16:5@3,3: channel 5 at x 3, y 3), a direction, a class (class:281) or a weighted sum (\"0.5*layer4:3 + class:281\"); every method then attributes its value.")
     public var objective: String?
+    @Option(help: "A segmentation model's target (output [N, classes, H, W]): the target class summed over a region, pytorch-grad-cam's SemanticSegmentationTarget: predicted (the pixels predicted as the target class; the default), box:x0,y0,x1,y1 (columns x0..<x1, rows y0..<y1 of the prepared input), or mask images (white where the region is), prepared as the inputs are, one for all images or one per image, comma-separated. The default target is the class predicted on the most pixels, background aside.")
+    public var region: String?
 
     public init() {}
 
@@ -91,6 +93,17 @@ public struct SaliencyCommand: ParsableCommand {
             throw UserError("--baseline \(printable(file)): expected black, zero, blur, uniform or an image file (there is no file there)")
         }
         if objective != nil, methodOptions.target != nil { throw UserError("--objective and --target both name what to explain; give one") }
+        if objective != nil, region != nil { throw UserError("--objective and --region both name what to explain; give one") }
+        let regionFiles = try region.flatMap { text -> [String]? in
+            text == "predicted" || text.hasPrefix("box:") ? nil : try perImage(text, count: files.count, flag: "--region", noun: "masks")
+        }
+        let fixedRegion = try region.flatMap { text -> Region? in
+            guard regionFiles == nil else { return nil }
+            do { return try Region.parse(text) } catch { throw UserError("--region: \(error)") }
+        }
+        for file in Set(regionFiles ?? []) where !FileManager.default.fileExists(atPath: file) {
+            throw UserError("--region \(printable(file)): expected predicted, box:x0,y0,x1,y1 or a mask image (there is no file there)")
+        }
         let perturbation = try perturbationMetrics.map { text -> (metrics: [PerturbationMetric], settings: PerturbationMetric.Settings) in
             let list: [PerturbationMetric]
             do { list = try PerturbationMetric.parse(text) } catch { throw UserError("--perturbation-metrics: \(error)") }
@@ -136,7 +149,7 @@ public struct SaliencyCommand: ParsableCommand {
         let first = try preprocessing.prepare(try RGBImage(contentsOf: URL(fileURLWithPath: files[0])))
         // Features that differ between images (SLIC, a file per image) go one image at a time:
         // LIME and KernelSHAP take one feature mask per call.
-        let perBatch = features?.perImage == true ? 1
+        var perBatch = features?.perImage == true ? 1
             : try MemoryBudget.fittingBatch(model, upTo: methodOptions.deviceBatch(for: model), height: first.height, width: first.width,
                                             what: "saliency's pass")
         // Image baselines are prepared as the inputs are, and must come out at their size.
@@ -147,7 +160,8 @@ public struct SaliencyCommand: ParsableCommand {
         var report: SaliencyReport?
         var size: (h: Int, w: Int)?
         try output.publish { folder in
-            for start in stride(from: 0, to: files.count, by: perBatch) {
+            var start = 0
+            while start < files.count {
                 let range = start..<Swift.min(start + perBatch, files.count)
                 let prepared = try range.map { try preprocessing.prepare(try RGBImage(contentsOf: URL(fileURLWithPath: files[$0]))) }
                 if size == nil { size = (prepared[0].height, prepared[0].width) }
@@ -186,10 +200,33 @@ public struct SaliencyCommand: ParsableCommand {
                 // Probabilities and default targets from one forward pass.
                 let probe = try Probe(model: model, input: input, names: { try modelOptions.classNames(classes: $0) },
                                       synonyms: { modelOptions.classSynonyms(classes: $0) })
+                // A segmentation's target is a region of each image: one image at a time (the first
+                // batch's probe is run again for its first image alone).
+                if probe.scores.dense != nil, range.count > 1 { perBatch = 1; continue }
+                if probe.scores.dense == nil, region != nil {
+                    throw UserError("--region: the model's output is [N, \(probe.scores.classes)], a classifier's; a region is a segmentation's target ([N, classes, H, W])")
+                }
+                if probe.scores.dense != nil {
+                    if goal != nil { throw UserError("--objective: this model's output is a segmentation's [N, classes, H, W]; explain a class over a region (--target, --region)") }
+                    if metrics { throw UserError("--metrics score a class's probability; a segmentation's region target has none (leave out --metrics)") }
+                }
                 let camLayer = try probe.camLayer(methodOptions.layer, for: methods, model: model)
                 let targets = goal == nil ? try probe.targets(targetSpecs.map { $0[range].joined(separator: ",") }, count: range.count)
                     : [Int](repeating: 0, count: range.count)
-                let run = try SaliencyRun(model: explained, input: input, methods: try methods.map {
+                let regions = try probe.scores.dense.map { _ in
+                    let chosen = try regionFiles.map { list -> Region in
+                        let m = try preprocessing.prepareMask(try RGBImage(contentsOf: URL(fileURLWithPath: list[range.lowerBound])))
+                        guard m.count == h * w else {
+                            throw UserError("--region \(printable(list[range.lowerBound])) is \(m.count) pixels after preprocessing, the images \(w)x\(h)")
+                        }
+                        return .mask(m)
+                    } ?? fixedRegion ?? .predicted
+                    do { return [try RegionTarget(probe: probe, image: 0, target: targets[0], region: chosen, height: h, width: w)] } catch {
+                        throw UserError("\(printable(files[range.lowerBound])): --region: \(error)")
+                    }
+                }
+                let regionModel = try regions.map { try model.summed(over: $0[0].mask) }
+                let run = try SaliencyRun(model: regionModel ?? explained, input: input, methods: try methods.map {
                     ($0, try methodOptions.makeMethod($0, layer: camLayer, model: model, baselineImages: baselineValues, featureMask: features),
                      methodOptions.parameters($0, layer: camLayer, model: model, baselineImages: baselineValues, featureMask: features))
                 }, targets: targets, metrics: metrics ? (metricStep, methodOptions.deviceBatch(for: model)) : nil, masks: masks,
@@ -198,9 +235,11 @@ public struct SaliencyCommand: ParsableCommand {
                                             targets: targets, model: model, layer: camLayer, device: backend.name, style: style,
                                             figures: try figureOptions.writer(), record: record)
                 if let objective, goal != nil { result.objective = (objective, try explained.outputValues(input)) }
+                result.regions = regions
                 try result.writeImages(into: folder)
                 if report == nil { report = SaliencyReport(record: record, figures: try figureOptions.writer(), layer: camLayer, metrics: run.metrics) }
                 report!.add(result)
+                start = range.upperBound
             }
             try report!.writeGrid(into: folder)
             try report!.html().write(to: folder.appendingPathComponent("index.html"))

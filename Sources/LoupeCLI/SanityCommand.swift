@@ -101,9 +101,17 @@ public struct SanityCommand: ParsableCommand {
         let (probabilities, names) = (probe.scores.probabilities, probe.names)
         let layer = try probe.camLayer(methodOptions.layer, for: methods, model: model)
         let target = try probe.targets(methodOptions.target, count: 1)[0]
+        // A segmentation's target: the class summed over the pixels the trained model predicts
+        // as it, for the trained and every randomized model alike.
+        let region = try probe.scores.dense.map { _ in
+            do { return try RegionTarget(probe: probe, image: 0, target: target, region: .predicted, height: prepared.height, width: prepared.width) } catch {
+                throw UserError("\(printable(image)): \(error)")
+            }
+        }
+        let explained = try region.map { try model.summed(over: $0.mask) } ?? model
 
         let start = DispatchTime.now().uptimeNanoseconds
-        let check = try SanityCheck(model: model, image: input, target: target,
+        let check = try SanityCheck(model: explained, image: input, target: target,
                                     methods: try methods.map { try methodOptions.makeMethod($0, layer: layer, model: model) },
                                     randomization: randomization, stageCount: stages, smoothing: smoothing, finalOnly: test.finalOnly)
         let seconds = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9

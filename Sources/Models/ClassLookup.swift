@@ -39,3 +39,10 @@ public enum ClassLookup {
         text.lowercased().split { !($0.isLetter || $0.isNumber) }.map(String.init)
     }
 }
+
+/// The 21 classes of Pascal VOC, background first, as torchvision's segmentation models
+/// (FCN, DeepLabV3, LR-ASPP) name their outputs.
+public let vocClasses: [String] = [
+    "__background__", "aeroplane", "bicycle", "bird", "boat", "bottle", "bus", "car", "cat", "chair", "cow",
+    "diningtable", "dog", "horse", "motorbike", "person", "pottedplant", "sheep", "sofa", "train", "tvmonitor",
+]

@@ -24,8 +24,21 @@ public struct Probe {
         let logits = try model.forward(graph, graph.input(input))
         scores = try ClassScores(graph: graph, logits: logits)
         layers = graph.layerNames.map { ($0, graph.shape(graph.tapped($0)!)) }
-        self.names = try names(scores.classes)
+        // A segmentation of 21 classes without --labels: torchvision's (Pascal VOC's).
+        self.names = try names(scores.classes) ?? (scores.dense != nil && scores.classes == vocClasses.count ? vocClasses : nil)
         self.synonyms = synonyms(scores.classes)
+    }
+
+    /// Each image's default target: its most probable class; for a segmentation, the class
+    /// predicted on the most pixels, other than a background class (named `__background__` or
+    /// `background`) wherever another class is predicted at all.
+    public var defaultTargets: [Int] {
+        guard scores.dense != nil else { return scores.topClasses }
+        return (0..<scores.count).map { i in
+            let ranked = scores.ranked(i, top: scores.classes)
+            let isBackground = { (k: Int) in ["__background__", "background"].contains(self.names?[k].lowercased() ?? "") }
+            return ranked.first { !isBackground($0) && scores.probability(i, $0) > 0 } ?? ranked[0]
+        }
     }
 
     /// The CAM layer: `requested`, else the model's last convolutional block; checked when any
@@ -44,9 +57,9 @@ public struct Probe {
     }
 
     /// One class per image: `spec` (indices or class names, one for all images or one per image,
-    /// comma-separated) or else each image's most probable class.
+    /// comma-separated) or else `defaultTargets`.
     public func targets(_ spec: String?, count: Int, flag: String = "--target") throws -> [Int] {
-        try Probe.resolveTargets(spec, count: count, classes: scores.classes, top: scores.topClasses, names: names,
+        try Probe.resolveTargets(spec, count: count, classes: scores.classes, top: defaultTargets, names: names,
                                  synonyms: synonyms, flag: flag)
     }
 

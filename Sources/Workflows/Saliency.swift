@@ -116,6 +116,8 @@ public struct SaliencyOutput {
     /// When the methods explained an objective (`Model.targeting`), not a class: its text and
     /// its value for each image.
     public var objective: (text: String, values: [Float])?
+    /// A segmentation model's targets, one per image: each class summed over its region.
+    public var regions: [RegionTarget]?
 
     /// The output of `run` over `files`.
     public init(run: SaliencyRun, files: [String], stems: [String], prepared: [RGBImage], probe: Probe, targets: [Int], model: Model,
@@ -125,8 +127,12 @@ public struct SaliencyOutput {
     }
 
     private var classes: Int { probe.scores.classes }
-    private func probability(_ i: Int) -> Float { objective?.values[i] ?? probe.scores.probabilities[i * classes + targets[i]] }
-    private func label(_ i: Int) -> String { objective?.text ?? classLabel(targets[i], names: probe.names) }
+    private func probability(_ i: Int) -> Float {
+        objective?.values[i] ?? regions?[i].meanProbability ?? probe.scores.probabilities[i * classes + targets[i]]
+    }
+    private func label(_ i: Int) -> String {
+        objective?.text ?? classLabel(targets[i], names: probe.names) + (regions.map { " over \($0[i].pixels) px (\($0[i].region.text))" } ?? "")
+    }
     private var readsLayer: Bool { SaliencyOutput.readsLayer(run.results.map(\.name)) }
 
     /// Why image `i`'s maps may say nothing, one line each: the model's output is flat (every
@@ -136,10 +142,11 @@ public struct SaliencyOutput {
         var lines: [String] = []
         let p = probe.scores.probabilities[(i * classes)..<((i + 1) * classes)]
         let uniform = 1 / Float(classes)
-        if classes > 1, p.allSatisfy({ abs($0 - uniform) <= 1e-6 }) {
+        let flat = regions.map { abs($0[i].meanProbability - uniform) <= 1e-6 } ?? p.allSatisfy({ abs($0 - uniform) <= 1e-6 })
+        if classes > 1, flat {
             lines.append("the model's output is flat (every class's probability within 1e-6 of 1/\(classes)): its maps say nothing about the image (untrained or random weights?)")
         } else if objective == nil, probability(i) < 1e-4 {
-            lines.append("the target's probability is \(String(format: "%.2g", probability(i))), below 1e-4: the maps explain a class the model does not see in the image")
+            lines.append("the target's \(regions == nil ? "" : "mean ")probability is \(String(format: "%.2g", probability(i))), below 1e-4: the maps explain a class the model does not see in the image")
         }
         for r in run.results where r.attribution.map(i).allSatisfy({ $0 == 0 }) {
             lines.append("\(r.name): the map is all zero")
@@ -191,7 +198,8 @@ public struct SaliencyOutput {
         try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: false)
         let image = prepared[i]
         try image.writePNG(to: dir.appendingPathComponent("input.png"))
-        var cells = [ImageGrid.Cell(image, title: "input", caption: "\(image.width)x\(image.height)")]
+        let shown = regions.map { image.outlined($0[i].inputMask) } ?? image
+        var cells = [ImageGrid.Cell(shown, title: regions == nil ? "input" : "input, region", caption: "\(image.width)x\(image.height)")]
         var methodsJSON: [[String: Any]] = []
         for (m, result) in results.enumerated() {
             let (name, attribution) = (result.name, result.attribution)
@@ -275,7 +283,8 @@ public struct SaliencyOutput {
         let summary: [String: Any] = [
             "image": stems[i], "model": model.architecture.name, "layer": layer, "device": device,
             "target": objective.map { ["objective": $0.text, "value": $0.values[i]] as [String: Any] }
-                ?? ["index": targets[i], "label": classLabel(targets[i], names: names), "probability": probability(i)],
+                ?? ["index": targets[i], "label": classLabel(targets[i], names: names), "probability": probability(i)]
+                    .merging(regions.map { ["region": $0[i].json] } ?? [:]) { a, _ in a },
             "input_size": [image.height, image.width], "methods": methodsJSON,
             "grid": ["input"] + results.map(\.name), "image_path": files[i], "run": record.json, "warnings": warnings(i),
             "metrics": run.metrics.map { m in

@@ -66,4 +66,17 @@ import TestSupport
         let negative = ScaledMap([-2, -1, 0, 1, 2], sign: .negative, outlierPercent: 0)
         #expect(negative.values == [1, 0.5, 0, 0, 0] && negative.range == (0, -2))
     }
+
+    /// A region's outline: the mask's pixels within the thickness of its edge (or of the
+    /// image's border) take the colour; the inside and the outside keep theirs.
+    @Test func outlinesDrawTheMasksEdge() {
+        let image = RGBImage(width: 8, height: 8, pixels: [UInt8](repeating: 10, count: 8 * 8 * 3))
+        let mask = (0..<64).map { (2..<7).contains($0 % 8) && (1..<8).contains($0 / 8) }
+        let out = image.outlined(mask, colour: (0, 255, 255), thickness: 1)
+        func coloured(_ x: Int, _ y: Int) -> Bool { out.pixels[3 * (y * 8 + x) + 1] == 255 }
+        #expect(coloured(2, 4) && coloured(6, 4) && coloured(4, 1) && coloured(4, 7))  // left, right, top edge, image border
+        #expect(!coloured(4, 4) && !coloured(3, 3))  // inside
+        #expect(!coloured(1, 4) && !coloured(7, 4) && !coloured(4, 0))  // outside
+        #expect(image.outlined([true], colour: (0, 0, 0)) == image)  // a mask of another size
+    }
 }

@@ -217,6 +217,54 @@ import TestSupport
     }
 }
 
+/// A segmentation model (torchvision's LR-ASPP from torch.onnx.export, seeded weights, 64x64
+/// inputs as its file declares): the target is a class summed over a region, by default the
+/// pixels predicted as the class predicted most, background aside; figures outline the region.
+@Suite(.serialized, .timed) struct SegmentationCommandTests {
+    let model = ["--model", repo.appendingPathComponent("Tests/ModelsTests/Fixtures/onnx/segmentation_dynamo.onnx").path, "--random-weights", "20261126"]
+    let small = repo.appendingPathComponent("Tests/ModelsTests/Fixtures/onnx/chelsea32.png").path
+
+    @Test func aSegmentationsTargetIsAClassOverARegion() throws {
+        guard device() else { return }
+        let out = try tempDir()
+        defer { try? FileManager.default.removeItem(at: out) }
+        let ranked = try run(["classify"] + model + ["--image", chelsea, "--top", "3"])
+        #expect(ranked.contains("share of the predicted pixels") && ranked.contains("__background__") && ranked.contains(" px"), "\(ranked)")
+        // Two images in one run (one at a time, each with its own region), a batched method too.
+        let printed = try run(["saliency"] + model + ["--image", chelsea, small, "--method", "gradient,gradcam,smoothgrad", "--samples", "2",
+                                                      "--out", out.appendingPathComponent("predicted").path])
+        for stem in ["chelsea", "chelsea32"] {
+            let summary = try JSONSerialization.jsonObject(with: Data(contentsOf: out.appendingPathComponent("predicted/\(stem)/summary.json"))) as! [String: Any]
+            let target = try #require(summary["target"] as? [String: Any]), region = try #require(target["region"] as? [String: Any])
+            #expect(region["kind"] as? String == "predicted" && (region["pixels"] as? Int ?? 0) > 0 && region["grid"] as? [Int] == [64, 64], "\(region)")
+            #expect(target["index"] as? Int != 0, "the background is not the default target: \(target)")
+            #expect(printed.contains("\(stem): target \(target["index"] as? Int ?? -1) \(target["label"] as? String ?? "") over \(region["pixels"] as? Int ?? -1) px (predicted)"), "\(printed)")
+            #expect((summary["warnings"] as? [String]) == [], "\(summary["warnings"] ?? "none")")
+        }
+        #expect(printed.contains("chelsea32: target"), "\(printed)")
+        // A box of the prepared input and a named class.
+        _ = try run(["saliency"] + model + ["--image", chelsea, "--method", "gradcam", "--region", "box:0,0,32,64", "--target", "cat",
+                                           "--out", out.appendingPathComponent("box").path])
+        let box = try JSONSerialization.jsonObject(with: Data(contentsOf: out.appendingPathComponent("box/chelsea/summary.json"))) as! [String: Any]
+        let target = try #require(box["target"] as? [String: Any]), region = try #require(target["region"] as? [String: Any])
+        #expect(target["index"] as? Int == 8 && region["pixels"] as? Int == 2048 && region["box"] as? [Int] == [0, 0, 32, 64], "\(target)")
+        _ = try run(["sanity"] + model + ["--image", chelsea, "--method", "gradient", "--out", out.appendingPathComponent("sanity").path])
+        // What a region cannot be, each refused with one line.
+        let refusals: [([String], String)] = [
+            (model + ["--region", "box:0,0,65,10"], "does not fit the 64x64 input"),
+            (model + ["--metrics"], "a segmentation's region target has none"),
+            (["--model", repo.appendingPathComponent("Tests/ModelsTests/Fixtures/onnx/resnet18_default.onnx").path, "--random-weights", "1", "--region", "predicted"],
+             "a classifier's"),
+        ]
+        for (k, (arguments, message)) in refusals.enumerated() {
+            do {
+                _ = try run(["saliency"] + arguments + ["--image", chelsea, "--method", "gradient", "--out", out.appendingPathComponent("bad\(k)").path])
+                Issue.record("ran: \(arguments)")
+            } catch { #expect("\(error)".contains(message), "\(error)") }
+        }
+    }
+}
+
 /// A vision transformer from torch.onnx.export (a reduced torchvision ViT, 32x32 inputs,
 /// exported at batch 1: its attention reshapes hold that batch): saliency with the batched
 /// methods passes one image at a time, and Grad-CAM reads the last block's tokens.

@@ -264,9 +264,10 @@ class Model:
         return Classification(arrays["logits"], arrays["probabilities"], self.class_names, x, top)
 
     def __call__(self, x):
-        """The logits of x, as the torch module would return them."""
+        """The output of x, as the torch module would return it: logits [N, classes], or a
+        segmentation's scores [N, classes, H, W]."""
         _, arrays = self._call("forward", arrays={"x": x})
-        return _like(x, arrays["logits"])
+        return _like(x, arrays["output"])
 
     def activations(self, x, layers):
         """{layer: its output for x}, for one layer name (or module) or a list of them."""
@@ -275,7 +276,7 @@ class Model:
         _, arrays = self._call("activations", {"layers": names}, {"x": x})
         return {(l if isinstance(l, str) else n): _like(x, arrays[n]) for l, n in zip(layers, names)}
 
-    def attribute(self, x, method="gradient", target=None, layer=None, baseline=None, draws=None, objective=None, **options):
+    def attribute(self, x, method="gradient", target=None, layer=None, baseline=None, draws=None, objective=None, region=None, **options):
         """The attribution of each image's target class (None: its top class) by `method`
         (loupe.methods() lists them), or of `objective` instead (`loupe visualize --objective`
         syntax: a neuron "layer3:88@3,1" (channel 88 at x 3, y 1), a channel's mean "layer3:88",
@@ -287,9 +288,14 @@ class Model:
         feature_mask, labels [H, W] (a grid of `window` pixels by default), and surrogate_samples,
         fixed binary vectors [N * samples, features]. `draws` fixes
         gradient_shap's draws: (reference indices [N * samples], points on the path [N * samples],
-        noise [N * samples, 3, H, W] or None)."""
+        noise [N * samples, 3, H, W] or None). For a segmentation model (output [N, classes, H, W])
+        the target is the class summed over a region, pytorch-grad-cam's
+        SemanticSegmentationTarget: `region` is a mask [H, W] or [N, H, W] on the output's grid
+        (nonzero inside), by default the pixels predicted as the class."""
         n = int(np.shape(x)[0]) if np.ndim(x) else 0
         arrays = {"x": x}
+        if region is not None:
+            arrays["region"] = np.asarray(region, dtype=np.float32)
         for key in ("feature_mask", "surrogate_samples"):
             if options.get(key) is not None:
                 arrays[key] = options.pop(key)

@@ -8,7 +8,8 @@ import numpy as np
 from ._native import LoupeValueError
 from ._torch import model_of
 
-__all__ = ["GradCAM", "GradCAMPlusPlus", "LayerCAM", "HiResCAM", "XGradCAM", "ScoreCAM", "AblationCAM", "FullGrad", "ClassifierOutputTarget"]
+__all__ = ["GradCAM", "GradCAMPlusPlus", "LayerCAM", "HiResCAM", "XGradCAM", "ScoreCAM", "AblationCAM", "FullGrad", "ClassifierOutputTarget",
+           "SemanticSegmentationTarget"]
 
 
 class ClassifierOutputTarget:
@@ -21,11 +22,29 @@ class ClassifierOutputTarget:
         return model_output[self.category] if model_output.ndim == 1 else model_output[:, self.category]
 
 
+class SemanticSegmentationTarget:
+    """pytorch-grad-cam's target of a segmentation: class `category`'s scores summed over `mask`
+    [H, W] (its own class is accepted too)."""
+
+    def __init__(self, category, mask):
+        self.category = category
+        self.mask = np.asarray(mask)
+
+    def __call__(self, model_output):
+        return (model_output[self.category, :, :] * self.mask).sum()
+
+
 def _category(target):
-    # pytorch_grad_cam.utils.model_targets.ClassifierOutputTarget or ours: a class logit.
-    if type(target).__name__ == "ClassifierOutputTarget" and hasattr(target, "category"):
-        return int(target.category)
-    raise LoupeValueError(f"target {type(target).__name__}: Loupe takes ClassifierOutputTarget (a class logit) only")
+    # pytorch_grad_cam.utils.model_targets' ClassifierOutputTarget (a class logit) and
+    # SemanticSegmentationTarget (a class over a mask), or ours: (category, mask or None).
+    name = type(target).__name__
+    if name == "ClassifierOutputTarget" and hasattr(target, "category"):
+        return int(target.category), None
+    if name == "SemanticSegmentationTarget" and hasattr(target, "category") and hasattr(target, "mask"):
+        mask = target.mask
+        mask = mask.detach().cpu().numpy() if hasattr(mask, "detach") else np.asarray(mask)
+        return int(target.category), mask.astype(np.float32)
+    raise LoupeValueError(f"target {name}: Loupe takes ClassifierOutputTarget and SemanticSegmentationTarget")
 
 
 class _CAM:
@@ -56,15 +75,24 @@ class _CAM:
         x = input_tensor
         model = model_of(self.model, x, self.device)
         n = len(x)
-        categories = None
+        categories, region = None, None
         if targets is not None:
-            categories = [_category(t) for t in targets]
-            if len(categories) != n:
-                raise LoupeValueError(f"{len(categories)} targets for {n} images")
+            pairs = [_category(t) for t in targets]
+            if len(pairs) != n:
+                raise LoupeValueError(f"{len(pairs)} targets for {n} images")
+            categories = [c for c, _ in pairs]
+            masks = [m for _, m in pairs]
+            if any(m is not None for m in masks):
+                if any(m is None for m in masks):
+                    raise LoupeValueError("give every image a SemanticSegmentationTarget, or none")
+                region = np.stack(masks)
+        extra = {} if region is None else {"region": region}
         if len(self.target_layers) == 1:
             # ReLU, scaling, resizing and scaling again, on the device.
-            a = model.attribute(x, self.method, target=categories, layer=self.target_layers[0], batch=self.batch_size)
+            a = model.attribute(x, self.method, target=categories, layer=self.target_layers[0], batch=self.batch_size, **extra)
             return np.asarray(a._maps, dtype=np.float32)
+        if region is not None:
+            raise LoupeValueError(f"{type(self).__name__}: a SemanticSegmentationTarget takes one target layer in Loupe")
         # pytorch-grad-cam's aggregate_multi_layers: each layer's map scaled and resized, the
         # mean of their ReLUs scaled again.
         h, w = x.shape[-2], x.shape[-1]
@@ -157,10 +185,16 @@ class FullGrad(_CAM):
         if aug_smooth or eigen_smooth:
             raise LoupeValueError("FullGrad: aug_smooth and eigen_smooth are not supported by Loupe")
         x = input_tensor
-        categories = None if targets is None else [_category(t) for t in targets]
-        if categories is not None and len(categories) != len(x):
-            raise LoupeValueError(f"{len(categories)} targets for {len(x)} images")
-        a = model_of(self.model, x, self.device).attribute(x, "fullgrad", target=categories)
+        pairs = None if targets is None else [_category(t) for t in targets]
+        if pairs is not None and len(pairs) != len(x):
+            raise LoupeValueError(f"{len(pairs)} targets for {len(x)} images")
+        extra = {}
+        if pairs is not None and any(m is not None for _, m in pairs):
+            if any(m is None for _, m in pairs):
+                raise LoupeValueError("give every image a SemanticSegmentationTarget, or none")
+            extra["region"] = np.stack([m for _, m in pairs])
+        categories = None if pairs is None else [c for c, _ in pairs]
+        a = model_of(self.model, x, self.device).attribute(x, "fullgrad", target=categories, **extra)
         return np.asarray(a._maps, dtype=np.float32)
 
 

@@ -405,3 +405,51 @@ def test_unsupported_options_are_refused_by_name(resnet18):
         loupe.grad_cam.AblationCAM(model=resnet18, target_layers=[resnet18.layer4], ratio_channels_to_ablate=0.5)
     with pytest.raises(ValueError, match="torch.nn.Module"):
         loupe.captum.Saliency(lambda v: resnet18(v)).attribute(x, target=1)
+
+
+class SegmentationOutput(torch.nn.Module):
+    """pytorch-grad-cam's SegmentationModelOutputWrapper: the model's "out" tensor."""
+
+    def __init__(self, model):
+        super().__init__()
+        self.model = model
+
+    def forward(self, x):
+        return self.model(x)["out"]
+
+
+def test_a_segmentation_target_matches_pytorch_grad_cam():
+    """pytorch-grad-cam's semantic segmentation tutorial on torchvision's LR-ASPP (seeded weights,
+    two photos): each image's class predicted on the most pixels (background aside) summed over
+    those pixels (SemanticSegmentationTarget), Grad-CAM on the backbone's last block. The model's
+    output against PyTorch's, the maps against pytorch-grad-cam's in float64 within max(1e-4, 4 x
+    its own float32 error); Loupe's own default region (the predicted pixels) gives the same."""
+    import torchvision
+    from pytorch_grad_cam.utils.model_targets import SemanticSegmentationTarget
+
+    torch.manual_seed(0)
+    model = SegmentationOutput(torchvision.models.segmentation.lraspp_mobilenet_v3_large(weights=None, weights_backbone=None)).eval()
+    x = photos(2, size=96)
+    with torch.no_grad():
+        out = model(x)
+    targets = []
+    for i in range(len(x)):
+        predicted = out[i].argmax(dim=0)
+        counts = torch.bincount(predicted.flatten(), minlength=out.shape[1])
+        counts[0] = 0 if counts[1:].sum() > 0 else counts[0]
+        category = int(counts.argmax())
+        targets.append(SemanticSegmentationTarget(category, (predicted == category).float().numpy()))
+    layer = model.model.backbone["16"]
+    expected32 = cam_reference("GradCAM", model, [layer], x, targets)
+    double, double_layer, x64, _ = as_double(model, layer, x, None)
+    expected64 = cam_reference("GradCAM", double, [double_layer], x64, targets)
+    with loupe.grad_cam.GradCAM(model=model, target_layers=[layer]) as cam:
+        got = cam(input_tensor=x, targets=targets)
+    assert got.shape == expected64.shape and float(np.abs(expected64).max()) > 0.5
+    error = float(np.abs(got - expected64).max())
+    bound = max(1e-4, 4 * float(np.abs(expected32 - expected64).max()))
+    assert error <= bound, f"LR-ASPP Grad-CAM: max error {error:.2e} > {bound:.2e}"
+    loaded = loupe.from_torch(model, x)
+    assert relative_error(loaded(x), out) < 1e-4
+    by_default = loaded.attribute(x, "gradcam", target=[t.category for t in targets], layer="model.backbone.16")
+    assert np.abs(np.asarray(by_default.map) - got).max() < 1e-5
