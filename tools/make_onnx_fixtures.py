@@ -491,6 +491,18 @@ def dynamo_placements(model, proto, values, x):
     return placed
 
 
+def keep_module_scopes(proto):
+    """Drops the dynamo exporter's stack traces and doc strings from each node, keeping its
+    module scopes (pkg.torch.onnx.name_scopes and class_hierarchy)."""
+    for nd in proto.graph.node:
+        kept_props = [(p.key, p.value) for p in nd.metadata_props
+                      if p.key in ("pkg.torch.onnx.name_scopes", "pkg.torch.onnx.class_hierarchy")]
+        nd.ClearField("metadata_props")
+        for key, value in kept_props:
+            nd.metadata_props.add(key=key, value=value)
+        nd.ClearField("doc_string")
+
+
 def dynamo_exports():
     tensors, meta = {}, {"seed": str(SEED)}
     for arch, n, size in DYNAMO_CASES:
@@ -509,13 +521,7 @@ def dynamo_exports():
         if size >= 224:
             name, x = quiet_input(model, f"{arch}_dynamo", n, size)
         store_reference(tensors, meta, arch, model, x, name)
-        for nd in proto.graph.node:  # the exporter's stack traces: not needed; its module scopes kept
-            kept_props = [(p.key, p.value) for p in nd.metadata_props
-                          if p.key in ("pkg.torch.onnx.name_scopes", "pkg.torch.onnx.class_hierarchy")]
-            nd.ClearField("metadata_props")
-            for key, value in kept_props:
-                nd.metadata_props.add(key=key, value=value)
-            nd.ClearField("doc_string")
+        keep_module_scopes(proto)
         kept = [t.name for t in proto.graph.initializer if t.data_type == onnx.TensorProto.FLOAT and t.name not in placed]
         save_stripped(proto, os.path.join(OUT, f"{arch}_dynamo.onnx"), lambda t: t.name in placed, "| kept: " + " ".join(kept))
     write_safetensors(os.path.join(OUT, "dynamo_exports.safetensors"), tensors, meta)
@@ -768,13 +774,7 @@ def segmentation_exports():
             proto = torch.onnx.export(model, (x,), dynamo=True, verbose=False).model_proto
             values = {t.name: onnx_role_values(t.name, list(t.dims)) for t in proto.graph.initializer if is_weight(t)}
             placed = dynamo_placements(model, proto, values, x)
-            for nd in proto.graph.node:
-                kept_props = [(p.key, p.value) for p in nd.metadata_props
-                              if p.key in ("pkg.torch.onnx.name_scopes", "pkg.torch.onnx.class_hierarchy")]
-                nd.ClearField("metadata_props")
-                for key, value in kept_props:
-                    nd.metadata_props.add(key=key, value=value)
-                nd.ClearField("doc_string")
+            keep_module_scopes(proto)
             strip = lambda t: t.name in placed  # noqa: E731
         else:
             f = io.BytesIO()
