@@ -69,6 +69,15 @@ public struct ClassScores: Sendable {
     /// Each image's most probable class.
     public var topClasses: [Int] { (0..<count).map { ranked($0, top: 1)[0] } }
 
+    /// Whether image `i`'s output is flat: every class's probability within `tolerance` of
+    /// 1/classes (at every pixel, for a segmentation), as untrained or random weights leave it;
+    /// maps of such an output say nothing about the image.
+    public func isFlat(_ i: Int, tolerance: Float = 1e-6) -> Bool {
+        if let dense { return dense.isFlat(i, tolerance: Double(tolerance)) }
+        let uniform = 1 / Float(classes)
+        return classes > 1 && probabilities[(i * classes)..<((i + 1) * classes)].allSatisfy { abs($0 - uniform) <= tolerance }
+    }
+
     /// Image `i`'s probability of class `k`.
     public func probability(_ i: Int, _ k: Int) -> Float { probabilities[i * classes + k] }
 }

@@ -44,6 +44,20 @@ public struct DenseScores: Sendable {
         return counts
     }
 
+    /// Whether every class's softmax probability is within `tolerance` of 1/classes at every one
+    /// of image `i`'s pixels (a flat output: untrained or random weights).
+    public func isFlat(_ i: Int, tolerance: Double = 1e-6) -> Bool {
+        guard classes > 1 else { return false }
+        let uniform = 1 / Double(classes)
+        for p in 0..<area {
+            let scores = (0..<classes).map { Double(logits[(i * classes + $0) * area + p]) }
+            let top = scores.max() ?? 0
+            let total = scores.reduce(0) { $0 + exp($1 - top) }
+            if scores.contains(where: { abs(exp($0 - top) / total - uniform) > tolerance }) { return false }
+        }
+        return true
+    }
+
     /// Image `i`'s pixels predicted as class `c` (H W, on the output's grid).
     public func predictedMask(_ i: Int, _ c: Int) -> [Bool] {
         (0..<area).map { predicted[i * area + $0] == Int32(c) }

@@ -5,7 +5,8 @@ import Models
 
 /// Occlusion (Zeiler & Fergus; Captum's Occlusion): slide a window x window patch with `stride`
 /// over the image, replace it with `baseline`, and credit each pixel with the mean drop of the
-/// target logit over the patches that cover it. Occluded copies run `batch` at a time, built on
+/// target logit over the patches that cover it. Where the stride does not divide the image
+/// less the window, the last patch of a row or column is cut at the edge (Captum's positions). Occluded copies run `batch` at a time, built on
 /// the device.
 public struct Occlusion: AttributionMethod {
     public var name: String { "occlusion" }
@@ -29,7 +30,12 @@ public struct Occlusion: AttributionMethod {
             throw InterpretError("occlusion window \(window) and stride \(stride) must be positive and fit the \(w)x\(h) input")
         }
         let b = model.backend
-        let positions = (0...((h - window) / stride)).flatMap { y in (0...((w - window) / stride)).map { x in (y * stride, x * stride) } }
+        // Captum's positions: every stride from 0 while a window still starts inside the image
+        // short of a whole one (ceil((size - window) / stride) + 1 of them); the last is cut at
+        // the edge when the stride does not divide size - window.
+        let positions = (0...((h - window + stride - 1) / stride)).flatMap { y in
+            (0...((w - window + stride - 1) / stride)).map { x in (y * stride, x * stride) }
+        }
         try MemoryBudget.requirePass(model, batch: Swift.min(batch, positions.count), height: h, width: w, what: "occlusion's batch of occluded images")
         let values = try b.values(input)
         var maps: [Float] = [], raws: [Float] = []
@@ -45,14 +51,14 @@ public struct Occlusion: AttributionMethod {
                 let chunk = Array(positions[start..<Swift.min(start + batch, positions.count)])
                 var keep = [Float](repeating: 1, count: chunk.count * h * w)
                 for (k, (y0, x0)) in chunk.enumerated() {
-                    for y in y0..<(y0 + window) { for x in x0..<(x0 + window) { keep[k * h * w + y * w + x] = 0 } }
+                    for y in y0..<Swift.min(y0 + window, h) { for x in x0..<Swift.min(x0 + window, w) { keep[k * h * w + y * w + x] = 0 } }
                 }
                 let keepT = try b.tensor(keep, [chunk.count, 1, h, w])
                 let dropT = try b.tensor(keep.map { 1 - $0 }, [chunk.count, 1, h, w])
                 let occluded = try b.add(try b.broadcastMul(image, masks: keepT), try b.broadcastMul(base, masks: dropT))
                 let scores = try targetScores(model, occluded, [Int](repeating: targets[i], count: chunk.count))
                 for (k, (y0, x0)) in chunk.enumerated() {
-                    for y in y0..<(y0 + window) { for x in x0..<(x0 + window) {
+                    for y in y0..<Swift.min(y0 + window, h) { for x in x0..<Swift.min(x0 + window, w) {
                         total[y * w + x] += full - scores[k]
                         count[y * w + x] += 1
                     } }

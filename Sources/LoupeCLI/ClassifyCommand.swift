@@ -21,7 +21,7 @@ public struct ClassifyCommand: ParsableCommand {
     @OptionGroup public var imageOptions: ImageOptions
     @Option(parsing: .unconditional, help: "How many classes to print.")
     public var top: Int = 5
-    @Flag(help: "Print one JSON object per image: {\"image\":..,\"top\":[{\"index\":..,\"label\":..,\"probability\":..}, ...]}.")
+    @Flag(help: "Print one JSON object per image: {\"image\":..,\"top\":[{\"index\":..,\"label\":..,\"probability\":..}, ...],\"warnings\":[..]}.")
     public var json = false
     @Flag(help: "Print CSV: image,rank,index,label,probability.")
     public var csv = false
@@ -40,12 +40,15 @@ public struct ClassifyCommand: ParsableCommand {
         if csv { emit("image,rank,index,label,probability") }
         for file in files {
             let (_, prepared, input, shape) = try imageOptions.load(file, preprocessing)
-            let predictions = try Classifier.classify(model: model, input: input, shape: shape, top: top) { try modelOptions.classNames(classes: $0) }
+            let (predictions, warnings) = try Classifier.classification(model: model, input: input, shape: shape, top: top) {
+                try modelOptions.classNames(classes: $0)
+            }
+            for line in warnings { warn("warning: \(printable(file)): \(line)") }
             if json {
-                struct Output: Codable { let image: String; let top: [Prediction] }
+                struct Output: Codable { let image: String; let top: [Prediction]; let warnings: [String] }
                 let encoder = JSONEncoder()
                 encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
-                emit(String(decoding: try encoder.encode(Output(image: file, top: predictions)), as: UTF8.self))
+                emit(String(decoding: try encoder.encode(Output(image: file, top: predictions, warnings: warnings)), as: UTF8.self))
             } else if csv {
                 for (rank, p) in predictions.enumerated() {
                     emit([csvField(file), "\(rank + 1)", "\(p.index)", csvField(p.label), String(format: "%.6f", p.probability)].joined(separator: ","))

@@ -117,11 +117,15 @@ public struct SanityCommand: ParsableCommand {
         let seconds = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
 
         let record = try RunRecord(modelOptions: modelOptions, model: model, preprocessing: preprocessing, backend: backend)
-        let result = SanityOutput(check: check, image: image, stem: stem, prepared: prepared, probe: probe, target: target, model: model,
+        var result = SanityOutput(check: check, image: image, stem: stem, prepared: prepared, probe: probe, target: target, model: model,
                                   layer: layer, device: backend.name, weightsSeed: weightsSeed, seconds: seconds,
                                   methods: methods.map { ($0, methodOptions.parameters($0, layer: layer, model: model)) },
                                   style: style, figures: try figureOptions.writer(), record: record, test: test, randomization: randomization,
                                   smoothing: smoothing)
+        // The trained model's maps are the first stage's.
+        result.warnings = ResultWarnings.lines(probe.scores, 0, probability: region?.meanProbability ?? probabilities[target], mean: region != nil,
+                                               maps: zip(check.methods, check.stages[0].maps).map { ($0, $1) })
+        for line in result.warnings { warn("warning: \(stem): \(line)") }
         try output.publish { try result.write(into: $0) }
         emit("\(stem): target \(target) \(classLabel(target, names: names)) (p = \(String(format: "%.4f", probabilities[target]))), "
              + "\(check.stages.count - 1) stages in \(String(format: "%.1f", seconds)) s -> \(output.shown(stem))")

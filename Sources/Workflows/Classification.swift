@@ -27,11 +27,20 @@ public enum Classifier {
     /// of 21 classes without names); a segmentation's classes by the pixels predicted as each.
     public static func classify(model: Model, input: [Float], shape: Shape, top: Int,
                                 names: (Int) throws -> [String]? = { $0 == imageNetClasses.count ? imageNetClasses : nil }) throws -> [Prediction] {
+        try classification(model: model, input: input, shape: shape, top: top, names: names).predictions
+    }
+
+    /// `classify`'s top classes, with the lines that say when they say nothing
+    /// (`ResultWarnings.flatOutput`: a flat output).
+    public static func classification(model: Model, input: [Float], shape: Shape, top: Int,
+                                      names: (Int) throws -> [String]? = { $0 == imageNetClasses.count ? imageNetClasses : nil })
+        throws -> (predictions: [Prediction], warnings: [String]) {
         let scores = try ClassScores(model, input: try model.backend.tensor(input, shape))
         let named = try names(scores.classes) ?? (scores.dense != nil && scores.classes == vocClasses.count ? vocClasses : nil)
         let counts = scores.dense?.pixelCounts(0)
-        return scores.ranked(0, top: top).map {
+        let predictions = scores.ranked(0, top: top).map {
             Prediction(index: $0, label: classLabel($0, names: named), probability: scores.probability(0, $0), pixels: counts?[$0])
         }
+        return (predictions, [ResultWarnings.flatOutput(scores, 0)].compactMap { $0 })
     }
 }

@@ -135,23 +135,12 @@ public struct SaliencyOutput {
     }
     private var readsLayer: Bool { SaliencyOutput.readsLayer(run.results.map(\.name)) }
 
-    /// Why image `i`'s maps may say nothing, one line each: the model's output is flat (every
-    /// class's probability within 1e-6 of uniform: untrained or random weights), the target class
-    /// has a probability below 1e-4, or a method's map is all zero.
+    /// Why image `i`'s maps may say nothing, one line each (`ResultWarnings`): the model's
+    /// output is flat, the target class has a probability below 1e-4 (a region's: its mean),
+    /// or a method's map is all zero.
     public func warnings(_ i: Int) -> [String] {
-        var lines: [String] = []
-        let p = probe.scores.probabilities[(i * classes)..<((i + 1) * classes)]
-        let uniform = 1 / Float(classes)
-        let flat = regions.map { abs($0[i].meanProbability - uniform) <= 1e-6 } ?? p.allSatisfy({ abs($0 - uniform) <= 1e-6 })
-        if classes > 1, flat {
-            lines.append("the model's output is flat (every class's probability within 1e-6 of 1/\(classes)): its maps say nothing about the image (untrained or random weights?)")
-        } else if objective == nil, probability(i) < 1e-4 {
-            lines.append("the target's \(regions == nil ? "" : "mean ")probability is \(String(format: "%.2g", probability(i))), below 1e-4: the maps explain a class the model does not see in the image")
-        }
-        for r in run.results where r.attribution.map(i).allSatisfy({ $0 == 0 }) {
-            lines.append("\(r.name): the map is all zero")
-        }
-        return lines
+        ResultWarnings.lines(probe.scores, i, probability: objective == nil ? probability(i) : nil, mean: regions != nil,
+                             maps: run.results.map { ($0.name, Array($0.attribution.map(i))) })
     }
 
     /// Whether any of `methods` reads a layer (the report then names the CAM layer).

@@ -28,6 +28,8 @@ public struct SanityOutput {
     public var style: MapStyle, figures: FigureWriter
     /// The run's record.
     public var record: RunRecord
+    /// Why the trained model's maps may say nothing (`ResultWarnings`); empty when nothing was seen.
+    public var warnings: [String] = []
 
     /// The output of `check` on `image`.
     public init(check: SanityCheck, image: String, stem: String, prepared: RGBImage, probe: Probe, target: Int, model: Model, layer: String,
@@ -53,7 +55,7 @@ public struct SanityOutput {
         let json: [String: Any] = [
             "image": stem, "model": model.architecture.name, "layer": layer, "device": device,
             "target": ["index": target, "label": classLabel(target, names: names), "probability": probabilities[target]],
-            "weights_seed": weightsSeed, "seconds": seconds, "image_path": image, "run": record.json,
+            "weights_seed": weightsSeed, "seconds": seconds, "image_path": image, "run": record.json, "warnings": warnings,
             "test": test.rawValue, "granularity": randomization.granularity.rawValue, "order": randomization.order.rawValue,
             "smoothing": smoothing.map { ["samples": $0.samples, "noise": $0.magnitude, "seed": $0.seed] as [String: Any] } ?? NSNull(),
             "methods": methods.map { ["method": $0, "parameters": parameters[$0] ?? [:]] as [String: Any] },
@@ -73,7 +75,7 @@ public struct SanityOutput {
         let figure = figures.preferred
         let report = HTMLReport(title: "loupe sanity: \(URL(fileURLWithPath: image).lastPathComponent)", sections: [
             .init("Run", [.facts(record.facts + [("methods", methods.joined(separator: ", ")), ("target", title), ("weights seed", "\(weightsSeed)"),
-                                                  ("time", String(format: "%.1f s", seconds))])]),
+                                                  ("time", String(format: "%.1f s", seconds))])] + warnings.map { .paragraph("Warning: " + $0 + ".") }),
             .init("Similarity to the trained model's map", [
                 .figure("\(stem)/curves.\(figure)", caption: "Spearman rank correlation and SSIM of each method's map with its map on the trained model, and each map's discrete entropy (100 bins), as the weights are re-drawn: \(procedure). A method that passes falls away from 1."),
                 .table(header: ["weights re-drawn through"] + methods.flatMap { ["\($0) ρ", "\($0) SSIM", "\($0) entropy"] }, rows: check.stages.map { stage in

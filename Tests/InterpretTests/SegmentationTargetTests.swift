@@ -65,5 +65,11 @@ import WeightFiles
         // Class 0's probability where it is predicted: the softmax of (1, -1).
         let p = dense.meanProbability(0, 0, over: dense.predictedMask(0, 0))
         #expect(abs(p - 1 / (1 + Float(exp(-2.0)))) < 1e-6)
+        // Flat: equal scores at every pixel (here each pixel's own level), not when one pixel's differ.
+        #expect(!dense.isFlat(0))
+        var level = (0..<(2 * 16)).map { Float($0 % 16) }
+        #expect(try DenseScores(logits: level, shape: [1, 2, 4, 4]).isFlat(0))
+        level[16 + 5] += 1e-3
+        #expect(try !DenseScores(logits: level, shape: [1, 2, 4, 4]).isFlat(0))
     }
 }

@@ -199,6 +199,14 @@ import TestSupport
         #expect(try String(contentsOf: out.appendingPathComponent("index.html"), encoding: .utf8).contains("Warning: the model&#39;s output is flat")
                 || (try String(contentsOf: out.appendingPathComponent("index.html"), encoding: .utf8)).contains("Warning: the model's output is flat"))
         #expect(try run(["classify"] + flat + ["--image", chelsea, "--crop", "48"]).contains("input 48x48"), "global pooling runs at any size")
+        // classify and sanity say it too: in classify's JSON, and in sanity.json and its report.
+        let classified = try run(["classify"] + flat + ["--image", chelsea, "--json"])
+        #expect(classified.contains("\"warnings\":[\"the model's output is flat"), "\(classified)")
+        _ = try run(["sanity"] + flat + ["--image", chelsea, "--method", "gradient,gradcam", "--stages", "2", "--out", out.appendingPathComponent("sanity").path])
+        let sanity = try JSONSerialization.jsonObject(with: Data(contentsOf: out.appendingPathComponent("sanity/chelsea/sanity.json"))) as! [String: Any]
+        let sanityWarnings = sanity["warnings"] as? [String] ?? []
+        #expect(sanityWarnings.first?.contains("flat") == true && sanityWarnings.contains("gradcam: the map is all zero"), "\(sanityWarnings)")
+        #expect(try String(contentsOf: out.appendingPathComponent("sanity/index.html"), encoding: .utf8).contains("Warning: the model"))
         let shufflenet = ["--model", folder.appendingPathComponent("shufflenet_v2_x1_0_default.onnx").path, "--random-weights", "1"]
         #expect(try run(["classify"] + shufflenet + ["--image", chelsea]).contains("input 64x64"))
         do {
