@@ -14,7 +14,7 @@ PHOTOS := Assets/photos
 SWIFT ?= swift
 LOUPE := .build/release/loupe
 
-.PHONY: setup models photos atlas-demo build test swift-test python-test python-venv wheel docs doc-coverage fuzz mutants bench bench-compare bench-python bench-tables tune demo fixtures clean
+.PHONY: setup models photos atlas-demo build test swift-test python-test python-venv wheel test-wheel docs doc-coverage fuzz mutants bench bench-compare bench-python bench-tables tune demo fixtures clean
 
 # Installs the system packages the project needs (idempotent: apt runs only when one is missing).
 setup:
@@ -90,6 +90,18 @@ wheel: setup
 	PATH="$(CURDIR)/$(WHEEL_VENV)/bin:$$PATH" $(WHEEL_VENV)/bin/auditwheel repair --only-plat -w dist dist/raw/*.whl 2>&1 | grep -E "^Fixed|rror" ; \
 	rm -rf dist/raw; ls dist/loupe-*-py3-none-manylinux_*_x86_64.whl
 
+# The wheel `make python-test` installs: the same packaging of `make swift-test`'s build (debug,
+# the compute modules optimized, LOUPE_OPTIMIZE_DEBUG=1), so that `make test` compiles the
+# sources once for both suites; auditwheel copies in the Swift runtime that `make wheel` links
+# statically. dist/test/loupe-VERSION-py3-none-manylinux_*_x86_64.whl.
+TEST_WHEEL := dist/test
+test-wheel: setup
+	export LOUPE_OPTIMIZE_DEBUG=1; $(SWIFT) build --product LoupeC && $(SWIFT) build --product loupe
+	@[ -x $(WHEEL_VENV)/bin/auditwheel ] || { python3 -m venv $(WHEEL_VENV) && $(WHEEL_VENV)/bin/pip install --quiet --disable-pip-version-check $(WHEEL_TOOLS); }
+	@rm -rf $(TEST_WHEEL) && python3 tools/build_wheel.py .build/debug $(TEST_WHEEL)/raw >/dev/null && \
+	PATH="$(CURDIR)/$(WHEEL_VENV)/bin:$$PATH" $(WHEEL_VENV)/bin/auditwheel repair --only-plat -w $(TEST_WHEEL) $(TEST_WHEEL)/raw/*.whl 2>&1 | grep -E "^Fixed|rror" ; \
+	rm -rf $(TEST_WHEEL)/raw; ls $(TEST_WHEEL)/loupe-*-py3-none-manylinux_*_x86_64.whl
+
 # The venv the Python tests run in: the reference libraries from the package registry (torch's
 # CPU build; made again when this list changes).
 PY_VENV := .venv-python
@@ -105,10 +117,11 @@ python-venv:
 	  echo "$(PY_PACKAGES) $(PY_NODEPS)" > $(PY_VENV)/.packages; \
 	else echo "python-venv: $(PY_VENV) present"; fi
 
-# The Python package's tests (python/tests) against the installed wheel, not the source tree:
-# every adapter against Captum, pytorch-grad-cam and zennit, names, bad input, a fresh venv install.
-python-test: setup wheel python-venv
-	$(PY_VENV)/bin/pip install --quiet --disable-pip-version-check --force-reinstall --no-deps dist/loupe-*-py3-none-manylinux_*_x86_64.whl
+# The Python package's tests (python/tests) against the installed wheel (test-wheel's), not the
+# source tree: every adapter against Captum, pytorch-grad-cam and zennit, names, bad input, a
+# fresh venv install.
+python-test: setup test-wheel python-venv
+	$(PY_VENV)/bin/pip install --quiet --disable-pip-version-check --force-reinstall --no-deps $(TEST_WHEEL)/loupe-*-py3-none-manylinux_*_x86_64.whl
 	@if [ "$$CI" = "true" ]; then export LOUPE_REQUIRE_OPENCL=1 LOUPE_REQUIRE_MODELS=1; fi; \
 	cd python/tests && ../../$(PY_VENV)/bin/python -m pytest -q -p no:cacheprovider $(PYTEST_ARGS)
 

@@ -56,7 +56,7 @@ func expectWholeOrAbsent(_ out: URL, parent: URL, sourceLocation: SourceLocation
 }
 
 @Suite(.serialized, .timed) struct OutputFolderTests {
-    /// SIGTERM and SIGINT at 20 points of a run's life (loading, computing, writing, placing):
+    /// SIGTERM and SIGINT at 12 points of a run's life (loading, computing, writing, placing):
     /// --out is then absent or the whole run, and nothing is left beside it.
     @Test func signalsAtAnyPointLeaveTheRunWholeOrAbsent() throws {
         guard let binary = loupeBinary(), device() else { return }
@@ -71,9 +71,9 @@ func expectWholeOrAbsent(_ out: URL, parent: URL, sourceLocation: SourceLocation
         #expect(full.exited && full.status == 0, "\(full.message)")
         try expectWholeOrAbsent(out, parent: parent.appendingPathComponent("made"))
         try FileManager.default.removeItem(at: parent.appendingPathComponent("made"))
-        for k in 1...20 {
+        for k in 1...12 {
             let run = try BinaryRun(binary, arguments)
-            Thread.sleep(forTimeInterval: duration * Double(k) / 21)
+            Thread.sleep(forTimeInterval: duration * Double(k) / 13)
             kill(run.process.processIdentifier, k % 2 == 0 ? SIGTERM : SIGINT)
             let result = run.finish()
             #expect(result.exited && [0, 130, 143].contains(result.status), "point \(k): \(result.status) \(result.message)")
@@ -173,7 +173,7 @@ func expectWholeOrAbsent(_ out: URL, parent: URL, sourceLocation: SourceLocation
     #expect(!names.contains { $0.hasPrefix("tempfile_") }, "\(names)")
 }
 
-/// Under a 2 GiB address-space limit (`ulimit -v`), `saliency` over 100 images and `classify` of
+/// Under a 2 GiB address-space limit (`ulimit -v`), `saliency` over 40 images and `classify` of
 /// a 60000x2 strip end with one line, a result or a refusal, never an abort: the budget counts
 /// the limit, the images go through in batches that fit it, and the strip is resized by its
 /// crop alone.
@@ -183,7 +183,7 @@ func expectWholeOrAbsent(_ out: URL, parent: URL, sourceLocation: SourceLocation
     defer { try? FileManager.default.removeItem(at: dir) }
     let images = dir.appendingPathComponent("images")
     try FileManager.default.createDirectory(at: images, withIntermediateDirectories: true)
-    for i in 0..<100 { try FileManager.default.copyItem(atPath: chelsea, toPath: images.appendingPathComponent("cat\(i).png").path) }
+    for i in 0..<40 { try FileManager.default.copyItem(atPath: chelsea, toPath: images.appendingPathComponent("cat\(i).png").path) }
     var rng = SeededRandom(seed: 3)
     let strip = dir.appendingPathComponent("strip.png")
     try RGBImage(width: 60000, height: 2, pixels: (0..<(60000 * 2 * 3)).map { _ in UInt8.random(in: 0...255, using: &rng) }).writePNG(to: strip)
@@ -193,5 +193,5 @@ func expectWholeOrAbsent(_ out: URL, parent: URL, sourceLocation: SourceLocation
         #expect(r.exited && [0, 1].contains(r.status), "\(command[0]): \(r.status) \(r.message)")
         #expect(r.message.split(separator: "\n").count <= 1, "\(command[0]): \(r.message)")
     }
-    #expect(try FileManager.default.contentsOfDirectory(atPath: dir.appendingPathComponent("out").path).filter { $0.hasPrefix("cat") }.count == 100)
+    #expect(try FileManager.default.contentsOfDirectory(atPath: dir.appendingPathComponent("out").path).filter { $0.hasPrefix("cat") }.count == 40)
 }

@@ -76,9 +76,12 @@ def mobilenet_v2_imagenet():
     return model.eval()
 
 
+# The adapters' networks: seeded ResNet18 (random batch-norm statistics) and MobileNetV2 with its
+# ImageNet weights. Seeded MobileNetV2 (the `mobilenet_v2` fixture, used by the API tests) moves
+# its logits by less than float32 resolves for most perturbation and path methods: its cases were
+# skipped or held to its own rounding, at a fifth of the suite's time.
 NETWORKS = {
     "resnet18": ("resnet18", lambda m: m.layer4),
-    "mobilenet_v2": ("mobilenet_v2", lambda m: m.features[-1]),
     "mobilenet_v2_imagenet": ("mobilenet_v2_imagenet", lambda m: m.features[-1]),
 }
 
