@@ -59,7 +59,13 @@ build: setup
 # (LOUPE_REQUIRE_BROWSER=1: the report tests when Chromium is missing; LOUPE_REQUIRE_MODELS=1:
 # the real-weight tests when the weights are missing). LOUPE_OPTIMIZE_DEBUG=1 optimizes the
 # compute modules in this debug build (see Package.swift).
-test: swift-test python-test
+# The Python venv (package downloads and unpacking, mostly waiting) is made while the Swift suite
+# builds and runs; its output follows the Swift suite's.
+test: setup
+	@log=$$(mktemp); $(MAKE) --no-print-directory python-venv > $$log 2>&1 & venv=$$!; \
+	$(MAKE) --no-print-directory swift-test; status=$$?; \
+	wait $$venv; made=$$?; cat $$log; rm -f $$log; \
+	[ $$status = 0 ] && [ $$made = 0 ] && $(MAKE) --no-print-directory python-test
 
 # The tests run with no tuning cache and no tiling from the environment: what `loupe tune`
 # stored on this machine must not choose the kernels they check (tests that try a tile or a

@@ -113,8 +113,14 @@ def split(result):
     return result if isinstance(result, tuple) else (result, None)
 
 
-@pytest.mark.parametrize("batch", [1, 4])
-@pytest.mark.parametrize("case", range(len(CAPTUM_CASES)), ids=[c[0] for c in CAPTUM_CASES])
+# Every case at batch 4 (targets as a list or a tensor); one case of each kind at batch 1 (an int
+# target): a gradient, a path method with its delta, a sampled one, a layer and a neuron method,
+# a perturbation.
+ONE_IMAGE = {"Saliency", "IntegratedGradients(baselines)", "NoiseTunnel(Saliency)", "LayerGradCam", "NeuronGradient", "Occlusion"}
+CASE_BATCHES = [(i, 4) for i in range(len(CAPTUM_CASES))] + [(i, 1) for i, c in enumerate(CAPTUM_CASES) if c[0] in ONE_IMAGE]
+
+
+@pytest.mark.parametrize("case,batch", CASE_BATCHES, ids=[f"{CAPTUM_CASES[i][0]}-{b}" for i, b in CASE_BATCHES])
 def test_captum_adapter_matches_captum(network, case, batch):
     name, model, layer = network
     title, call = CAPTUM_CASES[case]

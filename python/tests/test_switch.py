@@ -61,10 +61,12 @@ def test_a_captum_script_switches_by_its_import_line(tmp_path):
 
 
 def wheel():
-    wheels = sorted((ROOT / "dist").glob("loupe-*-py3-none-manylinux_*_x86_64.whl"))
-    if not wheels:
-        pytest.fail("no wheel in dist/ (make wheel)")
-    return wheels[-1]
+    """The wheel `make python-test` installed (dist/test, `make test-wheel`), else `make wheel`'s."""
+    for folder in (ROOT / "dist" / "test", ROOT / "dist"):
+        wheels = sorted(folder.glob("loupe-*-py3-none-manylinux_*_x86_64.whl"))
+        if wheels:
+            return wheels[-1]
+    pytest.fail("no wheel in dist/test or dist/ (make test-wheel or make wheel)")
 
 
 def test_the_wheel_installs_and_runs_in_a_fresh_venv_without_swift(tmp_path):
