@@ -229,23 +229,23 @@ func layerTensors(_ g: Graph, _ grads: Gradients?, layer: String, model: Model) 
     try checkLayerName(layer, in: g.layerNames, model: model.architecture.name)
     let value = g.tapped(layer)!
     let shape = g.shape(value)
-    guard shape.rank == 4 || tokenGridSide(shape) != nil else {
-        let valid = g.tapNames.filter { g.shape(g.tapped($0)!).rank == 4 || tokenGridSide(g.shape(g.tapped($0)!)) != nil }
-        throw InterpretError("layer \(layer) has a \(shape.rank)-D output \(shape); CAM methods need a 4-D one (or a transformer's tokens [N, 1 + s^2, C]): "
+    guard shape.rank == 4 || tokenGrid(shape) != nil else {
+        let valid = g.tapNames.filter { g.shape(g.tapped($0)!).rank == 4 || tokenGrid(g.shape(g.tapped($0)!)) != nil }
+        throw InterpretError("layer \(layer) has a \(shape.rank)-D output \(shape); CAM methods need a 4-D one (or a transformer's tokens [N, s^2, C] or [N, 1 + s^2, C]): "
                              + valid.suffix(8).joined(separator: ", ") + (valid.count > 8 ? " (and \(valid.count - 8) more, see `loupe layers`)" : ""))
     }
     let (activations, gridShape) = try layerGrid(g.backend, g.tensor(value))
     return (activations, try grads.map { try layerGrid(g.backend, try tappedGradient($0, layer)).0 }, gridShape)
 }
 
-/// A layer's output as [N, C, lh, lw]: a 4-D output as it is; a vision transformer's tokens
-/// [N, 1 + s^2, C] with the class token dropped and the rest laid out on their s x s grid
-/// (pytorch-grad-cam's reshape_transform for ViT).
+/// A layer's output as [N, C, lh, lw]: a 4-D output as it is; a transformer's tokens [N, s^2, C]
+/// (Swin's and Twins' last stage) or [N, 1 + s^2, C] (a ViT's, the class token dropped) laid out
+/// on their s x s grid (pytorch-grad-cam's reshape_transform for Swin and ViT).
 func layerGrid(_ b: any Backend, _ t: Tensor) throws -> (Tensor, Shape) {
     let shape = t.shape
-    guard let side = tokenGridSide(shape) else { return (t, shape) }
+    guard let (side, skipped) = tokenGrid(shape) else { return (t, shape) }
     let (n, c) = (shape[0], shape[2])
-    let tokens = try b.split(Tensor(shape: [n, 1 + side * side, c, 1], storage: t.storage), sizes: [1, side * side])[1]
+    let tokens = skipped == 0 ? t : try b.split(Tensor(shape: [n, skipped + side * side, c, 1], storage: t.storage), sizes: [skipped, side * side])[1]
     let channelsFirst = try b.permute(Tensor(shape: [n, side * side, c], storage: tokens.storage), [0, 2, 1])
     return (Tensor(shape: [n, c, side, side], storage: channelsFirst.storage), [n, c, side, side])
 }
@@ -263,6 +263,16 @@ public func tokenGridSide(_ shape: Shape) -> Int? {
     guard shape.rank == 3, shape[1] > 1 else { return nil }
     let side = Int(Double(shape[1] - 1).squareRoot().rounded())
     return side * side == shape[1] - 1 ? side : nil
+}
+
+/// The grid of a token sequence a CAM lays out: [N, s^2, C] (s > 1, no class token) or
+/// [N, 1 + s^2, C] (a class token first); the side s and the tokens before the grid, or nil.
+/// (No count is both: s^2 + 1 is never a square for s > 0.)
+public func tokenGrid(_ shape: Shape) -> (side: Int, skipped: Int)? {
+    guard shape.rank == 3, shape[1] > 1 else { return nil }
+    let side = Int(Double(shape[1]).squareRoot().rounded())
+    if side > 1, side * side == shape[1] { return (side, 0) }
+    return tokenGridSide(shape).map { ($0, 1) }
 }
 
 /// pytorch-grad-cam's post-processing of CAMs [N, 1, lh, lw] on their device: ReLU and

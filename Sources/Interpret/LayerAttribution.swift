@@ -144,8 +144,8 @@ public struct LayerAttribution: AttributionMethod {
                                           image: Int, of n: Int) throws -> (Tensor, Float) {
         let b = model.backend
         let (a1, a0, score, referenceScore) = try endpoints(model, x, x0, target: target, h, w)
-        guard a1.shape.rank == 4 || tokenGridSide(a1.shape) != nil else {
-            throw InterpretError("layer \(layer) has a \(a1.shape.rank)-D output \(a1.shape); layer methods need a 4-D one (or a transformer's tokens [N, 1 + s^2, C])")
+        guard a1.shape.rank == 4 || tokenGrid(a1.shape) != nil else {
+            throw InterpretError("layer \(layer) has a \(a1.shape.rank)-D output \(a1.shape); layer methods need a 4-D one (or a transformer's tokens [N, s^2, C] or [N, 1 + s^2, C])")
         }
         let size = a1.shape.count
         let flat = { (t: Tensor) in Tensor(shape: [1, size, 1, 1], storage: t.storage) }

@@ -5,7 +5,8 @@ import WeightFiles
 /// Subgraphs of constants evaluated once, at import: what an exporter computes from constants
 /// alone and Loupe has no device op for (Swin's attention mask: a tensor of zeros filled by
 /// ScatterND, compared with Equal, Not and Where; Swin V2's position MLP on its stored
-/// coordinate table, and its clamped and exponentiated logit scale). A node is folded when every input is a
+/// coordinate table, and its clamped and exponentiated logit scale; BEiT's relative position
+/// bias, gathered by GatherND from its table). A node is folded when every input is a
 /// constant (stored, or folded before it) and it is one of `starts` or reads a folded value;
 /// its output becomes a stored tensor (a float) or a host integer tensor, and the node is gone.
 enum ConstantFolding {
@@ -46,7 +47,10 @@ enum ConstantFolding {
         }
         for node in nodes where ops.contains(node.opType) && node.output.count == 1 {
             let present = node.input.filter { !$0.isEmpty }
-            guard !present.isEmpty, starts.contains(node.opType) || present.contains(where: { folded[$0] != nil }) else { continue }
+            // Integer tensors laid out from stored ones alone (BEiT's relative position index,
+            // flattened and unsqueezed for a GatherND) fold too; stored reals stay weights.
+            let storedIntegers = present.allSatisfy { integers[alias[$0] ?? $0].map { $0.reals == nil } ?? false }
+            guard !present.isEmpty, starts.contains(node.opType) || storedIntegers || present.contains(where: { folded[$0] != nil }) else { continue }
             let inputs = node.input.map { $0.isEmpty ? nil : constant($0) }
             guard zip(node.input, inputs).allSatisfy({ $0.isEmpty || $1 != nil }) else { continue }
             // A node this evaluator cannot fold stays a node: its builder says why, if it must.

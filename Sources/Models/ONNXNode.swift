@@ -191,6 +191,7 @@ extension NodeReader {
         "AveragePool": { try $0.buildPool() },
         "GlobalAveragePool": { try $0.buildGlobalAveragePool() },
         "ReduceMean": { try $0.buildReduceMean() },
+        "InstanceNormalization": { try $0.buildInstanceNormalization() },
         "Resize": { try $0.buildResize() },
         "BatchNormalization": { try $0.buildBatchNormalization() },
         "Gemm": { try $0.buildGemm() },

@@ -448,6 +448,35 @@ extension NodeReader {
         return built
     }
 
+    func buildInstanceNormalization() throws -> BuiltOp {
+        var built = BuiltOp()
+        // Each (sample, channel) row normalized over the spatial axes, then scaled and shifted
+        // per channel: torch's GroupNorm as both exporters write it (a Reshape to [N, groups,
+        // -1], this op with a scale of ones and a bias of zeros, the Reshape back and the
+        // affine Mul and Add); InstanceNorm2d as it is.
+        try only(["epsilon"])
+        guard let scale = param(1), let bias = param(2) else { throw ModelError("the scale and bias must be initializers or constants") }
+        let eps = float("epsilon", 1e-5)
+        let plain = floats[scale]!.values.allSatisfy { $0 == 1 } && floats[bias]!.values.allSatisfy { $0 == 0 }
+        built.parameterNames = plain ? [] : [scale, bias]
+        built.run = { g, x, ps in
+            let v = try value(x, 0), s = g.shape(v)
+            guard s.rank >= 3 else { throw ModelError("InstanceNormalization of \(s): the input must be [N, C, spatial...]") }
+            let (rows, d) = (s.dims[0] * s.dims[1], s.count / max(s.dims[0] * s.dims[1], 1))
+            let normalized = try g.layerNorm(try g.reshape(v, [rows, d]), gamma: nil, beta: nil, eps: eps)
+            if plain { return try g.reshape(normalized, s) }
+            let c = s.dims[1], (gamma, beta) = (try ps(scale), try ps(bias))
+            guard gamma.shape.count == c, beta.shape.count == c else {
+                throw ModelError("InstanceNormalization of \(s) by a scale of \(gamma.shape) and a bias of \(beta.shape): one per channel")
+            }
+            let unit = BatchNormParams(gamma: gamma, beta: beta, mean: try g.backend.tensor([Float](repeating: 0, count: c), [c]),
+                                       variance: try g.backend.tensor([Float](repeating: 1, count: c), [c]), eps: 0)
+            let affine = try g.batchNorm2d(try g.reshape(normalized, [s.dims[0], c, d, 1]), unit)
+            return try g.reshape(affine, s)
+        }
+        return built
+    }
+
     func buildIdentity() throws -> BuiltOp {
         var built = BuiltOp()
         try only(["ratio", "seed"])

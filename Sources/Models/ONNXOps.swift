@@ -158,18 +158,36 @@ extension NodeReader {
 
     func buildReduceMean() throws -> BuiltOp {
         var built = BuiltOp()
-        // The mean over an image's rows and columns (the dynamo exporter's global pooling).
+        // The mean over constant axes: an image's rows and columns (the dynamo exporter's global
+        // pooling) as a pooling, any other set (a channels-last [N, H, W, C] map's H and W, a
+        // group norm's statistics) as the mean of rows after moving the reduced axes last.
         try only(["axes", "keepdims", "noop_with_empty_axes"])
-        guard let axes = (node.input.count > 1 && !node.input[1].isEmpty ? stored(1) : nil) ?? attributes["axes"]?.ints,
-              Set(axes.map { $0 < 0 ? $0 + 4 : $0 }) == [2, 3] else {
-            throw ModelError("only the mean over axes 2 and 3 (height and width) of an image tensor is supported")
+        let given = node.input.count > 1 && !node.input[1].isEmpty ? stored(1) : attributes["axes"]?.ints
+        if node.input.count > 1, !node.input[1].isEmpty, given == nil { throw ModelError("ReduceMean by computed axes is not supported") }
+        let axes = given ?? []
+        if axes.isEmpty, int("noop_with_empty_axes", 0) == 1 {
+            built.run = { _, x, _ in try value(x, 0) }
+            return built
         }
         let keep = int("keepdims", 1) == 1
         built.run = { g, x, _ in
-            let v = try value(x, 0)
-            guard g.shape(v).rank == 4 else { throw ModelError("ReduceMean over axes 2, 3 of a rank-\(g.shape(v).rank) tensor") }
-            let pooled = try g.adaptiveAvgPool2d(v, outputSize: (1, 1))
-            return keep ? pooled : try g.flatten(pooled)
+            let v = try value(x, 0), s = g.shape(v)
+            var reduced = Set<Int>()
+            for a in axes {
+                guard a >= -Int64(s.rank), a < Int64(s.rank) else { throw ModelError("ReduceMean axis \(a) of a rank-\(s.rank) tensor") }
+                guard reduced.insert(Int(a < 0 ? a + Int64(s.rank) : a)).inserted else { throw ModelError("ReduceMean names axis \(a) twice") }
+            }
+            if axes.isEmpty { reduced = Set(0..<s.rank) }
+            if s.rank == 4, reduced == [2, 3] {
+                let pooled = try g.adaptiveAvgPool2d(v, outputSize: (1, 1))
+                return keep ? pooled : try g.flatten(pooled)
+            }
+            let kept = (0..<s.rank).filter { !reduced.contains($0) }, moved = kept + reduced.sorted()
+            let last = moved == Array(0..<s.rank) ? v : try g.permute(v, moved)
+            let k = reduced.reduce(1) { $0 * s.dims[$1] }
+            let mean = try g.reduce(try g.reshape(last, [s.count / max(k, 1), k]), .mean, axis: 1)
+            let dims = keep ? (0..<s.rank).map { reduced.contains($0) ? 1 : s.dims[$0] } : kept.map { s.dims[$0] }
+            return try g.reshape(mean, Shape(dims))
         }
         return built
     }
@@ -347,7 +365,39 @@ func matched(_ g: Graph, _ a: Graph.Value, _ b: Graph.Value, _ op: String) throw
     if lastAxis(sa, sb) { return (try spread(a, like: sb), b) }
     if trailing(sb, sa) { return (a, try g.reshape(try repeated(g, try g.reshape(b, [1, sb.count]), sa.count / sb.count), sa)) }
     if trailing(sa, sb) { return (try g.reshape(try repeated(g, try g.reshape(a, [1, sa.count]), sb.count / sa.count), sb), b) }
-    throw ModelError("\(op) of \(sa) and \(sb): only equal shapes, [N, C, 1, 1] with [N, C, H, W], or a tensor over the other's trailing dimensions broadcast")
+    // Any other pair numpy broadcasts (timm's Swin: a window mask [1, windows, 1, 49, 49] over
+    // the scores [N, windows, heads, 49, 49]): each operand repeated along its axes of size 1.
+    if let both = broadcastShape(sa, sb) { return (try broadcast(g, a, to: both), try broadcast(g, b, to: both)) }
+    throw ModelError("\(op) of \(sa) and \(sb): the shapes do not broadcast")
+}
+
+/// The shape numpy broadcasts `a` and `b` to, or nil where they do not broadcast.
+func broadcastShape(_ a: Shape, _ b: Shape) -> Shape? {
+    let rank = max(a.rank, b.rank)
+    let x = [Int](repeating: 1, count: rank - a.rank) + a.dims, y = [Int](repeating: 1, count: rank - b.rank) + b.dims
+    var out: [Int] = []
+    for (p, q) in zip(x, y) {
+        guard p == q || p == 1 || q == 1 else { return nil }
+        out.append(p == 1 ? q : p)
+    }
+    return Shape(out)
+}
+
+/// `v` repeated along each axis where it has size 1 and `target` more (leading axes added as
+/// numpy does): one axis at a time as copies of the tensor viewed as [1, before x after],
+/// moved into place; the gradient is the sum over the copies.
+func broadcast(_ g: Graph, _ v: Graph.Value, to target: Shape) throws -> Graph.Value {
+    var dims = [Int](repeating: 1, count: target.rank - g.shape(v).rank) + g.shape(v).dims
+    guard dims != target.dims else { return v }
+    var current = try g.reshape(v, Shape(dims))
+    for axis in dims.indices where dims[axis] == 1 && target[axis] != 1 {
+        let (before, after, n) = (dims[..<axis].reduce(1, *), dims[(axis + 1)...].reduce(1, *), target[axis])
+        var copies = try repeated(g, try g.reshape(current, [1, before * after]), n)
+        if before > 1 { copies = try g.permute(try g.reshape(copies, [n, before, after]), [1, 0, 2]) }
+        dims[axis] = n
+        current = try g.reshape(copies, Shape(dims))
+    }
+    return current
 }
 
 /// Input `i` of a node, which must be a computed value (not a weight or a missing input).

@@ -49,9 +49,9 @@ public struct Probe {
         guard methods.contains(where: readers.contains) else { return layer }
         try checkLayerName(layer, in: layers.map(\.name), model: model.architecture.name)
         let shape = layers.first { $0.name == layer }!.shape
-        guard shape.rank == 4 || tokenGridSide(shape) != nil else {
-            let valid = layers.filter { $0.shape.rank == 4 || tokenGridSide($0.shape) != nil }.map(\.name).suffix(6)
-            throw WorkflowError("\(flag) \(layer) has a \(shape.rank)-D output \(shape); CAM methods need a 4-D one (or a transformer's tokens [N, 1 + s^2, C]), e.g. \(valid.joined(separator: ", "))")
+        guard shape.rank == 4 || tokenGrid(shape) != nil else {
+            let valid = layers.filter { $0.shape.rank == 4 || tokenGrid($0.shape) != nil }.map(\.name).suffix(6)
+            throw WorkflowError("\(flag) \(layer) has a \(shape.rank)-D output \(shape); CAM methods need a 4-D one (or a transformer's tokens [N, s^2, C] or [N, 1 + s^2, C]), e.g. \(valid.joined(separator: ", "))")
         }
         return layer
     }

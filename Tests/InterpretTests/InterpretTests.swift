@@ -349,6 +349,24 @@ struct Case {
         }
     }
 
+    /// Grad-CAM on timm's Swin (reduced, both exporters) at the last block's norm2, whose tokens
+    /// [N, 16, 32] have no class token: laid out on their 4x4 grid, against pytorch-grad-cam with
+    /// its README's reshape_transform for Swin, on both backends.
+    @Test(arguments: ["torchscript", "dynamo"])
+    func swinGradCAMMatchesPytorchGradCam(_ exporter: String) throws {
+        let folder = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .appendingPathComponent("ModelsTests/Fixtures/onnx")
+        let reference = try SafeTensorsFile(url: folder.appendingPathComponent("timm_swin.safetensors"))
+        let x = try reference.tensor("input"), want = try reference.tensor("gradcam").values
+        let target = try #require(Int(reference.metadata["target"] ?? ""))
+        for b in backends() {
+            let model = try ModelLocator.load(model: folder.appendingPathComponent("timm_swin_\(exporter).onnx").path, on: b)
+            let result = try CAM(.gradCAM, layer: "layers.1.blocks.1.norm2").attribute(model, input: try b.tensor(x.values, x.shape), targets: [target])
+            let worst = maxAbsDifference(result.map, want)
+            #expect(result.map.count == want.count && worst < 2e-3, "\(b.name) \(exporter) Swin Grad-CAM: max abs error \(worst)")
+        }
+    }
+
     /// Attention rollout on a network without attention: one clear error.
     @Test func attentionRolloutRefusesACNN() throws {
         let c = Case("resnet18")

@@ -257,6 +257,24 @@ import WeightFiles
         try expectMatchesPyTorch("swin_v2_\(exporter).onnx", "swin_v2.safetensors")
     }
 
+    /// timm's norms and reductions from both exporters: GroupNorm (one group and four) as
+    /// InstanceNormalization between reshapes, InstanceNorm2d with its scale and bias, ReduceMean
+    /// over a channels-last map's H and W and over a middle axis of a rank-5 tensor, and operands
+    /// numpy broadcasts along a middle axis: a window mask, that mean (tools/make_onnx_fixtures.py
+    /// --norms).
+    @Test(arguments: ["torchscript", "dynamo"])
+    func normsMatchPyTorch(_ exporter: String) throws {
+        try expectMatchesPyTorch("norms_\(exporter).onnx", "norms.safetensors")
+    }
+
+    /// timm's Swin Transformer (reduced) from both exporters: blocks on channels-last maps with
+    /// their windows' attention mask, the head's mean over H and W (tools/make_onnx_fixtures.py
+    /// --timm; its Grad-CAM is in InterpretTests).
+    @Test(arguments: ["torchscript", "dynamo"])
+    func timmSwinMatchesPyTorch(_ exporter: String) throws {
+        try expectMatchesPyTorch("timm_swin_\(exporter).onnx", "timm_swin.safetensors")
+    }
+
     @Test func otherOpsMatchPyTorch() throws {
         try expectMatchesPyTorch("ops.onnx", "ops.safetensors")
     }
