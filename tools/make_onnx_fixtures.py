@@ -141,7 +141,8 @@ DEFAULT_CASES = [("resnet18", 2, 32, None), ("resnet50", 1, 32, None), ("mobilen
                  ("regnet_y_400mf", 1, 32, None), ("squeezenet1_1", 1, 48, None), ("densenet121", 1, 32, None),
                  ("shufflenet_v2_x1_0", 2, 64, None), ("convnext_tiny", 1, 32, None), ("convnext_tiny", 2, 32, 17),
                  ("inception_v3", 1, 80, None), ("alexnet", 1, 224, None), ("vit", 1, 32, None), ("vit", 1, 32, 17),
-                 ("vgg16", 1, 224, None), ("vit", 2, 32, "dynamic")]
+                 ("vgg16", 1, 224, None), ("vit", 2, 32, "dynamic"), ("mnasnet0_5", 1, 32, None), ("regnet_x_400mf", 1, 32, None),
+                 ("resnext50_32x4d", 1, 32, None)]
 
 
 def onnx_role_values(name, dims):
@@ -405,7 +406,7 @@ DYNAMO_CASES = [("resnet18", 2, 32), ("resnet50", 1, 32), ("vgg16", 1, 224), ("a
                 ("mobilenet_v2", 2, 32), ("mobilenet_v3_small", 1, 32), ("mobilenet_v3_large", 1, 32),
                 ("efficientnet_b0", 1, 32), ("convnext_tiny", 1, 32), ("regnet_y_400mf", 1, 32), ("densenet121", 1, 32),
                 ("shufflenet_v2_x1_0", 2, 64), ("squeezenet1_1", 1, 48), ("inception_v3", 1, 80), ("vit", 1, 32),
-                ("vit_dynamic", 3, 32)]
+                ("vit_dynamic", 3, 32), ("mnasnet0_5", 1, 32), ("regnet_x_400mf", 1, 32), ("resnext50_32x4d", 1, 32)]
 
 
 def scope_module(model, node):

@@ -31,6 +31,7 @@ between the `zoo-check` markers of --table is rewritten from the record.
 """
 import argparse
 import contextlib
+import gc
 import io
 import json
 import os
@@ -155,6 +156,10 @@ def export(model, x, path, exporter, torch):
             torch.onnx.export(model, x, path, dynamo=False)
 
 
+# Models with more parameters are exported by a process of their own.
+ISOLATED_EXPORT = 4e8
+
+
 def check(family, name, make, exporter, size, loupe_bin, workdir, torch, loupe, max_parameters=None):
     row = {"family": family, "name": name, "exporter": exporter, "size": size}
     try:
@@ -170,7 +175,20 @@ def check(family, name, make, exporter, size, loupe_bin, workdir, torch, loupe, 
     path = os.path.join(workdir, f"{name}.onnx")
     start = time.time()
     try:
-        export(model, x, path, exporter, torch)
+        if row["parameters"] > ISOLATED_EXPORT:
+            # The largest models are exported by a process of their own, whose memory is given
+            # back before Loupe loads the file (the dynamo exporter of ViT-H/14 peaks near 19 GiB).
+            del model
+            gc.collect()
+            run = subprocess.run([sys.executable, os.path.abspath(__file__), "--export-only", family, name, exporter, path,
+                                  "--size", str(size)], capture_output=True, text=True)
+            if run.returncode != 0:
+                raise RuntimeError((run.stderr.strip().splitlines() or [f"the exporting process ended with {run.returncode}"])[-1])
+            model = seeded(make, torch)
+            if family == "segmentation":
+                model = Plain(model).eval()
+        else:
+            export(model, x, path, exporter, torch)
     except Exception as error:  # noqa: BLE001
         cause = root_cause(error)
         if family != "timm":
@@ -196,54 +214,65 @@ def check(family, name, make, exporter, size, loupe_bin, workdir, torch, loupe, 
     except Exception as error:  # noqa: BLE001
         message = str(error)
         return {**row, "status": "refused", "ops": unsupported_ops(message), "reason": first_line(message)[:300]}
+    xg = x.clone().requires_grad_(True)
+    y = model(xg)
+    target = int(y[0].argmax())
+    region = None
+    if y.dim() == 4:
+        # A segmentation: the class predicted on the most pixels (background aside) summed
+        # over those pixels, pytorch-grad-cam's SemanticSegmentationTarget.
+        predicted = y[0].argmax(dim=0)
+        counts = torch.bincount(predicted.flatten(), minlength=y.shape[1])
+        counts[0] = 0 if counts[1:].sum() > 0 else counts[0]
+        target = int(counts.argmax())
+        region = (predicted == target).to(y.dtype).detach()
+
+    def score(out):
+        return out[0, target] if region is None else (out[0, target] * region.to(out.dtype)).sum()
+
+    score(y).backward()
+    # Memory: Loupe's copy of the model is closed before PyTorch's copies are made, and those
+    # are made one at a time and dropped before the command line runs (ViT-H and RegNetY-128GF
+    # hold 2.5 GB of weights each; the checking machine has 24 GiB).
     with opened:
-        xg = x.clone().requires_grad_(True)
-        y = model(xg)
-        target = int(y[0].argmax())
-        region = None
-        if y.dim() == 4:
-            # A segmentation: the class predicted on the most pixels (background aside) summed
-            # over those pixels, pytorch-grad-cam's SemanticSegmentationTarget.
-            predicted = y[0].argmax(dim=0)
-            counts = torch.bincount(predicted.flatten(), minlength=y.shape[1])
-            counts[0] = 0 if counts[1:].sum() > 0 else counts[0]
-            target = int(counts.argmax())
-            region = (predicted == target).to(y.dtype).detach()
-
-        def score(out):
-            return out[0, target] if region is None else (out[0, target] * region.to(out.dtype)).sum()
-
-        score(y).backward()
         try:
             logits = opened(x)
             grad = opened.attribute(x, "gradient", target=[target], **({} if region is None else {"region": region.numpy()})).raw
         except Exception as error:  # noqa: BLE001
             return {**row, "status": "runs with an error", "reason": first_line(error)[:300]}
-        row["logits_error"] = relative(logits, y.detach())
-        row["gradient_error"] = relative(grad, xg.grad)
-        row["gradient_error_unfolded"] = row["gradient_error"]
-        folded = fold_batch_norms(model)
-        row["folded"] = folded is not None
-        reference = folded or model
-        xf = x.clone().requires_grad_(True)
-        score(reference(xf)).backward()
-        row["gradient_error"] = relative(grad, xf.grad)
-        # PyTorch's own float32 error on that gradient: its distance from the same pass in
-        # float64, the largest of the model's and of two copies whose weights are one rounding
-        # step (2^-23 relative) up or down at random (as python/tests/test_adapters.py bounds
-        # its references): a pre-activation within rounding of a ReLU's kink moves the gradient
-        # by a float32 rounding that any implementation may make, and one pass need not show it.
-        copies = [rounded(reference, seed, torch) for seed in (1, 2)]
-        grads = [xf.grad]
-        for other in copies:
-            xc = x.clone().requires_grad_(True)
-            score(other(xc)).backward()
-            grads.append(xc.grad)
-        x64 = x.double().requires_grad_(True)
-        score(reference.double()(x64)).backward()
-        row["gradient_floor"] = max(relative(g, x64.grad) for g in grads)
         row["default_layer"] = opened.default_layer
         row["modules"] = len(opened.layers())
+    del opened
+    gc.collect()
+    row["logits_error"] = relative(logits, y.detach())
+    row["gradient_error"] = relative(grad, xg.grad)
+    row["gradient_error_unfolded"] = row["gradient_error"]
+    del y, xg
+    folded = fold_batch_norms(model)
+    row["folded"] = folded is not None
+    reference = folded or model
+    del model, folded
+    xf = x.clone().requires_grad_(True)
+    score(reference(xf)).backward()
+    row["gradient_error"] = relative(grad, xf.grad)
+    # PyTorch's own float32 error on that gradient: its distance from the same pass in
+    # float64, the largest of the model's and of two copies whose weights are one rounding
+    # step (2^-23 relative) up or down at random (as python/tests/test_adapters.py bounds
+    # its references): a pre-activation within rounding of a ReLU's kink moves the gradient
+    # by a float32 rounding that any implementation may make, and one pass need not show it.
+    grads = [xf.grad]
+    for seed in (1, 2):
+        other = rounded(reference, seed, torch)
+        xc = x.clone().requires_grad_(True)
+        score(other(xc)).backward()
+        grads.append(xc.grad)
+        del other
+        gc.collect()
+    x64 = x.double().requires_grad_(True)
+    score(reference.double()(x64)).backward()
+    row["gradient_floor"] = max(relative(g, x64.grad) for g in grads)
+    del reference
+    gc.collect()
     bound = max(1e-3, 4 * row["gradient_floor"])
     row["status"] = "match" if row["logits_error"] < 1e-4 and row["gradient_error"] < bound else "differs"
     if row["logits_error"] < 1e-4 and row["gradient_floor"] > 1e-2:
@@ -328,6 +357,7 @@ def main():
     parser.add_argument("--again", action="store_true", help="check again what the record holds")
     parser.add_argument("--table-only", action="store_true", help="only rewrite the table from the record")
     parser.add_argument("--max-parameters", type=float, help="leave out (for a later run) models with more parameters")
+    parser.add_argument("--export-only", nargs=4, metavar=("FAMILY", "NAME", "EXPORTER", "PATH"), help=argparse.SUPPRESS)
     args = parser.parse_args()
 
     import torch
@@ -342,6 +372,12 @@ def main():
     except ImportError:
         timm_available = False
     torch.set_num_threads(os.cpu_count() or 1)
+    if args.export_only:
+        family, name, exporter, path = args.export_only
+        make = next(m for f, n, m in builders(torchvision, timm_available) if (f, n) == (family, name))
+        model = seeded(make, torch)
+        export(Plain(model).eval() if family == "segmentation" else model, photo(args.size, torch), path, exporter, torch)
+        return
     record = {"machine": args.machine, "torch": torch.__version__, "torchvision": torchvision.__version__, "rows": []}
     if os.path.exists(args.record):
         with open(args.record) as f:
@@ -361,6 +397,7 @@ def main():
                 except Exception as error:  # noqa: BLE001
                     row = {"family": family, "name": name, "exporter": exporter, "size": args.size,
                            "status": "check fails", "reason": first_line(error)[:300]}
+            gc.collect()
             if row is None:
                 continue
             row["total_s"] = round(time.time() - start, 1)

@@ -469,8 +469,9 @@ extension NodeReader {
             guard gamma.shape.count == c, beta.shape.count == c else {
                 throw ModelError("InstanceNormalization of \(s) by a scale of \(gamma.shape) and a bias of \(beta.shape): one per channel")
             }
-            let unit = BatchNormParams(gamma: gamma, beta: beta, mean: try g.backend.tensor([Float](repeating: 0, count: c), [c]),
-                                       variance: try g.backend.tensor([Float](repeating: 1, count: c), [c]), eps: 0)
+            let zeros = try ps.derived("instance norm: \(c) zeros") { try g.backend.tensor([Float](repeating: 0, count: c), [c]) }
+            let ones = try ps.derived("instance norm: \(c) ones") { try g.backend.tensor([Float](repeating: 1, count: c), [c]) }
+            let unit = BatchNormParams(gamma: gamma, beta: beta, mean: zeros, variance: ones, eps: 0)
             let affine = try g.batchNorm2d(try g.reshape(normalized, [s.dims[0], c, d, 1]), unit)
             return try g.reshape(affine, s)
         }

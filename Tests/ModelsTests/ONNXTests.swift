@@ -128,7 +128,8 @@ import WeightFiles
     /// ViT also with its batch left free (`dynamic_axes`), run at batch 2.
     @Test(arguments: ["resnet18", "resnet50", "mobilenet_v2", "googlenet", "mobilenet_v3_small", "mobilenet_v3_large",
                       "efficientnet_b0", "regnet_y_400mf", "squeezenet1_1", "densenet121", "shufflenet_v2_x1_0",
-                      "convnext_tiny", "convnext_tiny_opset17", "inception_v3", "alexnet", "vit", "vit_opset17", "vgg16", "vit_dynamic"])
+                      "convnext_tiny", "convnext_tiny_opset17", "inception_v3", "alexnet", "vit", "vit_opset17", "vgg16", "vit_dynamic",
+                      "mnasnet0_5", "regnet_x_400mf", "resnext50_32x4d"])
     func defaultExportsMatchPyTorch(_ arch: String) throws {
         let file = try SafeTensorsFile(url: fixtures.appendingPathComponent("onnx/default_exports.safetensors"))
         try expectExportMatchesPyTorch("\(arch)_default", key: arch, references: file)
@@ -140,7 +141,8 @@ import WeightFiles
     /// the ViT also with its batch left free (`dynamic_shapes`), run at batch 3.
     @Test(arguments: ["resnet18", "resnet50", "vgg16", "alexnet", "googlenet", "mobilenet_v2", "mobilenet_v3_small",
                       "mobilenet_v3_large", "efficientnet_b0", "convnext_tiny", "regnet_y_400mf", "densenet121",
-                      "shufflenet_v2_x1_0", "squeezenet1_1", "inception_v3", "vit", "vit_dynamic"])
+                      "shufflenet_v2_x1_0", "squeezenet1_1", "inception_v3", "vit", "vit_dynamic", "mnasnet0_5", "regnet_x_400mf",
+                      "resnext50_32x4d"])
     func dynamoExportsMatchPyTorch(_ arch: String) throws {
         let file = try SafeTensorsFile(url: fixtures.appendingPathComponent("onnx/dynamo_exports.safetensors"))
         try expectExportMatchesPyTorch("\(arch)_dynamo", key: arch, references: file)
@@ -223,56 +225,30 @@ import WeightFiles
         }
     }
 
-    /// Resize as both exporters write torch's interpolate: bilinear to a size read from a
-    /// tensor's shape, with aligned corners and nearest by a scale of 2, bilinear from 1x1
-    /// (tools/make_onnx_fixtures.py --resize).
-    @Test(arguments: ["torchscript", "dynamo"])
-    func resizeMatchesPyTorch(_ exporter: String) throws {
-        try expectMatchesPyTorch("resize_\(exporter).onnx", "resize.safetensors")
-    }
-
-    /// Windowed attention as MaxViT writes it, from both exporters: Einsum (torchvision's
-    /// spaced capitals and lower case), a relative position bias gathered from a table and laid
-    /// out from a stored tensor, added to scores of one more leading dimension
-    /// (tools/make_onnx_fixtures.py --attention).
-    @Test(arguments: ["torchscript", "dynamo"])
-    func attentionOpsMatchPyTorch(_ exporter: String) throws {
-        try expectMatchesPyTorch("attention_\(exporter).onnx", "attention.safetensors")
-    }
-
-    /// A reduced torchvision Swin Transformer from both exporters: the shifted windows' attention
-    /// mask built from constants (folded at import) or from the pass's shapes (on the host in
-    /// each pass), zero pads, patch merging's strided slices (tools/make_onnx_fixtures.py --swin).
-    @Test(arguments: ["torchscript", "dynamo"])
-    func swinMatchesPyTorch(_ exporter: String) throws {
-        try expectMatchesPyTorch("swin_\(exporter).onnx", "swin.safetensors")
-    }
-
-    /// Swin V2's blocks (reduced, 3x3 windows on 8x8 and 4x4 maps, so padded): cosine attention
-    /// (ReduceL2, a clamp, a division by the norm), the position MLP and logit scale folded at
-    /// import, the key bias zeroed by ScatterND on the host, rows and columns of [N, H, W, C] maps
-    /// padded.
-    @Test(arguments: ["torchscript", "dynamo"])
-    func swinV2MatchesPyTorch(_ exporter: String) throws {
-        try expectMatchesPyTorch("swin_v2_\(exporter).onnx", "swin_v2.safetensors")
-    }
-
-    /// timm's norms and reductions from both exporters: GroupNorm (one group and four) as
-    /// InstanceNormalization between reshapes, InstanceNorm2d with its scale and bias, ReduceMean
-    /// over a channels-last map's H and W and over a middle axis of a rank-5 tensor, and operands
-    /// numpy broadcasts along a middle axis: a window mask, that mean (tools/make_onnx_fixtures.py
-    /// --norms).
-    @Test(arguments: ["torchscript", "dynamo"])
-    func normsMatchPyTorch(_ exporter: String) throws {
-        try expectMatchesPyTorch("norms_\(exporter).onnx", "norms.safetensors")
-    }
-
-    /// timm's Swin Transformer (reduced) from both exporters: blocks on channels-last maps with
-    /// their windows' attention mask, the head's mean over H and W (tools/make_onnx_fixtures.py
-    /// --timm; its Grad-CAM is in InterpretTests).
-    @Test(arguments: ["torchscript", "dynamo"])
-    func timmSwinMatchesPyTorch(_ exporter: String) throws {
-        try expectMatchesPyTorch("timm_swin_\(exporter).onnx", "timm_swin.safetensors")
+    /// Graphs from both exporters, each with its weights, against PyTorch's output and input
+    /// gradient on both backends (tools/make_onnx_fixtures.py --<case>):
+    /// - resize: torch's interpolate, bilinear to a size read from a tensor's shape, with aligned
+    ///   corners and nearest by a scale of 2, bilinear from 1x1;
+    /// - attention: windowed attention as MaxViT writes it, Einsum (torchvision's spaced capitals
+    ///   and lower case), a relative position bias gathered from a table and laid out from a
+    ///   stored tensor, added to scores of one more leading dimension;
+    /// - swin: a reduced torchvision Swin Transformer, the shifted windows' attention mask built
+    ///   from constants (folded at import) or from the pass's shapes (on the host in each pass),
+    ///   zero pads, patch merging's strided slices;
+    /// - swin_v2: Swin V2's blocks (3x3 windows on 8x8 and 4x4 maps, so padded), cosine attention
+    ///   (ReduceL2, a clamp, a division by the norm), the position MLP and logit scale folded at
+    ///   import, the key bias zeroed by ScatterND on the host, rows and columns of [N, H, W, C]
+    ///   maps padded;
+    /// - norms: timm's norms and reductions, GroupNorm (one group and four) as
+    ///   InstanceNormalization between reshapes, InstanceNorm2d with its scale and bias,
+    ///   ReduceMean over a channels-last map's H and W and over a middle axis of a rank-5 tensor,
+    ///   and operands numpy broadcasts along a middle axis (a window mask, that mean);
+    /// - timm_swin: timm's Swin Transformer (reduced), blocks on channels-last maps with their
+    ///   windows' attention mask, the head's mean over H and W (its Grad-CAM is in
+    ///   InterpretTests; `--timm`).
+    @Test(arguments: ["resize", "attention", "swin", "swin_v2", "norms", "timm_swin"], ["torchscript", "dynamo"])
+    func bothExportersMatchPyTorch(_ graph: String, _ exporter: String) throws {
+        try expectMatchesPyTorch("\(graph)_\(exporter).onnx", "\(graph).safetensors")
     }
 
     @Test func otherOpsMatchPyTorch() throws {
