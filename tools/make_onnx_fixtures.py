@@ -923,16 +923,10 @@ def region_gradient_floor(model, x, target, mask):
         (grad,) = torch.autograd.grad((m(xg)[0, target] * mask.to(dtype)).sum(), xg)
         return grad.double()
 
-    def rounded(seed):
-        generator = torch.Generator().manual_seed(seed)
-        other = copy.deepcopy(model)
-        with torch.no_grad():
-            for t in list(other.parameters()) + [b for b in other.buffers() if b.is_floating_point()]:
-                t.mul_(1 + (torch.randint(0, 2, t.shape, generator=generator).to(t.dtype) * 2 - 1) * 2.0 ** -23)
-        return other.eval()
+    from zoo_check import rounded
 
     exact = gradient(model, torch.float64)
-    grads = [gradient(m, torch.float32) for m in (model, rounded(1), rounded(2))]
+    grads = [gradient(m, torch.float32) for m in (model, rounded(model, 1, torch), rounded(model, 2, torch))]
     return max(float((g - exact).norm() / exact.norm().clamp_min(1e-30)) for g in grads)
 
 
