@@ -200,6 +200,8 @@ public final class Graph {
         var readers = [Int](repeating: 0, count: nodes.count)
         for case let node? in nodes { for input in node.inputs { readers[input] += 1 } }
         let readTaps = keptLayers.map { $0.union(stopWhenTapped).compactMap { tapID($0) } } ?? Array(tapIndex.values)
+        // Only these gradients are kept once their op is done (an imported graph taps every node:
+        // keeping every tap's would hold a gradient of every activation at once).
         let kept = Set(readTaps).union(stoppingAt.map(\.id)).union([output.id])
         var masked = Set<Int>()
         for id in stride(from: output.id, through: lowest, by: -1) {
@@ -216,7 +218,7 @@ public final class Graph {
                 let (g, didMask) = try inputBackward(gy, ruleOf(node), masked.contains(id), maskable ? producer?.activation : nil)
                 if didMask { masked.insert(x) }
                 grads[x] = try grads[x].map { try backend.add($0, g) } ?? g
-                if id != output.id, !tapIndex.values.contains(id) { grads[id] = nil }
+                if !kept.contains(id) { grads[id] = nil }
                 continue
             }
             let inputGrads = try node.backward(gy, ruleOf(node), needs)
@@ -224,7 +226,7 @@ public final class Graph {
                 guard let g, requiresGrad[input] else { continue }
                 grads[input] = try grads[input].map { try backend.add($0, g) } ?? g
             }
-            if id != output.id, !tapIndex.values.contains(id) { grads[id] = nil }
+            if !kept.contains(id) { grads[id] = nil }
         }
         return Gradients(graph: self, grads: grads)
     }

@@ -23,15 +23,14 @@ public struct Model: Sendable {
     /// state_dict; batchnorm's num_batches_tracked and GoogLeNet's auxiliary classifiers may be
     /// present and are ignored) and uploads them. Every missing, unexpected or wrongly shaped
     /// key is listed in one error.
-    public init(architecture: Architecture, weights: [String: HostTensor], on backend: any Backend) throws {
+    /// Each host tensor is dropped once it is on the device: pass the weights with `consume`
+    /// and a large model's weights are held once while they load, not twice.
+    public init(architecture: Architecture, weights: consuming [String: HostTensor], on backend: any Backend) throws {
         let specs = architecture.parameters
         var missing: [String] = [], wrong: [String] = []
-        var tensors: [String: Tensor] = [:]
         for spec in specs {
-            guard let w = weights[spec.name] else { missing.append(spec.name); continue }
-            guard w.shape == spec.shape else { wrong.append("\(spec.name) is \(w.shape), expected \(spec.shape)"); continue }
-            try Model.checkValues(w.values, of: spec)
-            tensors[spec.name] = try backend.tensor(w.values, w.shape)
+            guard let shape = weights[spec.name]?.shape else { missing.append(spec.name); continue }
+            if shape != spec.shape { wrong.append("\(spec.name) is \(shape), expected \(spec.shape)") }
         }
         let known = Set(specs.map(\.name))
         let unexpected = weights.keys.filter { key in
@@ -44,6 +43,12 @@ public struct Model: Sendable {
             }
             throw ModelError("the weights do not fit \(architecture.name):" + list("missing", missing)
                              + list("unexpected", unexpected) + list("wrong shape", wrong))
+        }
+        var tensors: [String: Tensor] = [:]
+        for spec in specs {
+            guard let w = weights.removeValue(forKey: spec.name) else { continue }
+            try Model.checkValues(w.values, of: spec)
+            tensors[spec.name] = try backend.tensor(w.values, w.shape)
         }
         self.init(architecture: architecture, parameters: ParameterStore(tensors), backend: backend)
     }
@@ -147,21 +152,22 @@ public enum ModelLocator {
     public static func load(model: String = defaultModel, arch: String? = nil, on backend: any Backend) throws -> Model {
         if isONNX(model) {
             let (architecture, weights) = try onnx(model)
-            return try Model(architecture: architecture, weights: weights, on: backend)
+            return try Model(architecture: architecture, weights: consume weights, on: backend)
         }
         let (url, named) = try resolve(model: model, arch: arch)
         let weights = try loadWeights(url: url)
-        return try assembled(weights, architecture: try named ?? inferArchitecture(weights, file: url.lastPathComponent), on: backend)
+        let architecture = try named ?? inferArchitecture(weights, file: url.lastPathComponent)
+        return try assembled(consume weights, architecture: architecture, on: backend)
     }
 
     /// The architecture called `name` with `weights`; a fine-tuned classifier's class count is
     /// the size of its last bias.
-    static func assembled(_ weights: [String: HostTensor], architecture name: String, on backend: any Backend) throws -> Model {
+    static func assembled(_ weights: consuming [String: HostTensor], architecture name: String, on backend: any Backend) throws -> Model {
         var classes = 1000
         if let last = try Architectures.make(name).parameters.last, let bias = weights[last.name], bias.shape.rank == 1 {
             classes = bias.shape[0]
         }
-        return try Model(architecture: try Architectures.make(name, classes: classes), weights: weights, on: backend)
+        return try Model(architecture: try Architectures.make(name, classes: classes), weights: consume weights, on: backend)
     }
 
     /// Loads a model from the bytes of a file called `name` (no file is read): an ONNX model
@@ -178,7 +184,7 @@ public enum ModelLocator {
         let isPickle = bytes.first == 0x80
         if isONNX(name) || (!isSafeTensors && !isZip && !isPickle) {
             let (architecture, weights) = try ONNXImport.load(bytes: bytes, name: name, folder: nil)
-            return try Model(architecture: architecture, weights: weights, on: backend)
+            return try Model(architecture: architecture, weights: consume weights, on: backend)
         }
         let weights: [String: HostTensor]
         if isSafeTensors {
@@ -199,8 +205,9 @@ public enum ModelLocator {
     public static func onnx(_ path: String, weightsRequired: Bool = true) throws -> (Architecture, [String: HostTensor]) {
         let url = URL(fileURLWithPath: path)
         // Protocol buffers cap a message at 2 GiB; larger models keep their tensors outside.
-        let data = try InputFile.read(path, what: "--model", limit: Int(Int32.max))
-        return try ONNXImport.load(bytes: [UInt8](data), name: url.lastPathComponent, weightsRequired: weightsRequired,
+        // The file's bytes go once parsed (a copy of them would hold a large model's weights twice).
+        let model = try ONNXImport.parse(try InputFile.read(path, what: "--model", limit: Int(Int32.max)), name: url.lastPathComponent)
+        return try ONNXImport.load(parsed: model, name: url.lastPathComponent, weightsRequired: weightsRequired,
                                    folder: url.deletingLastPathComponent())
     }
 

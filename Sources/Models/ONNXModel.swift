@@ -17,10 +17,20 @@ public enum ONNXImport {
     /// Tensors stored outside the file (external data, as the dynamo exporter writes them) are
     /// read from the file they name in `folder` (the model file's folder; nil refuses them).
     public static func load(bytes: [UInt8], name: String, weightsRequired: Bool = true, folder: URL? = nil) throws -> (Architecture, [String: HostTensor]) {
-        var model: Onnx_ModelProto
-        do { model = try Onnx_ModelProto(serializedBytes: bytes) } catch {
+        try load(parsed: try parse(bytes, name: name), name: name, weightsRequired: weightsRequired, folder: folder)
+    }
+
+    /// The ModelProto serialized in `bytes` (its tensors' bytes are copied: the caller's may go).
+    static func parse(_ bytes: some SwiftProtobufContiguousBytes, name: String) throws -> Onnx_ModelProto {
+        do { return try Onnx_ModelProto(serializedBytes: bytes) } catch {
             throw ModelError("\(printable(name)): not a readable ONNX model (\(error))")
         }
+    }
+
+    /// The architecture and weights of a parsed model. Memory: each initializer's bytes are
+    /// freed as its values are made, so a model's weights are held about once, not twice.
+    static func load(parsed: consuming Onnx_ModelProto, name: String, weightsRequired: Bool, folder: URL?) throws -> (Architecture, [String: HostTensor]) {
+        var model = consume parsed
         guard model.hasGraph else { throw ModelError("\(printable(name)): the ONNX model has no graph") }
         model.graph = printableNames(model.graph)
         if let foreign = model.graph.node.first(where: { !$0.domain.isEmpty && $0.domain != "ai.onnx" }) {
@@ -30,13 +40,18 @@ public enum ONNXImport {
         guard opsets.contains(Int(opset)) else {
             throw ModelError("\(name): ONNX opset \(opset) is not supported (opsets \(opsets.lowerBound) to \(opsets.upperBound))")
         }
+        // The initializers leave the model: each one's bytes are dropped once it is converted.
+        var initializers = model.graph.initializer
+        model.graph.initializer = []
         let graph = model.graph
         var floats: [String: HostTensor] = [:], integers: [String: HostNumbers] = [:]
         var problems: [String] = []
         var externalFiles: [String: Data] = [:]
         // Initializers without data (a graph whose weights come later, seeded): never folded.
         var placeholders: Set<String> = []
-        for t in graph.initializer {
+        for i in initializers.indices {
+            let t = initializers[i]
+            initializers[i] = Onnx_TensorProto()
             do {
                 if !weightsRequired, t.dataType == Int32(Onnx_TensorProto.DataType.float.rawValue), t.floatData.isEmpty, t.rawData.isEmpty, !t.dims.isEmpty {
                     let dims = t.dims.map { Int($0) }

@@ -96,6 +96,25 @@ struct TinyNet {
         #expect(grads.of(p[0]) == nil)
     }
 
+    /// A pass that names the layers it reads keeps only their gradients (and the input's), not
+    /// one per tap: an imported graph taps every node, and ViT-H's would hold gigabytes.
+    @Test func backwardKeepsOnlyTheGradientsAPassReads() throws {
+        let net = TinyNet(seed: 5)
+        var rng = SeededRandom(seed: 6)
+        let input = rng.floats(shape.count)
+        let (all, xAll, _, outAll) = try net.run(cpu, input: input, inputShape: shape)
+        let every = try all.backward(from: outAll)
+        #expect(["conv", "act", "block", "logits"].allSatisfy { every.tapped($0) != nil })
+        let g = Graph(backend: cpu)
+        g.keptLayers = ["block"]
+        let (_, x, _, out) = try net.run(cpu, input: input, inputShape: shape, into: g)
+        let some = try g.backward(from: out)
+        #expect(some.tapped("conv") == nil && some.tapped("act") == nil && some.tapped("logits") == nil)
+        #expect(try cpu.values(some.tapped("block")!) == cpu.values(every.tapped("block")!))
+        #expect(try cpu.values(some.of(x)!) == cpu.values(every.of(xAll)!))
+        #expect(some.of(out) != nil)
+    }
+
     @Test func guidedAndDeconvnetRulesApplyForOnePass() throws {
         let g = Graph(backend: cpu)
         let x = g.input(try cpu.tensor([-1, 2, 3, 7], [4]))
