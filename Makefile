@@ -14,7 +14,7 @@ PHOTOS := Assets/photos
 SWIFT ?= swift
 LOUPE := .build/release/loupe
 
-.PHONY: setup models photos atlas-demo build test swift-test python-test python-venv wheel test-wheel docs doc-coverage fuzz mutants bench bench-compare bench-python bench-tables tune demo fixtures clean
+.PHONY: setup models photos atlas-demo build test swift-test swift-build-tests swift-test-run python-test python-test-run python-venv wheel test-wheel docs doc-coverage fuzz mutants bench bench-compare bench-python bench-tables tune demo fixtures clean
 
 # Installs the system packages the project needs (idempotent: apt runs only when one is missing).
 setup:
@@ -54,27 +54,41 @@ photos:
 build: setup
 	$(SWIFT) build -c release --product loupe
 
-# All tests: the Swift suite, then the Python package's (python-test). Under CI (CI=true) or
-# LOUPE_REQUIRE_OPENCL=1, OpenCL tests fail instead of skipping when no OpenCL device exists
-# (LOUPE_REQUIRE_BROWSER=1: the report tests when Chromium is missing; LOUPE_REQUIRE_MODELS=1:
-# the real-weight tests when the weights are missing). LOUPE_OPTIMIZE_DEBUG=1 optimizes the
-# compute modules in this debug build (see Package.swift).
-# The Python venv (package downloads and unpacking, mostly waiting) is made while the Swift suite
-# builds and runs; its output follows the Swift suite's.
+# All tests: the Swift suite and the Python package's (python-test), side by side on the one debug
+# build both use: the Python suite starts once the library and command line are built (test-wheel
+# packages them), while the Swift test targets compile, and runs beside the Swift suite (alone,
+# each keeps two cores about 170% busy and a build less: together they end sooner). Under CI
+# (CI=true) or LOUPE_REQUIRE_OPENCL=1, OpenCL tests fail instead of skipping when no OpenCL device
+# exists (LOUPE_REQUIRE_BROWSER=1: the report tests when Chromium is missing;
+# LOUPE_REQUIRE_MODELS=1: the real-weight tests when the weights are missing).
+# LOUPE_OPTIMIZE_DEBUG=1 optimizes the compute modules in this debug build (see Package.swift).
+# The Python venv (package downloads and unpacking) is made while Swift builds; the Python
+# suite's output follows the Swift suite's.
 test: setup
 	@log=$$(mktemp); $(MAKE) --no-print-directory python-venv > $$log 2>&1 & venv=$$!; \
-	$(MAKE) --no-print-directory swift-test; status=$$?; \
+	$(MAKE) --no-print-directory test-wheel; built=$$?; \
 	wait $$venv; made=$$?; cat $$log; rm -f $$log; \
-	[ $$status = 0 ] && [ $$made = 0 ] && $(MAKE) --no-print-directory python-test
+	[ $$built = 0 ] && [ $$made = 0 ] || exit 1; \
+	log=$$(mktemp); $(MAKE) --no-print-directory python-test-run > $$log 2>&1 & python=$$!; \
+	$(MAKE) --no-print-directory swift-build-tests && $(MAKE) --no-print-directory swift-test-run; status=$$?; \
+	wait $$python; passed=$$?; echo "The Python package's tests:"; cat $$log; rm -f $$log; \
+	[ $$status = 0 ] && [ $$passed = 0 ]
 
 # The tests run with no tuning cache and no tiling from the environment: what `loupe tune`
 # stored on this machine must not choose the kernels they check (tests that try a tile or a
 # register block pass it). Then the ten slowest tests by the time their bodies took (the Timed
 # trait of Tests/TestSupport; Swift Testing's own "passed after" counts queueing too).
-swift-test: setup
+swift-test: setup swift-build-tests
+	@$(MAKE) --no-print-directory swift-test-run
+
+swift-build-tests: setup
+	export LOUPE_OPTIMIZE_DEBUG=1; $(SWIFT) build --build-tests
+
+# The Swift suite alone, on swift-build-tests' build.
+swift-test-run:
 	@if [ "$$CI" = "true" ]; then export LOUPE_REQUIRE_OPENCL=1 LOUPE_REQUIRE_MODELS=1 LOUPE_REQUIRE_BROWSER=1; fi; \
 	unset LOUPE_PACKED_TILING LOUPE_CONV_TILING LOUPE_KERNEL_FAMILY; export LOUPE_TUNING_CACHE=/nonexistent/loupe-tests/tuning.json; \
-	export LOUPE_OPTIMIZE_DEBUG=1; $(SWIFT) build --build-tests && \
+	export LOUPE_OPTIMIZE_DEBUG=1; \
 	rm -f .build/test-times.tsv && LOUPE_TEST_TIMES=$(CURDIR)/.build/test-times.tsv $(SWIFT) test --skip-build; status=$$?; \
 	echo "The slowest tests (seconds in their own bodies, all cases; two run at once on two cores):"; \
 	awk -F'\t' '{ n = $$2; sub(/\/[^\/]*\.swift:[0-9]+:[0-9]+$$/, "", n); t[n] += $$1; c[n]++ } \
@@ -127,6 +141,10 @@ python-venv:
 # source tree: every adapter against Captum, pytorch-grad-cam and zennit, names, bad input, a
 # fresh venv install.
 python-test: setup test-wheel python-venv
+	@$(MAKE) --no-print-directory python-test-run
+
+# The Python suite alone, on test-wheel's wheel and python-venv's venv.
+python-test-run:
 	$(PY_VENV)/bin/pip install --quiet --disable-pip-version-check --force-reinstall --no-deps $(TEST_WHEEL)/loupe-*-py3-none-manylinux_*_x86_64.whl
 	@if [ "$$CI" = "true" ]; then export LOUPE_REQUIRE_OPENCL=1 LOUPE_REQUIRE_MODELS=1; fi; \
 	cd python/tests && ../../$(PY_VENV)/bin/python -m pytest -q -p no:cacheprovider $(PYTEST_ARGS)
