@@ -63,13 +63,14 @@ build: setup
 # LOUPE_REQUIRE_MODELS=1: the real-weight tests when the weights are missing).
 # LOUPE_OPTIMIZE_DEBUG=1 optimizes the compute modules in this debug build (see Package.swift).
 # The Python venv (package downloads and unpacking) is made while Swift builds; the Python
-# suite's output follows the Swift suite's.
+# suite's output follows the Swift suite's. Beside the Swift suite, torch runs on one thread
+# (OMP_NUM_THREADS=1): two OpenMP threads spin-waiting on two busy cores only burn time.
 test: setup
 	@log=$$(mktemp); $(MAKE) --no-print-directory python-venv > $$log 2>&1 & venv=$$!; \
 	$(MAKE) --no-print-directory test-wheel; built=$$?; \
 	wait $$venv; made=$$?; cat $$log; rm -f $$log; \
 	[ $$built = 0 ] && [ $$made = 0 ] || exit 1; \
-	log=$$(mktemp); $(MAKE) --no-print-directory python-test-run > $$log 2>&1 & python=$$!; \
+	log=$$(mktemp); OMP_NUM_THREADS=1 $(MAKE) --no-print-directory python-test-run > $$log 2>&1 & python=$$!; \
 	$(MAKE) --no-print-directory swift-build-tests && $(MAKE) --no-print-directory swift-test-run; status=$$?; \
 	wait $$python; passed=$$?; echo "The Python package's tests:"; cat $$log; rm -f $$log; \
 	[ $$status = 0 ] && [ $$passed = 0 ]
