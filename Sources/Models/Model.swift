@@ -207,7 +207,7 @@ public enum ModelLocator {
         // Protocol buffers cap a message at 2 GiB; larger models keep their tensors outside.
         // The file's bytes go once parsed (a copy of them would hold a large model's weights twice).
         let model = try ONNXImport.parse(try InputFile.read(path, what: "--model", limit: Int(Int32.max)), name: url.lastPathComponent)
-        return try ONNXImport.load(parsed: model, name: url.lastPathComponent, weightsRequired: weightsRequired,
+        return try ONNXImport.load(parsed: consume model, name: url.lastPathComponent, weightsRequired: weightsRequired,
                                    folder: url.deletingLastPathComponent())
     }
 
