@@ -51,6 +51,19 @@ inline VFLOATP gemm_packed_tail(__global const float* p, int valid) {
 #define GP_STORE_MASK(value, x) (value)
 #endif
 
+// With RESIDUAL defined, `residual` (C's layout) is added before the fused activation:
+// C = act(A B + bias + residual), a residual block's sum in the store (a ResNet block's last
+// convolution, its shortcut and the ReLU after them; MobileNetV2's projection and its input).
+#ifdef RESIDUAL
+#define GP_RESIDUAL(offset) VLOADP(0, residual + (offset))
+#define GP_RESIDUAL_TAIL(offset, valid) gemm_packed_tail(residual + (offset), valid)
+#define GP_RESIDUAL_AT(offset) residual[offset]
+#else
+#define GP_RESIDUAL(offset) ((VFLOATP)(0.0f))
+#define GP_RESIDUAL_TAIL(offset, valid) ((VFLOATP)(0.0f))
+#define GP_RESIDUAL_AT(offset) 0.0f
+#endif
+
 // COUNT k steps of the register block, each: NV vectors of B (LOAD(v)), MR broadcasts of A, MR * NV FMAs.
 #define GEMM_PACKED_K_LOOP(COUNT, LOAD, STEP) \
     for (int k = 0; k < (COUNT); ++k) { \
@@ -79,7 +92,8 @@ __kernel void gemm_packed(__global const float* A, __global const float* B, __gl
                           __global const float* bias, int hasBias, int M, int N, int K, int G,
                           int bImage0, int bStrideImage, int bStrideGroup, int ldb, int bCount,
                           int image0, int strideImage, int strideGroup, int ldc, int blocksPerItem, int planeSize, int outWidth,
-                          int bOffset, int cOffset, int cRowStride, int cColStride, __global const float* storeMask) {
+                          int bOffset, int cOffset, int cRowStride, int cColStride, __global const float* storeMask,
+                          __global const float* residual) {
     const int mb = get_global_id(0), z = get_global_id(2);
     const int g = z % G;
     const int Mb = (M + MR - 1) / MR, Nb = (N + NR - 1) / NR;
@@ -168,17 +182,21 @@ __kernel void gemm_packed(__global const float* A, __global const float* B, __gl
             #pragma unroll
             for (int r = 0; r < MR; ++r) {
                 if (m0 + r >= M) break;
-                const VFLOATP value = FUSED_ACT(acc[r][v] + (VFLOATP)(rowBias ? bias[g * M + m0 + r] : 0.0f));
+                const VFLOATP value = acc[r][v] + (VFLOATP)(rowBias ? bias[g * M + m0 + r] : 0.0f);
                 __global float* row = c + (long)r * ldc;
                 if (run) {
-                    VSTOREP(value, 0, row + oy0 * cRowStride + ox0);
+                    const long at = (row - C) + oy0 * cRowStride + ox0;
+                    VSTOREP(FUSED_ACT(value + GP_RESIDUAL(at)), 0, C + at);
                     continue;
                 }
                 float out[VW];
                 VSTOREP(value, 0, out);
                 int oy = oy0, ox = ox0;
                 for (int j = 0; j < VW; ++j) {
-                    if (ox < OWi && oy < OHi) row[oy * cRowStride + ox * cColStride] = out[j];
+                    if (ox < OWi && oy < OHi) {
+                        const long at = (row - C) + oy * cRowStride + ox * cColStride;
+                        C[at] = FUSED_ACT(out[j] + GP_RESIDUAL_AT(at));
+                    }
                     if (++ox == ldb) { ox = 0; ++oy; }
                 }
             }
@@ -192,11 +210,13 @@ __kernel void gemm_packed(__global const float* A, __global const float* B, __gl
             #pragma unroll
             for (int v = 0; v < NV; ++v) {
                 const int n = n0 + VW * v;
+                const long at = (row - C) + VW * v;
                 if (n + VW <= N) {
-                    VSTOREP(GP_STORE_MASK(FUSED_ACT(acc[r][v] + shift), VLOADP(0, storeMask + (row - C) + VW * v)), 0, row + VW * v);
+                    VSTOREP(GP_STORE_MASK(FUSED_ACT(acc[r][v] + shift + GP_RESIDUAL(at)), VLOADP(0, storeMask + at)), 0, row + VW * v);
                 } else if (n < N) {
                     float out[VW];
-                    VSTOREP(GP_STORE_MASK(FUSED_ACT(acc[r][v] + shift), gemm_packed_tail(storeMask + (row - C) + VW * v, N - n)), 0, out);
+                    VSTOREP(GP_STORE_MASK(FUSED_ACT(acc[r][v] + shift + GP_RESIDUAL_TAIL(at, N - n)), gemm_packed_tail(storeMask + at, N - n)),
+                            0, out);
                     for (int j = 0; j < N - n; ++j) row[VW * v + j] = out[j];
                 }
             }

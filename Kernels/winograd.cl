@@ -267,12 +267,25 @@ __kernel void winograd_input(__global const float* xq, __global float* V, int C,
     }
 }
 
-// y[image0 + z][co][WM ty + i][WM tx + j] = act((A^T M A)[i][j] + bias[co]) for the outputs
+// With RESIDUAL defined, `residual` (y's layout) is added before the activation: a residual
+// block's sum in the store (as gemm_packed.cl's RESIDUAL).
+#ifdef RESIDUAL
+#define WINOGRAD_RESIDUAL2(offset) VLOADT2(0, residual + (offset))
+#define WINOGRAD_RESIDUAL4(offset) vload4(0, residual + (offset))
+#define WINOGRAD_RESIDUAL1(offset) residual[offset]
+#else
+#define WINOGRAD_RESIDUAL2(offset) ((VT2F)(0.0f))
+#define WINOGRAD_RESIDUAL4(offset) ((float4)(0.0f))
+#define WINOGRAD_RESIDUAL1(offset) 0.0f
+#endif
+
+// y[image0 + z][co][WM ty + i][WM tx + j] = act((A^T M A)[i][j] + bias[co] (+ residual)) for the outputs
 // inside OH x OW, from the products M[xi][co][t'] of a chunk's band (t' as for V). One work-item
 // takes one output plane's band, planesPerItem planes in turn. FUSED_ACT: conv_geometry.cl.
 // Global (ceil(Z * Cout / planesPerItem)), local (1).
 __kernel void winograd_output(__global const float* Mx, __global float* y, __global const float* bias, int hasBias, int image0,
-                              int Cout, int OH, int OW, int TWp, int ty0, int rows, int planes, int planesPerItem) {
+                              int Cout, int OH, int OW, int TWp, int ty0, int rows, int planes, int planesPerItem,
+                              __global const float* residual) {
     const long T = (long)planes / Cout * rows * TWp, xiStride = (long)Cout * T;
     const int zcEnd = min(planes, (int)(get_global_id(0) + 1) * planesPerItem);
     for (int zc = get_global_id(0) * planesPerItem; zc < zcEnd; ++zc) {
@@ -302,11 +315,11 @@ __kernel void winograd_output(__global const float* Mx, __global float* y, __glo
                     __global float* dst = out + (long)oy * OW + ox0;
 #if WM == 2
                     // Output columns 2 l and 2 l + 1: lane l of the even and the odd vector.
-                    const VTF even = FUSED_ACT(s[i][0] + s[i][1] + s[i][2] + shift);
-                    const VTF odd = FUSED_ACT(s[i][1] - s[i][2] - s[i][3] + shift);
+                    const VTF even = s[i][0] + s[i][1] + s[i][2] + shift;
+                    const VTF odd = s[i][1] - s[i][2] - s[i][3] + shift;
                     const VT2F row = WINOGRAD_INTERLEAVE(even, odd);
                     if (n == 2 * VT) {
-                        WINOGRAD_VSTORE2(row, 0, dst);
+                        WINOGRAD_VSTORE2(FUSED_ACT(row + WINOGRAD_RESIDUAL2(dst - y)), 0, dst);
                         continue;
                     }
                     float lanes[2 * VT];
@@ -318,15 +331,15 @@ __kernel void winograd_output(__global const float* Mx, __global float* y, __glo
                     float lanes[4 * VT];
                     #pragma unroll
                     for (int j = 0; j < 4; ++j) {
-                        const VTF value = FUSED_ACT(o[j] + shift);
+                        const VTF value = o[j] + shift;
                         #pragma unroll
                         for (int l = 0; l < VT; ++l) lanes[4 * l + j] = value[l];
                     }
 #endif
                     // By fours, then the row's last outputs one by one.
                     int l = 0;
-                    for (; l + 4 <= n; l += 4) vstore4(vload4(0, lanes + l), 0, dst + l);
-                    for (; l < n; ++l) dst[l] = lanes[l];
+                    for (; l + 4 <= n; l += 4) vstore4(FUSED_ACT(vload4(0, lanes + l) + WINOGRAD_RESIDUAL4(dst - y + l)), 0, dst + l);
+                    for (; l < n; ++l) dst[l] = FUSED_ACT(lanes[l] + WINOGRAD_RESIDUAL1(dst - y + l));
                 }
             }
         }

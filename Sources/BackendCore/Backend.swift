@@ -22,6 +22,15 @@ public protocol Backend: AttributionOps, AnyObject, Sendable {
     /// conv2d followed by `activation` (nil: none), computed in one pass where the backend can
     /// (the activation applied as the convolution stores its result).
     func conv2d(_ x: Tensor, weight: Tensor, bias: Tensor?, _ p: Conv2DParams, activation: Activation?) throws -> Tensor
+    /// activation(conv2d(x) + residual) (`residual` of y's shape, nil: none): a residual block's
+    /// last convolution, its shortcut and the activation after their sum, in one pass where the
+    /// backend can. In a pass that no backward follows (`forwardOnly`) the backend may take a
+    /// faster form with more rounding error, within float32 logits' tolerance (the
+    /// register-blocked family: Winograd F(4x4, 3x3) for 3x3 windows, where a differentiable pass
+    /// keeps F(2x2, 3x3), whose activations choose the same ReLU and max-pool branches as the
+    /// direct sum's).
+    func conv2d(_ x: Tensor, weight: Tensor, bias: Tensor?, _ p: Conv2DParams, activation: Activation?, residual: Tensor?,
+                forwardOnly: Bool) throws -> Tensor
     /// dL/dx from dL/dy.
     func conv2dBackwardInput(_ gy: Tensor, weight: Tensor, inputShape: Shape, _ p: Conv2DParams) throws -> Tensor
     /// dL/dx with the fused activations around the convolution (`ConvolutionFusion`): the one
@@ -171,6 +180,15 @@ extension Backend {
     public func conv2d(_ x: Tensor, weight: Tensor, bias: Tensor?, _ p: Conv2DParams, activation: Activation?) throws -> Tensor {
         let y = try conv2d(x, weight: weight, bias: bias, p)
         return try activation.map { try self.activation(y, $0) } ?? y
+    }
+
+    /// The composition in the one form this backend has (the CPU reference): the convolution,
+    /// the residual added, the activation.
+    public func conv2d(_ x: Tensor, weight: Tensor, bias: Tensor?, _ p: Conv2DParams, activation: Activation?, residual: Tensor?,
+                       forwardOnly: Bool) throws -> Tensor {
+        guard let residual else { return try conv2d(x, weight: weight, bias: bias, p, activation: activation) }
+        let sum = try add(try conv2d(x, weight: weight, bias: bias, p), residual)
+        return try activation.map { try self.activation(sum, $0) } ?? sum
     }
 
     /// The composition, for backends without a fused kernel (the CPU reference): gy through the

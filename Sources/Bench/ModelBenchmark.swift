@@ -45,22 +45,27 @@ public enum ModelBenchmark {
         return try kernelBreakdown(on: backend) {
             let g = Graph(backend: backend)
             g.keptLayers = []
+            g.forwardOnly = !backward
+            g.fusesResiduals = true
             let x = g.input(input)
             let y = try model.forward(g, x)
             if backward { _ = try backend.values(try g.backward(from: y).of(x)!) } else { _ = try backend.values(g.tensor(y)) }
         }
     }
 
-    /// Times `model`'s forward pass and its forward + backward pass (input gradient only, seeded
-    /// at one logit per image) on a random [batch, 3, size, size] input.
+    /// Times `model`'s forward pass (forward only, as classification runs it: `Graph.forwardOnly`)
+    /// and its forward + backward pass (input gradient only, seeded at one logit per image) on a
+    /// random [batch, 3, size, size] input.
     public static func run(_ model: Model, batch: Int, size: Int = 224, runs: Int) throws -> [ModelBenchResult] {
         let backend = model.backend
         var rng = SystemRandomNumberGenerator()
         let shape: Shape = [batch, 3, size, size]
         let input = try backend.tensor((0..<shape.count).map { _ in Float.random(in: -2..<2, using: &rng) }, shape)
-        func forward() throws -> (Graph, Graph.Value, Graph.Value) {
+        func forward(only: Bool = false) throws -> (Graph, Graph.Value, Graph.Value) {
             let g = Graph(backend: backend)
             g.keptLayers = []
+            g.forwardOnly = only
+            g.fusesResiduals = true
             let x = g.input(input)
             return (g, x, try model.forward(g, x))
         }
@@ -69,7 +74,7 @@ public enum ModelBenchmark {
         for n in 0..<batch { seedValues[n * classes] = 1 }
         let seed = try backend.tensor(seedValues, [batch, classes])
         let passes: [(String, () throws -> Void)] = [
-            ("forward", { let (g, _, y) = try forward(); _ = try backend.values(g.tensor(y)) }),
+            ("forward", { let (g, _, y) = try forward(only: true); _ = try backend.values(g.tensor(y)) }),
             ("forward+backward", {
                 let (g, x, y) = try forward()
                 _ = try backend.values(try g.backward(from: y, seed: seed).of(x)!)

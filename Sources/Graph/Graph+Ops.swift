@@ -12,7 +12,7 @@ extension Graph {
     /// A convolution (see `Backend.conv2d`); backward to the input, the weight and the bias.
     public func conv2d(_ x: Value, weight: Value, bias: Value?, _ p: Conv2DParams) throws -> Value {
         let (xt, wt) = (tensor(x), tensor(weight))
-        let y = try backend.conv2d(xt, weight: wt, bias: bias.map(tensor), p)
+        let y = try backend.conv2d(xt, weight: wt, bias: bias.map(tensor), p, activation: nil, residual: nil, forwardOnly: forwardOnly)
         let b = backend
         let v = record(y, [x, weight] + (bias.map { [$0] } ?? []), inputBackward: { gy, rule, _, mask in
             try b.conv2dBackwardInput(gy, weight: wt, inputShape: xt.shape, p,
@@ -32,7 +32,7 @@ extension Graph {
     public func conv2d(_ x: Value, weight: Value, bias: Value?, _ p: Conv2DParams, activation: Activation) throws -> Value {
         let (xt, wt) = (tensor(x), tensor(weight))
         let b = backend
-        let y = try b.conv2d(xt, weight: wt, bias: bias.map(tensor), p, activation: activation)
+        let y = try b.conv2d(xt, weight: wt, bias: bias.map(tensor), p, activation: activation, residual: nil, forwardOnly: forwardOnly)
         let inputBackward: InputBackward = { gy, rule, gyMasked, mask in
             // gy already masked by the op that reads y: as a plain convolution, x's mask fused
             // where the backend can. Otherwise y's mask applied as the backward reads gy, and
@@ -53,6 +53,33 @@ extension Graph {
                 + (needs.count > 2 ? [needs[2] ? try b.conv2dBackwardBias(gz) : nil] : [])
         }
         nonNegative.insert(v.id)
+        return v
+    }
+
+    /// activation(conv2d(x) + r) as one op (`mayFuseResidual`): a residual block's last
+    /// convolution (its batchnorm folded in), the shortcut r added and the activation after the
+    /// sum (a ResNet block's ReLU; none after MobileNetV2's projection). Its backward is the
+    /// gradient's: gy through the activation (its mask read from the output, as the other fused
+    /// convolutions read it) to the convolution and unchanged to r.
+    public func conv2d(_ x: Value, weight: Value, bias: Value?, _ p: Conv2DParams, activation: Activation?, residual r: Value) throws -> Value {
+        let (xt, wt, rt) = (tensor(x), tensor(weight), tensor(r))
+        let b = backend
+        let y = try b.conv2d(xt, weight: wt, bias: bias.map(tensor), p, activation: activation, residual: rt, forwardOnly: forwardOnly)
+        // dL/dx alone, or with dL/dr (Graph.backward applies the activation for r first):
+        // as the fused convolution's.
+        let inputBackward: InputBackward = { gy, rule, gyMasked, mask in
+            let fused = activation.flatMap { gyMasked ? nil : ConvolutionFusion(rule: rule, output: .init($0, y)) }
+                ?? ConvolutionFusion(rule: rule, input: mask.map { .init($0, xt) })
+            return try b.conv2dBackwardInput(gy, weight: wt, inputShape: xt.shape, p, fused: fused)
+        }
+        let inputs = [x, weight] + (bias.map { [$0] } ?? []) + [r]
+        let v = record(y, inputs, activation: activation, inputBackward: inputBackward, passThrough: inputs.count - 1) { gy, rule, needs in
+            let gz = try activation.map { try b.activationBackward(gy, input: y, $0, rule: rule) } ?? gy
+            return [needs[0] ? try b.conv2dBackwardInput(gz, weight: wt, inputShape: xt.shape, p) : nil,
+                    needs[1] ? try b.conv2dBackwardWeight(gz, input: xt, weightShape: wt.shape, p) : nil]
+                + (bias == nil ? [] : [needs[2] ? try b.conv2dBackwardBias(gz) : nil]) + [gz]
+        }
+        if activation != nil { nonNegative.insert(v.id) }
         return v
     }
 

@@ -36,6 +36,10 @@ public final class Graph {
         /// The activation fused into this op's output (a conv + ReLU or ReLU6), or an activation op's kind.
         var activation: Activation? = nil
         var inputBackward: InputBackward? = nil
+        /// The input (an index into `inputs`) whose gradient is gy through this op's fused
+        /// activation and nothing else (a residual op's shortcut); `inputBackward` still serves
+        /// a pass that asks for it besides `inputs[0]`.
+        var passThrough: Int? = nil
         /// How relevance propagation treats this op (`relevance(from:seed:composite:)`); nil:
         /// the gradient.
         var relevance: RelevanceRole? = nil
@@ -79,6 +83,18 @@ public final class Graph {
     /// named here (or in `stopWhenTapped`). Attribution and visualization name the layers they
     /// read; `loupe layers` and `compare` keep every layer.
     public var keptLayers: Set<String>?
+    /// Whether no backward pass follows this one (classification, the scores of perturbation
+    /// methods and metrics): convolutions may then take faster forms with more rounding error
+    /// (`Backend.conv2d(_:weight:bias:_:activation:forwardOnly:)`), and `backward` throws.
+    public var forwardOnly = false
+    /// Whether a residual block's last convolution, the shortcut's sum and the activation after
+    /// it may run as one op (`conv2d(_:weight:bias:_:activation:residual:)`) in this pass, where
+    /// `mayFuse` allows the layers: passes that take only gradients (attribution by gradients,
+    /// visualization) or none (`forwardOnly`). Off by default: relevance and DeepLIFT passes
+    /// treat the sum by rules of their own.
+    public var fusesResiduals = false
+    /// Whether the layers `names` may be fused into a residual op (`fusesResiduals`).
+    public func mayFuseResidual(_ names: [String]) -> Bool { (fusesResiduals || forwardOnly) && mayFuse(names) }
     /// Whether the layers `names` may be fused away in this pass: `keptLayers` is set, names
     /// none of them, and no parameter gradients are asked (folded weights have none of their own).
     public func mayFuse(_ names: [String]) -> Bool {
@@ -128,11 +144,12 @@ public final class Graph {
 
     /// Records `output`, computed from `inputs`, with its backward rule.
     func record(_ output: Tensor, _ inputs: [Value], activation: Activation? = nil, inputBackward: InputBackward? = nil,
-                relevance: RelevanceRole? = nil, difference: DifferenceRole? = nil, _ backward: @escaping Backward) -> Value {
+                passThrough: Int? = nil, relevance: RelevanceRole? = nil, difference: DifferenceRole? = nil,
+                _ backward: @escaping Backward) -> Value {
         let grad = inputs.contains { requiresGrad[$0.id] }
         tensors.append(output)
         nodes.append(grad ? Node(inputs: inputs.map(\.id), backward: backward, activation: activation, inputBackward: inputBackward,
-                                 relevance: relevance, difference: difference) : nil)
+                                 passThrough: passThrough, relevance: relevance, difference: difference) : nil)
         requiresGrad.append(grad)
         return Value(id: tensors.count - 1)
     }
@@ -185,6 +202,7 @@ public final class Graph {
         func ruleOf(_ node: Node) -> GradientRule {
             everyKind ? rule : node.activation.map { ruleActivations.contains($0) ? rule : .standard } ?? rule
         }
+        guard !forwardOnly else { throw BackendError("backward", "this pass was run forward only (Graph.forwardOnly)") }
         let start = try seed ?? backend.tensor([Float](repeating: 1, count: shape(output).count), shape(output))
         guard start.shape == shape(output) else {
             throw BackendError("backward", "seed \(start.shape) does not match the output \(shape(output))")
@@ -207,7 +225,20 @@ public final class Graph {
         for id in stride(from: output.id, through: lowest, by: -1) {
             guard let gy = grads[id], let node = nodes[id] else { continue }
             let needs = node.inputs.map { requiresGrad[$0] }
-            if let inputBackward = node.inputBackward, needs.first == true, !needs.dropFirst().contains(true) {
+            let passes = node.passThrough.map { needs[$0] } ?? false
+            if let inputBackward = node.inputBackward, needs.first == true,
+               !needs.indices.dropFirst().contains(where: { needs[$0] && $0 != node.passThrough }) {
+                var (gy, gyMasked) = (gy, masked.contains(id))
+                if passes, let pass = node.passThrough {
+                    // The shortcut's gradient: gy through the fused activation, which the
+                    // convolution's backward then takes as already applied.
+                    if let activation = node.activation, !gyMasked {
+                        gy = try backend.activationBackward(gy, input: tensors[id], activation, rule: ruleOf(node))
+                        gyMasked = true
+                    }
+                    let r = node.inputs[pass]
+                    grads[r] = try grads[r].map { try backend.add($0, gy) } ?? gy
+                }
                 let x = node.inputs[0]
                 // The op that made x must take this path too, so that it skips its own mask.
                 let producer = nodes[x]
@@ -215,7 +246,7 @@ public final class Graph {
                 // (With the rule on some kinds only, each activation takes its own backward.)
                 let maskable = everyKind && readers[x] == 1 && !kept.contains(x) && producer?.inputBackward != nil
                     && producerNeeds.first == true && !producerNeeds.dropFirst().contains(true)
-                let (g, didMask) = try inputBackward(gy, ruleOf(node), masked.contains(id), maskable ? producer?.activation : nil)
+                let (g, didMask) = try inputBackward(gy, ruleOf(node), gyMasked, maskable ? producer?.activation : nil)
                 if didMask { masked.insert(x) }
                 grads[x] = try grads[x].map { try backend.add($0, g) } ?? g
                 if !kept.contains(id) { grads[id] = nil }

@@ -121,6 +121,7 @@ func targetGradient(_ model: Model, _ input: Tensor, _ targets: [Int], rule: Gra
     throws -> (graph: Graph, x: Graph.Value, logits: Graph.Value, grads: Gradients) {
     let g = Graph(backend: model.backend)
     g.keptLayers = keeping
+    g.fusesResiduals = true
     let x = g.input(input)
     let logits = try model.forward(g, x)
     let seed = try oneHot(model.backend, targets: targets, classes: g.shape(logits)[1], scale: scale)
@@ -138,6 +139,7 @@ func inputGradient(_ pass: (graph: Graph, x: Graph.Value, logits: Graph.Value, g
 func targetScores(_ model: Model, _ input: Tensor, _ targets: [Int]) throws -> [Float] {
     let g = Graph(backend: model.backend)
     g.keptLayers = []
+    g.forwardOnly = true
     let logits = try model.forward(g, g.input(input))
     let values = try model.backend.values(g.tensor(logits))
     let classes = g.shape(logits)[1]

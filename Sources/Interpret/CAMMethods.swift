@@ -154,6 +154,7 @@ public struct CAM: AttributionMethod {
                 let layerValues = try b.batchNorm2d(Tensor(shape: [1, count * c, lh, lw], storage: repeated.storage), bn)
                 let pass = Graph(backend: b)
                 pass.keptLayers = [layer]
+                pass.forwardOnly = true
                 let patched = pass.constant(Tensor(shape: [count, c, lh, lw], storage: layerValues.storage))
                 pass.patches[layer] = { _, _ in patched }
                 let images = try b.broadcastMul(image, masks: b.tensor([Float](repeating: 1, count: count * h * w), [count, 1, h, w]))

@@ -56,6 +56,7 @@ public struct ClassScores: Sendable {
         try MemoryBudget.requirePass(model, batch: n, height: h, width: w, what: "a forward pass")
         let g = Graph(backend: model.backend)
         g.keptLayers = []
+        g.forwardOnly = true
         try self.init(graph: g, logits: try model.forward(g, g.input(input)))
     }
 

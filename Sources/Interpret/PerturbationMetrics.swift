@@ -52,6 +52,7 @@ func targetScores(_ model: Model, _ inputs: Tensor, target: Int, probability: Bo
     let b = model.backend
     let g = Graph(backend: b)
     g.keptLayers = []
+    g.forwardOnly = true
     let logits = g.tensor(try model.forward(g, g.input(inputs)))
     let values = try b.values(probability ? try b.softmax(logits) : logits)
     let count = inputs.shape[0], classes = values.count / Swift.max(count, 1)

@@ -196,6 +196,7 @@ public struct FeatureVisualization: Sendable {
             let g = Graph(backend: b)
             g.keptLayers = kept
             g.stopWhenTapped = stop
+            g.fusesResiduals = true
             let p = g.input(state.parameters)
             let image = try param.image(g, p, constants: constants)
             let (maps, th, tw) = transforms.draw(count: n, height: size, width: size, random: &random, perImage: &own)

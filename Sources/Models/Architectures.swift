@@ -223,6 +223,16 @@ struct ResidualBlock: Module {
     }
 
     func callAsFunction(_ g: Graph, _ x: Graph.Value, _ p: ParameterStore) throws -> Graph.Value {
+        // The last convolution, its batchnorm, the sum and the ReLU as one op, where the pass
+        // reads neither the convolution's nor the batchnorm's output (the shortcut first).
+        if let conv = convs.last, let norm = norms.last, g.mayFuseResidual([conv.name, norm.name]) {
+            let identity = try downsample?(g, x, p) ?? x
+            var h = x
+            for (conv, norm) in zip(convs, norms).dropLast() { h = try convNorm(g, h, p, conv, norm, activation: .relu) }
+            let y = try g.tap(join(name, "relu"), try residualConvolution(g, h, p, conv, norm, activation: .relu, residual: identity),
+                              kind: "ReLU")
+            return try tapped(g, y)
+        }
         var h = x
         for (i, (conv, norm)) in zip(convs, norms).enumerated() {
             h = try convNorm(g, h, p, conv, norm, activation: i < convs.count - 1 ? .relu : nil)

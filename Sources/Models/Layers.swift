@@ -207,6 +207,15 @@ func fusedConvolution(_ g: Graph, _ x: Graph.Value, _ p: ParameterStore, _ conv:
     return activationName.isEmpty ? y : try g.tap(activationName, y, kind: ActivationLayer(activationName, activation).kind)
 }
 
+/// activation(batchnorm(conv(x)) + residual) as one op, the batchnorm folded into the
+/// convolution. Callers check `Graph.mayFuseResidual` first.
+func residualConvolution(_ g: Graph, _ x: Graph.Value, _ p: ParameterStore, _ conv: Conv2d, _ norm: BatchNorm2d,
+                         activation: Activation?, residual: Graph.Value) throws -> Graph.Value {
+    let (weight, bias) = try p.folded(conv, norm, on: g.backend)
+    return try g.conv2d(x, weight: g.parameter(weight), bias: g.parameter(bias), conv.params, activation: activation,
+                        residual: residual)
+}
+
 /// conv, batchnorm and (optionally) an untapped activation: fused when the pass allows.
 func convNorm(_ g: Graph, _ x: Graph.Value, _ p: ParameterStore, _ conv: Conv2d, _ norm: BatchNorm2d,
               activation: Activation?) throws -> Graph.Value {

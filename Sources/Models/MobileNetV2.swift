@@ -47,6 +47,13 @@ struct InvertedResidual: Module {
     var parameters: [ParameterSpec] { layers.flatMap(\.parameters) }
 
     func callAsFunction(_ g: Graph, _ x: Graph.Value, _ p: ParameterStore) throws -> Graph.Value {
+        // The projection, its batchnorm and the sum as one op, where the pass reads none of the
+        // branch's own outputs.
+        if residual, let conv = layers[layers.count - 2] as? Conv2d, let norm = layers.last as? BatchNorm2d,
+           g.mayFuseResidual([conv.name, norm.name, join(name, "conv")]) {
+            let h = try runInOrder(Array(layers.dropLast(2)), g, x, p, stopping: false)
+            return try tapped(g, try residualConvolution(g, h, p, conv, norm, activation: nil, residual: x))
+        }
         let h = try g.tap(join(name, "conv"), try runInOrder(layers, g, x, p, stopping: false), kind: "Sequential")
         return try tapped(g, residual ? try g.add(x, h) : h)
     }

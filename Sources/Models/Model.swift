@@ -81,6 +81,7 @@ public struct Model: Sendable {
     public func classCount(size: Int = 224) throws -> Int {
         let g = Graph(backend: backend)
         g.keptLayers = []
+        g.forwardOnly = true
         let y = try forward(g, g.input(try backend.tensor([Float](repeating: 0, count: 3 * size * size), [1, 3, size, size])))
         return g.shape(y).count
     }

@@ -5,9 +5,11 @@ import Device
 /// `OpenCLBackend` picks one in its init (`KernelFamily`, from the device kind unless given);
 /// its entry points check shapes, allocate and call it, so no op branches on the family.
 protocol FamilyKernels: Sendable {
-    /// y = conv2d(x) with `activation` applied as it is stored; `out` is y's shape.
+    /// y = activation(conv2d(x) + residual) (residual nil: none), the activation applied as it is
+    /// stored; `out` is y's shape; with `forwardOnly`, in a faster form with more rounding where
+    /// the family has one.
     func conv2d(_ b: OpenCLBackend, _ x: Tensor, weight: Tensor, bias: Tensor?, _ p: Conv2DParams, out: Shape,
-                activation: Activation?) throws -> Tensor
+                activation: Activation?, residual: Tensor?, forwardOnly: Bool) throws -> Tensor
     /// dL/dx of conv2d; `out` is gy's shape.
     func conv2dBackwardInput(_ b: OpenCLBackend, _ gy: Tensor, weight: Tensor, inputShape: Shape, _ p: Conv2DParams,
                              out: Shape) throws -> Tensor
@@ -47,9 +49,15 @@ protocol FamilyKernels: Sendable {
 /// GPUs: local-memory tiles, many work-items per group (gemm.cl), a work-group per row for
 /// row-wise ops, blocks of up to 256 pixels for plane-wise ones.
 struct TiledFamily: FamilyKernels {
+    /// One form: the forward-only pass runs the same GEMM; a residual is added by its own launch.
     func conv2d(_ b: OpenCLBackend, _ x: Tensor, weight: Tensor, bias: Tensor?, _ p: Conv2DParams, out: Shape,
-                activation: Activation?) throws -> Tensor {
-        try b.tiledConv2d(x, weight: weight, bias: bias, p, out: out, activation: activation)
+                activation: Activation?, residual: Tensor?, forwardOnly: Bool) throws -> Tensor {
+        if let residual {
+            return try b.convolutionThenResidual(activation: activation, residual: residual) {
+                try b.tiledConv2d(x, weight: weight, bias: bias, p, out: out, activation: $0)
+            }
+        }
+        return try b.tiledConv2d(x, weight: weight, bias: bias, p, out: out, activation: activation)
     }
 
     func conv2dBackwardInput(_ b: OpenCLBackend, _ gy: Tensor, weight: Tensor, inputShape: Shape, _ p: Conv2DParams,
@@ -121,11 +129,20 @@ struct TiledFamily: FamilyKernels {
 /// CPU devices (PoCL): register blocks, no local memory or barriers, one work-item per group
 /// (gemm_packed.cl, winograd.cl), a work-item per row for row-wise ops.
 struct RegisterBlockedFamily: FamilyKernels {
+    /// The residual goes into the packed and Winograd stores; a depthwise convolution adds it by a
+    /// launch of its own.
     func conv2d(_ b: OpenCLBackend, _ x: Tensor, weight: Tensor, bias: Tensor?, _ p: Conv2DParams, out: Shape,
-                activation: Activation?) throws -> Tensor {
-        b.isDepthwise(weight.shape, p)
-            ? try b.depthwiseRowsConv2d(x, weight: weight, bias: bias, p, out: out, activation: activation)
-            : try b.conv2dPacked(x, weight: weight, bias: bias, p, out: out, activation: activation)
+                activation: Activation?, residual: Tensor?, forwardOnly: Bool) throws -> Tensor {
+        guard b.isDepthwise(weight.shape, p) else {
+            return try b.conv2dPacked(x, weight: weight, bias: bias, p, out: out, activation: activation, residual: residual,
+                                      forwardOnly: forwardOnly)
+        }
+        if let residual {
+            return try b.convolutionThenResidual(activation: activation, residual: residual) {
+                try b.depthwiseRowsConv2d(x, weight: weight, bias: bias, p, out: out, activation: $0)
+            }
+        }
+        return try b.depthwiseRowsConv2d(x, weight: weight, bias: bias, p, out: out, activation: activation)
     }
 
     func conv2dBackwardInput(_ b: OpenCLBackend, _ gy: Tensor, weight: Tensor, inputShape: Shape, _ p: Conv2DParams,

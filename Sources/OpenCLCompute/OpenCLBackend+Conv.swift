@@ -71,9 +71,23 @@ extension OpenCLBackend {
     /// Both families apply the activation as they store the convolution's result (one pass over
     /// the output, one launch fewer).
     public func conv2d(_ x: Tensor, weight: Tensor, bias: Tensor?, _ p: Conv2DParams, activation: Activation?) throws -> Tensor {
+        try conv2d(x, weight: weight, bias: bias, p, activation: activation, residual: nil, forwardOnly: false)
+    }
+
+    public func conv2d(_ x: Tensor, weight: Tensor, bias: Tensor?, _ p: Conv2DParams, activation: Activation?, residual: Tensor?,
+                       forwardOnly: Bool) throws -> Tensor {
         let out = try p.outputShape(input: x.shape, weight: weight.shape)
         try ShapeRules.channelVector("conv2d", bias, channels: out[1], what: "bias")
-        return try kernels.conv2d(self, x, weight: weight, bias: bias, p, out: out, activation: activation)
+        if let residual { try ShapeRules.same("conv2d residual", residual.shape, out) }
+        return try kernels.conv2d(self, x, weight: weight, bias: bias, p, out: out, activation: activation, residual: residual,
+                                  forwardOnly: forwardOnly)
+    }
+
+    /// activation(conv2d(x) + residual) as three ops, for kernels without a residual store.
+    /// `conv` runs the convolution with the activation it is given (here none).
+    func convolutionThenResidual(activation: Activation?, residual: Tensor, _ conv: (Activation?) throws -> Tensor) throws -> Tensor {
+        let sum = try add(try conv(nil), residual)
+        return try activation.map { try self.activation(sum, $0) } ?? sum
     }
 
     /// A depthwise convolution by rows (the register-blocked family's `depthwise_rows`).

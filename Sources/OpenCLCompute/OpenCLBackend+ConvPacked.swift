@@ -67,23 +67,29 @@ extension OpenCLBackend {
         w[2] == 1 && w[3] == 1 && p.stride == (1, 1) && p.padding == (0, 0)
     }
 
-    func conv2dPacked(_ x: Tensor, weight: Tensor, bias: Tensor?, _ p: Conv2DParams, out: Shape, activation: Activation?) throws -> Tensor {
+    /// activation(conv(x) + residual), the residual added as the result is stored. With
+    /// `forwardOnly`, a 3x3 window may go by Winograd F(4x4, 3x3) (`winogradPlan`).
+    func conv2dPacked(_ x: Tensor, weight: Tensor, bias: Tensor?, _ p: Conv2DParams, out: Shape, activation: Activation?,
+                      residual: Tensor? = nil, forwardOnly: Bool = false) throws -> Tensor {
         let op = "conv2d"
+        let rb = try residual.map { try buffer($0, op) }
         if winogradApplies(weight.shape, p) {
             return try winogradConvolution(try buffer(x, op), x.shape, weight: weight, transposed: false, bias: try bias.map { try buffer($0, op) },
-                                           padding: p.padding, out: out, activation: activation, op)
+                                           padding: p.padding, out: out, activation: activation, residual: rb, largeTiles: forwardOnly, op)
         }
         let (cout, cig, kh, kw) = weight.shape.nchw!
         let m = cout / p.groups, k = cig * kh * kw
         let a = try packedPanels(weight, layout: "forward", m: m, k: k, groups: p.groups, sg: m * k, sm: k, sk: 1, op)
         return try packedConvolution(try buffer(x, op), x.shape, panels: a, window: weight.shape, bias: try bias.map { try buffer($0, op) },
-                                     p, out: out, activation: activation, op)
+                                     p, out: out, activation: activation, residual: rb, op)
     }
 
-    /// y = conv(x) for A panels of the weights (m = Cout/G rows of k = Cin/G * KH * KW):
-    /// pointwise convolutions read x in place, the others through im2col panels per chunk.
+    /// y = activation(conv(x) + residual) for A panels of the weights (m = Cout/G rows of k =
+    /// Cin/G * KH * KW; residual of y's layout, or none): pointwise convolutions read x in place,
+    /// the others through im2col panels per chunk.
     func packedConvolution(_ xb: Buffer<Float>, _ xShape: Shape, panels a: Buffer<Float>, window: Shape, bias bb: Buffer<Float>?,
-                                   _ p: Conv2DParams, out: Shape, activation: Activation? = nil, _ op: String) throws -> Tensor {
+                           _ p: Conv2DParams, out: Shape, activation: Activation? = nil, residual: Buffer<Float>? = nil,
+                           _ op: String) throws -> Tensor {
         let (images, cin, h, w) = xShape.nchw!
         let g = p.groups, cout = out[1], m = cout / g, n = out[2] * out[3], k = cin / g * window[2] * window[3]
         let (y, yb) = try empty(out, op)
@@ -91,7 +97,7 @@ extension OpenCLBackend {
         func pointwise(_ planes: Buffer<Float>) throws {
             try packedGemm(a, .planes(planes, firstImage: 0, strideImage: cin * n, strideGroup: cin / g * n),
                            into: PackedResult(yb, strideImage: cout * n, strideGroup: m * n, ldc: n),
-                           ProductShape(m: m, n: n, k: k, z: images * g, groups: g), bias: bb, activation: activation)
+                           ProductShape(m: m, n: n, k: k, z: images * g, groups: g), bias: bb, activation: activation, residual: residual)
         }
         if isPointwise(window, p) {
             try pointwise(xb)
@@ -121,7 +127,7 @@ extension OpenCLBackend {
                 try packedGemm(a, .implicit(padded, strideImage: cin * plane, strideGroup: cin / g * plane, row: wq, plane: plane,
                                             outWidth: out[3], geometry: packedDefines(window, p)),
                                into: PackedResult(yb, strideImage: cout * n, strideGroup: m * n, ldc: n),
-                               ProductShape(m: m, n: out[2] * wq, k: k, z: images * g, groups: g), bias: bb, activation: activation)
+                               ProductShape(m: m, n: out[2] * wq, k: k, z: images * g, groups: g), bias: bb, activation: activation, residual: residual)
             }
             return y
         }
@@ -135,7 +141,7 @@ extension OpenCLBackend {
                                defines: packedDefines(window, p))
                 try packedGemm(a, .panels(b),
                                into: PackedResult(yb, firstImage: first, strideImage: cout * n, strideGroup: m * n, ldc: n),
-                               ProductShape(m: m, n: n, k: k, z: count * g, groups: g), bias: bb, activation: activation)
+                               ProductShape(m: m, n: n, k: k, z: count * g, groups: g), bias: bb, activation: activation, residual: residual)
             }
         }
         return y

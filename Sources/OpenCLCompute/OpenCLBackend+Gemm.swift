@@ -121,7 +121,8 @@ extension OpenCLBackend {
     /// `activation` as it is stored. With `storeMask` (panels or planes only), C is the gradient
     /// of its activation's output and goes through that activation's backward as it is stored.
     func packedGemm(_ a: Buffer<Float>, _ b: PackedOperand, into c: PackedResult, _ shape: ProductShape, bias: Buffer<Float>? = nil,
-                    biasColumns: Bool = false, activation: Activation? = nil, storeMask: GradientMask? = nil) throws {
+                    biasColumns: Bool = false, activation: Activation? = nil, storeMask: GradientMask? = nil,
+                    residual: Buffer<Float>? = nil) throws {
         let (m, n, k, z, groups) = (shape.m, shape.n, shape.k, shape.z, shape.groups)
         let mb = (m + packing.mr - 1) / packing.mr, nb = (n + packing.nr - 1) / packing.nr
         let source: Buffer<Float>, bArgs: (image0: Int, strideImage: Int, strideGroup: Int, ldb: Int)
@@ -148,6 +149,7 @@ extension OpenCLBackend {
         // 64 work-groups remain for the cores.
         if biasColumns { flags.append("BIAS_COLUMNS") }
         if let activation { flags.append(activation.fusedFlag) }
+        if residual != nil { flags.append("RESIDUAL") }
         var perItem = Swift.min(nb, Swift.max(1, (m > n ? 2048 : 1024) / Swift.max(k, 1)))
         while perItem > 1, mb * ((nb + perItem - 1) / perItem) * z < 64 { perItem -= 1 }
         let (files, allDefines, allFlags) = storeMaskProgram(["conv_geometry", "gemm_packed"], defines, flags, storeMask)
@@ -156,7 +158,8 @@ extension OpenCLBackend {
                                 bCount: source.count, image0: c.firstImage, strideImage: c.strideImage, strideGroup: c.strideGroup,
                                 ldc: c.ldc, blocksPerItem: perItem, planeSize: planeSize, outWidth: outWidth, bOffset: bOffset,
                                 cOffset: c.offset, cRowStride: c.rowStride ?? outWidth, cColStride: c.colStride,
-                                storeMask: try storeMask.map { try buffer($0.output, "gemm_packed") } ?? c.buffer),
+                                storeMask: try storeMask.map { try buffer($0.output, "gemm_packed") } ?? c.buffer,
+                                residual: residual ?? c.buffer),
                    files: files, defines: allDefines, flags: allFlags, global: [mb, (nb + perItem - 1) / perItem, z], local: [1, 1, 1])
     }
 }

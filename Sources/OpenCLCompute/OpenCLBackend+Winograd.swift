@@ -65,13 +65,13 @@ extension OpenCLBackend {
         func work(images: Int, nr: Int) -> Int { positions * ((images * th * twp + nr - 1) / nr * nr) }
     }
 
-    /// The plan for an output of oh x ow: the forward by F(2x2); the backward to the input
-    /// (`transposed`) by F(4x4) (see the type's note) unless its products would do more work
-    /// than F(2x2)'s: at batch 1 a 7x7 map is 4 tiles of 4x4, a quarter of a 16-column block, 36
-    /// times, where F(2x2)'s 16 tiles fill the block, 16 times.
-    func winogradPlan(transposed: Bool, oh: Int, ow: Int, images: Int) -> WinogradPlan {
+    /// The plan for an output of oh x ow: a differentiable forward by F(2x2); the backward to
+    /// the input and a forward-only pass (`largeTiles`) by F(4x4) (see the type's note) unless
+    /// its products would do more work than F(2x2)'s: at batch 1 a 7x7 map is 4 tiles of 4x4, a
+    /// quarter of a 16-column block, 36 times, where F(2x2)'s 16 tiles fill the block, 16 times.
+    func winogradPlan(largeTiles: Bool, oh: Int, ow: Int, images: Int) -> WinogradPlan {
         let small = WinogradPlan(tile: 2, oh: oh, ow: ow)
-        guard transposed else { return small }
+        guard largeTiles else { return small }
         let large = WinogradPlan(tile: 4, oh: oh, ow: ow)
         return large.work(images: images, nr: packing.nr) < small.work(images: images, nr: packing.nr) ? large : small
     }
@@ -99,14 +99,16 @@ extension OpenCLBackend {
     /// forward (`transposed` false: x [N, Cin, H, W], weight [Cout, Cin, 3, 3]) or the backward
     /// to the input (`transposed`: x is dL/dy [N, Cout, H, W], the weight read reversed and
     /// transposed, padding 2 - P; with `mask`, dL/dy of a fused activation's output, put through
-    /// its backward as it is padded).
+    /// its backward as it is padded). With `residual` (y's layout), y = activation(conv(x) + b +
+    /// residual). The backward, and a forward with `largeTiles` (a pass no backward follows), may
+    /// go by F(4x4) (`winogradPlan`).
     func winogradConvolution(_ xb: Buffer<Float>, _ xShape: Shape, weight: Tensor, transposed: Bool, bias bb: Buffer<Float>?,
                              padding: (h: Int, w: Int), out: Shape, activation: Activation? = nil, mask: GradientMask? = nil,
-                             _ op: String) throws -> Tensor {
+                             residual: Buffer<Float>? = nil, largeTiles: Bool = false, _ op: String) throws -> Tensor {
         let (images, cin, h, w) = xShape.nchw!
         let cout = out[1], (oh, ow) = (out[2], out[3])
         // V and M rows hold twp tiles, the padding's products unstored.
-        let plan = winogradPlan(transposed: transposed, oh: oh, ow: ow, images: images)
+        let plan = winogradPlan(largeTiles: transposed || largeTiles, oh: oh, ow: ow, images: images)
         let (tile, positions, th, vt, twp) = (plan.tile, plan.positions, plan.th, plan.vt, plan.twp)
         let u = try winogradPanels(weight, transposed: transposed, tile: tile, op)
         let (y, yb) = try empty(out, op)
@@ -119,7 +121,7 @@ extension OpenCLBackend {
         let rows = evenly(th, Swift.max(1, budget / perRow))
         let chunk = rows < th ? 1 : evenly(images, Swift.max(1, budget / (perRow * th)))
         let defines = packing.defines.merging(["VT": vt, "WNR": packing.nr, "WM": tile]) { a, _ in a }
-        let act = activation.map { [$0.fusedFlag] } ?? []
+        let act = (activation.map { [$0.fusedFlag] } ?? []) + (residual == nil ? [] : ["RESIDUAL"])
         try withScratch(op) { scratch in
             // WINOGRAD_EXTRA in winograd.cl: the columns a tile row's last vector reads past its tiles.
             let (hq, wq) = (tile * th + 2, tile * twp + (tile == 4 ? 4 : 2))
@@ -143,7 +145,7 @@ extension OpenCLBackend {
                                    ProductShape(m: cout, n: columns, k: cin, z: positions, groups: positions))
                     try launch(.winograd_output(Mx: products, y: yb, bias: bb ?? products, hasBias: bb == nil ? 0 : 1,
                                                 image0: first, Cout: cout, OH: oh, OW: ow, TWp: twp, ty0: ty0, rows: band,
-                                                planes: count * cout, planesPerItem: outPer),
+                                                planes: count * cout, planesPerItem: outPer, residual: residual ?? yb),
                                files: ["conv_geometry", "winograd"], defines: defines, flags: act,
                                global: [(count * cout + outPer - 1) / outPer], local: [1])
                 }

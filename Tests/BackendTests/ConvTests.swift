@@ -140,7 +140,7 @@ let winogradConvCases: [ConvCase] = [
     /// The CPU reference's results for case `c`, computed once and compared with every backend
     /// the case runs on (each reference convolution used to be recomputed per backend).
     struct Reference {
-        let xv: [Float], wv: [Float], bv: [Float], gv: [Float], ov: [Float], xmv: [Float], out: Shape
+        let xv: [Float], wv: [Float], bv: [Float], gv: [Float], ov: [Float], xmv: [Float], rv: [Float], out: Shape
         /// Expected values by what they are: "forward", "forward relu", "backward input",
         /// "through relu standard", "plain", "into relu standard", "backward weight", "backward bias".
         var expected: [String: [Float]] = [:]
@@ -152,12 +152,16 @@ let winogradConvCases: [ConvCase] = [
             gv = rng.floats(out.count)
             ov = rng.floats(out.count).map { 8 * $0 }
             xmv = rng.floats(c.xShape.count).map { 8 * $0 }
+            rv = rng.floats(out.count).map { 4 * $0 }
             let (x, w, b, g) = (try cpu.tensor(xv, c.xShape), try cpu.tensor(wv, c.wShape), try cpu.tensor(bv, [c.cout]), try cpu.tensor(gv, out))
             let y = try cpu.conv2d(x, weight: w, bias: c.bias ? b : nil, c.params)
             expected["forward"] = try cpu.values(y)
             let plain = try cpu.conv2dBackwardInput(g, weight: w, inputShape: c.xShape, c.params)
             expected["backward input"] = try cpu.values(plain)
+            let sum = try cpu.add(y, try cpu.tensor(rv, out))
+            expected["residual"] = try cpu.values(sum)
             for act in Activation.allCases {
+                expected["residual \(act)"] = try cpu.values(cpu.activation(sum, act))
                 expected["forward \(act)"] = try cpu.values(cpu.activation(y, act))
                 let masked = try cpu.activation(try cpu.tensor(ov, out), act)
                 let xm = try cpu.activation(try cpu.tensor(xmv, c.xShape), act)
@@ -186,6 +190,16 @@ let winogradConvCases: [ConvCase] = [
         for act in Activation.allCases {
             expectClose(try gpu.values(gpu.conv2d(dx, weight: dw, bias: c.bias ? db : nil, c.params, activation: act)), want("forward \(act)"),
                         "\(gpu.family) forward + \(act)")
+        }
+        // The residual added as the result is stored, before the activation (a residual block's
+        // sum); and a pass no backward follows, where a 3x3 window may go by Winograd F(4x4).
+        let dr = try gpu.tensor(r.rv, r.out)
+        // (Four of the combinations: each is a program of its own to compile per geometry.)
+        for (act, residual, forwardOnly) in [(nil, true, false), (.relu6, true, false), (.relu, true, true), (nil, false, true)] as [(Activation?, Bool, Bool)] {
+            let key = (residual ? "residual" : "forward") + (act.map { " \($0)" } ?? "")
+            expectClose(try gpu.values(gpu.conv2d(dx, weight: dw, bias: c.bias ? db : nil, c.params, activation: act,
+                                                  residual: residual ? dr : nil, forwardOnly: forwardOnly)),
+                        want(key), "\(gpu.family) \(key)\(forwardOnly ? ", forward only" : "")")
         }
         expectClose(try gpu.values(gpu.conv2dBackwardInput(dg, weight: dw, inputShape: c.xShape, c.params)), want("backward input"),
                     "\(gpu.family) backward input")

@@ -171,6 +171,61 @@ struct TinyNet {
         wrong.patches["block"] = { _, _ in small }
         #expect(throws: BackendError.self) { try net.run(cpu, input: x, inputShape: shape, into: wrong) }
     }
+
+    /// The residual op (a block's last convolution, the shortcut's sum, the activation) gives the
+    /// gradients of conv -> add -> activation under every rule: to the input alone, to the input
+    /// and the shortcut (its pass-through beside the fast path), to the shortcut alone (the
+    /// general rule), on the CPU reference and the device; and by finite differences.
+    @Test func residualConvolutionMatchesItsParts() throws {
+        var rng = SeededRandom(seed: 21)
+        let xShape: Shape = [2, 16, 6, 7], wShape: Shape = [16, 16, 3, 3]
+        let (xv, wv, bv, rv) = (rng.floats(xShape.count), rng.floats(wShape.count, -0.3, 0.3), rng.floats(16), rng.floats(xShape.count))
+        let seed = rng.floats(xShape.count)
+        func run(_ b: any Backend, fused: Bool, act: Activation?, rule: GradientRule, inputs: (x: Bool, r: Bool),
+                 values: [[Float]]? = nil) throws -> [[Float]?] {
+            let v = values ?? [xv, rv]
+            let g = Graph(backend: b)
+            let (x, r) = (inputs.x ? g.input(try b.tensor(v[0], xShape)) : g.constant(try b.tensor(v[0], xShape)),
+                          inputs.r ? g.input(try b.tensor(v[1], xShape)) : g.constant(try b.tensor(v[1], xShape)))
+            // The shortcut through an op of its own, so that its gradient comes through a rule too.
+            let shortcut = try g.scale(r, 1.5)
+            let (w, bias) = (g.parameter(try b.tensor(wv, wShape)), g.parameter(try b.tensor(bv, [16])))
+            let p = Conv2DParams(padding: 1)
+            let y = fused ? try g.conv2d(x, weight: w, bias: bias, p, activation: act, residual: shortcut)
+                : try act.map { try g.activation(try g.add(try g.conv2d(x, weight: w, bias: bias, p), shortcut), $0) }
+                    ?? g.add(try g.conv2d(x, weight: w, bias: bias, p), shortcut)
+            let grads = try g.backward(from: y, seed: try b.tensor(seed, xShape), rule: rule)
+            return [try b.values(g.tensor(y))] + (try [x, r].map { try grads.of($0).map { try b.values($0) } })
+        }
+        let gpu = TestDevice.backend(fail: { Issue.record(Comment(rawValue: $0)) })
+        for b in [cpu] + (gpu.map { [$0] } ?? []) as [any Backend] {
+            for act in [nil] + Activation.allCases as [Activation?] {
+                for rule in GradientRule.allCases {
+                    for inputs in [(true, false), (true, true), (false, true)] {
+                        let (want, got) = (try run(cpu, fused: false, act: act, rule: rule, inputs: inputs),
+                                           try run(b, fused: true, act: act, rule: rule, inputs: inputs))
+                        for (i, (e, a)) in zip(want, got).enumerated() {
+                            #expect((e == nil) == (a == nil), "\(b.name) \(String(describing: act)) \(rule) \(inputs) result \(i): a gradient missing or extra")
+                            if let e, let a {
+                                #expect(normalizedError(a, e) < 1e-5, "\(b.name) \(String(describing: act)) \(rule) \(inputs) result \(i): \(normalizedError(a, e))")
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        let problems = try finiteDifferenceMismatches(inputs: [xv, rv], eps: 1e-3, samples: 10, tolerance: 3e-2) { v in
+            try run(cpu, fused: true, act: .relu, rule: .standard, inputs: (true, true), values: v)[0]!
+        } backward: { v, r in
+            let g = Graph(backend: cpu)
+            let (x, res) = (g.input(try cpu.tensor(v[0], xShape)), g.input(try cpu.tensor(v[1], xShape)))
+            let y = try g.conv2d(x, weight: g.parameter(try cpu.tensor(wv, wShape)), bias: g.parameter(try cpu.tensor(bv, [16])),
+                                 Conv2DParams(padding: 1), activation: .relu, residual: try g.scale(res, 1.5))
+            let grads = try g.backward(from: y, seed: try cpu.tensor(r, xShape))
+            return [try cpu.values(grads.of(x)!), try cpu.values(grads.of(res)!)]
+        }
+        #expect(problems.isEmpty, "\(problems.prefix(5))")
+    }
 }
 
 /// The ops of imported transformer-style graphs through the graph: a ConvNeXt-like block

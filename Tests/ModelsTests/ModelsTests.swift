@@ -54,6 +54,15 @@ func openCL() -> OpenCLBackend? { TestDevice.backend { Issue.record(Comment(rawV
                 let gx = try backend.values(try #require(grads.of(x)))
                 #expect(normalizedError(gx, grad.values) < 1e-3, "\(what) input gradient: \(normalizedError(gx, grad.values))")
             }
+            // A pass no backward follows (classification): its faster forms (Winograd F(4x4)
+            // on CPU devices, residual sums in the store) keep the logits; a backward refuses.
+            let g = Graph(backend: backend)
+            g.keptLayers = []
+            g.forwardOnly = true
+            let y = try model.forward(g, g.input(try backend.tensor(input.values, input.shape)))
+            let got = try backend.values(g.tensor(y))
+            #expect(normalizedError(got, logits.values) < 1e-4, "\(backend.name) \(name) forward only: \(normalizedError(got, logits.values))")
+            #expect(throws: BackendError.self) { try g.backward(from: y) }
         }
     }
 
@@ -71,6 +80,8 @@ func openCL() -> OpenCLBackend? { TestDevice.backend { Issue.record(Comment(rawV
                                         "googlenet": ["inception3a.branch2.1.conv"], "vgg11": ["features.3"]]
         let fusedAway: [String: String] = ["resnet18": "layer1.0.conv2", "mobilenet_v2": "features.2.conv.1.0",
                                            "googlenet": "conv1.conv", "vgg11": "features.0"]
+        // With residual blocks fused too: the last convolution, the sum and the activation as one op.
+        let residualAway: [String: String] = ["resnet18": "layer1.0.bn2", "mobilenet_v2": "features.3.conv"]
         var rng = SeededRandom(seed: 4)
         let shape: Shape = [2, 3, 48, 48]
         let values = rng.floats(shape.count)
@@ -94,18 +105,24 @@ func openCL() -> OpenCLBackend? { TestDevice.backend { Issue.record(Comment(rawV
             let model = Model(architecture: arch, parameters: ParameterStore(tensors), backend: backend)
             for rule in GradientRule.allCases {
                 var results: [[[Float]]] = []
-                for fused in [false, true] {
+                for (fused, residuals) in [(false, false), (true, false), (true, true)] {
                     let g = Graph(backend: backend)
                     g.keptLayers = fused ? Set(kept[name]!) : nil
+                    g.fusesResiduals = residuals
                     let x = g.input(try backend.tensor(values, shape))
                     let y = try model.forward(g, x)
                     let gx = try #require(try g.backward(from: y, rule: rule).of(x))
                     results.append([try backend.values(g.tensor(y)), try backend.values(gx)]
                                    + (try kept[name]!.map { try backend.values(g.tensor(try #require(g.tapped($0), "no tap \($0)"))) }))
                     if fused { #expect(g.tapped(fusedAway[name]!) == nil, "\(name): \(fusedAway[name]!) was not fused") }
+                    if let away = residualAway[name] {
+                        #expect((g.tapped(away) == nil) == residuals, "\(name): \(away) fused \(!residuals), or not \(residuals)")
+                    }
                 }
-                for (i, (a, b)) in zip(results[0], results[1]).enumerated() {
-                    #expect(normalizedError(b, a) < 1e-6, "\(backend.name) \(name) \(rule) result \(i): \(normalizedError(b, a))")
+                for variant in results.dropFirst() {
+                    for (i, (a, b)) in zip(results[0], variant).enumerated() {
+                        #expect(normalizedError(b, a) < 1e-6, "\(backend.name) \(name) \(rule) result \(i): \(normalizedError(b, a))")
+                    }
                 }
             }
         }
