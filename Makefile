@@ -196,11 +196,15 @@ bench: build
 tune: build
 	$(LOUPE) tune
 
-# Loupe beside PyTorch / Captum / pytorch-grad-cam / Lucent on the same work, one table of ratios
-# (needs `pip install torch torchvision captum grad-cam`, and `torch-lucent kornia kornia_rs`
-# with --no-deps for the visualization rows).
-bench-compare: build
-	python3 tools/bench_compare.py $(COMPARE_ARGS)
+# Loupe beside PyTorch / Captum / pytorch-grad-cam / zennit / ONNX Runtime on the same work, one
+# table of ratios, in python-venv's venv with ONNX Runtime added (rows whose package is missing are
+# skipped: `torch-lucent kornia kornia_rs` with --no-deps for the visualization rows, quantus and
+# the wheel for the Quantus rows).
+BENCH_PACKAGES := onnxruntime==1.32.0
+bench-compare: build python-venv
+	@$(PY_VENV)/bin/python -c "import onnxruntime" 2>/dev/null || \
+	  $(PY_VENV)/bin/pip install --quiet --disable-pip-version-check $(BENCH_PACKAGES)
+	$(PY_VENV)/bin/python tools/bench_compare.py $(COMPARE_ARGS)
 
 # The Python adapters beside Captum and pytorch-grad-cam, and loupe.captum.Saliency beside
 # `loupe bench --model resnet18 --method gradient`, in one run (a table of ratios).

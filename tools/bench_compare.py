@@ -2,7 +2,9 @@
 """Loupe against PyTorch / Captum / pytorch-grad-cam / Lucent on the same work, in one run, on this
 machine: a table of times and the ratio Loupe / reference (below 1: Loupe is faster).
 
-Rows: MobileNetV2 and ResNet18 forward and forward + backward to the input at batch 1 and 8;
+Rows: MobileNetV2 and ResNet18 forward (beside PyTorch and, where onnxruntime is installed, ONNX
+Runtime's CPU provider on the model's ONNX export) and forward + backward to the input at batch 1
+and 8;
 gradient (Captum Saliency), Grad-CAM (pytorch-grad-cam), LRP (zennit's EpsilonPlusFlat with the
 network's canonizers) and DeepLIFT (Captum's DeepLift) per batch of 1 and 8; GradientSHAP (25
 samples, Captum GradientShap) per batch of 1 and 8, one run; SmoothGrad (25
@@ -15,7 +17,8 @@ PyTorch on the CPU with its default threads, or with --device cuda on the GPU (f
 compare Loupe's OpenCL on that GPU with PyTorch's CUDA on the same GPU). Both use random weights
 of the same architecture.
 
-Needs: pip install torch torchvision captum grad-cam; zennit for the LRP rows; quantus and the
+Needs: pip install torch torchvision captum grad-cam; onnx and onnxruntime for the ONNX Runtime
+rows; zennit for the LRP rows; quantus and the
 Loupe wheel for the Quantus rows; for the
 visualization rows also pip install --no-deps torch-lucent kornia kornia_rs (rows are skipped
 when a package is missing).
@@ -134,6 +137,8 @@ def main():
                     xi = x.clone().requires_grad_(True)
                     model(xi)[:, 0].sum().backward()
             rows.append((f"{name} {r['pass']} batch {r['batch']}", r["wallMilliseconds"], median_time(f, a.runs), "PyTorch"))
+            if r["pass"] == "forward" and DEVICE == "cpu":
+                ort_row(rows, a, name, model, x, r["wallMilliseconds"])
         # Saliency.
         methods = "gradient,gradcam" if a.quick else "gradient,gradcam"
         for r in (loupe_json(["bench", "--model", name, "--method", methods, "--batch", a.batch, "--runs", str(a.runs)], a.loupe) if "saliency" in only else []):
@@ -193,6 +198,23 @@ def main():
         version = loupe(["--version"], a.loupe).strip()
         record(a.record, list(rows), a.machine or machine_words(), f"{version} on {device.split()[3] if len(device.split()) > 3 else device}",
                f"PyTorch {torch.__version__}, {where}", "python3 tools/bench_compare.py " + shlex.join(sys.argv[1:]))
+
+
+def ort_row(rows, a, name, model, x, ours):
+    """The forward pass beside ONNX Runtime's (default CPU provider, its default threads) on the
+    same random weights, exported at this batch size by torch.onnx's TorchScript exporter."""
+    try:
+        import io
+        import onnxruntime
+        import torch
+    except ImportError:
+        return
+    f = io.BytesIO()
+    torch.onnx.export(model, x, f, dynamo=False, input_names=["x"])
+    session = onnxruntime.InferenceSession(f.getvalue(), providers=["CPUExecutionProvider"])
+    xn = x.cpu().numpy()
+    rows.append((f"{name} forward batch {x.shape[0]}", ours, median_time(lambda: session.run(None, {"x": xn}), a.runs),
+                 f"ONNX Runtime {onnxruntime.__version__}"))
 
 
 def lrp_rows(rows, a, name, model):
