@@ -131,51 +131,53 @@ inline void depthwise_taps(__global const float* w, int c, int flip, float* taps
     for (int i = 0; i < KH * KW; ++i) taps[i] = w[c * KH * KW + (flip ? KH * KW - 1 - i : i)];
 }
 
-// Depthwise forward for CPU devices (the register-blocked family): one work-item per output row,
-// eight outputs at a time in a float8, each window tap one vector load (stride 1, inside the
-// row) or eight guarded loads (borders, stride 2). With FLIP the filter is read reversed, which
-// makes this the backward-to-input pass at stride 1 when run on gy with padding D*(K-1) - P.
-// Global (OH, Nb*C), local (1, 1).
+// Depthwise forward for CPU devices (the register-blocked family): one work-item per
+// rowsPerItem output rows, eight outputs at a time in a float8, each window tap one vector load
+// (stride 1, inside the row) or eight guarded loads (borders, stride 2). With FLIP the filter is
+// read reversed, which makes this the backward-to-input pass at stride 1 when run on gy with
+// padding D*(K-1) - P. Global (ceil(OH / rowsPerItem), Nb*C), local (1, 1).
 __kernel void depthwise_rows(__global const float* x, __global const float* w, __global const float* bias,
                              __global float* y, int hasBias, int flip, int C, int H, int W, int OH, int OW,
-                             __global const float* storeMask) {
-    const int oy = get_global_id(0), nc = get_global_id(1);
-    if (oy >= OH) return;
+                             __global const float* storeMask, int rowsPerItem) {
+    const int nc = get_global_id(1);
     const int c = nc % C;
     __global const float* plane = x + (long)nc * H * W;
     float taps[KH * KW];
     depthwise_taps(w, c, flip, taps);
     const float b = hasBias ? bias[c] : 0.0f;
-    __global float* out = y + ((long)nc * OH + oy) * OW;
-    for (int ox0 = 0; ox0 < OW; ox0 += 8) {
-        float8 acc = (float8)(b);
-        #pragma unroll
-        for (int ky = 0; ky < KH; ++ky) {
-            const int iy = oy * SH - PH + ky * DH;
-            if (iy < 0 || iy >= H) continue;
-            __global const float* row = plane + (long)iy * W;
+    const int oyEnd = min(OH, (int)(get_global_id(0) + 1) * rowsPerItem);
+    for (int oy = get_global_id(0) * rowsPerItem; oy < oyEnd; ++oy) {
+        __global float* out = y + ((long)nc * OH + oy) * OW;
+        for (int ox0 = 0; ox0 < OW; ox0 += 8) {
+            float8 acc = (float8)(b);
             #pragma unroll
-            for (int kx = 0; kx < KW; ++kx) {
-                const int ix0 = ox0 * SW - PW + kx * DW;
-                float8 v;
-                if (SW == 1 && ix0 >= 0 && ix0 + 8 <= W) {
-                    v = vload8(0, row + ix0);
-                } else if (SW == 2 && ix0 >= 0 && ix0 + 15 <= W) {
-                    // Stride 2: every other float of a 16-float run (its last is never read).
-                    v = vload16(0, row + ix0).even;
-                } else {
-                    float lanes[8];
-                    #pragma unroll
-                    for (int j = 0; j < 8; ++j) {
-                        const int ix = ix0 + j * SW;
-                        lanes[j] = (ix >= 0 && ix < W) ? row[ix] : 0.0f;
+            for (int ky = 0; ky < KH; ++ky) {
+                const int iy = oy * SH - PH + ky * DH;
+                if (iy < 0 || iy >= H) continue;
+                __global const float* row = plane + (long)iy * W;
+                #pragma unroll
+                for (int kx = 0; kx < KW; ++kx) {
+                    const int ix0 = ox0 * SW - PW + kx * DW;
+                    float8 v;
+                    if (SW == 1 && ix0 >= 0 && ix0 + 8 <= W) {
+                        v = vload8(0, row + ix0);
+                    } else if (SW == 2 && ix0 >= 0 && ix0 + 15 <= W) {
+                        // Stride 2: every other float of a 16-float run (its last is never read).
+                        v = vload16(0, row + ix0).even;
+                    } else {
+                        float lanes[8];
+                        #pragma unroll
+                        for (int j = 0; j < 8; ++j) {
+                            const int ix = ix0 + j * SW;
+                            lanes[j] = (ix >= 0 && ix < W) ? row[ix] : 0.0f;
+                        }
+                        v = vload8(0, lanes);
                     }
-                    v = vload8(0, lanes);
+                    acc = fma((float8)(taps[ky * KW + kx]), v, acc);
                 }
-                acc = fma((float8)(taps[ky * KW + kx]), v, acc);
             }
+            DEPTHWISE_STORE(FUSED_ACT(acc), y, out + ox0, OW - ox0);
         }
-        DEPTHWISE_STORE(FUSED_ACT(acc), y, out + ox0, OW - ox0);
     }
 }
 

@@ -24,6 +24,11 @@ extension OpenCLBackend {
     /// 0.9x the time; 28x28 layers took 1.1x, so they keep the rows.
     static let depthwiseFlatWidth = 16
 
+    /// About how many work-items depthwise_rows runs (rows per work-item grow to keep it so).
+    /// MobileNetV2's depthwise_rows layers on PoCL here, device ms at batch 1 / 8: a row each
+    /// 1.9 / 10.5; 128 items 1.1 / 8.0; 256 1.3 / 7.9; 512 1.2 at batch 1; 2048 1.6 / 8.3.
+    static let depthwiseWorkItems = 256
+
     /// depthwise_rows (conv2d_depthwise.cl): one work-item per output row, eight outputs a vector;
     /// or depthwise_flat: one work-item per plane, eight outputs of the flattened plane a vector.
     /// With `storeMask`, the output is the gradient of that activation's output and goes through
@@ -40,9 +45,12 @@ extension OpenCLBackend {
                        files: files, defines: defines, flags: flags, global: [planes], local: [1])
             return
         }
+        // Rows per work-item: enough that there are about depthwiseWorkItems of them (a work-group
+        // per row of a 112-wide map cost PoCL more than the row's 126 vector FMAs).
+        let rows = Swift.max(1, Swift.min(out[2], out[2] * planes / OpenCLBackend.depthwiseWorkItems))
         try launch(.depthwise_rows(x: xb, w: wb, bias: bias ?? wb, y: yb, hasBias: bias == nil ? 0 : 1, flip: flip ? 1 : 0, C: c,
-                                   H: h, W: width, OH: out[2], OW: out[3], storeMask: mask),
-                   files: files, defines: defines, flags: flags, global: [out[2], planes], local: [1, 1])
+                                   H: h, W: width, OH: out[2], OW: out[3], storeMask: mask, rowsPerItem: rows),
+                   files: files, defines: defines, flags: flags, global: [(out[2] + rows - 1) / rows, planes], local: [1, 1])
     }
 
     /// dL/dx of a depthwise convolution on the register-blocked family: at stride 1 the depthwise

@@ -52,6 +52,10 @@ let convCases: [ConvCase] = [
     ConvCase(n: 2, cin: 4, cout: 4, h: 5, w: 21, k: 3, stride: 1, pad: 1, dilation: 1, groups: 4, bias: true),
     ConvCase(n: 1, cin: 3, cout: 3, h: 6, w: 19, k: 3, stride: 1, pad: 0, dilation: 1, groups: 3, bias: false),
     ConvCase(n: 1, cin: 2, cout: 2, h: 7, w: 23, k: 3, stride: 2, pad: 1, dilation: 1, groups: 2, bias: false),
+    // Enough rows times planes that depthwise_rows gives a work-item several rows (3 of the 31
+    // output rows each, the last item one), stride 1 and 2.
+    ConvCase(n: 2, cin: 16, cout: 16, h: 31, w: 37, k: 3, stride: 1, pad: 1, dilation: 1, groups: 16, bias: true),
+    ConvCase(n: 2, cin: 16, cout: 16, h: 61, w: 37, k: 3, stride: 2, pad: 1, dilation: 1, groups: 16, bias: false),
     // Stride 2 with dilation 2 (every tap in one stride phase) and stride 3 (nine phases), read
     // in place from the phase planes.
     ConvCase(n: 2, cin: 3, cout: 5, h: 11, w: 40, k: 3, stride: 2, pad: 2, dilation: 2, groups: 1, bias: true),
