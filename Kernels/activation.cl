@@ -39,6 +39,25 @@ __kernel void activation_forward(__global const float* x, __global float* y, int
     else for (int j = i; j < n; ++j) y[j] = act1(x[j], kind);
 }
 
+// DeepLIFT's rescale rule (AttributionOps.deepLiftRescale) on a pass of N inputs then their N
+// references: for j < pairs and its partner j + pairs, d = x[j] - x[j + pairs]; both get
+// gy (y[j] - y[j + pairs]) (1 / d) where |d| - 1e-10 > 0, else plain (the activation's gradient).
+// Global (pairs).
+__kernel void deeplift_rescale(__global const float* gy, __global const float* x, __global const float* y,
+                               __global const float* plain, __global float* gx, int pairs) {
+    const int j = get_global_id(0);
+    if (j >= pairs) return;
+    const float d = x[j] - x[j + pairs];
+    if (fabs(d) - 1e-10f > 0.0f) {
+        const float r = (y[j] - y[j + pairs]) * (1.0f / d);
+        gx[j] = gy[j] * r;
+        gx[j + pairs] = gy[j + pairs] * r;
+    } else {
+        gx[j] = plain[j];
+        gx[j + pairs] = plain[j + pairs];
+    }
+}
+
 __kernel void activation_backward(__global const float* gy, __global const float* x, __global float* gx,
                                   int n, int kind, int rule) {
     const int i = get_global_id(0) * 4;

@@ -30,6 +30,12 @@ public protocol AttributionOps {
     /// their weights (sampled positions outside the input contribute nothing).
     func affineSampleBackward(_ gy: Tensor, _ transforms: [AffineMap], inputShape: Shape) throws -> Tensor
 
+    /// DeepLIFT's rescale rule at an activation of a pass that holds N inputs then their N
+    /// references (gy, x, y and plain all [2N, ...]): for element j of the first half and its
+    /// partner j' of the second, d = x[j] - x[j'], both rows get gy (y[j] - y[j']) (1 / d)
+    /// where |d| - 1e-10 > 0, else `plain` (the activation's own gradient) there.
+    func deepLiftRescale(_ gy: Tensor, input x: Tensor, output y: Tensor, plain: Tensor) throws -> Tensor
+
     /// One Adam step at step t (from 1): the new parameters, first and second moments.
     func adamStep(_ p: Tensor, gradient g: Tensor, m: Tensor, v: Tensor, _ settings: AdamSettings, step t: Int) throws -> (p: Tensor, m: Tensor, v: Tensor)
 }
@@ -83,6 +89,23 @@ extension AttributionOps where Self: Backend {
             for j in plane { y[j] /= 1e-7 + hi }
         }
         return try tensor(y, x.shape)
+    }
+
+    /// On the host, pair by pair.
+    public func deepLiftRescale(_ gy: Tensor, input x: Tensor, output y: Tensor, plain: Tensor) throws -> Tensor {
+        let half = try ShapeRules.deepLiftPairs("deeplift rescale", gy.shape, x.shape, y.shape, plain.shape)
+        let (g, xv, yv, pv) = (try values(gy), try values(x), try values(y), try values(plain))
+        var out = [Float](repeating: 0, count: 2 * half)
+        for j in 0..<half {
+            let d = xv[j] - xv[j + half]
+            if abs(d) - 1e-10 > 0 {
+                let r = (yv[j] - yv[j + half]) * (1 / d)
+                (out[j], out[j + half]) = (g[j] * r, g[j + half] * r)
+            } else {
+                (out[j], out[j + half]) = (pv[j], pv[j + half])
+            }
+        }
+        return try tensor(out, gy.shape)
     }
 
     /// On the host: the four bilinear taps of each output pixel.

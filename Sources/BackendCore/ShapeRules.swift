@@ -22,6 +22,17 @@ public enum ShapeRules {
         guard a == b else { throw BackendError(op, "shapes differ: \(a) vs \(b)") }
     }
 
+    /// Pairs of a DeepLIFT pass (inputs then references): `shapes` all alike, with an even batch
+    /// of at most Int32.max elements; returns half the element count.
+    public static func deepLiftPairs(_ op: String, _ shapes: Shape...) throws -> Int {
+        guard let first = shapes.first else { return 0 }
+        for s in shapes.dropFirst() { try same(op, first, s) }
+        guard first.rank >= 1, first[0] % 2 == 0, first.count <= Int(Int32.max) else {
+            throw BackendError(op, "a pass of inputs and references has an even batch (and fewer than 2^31 values), not \(first)")
+        }
+        return first.count / 2
+    }
+
     /// The dimensions of an NCHW shape; throws for any other rank.
     public static func rank4(_ op: String, _ s: Shape) throws -> (n: Int, c: Int, h: Int, w: Int) {
         guard let v = s.nchw else { throw BackendError(op, "expected an NCHW tensor, got \(s)") }

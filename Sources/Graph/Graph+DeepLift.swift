@@ -33,9 +33,8 @@ extension Graph {
             let incoming: [Tensor?]
             switch node.difference {
             case .activation(let x, let y, let kind)? where rescaling.contains(kind):
-                incoming = [try rescaled(gy, input: x, output: y, plain: try backend.activationBackward(gy, input: x, kind, rule: .standard)) {
-                    $0
-                }]
+                incoming = [try backend.deepLiftRescale(gy, input: x, output: y,
+                                                        plain: try backend.activationBackward(gy, input: x, kind, rule: .standard))]
             case .maxPool(let x, let y, let p)? where maxPoolRule:
                 let b = backend
                 let (y1, y0) = try halves(y)
@@ -43,7 +42,7 @@ extension Graph {
                 let top = try b.add(y0, try b.activation(try b.axpy(-1, y0, y1), .relu))
                 let change = try joined(try b.axpy(-1, y0, top), try b.axpy(-1, top, y1))
                 let routed = try b.maxPool2dBackward(try b.mul(gy, change), input: x, p)
-                incoming = [try rescaled(gy, input: x, output: nil, plain: try b.maxPool2dBackward(gy, input: x, p)) { _ in
+                incoming = [try rescaled(gy, input: x, plain: try b.maxPool2dBackward(gy, input: x, p)) { _ in
                     let (r1, r0) = try halves(routed)
                     return try b.add(r1, r0)
                 }]
@@ -62,10 +61,10 @@ extension Graph {
         return Gradients(graph: self, grads: grads)
     }
 
-    /// DeepLIFT's multiplier numerator / (x - x') on both halves, `plain` where |x - x'| < 1e-10.
-    /// `numerator` gets gy (f(x) - f(x')) for an activation (from `output`), or makes its own.
-    private func rescaled(_ gy: Tensor, input x: Tensor, output y: Tensor?, plain: Tensor,
-                          numerator: (Tensor) throws -> Tensor) throws -> Tensor {
+    /// DeepLIFT's multiplier numerator(gy) / (x - x') on both halves (a max pool's: its
+    /// numerator made from gy), `plain` where |x - x'| < 1e-10. An activation's goes by
+    /// `AttributionOps.deepLiftRescale`, one kernel.
+    private func rescaled(_ gy: Tensor, input x: Tensor, plain: Tensor, numerator: (Tensor) throws -> Tensor) throws -> Tensor {
         let b = backend
         let (x1, x0) = try halves(x)
         let delta = try b.axpy(-1, x0, x1)
@@ -76,16 +75,8 @@ extension Graph {
         let drop = try b.axpy(-1, keep, ones)
         // 1 / (x - x'), with 1 added where the difference is too small to divide by.
         let inverse = try b.pointwise(try b.add(delta, drop), .stabilizedReciprocal(0))
-        let multiplier: Tensor
-        if let y {
-            let (y1, y0) = try halves(y)
-            let ratio = try b.mul(try b.mul(try b.axpy(-1, y0, y1), inverse), keep)
-            multiplier = try b.mul(gy, try joined(ratio, ratio))
-        } else {
-            let ratio = try b.mul(try b.mul(try numerator(gy), inverse), keep)
-            multiplier = try joined(ratio, ratio)
-        }
-        return try b.add(multiplier, try b.mul(plain, try joined(drop, drop)))
+        let ratio = try b.mul(try b.mul(try numerator(gy), inverse), keep)
+        return try b.add(try joined(ratio, ratio), try b.mul(plain, try joined(drop, drop)))
     }
 
     /// Ones of `shape`, uploaded once per pass.

@@ -21,6 +21,16 @@ extension OpenCLBackend {
         return gx
     }
 
+    public func deepLiftRescale(_ gy: Tensor, input x: Tensor, output y: Tensor, plain: Tensor) throws -> Tensor {
+        let op = "deeplift rescale"
+        let half = try ShapeRules.deepLiftPairs(op, gy.shape, x.shape, y.shape, plain.shape)
+        let (gx, gxb) = try empty(gy.shape, op)
+        try launch(.deeplift_rescale(gy: try buffer(gy, op), x: try buffer(x, op), y: try buffer(y, op), plain: try buffer(plain, op),
+                                     gx: gxb, pairs: half),
+                   global: [half])
+        return gx
+    }
+
     private func bnBuffers(_ op: String, _ bn: BatchNormParams, channels: Int) throws -> [Buffer<Float>] {
         for (t, what) in [(bn.gamma, "gamma"), (bn.beta, "beta"), (bn.mean, "running mean"), (bn.variance, "running variance")] {
             try ShapeRules.channelVector(op, t, channels: channels, what: what)
