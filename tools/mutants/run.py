@@ -47,8 +47,10 @@ MUTANTS = {
     ),
     "packed-store-first-vector-only": (
         "gemm_packed.cl",
-        "            #pragma unroll\n            for (int v = 0; v < NV; ++v) {\n                const int n = n0 + VW * v;\n                if (n + VW <= N) {",
-        "            #pragma unroll\n            for (int v = 0; v < 1; ++v) {\n                const int n = n0 + VW * v;\n                if (n + VW <= N) {",
+        "            #pragma unroll\n            for (int v = 0; v < NV; ++v) {\n                const int n = n0 + VW * v;\n"
+        "                const long at = (row - C) + VW * v;\n                if (n + VW <= N) {",
+        "            #pragma unroll\n            for (int v = 0; v < 1; ++v) {\n                const int n = n0 + VW * v;\n"
+        "                const long at = (row - C) + VW * v;\n                if (n + VW <= N) {",
         "everyRegisterBlockCandidateMatchesReference",
         "the packed GEMM's store of every vector but the first: only register blocks with NV > 1 "
         "(4x8x3, 8x16x2) run it, so only the candidate sweeps can see it",
