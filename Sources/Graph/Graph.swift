@@ -85,7 +85,7 @@ public final class Graph {
     public var keptLayers: Set<String>?
     /// Whether no backward pass follows this one (classification, the scores of perturbation
     /// methods and metrics): convolutions may then take faster forms with more rounding error
-    /// (`Backend.conv2d(_:weight:bias:_:activation:forwardOnly:)`), and `backward` throws.
+    /// (`Backend.conv2d(_:weight:bias:_:activation:residual:forwardOnly:)`), and `backward` throws.
     public var forwardOnly = false
     /// Whether a residual block's last convolution, the shortcut's sum and the activation after
     /// it may run as one op (`conv2d(_:weight:bias:_:activation:residual:)`) in this pass, where

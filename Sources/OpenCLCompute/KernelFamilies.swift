@@ -54,7 +54,7 @@ struct TiledFamily: FamilyKernels {
                 activation: Activation?, residual: Tensor?, forwardOnly: Bool) throws -> Tensor {
         if let residual {
             return try b.convolutionThenResidual(activation: activation, residual: residual) {
-                try b.tiledConv2d(x, weight: weight, bias: bias, p, out: out, activation: $0)
+                try b.tiledConv2d(x, weight: weight, bias: bias, p, out: out, activation: nil)
             }
         }
         return try b.tiledConv2d(x, weight: weight, bias: bias, p, out: out, activation: activation)
@@ -139,7 +139,7 @@ struct RegisterBlockedFamily: FamilyKernels {
         }
         if let residual {
             return try b.convolutionThenResidual(activation: activation, residual: residual) {
-                try b.depthwiseRowsConv2d(x, weight: weight, bias: bias, p, out: out, activation: $0)
+                try b.depthwiseRowsConv2d(x, weight: weight, bias: bias, p, out: out, activation: nil)
             }
         }
         return try b.depthwiseRowsConv2d(x, weight: weight, bias: bias, p, out: out, activation: activation)

@@ -91,10 +91,10 @@ extension OpenCLBackend {
                                   forwardOnly: forwardOnly)
     }
 
-    /// activation(conv2d(x) + residual) as three ops, for kernels without a residual store.
-    /// `conv` runs the convolution with the activation it is given (here none).
-    func convolutionThenResidual(activation: Activation?, residual: Tensor, _ conv: (Activation?) throws -> Tensor) throws -> Tensor {
-        let sum = try add(try conv(nil), residual)
+    /// activation(conv(x) + residual) as three ops, for kernels without a residual store: `conv`
+    /// runs the plain convolution.
+    func convolutionThenResidual(activation: Activation?, residual: Tensor, _ conv: () throws -> Tensor) throws -> Tensor {
+        let sum = try add(try conv(), residual)
         return try activation.map { try self.activation(sum, $0) } ?? sum
     }
 
