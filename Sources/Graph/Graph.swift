@@ -106,6 +106,28 @@ public final class Graph {
     /// PyTorch forward hook that returns a new output (Captum's LayerIntegratedGradients,
     /// pytorch-grad-cam's AblationCAM). A patched layer is never fused away.
     public var patches: [String: (Graph, Value) throws -> Value] = [:]
+    /// Where this pass begins when it goes on from a pass already made (nil, the default: from
+    /// its input). See `Resumption`.
+    public var resumption: Resumption?
+    /// A pass that begins at layer `layer` of a pass already made on the same model and input
+    /// size, as AblationCAM's passes do, whose inputs differ only from that layer on: the
+    /// model's containers that run their modules in order skip every module before the one
+    /// that holds `layer` and go on from `value(name)`, the output of the last skipped module
+    /// that it gives, at this pass's batch (the container's own input when it gives none); a
+    /// module named `layer` is not run either, its output is `value(layer)`, tapped (and
+    /// patched) as the module's would be. Values the pass skipped get no gradient. An imported
+    /// graph runs whole.
+    public struct Resumption {
+        /// The layer the pass begins at.
+        public let layer: String
+        /// A layer's output in the pass already made, at this pass's batch; nil where that pass
+        /// has no such tap (fused away).
+        public let value: (String) throws -> Tensor?
+        /// Begins at `layer`, reading the outputs before it from `value`.
+        public init(layer: String, value: @escaping (String) throws -> Tensor?) { self.layer = layer; self.value = value }
+    }
+    /// Whether the pass is still skipping towards its resumption's layer (not tapped yet).
+    public var resuming: Bool { resumption.map { tapID($0.layer) == nil } ?? false }
     /// Layer types of taps, for listings (`loupe layers`).
     public private(set) var tapKinds: [String: String] = [:]
 

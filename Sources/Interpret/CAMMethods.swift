@@ -114,9 +114,12 @@ public struct CAM: AttributionMethod {
         return Tensor(shape: [n, 1, lh, lw], storage: sums.storage)
     }
 
-    /// AblationCAM's sums [N, 1, lh, lw]: per image one pass for the layer and the score, then
+    /// AblationCAM's sums [N, 1, lh, lw]: one pass for the layer and the scores, then per image
     /// one pass per channel from the layer on, `batch` channels at a time; each batch's ablated
     /// layers made on the device from the layer's activations by a per-channel scale and shift.
+    /// The ablated passes resume from the first (`Graph.resumption`): what comes before the
+    /// layer is the same in every one of them, so it is not run again (pytorch-grad-cam runs
+    /// the whole network per batch).
     func ablationSums(_ model: Model, input: Tensor, targets: [Int]) throws -> Tensor {
         let (n, h, w) = try checkBatch(input, targets)
         let b = model.backend
@@ -155,6 +158,9 @@ public struct CAM: AttributionMethod {
                 let pass = Graph(backend: b)
                 pass.keptLayers = [layer]
                 pass.forwardOnly = true
+                pass.resumption = Graph.Resumption(layer: layer) { name in
+                    try g.tapped(name).map { try Self.repeated(g.tensor($0), image: i, of: n, count: count, on: b) }
+                }
                 let patched = pass.constant(Tensor(shape: [count, c, lh, lw], storage: layerValues.storage))
                 pass.patches[layer] = { _, _ in patched }
                 let images = try b.broadcastMul(image, masks: b.tensor([Float](repeating: 1, count: count * h * w), [count, 1, h, w]))
@@ -167,6 +173,16 @@ public struct CAM: AttributionMethod {
         let sums = try b.matmul(try b.tensor(weights, [n, 1, c]), Tensor(shape: [n, c, lh * lw], storage: activations.storage),
                                 transposeA: false, transposeB: false)
         return Tensor(shape: [n, 1, lh, lw], storage: sums.storage)
+    }
+
+    /// Image `image` of `t` (a batch of `images`) repeated `count` times: [count, ...].
+    static func repeated(_ t: Tensor, image: Int, of images: Int, count: Int, on b: any Backend) throws -> Tensor {
+        let per = t.shape.count / images
+        let one = images == 1 ? t : try b.split(Tensor(shape: [1, images * per, 1, 1], storage: t.storage),
+                                                sizes: [Int](repeating: per, count: images))[image]
+        let copies = try b.broadcastMul(Tensor(shape: [1, per, 1, 1], storage: one.storage),
+                                        masks: b.tensor([Float](repeating: 1, count: count), [count, 1, 1, 1]))
+        return Tensor(shape: Shape([count] + Array(t.shape.dims.dropFirst())), storage: copies.storage)
     }
 
     /// EigenCAM's projections [N, 1, lh, lw] from one forward pass (`eigenProjection`).

@@ -163,7 +163,7 @@ public struct Sequential: Module {
 /// Runs `modules` in order (until the pass stops, when `stopping`), fusing each run of Conv2d, BatchNorm2d and
 /// ReLU/ReLU6 (or Conv2d and ReLU/ReLU6) into one convolution when the pass allows it.
 func runInOrder(_ modules: [any Module], _ g: Graph, _ x: Graph.Value, _ p: ParameterStore, stopping: Bool = true) throws -> Graph.Value {
-    var h = x, i = 0
+    var (h, i) = g.resuming ? try resumePoint(modules, g, x) : (x, 0)
     // Only a pass that stops during this run skips the rest of it. A container entered after
     // the stop (a residual block's shortcut after a stop inside the block, an inception branch
     // after the stop layer's branch) runs whole: its output meets values of the same block.
@@ -183,6 +183,26 @@ func runInOrder(_ modules: [any Module], _ g: Graph, _ x: Graph.Value, _ p: Para
         i += 1
     }
     return h
+}
+
+/// Where a resumed pass (`Graph.resumption`) goes on in `modules`: past the module named its
+/// layer, whose output the resumption gives (tapped, so a patch applies); else at the module
+/// that holds the layer, from the output of the last module before it that the resumption
+/// gives (this run's input `x` when none does). Runs that do not hold the layer start at their
+/// first module.
+func resumePoint(_ modules: [any Module], _ g: Graph, _ x: Graph.Value) throws -> (Graph.Value, Int) {
+    guard let resumption = g.resumption else { return (x, 0) }
+    let layer = resumption.layer
+    guard let k = modules.firstIndex(where: { !$0.name.isEmpty && (layer == $0.name || layer.hasPrefix($0.name + ".")) }) else {
+        return (x, 0)
+    }
+    if modules[k].name == layer, let output = try resumption.value(layer) {
+        return (try g.tap(layer, g.constant(output), kind: modules[k].kind), k + 1)
+    }
+    for j in stride(from: k, to: 0, by: -1) where !modules[j - 1].name.isEmpty {
+        if let output = try resumption.value(modules[j - 1].name) { return (g.constant(output), j) }
+    }
+    return (x, 0)
 }
 
 /// conv, batchnorm (optional) and activation (optional) as one convolution: the batchnorm

@@ -154,6 +154,38 @@ func openCL() -> OpenCLBackend? { TestDevice.backend { Issue.record(Comment(rawV
         }
     }
 
+    /// A pass resumed at a layer from a pass already made (`Graph.resumption`: AblationCAM's
+    /// ablated passes) gives the whole pass's logits bit for bit, with the same patch on that
+    /// layer, also inside a residual block and an inception branch; it records less than the
+    /// whole pass wherever the layer lies past the network's first quarter.
+    @Test(arguments: ["resnet18", "googlenet", "mobilenet_v2"])
+    func aPassResumedAtAnyLayerGivesTheWholePassOutput(_ name: String) throws {
+        let arch = try Architectures.make(name)
+        let model = Model(architecture: arch, parameters: try SeededWeights.parameters(for: arch, seed: 2, on: cpu), backend: cpu)
+        var random = SeededRandom(seed: 6)
+        let input = try cpu.tensor((0..<(3 * 64 * 64)).map { _ in Float.random(in: -1...1, using: &random) }, [1, 3, 64, 64])
+        let first = Graph(backend: cpu)
+        _ = try model.forward(first, first.input(input))
+        let names = first.tapNames
+        let inner = ["layer2.0.conv1", "layer3.0.downsample.0", "layer4.1.bn2", "layer4", "inception3a.branch1.conv",
+                     "inception4b.branch2.1.bn", "inception5a.branch3.0", "features.1.conv.0.0", "features.4.conv.1",
+                     "features.14.conv.2", "features.18", "features.7.conv"]
+        let layers = names.enumerated().filter { $0.offset % 25 == 0 || inner.contains($0.element) }
+        #expect(layers.count >= 5)
+        for (i, layer) in layers {
+            let whole = Graph(backend: cpu), resumed = Graph(backend: cpu)
+            for g in [whole, resumed] { g.patches[layer] = { g, v in try g.scale(v, 2) } }
+            resumed.resumption = Graph.Resumption(layer: layer) { first.tapped($0).map(first.tensor) }
+            let expected = try cpu.values(whole.tensor(try model.forward(whole, whole.input(input))))
+            let got = try cpu.values(resumed.tensor(try model.forward(resumed, resumed.input(input))))
+            #expect(got == expected, "\(name): resumed at \(layer), the output differs")
+            #expect(resumed.tapped(layer) != nil && !resumed.resuming, "\(name): \(layer) never reached")
+            if i > names.count / 4 {
+                #expect(resumed.storedFloats < whole.storedFloats / 2, "\(name): resumed at \(layer), \(resumed.storedFloats) floats of \(whole.storedFloats)")
+            }
+        }
+    }
+
     @Test func everyModuleIsTappedByItsTorchvisionName() throws {
         let arch = try Architectures.make("mobilenet_v2")
         let model = Model(architecture: arch, parameters: try SeededWeights.parameters(for: arch, seed: 1, on: cpu), backend: cpu)
