@@ -186,44 +186,61 @@ __kernel void depthwise_rows(__global const float* x, __global const float* w, _
 // (ky, kx) of output o = oy*W + ox reads input o + (ky*DH - PH)*W + kx*DW - PW: one vector load
 // for eight consecutive outputs, even across a row's end; lanes whose input row or column lies
 // outside the plane (the padding) are masked to zero. On rows of a few dozen outputs,
-// depthwise_rows spends most taps on its lane-by-lane border path. FLIP as depthwise_rows.
-// Global (Nb*C), local (1).
+// depthwise_rows spends most taps on its lane-by-lane border path. A work-item takes
+// planesPerItem planes, position-major: each run of eight outputs' row and column masks is
+// made once (stepped from the last, no division) for all its planes. FLIP as depthwise_rows.
+// Global (ceil(planes / planesPerItem)), local (1).
 __kernel void depthwise_flat(__global const float* x, __global const float* w, __global const float* bias,
-                             __global float* y, int hasBias, int flip, int C, int H, int W, __global const float* storeMask) {
-    const int nc = get_global_id(0);
-    const int c = nc % C, n = H * W;
-    __global const float* plane = x + (long)nc * n;
-    __global float* out = y + (long)nc * n;
-    float taps[KH * KW];
-    depthwise_taps(w, c, flip, taps);
-    const float b = hasBias ? bias[c] : 0.0f;
+                             __global float* y, int hasBias, int flip, int C, int H, int W, __global const float* storeMask,
+                             int planes, int planesPerItem) {
+    const int first = get_global_id(0) * planesPerItem, end = min(planes, first + planesPerItem);
+    const int n = H * W;
     const int8 lane = (int8)(0, 1, 2, 3, 4, 5, 6, 7);
+    int8 oy = lane / W, ox = lane - oy * W;
+    // Row wraps one step of eight can make: 1 for W >= 8, up to 8 for W == 1.
+    const int wraps = (8 + W - 1) / W;
     for (int o0 = 0; o0 < n; o0 += 8) {
-        const int8 o = (int8)(o0) + lane;
-        const int8 oy = o / W, ox = o - oy * W;
-        float8 acc = (float8)(b);
+        int8 rowInside[KH], columnInside[KW];
         #pragma unroll
         for (int ky = 0; ky < KH; ++ky) {
             const int8 iy = oy + (ky * DH - PH);
-            const int8 rowInside = (iy >= 0) & (iy < H);
-            #pragma unroll
-            for (int kx = 0; kx < KW; ++kx) {
-                const int8 ix = ox + (kx * DW - PW);
-                const int8 inside = rowInside & (ix >= 0) & (ix < W);
-                const int start = o0 + (ky * DH - PH) * W + kx * DW - PW;
-                float8 v;
-                if (start >= 0 && start + 8 <= n) {
-                    v = vload8(0, plane + start);
-                } else {
-                    float lanes[8];
-                    #pragma unroll
-                    for (int j = 0; j < 8; ++j) lanes[j] = (start + j >= 0 && start + j < n) ? plane[start + j] : 0.0f;
-                    v = vload8(0, lanes);
-                }
-                acc = fma((float8)(taps[ky * KW + kx]), select((float8)(0.0f), v, inside), acc);
-            }
+            rowInside[ky] = (iy >= 0) & (iy < H);
         }
-        DEPTHWISE_STORE(FUSED_ACT(acc), y, out + o0, n - o0);
+        #pragma unroll
+        for (int kx = 0; kx < KW; ++kx) {
+            const int8 ix = ox + (kx * DW - PW);
+            columnInside[kx] = (ix >= 0) & (ix < W);
+        }
+        for (int nc = first; nc < end; ++nc) {
+            const int c = nc % C;
+            __global const float* plane = x + (long)nc * n;
+            float8 acc = (float8)(hasBias ? bias[c] : 0.0f);
+            #pragma unroll
+            for (int ky = 0; ky < KH; ++ky) {
+                #pragma unroll
+                for (int kx = 0; kx < KW; ++kx) {
+                    const int start = o0 + (ky * DH - PH) * W + kx * DW - PW;
+                    float8 v;
+                    if (start >= 0 && start + 8 <= n) {
+                        v = vload8(0, plane + start);
+                    } else {
+                        float lanes[8];
+                        #pragma unroll
+                        for (int j = 0; j < 8; ++j) lanes[j] = (start + j >= 0 && start + j < n) ? plane[start + j] : 0.0f;
+                        v = vload8(0, lanes);
+                    }
+                    const float tap = w[c * KH * KW + (flip ? KH * KW - 1 - (ky * KW + kx) : ky * KW + kx)];
+                    acc = fma((float8)(tap), select((float8)(0.0f), v, rowInside[ky] & columnInside[kx]), acc);
+                }
+            }
+            DEPTHWISE_STORE(FUSED_ACT(acc), y, y + (long)nc * n + o0, n - o0);
+        }
+        ox += 8;
+        for (int s = 0; s < wraps; ++s) {
+            const int8 wrap = ox >= W;
+            ox = select(ox, ox - W, wrap);
+            oy = select(oy, oy + 1, wrap);
+        }
     }
 }
 

@@ -24,13 +24,20 @@ extension OpenCLBackend {
     /// 0.9x the time; 28x28 layers took 1.1x, so they keep the rows.
     static let depthwiseFlatWidth = 16
 
+    /// depthwise_flat's planes per work-item: enough that about depthwiseFlatWorkItems run, at
+    /// most depthwiseFlatPlanes. MobileNetV2's 14x14 layer of 576 channels on PoCL here, device
+    /// ms: a plane each 0.128 (with a division per lane); 4 planes 0.102, 8 0.082, 16 0.072,
+    /// 36 0.070; its 7x7 layer of 960: 0.087 a plane each, 16 to 120 planes 0.038 to 0.041.
+    static let depthwiseFlatWorkItems = 32
+    static let depthwiseFlatPlanes = 16
+
     /// About how many work-items depthwise_rows runs (rows per work-item grow to keep it so).
     /// MobileNetV2's depthwise_rows layers on PoCL here, device ms at batch 1 / 8: a row each
     /// 1.9 / 10.5; 128 items 1.1 / 8.0; 256 1.3 / 7.9; 512 1.2 at batch 1; 2048 1.6 / 8.3.
     static let depthwiseWorkItems = 256
 
     /// depthwise_rows (conv2d_depthwise.cl): one work-item per output row, eight outputs a vector;
-    /// or depthwise_flat: one work-item per plane, eight outputs of the flattened plane a vector.
+    /// or depthwise_flat: a work-item per few planes, eight outputs of the flattened plane a vector.
     /// With `storeMask`, the output is the gradient of that activation's output and goes through
     /// its backward as it is stored (STORE_MASK).
     private func depthwiseRows(_ xb: Buffer<Float>, _ wb: Buffer<Float>, bias: Buffer<Float>?, _ yb: Buffer<Float>, flip: Bool,
@@ -40,9 +47,10 @@ extension OpenCLBackend {
                                                            activation.map { [$0.fusedFlag] } ?? [], storeMask)
         let mask = try storeMask.map { try buffer($0.output, "depthwise") } ?? yb
         if p.stride == (1, 1), out[2] == h, out[3] == width, width < OpenCLBackend.depthwiseFlatWidth {
+            let perItem = Swift.min(OpenCLBackend.depthwiseFlatPlanes, Swift.max(1, planes / OpenCLBackend.depthwiseFlatWorkItems))
             try launch(.depthwise_flat(x: xb, w: wb, bias: bias ?? wb, y: yb, hasBias: bias == nil ? 0 : 1, flip: flip ? 1 : 0,
-                                       C: c, H: h, W: width, storeMask: mask),
-                       files: files, defines: defines, flags: flags, global: [planes], local: [1])
+                                       C: c, H: h, W: width, storeMask: mask, planes: planes, planesPerItem: perItem),
+                       files: files, defines: defines, flags: flags, global: [(planes + perItem - 1) / perItem], local: [1])
             return
         }
         // Rows per work-item: enough that there are about depthwiseWorkItems of them (a work-group
