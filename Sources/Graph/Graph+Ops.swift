@@ -12,7 +12,7 @@ extension Graph {
     /// A convolution (see `Backend.conv2d`); backward to the input, the weight and the bias.
     public func conv2d(_ x: Value, weight: Value, bias: Value?, _ p: Conv2DParams) throws -> Value {
         let (xt, wt) = (tensor(x), tensor(weight))
-        let y = try backend.conv2d(xt, weight: wt, bias: bias.map(tensor), p, activation: nil, residual: nil, forwardOnly: forwardOnly)
+        let y = try backend.conv2d(xt, weight: wt, bias: bias.map(tensor), p, activation: nil, residual: nil, forwardOnly: recordsForwardOnly)
         let b = backend
         let v = record(y, [x, weight] + (bias.map { [$0] } ?? []), inputBackward: { gy, rule, _, mask in
             try b.conv2dBackwardInput(gy, weight: wt, inputShape: xt.shape, p,
@@ -32,7 +32,7 @@ extension Graph {
     public func conv2d(_ x: Value, weight: Value, bias: Value?, _ p: Conv2DParams, activation: Activation) throws -> Value {
         let (xt, wt) = (tensor(x), tensor(weight))
         let b = backend
-        let y = try b.conv2d(xt, weight: wt, bias: bias.map(tensor), p, activation: activation, residual: nil, forwardOnly: forwardOnly)
+        let y = try b.conv2d(xt, weight: wt, bias: bias.map(tensor), p, activation: activation, residual: nil, forwardOnly: recordsForwardOnly)
         let inputBackward: InputBackward = { gy, rule, gyMasked, mask in
             // gy already masked by the op that reads y: as a plain convolution, x's mask fused
             // where the backend can. Otherwise y's mask applied as the backward reads gy, and
@@ -64,7 +64,7 @@ extension Graph {
     public func conv2d(_ x: Value, weight: Value, bias: Value?, _ p: Conv2DParams, activation: Activation?, residual r: Value) throws -> Value {
         let (xt, wt, rt) = (tensor(x), tensor(weight), tensor(r))
         let b = backend
-        let y = try b.conv2d(xt, weight: wt, bias: bias.map(tensor), p, activation: activation, residual: rt, forwardOnly: forwardOnly)
+        let y = try b.conv2d(xt, weight: wt, bias: bias.map(tensor), p, activation: activation, residual: rt, forwardOnly: recordsForwardOnly)
         // dL/dx alone, or with dL/dr (Graph.backward applies the activation for r first):
         // as the fused convolution's.
         let inputBackward: InputBackward = { gy, rule, gyMasked, mask in

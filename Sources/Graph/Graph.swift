@@ -87,12 +87,24 @@ public final class Graph {
     /// methods and metrics): convolutions may then take faster forms with more rounding error
     /// (`Backend.conv2d(_:weight:bias:_:activation:residual:forwardOnly:)`), and `backward` throws.
     public var forwardOnly = false
+    /// Layers from which on this pass is differentiated: its `backward` stops at one of them
+    /// (`stoppingAt`), as Grad-CAM's and the layer attributions' passes do. Until one of them is
+    /// tapped, convolutions take the forward-only forms (as in a `forwardOnly` pass): no
+    /// gradient goes through them. Empty (the default): every op may be differentiated.
+    public var differentiatedFrom: Set<String> = []
+    /// Whether the op recorded now may take a forward-only form (`forwardOnly`, or before every
+    /// layer of `differentiatedFrom`).
+    var recordsForwardOnly: Bool { forwardOnly || (!differentiatedFrom.isEmpty && !differentiatedFrom.contains { tapID($0) != nil }) }
     /// Whether a residual block's last convolution, the shortcut's sum and the activation after
     /// it may run as one op (`conv2d(_:weight:bias:_:activation:residual:)`) in this pass, where
     /// `mayFuse` allows the layers: passes that take only gradients (attribution by gradients,
     /// visualization) or none (`forwardOnly`). Off by default: relevance and DeepLIFT passes
     /// treat the sum by rules of their own.
     public var fusesResiduals = false
+    /// Whether a fused convolution may apply the activation after it as it stores its result
+    /// (on by default). Off, the batchnorm is still folded into the convolution but the
+    /// activation is its own op, whose input and output a DeepLIFT pass compares.
+    public var fusesActivations = true
     /// Whether the layers `names` may be fused into a residual op (`fusesResiduals`).
     public func mayFuseResidual(_ names: [String]) -> Bool { (fusesResiduals || forwardOnly) && mayFuse(names) }
     /// Whether the layers `names` may be fused away in this pass: `keptLayers` is set, names
@@ -225,6 +237,13 @@ public final class Graph {
             everyKind ? rule : node.activation.map { ruleActivations.contains($0) ? rule : .standard } ?? rule
         }
         guard !forwardOnly else { throw BackendError("backward", "this pass was run forward only (Graph.forwardOnly)") }
+        if !differentiatedFrom.isEmpty {
+            let first = differentiatedFrom.compactMap { tapID($0) }.min()
+            guard let first, let stop = stoppingAt.map(\.id).min(), stop >= first else {
+                throw BackendError("backward", "this pass is differentiated from layers \(differentiatedFrom.sorted()) on "
+                                   + "(Graph.differentiatedFrom): its backward must stop there")
+            }
+        }
         let start = try seed ?? backend.tensor([Float](repeating: 1, count: shape(output).count), shape(output))
         guard start.shape == shape(output) else {
             throw BackendError("backward", "seed \(start.shape) does not match the output \(shape(output))")
@@ -244,7 +263,8 @@ public final class Graph {
         // keeping every tap's would hold a gradient of every activation at once).
         let kept = Set(readTaps).union(stoppingAt.map(\.id)).union([output.id])
         var masked = Set<Int>()
-        for id in stride(from: output.id, through: lowest, by: -1) {
+        // A stopping point's own op is not differentiated: it would give only earlier values' gradients.
+        for id in stride(from: output.id, through: stoppingAt.isEmpty ? 0 : lowest + 1, by: -1) {
             guard let gy = grads[id], let node = nodes[id] else { continue }
             let needs = node.inputs.map { requiresGrad[$0] }
             let passes = node.passThrough.map { needs[$0] } ?? false

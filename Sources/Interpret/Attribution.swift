@@ -114,7 +114,8 @@ func checkBatch(_ input: Tensor, _ targets: [Int]) throws -> (n: Int, h: Int, w:
 /// The forward pass and the backward pass from each image's target logit (times `scale`; `rule`
 /// on the activations of the kinds `ruleActivations` holds); a
 /// fused pass that keeps the layers `keeping` (see `Graph.keptLayers`); with `stoppingAtKept`, the
-/// backward pass ends at those layers (no gradient reaches the input).
+/// backward pass ends at those layers (no gradient reaches the input) and the convolutions
+/// before them take forward-only forms (`Graph.differentiatedFrom`).
 func targetGradient(_ model: Model, _ input: Tensor, _ targets: [Int], rule: GradientRule = .standard,
                     ruleActivations: Set<Activation> = Set(Activation.allCases),
                     scale: [Float]? = nil, keeping: Set<String> = [], stoppingAtKept: Bool = false)
@@ -122,9 +123,11 @@ func targetGradient(_ model: Model, _ input: Tensor, _ targets: [Int], rule: Gra
     let g = Graph(backend: model.backend)
     g.keptLayers = keeping
     g.fusesResiduals = true
+    if stoppingAtKept { g.differentiatedFrom = keeping }
     let x = g.input(input)
     let logits = try model.forward(g, x)
     let seed = try oneHot(model.backend, targets: targets, classes: g.shape(logits)[1], scale: scale)
+    if stoppingAtKept { for layer in keeping.sorted() { try checkLayerName(layer, in: g.layerNames, model: model.architecture.name) } }
     let stops = stoppingAtKept ? keeping.compactMap { g.tapped($0) } : []
     return (g, x, logits, try g.backward(from: logits, seed: seed, rule: rule, ruleActivations: ruleActivations, stoppingAt: stops))
 }

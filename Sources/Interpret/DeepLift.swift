@@ -5,8 +5,8 @@ import Models
 /// DeepLIFT with the rescale rule (Shrikumar et al. 2017), as Captum's DeepLift computes it:
 /// (x - x') times the gradient of the target in which every ReLU (and ReLU6, of the kinds
 /// `activations` names) passes (f(x) - f(x')) / (x - x') and every max pool Captum's rule
-/// (`Graph.deepLift`). Each image and its reference x' run as the two halves of one unfused
-/// pass; the logits of that pass give the completeness error, sum of attributions - (f(x) -
+/// (`Graph.deepLift`). Each image and its reference x' run as the two halves of one pass (its
+/// batchnorms folded, its activations apart); the logits of that pass give the completeness error, sum of attributions - (f(x) -
 /// f(x')), which the rescale rule keeps near 0 on ReLU networks without max pools.
 public struct DeepLift: AttributionMethod {
     public var name: String { "deeplift" }
@@ -50,6 +50,10 @@ public struct DeepLift: AttributionMethod {
                                                       image: i, of: n)
             }
             let g = Graph(backend: b)
+            // Batchnorms folded into their convolutions (linear, so the rule is their gradient);
+            // activations kept apart, for the rescale rule compares their inputs.
+            g.keptLayers = []
+            g.fusesActivations = false
             let x = g.input(try b.tensor(xs + refs, [2 * count, 3, h, w]))
             let logits = try model.forward(g, x)
             let classes = g.shape(logits)[1]

@@ -206,7 +206,8 @@ func resumePoint(_ modules: [any Module], _ g: Graph, _ x: Graph.Value) throws -
 }
 
 /// conv, batchnorm (optional) and activation (optional) as one convolution: the batchnorm
-/// folded into the weights, the activation applied as the result is stored. Taps the result
+/// folded into the weights, the activation applied as the result is stored (a separate op
+/// where the pass does not fuse activations, `Graph.fusesActivations`). Taps the result
 /// under the activation's name (when it has one) or the batchnorm's. Callers check
 /// `Graph.mayFuse` first.
 func fusedConvolution(_ g: Graph, _ x: Graph.Value, _ p: ParameterStore, _ conv: Conv2d, _ norm: BatchNorm2d?,
@@ -223,7 +224,8 @@ func fusedConvolution(_ g: Graph, _ x: Graph.Value, _ p: ParameterStore, _ conv:
         let y = try g.conv2d(x, weight: w, bias: b, conv.params)
         return try norm.map { try g.tap($0.name, y, kind: $0.kind) } ?? y
     }
-    let y = try g.conv2d(x, weight: w, bias: b, conv.params, activation: activation)
+    let y = g.fusesActivations ? try g.conv2d(x, weight: w, bias: b, conv.params, activation: activation)
+        : try g.activation(try g.conv2d(x, weight: w, bias: b, conv.params), activation)
     return activationName.isEmpty ? y : try g.tap(activationName, y, kind: ActivationLayer(activationName, activation).kind)
 }
 

@@ -186,6 +186,37 @@ func openCL() -> OpenCLBackend? { TestDevice.backend { Issue.record(Comment(rawV
         }
     }
 
+    /// A pass differentiated from a layer (`Graph.differentiatedFrom`, as Grad-CAM's) runs the
+    /// convolutions before it in their forward-only forms (Winograd F(4x4) on the
+    /// register-blocked family) and the rest as a gradient pass: the layer's activations and
+    /// gradient stay within 1e-5 of a plain pass's. A backward that does not stop at the layer
+    /// is refused.
+    @Test func aPassDifferentiatedFromALayerIsForwardOnlyBelowIt() throws {
+        guard let device = openCL() else { return }
+        let arch = try Architectures.make("resnet18")
+        let model = Model(architecture: arch, parameters: try SeededWeights.parameters(for: arch, seed: 2, on: device), backend: device)
+        var random = SeededRandom(seed: 7)
+        let input = try device.tensor((0..<(2 * 3 * 64 * 64)).map { _ in Float.random(in: -1...1, using: &random) }, [2, 3, 64, 64])
+        var results: [[Float]] = []
+        for from in [[], ["layer4"]] as [Set<String>] {
+            let g = Graph(backend: device)
+            g.keptLayers = ["layer4"]
+            g.fusesResiduals = true
+            g.differentiatedFrom = from
+            let y = try model.forward(g, g.input(input))
+            let layer = try #require(g.tapped("layer4"))
+            let gradient = try #require(try g.backward(from: y, stoppingAt: [layer]).of(layer))
+            results.append(try device.values(g.tensor(layer)) + device.values(gradient))
+            if !from.isEmpty {
+                #expect(throws: BackendError.self) { try g.backward(from: y) }
+                #expect(throws: BackendError.self) { try g.backward(from: y, stoppingAt: [try #require(g.tapped("layer3"))]) }
+            }
+        }
+        #expect(normalizedError(results[1], results[0]) < 1e-5, "\(normalizedError(results[1], results[0]))")
+        let differ = results[1] != results[0]
+        if device.family == .registerBlocked { #expect(differ, "no convolution took a forward-only form") }
+    }
+
     @Test func everyModuleIsTappedByItsTorchvisionName() throws {
         let arch = try Architectures.make("mobilenet_v2")
         let model = Model(architecture: arch, parameters: try SeededWeights.parameters(for: arch, seed: 1, on: cpu), backend: cpu)
