@@ -98,6 +98,22 @@ MUTANTS = {
         "PoolTests",
         "the CPU reference's adaptive average pooling backward doubled (r/49 -> 2r/49 for 7x7 -> 1x1)",
     ),
+    "depthwise-flat-one-wrap": (
+        "conv2d_depthwise.cl",
+        "        for (int s = 0; s < wraps; ++s) {",
+        "        for (int s = 0; s < 1; ++s) {",
+        "ConvTests",
+        "depthwise_flat's lane masks stepped by one row wrap at most: maps narrower than eight "
+        "(rows of 5, of 1) mask the wrong lanes",
+    ),
+    "resumed-pass-restarts-from-input": (
+        "Sources/Models/Layers.swift",
+        "if let output = try resumption.value(modules[j - 1].name) { return (g.constant(output), j) }",
+        "if try resumption.value(modules[j - 1].name) != nil { return (x, j) }",
+        "aPassResumedAtAnyLayerGivesTheWholePassOutput",
+        "a resumed pass (AblationCAM's ablated passes) going on from the container's input instead "
+        "of the skipped modules' output",
+    ),
     "zip-storage-size-unchecked": (
         "Sources/WeightFiles/TorchCheckpoint.swift",
         "guard !overflow, expected == data.count else {",
