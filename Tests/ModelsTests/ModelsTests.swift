@@ -128,18 +128,24 @@ func openCL() -> OpenCLBackend? { TestDevice.backend { Issue.record(Comment(rawV
         }
     }
 
+    /// `name` with seeded weights on the CPU reference, a random 64x64 input and a whole pass of it.
+    private func wholePass(_ name: String, inputSeed: UInt64) throws -> (model: Model, input: Tensor, pass: Graph) {
+        let arch = try Architectures.make(name)
+        let model = Model(architecture: arch, parameters: try SeededWeights.parameters(for: arch, seed: 2, on: cpu), backend: cpu)
+        var random = SeededRandom(seed: inputSeed)
+        let input = try cpu.tensor((0..<(3 * 64 * 64)).map { _ in Float.random(in: -1...1, using: &random) }, [1, 3, 64, 64])
+        let whole = Graph(backend: cpu)
+        _ = try model.forward(whole, whole.input(input))
+        return (model, input, whole)
+    }
+
     /// A pass that stops at any one layer (feature inversion, visualization of a layer's
     /// channels) computes that layer exactly as the whole pass does, also inside a residual
     /// block (its shortcut runs after the stop) and inside one branch of an inception block.
     /// Before, a stop at resnet18's layer2.0.conv1 threw "add: shapes differ".
     @Test(arguments: ["resnet18", "googlenet", "mobilenet_v2"])
     func aPassStoppedAtAnyLayerComputesIt(_ name: String) throws {
-        let arch = try Architectures.make(name)
-        let model = Model(architecture: arch, parameters: try SeededWeights.parameters(for: arch, seed: 2, on: cpu), backend: cpu)
-        var random = SeededRandom(seed: 5)
-        let input = try cpu.tensor((0..<(3 * 64 * 64)).map { _ in Float.random(in: -1...1, using: &random) }, [1, 3, 64, 64])
-        let whole = Graph(backend: cpu)
-        _ = try model.forward(whole, whole.input(input))
+        let (model, input, whole) = try wholePass(name, inputSeed: 5)
         let names = whole.tapNames
         #expect(names.count > 40)
         let inner = ["layer2.0.conv1", "layer3.0.downsample.0", "layer4.1.bn2", "inception3a.branch1.conv", "inception4b.branch2.1.bn",
@@ -160,12 +166,7 @@ func openCL() -> OpenCLBackend? { TestDevice.backend { Issue.record(Comment(rawV
     /// whole pass wherever the layer lies past the network's first quarter.
     @Test(arguments: ["resnet18", "googlenet", "mobilenet_v2"])
     func aPassResumedAtAnyLayerGivesTheWholePassOutput(_ name: String) throws {
-        let arch = try Architectures.make(name)
-        let model = Model(architecture: arch, parameters: try SeededWeights.parameters(for: arch, seed: 2, on: cpu), backend: cpu)
-        var random = SeededRandom(seed: 6)
-        let input = try cpu.tensor((0..<(3 * 64 * 64)).map { _ in Float.random(in: -1...1, using: &random) }, [1, 3, 64, 64])
-        let first = Graph(backend: cpu)
-        _ = try model.forward(first, first.input(input))
+        let (model, input, first) = try wholePass(name, inputSeed: 6)
         let names = first.tapNames
         let inner = ["layer2.0.conv1", "layer3.0.downsample.0", "layer4.1.bn2", "layer4", "inception3a.branch1.conv",
                      "inception4b.branch2.1.bn", "inception5a.branch3.0", "features.1.conv.0.0", "features.4.conv.1",
