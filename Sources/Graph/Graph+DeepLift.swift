@@ -17,7 +17,8 @@ extension Graph {
     /// (its gradient where |x - x'| < 1e-10); each max pool passes Captum's rule: the output
     /// differences max(y, y') - y' and y - max(y, y') routed to each half's maximum, summed, over
     /// x - x'. Every other op takes its gradient. A convolution with its activation fused in
-    /// has no input of that activation to compare: run the pass with `fusesActivations` off (or unfused).
+    /// has no input of that activation to compare: run the pass with `fusesActivations` off
+    /// (or unfused).
     /// `maxPoolRule` false passes max pools their gradient (what Captum 0.9's DeepLift computes:
     /// its max-pool rule's result does not reach the gradient).
     public func deepLift(from output: Value, seed: Tensor, rescaling: Set<Activation> = Set(Activation.allCases),

@@ -6,8 +6,9 @@ import Models
 /// (x - x') times the gradient of the target in which every ReLU (and ReLU6, of the kinds
 /// `activations` names) passes (f(x) - f(x')) / (x - x') and every max pool Captum's rule
 /// (`Graph.deepLift`). Each image and its reference x' run as the two halves of one pass (its
-/// batchnorms folded, its activations apart); the logits of that pass give the completeness error, sum of attributions - (f(x) -
-/// f(x')), which the rescale rule keeps near 0 on ReLU networks without max pools.
+/// batchnorms folded, its activations apart); the logits of that pass give the completeness
+/// error, sum of attributions - (f(x) - f(x')), which the rescale rule keeps near 0 on ReLU
+/// networks without max pools.
 public struct DeepLift: AttributionMethod {
     public var name: String { "deeplift" }
     /// The reference x' (Integrated Gradients' baselines; Captum's default is zero).
