@@ -144,6 +144,9 @@ public struct CAM: AttributionMethod {
             let ablated: Float = low == 0 ? 0 : low - 1e7
             let image = try b.tensor(Array(inputValues[(i * 3 * h * w)..<((i + 1) * 3 * h * w)]), [1, 3, h, w])
             var channelScores: [Float] = []
+            // The first pass's outputs of this image repeated over a batch, by layer and batch
+            // size: made once per image, not once per batch of ablated channels.
+            var resumed: [String: Tensor] = [:]
             for start in stride(from: 0, to: c, by: batch) {
                 let count = Swift.min(batch, c - start)
                 // Row k of the batch: the activations with channel start + k set to `ablated`.
@@ -159,7 +162,12 @@ public struct CAM: AttributionMethod {
                 pass.keptLayers = [layer]
                 pass.forwardOnly = true
                 pass.resumption = Graph.Resumption(layer: layer) { name in
-                    try g.tapped(name).map { try Self.repeated(g.tensor($0), image: i, of: n, count: count, on: b) }
+                    guard let v = g.tapped(name) else { return nil }
+                    let key = "\(name) \(count)"
+                    if let made = resumed[key] { return made }
+                    let made = try Self.repeated(g.tensor(v), image: i, of: n, count: count, on: b)
+                    resumed[key] = made
+                    return made
                 }
                 let patched = pass.constant(Tensor(shape: [count, c, lh, lw], storage: layerValues.storage))
                 pass.patches[layer] = { _, _ in patched }
