@@ -131,52 +131,100 @@ inline void depthwise_taps(__global const float* w, int c, int flip, float* taps
     for (int i = 0; i < KH * KW; ++i) taps[i] = w[c * KH * KW + (flip ? KH * KW - 1 - i : i)];
 }
 
-// Depthwise forward for CPU devices (the register-blocked family): one work-item per
-// rowsPerItem output rows, eight outputs at a time in a float8, each window tap one vector load
-// (stride 1, inside the row) or eight guarded loads (borders, stride 2). With FLIP the filter is
-// read reversed, which makes this the backward-to-input pass at stride 1 when run on gy with
-// padding D*(K-1) - P. Global (ceil(OH / rowsPerItem), Nb*C), local (1, 1).
+// Depthwise forward for CPU devices (the register-blocked family), stride 1 or 2: one work-item
+// per rowsPerItem output rows of a plane. The input rows a window reaches are copied once into a
+// private ring of zero-padded rows (DW_ROW floats each, set by the host to cover the padding and
+// the last vector's reach), so every window tap is one unaligned vector load with no border
+// test; DWR output rows are made per step, sharing the rows they read, eight outputs a vector.
+// With FLIP the filter is read reversed, which makes this the backward-to-input pass at stride 1
+// when run on gy with padding D*(K-1) - P. With DW_UP = S as well, x is read as gy with S - 1
+// zeros inserted between its rows and columns (H x W, (OH_gy - 1) * S + 1 each way, are that
+// virtual map's sizes): the backward to the input of a stride-S convolution, a stride-1
+// convolution of the upsampled gy, every tap a vector load still (a quarter of them of zeros
+// at S = 2). Global (ceil(OH / rowsPerItem), Nb*C), local (1, 1).
+#ifndef DW_UP
+#define DW_UP 1
+#endif
+#ifndef DW_ROW
+#define DW_ROW 256
+#endif
+#ifndef DWR
+#define DWR 2
+#endif
+// Input rows that DWR output rows read, the ring's size.
+#define DW_RING ((DWR - 1) * SH + (KH - 1) * DH + 1)
 __kernel void depthwise_rows(__global const float* x, __global const float* w, __global const float* bias,
                              __global float* y, int hasBias, int flip, int C, int H, int W, int OH, int OW,
                              __global const float* storeMask, int rowsPerItem) {
     const int nc = get_global_id(1);
     const int c = nc % C;
-    __global const float* plane = x + (long)nc * H * W;
+    // x's own rows: H x W, or gy's (H - 1) / DW_UP + 1 of (W - 1) / DW_UP + 1.
+    const int srcH = (H - 1) / DW_UP + 1, srcW = (W - 1) / DW_UP + 1;
+    __global const float* plane = x + (long)nc * srcH * srcW;
     float taps[KH * KW];
     depthwise_taps(w, c, flip, taps);
     const float b = hasBias ? bias[c] : 0.0f;
-    const int oyEnd = min(OH, (int)(get_global_id(0) + 1) * rowsPerItem);
-    for (int oy = get_global_id(0) * rowsPerItem; oy < oyEnd; ++oy) {
+    // ring[slot][PW + ix] holds input row iy (slot iy mod DW_RING); the padding on both sides,
+    // up to the last vector's reach, stays zero.
+    float ring[DW_RING][DW_ROW];
+    const int reach = ((OW + 7) / 8 * 8 - 8) * SW + (KW - 1) * DW + 8 * SW;
+    #pragma unroll
+    for (int s = 0; s < DW_RING; ++s) {
+        for (int i = 0; i < PW; ++i) ring[s][i] = 0.0f;
+        for (int i = PW + W; i < reach; ++i) ring[s][i] = 0.0f;
+    }
+    const int oyFirst = get_global_id(0) * rowsPerItem, oyEnd = min(OH, oyFirst + rowsPerItem);
+    int next = oyFirst * SH - PH;
+    for (int oy = oyFirst; oy < oyEnd; oy += DWR) {
+        const int iy0 = oy * SH - PH;
+        for (; next < iy0 + DW_RING; ++next) {
+            float* dst = ring[(next % DW_RING + DW_RING) % DW_RING] + PW;
+            if (next >= 0 && next < H && next % DW_UP == 0) {
+                __global const float* src = plane + (long)(next / DW_UP) * srcW;
+                if (DW_UP == 1) {
+                    int i = 0;
+                    for (; i + 8 <= W; i += 8) vstore8(vload8(0, src + i), 0, dst + i);
+                    for (; i < W; ++i) dst[i] = src[i];
+                } else if (DW_UP == 2) {
+                    int j = 0;
+                    for (; j + 4 <= srcW; j += 4) {
+                        const float4 v = vload4(0, src + j);
+                        vstore8((float8)(v.s0, 0.0f, v.s1, 0.0f, v.s2, 0.0f, v.s3, 0.0f), 0, dst + 2 * j);
+                    }
+                    for (int i = 2 * j; i < W; ++i) dst[i] = i % 2 == 0 ? src[i / 2] : 0.0f;
+                } else {
+                    for (int i = 0; i < W; ++i) dst[i] = i % DW_UP == 0 ? src[i / DW_UP] : 0.0f;
+                }
+            } else {
+                int i = 0;
+                for (; i + 8 <= W; i += 8) vstore8((float8)(0.0f), 0, dst + i);
+                for (; i < W; ++i) dst[i] = 0.0f;
+            }
+        }
+        const float* rows[DW_RING];
+        #pragma unroll
+        for (int r = 0; r < DW_RING; ++r) rows[r] = ring[((iy0 + r) % DW_RING + DW_RING) % DW_RING];
+        const int count = min(DWR, oyEnd - oy);
         __global float* out = y + ((long)nc * OH + oy) * OW;
         for (int ox0 = 0; ox0 < OW; ox0 += 8) {
-            float8 acc = (float8)(b);
+            float8 acc[DWR];
             #pragma unroll
-            for (int ky = 0; ky < KH; ++ky) {
-                const int iy = oy * SH - PH + ky * DH;
-                if (iy < 0 || iy >= H) continue;
-                __global const float* row = plane + (long)iy * W;
+            for (int j = 0; j < DWR; ++j) {
+                acc[j] = (float8)(b);
                 #pragma unroll
-                for (int kx = 0; kx < KW; ++kx) {
-                    const int ix0 = ox0 * SW - PW + kx * DW;
-                    float8 v;
-                    if (SW == 1 && ix0 >= 0 && ix0 + 8 <= W) {
-                        v = vload8(0, row + ix0);
-                    } else if (SW == 2 && ix0 >= 0 && ix0 + 15 <= W) {
-                        // Stride 2: every other float of a 16-float run (its last is never read).
-                        v = vload16(0, row + ix0).even;
-                    } else {
-                        float lanes[8];
-                        #pragma unroll
-                        for (int j = 0; j < 8; ++j) {
-                            const int ix = ix0 + j * SW;
-                            lanes[j] = (ix >= 0 && ix < W) ? row[ix] : 0.0f;
-                        }
-                        v = vload8(0, lanes);
+                for (int ky = 0; ky < KH; ++ky) {
+                    #pragma unroll
+                    for (int kx = 0; kx < KW; ++kx) {
+                        const float* p = rows[j * SH + ky * DH] + ox0 * SW + kx * DW;
+                        const float8 v = SW == 1 ? vload8(0, p) : vload16(0, p).even;
+                        acc[j] = fma((float8)(taps[ky * KW + kx]), v, acc[j]);
                     }
-                    acc = fma((float8)(taps[ky * KW + kx]), v, acc);
                 }
             }
-            DEPTHWISE_STORE(FUSED_ACT(acc), y, out + ox0, OW - ox0);
+            #pragma unroll
+            for (int j = 0; j < DWR; ++j) {
+                if (j < count) DEPTHWISE_STORE(FUSED_ACT(acc[j]), y, out + (long)j * OW + ox0, OW - ox0);
+            }
         }
     }
 }
@@ -185,8 +233,8 @@ __kernel void depthwise_rows(__global const float* x, __global const float* w, _
 // windows on 14x14 and 7x7): a plane as one flat run of H*W outputs, eight at a time. Tap
 // (ky, kx) of output o = oy*W + ox reads input o + (ky*DH - PH)*W + kx*DW - PW: one vector load
 // for eight consecutive outputs, even across a row's end; lanes whose input row or column lies
-// outside the plane (the padding) are masked to zero. On rows of a few dozen outputs,
-// depthwise_rows spends most taps on its lane-by-lane border path. A work-item takes
+// outside the plane (the padding) are masked to zero. On rows of 7 or 14 outputs, depthwise_rows'
+// part-empty vectors and row copies cost as much as its taps. A work-item takes
 // planesPerItem planes, position-major: each run of eight outputs' row and column masks is
 // made once (stepped from the last, no division) for all its planes. FLIP as depthwise_rows.
 // Global (ceil(planes / planesPerItem)), local (1).
@@ -245,7 +293,7 @@ __kernel void depthwise_flat(__global const float* x, __global const float* w, _
 }
 
 // Depthwise backward to the input for CPU devices at any stride (stride 1 uses depthwise_rows with
-// FLIP): one work-item per input row, eight inputs at a time, lane by lane over the window taps
+// FLIP where its rows fit): one work-item per input row, eight inputs at a time, lane by lane over the window taps
 // whose output pixel is whole and in range. Global (H, Nb*C), local (1, 1).
 __kernel void depthwise_rows_backward_input(__global const float* gy, __global const float* w, __global float* gx,
                                             int C, int H, int W, int OH, int OW, __global const float* storeMask) {

@@ -36,42 +36,84 @@ extension OpenCLBackend {
     /// 1.9 / 10.5; 128 items 1.1 / 8.0; 256 1.3 / 7.9; 512 1.2 at batch 1; 2048 1.6 / 8.3.
     static let depthwiseWorkItems = 256
 
-    /// depthwise_rows (conv2d_depthwise.cl): one work-item per output row, eight outputs a vector;
-    /// or depthwise_flat: a work-item per few planes, eight outputs of the flattened plane a vector.
-    /// With `storeMask`, the output is the gradient of that activation's output and goes through
-    /// its backward as it is stored (STORE_MASK).
+    /// The most floats depthwise_rows' private ring of padded input rows may take (a work-item
+    /// holds it on its stack): 32 KiB. Wider rows, taller windows and strides above 2 take the
+    /// general kernels.
+    static let depthwiseRingFloats = 8192
+
+    /// The largest stride whose depthwise backward to the input goes as a stride-1 convolution of
+    /// the upsampled gy (depthwise_rows' DW_UP): at stride S, (S^2 - 1) / S^2 of its taps read
+    /// inserted zeros, and still vector loads beat depthwise_rows_backward_input's lane-by-lane
+    /// taps. MobileNetV2's stride-2 layers on PoCL here, device ms at batch 1 / 8, lane by lane
+    /// -> upsampled (best of three): 96x112x112 0.42 / 3.5 -> 0.21 / 1.8; 144x56x56 0.20 / 1.5
+    /// -> 0.09 / 0.65; 192x28x28 0.11 / 0.88 -> 0.07 / 0.42; 576x14x14 0.14 / 1.1 -> 0.08 / 0.58.
+    static let depthwiseUpsampleLimit = 2
+
+    /// depthwise_rows' DW_ROW for an input row of `width` and an output row of `outWidth`: the
+    /// padded row and the last vector's reach (conv2d_depthwise.cl), rounded up to a power of two
+    /// (at least 64, so that a few programs serve every width); nil where the kernel does not
+    /// apply.
+    func depthwiseRowFloats(_ w: Shape, _ p: Conv2DParams, width: Int, outWidth: Int) -> Int? {
+        let limit = OpenCLBackend.depthwiseRingFloats
+        guard p.stride.w <= 2, outWidth <= limit, width <= limit, p.padding.w <= limit, w[3] <= limit, p.dilation.w <= limit,
+              p.stride.h <= limit, w[2] <= limit, p.dilation.h <= limit else { return nil }
+        // DW_RING rows of DWR = 2 output rows.
+        let ringRows = p.stride.h + (w[2] - 1) * p.dilation.h + 1
+        let need = Swift.max((outWidth + 7) / 8 * 8 * p.stride.w + (w[3] - 1) * p.dilation.w, p.padding.w + width)
+        var floats = 64
+        while floats < need { floats *= 2 }
+        return ringRows * floats <= limit ? floats : nil
+    }
+
+    /// depthwise_rows (conv2d_depthwise.cl): a work-item per few output rows, eight outputs a
+    /// vector, its input rows copied zero-padded into a private ring (against reading in place
+    /// with lane-by-lane border taps, MobileNetV2's layers on PoCL here, best of three x 300 runs,
+    /// device ms: 144x56x56 0.160 -> 0.091, 32x112x112 0.119 -> 0.076, 192x28x28 0.109 -> 0.060;
+    /// stride 2: 144x56x56 0.107 -> 0.073, 192x28x28 0.058 -> 0.038, 96x112x112 0.126 -> 0.140,
+    /// memory-bound either way); or depthwise_flat: a
+    /// work-item per few planes, eight outputs of the flattened plane a vector. With `storeMask`,
+    /// the output is the gradient of that activation's output and goes through its backward as it
+    /// is stored (STORE_MASK). With `upsample` S, x is gy of a stride-S convolution read with
+    /// S - 1 zeros between its rows and columns, and `h` x `width` are that upsampled map's sizes
+    /// (depthwise_rows' DW_UP). False, with nothing launched, where neither applies
+    /// (`depthwiseRowFloats`).
     private func depthwiseRows(_ xb: Buffer<Float>, _ wb: Buffer<Float>, bias: Buffer<Float>?, _ yb: Buffer<Float>, flip: Bool,
                                _ w: Shape, _ p: Conv2DParams, c: Int, h: Int, w width: Int, planes: Int, out: Shape,
-                               activation: Activation? = nil, storeMask: GradientMask? = nil) throws {
+                               activation: Activation? = nil, storeMask: GradientMask? = nil, upsample: Int = 1) throws -> Bool {
         let (files, defines, flags) = storeMaskProgram(["conv_geometry", "conv2d_depthwise"], geometry(w, p),
                                                            activation.map { [$0.fusedFlag] } ?? [], storeMask)
         let mask = try storeMask.map { try buffer($0.output, "depthwise") } ?? yb
-        if p.stride == (1, 1), out[2] == h, out[3] == width, width < OpenCLBackend.depthwiseFlatWidth {
+        if upsample == 1, p.stride == (1, 1), out[2] == h, out[3] == width, width < OpenCLBackend.depthwiseFlatWidth {
             let perItem = Swift.min(OpenCLBackend.depthwiseFlatPlanes, Swift.max(1, planes / OpenCLBackend.depthwiseFlatWorkItems))
             try launch(.depthwise_flat(x: xb, w: wb, bias: bias ?? wb, y: yb, hasBias: bias == nil ? 0 : 1, flip: flip ? 1 : 0,
                                        C: c, H: h, W: width, storeMask: mask, planes: planes, planesPerItem: perItem),
                        files: files, defines: defines, flags: flags, global: [(planes + perItem - 1) / perItem], local: [1])
-            return
+            return true
         }
+        guard let rowFloats = depthwiseRowFloats(w, p, width: width, outWidth: out[3]) else { return false }
         // Rows per work-item: enough that there are about depthwiseWorkItems of them (a work-group
         // per row of a 112-wide map cost PoCL more than the row's 126 vector FMAs).
         let rows = Swift.max(1, Swift.min(out[2], out[2] * planes / OpenCLBackend.depthwiseWorkItems))
         try launch(.depthwise_rows(x: xb, w: wb, bias: bias ?? wb, y: yb, hasBias: bias == nil ? 0 : 1, flip: flip ? 1 : 0, C: c,
                                    H: h, W: width, OH: out[2], OW: out[3], storeMask: mask, rowsPerItem: rows),
-                   files: files, defines: defines, flags: flags, global: [(out[2] + rows - 1) / rows, planes], local: [1, 1])
+                   files: files, defines: defines.merging(["DW_ROW": rowFloats, "DW_UP": upsample]) { a, _ in a }, flags: flags,
+                   global: [(out[2] + rows - 1) / rows, planes], local: [1, 1])
+        return true
     }
 
-    /// dL/dx of a depthwise convolution on the register-blocked family: at stride 1 the depthwise
-    /// convolution of gy with the reversed filter and padding D*(K-1) - P (depthwiseRows), at
-    /// other strides depthwise_rows_backward_input; through `storeMask` as it is stored.
+    /// dL/dx of a depthwise convolution on the register-blocked family: the depthwise convolution
+    /// of gy (at stride S > 1 upsampled, S - 1 zeros between its rows and columns) with the
+    /// reversed filter and padding D*(K-1) - P (depthwiseRows), else
+    /// depthwise_rows_backward_input; through `storeMask` as it is stored.
     func depthwiseRowsBackwardInput(_ gb: Buffer<Float>, _ wb: Buffer<Float>, _ gxb: Buffer<Float>, weight: Shape,
                                             _ p: Conv2DParams, inputShape: Shape, out: Shape, storeMask: GradientMask? = nil) throws {
         let (n, c, h, w) = inputShape.nchw!
         let tp = Conv2DParams(stride: (1, 1), padding: (p.dilation.h * (weight[2] - 1) - p.padding.h, p.dilation.w * (weight[3] - 1) - p.padding.w),
                               dilation: p.dilation, groups: p.groups)
-        if p.stride == (1, 1), tp.padding.h >= 0, tp.padding.w >= 0 {
-            try depthwiseRows(gb, wb, bias: nil, gxb, flip: true, weight, tp, c: c, h: out[2], w: out[3], planes: n * c, out: inputShape,
-                              storeMask: storeMask)
+        let s = p.stride.h
+        if p.stride.w == s, s <= OpenCLBackend.depthwiseUpsampleLimit, tp.padding.h >= 0, tp.padding.w >= 0,
+           try depthwiseRows(gb, wb, bias: nil, gxb, flip: true, weight, tp, c: c, h: (out[2] - 1) * s + 1, w: (out[3] - 1) * s + 1,
+                             planes: n * c, out: inputShape, storeMask: storeMask, upsample: s) {
             return
         }
         let (files, defines, flags) = storeMaskProgram(["conv_geometry", "conv2d_depthwise"], geometry(weight, p), [], storeMask)
@@ -106,14 +148,22 @@ extension OpenCLBackend {
         return try activation.map { try self.activation(sum, $0) } ?? sum
     }
 
-    /// A depthwise convolution by rows (the register-blocked family's `depthwise_rows`).
+    /// A depthwise convolution by rows (the register-blocked family's `depthwise_rows` or
+    /// `depthwise_flat`; `depthwise_forward` where neither applies).
     func depthwiseRowsConv2d(_ x: Tensor, weight: Tensor, bias: Tensor?, _ p: Conv2DParams, out: Shape,
                              activation: Activation?) throws -> Tensor {
         let (n, c, h, w) = x.shape.nchw!
         let (y, yb) = try empty(out, "conv2d")
-        let wb = try buffer(weight, "conv2d")
-        try depthwiseRows(try buffer(x, "conv2d"), wb, bias: try bias.map { try buffer($0, "conv2d") }, yb, flip: false,
-                          weight.shape, p, c: c, h: h, w: w, planes: n * c, out: out, activation: activation)
+        let xb = try buffer(x, "conv2d"), wb = try buffer(weight, "conv2d"), bb = try bias.map { try buffer($0, "conv2d") }
+        if try depthwiseRows(xb, wb, bias: bb, yb, flip: false, weight.shape, p, c: c, h: h, w: w, planes: n * c, out: out,
+                             activation: activation) {
+            return y
+        }
+        // Rows too wide for the ring, or a stride above 2: the general kernel, one output a work-item.
+        try launch(.depthwise_forward(x: xb, w: wb, bias: bb ?? wb, y: yb, hasBias: bias == nil ? 0 : 1, C: c, H: h, W: w,
+                                      OH: out[2], OW: out[3]),
+                   files: ["conv_geometry", "conv2d_depthwise"], defines: geometry(weight.shape, p),
+                   flags: activation.map { [$0.fusedFlag] } ?? [], global: [out[3], out[2], n * c], local: planeLocal(width: out[3], height: out[2]))
         return y
     }
 

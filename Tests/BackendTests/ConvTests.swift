@@ -60,6 +60,12 @@ let convCases: [ConvCase] = [
     // one alone, on rows of 5 (two row wraps per step of eight).
     ConvCase(n: 4, cin: 144, cout: 144, h: 14, w: 14, k: 3, stride: 1, pad: 1, dilation: 1, groups: 144, bias: true),
     ConvCase(n: 3, cin: 25, cout: 25, h: 7, w: 5, k: 3, stride: 1, pad: 1, dilation: 1, groups: 25, bias: false),
+    // depthwise_rows' ring of padded rows with dilation 2 at stride 2 (seven rows, two output rows
+    // a step, 15 of them: the last step one); a row too wide for the ring and stride 3 (the
+    // general kernels, forward and backward).
+    ConvCase(n: 2, cin: 5, cout: 5, h: 29, w: 29, k: 3, stride: 2, pad: 2, dilation: 2, groups: 5, bias: true),
+    ConvCase(n: 1, cin: 2, cout: 2, h: 3, w: 3000, k: 3, stride: 1, pad: 1, dilation: 1, groups: 2, bias: false),
+    ConvCase(n: 2, cin: 3, cout: 3, h: 9, w: 20, k: 3, stride: 3, pad: 1, dilation: 1, groups: 3, bias: true),
     // Stride 2 with dilation 2 (every tap in one stride phase) and stride 3 (nine phases), read
     // in place from the phase planes.
     ConvCase(n: 2, cin: 3, cout: 5, h: 11, w: 40, k: 3, stride: 2, pad: 2, dilation: 2, groups: 1, bias: true),
