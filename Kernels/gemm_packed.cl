@@ -94,6 +94,60 @@ __kernel void gemm_packed(__global const float* A, __global const float* B, __gl
                           int image0, int strideImage, int strideGroup, int ldc, int blocksPerItem, int planeSize, int outWidth,
                           int bOffset, int cOffset, int cRowStride, int cColStride, __global const float* storeMask,
                           __global const float* residual) {
+#ifdef GEMM_TRANSPOSED
+    // C^T's block: TP columns (pixels p0 ...) by MR = NR rows (output channels m0 ..., the
+    // lanes): per k, NV vectors of A's panel, TP broadcasts of B's row (a plain row-major [K][N]
+    // matrix, ldb floats a row, N a multiple of TP) and TP * NV FMAs; each value is stored to
+    // C[m][p] lane by lane. For products with few columns (7x7 maps: 49 = 7 x 7, where blocks of
+    // NR columns would compute 64), the channels fill the vectors instead. Row bias only.
+    // Global (ceil(M/MR), ceil((N/TP) / blocksPerItem), Z), local (1, 1, 1).
+    const int mb = get_global_id(0), z = get_global_id(2);
+    const int g = z % G;
+    const int Mb = (M + MR - 1) / MR, m0 = mb * MR;
+    __global const float* a0 = A + ((long)g * Mb + mb) * K * MR;
+    __global const float* b0 = B + (long)(bImage0 + z / G) * bStrideImage + (long)g * bStrideGroup + bOffset;
+    __global float* c0 = C + (long)(image0 + z / G) * strideImage + (long)g * strideGroup;
+    const int pbEnd = min(N / TP, (int)(get_global_id(1) + 1) * blocksPerItem);
+    for (int pb = get_global_id(1) * blocksPerItem; pb < pbEnd; ++pb) {
+        const int p0 = pb * TP;
+        __global const float* a = a0;
+        __global const float* b = b0 + p0;
+        VFLOATP acc[TP][NV];
+        #pragma unroll
+        for (int t = 0; t < TP; ++t) {
+            #pragma unroll
+            for (int v = 0; v < NV; ++v) acc[t][v] = (VFLOATP)(0.0f);
+        }
+        for (int k = 0; k < K; ++k) {
+            VFLOATP av[NV];
+            #pragma unroll
+            for (int v = 0; v < NV; ++v) av[v] = VLOADP(v, a);
+            #pragma unroll
+            for (int t = 0; t < TP; ++t) {
+                const VFLOATP bt = (VFLOATP)(b[t]);
+                #pragma unroll
+                for (int v = 0; v < NV; ++v) acc[t][v] = fma(bt, av[v], acc[t][v]);
+            }
+            a += MR;
+            b += ldb;
+        }
+        #pragma unroll
+        for (int v = 0; v < NV; ++v) {
+            const int m = m0 + VW * v;
+            const VFLOATP shift = !hasBias ? (VFLOATP)(0.0f)
+                : m + VW <= M ? VLOADP(0, bias + g * M + m) : gemm_packed_tail(bias + g * M + m, max(M - m, 0));
+            #pragma unroll
+            for (int t = 0; t < TP; ++t) {
+                float out[VW];
+                VSTOREP(acc[t][v] + shift, 0, out);
+                for (int j = 0; j < VW && m + j < M; ++j) {
+                    const long at = (c0 - C) + (long)(m + j) * ldc + p0 + t;
+                    C[at] = FUSED_ACT(out[j] + GP_RESIDUAL_AT(at));
+                }
+            }
+        }
+    }
+#else
     const int mb = get_global_id(0), z = get_global_id(2);
     const int g = z % G;
     const int Mb = (M + MR - 1) / MR, Nb = (N + NR - 1) / NR;
@@ -223,6 +277,7 @@ __kernel void gemm_packed(__global const float* A, __global const float* B, __gl
         }
 #endif
     }
+#endif
 }
 
 // A[g][mb][k][r] = src[g * sg + m * sm + (k / window) * sk + window - 1 - k % window] for

@@ -79,6 +79,17 @@ extension OpenCLBackend {
         }
         let (cout, cig, kh, kw) = weight.shape.nchw!
         let m = cout / p.groups, k = cig * kh * kw
+        if isPointwise(weight.shape, p), let tp = transposedColumns(m: m, n: out[2] * out[3], k: k, groups: p.groups) {
+            // Few pixels: the output channels fill the vectors (gemm_packed's GEMM_TRANSPOSED).
+            let a = try packedPanels(weight, layout: "forward", m: m, k: k, groups: 1, sg: m * k, sm: k, sk: 1, mr: packing.nr, op)
+            let (y, yb) = try empty(out, op)
+            let n = out[2] * out[3]
+            try packedGemm(a, .planes(try buffer(x, op), firstImage: 0, strideImage: k * n, strideGroup: k * n),
+                           into: PackedResult(yb, strideImage: m * n, strideGroup: m * n, ldc: n),
+                           ProductShape(m: m, n: n, k: k, z: x.shape[0], groups: 1), bias: try bias.map { try buffer($0, op) },
+                           activation: activation, residual: rb, transposedColumns: tp)
+            return y
+        }
         let a = try packedPanels(weight, layout: "forward", m: m, k: k, groups: p.groups, sg: m * k, sm: k, sk: 1, op)
         return try packedConvolution(try buffer(x, op), x.shape, panels: a, window: weight.shape, bias: try bias.map { try buffer($0, op) },
                                      p, out: out, activation: activation, residual: rb, op)
