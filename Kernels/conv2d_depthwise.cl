@@ -184,7 +184,13 @@ __kernel void depthwise_rows(__global const float* x, __global const float* w, _
                 if (DW_UP == 1) {
                     int i = 0;
                     for (; i + 8 <= W; i += 8) vstore8(vload8(0, src + i), 0, dst + i);
-                    for (; i < W; ++i) dst[i] = src[i];
+                    if (i < W && next + 1 < H) {
+                        // The row's last part vector, read on into the next row of the plane, its
+                        // lanes past the row's end stored as the right padding's zeros.
+                        vstore8(select((float8)(0.0f), vload8(0, src + i), (int8)(0, 1, 2, 3, 4, 5, 6, 7) < W - i), 0, dst + i);
+                    } else {
+                        for (; i < W; ++i) dst[i] = src[i];
+                    }
                 } else if (DW_UP == 2) {
                     int j = 0;
                     for (; j + 4 <= srcW; j += 4) {
@@ -206,7 +212,13 @@ __kernel void depthwise_rows(__global const float* x, __global const float* w, _
         for (int r = 0; r < DW_RING; ++r) rows[r] = ring[((iy0 + r) % DW_RING + DW_RING) % DW_RING];
         const int count = min(DWR, oyEnd - oy);
         __global float* out = y + ((long)nc * OH + oy) * OW;
-        for (int ox0 = 0; ox0 < OW; ox0 += 8) {
+        // Rows that end in a part vector go right to left: that vector may then be stored whole,
+        // on into the next row, whose first vector this work-item stores later (when that row is
+        // its own and the overrun stays within it). Whole rows go left to right (on 56 and 112
+        // wide maps 1.1x faster).
+        const int vectors = (OW + 7) / 8, step = OW % 8 == 0 ? 8 : -8;
+        int ox0 = step > 0 ? 0 : (vectors - 1) * 8;
+        for (int q = 0; q < vectors; ++q, ox0 += step) {
             float8 acc[DWR];
             #pragma unroll
             for (int j = 0; j < DWR; ++j) {
@@ -223,71 +235,10 @@ __kernel void depthwise_rows(__global const float* x, __global const float* w, _
             }
             #pragma unroll
             for (int j = 0; j < DWR; ++j) {
-                if (j < count) DEPTHWISE_STORE(FUSED_ACT(acc[j]), y, out + (long)j * OW + ox0, OW - ox0);
+                const int left = OW - ox0;
+                const bool whole = left >= 8 || (oy + j + 1 < oyEnd && 8 - left <= OW);
+                if (j < count) DEPTHWISE_STORE(FUSED_ACT(acc[j]), y, out + (long)j * OW + ox0, whole ? 8 : left);
             }
-        }
-    }
-}
-
-// Depthwise at stride 1 on small maps whose output has the input's size (MobileNet's 3x3 "same"
-// windows on 14x14 and 7x7): a plane as one flat run of H*W outputs, eight at a time. Tap
-// (ky, kx) of output o = oy*W + ox reads input o + (ky*DH - PH)*W + kx*DW - PW: one vector load
-// for eight consecutive outputs, even across a row's end; lanes whose input row or column lies
-// outside the plane (the padding) are masked to zero. On rows of 7 or 14 outputs, depthwise_rows'
-// part-empty vectors and row copies cost as much as its taps. A work-item takes
-// planesPerItem planes, position-major: each run of eight outputs' row and column masks is
-// made once (stepped from the last, no division) for all its planes. FLIP as depthwise_rows.
-// Global (ceil(planes / planesPerItem)), local (1).
-__kernel void depthwise_flat(__global const float* x, __global const float* w, __global const float* bias,
-                             __global float* y, int hasBias, int flip, int C, int H, int W, __global const float* storeMask,
-                             int planes, int planesPerItem) {
-    const int first = get_global_id(0) * planesPerItem, end = min(planes, first + planesPerItem);
-    const int n = H * W;
-    const int8 lane = (int8)(0, 1, 2, 3, 4, 5, 6, 7);
-    int8 oy = lane / W, ox = lane - oy * W;
-    // Row wraps one step of eight can make: 1 for W >= 8, up to 8 for W == 1.
-    const int wraps = (8 + W - 1) / W;
-    for (int o0 = 0; o0 < n; o0 += 8) {
-        int8 rowInside[KH], columnInside[KW];
-        #pragma unroll
-        for (int ky = 0; ky < KH; ++ky) {
-            const int8 iy = oy + (ky * DH - PH);
-            rowInside[ky] = (iy >= 0) & (iy < H);
-        }
-        #pragma unroll
-        for (int kx = 0; kx < KW; ++kx) {
-            const int8 ix = ox + (kx * DW - PW);
-            columnInside[kx] = (ix >= 0) & (ix < W);
-        }
-        for (int nc = first; nc < end; ++nc) {
-            const int c = nc % C;
-            __global const float* plane = x + (long)nc * n;
-            float8 acc = (float8)(hasBias ? bias[c] : 0.0f);
-            #pragma unroll
-            for (int ky = 0; ky < KH; ++ky) {
-                #pragma unroll
-                for (int kx = 0; kx < KW; ++kx) {
-                    const int start = o0 + (ky * DH - PH) * W + kx * DW - PW;
-                    float8 v;
-                    if (start >= 0 && start + 8 <= n) {
-                        v = vload8(0, plane + start);
-                    } else {
-                        float lanes[8];
-                        #pragma unroll
-                        for (int j = 0; j < 8; ++j) lanes[j] = (start + j >= 0 && start + j < n) ? plane[start + j] : 0.0f;
-                        v = vload8(0, lanes);
-                    }
-                    const float tap = w[c * KH * KW + (flip ? KH * KW - 1 - (ky * KW + kx) : ky * KW + kx)];
-                    acc = fma((float8)(tap), select((float8)(0.0f), v, rowInside[ky] & columnInside[kx]), acc);
-                }
-            }
-            DEPTHWISE_STORE(FUSED_ACT(acc), y, y + (long)nc * n + o0, n - o0);
-        }
-        ox += 8;
-        for (int s = 0; s < wraps; ++s) {
-            const int8 wrap = ox >= W;
-            ox = select(ox, ox - W, wrap);
-            oy = select(oy, oy + 1, wrap);
         }
     }
 }

@@ -18,19 +18,6 @@ extension OpenCLBackend {
         w[1] == 1 && w[0] == p.groups && p.groups > 1 && w[2] * w[3] <= 64
     }
 
-    /// Maps narrower than this whose stride-1 depthwise output keeps their size run as flat
-    /// planes (depthwise_flat): on rows of 14 or 7 outputs most of depthwise_rows' taps take its
-    /// lane-by-lane border path. MobileNetV2 at batch 8 on PoCL: 14x14 and 7x7 layers in 0.7 to
-    /// 0.9x the time; 28x28 layers took 1.1x, so they keep the rows.
-    static let depthwiseFlatWidth = 16
-
-    /// depthwise_flat's planes per work-item: enough that about depthwiseFlatWorkItems run, at
-    /// most depthwiseFlatPlanes. MobileNetV2's 14x14 layer of 576 channels on PoCL here, device
-    /// ms: a plane each 0.128 (with a division per lane); 4 planes 0.102, 8 0.082, 16 0.072,
-    /// 36 0.070; its 7x7 layer of 960: 0.087 a plane each, 16 to 120 planes 0.038 to 0.041.
-    static let depthwiseFlatWorkItems = 32
-    static let depthwiseFlatPlanes = 16
-
     /// About how many work-items depthwise_rows runs (rows per work-item grow to keep it so).
     /// MobileNetV2's depthwise_rows layers on PoCL here, device ms at batch 1 / 8: a row each
     /// 1.9 / 10.5; 128 items 1.1 / 8.0; 256 1.3 / 7.9; 512 1.2 at batch 1; 2048 1.6 / 8.3.
@@ -66,30 +53,23 @@ extension OpenCLBackend {
     }
 
     /// depthwise_rows (conv2d_depthwise.cl): a work-item per few output rows, eight outputs a
-    /// vector, its input rows copied zero-padded into a private ring (against reading in place
-    /// with lane-by-lane border taps, MobileNetV2's layers on PoCL here, best of three x 300 runs,
-    /// device ms: 144x56x56 0.160 -> 0.091, 32x112x112 0.119 -> 0.076, 192x28x28 0.109 -> 0.060;
-    /// stride 2: 144x56x56 0.107 -> 0.073, 192x28x28 0.058 -> 0.038, 96x112x112 0.126 -> 0.140,
-    /// memory-bound either way); or depthwise_flat: a
-    /// work-item per few planes, eight outputs of the flattened plane a vector. With `storeMask`,
-    /// the output is the gradient of that activation's output and goes through its backward as it
-    /// is stored (STORE_MASK). With `upsample` S, x is gy of a stride-S convolution read with
-    /// S - 1 zeros between its rows and columns, and `h` x `width` are that upsampled map's sizes
-    /// (depthwise_rows' DW_UP). False, with nothing launched, where neither applies
-    /// (`depthwiseRowFloats`).
+    /// vector, its input rows copied zero-padded into a private ring. Against reading in place
+    /// with lane-by-lane border taps (best of three x 300 runs on PoCL here, device ms):
+    /// MobileNetV2's 144x56x56 0.160 -> 0.091, 32x112x112 0.119 -> 0.076, 192x28x28 0.109 ->
+    /// 0.060; stride 2: 144x56x56 0.107 -> 0.073, 192x28x28 0.058 -> 0.038, 96x112x112 0.126 ->
+    /// 0.140 (memory-bound either way). On 14x14 and 7x7 maps, its part vectors stored whole, it
+    /// also beats the flattened-plane kernel those maps had (576x14x14 0.089 -> 0.060, 960x7x7
+    /// 0.041-0.066 -> 0.045-0.054). With `storeMask`, the output is the gradient of that
+    /// activation's output and goes through its backward as it is stored (STORE_MASK). With
+    /// `upsample` S, x is gy of a stride-S convolution read with S - 1 zeros between its rows and
+    /// columns, and `h` x `width` are that upsampled map's sizes (DW_UP). False, with nothing
+    /// launched, where the ring does not apply (`depthwiseRowFloats`).
     private func depthwiseRows(_ xb: Buffer<Float>, _ wb: Buffer<Float>, bias: Buffer<Float>?, _ yb: Buffer<Float>, flip: Bool,
                                _ w: Shape, _ p: Conv2DParams, c: Int, h: Int, w width: Int, planes: Int, out: Shape,
                                activation: Activation? = nil, storeMask: GradientMask? = nil, upsample: Int = 1) throws -> Bool {
         let (files, defines, flags) = storeMaskProgram(["conv_geometry", "conv2d_depthwise"], geometry(w, p),
                                                            activation.map { [$0.fusedFlag] } ?? [], storeMask)
         let mask = try storeMask.map { try buffer($0.output, "depthwise") } ?? yb
-        if upsample == 1, p.stride == (1, 1), out[2] == h, out[3] == width, width < OpenCLBackend.depthwiseFlatWidth {
-            let perItem = Swift.min(OpenCLBackend.depthwiseFlatPlanes, Swift.max(1, planes / OpenCLBackend.depthwiseFlatWorkItems))
-            try launch(.depthwise_flat(x: xb, w: wb, bias: bias ?? wb, y: yb, hasBias: bias == nil ? 0 : 1, flip: flip ? 1 : 0,
-                                       C: c, H: h, W: width, storeMask: mask, planes: planes, planesPerItem: perItem),
-                       files: files, defines: defines, flags: flags, global: [(planes + perItem - 1) / perItem], local: [1])
-            return true
-        }
         guard let rowFloats = depthwiseRowFloats(w, p, width: width, outWidth: out[3]) else { return false }
         // Rows per work-item: enough that there are about depthwiseWorkItems of them (a work-group
         // per row of a 112-wide map cost PoCL more than the row's 126 vector FMAs).
@@ -148,8 +128,8 @@ extension OpenCLBackend {
         return try activation.map { try self.activation(sum, $0) } ?? sum
     }
 
-    /// A depthwise convolution by rows (the register-blocked family's `depthwise_rows` or
-    /// `depthwise_flat`; `depthwise_forward` where neither applies).
+    /// A depthwise convolution by rows (the register-blocked family's `depthwise_rows`;
+    /// `depthwise_forward` where it does not apply).
     func depthwiseRowsConv2d(_ x: Tensor, weight: Tensor, bias: Tensor?, _ p: Conv2DParams, out: Shape,
                              activation: Activation?) throws -> Tensor {
         let (n, c, h, w) = x.shape.nchw!

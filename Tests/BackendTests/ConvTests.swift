@@ -56,8 +56,8 @@ let convCases: [ConvCase] = [
     // output rows each, the last item one), stride 1 and 2.
     ConvCase(n: 2, cin: 16, cout: 16, h: 31, w: 37, k: 3, stride: 1, pad: 1, dilation: 1, groups: 16, bias: true),
     ConvCase(n: 2, cin: 16, cout: 16, h: 61, w: 37, k: 3, stride: 2, pad: 1, dilation: 1, groups: 16, bias: false),
-    // Enough planes that a depthwise_flat work-item takes several: 16 of 576; 2 of 75, the last
-    // one alone, on rows of 5 (two row wraps per step of eight).
+    // Narrow maps: depthwise_rows' part vectors stored whole into the next row (14 wide, a whole
+    // plane a work-item; rows of 5, the overrun three floats of the next).
     ConvCase(n: 4, cin: 144, cout: 144, h: 14, w: 14, k: 3, stride: 1, pad: 1, dilation: 1, groups: 144, bias: true),
     ConvCase(n: 3, cin: 25, cout: 25, h: 7, w: 5, k: 3, stride: 1, pad: 1, dilation: 1, groups: 25, bias: false),
     // depthwise_rows' ring of padded rows with dilation 2 at stride 2 (seven rows, two output rows

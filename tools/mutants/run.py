@@ -98,13 +98,28 @@ MUTANTS = {
         "PoolTests",
         "the CPU reference's adaptive average pooling backward doubled (r/49 -> 2r/49 for 7x7 -> 1x1)",
     ),
-    "depthwise-flat-one-wrap": (
+    "depthwise-rows-part-vector-overrun": (
         "conv2d_depthwise.cl",
-        "        for (int s = 0; s < wraps; ++s) {",
-        "        for (int s = 0; s < 1; ++s) {",
+        "const bool whole = left >= 8 || (oy + j + 1 < oyEnd && 8 - left <= OW);",
+        "const bool whole = left >= 8 || 8 - left <= OW;",
         "ConvTests",
-        "depthwise_flat's lane masks stepped by one row wrap at most: maps narrower than eight "
-        "(rows of 5, of 1) mask the wrong lanes",
+        "depthwise_rows stores a row's last part vector whole even on a work-item's last row: the "
+        "overrun lands in rows another work-item stores",
+    ),
+    "depthwise-ring-right-padding-unzeroed": (
+        "conv2d_depthwise.cl",
+        "for (int i = PW + W; i < reach; ++i) ring[s][i] = 0.0f;",
+        "for (int i = PW + W; i < PW + W; ++i) ring[s][i] = 0.0f;",
+        "ConvTests",
+        "depthwise_rows' ring rows keep whatever the stack held right of the input row: the right "
+        "padding's taps read garbage",
+    ),
+    "transposed-product-row-bias-as-column": (
+        "gemm_packed.cl",
+        ": m + VW <= M ? VLOADP(0, bias + g * M + m) : gemm_packed_tail(bias + g * M + m, max(M - m, 0));",
+        ": (VFLOATP)(bias[g * M + m]);",
+        "ConvTests",
+        "a transposed product adds one channel's bias to all the channels of a vector",
     ),
     "resumed-pass-restarts-from-input": (
         "Sources/Models/Layers.swift",
