@@ -39,10 +39,30 @@ public enum ModelBenchmark {
     /// pass to the input.
     public static func kernelBreakdown(_ model: Model, batch: Int, size: Int = 224, backward: Bool = true) throws
         -> [(name: String, milliseconds: Double, launches: Int)] {
+        try kernelBreakdown(on: model.backend, try plainPass(model, batch: batch, size: size, backward: backward))
+    }
+
+    /// Every launch of one forward pass (`backward: false`) or one forward + backward pass to the
+    /// input, in order: kernel, global size and device milliseconds, the median of `runs`
+    /// profiled passes after one to build the kernels; empty on the CPU reference.
+    public static func launches(_ model: Model, batch: Int, size: Int = 224, backward: Bool = false, runs: Int) throws
+        -> [(name: String, global: [Int], milliseconds: Double)] {
+        guard let cl = model.backend as? OpenCLBackend else { return [] }
+        let body = try plainPass(model, batch: batch, size: size, backward: backward)
+        try body()
+        let passes = try (0..<Swift.max(runs, 1)).map { _ in try cl.profileKernels(body).kernels }
+        return passes[0].indices.map { i in
+            let times = passes.compactMap { $0.indices.contains(i) ? $0[i].seconds * 1e3 : nil }
+            return (passes[0][i].name, passes[0][i].global, median(times))
+        }
+    }
+
+    /// One plain pass on a constant input, as the kernel tables time it.
+    private static func plainPass(_ model: Model, batch: Int, size: Int, backward: Bool) throws -> () throws -> Void {
         let backend = model.backend
         let shape: Shape = [batch, 3, size, size]
         let input = try backend.tensor([Float](repeating: 0.5, count: shape.count), shape)
-        return try kernelBreakdown(on: backend) {
+        return {
             let g = Graph(backend: backend)
             g.keptLayers = []
             g.forwardOnly = !backward

@@ -37,6 +37,8 @@ public struct BenchCommand: ParsableCommand {
     public var visualize = false
     @Flag(help: "With --model: also print the device time of each kernel over one forward pass and one forward + backward pass (with --method: over each method; with --visualize: per optimization step).")
     public var kernels = false
+    @Flag(help: "With --model: also print every launch of one forward pass in order (kernel, global size, device ms: the median of --runs passes), at the first batch size.")
+    public var launches = false
     @Flag(help: "Print JSON instead of a table.")
     public var json = false
 
@@ -96,6 +98,16 @@ public struct BenchCommand: ParsableCommand {
                 printKernels(k.title, k.kernels, divisor: k.divisor)
             }
         }
+        if launches, !json {
+            let rows = try ModelBenchmark.launches(model, batch: batches[0], runs: runs)
+            emit("\nlaunches of one forward pass, batch \(batches[0]), in order (median of \(runs) run(s)):")
+            emit(fixedRow(["#", "device ms", "global", "kernel"], widths: [5, 11, 16, 0]))
+            for (i, r) in rows.enumerated() {
+                emit(fixedRow(["\(i + 1)", String(format: "%.3f", r.milliseconds), r.global.map(String.init).joined(separator: "x"), r.name],
+                              widths: [5, 11, 16, 0]))
+            }
+            emit(fixedRow(["", String(format: "%.3f", rows.reduce(0) { $0 + $1.milliseconds }), "", "total"], widths: [5, 11, 16, 0]))
+        }
     }
 
     /// A table of device time per kernel, largest first, with a total row.
@@ -112,7 +124,7 @@ public struct BenchCommand: ParsableCommand {
 
     public func run() throws {
         if let model { return try runModel(model) }
-        let wholeNetwork = [visualize ? "--visualize" : nil, kernels ? "--kernels" : nil, saliency == nil ? nil : "--method"].compactMap { $0 }
+        let wholeNetwork = [visualize ? "--visualize" : nil, kernels ? "--kernels" : nil, launches ? "--launches" : nil, saliency == nil ? nil : "--method"].compactMap { $0 }
         guard wholeNetwork.isEmpty else {
             throw UserError("\(wholeNetwork.joined(separator: ", ")) time a whole network: give --model (e.g. --model resnet18)")
         }

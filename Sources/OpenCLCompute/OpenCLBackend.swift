@@ -144,7 +144,7 @@ public final class OpenCLBackend: Backend {
     /// The work-groups a tiled matrix multiply should launch at least (two per compute unit by
     /// default): products with fewer tiles split K into slices (gemm.cl's GEMM_SPLIT_K).
     public let splitKGroups: Int
-    private let recorded = Mutex<[(String, Event)]?>(nil)
+    private let recorded = Mutex<[(String, [Int], Event)]?>(nil)
     /// Kernels by program and kernel name, so a launch does not rebuild its program's sources.
     private let launchers = Mutex<[String: Kernel]>([:])
     /// Scratch buffers by role, grown as needed and reused by every op: the queue is in order, so
@@ -269,17 +269,18 @@ public final class OpenCLBackend: Backend {
         return (result, kernels.reduce(0) { $0 + $1.seconds })
     }
 
-    /// Like `profile`, with the device time of every launch and its kernel's name, in order.
-    public func profileKernels<T>(_ body: () throws -> T) throws -> (result: T, kernels: [(name: String, seconds: Double)]) {
+    /// Like `profile`, with every launch in order: its kernel's name, global size and device time.
+    public func profileKernels<T>(_ body: () throws -> T) throws
+        -> (result: T, kernels: [(name: String, global: [Int], seconds: Double)]) {
         recorded.withLock { $0 = [] }
         let result: T
         do { result = try body() } catch { recorded.withLock { $0 = nil }; throw error }
-        let events = recorded.withLock { events -> [(String, Event)] in defer { events = nil }; return events ?? [] }
-        return (result, try events.map { ($0.0, try $0.1.deviceSeconds()) })
+        let events = recorded.withLock { events -> [(String, [Int], Event)] in defer { events = nil }; return events ?? [] }
+        return (result, try events.map { ($0.0, $0.1, try $0.2.deviceSeconds()) })
     }
 
-    fileprivate func record(_ name: String, _ event: Event) {
-        recorded.withLock { $0?.append((name, event)) }
+    fileprivate func record(_ name: String, _ global: [Int], _ event: Event) {
+        recorded.withLock { $0?.append((name, global, event)) }
     }
 
     /// Whether `profile` is running (launches then ask the driver for events).
@@ -295,7 +296,7 @@ public final class OpenCLBackend: Backend {
                 try kernel.launch(global: global, local: local, arguments, event: false)
                 return
             }
-            backend.record(label, try kernel.launch(global: global, local: local, arguments))
+            backend.record(label, global, try kernel.launch(global: global, local: local, arguments))
         }
     }
 
