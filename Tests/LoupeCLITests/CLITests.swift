@@ -36,6 +36,24 @@ import TestSupport
         #expect(throws: UserError.self) { try cpuBench.run() }
     }
 
+    /// `--launches` lists every launch of one forward pass in order: as many as `--kernels`
+    /// counts for that pass, numbered from 1, each with a global size, a time and a kernel.
+    @Test func benchListsEveryLaunchOfAForwardPass() throws {
+        guard TestDevice.backend(fail: { Issue.record(Comment(rawValue: $0)) }) != nil else { return }
+        let out = try run(["bench", "--model", "mobilenet_v2", "--batch", "1", "--runs", "1", "--kernels", "--launches", "--quiet"])
+        let lines = out.split(separator: "\n").map(String.init)
+        let kernelsAt = try #require(lines.firstIndex { $0.hasPrefix("kernels over one forward pass") })
+        let counted = try #require(lines[kernelsAt...].first { $0.hasSuffix(" total") }.flatMap { Int($0.split(separator: " ")[1]) })
+        let launchesAt = try #require(lines.firstIndex { $0.hasPrefix("launches of one forward pass, batch 1") })
+        let rows = lines[(launchesAt + 2)...].prefix { !$0.hasSuffix(" total") }.map { $0.split(separator: " ").map(String.init) }
+        #expect(rows.count == counted && counted > 20)
+        for (i, row) in rows.enumerated() {
+            #expect(row.count >= 4 && row[0] == "\(i + 1)" && Double(row[1]).map { $0 >= 0 } == true, "\(row)")
+            #expect(row.count >= 4 && row[2].split(separator: "x").allSatisfy { Int($0).map { $0 > 0 } == true }, "\(row)")
+        }
+        #expect(rows.contains { $0.count >= 4 && $0[3] == "depthwise_rows" })
+    }
+
     @Test func tuneStoresTheFastestCandidateAndBackendsUseIt() throws {
         guard let backend = TestDevice.backend(fail: { Issue.record(Comment(rawValue: $0)) }) else { return }
         let dir = try tempDir()
