@@ -47,8 +47,10 @@ inline VFLOATP gemm_packed_tail(__global const float* p, int valid) {
 // convolution's backward to an input that a fused ReLU or ReLU6 made, in one pass.
 #ifdef STORE_MASK
 #define GP_STORE_MASK(value, x) GP_CAT(act_grad_, VFLOATP)(value, x, GRAD_KIND, GRAD_RULE)
+#define GP_STORE_MASK1(value, x) act_grad1(value, x, GRAD_KIND, GRAD_RULE)
 #else
 #define GP_STORE_MASK(value, x) (value)
+#define GP_STORE_MASK1(value, x) (value)
 #endif
 
 // With RESIDUAL defined, `residual` (C's layout) is added before the fused activation:
@@ -98,8 +100,9 @@ __kernel void gemm_packed(__global const float* A, __global const float* B, __gl
     // C^T's block: TP columns (pixels p0 ...) by MR = NR rows (output channels m0 ..., the
     // lanes): per k, NV vectors of A's panel, TP broadcasts of B's row (a plain row-major [K][N]
     // matrix, ldb floats a row, N a multiple of TP) and TP * NV FMAs; each value is stored to
-    // C[m][p] lane by lane. For products with few columns (7x7 maps: 49 = 7 x 7, where blocks of
-    // NR columns would compute 64), the channels fill the vectors instead. Row bias only.
+    // C[m][p] lane by lane (through STORE_MASK's backward where defined). For products with few
+    // columns (7x7 maps: 49 = 7 x 7, where blocks of NR columns would compute 64), the channels
+    // fill the vectors instead. Row bias only.
     // Global (ceil(M/MR), ceil((N/TP) / blocksPerItem), Z), local (1, 1, 1).
     const int mb = get_global_id(0), z = get_global_id(2);
     const int g = z % G;
@@ -142,7 +145,7 @@ __kernel void gemm_packed(__global const float* A, __global const float* B, __gl
                 VSTOREP(acc[t][v] + shift, 0, out);
                 for (int j = 0; j < VW && m + j < M; ++j) {
                     const long at = (c0 - C) + (long)(m + j) * ldc + p0 + t;
-                    C[at] = FUSED_ACT(out[j] + GP_RESIDUAL_AT(at));
+                    C[at] = GP_STORE_MASK1(FUSED_ACT(out[j] + GP_RESIDUAL_AT(at)), storeMask[at]);
                 }
             }
         }
@@ -249,7 +252,7 @@ __kernel void gemm_packed(__global const float* A, __global const float* B, __gl
                 for (int j = 0; j < VW; ++j) {
                     if (ox < OWi && oy < OHi) {
                         const long at = (row - C) + oy * cRowStride + ox * cColStride;
-                        C[at] = FUSED_ACT(out[j] + GP_RESIDUAL_AT(at));
+                        C[at] = GP_STORE_MASK1(FUSED_ACT(out[j] + GP_RESIDUAL_AT(at)), storeMask[at]);
                     }
                     if (++ox == ldb) { ox = 0; ++oy; }
                 }

@@ -38,8 +38,8 @@ extension OpenCLBackend {
 
     /// depthwise_rows' DW_ROW for an input row of `width` and an output row of `outWidth`: the
     /// padded row and the last vector's reach (conv2d_depthwise.cl), rounded up to a power of two
-    /// (at least 64, so that a few programs serve every width); nil where the kernel does not
-    /// apply.
+    /// of at least 256, so that one program serves the usual widths (a ring row's zeroing and
+    /// copies go by the real width); nil where the kernel does not apply.
     func depthwiseRowFloats(_ w: Shape, _ p: Conv2DParams, width: Int, outWidth: Int) -> Int? {
         let limit = OpenCLBackend.depthwiseRingFloats
         guard p.stride.w <= 2, outWidth <= limit, width <= limit, p.padding.w <= limit, w[3] <= limit, p.dilation.w <= limit,
@@ -47,7 +47,7 @@ extension OpenCLBackend {
         // DW_RING rows of DWR = 2 output rows.
         let ringRows = p.stride.h + (w[2] - 1) * p.dilation.h + 1
         let need = Swift.max((outWidth + 7) / 8 * 8 * p.stride.w + (w[3] - 1) * p.dilation.w, p.padding.w + width)
-        var floats = 64
+        var floats = 256
         while floats < need { floats *= 2 }
         return ringRows * floats <= limit ? floats : nil
     }

@@ -44,8 +44,17 @@ extension OpenCLBackend {
         }
         let source = try masked()
         let m = cig * kh * kw
-        let a = try packedPanels(weight, layout: "backward input", m: m, k: cog, groups: g, sg: cog * m, sm: 1, sk: m, op)
         let (gx, gxb) = try empty(inputShape, op)
+        if isPointwise(weight.shape, p), let tp = transposedColumns(m: m, n: n, k: cog, groups: g) {
+            // Few pixels from many output channels: the input channels fill the vectors.
+            let a = try packedPanels(weight, layout: "backward input", m: m, k: cog, groups: 1, sg: cog * m, sm: 1, sk: m,
+                                     mr: packing.nr, op)
+            try packedGemm(a, .planes(source, firstImage: 0, strideImage: cout * n, strideGroup: cout * n),
+                           into: PackedResult(gxb, strideImage: cin * n, strideGroup: cin * n, ldc: n),
+                           ProductShape(m: m, n: n, k: cog, z: images, groups: 1), storeMask: storeMask, transposedColumns: tp)
+            return gx
+        }
+        let a = try packedPanels(weight, layout: "backward input", m: m, k: cog, groups: g, sg: cog * m, sm: 1, sk: m, op)
         if isPointwise(weight.shape, p) {
             try packedGemm(a, .planes(source, firstImage: 0, strideImage: cout * n, strideGroup: cog * n),
                            into: PackedResult(gxb, strideImage: cin * n, strideGroup: cig * n, ldc: n),

@@ -140,8 +140,8 @@ extension OpenCLBackend {
     /// describes, plus `bias` per row (per column with `biasColumns`: a linear layer's), through
     /// `activation` as it is stored. With `storeMask` (panels or planes only), C is the gradient
     /// of its activation's output and goes through that activation's backward as it is stored.
-    /// With `transposedColumns` (`transposedColumns(m:n:groups:)`; `b` planes, row bias, no
-    /// `storeMask`), `a` holds panels of NR rows and each work-item computes a block of that many
+    /// With `transposedColumns` (`transposedColumns(m:n:k:groups:)`; `b` planes, row bias), `a`
+    /// holds panels of NR rows and each work-item computes a block of that many
     /// rows (the vector lanes) by `transposedColumns` columns (gemm_packed.cl's GEMM_TRANSPOSED).
     func packedGemm(_ a: Buffer<Float>, _ b: PackedOperand, into c: PackedResult, _ shape: ProductShape, bias: Buffer<Float>? = nil,
                     biasColumns: Bool = false, activation: Activation? = nil, storeMask: GradientMask? = nil,
@@ -177,7 +177,7 @@ extension OpenCLBackend {
         while perItem > 1, mb * ((nb + perItem - 1) / perItem) * z < 64 { perItem -= 1 }
         var global = [mb, (nb + perItem - 1) / perItem, z]
         if let tp = transposedColumns {
-            guard case .planes = b, !biasColumns, storeMask == nil, tp > 0, n % tp == 0 else {
+            guard case .planes = b, !biasColumns, tp > 0, n % tp == 0 else {
                 throw BackendError("gemm_packed", "a transposed product needs planes, a row bias and \(n) columns in blocks of \(tp)")
             }
             flags = ["GEMM_TRANSPOSED"] + flags.filter { $0 != "B_ROWMAJOR" }

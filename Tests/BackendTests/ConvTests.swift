@@ -68,9 +68,11 @@ let convCases: [ConvCase] = [
     ConvCase(n: 2, cin: 3, cout: 3, h: 9, w: 20, k: 3, stride: 3, pad: 1, dilation: 1, groups: 3, bias: true),
     // Pointwise on few pixels from many channels: the register-blocked family's transposed
     // product (channels in the vectors, 7 and 5 pixels a block; 40 and 33 channels: a part-filled
-    // last vector).
+    // last vector); the third takes it in its backward to the input (40 input channels from 520
+    // outputs), through the masks of the backward tests.
     ConvCase(n: 2, cin: 520, cout: 40, h: 7, w: 7, k: 1, stride: 1, pad: 0, dilation: 1, groups: 1, bias: true),
     ConvCase(n: 3, cin: 515, cout: 33, h: 4, w: 5, k: 1, stride: 1, pad: 0, dilation: 1, groups: 1, bias: false),
+    ConvCase(n: 2, cin: 40, cout: 520, h: 7, w: 7, k: 1, stride: 1, pad: 0, dilation: 1, groups: 1, bias: true),
     // Stride 2 with dilation 2 (every tap in one stride phase) and stride 3 (nine phases), read
     // in place from the phase planes.
     ConvCase(n: 2, cin: 3, cout: 5, h: 11, w: 40, k: 3, stride: 2, pad: 2, dilation: 2, groups: 1, bias: true),
