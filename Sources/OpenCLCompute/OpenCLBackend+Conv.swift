@@ -139,27 +139,32 @@ extension OpenCLBackend {
                              activation: activation) {
             return y
         }
-        // Rows too wide for the ring, or a stride above 2: the general kernel, one output a work-item.
-        try launch(.depthwise_forward(x: xb, w: wb, bias: bb ?? wb, y: yb, hasBias: bias == nil ? 0 : 1, C: c, H: h, W: w,
-                                      OH: out[2], OW: out[3]),
-                   files: ["conv_geometry", "conv2d_depthwise"], defines: geometry(weight.shape, p),
-                   flags: activation.map { [$0.fusedFlag] } ?? [], global: [out[3], out[2], n * c], local: planeLocal(width: out[3], height: out[2]))
+        // Rows too wide for the ring, or a stride above 2: the general kernel.
+        try depthwiseForward(xb, wb, bias: bb, yb, weight: weight.shape, p, inputShape: x.shape, out: out, activation: activation)
         return y
+    }
+
+    /// The general depthwise kernel (`depthwise_forward`), one output a work-item: the tiled
+    /// family's, and the register-blocked family's where its rows do not apply.
+    func depthwiseForward(_ xb: Buffer<Float>, _ wb: Buffer<Float>, bias bb: Buffer<Float>?, _ yb: Buffer<Float>, weight: Shape,
+                          _ p: Conv2DParams, inputShape: Shape, out: Shape, activation: Activation?) throws {
+        let (n, c, h, w) = inputShape.nchw!
+        try launch(.depthwise_forward(x: xb, w: wb, bias: bb ?? wb, y: yb, hasBias: bb == nil ? 0 : 1, C: c, H: h, W: w,
+                                      OH: out[2], OW: out[3]),
+                   files: ["conv_geometry", "conv2d_depthwise"], defines: geometry(weight, p),
+                   flags: activation.map { [$0.fusedFlag] } ?? [], global: [out[3], out[2], n * c],
+                   local: planeLocal(width: out[3], height: out[2]))
     }
 
     /// The tiled family's convolution: a direct depthwise kernel, else the implicit-im2col GEMM.
     func tiledConv2d(_ x: Tensor, weight: Tensor, bias: Tensor?, _ p: Conv2DParams, out: Shape,
                              activation: Activation?) throws -> Tensor {
         let flags = activation.map { [$0.fusedFlag] } ?? []
-        let xb = try buffer(x, "conv2d"), wb = try buffer(weight, "conv2d")
-        let bb = try bias.map { try buffer($0, "conv2d") } ?? wb
+        let xb = try buffer(x, "conv2d"), wb = try buffer(weight, "conv2d"), biasBuffer = try bias.map { try buffer($0, "conv2d") }
+        let bb = biasBuffer ?? wb
         let (y, yb) = try empty(out, "conv2d")
         if isDepthwise(weight.shape, p) {
-            let (n, c, h, w) = x.shape.nchw!
-            try launch(.depthwise_forward(x: xb, w: wb, bias: bb, y: yb, hasBias: bias == nil ? 0 : 1, C: c, H: h, W: w,
-                                          OH: out[2], OW: out[3]),
-                       files: ["conv_geometry", "conv2d_depthwise"], defines: geometry(weight.shape, p), flags: flags,
-                       global: [out[3], out[2], n * c], local: planeLocal(width: out[3], height: out[2]))
+            try depthwiseForward(xb, wb, bias: biasBuffer, yb, weight: weight.shape, p, inputShape: x.shape, out: out, activation: activation)
             return y
         }
         let (cout, cig, kh, kw) = weight.shape.nchw!
