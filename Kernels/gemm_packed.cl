@@ -252,7 +252,7 @@ __kernel void gemm_packed(__global const float* A, __global const float* B, __gl
                 for (int j = 0; j < VW; ++j) {
                     if (ox < OWi && oy < OHi) {
                         const long at = (row - C) + oy * cRowStride + ox * cColStride;
-                        C[at] = GP_STORE_MASK1(FUSED_ACT(out[j] + GP_RESIDUAL_AT(at)), storeMask[at]);
+                        C[at] = FUSED_ACT(out[j] + GP_RESIDUAL_AT(at));
                     }
                     if (++ox == ldb) { ox = 0; ++oy; }
                 }
