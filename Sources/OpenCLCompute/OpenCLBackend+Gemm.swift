@@ -103,8 +103,9 @@ extension OpenCLBackend {
 
     /// Where gemm_packed reads B: panels (per chunk) or an NCHW tensor's planes in place.
     enum PackedOperand {
-        /// Panels [z][ceil(n/NR)][k][NR] of the current chunk.
-        case panels(Buffer<Float>)
+        /// Panels [z][ceil(n/NR)][k][NR] of the current chunk, `strideGroup` floats from one
+        /// group's to the next (default: packed, ceil(n/NR) k NR).
+        case panels(Buffer<Float>, strideGroup: Int? = nil)
         /// Image i, group g's [k][n] matrix at buffer + i * strideImage + g * strideGroup, rows n apart.
         case planes(Buffer<Float>, firstImage: Int, strideImage: Int, strideGroup: Int)
         /// The im2col matrix of a convolution over zero-padded planes split into stride phases
@@ -152,8 +153,8 @@ extension OpenCLBackend {
         var flags: [String]
         var defines = packing.defines, planeSize = 0, outWidth = 0, bOffset = 0
         switch b {
-        case .panels(let buffer):
-            let panel = nb * k * packing.nr
+        case let .panels(buffer, strideGroup):
+            let panel = strideGroup ?? nb * k * packing.nr
             (source, bArgs, flags) = (buffer, (0, groups * panel, panel, packing.nr), [])
         case let .planes(buffer, first, strideImage, strideGroup):
             (source, bArgs, flags) = (buffer, (first, strideImage, strideGroup, n), ["B_ROWMAJOR"])

@@ -27,6 +27,13 @@ extension OpenCLBackend {
     /// as 4 MB, with more launches.
     static let winogradChunkFloats = 1 << 20
 
+    /// Floats from one position's matrix of V or M to the next: `floats` rounded up to 4 KB plus
+    /// one cache line. Unskewed, the positions' matrices lie a multiple of 4 KB apart whenever
+    /// the channels are a multiple of 64, so the 16 or 36 vectors a transform stores (or loads)
+    /// per step fall in one set of the L1 cache and evict each other: the input transform of
+    /// ResNet18's 56x56 layers spent most of its time on those stores.
+    func winogradSkewed(_ floats: Int) -> Int { (floats + 1023) / 1024 * 1024 + 16 }
+
     /// Planes per work-item of the transforms: at most 256 work-groups, since on PoCL each costs
     /// about as much as a few tiles' transforms (a 7x7 map has 16 tiles a plane).
     private func planesPerItem(_ planes: Int) -> Int { Swift.max(1, (planes + 255) / 256) }
@@ -127,8 +134,9 @@ extension OpenCLBackend {
             let (hq, wq) = (tile * th + 2, tile * twp + (tile == 4 ? 4 : 2))
             let padded = try scratch("padded", chunk * cin * hq * wq)
             let panels = (chunk * rows * twp + packing.nr - 1) / packing.nr
-            let v = try scratch("winograd input", positions * panels * cin * packing.nr)
-            let products = try scratch("winograd products", chunk * positions * cout * rows * twp)
+            let (vStride, mStride) = (winogradSkewed(panels * cin * packing.nr), winogradSkewed(chunk * cout * rows * twp))
+            let v = try scratch("winograd input", positions * vStride)
+            let products = try scratch("winograd products", positions * mStride)
             for first in stride(from: 0, to: images, by: chunk) {
                 let count = Swift.min(chunk, images - first)
                 let (inPer, outPer) = (planesPerItem(count * cin), planesPerItem(count * cout))
@@ -136,14 +144,14 @@ extension OpenCLBackend {
                               padding: padding, stride: (1, 1), phases: 1, mask: mask)
                 for ty0 in stride(from: 0, to: th, by: rows) {
                     let band = Swift.min(rows, th - ty0), columns = count * band * twp
-                    try launch(.winograd_input(xq: padded, V: v, C: cin, TH: th, TWp: twp, ty0: ty0, rows: band,
+                    try launch(.winograd_input(xq: padded, V: v, xiStride: vStride, C: cin, TH: th, TWp: twp, ty0: ty0, rows: band,
                                                planes: count * cin, planesPerItem: inPer),
                                files: ["conv_geometry", "winograd"], defines: defines,
                                global: [(count * cin + inPer - 1) / inPer], local: [1])
-                    try packedGemm(u, .panels(v),
-                                   into: PackedResult(products, strideImage: 0, strideGroup: cout * columns, ldc: columns),
+                    try packedGemm(u, .panels(v, strideGroup: vStride),
+                                   into: PackedResult(products, strideImage: 0, strideGroup: mStride, ldc: columns),
                                    ProductShape(m: cout, n: columns, k: cin, z: positions, groups: positions))
-                    try launch(.winograd_output(Mx: products, y: yb, bias: bb ?? products, hasBias: bb == nil ? 0 : 1,
+                    try launch(.winograd_output(Mx: products, xiStride: mStride, y: yb, bias: bb ?? products, hasBias: bb == nil ? 0 : 1,
                                                 image0: first, Cout: cout, OH: oh, OW: ow, TWp: twp, ty0: ty0, rows: band,
                                                 planes: count * cout, planesPerItem: outPer, residual: residual ?? yb),
                                files: ["conv_geometry", "winograd"], defines: defines, flags: act,
