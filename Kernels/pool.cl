@@ -81,9 +81,19 @@ inline float8 pool_pick(float8 b, float8 v) {
     return select(b, v, (isgreater(v, b) | isnan(v)) & ~isnan(b));
 }
 
+// Lane by lane, column j (maximum v first seen in row r) replaces the choice (b, rb, jb) of the
+// columns before it in the window: pass 2's rule below.
+inline void pool_pick_index(float8* b, int8* rb, int8* jb, float8 v, int8 r, int8 j) {
+    const int8 vn = isnan(v), bn = isnan(*b);
+    const int8 take = (r >= 0) & ((*rb < 0) | (vn & ~bn) | isgreater(v, *b) | ((isequal(v, *b) | (vn & bn)) & (r < *rb)));
+    *b = select(*b, v, take);
+    *rb = select(*rb, r, take);
+    *jb = select(*jb, j, take);
+}
+
 // out: each window's maximum, or with POOL_INDEX defined its argmax as an int in a float's bits
-// (-1 for a window of padding only): the window is scanned again in row-major order for the
-// first element equal to its maximum (the first NaN when the maximum is NaN).
+// (-1 for a window of padding only): pass 1 also keeps the row of each column's maximum, pass 2
+// picks the first maximum in row-major order from them (the first NaN when there is one).
 // Global (ceil(OW / POOL_ROW_OUTPUTS), OH, Nb*C).
 __kernel void maxpool2d_rows(__global const float* x, __global float* out, int H, int W, int OH, int OW,
                              int KH, int KW, int SH, int SW, int PH, int PW) {
@@ -99,9 +109,35 @@ __kernel void maxpool2d_rows(__global const float* x, __global float* out, int H
     // (Pass 2's vectors load up to one column past the span, into a lane they drop.)
     float best[POOL_ROW_SPAN + 1];
     for (int j = 0; j <= span; ++j) best[j] = -INFINITY;
+#ifdef POOL_INDEX
+    // With them, the row each column's maximum was first seen in (rows go in order, and only a
+    // larger value or a NaN over a number replaces it); -1 for a column of padding only.
+    int bestRow[POOL_ROW_SPAN + 1];
+    for (int j = 0; j <= span; ++j) bestRow[j] = -1;
+#endif
     for (int iy = yLo; iy < yHi; ++iy) {
         __global const float* row = plane + (long)iy * W + ix0;
         int j = jLo;
+#ifdef POOL_INDEX
+        if (iy == yLo) {
+            for (; j + 8 <= jHi; j += 8) {
+                vstore8(vload8(0, row + j), 0, best + j);
+                vstore8((int8)(iy), 0, bestRow + j);
+            }
+            for (; j < jHi; ++j) { best[j] = row[j]; bestRow[j] = iy; }
+            continue;
+        }
+        for (; j + 8 <= jHi; j += 8) {
+            const float8 v = vload8(0, row + j), b = vload8(0, best + j);
+            const int8 take = (isgreater(v, b) | isnan(v)) & ~isnan(b);
+            vstore8(select(b, v, take), 0, best + j);
+            vstore8(select(vload8(0, bestRow + j), (int8)(iy), take), 0, bestRow + j);
+        }
+        for (; j < jHi; ++j) {
+            const float v = row[j], b = best[j];
+            if ((v > b || isnan(v)) && !isnan(b)) { best[j] = v; bestRow[j] = iy; }
+        }
+#else
         for (; j + 8 <= jHi; j += 8) {
             const float8 v = vload8(0, row + j), b = vload8(0, best + j);
             vstore8(pool_pick(b, v), 0, best + j);
@@ -110,9 +146,25 @@ __kernel void maxpool2d_rows(__global const float* x, __global float* out, int H
             const float v = row[j], b = best[j];
             best[j] = (v > b || isnan(v)) && !isnan(b) ? v : b;
         }
+#endif
     }
     int first = ox0;
-#ifndef POOL_INDEX
+#ifdef POOL_INDEX
+    // Stride 2 with a window of 2 or 3: eight argmaxes at a time, as pass 2 below picks them.
+    if (SW == 2 && (KW == 2 || KW == 3)) {
+        for (; first + 8 <= ox1; first += 8) {
+            const int j0 = (first - ox0) * 2;
+            const int8 lanes = (int8)(0, 2, 4, 6, 8, 10, 12, 14) + j0;
+            const float16 c = vload16(0, best + j0);
+            const int16 cr = vload16(0, bestRow + j0);
+            float8 b = c.even;
+            int8 rb = cr.even, jb = lanes;
+            pool_pick_index(&b, &rb, &jb, c.odd, cr.odd, lanes + 1);
+            if (KW == 3) pool_pick_index(&b, &rb, &jb, vload16(0, best + j0 + 2).even, vload16(0, bestRow + j0 + 2).even, lanes + 2);
+            vstore8(as_float8(select(rb * W + ix0 + jb, (int8)(-1), rb < 0)), 0, out + ((long)nc * OH + oy) * OW + first);
+        }
+    }
+#else
     // Stride 2 with a window of 2 or 3 (VGG's, ResNet's and most networks' pools): eight outputs
     // at a time from the even and odd columns; the rest below.
     if (SW == 2 && (KW == 2 || KW == 3)) {
@@ -127,24 +179,26 @@ __kernel void maxpool2d_rows(__global const float* x, __global float* out, int H
 #endif
     for (int ox = first; ox < ox1; ++ox) {
         const int j0 = (ox - ox0) * SW;
+        const long o = ((long)nc * OH + oy) * OW + ox;
+#ifdef POOL_INDEX
+        // The window's columns in order: a larger maximum, a NaN over a number, or the same
+        // maximum seen in an earlier row replaces the choice; so the first maximum in row-major
+        // order wins (ties within a row: the earlier column, kept).
+        int bj = j0;
+        for (int j = j0 + 1; j < j0 + KW; ++j) {
+            const float v = best[j], b = best[bj];
+            const int r = bestRow[j], rb = bestRow[bj];
+            if (r < 0) continue;
+            const bool vn = isnan(v), bn = isnan(b);
+            if (rb < 0 || (vn && !bn) || v > b || ((v == b || (vn && bn)) && r < rb)) bj = j;
+        }
+        out[o] = as_float(bestRow[bj] < 0 ? -1 : bestRow[bj] * W + ix0 + bj);
+#else
         float bv = best[j0];
         for (int j = j0 + 1; j < j0 + KW; ++j) {
             const float v = best[j];
             bv = (v > bv || isnan(v)) && !isnan(bv) ? v : bv;
         }
-        const long o = ((long)nc * OH + oy) * OW + ox;
-#ifdef POOL_INDEX
-        const int xLo = max(ix0 + j0, 0), xHi = min(ix0 + j0 + KW, W);
-        int found = -1;
-        for (int iy = yLo; iy < yHi && found < 0; ++iy) {
-            __global const float* row = plane + (long)iy * W;
-            for (int ix = xLo; ix < xHi; ++ix) {
-                const float v = row[ix];
-                if (isnan(bv) ? isnan(v) : v == bv) { found = iy * W + ix; break; }
-            }
-        }
-        out[o] = as_float(found);
-#else
         out[o] = bv;
 #endif
     }

@@ -121,6 +121,21 @@ MUTANTS = {
         "ConvTests",
         "a transposed product adds one channel's bias to all the channels of a vector",
     ),
+    "maxpool-index-ignores-earlier-row": (
+        "pool.cl",
+        "if (rb < 0 || (vn && !bn) || v > b || ((v == b || (vn && bn)) && r < rb)) bj = j;",
+        "if (rb < 0 || (vn && !bn) || v > b) bj = j;",
+        "PoolTests",
+        "maxpool2d_rows' argmax keeps the earlier column on a tie even when a later column's maximum "
+        "sits in an earlier row: not the first maximum in row-major order",
+    ),
+    "maxpool-index-vector-nan-loses": (
+        "pool.cl",
+        "const int8 take = (r >= 0) & ((*rb < 0) | (vn & ~bn) | isgreater(v, *b)",
+        "const int8 take = (r >= 0) & ((*rb < 0) | isgreater(v, *b)",
+        "PoolTests",
+        "maxpool2d_rows' eight-at-a-time argmax lets a number beat a NaN seen in a later column",
+    ),
     "resumed-pass-restarts-from-input": (
         "Sources/Models/Layers.swift",
         "if let output = try resumption.value(modules[j - 1].name) { return (g.constant(output), j) }",
