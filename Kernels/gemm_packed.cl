@@ -60,10 +60,12 @@ inline VFLOATP gemm_packed_tail(__global const float* p, int valid) {
 #define GP_RESIDUAL(offset) VLOADP(0, residual + (offset))
 #define GP_RESIDUAL_TAIL(offset, valid) gemm_packed_tail(residual + (offset), valid)
 #define GP_RESIDUAL_AT(offset) residual[offset]
+#define GP_RESIDUAL4(offset) vload4(0, residual + (offset))
 #else
 #define GP_RESIDUAL(offset) ((VFLOATP)(0.0f))
 #define GP_RESIDUAL_TAIL(offset, valid) ((VFLOATP)(0.0f))
 #define GP_RESIDUAL_AT(offset) 0.0f
+#define GP_RESIDUAL4(offset) ((float4)(0.0f))
 #endif
 
 // COUNT k steps of the register block, each: NV vectors of B (LOAD(v)), MR broadcasts of A, MR * NV FMAs.
@@ -249,6 +251,19 @@ __kernel void gemm_packed(__global const float* A, __global const float* B, __gl
                 float out[VW];
                 VSTOREP(value, 0, out);
                 int oy = oy0, ox = ox0;
+                if (cColStride == 1) {
+                    // The vector's lanes run over grid rows: each row's real outputs (ox < OWi)
+                    // are one contiguous run of C, stored by fours and then one by one.
+                    for (int j = 0; j < VW && oy < OHi; ++oy, ox = 0) {
+                        const int len = min(VW - j, ldb - ox), real = max(0, min(len, OWi - ox));
+                        const long at = (row - C) + oy * cRowStride + ox;
+                        int l = 0;
+                        for (; l + 4 <= real; l += 4) vstore4(FUSED_ACT(vload4(0, out + j + l) + GP_RESIDUAL4(at + l)), 0, C + at + l);
+                        for (; l < real; ++l) C[at + l] = FUSED_ACT(out[j + l] + GP_RESIDUAL_AT(at + l));
+                        j += len;
+                    }
+                    continue;
+                }
                 for (int j = 0; j < VW; ++j) {
                     if (ox < OWi && oy < OHi) {
                         const long at = (row - C) + oy * cRowStride + ox * cColStride;

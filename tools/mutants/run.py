@@ -136,6 +136,14 @@ MUTANTS = {
         "PoolTests",
         "maxpool2d_rows' eight-at-a-time argmax lets a number beat a NaN seen in a later column",
     ),
+    "gemm-implicit-run-store-skips-next-row": (
+        "gemm_packed.cl",
+        "for (int j = 0; j < VW && oy < OHi; ++oy, ox = 0) {",
+        "for (int j = 0; j < VW && oy < OHi && j == 0; ++oy, ox = 0) {",
+        "ConvTests",
+        "the implicit product's part-run store drops the lanes of a vector that wrap into the next "
+        "grid row",
+    ),
     "resumed-pass-restarts-from-input": (
         "Sources/Models/Layers.swift",
         "if let output = try resumption.value(modules[j - 1].name) { return (g.constant(output), j) }",
