@@ -299,3 +299,31 @@ __kernel void adaptive_avgpool2d_backward(__global const float* gy, __global flo
     }
     gx[((long)nc * H + iy) * W + ix] = sum;
 }
+
+// The same backward for CPU devices, one work-item per plane: the plane zeroed, then each
+// output's share added over its window, outputs in row-major order (each pixel's sum in the
+// order the gather above makes it). A global pool (one output) fills the plane by vectors.
+// Global (Nb*C), local (1).
+__kernel void adaptive_avgpool2d_backward_planes(__global const float* gy, __global float* gx, int H, int W, int OH, int OW) {
+    const int nc = get_global_id(0);
+    __global const float* g = gy + (long)nc * OH * OW;
+    __global float* plane = gx + (long)nc * H * W;
+    const int n = H * W;
+    if (OH == 1 && OW == 1) {
+        const float v = 0.0f + g[0] / (float)n;
+        int i = 0;
+        for (; i + 8 <= n; i += 8) vstore8((float8)(v), 0, plane + i);
+        for (; i < n; ++i) plane[i] = v;
+        return;
+    }
+    for (int i = 0; i < n; ++i) plane[i] = 0.0f;
+    for (int oy = 0; oy < OH; ++oy) {
+        const int y0 = adaptive_start(oy, H, OH), y1 = adaptive_end(oy, H, OH);
+        for (int ox = 0; ox < OW; ++ox) {
+            const int x0 = adaptive_start(ox, W, OW), x1 = adaptive_end(ox, W, OW);
+            const float v = g[oy * OW + ox] / (float)((y1 - y0) * (x1 - x0));
+            for (int iy = y0; iy < y1; ++iy)
+                for (int ix = x0; ix < x1; ++ix) plane[iy * W + ix] += v;
+        }
+    }
+}

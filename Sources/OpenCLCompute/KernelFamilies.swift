@@ -41,6 +41,9 @@ protocol FamilyKernels: Sendable {
                            rows: Int, cols: Int, eps: Float, hasGamma: Bool) throws
     /// Whether max pooling runs by rows (pool.cl's maxpool2d_rows) for window `p`.
     func poolsByRows(_ p: Pool2DParams) -> Bool
+    /// Whether adaptive average pooling's backward goes a plane per work-item
+    /// (adaptive_avgpool2d_backward_planes) rather than a work-item per input pixel.
+    var adaptivePoolBackwardByPlanes: Bool { get }
     /// A local size for a (width, height, planes) grid whose kernel returns early outside
     /// width x height.
     func planeLocal(width: Int, height: Int) -> [Int]
@@ -115,6 +118,7 @@ struct TiledFamily: FamilyKernels {
     }
 
     func poolsByRows(_ p: Pool2DParams) -> Bool { false }
+    var adaptivePoolBackwardByPlanes: Bool { false }
 
     /// A block of up to 256 pixels, up to 32 of a row, in powers of two: groups of one short row
     /// (7 work-items for a 7x7 map) leave most of a warp idle and hit the resident-group limit
@@ -234,6 +238,9 @@ struct RegisterBlockedFamily: FamilyKernels {
     /// By rows when 32 outputs' window span fits maxpool2d_rows' 160-column buffer: every pool of
     /// the networks here.
     func poolsByRows(_ p: Pool2DParams) -> Bool { 31 * p.stride.w + p.kernel.w <= 160 }
+    /// A work-item per pixel of a 7x7 map made 7-item work-groups, each costing PoCL about as
+    /// much as the whole plane's sums (ResNet18's global pool backward: 0.2 ms at batch 1).
+    var adaptivePoolBackwardByPlanes: Bool { true }
 
     /// A run of up to 16 pixels of one row (left to itself, PoCL may make the whole grid one
     /// work-group and keep one core busy).

@@ -95,6 +95,11 @@ extension OpenCLBackend {
         }
         let gb = try buffer(gy, "adaptive avgpool2d backward")
         let (gx, gxb) = try empty(inputShape, "adaptive avgpool2d backward")
+        if kernels.adaptivePoolBackwardByPlanes {
+            try launch(.adaptive_avgpool2d_backward_planes(gy: gb, gx: gxb, H: h, W: w, OH: oh, OW: ow),
+                       global: [n * c], local: [1])
+            return gx
+        }
         try launch(.adaptive_avgpool2d_backward(gy: gb, gx: gxb, H: h, W: w, OH: oh, OW: ow),
                    global: [w, h, n * c], local: planeLocal(width: w, height: h))
         return gx

@@ -98,6 +98,13 @@ MUTANTS = {
         "PoolTests",
         "the CPU reference's adaptive average pooling backward doubled (r/49 -> 2r/49 for 7x7 -> 1x1)",
     ),
+    "adaptive-pool-backward-planes-window-short": (
+        "pool.cl",
+        "for (int ix = x0; ix < x1; ++ix) plane[iy * W + ix] += v;",
+        "for (int ix = x0; ix < x1 - 1; ++ix) plane[iy * W + ix] += v;",
+        "PoolTests",
+        "the plane-wise adaptive average pooling backward leaves each window's last column out",
+    ),
     "depthwise-rows-part-vector-overrun": (
         "conv2d_depthwise.cl",
         "const bool whole = left >= 8 || (oy + j + 1 < oyEnd && 8 - left <= OW);",
