@@ -97,7 +97,7 @@ extension OpenCLBackend {
             let panels = try Buffer<Float>(context: context, count: positions * mb * k * packing.mr)
             let defines = packing.defines.merging(["WM": tile]) { a, _ in a }
             try launch(.winograd_pack_a(w: storage.buffer, A: panels, M: m, K: k, sm: sm, sk: sk, flip: transposed ? 1 : 0),
-                       files: ["conv_geometry", "winograd"], defines: defines, global: [k, mb], local: [Swift.min(k, 16), 1])
+                       files: ["conv_geometry", "winograd"], defines: defines, global: [mb], local: [1])
             return panels
         }
     }

@@ -76,6 +76,13 @@ MUTANTS = {
         "winogradMatchesReference",
         "the input transform's loop over a work-item's planes stopping one plane early",
     ),
+    "winograd-pack-flip-misses-a-tap": (
+        "winograd.cl",
+        "for (int t = 0; t < 4; ++t) { const float v = g[t]; g[t] = g[8 - t]; g[8 - t] = v; }",
+        "for (int t = 0; t < 3; ++t) { const float v = g[t]; g[t] = g[8 - t]; g[8 - t] = v; }",
+        "ConvTests",
+        "the backward's transformed weights leave one pair of taps unreversed",
+    ),
     "merged-phases-columns-swapped": (
         "gemm_packed.cl",
         "        const int rx = ix % SWs;\n        dst[ix] = src[rx * phaseStride + ix / SWs];",
