@@ -43,17 +43,22 @@ public enum ModelBenchmark {
     }
 
     /// Every launch of one forward pass (`backward: false`) or one forward + backward pass to the
-    /// input, in order: kernel, global size and device milliseconds, the median of `runs`
-    /// profiled passes after one to build the kernels; empty on the CPU reference.
+    /// input, in order: kernel, global size, device milliseconds and the device's idle
+    /// milliseconds before it (since the previous launch ended; 0 for the first), each the
+    /// median of `runs` profiled passes after one to build the kernels; empty on the CPU
+    /// reference.
     public static func launches(_ model: Model, batch: Int, size: Int = 224, backward: Bool = false, runs: Int) throws
-        -> [(name: String, global: [Int], milliseconds: Double)] {
+        -> [(name: String, global: [Int], milliseconds: Double, idleMilliseconds: Double)] {
         guard let cl = model.backend as? OpenCLBackend else { return [] }
         let body = try plainPass(model, batch: batch, size: size, backward: backward)
         try body()
         let passes = try (0..<Swift.max(runs, 1)).map { _ in try cl.profileKernels(body).kernels }
+        func idle(_ pass: [(name: String, global: [Int], seconds: Double, start: Double)], _ i: Int) -> Double {
+            i == 0 ? 0 : Swift.max(0, pass[i].start - pass[i - 1].start - pass[i - 1].seconds) * 1e3
+        }
         return passes[0].indices.map { i in
-            let times = passes.compactMap { $0.indices.contains(i) ? $0[i].seconds * 1e3 : nil }
-            return (passes[0][i].name, passes[0][i].global, median(times))
+            let present = passes.filter { $0.indices.contains(i) }
+            return (passes[0][i].name, passes[0][i].global, median(present.map { $0[i].seconds * 1e3 }), median(present.map { idle($0, i) }))
         }
     }
 

@@ -172,12 +172,19 @@ public final class Event: @unchecked Sendable {
 
     /// Seconds between the command starting and ending on the device. Waits for it first.
     public func deviceSeconds() throws(CLError) -> Double {
-        guard let event else { return 0 }
+        let (start, end) = try deviceTimes()
+        return Double(end &- start) * 1e-9
+    }
+
+    /// The device clock (nanoseconds) when the command started and ended; zeros for an event
+    /// made without one. Waits for it first.
+    public func deviceTimes() throws(CLError) -> (start: UInt64, end: UInt64) {
+        guard let event else { return (0, 0) }
         try wait()
         var start: cl_ulong = 0
         var end: cl_ulong = 0
         try check(clGetEventProfilingInfo(event, cl_profiling_info(CL_PROFILING_COMMAND_START), 8, &start, nil), "clGetEventProfilingInfo")
         try check(clGetEventProfilingInfo(event, cl_profiling_info(CL_PROFILING_COMMAND_END), 8, &end, nil), "clGetEventProfilingInfo")
-        return Double(end &- start) * 1e-9
+        return (UInt64(start), UInt64(end))
     }
 }

@@ -37,7 +37,7 @@ public struct BenchCommand: ParsableCommand {
     public var visualize = false
     @Flag(help: "With --model: also print the device time of each kernel over one forward pass and one forward + backward pass (with --method: over each method; with --visualize: per optimization step).")
     public var kernels = false
-    @Flag(help: "With --model: also print every launch of one forward pass and of one forward + backward pass to the input, in order (kernel, global size, device ms: the median of --runs passes), at the first batch size.")
+    @Flag(help: "With --model: also print every launch of one forward pass and of one forward + backward pass to the input, in order (kernel, global size, device ms and the device's idle ms before it: medians of --runs passes), at the first batch size.")
     public var launches = false
     @Flag(help: "Print JSON instead of a table.")
     public var json = false
@@ -101,13 +101,14 @@ public struct BenchCommand: ParsableCommand {
         if launches, !json {
             for (title, backward) in [("forward", false), ("forward + backward", true)] {
                 let rows = try ModelBenchmark.launches(model, batch: batches[0], backward: backward, runs: runs)
-                emit("\nlaunches of one \(title) pass, batch \(batches[0]), in order (median of \(runs) run(s)):")
-                emit(fixedRow(["#", "device ms", "global", "kernel"], widths: [5, 11, 16, 0]))
+                emit("\nlaunches of one \(title) pass, batch \(batches[0]), in order (median of \(runs) run(s); idle: the device's time since the previous launch ended):")
+                emit(fixedRow(["#", "device ms", "idle ms", "global", "kernel"], widths: [5, 11, 9, 16, 0]))
                 for (i, r) in rows.enumerated() {
-                    emit(fixedRow(["\(i + 1)", String(format: "%.3f", r.milliseconds), r.global.map(String.init).joined(separator: "x"), r.name],
-                                  widths: [5, 11, 16, 0]))
+                    emit(fixedRow(["\(i + 1)", String(format: "%.3f", r.milliseconds), String(format: "%.3f", r.idleMilliseconds),
+                                   r.global.map(String.init).joined(separator: "x"), r.name], widths: [5, 11, 9, 16, 0]))
                 }
-                emit(fixedRow(["", String(format: "%.3f", rows.reduce(0) { $0 + $1.milliseconds }), "", "total"], widths: [5, 11, 16, 0]))
+                emit(fixedRow(["", String(format: "%.3f", rows.reduce(0) { $0 + $1.milliseconds }),
+                               String(format: "%.3f", rows.reduce(0) { $0 + $1.idleMilliseconds }), "", "total"], widths: [5, 11, 9, 16, 0]))
             }
         }
     }

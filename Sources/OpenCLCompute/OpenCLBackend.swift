@@ -269,14 +269,20 @@ public final class OpenCLBackend: Backend {
         return (result, kernels.reduce(0) { $0 + $1.seconds })
     }
 
-    /// Like `profile`, with every launch in order: its kernel's name, global size and device time.
+    /// Like `profile`, with every launch in order: its kernel's name, global size, device time,
+    /// and when it started on the device, in seconds after the first launch started (the gaps
+    /// between one launch's end and the next one's start are the device's idle time).
     public func profileKernels<T>(_ body: () throws -> T) throws
-        -> (result: T, kernels: [(name: String, global: [Int], seconds: Double)]) {
+        -> (result: T, kernels: [(name: String, global: [Int], seconds: Double, start: Double)]) {
         recorded.withLock { $0 = [] }
         let result: T
         do { result = try body() } catch { recorded.withLock { $0 = nil }; throw error }
         let events = recorded.withLock { events -> [(String, [Int], Event)] in defer { events = nil }; return events ?? [] }
-        return (result, try events.map { ($0.0, $0.1, try $0.2.deviceSeconds()) })
+        let times = try events.map { try $0.2.deviceTimes() }
+        let origin = times.first?.start ?? 0
+        return (result, zip(events, times).map { e, t in
+            (e.0, e.1, Double(t.end &- t.start) * 1e-9, Double(Int64(bitPattern: t.start &- origin)) * 1e-9)
+        })
     }
 
     fileprivate func record(_ name: String, _ global: [Int], _ event: Event) {

@@ -38,7 +38,7 @@ import TestSupport
 
     /// `--launches` lists every launch of one forward pass in order: as many as `--kernels`
     /// counts for that pass, numbered from 1, each with a global size, a time and a kernel.
-    @Test func benchListsEveryLaunchOfAForwardPass() throws {
+    @Test func benchListsEveryLaunchOfEachPass() throws {
         guard TestDevice.backend(fail: { Issue.record(Comment(rawValue: $0)) }) != nil else { return }
         let out = try run(["bench", "--model", "mobilenet_v2", "--batch", "1", "--runs", "1", "--kernels", "--launches", "--quiet"])
         let lines = out.split(separator: "\n").map(String.init)
@@ -48,10 +48,15 @@ import TestSupport
         let rows = lines[(launchesAt + 2)...].prefix { !$0.hasSuffix(" total") }.map { $0.split(separator: " ").map(String.init) }
         #expect(rows.count == counted && counted > 20)
         for (i, row) in rows.enumerated() {
-            #expect(row.count >= 4 && row[0] == "\(i + 1)" && Double(row[1]).map { $0 >= 0 } == true, "\(row)")
-            #expect(row.count >= 4 && row[2].split(separator: "x").allSatisfy { Int($0).map { $0 > 0 } == true }, "\(row)")
+            #expect(row.count >= 5 && row[0] == "\(i + 1)" && Double(row[1]).map { $0 >= 0 } == true, "\(row)")
+            #expect(row.count >= 5 && Double(row[2]).map { $0 >= 0 } == true && (i > 0 || row[2] == "0.000"), "\(row)")
+            #expect(row.count >= 5 && row[3].split(separator: "x").allSatisfy { Int($0).map { $0 > 0 } == true }, "\(row)")
         }
-        #expect(rows.contains { $0.count >= 4 && $0[3] == "depthwise_rows" })
+        #expect(rows.contains { $0.count >= 5 && $0[4] == "depthwise_rows" })
+        // The forward + backward pass follows, longer, with the backward's kernels.
+        let backwardAt = try #require(lines.firstIndex { $0.hasPrefix("launches of one forward + backward pass, batch 1") })
+        let backward = lines[(backwardAt + 2)...].prefix { !$0.hasSuffix(" total") }.map { $0.split(separator: " ").map(String.init) }
+        #expect(backward.count > rows.count && backward.contains { $0.count >= 6 && $0[4] == "depthwise_rows" && $0[5] == "STORE_MASK" })
     }
 
     @Test func tuneStoresTheFastestCandidateAndBackendsUseIt() throws {
