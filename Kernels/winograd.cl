@@ -27,10 +27,10 @@
 // t' = z * rows * TWp + (ty - ty0) * TWp + tx: the tiles of a band of `rows` tile rows from ty0
 // of each image of the chunk (TH x TW tiles an image, each row padded to TWp; large maps go a
 // band of one image at a time, so that V and M stay in cache between the transforms and the
-// product). The positions' matrices of V and M lie xiStride floats apart (the host skews it off a
-// multiple of 4 KB, so a step's ALPHA^2 stores do not share one L1 set). The images of a chunk
-// share one product per position, so that an A panel serves all their columns. Each work-item of the transforms takes one plane's band, a vector of VT tiles at
-// a time.
+// product). The positions' matrices of V and M lie xiStride floats apart (the host skews it off
+// a multiple of 4 KB, so a step's ALPHA^2 stores do not share one L1 set). The images of a chunk
+// share one product per position, so that an A panel serves all their columns. Each work-item
+// of the transforms takes one plane's band, a vector of VT tiles at a time.
 
 #if !defined(WM) || (WM != 2 && WM != 4)
 #error "winograd.cl needs WM, the output tile's size: 2 or 4"
@@ -244,13 +244,13 @@ inline void winograd_row(__global const float* p, VTF d[4]) {
 
 // V = (B^T d B)[xi] for the ALPHA x ALPHA tile d at rows WM ty.., columns WM tx.. of plane
 // z * C + c of xq, stored as gemm_packed's B panels of the chunk's columns t' = z * rows * TWp +
-// (ty - ty0) * TWp + tx: V[xi * xiStride + (t' / NR) C NR + c NR + t' % NR] (NR = WNR, a multiple of VT, so no vector
-// crosses a panel). xq is the input zero-padded (pad_planes) to Hq = WM TH + 2 rows of
-// Wq = WM TWp + WINOGRAD_EXTRA, so that every tile row reads whole vectors with no bounds to
-// check (tiles past TW read the padding's zeros, and their products are never stored). One
-// work-item takes one plane's band of `rows` tile rows from ty0, VT tiles (one vector per tile
-// position) at a time, and planesPerItem planes in turn (small maps: a work-group costs about as
-// much as a few tiles). Global (ceil(Z * C / planesPerItem)), local (1).
+// (ty - ty0) * TWp + tx: V[xi * xiStride + (t' / NR) C NR + c NR + t' % NR] (NR = WNR, a
+// multiple of VT, so no vector crosses a panel). xq is the input zero-padded (pad_planes) to
+// Hq = WM TH + 2 rows of Wq = WM TWp + WINOGRAD_EXTRA, so that every tile row reads whole
+// vectors with no bounds to check (tiles past TW read the padding's zeros, and their products
+// are never stored). One work-item takes one plane's band of `rows` tile rows from ty0, VT
+// tiles (one vector per tile position) at a time, and planesPerItem planes in turn (small maps:
+// a work-group costs about as much as a few tiles). Global (ceil(Z * C / planesPerItem)), local (1).
 __kernel void winograd_input(__global const float* xq, __global float* V, int xiStride, int C, int TH, int TWp, int ty0, int rows,
                              int planes, int planesPerItem) {
     const int Wq = WM * TWp + WINOGRAD_EXTRA;
@@ -304,8 +304,8 @@ __kernel void winograd_input(__global const float* xq, __global float* V, int xi
 #endif
 
 // y[image0 + z][co][WM ty + i][WM tx + j] = act((A^T M A)[i][j] + bias[co] (+ residual)) for the outputs
-// inside OH x OW, from the products M[xi * xiStride + co T + t'] of a chunk's band (t' as for V). One work-item
-// takes one output plane's band, planesPerItem planes in turn. FUSED_ACT: conv_geometry.cl.
+// inside OH x OW, from the products M[xi * xiStride + co T + t'] of a chunk's band (t' as for
+// V). One work-item takes one output plane's band, planesPerItem planes in turn. FUSED_ACT: conv_geometry.cl.
 // Global (ceil(Z * Cout / planesPerItem)), local (1).
 __kernel void winograd_output(__global const float* Mx, int xiStride, __global float* y, __global const float* bias, int hasBias,
                               int image0, int Cout, int OH, int OW, int TWp, int ty0, int rows, int planes, int planesPerItem,
