@@ -132,7 +132,8 @@ inline void depthwise_taps(__global const float* w, int c, int flip, float* taps
 }
 
 // Depthwise forward for CPU devices (the register-blocked family), stride 1 or 2: one work-item
-// per rowsPerItem output rows of a plane. The input rows a window reaches are copied once into a
+// per rowsPerItem output rows of planesPerItem planes (more than one plane only where
+// rowsPerItem covers the plane: small maps). The input rows a window reaches are copied once into a
 // private ring of zero-padded rows (DW_ROW floats each, set by the host to cover the padding and
 // the last vector's reach), so every window tap is one unaligned vector load with no border
 // test; DWR output rows are made per step, sharing the rows they read, eight outputs a vector.
@@ -141,7 +142,8 @@ inline void depthwise_taps(__global const float* w, int c, int flip, float* taps
 // zeros inserted between its rows and columns (H x W, (OH_gy - 1) * S + 1 each way, are that
 // virtual map's sizes): the backward to the input of a stride-S convolution, a stride-1
 // convolution of the upsampled gy, every tap a vector load still (a quarter of them of zeros
-// at S = 2). Global (ceil(OH / rowsPerItem), Nb*C), local (1, 1).
+// at S = 2). Global (ceil(OH / rowsPerItem), ceil(planes / planesPerItem)), planes = Nb*C,
+// local (1, 1).
 #ifndef DW_UP
 #define DW_UP 1
 #endif
@@ -155,17 +157,11 @@ inline void depthwise_taps(__global const float* w, int c, int flip, float* taps
 #define DW_RING ((DWR - 1) * SH + (KH - 1) * DH + 1)
 __kernel void depthwise_rows(__global const float* x, __global const float* w, __global const float* bias,
                              __global float* y, int hasBias, int flip, int C, int H, int W, int OH, int OW,
-                             __global const float* storeMask, int rowsPerItem) {
-    const int nc = get_global_id(1);
-    const int c = nc % C;
+                             __global const float* storeMask, int rowsPerItem, int planesPerItem, int planes) {
     // x's own rows: H x W, or gy's (H - 1) / DW_UP + 1 of (W - 1) / DW_UP + 1.
     const int srcH = (H - 1) / DW_UP + 1, srcW = (W - 1) / DW_UP + 1;
-    __global const float* plane = x + (long)nc * srcH * srcW;
-    float taps[KH * KW];
-    depthwise_taps(w, c, flip, taps);
-    const float b = hasBias ? bias[c] : 0.0f;
     // ring[slot][PW + ix] holds input row iy (slot iy mod DW_RING); the padding on both sides,
-    // up to the last vector's reach, stays zero.
+    // up to the last vector's reach, stays zero (row copies write only the row's own columns).
     float ring[DW_RING][DW_ROW];
     const int reach = ((OW + 7) / 8 * 8 - 8) * SW + (KW - 1) * DW + 8 * SW;
     #pragma unroll
@@ -174,70 +170,79 @@ __kernel void depthwise_rows(__global const float* x, __global const float* w, _
         for (int i = PW + W; i < reach; ++i) ring[s][i] = 0.0f;
     }
     const int oyFirst = get_global_id(0) * rowsPerItem, oyEnd = min(OH, oyFirst + rowsPerItem);
-    int next = oyFirst * SH - PH;
-    for (int oy = oyFirst; oy < oyEnd; oy += DWR) {
-        const int iy0 = oy * SH - PH;
-        for (; next < iy0 + DW_RING; ++next) {
-            float* dst = ring[(next % DW_RING + DW_RING) % DW_RING] + PW;
-            if (next >= 0 && next < H && next % DW_UP == 0) {
-                __global const float* src = plane + (long)(next / DW_UP) * srcW;
-                if (DW_UP == 1) {
-                    int i = 0;
-                    for (; i + 8 <= W; i += 8) vstore8(vload8(0, src + i), 0, dst + i);
-                    if (i < W && next + 1 < H) {
-                        // The row's last part vector, read on into the next row of the plane, its
-                        // lanes past the row's end stored as the right padding's zeros.
-                        vstore8(select((float8)(0.0f), vload8(0, src + i), (int8)(0, 1, 2, 3, 4, 5, 6, 7) < W - i), 0, dst + i);
+    const int ncFirst = get_global_id(1) * planesPerItem, ncEnd = min(planes, ncFirst + planesPerItem);
+    for (int nc = ncFirst; nc < ncEnd; ++nc) {
+        const int c = nc % C;
+        __global const float* plane = x + (long)nc * srcH * srcW;
+        float taps[KH * KW];
+        depthwise_taps(w, c, flip, taps);
+        const float b = hasBias ? bias[c] : 0.0f;
+        int next = oyFirst * SH - PH;
+        for (int oy = oyFirst; oy < oyEnd; oy += DWR) {
+            const int iy0 = oy * SH - PH;
+            for (; next < iy0 + DW_RING; ++next) {
+                float* dst = ring[(next % DW_RING + DW_RING) % DW_RING] + PW;
+                if (next >= 0 && next < H && next % DW_UP == 0) {
+                    __global const float* src = plane + (long)(next / DW_UP) * srcW;
+                    if (DW_UP == 1) {
+                        int i = 0;
+                        for (; i + 8 <= W; i += 8) vstore8(vload8(0, src + i), 0, dst + i);
+                        if (i < W && next + 1 < H) {
+                            // The row's last part vector, read on into the next row of the plane,
+                            // its lanes past the row's end stored as the right padding's zeros.
+                            const int8 lane = (int8)(0, 1, 2, 3, 4, 5, 6, 7);
+                            vstore8(select((float8)(0.0f), vload8(0, src + i), lane < W - i), 0, dst + i);
+                        } else {
+                            for (; i < W; ++i) dst[i] = src[i];
+                        }
+                    } else if (DW_UP == 2) {
+                        int j = 0;
+                        for (; j + 4 <= srcW; j += 4) {
+                            const float4 v = vload4(0, src + j);
+                            vstore8((float8)(v.s0, 0.0f, v.s1, 0.0f, v.s2, 0.0f, v.s3, 0.0f), 0, dst + 2 * j);
+                        }
+                        for (int i = 2 * j; i < W; ++i) dst[i] = i % 2 == 0 ? src[i / 2] : 0.0f;
                     } else {
-                        for (; i < W; ++i) dst[i] = src[i];
+                        for (int i = 0; i < W; ++i) dst[i] = i % DW_UP == 0 ? src[i / DW_UP] : 0.0f;
                     }
-                } else if (DW_UP == 2) {
-                    int j = 0;
-                    for (; j + 4 <= srcW; j += 4) {
-                        const float4 v = vload4(0, src + j);
-                        vstore8((float8)(v.s0, 0.0f, v.s1, 0.0f, v.s2, 0.0f, v.s3, 0.0f), 0, dst + 2 * j);
-                    }
-                    for (int i = 2 * j; i < W; ++i) dst[i] = i % 2 == 0 ? src[i / 2] : 0.0f;
                 } else {
-                    for (int i = 0; i < W; ++i) dst[i] = i % DW_UP == 0 ? src[i / DW_UP] : 0.0f;
+                    int i = 0;
+                    for (; i + 8 <= W; i += 8) vstore8((float8)(0.0f), 0, dst + i);
+                    for (; i < W; ++i) dst[i] = 0.0f;
                 }
-            } else {
-                int i = 0;
-                for (; i + 8 <= W; i += 8) vstore8((float8)(0.0f), 0, dst + i);
-                for (; i < W; ++i) dst[i] = 0.0f;
             }
-        }
-        const float* rows[DW_RING];
-        #pragma unroll
-        for (int r = 0; r < DW_RING; ++r) rows[r] = ring[((iy0 + r) % DW_RING + DW_RING) % DW_RING];
-        const int count = min(DWR, oyEnd - oy);
-        __global float* out = y + ((long)nc * OH + oy) * OW;
-        // Rows that end in a part vector go right to left: that vector may then be stored whole,
-        // on into the next row, whose first vector this work-item stores later (when that row is
-        // its own and the overrun stays within it). Whole rows go left to right (on 56 and 112
-        // wide maps 1.1x faster).
-        const int vectors = (OW + 7) / 8, step = OW % 8 == 0 ? 8 : -8;
-        int ox0 = step > 0 ? 0 : (vectors - 1) * 8;
-        for (int q = 0; q < vectors; ++q, ox0 += step) {
-            float8 acc[DWR];
+            const float* rows[DW_RING];
             #pragma unroll
-            for (int j = 0; j < DWR; ++j) {
-                acc[j] = (float8)(b);
+            for (int r = 0; r < DW_RING; ++r) rows[r] = ring[((iy0 + r) % DW_RING + DW_RING) % DW_RING];
+            const int count = min(DWR, oyEnd - oy);
+            __global float* out = y + ((long)nc * OH + oy) * OW;
+            // Rows that end in a part vector go right to left: that vector may then be stored whole,
+            // on into the next row, whose first vector this work-item stores later (when that row is
+            // its own and the overrun stays within it). Whole rows go left to right (on 56 and 112
+            // wide maps 1.1x faster).
+            const int vectors = (OW + 7) / 8, step = OW % 8 == 0 ? 8 : -8;
+            int ox0 = step > 0 ? 0 : (vectors - 1) * 8;
+            for (int q = 0; q < vectors; ++q, ox0 += step) {
+                float8 acc[DWR];
                 #pragma unroll
-                for (int ky = 0; ky < KH; ++ky) {
+                for (int j = 0; j < DWR; ++j) {
+                    acc[j] = (float8)(b);
                     #pragma unroll
-                    for (int kx = 0; kx < KW; ++kx) {
-                        const float* p = rows[j * SH + ky * DH] + ox0 * SW + kx * DW;
-                        const float8 v = SW == 1 ? vload8(0, p) : vload16(0, p).even;
-                        acc[j] = fma((float8)(taps[ky * KW + kx]), v, acc[j]);
+                    for (int ky = 0; ky < KH; ++ky) {
+                        #pragma unroll
+                        for (int kx = 0; kx < KW; ++kx) {
+                            const float* p = rows[j * SH + ky * DH] + ox0 * SW + kx * DW;
+                            const float8 v = SW == 1 ? vload8(0, p) : vload16(0, p).even;
+                            acc[j] = fma((float8)(taps[ky * KW + kx]), v, acc[j]);
+                        }
                     }
                 }
-            }
-            #pragma unroll
-            for (int j = 0; j < DWR; ++j) {
-                const int left = OW - ox0;
-                const bool whole = left >= 8 || (oy + j + 1 < oyEnd && 8 - left <= OW);
-                if (j < count) DEPTHWISE_STORE(FUSED_ACT(acc[j]), y, out + (long)j * OW + ox0, whole ? 8 : left);
+                #pragma unroll
+                for (int j = 0; j < DWR; ++j) {
+                    const int left = OW - ox0;
+                    const bool whole = left >= 8 || (oy + j + 1 < oyEnd && 8 - left <= OW);
+                    if (j < count) DEPTHWISE_STORE(FUSED_ACT(acc[j]), y, out + (long)j * OW + ox0, whole ? 8 : left);
+                }
             }
         }
     }

@@ -23,6 +23,14 @@ extension OpenCLBackend {
     /// 1.9 / 10.5; 128 items 1.1 / 8.0; 256 1.3 / 7.9; 512 1.2 at batch 1; 2048 1.6 / 8.3.
     static let depthwiseWorkItems = 256
 
+    /// About how many work-items depthwise_rows runs where each takes whole planes (maps of at
+    /// most depthwiseWorkItems / planes rows): planes per work-item grow to keep it so.
+    /// MobileNetV2's layers on PoCL here, device ms at batch 1, a plane each -> about 48 and 128
+    /// work-items (best of six alternated runs of `loupe bench --shapes mobilenet_v2`):
+    /// 384x14x14 0.064 -> 0.044 / 0.042; 960x7x7 0.073 -> 0.055 / 0.055; 576x14x14 0.065 ->
+    /// 0.072 / 0.067.
+    static let depthwisePlaneItems = 64
+
     /// The most floats depthwise_rows' private ring of padded input rows may take (a work-item
     /// holds it on its stack): 32 KiB. Wider rows, taller windows and strides above 2 take the
     /// general kernels.
@@ -74,10 +82,14 @@ extension OpenCLBackend {
         // Rows per work-item: enough that there are about depthwiseWorkItems of them (a work-group
         // per row of a 112-wide map cost PoCL more than the row's 126 vector FMAs).
         let rows = Swift.max(1, Swift.min(out[2], out[2] * planes / OpenCLBackend.depthwiseWorkItems))
+        // Whole planes per work-item on small maps, several of them (a work-group per 7x7 plane
+        // cost PoCL more than the plane's 63 vector FMAs).
+        let perItem = rows < out[2] ? 1 : Swift.max(1, planes / OpenCLBackend.depthwisePlaneItems)
         try launch(.depthwise_rows(x: xb, w: wb, bias: bias ?? wb, y: yb, hasBias: bias == nil ? 0 : 1, flip: flip ? 1 : 0, C: c,
-                                   H: h, W: width, OH: out[2], OW: out[3], storeMask: mask, rowsPerItem: rows),
+                                   H: h, W: width, OH: out[2], OW: out[3], storeMask: mask, rowsPerItem: rows,
+                                   planesPerItem: perItem, planes: planes),
                    files: files, defines: defines.merging(["DW_ROW": rowFloats, "DW_UP": upsample]) { a, _ in a }, flags: flags,
-                   global: [(out[2] + rows - 1) / rows, planes], local: [1, 1])
+                   global: [(out[2] + rows - 1) / rows, (planes + perItem - 1) / perItem], local: [1, 1])
         return true
     }
 

@@ -60,6 +60,9 @@ let convCases: [ConvCase] = [
     // plane a work-item; rows of 5, the overrun three floats of the next).
     ConvCase(n: 4, cin: 144, cout: 144, h: 14, w: 14, k: 3, stride: 1, pad: 1, dilation: 1, groups: 144, bias: true),
     ConvCase(n: 3, cin: 25, cout: 25, h: 7, w: 5, k: 3, stride: 1, pad: 1, dilation: 1, groups: 25, bias: false),
+    // Several whole planes a work-item on a small map (262 planes, four a work-item, the last
+    // item two), forward and the backward's upsampled gy at stride 2.
+    ConvCase(n: 2, cin: 131, cout: 131, h: 13, w: 13, k: 3, stride: 2, pad: 1, dilation: 1, groups: 131, bias: true),
     // depthwise_rows' ring of padded rows with dilation 2 at stride 2 (seven rows, two output rows
     // a step, 15 of them: the last step one); a row too wide for the ring and stride 3 (the
     // general kernels, forward and backward).

@@ -135,6 +135,27 @@ MUTANTS = {
         "ConvTests",
         "a transposed product adds one channel's bias to all the channels of a vector",
     ),
+    "depthwise-planes-skip-last": (
+        "conv2d_depthwise.cl",
+        "ncEnd = min(planes, ncFirst + planesPerItem);",
+        "ncEnd = min(planes, ncFirst + planesPerItem) - 1;",
+        "ConvTests",
+        "depthwise_rows leaves each work-item's last plane out when it takes several whole planes",
+    ),
+    "depthwise-planes-ring-not-refilled": (
+        "conv2d_depthwise.cl",
+        "        int next = oyFirst * SH - PH;\n        for (int oy = oyFirst; oy < oyEnd; oy += DWR) {",
+        "        int next = oyFirst * SH - PH + (nc > ncFirst) * DW_RING;\n        for (int oy = oyFirst; oy < oyEnd; oy += DWR) {",
+        "ConvTests",
+        "depthwise_rows reuses the previous plane's first ring rows for each further plane of a work-item",
+    ),
+    "pad-planes-stride2-odd-columns": (
+        "gemm_packed.cl",
+        "vstore8(vload16(0, src + 2 * qx).even, 0, dst + qx);",
+        "vstore8(vload16(0, src + 2 * qx).odd, 0, dst + qx);",
+        "ConvTests",
+        "pad_planes' stride-2 vector copy takes the other phase's columns",
+    ),
     "maxpool-index-ignores-earlier-row": (
         "pool.cl",
         "if (rb < 0 || (vn && !bn) || v > b || ((v == b || (vn && bn)) && r < rb)) bj = j;",
