@@ -145,8 +145,13 @@ public final class OpenCLBackend: Backend {
     /// default): products with fewer tiles split K into slices (gemm.cl's GEMM_SPLIT_K).
     public let splitKGroups: Int
     private let recorded = Mutex<[(String, [Int], Event)]?>(nil)
-    /// Kernels by program and kernel name, so a launch does not rebuild its program's sources.
-    private let launchers = Mutex<[String: Kernel]>([:])
+    /// Kernels by the arguments that made them, so a launch does not rebuild its program's
+    /// sources or even its name (hashing the arguments costs far less than formatting them).
+    private let launchers = Mutex<[LauncherKey: Kernel]>([:])
+    /// `kernel`'s arguments: the same files, kernel, defines and flags give the same program.
+    private struct LauncherKey: Hashable {
+        let files: [String], name: String, defines: [String: Int], flags: [String]
+    }
     /// Scratch buffers by role, grown as needed and reused by every op: the queue is in order, so
     /// an op enqueued later reuses a buffer only after earlier ops are done with it.
     private let scratch = Mutex<[String: Buffer<Float>]>([:])
@@ -215,18 +220,18 @@ public final class OpenCLBackend: Backend {
     /// The kernel `name` from the program made of `files` with `defines` prepended; built once
     /// per context and define set.
     func kernel(_ files: [String], _ name: String, defines: [String: Int] = [:], flags: [String] = []) throws -> Launcher {
+        // Launches are frequent (hundreds per pass): a kernel seen before skips the sources.
+        let key = LauncherKey(files: files, name: name, defines: defines, flags: flags)
+        if let cached = launchers.withLock({ $0[key] }) {
+            return Launcher(kernel: cached, backend: self, name: name, flags: flags)
+        }
         let header = (defines.sorted { $0.key < $1.key }.map { "#define \($0.key) \($0.value)" }
             + flags.sorted().map { "#define \($0) 1" }).joined(separator: "; ")
         let programName = files.joined(separator: "+") + " {" + header + "}"
-        let label = flags.isEmpty ? name : "\(name) \(flags.joined(separator: " "))"
-        // Launches are frequent (hundreds per pass): a kernel seen before skips the sources.
-        if let cached = launchers.withLock({ $0[programName + " " + name] }) {
-            return Launcher(kernel: cached, backend: self, label: label)
-        }
         let sources = [header.replacingOccurrences(of: "; ", with: "\n")] + (try files.map { try OpenCLBackend.kernelSource($0) })
         let made = try context.program(name: programName, sources: sources).kernel(name)
-        launchers.withLock { $0[programName + " " + name] = made }
-        return Launcher(kernel: made, backend: self, label: label)
+        launchers.withLock { $0[key] = made }
+        return Launcher(kernel: made, backend: self, name: name, flags: flags)
     }
 
     /// Launches `call`'s kernel from the program made of `files` (default: the kernel's own
@@ -296,7 +301,9 @@ public final class OpenCLBackend: Backend {
     struct Launcher {
         let kernel: Kernel
         let backend: OpenCLBackend
-        var label: String
+        let name: String, flags: [String]
+        /// The kernel's name and flags, as profiles list it (made only while profiling).
+        var label: String { flags.isEmpty ? name : "\(name) \(flags.joined(separator: " "))" }
         func launch(global: [Int], local: [Int]? = nil, _ arguments: [KernelArgument]) throws {
             guard backend.isProfiling else {
                 try kernel.launch(global: global, local: local, arguments, event: false)
