@@ -291,3 +291,106 @@ __kernel void depthwise_rows_backward_input(__global const float* gy, __global c
         DEPTHWISE_STORE(acc, gx, out + ix0, W - ix0);
     }
 }
+
+// An inverted residual's expand and depthwise layers in one pass, forward only, for CPU devices
+// (the register-blocked family): y = act(depthwise(act(expand(x)))), where expand is a 1x1
+// convolution from K channels to E (weights we [E][K], bias be) and depthwise a KHxKW filter per
+// expanded channel (wd, bias bd), both with FUSED_ACT. A work-item makes EDC expanded channels of
+// one image, whole planes: each expanded row is computed once, eight pixels a vector, into a
+// private ring of zero-padded rows (as depthwise_rows'), which the depthwise windows then read
+// with one vector load per tap; the expanded map is never stored. Lanes past a row's end are
+// zeroed as they are loaded (they may read on into the next row) and stored as the ring's right
+// padding. DW_ROW (a multiple of 8) covers the padding, the row and every vector's reach.
+// Global (ceil(E / EDC), Nb), local (1, 1).
+#ifndef EDC
+#define EDC 6
+#endif
+__kernel void expand_depthwise(__global const float* x, __global const float* we, __global const float* be,
+                               __global const float* wd, __global const float* bd, __global float* y,
+                               int Nb, int K, int E, int H, int W, int OH, int OW) {
+    const int c0 = get_global_id(0) * EDC, n = get_global_id(1);
+    if (c0 >= E || n >= Nb) return;
+    const int channels = min(EDC, E - c0);
+    float ring[EDC][DW_RING][DW_ROW];
+    #pragma unroll
+    for (int j = 0; j < EDC; ++j)
+        for (int s = 0; s < DW_RING; ++s)
+            for (int i = 0; i < DW_ROW; ++i) ring[j][s][i] = 0.0f;
+    float taps[EDC][KH * KW], biasE[EDC], biasD[EDC];
+    #pragma unroll
+    for (int j = 0; j < EDC; ++j) {
+        const int c = min(c0 + j, E - 1);
+        depthwise_taps(wd, c, 0, taps[j]);
+        biasE[j] = be[c];
+        biasD[j] = bd[c];
+    }
+    const long plane = (long)H * W, total = (long)Nb * K * plane;
+    __global const float* xn = x + (long)n * K * plane;
+    const int8 lane = (int8)(0, 1, 2, 3, 4, 5, 6, 7);
+    int next = -PH;
+    for (int oy = 0; oy < OH; oy += DWR) {
+        const int iy0 = oy * SH - PH;
+        for (; next < iy0 + DW_RING; ++next) {
+            const int slot = (next % DW_RING + DW_RING) % DW_RING;
+            if (next < 0 || next >= H) {
+                #pragma unroll
+                for (int j = 0; j < EDC; ++j)
+                    for (int i = 0; i < W; ++i) ring[j][slot][PW + i] = 0.0f;
+                continue;
+            }
+            for (int i = 0; i < W; i += 8) {
+                const int8 inside = lane < W - i;
+                float8 acc[EDC];
+                #pragma unroll
+                for (int j = 0; j < EDC; ++j) acc[j] = (float8)(biasE[j]);
+                __global const float* src = xn + (long)next * W + i;
+                // Whole vectors while they stay inside x (the last row of the last plane ends it).
+                const bool whole = (long)(src - x) + (long)(K - 1) * plane + 8 <= total;
+                for (int k = 0; k < K; ++k, src += plane) {
+                    float8 v;
+                    if (whole || i + 8 <= W) {
+                        v = vload8(0, src);
+                    } else {
+                        float part[8];
+                        for (int l = 0; l < 8; ++l) part[l] = l < W - i ? src[l] : 0.0f;
+                        v = vload8(0, part);
+                    }
+                    v = select((float8)(0.0f), v, inside);
+                    #pragma unroll
+                    for (int j = 0; j < EDC; ++j) acc[j] = fma((float8)(we[(long)min(c0 + j, E - 1) * K + k]), v, acc[j]);
+                }
+                #pragma unroll
+                for (int j = 0; j < EDC; ++j)
+                    vstore8(select((float8)(0.0f), FUSED_ACT(acc[j]), inside), 0, &ring[j][slot][PW + i]);
+            }
+        }
+        const int count = min(DWR, OH - oy);
+        #pragma unroll
+        for (int j = 0; j < EDC; ++j) {
+            if (j >= channels) break;
+            const float* rows[DW_RING];
+            #pragma unroll
+            for (int r = 0; r < DW_RING; ++r) rows[r] = ring[j][((iy0 + r) % DW_RING + DW_RING) % DW_RING];
+            __global float* out = y + (((long)n * E + c0 + j) * OH + oy) * OW;
+            for (int ox0 = 0; ox0 < OW; ox0 += 8) {
+                float8 acc[DWR];
+                #pragma unroll
+                for (int r = 0; r < DWR; ++r) {
+                    acc[r] = (float8)(biasD[j]);
+                    #pragma unroll
+                    for (int ky = 0; ky < KH; ++ky) {
+                        #pragma unroll
+                        for (int kx = 0; kx < KW; ++kx) {
+                            const float* p = rows[r * SH + ky * DH] + ox0 * SW + kx * DW;
+                            const float8 v = SW == 1 ? vload8(0, p) : vload16(0, p).even;
+                            acc[r] = fma((float8)(taps[j][ky * KW + kx]), v, acc[r]);
+                        }
+                    }
+                }
+                #pragma unroll
+                for (int r = 0; r < DWR; ++r)
+                    if (r < count) depthwise_store8(FUSED_ACT(acc[r]), out + (long)r * OW + ox0, min(8, OW - ox0));
+            }
+        }
+    }
+}

@@ -156,6 +156,14 @@ public protocol Backend: AttributionOps, AnyObject, Sendable {
     func pointwise(_ x: Tensor, _ op: Pointwise) throws -> Tensor
     /// dL/dx = gy * f'(x), from dL/dy and the forward input.
     func pointwiseBackward(_ gy: Tensor, input: Tensor, _ op: Pointwise) throws -> Tensor
+
+    // MARK: Fused blocks (forward only)
+    /// An inverted residual's expand and depthwise layers in one pass, forward only:
+    /// activation(depthwise(activation(expand(x)))), `expandWeight` [E, K, 1, 1] and
+    /// `depthwiseWeight` [E, 1, kh, kw] with groups E in `p`; nil where the backend has no fused
+    /// kernel for these shapes (the caller then runs the layers one by one).
+    func expandDepthwise(_ x: Tensor, expandWeight: Tensor, expandBias: Tensor, depthwiseWeight: Tensor, depthwiseBias: Tensor,
+                         _ p: Conv2DParams, activation: Activation) throws -> Tensor?
 }
 
 /// How `Backend.resize` interpolates.
@@ -181,6 +189,10 @@ extension Backend {
         let y = try conv2d(x, weight: weight, bias: bias, p)
         return try activation.map { try self.activation(y, $0) } ?? y
     }
+
+    /// No fused kernel (the CPU reference): nil.
+    public func expandDepthwise(_ x: Tensor, expandWeight: Tensor, expandBias: Tensor, depthwiseWeight: Tensor,
+                                depthwiseBias: Tensor, _ p: Conv2DParams, activation: Activation) throws -> Tensor? { nil }
 
     /// The composition in the one form this backend has (the CPU reference): the convolution,
     /// the residual added, the activation.

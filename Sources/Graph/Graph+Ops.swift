@@ -56,6 +56,24 @@ extension Graph {
         return v
     }
 
+    /// An inverted residual's expand and depthwise layers (their batchnorms folded) as one op,
+    /// where this op takes a forward-only form (`forwardOnly`, or before every tap a backward
+    /// starts from), activations are fused and the backend has the kernel
+    /// (`Backend.expandDepthwise`); nil otherwise, with nothing recorded: the caller runs the
+    /// layers one by one. Callers check `mayFuse` for the layers' names first.
+    public func expandDepthwise(_ x: Value, expandWeight: Tensor, expandBias: Tensor, depthwiseWeight: Tensor, depthwiseBias: Tensor,
+                                _ p: Conv2DParams, activation: Activation) throws -> Value? {
+        guard takesForwardOnlyFusion,
+              let y = try backend.expandDepthwise(tensor(x), expandWeight: expandWeight, expandBias: expandBias,
+                                                  depthwiseWeight: depthwiseWeight, depthwiseBias: depthwiseBias, p,
+                                                  activation: activation) else { return nil }
+        let v = record(y, [x]) { _, _, _ in
+            throw BackendError("expand depthwise", "an expand and depthwise pair fused in a forward-only pass has no backward")
+        }
+        nonNegative.insert(v.id)
+        return v
+    }
+
     /// activation(conv2d(x) + r) as one op (`mayFuseResidual`): a residual block's last
     /// convolution (its batchnorm folded in), the shortcut r added and the activation after the
     /// sum (a ResNet block's ReLU; none after MobileNetV2's projection). Its backward is the

@@ -95,6 +95,9 @@ public final class Graph {
     /// Whether the op recorded now may take a forward-only form (`forwardOnly`, or before every
     /// layer of `differentiatedFrom`).
     var recordsForwardOnly: Bool { forwardOnly || (!differentiatedFrom.isEmpty && !differentiatedFrom.contains { tapID($0) != nil }) }
+    /// Whether an op recorded now may take a fused forward-only form: `recordsForwardOnly`
+    /// with activations fused (`expandDepthwise`).
+    public var takesForwardOnlyFusion: Bool { recordsForwardOnly && fusesActivations }
     /// Whether a residual block's last convolution, the shortcut's sum and the activation after
     /// it may run as one op (`conv2d(_:weight:bias:_:activation:residual:)`) in this pass, where
     /// `mayFuse` allows the layers: passes that take only gradients (attribution by gradients,

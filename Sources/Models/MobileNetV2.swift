@@ -51,10 +51,29 @@ struct InvertedResidual: Module {
         // branch's own outputs.
         if residual, let conv = layers[layers.count - 2] as? Conv2d, let norm = layers.last as? BatchNorm2d,
            g.mayFuseResidual([conv.name, norm.name, join(name, "conv")]) {
-            let h = try runInOrder(Array(layers.dropLast(2)), g, x, p, stopping: false)
+            let h = try fusedExpandDepthwise(g, x, p) ?? runInOrder(Array(layers.dropLast(2)), g, x, p, stopping: false)
             return try tapped(g, try residualConvolution(g, h, p, conv, norm, activation: nil, residual: x))
         }
-        let h = try g.tap(join(name, "conv"), try runInOrder(layers, g, x, p, stopping: false), kind: "Sequential")
+        let y = try fusedExpandDepthwise(g, x, p).map { try runInOrder(Array(layers.suffix(2)), g, $0, p, stopping: false) }
+            ?? runInOrder(layers, g, x, p, stopping: false)
+        let h = try g.tap(join(name, "conv"), y, kind: "Sequential")
         return try tapped(g, residual ? try g.add(x, h) : h)
+    }
+
+    /// The expand and depthwise layers (with their batchnorms and activations) as one op
+    /// (`Graph.expandDepthwise`) where the pass reads none of their outputs and takes their
+    /// forward-only form; nil otherwise, with nothing run.
+    private func fusedExpandDepthwise(_ g: Graph, _ x: Graph.Value, _ p: ParameterStore) throws -> Graph.Value? {
+        guard layers.count == 4, g.takesForwardOnlyFusion, !g.resuming, let expand = layers[0] as? Sequential, let depthwise = layers[1] as? Sequential,
+              expand.children.count == 3, depthwise.children.count == 3,
+              let ec = expand.children[0] as? Conv2d, let en = expand.children[1] as? BatchNorm2d,
+              let ea = expand.children[2] as? ActivationLayer, let dc = depthwise.children[0] as? Conv2d,
+              let dn = depthwise.children[1] as? BatchNorm2d, let da = depthwise.children[2] as? ActivationLayer,
+              ea.activation == da.activation,
+              g.mayFuse([expand.name, depthwise.name, join(name, "conv")] + (expand.children + depthwise.children).map(\.name))
+        else { return nil }
+        let (we, be) = try p.folded(ec, en, on: g.backend), (wd, bd) = try p.folded(dc, dn, on: g.backend)
+        return try g.expandDepthwise(x, expandWeight: we, expandBias: be, depthwiseWeight: wd, depthwiseBias: bd, dc.params,
+                                     activation: ea.activation)
     }
 }

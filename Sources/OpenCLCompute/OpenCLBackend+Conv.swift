@@ -156,6 +156,49 @@ extension OpenCLBackend {
         return y
     }
 
+    /// Expanded channels per work-item of `expand_depthwise`.
+    static let expandDepthwiseChannels = 6
+
+    /// The narrowest input map `expand_depthwise` takes. MobileNetV2 on PoCL here, batch 1,
+    /// device ms of expand + depthwise -> fused (`loupe bench --launches`): 112-wide 0.563 ->
+    /// 0.527, 56-wide 0.287 -> 0.268 and 0.256 -> 0.216, 28-wide 0.154 -> 0.123-0.151 (within
+    /// noise), 14-wide 0.12 -> 0.15 and 0.2 -> 0.29, 7-wide 0.19 -> 0.225: on narrow rows its
+    /// expand, eight pixels of one row a vector, loses to the product over whole planes.
+    public static let expandDepthwiseMinimumWidth = 56
+
+    /// activation(depthwise(activation(expand(x)))) in one launch on the register-blocked family
+    /// (`expand_depthwise`, conv2d_depthwise.cl): the expanded map is made a few rows at a time
+    /// into each work-item's private ring and never stored. Nil where it does not apply: the
+    /// tiled family, a depthwise stride above 2 across, windows over 64 taps, or a ring over
+    /// `depthwiseRingFloats`.
+    public func expandDepthwise(_ x: Tensor, expandWeight: Tensor, expandBias: Tensor, depthwiseWeight: Tensor,
+                                depthwiseBias: Tensor, _ p: Conv2DParams, activation: Activation) throws -> Tensor? {
+        let ew = expandWeight.shape, dw = depthwiseWeight.shape
+        guard family != .tiled, let (n, k, h, w) = x.shape.nchw, ew.rank == 4, dw.rank == 4, ew[1] == k, ew[2] == 1, ew[3] == 1,
+              dw[0] == ew[0], isDepthwise(dw, p), p.stride.w <= 2, expandBias.shape == [ew[0]], depthwiseBias.shape == [ew[0]]
+        else { return nil }
+        guard w >= OpenCLBackend.expandDepthwiseMinimumWidth else { return nil }
+        let e = ew[0], edc = OpenCLBackend.expandDepthwiseChannels
+        let out = try p.outputShape(input: [n, e, h, w], weight: dw, op: "expand depthwise")
+        // The ring's rows: the left padding, the row stored by vectors of 8, every window's reach.
+        let limit = OpenCLBackend.depthwiseRingFloats
+        guard p.padding.w <= limit, w <= limit, out[3] <= limit, dw[3] <= limit, p.dilation.w <= limit, dw[2] <= limit,
+              p.dilation.h <= limit, p.stride.h <= limit else { return nil }
+        let reach = Swift.max(p.padding.w + (w + 7) / 8 * 8,
+                              ((out[3] + 7) / 8 * 8 - 8) * p.stride.w + (dw[3] - 1) * p.dilation.w + 8 * p.stride.w)
+        let rowFloats = (reach + 7) / 8 * 8, ringRows = p.stride.h + (dw[2] - 1) * p.dilation.h + 1
+        guard edc * ringRows * rowFloats <= limit else { return nil }
+        let (y, yb) = try empty(out, "expand depthwise")
+        try launch(.expand_depthwise(x: try buffer(x, "expand depthwise"), we: try buffer(expandWeight, "expand depthwise"),
+                                     be: try buffer(expandBias, "expand depthwise"), wd: try buffer(depthwiseWeight, "expand depthwise"),
+                                     bd: try buffer(depthwiseBias, "expand depthwise"), y: yb, Nb: n, K: k, E: e, H: h, W: w,
+                                     OH: out[2], OW: out[3]),
+                   files: ["conv_geometry", "conv2d_depthwise"],
+                   defines: geometry(dw, p).merging(["DW_ROW": rowFloats, "EDC": edc]) { a, _ in a }, flags: [activation.fusedFlag],
+                   global: [(e + edc - 1) / edc, n], local: [1, 1])
+        return y
+    }
+
     /// The general depthwise kernel (`depthwise_forward`), one output a work-item: the tiled
     /// family's, and the register-blocked family's where its rows do not apply.
     func depthwiseForward(_ xb: Buffer<Float>, _ wb: Buffer<Float>, bias bb: Buffer<Float>?, _ yb: Buffer<Float>, weight: Shape,

@@ -257,6 +257,57 @@ let winogradConvCases: [ConvCase] = [
         expectClose(try gpu.values(gpu.conv2dBackwardBias(dg)), want("backward bias"), "backward bias")
     }
 
+    /// An inverted residual's expand and depthwise layers in one launch (the register-blocked
+    /// family's expand_depthwise, forward only) against the CPU reference's two convolutions
+    /// and activations: rows that end inside a vector (61, 58 and 57 wide), expanded channels
+    /// that end inside a work-item's block (14 = 6 + 6 + 2; 7), stride 2, dilation 2, a 5x5
+    /// window, batch 2, both activations, expanded values past ReLU6's top. Maps narrower than
+    /// `expandDepthwiseMinimumWidth` and the tiled family return nil (layer by layer).
+    @Test func expandDepthwiseMatchesReference() throws {
+        guard let device = openCL() else { return }
+        let gpu = device.family == .registerBlocked ? device
+            : OpenCLBackend(context: device.context, family: .registerBlocked, packing: device.packing)
+        var rng = SeededRandom(seed: 31)
+        let cases: [(x: Shape, e: Int, k: Int, p: Conv2DParams)] = [
+            ([2, 5, 9, 61], 14, 3, Conv2DParams(stride: (1, 1), padding: (1, 1), dilation: (1, 1), groups: 14)),
+            ([1, 3, 10, 58], 7, 3, Conv2DParams(stride: (2, 2), padding: (1, 1), dilation: (1, 1), groups: 7)),
+            ([1, 4, 7, 57], 6, 3, Conv2DParams(stride: (1, 1), padding: (2, 2), dilation: (2, 2), groups: 6)),
+            ([1, 2, 8, 59], 9, 5, Conv2DParams(stride: (2, 2), padding: (2, 2), dilation: (1, 1), groups: 9)),
+        ]
+        for c in cases {
+            let (cin, e) = (c.x[1], c.e)
+            let x = rng.floats(c.x.count), we = rng.floats(e * cin, -3, 3), be = rng.floats(e), wd = rng.floats(e * c.k * c.k)
+            let bd = rng.floats(e)
+            for act in Activation.allCases {
+                let expanded = try cpu.activation(try cpu.conv2d(try cpu.tensor(x, c.x), weight: try cpu.tensor(we, [e, cin, 1, 1]),
+                                                                 bias: try cpu.tensor(be, [e]), Conv2DParams()), act)
+                let want = try cpu.values(try cpu.activation(try cpu.conv2d(expanded, weight: try cpu.tensor(wd, [e, 1, c.k, c.k]),
+                                                                            bias: try cpu.tensor(bd, [e]), c.p), act))
+                let got = try gpu.expandDepthwise(try gpu.tensor(x, c.x), expandWeight: try gpu.tensor(we, [e, cin, 1, 1]),
+                                                  expandBias: try gpu.tensor(be, [e]), depthwiseWeight: try gpu.tensor(wd, [e, 1, c.k, c.k]),
+                                                  depthwiseBias: try gpu.tensor(bd, [e]), c.p, activation: act)
+                guard let got else {
+                    Issue.record("expand_depthwise did not apply to \(c.x) -> \(e), \(c.k)x\(c.k)")
+                    continue
+                }
+                #expect(got.shape == (try c.p.outputShape(input: [c.x[0], e, c.x[2], c.x[3]], weight: [e, 1, c.k, c.k])))
+                expectClose(try gpu.values(got), want, tolerance: 1e-5, "expand depthwise \(c.x) -> \(e) \(act)")
+            }
+        }
+        // Narrow maps and the tiled family: nil, layer by layer.
+        let narrow: Shape = [1, 3, 9, OpenCLBackend.expandDepthwiseMinimumWidth - 1]
+        let params = Conv2DParams(stride: (1, 1), padding: (1, 1), dilation: (1, 1), groups: 4)
+        let args = (we: try gpu.tensor(rng.floats(12), [4, 3, 1, 1]), b: try gpu.tensor(rng.floats(4), [4]),
+                    wd: try gpu.tensor(rng.floats(36), [4, 1, 3, 3]))
+        #expect(try gpu.expandDepthwise(try gpu.tensor(rng.floats(narrow.count), narrow), expandWeight: args.we, expandBias: args.b,
+                                        depthwiseWeight: args.wd, depthwiseBias: args.b, params, activation: .relu6) == nil)
+        let tiled = OpenCLBackend(context: device.context, family: .tiled)
+        let wide: Shape = [1, 3, 9, 64]
+        #expect(try tiled.expandDepthwise(try tiled.tensor(rng.floats(wide.count), wide), expandWeight: try moved(args.we, from: gpu, to: tiled),
+                                          expandBias: try moved(args.b, from: gpu, to: tiled), depthwiseWeight: try moved(args.wd, from: gpu, to: tiled),
+                                          depthwiseBias: try moved(args.b, from: gpu, to: tiled), params, activation: .relu6) == nil)
+    }
+
     /// Every tile `loupe tune` may choose for the tiled family, each as the default for a layer
     /// wider than 32 channels both ways (so that forward and backward input use it): a 3x3
     /// layer deep enough to split K, ending inside tiles in every dimension, and a 1x1 layer.

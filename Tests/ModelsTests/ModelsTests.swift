@@ -325,6 +325,14 @@ func openCL() -> OpenCLBackend? { TestDevice.backend { Issue.record(Comment(rawV
             #expect(top == 285, "\(backend.name)")
             let want = ((expected["top"] as! [[String: Any]])[0]["probability"] as! Double)
             #expect(abs(Double(probs[285]) - want) < 1e-3, "\(backend.name)")
+            // Classification's pass (fused, forward only): on CPU devices the 112- and 56-wide
+            // blocks' expand and depthwise layers run as one launch (expand_depthwise).
+            let fused = Graph(backend: backend)
+            fused.keptLayers = []
+            fused.forwardOnly = true
+            let z = try model.forward(fused, fused.input(try backend.tensor(input.values, Shape([1] + input.shape.dims))))
+            let forwardOnly = try backend.values(fused.tensor(z))
+            #expect(normalizedError(forwardOnly, logits) < 1e-4, "\(backend.name) forward only: \(normalizedError(forwardOnly, logits))")
         }
     }
 }

@@ -156,6 +156,20 @@ MUTANTS = {
         "ConvTests",
         "pad_planes' stride-2 vector copy takes the other phase's columns",
     ),
+    "expand-depthwise-ring-padding-not-zeroed": (
+        "conv2d_depthwise.cl",
+        "vstore8(select((float8)(0.0f), FUSED_ACT(acc[j]), inside), 0, &ring[j][slot][PW + i]);",
+        "vstore8(FUSED_ACT(acc[j]), 0, &ring[j][slot][PW + i]);",
+        "expandDepthwiseMatchesReference|classifiesChelseaAsPyTorchDoes",
+        "expand_depthwise stores act(bias) into the ring's right padding past a row's end",
+    ),
+    "expand-depthwise-ring-slot-of-next-row": (
+        "conv2d_depthwise.cl",
+        "for (int r = 0; r < DW_RING; ++r) rows[r] = ring[j][((iy0 + r) % DW_RING + DW_RING) % DW_RING];",
+        "for (int r = 0; r < DW_RING; ++r) rows[r] = ring[j][((iy0 + r + 1) % DW_RING + DW_RING) % DW_RING];",
+        "expandDepthwiseMatchesReference|classifiesChelseaAsPyTorchDoes",
+        "expand_depthwise's windows read the ring one row down",
+    ),
     "maxpool-index-ignores-earlier-row": (
         "pool.cl",
         "if (rb < 0 || (vn && !bn) || v > b || ((v == b || (vn && bn)) && r < rb)) bj = j;",
