@@ -40,21 +40,32 @@ __kernel void activation_forward(__global const float* x, __global float* y, int
 }
 
 // DeepLIFT's rescale rule (AttributionOps.deepLiftRescale) on a pass of N inputs then their N
-// references: for j < pairs and its partner j + pairs, d = x[j] - x[j + pairs]; both get
-// gy (y[j] - y[j + pairs]) (1 / d) where |d| - 1e-10 > 0, else plain (the activation's gradient).
-// Global (pairs).
+// references: for j < pairs and its partner j + pairs, d = x[j] - x[j + pairs]; each gets its
+// gy (y[j] - y[j + pairs]) (1 / d) where |d| - 1e-10 > 0, else the activation KIND's standard
+// gradient at its own input. both = 1: gy and gx hold both halves; 0: the inputs' half alone.
+// Four pairs a work-item. Global (ceil(pairs / 4)).
 __kernel void deeplift_rescale(__global const float* gy, __global const float* x, __global const float* y,
-                               __global const float* plain, __global float* gx, int pairs) {
-    const int j = get_global_id(0);
-    if (j >= pairs) return;
-    const float d = x[j] - x[j + pairs];
-    if (fabs(d) - 1e-10f > 0.0f) {
-        const float r = (y[j] - y[j + pairs]) * (1.0f / d);
-        gx[j] = gy[j] * r;
-        gx[j + pairs] = gy[j + pairs] * r;
+                               __global float* gx, int pairs, int both, int kind) {
+    const int i = get_global_id(0) * 4;
+    if (i + 3 < pairs) {
+        const float4 x1 = vload4(0, x + i), x0 = vload4(0, x + i + pairs);
+        const float4 d = x1 - x0;
+        const int4 rescales = fabs(d) - 1e-10f > 0.0f;
+        const float4 r = (vload4(0, y + i) - vload4(0, y + i + pairs)) * (1.0f / d);
+        const float4 g1 = vload4(0, gy + i);
+        vstore4(select(act_grad_float4(g1, x1, kind, 0), g1 * r, rescales), 0, gx + i);
+        if (both) {
+            const float4 g0 = vload4(0, gy + i + pairs);
+            vstore4(select(act_grad_float4(g0, x0, kind, 0), g0 * r, rescales), 0, gx + i + pairs);
+        }
     } else {
-        gx[j] = plain[j];
-        gx[j + pairs] = plain[j + pairs];
+        for (int j = i; j < pairs; ++j) {
+            const float d = x[j] - x[j + pairs];
+            const int rescales = fabs(d) - 1e-10f > 0.0f;
+            const float r = (y[j] - y[j + pairs]) * (1.0f / d);
+            gx[j] = rescales ? gy[j] * r : act_grad1(gy[j], x[j], kind, 0);
+            if (both) gx[j + pairs] = rescales ? gy[j + pairs] * r : act_grad1(gy[j + pairs], x[j + pairs], kind, 0);
+        }
     }
 }
 

@@ -30,11 +30,13 @@ public protocol AttributionOps {
     /// their weights (sampled positions outside the input contribute nothing).
     func affineSampleBackward(_ gy: Tensor, _ transforms: [AffineMap], inputShape: Shape) throws -> Tensor
 
-    /// DeepLIFT's rescale rule at an activation of a pass that holds N inputs then their N
-    /// references (gy, x, y and plain all [2N, ...]): for element j of the first half and its
-    /// partner j' of the second, d = x[j] - x[j'], both rows get gy (y[j] - y[j']) (1 / d)
-    /// where |d| - 1e-10 > 0, else `plain` (the activation's own gradient) there.
-    func deepLiftRescale(_ gy: Tensor, input x: Tensor, output y: Tensor, plain: Tensor) throws -> Tensor
+    /// DeepLIFT's rescale rule at an activation `kind` of a pass that holds N inputs then their N
+    /// references (x its input, y its output, both [2N, ...]): for element j of the first half
+    /// and its partner j' of the second, d = x[j] - x[j'], each row gets its gy times
+    /// (y[j] - y[j']) (1 / d) where |d| - 1e-10 > 0, else the activation's own gradient (gy
+    /// where its own input is inside the activation's linear part, else 0). gy is [2N, ...]
+    /// (the result too) or the inputs' half [N, ...] alone (the result too).
+    func deepLiftRescale(_ gy: Tensor, input x: Tensor, output y: Tensor, kind: Activation) throws -> Tensor
 
     /// One Adam step at step t (from 1): the new parameters, first and second moments.
     func adamStep(_ p: Tensor, gradient g: Tensor, m: Tensor, v: Tensor, _ settings: AdamSettings, step t: Int) throws -> (p: Tensor, m: Tensor, v: Tensor)
@@ -92,18 +94,17 @@ extension AttributionOps where Self: Backend {
     }
 
     /// On the host, pair by pair.
-    public func deepLiftRescale(_ gy: Tensor, input x: Tensor, output y: Tensor, plain: Tensor) throws -> Tensor {
-        let half = try ShapeRules.deepLiftPairs("deeplift rescale", gy.shape, x.shape, y.shape, plain.shape)
-        let (g, xv, yv, pv) = (try values(gy), try values(x), try values(y), try values(plain))
-        var out = [Float](repeating: 0, count: 2 * half)
+    public func deepLiftRescale(_ gy: Tensor, input x: Tensor, output y: Tensor, kind: Activation) throws -> Tensor {
+        let (half, both) = try ShapeRules.deepLiftPairs("deeplift rescale", gy: gy.shape, x: x.shape, y: y.shape)
+        let (g, xv, yv) = (try values(gy), try values(x), try values(y))
+        let inside = { (v: Float) in kind == .relu ? v > 0 : v > 0 && v < 6 }
+        var out = [Float](repeating: 0, count: g.count)
         for j in 0..<half {
             let d = xv[j] - xv[j + half]
-            if abs(d) - 1e-10 > 0 {
-                let r = (yv[j] - yv[j + half]) * (1 / d)
-                (out[j], out[j + half]) = (g[j] * r, g[j + half] * r)
-            } else {
-                (out[j], out[j + half]) = (pv[j], pv[j + half])
-            }
+            let r = (yv[j] - yv[j + half]) * (1 / d)
+            let rescales = abs(d) - 1e-10 > 0
+            out[j] = rescales ? g[j] * r : inside(xv[j]) ? g[j] : 0
+            if both { out[j + half] = rescales ? g[j + half] * r : inside(xv[j + half]) ? g[j + half] : 0 }
         }
         return try tensor(out, gy.shape)
     }

@@ -22,15 +22,17 @@ public enum ShapeRules {
         guard a == b else { throw BackendError(op, "shapes differ: \(a) vs \(b)") }
     }
 
-    /// Pairs of a DeepLIFT pass (inputs then references): `shapes` all alike, with an even batch
-    /// of at most Int32.max elements; returns half the element count.
-    public static func deepLiftPairs(_ op: String, _ shapes: Shape...) throws -> Int {
-        guard let first = shapes.first else { return 0 }
-        for s in shapes.dropFirst() { try same(op, first, s) }
-        guard first.rank >= 1, first[0] % 2 == 0, first.count <= Int(Int32.max) else {
-            throw BackendError(op, "a pass of inputs and references has an even batch (and fewer than 2^31 values), not \(first)")
+    /// Pairs of a DeepLIFT pass (inputs then references): x and y alike, with an even batch of
+    /// at most Int32.max elements; gy x's shape (`both`: both halves' gradients) or its first
+    /// half's (the inputs' alone). Returns half x's element count.
+    public static func deepLiftPairs(_ op: String, gy: Shape, x: Shape, y: Shape) throws -> (pairs: Int, both: Bool) {
+        try same(op, x, y)
+        guard x.rank >= 1, x[0] % 2 == 0, x.count <= Int(Int32.max) else {
+            throw BackendError(op, "a pass of inputs and references has an even batch (and fewer than 2^31 values), not \(x)")
         }
-        return first.count / 2
+        let half = Shape([x[0] / 2] + Array(x.dims.dropFirst()))
+        guard gy == x || gy == half else { throw BackendError(op, "gradient \(gy) is neither the pass's \(x) nor its inputs' half \(half)") }
+        return (x.count / 2, gy == x)
     }
 
     /// The dimensions of an NCHW shape; throws for any other rank.

@@ -12,30 +12,48 @@ enum DifferenceRole {
 extension Graph {
     /// The backward pass of DeepLIFT's rescale rule (Shrikumar et al. 2017) as Captum's DeepLift
     /// computes it. The pass's input holds N inputs then their N references ([2N, ...]);
-    /// `seed` is dL/d`output` for all 2N rows. Each activation of a kind in `rescaling` passes
-    /// gy (f(x) - f(x')) / (x - x') instead of its gradient, the same multiplier on both halves
-    /// (its gradient where |x - x'| < 1e-10); each max pool passes Captum's rule: the output
-    /// differences max(y, y') - y' and y - max(y, y') routed to each half's maximum, summed, over
-    /// x - x'. Every other op takes its gradient. A convolution with its activation fused in
-    /// has no input of that activation to compare: run the pass with `fusesActivations` off
-    /// (or unfused).
+    /// `seed` is dL/d`output` for the N inputs' rows ([N, ...]), and the same for their
+    /// references' (Captum seeds both halves alike). Each activation of a kind in `rescaling`
+    /// passes gy (f(x) - f(x')) / (x - x') instead of its gradient, the same multiplier on both
+    /// halves (its gradient where |x - x'| < 1e-10); each max pool passes Captum's rule: the
+    /// output differences max(y, y') - y' and y - max(y, y') routed to each half's maximum,
+    /// summed, over x - x'. Every other op takes its gradient. A convolution with its
+    /// activation fused in has no input of that activation to compare: run the pass with
+    /// `fusesActivations` off (or unfused).
     /// `maxPoolRule` false passes max pools their gradient (what Captum 0.9's DeepLift computes:
     /// its max-pool rule's result does not reach the gradient).
+    ///
+    /// Returns the inputs' half of each gradient ([N, ...]): of the pass's input, its output
+    /// and the taps it keeps (those `keptLayers` names, every tap when it is nil). The inputs'
+    /// rows of a gradient depend on the references' rows only through the max-pool rule, which
+    /// sums both halves' routed differences: without one, the backward runs over the inputs'
+    /// half alone where every op can (`Node.rowwise`; half the work), else over both.
     public func deepLift(from output: Value, seed: Tensor, rescaling: Set<Activation> = Set(Activation.allCases),
                          maxPoolRule: Bool = true) throws -> Gradients {
-        guard seed.shape == shape(output) else {
-            throw BackendError("deeplift", "seed \(seed.shape) does not match the output \(shape(output))")
+        guard !parameterGradients else { throw BackendError("deeplift", "DeepLIFT attributes to the pass's input: make its graph without parameter gradients") }
+        let whole = shape(output)
+        guard whole.rank >= 1, whole[0] % 2 == 0, seed.shape == Self.leading(whole, whole[0] / 2) else {
+            throw BackendError("deeplift", "seed \(seed.shape) does not match the inputs' half of the output \(whole)")
         }
-        let taps = Set(tapIndex.values)
-        var grads: [Int: Tensor] = [output.id: seed]
+        // The ops the backward reaches.
+        var reached: Set = [output.id], ops: [Node] = []
+        for id in stride(from: output.id, through: 0, by: -1) where reached.contains(id) {
+            guard let node = nodes[id] else { continue }
+            ops.append(node)
+            reached.formUnion(node.inputs)
+        }
+        let pooled = maxPoolRule && ops.contains { if case .maxPool? = $0.difference { true } else { false } }
+        let inputsOnly = !pooled && ops.allSatisfy(\.rowwise)
+        let readTaps = keptLayers.map { $0.union(stopWhenTapped).compactMap { tapID($0) } } ?? Array(tapIndex.values)
+        let kept = Set(readTaps).union([output.id])
+        var grads: [Int: Tensor] = [output.id: inputsOnly ? seed : try joined(seed, seed)]
         for id in stride(from: output.id, through: 0, by: -1) {
             guard let gy = grads[id], let node = nodes[id] else { continue }
             let needs = node.inputs.map { requiresGrad[$0] }
             let incoming: [Tensor?]
             switch node.difference {
             case .activation(let x, let y, let kind)? where rescaling.contains(kind):
-                incoming = [try backend.deepLiftRescale(gy, input: x, output: y,
-                                                        plain: try backend.activationBackward(gy, input: x, kind, rule: .standard))]
+                incoming = [try backend.deepLiftRescale(gy, input: x, output: y, kind: kind)]
             case .maxPool(let x, let y, let p)? where maxPoolRule:
                 let b = backend
                 let (y1, y0) = try halves(y)
@@ -57,9 +75,9 @@ extension Graph {
                 guard let g, requiresGrad[input] else { continue }
                 grads[input] = try grads[input].map { try backend.add($0, g) } ?? g
             }
-            if id != output.id, !taps.contains(id) { grads[id] = nil }
+            if !kept.contains(id) { grads[id] = nil }
         }
-        return Gradients(graph: self, grads: grads)
+        return Gradients(graph: self, grads: inputsOnly ? grads : try grads.mapValues { try halves($0).0 })
     }
 
     /// DeepLIFT's multiplier numerator(gy) / (x - x') on both halves (a max pool's: its

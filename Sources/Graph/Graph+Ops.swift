@@ -17,9 +17,11 @@ extension Graph {
         let v = record(y, [x, weight] + (bias.map { [$0] } ?? []), inputBackward: { gy, rule, _, mask in
             try b.conv2dBackwardInput(gy, weight: wt, inputShape: xt.shape, p,
                                       fused: ConvolutionFusion(rule: rule, input: mask.map { .init($0, xt) }))
-        }, relevance: .convolution(xt, weight: wt, bias: bias.map(tensor), p, nonNegative: nonNegative.contains(x.id), on: b)) { gy, _, needs in
-            [needs[0] ? try b.conv2dBackwardInput(gy, weight: wt, inputShape: xt.shape, p) : nil,
-             needs[1] ? try b.conv2dBackwardWeight(gy, input: xt, weightShape: wt.shape, p) : nil]
+        }, relevance: .convolution(xt, weight: wt, bias: bias.map(tensor), p, nonNegative: nonNegative.contains(x.id), on: b),
+                       rowwise: true) { [unowned self] gy, _, needs in
+            let rows = gy.shape[0]
+            return [needs[0] ? try b.conv2dBackwardInput(gy, weight: wt, inputShape: Self.leading(xt.shape, rows), p) : nil,
+                    needs[1] ? try b.conv2dBackwardWeight(gy, input: try leading(xt, rows), weightShape: wt.shape, p) : nil]
                 + (needs.count > 2 ? [needs[2] ? try b.conv2dBackwardBias(gy) : nil] : [])
         }
         if recordsBiases, let bias { biases[v.id] = tensor(bias) }
@@ -106,8 +108,8 @@ extension Graph {
         let xt = tensor(x)
         let b = backend
         let y = try b.activation(xt, kind)
-        let v = record(y, [x], activation: kind, relevance: .pass, difference: .activation(xt, y, kind)) { gy, rule, _ in
-            [try b.activationBackward(gy, input: xt, kind, rule: rule)]
+        let v = record(y, [x], activation: kind, relevance: .pass, difference: .activation(xt, y, kind), rowwise: true) { [unowned self] gy, rule, _ in
+            [try b.activationBackward(gy, input: try leading(xt, gy.shape[0]), kind, rule: rule)]
         }
         nonNegative.insert(v.id)
         return v
@@ -118,7 +120,9 @@ extension Graph {
         let xt = tensor(x)
         let b = backend
         let y = try b.maxPool2d(xt, p)
-        return keepingSign(of: [x], record(y, [x], difference: .maxPool(xt, y, p)) { gy, _, _ in [try b.maxPool2dBackward(gy, input: xt, p)] })
+        return keepingSign(of: [x], record(y, [x], difference: .maxPool(xt, y, p), rowwise: true) { [unowned self] gy, _, _ in
+            [try b.maxPool2dBackward(gy, input: try leading(xt, gy.shape[0]), p)]
+        })
     }
 
     /// Average pooling; the backward spreads each gradient over its window.
@@ -126,8 +130,9 @@ extension Graph {
         let shape = self.shape(x)
         let b = backend
         let xt = tensor(x), y = try b.avgPool2d(xt, p)
-        return keepingSign(of: [x], record(y, [x], relevance: .proportional([xt], y) { [try b.avgPool2dBackward($0, inputShape: shape, p)] }) { gy, _, _ in
-            [try b.avgPool2dBackward(gy, inputShape: shape, p)]
+        return keepingSign(of: [x], record(y, [x], relevance: .proportional([xt], y) { [try b.avgPool2dBackward($0, inputShape: shape, p)] },
+                                           rowwise: true) { gy, _, _ in
+            [try b.avgPool2dBackward(gy, inputShape: Self.leading(shape, gy.shape[0]), p)]
         })
     }
 
@@ -136,8 +141,9 @@ extension Graph {
         let shape = self.shape(x)
         let b = backend
         let xt = tensor(x), y = try b.adaptiveAvgPool2d(xt, outputSize: outputSize)
-        return keepingSign(of: [x], record(y, [x], relevance: .proportional([xt], y) { [try b.adaptiveAvgPool2dBackward($0, inputShape: shape)] }) { gy, _, _ in
-            [try b.adaptiveAvgPool2dBackward(gy, inputShape: shape)]
+        return keepingSign(of: [x], record(y, [x], relevance: .proportional([xt], y) { [try b.adaptiveAvgPool2dBackward($0, inputShape: shape)] },
+                                           rowwise: true) { gy, _, _ in
+            [try b.adaptiveAvgPool2dBackward(gy, inputShape: Self.leading(shape, gy.shape[0]))]
         })
     }
 
@@ -148,8 +154,9 @@ extension Graph {
         let shape = self.shape(x)
         let b = backend
         let xt = tensor(x), y = try b.resize(xt, height: height, width: width, mode: mode)
-        return keepingSign(of: [x], record(y, [x], relevance: .proportional([xt], y) { [try b.resizeBackward($0, inputShape: shape, mode: mode)] }) { gy, _, _ in
-            [try b.resizeBackward(gy, inputShape: shape, mode: mode)]
+        return keepingSign(of: [x], record(y, [x], relevance: .proportional([xt], y) { [try b.resizeBackward($0, inputShape: shape, mode: mode)] },
+                                           rowwise: true) { gy, _, _ in
+            [try b.resizeBackward(gy, inputShape: Self.leading(shape, gy.shape[0]), mode: mode)]
         })
     }
 
@@ -159,9 +166,10 @@ extension Graph {
         let b = backend
         let y = try b.linear(xt, weight: wt, bias: bias.map(tensor))
         return record(y, [x, weight] + (bias.map { [$0] } ?? []),
-                      relevance: .linear(xt, weight: wt, bias: bias.map(tensor), nonNegative: nonNegative.contains(x.id), on: b)) { gy, _, needs in
+                      relevance: .linear(xt, weight: wt, bias: bias.map(tensor), nonNegative: nonNegative.contains(x.id), on: b),
+                      rowwise: true) { [unowned self] gy, _, needs in
             [needs[0] ? try b.linearBackwardInput(gy, weight: wt) : nil,
-             needs[1] ? try b.linearBackwardWeight(gy, input: xt) : nil]
+             needs[1] ? try b.linearBackwardWeight(gy, input: try leading(xt, gy.shape[0])) : nil]
                 + (needs.count > 2 ? [needs[2] ? try b.linearBackwardBias(gy) : nil] : [])
         }
     }
@@ -174,7 +182,7 @@ extension Graph {
 
     func batchNorm2d(_ x: Value, _ bn: BatchNormParams, relevance: RelevanceRole?) throws -> Value {
         let b = backend
-        let y = record(try b.batchNorm2d(tensor(x), bn), [x], relevance: relevance) { gy, _, _ in [try b.batchNorm2dBackward(gy, bn)] }
+        let y = record(try b.batchNorm2d(tensor(x), bn), [x], relevance: relevance, rowwise: true) { gy, _, _ in [try b.batchNorm2dBackward(gy, bn)] }
         if recordsBiases {
             let c = bn.beta.shape.count
             let shift = try b.batchNorm2d(try b.tensor([Float](repeating: 0, count: c), [1, c, 1, 1]), bn)
@@ -188,15 +196,15 @@ extension Graph {
     public func add(_ a: Value, _ c: Value) throws -> Value {
         let (at, ct) = (tensor(a), tensor(c))
         let y = try backend.add(at, ct)
-        return keepingSign(of: [a, c], record(y, [a, c], relevance: .proportional([at, ct], y) { [$0, $0] }) { gy, _, _ in [gy, gy] })
+        return keepingSign(of: [a, c], record(y, [a, c], relevance: .proportional([at, ct], y) { [$0, $0] }, rowwise: true) { gy, _, _ in [gy, gy] })
     }
 
     /// Elementwise product of two values of one shape.
     public func mul(_ a: Value, _ c: Value) throws -> Value {
         let (at, ct) = (tensor(a), tensor(c))
         let b = backend
-        return record(try b.mul(at, ct), [a, c]) { gy, _, needs in
-            [needs[0] ? try b.mul(gy, ct) : nil, needs[1] ? try b.mul(gy, at) : nil]
+        return record(try b.mul(at, ct), [a, c], rowwise: true) { [unowned self] gy, _, needs in
+            [needs[0] ? try b.mul(gy, try leading(ct, gy.shape[0])) : nil, needs[1] ? try b.mul(gy, try leading(at, gy.shape[0])) : nil]
         }
     }
 
@@ -210,28 +218,30 @@ extension Graph {
         }
         let b = backend, area = Float(height * width), out: Shape = [xs[0], xs[1], height, width]
         let y = try b.scale(try b.adaptiveAvgPool2dBackward(tensor(x), inputShape: out), area)
-        return record(y, [x]) { gy, _, _ in [try b.scale(try b.adaptiveAvgPool2d(gy, outputSize: (1, 1)), area)] }
+        return record(y, [x], rowwise: true) { gy, _, _ in [try b.scale(try b.adaptiveAvgPool2d(gy, outputSize: (1, 1)), area)] }
     }
 
     /// s * a.
     public func scale(_ a: Value, _ s: Float) throws -> Value {
         let b = backend
-        return record(try b.scale(tensor(a), s), [a]) { gy, _, _ in [try b.scale(gy, s)] }
+        return record(try b.scale(tensor(a), s), [a], rowwise: true) { gy, _, _ in [try b.scale(gy, s)] }
     }
 
     /// Concatenation along channels (axis 1) of [N, C_i, H, W] values.
     public func concat(_ parts: [Value]) throws -> Value {
         let sizes = parts.map { shape($0)[1] }
         let b = backend
-        return keepingSign(of: parts, record(try b.concat(parts.map(tensor)), parts) { gy, _, _ in try b.split(gy, sizes: sizes) })
+        return keepingSign(of: parts, record(try b.concat(parts.map(tensor)), parts, rowwise: true) { gy, _, _ in try b.split(gy, sizes: sizes) })
     }
 
     /// The same values with another shape of the same element count (no copy).
     public func reshape(_ x: Value, _ shape: Shape) throws -> Value {
         let old = self.shape(x)
         guard old.count == shape.count else { throw BackendError("reshape", "cannot reshape \(old) to \(shape)") }
-        return keepingSign(of: [x], record(Tensor(shape: shape, storage: tensor(x).storage), [x]) { gy, _, _ in
-            [Tensor(shape: old, storage: gy.storage)]
+        // Rows stay rows where the batch dimension does.
+        let batchKept = shape.rank >= 1 && old.rank >= 1 && shape[0] == old[0]
+        return keepingSign(of: [x], record(Tensor(shape: shape, storage: tensor(x).storage), [x], rowwise: batchKept) { gy, _, _ in
+            [Tensor(shape: batchKept ? Self.leading(old, gy.shape[0]) : old, storage: gy.storage)]
         })
     }
 
@@ -245,21 +255,29 @@ extension Graph {
     public func softmax(_ x: Value) throws -> Value {
         let b = backend
         let y = try b.softmax(tensor(x))
-        return record(y, [x]) { gy, _, _ in [try b.softmaxBackward(gy, output: y)] }
+        return record(y, [x], rowwise: y.shape.rank >= 2) { [unowned self] gy, _, _ in
+            [try b.softmaxBackward(gy, output: try leading(y, gy.shape[0]))]
+        }
     }
 
     /// Log-softmax over the last dimension.
     public func logSoftmax(_ x: Value) throws -> Value {
         let b = backend
         let y = try b.logSoftmax(tensor(x))
-        return record(y, [x]) { gy, _, _ in [try b.logSoftmaxBackward(gy, output: y)] }
+        return record(y, [x], rowwise: y.shape.rank >= 2) { [unowned self] gy, _, _ in
+            [try b.logSoftmaxBackward(gy, output: try leading(y, gy.shape[0]))]
+        }
     }
 
     /// Sum, mean or sum of squares over every dimension from `axis` on.
     public func reduce(_ x: Value, _ op: Reduction, axis: Int) throws -> Value {
         let xt = tensor(x)
         let b = backend
-        return record(try b.reduce(xt, op, axis: axis), [x]) { gy, _, _ in [try b.reduceBackward(gy, input: xt, op, axis: axis)] }
+        // Rows stay rows where the reduction leaves the batch dimension.
+        let rowwise = axis >= 1
+        return record(try b.reduce(xt, op, axis: axis), [x], rowwise: rowwise) { [unowned self] gy, _, _ in
+            [try b.reduceBackward(gy, input: rowwise ? try leading(xt, gy.shape[0]) : xt, op, axis: axis)]
+        }
     }
 
     /// y[:, c] = x[:, c] * scale[c] + shift[c] (an inference batchnorm with zero mean, unit variance).
@@ -275,8 +293,8 @@ extension Graph {
     public func pointwise(_ x: Value, _ op: Pointwise) throws -> Value {
         let xt = tensor(x)
         let b = backend
-        return record(try b.pointwise(xt, op), [x], relevance: op.isActivation ? .pass : nil) { gy, _, _ in
-            [try b.pointwiseBackward(gy, input: xt, op)]
+        return record(try b.pointwise(xt, op), [x], relevance: op.isActivation ? .pass : nil, rowwise: true) { [unowned self] gy, _, _ in
+            [try b.pointwiseBackward(gy, input: try leading(xt, gy.shape[0]), op)]
         }
     }
 
@@ -284,25 +302,26 @@ extension Graph {
     public func affineSample(_ x: Value, _ transforms: [AffineMap], height: Int, width: Int, fill: Float) throws -> Value {
         let shape = self.shape(x)
         let b = backend
-        return record(try b.affineSample(tensor(x), transforms, height: height, width: width, fill: fill), [x]) { gy, _, _ in
-            [try b.affineSampleBackward(gy, transforms, inputShape: shape)]
+        return record(try b.affineSample(tensor(x), transforms, height: height, width: width, fill: fill), [x], rowwise: true) { gy, _, _ in
+            [try b.affineSampleBackward(gy, Array(transforms.prefix(gy.shape[0])), inputShape: Self.leading(shape, gy.shape[0]))]
         }
     }
 
     /// Channels from..<from+count of [N, C, H, W]; the backward pass pads the gradient with zeros.
     public func sliceChannels(_ x: Value, from: Int, count: Int) throws -> Value {
         let shape = self.shape(x)
-        guard let (n, c, h, w) = shape.nchw, from >= 0, count >= 1, from + count <= c else {
+        guard let (_, c, h, w) = shape.nchw, from >= 0, count >= 1, from + count <= c else {
             throw BackendError("slice channels", "channels \(from)..<\(from + count) of \(shape)")
         }
         let b = backend
         let sizes = [from, count, c - from - count]
         let parts = try b.split(tensor(x), sizes: sizes.filter { $0 > 0 })
         let index = from > 0 ? 1 : 0
-        return record(parts[index], [x]) { gy, _, _ in
+        return record(parts[index], [x], rowwise: true) { gy, _, _ in
+            let rows = gy.shape[0]
             let pieces = try sizes.enumerated().compactMap { i, size -> Tensor? in
                 guard size > 0 else { return nil }
-                return i == 1 ? gy : try b.tensor([Float](repeating: 0, count: n * size * h * w), [n, size, h, w])
+                return i == 1 ? gy : try b.tensor([Float](repeating: 0, count: rows * size * h * w), [rows, size, h, w])
             }
             return [pieces.count == 1 ? pieces[0] : try b.concat(pieces)]
         }
@@ -318,7 +337,7 @@ extension Graph {
         let b = backend
         var inverse = perm
         for (i, p) in perm.enumerated() where p >= 0 && p < perm.count { inverse[p] = i }
-        return record(try b.permute(tensor(x), perm), [x]) { gy, _, _ in [try b.permute(gy, inverse)] }
+        return record(try b.permute(tensor(x), perm), [x], rowwise: perm.first == 0) { gy, _, _ in [try b.permute(gy, inverse)] }
     }
 
     /// Layer normalization over the last dimension, gamma and beta [C] (parameters, or nil).

@@ -45,6 +45,11 @@ public final class Graph {
         var relevance: RelevanceRole? = nil
         /// The op's input and output where DeepLIFT replaces its gradient (`deepLift`).
         var difference: DifferenceRole? = nil
+        /// Whether `backward` also takes the gradient of the first n rows of the op's batch alone
+        /// (gy [n, ...] for an output [N, ...]) and gives its inputs' gradients for those rows,
+        /// reading its forward tensors' first rows (`leading`): DeepLIFT's backward runs over
+        /// its pass's inputs' half so. False: gy must be the whole batch's.
+        var rowwise = false
     }
 
     private(set) var tensors: [Tensor] = []
@@ -53,6 +58,9 @@ public final class Graph {
     var unitVectors: [Int: (ones: Tensor, zeros: Tensor)] = [:]
     /// Ones of each shape a DeepLIFT pass asked for, uploaded once per pass.
     var onesByShape: [Shape: Tensor] = [:]
+    /// Copies of forward tensors' first rows (`leading`), by the storage they were copied from
+    /// (held, so that its identifier is not reused).
+    private var leadingCopies: [ObjectIdentifier: (source: any TensorStorage, copy: Tensor)] = [:]
     var nodes: [Node?] = []
     var requiresGrad: [Bool] = []
     /// Values known to hold no negative number (an activation's output, pools and sums of
@@ -181,15 +189,33 @@ public final class Graph {
 
     /// Records `output`, computed from `inputs`, with its backward rule.
     func record(_ output: Tensor, _ inputs: [Value], activation: Activation? = nil, inputBackward: InputBackward? = nil,
-                passThrough: Int? = nil, relevance: RelevanceRole? = nil, difference: DifferenceRole? = nil,
+                passThrough: Int? = nil, relevance: RelevanceRole? = nil, difference: DifferenceRole? = nil, rowwise: Bool = false,
                 _ backward: @escaping Backward) -> Value {
         let grad = inputs.contains { requiresGrad[$0.id] }
         tensors.append(output)
         nodes.append(grad ? Node(inputs: inputs.map(\.id), backward: backward, activation: activation, inputBackward: inputBackward,
-                                 passThrough: passThrough, relevance: relevance, difference: difference) : nil)
+                                 passThrough: passThrough, relevance: relevance, difference: difference, rowwise: rowwise) : nil)
         requiresGrad.append(grad)
         return Value(id: tensors.count - 1)
     }
+
+    /// The first `rows` rows of t's batch (its dimension 0): t itself when it has that many,
+    /// else a copy, made once per tensor in a pass. Backward rules that take part of their
+    /// batch (`Node.rowwise`) read their forward tensors through it.
+    func leading(_ t: Tensor, _ rows: Int) throws -> Tensor {
+        guard t.shape.rank >= 1, rows != t.shape[0] else { return t }
+        guard rows >= 1, rows < t.shape[0] else { throw BackendError("backward", "a gradient of \(rows) rows for \(t.shape)") }
+        let shape = Self.leading(t.shape, rows)
+        let key = ObjectIdentifier(t.storage)
+        if let made = leadingCopies[key]?.copy, made.shape.count == shape.count { return Tensor(shape: shape, storage: made.storage) }
+        let parts = try backend.split(Tensor(shape: [1, t.shape.count, 1, 1], storage: t.storage),
+                                      sizes: [shape.count, t.shape.count - shape.count])
+        leadingCopies[key] = (t.storage, parts[0])
+        return Tensor(shape: shape, storage: parts[0].storage)
+    }
+
+    /// `s` with `rows` rows (its dimension 0 replaced).
+    static func leading(_ s: Shape, _ rows: Int) -> Shape { Shape([rows] + Array(s.dims.dropFirst())) }
 
     // MARK: Taps
 

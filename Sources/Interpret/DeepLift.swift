@@ -59,7 +59,7 @@ public struct DeepLift: AttributionMethod {
             let logits = try model.forward(g, x)
             let classes = g.shape(logits)[1]
             let chunkTargets = Array(targets[start..<(start + count)])
-            let seed = try oneHot(b, targets: chunkTargets + chunkTargets, classes: classes)
+            let seed = try oneHot(b, targets: chunkTargets, classes: classes)
             let grads = try g.deepLift(from: logits, seed: seed, rescaling: activations, maxPoolRule: maxPoolRule)
             guard let gradient = grads.of(x) else { throw InterpretError("the model's output does not depend on its input") }
             let all = try b.values(gradient)

@@ -21,13 +21,13 @@ extension OpenCLBackend {
         return gx
     }
 
-    public func deepLiftRescale(_ gy: Tensor, input x: Tensor, output y: Tensor, plain: Tensor) throws -> Tensor {
+    public func deepLiftRescale(_ gy: Tensor, input x: Tensor, output y: Tensor, kind: Activation) throws -> Tensor {
         let op = "deeplift rescale"
-        let half = try ShapeRules.deepLiftPairs(op, gy.shape, x.shape, y.shape, plain.shape)
+        let (half, both) = try ShapeRules.deepLiftPairs(op, gy: gy.shape, x: x.shape, y: y.shape)
         let (gx, gxb) = try empty(gy.shape, op)
-        try launch(.deeplift_rescale(gy: try buffer(gy, op), x: try buffer(x, op), y: try buffer(y, op), plain: try buffer(plain, op),
-                                     gx: gxb, pairs: half),
-                   global: [half])
+        try launch(.deeplift_rescale(gy: try buffer(gy, op), x: try buffer(x, op), y: try buffer(y, op), gx: gxb, pairs: half,
+                                     both: both ? 1 : 0, kind: Int(kind.rawValue)),
+                   global: [quads(half)])
         return gx
     }
 

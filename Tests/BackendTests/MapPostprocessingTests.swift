@@ -18,28 +18,45 @@ import TestSupport
     }
 
     /// DeepLIFT's rescale rule on the device against the CPU reference, which is checked against
-    /// values worked by hand: pairs far apart, equal, and within 1e-10 (the plain gradient).
+    /// values worked by hand: pairs far apart, equal, and within 1e-10 (the plain gradient),
+    /// ReLU and ReLU6 (values past 6), the gradient of both halves and of the inputs' alone.
     @Test(arguments: [Shape([2, 3, 5, 7]), Shape([4, 16, 14, 14]), Shape([2, 1, 1, 1])])
     func deepLiftRescaleDeviceMatchesReference(_ shape: Shape) throws {
         var rng = SeededRandom(seed: 32)
-        var x = rng.floats(shape.count)
-        let half = shape.count / 2
-        // Every seventh pair equal: the plain gradient there.
+        var x = rng.floats(shape.count).map { $0 * 8 }
+        let half = shape.count / 2, inputs = Shape([shape[0] / 2] + Array(shape.dims.dropFirst()))
+        // Every seventh pair equal, and every eleventh within 1e-10 on both sides of 0: the
+        // plain gradient there, each at its own input.
         for j in stride(from: 0, to: half, by: 7) { x[j + half] = x[j] }
-        let y = x.map { Swift.max($0, 0) }
-        try expectDeviceMatchesReference("deeplift rescale \(shape)", inputs: [(rng.floats(shape.count), shape), (x, shape), (y, shape),
-                                                                             (rng.floats(shape.count), shape)]) { b, t in
-            [try b.deepLiftRescale(t[0], input: t[1], output: t[2], plain: t[3])]
+        for j in stride(from: 3, to: half, by: 11) { (x[j], x[j + half]) = j % 2 == 0 ? (1e-11, -1e-11) : (-1e-11, 1e-11) }
+        for kind in Activation.allCases {
+            let y = x.map { kind == .relu ? Swift.max($0, 0) : Swift.min(Swift.max($0, 0), 6) }
+            try expectDeviceMatchesReference("deeplift rescale \(kind) \(shape)",
+                                             inputs: [(rng.floats(shape.count), shape), (x, shape), (y, shape), (rng.floats(half), inputs)]) { b, t in
+                [try b.deepLiftRescale(t[0], input: t[1], output: t[2], kind: kind),
+                 try b.deepLiftRescale(t[3], input: t[1], output: t[2], kind: kind)]
+            }
         }
-        // Pairs (x, x') = (2, -1): ratio (2 - 0) / 3 for both rows; (0.5, 0.5): plain; (1e-11, 0): plain.
-        let got = try cpu.values(cpu.deepLiftRescale(try cpu.tensor([6, 1, 5, 9, 2, 7], [2, 3, 1, 1]),
-                                                     input: try cpu.tensor([2, 0.5, 1e-11, -1, 0.5, 0], [2, 3, 1, 1]),
-                                                     output: try cpu.tensor([2, 0.5, 1e-11, 0, 0.5, 0], [2, 3, 1, 1]),
-                                                     plain: try cpu.tensor([10, 20, 30, 40, 50, 60], [2, 3, 1, 1])))
-        let want: [Float] = [6 * (2 * (1 / Float(3))), 20, 30, 9 * (2 * (1 / Float(3))), 50, 60]
+        // Pairs (x, x') = (2, -1): ratio (2 - 0) / 3 for both rows; (0.5, 0.5): the ReLU's
+        // gradient, 1 at both; (1e-11, 0): its gradient, 1 at x and 0 at x'.
+        let x6: [Float] = [2, 0.5, 1e-11, -1, 0.5, 0]
+        let input = try cpu.tensor(x6, [2, 3, 1, 1]), output = try cpu.tensor(x6.map { Swift.max($0, 0) }, [2, 3, 1, 1])
+        let got = try cpu.values(cpu.deepLiftRescale(try cpu.tensor([6, 1, 5, 9, 2, 7], [2, 3, 1, 1]), input: input, output: output, kind: .relu))
+        let want: [Float] = [6 * (2 * (1 / Float(3))), 1, 5, 9 * (2 * (1 / Float(3))), 2, 0]
         #expect(got == want, "\(got)")
-        #expect(throws: BackendError.self) { try cpu.deepLiftRescale(try cpu.tensor([1, 2, 3], [3]), input: try cpu.tensor([1, 2, 3], [3]),
-                                                                     output: try cpu.tensor([1, 2, 3], [3]), plain: try cpu.tensor([1, 2, 3], [3])) }
+        // The inputs' half alone: the first row of the same.
+        #expect(try cpu.values(cpu.deepLiftRescale(try cpu.tensor([6, 1, 5], [1, 3, 1, 1]), input: input, output: output, kind: .relu))
+                == Array(want.prefix(3)))
+        // ReLU6 at (7, 7): outside, 0; (7, 6.5): ratio (6 - 6) / 0.5 = 0; (3, 7): (3 - 6) / -4.
+        let r6 = try cpu.values(cpu.deepLiftRescale(try cpu.tensor([1, 2, 3, 4, 5, 6], [2, 3, 1, 1]),
+                                                    input: try cpu.tensor([7, 7, 3, 7, 6.5, 7], [2, 3, 1, 1]),
+                                                    output: try cpu.tensor([6, 6, 3, 6, 6, 6], [2, 3, 1, 1]), kind: .relu6))
+        #expect(r6 == [0, 0, 3 * (-3 * (1 / Float(-4))), 0, 0, 6 * (-3 * (1 / Float(-4)))], "\(r6)")
+        for (g, v) in [([Float](repeating: 1, count: 3), [Float]([1, 2, 3])), ([1, 2, 3], [1, 2, 3, 4])] {
+            let gs = Shape([g.count]), vs = Shape([v.count])
+            #expect(throws: BackendError.self) { try cpu.deepLiftRescale(try cpu.tensor(g, gs), input: try cpu.tensor(v, vs),
+                                                                         output: try cpu.tensor(v, vs), kind: .relu) }
+        }
     }
 
     @Test func camReferenceOpsMatchHandWorkedValues() throws {

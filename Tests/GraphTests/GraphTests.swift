@@ -46,6 +46,32 @@ struct TinyNet {
 @Suite(.timed) struct GraphTests {
     let shape: Shape = [2, 3, 7, 7]
 
+    /// DeepLIFT's backward over its pass's inputs' half (`Node.rowwise`): TinyNet's ops up to its
+    /// logits and past them, and sigmoid, channel slices, resizing and expand, given the gradient
+    /// of the first rows alone (the activations passing their gradient, max pools without
+    /// DeepLIFT's rule), give the first rows of the whole batch's gradient.
+    @Test func backwardOverTheFirstRowsGivesTheirPartOfTheWholeBatchs() throws {
+        var rng = SeededRandom(seed: 4)
+        let batch: Shape = [4, 3, 7, 7]
+        let x = rng.floats(batch.count)
+        let (g, input, _, _) = try TinyNet(seed: 3).run(cpu, input: x, inputShape: batch)
+        let logits = try #require(g.tapped("logits"))
+        let scores = try g.scale(try g.mul(try g.logSoftmax(logits), logits), 0.5)
+        let part = try g.sliceChannels(try #require(g.tapped("block")), from: 1, count: 3)
+        let spread = try g.expand(try g.adaptiveAvgPool2d(try g.pointwise(try g.resize(part, height: 5, width: 4, mode: .bilinear), .sigmoid),
+                                                          outputSize: (1, 1)), height: 2, width: 3)
+        for output in [scores, try g.flatten(spread)] {
+            let width = g.shape(output)[1]
+            let seed = rng.floats(4 * width)
+            let whole = try cpu.values(try #require(g.backward(from: output, seed: try cpu.tensor(seed, [4, width])).of(input)))
+            let first = try cpu.values(try #require(g.deepLift(from: output, seed: try cpu.tensor(Array(seed.prefix(2 * width)), [2, width]),
+                                                               rescaling: [], maxPoolRule: false).of(input)))
+            #expect(first.count == whole.count / 2)
+            let scale = whole.reduce(0) { Swift.max($0, abs($1)) }
+            #expect(zip(first, whole).allSatisfy { abs($0 - $1) <= 1e-5 * scale }, "\(width)")
+        }
+    }
+
     @Test func inputAndParameterGradientsMatchFiniteDifferences() throws {
         let net = TinyNet(seed: 1)
         var rng = SeededRandom(seed: 2)

@@ -208,6 +208,22 @@ MUTANTS = {
         "ParserCrossCheckTests",
         "a zip checkpoint's storage read whatever its pickle's element count says (torch.load refuses)",
     ),
+    "deeplift-rescale-plain-at-partner-input": (
+        "activation.cl",
+        "vstore4(select(act_grad_float4(g1, x1, kind, 0), g1 * r, rescales), 0, gx + i);",
+        "vstore4(select(act_grad_float4(g1, x0, kind, 0), g1 * r, rescales), 0, gx + i);",
+        "deepLiftRescaleDeviceMatchesReference",
+        "DeepLIFT's rescale kernel taking the activation's gradient where the pair is too close at the "
+        "reference's input instead of the input's own",
+    ),
+    "deeplift-inputs-rows-from-references": (
+        "Sources/Graph/Graph.swift",
+        "        leadingCopies[key] = (t.storage, parts[0])\n        return Tensor(shape: shape, storage: parts[0].storage)",
+        "        leadingCopies[key] = (t.storage, parts[parts.count - 1])\n        return Tensor(shape: shape, storage: parts[parts.count - 1].storage)",
+        "DeepLiftTests|backwardOverTheFirstRows",
+        "DeepLIFT's backward over the inputs' half reading the forward values of the references' half "
+        "(a max pool's routing, without the max-pool rule)",
+    ),
 }
 
 SWIFT_ENV = dict(os.environ, LOUPE_OPTIMIZE_DEBUG="1")
