@@ -1,5 +1,6 @@
 // Reductions of each row of a [rows, cols] float32 array, and their backward passes.
-// One work-group of RWG work-items per row (global (RWG, rows)), tree reduction in local memory.
+// One work-group of RWG work-items per row (global (RWG, rows)), tree reduction in local memory;
+// CPU devices: reduce_rows_items, a row per work-item.
 // OP: 0 sum, 1 mean, 2 sum of squares.
 //   backward: sum gx = g; mean gx = g / cols; sum of squares gx = 2 x g
 // max_rows gives each row's maximum and the index of its first occurrence (stored as a float:
@@ -26,6 +27,24 @@ void reduce_rows(__global const float* x, __global float* y, int cols, int OP) {
         barrier(CLK_LOCAL_MEM_FENCE);
     }
     if (l == 0) y[get_group_id(1)] = OP == 1 ? scratch[0] / (float)cols : scratch[0];
+}
+
+// CPU devices: a row a work-item, eight columns a step, no local memory or barriers.
+// Global (rows rounded up to the group).
+__kernel void reduce_rows_items(__global const float* x, __global float* y, int cols, int OP, int rows) {
+    const long r = get_global_id(0);
+    if (r >= rows) return;
+    __global const float* xr = x + r * cols;
+    float8 s8 = (float8)(0.0f);
+    int j = 0;
+    for (; j + 8 <= cols; j += 8) {
+        const float8 v = vload8(0, xr + j);
+        s8 += OP == 2 ? v * v : v;
+    }
+    const float4 s4 = s8.lo + s8.hi;
+    float s = (s4.x + s4.y) + (s4.z + s4.w);
+    for (; j < cols; ++j) s += OP == 2 ? xr[j] * xr[j] : xr[j];
+    y[r] = OP == 1 ? s / (float)cols : s;
 }
 
 __kernel void reduce_rows_backward(__global const float* gy, __global const float* x, __global float* gx,

@@ -82,6 +82,11 @@ extension OpenCLBackend {
         }
         let xb = try buffer(x, "adaptive avgpool2d")
         let (y, yb) = try empty([n, c, outputSize.h, outputSize.w], "adaptive avgpool2d")
+        // Global pooling (a classifier's): the mean of each plane as a row.
+        if outputSize.h == 1, outputSize.w == 1 {
+            try kernels.reduceRows(self, x: xb, y: yb, rows: n * c, cols: h * w, op: .mean)
+            return y
+        }
         try launch(.adaptive_avgpool2d_forward(x: xb, y: yb, H: h, W: w, OH: outputSize.h, OW: outputSize.w),
                    global: [outputSize.w, outputSize.h, n * c], local: planeLocal(width: outputSize.w, height: outputSize.h))
         return y

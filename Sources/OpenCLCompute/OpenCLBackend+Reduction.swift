@@ -54,7 +54,7 @@ extension OpenCLBackend {
         let (rows, cols, out) = try ShapeRules.rows("reduce", x.shape, axis: axis)
         let xb = try buffer(x, "reduce")
         let (y, yb) = try empty(out, "reduce")
-        try launch(.reduce_rows(x: xb, y: yb, cols: cols, OP: Int(op.rawValue)), global: [64, rows], local: [64, 1])
+        try kernels.reduceRows(self, x: xb, y: yb, rows: rows, cols: cols, op: op)
         return y
     }
 

@@ -83,7 +83,8 @@ func distinctValues(_ count: Int, seed: UInt64) -> [Float] {
         #expect(try cpu.values(cpu.maxPool2d(cpu.tensor(x, shape), p)).contains { $0.isNaN }, "the case has no NaN window")
     }
 
-    @Test(arguments: [(Shape([1, 3, 7, 7]), 1, 1), (Shape([2, 5, 7, 9]), 3, 4), (Shape([1, 2, 5, 5]), 7, 7), (Shape([3, 4, 1, 1]), 1, 1)])
+    @Test(arguments: [(Shape([1, 3, 7, 7]), 1, 1), (Shape([2, 5, 7, 9]), 3, 4), (Shape([1, 2, 5, 5]), 7, 7), (Shape([3, 4, 1, 1]), 1, 1),
+                      (Shape([2, 70, 7, 7]), 1, 1)])
     func adaptiveAverage(_ shape: Shape, _ oh: Int, _ ow: Int) throws {
         var rng = SeededRandom(seed: 9)
         let x = rng.floats(shape.count), g = rng.floats(shape[0] * shape[1] * oh * ow)

@@ -25,7 +25,8 @@ import TestSupport
         }
     }
 
-    @Test(arguments: [(Shape([2, 3, 4, 5]), 1), (Shape([1, 1000]), 1), (Shape([7]), 0), (Shape([3, 2, 9, 9]), 2), (Shape([2, 5]), 0)])
+    @Test(arguments: [(Shape([2, 3, 4, 5]), 1), (Shape([1, 1000]), 1), (Shape([7]), 0), (Shape([3, 2, 9, 9]), 2), (Shape([2, 5]), 0),
+                      (Shape([70, 49]), 1)])
     func reductionsDeviceMatchesReferenceAndFiniteDifferences(_ shape: Shape, _ axis: Int) throws {
         var rng = SeededRandom(seed: 27)
         let x = distinctValues(shape.count, seed: 28)

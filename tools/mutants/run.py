@@ -208,6 +208,14 @@ MUTANTS = {
         "ParserCrossCheckTests",
         "a zip checkpoint's storage read whatever its pickle's element count says (torch.load refuses)",
     ),
+    "reduce-items-skip-tail": (
+        "reduce.cl",
+        "    for (; j < cols; ++j) s += OP == 2 ? xr[j] * xr[j] : xr[j];\n",
+        "",
+        "reductionsDeviceMatchesReference|adaptiveAverage",
+        "the row-per-work-item reduction (CPU devices) dropping the columns past the last whole "
+        "eight: sums, Grad-CAM's channel means and global average pools",
+    ),
     "deeplift-rescale-plain-at-partner-input": (
         "activation.cl",
         "vstore4(select(act_grad_float4(g1, x1, kind, 0), g1 * r, rescales), 0, gx + i);",
