@@ -71,9 +71,14 @@ class Rows(list):
         super().append(row)
 
 
-def median_time(f, runs):
-    f()
-    sync()
+def median_time(f, runs, warm_seconds=0.3):
+    """Median milliseconds of `runs` calls of f after warming up as `loupe bench` does: one call
+    and more until `warm_seconds` have passed (at most 100)."""
+    start, count = time.perf_counter(), 0
+    while count == 0 or (time.perf_counter() - start < warm_seconds and count < 100):
+        f()
+        sync()
+        count += 1
     ts = []
     for _ in range(runs):
         s = time.perf_counter()

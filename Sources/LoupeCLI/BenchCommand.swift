@@ -26,7 +26,7 @@ public struct BenchCommand: ParsableCommand {
     public var model: String?
     @Option(parsing: .unconditional, help: "Comma-separated batch sizes.")
     public var batch: String = "1,8"
-    @Option(parsing: .unconditional, help: "Timed runs per measurement (the median is reported), after warm-up (one run; kernel rows: at least 50 ms of runs).")
+    @Option(parsing: .unconditional, help: "Timed runs per measurement (the median is reported), after warm-up (kernel rows: at least 50 ms of runs; model and method rows: at least 0.3 s).")
     public var runs: Int = 3
     @Option(name: .customLong("method"), help: "With --model: time these attribution methods (comma-separated, as `loupe saliency --method`, default settings) instead of the plain passes.")
     public var methodList: String?
@@ -74,7 +74,7 @@ public struct BenchCommand: ParsableCommand {
         }
         var results: [ModelBenchResult] = []
         if !json {
-            emit("\(model.architecture.name) (\(bench.installedWeights ? "its weights" : "seeded random weights")) on \(backend.name), 224x224, median of \(runs) run(s) after 1 warm-up")
+            emit("\(model.architecture.name) (\(bench.installedWeights ? "its weights" : "seeded random weights")) on \(backend.name), 224x224, median of \(runs) run(s) after 0.3 s of warm-up runs")
             emit(fixedRow(["batch", saliency == nil ? "pass" : "method", "wall ms", "device ms", "ms / image"], widths: [6, 22, 11, 11, 0]))
         }
         let methods = try saliency.map { try bench.methods($0) }
