@@ -81,6 +81,23 @@ inline VFLOATP gemm_packed_tail(__global const float* p, int valid) {
         b += STEP; \
     }
 
+// GEMM_TRANSPOSED's B and C in the channel-blocked layout (CPU devices' NCHWc, blocks of VW
+// channels: a [K][N] matrix as [K / VW][N][VW]), with B_BLOCKED and C_BLOCKED defined: an
+// inverted residual's expanded maps between its three launches (`invertedResidual`). Then
+// B[k][p] lies at ((k / VW) * ldb + p) * VW + k % VW (ldb = N), and each accumulator vector is one
+// pixel's block of channels, stored whole (M a multiple of VW, no residual or store mask). With
+// DEPTHWISE_AFTER too (depthwise_blocked.cl prepended), each work-item then runs a depthwise
+// layer over the blocks it stored.
+#ifdef B_BLOCKED
+#define GP_B_PIXEL VW
+#define GP_BT(t) b[(t) * VW]
+#define GP_B_STEP(k) ((k) % VW == VW - 1 ? (long)ldb * VW - (VW - 1) : 1)
+#else
+#define GP_B_PIXEL 1
+#define GP_BT(t) b[t]
+#define GP_B_STEP(k) ldb
+#endif
+
 // B is read from
 //   B + (bImage0 + z / G) * bStrideImage + g * bStrideGroup + (panel nb)
 // as panels (each NR wide and K deep, NR floats a step), or, with B_ROWMAJOR defined, as a plain
@@ -97,7 +114,8 @@ __kernel void gemm_packed(__global const float* A, __global const float* B, __gl
                           int bImage0, int bStrideImage, int bStrideGroup, int ldb, int bCount,
                           int image0, int strideImage, int strideGroup, int ldc, int blocksPerItem, int planeSize, int outWidth,
                           int bOffset, int cOffset, int cRowStride, int cColStride, __global const float* storeMask,
-                          __global const float* residual) {
+                          __global const float* residual, __global const float* dwWeight, __global const float* dwBias,
+                          __global float* dwOut, int dwH, int dwW, int dwOH, int dwOW) {
 #ifdef GEMM_TRANSPOSED
     // C^T's block: TP columns (pixels p0 ...) by MR = NR rows (output channels m0 ..., the
     // lanes): per k, NV vectors of A's panel, TP broadcasts of B's row (a plain row-major [K][N]
@@ -116,7 +134,7 @@ __kernel void gemm_packed(__global const float* A, __global const float* B, __gl
     for (int pb = get_global_id(1) * blocksPerItem; pb < pbEnd; ++pb) {
         const int p0 = pb * TP;
         __global const float* a = a0;
-        __global const float* b = b0 + p0;
+        __global const float* b = b0 + (long)p0 * GP_B_PIXEL;
         VFLOATP acc[TP][NV];
         #pragma unroll
         for (int t = 0; t < TP; ++t) {
@@ -129,18 +147,26 @@ __kernel void gemm_packed(__global const float* A, __global const float* B, __gl
             for (int v = 0; v < NV; ++v) av[v] = VLOADP(v, a);
             #pragma unroll
             for (int t = 0; t < TP; ++t) {
-                const VFLOATP bt = (VFLOATP)(b[t]);
+                const VFLOATP bt = (VFLOATP)(GP_BT(t));
                 #pragma unroll
                 for (int v = 0; v < NV; ++v) acc[t][v] = fma(bt, av[v], acc[t][v]);
             }
             a += MR;
-            b += ldb;
+            b += GP_B_STEP(k);
         }
         #pragma unroll
         for (int v = 0; v < NV; ++v) {
             const int m = m0 + VW * v;
             const VFLOATP shift = !hasBias ? (VFLOATP)(0.0f)
                 : m + VW <= M ? VLOADP(0, bias + g * M + m) : gemm_packed_tail(bias + g * M + m, max(M - m, 0));
+#ifdef C_BLOCKED
+            // M is a multiple of VW: each vector is one pixel's block of VW channels (or past M,
+            // in the last block of MR rows, stored nowhere).
+            if (m >= M) continue;
+            #pragma unroll
+            for (int t = 0; t < TP; ++t) VSTOREP(FUSED_ACT(acc[t][v] + shift), 0, c0 + ((long)(m / VW) * N + p0 + t) * VW);
+            continue;
+#endif
             #pragma unroll
             for (int t = 0; t < TP; ++t) {
                 float out[VW];
@@ -152,6 +178,19 @@ __kernel void gemm_packed(__global const float* A, __global const float* B, __gl
             }
         }
     }
+#ifdef DEPTHWISE_AFTER
+    // C_BLOCKED, a work-item for all N columns: the depthwise layer over the channel blocks this
+    // work-item has just stored (a dwH x dwW map; depthwise_blocked.cl, DWB = VW), into dwOut
+    // [images][M / VW][dwOH][dwOW][VW].
+    #pragma unroll
+    for (int v = 0; v < NV; ++v) {
+        const int m = m0 + VW * v;
+        if (m >= M) break;
+        depthwise_blocked_plane(c0 + (long)(m / VW) * N * VW,
+                                dwOut + ((long)(image0 + z / G) * (M / VW) + m / VW) * dwOH * dwOW * VW,
+                                dwWeight, dwBias, m / VW, dwH, dwW, dwOH, dwOW);
+    }
+#endif
 #else
     const int mb = get_global_id(0), z = get_global_id(2);
     const int g = z % G;

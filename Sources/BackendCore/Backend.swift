@@ -164,6 +164,12 @@ public protocol Backend: AttributionOps, AnyObject, Sendable {
     /// kernel for these shapes (the caller then runs the layers one by one).
     func expandDepthwise(_ x: Tensor, expandWeight: Tensor, expandBias: Tensor, depthwiseWeight: Tensor, depthwiseBias: Tensor,
                          _ p: Conv2DParams, activation: Activation) throws -> Tensor?
+    /// A whole inverted residual, forward only: project(activation(depthwise(activation(
+    /// expand(x))))) + (x where `residual`), `projectWeight` [Cout, E, 1, 1] with `projectBias`
+    /// and no activation after it; nil where the backend has no fused form for these shapes.
+    func invertedResidual(_ x: Tensor, expandWeight: Tensor, expandBias: Tensor, depthwiseWeight: Tensor, depthwiseBias: Tensor,
+                          _ p: Conv2DParams, activation: Activation, projectWeight: Tensor, projectBias: Tensor,
+                          residual: Bool) throws -> Tensor?
 }
 
 /// How `Backend.resize` interpolates.
@@ -193,6 +199,11 @@ extension Backend {
     /// No fused kernel (the CPU reference): nil.
     public func expandDepthwise(_ x: Tensor, expandWeight: Tensor, expandBias: Tensor, depthwiseWeight: Tensor,
                                 depthwiseBias: Tensor, _ p: Conv2DParams, activation: Activation) throws -> Tensor? { nil }
+
+    /// No fused kernel (the CPU reference): nil.
+    public func invertedResidual(_ x: Tensor, expandWeight: Tensor, expandBias: Tensor, depthwiseWeight: Tensor,
+                                 depthwiseBias: Tensor, _ p: Conv2DParams, activation: Activation, projectWeight: Tensor,
+                                 projectBias: Tensor, residual: Bool) throws -> Tensor? { nil }
 
     /// The composition in the one form this backend has (the CPU reference): the convolution,
     /// the residual added, the activation.

@@ -76,6 +76,23 @@ extension Graph {
         return v
     }
 
+    /// A whole inverted residual (batchnorms folded) as one op, forward only, where this op takes
+    /// a forward-only form and the backend has a fused form (`Backend.invertedResidual`): the
+    /// projection has no activation after it, and x is added where `residual`. Nil otherwise,
+    /// with nothing recorded. Callers check `mayFuse` for every layer of the block first.
+    public func invertedResidual(_ x: Value, expandWeight: Tensor, expandBias: Tensor, depthwiseWeight: Tensor, depthwiseBias: Tensor,
+                                 _ p: Conv2DParams, activation: Activation, projectWeight: Tensor, projectBias: Tensor,
+                                 residual: Bool) throws -> Value? {
+        guard takesForwardOnlyFusion,
+              let y = try backend.invertedResidual(tensor(x), expandWeight: expandWeight, expandBias: expandBias,
+                                                   depthwiseWeight: depthwiseWeight, depthwiseBias: depthwiseBias, p,
+                                                   activation: activation, projectWeight: projectWeight, projectBias: projectBias,
+                                                   residual: residual) else { return nil }
+        return record(y, [x]) { _, _, _ in
+            throw BackendError("inverted residual", "an inverted residual fused in a forward-only pass has no backward")
+        }
+    }
+
     /// activation(conv2d(x) + r) as one op (`mayFuseResidual`): a residual block's last
     /// convolution (its batchnorm folded in), the shortcut r added and the activation after the
     /// sum (a ResNet block's ReLU; none after MobileNetV2's projection). Its backward is the

@@ -47,6 +47,7 @@ struct InvertedResidual: Module {
     var parameters: [ParameterSpec] { layers.flatMap(\.parameters) }
 
     func callAsFunction(_ g: Graph, _ x: Graph.Value, _ p: ParameterStore) throws -> Graph.Value {
+        if let y = try fusedBlock(g, x, p) { return try tapped(g, y) }
         // The projection, its batchnorm and the sum as one op, where the pass reads none of the
         // branch's own outputs.
         if residual, let conv = layers[layers.count - 2] as? Conv2d, let norm = layers.last as? BatchNorm2d,
@@ -60,10 +61,10 @@ struct InvertedResidual: Module {
         return try tapped(g, residual ? try g.add(x, h) : h)
     }
 
-    /// The expand and depthwise layers (with their batchnorms and activations) as one op
-    /// (`Graph.expandDepthwise`) where the pass reads none of their outputs and takes their
-    /// forward-only form; nil otherwise, with nothing run.
-    private func fusedExpandDepthwise(_ g: Graph, _ x: Graph.Value, _ p: ParameterStore) throws -> Graph.Value? {
+    /// The expand and depthwise layers' parts (convolution, batchnorm, activation) where the block
+    /// has them and the pass may fuse them (reads none of their outputs, takes their forward-only
+    /// form); nil otherwise.
+    private func expandAndDepthwise(_ g: Graph) -> (Conv2d, BatchNorm2d, Conv2d, BatchNorm2d, Activation)? {
         guard layers.count == 4, g.takesForwardOnlyFusion, !g.resuming, let expand = layers[0] as? Sequential, let depthwise = layers[1] as? Sequential,
               expand.children.count == 3, depthwise.children.count == 3,
               let ec = expand.children[0] as? Conv2d, let en = expand.children[1] as? BatchNorm2d,
@@ -72,8 +73,28 @@ struct InvertedResidual: Module {
               ea.activation == da.activation,
               g.mayFuse([expand.name, depthwise.name, join(name, "conv")] + (expand.children + depthwise.children).map(\.name))
         else { return nil }
+        return (ec, en, dc, dn, ea.activation)
+    }
+
+    /// The whole block, its residual sum included, as one op (`Graph.invertedResidual`) where the
+    /// pass reads none of its layers' outputs and takes their forward-only form; nil otherwise,
+    /// with nothing run.
+    private func fusedBlock(_ g: Graph, _ x: Graph.Value, _ p: ParameterStore) throws -> Graph.Value? {
+        guard let (ec, en, dc, dn, activation) = expandAndDepthwise(g), let conv = layers[2] as? Conv2d,
+              let norm = layers[3] as? BatchNorm2d, g.mayFuse([conv.name, norm.name]) else { return nil }
+        let (we, be) = try p.folded(ec, en, on: g.backend), (wd, bd) = try p.folded(dc, dn, on: g.backend)
+        let (wp, bp) = try p.folded(conv, norm, on: g.backend)
+        return try g.invertedResidual(x, expandWeight: we, expandBias: be, depthwiseWeight: wd, depthwiseBias: bd, dc.params,
+                                      activation: activation, projectWeight: wp, projectBias: bp, residual: residual)
+    }
+
+    /// The expand and depthwise layers (with their batchnorms and activations) as one op
+    /// (`Graph.expandDepthwise`) where the pass reads none of their outputs and takes their
+    /// forward-only form; nil otherwise, with nothing run.
+    private func fusedExpandDepthwise(_ g: Graph, _ x: Graph.Value, _ p: ParameterStore) throws -> Graph.Value? {
+        guard let (ec, en, dc, dn, activation) = expandAndDepthwise(g) else { return nil }
         let (we, be) = try p.folded(ec, en, on: g.backend), (wd, bd) = try p.folded(dc, dn, on: g.backend)
         return try g.expandDepthwise(x, expandWeight: we, expandBias: be, depthwiseWeight: wd, depthwiseBias: bd, dc.params,
-                                     activation: ea.activation)
+                                     activation: activation)
     }
 }

@@ -199,6 +199,60 @@ extension OpenCLBackend {
         return y
     }
 
+    /// A whole inverted residual on narrow maps (below `expandDepthwiseMinimumWidth`) of the
+    /// register-blocked family, in two launches whose two expanded maps stay channel-blocked
+    /// (NCHWc, blocks of VW channels): the expand product stores each pixel's channels as one
+    /// vector (gemm_packed's C_BLOCKED), and each of its work-items (a block of channels over
+    /// every pixel of an image) then runs the depthwise layer over them while they are in cache
+    /// (DEPTHWISE_AFTER, depthwise_blocked.cl: a vector load and an FMA per tap); the projection
+    /// reads its output as B (B_BLOCKED), adding x where `residual` as it stores y in NCHW. MobileNetV2 on PoCL here, batch 8, device ms of
+    /// its 13 narrow blocks: 37.0 -> 31.1 for the pass (expand products 0.50 -> 0.37 at 28x28,
+    /// 0.79 -> 0.57 at 7x7; depthwise 0.43 -> 0.25 and 0.35 -> 0.09). On 56- and 112-wide maps
+    /// it lost to `expand_depthwise` and the plain projection (3.4 -> 5.5 and 4.5 -> 6.7 ms: a
+    /// 24-channel projection stored lane by lane), hence the width limit. Nil where it does not
+    /// apply: the tiled family, wider maps, E not a multiple of VW, pixel counts with no
+    /// transposed column block.
+    public func invertedResidual(_ x: Tensor, expandWeight: Tensor, expandBias: Tensor, depthwiseWeight: Tensor,
+                                 depthwiseBias: Tensor, _ p: Conv2DParams, activation: Activation, projectWeight: Tensor,
+                                 projectBias: Tensor, residual: Bool) throws -> Tensor? {
+        let ew = expandWeight.shape, dw = depthwiseWeight.shape, pw = projectWeight.shape, vw = packing.vw
+        guard family != .tiled, let (n, k, h, w) = x.shape.nchw, w < OpenCLBackend.expandDepthwiseMinimumWidth,
+              ew.rank == 4, dw.rank == 4, pw.rank == 4, ew[1] == k, ew[2] == 1, ew[3] == 1, ew[0] % vw == 0, dw[0] == ew[0],
+              isDepthwise(dw, p), pw[1] == ew[0], pw[2] == 1, pw[3] == 1, expandBias.shape == [ew[0]],
+              depthwiseBias.shape == [ew[0]], projectBias.shape == [pw[0]]
+        else { return nil }
+        let op = "inverted residual", e = ew[0], cout = pw[0]
+        let mid = try p.outputShape(input: [n, e, h, w], weight: dw, op: op)
+        if residual {
+            guard mid[2] == h, mid[3] == w, cout == k else {
+                throw BackendError(op, "a residual needs the output's shape \([n, cout, mid[2], mid[3]]) to be the input's \(x.shape)")
+            }
+        }
+        let (hw, ohw) = (h * w, mid[2] * mid[3])
+        let columns = { (pixels: Int) in [8, 7, 6, 5].first { pixels % $0 == 0 } }
+        guard let tpIn = columns(hw), let tpOut = columns(ohw) else { return nil }
+        let xb = try buffer(x, op)
+        let expandPanels = try packedPanels(expandWeight, layout: "forward", m: e, k: k, groups: 1, sg: e * k, sm: k, sk: 1,
+                                            mr: packing.nr, op)
+        let projectPanels = try packedPanels(projectWeight, layout: "forward", m: cout, k: e, groups: 1, sg: cout * e, sm: e, sk: 1,
+                                             mr: packing.nr, op)
+        let (y, yb) = try empty([n, cout, mid[2], mid[3]], op)
+        try withScratch(op) { scratch in
+            let expanded = try scratch("blocked expanded", n * e * hw), filtered = try scratch("blocked depthwise", n * e * ohw)
+            let depthwise = BlockedDepthwise(weight: try buffer(depthwiseWeight, op), bias: try buffer(depthwiseBias, op),
+                                             output: filtered, h: h, w: w, oh: mid[2], ow: mid[3], geometry: geometry(dw, p))
+            try packedGemm(expandPanels, .planes(xb, firstImage: 0, strideImage: k * hw, strideGroup: k * hw),
+                           into: PackedResult(expanded, strideImage: e * hw, strideGroup: e * hw, ldc: hw),
+                           ProductShape(m: e, n: hw, k: k, z: n, groups: 1), bias: try buffer(expandBias, op), activation: activation,
+                           transposedColumns: tpIn, blockedOutput: true, depthwise: depthwise)
+            try packedGemm(projectPanels, .planes(filtered, firstImage: 0, strideImage: e * ohw, strideGroup: e * ohw),
+                           into: PackedResult(yb, strideImage: cout * ohw, strideGroup: cout * ohw, ldc: ohw),
+                           ProductShape(m: cout, n: ohw, k: e, z: n, groups: 1), bias: try buffer(projectBias, op),
+                           residual: residual ? xb : nil, transposedColumns: tpOut, blockedInput: true)
+        }
+        return y
+    }
+
     /// The general depthwise kernel (`depthwise_forward`), one output a work-item: the tiled
     /// family's, and the register-blocked family's where its rows do not apply.
     func depthwiseForward(_ xb: Buffer<Float>, _ wb: Buffer<Float>, bias bb: Buffer<Float>?, _ yb: Buffer<Float>, weight: Shape,

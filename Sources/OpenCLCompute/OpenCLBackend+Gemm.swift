@@ -115,6 +115,14 @@ extension OpenCLBackend {
                       offset: Int = 0)
     }
 
+    /// A depthwise layer that each work-item of a channel-blocked product runs over the blocks it
+    /// stored (gemm_packed.cl's DEPTHWISE_AFTER): the product's C is its h x w input, `output`
+    /// its channel-blocked result.
+    struct BlockedDepthwise {
+        var weight: Buffer<Float>, bias: Buffer<Float>, output: Buffer<Float>
+        var h: Int, w: Int, oh: Int, ow: Int, geometry: [String: Int]
+    }
+
     /// The sizes of a packed product: `z` (image, group) pairs, `groups` per image, each
     /// C [m, n] = A [m, k] B [k, n].
     struct ProductShape {
@@ -144,9 +152,13 @@ extension OpenCLBackend {
     /// With `transposedColumns` (`transposedColumns(m:n:k:groups:)`; `b` planes, row bias), `a`
     /// holds panels of NR rows and each work-item computes a block of that many
     /// rows (the vector lanes) by `transposedColumns` columns (gemm_packed.cl's GEMM_TRANSPOSED).
+    /// A transposed product may read its planes (`blockedInput`) or store C (`blockedOutput`,
+    /// `m` a multiple of VW, no residual or mask) in the channel-blocked layout [k / VW][n][VW],
+    /// and then run `depthwise` over what it stored (`blockedOutput`, one work-item per row block).
     func packedGemm(_ a: Buffer<Float>, _ b: PackedOperand, into c: PackedResult, _ shape: ProductShape, bias: Buffer<Float>? = nil,
                     biasColumns: Bool = false, activation: Activation? = nil, storeMask: GradientMask? = nil,
-                    residual: Buffer<Float>? = nil, transposedColumns: Int? = nil) throws {
+                    residual: Buffer<Float>? = nil, transposedColumns: Int? = nil, blockedInput: Bool = false,
+                    blockedOutput: Bool = false, depthwise: BlockedDepthwise? = nil) throws {
         let (m, n, k, z, groups) = (shape.m, shape.n, shape.k, shape.z, shape.groups)
         let mb = (m + packing.mr - 1) / packing.mr, nb = (n + packing.nr - 1) / packing.nr
         let source: Buffer<Float>, bArgs: (image0: Int, strideImage: Int, strideGroup: Int, ldb: Int)
@@ -187,16 +199,39 @@ extension OpenCLBackend {
             // then fill whole cache lines alone; a work-item per block of TP columns left
             // MobileNetV2's 160->960 7x7 layers at twice the time of the plain product.
             perItem = n / tp
-            global = [(m + packing.nr - 1) / packing.nr, 1, z]
+            let rowBlocks = (m + packing.nr - 1) / packing.nr
+            if blockedInput || blockedOutput {
+                guard !blockedOutput || (m % packing.vw == 0 && residual == nil && storeMask == nil) else {
+                    throw BackendError("gemm_packed", "a channel-blocked store needs \(m) rows in blocks of \(packing.vw), no residual or mask")
+                }
+                if blockedInput { flags.append("B_BLOCKED") }
+                if blockedOutput { flags.append("C_BLOCKED") }
+                // Blocked stores are whole vectors, so columns may split across work-items: at
+                // least about 16 of them, each at least 64 columns.
+                let parts = Swift.max(1, 16 / Swift.max(1, rowBlocks * z))
+                perItem = Swift.min(n / tp, Swift.max((64 + tp - 1) / tp, (n / tp + parts - 1) / parts))
+            }
+            if let depthwise {
+                guard blockedOutput else { throw BackendError("gemm_packed", "a depthwise layer after the product needs its blocked store") }
+                flags.append("DEPTHWISE_AFTER")
+                defines.merge(depthwise.geometry.merging(["DWB": packing.vw]) { a, _ in a }) { _, new in new }
+                perItem = n / tp
+            }
+            global = [rowBlocks, (n / tp + perItem - 1) / perItem, z]
+        } else if blockedInput || blockedOutput || depthwise != nil {
+            throw BackendError("gemm_packed", "the channel-blocked layout needs a transposed product")
         }
-        let (files, allDefines, allFlags) = storeMaskProgram(["conv_geometry", "gemm_packed"], defines, flags, storeMask)
+        let (files, allDefines, allFlags) = storeMaskProgram(["conv_geometry"] + (depthwise == nil ? [] : ["depthwise_blocked"]) + ["gemm_packed"],
+                                                             defines, flags, storeMask)
         try launch(.gemm_packed(A: a, B: source, C: c.buffer, bias: bias ?? a, hasBias: bias == nil ? 0 : 1, M: m, N: n, K: k, G: groups,
                                 bImage0: bArgs.image0, bStrideImage: bArgs.strideImage, bStrideGroup: bArgs.strideGroup, ldb: bArgs.ldb,
                                 bCount: source.count, image0: c.firstImage, strideImage: c.strideImage, strideGroup: c.strideGroup,
                                 ldc: c.ldc, blocksPerItem: perItem, planeSize: planeSize, outWidth: outWidth, bOffset: bOffset,
                                 cOffset: c.offset, cRowStride: c.rowStride ?? outWidth, cColStride: c.colStride,
                                 storeMask: try storeMask.map { try buffer($0.output, "gemm_packed") } ?? c.buffer,
-                                residual: residual ?? c.buffer),
+                                residual: residual ?? c.buffer, dwWeight: depthwise?.weight ?? a, dwBias: depthwise?.bias ?? a,
+                                dwOut: depthwise?.output ?? c.buffer, dwH: depthwise?.h ?? 0, dwW: depthwise?.w ?? 0,
+                                dwOH: depthwise?.oh ?? 0, dwOW: depthwise?.ow ?? 0),
                    files: files, defines: allDefines, flags: allFlags, global: global, local: [1, 1, 1])
     }
 }

@@ -308,6 +308,78 @@ let winogradConvCases: [ConvCase] = [
                                           depthwiseBias: try moved(args.b, from: gpu, to: tiled), params, activation: .relu6) == nil)
     }
 
+    /// A whole inverted residual in two launches over channel-blocked maps (the register-blocked
+    /// family's invertedResidual, forward only) against the CPU reference's layers one by one,
+    /// for register blocks of this device's tiling, three vectors of 8 lanes and two of 16 (32
+    /// rows, so that a block ends past E; the depthwise layer then runs per vector): 7x7 and
+    /// 14x14 maps, stride 2, a 5x5 window at dilation 2, batch 2, with and without the residual
+    /// sum, both activations, expanded values past ReLU6's top. Wide maps,
+    /// E not a multiple of the vector width, pixel counts with no column block and the tiled
+    /// family return nil; a residual whose shape differs throws.
+    @Test func invertedResidualMatchesReference() throws {
+        guard let device = openCL() else { return }
+        var rng = SeededRandom(seed: 37)
+        let tilings = [device.packing, PackedTiling(mr: 4, vw: 8, nv: 3), PackedTiling(mr: 8, vw: 16, nv: 2)]
+        for tiling in tilings {
+            let gpu = OpenCLBackend(context: device.context, family: .registerBlocked, packing: tiling)
+            let vw = tiling.vw
+            let cases: [(x: Shape, e: Int, k: Int, p: Conv2DParams, out: Int, residual: Bool)] = [
+                ([1, 8, 7, 7], 3 * vw, 3, Conv2DParams(stride: (1, 1), padding: (1, 1), dilation: (1, 1), groups: 3 * vw), 8, true),
+                ([2, 16, 14, 14], 2 * vw, 3, Conv2DParams(stride: (2, 2), padding: (1, 1), dilation: (1, 1), groups: 2 * vw), 24, false),
+                ([1, 6, 10, 12], vw, 3, Conv2DParams(stride: (1, 1), padding: (1, 1), dilation: (1, 1), groups: vw), 6, true),
+                ([1, 4, 12, 12], vw, 5, Conv2DParams(stride: (1, 1), padding: (4, 4), dilation: (2, 2), groups: vw), 5, false),
+            ]
+            for c in cases {
+                let (cin, e) = (c.x[1], c.e)
+                let x = rng.floats(c.x.count), we = rng.floats(e * cin, -3, 3), be = rng.floats(e), wd = rng.floats(e * c.k * c.k)
+                let bd = rng.floats(e), wp = rng.floats(c.out * e), bp = rng.floats(c.out)
+                for act in Activation.allCases {
+                    let xc = try cpu.tensor(x, c.x)
+                    let expanded = try cpu.activation(try cpu.conv2d(xc, weight: try cpu.tensor(we, [e, cin, 1, 1]),
+                                                                     bias: try cpu.tensor(be, [e]), Conv2DParams()), act)
+                    let filtered = try cpu.activation(try cpu.conv2d(expanded, weight: try cpu.tensor(wd, [e, 1, c.k, c.k]),
+                                                                     bias: try cpu.tensor(bd, [e]), c.p), act)
+                    let projected = try cpu.conv2d(filtered, weight: try cpu.tensor(wp, [c.out, e, 1, 1]), bias: try cpu.tensor(bp, [c.out]),
+                                                   Conv2DParams())
+                    let want = try cpu.values(c.residual ? try cpu.add(projected, xc) : projected)
+                    let got = try gpu.invertedResidual(try gpu.tensor(x, c.x), expandWeight: try gpu.tensor(we, [e, cin, 1, 1]),
+                                                       expandBias: try gpu.tensor(be, [e]), depthwiseWeight: try gpu.tensor(wd, [e, 1, c.k, c.k]),
+                                                       depthwiseBias: try gpu.tensor(bd, [e]), c.p, activation: act,
+                                                       projectWeight: try gpu.tensor(wp, [c.out, e, 1, 1]), projectBias: try gpu.tensor(bp, [c.out]),
+                                                       residual: c.residual)
+                    guard let got else {
+                        Issue.record("invertedResidual did not apply to \(c.x) -> \(e) -> \(c.out) with \(tiling)")
+                        continue
+                    }
+                    #expect(got.shape == projected.shape)
+                    expectClose(try gpu.values(got), want, tolerance: 1e-5, "inverted residual \(c.x) -> \(e) -> \(c.out) \(act) \(tiling)")
+                }
+            }
+            // Where it does not apply: nil; a residual of another shape: an error.
+            func attempt(_ x: Shape, e: Int, residual: Bool = false, on b: OpenCLBackend? = nil) throws -> Tensor? {
+                let b = b ?? gpu, cin = x[1]
+                return try b.invertedResidual(try b.tensor(rng.floats(x.count), x), expandWeight: try b.tensor(rng.floats(e * cin), [e, cin, 1, 1]),
+                                              expandBias: try b.tensor(rng.floats(e), [e]), depthwiseWeight: try b.tensor(rng.floats(e * 9), [e, 1, 3, 3]),
+                                              depthwiseBias: try b.tensor(rng.floats(e), [e]),
+                                              Conv2DParams(stride: (1, 1), padding: (1, 1), dilation: (1, 1), groups: e), activation: .relu6,
+                                              projectWeight: try b.tensor(rng.floats(4 * e), [4, e, 1, 1]), projectBias: try b.tensor(rng.floats(4), [4]),
+                                              residual: residual)
+            }
+            #expect(try attempt([1, 4, 8, OpenCLBackend.expandDepthwiseMinimumWidth], e: vw) == nil)
+            #expect(try attempt([1, 4, 8, 8], e: vw + 1) == nil)
+            #expect(try attempt([1, 4, 9, 11], e: vw) == nil)
+            #expect(throws: BackendError.self) { _ = try attempt([1, 5, 8, 8], e: vw, residual: true) }
+        }
+        let tiled = OpenCLBackend(context: device.context, family: .tiled)
+        let e = 16, x: Shape = [1, 4, 8, 8]
+        #expect(try tiled.invertedResidual(try tiled.tensor(rng.floats(x.count), x), expandWeight: try tiled.tensor(rng.floats(4 * e), [e, 4, 1, 1]),
+                                           expandBias: try tiled.tensor(rng.floats(e), [e]), depthwiseWeight: try tiled.tensor(rng.floats(9 * e), [e, 1, 3, 3]),
+                                           depthwiseBias: try tiled.tensor(rng.floats(e), [e]),
+                                           Conv2DParams(stride: (1, 1), padding: (1, 1), dilation: (1, 1), groups: e), activation: .relu6,
+                                           projectWeight: try tiled.tensor(rng.floats(4 * e), [4, e, 1, 1]), projectBias: try tiled.tensor(rng.floats(4), [4]),
+                                           residual: true) == nil)
+    }
+
     /// Every tile `loupe tune` may choose for the tiled family, each as the default for a layer
     /// wider than 32 channels both ways (so that forward and backward input use it): a 3x3
     /// layer deep enough to split K, ending inside tiles in every dimension, and a 1x1 layer.

@@ -170,6 +170,40 @@ MUTANTS = {
         "expandDepthwiseMatchesReference|classifiesChelseaAsPyTorchDoes",
         "expand_depthwise's windows read the ring one row down",
     ),
+    "blocked-store-channel-block-off-by-one": (
+        "gemm_packed.cl",
+        "VSTOREP(FUSED_ACT(acc[t][v] + shift), 0, c0 + ((long)(m / VW) * N + p0 + t) * VW);",
+        "VSTOREP(FUSED_ACT(acc[t][v] + shift), 0, c0 + ((long)(m / VW) * N + p0 + t) * VW + (m >= VW ? 1 : 0));",
+        "invertedResidualMatchesReference|classifiesChelseaAsPyTorchDoes",
+        "the channel-blocked store of an inverted residual's expand product shifts every block but the "
+        "first by one float",
+    ),
+    "blocked-read-next-pixel": (
+        "gemm_packed.cl",
+        "#define GP_BT(t) b[(t) * VW]",
+        "#define GP_BT(t) b[((t) + 1) * VW]",
+        "invertedResidualMatchesReference|classifiesChelseaAsPyTorchDoes",
+        "the projection reads each column's channel-blocked B one pixel on",
+    ),
+    "depthwise-after-first-vector-only": (
+        "gemm_packed.cl",
+        "    #pragma unroll\n    for (int v = 0; v < NV; ++v) {\n        const int m = m0 + VW * v;\n        if (m >= M) break;\n        depthwise_blocked_plane(",
+        "    #pragma unroll\n    for (int v = 0; v < 1; ++v) {\n        const int m = m0 + VW * v;\n        if (m >= M) break;\n        depthwise_blocked_plane(",
+        "invertedResidualMatchesReference",
+        "the expand product's work-items run the depthwise layer over their first block of channels "
+        "only: register blocks of two or three vectors (8x16x2, 4x8x3) leave the others unfiltered",
+    ),
+    "depthwise-blocked-skips-bottom-row": (
+        "depthwise_blocked.cl",
+        "                const int iy = oy * SH - PH + ky * DH;\n                if (iy < 0 || iy >= H) continue;\n"
+        "                #pragma unroll\n                for (int kx = 0; kx < KW; ++kx) {\n                    const int ix = ox * SW - PW + kx * DW;\n"
+        "                    if (ix < 0 || ix >= W) continue;\n                    acc = fma(taps",
+        "                const int iy = oy * SH - PH + ky * DH;\n                if (iy < 0 || iy >= H - 1) continue;\n"
+        "                #pragma unroll\n                for (int kx = 0; kx < KW; ++kx) {\n                    const int ix = ox * SW - PW + kx * DW;\n"
+        "                    if (ix < 0 || ix >= W) continue;\n                    acc = fma(taps",
+        "invertedResidualMatchesReference|classifiesChelseaAsPyTorchDoes",
+        "depthwise_blocked_plane leaves the input's last row out of every window",
+    ),
     "maxpool-index-ignores-earlier-row": (
         "pool.cl",
         "if (rb < 0 || (vn && !bn) || v > b || ((v == b || (vn && bn)) && r < rb)) bj = j;",
