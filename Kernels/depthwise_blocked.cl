@@ -10,7 +10,7 @@
 // ways (0.16 and 0.11 ms).
 // KH ... DW: conv_geometry.cl (prepended by the host, with FUSED_ACT). The filter [C][KH*KW] is
 // read as is, each tap's DWB channels gathered once per plane; `block` is the plane's channel
-// block (channels block * DWB ...).
+// block (channels block * DWB to block * DWB + DWB - 1).
 #define DWB_CAT_(a, b) a##b
 #define DWB_CAT(a, b) DWB_CAT_(a, b)
 #define DWB_FLOAT DWB_CAT(float, DWB)

@@ -83,7 +83,7 @@ inline VFLOATP gemm_packed_tail(__global const float* p, int valid) {
 
 // GEMM_TRANSPOSED's B and C in the channel-blocked layout (CPU devices' NCHWc, blocks of VW
 // channels: a [K][N] matrix as [K / VW][N][VW]), with B_BLOCKED and C_BLOCKED defined: an
-// inverted residual's expanded maps between its three launches (`invertedResidual`). Then
+// inverted residual's expanded maps between its two launches (`invertedResidual`). Then
 // B[k][p] lies at ((k / VW) * ldb + p) * VW + k % VW (ldb = N), and each accumulator vector is one
 // pixel's block of channels, stored whole (M a multiple of VW, no residual or store mask). With
 // DEPTHWISE_AFTER too (depthwise_blocked.cl prepended), each work-item then runs a depthwise

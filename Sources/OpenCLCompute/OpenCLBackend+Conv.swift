@@ -205,13 +205,15 @@ extension OpenCLBackend {
     /// vector (gemm_packed's C_BLOCKED), and each of its work-items (a block of channels over
     /// every pixel of an image) then runs the depthwise layer over them while they are in cache
     /// (DEPTHWISE_AFTER, depthwise_blocked.cl: a vector load and an FMA per tap); the projection
-    /// reads its output as B (B_BLOCKED), adding x where `residual` as it stores y in NCHW. MobileNetV2 on PoCL here, batch 8, device ms of
-    /// its 13 narrow blocks: 37.0 -> 31.1 for the pass (expand products 0.50 -> 0.37 at 28x28,
-    /// 0.79 -> 0.57 at 7x7; depthwise 0.43 -> 0.25 and 0.35 -> 0.09). On 56- and 112-wide maps
-    /// it lost to `expand_depthwise` and the plain projection (3.4 -> 5.5 and 4.5 -> 6.7 ms: a
-    /// 24-channel projection stored lane by lane), hence the width limit. Nil where it does not
-    /// apply: the tiled family, wider maps, E not a multiple of VW, pixel counts with no
-    /// transposed column block.
+    /// reads its output as B (B_BLOCKED), adding x where `residual` as it stores y in NCHW.
+    /// MobileNetV2 on PoCL here, device ms: with the depthwise layer a launch of its own, the
+    /// batch-8 pass 37.0 -> 31.1 (expand products 0.50 -> 0.37 at 28x28, 0.79 -> 0.57 at 7x7;
+    /// depthwise 0.43 -> 0.25 and 0.35 -> 0.09); run by the expand product, the 13 blocks'
+    /// expand and depthwise time with the idle time between launches 1.81 -> 1.66 at batch 1.
+    /// On 56- and 112-wide maps it lost to `expand_depthwise` and the plain projection (batch 8,
+    /// 3.4 -> 5.5 and 4.5 -> 6.7 ms: a 24-channel projection stored lane by lane), hence the
+    /// width limit. Nil where it does not apply: the tiled family, wider maps, E not a multiple
+    /// of VW, pixel counts with no transposed column block (`columnBlock`).
     public func invertedResidual(_ x: Tensor, expandWeight: Tensor, expandBias: Tensor, depthwiseWeight: Tensor,
                                  depthwiseBias: Tensor, _ p: Conv2DParams, activation: Activation, projectWeight: Tensor,
                                  projectBias: Tensor, residual: Bool) throws -> Tensor? {
@@ -229,8 +231,7 @@ extension OpenCLBackend {
             }
         }
         let (hw, ohw) = (h * w, mid[2] * mid[3])
-        let columns = { (pixels: Int) in [8, 7, 6, 5].first { pixels % $0 == 0 } }
-        guard let tpIn = columns(hw), let tpOut = columns(ohw) else { return nil }
+        guard let tpIn = columnBlock(hw), let tpOut = columnBlock(ohw) else { return nil }
         let xb = try buffer(x, op)
         let expandPanels = try packedPanels(expandWeight, layout: "forward", m: e, k: k, groups: 1, sg: e * k, sm: k, sk: 1,
                                             mr: packing.nr, op)

@@ -98,8 +98,12 @@ extension OpenCLBackend {
         let nr = packing.nr, round = { ($0 + nr - 1) / nr * nr }
         guard groups == 1, m > 0, n > 0, k >= OpenCLBackend.transposedMinimumK, round(n) * 100 >= n * 115,
               round(m) * n < round(n) * m else { return nil }
-        return [8, 7, 6, 5].first { n % $0 == 0 }
+        return columnBlock(n)
     }
+
+    /// Columns per work-item block of a transposed product over `n` columns: 8, 7, 6 or 5,
+    /// whichever divides n first; nil where none does.
+    func columnBlock(_ n: Int) -> Int? { [8, 7, 6, 5].first { n % $0 == 0 } }
 
     /// Where gemm_packed reads B: panels (per chunk) or an NCHW tensor's planes in place.
     enum PackedOperand {

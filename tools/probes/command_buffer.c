@@ -2,7 +2,7 @@
 // small kernels (a few floats per work-item, as a batch-1 pass's short launches) enqueued one by
 // one and replayed from one recorded command buffer, best of 30 of each, three rounds.
 //
-//   cc -O2 tools/probes/command_buffer.c -lOpenCL -o /tmp/command_buffer && /tmp/command_buffer [work-items]
+//   cc -O2 tools/probes/command_buffer.c -lOpenCL -o .build/command_buffer && .build/command_buffer [work-items]
 //
 // On PoCL 3.1 (pthread, 2 cores) both take about 6.5 us a launch (0.32 against 0.33 ms for the
 // 50): its command buffer replays each recorded command as a launch of its own, so Loupe
